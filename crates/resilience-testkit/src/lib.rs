@@ -1,0 +1,39 @@
+//! Test support for the `resilience` workspace: the pieces every crate's tests and examples
+//! need to exercise fault tolerance against something real.
+//!
+//! - [`RedisServer`]: a private `redis-server` process per test, on its own loopback port,
+//!   that a fault test can [`stop`](RedisServer::stop) and [`restart`](RedisServer::restart).
+//!   The Redis-backed patterns are always tested against a real server, never a mock: the
+//!   behaviour that matters (Lua scripts, `TIME`, connection loss mid-call) is exactly what a
+//!   mock would get wrong. `redis-server` must be on `PATH` (`scripts/test` installs it).
+//! - [`Flaky`]: a scriptable flaky upstream (fail the first n calls, fail at random with a
+//!   fixed seed, add latency, fail everything on demand) that is also a
+//!   `tower_service::Service`, so tower layers can be tested against it.
+//!
+//! Tests that use [`RedisServer`] run in real time; tests that use [`Flaky`] alone are meant
+//! for `#[tokio::test(start_paused = true)]`, where its latency is exact.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use resilience_testkit::Flaky;
+//!
+//! let upstream = Flaky::builder().fail_with_probability(0.3).seed(7).build();
+//! let mut passed = 0;
+//! for _ in 0..10 {
+//!     passed += u64::from(upstream.call().await.is_ok());
+//! }
+//! // The same seed gives the same sequence on every run, so this count never changes.
+//! assert_eq!(upstream.successes(), passed);
+//! # }
+//! ```
+
+pub mod flaky;
+pub mod redis_server;
+mod resp;
+
+// events.rs (`EventRecorder`, which collects a pattern's events in order so tests can assert
+// the exact sequence) is added here by the lead: `pub mod events;` and its `pub use` below.
+
+pub use flaky::{Flaky, FlakyBuilder, FlakyError};
+pub use redis_server::RedisServer;

@@ -1,0 +1,153 @@
+//! Opens after `threshold` failures within a time window (c-breaker's time-based detector).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{CallGroup, CallRecord, DetectorState, FailureDetector, RestoreError};
+
+const KIND: &str = "failure_count";
+
+/// Counts failures younger than `window`; successes do not lower the count.
+///
+/// Only the newest `threshold` failure times are kept: the circuit opens exactly when the
+/// oldest of them is still inside the window, so memory is bounded by the threshold, not by
+/// the call rate.
+#[derive(Debug)]
+pub(crate) struct FailureCount {
+    threshold: usize,
+    window: Duration,
+    failures: VecDeque<Instant>,
+}
+
+impl FailureCount {
+    pub(crate) fn new(threshold: u32, window: Duration) -> Self {
+        let threshold = threshold as usize;
+        Self {
+            threshold,
+            window,
+            failures: VecDeque::with_capacity(threshold),
+        }
+    }
+
+    /// A failure counts while it is younger than the window (c-breaker keeps `ts > now - window`).
+    fn in_window(&self, at: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(at) < self.window
+    }
+}
+
+impl FailureDetector for FailureCount {
+    fn record(&mut self, call: CallRecord, now: Instant) {
+        if call.failed {
+            if self.failures.len() == self.threshold {
+                self.failures.pop_front();
+            }
+            self.failures.push_back(now);
+        }
+    }
+
+    fn should_trip(&mut self, now: Instant) -> bool {
+        self.failures.len() >= self.threshold
+            && self
+                .failures
+                .front()
+                .is_some_and(|&oldest| self.in_window(oldest, now))
+    }
+
+    fn reset(&mut self) {
+        self.failures.clear();
+    }
+
+    fn success_is_noop(&self) -> bool {
+        true
+    }
+
+    fn snapshot(&self, now: Instant) -> DetectorState {
+        let calls = self
+            .failures
+            .iter()
+            .filter(|&&at| self.in_window(at, now))
+            .map(|&at| CallGroup {
+                age: now.saturating_duration_since(at),
+                calls: 1,
+                failures: 1,
+                slow: 0,
+            })
+            .collect();
+        DetectorState::new(KIND).with_calls(calls)
+    }
+
+    fn restore(&mut self, state: &DetectorState, now: Instant) -> Result<(), RestoreError> {
+        state.expect_kind(KIND)?;
+        self.failures.clear();
+        let mut times: Vec<Instant> = Vec::new();
+        for group in &state.calls {
+            let Some(at) = now.checked_sub(group.age) else {
+                continue;
+            };
+            times.extend(std::iter::repeat_n(at, group.failures as usize));
+        }
+        times.sort();
+        let skip = times.len().saturating_sub(self.threshold);
+        self.failures.extend(times.into_iter().skip(skip));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAIL: CallRecord = CallRecord {
+        failed: true,
+        duration: None,
+    };
+    const OK: CallRecord = CallRecord {
+        failed: false,
+        duration: None,
+    };
+
+    #[test]
+    fn successes_do_not_reduce_the_count() {
+        // c-breaker: 3 failures among 300 successes still trip at threshold 3.
+        let t0 = Instant::now();
+        let mut detector = FailureCount::new(3, Duration::from_secs(60));
+        for i in 0..300 {
+            detector.record(if i % 100 == 0 { FAIL } else { OK }, t0);
+        }
+        assert!(detector.should_trip(t0));
+    }
+
+    #[test]
+    fn failures_age_out_exactly_at_the_window() {
+        let t0 = Instant::now();
+        let window = Duration::from_secs(60);
+        let mut detector = FailureCount::new(2, window);
+        detector.record(FAIL, t0);
+        // Second failure one nanosecond before the first leaves the window: trips.
+        let almost = t0 + window - Duration::from_nanos(1);
+        detector.record(FAIL, almost);
+        assert!(detector.should_trip(almost));
+        detector.reset();
+        detector.record(FAIL, t0);
+        // At exactly the window the first failure no longer counts.
+        detector.record(FAIL, t0 + window);
+        assert!(!detector.should_trip(t0 + window));
+    }
+
+    #[test]
+    fn snapshot_round_trips_ages() {
+        let t0 = Instant::now();
+        let mut detector = FailureCount::new(3, Duration::from_secs(60));
+        detector.record(FAIL, t0);
+        detector.record(FAIL, t0 + Duration::from_secs(10));
+        let now = t0 + Duration::from_secs(20);
+        let state = detector.snapshot(now);
+        assert_eq!(state.calls[0].age, Duration::from_secs(20));
+        let mut other = FailureCount::new(3, Duration::from_secs(60));
+        other.restore(&state, now).unwrap();
+        other.record(FAIL, now);
+        assert!(other.should_trip(now));
+    }
+}

@@ -1,0 +1,185 @@
+//! The circuit breaker's states and events.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::events::EventKind;
+
+/// The state of a circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum CircuitState {
+    /// Calls flow and their outcomes feed the failure detector.
+    Closed,
+    /// Calls are rejected until the open duration has passed.
+    Open,
+    /// A limited number of trial calls (probes) decide whether to close or reopen.
+    HalfOpen,
+    /// Opened by an operator ([`force_open`](super::CircuitBreaker::force_open)); only
+    /// [`reset`](super::CircuitBreaker::reset) closes it.
+    ForcedOpen,
+    /// [`disable`](super::CircuitBreaker::disable)d: every call is admitted and only metrics
+    /// are kept.
+    Disabled,
+}
+
+impl CircuitState {
+    /// The state's name in `snake_case` (`"closed"`, `"open"`, `"half_open"`, ...), as the seed
+    /// libraries report it; never a digit (a seed quirk put `"1"` in response bodies).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+            Self::ForcedOpen => "forced_open",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    /// Whether calls are being rejected wholesale in this state.
+    pub const fn is_open(self) -> bool {
+        matches!(self, Self::Open | Self::ForcedOpen)
+    }
+}
+
+impl fmt::Display for CircuitState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something that happened in a circuit breaker.
+///
+/// Every transition emits [`StateChange`](Self::StateChange) followed by the event of the
+/// state entered ([`CircuitOpened`](Self::CircuitOpened), [`CircuitHalfOpen`](Self::CircuitHalfOpen)
+/// or [`CircuitClosed`](Self::CircuitClosed)), so listeners can follow either the generic or the
+/// specific name.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum CircuitBreakerEvent {
+    /// The breaker moved from one state to another.
+    StateChange {
+        /// The state left.
+        from: CircuitState,
+        /// The state entered.
+        to: CircuitState,
+        /// Consecutive failures at the time of the transition.
+        failure_count: u64,
+        /// Consecutive successes at the time of the transition.
+        success_count: u64,
+    },
+    /// The breaker opened and rejects calls for `open_for`.
+    CircuitOpened {
+        /// The state it opened from.
+        from: CircuitState,
+        /// How long it stays open (grows on repeated trips when configured).
+        open_for: Duration,
+        /// Consecutive trips without closing in between, this one included.
+        trips: u32,
+    },
+    /// The breaker became half-open and admits probes.
+    CircuitHalfOpen,
+    /// The breaker closed.
+    CircuitClosed {
+        /// The state it closed from.
+        from: CircuitState,
+    },
+    /// A call succeeded.
+    CallSuccess {
+        /// The state the call was admitted in.
+        state: CircuitState,
+        /// How long it ran, when the breaker measures durations (slow-call detection).
+        duration: Option<Duration>,
+    },
+    /// A call failed and the failure was counted.
+    CallFailure {
+        /// The state the call was admitted in.
+        state: CircuitState,
+        /// Consecutive failures, this one included.
+        failure_count: u64,
+    },
+    /// A call was rejected without running.
+    CallRejected {
+        /// The state that rejected it.
+        state: CircuitState,
+        /// When a call may be admitted again, if known.
+        retry_after: Option<Duration>,
+    },
+    /// The breaker was reset by hand to closed, with fresh counters.
+    CircuitReset {
+        /// The state before the reset.
+        from: CircuitState,
+    },
+}
+
+impl CircuitBreakerEvent {
+    /// This event's kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::StateChange { .. } => EventKind::StateChange,
+            Self::CircuitOpened { .. } => EventKind::CircuitOpened,
+            Self::CircuitHalfOpen => EventKind::CircuitHalfOpen,
+            Self::CircuitClosed { .. } => EventKind::CircuitClosed,
+            Self::CallSuccess { .. } => EventKind::CallSuccess,
+            Self::CallFailure { .. } => EventKind::CallFailure,
+            Self::CallRejected { .. } => EventKind::CallRejected,
+            Self::CircuitReset { .. } => EventKind::CircuitReset,
+        }
+    }
+
+    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+        match self {
+            Self::StateChange {
+                from,
+                to,
+                failure_count,
+                success_count,
+            } => {
+                visit("from", from);
+                visit("to", to);
+                visit("failure_count", failure_count);
+                visit("success_count", success_count);
+            }
+            Self::CircuitOpened {
+                from,
+                open_for,
+                trips,
+            } => {
+                visit("from", from);
+                visit("open_for", &Seconds(*open_for));
+                visit("trips", trips);
+            }
+            Self::CircuitHalfOpen => {}
+            Self::CircuitClosed { from } | Self::CircuitReset { from } => visit("from", from),
+            Self::CallSuccess { state, duration } => {
+                visit("state", state);
+                if let Some(duration) = duration {
+                    visit("duration", &Seconds(*duration));
+                }
+            }
+            Self::CallFailure {
+                state,
+                failure_count,
+            } => {
+                visit("state", state);
+                visit("failure_count", failure_count);
+            }
+            Self::CallRejected { state, retry_after } => {
+                visit("state", state);
+                if let Some(after) = retry_after {
+                    visit("retry_after", &Seconds(*after));
+                }
+            }
+        }
+    }
+}
+
+/// Renders a duration as seconds, the seed's unit in event fields.
+struct Seconds(Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.as_secs_f64())
+    }
+}

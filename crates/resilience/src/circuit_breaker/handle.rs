@@ -1,0 +1,666 @@
+//! [`CircuitBreaker`]: the async shell around the pure state machine.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::detector::{CallRecord, DetectorState, FailureDetector, RestoreError};
+use super::permit::{Guard, Permit};
+use super::state::{Admission, Machine, Phase, Ticket, Transition};
+use super::{
+    CircuitBreakerBuilder, CircuitBreakerConfig, CircuitBreakerEvent, CircuitBreakerMetrics,
+    CircuitState,
+};
+use crate::classify::{judge, Classify, EveryError, Outcome};
+use crate::events::{Emitter, EventBus};
+use crate::hook::{isolate, CallbackKind};
+use crate::{ConfigError, Error, PatternKind, Rejection};
+
+pub(crate) type StateCallback = Arc<dyn Fn(CircuitState, CircuitState) + Send + Sync>;
+
+/// A circuit breaker: stops calling a failing dependency, then probes it until it recovers.
+///
+/// Cheap to clone; clones share one state, so a breaker built once can be handed to every
+/// task, service and layer that talks to the same dependency. See the
+/// [module docs](super) for how it decides.
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    pub(super) inner: Arc<Inner>,
+}
+
+/// What the lock protects: everything a transition reads or writes.
+struct Core {
+    machine: Machine,
+    detector: Box<dyn FailureDetector>,
+    config: CircuitBreakerConfig,
+    consecutive_failures: u64,
+    last_failure: Option<Instant>,
+}
+
+pub(crate) struct Inner {
+    name: Arc<str>,
+    core: Mutex<Core>,
+    /// The phase and generation, published after every change so the hot paths can decide
+    /// without the lock: `generation << 3 | state code`.
+    word: AtomicU64,
+    /// When an open circuit may half-open, in nanoseconds since `epoch`.
+    open_until: AtomicU64,
+    /// Whether a closed-state success would change nothing but counters (see
+    /// `FailureDetector::success_is_noop`); lets successes skip the lock.
+    success_noop: AtomicBool,
+    /// Whether the detector wants call durations.
+    measure: AtomicBool,
+    /// The per-call time limit in nanoseconds, 0 for none.
+    timeout: AtomicU64,
+    epoch: Instant,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    ignored: AtomicU64,
+    rejected: AtomicU64,
+    consecutive_successes: AtomicU64,
+    emitter: Emitter,
+    on_state_change: Option<StateCallback>,
+}
+
+const CLOSED: u64 = 0;
+const OPEN: u64 = 1;
+const HALF_OPEN: u64 = 2;
+const FORCED_OPEN: u64 = 3;
+const DISABLED: u64 = 4;
+
+fn code(state: CircuitState) -> u64 {
+    match state {
+        CircuitState::Closed => CLOSED,
+        CircuitState::Open => OPEN,
+        CircuitState::HalfOpen => HALF_OPEN,
+        CircuitState::ForcedOpen => FORCED_OPEN,
+        CircuitState::Disabled => DISABLED,
+    }
+}
+
+fn decode(word: u64) -> (u64, u64) {
+    (word >> 3, word & 0b111)
+}
+
+impl CircuitBreaker {
+    /// Starts building a breaker named `name`.
+    pub fn builder(name: impl Into<String>) -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder::new(name.into())
+    }
+
+    /// A breaker from a plain config, validated the same way as the builder's.
+    pub fn from_config(
+        name: impl Into<String>,
+        config: CircuitBreakerConfig,
+    ) -> Result<Self, ConfigError> {
+        Self::builder(name).config(config).build()
+    }
+
+    pub(super) fn new(
+        name: &str,
+        config: CircuitBreakerConfig,
+        on_state_change: Option<StateCallback>,
+    ) -> Self {
+        let name: Arc<str> = Arc::from(name.trim());
+        let detector = config.detector.build();
+        let core = Core {
+            machine: Machine::new(),
+            detector,
+            config,
+            consecutive_failures: 0,
+            last_failure: None,
+        };
+        let inner = Inner {
+            emitter: Emitter::new(Arc::clone(&name)),
+            name,
+            word: AtomicU64::new(0),
+            open_until: AtomicU64::new(0),
+            success_noop: AtomicBool::new(false),
+            measure: AtomicBool::new(false),
+            timeout: AtomicU64::new(0),
+            epoch: Instant::now(),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            ignored: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            consecutive_successes: AtomicU64::new(0),
+            on_state_change,
+            core: Mutex::new(core),
+        };
+        inner.publish(&inner.lock());
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The current state. Never stale: an open circuit whose open duration has passed is
+    /// reported (and becomes) half-open.
+    pub fn state(&self) -> CircuitState {
+        let (_, state) = decode(self.inner.word.load(Ordering::Acquire));
+        match state {
+            CLOSED => CircuitState::Closed,
+            HALF_OPEN => CircuitState::HalfOpen,
+            FORCED_OPEN => CircuitState::ForcedOpen,
+            DISABLED => CircuitState::Disabled,
+            _ if Instant::now() < self.inner.open_until() => CircuitState::Open,
+            _ => self.inner.update(|core, now| core.machine.poll(now)),
+        }
+    }
+
+    /// Runs `operation` if the breaker admits it, counting every `Err` as a failure.
+    ///
+    /// Dropping the returned future at any point releases what it holds: a half-open probe
+    /// slot is given back, never leaked.
+    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.call_with(&EveryError, operation).await
+    }
+
+    /// Like [`call`](Self::call), judging the outcome with `classifier`.
+    pub async fn call_with<T, E, F, Fut>(
+        &self,
+        classifier: &impl Classify<T, E>,
+        operation: F,
+    ) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let guard = self.inner.acquire(&*self.inner)?;
+        let result = match self.inner.call_timeout() {
+            None => operation().await,
+            Some(limit) => match tokio::time::timeout(limit, operation()).await {
+                Ok(result) => result,
+                Err(_) => {
+                    guard.finish(Outcome::Failure);
+                    return Err(Error::Timeout {
+                        elapsed: limit,
+                        limit,
+                    });
+                }
+            },
+        };
+        guard.finish(self.inner.classify(classifier, &result));
+        result.map_err(Error::Inner)
+    }
+
+    /// Runs `operation`, or `fallback` with the rejection when the breaker refuses it
+    /// (c-breaker's `fallback`). The operation's own failures are returned, not replaced.
+    pub async fn call_or_fallback<T, E, F, Fut, Fb, FbFut>(
+        &self,
+        operation: F,
+        fallback: Fb,
+    ) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        Fb: FnOnce(Rejection) -> FbFut,
+        FbFut: Future<Output = Result<T, E>>,
+    {
+        match self.call(operation).await {
+            Err(Error::Rejected(rejection)) => {
+                fallback(rejection.clone())
+                    .await
+                    .map_err(|error| Error::FallbackFailed {
+                        primary: Box::new(Error::Rejected(rejection)),
+                        fallback: error,
+                    })
+            }
+            other => other,
+        }
+    }
+
+    /// Runs a blocking `operation` if the breaker admits it, for synchronous code.
+    ///
+    /// A configured `timeout` does not apply: blocking work cannot be cancelled.
+    pub fn call_blocking<T, E, F>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Result<T, E>,
+    {
+        let guard = self.inner.acquire(&*self.inner)?;
+        let result = operation();
+        guard.finish(self.inner.classify(&EveryError, &result));
+        result.map_err(Error::Inner)
+    }
+
+    /// Asks for admission without running anything; the caller reports the outcome on the
+    /// returned [`Permit`]. A permit dropped without an outcome counts as ignored and gives a
+    /// half-open probe slot back.
+    pub fn try_acquire(&self) -> Result<Permit, Rejection> {
+        self.inner.acquire(self.clone()).map(Permit::new)
+    }
+
+    /// Opens the circuit now, as if the detector had tripped.
+    pub fn trip(&self) {
+        self.inner
+            .update(|core, now| core.machine.trip(&core.config, now));
+    }
+
+    /// Holds the circuit open, rejecting every call, until [`reset`](Self::reset).
+    pub fn force_open(&self) {
+        self.inner.update(|core, _| core.machine.force_open());
+    }
+
+    /// Admits every call and only keeps metrics, until [`reset`](Self::reset).
+    pub fn disable(&self) {
+        self.inner.update(|core, _| core.machine.disable());
+    }
+
+    /// Back to closed with fresh counters, from any state. Calls admitted before the reset no
+    /// longer count. Emits `circuit_reset`.
+    pub fn reset(&self) {
+        let inner = &*self.inner;
+        let (from, transition) = {
+            let mut core = inner.lock();
+            let from = core.machine.phase().state();
+            let transition = {
+                let Core {
+                    machine, detector, ..
+                } = &mut *core;
+                machine.reset(detector.as_mut())
+            };
+            core.consecutive_failures = 0;
+            core.last_failure = None;
+            for counter in [
+                &inner.successes,
+                &inner.failures,
+                &inner.ignored,
+                &inner.rejected,
+                &inner.consecutive_successes,
+            ] {
+                counter.store(0, Ordering::Relaxed);
+            }
+            inner.publish(&core);
+            (from, transition)
+        };
+        if from != CircuitState::Closed {
+            inner.announce(transition, 0);
+        }
+        inner
+            .emitter
+            .emit(|| CircuitBreakerEvent::CircuitReset { from });
+        tracing::info!(target: "resilience::circuit_breaker", breaker = %inner.name, %from, "circuit reset");
+    }
+
+    /// A snapshot of the counters and state, with the seed's field names.
+    pub fn metrics(&self) -> CircuitBreakerMetrics {
+        let inner = &*self.inner;
+        let now = Instant::now();
+        let (transition, metrics) = {
+            let mut core = inner.lock();
+            let transition = core.machine.poll(now);
+            if transition.is_some() {
+                inner.publish(&core);
+            }
+            let phase = core.machine.phase();
+            let metrics = CircuitBreakerMetrics {
+                name: inner.name.to_string(),
+                state: phase.state(),
+                total_requests: 0,
+                failure_rate: 0.0,
+                successful_requests: inner.successes.load(Ordering::Relaxed),
+                failed_requests: inner.failures.load(Ordering::Relaxed),
+                ignored_requests: inner.ignored.load(Ordering::Relaxed),
+                rejected_requests: inner.rejected.load(Ordering::Relaxed),
+                consecutive_failures: core.consecutive_failures,
+                consecutive_successes: inner.consecutive_successes.load(Ordering::Relaxed),
+                time_since_last_failure: core
+                    .last_failure
+                    .map(|at| now.saturating_duration_since(at)),
+                remaining_open_time: match phase {
+                    Phase::Open { until, .. } => Some(until.saturating_duration_since(now)),
+                    _ => None,
+                },
+                half_open_calls: match phase {
+                    Phase::HalfOpen { probes, .. } => probes,
+                    _ => 0,
+                },
+                trips: core.machine.trips(),
+                detector: core.detector.snapshot(now),
+            };
+            (transition.map(|t| (t, core.consecutive_failures)), metrics)
+        };
+        if let Some((transition, failures)) = transition {
+            inner.announce(transition, failures);
+        }
+        metrics.finish()
+    }
+
+    /// The failure detector's state (c-breaker's `get_state`), times relative to now.
+    pub fn detector_state(&self) -> DetectorState {
+        self.inner.lock().detector.snapshot(Instant::now())
+    }
+
+    /// Loads a detector state taken by [`detector_state`](Self::detector_state), for example
+    /// from another process (c-breaker's `load_state`).
+    pub fn restore_detector(&self, state: &DetectorState) -> Result<(), RestoreError> {
+        let mut core = self.inner.lock();
+        core.detector.restore(state, Instant::now())?;
+        self.inner.publish(&core);
+        Ok(())
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> CircuitBreakerConfig {
+        self.inner.lock().config.clone()
+    }
+
+    /// Replaces the configuration at run time, keeping the state, counters, events and
+    /// listeners. A changed detector starts empty; an unchanged one keeps its history.
+    pub fn set_config(&self, config: CircuitBreakerConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        let mut core = self.inner.lock();
+        if core.config.detector != config.detector {
+            core.detector = config.detector.build();
+        }
+        core.config = config;
+        self.inner.publish(&core);
+        Ok(())
+    }
+
+    /// This breaker's own listeners; events also reach [`events::global()`](crate::events::global).
+    pub fn events(&self) -> &EventBus {
+        self.inner.emitter.local()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // A panic under this lock can only come from a user detector; its state is still the
+        // best we have, so keep going rather than poisoning every later call.
+        self.core
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn open_until(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.open_until.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn call_timeout(&self) -> Option<Duration> {
+        match self.timeout.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Copies what the hot paths need out of the locked state.
+    fn publish(&self, core: &Core) {
+        let machine = &core.machine;
+        let phase = machine.phase();
+        if let Phase::Open { until, .. } = phase {
+            let nanos = until.saturating_duration_since(self.epoch).as_nanos();
+            self.open_until
+                .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+        }
+        self.success_noop.store(
+            core.consecutive_failures == 0 && core.detector.success_is_noop(),
+            Ordering::Relaxed,
+        );
+        self.measure
+            .store(core.detector.needs_duration(), Ordering::Relaxed);
+        let timeout = core.config.timeout.map_or(0, |limit| {
+            u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX).max(1)
+        });
+        self.timeout.store(timeout, Ordering::Relaxed);
+        // Released last, so a reader that sees the new word also sees the values above.
+        self.word.store(
+            machine.generation() << 3 | code(phase.state()),
+            Ordering::Release,
+        );
+    }
+
+    /// Runs `change` on the locked state, then announces its transition after unlocking.
+    fn update(
+        &self,
+        change: impl FnOnce(&mut Core, Instant) -> Option<Transition>,
+    ) -> CircuitState {
+        let (state, transition, failures) = {
+            let mut core = self.lock();
+            let transition = change(&mut core, Instant::now());
+            if transition.is_some() {
+                self.publish(&core);
+            }
+            let state = core.machine.phase().state();
+            (state, transition, core.consecutive_failures)
+        };
+        if let Some(transition) = transition {
+            self.announce(transition, failures);
+        }
+        state
+    }
+
+    /// Admission: decided from the published word alone in the closed state and while an
+    /// open circuit's time is not up; otherwise under the lock.
+    pub(super) fn acquire<B>(&self, holder: B) -> Result<Guard<B>, Rejection>
+    where
+        B: std::borrow::Borrow<Self>,
+    {
+        let (generation, state) = decode(self.word.load(Ordering::Acquire));
+        let fast = match state {
+            CLOSED => Some(Ticket {
+                generation,
+                admitted_in: CircuitState::Closed,
+            }),
+            DISABLED => Some(Ticket {
+                generation,
+                admitted_in: CircuitState::Disabled,
+            }),
+            _ => None,
+        };
+        let started = || self.measure.load(Ordering::Relaxed).then(Instant::now);
+        if let Some(ticket) = fast {
+            return Ok(Guard::new(holder, ticket, started()));
+        }
+        let now = Instant::now();
+        if state == OPEN {
+            let until = self.open_until();
+            if now < until {
+                return Err(self.reject(
+                    crate::RejectionReason::CircuitOpen,
+                    Some(until - now),
+                    CircuitState::Open,
+                ));
+            }
+        }
+        let (admission, transition, state) = {
+            let mut core = self.lock();
+            let max_probes = core.config.half_open_max_calls;
+            let (admission, transition) = core.machine.admit(now, max_probes);
+            if transition.is_some() || matches!(admission, Admission::Admitted(_)) {
+                self.publish(&core);
+            }
+            let state = core.machine.phase().state();
+            (
+                admission,
+                transition.map(|t| (t, core.consecutive_failures)),
+                state,
+            )
+        };
+        if let Some((transition, failures)) = transition {
+            self.announce(transition, failures);
+        }
+        match admission {
+            Admission::Admitted(ticket) => Ok(Guard::new(holder, ticket, started())),
+            Admission::Rejected {
+                reason,
+                retry_after,
+            } => Err(self.reject(reason, retry_after, state)),
+        }
+    }
+
+    fn reject(
+        &self,
+        reason: crate::RejectionReason,
+        retry_after: Option<Duration>,
+        state: CircuitState,
+    ) -> Rejection {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.emitter
+            .emit(|| CircuitBreakerEvent::CallRejected { state, retry_after });
+        Rejection::new(
+            PatternKind::CircuitBreaker,
+            Arc::clone(&self.name),
+            reason,
+            retry_after,
+        )
+    }
+
+    /// Takes the outcome of a call admitted with `ticket`.
+    pub(super) fn complete(&self, ticket: Ticket, outcome: Outcome, started: Option<Instant>) {
+        if outcome == Outcome::Success && !ticket.is_probe() && started.is_none() {
+            let (generation, state) = decode(self.word.load(Ordering::Acquire));
+            let unchanged = generation == ticket.generation
+                && (state == DISABLED
+                    || (state == CLOSED && self.success_noop.load(Ordering::Relaxed)));
+            if unchanged {
+                self.successes.fetch_add(1, Ordering::Relaxed);
+                self.consecutive_successes.fetch_add(1, Ordering::Relaxed);
+                self.emitter.emit(|| CircuitBreakerEvent::CallSuccess {
+                    state: ticket.admitted_in,
+                    duration: None,
+                });
+                return;
+            }
+        }
+        self.complete_locked(ticket, outcome, started);
+    }
+
+    fn complete_locked(&self, ticket: Ticket, outcome: Outcome, started: Option<Instant>) {
+        let now = Instant::now();
+        let duration = started.map(|at| now.saturating_duration_since(at));
+        let (transition, failure_count) = {
+            let mut core = self.lock();
+            let record = match outcome {
+                Outcome::Success => {
+                    self.successes.fetch_add(1, Ordering::Relaxed);
+                    self.consecutive_successes.fetch_add(1, Ordering::Relaxed);
+                    core.consecutive_failures = 0;
+                    Some(CallRecord {
+                        failed: false,
+                        duration,
+                    })
+                }
+                Outcome::Failure => {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    self.consecutive_successes.store(0, Ordering::Relaxed);
+                    core.consecutive_failures += 1;
+                    core.last_failure = Some(now);
+                    Some(CallRecord {
+                        failed: true,
+                        duration,
+                    })
+                }
+                Outcome::Ignored => {
+                    self.ignored.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            };
+            let Core {
+                machine,
+                detector,
+                config,
+                ..
+            } = &mut *core;
+            let transition = machine.complete(ticket, record, detector.as_mut(), config, now);
+            self.publish(&core);
+            (transition, core.consecutive_failures)
+        };
+        match outcome {
+            Outcome::Success => self.emitter.emit(|| CircuitBreakerEvent::CallSuccess {
+                state: ticket.admitted_in,
+                duration,
+            }),
+            Outcome::Failure => {
+                tracing::debug!(target: "resilience::circuit_breaker", breaker = %self.name, failure_count, "call failed");
+                self.emitter.emit(|| CircuitBreakerEvent::CallFailure {
+                    state: ticket.admitted_in,
+                    failure_count,
+                });
+            }
+            Outcome::Ignored => {}
+        }
+        if let Some(transition) = transition {
+            self.announce(transition, failure_count);
+        }
+    }
+
+    pub(super) fn classify<T, E>(
+        &self,
+        classifier: &impl Classify<T, E>,
+        result: &Result<T, E>,
+    ) -> Outcome {
+        judge(classifier, result, PatternKind::CircuitBreaker, &self.name)
+    }
+
+    /// Reports a transition: events, the state-change callback and a log line. Never called
+    /// under the lock.
+    fn announce(&self, transition: Transition, failure_count: u64) {
+        let Transition { from, to, trips } = transition;
+        let to_state = to.state();
+        let success_count = self.consecutive_successes.load(Ordering::Relaxed);
+        self.emitter.emit(|| CircuitBreakerEvent::StateChange {
+            from,
+            to: to_state,
+            failure_count,
+            success_count,
+        });
+        match to {
+            Phase::Open { open_for, .. } => {
+                tracing::warn!(target: "resilience::circuit_breaker", breaker = %self.name, %from, ?open_for, trips, "circuit opened");
+                self.emitter.emit(|| CircuitBreakerEvent::CircuitOpened {
+                    from,
+                    open_for,
+                    trips,
+                });
+            }
+            Phase::HalfOpen { .. } => {
+                tracing::info!(target: "resilience::circuit_breaker", breaker = %self.name, "circuit half-open");
+                self.emitter.emit(|| CircuitBreakerEvent::CircuitHalfOpen);
+            }
+            Phase::Closed => {
+                tracing::info!(target: "resilience::circuit_breaker", breaker = %self.name, %from, "circuit closed");
+                self.emitter
+                    .emit(|| CircuitBreakerEvent::CircuitClosed { from });
+            }
+            Phase::ForcedOpen | Phase::Disabled => {
+                tracing::info!(target: "resilience::circuit_breaker", breaker = %self.name, %from, to = %to_state, "state changed");
+            }
+        }
+        if let Some(callback) = &self.on_state_change {
+            isolate(
+                CallbackKind::StateChange,
+                PatternKind::CircuitBreaker,
+                &self.name,
+                || callback(from, to_state),
+            );
+        }
+    }
+}
+
+impl std::borrow::Borrow<Inner> for CircuitBreaker {
+    fn borrow(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.inner.name)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod circuit_breaker;
+pub mod classify;
+mod config;
+mod error;
+pub mod events;
+mod hook;
+pub mod metrics;
+pub mod registry;
+
+pub use circuit_breaker::CircuitBreaker;
+pub use config::{ConfigError, ConfigProblem};
+pub use error::{Error, PatternKind, Rejection, RejectionReason};
+pub use hook::{reset_error_handler, set_error_handler, CallbackKind, CallbackPanic};

@@ -236,6 +236,15 @@ pub enum Error<E> {
         /// The limit that was exceeded.
         limit: Duration,
     },
+    /// A retry policy gave up: every attempt failed, or it ran out of time or budget.
+    RetryExhausted {
+        /// Attempts made, the first call included.
+        attempts: u32,
+        /// The last attempt's error; `None` when the last attempt returned a value that the
+        /// retry's result predicate rejected (the value is dropped, never passed off as a
+        /// success).
+        last: Option<Box<Self>>,
+    },
     /// The operation failed and its fallback failed too.
     FallbackFailed {
         /// Why the fallback was tried.
@@ -254,6 +263,11 @@ impl<E> Error<E> {
     /// Whether the operation timed out.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout { .. })
+    }
+
+    /// Whether a retry policy gave up.
+    pub fn is_retry_exhausted(&self) -> bool {
+        matches!(self, Self::RetryExhausted { .. })
     }
 
     /// Whether this is the operation's own error.
@@ -305,6 +319,10 @@ impl<E> Error<E> {
             Self::Inner(error) => Error::Inner(f(error)),
             Self::Rejected(rejection) => Error::Rejected(rejection),
             Self::Timeout { elapsed, limit } => Error::Timeout { elapsed, limit },
+            Self::RetryExhausted { attempts, last } => Error::RetryExhausted {
+                attempts,
+                last: last.map(|last| Box::new(last.map_with(f))),
+            },
             Self::FallbackFailed { primary, fallback } => Error::FallbackFailed {
                 primary: Box::new(primary.map_with(f)),
                 fallback: f(fallback),
@@ -327,6 +345,17 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Self::Timeout { elapsed, limit } => {
                 write!(f, "operation timed out after {elapsed:?} (limit {limit:?})")
             }
+            Self::RetryExhausted {
+                attempts,
+                last: Some(last),
+            } => write!(f, "gave up after {attempts} attempts: {last}"),
+            Self::RetryExhausted {
+                attempts,
+                last: None,
+            } => write!(
+                f,
+                "gave up after {attempts} attempts: the last result was rejected"
+            ),
             Self::FallbackFailed { primary, fallback } => {
                 write!(f, "fallback failed: {fallback} (after: {primary})")
             }
@@ -343,6 +372,9 @@ where
             Self::Inner(error) => Some(error),
             Self::Rejected(rejection) => Some(rejection),
             Self::Timeout { .. } => None,
+            Self::RetryExhausted { last, .. } => last
+                .as_deref()
+                .map(|last| last as &(dyn std::error::Error + 'static)),
             Self::FallbackFailed { fallback, .. } => Some(fallback),
         }
     }

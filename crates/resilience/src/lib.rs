@@ -6,9 +6,12 @@ pub mod classify;
 mod config;
 mod error;
 pub mod events;
+pub mod fallback;
 mod hook;
 pub mod metrics;
 pub mod registry;
+pub mod retry;
+pub mod timeout;
 
 pub use circuit_breaker::CircuitBreaker;
 pub use config::{ConfigError, ConfigProblem};

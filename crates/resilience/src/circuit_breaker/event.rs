@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::events::EventKind;
+use crate::events::{EventKind, Seconds};
 
 /// The state of a circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -172,14 +172,5 @@ impl CircuitBreakerEvent {
                 }
             }
         }
-    }
-}
-
-/// Renders a duration as seconds, the seed's unit in event fields.
-struct Seconds(Duration);
-
-impl fmt::Display for Seconds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.as_secs_f64())
     }
 }

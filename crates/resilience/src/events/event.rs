@@ -9,6 +9,9 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 
 use crate::circuit_breaker::CircuitBreakerEvent;
+use crate::fallback::FallbackEvent;
+use crate::retry::RetryEvent;
+use crate::timeout::TimeoutEvent;
 use crate::PatternKind;
 
 /// One thing that happened in one pattern instance.
@@ -30,6 +33,12 @@ pub struct Event {
 pub enum EventPayload {
     /// An event of a [`CircuitBreaker`](crate::circuit_breaker::CircuitBreaker).
     CircuitBreaker(CircuitBreakerEvent),
+    /// An event of a retry policy.
+    Retry(RetryEvent),
+    /// An event of a timeout or deadline.
+    Timeout(TimeoutEvent),
+    /// An event of a fallback.
+    Fallback(FallbackEvent),
 }
 
 impl EventPayload {
@@ -37,6 +46,9 @@ impl EventPayload {
     pub fn pattern(&self) -> PatternKind {
         match self {
             Self::CircuitBreaker(_) => PatternKind::CircuitBreaker,
+            Self::Retry(_) => PatternKind::Retry,
+            Self::Timeout(_) => PatternKind::Timeout,
+            Self::Fallback(_) => PatternKind::Fallback,
         }
     }
 
@@ -44,6 +56,9 @@ impl EventPayload {
     pub fn kind(&self) -> EventKind {
         match self {
             Self::CircuitBreaker(event) => event.kind(),
+            Self::Retry(event) => event.kind(),
+            Self::Timeout(event) => event.kind(),
+            Self::Fallback(event) => event.kind(),
         }
     }
 
@@ -51,14 +66,28 @@ impl EventPayload {
     fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
         match self {
             Self::CircuitBreaker(event) => event.visit_fields(visit),
+            Self::Retry(event) => event.visit_fields(visit),
+            Self::Timeout(event) => event.visit_fields(visit),
+            Self::Fallback(event) => event.visit_fields(visit),
         }
     }
 }
 
-impl From<CircuitBreakerEvent> for EventPayload {
-    fn from(event: CircuitBreakerEvent) -> Self {
-        Self::CircuitBreaker(event)
-    }
+macro_rules! payload_from {
+    ($($event:ty => $variant:ident,)*) => {$(
+        impl From<$event> for EventPayload {
+            fn from(event: $event) -> Self {
+                Self::$variant(event)
+            }
+        }
+    )*};
+}
+
+payload_from! {
+    CircuitBreakerEvent => CircuitBreaker,
+    RetryEvent => Retry,
+    TimeoutEvent => Timeout,
+    FallbackEvent => Fallback,
 }
 
 impl Event {
@@ -112,6 +141,7 @@ impl Event {
     pub fn as_circuit_breaker(&self) -> Option<&CircuitBreakerEvent> {
         match &self.payload {
             EventPayload::CircuitBreaker(event) => Some(event),
+            _ => None,
         }
     }
 
@@ -138,6 +168,15 @@ impl fmt::Display for Event {
             }
         });
         result
+    }
+}
+
+/// Renders a duration as seconds, the seed's unit in event fields.
+pub(crate) struct Seconds(pub(crate) std::time::Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.as_secs_f64())
     }
 }
 
@@ -213,6 +252,20 @@ event_kinds! {
     CallRejected => "call_rejected",
     /// A circuit breaker was reset by hand.
     CircuitReset => "circuit_reset",
+    /// A retry policy will make another attempt.
+    RetryAttempt => "retry_attempt",
+    /// A retried operation succeeded.
+    RetrySuccess => "retry_success",
+    /// A retry policy gave up.
+    RetryExhausted => "retry_exhausted",
+    /// An operation finished within its timeout.
+    TimeoutSuccess => "timeout_success",
+    /// An operation exceeded its timeout.
+    TimeoutExceeded => "timeout_exceeded",
+    /// A fallback answered for a failed operation.
+    FallbackTriggered => "fallback_triggered",
+    /// Every fallback failed.
+    FallbackFailed => "fallback_failed",
 }
 
 impl fmt::Display for EventKind {

@@ -1,0 +1,5 @@
+//! Fallback: answer with something else when an operation fails.
+
+mod event;
+
+pub use event::FallbackEvent;

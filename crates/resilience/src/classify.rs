@@ -195,6 +195,34 @@ impl<T, E> Classify<T, E> for Classifier<T, E> {
     }
 }
 
+/// Judges the result of an operation that already returns this crate's [`Error`](crate::Error),
+/// as an outer pattern sees an inner one's: the operation's own errors go to `classifier`; a
+/// timeout, an exhausted retry or a failed fallback is a failure; a rejection by an inner
+/// pattern (a full bulkhead, say) says nothing about the dependency and is ignored.
+pub(crate) fn judge_nested<T, E>(
+    classifier: &impl Classify<T, E>,
+    result: Result<T, crate::Error<E>>,
+    pattern: crate::PatternKind,
+    name: &Arc<str>,
+) -> (Outcome, Result<T, crate::Error<E>>) {
+    match result {
+        Ok(value) => {
+            let result = Ok(value);
+            let outcome = judge(classifier, &result, pattern, name);
+            (outcome, result.map_err(crate::Error::Inner))
+        }
+        Err(crate::Error::Inner(error)) => {
+            let result = Err(error);
+            let outcome = judge(classifier, &result, pattern, name);
+            (outcome, result.map_err(crate::Error::Inner))
+        }
+        Err(crate::Error::Rejected(rejection)) => {
+            (Outcome::Ignored, Err(crate::Error::Rejected(rejection)))
+        }
+        Err(other) => (Outcome::Failure, Err(other)),
+    }
+}
+
 /// Judges `result` with user code isolated: a panicking predicate is reported to the
 /// [error handler](crate::set_error_handler) and the outcome counts as a failure.
 pub(crate) fn judge<T, E>(

@@ -15,7 +15,7 @@ use super::{
     CircuitBreakerBuilder, CircuitBreakerConfig, CircuitBreakerEvent, CircuitBreakerMetrics,
     CircuitState,
 };
-use crate::classify::{judge, Classify, EveryError, Outcome};
+use crate::classify::{judge, judge_nested, Classify, EveryError, Outcome};
 use crate::events::{Emitter, EventBus};
 use crate::hook::{isolate, CallbackKind};
 use crate::{ConfigError, Error, PatternKind, Rejection};
@@ -178,22 +178,44 @@ impl CircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.execute(classifier, || async move {
+            operation().await.map_err(Error::Inner)
+        })
+        .await
+    }
+
+    /// Runs an operation that already returns this crate's [`Error`], such as an inner pattern
+    /// of a pipeline. The operation's own errors are judged by `classifier`; an inner timeout,
+    /// exhausted retry or failed fallback counts as a failure; an inner rejection (a full
+    /// bulkhead, say) is ignored. Errors pass through unchanged.
+    pub async fn execute<T, E, F, Fut>(
+        &self,
+        classifier: &impl Classify<T, E>,
+        operation: F,
+    ) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
         let guard = self.inner.acquire(&*self.inner)?;
         let result = match self.inner.call_timeout() {
             None => operation().await,
             Some(limit) => match tokio::time::timeout(limit, operation()).await {
                 Ok(result) => result,
-                Err(_) => {
-                    guard.finish(Outcome::Failure);
-                    return Err(Error::Timeout {
-                        elapsed: limit,
-                        limit,
-                    });
-                }
+                Err(_) => Err(Error::Timeout {
+                    elapsed: limit,
+                    limit,
+                }),
             },
         };
-        guard.finish(self.inner.classify(classifier, &result));
-        result.map_err(Error::Inner)
+        let (outcome, result) = judge_nested(
+            classifier,
+            result,
+            PatternKind::CircuitBreaker,
+            &self.inner.name,
+        );
+        guard.finish(outcome);
+        result
     }
 
     /// Runs `operation`, or `fallback` with the rejection when the breaker refuses it

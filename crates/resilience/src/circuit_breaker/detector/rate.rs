@@ -140,6 +140,9 @@ mod tests {
         detector.record(call(false, 100), now);
         detector.record(call(false, 10), now);
         detector.record(call(false, 10), now);
-        assert!(detector.should_trip(now), "2 of the last 4 calls took >= 100 ms");
+        assert!(
+            detector.should_trip(now),
+            "2 of the last 4 calls took >= 100 ms"
+        );
     }
 }

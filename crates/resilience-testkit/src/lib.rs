@@ -10,6 +10,9 @@
 //!   fixed seed, add latency, fail everything on demand) that is also a
 //!   `tower_service::Service`, so tower layers can be tested against it.
 //!
+//! - [`EventRecorder`]: collects a pattern's events in order, so a test can assert the exact
+//!   sequence (`["call_failure", "state_change", "circuit_opened"]`).
+//!
 //! Tests that use [`RedisServer`] run in real time; tests that use [`Flaky`] alone are meant
 //! for `#[tokio::test(start_paused = true)]`, where its latency is exact.
 //!
@@ -28,12 +31,11 @@
 //! # }
 //! ```
 
+pub mod events;
 pub mod flaky;
 pub mod redis_server;
 mod resp;
 
-// events.rs (`EventRecorder`, which collects a pattern's events in order so tests can assert
-// the exact sequence) is added here by the lead: `pub mod events;` and its `pub use` below.
-
+pub use events::EventRecorder;
 pub use flaky::{Flaky, FlakyBuilder, FlakyError};
 pub use redis_server::RedisServer;

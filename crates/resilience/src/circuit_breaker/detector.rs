@@ -69,7 +69,7 @@ pub trait FailureDetector: fmt::Debug + Send + 'static {
     /// Records a call that completed while the circuit was closed.
     fn record(&mut self, call: CallRecord, now: Instant);
 
-    /// Whether the circuit should open now. Asked after every recorded failure.
+    /// Whether the circuit should open now. Asked after every recorded call.
     fn should_trip(&mut self, now: Instant) -> bool;
 
     /// Forgets everything, as when the circuit closes or is reset.

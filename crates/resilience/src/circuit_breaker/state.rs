@@ -4,8 +4,8 @@
 //! under its lock, publishes the result to its atomics and emits events after unlocking.
 //!
 //! The rules, in one place:
-//! * **Closed**: every call is admitted; counted outcomes go to the detector; a failure after
-//!   which the detector says "trip" opens the circuit.
+//! * **Closed**: every call is admitted; counted outcomes go to the detector, which is asked
+//!   after each one whether to open the circuit.
 //! * **Open** for `open_duration_for(trips)` from the moment it opened (not from the last
 //!   failure); at `opened + duration` (inclusive) it becomes half-open. The first observation
 //!   after that instant (a call, `state()`, `metrics()`) makes the transition, so no reader ever
@@ -167,8 +167,9 @@ impl Machine {
         }
         match (self.phase, record) {
             (Phase::Closed, Some(record)) => {
+                // Asked after successes too: a slow success can trip a slow-call detector.
                 detector.record(record, now);
-                (record.failed && detector.should_trip(now)).then(|| self.open(config, now))
+                detector.should_trip(now).then(|| self.open(config, now))
             }
             (Phase::HalfOpen { probes, successes }, record) => {
                 let probes = probes.saturating_sub(1);

@@ -16,4 +16,7 @@ pub mod timeout;
 pub use circuit_breaker::CircuitBreaker;
 pub use config::{ConfigError, ConfigProblem};
 pub use error::{Error, PatternKind, Rejection, RejectionReason};
+pub use fallback::Fallback;
 pub use hook::{reset_error_handler, set_error_handler, CallbackKind, CallbackPanic};
+pub use retry::Retry;
+pub use timeout::{Deadline, Timeout};

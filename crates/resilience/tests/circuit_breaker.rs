@@ -41,7 +41,11 @@ async fn is_rejected(breaker: &CircuitBreaker) -> Option<RejectionReason> {
         .await;
     match result {
         Err(Error::Rejected(rejection)) => {
-            assert_eq!(ran.load(Ordering::SeqCst), 0, "a rejected call must not run");
+            assert_eq!(
+                ran.load(Ordering::SeqCst),
+                0,
+                "a rejected call must not run"
+            );
             assert_eq!(rejection.pattern(), PatternKind::CircuitBreaker);
             Some(rejection.reason())
         }
@@ -165,7 +169,7 @@ async fn failure_rate_over_time_forgets_old_calls_at_the_bucket_edge() {
         succeed(&breaker).await;
     }
     fail(&breaker).await; // 1 of 4 at t = 0
-    // 1 s buckets: the calls at t = 0 leave the window exactly at t = 10 s.
+                          // 1 s buckets: the calls at t = 0 leave the window exactly at t = 10 s.
     advance(Duration::from_secs(10)).await;
     fail(&breaker).await;
     fail(&breaker).await;
@@ -194,7 +198,11 @@ async fn slow_call_rate_opens_on_slow_successes() {
     call(100).await.unwrap();
     assert_eq!(breaker.state(), CircuitState::Closed);
     call(150).await.unwrap();
-    assert_eq!(breaker.state(), CircuitState::Open, "2 of 4 calls >= 100 ms");
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Open,
+        "2 of 4 calls >= 100 ms"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -223,7 +231,11 @@ async fn combined_detectors_join_votes() {
         }
     }
     assert_eq!(any.state(), CircuitState::Open);
-    assert_eq!(all.state(), CircuitState::Closed, "rate side has 3 < 6 calls");
+    assert_eq!(
+        all.state(),
+        CircuitState::Closed,
+        "rate side has 3 < 6 calls"
+    );
     for _ in 0..3 {
         fail(&all).await;
     }
@@ -328,7 +340,11 @@ async fn open_time_runs_from_opening_not_from_a_late_failure() {
     let (late, ()) = tokio::join!(slow, fail(&breaker));
     assert!(late.is_err());
     advance(Duration::from_secs(5)).await;
-    assert_eq!(breaker.state(), CircuitState::HalfOpen, "10 s after opening");
+    assert_eq!(
+        breaker.state(),
+        CircuitState::HalfOpen,
+        "10 s after opening"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -339,7 +355,10 @@ async fn any_failed_probe_reopens_and_the_timer_restarts() {
     fail(&breaker).await;
     assert_eq!(breaker.state(), CircuitState::Open);
     advance(Duration::from_secs(10) - NS).await;
-    assert_eq!(is_rejected(&breaker).await, Some(RejectionReason::CircuitOpen));
+    assert_eq!(
+        is_rejected(&breaker).await,
+        Some(RejectionReason::CircuitOpen)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -359,7 +378,9 @@ async fn half_open_admits_at_most_max_calls_and_releases_slots() {
     assert_eq!(breaker.metrics().half_open_calls, 3);
     let mut permits = permits.into_iter();
     permits.next().unwrap().success();
-    let again = breaker.try_acquire().expect("a finished probe frees its slot");
+    let again = breaker
+        .try_acquire()
+        .expect("a finished probe frees its slot");
     assert_eq!(again.admitted_in(), CircuitState::HalfOpen);
     drop(permits);
     drop(again);
@@ -413,9 +434,7 @@ async fn failure_predicate_counts_only_matching_errors() {
     let result_based = Classifier::<u16, ()>::new().failure_on_result(|status| *status >= 500);
     let breaker = breaker_with_rate(1.0);
     for _ in 0..5 {
-        let _ = breaker
-            .call_with(&result_based, || async { Ok(502) })
-            .await;
+        let _ = breaker.call_with(&result_based, || async { Ok(502) }).await;
     }
     assert_eq!(
         breaker.state(),
@@ -447,7 +466,9 @@ async fn a_call_timeout_cancels_and_counts_as_failure() {
             Ok::<_, ()>(())
         })
         .await;
-    assert!(matches!(result, Err(Error::Timeout { limit, .. }) if limit == Duration::from_millis(100)));
+    assert!(
+        matches!(result, Err(Error::Timeout { limit, .. }) if limit == Duration::from_millis(100))
+    );
     assert_eq!(started.elapsed(), Duration::from_millis(100));
     assert_eq!(dropped.load(Ordering::SeqCst), 1, "the work was cancelled");
     assert_eq!(breaker.state(), CircuitState::Open);
@@ -464,7 +485,11 @@ async fn manual_controls() {
         Some(RejectionReason::CircuitForcedOpen)
     );
     advance(Duration::from_secs(3600)).await;
-    assert_eq!(breaker.state(), CircuitState::ForcedOpen, "only reset closes it");
+    assert_eq!(
+        breaker.state(),
+        CircuitState::ForcedOpen,
+        "only reset closes it"
+    );
 
     breaker.disable();
     for _ in 0..10 {
@@ -479,7 +504,10 @@ async fn manual_controls() {
     assert_eq!(metrics.failed_requests, 0);
 
     breaker.trip();
-    assert_eq!(is_rejected(&breaker).await, Some(RejectionReason::CircuitOpen));
+    assert_eq!(
+        is_rejected(&breaker).await,
+        Some(RejectionReason::CircuitOpen)
+    );
     assert_eq!(
         recorder.names(),
         [
@@ -514,10 +542,7 @@ async fn permits_report_outcomes_and_release_on_drop() {
     breaker.try_acquire().unwrap().failure();
     assert_eq!(breaker.state(), CircuitState::Open);
     let metrics = breaker.metrics();
-    assert_eq!(
-        (metrics.failed_requests, metrics.ignored_requests),
-        (2, 1)
-    );
+    assert_eq!((metrics.failed_requests, metrics.ignored_requests), (2, 1));
 }
 
 #[tokio::test(start_paused = true)]
@@ -627,10 +652,7 @@ fn builder_rejects_invalid_settings_naming_the_field() {
         "timeout"
     );
     assert_eq!(
-        field(
-            CircuitBreaker::builder("x")
-                .open_duration_backoff(0.5, Duration::from_secs(600))
-        ),
+        field(CircuitBreaker::builder("x").open_duration_backoff(0.5, Duration::from_secs(600))),
         "open_duration_multiplier"
     );
     let name = CircuitBreaker::builder("  padded  ").build().unwrap();

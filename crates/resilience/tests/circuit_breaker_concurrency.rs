@@ -131,7 +131,13 @@ async fn concurrent_outcomes_lose_no_update() {
                 for i in 0..2_000u32 {
                     let fail = (i + worker) % 5 == 0;
                     let _ = breaker
-                        .call(|| async move { if fail { Err(()) } else { Ok(()) } })
+                        .call(|| async move {
+                            if fail {
+                                Err(())
+                            } else {
+                                Ok(())
+                            }
+                        })
                         .await;
                 }
             })

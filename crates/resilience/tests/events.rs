@@ -16,7 +16,10 @@ fn breaker(name: &str) -> CircuitBreaker {
         .unwrap()
 }
 
-fn counter() -> (Arc<AtomicUsize>, impl Fn(&events::Event) + Send + Sync + 'static) {
+fn counter() -> (
+    Arc<AtomicUsize>,
+    impl Fn(&events::Event) + Send + Sync + 'static,
+) {
     let count = Arc::new(AtomicUsize::new(0));
     let sink = Arc::clone(&count);
     (count, move |_: &events::Event| {
@@ -33,7 +36,10 @@ async fn listeners_select_by_kind_name_or_wildcard_and_can_be_removed() {
     let id = breaker.events().on_named("call_failure", listener).unwrap();
     let (all, listener) = counter();
     breaker.events().on(EventFilter::All, listener);
-    assert!(breaker.events().on_named("circuit_openned", |_| {}).is_err());
+    assert!(breaker
+        .events()
+        .on_named("circuit_openned", |_| {})
+        .is_err());
 
     let _ = breaker.call(|| async { Err::<(), _>(()) }).await;
     assert_eq!(by_kind.load(Ordering::SeqCst), 1);
@@ -45,7 +51,11 @@ async fn listeners_select_by_kind_name_or_wildcard_and_can_be_removed() {
     assert!(!breaker.events().remove(id), "removing twice is harmless");
     breaker.reset();
     let _ = breaker.call(|| async { Err::<(), _>(()) }).await;
-    assert_eq!(by_name.load(Ordering::SeqCst), 1, "removed listener is silent");
+    assert_eq!(
+        by_name.load(Ordering::SeqCst),
+        1,
+        "removed listener is silent"
+    );
     assert_eq!(breaker.events().listener_count(), 2);
 }
 
@@ -80,7 +90,9 @@ async fn events_carry_their_fields_as_metadata() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     breaker.events().on(EventKind::StateChange, move |event| {
-        sink.lock().unwrap().push((event.metadata(), event.to_string()));
+        sink.lock()
+            .unwrap()
+            .push((event.metadata(), event.to_string()));
     });
     breaker.trip();
     let seen = seen.lock().unwrap();
@@ -100,7 +112,11 @@ async fn streams_deliver_in_order_and_unsubscribe_on_drop() {
     let mut stream = breaker.events().subscribe(EventFilter::All);
     breaker.trip();
     breaker.reset();
-    let kinds: Vec<EventKind> = (&mut stream).take(5).map(|event| event.kind()).collect().await;
+    let kinds: Vec<EventKind> = (&mut stream)
+        .take(5)
+        .map(|event| event.kind())
+        .collect()
+        .await;
     assert_eq!(
         kinds,
         [

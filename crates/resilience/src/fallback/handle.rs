@@ -1,0 +1,246 @@
+//! [`Fallback`]: the async shell around the selection and the chain.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::chain::{Started, Step};
+use super::state::{self, Decision, Selection, Verdict};
+use super::{ErrorClass, FallbackBuilder, FallbackConfig, FallbackEvent, FallbackMetrics};
+use crate::events::{Emitter, EventBus};
+use crate::hook::{isolate, CallbackKind};
+use crate::{Error, PatternKind};
+
+pub(super) type Predicate<E> = Box<dyn Fn(&Error<E>) -> bool + Send + Sync>;
+
+/// Answers with something else when an operation fails: a value, or the result of a chain of
+/// functions of the error, tried in order.
+///
+/// `T` is what the operation (and so every fallback) returns and `E` its error type. Cheap
+/// to clone; clones share the chain, counters and listeners. See the [module docs](super).
+pub struct Fallback<T, E> {
+    pub(super) inner: Arc<Inner<T, E>>,
+}
+
+pub(super) struct Inner<T, E> {
+    name: Arc<str>,
+    chain: Box<[Step<T, E>]>,
+    config: FallbackConfig,
+    selection: Selection,
+    predicate: Option<Predicate<E>>,
+    successes: AtomicU64,
+    fallbacks: AtomicU64,
+    failures: AtomicU64,
+    passed_through: AtomicU64,
+    emitter: Emitter,
+}
+
+impl<T, E> Fallback<T, E> {
+    /// Starts building a fallback named `name`; add at least one fallback to it.
+    pub fn builder(name: impl Into<String>) -> FallbackBuilder<T, E> {
+        FallbackBuilder::new(name.into())
+    }
+
+    pub(super) fn new_validated(
+        name: &str,
+        config: FallbackConfig,
+        chain: Vec<Step<T, E>>,
+        predicate: Option<Predicate<E>>,
+    ) -> Self {
+        let name: Arc<str> = Arc::from(name.trim());
+        Self {
+            inner: Arc::new(Inner {
+                emitter: Emitter::new(Arc::clone(&name)),
+                name,
+                chain: chain.into_boxed_slice(),
+                selection: Selection::of(&config.fallback_on),
+                config,
+                predicate,
+                successes: AtomicU64::new(0),
+                fallbacks: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                passed_through: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The fallback's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Its configuration (which kinds of error fall back).
+    pub fn config(&self) -> &FallbackConfig {
+        &self.inner.config
+    }
+
+    /// How many fallbacks the chain holds.
+    pub fn len(&self) -> usize {
+        self.inner.chain.len()
+    }
+
+    /// Always `false`: a fallback is built with at least one step.
+    pub fn is_empty(&self) -> bool {
+        self.inner.chain.is_empty()
+    }
+
+    /// Runs `operation`; if it fails with a selected error, tries the fallbacks in order and
+    /// returns the first that succeeds.
+    ///
+    /// * success: the operation's value, fallbacks untouched;
+    /// * a selected error: the first fallback's success, or, when every fallback failed,
+    ///   [`Error::FallbackFailed`] carrying the primary error and the last fallback's error;
+    /// * an error not selected: returned untouched ([`Error::Inner`] for the operation's own).
+    pub async fn call<F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: fmt::Display,
+    {
+        self.execute(|| async move { operation().await.map_err(Error::Inner) })
+            .await
+    }
+
+    /// Runs an operation that already returns this crate's [`Error`], such as an inner pattern
+    /// of a pipeline: a circuit breaker's rejection or a timeout can fall back too. Errors
+    /// that are not selected pass through unchanged.
+    pub async fn execute<F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+        E: fmt::Display,
+    {
+        match operation().await {
+            Ok(value) => {
+                self.inner.succeeded();
+                Ok(value)
+            }
+            Err(primary) if self.inner.selects(&primary) => self.inner.recover(primary).await,
+            Err(primary) => Err(primary),
+        }
+    }
+
+    /// A snapshot of the counters, with the seed's field names.
+    pub fn metrics(&self) -> FallbackMetrics {
+        let inner = &*self.inner;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        FallbackMetrics {
+            name: inner.name.to_string(),
+            total_executions: 0,
+            successful_executions: load(&inner.successes),
+            fallback_executions: load(&inner.fallbacks),
+            failed_executions: load(&inner.failures),
+            passed_through_executions: load(&inner.passed_through),
+            fallback_rate: 0.0,
+            failure_rate: 0.0,
+        }
+        .finish()
+    }
+
+    /// Sets every counter back to zero (the seed's `reset_metrics`).
+    pub fn reset_metrics(&self) {
+        let inner = &*self.inner;
+        for counter in [
+            &inner.successes,
+            &inner.fallbacks,
+            &inner.failures,
+            &inner.passed_through,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// This fallback's own listeners; events also reach [`events::global()`](crate::events::global).
+    pub fn events(&self) -> &EventBus {
+        self.inner.emitter.local()
+    }
+}
+
+impl<T, E> Inner<T, E> {
+    pub(super) fn succeeded(&self) {
+        self.successes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether `primary` is answered by the chain; counts it as passed through if not.
+    pub(super) fn selects(&self, primary: &Error<E>) -> bool {
+        let decision = state::decide(self.selection, ErrorClass::of(primary), || {
+            let Some(predicate) = &self.predicate else {
+                return Verdict::Absent;
+            };
+            let kind = CallbackKind::ErrorHook;
+            match isolate(kind, PatternKind::Fallback, &self.name, || {
+                predicate(primary)
+            }) {
+                Some(true) => Verdict::Holds,
+                Some(false) => Verdict::Fails,
+                None => Verdict::Panicked,
+            }
+        });
+        if decision == Decision::PassThrough {
+            self.passed_through.fetch_add(1, Ordering::Relaxed);
+        }
+        decision == Decision::Fallback
+    }
+
+    /// Tries the chain in order for a selected `primary` error.
+    pub(super) async fn recover(&self, primary: Error<E>) -> Result<T, Error<E>>
+    where
+        E: fmt::Display,
+    {
+        let mut last = None;
+        for (index, step) in self.chain.iter().enumerate() {
+            let result = match step.start(&primary) {
+                Started::Ready(result) => result,
+                Started::Pending(future) => future.await,
+            };
+            match result {
+                Ok(value) => {
+                    self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(target: "resilience::fallback", fallback = %self.name, index, error = %primary, "fallback used");
+                    self.emitter.emit(|| FallbackEvent::FallbackTriggered {
+                        index,
+                        error: primary.to_string().into(),
+                    });
+                    return Ok(value);
+                }
+                Err(error) => last = Some(error),
+            }
+        }
+        let Some(fallback) = last else {
+            // No step at all: impossible by construction (`build` requires one), and then the
+            // honest answer is the primary error.
+            return Err(primary);
+        };
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let tried = self.chain.len();
+        tracing::warn!(target: "resilience::fallback", fallback = %self.name, tried, error = %fallback, primary = %primary, "every fallback failed");
+        self.emitter.emit(|| FallbackEvent::FallbackFailed {
+            tried,
+            error: fallback.to_string().into(),
+        });
+        Err(Error::FallbackFailed {
+            primary: Box::new(primary),
+            fallback,
+        })
+    }
+}
+
+impl<T, E> Clone for Fallback<T, E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T, E> fmt::Debug for Fallback<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fallback")
+            .field("name", &self.inner.name)
+            .field("chain", &self.inner.chain)
+            .field("fallback_on", &self.inner.config.fallback_on)
+            .field("when", &self.inner.predicate.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,310 @@
+//! [`Retry`]: the async shell that runs attempts and sleeps between them.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::run::{Run, Step};
+use super::{RetryBudget, RetryBuilder, RetryConfig, RetryMetrics, RetryRules};
+use crate::events::{Emitter, EventBus};
+use crate::registry::Registered;
+use crate::{ConfigError, Error};
+
+/// A retry policy: runs an operation again after a failure, waiting longer each time.
+///
+/// Cheap to clone; clones share the configuration, metrics, listeners, random generator and
+/// retry budget. The handle is not generic: what counts as a retryable failure is given per
+/// call with [`RetryRules`], so one policy can serve operations of different types. See the
+/// [module docs](super) for how it decides.
+#[derive(Clone)]
+pub struct Retry {
+    pub(super) inner: Arc<Inner>,
+}
+
+/// A validated configuration and the budget built for it, swapped as a whole by
+/// `set_config`.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) config: RetryConfig,
+    pub(crate) budget: Option<RetryBudget>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) total: AtomicU64,
+    pub(crate) successful: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) exhausted: AtomicU64,
+    pub(crate) delay_nanos: AtomicU64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) name: Arc<str>,
+    // std Mutexes: held for an Arc clone or one random draw, never across an await.
+    settings: Mutex<Arc<Settings>>,
+    /// Published copies of what a call needs before its first failure, so a first-try success
+    /// takes no lock and reads no clock unless a time limit or a budget is set.
+    time_limited: AtomicBool,
+    budgeted: AtomicBool,
+    rng: Mutex<fastrand::Rng>,
+    pub(crate) counters: Counters,
+    last_error: Mutex<Option<Arc<str>>>,
+    pub(crate) emitter: Emitter,
+}
+
+impl Retry {
+    /// Starts building a retry policy named `name`.
+    pub fn builder(name: impl Into<String>) -> RetryBuilder {
+        RetryBuilder::new(name.into())
+    }
+
+    /// A retry policy from a plain config, validated the same way as the builder's.
+    pub fn from_config(name: impl Into<String>, config: RetryConfig) -> Result<Self, ConfigError> {
+        Self::builder(name).config(config).build()
+    }
+
+    pub(super) fn new(
+        name: &str,
+        config: RetryConfig,
+        budget: Option<RetryBudget>,
+        seed: u64,
+    ) -> Self {
+        let name: Arc<str> = Arc::from(name.trim());
+        let inner = Inner {
+            emitter: Emitter::new(Arc::clone(&name)),
+            name,
+            settings: Mutex::new(Arc::new(Settings {
+                config: RetryConfig::default(),
+                budget: None,
+            })),
+            time_limited: AtomicBool::new(false),
+            budgeted: AtomicBool::new(false),
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            counters: Counters::default(),
+            last_error: Mutex::new(None),
+        };
+        inner.install(Settings { config, budget });
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Runs `operation` until it succeeds, retrying every error, within the configured
+    /// limits.
+    ///
+    /// Returns the first success; an error that is not retried as is; or
+    /// [`Error::RetryExhausted`] with the last error when the limits are reached. Dropping the
+    /// returned future cancels the running attempt or the wait, and no further attempt starts.
+    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: fmt::Display,
+    {
+        self.call_with(&RetryRules::new(), operation).await
+    }
+
+    /// Like [`call`](Self::call), retrying what `rules` say.
+    pub async fn call_with<T, E, F, Fut>(
+        &self,
+        rules: &RetryRules<T, E>,
+        mut operation: F,
+    ) -> Result<T, Error<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: fmt::Display,
+    {
+        self.execute_with(rules, || {
+            let attempt = operation();
+            async move { attempt.await.map_err(Error::Inner) }
+        })
+        .await
+    }
+
+    /// Runs an operation that already returns this crate's [`Error`], such as an inner
+    /// pattern of a pipeline (`retry.execute(|| breaker.call(..))`). Errors are returned as
+    /// they are, never nested: an inner rejection by a circuit breaker or rate limiter is not
+    /// retried (unless [`retry_rejections`](RetryConfig::retry_rejections)), other rejections
+    /// wait at least their `retry_after`, inner timeouts are retried.
+    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+        E: fmt::Display,
+    {
+        self.execute_with(&RetryRules::new(), operation).await
+    }
+
+    /// Like [`execute`](Self::execute), judging the operation's own errors and values with
+    /// `rules`.
+    pub async fn execute_with<T, E, F, Fut>(
+        &self,
+        rules: &RetryRules<T, E>,
+        mut operation: F,
+    ) -> Result<T, Error<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+        E: fmt::Display,
+    {
+        let inner = &*self.inner;
+        let mut run = Run::start(inner);
+        loop {
+            let result = operation().await;
+            match run.step(inner, rules, result) {
+                Step::Return(result) => return result,
+                Step::Wait(delay) => {
+                    tokio::time::sleep(delay).await;
+                    Run::waited(inner, delay);
+                }
+            }
+        }
+    }
+
+    /// A snapshot of the counters, with the seed's field names.
+    pub fn metrics(&self) -> RetryMetrics {
+        let counters = &self.inner.counters;
+        let total_attempts = counters.total.load(Ordering::Relaxed);
+        let successful_attempts = counters.successful.load(Ordering::Relaxed);
+        RetryMetrics {
+            name: self.inner.name.to_string(),
+            total_attempts,
+            successful_attempts,
+            failed_attempts: counters.failed.load(Ordering::Relaxed),
+            total_delay: Duration::from_nanos(counters.delay_nanos.load(Ordering::Relaxed)),
+            last_error: self.inner.last_error().as_deref().map(str::to_owned),
+            retries_exhausted: counters.exhausted.load(Ordering::Relaxed),
+            success_rate: if total_attempts == 0 {
+                0.0
+            } else {
+                successful_attempts as f64 / total_attempts as f64
+            },
+        }
+    }
+
+    /// Sets every counter back to zero and forgets the last error (the seed's
+    /// `reset_metrics`).
+    pub fn reset_metrics(&self) {
+        let counters = &self.inner.counters;
+        for counter in [
+            &counters.total,
+            &counters.successful,
+            &counters.failed,
+            &counters.exhausted,
+            &counters.delay_nanos,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        *lock(&self.inner.last_error) = None;
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> RetryConfig {
+        self.inner.settings().config.clone()
+    }
+
+    /// The retry budget in use, if any.
+    pub fn budget(&self) -> Option<RetryBudget> {
+        self.inner.settings().budget.clone()
+    }
+
+    /// Replaces the configuration at run time, keeping metrics, events and listeners. Calls
+    /// in progress finish with the settings they started with. An unchanged budget config
+    /// keeps its budget (and what it has counted); a changed one starts a fresh budget.
+    pub fn set_config(&self, config: RetryConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        let current = self.inner.settings();
+        let budget = match (&config.budget, &current.budget) {
+            (Some(wanted), Some(budget)) if budget.config() == wanted => Some(budget.clone()),
+            (Some(wanted), _) => Some(RetryBudget::new(wanted.clone())?),
+            (None, _) => None,
+        };
+        self.inner.install(Settings { config, budget });
+        Ok(())
+    }
+
+    /// This policy's own listeners; events also reach [`events::global()`](crate::events::global).
+    pub fn events(&self) -> &EventBus {
+        self.inner.emitter.local()
+    }
+}
+
+impl Inner {
+    pub(crate) fn settings(&self) -> Arc<Settings> {
+        Arc::clone(&lock(&self.settings))
+    }
+
+    fn install(&self, settings: Settings) {
+        self.time_limited
+            .store(settings.config.max_elapsed.is_some(), Ordering::Relaxed);
+        self.budgeted
+            .store(settings.budget.is_some(), Ordering::Relaxed);
+        *lock(&self.settings) = Arc::new(settings);
+    }
+
+    pub(crate) fn has_time_limit(&self) -> bool {
+        self.time_limited.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn has_budget(&self) -> bool {
+        self.budgeted.load(Ordering::Relaxed)
+    }
+
+    /// One draw in `[0, 1)` from the handle's seeded generator.
+    pub(crate) fn random(&self) -> f64 {
+        lock(&self.rng).f64()
+    }
+
+    pub(crate) fn set_last_error(&self, error: Arc<str>) {
+        *lock(&self.last_error) = Some(error);
+    }
+
+    fn last_error(&self) -> Option<Arc<str>> {
+        lock(&self.last_error).clone()
+    }
+}
+
+/// Locks, ignoring poison: every value behind these locks is replaced whole, so a panic
+/// elsewhere cannot leave it half-written.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+impl fmt::Debug for Retry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("name", &self.inner.name)
+            .field("config", &self.inner.settings().config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registered for Retry {
+    type Config = RetryConfig;
+    type Metrics = RetryMetrics;
+
+    fn create(name: &str, config: RetryConfig) -> Result<Self, ConfigError> {
+        Self::from_config(name, config)
+    }
+
+    fn registered_name(&self) -> &str {
+        self.name()
+    }
+
+    fn current_config(&self) -> RetryConfig {
+        self.config()
+    }
+
+    fn snapshot(&self) -> RetryMetrics {
+        self.metrics()
+    }
+}

@@ -1,0 +1,287 @@
+//! [`Timeout`]: the async shell around the deadline arithmetic.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::state::{self, Budget};
+use super::{Deadline, TimeoutBuilder, TimeoutConfig, TimeoutEvent, TimeoutMetrics};
+use crate::events::{Emitter, EventBus};
+use crate::{ConfigError, Error, Rejection};
+
+/// A time limit for each call; also bounded by the [current deadline](Deadline::current).
+///
+/// Cheap to clone; clones share one limit, one set of counters and one set of listeners. See
+/// the [module docs](super) for how it decides.
+#[derive(Clone)]
+pub struct Timeout {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    name: Arc<str>,
+    /// The limit in nanoseconds; validation keeps it within `1..=u64::MAX`.
+    limit: AtomicU64,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    timeouts: AtomicU64,
+    rejections: AtomicU64,
+    /// Total time of the calls that ran to an end (success, own error or timeout), in
+    /// nanoseconds, saturating.
+    execution_nanos: AtomicU64,
+    emitter: Emitter,
+}
+
+/// What a call that may start is given.
+pub(super) struct Start {
+    pub(super) started: Instant,
+    pub(super) until: Instant,
+    pub(super) limit: Duration,
+    /// The deadline the operation runs under, made current inside it.
+    pub(super) scope: Deadline,
+}
+
+impl Timeout {
+    /// Starts building a timeout named `name`.
+    pub fn builder(name: impl Into<String>) -> TimeoutBuilder {
+        TimeoutBuilder::new(name.into())
+    }
+
+    /// A timeout named `"timeout"` with this limit, for one-off use.
+    ///
+    /// Fails, naming the field `limit`, if the limit is zero.
+    pub fn new(limit: Duration) -> Result<Self, ConfigError> {
+        Self::builder("timeout").limit(limit).build()
+    }
+
+    /// A timeout from a plain config, validated the same way as the builder's.
+    pub fn from_config(
+        name: impl Into<String>,
+        config: TimeoutConfig,
+    ) -> Result<Self, ConfigError> {
+        Self::builder(name).config(config).build()
+    }
+
+    pub(super) fn new_validated(name: &str, config: TimeoutConfig) -> Self {
+        let name: Arc<str> = Arc::from(name.trim());
+        Self {
+            inner: Arc::new(Inner {
+                emitter: Emitter::new(Arc::clone(&name)),
+                name,
+                limit: AtomicU64::new(nanos(config.limit)),
+                successes: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                timeouts: AtomicU64::new(0),
+                rejections: AtomicU64::new(0),
+                execution_nanos: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The timeout's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The configured limit of each call.
+    pub fn limit(&self) -> Duration {
+        self.inner.limit()
+    }
+
+    /// Runs `operation`, cancelling it (dropping its future) if it is still running when the
+    /// limit, or the enclosing [deadline](Deadline::current) if that comes first, has passed.
+    ///
+    /// * finished in time: its own result, `Err` as [`Error::Inner`] (counted as a failure,
+    ///   never as a timeout);
+    /// * still running at the limit: [`Error::Timeout`] with the time it ran and the limit it
+    ///   had;
+    /// * the enclosing deadline had already passed: [`Error::Rejected`] by the
+    ///   [deadline](crate::PatternKind::Deadline), and `operation` is never called.
+    ///
+    /// Inside the operation, [`Deadline::current`] is the point at which it will be cancelled.
+    /// Dropping the returned future drops the operation's future too.
+    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.execute(|| async move { operation().await.map_err(Error::Inner) })
+            .await
+    }
+
+    /// Runs an operation that already returns this crate's [`Error`], such as an inner pattern
+    /// of a pipeline. Its errors pass through unchanged, an inner timeout included: only this
+    /// timeout's own expiry is counted and reported as a timeout here.
+    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        let Start {
+            started,
+            until,
+            limit,
+            scope,
+        } = self.inner.start()?;
+        match tokio::time::timeout_at(until, scope.scope(operation())).await {
+            Ok(result) => {
+                self.inner.finished(started, limit, result.is_ok());
+                result
+            }
+            Err(_) => Err(self.inner.timed_out(started, limit)),
+        }
+    }
+
+    /// A snapshot of the counters, with the seed's field names.
+    pub fn metrics(&self) -> TimeoutMetrics {
+        let inner = &*self.inner;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let successful_executions = load(&inner.successes);
+        let failed_executions = load(&inner.failures);
+        let timed_out_executions = load(&inner.timeouts);
+        let total_executions = successful_executions + failed_executions + timed_out_executions;
+        let total_execution_time = Duration::from_nanos(load(&inner.execution_nanos));
+        TimeoutMetrics {
+            name: inner.name.to_string(),
+            limit: inner.limit(),
+            total_executions,
+            successful_executions,
+            failed_executions,
+            timed_out_executions,
+            rejected_executions: load(&inner.rejections),
+            total_execution_time,
+            average_execution_time: state::average(total_execution_time, total_executions),
+            timeout_rate: state::ratio(timed_out_executions, total_executions),
+        }
+    }
+
+    /// Sets every counter back to zero (the seed's `reset_metrics`).
+    pub fn reset_metrics(&self) {
+        let inner = &*self.inner;
+        for counter in [
+            &inner.successes,
+            &inner.failures,
+            &inner.timeouts,
+            &inner.rejections,
+            &inner.execution_nanos,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> TimeoutConfig {
+        TimeoutConfig::with_limit(self.limit())
+    }
+
+    /// Replaces the configuration at run time; calls already running keep the limit they
+    /// started with. Counters and listeners stay.
+    pub fn set_config(&self, config: TimeoutConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        self.inner
+            .limit
+            .store(nanos(config.limit), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// This timeout's own listeners; events also reach [`events::global()`](crate::events::global).
+    pub fn events(&self) -> &EventBus {
+        self.inner.emitter.local()
+    }
+}
+
+impl Inner {
+    fn limit(&self) -> Duration {
+        Duration::from_nanos(self.limit.load(Ordering::Relaxed))
+    }
+
+    /// Reads the clock once and decides whether a call may start, and until when.
+    pub(super) fn start(&self) -> Result<Start, Rejection> {
+        let started = Instant::now();
+        let enclosing = Deadline::current_instant();
+        match state::budget(Some(self.limit()), enclosing, started) {
+            Budget::Run { until, limit, .. } => Ok(Start {
+                started,
+                until,
+                limit,
+                scope: Deadline::with_shared_name(until, &self.name),
+            }),
+            Budget::Expired => {
+                self.rejections.fetch_add(1, Ordering::Relaxed);
+                // The scope that expired names the rejection. It is there: `enclosing` was.
+                let deadline = Deadline::current()
+                    .unwrap_or_else(|| Deadline::with_shared_name(started, &self.name));
+                Err(deadline.expired())
+            }
+        }
+    }
+
+    /// A call ended in time, with its own success or error.
+    pub(super) fn finished(&self, started: Instant, limit: Duration, ok: bool) {
+        let elapsed = started.elapsed();
+        self.add_time(elapsed);
+        let counter = if ok { &self.successes } else { &self.failures };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.emitter
+            .emit(|| TimeoutEvent::TimeoutSuccess { elapsed, limit });
+    }
+
+    /// A call was still running at its limit and has been cancelled.
+    pub(super) fn timed_out<E>(&self, started: Instant, limit: Duration) -> Error<E> {
+        let elapsed = started.elapsed();
+        self.add_time(elapsed);
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(target: "resilience::timeout", timeout = %self.name, ?limit, ?elapsed, "operation timed out");
+        self.emitter
+            .emit(|| TimeoutEvent::TimeoutExceeded { limit });
+        Error::Timeout { elapsed, limit }
+    }
+
+    fn add_time(&self, elapsed: Duration) {
+        let elapsed = nanos(elapsed);
+        // Saturating rather than wrapping: a busy process can sum centuries of call time.
+        let _ = self
+            .execution_nanos
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| {
+                Some(total.saturating_add(elapsed))
+            });
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl fmt::Debug for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("name", &self.inner.name)
+            .field("limit", &self.limit())
+            .finish_non_exhaustive()
+    }
+}
+
+impl crate::registry::Registered for Timeout {
+    type Config = TimeoutConfig;
+    type Metrics = TimeoutMetrics;
+
+    fn create(name: &str, config: TimeoutConfig) -> Result<Self, ConfigError> {
+        Self::from_config(name, config)
+    }
+
+    fn registered_name(&self) -> &str {
+        self.name()
+    }
+
+    fn current_config(&self) -> TimeoutConfig {
+        self.config()
+    }
+
+    fn snapshot(&self) -> TimeoutMetrics {
+        self.metrics()
+    }
+}

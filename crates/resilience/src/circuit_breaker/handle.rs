@@ -61,7 +61,9 @@ pub(crate) struct Inner {
     failures: AtomicU64,
     ignored: AtomicU64,
     rejected: AtomicU64,
-    consecutive_successes: AtomicU64,
+    /// `successes` as it was at the last failure: consecutive successes are the difference,
+    /// so a success costs one atomic increment, not two.
+    successes_at_failure: AtomicU64,
     emitter: Emitter,
     on_state_change: Option<StateCallback>,
 }
@@ -127,7 +129,7 @@ impl CircuitBreaker {
             failures: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
-            consecutive_successes: AtomicU64::new(0),
+            successes_at_failure: AtomicU64::new(0),
             on_state_change,
             core: Mutex::new(core),
         };
@@ -178,8 +180,9 @@ impl CircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.execute(classifier, || async move {
-            operation().await.map_err(Error::Inner)
+        self.guarded(operation, |result| {
+            let outcome = self.inner.classify(classifier, &result);
+            (outcome, result.map_err(Error::Inner))
         })
         .await
     }
@@ -197,23 +200,38 @@ impl CircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
+        self.guarded(operation, |result| {
+            judge_nested(classifier, result, PatternKind::CircuitBreaker, &self.inner.name)
+        })
+        .await
+    }
+
+    /// Admission, the call under the configured timeout, and the outcome: what `call_with`
+    /// and `execute` share; `judge` turns the operation's output into the outcome and result.
+    async fn guarded<T, E, R, F, Fut>(
+        &self,
+        operation: F,
+        judge: impl FnOnce(R) -> (Outcome, Result<T, Error<E>>),
+    ) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = R>,
+    {
         let guard = self.inner.acquire(&*self.inner)?;
-        let result = match self.inner.call_timeout() {
+        let output = match self.inner.call_timeout() {
             None => operation().await,
             Some(limit) => match tokio::time::timeout(limit, operation()).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::Timeout {
-                    elapsed: limit,
-                    limit,
-                }),
+                Ok(output) => output,
+                Err(_) => {
+                    guard.finish(Outcome::Failure);
+                    return Err(Error::Timeout {
+                        elapsed: limit,
+                        limit,
+                    });
+                }
             },
         };
-        let (outcome, result) = judge_nested(
-            classifier,
-            result,
-            PatternKind::CircuitBreaker,
-            &self.inner.name,
-        );
+        let (outcome, result) = judge(output);
         guard.finish(outcome);
         result
     }
@@ -300,7 +318,7 @@ impl CircuitBreaker {
                 &inner.failures,
                 &inner.ignored,
                 &inner.rejected,
-                &inner.consecutive_successes,
+                &inner.successes_at_failure,
             ] {
                 counter.store(0, Ordering::Relaxed);
             }
@@ -337,7 +355,7 @@ impl CircuitBreaker {
                 ignored_requests: inner.ignored.load(Ordering::Relaxed),
                 rejected_requests: inner.rejected.load(Ordering::Relaxed),
                 consecutive_failures: core.consecutive_failures,
-                consecutive_successes: inner.consecutive_successes.load(Ordering::Relaxed),
+                consecutive_successes: inner.consecutive_successes(),
                 time_since_last_failure: core
                     .last_failure
                     .map(|at| now.saturating_duration_since(at)),
@@ -409,6 +427,11 @@ impl Inner {
 
     fn open_until(&self) -> Instant {
         self.epoch + Duration::from_nanos(self.open_until.load(Ordering::Relaxed))
+    }
+
+    fn consecutive_successes(&self) -> u64 {
+        let successes = self.successes.load(Ordering::Relaxed);
+        successes.saturating_sub(self.successes_at_failure.load(Ordering::Relaxed))
     }
 
     pub(super) fn call_timeout(&self) -> Option<Duration> {
@@ -549,7 +572,6 @@ impl Inner {
                     || (state == CLOSED && self.success_noop.load(Ordering::Relaxed)));
             if unchanged {
                 self.successes.fetch_add(1, Ordering::Relaxed);
-                self.consecutive_successes.fetch_add(1, Ordering::Relaxed);
                 self.emitter.emit(|| CircuitBreakerEvent::CallSuccess {
                     state: ticket.admitted_in,
                     duration: None,
@@ -568,7 +590,6 @@ impl Inner {
             let record = match outcome {
                 Outcome::Success => {
                     self.successes.fetch_add(1, Ordering::Relaxed);
-                    self.consecutive_successes.fetch_add(1, Ordering::Relaxed);
                     core.consecutive_failures = 0;
                     Some(CallRecord {
                         failed: false,
@@ -577,7 +598,8 @@ impl Inner {
                 }
                 Outcome::Failure => {
                     self.failures.fetch_add(1, Ordering::Relaxed);
-                    self.consecutive_successes.store(0, Ordering::Relaxed);
+                    self.successes_at_failure
+                        .store(self.successes.load(Ordering::Relaxed), Ordering::Relaxed);
                     core.consecutive_failures += 1;
                     core.last_failure = Some(now);
                     Some(CallRecord {
@@ -632,7 +654,7 @@ impl Inner {
     fn announce(&self, transition: Transition, failure_count: u64) {
         let Transition { from, to, trips } = transition;
         let to_state = to.state();
-        let success_count = self.consecutive_successes.load(Ordering::Relaxed);
+        let success_count = self.consecutive_successes();
         self.emitter.emit(|| CircuitBreakerEvent::StateChange {
             from,
             to: to_state,

@@ -1,7 +1,7 @@
 //! [`EventBus`]: a list of listeners, per pattern instance or process-wide.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
@@ -41,15 +41,16 @@ struct Entry {
 /// Listeners of events: each pattern instance has one (`events()`), and one process-wide bus
 /// ([`global`](super::global)) receives the events of every instance.
 ///
-/// Emitting costs one atomic load while the bus has no listener. Listeners run synchronously,
+/// Emitting costs one atomic load while no listener on the bus wants the event's kind. Listeners run synchronously,
 /// in registration order, on the task that emitted the event, and never while any lock is
 /// held: they see a snapshot of the list, so a listener may add or remove listeners. A
 /// panicking listener is caught and reported to the [error handler](crate::set_error_handler);
 /// the other listeners still run and the protected call is unaffected. Listeners should be
 /// quick; slow consumers take a [`subscribe`](Self::subscribe) stream instead.
 pub struct EventBus {
-    /// Number of registered listeners; the only thing an emit reads when there are none.
-    active: AtomicUsize,
+    /// The kinds some listener wants, one bit per [`EventKind`](super::EventKind): the only thing an emit reads
+    /// to learn that nobody wants its event.
+    wanted: AtomicU64,
     /// Copy-on-write snapshot: registration swaps in a new list, dispatch clones the `Arc`.
     entries: RwLock<Option<Arc<[Entry]>>>,
 }
@@ -58,7 +59,7 @@ impl EventBus {
     /// An empty bus.
     pub const fn new() -> Self {
         Self {
-            active: AtomicUsize::new(0),
+            wanted: AtomicU64::new(0),
             entries: RwLock::new(None),
         }
     }
@@ -121,12 +122,17 @@ impl EventBus {
 
     /// How many listeners and streams are registered.
     pub fn listener_count(&self) -> usize {
-        self.active.load(Ordering::Acquire)
+        self.snapshot().map_or(0, |entries| entries.len())
     }
 
     /// Whether any listener is registered.
     pub fn is_active(&self) -> bool {
-        self.listener_count() > 0
+        self.wanted() != 0
+    }
+
+    /// The kinds some listener wants, as a bit set (one bit per kind).
+    pub(crate) fn wanted(&self) -> u64 {
+        self.wanted.load(Ordering::Acquire)
     }
 
     /// Delivers `event` to every matching listener.
@@ -180,7 +186,7 @@ impl EventBus {
             .unwrap_or_else(|poison| poison.into_inner());
         let mut list: Vec<Entry> = entries.as_deref().unwrap_or_default().to_vec();
         list.push(Entry { id, filter, sink });
-        self.active.store(list.len(), Ordering::Release);
+        self.wanted.store(wanted(&list), Ordering::Release);
         *entries = Some(list.into());
         id
     }
@@ -200,10 +206,20 @@ impl EventBus {
             .cloned()
             .collect();
         let removed = current.len() - list.len();
-        self.active.store(list.len(), Ordering::Release);
+        self.wanted.store(wanted(&list), Ordering::Release);
         *entries = (!list.is_empty()).then(|| list.into());
         removed
     }
+}
+
+/// The union of the kinds the entries want.
+fn wanted(entries: &[Entry]) -> u64 {
+    entries.iter().fold(0, |bits, entry| {
+        bits | match entry.filter {
+            EventFilter::All => u64::MAX,
+            EventFilter::Kind(kind) => kind.bit(),
+        }
+    })
 }
 
 impl Default for EventBus {

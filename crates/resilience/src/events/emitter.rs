@@ -24,23 +24,29 @@ impl Emitter {
         &self.local
     }
 
-    /// Emits the event built by `payload`, which runs only if someone listens: with no
-    /// listener, emitting costs one atomic load per bus and builds nothing.
+    /// Emits the event built by `payload`. With no listener on either bus, emitting costs one
+    /// atomic load per bus and builds nothing; the payload is built only when someone listens,
+    /// and the event (with its clock reads) only when someone wants its kind.
     ///
     /// Callers must not hold a lock: listeners run here, synchronously.
     #[inline]
     pub(crate) fn emit<P: Into<EventPayload>>(&self, payload: impl FnOnce() -> P) {
         let bus = global();
-        let local = self.local.is_active();
-        let global = bus.is_active();
-        if !(local || global) {
+        let (local, global) = (self.local.wanted(), bus.wanted());
+        if local | global == 0 {
             return;
         }
-        let event = Event::new(Arc::clone(&self.name), payload());
-        if local {
+        let payload = payload().into();
+        let bit = payload.kind().bit();
+        let (to_local, to_global) = (local & bit != 0, global & bit != 0);
+        if !(to_local || to_global) {
+            return;
+        }
+        let event = Event::new(Arc::clone(&self.name), payload);
+        if to_local {
             self.local.dispatch(&event);
         }
-        if global {
+        if to_global {
             bus.dispatch(&event);
         }
     }

@@ -225,6 +225,11 @@ macro_rules! event_kinds {
             /// Every kind, in declaration order.
             pub const ALL: &'static [EventKind] = &[$(Self::$variant,)*];
 
+            /// This kind's bit in a set of kinds.
+            pub(crate) const fn bit(self) -> u64 {
+                1 << (self as u32)
+            }
+
             /// The seed's string name of this kind.
             pub const fn as_str(self) -> &'static str {
                 match self {
@@ -267,6 +272,9 @@ event_kinds! {
     /// Every fallback failed.
     FallbackFailed => "fallback_failed",
 }
+
+// A bus keeps the kinds its listeners want in one `u64`.
+const _: () = assert!(EventKind::ALL.len() <= 64);
 
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

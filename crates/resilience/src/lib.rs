@@ -1,6 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod adaptive;
+pub mod admission;
+pub mod backpressure;
+pub mod bulkhead;
 pub mod circuit_breaker;
 pub mod classify;
 mod config;
@@ -8,6 +12,7 @@ mod error;
 pub mod events;
 pub mod fallback;
 mod hook;
+pub mod load_shed;
 pub mod metrics;
 pub mod registry;
 pub mod retry;

@@ -167,7 +167,13 @@ impl CircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.call_with(&EveryError, operation).await
+        // Straight to `guarded` rather than through `call_with`: each level of async nesting
+        // costs a copy of the whole future on the hot path.
+        self.guarded(operation, |result| {
+            let outcome = self.inner.classify(&EveryError, &result);
+            (outcome, result.map_err(Error::Inner))
+        })
+        .await
     }
 
     /// Like [`call`](Self::call), judging the outcome with `classifier`.
@@ -201,7 +207,12 @@ impl CircuitBreaker {
         Fut: Future<Output = Result<T, Error<E>>>,
     {
         self.guarded(operation, |result| {
-            judge_nested(classifier, result, PatternKind::CircuitBreaker, &self.inner.name)
+            judge_nested(
+                classifier,
+                result,
+                PatternKind::CircuitBreaker,
+                &self.inner.name,
+            )
         })
         .await
     }

@@ -8,8 +8,12 @@ use std::time::SystemTime;
 
 use tokio::time::Instant;
 
+use crate::adaptive::AdaptiveEvent;
+use crate::backpressure::BackpressureEvent;
+use crate::bulkhead::BulkheadEvent;
 use crate::circuit_breaker::CircuitBreakerEvent;
 use crate::fallback::FallbackEvent;
+use crate::load_shed::LoadShedderEvent;
 use crate::retry::RetryEvent;
 use crate::timeout::TimeoutEvent;
 use crate::PatternKind;
@@ -39,6 +43,14 @@ pub enum EventPayload {
     Timeout(TimeoutEvent),
     /// An event of a fallback.
     Fallback(FallbackEvent),
+    /// An event of a bulkhead.
+    Bulkhead(BulkheadEvent),
+    /// An event of a load shedder.
+    LoadShedder(LoadShedderEvent),
+    /// An event of a backpressure controller.
+    Backpressure(BackpressureEvent),
+    /// An event of an adaptive concurrency limiter.
+    Adaptive(AdaptiveEvent),
 }
 
 impl EventPayload {
@@ -49,6 +61,10 @@ impl EventPayload {
             Self::Retry(_) => PatternKind::Retry,
             Self::Timeout(_) => PatternKind::Timeout,
             Self::Fallback(_) => PatternKind::Fallback,
+            Self::Bulkhead(_) => PatternKind::Bulkhead,
+            Self::LoadShedder(_) => PatternKind::LoadShedder,
+            Self::Backpressure(_) => PatternKind::Backpressure,
+            Self::Adaptive(_) => PatternKind::AdaptiveConcurrency,
         }
     }
 
@@ -59,6 +75,10 @@ impl EventPayload {
             Self::Retry(event) => event.kind(),
             Self::Timeout(event) => event.kind(),
             Self::Fallback(event) => event.kind(),
+            Self::Bulkhead(event) => event.kind(),
+            Self::LoadShedder(event) => event.kind(),
+            Self::Backpressure(event) => event.kind(),
+            Self::Adaptive(event) => event.kind(),
         }
     }
 
@@ -69,6 +89,10 @@ impl EventPayload {
             Self::Retry(event) => event.visit_fields(visit),
             Self::Timeout(event) => event.visit_fields(visit),
             Self::Fallback(event) => event.visit_fields(visit),
+            Self::Bulkhead(event) => event.visit_fields(visit),
+            Self::LoadShedder(event) => event.visit_fields(visit),
+            Self::Backpressure(event) => event.visit_fields(visit),
+            Self::Adaptive(event) => event.visit_fields(visit),
         }
     }
 }
@@ -88,6 +112,10 @@ payload_from! {
     RetryEvent => Retry,
     TimeoutEvent => Timeout,
     FallbackEvent => Fallback,
+    BulkheadEvent => Bulkhead,
+    LoadShedderEvent => LoadShedder,
+    BackpressureEvent => Backpressure,
+    AdaptiveEvent => Adaptive,
 }
 
 impl Event {
@@ -271,6 +299,22 @@ event_kinds! {
     FallbackTriggered => "fallback_triggered",
     /// Every fallback failed.
     FallbackFailed => "fallback_failed",
+    /// A bulkhead gave a call a slot.
+    BulkheadAccepted => "bulkhead_accepted",
+    /// A bulkhead refused a call.
+    BulkheadRejected => "bulkhead_rejected",
+    /// A call gave its bulkhead slot back.
+    BulkheadReleased => "bulkhead_released",
+    /// A load shedder accepted a request.
+    RequestAccepted => "request_accepted",
+    /// A load shedder shed a request.
+    RequestShed => "request_shed",
+    /// Backpressure turned on at the high water mark.
+    BackpressureHigh => "backpressure_high",
+    /// Backpressure turned off at the low water mark.
+    BackpressureLow => "backpressure_low",
+    /// An adaptive limiter changed its limit.
+    LoadLevelChange => "load_level_change",
 }
 
 // A bus keeps the kinds its listeners want in one `u64`.

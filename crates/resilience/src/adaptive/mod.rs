@@ -1,0 +1,5 @@
+//! Adaptive concurrency: find the concurrency a dependency can take, and keep to it.
+
+mod event;
+
+pub use event::AdaptiveEvent;

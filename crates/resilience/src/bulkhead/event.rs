@@ -1,0 +1,76 @@
+//! The bulkhead's events.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::events::{EventKind, Seconds};
+use crate::RejectionReason;
+
+/// Something that happened in a bulkhead.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum BulkheadEvent {
+    /// A call got a slot, possibly after waiting in the queue.
+    BulkheadAccepted {
+        /// Calls running, this one included.
+        active: u32,
+        /// Calls still waiting.
+        waiting: u32,
+        /// How long this call waited for its slot.
+        waited: Duration,
+    },
+    /// A call was refused a slot.
+    BulkheadRejected {
+        /// Why: capacity full, queue full or wait timeout.
+        reason: RejectionReason,
+        /// Calls running.
+        active: u32,
+        /// Calls waiting.
+        waiting: u32,
+    },
+    /// A call gave its slot back (success, failure or cancellation alike).
+    BulkheadReleased {
+        /// Calls still running.
+        active: u32,
+        /// How long the slot was held.
+        held: Duration,
+    },
+}
+
+impl BulkheadEvent {
+    /// This event's kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::BulkheadAccepted { .. } => EventKind::BulkheadAccepted,
+            Self::BulkheadRejected { .. } => EventKind::BulkheadRejected,
+            Self::BulkheadReleased { .. } => EventKind::BulkheadReleased,
+        }
+    }
+
+    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+        match self {
+            Self::BulkheadAccepted {
+                active,
+                waiting,
+                waited,
+            } => {
+                visit("active", active);
+                visit("waiting", waiting);
+                visit("waited", &Seconds(*waited));
+            }
+            Self::BulkheadRejected {
+                reason,
+                active,
+                waiting,
+            } => {
+                visit("reason", reason);
+                visit("active", active);
+                visit("waiting", waiting);
+            }
+            Self::BulkheadReleased { active, held } => {
+                visit("active", active);
+                visit("held", &Seconds(*held));
+            }
+        }
+    }
+}

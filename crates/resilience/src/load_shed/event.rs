@@ -1,0 +1,69 @@
+//! The load shedder's events.
+
+use std::fmt;
+
+use crate::events::EventKind;
+
+/// Something that happened in a load shedder.
+///
+/// `priority`, `load_level` and `reason` are rendered as their `snake_case` names so this
+/// payload does not depend on the shedder's own enums.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum LoadShedderEvent {
+    /// A request was accepted.
+    RequestAccepted {
+        /// Requests running, this one included.
+        active: u32,
+        /// The request's priority (`"critical"`, `"high"`, `"normal"`, `"low"`).
+        priority: &'static str,
+        /// The load level after accepting it (`"normal"`, `"elevated"`, `"high"`, `"critical"`).
+        load_level: &'static str,
+    },
+    /// A request was shed.
+    RequestShed {
+        /// Requests running.
+        active: u32,
+        /// The request's priority.
+        priority: &'static str,
+        /// The load level that shed it.
+        load_level: &'static str,
+        /// Why, for example `"max_requests"`, `"queue_full"`, `"cpu"`, `"memory"`.
+        reason: &'static str,
+    },
+}
+
+impl LoadShedderEvent {
+    /// This event's kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::RequestAccepted { .. } => EventKind::RequestAccepted,
+            Self::RequestShed { .. } => EventKind::RequestShed,
+        }
+    }
+
+    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+        match self {
+            Self::RequestAccepted {
+                active,
+                priority,
+                load_level,
+            } => {
+                visit("active", active);
+                visit("priority", priority);
+                visit("load_level", load_level);
+            }
+            Self::RequestShed {
+                active,
+                priority,
+                load_level,
+                reason,
+            } => {
+                visit("active", active);
+                visit("priority", priority);
+                visit("load_level", load_level);
+                visit("reason", reason);
+            }
+        }
+    }
+}

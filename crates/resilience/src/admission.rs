@@ -28,6 +28,12 @@ pub trait Admission: Send + Sync {
 
 /// Held by an admitted call; dropping it releases the slot.
 pub trait AdmissionPermit: Send {
+    /// Whether [`complete`](Self::complete) uses the outcome, so callers can skip judging the
+    /// result (which runs user predicates) for permits that would ignore it.
+    fn wants_outcome(&self) -> bool {
+        false
+    }
+
     /// Reports how the call went, then releases. Dropping without calling this releases too,
     /// with the outcome unknown (as for a cancelled call).
     fn complete(self, outcome: Outcome)
@@ -60,6 +66,10 @@ impl<A: Admission, B: Admission> Admission for (A, B) {
 }
 
 impl<A: AdmissionPermit, B: AdmissionPermit> AdmissionPermit for (A, B) {
+    fn wants_outcome(&self) -> bool {
+        self.0.wants_outcome() || self.1.wants_outcome()
+    }
+
     fn complete(self, outcome: Outcome) {
         self.1.complete(outcome);
         self.0.complete(outcome);

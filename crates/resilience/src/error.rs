@@ -331,6 +331,33 @@ impl<E> Error<E> {
     }
 }
 
+impl<E> Error<Error<E>> {
+    /// Removes one level of nesting, as when one pattern's tower layer wraps another's: an
+    /// inner error of this crate's kind becomes the error itself. A fallback that failed with
+    /// something other than the operation's own error (say, a rejection) is reported as that
+    /// error.
+    pub fn flatten(self) -> Error<E> {
+        match self {
+            Self::Inner(inner) => inner,
+            Self::Rejected(rejection) => Error::Rejected(rejection),
+            Self::Timeout { elapsed, limit } => Error::Timeout { elapsed, limit },
+            Self::RetryExhausted { attempts, last } => Error::RetryExhausted {
+                attempts,
+                last: last.map(|last| Box::new(last.flatten())),
+            },
+            Self::FallbackFailed {
+                primary,
+                fallback: Error::Inner(fallback),
+            } => Error::FallbackFailed {
+                primary: Box::new(primary.flatten()),
+                fallback,
+            },
+            // The fallback itself was refused or timed out: that is the error to report.
+            Self::FallbackFailed { fallback, .. } => fallback,
+        }
+    }
+}
+
 impl<E> From<Rejection> for Error<E> {
     fn from(rejection: Rejection) -> Self {
         Self::Rejected(rejection)

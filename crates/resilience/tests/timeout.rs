@@ -580,3 +580,17 @@ mod tower_layer {
         assert!(dropped.load(Ordering::SeqCst));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_operations_set_up_code_already_sees_the_deadline() {
+    let timeout = Timeout::builder("setup").limit(40 * MS).build().unwrap();
+    let seen = timeout
+        .call(|| {
+            // Runs before the operation's future exists.
+            let remaining = Deadline::current().map(|deadline| deadline.remaining());
+            async move { Ok::<_, io::Error>(remaining) }
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(40 * MS));
+}

@@ -32,7 +32,9 @@ pub enum BulkheadEvent {
     BulkheadReleased {
         /// Calls still running.
         active: u32,
-        /// How long the slot was held.
+        /// How long the slot was held. Measured when the call waited for its slot or a
+        /// listener for this event was attached when it was taken (so the free-slot path
+        /// reads no clock); zero otherwise.
         held: Duration,
     },
 }

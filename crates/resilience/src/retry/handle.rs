@@ -222,13 +222,17 @@ impl Retry {
     /// keeps its budget (and what it has counted); a changed one starts a fresh budget.
     pub fn set_config(&self, config: RetryConfig) -> Result<(), ConfigError> {
         config.validate()?;
-        let current = self.inner.settings();
+        // Decided and swapped under one lock, so two concurrent calls cannot both keep (or
+        // both replace) the old budget.
+        let mut current = lock(&self.inner.settings);
         let budget = match (&config.budget, &current.budget) {
             (Some(wanted), Some(budget)) if budget.config() == wanted => Some(budget.clone()),
             (Some(wanted), _) => Some(RetryBudget::new(wanted.clone())?),
             (None, _) => None,
         };
-        self.inner.install(Settings { config, budget });
+        let settings = Settings { config, budget };
+        self.inner.publish(&settings);
+        *current = Arc::new(settings);
         Ok(())
     }
 
@@ -244,11 +248,16 @@ impl Inner {
     }
 
     fn install(&self, settings: Settings) {
+        self.publish(&settings);
+        *lock(&self.settings) = Arc::new(settings);
+    }
+
+    /// Copies what a call needs before its first failure out of `settings`.
+    fn publish(&self, settings: &Settings) {
         self.time_limited
             .store(settings.config.max_elapsed.is_some(), Ordering::Relaxed);
         self.budgeted
             .store(settings.budget.is_some(), Ordering::Relaxed);
-        *lock(&self.settings) = Arc::new(settings);
     }
 
     pub(crate) fn has_time_limit(&self) -> bool {

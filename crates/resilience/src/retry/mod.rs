@@ -38,7 +38,8 @@
 //! handed back as a success (bug B7). Errors of inner patterns passed to
 //! [`execute`](Retry::execute): rejections by a circuit breaker or rate limiter are returned
 //! as is unless [`retry_rejections`](RetryBuilder::retry_rejections) is set; other rejections
-//! are retried after at least their `retry_after`; inner timeouts are retried.
+//! are retried after at least their `retry_after`; inner timeouts are retried; an exhausted
+//! inner retry or a failed fallback is returned as is (retrying a retry multiplies attempts).
 //!
 //! Dropping the future of a call cancels the running attempt or the wait; no attempt starts
 //! after that.
@@ -63,7 +64,13 @@
 //!     .call(|| {
 //!         calls += 1;
 //!         let attempt = calls;
-//!         async move { if attempt < 3 { Err("connection reset") } else { Ok("paid") } }
+//!         async move {
+//!             if attempt < 3 {
+//!                 Err(std::io::Error::other("connection reset"))
+//!             } else {
+//!                 Ok("paid")
+//!             }
+//!         }
 //!     })
 //!     .await?;
 //! assert_eq!((receipt, calls), ("paid", 3));

@@ -127,7 +127,10 @@ impl Timeout {
             limit,
             scope,
         } = self.inner.start()?;
-        match tokio::time::timeout_at(until, scope.scope(operation())).await {
+        // Made inside the scope too, so set-up code before the operation's first await
+        // already sees its deadline.
+        let future = scope.enter(operation);
+        match tokio::time::timeout_at(until, scope.scope(future)).await {
             Ok(result) => {
                 self.inner.finished(started, limit, result.is_ok());
                 result

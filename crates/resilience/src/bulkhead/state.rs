@@ -1,0 +1,74 @@
+//! The pure core of the bulkhead: every decision as a plain function of plain numbers.
+//!
+//! The queue itself is tokio's [`Semaphore`](tokio::sync::Semaphore): it hands a returned
+//! permit straight to the longest waiter (FIFO), and an acquire future dropped while queued
+//! leaves the queue. What the semaphore does not decide lives here, so it is tested without a
+//! runtime:
+//! * whether a call that found every slot taken may join the queue ([`join_queue`]), which
+//!   keeps the three rejection reasons apart;
+//! * the bookkeeping of a live resize: growing adds permits (first paying off any debt),
+//!   shrinking forgets the free permits at once and records the rest as a *debt* that returning
+//!   slots pay off, one each ([`grow`], [`shrink`], [`on_release`]);
+//! * the derived figures of a metric snapshot ([`ratio`], [`average`]).
+
+use std::time::Duration;
+
+use crate::RejectionReason;
+
+/// Whether a call that found every slot taken may wait, given how many wait already.
+///
+/// `Ok` carries the new number of waiters. Without a queue (`max_waiting == 0`) the call is
+/// rejected as [`CapacityFull`](RejectionReason::CapacityFull); with a full one as
+/// [`QueueFull`](RejectionReason::QueueFull).
+pub(crate) fn join_queue(waiting: u32, max_waiting: u32) -> Result<u32, RejectionReason> {
+    if max_waiting == 0 {
+        Err(RejectionReason::CapacityFull)
+    } else if waiting >= max_waiting {
+        Err(RejectionReason::QueueFull)
+    } else {
+        Ok(waiting + 1)
+    }
+}
+
+/// Growing by `added` slots while `debt` permits are owed: the growth first cancels the debt.
+/// Returns `(permits to add to the semaphore, new debt)`.
+pub(crate) fn grow(added: u32, debt: u32) -> (u32, u32) {
+    let paid = added.min(debt);
+    (added - paid, debt - paid)
+}
+
+/// Shrinking by `removed` slots, of which `forgotten` were free and taken out of the
+/// semaphore at once: the others are owed by calls still running. Returns the new debt.
+pub(crate) fn shrink(removed: u32, forgotten: u32, debt: u32) -> u32 {
+    debt + (removed - forgotten)
+}
+
+/// A slot comes back: it goes to the semaphore (`true`) unless a debt is owed, which it pays
+/// off instead. Returns `(give back, new debt)`.
+pub(crate) fn on_release(debt: u32) -> (bool, u32) {
+    match debt {
+        0 => (true, 0),
+        owed => (false, owed - 1),
+    }
+}
+
+/// `part / whole`, clamped to `0..=1`; 0 when `whole` is 0.
+pub(crate) fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 / whole as f64).min(1.0)
+    }
+}
+
+/// `total / count`, zero when `count` is 0.
+pub(crate) fn average(total: Duration, count: u64) -> Duration {
+    match u32::try_from(count) {
+        Ok(0) => Duration::ZERO,
+        Ok(count) => total / count,
+        Err(_) => Duration::from_secs_f64(total.as_secs_f64() / count as f64),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+//! [`Pipeline`]: one `call` through every configured pattern, in the documented order.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::admission::{Admission, AdmissionPermit};
+use crate::circuit_breaker::CircuitBreaker;
+use crate::classify::{judge_nested, Classifier, Outcome};
+use crate::fallback::Fallback;
+use crate::retry::{Retry, RetryRules};
+use crate::timeout::Timeout;
+use crate::{Error, PatternKind};
+
+/// Patterns composed around one kind of operation (returning `Result<T, E>`), outermost first:
+/// fallback, retry, circuit breaker, rate limiter (`L`), timeout, bulkhead (`B`).
+///
+/// Built with [`Pipeline::builder`]; see the [module docs](super) for why this order. Cheap to
+/// share behind an `Arc`; the patterns inside are handles whose clones share state, so the
+/// same breaker may also serve other pipelines.
+pub struct Pipeline<T, E, L = (), B = ()> {
+    pub(super) name: Arc<str>,
+    pub(super) fallback: Option<Fallback<T, E>>,
+    pub(super) retry: Option<Retry>,
+    pub(super) retry_rules: RetryRules<T, E>,
+    pub(super) breaker: Option<CircuitBreaker>,
+    pub(super) classifier: Classifier<T, E>,
+    pub(super) rate_limiter: L,
+    pub(super) timeout: Option<Timeout>,
+    pub(super) bulkhead: B,
+}
+
+impl<T, E, L, B> Pipeline<T, E, L, B>
+where
+    L: Admission,
+    B: Admission,
+    E: fmt::Display,
+{
+    /// Runs `operation` through the stack. `operation` may be called several times (once per
+    /// retry attempt), so it is `Fn`; each call must start a fresh attempt.
+    ///
+    /// Dropping the returned future cancels whatever is running (an attempt, a wait for a
+    /// slot, a backoff sleep) and releases every slot and probe it holds.
+    pub async fn call<F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let retried = || async {
+            match &self.retry {
+                Some(retry) => {
+                    retry
+                        .execute_with(&self.retry_rules, || self.guarded(&operation))
+                        .await
+                }
+                None => self.guarded(&operation).await,
+            }
+        };
+        match &self.fallback {
+            Some(fallback) => fallback.execute(retried).await,
+            None => retried().await,
+        }
+    }
+
+    /// One attempt: circuit breaker around the rest.
+    async fn guarded<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        match &self.breaker {
+            Some(breaker) => {
+                breaker
+                    .execute(&self.classifier, || self.limited(operation))
+                    .await
+            }
+            None => self.limited(operation).await,
+        }
+    }
+
+    /// Rate limiter around the timeout.
+    async fn limited<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let permit = self.rate_limiter.admit().await?;
+        let result = match &self.timeout {
+            Some(timeout) => timeout.execute(|| self.isolated(operation)).await,
+            None => self.isolated(operation).await,
+        };
+        self.complete(permit, result)
+    }
+
+    /// Bulkhead around the call itself.
+    async fn isolated<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let permit = self.bulkhead.admit().await?;
+        let result = operation().await.map_err(Error::Inner);
+        self.complete(permit, result)
+    }
+
+    /// Tells an admission permit how the call went, if it learns from outcomes (adaptive
+    /// limiters do); judging runs the classifier's user code, so it is skipped otherwise.
+    fn complete<P: AdmissionPermit>(
+        &self,
+        permit: P,
+        result: Result<T, Error<E>>,
+    ) -> Result<T, Error<E>> {
+        if !permit.wants_outcome() {
+            return result;
+        }
+        // A panicking predicate is reported under the breaker's kind: the classifier is the
+        // one the pipeline's breaker uses.
+        let (outcome, result): (Outcome, _) = judge_nested(
+            &self.classifier,
+            result,
+            PatternKind::CircuitBreaker,
+            &self.name,
+        );
+        permit.complete(outcome);
+        result
+    }
+}
+
+impl<T, E, L: fmt::Debug, B: fmt::Debug> fmt::Debug for Pipeline<T, E, L, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("name", &self.name)
+            .field("fallback", &self.fallback.as_ref().map(Fallback::name))
+            .field("retry", &self.retry.as_ref().map(Retry::name))
+            .field(
+                "circuit_breaker",
+                &self.breaker.as_ref().map(CircuitBreaker::name),
+            )
+            .field("rate_limiter", &self.rate_limiter)
+            .field("timeout", &self.timeout.as_ref().map(Timeout::name))
+            .field("bulkhead", &self.bulkhead)
+            .finish()
+    }
+}

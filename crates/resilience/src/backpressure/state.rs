@@ -77,6 +77,8 @@ pub(crate) struct Core<W> {
     /// waiter and removal by ticket (a cancelled wait) is cheap.
     waiters: BTreeMap<u64, W>,
     next_ticket: u64,
+    /// Producers ever admitted: `admitted = released + pending`.
+    admitted: u64,
 }
 
 impl<W> Core<W> {
@@ -86,6 +88,7 @@ impl<W> Core<W> {
             active: false,
             waiters: BTreeMap::new(),
             next_ticket: 0,
+            admitted: 0,
         }
     }
 
@@ -95,6 +98,10 @@ impl<W> Core<W> {
 
     pub(crate) fn active(&self) -> bool {
         self.active
+    }
+
+    pub(crate) fn admitted(&self) -> u64 {
+        self.admitted
     }
 
     pub(crate) fn waiting(&self) -> u32 {
@@ -166,6 +173,7 @@ impl<W> Core<W> {
 
     fn admit(&mut self, marks: Marks) -> Option<Switch> {
         self.pending += 1;
+        self.admitted += 1;
         if !self.active && self.pending >= marks.high {
             self.active = true;
             return Some(Switch::On {

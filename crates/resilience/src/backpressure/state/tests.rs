@@ -151,6 +151,7 @@ proptest! {
         let mut admitted_from_queue: Vec<u64> = Vec::new();
         let mut switches: Vec<Switch> = Vec::new();
         let mut next_id = 0;
+        let mut released = 0_u64;
         for op in ops {
             match op {
                 Op::Arrive(patience) => {
@@ -175,6 +176,7 @@ proptest! {
                 }
                 Op::Finish(index) if !holders.is_empty() => {
                     holders.remove(index % holders.len());
+                    released += 1;
                     switches.extend(core.release(marks));
                     while let Some((id, switch)) = core.grant(marks) {
                         let position = queued.iter().position(|(_, queued, _)| *queued == id);
@@ -193,6 +195,7 @@ proptest! {
             }
             // Counts add up: pending is exactly the slots held, waiting the producers queued.
             prop_assert_eq!(core.pending() as usize, holders.len());
+            prop_assert_eq!(core.admitted(), released + holders.len() as u64);
             prop_assert_eq!(core.waiting() as usize, queued.len());
             prop_assert!(core.pending() <= marks.high, "never above the high water mark");
             if !core.active() {

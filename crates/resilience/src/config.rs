@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::rate::RateProblem;
+
 /// A configuration value that was rejected, naming the field and the problem.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
@@ -45,6 +47,9 @@ pub enum ConfigProblem {
     },
     /// The value could not be parsed; the string says what was expected.
     Invalid(String),
+    /// A rate (a string such as `"10/second"`, or a [`Rate`](crate::Rate) built in code) is
+    /// invalid; the [`RateProblem`] says how.
+    InvalidRate(RateProblem),
 }
 
 impl ConfigError {
@@ -79,6 +84,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "{field} must not be greater than {other}")
             }
             ConfigProblem::Invalid(expected) => write!(f, "{field} is invalid: {expected}"),
+            ConfigProblem::InvalidRate(problem) => write!(f, "{field} {problem}"),
         }
     }
 }

@@ -34,10 +34,7 @@ pub struct BackpressureConfig {
     /// How long [`acquire`](super::Backpressure::acquire) (and so `call`, `execute` and the
     /// tower layer) waits while backpressure is on before it gives up; zero never waits.
     /// The seed hid this default inside `acquire(timeout=None)`. Default: 5 s.
-    #[cfg_attr(
-        feature = "serde",
-        serde(with = "humantime_serde", alias = "timeout")
-    )]
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde", alias = "timeout"))]
     pub wait_timeout: Duration,
 }
 
@@ -60,7 +57,12 @@ impl BackpressureConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check::at_least("max_pending", self.max_pending, 1)?;
         check::at_least("high_water_mark", self.high_water_mark, 1)?;
-        not_above("high_water_mark", self.high_water_mark, "max_pending", self.max_pending)?;
+        not_above(
+            "high_water_mark",
+            self.high_water_mark,
+            "max_pending",
+            self.max_pending,
+        )?;
         not_above(
             "low_water_mark",
             self.low_water_mark,
@@ -86,7 +88,10 @@ fn not_above(
     limit: u32,
 ) -> Result<(), ConfigError> {
     if value > limit {
-        return Err(ConfigError::new(field, ConfigProblem::GreaterThan { other }));
+        return Err(ConfigError::new(
+            field,
+            ConfigProblem::GreaterThan { other },
+        ));
     }
     Ok(())
 }

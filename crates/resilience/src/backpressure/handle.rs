@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Duration;
@@ -35,6 +35,12 @@ pub(super) struct Inner {
     /// A std mutex, never held across an await: every critical section is a few pure
     /// decisions and, at most, waking the waiters they admit. Listeners run after unlocking.
     shared: Mutex<Shared>,
+    /// Whether backpressure is on, copied out of the core under the lock after every
+    /// change, so producers (and the stream adapter, before each pull) can ask without
+    /// locking.
+    active: AtomicBool,
+    /// The configured wait timeout in nanoseconds, so `acquire` needs no second lock.
+    wait_timeout: AtomicU64,
     rejected_backpressure: AtomicU64,
     rejected_wait_timeout: AtomicU64,
     emitter: Emitter,
@@ -44,6 +50,10 @@ pub(super) struct Shared {
     pub(super) core: Core<oneshot::Sender<()>>,
     config: BackpressureConfig,
     marks: Marks,
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// How an arrival went, when it was not rejected.
@@ -77,6 +87,8 @@ impl Backpressure {
                     marks: Marks::from(&config),
                     config,
                 }),
+                active: AtomicBool::new(false),
+                wait_timeout: AtomicU64::new(nanos(config.wait_timeout)),
                 rejected_backpressure: AtomicU64::new(0),
                 rejected_wait_timeout: AtomicU64::new(0),
             }),
@@ -113,8 +125,12 @@ impl Backpressure {
     /// Admission for one item of work, waiting up to the configured `wait_timeout`
     /// (5 s by default) while backpressure is on. See [`acquire_timeout`](Self::acquire_timeout).
     pub async fn acquire(&self) -> Result<Permit, Rejection> {
-        let timeout = self.inner.lock().config.wait_timeout;
-        self.acquire_timeout(timeout).await
+        self.acquire_timeout(self.wait_timeout()).await
+    }
+
+    /// The configured wait timeout.
+    pub(super) fn wait_timeout(&self) -> Duration {
+        Duration::from_nanos(self.inner.wait_timeout.load(Relaxed))
     }
 
     /// Admission for one item of work, waiting up to `timeout` while backpressure is on.
@@ -159,49 +175,45 @@ impl Backpressure {
     pub fn try_acquire(&self) -> Result<Permit, Rejection> {
         match self.arrive(Patience::Never)? {
             Arrived::Admitted(permit) => Ok(permit),
-            // `Never` does not wait; dropping the guard would leave the queue regardless.
-            Arrived::Queued(guard) => Err(guard.expire().err().unwrap_or_else(|| {
-                self.inner.reject(RejectionReason::Backpressure)
-            })),
+            // `Never` is never told to wait; were it, dropping the guard leaves the queue.
+            Arrived::Queued(guard) => {
+                drop(guard);
+                Err(self.inner.reject(RejectionReason::Backpressure))
+            }
         }
     }
 
     /// Applies this controller to a stream of work: each item comes with its [`Permit`],
     /// and the source is not polled while backpressure is on. See [`BackpressureStream`].
-    pub fn stream<S>(&self, source: S) -> BackpressureStream<S> {
+    pub fn stream<S: futures_core::Stream>(&self, source: S) -> BackpressureStream<S> {
         BackpressureStream::new(source, self.clone())
     }
 
     /// Decides an arrival and, when it must wait, queues it.
     pub(super) fn arrive(&self, patience: Patience) -> Result<Arrived, Rejection> {
         let inner = &*self.inner;
-        let (arrival, marks, receiver) = {
-            let mut shared = inner.lock();
-            let marks = shared.marks;
-            match shared.core.arrive(marks, patience) {
-                Arrival::Wait => {
-                    let (sender, receiver) = oneshot::channel();
-                    let ticket = shared.core.enqueue(sender);
-                    (Arrival::Wait, marks, Some((ticket, receiver)))
-                }
-                arrival => (arrival, marks, None),
-            }
-        };
-        match (arrival, receiver) {
-            (Arrival::Admitted(switch), _) => {
+        let mut shared = inner.lock();
+        let marks = shared.marks;
+        match shared.core.arrive(marks, patience) {
+            Arrival::Admitted(switch) => {
+                inner.publish(&shared);
+                drop(shared);
                 inner.announce(switch, marks);
                 Ok(Arrived::Admitted(Permit::new(self.clone())))
             }
-            (Arrival::Wait, Some((ticket, receiver))) => Ok(Arrived::Queued(WaitGuard::new(
-                self.clone(),
-                ticket,
-                receiver,
-            ))),
-            (Arrival::Rejected(reason), _) | (Arrival::Wait, None) => {
-                let reason = match arrival {
-                    Arrival::Rejected(reason) => reason,
-                    _ => RejectionReason::Backpressure,
-                };
+            Arrival::Wait => {
+                // Only a producer that waits pays for its channel.
+                let (sender, receiver) = oneshot::channel();
+                let ticket = shared.core.enqueue(sender);
+                drop(shared);
+                Ok(Arrived::Queued(WaitGuard::new(
+                    self.clone(),
+                    ticket,
+                    receiver,
+                )))
+            }
+            Arrival::Rejected(reason) => {
+                drop(shared);
                 Err(inner.reject(reason))
             }
         }
@@ -227,7 +239,7 @@ impl Backpressure {
     /// Whether backpressure is on: from the moment pending work reached the high water mark
     /// until it fell back to the low water mark. Producers should slow down.
     pub fn should_apply_backpressure(&self) -> bool {
-        self.inner.lock().core.active()
+        self.inner.active.load(Relaxed)
     }
 
     /// A snapshot of the state and counters, with the seed's field names.
@@ -280,8 +292,12 @@ impl Backpressure {
             let mut shared = inner.lock();
             shared.config = config;
             shared.marks = marks;
+            inner
+                .wait_timeout
+                .store(nanos(config.wait_timeout), Relaxed);
             switches.extend(shared.core.reconfigure(marks));
             Inner::grant_waiters(&mut shared, &mut switches);
+            inner.publish(&shared);
         }
         for switch in switches {
             inner.announce(Some(switch), marks);
@@ -304,13 +320,13 @@ impl Inner {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// An admitted item is done: pending - 1, and the waiters that may now go are admitted.
-    pub(super) fn release(&self) {
-        self.release_locked(self.lock());
+    fn publish(&self, shared: &Shared) {
+        self.active.store(shared.core.active(), Relaxed);
     }
 
-    /// [`release`](Self::release) with the lock already held; unlocks before announcing.
-    pub(super) fn release_locked(&self, mut shared: MutexGuard<'_, Shared>) {
+    /// An admitted item is done: pending - 1, and the waiters that may now go are admitted.
+    pub(super) fn release(&self) {
+        let mut shared = self.lock();
         let marks = shared.marks;
         let Some(switch) = shared.core.release(marks) else {
             // Still on, or off with nobody waiting: nothing else can change (the fast path).
@@ -318,6 +334,7 @@ impl Inner {
         };
         let mut switches = vec![switch];
         Self::grant_waiters(&mut shared, &mut switches);
+        self.publish(&shared);
         drop(shared);
         for switch in switches {
             self.announce(Some(switch), marks);

@@ -121,7 +121,12 @@ impl Bulkhead {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let started = self.inner.admit().await?;
+        // The free-slot path inline rather than through `admit`: each level of async
+        // nesting costs a copy of the whole future on the hot path.
+        let started = match self.inner.try_enter() {
+            Some(started) => started,
+            None => self.inner.wait().await?,
+        };
         let guard = Guard::new(&*self.inner, started);
         let result = operation().await;
         guard.finish(if result.is_ok() {
@@ -140,7 +145,10 @@ impl Bulkhead {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        let started = self.inner.admit().await?;
+        let started = match self.inner.try_enter() {
+            Some(started) => started,
+            None => self.inner.wait().await?,
+        };
         let guard = Guard::new(&*self.inner, started);
         let result = operation().await;
         let (outcome, result) =
@@ -153,7 +161,10 @@ impl Bulkhead {
     /// for callers that run the work themselves. Dropping the future gives up the place in
     /// the queue.
     pub async fn acquire(&self) -> Result<Permit, Rejection> {
-        let started = self.inner.admit().await?;
+        let started = match self.inner.try_enter() {
+            Some(started) => started,
+            None => self.inner.wait().await?,
+        };
         Ok(Permit::new(Guard::new(self.clone(), started)))
     }
 
@@ -318,15 +329,6 @@ impl Inner {
         }
     }
 
-    /// A free slot, or a place in the queue and then a slot. `Ok` carries the time the slot
-    /// was taken when someone needs it (see [`Guard`]).
-    pub(super) async fn admit(&self) -> Result<Option<Instant>, Rejection> {
-        match self.try_enter() {
-            Some(started) => Ok(started),
-            None => self.wait().await,
-        }
-    }
-
     /// The uncontended path: one `try_acquire` and a few relaxed atomics; no lock, no
     /// allocation, no clock read unless a listener wants release events.
     #[inline]
@@ -336,27 +338,37 @@ impl Inner {
         Some(self.entered(Duration::ZERO, None))
     }
 
-    /// Waits in the semaphore's FIFO queue. The place in the queue is an RAII guard on the
-    /// waiting count, so a cancelled or timed-out wait can never leave the count behind.
+    /// Waits in the semaphore's FIFO queue; `Ok` carries the time the slot was taken (see
+    /// [`Guard`]). The place in the queue is an RAII guard on the waiting count, so a
+    /// cancelled or timed-out wait can never leave the count behind.
     pub(super) async fn wait(&self) -> Result<Option<Instant>, Rejection> {
         let place = match Place::join(&self.waiting, self.max_waiting.load(Relaxed)) {
             Ok(place) => place,
             Err(reason) => return Err(self.reject(reason)),
         };
         let since = Instant::now();
-        let acquired = match self.wait_timeout() {
+        let deadline = self.wait_timeout().map(|limit| since + limit);
+        let acquired = match deadline {
             None => Some(self.semaphore.acquire().await),
             // `timeout_at` polls the acquire before the timer, so a slot handed over at the
             // very instant the wait expires is taken, not wasted.
-            Some(limit) => tokio::time::timeout_at(since + limit, self.semaphore.acquire())
+            Some(deadline) => tokio::time::timeout_at(deadline, self.semaphore.acquire())
                 .await
                 .ok(),
         };
         drop(place);
+        let now = Instant::now();
         match acquired {
+            // Handed over after the deadline, before this task ran again: too late for this
+            // call, so the slot goes straight on to the next waiter. No call is ever admitted
+            // after waiting longer than the wait timeout.
+            Some(Ok(permit)) if deadline.is_some_and(|deadline| now > deadline) => {
+                permit.forget();
+                self.return_slot();
+                Err(self.reject(RejectionReason::WaitTimeout))
+            }
             Some(Ok(permit)) => {
                 permit.forget();
-                let now = Instant::now();
                 Ok(self.entered(now - since, Some(now)))
             }
             // The semaphore is never closed; were it, no slot would ever come.
@@ -491,6 +503,11 @@ impl Admission for Bulkhead {
 }
 
 impl AdmissionPermit for Permit {
+    /// The outcome feeds `successful_requests` and `failed_requests`.
+    fn wants_outcome(&self) -> bool {
+        true
+    }
+
     fn complete(self, outcome: Outcome) {
         self.record(outcome);
     }

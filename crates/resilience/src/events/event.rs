@@ -14,6 +14,7 @@ use crate::bulkhead::BulkheadEvent;
 use crate::circuit_breaker::CircuitBreakerEvent;
 use crate::fallback::FallbackEvent;
 use crate::load_shed::LoadShedderEvent;
+use crate::rate_limit::RateLimiterEvent;
 use crate::retry::RetryEvent;
 use crate::timeout::TimeoutEvent;
 use crate::PatternKind;
@@ -51,6 +52,8 @@ pub enum EventPayload {
     Backpressure(BackpressureEvent),
     /// An event of an adaptive concurrency limiter.
     Adaptive(AdaptiveEvent),
+    /// An event of a rate limiter.
+    RateLimiter(RateLimiterEvent),
 }
 
 impl EventPayload {
@@ -65,6 +68,7 @@ impl EventPayload {
             Self::LoadShedder(_) => PatternKind::LoadShedder,
             Self::Backpressure(_) => PatternKind::Backpressure,
             Self::Adaptive(_) => PatternKind::AdaptiveConcurrency,
+            Self::RateLimiter(_) => PatternKind::RateLimiter,
         }
     }
 
@@ -79,6 +83,7 @@ impl EventPayload {
             Self::LoadShedder(event) => event.kind(),
             Self::Backpressure(event) => event.kind(),
             Self::Adaptive(event) => event.kind(),
+            Self::RateLimiter(event) => event.kind(),
         }
     }
 
@@ -93,6 +98,7 @@ impl EventPayload {
             Self::LoadShedder(event) => event.visit_fields(visit),
             Self::Backpressure(event) => event.visit_fields(visit),
             Self::Adaptive(event) => event.visit_fields(visit),
+            Self::RateLimiter(event) => event.visit_fields(visit),
         }
     }
 }
@@ -116,6 +122,7 @@ payload_from! {
     LoadShedderEvent => LoadShedder,
     BackpressureEvent => Backpressure,
     AdaptiveEvent => Adaptive,
+    RateLimiterEvent => RateLimiter,
 }
 
 impl Event {
@@ -315,6 +322,10 @@ event_kinds! {
     BackpressureLow => "backpressure_low",
     /// An adaptive limiter changed its limit.
     LoadLevelChange => "load_level_change",
+    /// A rate limiter allowed a request.
+    RateLimitPassed => "rate_limit_passed",
+    /// A rate limiter denied a request.
+    RateLimitExceeded => "rate_limit_exceeded",
 }
 
 // A bus keeps the kinds its listeners want in one `u64`.

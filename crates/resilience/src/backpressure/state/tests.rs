@@ -31,7 +31,10 @@ fn turns_on_at_the_high_mark_and_off_at_the_low_mark() {
     assert_eq!(core.release(MARKS), None);
     assert_eq!(core.release(MARKS), None);
     assert!(core.active());
-    assert_eq!(core.arrive(MARKS, Patience::Never), Arrival::Rejected(RejectionReason::Backpressure));
+    assert_eq!(
+        core.arrive(MARKS, Patience::Never),
+        Arrival::Rejected(RejectionReason::Backpressure)
+    );
     assert_eq!(core.release(MARKS), Some(Switch::Off { pending: 1 }));
     assert!(!core.active());
     assert_eq!(core.arrive(MARKS, Patience::Never), Arrival::Admitted(None));
@@ -51,7 +54,11 @@ fn newcomers_queue_behind_waiters_and_are_rejected_past_max_pending() {
         core.arrive(MARKS, Patience::Queue),
         Arrival::Rejected(RejectionReason::Backpressure)
     );
-    assert_eq!(core.arrive(MARKS, Patience::Always), Arrival::Wait, "a stream always waits");
+    assert_eq!(
+        core.arrive(MARKS, Patience::Always),
+        Arrival::Wait,
+        "a stream always waits"
+    );
     // Still on between the marks: nobody is admitted, newcomers do not overtake (B11).
     core.release(MARKS);
     assert_eq!(core.grant(MARKS), None);
@@ -98,7 +105,10 @@ fn a_cancelled_waiter_leaves_and_a_granted_one_is_gone_from_the_queue() {
         core.release(MARKS);
     }
     assert_eq!(core.grant(MARKS), Some((11, None)));
-    assert!(!core.leave(second), "already admitted: its slot must be handed on");
+    assert!(
+        !core.leave(second),
+        "already admitted: its slot must be handed on"
+    );
 }
 
 #[test]
@@ -108,7 +118,10 @@ fn reconfiguring_moves_the_switch_at_once() {
     let lower = Marks { high: 3, ..MARKS };
     assert_eq!(core.reconfigure(lower), Some(Switch::On { pending: 3 }));
     let raised_low = Marks { low: 3, ..lower };
-    assert_eq!(core.reconfigure(raised_low), Some(Switch::Off { pending: 3 }));
+    assert_eq!(
+        core.reconfigure(raised_low),
+        Some(Switch::Off { pending: 3 })
+    );
     assert_eq!(core.reconfigure(MARKS), None);
 }
 

@@ -1,0 +1,146 @@
+//! Rate limiting: our GCRA limiters side by side with `governor`'s, per check.
+//!
+//! ```text
+//! cargo bench -p resilience-benches --bench rate_limit -- --warm-up-time 1 --measurement-time 2
+//! ```
+//!
+//! Groups (each starts with `floor_atomic`, one uncontended `AtomicU64::fetch_add`, as in
+//! `benches/circuit_breaker.rs`):
+//!
+//! * `rate_limit/direct_allowed`: one budget, a request that is allowed. Ours through the sync
+//!   `check_now`, through the async trait (`RateLimiter::check`, polled once) and through
+//!   `try_acquire`; governor's `DefaultDirectRateLimiter::check`. `clock_now` is the cost of
+//!   the clock ours reads (`tokio::time::Instant::now`, the std monotonic clock outside tests);
+//!   governor reads the TSC through `quanta`.
+//! * `rate_limit/direct_denied`: the same with the budget spent, so every check is denied.
+//! * `rate_limit/keyed_allowed`: one budget per key, 1,024 distinct `String` keys taken in
+//!   turn (all already in the table), every check allowed. Ours `LocalRateLimiter::check_now`,
+//!   governor's `DefaultKeyedRateLimiter<String>::check_key` (dashmap).
+//!
+//! Rates are 10⁹ per second (one per nanosecond) for the allowed groups, so the budget never
+//! runs out while measuring, and 1 per hour, spent before measuring, for the denied group.
+//! Every entry is run once before measuring and its outcome asserted, so no figure measures
+//! the wrong path. Bytes per key are measured by `examples/rate_limit_memory.rs`.
+
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use futures_util::FutureExt;
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
+use resilience::rate_limit::{DirectRateLimiter, LocalRateLimiter, RateLimiter};
+use resilience::Rate;
+
+/// One per nanosecond: never runs out during a run.
+const FAST: u32 = 1_000_000_000;
+const KEYS: usize = 1_024;
+
+fn check<T>(name: &str, entry: &mut impl FnMut() -> T, expected: impl FnOnce(&T) -> bool) {
+    let outcome = entry();
+    assert!(expected(&outcome), "{name}: unexpected outcome");
+}
+
+fn floor(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let counter = AtomicU64::new(0);
+    group.bench_function("floor_atomic", |b| {
+        b.iter(|| black_box(&counter).fetch_add(1, Ordering::Relaxed));
+    });
+}
+
+fn governor_quota(per_second: u32) -> Quota {
+    Quota::per_second(NonZeroU32::new(per_second).expect("non-zero"))
+}
+
+fn ours_direct(rate: Rate) -> DirectRateLimiter {
+    DirectRateLimiter::builder("bench")
+        .rate(rate)
+        .build()
+        .expect("valid config")
+}
+
+fn direct_allowed(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rate_limit/direct_allowed");
+    group.throughput(Throughput::Elements(1));
+    floor(&mut group);
+    group.bench_function("clock_now", |b| b.iter(tokio::time::Instant::now));
+
+    let ours = ours_direct(Rate::per_second(FAST));
+    let mut entry = || ours.check_now().is_allowed();
+    check("resilience_check_now", &mut entry, |allowed| *allowed);
+    group.bench_function("resilience_check_now", |b| b.iter(&mut entry));
+
+    let mut entry = || RateLimiter::check(&ours, "").now_or_never();
+    check("resilience_check_trait", &mut entry, |d| {
+        d.is_some_and(|d| d.is_allowed())
+    });
+    group.bench_function("resilience_check_trait", |b| b.iter(&mut entry));
+
+    let mut entry = || ours.try_acquire().is_ok();
+    check("resilience_try_acquire", &mut entry, |allowed| *allowed);
+    group.bench_function("resilience_try_acquire", |b| b.iter(&mut entry));
+
+    let governor = DefaultDirectRateLimiter::direct(governor_quota(FAST));
+    let mut entry = || governor.check().is_ok();
+    check("governor_direct", &mut entry, |allowed| *allowed);
+    group.bench_function("governor_direct", |b| b.iter(&mut entry));
+    group.finish();
+}
+
+fn direct_denied(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rate_limit/direct_denied");
+    group.throughput(Throughput::Elements(1));
+    floor(&mut group);
+
+    let ours = ours_direct(Rate::per_hour(1));
+    ours.check_now();
+    let mut entry = || ours.check_now().is_allowed();
+    check("resilience_check_now", &mut entry, |allowed| !*allowed);
+    group.bench_function("resilience_check_now", |b| b.iter(&mut entry));
+
+    let quota = Quota::per_hour(NonZeroU32::MIN);
+    let governor = DefaultDirectRateLimiter::direct(quota);
+    let _ = governor.check();
+    let mut entry = || governor.check().is_ok();
+    check("governor_direct", &mut entry, |allowed| !*allowed);
+    group.bench_function("governor_direct", |b| b.iter(&mut entry));
+    group.finish();
+}
+
+fn keyed_allowed(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rate_limit/keyed_allowed");
+    group.throughput(Throughput::Elements(1));
+    floor(&mut group);
+    let keys: Vec<String> = (0..KEYS).map(|i| format!("client-{i:06}")).collect();
+
+    let ours = LocalRateLimiter::builder("bench")
+        .rate(Rate::per_second(FAST))
+        .build()
+        .expect("valid config");
+    for key in &keys {
+        ours.check_now(key);
+    }
+    let mut turn = 0;
+    let mut entry = || {
+        turn = (turn + 1) % KEYS;
+        ours.check_now(&keys[turn]).is_allowed()
+    };
+    check("resilience_local", &mut entry, |allowed| *allowed);
+    group.bench_function("resilience_local", |b| b.iter(&mut entry));
+
+    let governor = DefaultKeyedRateLimiter::<String>::keyed(governor_quota(FAST));
+    for key in &keys {
+        let _ = governor.check_key(key);
+    }
+    let mut turn = 0;
+    let mut entry = || {
+        turn = (turn + 1) % KEYS;
+        governor.check_key(&keys[turn]).is_ok()
+    };
+    check("governor_keyed", &mut entry, |allowed| *allowed);
+    group.bench_function("governor_keyed", |b| b.iter(&mut entry));
+    group.finish();
+}
+
+criterion_group!(benches, direct_allowed, direct_denied, keyed_allowed);
+criterion_main!(benches);

@@ -1,0 +1,364 @@
+//! [`Gradient2`]: latency against a long-term baseline, as in Netflix concurrency-limits'
+//! `Gradient2Limit`, with a baseline that does not drift up under sustained load.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::algorithm::{as_limit, clamp_limit};
+use super::config::{check_limits, check_smoothing, check_window};
+use super::state::{Summary, Window};
+use super::{LimitAlgorithm, Sample};
+use crate::config::{check, ConfigError, ConfigProblem};
+
+/// Windows averaged plainly before the baseline becomes an exponential average (Netflix's
+/// `ExpAvgMeasurement` warm-up).
+const WARMUP: u32 = 10;
+
+/// Settings of [`Gradient2`]. `Default` gives Netflix's values.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct Gradient2Config {
+    /// The limit to start from. Default: 20.
+    pub initial_limit: u32,
+    /// The limit never goes below this. Default: 20.
+    pub min_limit: u32,
+    /// The limit never goes above this. Default: 200.
+    pub max_limit: u32,
+    /// How far each update moves towards its target, in `(0, 1]`. Default: 0.2.
+    pub smoothing: f64,
+    /// Headroom added at each update: the queue the limit allows for. Default: 4.
+    pub queue_size: u32,
+    /// Latency up to this multiple of the baseline is accepted without shrinking the limit;
+    /// at least 1. In steady overload the limit settles where latency is this multiple of the
+    /// no-load latency. Default: 1.5.
+    pub rtt_tolerance: f64,
+    /// The baseline is an exponential average over about this many windows. Default: 600.
+    pub long_window: u32,
+    /// Re-measure the baseline every this many windows (times a jitter in `[0.5, 1)`); 0
+    /// never does. Default: 600.
+    pub probe_interval: u32,
+    /// Samples are gathered for this long before each update. Default: 1 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub window: Duration,
+    /// A window with fewer samples is discarded. Default: 10.
+    pub min_window_samples: u32,
+}
+
+impl Default for Gradient2Config {
+    fn default() -> Self {
+        Self {
+            initial_limit: 20,
+            min_limit: 20,
+            max_limit: 200,
+            smoothing: 0.2,
+            queue_size: 4,
+            rtt_tolerance: 1.5,
+            long_window: 600,
+            probe_interval: 600,
+            window: Duration::from_secs(1),
+            min_window_samples: 10,
+        }
+    }
+}
+
+impl Gradient2Config {
+    /// Checks every field; the error names the first offending one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_limits(self.initial_limit, self.min_limit, self.max_limit)?;
+        check_smoothing(self.smoothing)?;
+        if !(self.rtt_tolerance.is_finite() && self.rtt_tolerance >= 1.0) {
+            return Err(ConfigError::new(
+                "rtt_tolerance",
+                ConfigProblem::TooSmall { min: 1.0 },
+            ));
+        }
+        check::at_least("long_window", self.long_window, 1)?;
+        check_window(
+            "min_window_samples",
+            self.min_window_samples,
+            "window",
+            self.window,
+        )
+    }
+}
+
+/// Gradient2: shrinks the limit when latency rises above its long-term baseline, and grows
+/// it by a fixed headroom while it does not.
+///
+/// Once per window (its average latency `short`, its largest in-flight count):
+/// ```text
+/// gradient = clamp(rtt_tolerance * baseline / short, 0.5, 1.0)
+/// target   = limit * gradient + queue_size
+/// limit    = clamp(limit * (1 - smoothing) + target * smoothing, min_limit, max_limit)
+/// ```
+/// unless fewer than half the limit were in flight (the caller is not using the limit).
+/// When the baseline is more than twice `short`, it is cut by 5 % (latency has recovered).
+///
+/// **The baseline**, unlike Netflix's (an exponential average of every window), only takes in
+/// windows at or below it, after a warm-up of 10 windows averaged plainly. Netflix's baseline
+/// follows the latency that an over-large limit causes, so under sustained overload the
+/// gradient returns to 1 and the limit keeps growing (in a deterministic simulation of a
+/// server with fixed capacity it ran to `max_limit`); this one stays at the no-load latency,
+/// so the limit settles where latency is `rtt_tolerance` times it. A genuinely slower
+/// dependency is learnt by a probe every `probe_interval` windows (jittered), which restarts
+/// the baseline, halves the limit so the queue drains, and discards samples of calls admitted
+/// before it.
+#[derive(Debug, Clone)]
+pub struct Gradient2 {
+    config: Gradient2Config,
+    estimate: f64,
+    baseline: Baseline,
+    windows_since_probe: u64,
+    jitter: f64,
+    probed_at: Option<Instant>,
+    window: Window,
+    rng: fastrand::Rng,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Baseline {
+    seconds: f64,
+    windows: u32,
+    sum: f64,
+}
+
+impl Baseline {
+    fn add(&mut self, short: f64, long_window: u32) -> f64 {
+        if self.windows < WARMUP {
+            self.windows += 1;
+            self.sum += short;
+            self.seconds = self.sum / f64::from(self.windows);
+        } else if short <= self.seconds {
+            let factor = 2.0 / (f64::from(long_window) + 1.0);
+            self.seconds = self.seconds * (1.0 - factor) + short * factor;
+        }
+        self.seconds
+    }
+}
+
+impl Gradient2 {
+    /// An algorithm at `config.initial_limit`, with a random probe jitter. Call
+    /// [`Gradient2Config::validate`] first.
+    pub fn new(config: Gradient2Config) -> Self {
+        Self::with_rng(config, fastrand::Rng::new())
+    }
+
+    /// The same with a fixed seed for the probe jitter, for reproducible runs.
+    pub fn with_seed(config: Gradient2Config, seed: u64) -> Self {
+        Self::with_rng(config, fastrand::Rng::with_seed(seed))
+    }
+
+    fn with_rng(config: Gradient2Config, mut rng: fastrand::Rng) -> Self {
+        Self {
+            estimate: f64::from(config.initial_limit),
+            baseline: Baseline::default(),
+            windows_since_probe: 0,
+            jitter: 0.5 + rng.f64() * 0.5,
+            probed_at: None,
+            window: Window::default(),
+            rng,
+            config,
+        }
+    }
+
+    /// The long-term latency it measures against, once it has seen a window.
+    pub fn baseline(&self) -> Option<Duration> {
+        (self.baseline.windows > 0).then(|| Duration::from_secs_f64(self.baseline.seconds))
+    }
+
+    fn evaluate(&mut self, summary: &Summary) {
+        let config = &self.config;
+        self.windows_since_probe += 1;
+        let probe_after = self.jitter * f64::from(config.probe_interval);
+        if config.probe_interval > 0 && self.windows_since_probe as f64 >= probe_after {
+            self.probe(summary.closed);
+            return;
+        }
+        let short = summary.average.as_secs_f64();
+        if short <= 0.0 {
+            return;
+        }
+        let long = self.baseline.add(short, config.long_window);
+        if long / short > 2.0 {
+            self.baseline.seconds *= 0.95;
+        }
+        if f64::from(summary.max_in_flight) < self.estimate / 2.0 {
+            return;
+        }
+        let gradient = (config.rtt_tolerance * long / short).clamp(0.5, 1.0);
+        let target = self.estimate * gradient + f64::from(config.queue_size);
+        let smoothed = self.estimate * (1.0 - config.smoothing) + target * config.smoothing;
+        self.estimate = clamp_limit(smoothed, config.min_limit, config.max_limit);
+    }
+
+    fn probe(&mut self, now: Instant) {
+        let config = &self.config;
+        self.baseline = Baseline::default();
+        self.estimate = clamp_limit(self.estimate / 2.0, config.min_limit, config.max_limit);
+        self.probed_at = Some(now);
+        self.windows_since_probe = 0;
+        self.jitter = 0.5 + self.rng.f64() * 0.5;
+        self.window = Window::default();
+        tracing::debug!(target: "resilience::adaptive", limit = as_limit(self.estimate), "gradient2: re-measuring the baseline");
+    }
+}
+
+impl LimitAlgorithm for Gradient2 {
+    fn name(&self) -> &'static str {
+        "gradient2"
+    }
+
+    fn limit(&self) -> u32 {
+        as_limit(self.estimate)
+    }
+
+    fn update(&mut self, sample: &Sample) -> u32 {
+        if self.probed_at.is_none_or(|probed| sample.started >= probed) {
+            self.window.add(sample);
+        }
+        self.poll(sample.finished())
+    }
+
+    fn poll(&mut self, now: Instant) -> u32 {
+        if self.window.is_due(now, self.config.window, u32::MAX) {
+            if let Some(summary) = self.window.close(now) {
+                if summary.count >= self.config.min_window_samples {
+                    self.evaluate(&summary);
+                }
+            }
+        }
+        self.limit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::Outcome;
+
+    struct Driver {
+        gradient: Gradient2,
+        clock: Instant,
+    }
+
+    impl Driver {
+        fn new(config: Gradient2Config) -> Self {
+            config.validate().unwrap();
+            Self {
+                gradient: Gradient2::with_seed(config, 3),
+                clock: Instant::now(),
+            }
+        }
+
+        fn window(&mut self, rtt_ms: u64, in_flight: u32) -> u32 {
+            let rtt = Duration::from_millis(rtt_ms);
+            for _ in 0..10 {
+                let sample = Sample::new(self.clock, rtt, in_flight, Outcome::Success);
+                self.gradient.update(&sample);
+            }
+            self.clock += Duration::from_secs(1) + rtt;
+            self.gradient.poll(self.clock)
+        }
+    }
+
+    fn millis(duration: Option<Duration>) -> f64 {
+        duration.unwrap().as_secs_f64() * 1e3
+    }
+
+    fn config() -> Gradient2Config {
+        Gradient2Config {
+            min_limit: 1,
+            probe_interval: 0,
+            ..Gradient2Config::default()
+        }
+    }
+
+    #[test]
+    fn without_queueing_the_limit_grows_by_the_smoothed_headroom() {
+        let mut driver = Driver::new(config());
+        // 20 -> 20.8 -> 21.6 -> 22.4: + queue_size * smoothing per window.
+        let limits: Vec<u32> = (0..3).map(|_| driver.window(100, 20)).collect();
+        assert_eq!(limits, [20, 21, 22]);
+        assert!((millis(driver.gradient.baseline()) - 100.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn latency_above_the_tolerance_shrinks_the_limit_at_most_by_half() {
+        let mut driver = Driver::new(Gradient2Config {
+            initial_limit: 100,
+            ..config()
+        });
+        // Warm the baseline up at 100 ms, app-limited so the limit holds still.
+        for _ in 0..10 {
+            assert_eq!(driver.window(100, 10), 100);
+        }
+        // 1.5 * 100 / 300 = 0.5: target 54, smoothed 100 * 0.8 + 54 * 0.2 = 90.8.
+        assert_eq!(driver.window(300, 100), 90);
+        // Within the tolerance (150 ms = 1.5 x): gradient 1, grows by 0.8.
+        assert_eq!(driver.window(150, 100), 91);
+        // App-limited: unchanged.
+        assert_eq!(driver.window(1000, 10), 91);
+    }
+
+    #[test]
+    fn the_baseline_ignores_slower_windows_after_its_warm_up() {
+        let mut driver = Driver::new(config());
+        for _ in 0..10 {
+            driver.window(100, 20);
+        }
+        for _ in 0..50 {
+            driver.window(140, 30);
+        }
+        assert!((millis(driver.gradient.baseline()) - 100.0).abs() < 1e-6);
+        driver.window(80, 30);
+        let baseline = millis(driver.gradient.baseline());
+        assert!(baseline < 100.0 && baseline > 99.0, "{baseline}");
+        // Much faster than the baseline: the 5 % cut applies too.
+        driver.window(10, 30);
+        assert!(millis(driver.gradient.baseline()) < 95.0);
+    }
+
+    #[test]
+    fn a_probe_restarts_the_baseline_at_half_the_limit() {
+        let mut driver = Driver::new(Gradient2Config {
+            initial_limit: 40,
+            probe_interval: 4,
+            ..config()
+        });
+        let probed = (0..4).any(|_| {
+            driver.window(100, 10);
+            driver.gradient.baseline().is_none()
+        });
+        assert!(probed, "probed within 4 windows");
+        assert_eq!(driver.gradient.limit(), 20, "at half the limit");
+        // A call admitted before the probe is skipped.
+        let stale = Sample::new(
+            driver.clock - Duration::from_secs(5),
+            Duration::from_millis(5),
+            20,
+            Outcome::Success,
+        );
+        for _ in 0..20 {
+            driver.gradient.update(&stale);
+        }
+        driver.gradient.poll(driver.clock + Duration::from_secs(2));
+        assert_eq!(driver.gradient.baseline(), None);
+        // The next windows measure the (slower) latency afresh.
+        driver.window(300, 20);
+        assert!((millis(driver.gradient.baseline()) - 300.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn every_invalid_field_is_named() {
+        let base = Gradient2Config::default;
+        let field = |config: Gradient2Config| config.validate().unwrap_err().field();
+        assert_eq!(field(Gradient2Config { max_limit: 10, ..base() }), "min_limit");
+        assert_eq!(field(Gradient2Config { initial_limit: 10, ..base() }), "initial_limit");
+        assert_eq!(field(Gradient2Config { smoothing: 2.0, ..base() }), "smoothing");
+        assert_eq!(field(Gradient2Config { rtt_tolerance: 0.9, ..base() }), "rtt_tolerance");
+        assert_eq!(field(Gradient2Config { long_window: 0, ..base() }), "long_window");
+        assert_eq!(field(Gradient2Config { window: Duration::ZERO, ..base() }), "window");
+    }
+}

@@ -1,0 +1,401 @@
+//! [`AdaptiveLimiter`]: the async shell around a [`LimitAlgorithm`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::permit::Permit;
+use super::state;
+use super::{
+    AdaptiveConfig, AdaptiveEvent, AdaptiveLimiterBuilder, AdaptiveMetrics, LimitAlgorithm, Sample,
+};
+use crate::classify::{judge, judge_nested, Classify, EveryError, Outcome};
+use crate::events::{Emitter, EventBus};
+use crate::registry::Registered;
+use crate::{ConfigError, Error, PatternKind, Rejection, RejectionReason};
+
+/// An adaptive concurrency limiter: admits calls while fewer than its limit are in flight, and
+/// moves the limit with what the calls' outcomes and latencies say.
+///
+/// Cheap to clone; clones share one limit and one in-flight count. See the
+/// [module docs](super) for how it decides.
+#[derive(Clone)]
+pub struct AdaptiveLimiter {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    name: Arc<str>,
+    in_flight: AtomicU32,
+    /// The algorithm's limit, published after every change so admission needs no lock.
+    limit: AtomicU32,
+    algorithm: Mutex<Box<dyn LimitAlgorithm>>,
+    config: Mutex<AdaptiveConfig>,
+    wait_timeout: AtomicU64,
+    total_requests: AtomicU64,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    ignored: AtomicU64,
+    rejected: AtomicU64,
+    /// Callers waiting in `acquire`; releases only touch `notify` when there are any.
+    waiters: AtomicU32,
+    notify: Notify,
+    emitter: Emitter,
+}
+
+impl AdaptiveLimiter {
+    /// Starts building a limiter named `name`.
+    pub fn builder(name: impl Into<String>) -> AdaptiveLimiterBuilder {
+        AdaptiveLimiterBuilder::new(name.into())
+    }
+
+    /// A limiter from a plain config, validated the same way as the builder's.
+    pub fn from_config(
+        name: impl Into<String>,
+        config: AdaptiveConfig,
+    ) -> Result<Self, ConfigError> {
+        Self::builder(name).config(config).build()
+    }
+
+    pub(super) fn new(name: &str, config: AdaptiveConfig) -> Self {
+        let name: Arc<str> = Arc::from(name.trim());
+        let algorithm = config.algorithm.build();
+        let inner = Inner {
+            emitter: Emitter::new(Arc::clone(&name)),
+            name,
+            in_flight: AtomicU32::new(0),
+            limit: AtomicU32::new(algorithm.limit().max(1)),
+            algorithm: Mutex::new(algorithm),
+            wait_timeout: AtomicU64::new(nanos(config.wait_timeout)),
+            config: Mutex::new(config),
+            total_requests: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            ignored: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            waiters: AtomicU32::new(0),
+            notify: Notify::new(),
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The limiter's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> u32 {
+        self.inner.limit.load(Ordering::Acquire)
+    }
+
+    /// Calls in flight.
+    pub fn in_flight(&self) -> u32 {
+        self.inner.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Takes a slot if fewer than the limit are in flight, without waiting (the seed's
+    /// `acquire`). Report the outcome on the [`Permit`].
+    pub fn try_acquire(&self) -> Result<Permit, Rejection> {
+        if let Some(permit) = self.admit() {
+            return Ok(permit);
+        }
+        // A time window may be due and may raise the limit: look before refusing.
+        if self.inner.poll(Instant::now()) {
+            if let Some(permit) = self.admit() {
+                return Ok(permit);
+            }
+        }
+        Err(self.inner.reject())
+    }
+
+    /// Takes a slot, waiting up to `timeout` for one to free up (or for the limit to rise).
+    /// Dropping the future gives up waiting; nothing leaks.
+    pub async fn acquire(&self, timeout: Duration) -> Result<Permit, Rejection> {
+        if timeout.is_zero() {
+            return self.try_acquire();
+        }
+        if let Some(permit) = self.admit() {
+            return Ok(permit);
+        }
+        let deadline = Instant::now() + timeout;
+        let _waiting = Waiting::new(&self.inner);
+        loop {
+            let mut notified = pin!(self.inner.notify.notified());
+            notified.as_mut().enable();
+            // Registered before looking, so a release between the look and the wait wakes us.
+            if let Some(permit) = self.admit() {
+                return Ok(permit);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.try_acquire();
+            }
+        }
+    }
+
+    fn admit(&self) -> Option<Permit> {
+        let inner = &*self.inner;
+        let limit = inner.limit.load(Ordering::Acquire);
+        let admitted = inner
+            .in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |in_flight| {
+                state::admit(in_flight, limit)
+            })
+            .ok()?;
+        inner.total_requests.fetch_add(1, Ordering::Relaxed);
+        Some(Permit::new(self.clone(), Instant::now(), admitted + 1))
+    }
+
+    /// Runs `operation` with a slot (waiting up to the configured `wait_timeout`), counting
+    /// every `Err` as a failure.
+    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.call_with(&EveryError, operation).await
+    }
+
+    /// Like [`call`](Self::call), judging the outcome with `classifier`.
+    pub async fn call_with<T, E, F, Fut>(
+        &self,
+        classifier: &impl Classify<T, E>,
+        operation: F,
+    ) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let permit = self.acquire(self.inner.wait_timeout()).await?;
+        let result = operation().await;
+        permit.record(self.inner.classify(classifier, &result));
+        result.map_err(Error::Inner)
+    }
+
+    /// Runs an operation that already returns this crate's [`Error`] (an inner pattern of a
+    /// pipeline): an inner timeout or exhausted retry is a failure, an inner rejection is
+    /// ignored, and errors pass through unchanged.
+    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        let permit = self.acquire(self.inner.wait_timeout()).await?;
+        let result = operation().await;
+        let pattern = PatternKind::AdaptiveConcurrency;
+        let (outcome, result) = judge_nested(&EveryError, result, pattern, &self.inner.name);
+        permit.record(outcome);
+        result
+    }
+
+    /// A snapshot with the seed's keys; `utilization` is in flight over the limit, at most 1.
+    pub fn metrics(&self) -> AdaptiveMetrics {
+        let inner = &*self.inner;
+        inner.poll(Instant::now());
+        let algorithm = inner.lock_algorithm().name();
+        let current_limit = self.limit();
+        let active_count = self.in_flight();
+        AdaptiveMetrics {
+            name: inner.name.to_string(),
+            algorithm,
+            current_limit,
+            active_count,
+            total_requests: inner.total_requests.load(Ordering::Relaxed),
+            success_count: inner.successes.load(Ordering::Relaxed),
+            failure_count: inner.failures.load(Ordering::Relaxed),
+            ignored_count: inner.ignored.load(Ordering::Relaxed),
+            rejected_count: inner.rejected.load(Ordering::Relaxed),
+            utilization: state::utilization(active_count, current_limit),
+        }
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> AdaptiveConfig {
+        self.inner.lock_config().clone()
+    }
+
+    /// Replaces the configuration at run time, keeping calls in flight, counters and
+    /// listeners. A changed algorithm starts afresh from its `initial_limit`; an unchanged
+    /// one keeps its state.
+    pub fn set_config(&self, config: AdaptiveConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        let inner = &*self.inner;
+        let change = {
+            let mut current = inner.lock_config();
+            inner
+                .wait_timeout
+                .store(nanos(config.wait_timeout), Ordering::Relaxed);
+            let change = (current.algorithm != config.algorithm).then(|| {
+                let mut algorithm = inner.lock_algorithm();
+                *algorithm = config.algorithm.build();
+                inner.publish(algorithm.limit(), algorithm.name())
+            });
+            *current = config;
+            change.flatten()
+        };
+        if let Some(change) = change {
+            inner.announce(change);
+        }
+        Ok(())
+    }
+
+    /// This limiter's own listeners; events also reach [`events::global()`](crate::events::global).
+    pub fn events(&self) -> &EventBus {
+        self.inner.emitter.local()
+    }
+}
+
+/// A limit change to announce once the lock is released.
+type Change = (u32, u32, &'static str);
+
+impl Inner {
+    fn lock_algorithm(&self) -> MutexGuard<'_, Box<dyn LimitAlgorithm>> {
+        // A panic under this lock can only come from a custom algorithm; its state is still
+        // the best we have.
+        self.algorithm
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn lock_config(&self) -> MutexGuard<'_, AdaptiveConfig> {
+        self.config.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    pub(super) fn wait_timeout(&self) -> Duration {
+        Duration::from_nanos(self.wait_timeout.load(Ordering::Relaxed))
+    }
+
+    /// Stores a new limit; returns the change if there was one.
+    fn publish(&self, limit: u32, algorithm: &'static str) -> Option<Change> {
+        let new = limit.max(1);
+        let old = self.limit.swap(new, Ordering::AcqRel);
+        (old != new).then_some((old, new, algorithm))
+    }
+
+    /// Lets the algorithm close a due window; returns whether the limit rose.
+    fn poll(&self, now: Instant) -> bool {
+        let change = {
+            let mut algorithm = self.lock_algorithm();
+            let limit = algorithm.poll(now);
+            self.publish(limit, algorithm.name())
+        };
+        change.is_some_and(|change| self.announce(change))
+    }
+
+    /// Ends a call: frees its slot, feeds its sample to the algorithm, wakes a waiter.
+    pub(super) fn complete(&self, started: Instant, in_flight: u32, outcome: Outcome) {
+        let now = Instant::now();
+        // SeqCst pairs with the waiter's registration: either it sees the freed slot, or we
+        // see it waiting.
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let counter = match outcome {
+            Outcome::Success => &self.successes,
+            Outcome::Failure => &self.failures,
+            Outcome::Ignored => &self.ignored,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let latency = now.saturating_duration_since(started);
+        let sample = Sample::new(started, latency, in_flight, outcome);
+        let change = {
+            let mut algorithm = self.lock_algorithm();
+            let limit = algorithm.update(&sample);
+            self.publish(limit, algorithm.name())
+        };
+        let raised = change.is_some_and(|change| self.announce(change));
+        if !raised && self.waiters.load(Ordering::SeqCst) > 0 {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Reports a limit change (never under a lock); returns whether the limit rose, having
+    /// woken every waiter if so.
+    fn announce(&self, (old_limit, new_limit, algorithm): Change) -> bool {
+        tracing::debug!(target: "resilience::adaptive", limiter = %self.name, algorithm, old_limit, new_limit, "limit changed");
+        self.emitter.emit(|| AdaptiveEvent::LoadLevelChange {
+            old_limit,
+            new_limit,
+            algorithm,
+        });
+        let raised = new_limit > old_limit;
+        if raised {
+            self.notify.notify_waiters();
+        }
+        raised
+    }
+
+    fn reject(&self) -> Rejection {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(target: "resilience::adaptive", limiter = %self.name, "at the concurrency limit");
+        // No honest estimate of when a slot frees up exists: `retry_after` stays `None`.
+        Rejection::new(
+            PatternKind::AdaptiveConcurrency,
+            Arc::clone(&self.name),
+            RejectionReason::ConcurrencyLimit,
+            None,
+        )
+    }
+
+    pub(super) fn classify<T, E>(&self, classifier: &impl Classify<T, E>, result: &Result<T, E>) -> Outcome {
+        judge(classifier, result, PatternKind::AdaptiveConcurrency, &self.name)
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Counts a caller as waiting for as long as it lives, even if its future is dropped.
+struct Waiting<'a>(&'a Inner);
+
+impl<'a> Waiting<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        inner.waiters.fetch_add(1, Ordering::SeqCst);
+        Self(inner)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl fmt::Debug for AdaptiveLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdaptiveLimiter")
+            .field("name", &self.inner.name)
+            .field("limit", &self.limit())
+            .field("in_flight", &self.in_flight())
+            .field("config", &*self.inner.lock_config())
+            .finish()
+    }
+}
+
+impl Registered for AdaptiveLimiter {
+    type Config = AdaptiveConfig;
+    type Metrics = AdaptiveMetrics;
+
+    fn create(name: &str, config: AdaptiveConfig) -> Result<Self, ConfigError> {
+        Self::from_config(name, config)
+    }
+
+    fn registered_name(&self) -> &str {
+        self.name()
+    }
+
+    fn current_config(&self) -> AdaptiveConfig {
+        self.config()
+    }
+
+    fn snapshot(&self) -> AdaptiveMetrics {
+        self.metrics()
+    }
+}

@@ -1,0 +1,143 @@
+//! [`Permit`]: one admitted item of work; and the guard of a producer waiting for one.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::sync::oneshot;
+
+use super::Backpressure;
+use crate::{Rejection, RejectionReason};
+
+/// One admitted item of work, counted as pending until the permit is dropped.
+///
+/// There is no `release()`: dropping the permit is the release, so pending work can be
+/// neither released twice nor released without having been admitted (the seed's bare
+/// `release()` could skew the count, bug B10). Keep the permit for as long as the item is
+/// being worked on, for example by moving it into the task that handles the item.
+///
+/// ```
+/// # use resilience::backpressure::Backpressure;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let backpressure = Backpressure::builder("ingest").build()?;
+/// let permit = backpressure.try_acquire()?;
+/// assert_eq!(backpressure.pending(), 1);
+/// drop(permit);
+/// assert_eq!(backpressure.pending(), 0);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Permit {
+    controller: Backpressure,
+}
+
+impl Permit {
+    pub(super) fn new(controller: Backpressure) -> Self {
+        Self { controller }
+    }
+
+    /// The controller this item is pending in.
+    pub fn controller(&self) -> &Backpressure {
+        &self.controller
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.controller.inner.release();
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("controller", &self.controller.name())
+            .finish()
+    }
+}
+
+/// A producer's place in the queue. Admission is decided under the controller's lock and
+/// delivered through a oneshot channel; this guard makes a wait that ends any other way
+/// (a timeout, a dropped future) safe:
+/// * if it is still queued, it leaves the queue;
+/// * if it was admitted at the same moment (the grant is in the channel, unread), the slot
+///   is released at once, which hands it to the next waiter, so it is never lost.
+///
+/// Both checks happen under the lock that grants, so no grant can slip in between. The
+/// receiver lives in the guard and is dropped only after that, so a queued waiter's channel
+/// is always open when the granter sends.
+pub(super) struct WaitGuard {
+    controller: Backpressure,
+    ticket: u64,
+    receiver: oneshot::Receiver<()>,
+    /// The wait ended with a permit handed out or a rejection: nothing left to clean up.
+    settled: bool,
+}
+
+impl WaitGuard {
+    pub(super) fn new(
+        controller: Backpressure,
+        ticket: u64,
+        receiver: oneshot::Receiver<()>,
+    ) -> Self {
+        Self {
+            controller,
+            ticket,
+            receiver,
+            settled: false,
+        }
+    }
+
+    /// Ready with the permit once admitted.
+    pub(super) fn poll_granted(&mut self, cx: &mut Context<'_>) -> Poll<Result<Permit, Rejection>> {
+        let granted = std::task::ready!(Pin::new(&mut self.receiver).poll(cx));
+        self.settled = true;
+        Poll::Ready(match granted {
+            Ok(()) => Ok(Permit::new(self.controller.clone())),
+            // The sender went without a grant: only the guard removes its own entry, so this
+            // cannot happen; refuse rather than admit without counting.
+            Err(_) => Err(self.controller.inner.reject(RejectionReason::Backpressure)),
+        })
+    }
+
+    /// The wait is over: leave the queue and be rejected with
+    /// [`WaitTimeout`](RejectionReason::WaitTimeout), unless admitted at this very moment, in
+    /// which case the slot is taken.
+    pub(super) fn expire(mut self) -> Result<Permit, Rejection> {
+        self.settled = true;
+        let inner = &*self.controller.inner;
+        let left = inner.lock().core.leave(self.ticket);
+        if left || self.receiver.try_recv().is_err() {
+            return Err(inner.reject(RejectionReason::WaitTimeout));
+        }
+        Ok(Permit::new(self.controller.clone()))
+    }
+}
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let inner = &*self.controller.inner;
+        let mut shared = inner.lock();
+        if shared.core.leave(self.ticket) {
+            return;
+        }
+        drop(shared);
+        // Admitted while being dropped: the grant is in the channel, and so is the slot.
+        if self.receiver.try_recv().is_ok() {
+            drop(Permit::new(self.controller.clone()));
+        }
+    }
+}
+
+impl fmt::Debug for WaitGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitGuard")
+            .field("controller", &self.controller.name())
+            .field("ticket", &self.ticket)
+            .finish()
+    }
+}

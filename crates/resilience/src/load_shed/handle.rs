@@ -1,0 +1,573 @@
+//! [`LoadShedder`]: the async shell around the pure decisions of `state.rs`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::permit::{Acquire, Permit};
+use super::state::{self, Counts, Decision, Limits, Release, ShedReason, SystemLoad};
+use super::{
+    LoadLevel, LoadShedderBuilder, LoadShedderConfig, LoadShedderEvent, LoadShedderMetrics,
+    Priority,
+};
+use crate::events::{Emitter, EventBus};
+use crate::registry::Registered;
+use crate::{ConfigError, Error, PatternKind, Rejection};
+
+/// The system sampler's readings, when system shedding is on.
+#[cfg(feature = "system")]
+pub(super) type Monitor = Option<super::system::Monitor>;
+#[cfg(not(feature = "system"))]
+pub(super) type Monitor = ();
+
+/// A load shedder: refuses work early when the service is overloaded, least important first.
+///
+/// Cheap to clone; clones share one set of slots and one queue. See the [module docs](super)
+/// for how it decides.
+#[derive(Clone)]
+pub struct LoadShedder {
+    pub(super) inner: Arc<Inner>,
+}
+
+/// A request waiting in the queue; the slot is handed over through `grant`.
+struct Waiter {
+    id: u64,
+    grant: oneshot::Sender<()>,
+}
+
+struct Queue {
+    waiters: VecDeque<Waiter>,
+    next_id: u64,
+}
+
+pub(super) struct Inner {
+    name: Arc<str>,
+    /// [`Counts`] packed: active requests and queue length, so the uncontended path is one
+    /// compare-exchange and "nobody is queued" is part of the same word.
+    word: AtomicU64,
+    max_requests: AtomicU32,
+    max_queue_depth: AtomicU32,
+    thresholds: [AtomicU64; 3],
+    wait_timeout: AtomicU64,
+    total_shed: AtomicU64,
+    total_accepted: AtomicU64,
+    /// The waiters, oldest first. Every change of `queued` in `word` happens under this lock,
+    /// together with the matching change here, so the two always agree.
+    queue: Mutex<Queue>,
+    config: Mutex<LoadShedderConfig>,
+    #[cfg_attr(
+        not(feature = "system"),
+        expect(dead_code, reason = "a unit placeholder without the `system` feature")
+    )]
+    monitor: Monitor,
+    emitter: Emitter,
+}
+
+/// What the first admission attempt found.
+pub(super) enum Admitted {
+    Now,
+    Queued {
+        id: u64,
+        grant: oneshot::Receiver<()>,
+        deadline: Instant,
+    },
+    Shed(Rejection),
+}
+
+impl LoadShedder {
+    /// Starts building a shedder named `name`.
+    pub fn builder(name: impl Into<String>) -> LoadShedderBuilder {
+        LoadShedderBuilder::new(name.into())
+    }
+
+    /// A shedder from a plain config, validated the same way as the builder's. With a
+    /// `system` config it must be called inside a Tokio runtime (the sampler is a task).
+    pub fn from_config(
+        name: impl Into<String>,
+        config: LoadShedderConfig,
+    ) -> Result<Self, ConfigError> {
+        Self::builder(name).config(config).build()
+    }
+
+    pub(super) fn new(name: &str, config: LoadShedderConfig, monitor: Monitor) -> Self {
+        let name: Arc<str> = Arc::from(name.trim());
+        let inner = Inner {
+            emitter: Emitter::new(Arc::clone(&name)),
+            name,
+            word: AtomicU64::new(0),
+            max_requests: AtomicU32::new(0),
+            max_queue_depth: AtomicU32::new(0),
+            thresholds: Default::default(),
+            wait_timeout: AtomicU64::new(0),
+            total_shed: AtomicU64::new(0),
+            total_accepted: AtomicU64::new(0),
+            queue: Mutex::new(Queue {
+                waiters: VecDeque::new(),
+                next_id: 0,
+            }),
+            config: Mutex::new(config.clone()),
+            monitor,
+        };
+        inner.publish(&config);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The shedder's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Asks for a slot for a request of `priority`: at once if it may run, after waiting in
+    /// the FIFO queue (at most `wait_timeout`) if every slot is taken and the queue has room,
+    /// or never, with a [`Rejection`] saying why.
+    ///
+    /// Dropping the future gives up the place in the queue (or the slot, if it was granted
+    /// meanwhile): nothing leaks.
+    pub fn acquire(&self, priority: Priority) -> Acquire {
+        Acquire::new(self.clone(), priority)
+    }
+
+    /// Takes a slot only if one is free now, without queueing.
+    pub fn try_acquire(&self, priority: Priority) -> Result<Permit, Rejection> {
+        match self.inner.admit(priority, false) {
+            Admitted::Now => Ok(Permit::new(self.clone(), priority)),
+            Admitted::Shed(rejection) => Err(rejection),
+            Admitted::Queued { .. } => unreachable!("admit without queueing never queues"),
+        }
+    }
+
+    /// Runs `operation` with a slot for `priority`, or rejects it without running it.
+    pub async fn call<T, E, F, Fut>(&self, priority: Priority, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let _permit = self.acquire(priority).await?;
+        operation().await.map_err(Error::Inner)
+    }
+
+    /// Runs an operation that already returns this crate's [`Error`] (an inner pattern of a
+    /// pipeline); its errors pass through unchanged.
+    pub async fn execute<T, E, F, Fut>(
+        &self,
+        priority: Priority,
+        operation: F,
+    ) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        let _permit = self.acquire(priority).await?;
+        operation().await
+    }
+
+    /// The load level now: from utilisation, or from CPU and memory if those are higher.
+    pub fn load_level(&self) -> LoadLevel {
+        let counts = self.inner.counts();
+        self.inner.load_level(counts.active)
+    }
+
+    /// A snapshot with the seed's keys; `utilization` is a ratio in `0..=1`.
+    pub fn metrics(&self) -> LoadShedderMetrics {
+        let inner = &*self.inner;
+        let counts = inner.counts();
+        let max_requests = inner.max_requests.load(Ordering::Relaxed);
+        let system = inner.system_load();
+        LoadShedderMetrics {
+            name: inner.name.to_string(),
+            active_requests: counts.active,
+            queue_depth: counts.queued,
+            total_shed: inner.total_shed.load(Ordering::Relaxed),
+            total_accepted: inner.total_accepted.load(Ordering::Relaxed),
+            load_level: inner.load_level(counts.active),
+            max_requests,
+            max_queue_depth: inner.max_queue_depth.load(Ordering::Relaxed),
+            utilization: state::utilization(counts.active, max_requests),
+            cpu_usage: system.map(|load| load.cpu),
+            memory_usage: system.map(|load| load.memory),
+        }
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> LoadShedderConfig {
+        self.inner.lock_config().clone()
+    }
+
+    /// Replaces the configuration at run time, keeping requests, queue, counters and
+    /// listeners. A raised cap admits waiting requests at once; a lowered one lets running
+    /// requests finish and frees slots until the new cap is reached. System shedding cannot be
+    /// turned on or off this way (the sampler task is started by `build`), but its thresholds
+    /// and interval can change.
+    pub fn set_config(&self, config: LoadShedderConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        let inner = &*self.inner;
+        {
+            let mut current = inner.lock_config();
+            inner.check_system_unchanged(&current, &config)?;
+            inner.publish(&config);
+            *current = config;
+        }
+        inner.admit_waiters();
+        Ok(())
+    }
+
+    /// This shedder's own listeners; events also reach [`events::global()`](crate::events::global).
+    pub fn events(&self) -> &EventBus {
+        self.inner.emitter.local()
+    }
+}
+
+impl Inner {
+    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        // Nothing user-written runs under this lock; a poisoned queue is still consistent.
+        self.queue.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn lock_config(&self) -> MutexGuard<'_, LoadShedderConfig> {
+        self.config.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Copies the numbers every decision reads into atomics.
+    fn publish(&self, config: &LoadShedderConfig) {
+        let limits = Limits::of(config);
+        self.max_requests
+            .store(limits.max_requests, Ordering::Relaxed);
+        self.max_queue_depth
+            .store(limits.max_queue_depth, Ordering::Relaxed);
+        for (slot, value) in self.thresholds.iter().zip(limits.thresholds) {
+            slot.store(value.to_bits(), Ordering::Relaxed);
+        }
+        let wait = u64::try_from(config.wait_timeout.as_nanos()).unwrap_or(u64::MAX);
+        self.wait_timeout.store(wait, Ordering::Relaxed);
+        self.configure_system(config);
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_requests: self.max_requests.load(Ordering::Relaxed),
+            max_queue_depth: self.max_queue_depth.load(Ordering::Relaxed),
+            thresholds: self
+                .thresholds
+                .each_ref()
+                .map(|slot| f64::from_bits(slot.load(Ordering::Relaxed))),
+        }
+    }
+
+    fn counts(&self) -> Counts {
+        Counts::unpack(self.word.load(Ordering::Acquire))
+    }
+
+    pub(super) fn active(&self) -> u32 {
+        self.counts().active
+    }
+
+    pub(super) fn wait_timeout(&self) -> Duration {
+        Duration::from_nanos(self.wait_timeout.load(Ordering::Relaxed))
+    }
+
+    fn load_level(&self, active: u32) -> LoadLevel {
+        let utilization = state::utilization(active, self.max_requests.load(Ordering::Relaxed));
+        let level = LoadLevel::from_utilization(utilization);
+        match self.system_load() {
+            Some(load) => level.max(system_level(load)),
+            None => level,
+        }
+    }
+
+    /// Decides a request: lock-free while nobody is queued, under the queue lock otherwise.
+    /// With `queue` false, a request that would have to wait is shed instead.
+    pub(super) fn admit(&self, priority: Priority, queue: bool) -> Admitted {
+        let limits = self.limits();
+        let system = self.system_load();
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            let counts = Counts::unpack(word);
+            match state::decide(counts, priority, &limits, system) {
+                (Decision::Admit, after) => {
+                    match self.exchange(word, after) {
+                        Ok(()) => return self.accepted(priority, after.active),
+                        Err(actual) => word = actual,
+                    }
+                    continue;
+                }
+                (Decision::Shed(reason), _) => return self.shed(priority, counts.active, reason),
+                (Decision::Queue, _) if !queue => {
+                    return self.shed(priority, counts.active, ShedReason::MaxRequests);
+                }
+                (Decision::Queue, _) => break,
+            }
+        }
+        self.enqueue(priority, &limits, system)
+    }
+
+    /// Applies `change` to the counts atomically (for queue changes, made under the lock while
+    /// fast-path releases above a lowered cap may still change `active`).
+    fn update(&self, change: fn(Counts) -> Counts) {
+        let _ = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                Some(change(Counts::unpack(word)).pack())
+            });
+    }
+
+    fn exchange(&self, current: u64, after: Counts) -> Result<(), u64> {
+        self.word
+            .compare_exchange_weak(current, after.pack(), Ordering::AcqRel, Ordering::Acquire)
+            .map(drop)
+    }
+
+    /// The slow path: joins the queue, unless a slot freed up meanwhile.
+    fn enqueue(&self, priority: Priority, limits: &Limits, system: Option<SystemLoad>) -> Admitted {
+        let mut queue = self.lock_queue();
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            let counts = Counts::unpack(word);
+            let (decision, after) = state::decide(counts, priority, limits, system);
+            if let Err(actual) = self.exchange(word, after) {
+                word = actual;
+                continue;
+            }
+            return match decision {
+                Decision::Admit => {
+                    drop(queue);
+                    self.accepted(priority, after.active)
+                }
+                Decision::Shed(reason) => {
+                    drop(queue);
+                    self.shed(priority, counts.active, reason)
+                }
+                Decision::Queue => {
+                    let (grant, granted) = oneshot::channel();
+                    let id = queue.next_id;
+                    queue.next_id += 1;
+                    queue.waiters.push_back(Waiter { id, grant });
+                    drop(queue);
+                    tracing::trace!(target: "resilience::load_shed", shedder = %self.name, %priority, queued = after.queued, "request queued");
+                    Admitted::Queued {
+                        id,
+                        grant: granted,
+                        deadline: Instant::now() + self.wait_timeout(),
+                    }
+                }
+            };
+        }
+    }
+
+    /// A waiter that timed out or was cancelled leaves the queue. Returns whether it had been
+    /// granted a slot before it could leave (the caller then owns that slot).
+    pub(super) fn leave(&self, id: u64, grant: &mut oneshot::Receiver<()>) -> bool {
+        let mut queue = self.lock_queue();
+        if let Some(position) = queue.waiters.iter().position(|waiter| waiter.id == id) {
+            queue.waiters.remove(position);
+            self.update(state::leave_queue);
+            return false;
+        }
+        drop(queue);
+        // Not queued any more, so a releaser popped it and sent the grant under the lock.
+        grant.try_recv().is_ok()
+    }
+
+    /// Releases a slot: frees it, or hands it to the oldest waiter.
+    pub(super) fn release(&self) {
+        let max_requests = self.max_requests.load(Ordering::Relaxed);
+        let mut word = self.word.load(Ordering::Acquire);
+        loop {
+            match state::release(Counts::unpack(word), max_requests) {
+                Release::Free(after) => match self.exchange(word, after) {
+                    Ok(()) => return,
+                    Err(actual) => word = actual,
+                },
+                Release::HandOff => break,
+            }
+        }
+        let mut queue = self.lock_queue();
+        loop {
+            let word = self.word.load(Ordering::Acquire);
+            match state::release(Counts::unpack(word), max_requests) {
+                Release::Free(after) => {
+                    if self.exchange(word, after).is_ok() {
+                        return;
+                    }
+                }
+                Release::HandOff => {
+                    let waiter = queue
+                        .waiters
+                        .pop_front()
+                        .expect("the word counts a waiter, so the queue holds one");
+                    self.update(state::hand_off);
+                    if waiter.grant.send(()).is_ok() {
+                        return;
+                    }
+                    // Its receiver is gone: the slot is still ours to pass on.
+                }
+            }
+        }
+    }
+
+    /// After the cap was raised: admits waiters while there is room.
+    fn admit_waiters(&self) {
+        let max_requests = self.max_requests.load(Ordering::Relaxed);
+        let mut queue = self.lock_queue();
+        loop {
+            let word = self.word.load(Ordering::Acquire);
+            let Some(after) = state::admit_waiter(Counts::unpack(word), max_requests) else {
+                return;
+            };
+            if self.exchange(word, after).is_err() {
+                continue;
+            }
+            let waiter = queue.waiters.pop_front().expect("queued > 0");
+            if waiter.grant.send(()).is_err() {
+                drop(queue);
+                self.release();
+                queue = self.lock_queue();
+            }
+        }
+    }
+
+    pub(super) fn accepted(&self, priority: Priority, active: u32) -> Admitted {
+        self.total_accepted.fetch_add(1, Ordering::Relaxed);
+        self.emitter.emit(|| LoadShedderEvent::RequestAccepted {
+            active,
+            priority: priority.as_str(),
+            load_level: self.load_level(active).as_str(),
+        });
+        Admitted::Now
+    }
+
+    pub(super) fn shed(&self, priority: Priority, active: u32, reason: ShedReason) -> Admitted {
+        self.total_shed.fetch_add(1, Ordering::Relaxed);
+        let load_level = self.load_level(active);
+        tracing::debug!(target: "resilience::load_shed", shedder = %self.name, %priority, reason = reason.as_str(), %load_level, "request shed");
+        self.emitter.emit(|| LoadShedderEvent::RequestShed {
+            active,
+            priority: priority.as_str(),
+            load_level: load_level.as_str(),
+            reason: reason.as_str(),
+        });
+        Admitted::Shed(Rejection::new(
+            PatternKind::LoadShedder,
+            Arc::clone(&self.name),
+            reason.rejection_reason(),
+            self.retry_after(reason),
+        ))
+    }
+
+    /// A CPU or memory decision cannot change before the next sample; nothing else is known.
+    #[cfg(feature = "system")]
+    fn retry_after(&self, reason: ShedReason) -> Option<Duration> {
+        match (&self.monitor, reason) {
+            (Some(monitor), ShedReason::Cpu | ShedReason::Memory) => {
+                Some(monitor.until_next_sample(Instant::now()))
+            }
+            _ => None,
+        }
+    }
+
+    #[cfg(not(feature = "system"))]
+    fn retry_after(&self, _reason: ShedReason) -> Option<Duration> {
+        None
+    }
+
+    #[cfg(feature = "system")]
+    fn system_load(&self) -> Option<SystemLoad> {
+        self.monitor.as_ref().map(super::system::Monitor::load)
+    }
+
+    #[cfg(not(feature = "system"))]
+    fn system_load(&self) -> Option<SystemLoad> {
+        None
+    }
+
+    #[cfg(feature = "system")]
+    fn configure_system(&self, config: &LoadShedderConfig) {
+        if let (Some(monitor), Some(system)) = (&self.monitor, &config.system) {
+            monitor.configure(system);
+        }
+    }
+
+    #[cfg(not(feature = "system"))]
+    fn configure_system(&self, _config: &LoadShedderConfig) {}
+
+    #[cfg(feature = "system")]
+    fn check_system_unchanged(
+        &self,
+        current: &LoadShedderConfig,
+        new: &LoadShedderConfig,
+    ) -> Result<(), ConfigError> {
+        if current.system.is_some() != new.system.is_some() {
+            return Err(ConfigError::new(
+                "system",
+                crate::ConfigProblem::Invalid(
+                    "system shedding cannot be turned on or off at run time".into(),
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "system"))]
+    fn check_system_unchanged(
+        &self,
+        _current: &LoadShedderConfig,
+        _new: &LoadShedderConfig,
+    ) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+/// The seed's system load level: critical above 90 % CPU or memory, high above 75 % CPU or
+/// 80 % memory, elevated above 60 % CPU or 70 % memory.
+fn system_level(load: SystemLoad) -> LoadLevel {
+    let (cpu, memory) = (load.cpu, load.memory);
+    if cpu > 0.90 || memory > 0.90 {
+        LoadLevel::Critical
+    } else if cpu > 0.75 || memory > 0.80 {
+        LoadLevel::High
+    } else if cpu > 0.60 || memory > 0.70 {
+        LoadLevel::Elevated
+    } else {
+        LoadLevel::Normal
+    }
+}
+
+impl fmt::Debug for LoadShedder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let counts = self.inner.counts();
+        f.debug_struct("LoadShedder")
+            .field("name", &self.inner.name)
+            .field("active", &counts.active)
+            .field("queued", &counts.queued)
+            .field("config", &*self.inner.lock_config())
+            .finish()
+    }
+}
+
+impl Registered for LoadShedder {
+    type Config = LoadShedderConfig;
+    type Metrics = LoadShedderMetrics;
+
+    fn create(name: &str, config: LoadShedderConfig) -> Result<Self, ConfigError> {
+        Self::from_config(name, config)
+    }
+
+    fn registered_name(&self) -> &str {
+        self.name()
+    }
+
+    fn current_config(&self) -> LoadShedderConfig {
+        self.config()
+    }
+
+    fn snapshot(&self) -> LoadShedderMetrics {
+        self.metrics()
+    }
+}

@@ -1,0 +1,205 @@
+//! [`Acquire`], the future of a slot, and [`Permit`], the slot itself.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::sync::oneshot;
+use tokio::time::Sleep;
+
+use super::handle::Admitted;
+use super::state::ShedReason;
+use super::{LoadShedder, Priority};
+use crate::admission::{Admission, AdmissionPermit};
+use crate::Rejection;
+
+/// A slot of a [`LoadShedder`]; dropping it releases the slot (to the oldest waiter, if any).
+#[must_use = "the slot is released as soon as the permit is dropped"]
+pub struct Permit {
+    shedder: LoadShedder,
+    priority: Priority,
+}
+
+impl Permit {
+    pub(super) fn new(shedder: LoadShedder, priority: Priority) -> Self {
+        Self { shedder, priority }
+    }
+
+    /// The priority the slot was granted for.
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.shedder.inner.release();
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("shedder", &self.shedder.name())
+            .field("priority", &self.priority)
+            .finish()
+    }
+}
+
+impl AdmissionPermit for Permit {}
+
+enum State {
+    Start,
+    Waiting {
+        id: u64,
+        grant: oneshot::Receiver<()>,
+        // Boxed: only queued requests pay for it, and it keeps `Acquire` `Unpin`.
+        sleep: Pin<Box<Sleep>>,
+    },
+    Done,
+}
+
+/// The future returned by [`LoadShedder::acquire`]: resolves to a [`Permit`] or to the
+/// [`Rejection`] that shed the request.
+///
+/// Decides on its first poll. Dropped while queued, it leaves the queue; if a slot was handed
+/// to it in the meantime, it passes the slot on. Either way nothing leaks.
+#[must_use = "futures do nothing unless polled"]
+pub struct Acquire {
+    shedder: Option<LoadShedder>,
+    priority: Priority,
+    state: State,
+}
+
+impl Acquire {
+    pub(super) fn new(shedder: LoadShedder, priority: Priority) -> Self {
+        Self {
+            shedder: Some(shedder),
+            priority,
+            state: State::Start,
+        }
+    }
+
+    fn finish(&mut self, admitted: bool) -> Option<Permit> {
+        self.state = State::Done;
+        let shedder = self.shedder.take().expect("Acquire polled after completion");
+        admitted.then(|| Permit::new(shedder, self.priority))
+    }
+}
+
+impl Future for Acquire {
+    type Output = Result<Permit, Rejection>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let Some(shedder) = &this.shedder else {
+            panic!("Acquire polled after completion");
+        };
+        let inner = &shedder.inner;
+        if let State::Start = this.state {
+            match inner.admit(this.priority, true) {
+                Admitted::Now => return Poll::Ready(Ok(this.finish(true).unwrap())),
+                Admitted::Shed(rejection) => {
+                    this.finish(false);
+                    return Poll::Ready(Err(rejection));
+                }
+                Admitted::Queued {
+                    id,
+                    grant,
+                    deadline,
+                } => {
+                    this.state = State::Waiting {
+                        id,
+                        grant,
+                        sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                    };
+                }
+            }
+        }
+        let State::Waiting { id, grant, sleep } = &mut this.state else {
+            panic!("Acquire polled after completion");
+        };
+        let granted = match Pin::new(&mut *grant).poll(cx) {
+            Poll::Ready(result) => result.is_ok() || inner.leave(*id, grant),
+            Poll::Pending => match sleep.as_mut().poll(cx) {
+                // Exactly at the deadline: a slot handed over first still counts.
+                Poll::Ready(()) => inner.leave(*id, grant),
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        let priority = this.priority;
+        if granted {
+            let active = inner.active();
+            inner.accepted(priority, active);
+            return Poll::Ready(Ok(this.finish(true).unwrap()));
+        }
+        let active = inner.active();
+        let Admitted::Shed(rejection) = inner.shed(priority, active, ShedReason::WaitTimeout) else {
+            unreachable!("shed always sheds");
+        };
+        this.finish(false);
+        Poll::Ready(Err(rejection))
+    }
+}
+
+impl Drop for Acquire {
+    fn drop(&mut self) {
+        if let (Some(shedder), State::Waiting { id, grant, .. }) = (&self.shedder, &mut self.state)
+        {
+            if shedder.inner.leave(*id, grant) {
+                // Granted after the caller gave up: pass the slot on.
+                shedder.inner.release();
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Acquire {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Start => "start",
+            State::Waiting { .. } => "queued",
+            State::Done => "done",
+        };
+        f.debug_struct("Acquire")
+            .field("priority", &self.priority)
+            .field("state", &state)
+            .finish()
+    }
+}
+
+/// A [`LoadShedder`] admitting at one fixed priority, for pipelines: see
+/// [`LoadShedder::prioritized`].
+#[derive(Debug, Clone)]
+pub struct Prioritized {
+    shedder: LoadShedder,
+    priority: Priority,
+}
+
+impl LoadShedder {
+    /// This shedder as an [`Admission`] at `priority` (the shedder itself admits at
+    /// [`Priority::Normal`]).
+    pub fn prioritized(&self, priority: Priority) -> Prioritized {
+        Prioritized {
+            shedder: self.clone(),
+            priority,
+        }
+    }
+}
+
+impl Admission for LoadShedder {
+    type Permit = Permit;
+
+    fn admit(&self) -> impl Future<Output = Result<Permit, Rejection>> + Send {
+        self.acquire(Priority::Normal)
+    }
+}
+
+impl Admission for Prioritized {
+    type Permit = Permit;
+
+    fn admit(&self) -> impl Future<Output = Result<Permit, Rejection>> + Send {
+        self.shedder.acquire(self.priority)
+    }
+}

@@ -1,0 +1,242 @@
+//! The pure core of the load shedder: `(counts, request) -> (decision, new counts)`.
+//!
+//! No clock, no atomics, no events. The handle packs [`Counts`] into one atomic word and runs
+//! these functions in a compare-exchange loop (the uncontended path) or under its queue lock.
+//!
+//! The rules, in order (the seed's order: its own checks first, then CPU, then memory):
+//! 1. **Priority threshold**: a non-critical request is shed while utilisation
+//!    (`active / max_requests`) is strictly above its priority's threshold.
+//! 2. **System load** (feature `system`): low and normal requests are shed while CPU or memory
+//!    use is strictly above its threshold; high ones only while either is above 90 % (the
+//!    seed's critical system level); critical ones never.
+//! 3. **Hard cap**: below `max_requests`, with nobody queued, the request is admitted.
+//!    Otherwise it joins the FIFO queue if the queue has room, and is shed if not. Nobody
+//!    overtakes the queue: while anyone waits, newcomers queue behind them.
+//! 4. **Release**: with nobody queued the slot is freed; otherwise it passes straight to the
+//!    oldest waiter, so `active` stays and `queued` drops by one.
+
+use std::fmt;
+
+use super::{LoadShedderConfig, Priority};
+
+/// Requests running and waiting, packed by the handle into one `u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Counts {
+    pub(crate) active: u32,
+    pub(crate) queued: u32,
+}
+
+impl Counts {
+    pub(crate) fn pack(self) -> u64 {
+        u64::from(self.active) << 32 | u64::from(self.queued)
+    }
+
+    pub(crate) fn unpack(word: u64) -> Self {
+        Self {
+            active: (word >> 32) as u32,
+            queued: word as u32,
+        }
+    }
+}
+
+/// Why a request was shed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum ShedReason {
+    /// Utilisation was above the request's priority threshold.
+    Utilization,
+    /// Every slot was taken and there is no queue (`max_queue_depth` 0).
+    MaxRequests,
+    /// Every slot was taken and the queue was full.
+    QueueFull,
+    /// The request waited in the queue for `wait_timeout` without getting a slot.
+    WaitTimeout,
+    /// CPU use was above its threshold (feature `system`).
+    Cpu,
+    /// Memory use was above its threshold (feature `system`).
+    Memory,
+}
+
+impl ShedReason {
+    /// The reason in `snake_case`, as events carry it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Utilization => "utilization",
+            Self::MaxRequests => "max_requests",
+            Self::QueueFull => "queue_full",
+            Self::WaitTimeout => "wait_timeout",
+            Self::Cpu => "cpu",
+            Self::Memory => "memory",
+        }
+    }
+
+    /// The reason a [`Rejection`](crate::Rejection) carries.
+    pub const fn rejection_reason(self) -> crate::RejectionReason {
+        match self {
+            Self::QueueFull => crate::RejectionReason::QueueFull,
+            Self::WaitTimeout => crate::RejectionReason::WaitTimeout,
+            _ => crate::RejectionReason::LoadShed,
+        }
+    }
+}
+
+impl fmt::Display for ShedReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The latest system sample with its thresholds, as ratios.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SystemLoad {
+    pub(crate) cpu: f64,
+    pub(crate) memory: f64,
+    pub(crate) cpu_threshold: f64,
+    pub(crate) memory_threshold: f64,
+}
+
+/// Above this CPU or memory ratio the system load level is critical, which sheds even high
+/// priority requests (the seed's rule).
+pub(crate) const SYSTEM_CRITICAL: f64 = 0.90;
+
+/// The answer to "may this request run?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Admit,
+    Queue,
+    Shed(ShedReason),
+}
+
+/// The limits a decision reads: the config's numbers, copied out so the handle can keep them
+/// in atomics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Limits {
+    pub(crate) max_requests: u32,
+    pub(crate) max_queue_depth: u32,
+    /// Low, normal and high thresholds.
+    pub(crate) thresholds: [f64; 3],
+}
+
+impl Limits {
+    pub(crate) fn of(config: &LoadShedderConfig) -> Self {
+        Self {
+            max_requests: config.max_requests,
+            max_queue_depth: config.max_queue_depth,
+            thresholds: [
+                config.low_threshold,
+                config.normal_threshold,
+                config.high_threshold,
+            ],
+        }
+    }
+
+    fn threshold(&self, priority: Priority) -> Option<f64> {
+        match priority {
+            Priority::Low => Some(self.thresholds[0]),
+            Priority::Normal => Some(self.thresholds[1]),
+            Priority::High => Some(self.thresholds[2]),
+            Priority::Critical => None,
+        }
+    }
+}
+
+/// Utilisation as a ratio in `0..=1` (active may exceed the cap after the cap was lowered).
+pub(crate) fn utilization(active: u32, max_requests: u32) -> f64 {
+    (f64::from(active) / f64::from(max_requests)).min(1.0)
+}
+
+/// Decides a request of `priority` and returns the counts after the decision.
+pub(crate) fn decide(
+    counts: Counts,
+    priority: Priority,
+    config: &Limits,
+    system: Option<SystemLoad>,
+) -> (Decision, Counts) {
+    if let Some(threshold) = config.threshold(priority) {
+        if utilization(counts.active, config.max_requests) > threshold {
+            return (Decision::Shed(ShedReason::Utilization), counts);
+        }
+    }
+    if let Some(reason) = system.and_then(|load| system_shed(load, priority)) {
+        return (Decision::Shed(reason), counts);
+    }
+    if counts.queued == 0 && counts.active < config.max_requests {
+        let active = counts.active + 1;
+        return (Decision::Admit, Counts { active, ..counts });
+    }
+    if counts.queued < config.max_queue_depth {
+        let queued = counts.queued + 1;
+        return (Decision::Queue, Counts { queued, ..counts });
+    }
+    let reason = if config.max_queue_depth == 0 {
+        ShedReason::MaxRequests
+    } else {
+        ShedReason::QueueFull
+    };
+    (Decision::Shed(reason), counts)
+}
+
+fn system_shed(load: SystemLoad, priority: Priority) -> Option<ShedReason> {
+    let (cpu_limit, memory_limit) = match priority {
+        Priority::Critical => return None,
+        Priority::High => (SYSTEM_CRITICAL, SYSTEM_CRITICAL),
+        Priority::Normal | Priority::Low => (load.cpu_threshold, load.memory_threshold),
+    };
+    if load.cpu > cpu_limit {
+        Some(ShedReason::Cpu)
+    } else if load.memory > memory_limit {
+        Some(ShedReason::Memory)
+    } else {
+        None
+    }
+}
+
+/// What releasing a slot does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// Nobody waits: the slot is freed.
+    Free(Counts),
+    /// Somebody waits: the slot passes to the oldest waiter (under the queue lock).
+    HandOff,
+}
+
+/// Releases one slot. Above the cap (after it was lowered) the slot is freed even if somebody
+/// waits, so the shedder drains down to the new cap first.
+pub(crate) fn release(counts: Counts, max_requests: u32) -> Release {
+    debug_assert!(counts.active > 0, "a release without a permit");
+    if counts.queued > 0 && counts.active <= max_requests {
+        Release::HandOff
+    } else {
+        Release::Free(Counts {
+            active: counts.active.saturating_sub(1),
+            ..counts
+        })
+    }
+}
+
+/// The oldest waiter takes over a released slot: `active` stays, `queued` drops.
+pub(crate) fn hand_off(counts: Counts) -> Counts {
+    debug_assert!(counts.queued > 0, "a hand-off with nobody queued");
+    Counts {
+        queued: counts.queued.saturating_sub(1),
+        ..counts
+    }
+}
+
+/// A waiter leaves the queue without a slot (timed out or cancelled).
+pub(crate) fn leave_queue(counts: Counts) -> Counts {
+    hand_off(counts)
+}
+
+/// After the cap was raised: whether a waiter can be admitted now, and the counts if so.
+pub(crate) fn admit_waiter(counts: Counts, max_requests: u32) -> Option<Counts> {
+    (counts.queued > 0 && counts.active < max_requests).then_some(Counts {
+        active: counts.active + 1,
+        queued: counts.queued - 1,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+//! [`RateLimiterConfig`], the [`Algorithm`] choice and validation.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::config::{ConfigError, ConfigProblem};
+use crate::Rate;
+
+/// Which algorithm decides. All four admit at most `burst` requests at once and sustain
+/// `count / period`; they differ in memory and in how they treat a window's edge.
+///
+/// | algorithm | state per key | exact? |
+/// |---|---|---|
+/// | [`Gcra`](Self::Gcra) (default) | one `u64` | yes: continuous refill, exact `retry_after` |
+/// | [`TokenBucket`](Self::TokenBucket) | three words | yes: admits exactly what GCRA admits |
+/// | [`SlidingWindow`](Self::SlidingWindow) | two counters | approximate, never over the limit |
+/// | [`SlidingLog`](Self::SlidingLog) | one timestamp per request in the window | yes: at most `limit` in any window |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// Generic cell rate algorithm: one theoretical arrival time per key.
+    #[default]
+    Gcra,
+    /// A bucket of `burst` tokens refilled one per emission interval.
+    TokenBucket,
+    /// Sliding-window counter: this window's count plus the previous one's, weighted.
+    SlidingWindow,
+    /// Sliding-window log: the instants of the requests allowed in the last window.
+    SlidingLog,
+}
+
+impl Algorithm {
+    /// The algorithm's name in `snake_case`, as in configs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Gcra => "gcra",
+            Self::TokenBucket => "token_bucket",
+            Self::SlidingWindow => "sliding_window",
+            Self::SlidingLog => "sliding_log",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The seed's `max_limiters` default.
+pub(crate) const DEFAULT_MAX_KEYS: usize = 10_000;
+
+/// Settings of a [`LocalRateLimiter`](super::LocalRateLimiter) or a
+/// [`DirectRateLimiter`](super::DirectRateLimiter).
+///
+/// There is no `Default`: a limiter without a rate would be a guess. [`new`](Self::new) takes
+/// the rate and fills in the seed's defaults for the rest.
+///
+/// With the `serde` feature it deserializes from any format serde supports, validating as it
+/// goes, so a config file with `rate = "10/s"` works and `rate = "10/fortnight"` fails to
+/// load:
+///
+/// ```toml
+/// rate = "100/minute"
+/// burst = 20              # optional; the count (100) by default
+/// algorithm = "gcra"      # gcra, token_bucket, sliding_window or sliding_log
+/// max_keys = 10000        # also accepted as the seed's `max_limiters`
+/// max_wait = "250ms"      # how long `acquire` may wait; 0 by default
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "RawConfig"))]
+pub struct RateLimiterConfig {
+    /// The rate applied by `check` and `acquire`, burst included.
+    pub rate: Rate,
+    /// The algorithm. Default: GCRA.
+    pub algorithm: Algorithm,
+    /// The most keys (and `(key, rate)` pairs) whose state is kept at once. Default: 10,000,
+    /// the seed's `max_limiters`.
+    pub max_keys: usize,
+    /// How long [`acquire`](super::RateLimiter::acquire) may wait for the budget before it
+    /// rejects. Default: zero, so `acquire` never waits (the seed's behaviour).
+    pub max_wait: Duration,
+}
+
+impl RateLimiterConfig {
+    /// A config with this rate and the defaults for everything else.
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            rate,
+            algorithm: Algorithm::default(),
+            max_keys: DEFAULT_MAX_KEYS,
+            max_wait: Duration::ZERO,
+        }
+    }
+
+    /// Checks every field; the error names the first offending one. (A [`Rate`] is valid by
+    /// construction.)
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_keys == 0 {
+            return Err(ConfigError::new(
+                "max_keys",
+                ConfigProblem::TooSmall { min: 1.0 },
+            ));
+        }
+        if u64::try_from(self.max_wait.as_nanos()).is_err() {
+            return Err(ConfigError::new(
+                "max_wait",
+                ConfigProblem::TooLarge {
+                    max: Duration::from_nanos(u64::MAX).as_secs_f64(),
+                },
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The config as written in a file: the burst beside the rate string.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    rate: Rate,
+    #[serde(default)]
+    burst: Option<u32>,
+    #[serde(default)]
+    algorithm: Algorithm,
+    #[serde(default = "default_max_keys", alias = "max_limiters")]
+    max_keys: usize,
+    #[serde(default, with = "humantime_serde")]
+    max_wait: Duration,
+}
+
+#[cfg(feature = "serde")]
+fn default_max_keys() -> usize {
+    DEFAULT_MAX_KEYS
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<RawConfig> for RateLimiterConfig {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawConfig) -> Result<Self, ConfigError> {
+        let rate = match raw.burst {
+            Some(burst) => raw.rate.try_with_burst(burst)?,
+            None => raw.rate,
+        };
+        let config = Self {
+            rate,
+            algorithm: raw.algorithm,
+            max_keys: raw.max_keys,
+            max_wait: raw.max_wait,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_fills_in_the_seeds_defaults() {
+        let config = RateLimiterConfig::new(Rate::per_second(10));
+        assert_eq!(config.algorithm, Algorithm::Gcra);
+        assert_eq!(config.max_keys, 10_000);
+        assert_eq!(config.max_wait, Duration::ZERO);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn zero_keys_are_rejected_naming_the_field() {
+        let config = RateLimiterConfig {
+            max_keys: 0,
+            ..RateLimiterConfig::new(Rate::per_second(10))
+        };
+        let error = config.validate().unwrap_err();
+        assert_eq!(error.field(), "max_keys");
+        assert_eq!(error.to_string(), "max_keys must be at least 1");
+    }
+}

@@ -1,0 +1,102 @@
+//! The rate limiter's events.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::{Decision, Denial};
+use crate::events::{Emitter, EventKind, Seconds};
+use crate::Rate;
+
+/// Something that happened in a rate limiter.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RateLimiterEvent {
+    /// A request was within its rate.
+    RateLimitPassed {
+        /// The key, for a keyed limiter (`None` for a direct one).
+        key: Option<String>,
+        /// The rate it was checked against.
+        rate: Rate,
+        /// Requests still allowed right now.
+        remaining: u32,
+    },
+    /// A request was denied.
+    RateLimitExceeded {
+        /// The key, for a keyed limiter (`None` for a direct one).
+        key: Option<String>,
+        /// The rate it was checked against.
+        rate: Rate,
+        /// Why: its budget was spent, or no room was left for a new key.
+        reason: Denial,
+        /// When a request would be allowed.
+        retry_after: Option<Duration>,
+    },
+}
+
+impl RateLimiterEvent {
+    /// This event's kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::RateLimitPassed { .. } => EventKind::RateLimitPassed,
+            Self::RateLimitExceeded { .. } => EventKind::RateLimitExceeded,
+        }
+    }
+
+    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+        match self {
+            Self::RateLimitPassed {
+                key,
+                rate,
+                remaining,
+            } => {
+                if let Some(key) = key {
+                    visit("key", key);
+                }
+                visit("rate", rate);
+                visit("remaining", remaining);
+            }
+            Self::RateLimitExceeded {
+                key,
+                rate,
+                reason,
+                retry_after,
+            } => {
+                if let Some(key) = key {
+                    visit("key", key);
+                }
+                visit("rate", rate);
+                visit("reason", reason);
+                if let Some(after) = retry_after {
+                    visit("retry_after", &Seconds(*after));
+                }
+            }
+        }
+    }
+}
+
+/// Emits the event of one decision and logs denials. Called after every lock is released.
+pub(crate) fn report(
+    emitter: &Emitter,
+    name: &str,
+    key: Option<&str>,
+    rate: Rate,
+    decision: &Decision,
+) {
+    match decision.denial() {
+        None => emitter.emit(|| RateLimiterEvent::RateLimitPassed {
+            key: key.map(str::to_owned),
+            rate,
+            remaining: decision.remaining(),
+        }),
+        Some(reason) => {
+            let retry_after = decision.retry_after();
+            tracing::debug!(target: "resilience::rate_limit", limiter = name, key, %rate, %reason, ?retry_after, "rate limit exceeded");
+            emitter.emit(|| RateLimiterEvent::RateLimitExceeded {
+                key: key.map(str::to_owned),
+                rate,
+                reason,
+                retry_after,
+            });
+        }
+    }
+}

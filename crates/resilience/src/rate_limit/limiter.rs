@@ -1,0 +1,131 @@
+//! [`RateLimiter`]: the one trait of every rate limiter, keyed or not, local or distributed.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Decision;
+use crate::{PatternKind, Rate, Rejection, RejectionReason};
+
+/// A rate limiter: decides whether a request for a key fits its rate.
+///
+/// Implemented by [`LocalRateLimiter`](super::LocalRateLimiter) (keyed, in memory),
+/// [`DirectRateLimiter`](super::DirectRateLimiter) (one budget; it ignores keys) and, in
+/// `resilience-redis`, by limiters whose state lives in Redis. The methods return futures so a
+/// distributed limiter can make its round trip; the in-memory ones decide before returning
+/// and their futures are ready at once (they also have synchronous `check_now` methods).
+///
+/// * [`check`](Self::check) / [`check_rate`](Self::check_rate) never wait: they decide now,
+///   spending one unit of budget if allowed. A denial spends nothing.
+/// * [`acquire`](Self::acquire) / [`acquire_rate`](Self::acquire_rate) wait until the request
+///   fits, for at most [`max_wait`](Self::max_wait), and otherwise reject at once with a
+///   [`Rejection`] carrying the exact `retry_after`: they never sleep only to fail.
+/// * `check_rate(key, rate)` is the seed's `check_rate_limit(key, rate)`: the rate is given
+///   per call, and each `(key, rate)` pair has a budget of its own, separate from the budget
+///   `check(key)` uses at the limiter's configured rate.
+///
+/// A distributed implementation never fails: when its backend is unreachable it decides by
+/// its failure policy (allow, deny, or decide locally) and may report a denial reason of its
+/// own through [`Decision::denied`].
+///
+/// ```
+/// use resilience::rate_limit::{LocalRateLimiter, RateLimiter};
+/// use resilience::Rate;
+///
+/// /// Generic over where the state lives.
+/// async fn handle(limiter: &impl RateLimiter, user: &str) -> Result<String, String> {
+///     let decision = limiter.check(user).await;
+///     if decision.is_allowed() {
+///         Ok(format!("hello {user}, {} left", decision.remaining()))
+///     } else {
+///         Err(format!("slow down, retry in {:?}", decision.retry_after().unwrap()))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let limiter = LocalRateLimiter::builder("api").rate(Rate::per_second(2)).build()?;
+/// assert_eq!(handle(&limiter, "ada").await?, "hello ada, 1 left");
+/// assert_eq!(handle(&limiter, "ada").await?, "hello ada, 0 left");
+/// assert_eq!(handle(&limiter, "ada").await.unwrap_err(), "slow down, retry in 500ms");
+/// assert!(handle(&limiter, "bob").await.is_ok());
+/// # Ok(())
+/// # }
+/// ```
+pub trait RateLimiter: Send + Sync {
+    /// The limiter's name, for rejections, events and metrics.
+    fn name(&self) -> &str;
+
+    /// The rate `check` and `acquire` apply.
+    fn rate(&self) -> Rate;
+
+    /// How long `acquire` may wait for the budget.
+    fn max_wait(&self) -> Duration;
+
+    /// Decides one request for `key` at the configured rate, without waiting.
+    fn check(&self, key: &str) -> impl Future<Output = Decision> + Send;
+
+    /// Decides one request for `key` at `rate`, without waiting; `(key, rate)` has a budget of
+    /// its own.
+    fn check_rate(&self, key: &str, rate: Rate) -> impl Future<Output = Decision> + Send;
+
+    /// Waits until a request for `key` fits the configured rate, or rejects at once if that
+    /// would take longer than [`max_wait`](Self::max_wait).
+    ///
+    /// Waiting re-checks when the budget should allow it; another caller may take that slot
+    /// first, in which case it waits again within the same limit (waiters are not queued in
+    /// order). Dropping the future gives up without spending anything.
+    fn acquire(&self, key: &str) -> impl Future<Output = Result<Decision, Rejection>> + Send {
+        wait_until_allowed(self, move || self.check(key))
+    }
+
+    /// Like [`acquire`](Self::acquire), at `rate` (the budget of `(key, rate)`).
+    fn acquire_rate(
+        &self,
+        key: &str,
+        rate: Rate,
+    ) -> impl Future<Output = Result<Decision, Rejection>> + Send {
+        wait_until_allowed(self, move || self.check_rate(key, rate))
+    }
+
+    /// The rejection for a denied `decision`: pattern [`PatternKind::RateLimiter`], reason
+    /// [`RejectionReason::RateLimited`], and the decision's `retry_after`.
+    ///
+    /// The default allocates the name; implementations holding an `Arc<str>` return a clone.
+    fn rejection(&self, decision: &Decision) -> Rejection {
+        Rejection::new(
+            PatternKind::RateLimiter,
+            Arc::from(self.name()),
+            RejectionReason::RateLimited,
+            decision.retry_after(),
+        )
+    }
+}
+
+/// Checks, and while denied sleeps for the decision's `retry_after` as long as that stays
+/// within the limiter's `max_wait`.
+async fn wait_until_allowed<L, F, Fut>(limiter: &L, mut check: F) -> Result<Decision, Rejection>
+where
+    L: RateLimiter + ?Sized,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Decision>,
+{
+    let started = Instant::now();
+    let deadline = started.checked_add(limiter.max_wait());
+    loop {
+        let decision = check().await;
+        if decision.is_allowed() {
+            return Ok(decision);
+        }
+        let retry_at = decision
+            .retry_after()
+            .and_then(|after| Instant::now().checked_add(after));
+        match (retry_at, deadline) {
+            (Some(at), Some(deadline)) if at <= deadline => tokio::time::sleep_until(at).await,
+            (Some(at), None) => tokio::time::sleep_until(at).await,
+            _ => return Err(limiter.rejection(&decision)),
+        }
+    }
+}

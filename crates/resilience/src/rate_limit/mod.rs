@@ -1,0 +1,125 @@
+//! Rate limiting: allow each client, or the whole process, at most so many requests per
+//! period.
+//!
+//! # When to use it
+//!
+//! To protect a service from clients that send too much (one budget per user, API token or
+//! IP: a [`LocalRateLimiter`]), or to keep this process within a limit someone else sets (a
+//! partner API's "100 requests per minute": a [`DirectRateLimiter`]). It is about *rates*; to
+//! bound how many calls run *at once*, use a bulkhead, and to shed load when the machine is
+//! busy, a load shedder. To share one budget between several processes, use the Redis
+//! limiters of `resilience-redis`, which implement the same [`RateLimiter`] trait.
+//!
+//! # How it decides
+//!
+//! A [`Rate`] is `count` requests per `period`, up to `burst` at once (`count` unless set).
+//! The default algorithm, GCRA, keeps one instant per key, the *theoretical arrival time*
+//! (TAT): when the key's budget would be whole again. Each allowed request moves it one
+//! emission interval (`period / count`) later; a request is allowed if the TAT, after that
+//! move, is at most `burst` intervals ahead of now. So a client that has been quiet may send
+//! `burst` requests at once, and after that one per interval, never more, with no window edge
+//! at which a double burst slips through (as with fixed windows). One number per key gives
+//! every answer exactly: the [`Decision`] carries `remaining`, `reset_after` (TAT − now) and,
+//! for a denial, `retry_after` to the nanosecond. A denial spends nothing, so a client that
+//! keeps retrying is let through as soon as its budget allows (the seed's Redis limiter
+//! recorded denials and locked such clients out for ever, bug B14).
+//!
+//! A key whose TAT has passed has a whole budget, exactly like a key never seen: it carries
+//! no information. That is how the keyed limiter stays within `max_keys` without a cleanup
+//! task and without resetting anyone: when a shard of its table is full, it drops the states
+//! that are idle in this sense (for the other [algorithms](Algorithm): a full bucket, a log or
+//! window with nothing left in it). When every tracked key is still live, a *new* key is
+//! denied with [`Denial::KeysExhausted`] and a `retry_after` until the first tracked key goes
+//! idle; a live client's budget is never reset to make room (the seed's LRU eviction did
+//! that silently). Size `max_keys` for the number of clients active within one period.
+//!
+//! Keys are kept as seeded 64-bit hashes, not strings: with GCRA an entry is 16 bytes plus
+//! one control byte, about 19.5 bytes per key at a million keys, measured (governor's keyed
+//! limiter, which never evicts, holds the key itself: see `resilience-benches`). A new key
+//! allocates nothing.
+//!
+//! # Example
+//!
+//! ```
+//! use resilience::rate_limit::{Denial, LocalRateLimiter, RateLimiter};
+//! use resilience::Rate;
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let limiter = LocalRateLimiter::builder("api")
+//!     .rate("3/second".parse()?)
+//!     .max_wait(Duration::from_secs(1))
+//!     .build()?;
+//!
+//! for remaining in [2, 1, 0] {
+//!     assert_eq!(limiter.check("ada").await.remaining(), remaining);
+//! }
+//! let denied = limiter.check("ada").await;
+//! assert_eq!(denied.denial(), Some(Denial::RateExceeded));
+//! assert_eq!(denied.retry_after(), Some(Duration::from_nanos(333_333_334)));
+//!
+//! // `acquire` waits until the budget allows, up to `max_wait`.
+//! let started = tokio::time::Instant::now();
+//! limiter.acquire("ada").await?;
+//! assert!(started.elapsed() >= Duration::from_nanos(333_333_334));
+//!
+//! // The seed's per-call rates: each (key, rate) pair has its own budget.
+//! assert!(limiter.check_rate("ada", Rate::per_minute(100)).await.is_allowed());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # In the pipeline
+//!
+//! Inside the circuit breaker and outside the timeout and bulkhead: a request over its rate
+//! is refused before it takes a bulkhead slot or starts a timer, and a breaker outside does
+//! not count that refusal as a failure of the dependency. [`DirectRateLimiter`] is an
+//! [`Admission`](crate::admission::Admission) for the pipeline and, as tower middleware,
+//! [`RateLimitLayer`] (feature `tower`). Refusals are [`Error::Rejected`](crate::Error) with
+//! [`RejectionReason::RateLimited`](crate::RejectionReason::RateLimited) and the decision's
+//! `retry_after`, for an honest `Retry-After`.
+//!
+//! # Events
+//!
+//! `rate_limit_passed` for every allowed request and `rate_limit_exceeded` for every denied
+//! one, with the key, the rate and the reason; see [`RateLimiterEvent`] and
+//! [`events`](crate::events). Denials are also logged at `DEBUG` under the target
+//! `resilience::rate_limit`.
+//!
+//! # Defaults
+//!
+//! As aioresilience's `LocalRateLimiter`: at most 10,000 keys (its `max_limiters`), a burst of
+//! `count` (a quiet client may spend a whole period's allowance at once, like its leaky
+//! bucket), `acquire` does not wait (`max_wait` zero). The rate has no default: a limiter
+//! without one would be a guess.
+
+mod builder;
+mod config;
+mod decision;
+mod direct;
+mod event;
+mod gcra;
+#[cfg(feature = "tower")]
+mod layer;
+mod limiter;
+mod local;
+mod metrics;
+mod sliding_log;
+mod sliding_window;
+mod state;
+mod store;
+mod token_bucket;
+
+pub use crate::rate::{Rate, RateProblem};
+pub use builder::RateLimiterBuilder;
+pub use config::{Algorithm, RateLimiterConfig};
+pub use decision::{Decision, Denial};
+pub use direct::DirectRateLimiter;
+pub use event::RateLimiterEvent;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use layer::{RateLimitLayer, RateLimitService, ResponseFuture};
+pub use limiter::RateLimiter;
+pub use local::LocalRateLimiter;
+pub use metrics::RateLimiterMetrics;

@@ -1,0 +1,452 @@
+//! Where limiter state lives in memory: the bounded keyed store and the shared rate cell.
+//!
+//! # The keyed store
+//!
+//! Keys are not stored: each key (or `(key, rate)` pair) is reduced to a 64-bit hash with a
+//! randomly seeded SipHash owned by the limiter, and the table maps that hash to the
+//! algorithm's state. For GCRA an entry is 16 bytes (hash and TAT) plus hashbrown's control
+//! byte, and a new key allocates nothing. Two keys share a budget only if their seeded
+//! hashes collide, which a client cannot aim for and which, at a million live keys, happens
+//! to some pair with probability about 3 in 100 million; a collision makes both stricter,
+//! never looser.
+//!
+//! The table is split into shards, each a `std::sync::Mutex<HashMap>` held for one decision
+//! and never across an `.await` (a sharded map of our own rather than `dashmap`, which is the
+//! same idea with an `RwLock`: ours lets each shard keep its own bound, its own "earliest
+//! idle" time and its own counters under the one lock it already takes, with no dependency).
+//! Shards are sized so that, full, each fills a power-of-two hashbrown table to its maximum
+//! load (7/8), and the shard capacities add up to exactly `max_keys`.
+//!
+//! # Eviction
+//!
+//! Nothing runs in the background. A shard that is full when a new key arrives first drops
+//! its *idle* states, those that decide exactly like a fresh one ([`Core::idle_at`]): a GCRA
+//! key whose TAT has passed, a full token bucket, a log or window with nothing left in it.
+//! Dropping them resets nobody. If every state in the shard is still live, the new key is
+//! denied with [`Denial::KeysExhausted`](super::Denial::KeysExhausted) and a `retry_after`
+//! until the shard's first state goes idle: a live client's budget is never reset to make
+//! room. The shard remembers that instant, so a full shard of live keys refuses new keys in
+//! O(1) instead of rescanning; a sweep costs O(shard) and happens only when it can free
+//! something.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::gcra::Gcra;
+use super::sliding_log::SlidingLog;
+use super::sliding_window::SlidingWindow;
+use super::state::{nanos, Core};
+use super::token_bucket::TokenBucket;
+use super::{Algorithm, Decision, Denial};
+use crate::Rate;
+
+/// Shards never fall below this many slots unless `max_keys` does, so that keys hashed
+/// unevenly across shards still find room until the whole store is nearly full.
+const MIN_SHARD_BUCKETS: usize = 2_048;
+/// Enough shards that threads rarely meet on one lock.
+const MAX_SHARDS: usize = 64;
+
+/// Counters a shard keeps under its lock, summed for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub(crate) allowed: u64,
+    pub(crate) rate_exceeded: u64,
+    pub(crate) refused: u64,
+    pub(crate) evicted: u64,
+}
+
+impl Counters {
+    pub(crate) fn count(&mut self, decision: &Decision) {
+        match decision.denial() {
+            None => self.allowed += 1,
+            Some(Denial::KeysExhausted) => self.refused += 1,
+            Some(_) => self.rate_exceeded += 1,
+        }
+    }
+
+    fn add(mut self, other: Self) -> Self {
+        self.allowed += other.allowed;
+        self.rate_exceeded += other.rate_exceeded;
+        self.refused += other.refused;
+        self.evicted += other.evicted;
+        self
+    }
+}
+
+/// The table's hasher: keys are already seeded SipHash values.
+#[derive(Debug, Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+type Table<S> = HashMap<u64, S, BuildHasherDefault<Prehashed>>;
+
+/// One shard, on its own cache lines so neighbouring locks do not contend.
+#[repr(align(128))]
+struct Shard<S> {
+    inner: Mutex<ShardInner<S>>,
+}
+
+struct ShardInner<S> {
+    table: Table<S>,
+    capacity: usize,
+    /// No state in the table goes idle before this instant (a lower bound).
+    next_idle: u64,
+    counters: Counters,
+}
+
+/// A bounded map from hashed keys to one algorithm's states.
+pub(crate) struct Store<C: Core> {
+    shards: Box<[Shard<C::State>]>,
+}
+
+impl<C: Core> Store<C> {
+    pub(crate) fn new(max_keys: usize) -> Self {
+        let shards = layout(max_keys)
+            .into_iter()
+            .map(|capacity| Shard {
+                inner: Mutex::new(ShardInner {
+                    table: Table::default(),
+                    capacity,
+                    next_idle: 0,
+                    counters: Counters::default(),
+                }),
+            })
+            .collect();
+        Self { shards }
+    }
+
+    fn shard(&self, hash: u64) -> MutexGuard<'_, ShardInner<C::State>> {
+        // Bits 24..56 pick the shard, leaving hashbrown the low bits (bucket) and the top
+        // seven (control byte) uncorrelated with the shard.
+        let index = (((hash >> 24) & 0xFFFF_FFFF) * self.shards.len() as u64) >> 32;
+        self.shards[index as usize]
+            .inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Decides one request for the key hashed to `hash`.
+    pub(crate) fn check(&self, hash: u64, now: u64, rate: &Rate) -> Decision {
+        let mut shard = self.shard(hash);
+        let decision = shard.check::<C>(hash, now, rate);
+        shard.counters.count(&decision);
+        decision
+    }
+
+    /// States held.
+    pub(crate) fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| lock(shard).table.len())
+            .sum()
+    }
+
+    pub(crate) fn counters(&self) -> Counters {
+        self.shards
+            .iter()
+            .map(|shard| lock(shard).counters)
+            .fold(Counters::default(), Counters::add)
+    }
+
+    #[cfg(test)]
+    fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+}
+
+fn lock<S>(shard: &Shard<S>) -> MutexGuard<'_, ShardInner<S>> {
+    shard
+        .inner
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+}
+
+impl<S> ShardInner<S> {
+    fn check<C: Core<State = S>>(&mut self, hash: u64, now: u64, rate: &Rate) -> Decision {
+        if let Some(state) = self.table.get_mut(&hash) {
+            return C::check(state, now, rate);
+        }
+        let mut state = C::fresh(now, rate);
+        let decision = C::check(&mut state, now, rate);
+        if !decision.is_allowed() {
+            return decision;
+        }
+        if self.table.len() >= self.capacity && !self.sweep::<C>(now) {
+            return Decision::denied(
+                Denial::KeysExhausted,
+                rate.burst(),
+                Duration::ZERO,
+                Some(nanos(self.next_idle - now)),
+            );
+        }
+        if self.table.len() == self.table.capacity() {
+            self.rebuild();
+        }
+        self.next_idle = self.next_idle.min(C::idle_at(&state));
+        self.table.insert(hash, state);
+        decision
+    }
+
+    /// Drops the idle states; whether any room was made. Only scans when something can be
+    /// idle by now; afterwards `next_idle` is exact again.
+    fn sweep<C: Core<State = S>>(&mut self, now: u64) -> bool {
+        if now < self.next_idle {
+            return false;
+        }
+        let before = self.table.len();
+        let mut next_idle = u64::MAX;
+        self.table.retain(|_, state| {
+            let idle_at = C::idle_at(state);
+            next_idle = next_idle.min(idle_at);
+            idle_at > now
+        });
+        self.next_idle = next_idle;
+        let freed = before - self.table.len();
+        self.counters.evicted += freed as u64;
+        tracing::trace!(target: "resilience::rate_limit", freed, kept = self.table.len(), "swept idle keys");
+        freed > 0
+    }
+
+    /// Moves the states into a table allocated for the full capacity. Called when the table
+    /// has no free slot left: at the first insert, and when removals left tombstones that
+    /// would otherwise make hashbrown double the table although the shard is within bounds.
+    fn rebuild(&mut self) {
+        let mut table = Table::with_capacity_and_hasher(self.capacity, Default::default());
+        table.extend(self.table.drain());
+        self.table = table;
+    }
+}
+
+/// Per-shard capacities adding up to `max_keys`: the fewest shards (up to [`MAX_SHARDS`]) of
+/// at least [`MIN_SHARD_BUCKETS`] slots whose capacities fill their tables to hashbrown's
+/// maximum load when full.
+fn layout(max_keys: usize) -> Vec<usize> {
+    let max_keys = max_keys.max(1);
+    let mut buckets = MIN_SHARD_BUCKETS;
+    let shards = loop {
+        // hashbrown holds at most 7/8 of its buckets (tables of 8 buckets and more).
+        let shards = max_keys.div_ceil(buckets / 8 * 7);
+        if shards <= MAX_SHARDS {
+            break shards;
+        }
+        buckets *= 2;
+    };
+    let (base, extra) = (max_keys / shards, max_keys % shards);
+    (0..shards).map(|i| base + usize::from(i < extra)).collect()
+}
+
+/// One keyed store per algorithm, chosen at construction.
+pub(crate) enum Stores {
+    Gcra(Store<Gcra>),
+    TokenBucket(Store<TokenBucket>),
+    SlidingWindow(Store<SlidingWindow>),
+    SlidingLog(Store<SlidingLog>),
+}
+
+impl Stores {
+    pub(crate) fn new(algorithm: Algorithm, max_keys: usize) -> Self {
+        match algorithm {
+            Algorithm::Gcra => Self::Gcra(Store::new(max_keys)),
+            Algorithm::TokenBucket => Self::TokenBucket(Store::new(max_keys)),
+            Algorithm::SlidingWindow => Self::SlidingWindow(Store::new(max_keys)),
+            Algorithm::SlidingLog => Self::SlidingLog(Store::new(max_keys)),
+        }
+    }
+
+    pub(crate) fn check(&self, hash: u64, now: u64, rate: &Rate) -> Decision {
+        match self {
+            Self::Gcra(store) => store.check(hash, now, rate),
+            Self::TokenBucket(store) => store.check(hash, now, rate),
+            Self::SlidingWindow(store) => store.check(hash, now, rate),
+            Self::SlidingLog(store) => store.check(hash, now, rate),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Gcra(store) => store.len(),
+            Self::TokenBucket(store) => store.len(),
+            Self::SlidingWindow(store) => store.len(),
+            Self::SlidingLog(store) => store.len(),
+        }
+    }
+
+    pub(crate) fn counters(&self) -> Counters {
+        match self {
+            Self::Gcra(store) => store.counters(),
+            Self::TokenBucket(store) => store.counters(),
+            Self::SlidingWindow(store) => store.counters(),
+            Self::SlidingLog(store) => store.counters(),
+        }
+    }
+}
+
+/// The rate a handle applies, readable on every check without a lock and replaceable at run
+/// time as one value: a sequence lock over plain atomics. Readers retry in the rare case
+/// that they overlap a write; writers are serialised by the handle's config mutex.
+pub(crate) struct RateCell {
+    sequence: AtomicU64,
+    counts: AtomicU64,
+    period: AtomicU64,
+    interval: AtomicU64,
+    window: AtomicU64,
+}
+
+impl RateCell {
+    pub(crate) fn new(rate: Rate) -> Self {
+        let cell = Self {
+            sequence: AtomicU64::new(0),
+            counts: AtomicU64::new(0),
+            period: AtomicU64::new(0),
+            interval: AtomicU64::new(0),
+            window: AtomicU64::new(0),
+        };
+        cell.store(rate);
+        cell
+    }
+
+    pub(crate) fn load(&self) -> Rate {
+        loop {
+            let before = self.sequence.load(Ordering::Acquire);
+            if before & 1 == 0 {
+                let counts = self.counts.load(Ordering::Relaxed);
+                let period = self.period.load(Ordering::Relaxed);
+                let interval = self.interval.load(Ordering::Relaxed);
+                let window = self.window.load(Ordering::Relaxed);
+                fence(Ordering::Acquire);
+                if self.sequence.load(Ordering::Relaxed) == before {
+                    return Rate::from_stored(
+                        (counts >> 32) as u32,
+                        counts as u32,
+                        Duration::from_nanos(period),
+                        interval,
+                        window,
+                    );
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Replaces the rate. Callers hold the handle's config lock, so writes never overlap.
+    pub(crate) fn store(&self, rate: Rate) {
+        let sequence = self.sequence.load(Ordering::Relaxed);
+        self.sequence.store(sequence + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let counts = u64::from(rate.count()) << 32 | u64::from(rate.burst());
+        self.counts.store(counts, Ordering::Relaxed);
+        // Every `Rate` has a period that fits in u64 nanoseconds.
+        self.period
+            .store(rate.period().as_nanos() as u64, Ordering::Relaxed);
+        self.interval
+            .store(rate.interval_nanos(), Ordering::Relaxed);
+        self.window.store(rate.window_nanos(), Ordering::Relaxed);
+        self.sequence.store(sequence + 2, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    #[test]
+    fn layouts_add_up_and_fill_their_tables() {
+        for max_keys in [1, 3, 1_000, 1_792, 1_793, 10_000, 1_000_000, 10_000_000] {
+            let shards = layout(max_keys);
+            assert_eq!(shards.iter().sum::<usize>(), max_keys, "{max_keys}");
+            assert!(shards.len() <= MAX_SHARDS);
+        }
+        assert_eq!(layout(3), [3]);
+        assert_eq!(layout(10_000).len(), 6);
+        // A million keys: 35 shards of 28,571 or 28,572 in tables of 32,768 slots.
+        let million = layout(1_000_000);
+        assert_eq!(million.len(), 35);
+        assert!(million.iter().all(|&c| c <= 32_768 / 8 * 7));
+    }
+
+    #[test]
+    fn the_rate_cell_round_trips() {
+        let rate = Rate::per_minute(90).with_burst(7);
+        let cell = RateCell::new(rate);
+        let loaded = cell.load();
+        assert_eq!(loaded, rate);
+        assert_eq!(loaded.interval_nanos(), rate.interval_nanos());
+        assert_eq!(loaded.window_nanos(), rate.window_nanos());
+        cell.store(Rate::per_second(3));
+        assert_eq!(cell.load(), Rate::per_second(3));
+    }
+
+    #[test]
+    fn a_full_store_evicts_only_idle_keys() {
+        let store = Store::<Gcra>::new(3);
+        assert_eq!(store.shard_count(), 1);
+        let rate = Rate::per_second(1);
+        for key in 1..=3 {
+            assert!(store.check(key, 0, &rate).is_allowed());
+        }
+        // Full of live keys: a fourth is refused until the first goes idle, at 1 s.
+        let refused = store.check(4, SECOND / 2, &rate);
+        assert_eq!(refused.denial(), Some(Denial::KeysExhausted));
+        assert_eq!(refused.retry_after(), Some(Duration::from_millis(500)));
+        assert_eq!(store.len(), 3);
+        // Key 1 is denied and stays so: its budget was not touched.
+        assert_eq!(
+            store.check(1, SECOND / 2, &rate).denial(),
+            Some(Denial::RateExceeded)
+        );
+        // Keys 2 and 3 go idle at 1 s; key 1 is checked again at 1 s and stays live.
+        assert!(store.check(1, SECOND, &rate).is_allowed());
+        assert!(store.check(4, SECOND, &rate).is_allowed());
+        assert_eq!(store.len(), 2);
+        let counters = store.counters();
+        assert_eq!(
+            counters,
+            Counters {
+                allowed: 5,
+                rate_exceeded: 1,
+                refused: 1,
+                evicted: 2,
+            }
+        );
+    }
+
+    #[test]
+    fn churn_never_grows_the_table_past_its_slots() {
+        let store = Store::<Gcra>::new(1_000);
+        let rate = Rate::per_second(1);
+        for round in 0..50_u64 {
+            for key in 0..1_000_u64 {
+                let hash = (round * 1_000 + key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                store.check(hash, round * SECOND, &rate);
+            }
+            let shard = lock(&store.shards[0]);
+            assert!(shard.table.len() <= 1_000);
+            assert!(
+                shard.table.capacity() <= 1_792,
+                "{}",
+                shard.table.capacity()
+            );
+        }
+        assert_eq!(store.counters().refused, 0);
+    }
+}

@@ -103,8 +103,9 @@ impl Gradient2Config {
 /// server with fixed capacity it ran to `max_limit`); this one stays at the no-load latency,
 /// so the limit settles where latency is `rtt_tolerance` times it. A genuinely slower
 /// dependency is learnt by a probe every `probe_interval` windows (jittered), which restarts
-/// the baseline, halves the limit so the queue drains, and discards samples of calls admitted
-/// before it.
+/// the baseline, halves the limit so the queue drains while the new baseline warms up (10
+/// windows, after which the previous limit is restored), and discards samples of calls admitted
+/// before the probe.
 #[derive(Debug, Clone)]
 pub struct Gradient2 {
     config: Gradient2Config,
@@ -113,6 +114,8 @@ pub struct Gradient2 {
     windows_since_probe: u64,
     jitter: f64,
     probed_at: Option<Instant>,
+    /// The limit before the last probe, restored once the baseline is measured again.
+    restore: Option<f64>,
     window: Window,
     rng: fastrand::Rng,
 }
@@ -157,6 +160,7 @@ impl Gradient2 {
             windows_since_probe: 0,
             jitter: 0.5 + rng.f64() * 0.5,
             probed_at: None,
+            restore: None,
             window: Window::default(),
             rng,
             config,
@@ -181,6 +185,11 @@ impl Gradient2 {
             return;
         }
         let long = self.baseline.add(short, config.long_window);
+        if self.baseline.windows == WARMUP {
+            if let Some(before) = self.restore.take() {
+                self.estimate = self.estimate.max(before);
+            }
+        }
         if long / short > 2.0 {
             self.baseline.seconds *= 0.95;
         }
@@ -196,6 +205,7 @@ impl Gradient2 {
     fn probe(&mut self, now: Instant) {
         let config = &self.config;
         self.baseline = Baseline::default();
+        self.restore = Some(self.estimate);
         self.estimate = clamp_limit(self.estimate / 2.0, config.min_limit, config.max_limit);
         self.probed_at = Some(now);
         self.windows_since_probe = 0;
@@ -348,6 +358,11 @@ mod tests {
         // The next windows measure the (slower) latency afresh.
         driver.window(300, 20);
         assert!((millis(driver.gradient.baseline()) - 300.0).abs() < 1e-6);
+        // Once the new baseline has warmed up (10 windows), the old limit is back.
+        for _ in 0..8 {
+            assert!(driver.window(300, 20) < 40);
+        }
+        assert_eq!(driver.window(300, 20), 40);
     }
 
     #[test]

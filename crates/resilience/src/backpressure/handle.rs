@@ -1,24 +1,21 @@
 //! [`Backpressure`]: the async shell around the pure state machine.
 
 use std::fmt;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 use super::permit::{Permit, WaitGuard};
-use super::state::{Arrival, Core, Marks, Patience, Switch};
+use super::shared::Inner;
+use super::state::{Arrival, Patience};
 use super::stream::BackpressureStream;
-use super::{BackpressureBuilder, BackpressureConfig, BackpressureEvent, BackpressureMetrics};
+use super::{BackpressureBuilder, BackpressureConfig, BackpressureMetrics};
 use crate::admission::{Admission, AdmissionPermit};
-use crate::events::{Emitter, EventBus};
+use crate::events::EventBus;
 use crate::registry::Registered;
-use crate::{ConfigError, Error, PatternKind, Rejection, RejectionReason};
+use crate::{ConfigError, Error, Rejection, RejectionReason};
 
 /// A backpressure controller: admits work freely until the high water mark, then makes
 /// producers wait, in arrival order, until pending work falls to the low water mark.
@@ -28,32 +25,6 @@ use crate::{ConfigError, Error, PatternKind, Rejection, RejectionReason};
 #[derive(Clone)]
 pub struct Backpressure {
     pub(super) inner: Arc<Inner>,
-}
-
-pub(super) struct Inner {
-    name: Arc<str>,
-    /// A std mutex, never held across an await: every critical section is a few pure
-    /// decisions and, at most, waking the waiters they admit. Listeners run after unlocking.
-    shared: Mutex<Shared>,
-    /// Whether backpressure is on, copied out of the core under the lock after every
-    /// change, so producers (and the stream adapter, before each pull) can ask without
-    /// locking.
-    active: AtomicBool,
-    /// The configured wait timeout in nanoseconds, so `acquire` needs no second lock.
-    wait_timeout: AtomicU64,
-    rejected_backpressure: AtomicU64,
-    rejected_wait_timeout: AtomicU64,
-    emitter: Emitter,
-}
-
-pub(super) struct Shared {
-    pub(super) core: Core<oneshot::Sender<()>>,
-    config: BackpressureConfig,
-    marks: Marks,
-}
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// How an arrival went, when it was not rejected.
@@ -77,27 +48,14 @@ impl Backpressure {
     }
 
     pub(super) fn new_validated(name: &str, config: BackpressureConfig) -> Self {
-        let name: Arc<str> = Arc::from(name.trim());
         Self {
-            inner: Arc::new(Inner {
-                emitter: Emitter::new(Arc::clone(&name)),
-                name,
-                shared: Mutex::new(Shared {
-                    core: Core::new(),
-                    marks: Marks::from(&config),
-                    config,
-                }),
-                active: AtomicBool::new(false),
-                wait_timeout: AtomicU64::new(nanos(config.wait_timeout)),
-                rejected_backpressure: AtomicU64::new(0),
-                rejected_wait_timeout: AtomicU64::new(0),
-            }),
+            inner: Arc::new(Inner::new(name, config)),
         }
     }
 
     /// The controller's name.
     pub fn name(&self) -> &str {
-        &self.inner.name
+        self.inner.name()
     }
 
     /// Runs `operation` once admitted, waiting up to the configured `wait_timeout`; the slot
@@ -107,7 +65,12 @@ impl Backpressure {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let _permit = self.acquire().await?;
+        // Admission inline rather than through `acquire`, one async level flatter.
+        let timeout = self.wait_timeout();
+        let _permit = match self.arrive(Patience::waiting_up_to(timeout))? {
+            Arrived::Admitted(permit) => permit,
+            Arrived::Queued(guard) => Box::pin(guard.wait(timeout)).await?,
+        };
         operation().await.map_err(Error::Inner)
     }
 
@@ -118,7 +81,12 @@ impl Backpressure {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        let _permit = self.acquire().await?;
+        // Admission inline rather than through `acquire`, one async level flatter.
+        let timeout = self.wait_timeout();
+        let _permit = match self.arrive(Patience::waiting_up_to(timeout))? {
+            Arrived::Admitted(permit) => permit,
+            Arrived::Queued(guard) => Box::pin(guard.wait(timeout)).await?,
+        };
         operation().await
     }
 
@@ -130,7 +98,7 @@ impl Backpressure {
 
     /// The configured wait timeout.
     pub(super) fn wait_timeout(&self) -> Duration {
-        Duration::from_nanos(self.inner.wait_timeout.load(Relaxed))
+        self.inner.wait_timeout()
     }
 
     /// Admission for one item of work, waiting up to `timeout` while backpressure is on.
@@ -147,26 +115,11 @@ impl Backpressure {
     /// Dropping the future leaves the queue; a slot granted at that very moment is handed on to
     /// the next waiter, never lost.
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Permit, Rejection> {
-        let patience = if timeout.is_zero() {
-            Patience::Never
-        } else {
-            Patience::Queue
-        };
-        let mut guard = match self.arrive(patience)? {
-            Arrived::Admitted(permit) => return Ok(permit),
-            Arrived::Queued(guard) => guard,
-        };
-        let mut sleep = pin!(tokio::time::sleep_until(Instant::now() + timeout));
-        // The grant is polled before the timer, so a slot granted at the very instant the
-        // wait expires is taken, not wasted.
-        let granted = poll_fn(|cx| match guard.poll_granted(cx) {
-            Poll::Ready(granted) => Poll::Ready(Some(granted)),
-            Poll::Pending => sleep.as_mut().poll(cx).map(|()| None),
-        })
-        .await;
-        match granted {
-            Some(granted) => granted,
-            None => guard.expire(),
+        match self.arrive(Patience::waiting_up_to(timeout))? {
+            Arrived::Admitted(permit) => Ok(permit),
+            // Boxed: the wait (a timer among it) is most of the future's size, and unboxed it
+            // would be built and moved on every call; only a producer that waits pays for it.
+            Arrived::Queued(guard) => Box::pin(guard.wait(timeout)).await,
         }
     }
 
@@ -239,40 +192,12 @@ impl Backpressure {
     /// Whether backpressure is on: from the moment pending work reached the high water mark
     /// until it fell back to the low water mark. Producers should slow down.
     pub fn should_apply_backpressure(&self) -> bool {
-        self.inner.active.load(Relaxed)
+        self.inner.active()
     }
 
     /// A snapshot of the state and counters, with the seed's field names.
     pub fn metrics(&self) -> BackpressureMetrics {
-        let inner = &*self.inner;
-        let (pending, waiting, active, admitted, config) = {
-            let shared = inner.lock();
-            let core = &shared.core;
-            (
-                core.pending(),
-                core.waiting(),
-                core.active(),
-                core.admitted(),
-                shared.config,
-            )
-        };
-        let rejected_backpressure = inner.rejected_backpressure.load(Relaxed);
-        let rejected_wait_timeout = inner.rejected_wait_timeout.load(Relaxed);
-        let in_system = u64::from(pending) + u64::from(waiting);
-        BackpressureMetrics {
-            name: inner.name.to_string(),
-            pending_count: pending,
-            waiting_count: waiting,
-            max_pending: config.max_pending,
-            high_water_mark: config.high_water_mark,
-            low_water_mark: config.low_water_mark,
-            backpressure_active: active,
-            total_accepted: admitted,
-            total_rejected: rejected_backpressure + rejected_wait_timeout,
-            rejected_backpressure,
-            rejected_wait_timeout,
-            utilization: (in_system as f64 / f64::from(config.max_pending)).min(1.0),
-        }
+        self.inner.metrics()
     }
 
     /// The current configuration.
@@ -285,111 +210,14 @@ impl Backpressure {
     /// admitted if backpressure turns off.
     pub fn set_config(&self, config: BackpressureConfig) -> Result<(), ConfigError> {
         config.validate()?;
-        let inner = &*self.inner;
-        let mut switches = Vec::new();
-        let marks = Marks::from(&config);
-        {
-            let mut shared = inner.lock();
-            shared.config = config;
-            shared.marks = marks;
-            inner
-                .wait_timeout
-                .store(nanos(config.wait_timeout), Relaxed);
-            switches.extend(shared.core.reconfigure(marks));
-            Inner::grant_waiters(&mut shared, &mut switches);
-            inner.publish(&shared);
-        }
-        for switch in switches {
-            inner.announce(Some(switch), marks);
-        }
+        self.inner.reconfigure(config);
         Ok(())
     }
 
     /// This controller's own listeners; events also reach
     /// [`events::global()`](crate::events::global).
     pub fn events(&self) -> &EventBus {
-        self.inner.emitter.local()
-    }
-}
-
-impl Inner {
-    pub(super) fn lock(&self) -> MutexGuard<'_, Shared> {
-        // Nothing under this lock calls user code; a poisoned lock still holds valid state.
-        self.shared
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    fn publish(&self, shared: &Shared) {
-        self.active.store(shared.core.active(), Relaxed);
-    }
-
-    /// An admitted item is done: pending - 1, and the waiters that may now go are admitted.
-    pub(super) fn release(&self) {
-        let mut shared = self.lock();
-        let marks = shared.marks;
-        let Some(switch) = shared.core.release(marks) else {
-            // Still on, or off with nobody waiting: nothing else can change (the fast path).
-            return;
-        };
-        let mut switches = vec![switch];
-        Self::grant_waiters(&mut shared, &mut switches);
-        self.publish(&shared);
-        drop(shared);
-        for switch in switches {
-            self.announce(Some(switch), marks);
-        }
-    }
-
-    /// Admits waiters in arrival order while the core allows it, waking each one.
-    fn grant_waiters(shared: &mut Shared, switches: &mut Vec<Switch>) {
-        let marks = shared.marks;
-        while let Some((sender, switch)) = shared.core.grant(marks) {
-            switches.extend(switch);
-            if sender.send(()).is_err() {
-                // Its receiver is gone without the waiter leaving the queue, which its guard
-                // prevents; should it happen anyway, the slot goes on to the next waiter.
-                switches.extend(shared.core.release(marks));
-            }
-        }
-    }
-
-    pub(super) fn reject(&self, reason: RejectionReason) -> Rejection {
-        let counter = match reason {
-            RejectionReason::WaitTimeout => &self.rejected_wait_timeout,
-            _ => &self.rejected_backpressure,
-        };
-        counter.fetch_add(1, Relaxed);
-        tracing::debug!(target: "resilience::backpressure", controller = %self.name, %reason, "producer rejected");
-        // No honest `retry_after`: when pending work falls to the low mark depends on
-        // consumers, not on a clock.
-        Rejection::new(
-            PatternKind::Backpressure,
-            Arc::clone(&self.name),
-            reason,
-            None,
-        )
-    }
-
-    /// Reports a switch; never called under the lock.
-    fn announce(&self, switch: Option<Switch>, marks: Marks) {
-        match switch {
-            Some(Switch::On { pending }) => {
-                tracing::info!(target: "resilience::backpressure", controller = %self.name, pending, high_water_mark = marks.high, "backpressure on");
-                self.emitter.emit(|| BackpressureEvent::BackpressureHigh {
-                    pending,
-                    high_water_mark: marks.high,
-                });
-            }
-            Some(Switch::Off { pending }) => {
-                tracing::info!(target: "resilience::backpressure", controller = %self.name, pending, low_water_mark = marks.low, "backpressure off");
-                self.emitter.emit(|| BackpressureEvent::BackpressureLow {
-                    pending,
-                    low_water_mark: marks.low,
-                });
-            }
-            None => {}
-        }
+        self.inner.events()
     }
 }
 
@@ -427,7 +255,7 @@ impl Registered for Backpressure {
 impl fmt::Debug for Backpressure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Backpressure")
-            .field("name", &self.inner.name)
+            .field("name", &self.inner.name())
             .field("config", &self.config())
             .finish_non_exhaustive()
     }

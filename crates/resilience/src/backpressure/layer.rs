@@ -114,12 +114,7 @@ impl<S> BackpressureService<S> {
         }
         if self.waiting.is_none() {
             let timeout = self.controller.wait_timeout();
-            let patience = if timeout.is_zero() {
-                Patience::Never
-            } else {
-                Patience::Queue
-            };
-            match self.controller.arrive(patience) {
+            match self.controller.arrive(Patience::waiting_up_to(timeout)) {
                 Ok(Arrived::Admitted(permit)) => self.permit = Some(permit),
                 Ok(Arrived::Queued(guard)) => {
                     let deadline = tokio::time::sleep_until(Instant::now() + timeout);

@@ -92,6 +92,7 @@ mod handle;
 mod layer;
 mod metrics;
 mod permit;
+mod shared;
 mod state;
 mod stream;
 

@@ -1,11 +1,13 @@
 //! [`Permit`]: one admitted item of work; and the guard of a producer waiting for one.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::Backpressure;
 use crate::{Rejection, RejectionReason};
@@ -99,6 +101,22 @@ impl WaitGuard {
             // cannot happen; refuse rather than admit without counting.
             Err(_) => Err(self.controller.inner.reject(RejectionReason::Backpressure)),
         })
+    }
+
+    /// Waits for the grant until `timeout` has passed, then gives up.
+    pub(super) async fn wait(mut self, timeout: Duration) -> Result<Permit, Rejection> {
+        let mut deadline = pin!(tokio::time::sleep_until(Instant::now() + timeout));
+        // The grant is polled before the timer, so a slot granted at the very instant the
+        // wait expires is taken, not wasted.
+        let granted = poll_fn(|cx| match self.poll_granted(cx) {
+            Poll::Ready(granted) => Poll::Ready(Some(granted)),
+            Poll::Pending => deadline.as_mut().poll(cx).map(|()| None),
+        })
+        .await;
+        match granted {
+            Some(granted) => granted,
+            None => self.expire(),
+        }
     }
 
     /// The wait is over: leave the queue and be rejected with

@@ -17,6 +17,7 @@
 //!   (the seed released them all at once, a thundering herd up to `max_pending`).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::BackpressureConfig;
 use crate::RejectionReason;
@@ -56,6 +57,18 @@ pub(crate) enum Patience {
     /// Wait in any case: one stream adapter, which has nothing else to do and holds nothing
     /// while it waits, so it is never turned away.
     Always,
+}
+
+impl Patience {
+    /// What a producer willing to wait up to `timeout` is prepared to do: a zero timeout
+    /// never waits.
+    pub(crate) fn waiting_up_to(timeout: Duration) -> Self {
+        if timeout.is_zero() {
+            Self::Never
+        } else {
+            Self::Queue
+        }
+    }
 }
 
 /// The decision on a producer's arrival.

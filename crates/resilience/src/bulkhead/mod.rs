@@ -98,6 +98,7 @@ mod handle;
 mod layer;
 mod metrics;
 mod permit;
+mod slots;
 mod state;
 
 pub use builder::BulkheadBuilder;

@@ -5,7 +5,7 @@ use std::fmt;
 
 use tokio::time::Instant;
 
-use super::handle::Inner;
+use super::slots::Inner;
 use super::Bulkhead;
 use crate::classify::Outcome;
 

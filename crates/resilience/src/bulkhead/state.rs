@@ -9,6 +9,8 @@
 //! * the bookkeeping of a live resize: growing adds permits (first paying off any debt),
 //!   shrinking forgets the free permits at once and records the rest as a *debt* that returning
 //!   slots pay off, one each ([`grow`], [`shrink`], [`on_release`]);
+//! * the slots held, derived from the limit, the debt and the free permits ([`held`]), so
+//!   the hot path keeps no counter of its own;
 //! * the derived figures of a metric snapshot ([`ratio`], [`average`]).
 
 use std::time::Duration;
@@ -50,6 +52,13 @@ pub(crate) fn on_release(debt: u32) -> (bool, u32) {
         0 => (true, 0),
         owed => (false, owed - 1),
     }
+}
+
+/// Slots held, from what is cheap to read: every permit is free, held or owed, so the held
+/// ones are `limit + debt - free` (saturating, for a reading taken in the middle of a resize).
+pub(crate) fn held(limit: u32, debt: u32, free: usize) -> u32 {
+    let held = (u64::from(limit) + u64::from(debt)).saturating_sub(free as u64);
+    u32::try_from(held).unwrap_or(u32::MAX)
 }
 
 /// `part / whole`, clamped to `0..=1`; 0 when `whole` is 0.

@@ -8,8 +8,9 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::handle::Admitted;
 use super::{Acquire, LoadShedder, Permit, Priority};
-use crate::Error;
+use crate::{Error, Rejection};
 
 /// How a [`LoadShedderService`] finds a request's priority: a fixed [`Priority`], or a
 /// closure `Fn(&Request) -> Priority` (for example reading a header).
@@ -38,9 +39,10 @@ where
 /// Clones of the layer, and every service it makes, share the one shedder they were given:
 /// cloning never creates new slots (axum clones services per connection).
 ///
-/// The inner service's `call` runs when the request arrives (tower's readiness contract
-/// requires it), but its future is polled only once the request is admitted, and dropped
-/// unpolled if the request is shed. Services whose futures do their work when polled (the
+/// Each request is decided in `call`, in arrival order: admitted, shed, or queued (the
+/// response future then waits for its slot). The inner service's `call` runs when the request
+/// arrives (tower's readiness contract requires it), but its future is polled only once the
+/// request is admitted, and dropped unpolled if the request is shed. Services whose futures do their work when polled (the
 /// usual kind) therefore do nothing for a shed request.
 ///
 /// ```
@@ -51,10 +53,10 @@ where
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let shedder = LoadShedder::builder("api").max_requests(100).build()?;
 /// let service = ServiceBuilder::new()
-///     .layer(LoadShedderLayer::new(shedder).priority_fn(|path: &&str| {
+///     .layer(LoadShedderLayer::new(shedder).priority_fn(|path: &&'static str| {
 ///         if path.starts_with("/health") { Priority::Critical } else { Priority::Normal }
 ///     }))
-///     .service(service_fn(|path: &str| async move { Ok::<_, std::io::Error>(path.len()) }));
+///     .service(service_fn(|path: &'static str| async move { Ok::<_, std::io::Error>(path.len()) }));
 /// assert_eq!(service.oneshot("/health").await?, 7);
 /// # Ok(())
 /// # }
@@ -153,9 +155,24 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let priority = self.priority.priority_of(&request);
+        // Decided now, in call order, so requests are admitted in the order they arrived.
+        let (acquire, permit, rejection) = match self.shedder.inner.admit(priority, true) {
+            Admitted::Now => (None, Some(Permit::new(self.shedder.clone(), priority)), None),
+            Admitted::Shed(rejection) => (None, None, Some(rejection)),
+            Admitted::Queued {
+                id,
+                grant,
+                deadline,
+            } => {
+                let shedder = self.shedder.clone();
+                let acquire = Acquire::queued(shedder, priority, id, grant, deadline);
+                (Some(acquire), None, None)
+            }
+        };
         ResponseFuture {
-            acquire: Some(self.shedder.acquire(priority)),
-            permit: None,
+            acquire,
+            permit,
+            rejection,
             inner: self.inner.call(request),
         }
     }
@@ -168,6 +185,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         acquire: Option<Acquire>,
         permit: Option<Permit>,
+        rejection: Option<Rejection>,
         #[pin]
         inner: F,
     }
@@ -181,6 +199,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if let Some(rejection) = this.rejection.take() {
+            return Poll::Ready(Err(Error::Rejected(rejection)));
+        }
         if let Some(acquire) = this.acquire {
             match ready!(Pin::new(acquire).poll(cx)) {
                 Ok(permit) => {

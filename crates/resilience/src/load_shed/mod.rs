@@ -48,7 +48,7 @@
 //!
 //! // Six requests in flight: 60 % is not above the low threshold yet.
 //! let running: Vec<_> = (0..6).map(|_| shedder.try_acquire(Priority::Normal)).collect();
-//! assert!(shedder.try_acquire(Priority::Low).is_ok());
+//! let low = shedder.try_acquire(Priority::Low)?;
 //! // Seven in flight now (70 %, above 60 %): the next low request is shed.
 //! let shed = shedder.try_acquire(Priority::Low).unwrap_err();
 //! assert_eq!(shed.reason(), RejectionReason::LoadShed);
@@ -57,6 +57,7 @@
 //! assert_eq!(answer, 42);
 //! drop(running);
 //! assert_eq!(shedder.metrics().active_requests, 1);
+//! drop(low);
 //! # Ok(())
 //! # }
 //! ```

@@ -81,10 +81,24 @@ impl Acquire {
         }
     }
 
-    fn finish(&mut self, admitted: bool) -> Option<Permit> {
-        self.state = State::Done;
-        let shedder = self.shedder.take().expect("Acquire polled after completion");
-        admitted.then(|| Permit::new(shedder, self.priority))
+    /// An acquisition already decided to queue (by the tower service, which decides in
+    /// `call`).
+    pub(super) fn queued(
+        shedder: LoadShedder,
+        priority: Priority,
+        id: u64,
+        grant: oneshot::Receiver<()>,
+        deadline: tokio::time::Instant,
+    ) -> Self {
+        Self {
+            shedder: Some(shedder),
+            priority,
+            state: State::Waiting {
+                id,
+                grant,
+                sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            },
+        }
     }
 }
 
@@ -93,15 +107,19 @@ impl Future for Acquire {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let Some(shedder) = &this.shedder else {
+        // Taken for the poll (no reference count touched) and put back if still waiting.
+        let Some(shedder) = this.shedder.take() else {
             panic!("Acquire polled after completion");
         };
-        let inner = &shedder.inner;
+        let priority = this.priority;
         if let State::Start = this.state {
-            match inner.admit(this.priority, true) {
-                Admitted::Now => return Poll::Ready(Ok(this.finish(true).unwrap())),
+            match shedder.inner.admit(priority, true) {
+                Admitted::Now => {
+                    this.state = State::Done;
+                    return Poll::Ready(Ok(Permit::new(shedder, priority)));
+                }
                 Admitted::Shed(rejection) => {
-                    this.finish(false);
+                    this.state = State::Done;
                     return Poll::Ready(Err(rejection));
                 }
                 Admitted::Queued {
@@ -117,6 +135,7 @@ impl Future for Acquire {
                 }
             }
         }
+        let inner = &shedder.inner;
         let State::Waiting { id, grant, sleep } = &mut this.state else {
             panic!("Acquire polled after completion");
         };
@@ -125,20 +144,21 @@ impl Future for Acquire {
             Poll::Pending => match sleep.as_mut().poll(cx) {
                 // Exactly at the deadline: a slot handed over first still counts.
                 Poll::Ready(()) => inner.leave(*id, grant),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    this.shedder = Some(shedder);
+                    return Poll::Pending;
+                }
             },
         };
-        let priority = this.priority;
+        this.state = State::Done;
         if granted {
-            let active = inner.active();
-            inner.accepted(priority, active);
-            return Poll::Ready(Ok(this.finish(true).unwrap()));
+            inner.accepted(priority, inner.active());
+            return Poll::Ready(Ok(Permit::new(shedder, priority)));
         }
-        let active = inner.active();
-        let Admitted::Shed(rejection) = inner.shed(priority, active, ShedReason::WaitTimeout) else {
+        let Admitted::Shed(rejection) = inner.shed(priority, inner.active(), ShedReason::WaitTimeout)
+        else {
             unreachable!("shed always sheds");
         };
-        this.finish(false);
         Poll::Ready(Err(rejection))
     }
 }

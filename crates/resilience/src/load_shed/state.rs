@@ -232,7 +232,7 @@ pub(crate) fn leave_queue(counts: Counts) -> Counts {
 
 /// After the cap was raised: whether a waiter can be admitted now, and the counts if so.
 pub(crate) fn admit_waiter(counts: Counts, max_requests: u32) -> Option<Counts> {
-    (counts.queued > 0 && counts.active < max_requests).then_some(Counts {
+    (counts.queued > 0 && counts.active < max_requests).then(|| Counts {
         active: counts.active + 1,
         queued: counts.queued - 1,
     })

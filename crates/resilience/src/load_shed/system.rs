@@ -128,6 +128,10 @@ impl Readings {
     fn interval(&self) -> Duration {
         Duration::from_nanos(self.interval.load(Ordering::Relaxed))
     }
+
+    fn next_sample(&self) -> Instant {
+        self.epoch + Duration::from_nanos(self.next_sample.load(Ordering::Relaxed))
+    }
 }
 
 fn saturating_nanos(duration: Duration) -> u64 {
@@ -210,10 +214,7 @@ impl Monitor {
 
     /// Time until the next reading: the earliest a CPU or memory decision can change.
     pub(crate) fn until_next_sample(&self, now: Instant) -> Duration {
-        let readings = &self.readings;
-        let next = readings.epoch
-            + Duration::from_nanos(readings.next_sample.load(Ordering::Relaxed));
-        next.saturating_duration_since(now)
+        self.readings.next_sample().saturating_duration_since(now)
     }
 }
 
@@ -225,18 +226,19 @@ impl fmt::Debug for Monitor {
     }
 }
 
-/// The sampler task: sleeps `check_interval`, samples, publishes; returns as soon as the
-/// shedder is gone (the stop sender dropped, or the readings no longer reachable).
+/// The sampler task: sleeps until the next sample is due (`check_interval` after the previous
+/// one, so a task that starts late does not shift the schedule), samples, publishes; returns as
+/// soon as the shedder is gone (the stop sender dropped, or the readings no longer reachable).
 async fn sample_until_stopped(
     readings: Weak<Readings>,
     mut source: Box<dyn SystemMetricsSource>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     loop {
-        let Some(interval) = readings.upgrade().map(|readings| readings.interval()) else {
+        let Some(due) = readings.upgrade().map(|readings| readings.next_sample()) else {
             return;
         };
-        let mut sleep = pin!(tokio::time::sleep(interval));
+        let mut sleep = pin!(tokio::time::sleep_until(due));
         let stop = poll_fn(|cx| {
             if Pin::new(&mut stopped).poll(cx).is_ready() {
                 return Poll::Ready(true);

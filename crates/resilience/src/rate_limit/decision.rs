@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::state::as_nanos;
+
 /// A rate limiter's answer to one request: allowed or not, and the state of the budget.
 ///
 /// Every field is computed from the limiter's state at the moment of the decision, so an HTTP
@@ -18,15 +20,24 @@ use std::time::Duration;
 ///   be allowed (`None` for allowed ones, and for denials with no honest estimate).
 ///
 /// Limiters in other crates (Redis) build decisions with [`allowed`](Self::allowed) and
-/// [`denied`](Self::denied).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// [`denied`](Self::denied). Two decisions are equal when all of the above are.
+#[derive(Clone, Copy)]
 pub struct Decision {
-    denial: Option<Denial>,
     limit: u32,
-    remaining: u32,
-    reset_after: Duration,
-    retry_after: Option<Duration>,
+    denial: Option<Denial>,
+    /// `remaining` is `slack / unit`, worked out only when asked: GCRA hands over the spare
+    /// time in nanoseconds and its emission interval, which saves a division per check; an
+    /// explicit count has `unit` 1.
+    slack: u64,
+    unit: u64,
+    /// Nanoseconds.
+    reset_after: u64,
+    /// Nanoseconds; [`NO_RETRY`] when unknown or allowed.
+    retry_after: u64,
 }
+
+/// `retry_after` is unknown (or the request was allowed).
+const NO_RETRY: u64 = u64::MAX;
 
 /// Why a rate limiter denied a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,28 +72,51 @@ impl fmt::Display for Denial {
 impl Decision {
     /// An allowed request, with `remaining` more allowed now and the budget whole again after
     /// `reset_after`.
-    pub const fn allowed(limit: u32, remaining: u32, reset_after: Duration) -> Self {
-        Self {
-            denial: None,
-            limit,
-            remaining,
-            reset_after,
-            retry_after: None,
-        }
+    pub fn allowed(limit: u32, remaining: u32, reset_after: Duration) -> Self {
+        Self::allow(limit, remaining, as_nanos(reset_after))
     }
 
     /// A denied request: nothing remains; a request fits again after `retry_after` (`None`
     /// when that cannot be known).
-    pub const fn denied(
+    pub fn denied(
         denial: Denial,
         limit: u32,
         reset_after: Duration,
         retry_after: Option<Duration>,
     ) -> Self {
+        let retry = retry_after.map_or(NO_RETRY, |after| as_nanos(after).min(NO_RETRY - 1));
+        Self::deny(denial, limit, as_nanos(reset_after), retry)
+    }
+
+    /// [`allowed`](Self::allowed), times in nanoseconds.
+    pub(crate) const fn allow(limit: u32, remaining: u32, reset_after: u64) -> Self {
+        Self::allow_spare(limit, remaining as u64, 1, reset_after)
+    }
+
+    /// An allowed request with `spare / unit` (rounded down) more allowed now.
+    pub(crate) const fn allow_spare(limit: u32, spare: u64, unit: u64, reset_after: u64) -> Self {
         Self {
-            denial: Some(denial),
             limit,
-            remaining: 0,
+            denial: None,
+            slack: spare,
+            unit,
+            reset_after,
+            retry_after: NO_RETRY,
+        }
+    }
+
+    /// [`denied`](Self::denied), times in nanoseconds, `retry_after` known.
+    pub(crate) const fn deny(
+        denial: Denial,
+        limit: u32,
+        reset_after: u64,
+        retry_after: u64,
+    ) -> Self {
+        Self {
+            limit,
+            denial: Some(denial),
+            slack: 0,
+            unit: 1,
             reset_after,
             retry_after,
         }
@@ -105,16 +139,54 @@ impl Decision {
 
     /// Requests still allowed right now, after this one.
     pub const fn remaining(&self) -> u32 {
-        self.remaining
+        let remaining = self.slack / self.unit;
+        if remaining > u32::MAX as u64 {
+            u32::MAX
+        } else {
+            remaining as u32
+        }
     }
 
     /// Time until the whole budget (`limit` requests) is available again.
     pub const fn reset_after(&self) -> Duration {
-        self.reset_after
+        Duration::from_nanos(self.reset_after)
     }
 
     /// For a denied request, the time until a request would be allowed.
     pub const fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        if self.retry_after == NO_RETRY {
+            None
+        } else {
+            Some(Duration::from_nanos(self.retry_after))
+        }
+    }
+}
+
+impl PartialEq for Decision {
+    fn eq(&self, other: &Self) -> bool {
+        let fields = |d: &Self| {
+            (
+                d.denial,
+                d.limit,
+                d.remaining(),
+                d.reset_after,
+                d.retry_after,
+            )
+        };
+        fields(self) == fields(other)
+    }
+}
+
+impl Eq for Decision {}
+
+impl fmt::Debug for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decision")
+            .field("denial", &self.denial)
+            .field("limit", &self.limit)
+            .field("remaining", &self.remaining())
+            .field("reset_after", &self.reset_after())
+            .field("retry_after", &self.retry_after())
+            .finish()
     }
 }

@@ -13,7 +13,7 @@
 //! memory without resetting anyone (governor's `gcra.rs` is the model; it is a token bucket
 //! in different clothes, continuously refilled).
 
-use super::state::{nanos, Core};
+use super::state::Core;
 use super::{Decision, Denial};
 use crate::Rate;
 
@@ -32,17 +32,16 @@ pub(crate) fn decide(tat: u64, now: u64, rate: &Rate) -> (Decision, Option<u64>)
     let next = tat.saturating_add(interval);
     let ahead = next - now;
     if ahead <= width {
-        // At most `burst - 1`; the `min` only matters when `width` saturated.
-        let remaining = ((width - ahead) / interval).min(u64::from(limit - 1));
-        let decision = Decision::allowed(limit, remaining as u32, nanos(ahead));
-        (decision, Some(next))
+        // `remaining` is the spare time in whole intervals, divided out only if someone asks.
+        // At most `burst - 1` of them; the `min` only matters when `width` saturated.
+        let spare = (width - ahead).min(interval.saturating_mul(u64::from(limit - 1)));
+        (
+            Decision::allow_spare(limit, spare, interval, ahead),
+            Some(next),
+        )
     } else {
-        let decision = Decision::denied(
-            Denial::RateExceeded,
-            limit,
-            nanos(tat - now),
-            Some(nanos(ahead - width)),
-        );
+        let retry_after = ahead - width;
+        let decision = Decision::deny(Denial::RateExceeded, limit, tat - now, retry_after);
         (decision, None)
     }
 }

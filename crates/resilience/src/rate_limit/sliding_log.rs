@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use super::state::{nanos, Core};
+use super::state::Core;
 use super::{Decision, Denial};
 use crate::Rate;
 
@@ -49,16 +49,16 @@ impl Core for SlidingLog {
             log.times.push_back(now);
             log.idle_at = now.saturating_add(width);
             let remaining = limit as usize - held - 1;
-            Decision::allowed(limit, remaining as u32, nanos(width))
+            Decision::allow(limit, remaining as u32, width)
         } else {
             // Held entries are within the window, so `oldest + W > now`; the first of them
             // to slide out makes room.
             let oldest = log.times[held - limit as usize];
-            Decision::denied(
+            Decision::deny(
                 Denial::RateExceeded,
                 limit,
-                nanos(log.idle_at - now),
-                Some(nanos(oldest.saturating_add(width) - now)),
+                log.idle_at - now,
+                oldest.saturating_add(width) - now,
             )
         }
     }

@@ -17,7 +17,7 @@
 //! to the exact sliding log, at the cost of being approximate (and slightly conservative for
 //! a steady stream). A key with nothing counted in either window is idle.
 
-use super::state::{nanos, Core};
+use super::state::Core;
 use super::{Decision, Denial};
 use crate::Rate;
 
@@ -90,10 +90,10 @@ impl Core for SlidingWindow {
             window.settle(width);
             // Whole requests still fitting besides this one; never negative, as it fit.
             let remaining = (budget - weighted) / w - (current + 1);
-            Decision::allowed(
+            Decision::allow(
                 limit,
                 u32::try_from(remaining).unwrap_or(u32::MAX),
-                nanos(window.idle_at - now),
+                window.idle_at - now,
             )
         } else {
             window.settle(width);
@@ -110,11 +110,11 @@ impl Core for SlidingWindow {
                     .saturating_add(width)
                     .saturating_add((w - slack.min(w)) as u64)
             };
-            Decision::denied(
+            Decision::deny(
                 Denial::RateExceeded,
                 limit,
-                nanos(window.idle_at.saturating_sub(now)),
-                Some(nanos(retry_at - now)),
+                window.idle_at.saturating_sub(now),
+                retry_at - now,
             )
         }
     }

@@ -33,11 +33,6 @@ pub(crate) trait Core {
     fn idle_at(state: &Self::State) -> u64;
 }
 
-/// A duration from nanoseconds.
-pub(crate) const fn nanos(value: u64) -> Duration {
-    Duration::from_nanos(value)
-}
-
 /// Nanoseconds of a duration, saturating at `u64::MAX` (about 584 years).
 pub(crate) fn as_nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)

@@ -38,7 +38,7 @@ use std::time::Duration;
 use super::gcra::Gcra;
 use super::sliding_log::SlidingLog;
 use super::sliding_window::SlidingWindow;
-use super::state::{nanos, Core};
+use super::state::Core;
 use super::token_bucket::TokenBucket;
 use super::{Algorithm, Decision, Denial};
 use crate::Rate;
@@ -190,12 +190,7 @@ impl<S> ShardInner<S> {
             return decision;
         }
         if self.table.len() >= self.capacity && !self.sweep::<C>(now) {
-            return Decision::denied(
-                Denial::KeysExhausted,
-                rate.burst(),
-                Duration::ZERO,
-                Some(nanos(self.next_idle - now)),
-            );
+            return Decision::deny(Denial::KeysExhausted, rate.burst(), 0, self.next_idle - now);
         }
         if self.table.len() == self.table.capacity() {
             self.rebuild();

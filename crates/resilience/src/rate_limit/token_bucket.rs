@@ -6,7 +6,7 @@
 //! admits; it is here for those who think in tokens, and its state (three words) reads as a
 //! token count in a debugger. A full bucket carries no information and may be forgotten.
 
-use super::state::{nanos, Core};
+use super::state::Core;
 use super::{Decision, Denial};
 use crate::Rate;
 
@@ -64,14 +64,14 @@ impl Core for TokenBucket {
         if bucket.tokens > 0 {
             bucket.tokens -= 1;
             bucket.full_at = bucket.full_at.saturating_add(interval);
-            Decision::allowed(capacity, bucket.tokens, nanos(bucket.full_at - now))
+            Decision::allow(capacity, bucket.tokens, bucket.full_at - now)
         } else {
             let next_token = bucket.refilled_at.saturating_add(interval);
-            Decision::denied(
+            Decision::deny(
                 Denial::RateExceeded,
                 capacity,
-                nanos(bucket.full_at - now),
-                Some(nanos(next_token - now)),
+                bucket.full_at - now,
+                next_token - now,
             )
         }
     }

@@ -25,6 +25,14 @@ fn growth_pays_debt_first_and_shrinking_owes_what_is_not_free() {
 }
 
 #[test]
+fn held_slots_are_derived_from_limit_debt_and_free_permits() {
+    assert_eq!(held(10, 0, 10), 0);
+    assert_eq!(held(10, 0, 3), 7);
+    assert_eq!(held(2, 3, 0), 5, "two within the limit, three owed");
+    assert_eq!(held(2, 0, 5), 0, "mid-resize readings saturate");
+}
+
+#[test]
 fn ratios_are_clamped_and_averages_exact() {
     assert_eq!(ratio(0, 0), 0.0);
     assert_eq!(ratio(3, 4), 0.75);
@@ -192,6 +200,7 @@ impl Sim {
 
     fn check(&self) {
         let active = self.active.len() as u32;
+        assert_eq!(held(self.max, self.debt, self.available as usize), active);
         assert_eq!(
             self.available + active,
             self.max + self.debt,

@@ -1,0 +1,288 @@
+//! [`ResponseBody`]: a response body that keeps the request's permits until it has been sent.
+//!
+//! A limiter's slot must be held for as long as the work it limits, and for an HTTP server
+//! that work ends when the last byte of the response body has been handed to the connection,
+//! not when the handler returns its headers: a streamed download or a server-sent event stream
+//! keeps doing work long after that (the seed released its slots when the handler returned,
+//! bug B17). So every layer of this crate wraps the inner service's body in a
+//! [`ResponseBody`] that owns a [`Guard`] (a bulkhead slot, a half-open probe, ...) and gives
+//! it back at the first of:
+//!
+//! * the body's last frame ([`BodyEnd::Complete`]): checked after every frame with
+//!   [`Body::is_end_stream`] as well, because hyper stops polling a body that says it is over;
+//! * a body error ([`BodyEnd::Error`]);
+//! * the body being dropped before its end, as when the client goes away
+//!   ([`BodyEnd::Dropped`]).
+//!
+//! Responses made by this crate (rejections, timeouts, fallbacks) use the same type with a
+//! body held in memory and no guard, so a layer has one response type whatever happened.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use resilience::classify::Outcome;
+
+/// How a response body ended, which decides the outcome a guard reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BodyEnd {
+    /// Every frame was sent.
+    Complete,
+    /// The body failed while being sent.
+    Error,
+    /// The body was dropped before its end (the client went away, or the server gave up).
+    Dropped,
+}
+
+impl BodyEnd {
+    /// The outcome of a call whose response head was judged `head` and whose body ended so:
+    /// a complete body keeps the head's verdict, a failed body is a failure, and a body the
+    /// client abandoned says nothing new about the service (ignored), unless the head already
+    /// said it failed.
+    pub fn outcome(self, head: Outcome) -> Outcome {
+        match (self, head) {
+            (Self::Complete, head) => head,
+            (Self::Error, _) | (Self::Dropped, Outcome::Failure) => Outcome::Failure,
+            (Self::Dropped, _) => Outcome::Ignored,
+        }
+    }
+}
+
+/// What a layer keeps until a response body ends: a permit, a probe, or nothing (`()`).
+///
+/// Implemented by this crate's guards; [`finish`](Self::finish) runs exactly once, at the end
+/// of the body or when it is dropped.
+pub trait Guard: Send + 'static {
+    /// Releases what was held, reporting how the body ended.
+    fn finish(self, end: BodyEnd);
+}
+
+impl Guard for () {
+    fn finish(self, _end: BodyEnd) {}
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Full { data: Option<Bytes> },
+    }
+}
+
+/// The guard and the moment it is given back: once, at the end of the body or on drop.
+struct Held<G: Guard>(Option<G>);
+
+impl<G: Guard> Held<G> {
+    fn finish(&mut self, end: BodyEnd) {
+        if let Some(guard) = self.0.take() {
+            guard.finish(end);
+        }
+    }
+}
+
+impl<G: Guard> Drop for Held<G> {
+    fn drop(&mut self) {
+        self.finish(BodyEnd::Dropped);
+    }
+}
+
+pin_project! {
+    /// The body of every response that passes through a layer of this crate: the inner
+    /// service's body `B` with what the layer holds (`G`) until it ends, or a body made by
+    /// the layer itself (a rejection, a timeout, a fallback).
+    ///
+    /// See the [module docs](self) for when the guard is given back.
+    pub struct ResponseBody<B, G: Guard = ()> {
+        #[pin]
+        kind: Kind<B>,
+        held: Held<G>,
+    }
+}
+
+impl<B, G: Guard> ResponseBody<B, G> {
+    /// The inner body, passed through with nothing held.
+    pub(crate) fn new(body: B) -> Self {
+        Self {
+            kind: Kind::Inner { body },
+            held: Held(None),
+        }
+    }
+
+    /// A body made by a layer, held in memory.
+    pub(crate) fn full(data: Bytes) -> Self {
+        Self {
+            kind: Kind::Full {
+                data: (!data.is_empty()).then_some(data),
+            },
+            held: Held(None),
+        }
+    }
+
+    /// Whether this body is still holding its guard.
+    pub fn is_holding(&self) -> bool {
+        self.held.0.is_some()
+    }
+}
+
+impl<B: Body, G: Guard> ResponseBody<B, G> {
+    /// The inner body holding `guard` until it ends. A body that is already over (an empty
+    /// one) gives the guard back at once: hyper may never poll it.
+    pub(crate) fn guarded(body: B, guard: G) -> Self {
+        let mut held = Held(Some(guard));
+        if body.is_end_stream() {
+            held.finish(BodyEnd::Complete);
+        }
+        Self {
+            kind: Kind::Inner { body },
+            held,
+        }
+    }
+}
+
+impl<B, G> Body for ResponseBody<B, G>
+where
+    B: Body<Data = Bytes>,
+    G: Guard,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        match this.kind.project() {
+            KindProj::Inner { mut body } => {
+                let frame = ready!(body.as_mut().poll_frame(cx));
+                match &frame {
+                    None => this.held.finish(BodyEnd::Complete),
+                    Some(Err(_)) => this.held.finish(BodyEnd::Error),
+                    Some(Ok(_)) if body.is_end_stream() => this.held.finish(BodyEnd::Complete),
+                    Some(Ok(_)) => {}
+                }
+                Poll::Ready(frame)
+            }
+            KindProj::Full { data } => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Full { data } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |data| data.len() as u64))
+            }
+        }
+    }
+}
+
+impl<B, G: Guard> fmt::Debug for ResponseBody<B, G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Kind::Inner { .. } => "inner",
+            Kind::Full { .. } => "full",
+        };
+        f.debug_struct("ResponseBody")
+            .field("kind", &kind)
+            .field("holding", &self.is_holding())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use http_body_util::{BodyExt, Full, StreamBody};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Record(Arc<Mutex<Vec<BodyEnd>>>);
+
+    impl Guard for Record {
+        fn finish(self, end: BodyEnd) {
+            self.0.lock().unwrap().push(end);
+        }
+    }
+
+    impl Record {
+        fn ends(&self) -> Vec<BodyEnd> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    #[test]
+    fn outcomes_follow_the_end() {
+        use Outcome::*;
+        assert_eq!(BodyEnd::Complete.outcome(Success), Success);
+        assert_eq!(BodyEnd::Complete.outcome(Failure), Failure);
+        assert_eq!(BodyEnd::Error.outcome(Success), Failure);
+        assert_eq!(BodyEnd::Dropped.outcome(Success), Ignored);
+        assert_eq!(BodyEnd::Dropped.outcome(Failure), Failure);
+    }
+
+    #[tokio::test]
+    async fn a_full_body_releases_after_its_only_frame() {
+        let record = Record::default();
+        let body = ResponseBody::guarded(Full::new(Bytes::from_static(b"hi")), record.clone());
+        assert!(body.is_holding());
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&collected[..], b"hi");
+        assert_eq!(record.ends(), [BodyEnd::Complete]);
+    }
+
+    #[test]
+    fn an_empty_body_releases_at_once() {
+        let record = Record::default();
+        let body = ResponseBody::guarded(Full::new(Bytes::new()), record.clone());
+        assert!(!body.is_holding());
+        assert_eq!(record.ends(), [BodyEnd::Complete]);
+        drop(body);
+        assert_eq!(record.ends(), [BodyEnd::Complete], "released once");
+    }
+
+    #[tokio::test]
+    async fn a_stream_holds_until_its_end_and_reports_errors_and_drops() {
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"a"))),
+            Ok(Frame::data(Bytes::from_static(b"b"))),
+        ];
+        let record = Record::default();
+        let mut body = ResponseBody::guarded(
+            StreamBody::new(futures_util::stream::iter(frames)),
+            record.clone(),
+        );
+        body.frame().await.unwrap().unwrap();
+        assert!(record.ends().is_empty(), "held after the first chunk");
+        body.frame().await.unwrap().unwrap();
+        assert!(body.frame().await.is_none());
+        assert_eq!(record.ends(), [BodyEnd::Complete]);
+
+        let failing: Vec<Result<Frame<Bytes>, std::io::Error>> =
+            vec![Err(std::io::Error::other("reset"))];
+        let record = Record::default();
+        let mut body = ResponseBody::guarded(
+            StreamBody::new(futures_util::stream::iter(failing)),
+            record.clone(),
+        );
+        assert!(body.frame().await.unwrap().is_err());
+        assert_eq!(record.ends(), [BodyEnd::Error]);
+
+        let record = Record::default();
+        let pending = futures_util::stream::pending::<Result<Frame<Bytes>, std::io::Error>>();
+        drop(ResponseBody::guarded(StreamBody::new(pending), record.clone()));
+        assert_eq!(record.ends(), [BodyEnd::Dropped]);
+    }
+}

@@ -1,0 +1,234 @@
+//! [`FallbackLayer`]: answer with something else when the service fails.
+//!
+//! # What it does
+//!
+//! When the inner service fails, the client gets the fallback's answer instead: a cached
+//! page, an empty list, a static "degraded" document. Failing means, by default, an error of
+//! the inner service, an answer made by an inner layer of this crate because a pattern
+//! refused the request or it timed out (an open circuit, a full bulkhead, a 408), or any
+//! other 5xx; [`when`](FallbackLayer::when) chooses otherwise. The seed's
+//! `FallbackMiddleware` caught exceptions only, never 5xx answers.
+//!
+//! The fallback is a closure from the [`FallbackCause`] to a response (a function of the
+//! failure, never of the request's arguments: seed bug B15), or a fixed response with
+//! [`FallbackLayer::response`]. Fallback answers carry [`FellBack`] in their extensions, and
+//! [`served`](FallbackLayer::served) counts them for dashboards.
+//!
+//! Put it outermost: around the [composite](crate::CompositeLayer) on a server, or around a
+//! retried client, so that it answers for everything inside.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use bytes::Bytes;
+//! use http::{header, Response, StatusCode};
+//! use resilience_http::FallbackLayer;
+//!
+//! let degraded = Response::builder()
+//!     .status(StatusCode::OK)
+//!     .header(header::CONTENT_TYPE, "application/json")
+//!     .header("x-degraded", "1")
+//!     .body(Bytes::from_static(br#"{"recommendations":[]}"#))
+//!     .unwrap();
+//! let app: Router = Router::new()
+//!     .route("/recommendations", get(|| async { "..." }))
+//!     .layer(FallbackLayer::response(degraded));
+//! # let _ = app;
+//! ```
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{response, Request, Response};
+use http_body::Body;
+use resilience::Rejection;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::body::ResponseBody;
+use crate::service::{made, passthrough, take_ready, ResponseFuture};
+use crate::{ExcludePaths, TimedOut};
+
+/// What the fallback is answering for.
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub enum FallbackCause<'a> {
+    /// A failing answer (its head; the body was dropped).
+    Answer(&'a response::Parts),
+    /// An error of the inner service.
+    Error(&'a dyn fmt::Display),
+}
+
+impl fmt::Debug for FallbackCause<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Answer(head) => f.debug_tuple("Answer").field(&head.status).finish(),
+            Self::Error(error) => f.debug_tuple("Error").field(&error.to_string()).finish(),
+        }
+    }
+}
+
+/// Marks a response made by a [`FallbackLayer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FellBack;
+
+type Answer = dyn Fn(&FallbackCause<'_>) -> Response<Bytes> + Send + Sync;
+type Select = dyn Fn(&response::Parts) -> bool + Send + Sync;
+
+/// Answers for a failing service; see the [module docs](self).
+///
+/// Clones share the fallback and its counter.
+#[derive(Clone)]
+pub struct FallbackLayer {
+    answer: Arc<Answer>,
+    when: Option<Arc<Select>>,
+    exclude: ExcludePaths,
+    served: Arc<AtomicU64>,
+}
+
+impl FallbackLayer {
+    /// Answers failures with what `answer` builds.
+    pub fn new<F>(answer: F) -> Self
+    where
+        F: Fn(&FallbackCause<'_>) -> Response<Bytes> + Send + Sync + 'static,
+    {
+        Self {
+            answer: Arc::new(answer),
+            when: None,
+            exclude: ExcludePaths::none(),
+            served: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Answers failures with a copy of `response`.
+    pub fn response(response: Response<Bytes>) -> Self {
+        Self::new(move |_| response.clone())
+    }
+
+    /// Falls back for the answers for which `failed` holds (errors always fall back).
+    #[must_use]
+    pub fn when<F>(mut self, failed: F) -> Self
+    where
+        F: Fn(&response::Parts) -> bool + Send + Sync + 'static,
+    {
+        self.when = Some(Arc::new(failed));
+        self
+    }
+
+    /// Lets requests for these paths through untouched, failures included.
+    #[must_use]
+    pub fn exclude(mut self, exclude: ExcludePaths) -> Self {
+        self.exclude = exclude;
+        self
+    }
+
+    /// How many answers the fallback has made.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    fn fails(&self, head: &response::Parts) -> bool {
+        match &self.when {
+            Some(failed) => failed(head),
+            None => {
+                head.status.is_server_error()
+                    || head.extensions.get::<Rejection>().is_some()
+                    || head.extensions.get::<TimedOut>().is_some()
+            }
+        }
+    }
+
+    fn answer(&self, cause: &FallbackCause<'_>) -> Response<Bytes> {
+        self.served.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(target: "resilience::fallback", ?cause, "answering with the fallback");
+        let mut response = (self.answer)(cause);
+        response.extensions_mut().insert(FellBack);
+        response
+    }
+}
+
+impl fmt::Debug for FallbackLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackLayer")
+            .field("when", &self.when.is_some())
+            .field("exclude", &self.exclude)
+            .field("served", &self.served())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for FallbackLayer {
+    type Service = FallbackService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FallbackService {
+            inner,
+            shared: Arc::new(self.clone()),
+        }
+    }
+}
+
+/// An HTTP service with a fallback; made by [`FallbackLayer`].
+#[derive(Debug, Clone)]
+pub struct FallbackService<S> {
+    inner: S,
+    shared: Arc<FallbackLayer>,
+}
+
+impl<S> FallbackService<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for FallbackService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: fmt::Display + Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<Self::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        let mut inner = take_ready(&mut self.inner);
+        Box::pin(async move {
+            if shared.exclude.matches(request.uri().path()) {
+                return inner.call(request).await.map(passthrough);
+            }
+            match inner.call(request).await {
+                Ok(response) => {
+                    let (head, body) = response.into_parts();
+                    if shared.fails(&head) {
+                        drop(body);
+                        Ok(made(shared.answer(&FallbackCause::Answer(&head))))
+                    } else {
+                        Ok(passthrough(Response::from_parts(head, body)))
+                    }
+                }
+                Err(error) => Ok(made(shared.answer(&FallbackCause::Error(&error)))),
+            }
+        })
+    }
+}

@@ -1,0 +1,513 @@
+//! What a refused or timed-out request gets back: status, headers and body.
+//!
+//! One function turns a [`Rejection`] (or a timeout) into a response, so every layer answers
+//! the same way and an axum service stays `Infallible` (DESIGN §7):
+//!
+//! | refused by | status | headers |
+//! |---|---|---|
+//! | rate limiter | 429 | `Retry-After`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` |
+//! | circuit breaker, load shedder, bulkhead, backpressure, adaptive limiter | 503 | `Retry-After` |
+//! | timeout (and an expired deadline) | 408 | |
+//!
+//! **`Retry-After`** is the rejection's own [`retry_after`](Rejection::retry_after), computed by
+//! the pattern from its real state (the circuit's remaining open time, the rate limiter's next
+//! free token), in whole seconds rounded up and at least 1. Patterns that cannot know when a
+//! slot frees up (a bulkhead waits on calls still running) send the layer's hint instead, by
+//! default the seed's numbers: load shedder 5 s, bulkhead 10 s (5 s when its queue is full,
+//! 15 s after a wait timeout), backpressure 5 s, adaptive limiter 1 s, rate limiter 60 s (only
+//! when a distributed limiter cannot tell). `RateLimit-Reset` is the time until the client's
+//! whole budget is back, rounded up; it can be 0.
+//!
+//! **The body** is a JSON problem document ([RFC 9457], `application/problem+json`) whose
+//! `detail` is the layer's message, as the seed's `{"detail": ...}`, plus the HTTP title, the
+//! status, a stable `reason` (`rate_limited`, `circuit_open`, `capacity_full`, `timeout`, ...)
+//! and `retry_after` in seconds when sent:
+//!
+//! ```json
+//! {"type":"about:blank","title":"Too Many Requests","status":429,
+//!  "detail":"Rate limit exceeded","reason":"rate_limited","retry_after":2}
+//! ```
+//!
+//! Each layer takes a [`Reply`] to change its status, message and hint, or to build the whole
+//! response with a [`ResponseFactory`]; the headers above are added to a factory's response
+//! unless it set them itself. Every response made here carries the [`Rejection`] or the
+//! [`TimedOut`] in its extensions, so outer layers know it is not the service's own answer: an
+//! outer circuit breaker ignores an inner bulkhead's refusal and counts an inner timeout as a
+//! failure.
+//!
+//! [RFC 9457]: https://www.rfc-editor.org/rfc/rfc9457
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, Response, StatusCode};
+use resilience::rate_limit::Decision;
+use resilience::{PatternKind, Rejection, RejectionReason};
+
+/// `RateLimit-Limit`: the most requests the client may make at once.
+pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+/// `RateLimit-Remaining`: requests the client may still make now.
+pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+/// `RateLimit-Reset`: seconds until the client's whole budget is back.
+pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// A request ran out of time; carried in the extensions of the response made for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimedOut {
+    /// How long the request had run when it was cancelled.
+    pub elapsed: Duration,
+    /// The limit it exceeded.
+    pub limit: Duration,
+}
+
+/// Why a layer is answering instead of the service.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Cause<'a> {
+    /// A pattern refused the request.
+    Rejected(&'a Rejection),
+    /// The request ran out of time.
+    TimedOut(TimedOut),
+}
+
+/// Everything a [`ResponseFactory`] needs to build its answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Problem<'a> {
+    status: StatusCode,
+    message: &'a str,
+    cause: Cause<'a>,
+    retry_after: Option<Duration>,
+    rate_limit: Option<&'a Decision>,
+}
+
+impl<'a> Problem<'a> {
+    /// The status the layer would send (its default, or the one set on its [`Reply`]).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The layer's message, the default body's `detail`.
+    pub fn message(&self) -> &'a str {
+        self.message
+    }
+
+    /// Why the layer answers.
+    pub fn cause(&self) -> Cause<'a> {
+        self.cause
+    }
+
+    /// The rejection, if a pattern refused the request.
+    pub fn rejection(&self) -> Option<&'a Rejection> {
+        match self.cause {
+            Cause::Rejected(rejection) => Some(rejection),
+            Cause::TimedOut(_) => None,
+        }
+    }
+
+    /// The timeout, if the request ran out of time.
+    pub fn timed_out(&self) -> Option<TimedOut> {
+        match self.cause {
+            Cause::TimedOut(timed_out) => Some(timed_out),
+            Cause::Rejected(_) => None,
+        }
+    }
+
+    /// When the client may try again: the rejection's own estimate, else the layer's hint.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// [`retry_after`](Self::retry_after) as the `Retry-After` header says it: whole seconds,
+    /// rounded up, at least 1.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after.map(|after| seconds_up(after).max(1))
+    }
+
+    /// The rate limiter's decision, for a rate-limited request.
+    pub fn rate_limit(&self) -> Option<&'a Decision> {
+        self.rate_limit
+    }
+
+    /// A stable name for the cause: the rejection reason (`rate_limited`, `circuit_open`,
+    /// ...) or `timeout`.
+    pub fn reason(&self) -> &'static str {
+        match self.cause {
+            Cause::Rejected(rejection) => rejection.reason().as_str(),
+            Cause::TimedOut(_) => "timeout",
+        }
+    }
+
+    /// The default body: a JSON problem document (see the [module docs](self)).
+    pub fn to_json(&self) -> Bytes {
+        let mut body = serde_json::Map::new();
+        body.insert("type".into(), "about:blank".into());
+        body.insert(
+            "title".into(),
+            self.status.canonical_reason().unwrap_or("Error").into(),
+        );
+        body.insert("status".into(), self.status.as_u16().into());
+        body.insert("detail".into(), self.message.into());
+        body.insert("reason".into(), self.reason().into());
+        if let Some(secs) = self.retry_after_secs() {
+            body.insert("retry_after".into(), secs.into());
+        }
+        Bytes::from(serde_json::Value::Object(body).to_string())
+    }
+}
+
+type Factory = dyn Fn(&Problem<'_>) -> Response<Bytes> + Send + Sync;
+
+/// Builds the whole response for a refused or timed-out request, replacing the default JSON
+/// body (the seed's `response_factory`).
+///
+/// `Retry-After` and the `RateLimit-*` headers are added to its response unless it set them;
+/// the status is the factory's choice ([`Problem::status`] is the layer's).
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{Response, StatusCode};
+/// use resilience_http::{Reply, ResponseFactory};
+///
+/// let plain_text = ResponseFactory::new(|problem| {
+///     Response::builder()
+///         .status(problem.status())
+///         .header("content-type", "text/plain")
+///         .body(Bytes::from(format!("sorry: {}", problem.message())))
+///         .unwrap()
+/// });
+/// let reply = Reply::new().factory(plain_text).status(StatusCode::SERVICE_UNAVAILABLE);
+/// # let _ = reply;
+/// ```
+#[derive(Clone)]
+pub struct ResponseFactory(Arc<Factory>);
+
+impl ResponseFactory {
+    /// A factory calling `build` for every refused or timed-out request.
+    pub fn new<F>(build: F) -> Self
+    where
+        F: Fn(&Problem<'_>) -> Response<Bytes> + Send + Sync + 'static,
+    {
+        Self(Arc::new(build))
+    }
+}
+
+impl fmt::Debug for ResponseFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseFactory(..)")
+    }
+}
+
+/// How one layer answers the requests it refuses or times out: status, message,
+/// `Retry-After` hint and, optionally, a [`ResponseFactory`].
+///
+/// Anything left unset takes the default for the pattern that refused (see the
+/// [module docs](self)), so `Reply::new()` is the seed's behaviour.
+///
+/// ```
+/// use http::StatusCode;
+/// use resilience_http::Reply;
+/// use std::time::Duration;
+///
+/// // The seed's custom circuit-breaker answer: 429 and its own words.
+/// let reply = Reply::new()
+///     .status(StatusCode::TOO_MANY_REQUESTS)
+///     .message("Upstream is resting")
+///     .retry_after(Duration::from_secs(30));
+/// # let _ = reply;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    status: Option<StatusCode>,
+    message: Option<Cow<'static, str>>,
+    retry_after: Option<Duration>,
+    factory: Option<ResponseFactory>,
+}
+
+impl Reply {
+    /// The defaults of whichever pattern refuses.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Answers with `status` (for example 504 instead of 408 for timeouts).
+    #[must_use]
+    pub fn status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Answers with `message` as the body's `detail`.
+    #[must_use]
+    pub fn message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    /// Sends `Retry-After: hint` when the pattern cannot compute when to come back. A
+    /// computed value always wins: it is the truth, the hint a guess.
+    #[must_use]
+    pub fn retry_after(mut self, hint: Duration) -> Self {
+        self.retry_after = Some(hint);
+        self
+    }
+
+    /// Builds the whole response with `factory`.
+    #[must_use]
+    pub fn factory(mut self, factory: ResponseFactory) -> Self {
+        self.factory = Some(factory);
+        self
+    }
+
+    /// Whether a factory is set.
+    pub(crate) fn has_factory(&self) -> bool {
+        self.factory.is_some()
+    }
+
+    /// The response for a request `rejection` refused; `decision` for a rate limit.
+    pub(crate) fn reject(
+        &self,
+        rejection: &Rejection,
+        decision: Option<&Decision>,
+    ) -> Response<Bytes> {
+        let defaults = Defaults::of_rejection(rejection);
+        let retry_after = rejection
+            .retry_after()
+            .or(self.retry_after)
+            .or(defaults.retry_after);
+        let mut response = self.respond(defaults, Cause::Rejected(rejection), retry_after, decision);
+        if let Some(decision) = decision {
+            rate_limit_headers(response.headers_mut(), decision);
+        }
+        response.extensions_mut().insert(rejection.clone());
+        response
+    }
+
+    /// The response for a request that ran out of time.
+    pub(crate) fn time_out(&self, timed_out: TimedOut) -> Response<Bytes> {
+        let mut response = self.respond(Defaults::TIMEOUT, Cause::TimedOut(timed_out), None, None);
+        response.extensions_mut().insert(timed_out);
+        response
+    }
+
+    fn respond(
+        &self,
+        defaults: Defaults,
+        cause: Cause<'_>,
+        retry_after: Option<Duration>,
+        rate_limit: Option<&Decision>,
+    ) -> Response<Bytes> {
+        let problem = Problem {
+            status: self.status.unwrap_or(defaults.status),
+            message: self.message.as_deref().unwrap_or(defaults.message),
+            cause,
+            retry_after,
+            rate_limit,
+        };
+        let mut response = match &self.factory {
+            Some(factory) => (factory.0)(&problem),
+            None => {
+                let mut response = Response::new(problem.to_json());
+                *response.status_mut() = problem.status;
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/problem+json"),
+                );
+                response
+            }
+        };
+        if let Some(secs) = problem.retry_after_secs() {
+            insert_absent(response.headers_mut(), RETRY_AFTER, secs);
+        }
+        response
+    }
+}
+
+/// A pattern's answer when its [`Reply`] leaves something unset: the seed's status codes,
+/// messages and `Retry-After` numbers (seed-semantics §12).
+#[derive(Debug, Clone, Copy)]
+struct Defaults {
+    status: StatusCode,
+    message: &'static str,
+    retry_after: Option<Duration>,
+}
+
+impl Defaults {
+    const TIMEOUT: Self = Self::new(StatusCode::REQUEST_TIMEOUT, "Request exceeded timeout", None);
+
+    const fn new(status: StatusCode, message: &'static str, retry_after: Option<u64>) -> Self {
+        let retry_after = match retry_after {
+            Some(secs) => Some(Duration::from_secs(secs)),
+            None => None,
+        };
+        Self {
+            status,
+            message,
+            retry_after,
+        }
+    }
+
+    fn of_rejection(rejection: &Rejection) -> Self {
+        const UNAVAILABLE: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+        match (rejection.pattern(), rejection.reason()) {
+            (PatternKind::RateLimiter, _) => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded", Some(60))
+            }
+            (PatternKind::CircuitBreaker, _) => Self::new(
+                UNAVAILABLE,
+                "Service temporarily unavailable due to circuit breaker",
+                None,
+            ),
+            (PatternKind::LoadShedder, _) => Self::new(
+                UNAVAILABLE,
+                "Service temporarily overloaded. Please retry later.",
+                Some(5),
+            ),
+            (PatternKind::Bulkhead, RejectionReason::QueueFull) => {
+                Self::new(UNAVAILABLE, "Service at capacity", Some(5))
+            }
+            (PatternKind::Bulkhead, RejectionReason::WaitTimeout) => {
+                Self::new(UNAVAILABLE, "Service at capacity", Some(15))
+            }
+            (PatternKind::Bulkhead, _) => Self::new(UNAVAILABLE, "Service at capacity", Some(10)),
+            (PatternKind::Backpressure, _) => {
+                Self::new(UNAVAILABLE, "System under backpressure", Some(5))
+            }
+            (PatternKind::AdaptiveConcurrency, _) => {
+                Self::new(UNAVAILABLE, "Concurrency limit reached", Some(1))
+            }
+            (PatternKind::Deadline, _) => {
+                Self::new(StatusCode::REQUEST_TIMEOUT, "Request deadline expired", None)
+            }
+            _ => Self::new(UNAVAILABLE, "Service unavailable", None),
+        }
+    }
+}
+
+/// Whole seconds, rounded up.
+pub(crate) fn seconds_up(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` unless present (an
+/// inner, closer limiter's figures win).
+pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
+    insert_absent(headers, RATELIMIT_LIMIT, u64::from(decision.limit()));
+    insert_absent(headers, RATELIMIT_REMAINING, u64::from(decision.remaining()));
+    insert_absent(headers, RATELIMIT_RESET, seconds_up(decision.reset_after()));
+}
+
+fn insert_absent(headers: &mut HeaderMap, name: HeaderName, value: u64) {
+    if !headers.contains_key(&name) {
+        headers.insert(name, HeaderValue::from(value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use resilience::rate_limit::Denial;
+
+    use super::*;
+
+    fn rejection(pattern: PatternKind, reason: RejectionReason, after: Option<u64>) -> Rejection {
+        Rejection::new(
+            pattern,
+            Arc::from("api"),
+            reason,
+            after.map(Duration::from_millis),
+        )
+    }
+
+    fn json(response: &Response<Bytes>) -> serde_json::Value {
+        serde_json::from_slice(response.body()).unwrap()
+    }
+
+    #[test]
+    fn seconds_round_up() {
+        assert_eq!(seconds_up(Duration::ZERO), 0);
+        assert_eq!(seconds_up(Duration::from_nanos(1)), 1);
+        assert_eq!(seconds_up(Duration::from_secs(2)), 2);
+        assert_eq!(seconds_up(Duration::from_millis(2001)), 3);
+    }
+
+    #[test]
+    fn a_rate_limit_is_429_with_every_header() {
+        let decision = Decision::denied(
+            Denial::RateExceeded,
+            3,
+            Duration::from_millis(2500),
+            Some(Duration::from_millis(400)),
+        );
+        let limited = rejection(PatternKind::RateLimiter, RejectionReason::RateLimited, Some(400));
+        let response = Reply::new().reject(&limited, Some(&decision));
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let headers = response.headers();
+        assert_eq!(headers[RETRY_AFTER], "1");
+        assert_eq!(headers["ratelimit-limit"], "3");
+        assert_eq!(headers["ratelimit-remaining"], "0");
+        assert_eq!(headers["ratelimit-reset"], "3");
+        assert_eq!(headers[CONTENT_TYPE], "application/problem+json");
+        let body = json(&response);
+        assert_eq!(body["detail"], "Rate limit exceeded");
+        assert_eq!(body["reason"], "rate_limited");
+        assert_eq!(body["status"], 429);
+        assert_eq!(body["retry_after"], 1);
+        assert_eq!(response.extensions().get::<Rejection>(), Some(&limited));
+    }
+
+    #[test]
+    fn a_computed_wait_beats_the_hint_and_the_hint_fills_in() {
+        let open = rejection(PatternKind::CircuitBreaker, RejectionReason::CircuitOpen, Some(12_300));
+        let reply = Reply::new().retry_after(Duration::from_secs(99));
+        let response = reply.reject(&open, None);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "13");
+
+        let full = rejection(PatternKind::Bulkhead, RejectionReason::CapacityFull, None);
+        assert_eq!(Reply::new().reject(&full, None).headers()[RETRY_AFTER], "10");
+        assert_eq!(reply.reject(&full, None).headers()[RETRY_AFTER], "99");
+
+        let forced = rejection(PatternKind::CircuitBreaker, RejectionReason::CircuitForcedOpen, None);
+        assert!(!Reply::new().reject(&forced, None).headers().contains_key(RETRY_AFTER));
+    }
+
+    #[test]
+    fn timeouts_are_408_by_default_and_configurable() {
+        let timed_out = TimedOut {
+            elapsed: Duration::from_millis(100),
+            limit: Duration::from_millis(100),
+        };
+        let response = Reply::new().time_out(timed_out);
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert!(!response.headers().contains_key(RETRY_AFTER));
+        assert_eq!(json(&response)["reason"], "timeout");
+        assert_eq!(response.extensions().get::<TimedOut>(), Some(&timed_out));
+
+        let gateway = Reply::new()
+            .status(StatusCode::GATEWAY_TIMEOUT)
+            .message("Too slow");
+        let response = gateway.time_out(timed_out);
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(json(&response)["detail"], "Too slow");
+    }
+
+    #[test]
+    fn a_factory_builds_the_body_and_keeps_the_computed_headers() {
+        let factory = ResponseFactory::new(|problem| {
+            let mut response = Response::new(Bytes::from(problem.reason()));
+            *response.status_mut() = StatusCode::IM_A_TEAPOT;
+            response
+        });
+        let shed = rejection(PatternKind::LoadShedder, RejectionReason::LoadShed, None);
+        let response = Reply::new().factory(factory).reject(&shed, None);
+        assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+        assert_eq!(&response.body()[..], b"load_shed");
+        assert_eq!(response.headers()[RETRY_AFTER], "5");
+        assert_eq!(response.extensions().get::<Rejection>(), Some(&shed));
+    }
+}

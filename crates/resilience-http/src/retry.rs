@@ -1,0 +1,508 @@
+//! [`RetryLayer`]: send an idempotent request again when the answer says it may work next time.
+//!
+//! # What it does
+//!
+//! A request is retried only when sending it twice is safe and possible:
+//!
+//! * **safe**: its method is idempotent (`GET`, `HEAD`, `OPTIONS`, `TRACE`, `PUT`,
+//!   `DELETE`), or it carries an `Idempotency-Key` header (configurable, or off);
+//! * **possible**: its body can be sent again. Bodies up to
+//!   [`max_body_bytes`](RetryLayer::max_body_bytes) (64 KiB by default) are read into memory
+//!   once and every attempt gets the same bytes. A body declared larger is not read; one of
+//!   unknown length is read until it passes the limit, then sent once, what was read first.
+//!
+//! A retryable answer is a 500, 502, 503 or 504 by default ([`retry_statuses`]), a timeout
+//! made by an inner [`TimeoutLayer`](crate::TimeoutLayer), or an error of the inner service.
+//! A refusal by an inner circuit breaker or rate limiter of this crate is never retried (the
+//! breaker is open for a reason; the limiter said when to come back), as in the core's retry.
+//! How many attempts, how long to wait between them, jitter, total time and retry budgets
+//! are the core [`Retry`]'s: its events and metrics count HTTP attempts.
+//!
+//! When the attempts run out the client gets the **last answer** unchanged, the upstream's
+//! 503 and its body, not a made-up error. A request that got a retryable answer but could not
+//! be retried says why, in a header and a typed extension ([`NotRetried`]):
+//!
+//! ```text
+//! x-retry-skipped: non-idempotent-method      (or body-too-large, body-unreadable)
+//! ```
+//!
+//! Retrying on a server re-runs the handler; the natural home of this layer is an HTTP
+//! *client* (a hyper-util `Client` is a tower service) calling an upstream, as the
+//! [`axum_gateway` example] does. The seed's `RetryMiddleware` could not retry at all
+//! (`call_next` runs once) and its `retry_route` retried 404s (bugs B7, B17).
+//!
+//! ```
+//! use resilience::retry::{Backoff, Retry};
+//! use resilience_http::RetryLayer;
+//! use std::time::Duration;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let retry = Retry::builder("upstream")
+//!     .max_attempts(3)
+//!     .backoff(Backoff::exponential(Duration::from_millis(50), 2.0))
+//!     .build()?;
+//! let layer = RetryLayer::new(retry).max_body_bytes(16 * 1024);
+//! # let _ = layer;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`retry_statuses`]: RetryLayer::retry_statuses
+//! [`axum_gateway` example]: https://github.com/resilience-rs/resilience/blob/main/crates/resilience-http/examples/axum_gateway.rs
+
+use std::fmt;
+use std::future::poll_fn;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{response, Method, Request, Response, StatusCode};
+use http_body::Body;
+use resilience::{Error, PatternKind, Rejection, Retry};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::body::ResponseBody;
+use crate::replay::{buffer, Buffered, ReplayBody};
+use crate::service::{made, passthrough, take_ready, ResponseFuture};
+use crate::{ExcludePaths, TimedOut};
+
+/// `X-Retry-Skipped`: why a request with a retryable answer was not retried.
+pub const X_RETRY_SKIPPED: HeaderName = HeaderName::from_static("x-retry-skipped");
+
+/// The default idempotency header, `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// Why a request whose answer was retryable was sent only once; in the response's extensions
+/// and its `x-retry-skipped` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NotRetried {
+    /// The method is not idempotent (`POST`, `PATCH`, ...) and no idempotency key was sent.
+    NonIdempotentMethod,
+    /// The body is larger than `max_body_bytes`, or of unknown length and grew past it.
+    BodyTooLarge,
+    /// Reading the body failed before it could be buffered.
+    BodyUnreadable,
+}
+
+impl NotRetried {
+    /// The reason as the header spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NonIdempotentMethod => "non-idempotent-method",
+            Self::BodyTooLarge => "body-too-large",
+            Self::BodyUnreadable => "body-unreadable",
+        }
+    }
+}
+
+impl fmt::Display for NotRetried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How many times a retried request was sent; in the extensions of its response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Attempts(pub u32);
+
+type Retryable = dyn Fn(&response::Parts) -> bool + Send + Sync;
+
+/// The request body type a [`RetryService`]'s inner service receives, made from the
+/// [`ReplayBody`] of each attempt: [`Replay`] (the `ReplayBody` itself, for services generic
+/// over their body, such as an axum `Router` as a whole or a hyper client) or, with feature
+/// `axum`, `axum::body::Body` (for `Router::layer`, whose routes take only that type).
+pub trait RetryBody<B: Body> {
+    /// The inner service's request body.
+    type Body;
+
+    /// The body of one attempt.
+    fn from_replay(body: ReplayBody<B>) -> Self::Body;
+}
+
+/// The inner service receives [`ReplayBody`] request bodies (the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Replay;
+
+impl<B: Body> RetryBody<B> for Replay {
+    type Body = ReplayBody<B>;
+
+    fn from_replay(body: ReplayBody<B>) -> ReplayBody<B> {
+        body
+    }
+}
+
+#[cfg(feature = "axum")]
+impl<B> RetryBody<B> for axum::body::Body
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError> + Send,
+{
+    type Body = Self;
+
+    fn from_replay(body: ReplayBody<B>) -> Self {
+        Self::new(body)
+    }
+}
+
+/// Retries idempotent requests with replayable bodies; see the [module docs](self).
+///
+/// `T` says which request body the inner service takes ([`RetryBody`]): the default suits
+/// services generic over their body; under axum's `Router::layer`, use
+/// [`request_body::<axum::body::Body>()`](Self::request_body).
+///
+/// Clones share the [`Retry`] policy (its budget and metrics).
+pub struct RetryLayer<T = Replay> {
+    settings: Settings,
+    body: PhantomData<fn() -> T>,
+}
+
+#[derive(Clone)]
+struct Settings {
+    retry: Retry,
+    max_body_bytes: usize,
+    statuses: Arc<[StatusCode]>,
+    retry_if: Option<Arc<Retryable>>,
+    idempotency_key: Option<HeaderName>,
+    exclude: ExcludePaths,
+}
+
+impl RetryLayer {
+    /// Retries with `retry`'s attempts and backoff.
+    pub fn new(retry: Retry) -> Self {
+        Self {
+            settings: Settings {
+                retry,
+                max_body_bytes: 64 * 1024,
+                statuses: Arc::new([
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    StatusCode::BAD_GATEWAY,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    StatusCode::GATEWAY_TIMEOUT,
+                ]),
+                retry_if: None,
+                idempotency_key: Some(IDEMPOTENCY_KEY),
+                exclude: ExcludePaths::none(),
+            },
+            body: PhantomData,
+        }
+    }
+}
+
+impl<T> RetryLayer<T> {
+    /// Hands the inner service request bodies of type `U` (see [`RetryBody`]).
+    pub fn request_body<U>(self) -> RetryLayer<U> {
+        RetryLayer {
+            settings: self.settings,
+            body: PhantomData,
+        }
+    }
+
+    /// Buffers request bodies up to `limit` bytes (64 KiB by default); larger ones are sent
+    /// once.
+    #[must_use]
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.settings.max_body_bytes = limit;
+        self
+    }
+
+    /// Retries answers with these statuses (default 500, 502, 503, 504).
+    #[must_use]
+    pub fn retry_statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
+        self.settings.statuses = statuses.into_iter().collect();
+        self
+    }
+
+    /// Retries the answers for which `retryable` holds, instead of judging by status.
+    #[must_use]
+    pub fn retry_if<F>(mut self, retryable: F) -> Self
+    where
+        F: Fn(&response::Parts) -> bool + Send + Sync + 'static,
+    {
+        self.settings.retry_if = Some(Arc::new(retryable));
+        self
+    }
+
+    /// Treats requests carrying header `name` as idempotent whatever their method
+    /// (`Idempotency-Key` by default); `None` trusts methods only.
+    #[must_use]
+    pub fn idempotency_key(mut self, name: Option<HeaderName>) -> Self {
+        self.settings.idempotency_key = name;
+        self
+    }
+
+    /// Sends requests for these paths once, untouched.
+    #[must_use]
+    pub fn exclude(mut self, exclude: ExcludePaths) -> Self {
+        self.settings.exclude = exclude;
+        self
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> &Retry {
+        &self.settings.retry
+    }
+}
+
+impl Settings {
+    /// Whether the request may be sent twice.
+    fn idempotent(&self, request: &http::request::Parts) -> bool {
+        matches!(
+            request.method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+        ) || self
+            .idempotency_key
+            .as_ref()
+            .is_some_and(|name| request.headers.contains_key(name))
+    }
+
+    /// Whether an answer is worth another attempt.
+    fn retryable(&self, head: &response::Parts) -> bool {
+        if let Some(retryable) = &self.retry_if {
+            return retryable(head);
+        }
+        if let Some(rejection) = head.extensions.get::<Rejection>() {
+            return !matches!(
+                rejection.pattern(),
+                PatternKind::CircuitBreaker | PatternKind::RateLimiter
+            );
+        }
+        head.extensions.get::<TimedOut>().is_some() || self.statuses.contains(&head.status)
+    }
+
+    /// Marks an answer that would have been retried but could not be.
+    fn skipped<B>(&self, response: Response<B>, reason: NotRetried) -> Response<B> {
+        let (mut head, body) = response.into_parts();
+        if self.retryable(&head) {
+            tracing::debug!(target: "resilience::retry", retry = %self.retry.name(), %reason, status = %head.status, "retryable answer not retried");
+            head.headers
+                .insert(X_RETRY_SKIPPED, HeaderValue::from_static(reason.as_str()));
+            head.extensions.insert(reason);
+        }
+        Response::from_parts(head, body)
+    }
+}
+
+impl<T> Clone for RetryLayer<T> {
+    fn clone(&self) -> Self {
+        Self {
+            settings: self.settings.clone(),
+            body: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for RetryLayer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("settings", &self.settings)
+            .field("body", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("retry", &self.retry)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("statuses", &self.statuses)
+            .field("retry_if", &self.retry_if.is_some())
+            .field("idempotency_key", &self.idempotency_key)
+            .field("exclude", &self.exclude)
+            .finish()
+    }
+}
+
+impl<S, T> Layer<S> for RetryLayer<T> {
+    type Service = RetryService<S, T>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RetryService {
+            inner,
+            shared: Arc::new(self.settings.clone()),
+            body: PhantomData,
+        }
+    }
+}
+
+/// An HTTP service whose idempotent requests are retried; made by [`RetryLayer`].
+///
+/// Its inner service receives request bodies of type `T::Body` ([`RetryBody`]).
+pub struct RetryService<S, T = Replay> {
+    inner: S,
+    shared: Arc<Settings>,
+    body: PhantomData<fn() -> T>,
+}
+
+impl<S: Clone, T> Clone for RetryService<S, T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+            body: PhantomData,
+        }
+    }
+}
+
+impl<S: fmt::Debug, T> fmt::Debug for RetryService<S, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryService")
+            .field("inner", &self.inner)
+            .field("settings", &self.shared)
+            .finish()
+    }
+}
+
+impl<S, T> RetryService<S, T> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Why one attempt is retried: the answer itself (kept, to hand back if it was the last) or
+/// the inner service's error.
+enum Attempt<R, E> {
+    Answer(R),
+    Failed(E),
+}
+
+impl<B, E: fmt::Display> fmt::Display for Attempt<Response<B>, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Answer(response) => write!(f, "retryable answer {}", response.status()),
+            Self::Failed(error) => error.fmt(f),
+        }
+    }
+}
+
+impl<S, T, ReqBody, ResBody> Service<Request<ReqBody>> for RetryService<S, T>
+where
+    T: RetryBody<ReqBody> + 'static,
+    T::Body: Send,
+    S: Service<Request<T::Body>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: fmt::Display + Send + 'static,
+    ReqBody: Body<Data = Bytes> + Unpin + Send + 'static,
+    ReqBody::Error: Send,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<Self::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        let mut inner = take_ready(&mut self.inner);
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            if shared.exclude.matches(parts.uri.path()) {
+                let once = T::from_replay(ReplayBody::streaming(body));
+                return inner.call(Request::from_parts(parts, once)).await.map(passthrough);
+            }
+            let (body, reason) = if shared.idempotent(&parts) {
+                match buffer(body, shared.max_body_bytes).await {
+                    Buffered::Whole { data, trailers } => {
+                        return retried::<S, T, ReqBody, ResBody>(&shared, inner, parts, data, trailers)
+                            .await;
+                    }
+                    Buffered::TooLarge(body) => (body, NotRetried::BodyTooLarge),
+                    Buffered::Unreadable(body) => (body, NotRetried::BodyUnreadable),
+                }
+            } else {
+                (ReplayBody::streaming(body), NotRetried::NonIdempotentMethod)
+            };
+            let once = Request::from_parts(parts, T::from_replay(body));
+            let response = inner.call(once).await?;
+            Ok(passthrough(shared.skipped(response, reason)))
+        })
+    }
+}
+
+/// Sends a request with a buffered body as many times as the policy allows.
+async fn retried<S, T, ReqBody, ResBody>(
+    shared: &Settings,
+    inner: S,
+    parts: http::request::Parts,
+    data: Bytes,
+    trailers: Option<http::HeaderMap>,
+) -> Result<Response<ResponseBody<ResBody>>, S::Error>
+where
+    T: RetryBody<ReqBody>,
+    S: Service<Request<T::Body>, Response = Response<ResBody>> + Clone,
+    S::Error: fmt::Display,
+    ReqBody: Body<Data = Bytes>,
+{
+    let attempts = AtomicU32::new(0);
+    let counter = &attempts;
+    let outcome = shared
+        .retry
+        .call(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            let mut service = inner.clone();
+            let request = Request::from_parts(
+                parts.clone(),
+                T::from_replay(ReplayBody::buffered(data.clone(), trailers.clone())),
+            );
+            async move {
+                poll_fn(|cx| service.poll_ready(cx))
+                    .await
+                    .map_err(Attempt::Failed)?;
+                let (head, body) = service.call(request).await.map_err(Attempt::Failed)?.into_parts();
+                let retryable = shared.retryable(&head);
+                let response = Response::from_parts(head, body);
+                if retryable {
+                    Err(Attempt::Answer(response))
+                } else {
+                    Ok(response)
+                }
+            }
+        })
+        .await;
+    let last = match outcome {
+        Ok(response) => Ok(response),
+        Err(Error::Inner(attempt)) => Err(attempt),
+        Err(Error::RetryExhausted {
+            last: Some(last), ..
+        }) => match *last {
+            Error::Inner(attempt) => Err(attempt),
+            other => return Ok(made(gave_up(&other))),
+        },
+        Err(other) => return Ok(made(gave_up(&other))),
+    };
+    let mut response = match last {
+        Ok(response) | Err(Attempt::Answer(response)) => response,
+        Err(Attempt::Failed(error)) => return Err(error),
+    };
+    response
+        .extensions_mut()
+        .insert(Attempts(attempts.load(Ordering::Relaxed)));
+    Ok(passthrough(response))
+}
+
+/// An answer for an outcome the retry cannot produce with these rules (every error here is
+/// the operation's own), kept so that no path panics.
+fn gave_up<E: fmt::Display>(error: &Error<E>) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(error.to_string()));
+    *response.status_mut() = StatusCode::BAD_GATEWAY;
+    response
+}

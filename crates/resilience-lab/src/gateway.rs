@@ -1,0 +1,174 @@
+//! The two gateways: one protected by the full stack (server-side admission control, and
+//! fallback, retry, circuit breaker and timeout around its upstream calls), one with none.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use resilience::circuit_breaker::{CircuitBreaker, DetectorConfig, Window};
+use resilience::pipeline::Pipeline;
+use resilience::retry::Backoff;
+use resilience::{Fallback, Retry, Timeout};
+use tokio::net::TcpListener;
+
+use crate::loadgen::SERVED_BY;
+use crate::scenario::GatewayConfig;
+
+/// What the upstream answered, or the fallback in its place.
+#[derive(Debug, Clone)]
+pub(crate) enum Answer {
+    Fresh(String),
+    Fallback,
+}
+
+/// Why an upstream call failed.
+#[derive(Debug)]
+pub(crate) enum UpstreamError {
+    Status(u16),
+    Transport(String),
+}
+
+impl fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status(status) => write!(f, "upstream answered {status}"),
+            Self::Transport(error) => write!(f, "upstream unreachable: {error}"),
+        }
+    }
+}
+
+/// The patterns of the protected gateway, kept for the report.
+#[derive(Clone)]
+pub(crate) struct Protection {
+    pub(crate) breaker: CircuitBreaker,
+    pub(crate) retry: Retry,
+    pub(crate) timeout: Timeout,
+    pub(crate) fallback: Fallback<Answer, UpstreamError>,
+    pub(crate) server: crate::server::ServerProtection,
+}
+
+struct Gateway {
+    client: reqwest::Client,
+    upstream: String,
+    pipeline: Option<Pipeline<Answer, UpstreamError>>,
+}
+
+impl Protection {
+    pub(crate) fn new(config: &GatewayConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            breaker: CircuitBreaker::builder("upstream")
+                .detector(DetectorConfig::FailureRate {
+                    window: Window::Calls(config.breaker_window),
+                    threshold: config.breaker_failure_rate,
+                    min_calls: config.breaker_window / 2,
+                })
+                .open_duration(config.breaker_open_duration)
+                .success_threshold(2)
+                .build()?,
+            retry: Retry::builder("upstream")
+                .max_attempts(config.retry_attempts)
+                .backoff(Backoff::exponential(config.retry_delay, 2.0))
+                .build()?,
+            timeout: Timeout::builder("upstream")
+                .limit(config.upstream_timeout)
+                .build()?,
+            fallback: Fallback::builder("upstream")
+                .value(Answer::Fallback)
+                .build()?,
+            server: crate::server::ServerProtection::new(config)?,
+        })
+    }
+}
+
+/// Starts the protected gateway in front of `upstream`.
+pub(crate) async fn start_protected(
+    protection: &Protection,
+    client: reqwest::Client,
+    upstream: SocketAddr,
+) -> anyhow::Result<SocketAddr> {
+    let pipeline = Pipeline::builder("gateway")
+        .fallback(protection.fallback.clone())
+        .retry(protection.retry.clone())
+        .circuit_breaker(protection.breaker.clone())
+        .timeout(protection.timeout.clone())
+        .build()?;
+    let gateway = Gateway {
+        client,
+        upstream: format!("http://{upstream}/work"),
+        pipeline: Some(pipeline),
+    };
+    let app = protection.server.protect(router(gateway));
+    serve(app).await
+}
+
+/// Starts the unprotected gateway: every call goes straight to `upstream`.
+pub(crate) async fn start_unprotected(
+    client: reqwest::Client,
+    upstream: SocketAddr,
+) -> anyhow::Result<SocketAddr> {
+    let gateway = Gateway {
+        client,
+        upstream: format!("http://{upstream}/work"),
+        pipeline: None,
+    };
+    serve(router(gateway)).await
+}
+
+fn router(gateway: Gateway) -> Router {
+    Router::new()
+        .route("/api", get(api))
+        .with_state(Arc::new(gateway))
+}
+
+async fn serve(app: Router) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    Ok(address)
+}
+
+async fn api(State(gateway): State<Arc<Gateway>>) -> Response {
+    let fetch = || fetch(&gateway.client, &gateway.upstream);
+    let answer = match &gateway.pipeline {
+        Some(pipeline) => pipeline
+            .call(fetch)
+            .await
+            .map_err(|error| error.to_string()),
+        None => fetch().await.map_err(|error| error.to_string()),
+    };
+    match answer {
+        Ok(Answer::Fresh(body)) => (StatusCode::OK, body).into_response(),
+        Ok(Answer::Fallback) => {
+            (StatusCode::OK, [(SERVED_BY, "fallback")], "cached").into_response()
+        }
+        Err(error) => (StatusCode::BAD_GATEWAY, error).into_response(),
+    }
+}
+
+async fn fetch(client: &reqwest::Client, url: &str) -> Result<Answer, UpstreamError> {
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|error| UpstreamError::Transport(error.to_string()))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(UpstreamError::Status(status.as_u16()));
+    }
+    let body = response
+        .text()
+        .await
+        .map_err(|error| UpstreamError::Transport(error.to_string()))?;
+    Ok(Answer::Fresh(body))
+}

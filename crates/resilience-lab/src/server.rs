@@ -1,0 +1,51 @@
+//! The protected gateway's server side: `resilience-http`'s composite layer (rate limit,
+//! load shed, bulkhead, timeout, in that order) in front of its handler.
+
+use axum::Router;
+use resilience::bulkhead::Bulkhead;
+use resilience::load_shed::LoadShedder;
+use resilience::rate_limit::LocalRateLimiter;
+use resilience::Timeout;
+use resilience_http::CompositeLayer;
+
+use crate::scenario::GatewayConfig;
+
+/// The server-side patterns, kept for the report.
+#[derive(Clone)]
+pub(crate) struct ServerProtection {
+    pub(crate) rate_limiter: LocalRateLimiter,
+    pub(crate) load_shedder: LoadShedder,
+    pub(crate) bulkhead: Bulkhead,
+    pub(crate) timeout: Timeout,
+}
+
+impl ServerProtection {
+    pub(crate) fn new(config: &GatewayConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            rate_limiter: LocalRateLimiter::builder("gateway")
+                .rate(config.rate_limit)
+                .build()?,
+            load_shedder: LoadShedder::builder("gateway")
+                .max_requests(config.max_concurrent + config.max_waiting)
+                .build()?,
+            bulkhead: Bulkhead::builder("gateway")
+                .max_concurrent(config.max_concurrent)
+                .max_waiting(config.max_waiting)
+                .build()?,
+            timeout: Timeout::builder("gateway")
+                .limit(config.request_timeout)
+                .build()?,
+        })
+    }
+
+    /// Wraps the gateway's routes in the composite layer.
+    pub(crate) fn protect(&self, router: Router) -> Router {
+        router.layer(
+            CompositeLayer::new()
+                .rate_limit(self.rate_limiter.clone())
+                .load_shed(self.load_shedder.clone())
+                .bulkhead(self.bulkhead.clone())
+                .timeout(self.timeout.clone()),
+        )
+    }
+}

@@ -1,0 +1,457 @@
+//! Circuit-breaker state shared through Redis, so several processes act as one breaker.
+//!
+//! # What is shared, and how
+//!
+//! A [`RedisCircuitBreaker`] wraps a core [`CircuitBreaker`] (the *local* breaker: its
+//! detector, config, events and metrics) and keeps it in step with one shared record in
+//! Redis: the state (`closed`, `open`, `half_open`, `forced_open`), a version number that
+//! grows with every transition, and the server time until which an open circuit stays open.
+//!
+//! * **No remote call on the hot path.** While the state does not change, calls are decided
+//!   by the local breaker alone (an atomic load); Redis is called only on transitions and
+//!   for half-open probes.
+//! * **Trips propagate within a bound.** When the local detector trips, a background task
+//!   writes the trip to Redis at once (one script). Every instance's task reads the shared
+//!   version every `sync_interval` (100 ms by default) and applies a newer state to its
+//!   local breaker. So when one instance trips, every instance rejects within
+//!   **`sync_interval` + the backend's call timeout** (150 ms with the defaults); the
+//!   tripping instance itself rejects on its very next call.
+//! * **Transitions are compare-and-set in Lua** (bug B6, the seed's last-writer-wins): a trip
+//!   applies only to a closed or half-open circuit, so a second instance's trip never
+//!   restarts the open period; closing after successful probes applies only if the version
+//!   is still the one the probes were granted in, so a late success never closes a circuit
+//!   another instance has reopened.
+//! * **Half-open probes are limited across all instances**: a probe needs a lease from a
+//!   Lua-guarded sorted set of at most `half_open_max_calls` live leases. A lease is given
+//!   back when the probe finishes, and expires by itself after `probe_lease` (10 s by
+//!   default) if its process died. Probe outcomes are counted in Redis: `success_threshold`
+//!   successes across the fleet close the circuit, one failure reopens it. The open period
+//!   ends on the Redis server's clock, once for everyone.
+//! * **Start-up reads, never writes**: a new instance adopts the shared state (joining an
+//!   open circuit, it starts open) and writes only when its own breaker changes.
+//! * **Keys carry TTLs**: the state expires `state_ttl` (24 h by default) after its last
+//!   change, probe leases with their lease, trip votes with their window. A lost state
+//!   (expired, or a Redis restart without persistence) reads as closed; an instance whose
+//!   local breaker is open writes its trip again.
+//! * **A quorum guards against one bad node** (DESIGN §5: shared breakers are refused
+//!   elsewhere because one instance with a broken network could open the circuit for the
+//!   healthy ones). With [`trip_quorum(n, within)`](RedisCircuitBreakerBuilder::trip_quorum)
+//!   the shared circuit opens only once `n` different instances tripped within `within`; an
+//!   instance that trips alone stays open locally, and is closed again by the shared state
+//!   when its open period ends. The default quorum is 1.
+//!
+//! # When Redis cannot answer
+//!
+//! The local breaker keeps deciding on its own ([`FailurePolicy::FailOpen`], the default, and
+//! [`FailurePolicy::Local`] mean the same here: no call is failed because Redis is down),
+//! its half-open probes limited per instance only. Transitions made meanwhile are written
+//! when Redis answers again. [`FailurePolicy::FailClosed`] rejects every call while the
+//! backend is unhealthy.
+//!
+//! # Keys
+//!
+//! For a breaker named `payments`, with the default prefix (the name inside the hash tag, so
+//! all three keys share one Redis Cluster slot):
+//!
+//! | key | type | holds | TTL |
+//! |---|---|---|---|
+//! | `resilience:cb:{payments}` | hash | `state`, `version`, `open_until` (µs, server clock), `successes` | `state_ttl` |
+//! | `resilience:cb:{payments}:probes` | sorted set | probe leases, scored by expiry | `probe_lease` |
+//! | `resilience:cb:{payments}:votes` | sorted set | instances that tripped (quorum > 1 only) | the quorum window |
+//!
+//! # Example
+//!
+//! ```no_run
+//! use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
+//! use resilience_redis::{RedisBackend, RedisCircuitBreaker};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = RedisBackend::connect("redis://127.0.0.1:6379/").await?;
+//! let local = CircuitBreaker::builder("payments").failure_threshold(5).build()?;
+//! let breaker = RedisCircuitBreaker::builder(local, &backend).start().await?;
+//!
+//! let reply = breaker.call(|| async { Ok::<_, std::io::Error>("paid") }).await;
+//! assert!(reply.is_ok());
+//! assert_eq!(breaker.state(), CircuitState::Closed);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What is not shared
+//!
+//! The failure *detection*: each instance's detector sees only its own calls, and trips the
+//! shared circuit when it trips. `disable()` stays local. The open duration of the shared
+//! circuit is the one of the instance that tripped it (with its backoff, if configured).
+
+mod builder;
+mod permit;
+mod sync;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::Script;
+use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerMetrics, CircuitState};
+use resilience::events::ListenerId;
+use resilience::{Error, PatternKind, Rejection, RejectionReason};
+use tokio::sync::mpsc;
+
+pub use builder::RedisCircuitBreakerBuilder;
+pub use permit::SharedPermit;
+
+use crate::{BackendError, FailurePolicy, RedisBackend};
+use sync::Change;
+
+/// A circuit breaker whose state is shared by every process using the same Redis, prefix
+/// and name. See the [module docs](self).
+///
+/// Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct RedisCircuitBreaker {
+    inner: Arc<Inner>,
+}
+
+struct Scripts {
+    read: Script,
+    trip: Script,
+    reset: Script,
+    probe: Script,
+    release: Script,
+}
+
+struct Inner {
+    local: CircuitBreaker,
+    backend: RedisBackend,
+    policy: FailurePolicy,
+    state_key: String,
+    probes_key: String,
+    votes_key: String,
+    scripts: Scripts,
+    instance: u64,
+    leases: AtomicU64,
+    sync_interval: Duration,
+    probe_lease: Duration,
+    state_ttl: Duration,
+    quorum: u32,
+    quorum_window: Duration,
+    /// The newest shared version applied to the local breaker. Held while applying, so
+    /// two shared states are never applied out of order.
+    known: Mutex<u64>,
+    /// A local transition that could not be written yet (Redis was down).
+    pending: Mutex<Option<Change>>,
+    changes: mpsc::UnboundedSender<Change>,
+    listeners: [ListenerId; 2],
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    writes: AtomicU64,
+    conflicts: AtomicU64,
+    applied: AtomicU64,
+    probes_granted: AtomicU64,
+    probes_denied: AtomicU64,
+    backend_errors: AtomicU64,
+    rejected_unavailable: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The shared state as Redis holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SharedState {
+    /// `Closed`, `Open`, `HalfOpen` or `ForcedOpen`.
+    pub state: CircuitState,
+    /// Grows by one on every shared transition; 0 for a state never written (or lost).
+    pub version: u64,
+    /// For an open circuit, the time left until probes are admitted (server clock).
+    pub open_remaining: Option<Duration>,
+}
+
+/// A snapshot of a [`RedisCircuitBreaker`]: the local breaker's metrics and the sharing.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct RedisCircuitBreakerMetrics {
+    /// The local breaker's metrics (its state mirrors the shared one).
+    pub local: CircuitBreakerMetrics,
+    /// What happens while Redis cannot answer.
+    pub failure_policy: FailurePolicy,
+    /// Whether the backend is answering now.
+    pub backend_healthy: bool,
+    /// The newest shared version this instance has applied.
+    pub shared_version: u64,
+    /// Local transitions written to Redis.
+    pub writes: u64,
+    /// Writes that found the shared state already changed (the shared state was adopted).
+    pub conflicts: u64,
+    /// Shared transitions made by other instances and applied here.
+    pub applied: u64,
+    /// Half-open probe leases granted to this instance.
+    pub probes_granted: u64,
+    /// Calls rejected because every shared probe lease was taken (or the shared circuit
+    /// was still open).
+    pub probes_denied: u64,
+    /// Failed or timed-out calls to Redis.
+    pub backend_errors: u64,
+    /// Calls rejected by [`FailurePolicy::FailClosed`] while Redis was down.
+    pub rejected_unavailable: u64,
+}
+
+/// A script's answer: `{changed or granted, state, version, open_remaining_us}`.
+type Reply = (i64, String, u64, u64);
+
+fn parse_state(name: &str) -> Option<CircuitState> {
+    Some(match name {
+        "closed" => CircuitState::Closed,
+        "open" => CircuitState::Open,
+        "half_open" => CircuitState::HalfOpen,
+        "forced_open" => CircuitState::ForcedOpen,
+        _ => return None,
+    })
+}
+
+fn shared(reply: &Reply) -> Result<SharedState, BackendError> {
+    let state = parse_state(&reply.1)
+        .ok_or_else(|| BackendError::unexpected(format!("unknown shared state {:?}", reply.1)))?;
+    Ok(SharedState {
+        state,
+        version: reply.2,
+        open_remaining: (state == CircuitState::Open).then(|| Duration::from_micros(reply.3)),
+    })
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+impl RedisCircuitBreaker {
+    /// Starts sharing `local`'s state through `backend`; finish with
+    /// [`start`](RedisCircuitBreakerBuilder::start).
+    pub fn builder(local: CircuitBreaker, backend: &RedisBackend) -> RedisCircuitBreakerBuilder {
+        RedisCircuitBreakerBuilder::new(local, backend.clone())
+    }
+
+    /// The breaker's name (the local breaker's).
+    pub fn name(&self) -> &str {
+        self.inner.local.name()
+    }
+
+    /// The local breaker, mirroring the shared state: its events include the shared
+    /// transitions applied here.
+    pub fn local(&self) -> &CircuitBreaker {
+        &self.inner.local
+    }
+
+    /// The state as this instance sees it, without calling Redis (at most the staleness
+    /// bound behind the shared state).
+    pub fn state(&self) -> CircuitState {
+        self.inner.local.state()
+    }
+
+    /// Reads the shared state from Redis (one round trip, within the call timeout).
+    pub async fn shared_state(&self) -> Result<SharedState, BackendError> {
+        let inner = &*self.inner;
+        let reply: Reply = inner
+            .backend
+            .run(&inner.scripts.read.key(&inner.state_key))
+            .await?;
+        shared(&reply)
+    }
+
+    /// The Redis key of the shared state (see the key table in the [module docs](self)).
+    pub fn state_key(&self) -> &str {
+        &self.inner.state_key
+    }
+
+    /// Runs `operation` if the breaker admits it, counting every `Err` as a failure.
+    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let permit = self.acquire().await.map_err(Error::Rejected)?;
+        let result = operation().await;
+        match &result {
+            Ok(_) => permit.success(),
+            Err(_) => permit.failure(),
+        }
+        result.map_err(Error::Inner)
+    }
+
+    /// Asks for admission; the caller reports the outcome on the returned permit (dropping it
+    /// counts as ignored and gives a probe lease back).
+    ///
+    /// Closed and open circuits are decided locally. A half-open one asks Redis for one of
+    /// the fleet's probe leases first.
+    pub async fn acquire(&self) -> Result<SharedPermit, Rejection> {
+        let inner = &*self.inner;
+        let healthy = inner.backend.is_healthy();
+        if !healthy && inner.policy == FailurePolicy::FailClosed {
+            bump(&inner.counters.rejected_unavailable);
+            return Err(self.rejection(RejectionReason::CircuitOpen, None));
+        }
+        if healthy && inner.local.state() == CircuitState::HalfOpen {
+            return self.acquire_probe().await;
+        }
+        let local = inner.local.try_acquire()?;
+        Ok(SharedPermit::new(self.clone(), local, None))
+    }
+
+    async fn acquire_probe(&self) -> Result<SharedPermit, Rejection> {
+        let inner = &*self.inner;
+        let sequence = inner.leases.fetch_add(1, Ordering::Relaxed);
+        let lease = format!("{:016x}-{sequence:x}", inner.instance);
+        let mut invocation = inner.scripts.probe.key(&inner.state_key);
+        invocation
+            .key(&inner.probes_key)
+            .arg(&lease)
+            .arg(micros(inner.probe_lease))
+            .arg(inner.local.config().half_open_max_calls)
+            .arg(millis(inner.state_ttl));
+        let answer = inner
+            .backend
+            .run::<Reply>(&invocation)
+            .await
+            .and_then(|reply| Ok((reply.0 == 1, shared(&reply)?)));
+        let (granted, state) = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                inner.failed(&error);
+                // Redis could not say: the local breaker limits probes on its own.
+                if inner.policy == FailurePolicy::FailClosed {
+                    bump(&inner.counters.rejected_unavailable);
+                    return Err(self.rejection(RejectionReason::CircuitOpen, None));
+                }
+                let local = inner.local.try_acquire()?;
+                return Ok(SharedPermit::new(self.clone(), local, None));
+            }
+        };
+        inner.adopt(&state);
+        if granted {
+            bump(&inner.counters.probes_granted);
+            let held = Some((lease, state.version));
+            match inner.local.try_acquire() {
+                Ok(local) => return Ok(SharedPermit::new(self.clone(), local, held)),
+                Err(rejection) => {
+                    // Give the lease straight back.
+                    SharedPermit::release(self.clone(), held, sync::Outcome::Ignored);
+                    return Err(rejection);
+                }
+            }
+        }
+        match state.state {
+            // The shared circuit is closed: this instance's open period is over (it may have
+            // tripped alone, short of the quorum).
+            CircuitState::Closed => {
+                inner.apply(CircuitState::Closed);
+                let local = inner.local.try_acquire()?;
+                Ok(SharedPermit::new(self.clone(), local, None))
+            }
+            CircuitState::HalfOpen => {
+                bump(&inner.counters.probes_denied);
+                Err(self.rejection(RejectionReason::HalfOpenFull, None))
+            }
+            CircuitState::ForcedOpen => {
+                bump(&inner.counters.probes_denied);
+                Err(self.rejection(RejectionReason::CircuitForcedOpen, None))
+            }
+            _ => {
+                bump(&inner.counters.probes_denied);
+                Err(self.rejection(RejectionReason::CircuitOpen, state.open_remaining))
+            }
+        }
+    }
+
+    fn rejection(&self, reason: RejectionReason, retry_after: Option<Duration>) -> Rejection {
+        Rejection::new(
+            PatternKind::CircuitBreaker,
+            Arc::from(self.name()),
+            reason,
+            retry_after,
+        )
+    }
+
+    /// Opens the circuit for every instance (locally at once, in Redis right after).
+    pub fn trip(&self) {
+        self.inner.local.trip();
+    }
+
+    /// Holds the circuit open for every instance until [`reset`](Self::reset).
+    pub fn force_open(&self) {
+        self.inner.local.force_open();
+    }
+
+    /// Closes the circuit for every instance, whatever its shared state.
+    pub fn reset(&self) {
+        let inner = &*self.inner;
+        if inner.local.state() == CircuitState::Closed {
+            // No local transition, so no event: ask for the shared reset directly.
+            let _ = inner.changes.send(Change::Reset { conditional: false });
+        }
+        inner.local.reset();
+    }
+
+    /// A snapshot of the local metrics and the sharing counters.
+    pub fn metrics(&self) -> RedisCircuitBreakerMetrics {
+        let inner = &*self.inner;
+        let c = &inner.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        RedisCircuitBreakerMetrics {
+            local: inner.local.metrics(),
+            failure_policy: inner.policy,
+            backend_healthy: inner.backend.is_healthy(),
+            shared_version: *inner.known.lock().unwrap_or_else(|p| p.into_inner()),
+            writes: load(&c.writes),
+            conflicts: load(&c.conflicts),
+            applied: load(&c.applied),
+            probes_granted: load(&c.probes_granted),
+            probes_denied: load(&c.probes_denied),
+            backend_errors: load(&c.backend_errors),
+            rejected_unavailable: load(&c.rejected_unavailable),
+        }
+    }
+}
+
+impl Inner {
+    fn failed(&self, error: &BackendError) {
+        bump(&self.counters.backend_errors);
+        tracing::debug!(target: "resilience::redis", breaker = %self.local.name(), %error, "shared breaker call failed");
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Drops the listener's sender, which ends the sync task.
+        for listener in self.listeners {
+            self.local.events().remove(listener);
+        }
+    }
+}
+
+impl fmt::Debug for RedisCircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        f.debug_struct("RedisCircuitBreaker")
+            .field("name", &inner.local.name())
+            .field("state_key", &inner.state_key)
+            .field("failure_policy", &inner.policy)
+            .field("sync_interval", &inner.sync_interval)
+            .finish_non_exhaustive()
+    }
+}

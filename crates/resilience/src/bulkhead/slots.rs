@@ -1,0 +1,364 @@
+//! The bulkhead's shared state: tokio's semaphore, the counters, and entering and leaving
+//! a slot.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::{state, BulkheadConfig, BulkheadEvent, BulkheadMetrics};
+use crate::classify::Outcome;
+use crate::events::{self, Emitter, EventBus, EventKind};
+use crate::{PatternKind, Rejection, RejectionReason};
+
+/// What every clone of a [`Bulkhead`](super::Bulkhead) shares. Slots are taken by
+/// `try_enter` or `wait` and given back by `release`, which only the RAII
+/// [`Guard`](super::permit::Guard) calls, exactly once per slot.
+pub(super) struct Inner {
+    name: Arc<str>,
+    /// The slots, and the FIFO queue of calls waiting for one. Permits taken from it are
+    /// `forget`-ed and given back by our own guard, so tokio's permit type does not leak
+    /// into the guard (borrowed inside `call`, owned inside a [`Permit`](super::Permit)) and
+    /// a live resize can withhold returning slots.
+    semaphore: Semaphore,
+    /// The configuration, under a lock only so that concurrent `set_config` calls resize one
+    /// at a time; the hot path reads the atomics below.
+    config: Mutex<BulkheadConfig>,
+    max_waiting: AtomicU32,
+    /// The wait timeout in nanoseconds, 0 for none (a zero timeout is invalid).
+    wait_timeout: AtomicU64,
+    /// Slots owed after a shrink: returning slots pay it off instead of going back.
+    debt: AtomicU32,
+    /// The configured number of slots. With the debt and the semaphore's free permits it
+    /// gives the slots held (see `active`), so taking and giving back a slot touches no
+    /// counter of ours beyond the outcome.
+    max_concurrent: AtomicU32,
+    waiting: AtomicU32,
+    peak_active: AtomicU32,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    ignored: AtomicU64,
+    /// Rejections by reason: capacity full, queue full, wait timeout.
+    rejected: [AtomicU64; 3],
+    wait_nanos: AtomicU64,
+    peak_wait_nanos: AtomicU64,
+    emitter: Emitter,
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn reason_index(reason: RejectionReason) -> usize {
+    match reason {
+        RejectionReason::CapacityFull => 0,
+        RejectionReason::QueueFull => 1,
+        _ => 2,
+    }
+}
+
+impl Inner {
+    pub(super) fn new(name: &str, config: BulkheadConfig) -> Self {
+        let name: Arc<str> = Arc::from(name.trim());
+        Self {
+            emitter: Emitter::new(Arc::clone(&name)),
+            name,
+            semaphore: Semaphore::new(config.max_concurrent as usize),
+            max_waiting: AtomicU32::new(config.max_waiting),
+            wait_timeout: AtomicU64::new(config.wait_timeout.map_or(0, nanos)),
+            config: Mutex::new(config),
+            debt: AtomicU32::new(0),
+            max_concurrent: AtomicU32::new(config.max_concurrent),
+            waiting: AtomicU32::new(0),
+            peak_active: AtomicU32::new(0),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            ignored: AtomicU64::new(0),
+            rejected: Default::default(),
+            wait_nanos: AtomicU64::new(0),
+            peak_wait_nanos: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    pub(super) fn events(&self) -> &EventBus {
+        self.emitter.local()
+    }
+
+    /// Slots held now: taken by calls, or handed to a waiter that has yet to run.
+    pub(super) fn active(&self) -> u32 {
+        state::held(
+            self.max_concurrent.load(Relaxed),
+            self.debt.load(Relaxed),
+            self.semaphore.available_permits(),
+        )
+    }
+
+    pub(super) fn waiting(&self) -> u32 {
+        self.waiting.load(Relaxed)
+    }
+
+    pub(super) fn available_slots(&self) -> u32 {
+        u32::try_from(self.semaphore.available_permits()).unwrap_or(u32::MAX)
+    }
+
+    pub(super) fn config(&self) -> BulkheadConfig {
+        *self.lock_config()
+    }
+
+    pub(super) fn metrics(&self) -> BulkheadMetrics {
+        let inner = self;
+        let load = |counter: &AtomicU64| counter.load(Relaxed);
+        let config = *inner.lock_config();
+        let [capacity_full, queue_full, wait_timeout] = inner.rejected.each_ref().map(load);
+        let (successes, failures, ignored) = (
+            load(&inner.successes),
+            load(&inner.failures),
+            load(&inner.ignored),
+        );
+        let active = inner.active();
+        let accepted = successes + failures + ignored + u64::from(active);
+        let rejected = capacity_full + queue_full + wait_timeout;
+        let total_wait_time = Duration::from_nanos(load(&inner.wait_nanos));
+        BulkheadMetrics {
+            name: inner.name.to_string(),
+            max_concurrent: config.max_concurrent,
+            max_waiting: config.max_waiting,
+            total_requests: accepted + rejected,
+            accepted_requests: accepted,
+            successful_requests: successes,
+            failed_requests: failures,
+            ignored_requests: ignored,
+            rejected_requests: rejected,
+            rejected_capacity_full: capacity_full,
+            rejected_queue_full: queue_full,
+            rejected_wait_timeout: wait_timeout,
+            current_active: active,
+            current_waiting: inner.waiting.load(Relaxed),
+            available_slots: inner.available_slots(),
+            peak_active: inner.peak_active.load(Relaxed),
+            total_wait_time,
+            average_wait_time: state::average(total_wait_time, accepted),
+            peak_wait_time: Duration::from_nanos(load(&inner.peak_wait_nanos)),
+            rejection_rate: state::ratio(rejected, accepted + rejected),
+            utilization: state::ratio(u64::from(active), u64::from(config.max_concurrent)),
+        }
+    }
+
+    pub(super) fn reset_metrics(&self) {
+        let inner = self;
+        for counter in [
+            &inner.successes,
+            &inner.failures,
+            &inner.ignored,
+            &inner.wait_nanos,
+            &inner.peak_wait_nanos,
+        ]
+        .into_iter()
+        .chain(&inner.rejected)
+        {
+            counter.store(0, Relaxed);
+        }
+        inner.peak_active.store(inner.active(), Relaxed);
+    }
+
+    /// Applies a validated config (see `Bulkhead::set_config`).
+    pub(super) fn reconfigure(&self, config: BulkheadConfig) {
+        let inner = self;
+        let mut current = inner.lock_config();
+        inner.resize(current.max_concurrent, config.max_concurrent);
+        inner.max_waiting.store(config.max_waiting, Relaxed);
+        inner
+            .wait_timeout
+            .store(config.wait_timeout.map_or(0, nanos), Relaxed);
+        if current.max_concurrent != config.max_concurrent {
+            tracing::info!(target: "resilience::bulkhead", bulkhead = %inner.name,
+                from = current.max_concurrent, to = config.max_concurrent, "resized");
+        }
+        *current = config;
+    }
+
+    fn lock_config(&self) -> MutexGuard<'_, BulkheadConfig> {
+        // Nothing panics under this lock; a poisoned one still holds a valid config.
+        self.config
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn wait_timeout(&self) -> Option<Duration> {
+        match self.wait_timeout.load(Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// The uncontended path: one `try_acquire` and a few relaxed atomics; no lock, no
+    /// allocation, no clock read unless a listener wants release events.
+    #[inline]
+    pub(super) fn try_enter(&self) -> Option<Option<Instant>> {
+        let permit = self.semaphore.try_acquire().ok()?;
+        permit.forget();
+        Some(self.entered(Duration::ZERO, None))
+    }
+
+    /// Waits in the semaphore's FIFO queue; `Ok` carries the time the slot was taken (see
+    /// [`Guard`](super::permit::Guard)). The place in the queue is an RAII guard on the waiting count, so a
+    /// cancelled or timed-out wait can never leave the count behind.
+    pub(super) async fn wait(&self) -> Result<Option<Instant>, Rejection> {
+        let place = match Place::join(&self.waiting, self.max_waiting.load(Relaxed)) {
+            Ok(place) => place,
+            Err(reason) => return Err(self.reject(reason)),
+        };
+        let since = Instant::now();
+        let deadline = self.wait_timeout().map(|limit| since + limit);
+        let acquired = match deadline {
+            None => Some(self.semaphore.acquire().await),
+            // `timeout_at` polls the acquire before the timer, so a slot handed over at the
+            // very instant the wait expires is taken, not wasted.
+            Some(deadline) => tokio::time::timeout_at(deadline, self.semaphore.acquire())
+                .await
+                .ok(),
+        };
+        drop(place);
+        let now = Instant::now();
+        match acquired {
+            // Handed over after the deadline, before this task ran again: too late for this
+            // call, so the slot goes straight on to the next waiter. No call is ever admitted
+            // after waiting longer than the wait timeout.
+            Some(Ok(permit)) if deadline.is_some_and(|deadline| now > deadline) => {
+                permit.forget();
+                self.return_slot();
+                Err(self.reject(RejectionReason::WaitTimeout))
+            }
+            Some(Ok(permit)) => {
+                permit.forget();
+                Ok(self.entered(now - since, Some(now)))
+            }
+            // The semaphore is never closed; were it, no slot would ever come.
+            Some(Err(_)) => Err(self.reject(RejectionReason::CapacityFull)),
+            None => Err(self.reject(RejectionReason::WaitTimeout)),
+        }
+    }
+
+    /// Counts and announces a call that just took a slot after waiting `waited`.
+    fn entered(&self, waited: Duration, now: Option<Instant>) -> Option<Instant> {
+        let active = self.active();
+        if active > self.peak_active.load(Relaxed) {
+            self.peak_active.fetch_max(active, Relaxed);
+        }
+        if !waited.is_zero() {
+            let waited = nanos(waited);
+            self.wait_nanos.fetch_add(waited, Relaxed);
+            self.peak_wait_nanos.fetch_max(waited, Relaxed);
+        }
+        self.emitter.emit(|| BulkheadEvent::BulkheadAccepted {
+            active,
+            waiting: self.waiting.load(Relaxed),
+            waited,
+        });
+        // How long the slot is held is only ever reported in `bulkhead_released`: read the
+        // clock for it only when someone listens, so the free-slot path reads no clock.
+        now.or_else(|| self.wants(EventKind::BulkheadReleased).then(Instant::now))
+    }
+
+    fn wants(&self, kind: EventKind) -> bool {
+        (self.emitter.local().wanted() | events::global().wanted()) & kind.bit() != 0
+    }
+
+    /// Gives a slot back, counting how the call went.
+    pub(super) fn release(&self, started: Option<Instant>, outcome: Outcome) {
+        match outcome {
+            Outcome::Success => &self.successes,
+            Outcome::Failure => &self.failures,
+            Outcome::Ignored => &self.ignored,
+        }
+        .fetch_add(1, Relaxed);
+        self.return_slot();
+        self.emitter.emit(|| BulkheadEvent::BulkheadReleased {
+            active: self.active(),
+            held: started.map_or(Duration::ZERO, |at| at.elapsed()),
+        });
+    }
+
+    fn return_slot(&self) {
+        let mut debt = self.debt.load(Relaxed);
+        loop {
+            let (give_back, owed) = state::on_release(debt);
+            if give_back {
+                // To the longest waiter if there is one (tokio hands it over directly).
+                self.semaphore.add_permits(1);
+                return;
+            }
+            match self
+                .debt
+                .compare_exchange_weak(debt, owed, Relaxed, Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => debt = actual,
+            }
+        }
+    }
+
+    /// Moves from `from` to `to` slots. Called under the config lock, so resizes never
+    /// interleave; releases may, and each step keeps "free + held = limit + debt".
+    fn resize(&self, from: u32, to: u32) {
+        // First, so that `active` (limit + debt - free) reads right once the permits follow.
+        self.max_concurrent.store(to, Relaxed);
+        if to > from {
+            let mut add = 0;
+            let _ = self.debt.fetch_update(Relaxed, Relaxed, |debt| {
+                let (added, owed) = state::grow(to - from, debt);
+                add = added;
+                Some(owed)
+            });
+            self.semaphore.add_permits(add as usize);
+        } else if to < from {
+            let removed = from - to;
+            let forgotten = self.semaphore.forget_permits(removed as usize);
+            let forgotten = u32::try_from(forgotten).unwrap_or(removed);
+            let _ = self.debt.fetch_update(Relaxed, Relaxed, |debt| {
+                Some(state::shrink(removed, forgotten, debt))
+            });
+        }
+    }
+
+    pub(super) fn reject(&self, reason: RejectionReason) -> Rejection {
+        self.rejected[reason_index(reason)].fetch_add(1, Relaxed);
+        let (active, waiting) = (self.active(), self.waiting.load(Relaxed));
+        tracing::debug!(target: "resilience::bulkhead", bulkhead = %self.name, %reason, active, waiting, "call rejected");
+        self.emitter.emit(|| BulkheadEvent::BulkheadRejected {
+            reason,
+            active,
+            waiting,
+        });
+        // No honest `retry_after`: when a slot frees depends on calls still running.
+        Rejection::new(PatternKind::Bulkhead, Arc::clone(&self.name), reason, None)
+    }
+}
+
+/// A place in the queue: counted in `waiting` while it lives.
+struct Place<'a>(&'a AtomicU32);
+
+impl<'a> Place<'a> {
+    fn join(waiting: &'a AtomicU32, max_waiting: u32) -> Result<Self, RejectionReason> {
+        let mut current = waiting.load(Relaxed);
+        loop {
+            let next = state::join_queue(current, max_waiting)?;
+            match waiting.compare_exchange_weak(current, next, Relaxed, Relaxed) {
+                Ok(_) => return Ok(Self(waiting)),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}

@@ -4,10 +4,12 @@
 //!
 //! When the inner service fails, the client gets the fallback's answer instead: a cached
 //! page, an empty list, a static "degraded" document. Failing means, by default, an error of
-//! the inner service, an answer made by an inner layer of this crate because a pattern
-//! refused the request or it timed out (an open circuit, a full bulkhead, a 408), or any
-//! other 5xx; [`when`](FallbackLayer::when) chooses otherwise. The seed's
-//! `FallbackMiddleware` caught exceptions only, never 5xx answers.
+//! the inner service, any 5xx (the service's own, or a 503 made by an inner layer of this
+//! crate: an open circuit, a full bulkhead, a shed request) and a timeout made by an inner
+//! [`TimeoutLayer`](crate::TimeoutLayer). A 429 is not a failure: a client over its rate
+//! must hear so, not get a cached answer that teaches it to go on.
+//! [`when`](FallbackLayer::when) chooses otherwise. The seed's `FallbackMiddleware` caught
+//! exceptions only, never 5xx answers.
 //!
 //! The fallback is a closure from the [`FallbackCause`] to a response (a function of the
 //! failure, never of the request's arguments: seed bug B15), or a fixed response with
@@ -43,7 +45,6 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{response, Request, Response};
 use http_body::Body;
-use resilience::Rejection;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -132,11 +133,7 @@ impl FallbackLayer {
     fn fails(&self, head: &response::Parts) -> bool {
         match &self.when {
             Some(failed) => failed(head),
-            None => {
-                head.status.is_server_error()
-                    || head.extensions.get::<Rejection>().is_some()
-                    || head.extensions.get::<TimedOut>().is_some()
-            }
+            None => head.status.is_server_error() || head.extensions.get::<TimedOut>().is_some(),
         }
     }
 

@@ -15,11 +15,16 @@ use std::fmt;
 #[non_exhaustive]
 pub enum FailurePolicy {
     /// Allow the request (the seed's design philosophy, and the default). A limiter's
-    /// decision reports its full limit as remaining; a breaker lets its local state decide.
+    /// decision reports one less than its limit as remaining and no reset time (nothing
+    /// is known); a breaker lets its local state decide.
     #[default]
     FailOpen,
-    /// Deny the request. A limiter denies with no `retry_after` (none can be known); a
-    /// breaker rejects every call until Redis answers again.
+    /// Deny the request. A limiter denies with [`Denial::RateExceeded`] and no
+    /// `retry_after` (none can be known; the core has no "backend unavailable" denial
+    /// yet), counted apart in its metrics as `fallbacks_denied`; a breaker rejects every
+    /// call until Redis answers again.
+    ///
+    /// [`Denial::RateExceeded`]: resilience::rate_limit::Denial::RateExceeded
     FailClosed,
     /// Decide with the in-memory algorithm of this process until Redis is back: each
     /// instance then enforces the whole limit on its own (the fleet-wide rate can reach the

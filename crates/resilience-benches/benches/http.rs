@@ -1,0 +1,131 @@
+//! HTTP: the per-request cost of `resilience-http`'s layers, in process: the same axum
+//! `Router` called through `tower::ServiceExt::oneshot` with and without them.
+//!
+//! ```text
+//! cargo bench -p resilience-benches --bench http -- --warm-up-time 1 --measurement-time 3
+//! ```
+//!
+//! Group `http/oneshot`, each entry one whole request: build the `Request` (with the
+//! `ConnectInfo` axum's server would add), route it, run the handler (`async { "ok" }`),
+//! collect the response body (which is when permits go back):
+//!
+//! * `axum_bare`: the router alone, the baseline;
+//! * `composite`: the `CompositeLayer` with all five steps (a keyed rate limit by client IP,
+//!   the load shedder reading `X-Priority`, a bulkhead, a circuit breaker, a timeout);
+//! * `rate_limit`, `bulkhead`, `circuit_breaker`, `timeout`: one layer each, to see where the
+//!   composite's cost goes.
+//!
+//! The overhead per request is an entry's time minus `axum_bare`'s. No socket is involved:
+//! this is the layer's own cost, which a load generator on loopback (the lab) dilutes in
+//! the kernel's. Futures are polled once with `now_or_never` inside an entered runtime (the
+//! timeout needs its timer), as in the other benches: every entry completes on its first
+//! poll, which [`check`] asserts before measuring, and limits are far above what a run uses,
+//! so no entry measures a refusal.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use axum::Router;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use futures_util::FutureExt;
+use resilience::load_shed::LoadShedder;
+use resilience::rate_limit::LocalRateLimiter;
+use resilience::{Bulkhead, CircuitBreaker, Rate, Timeout};
+use resilience_http::{
+    AdmissionLayer, CircuitBreakerLayer, CompositeLayer, RateLimitLayer, TimeoutLayer,
+};
+use tower::ServiceExt;
+
+const PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
+
+fn router() -> Router {
+    Router::new().route("/", get(|| async { "ok" }))
+}
+
+fn request() -> axum::http::Request<Body> {
+    let mut request = axum::http::Request::get("/").body(Body::empty()).expect("a request");
+    request.extensions_mut().insert(ConnectInfo(PEER));
+    request
+}
+
+/// One request through `app`, polled once; the body length, or `None` if anything was
+/// pending or the answer was not a 200.
+fn once(app: &Router) -> Option<usize> {
+    let response = app.clone().oneshot(request()).now_or_never()?.ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 1024).now_or_never()?.ok()?;
+    Some(body.len())
+}
+
+fn check(name: &str, app: &Router) {
+    assert_eq!(once(app), Some(2), "{name}: not answered at once with a 200");
+}
+
+fn limiter() -> LocalRateLimiter {
+    LocalRateLimiter::builder("bench")
+        .rate(Rate::per_second(1_000_000_000))
+        .build()
+        .expect("valid")
+}
+
+fn bulkhead() -> Bulkhead {
+    Bulkhead::builder("bench").max_concurrent(1_024).build().expect("valid")
+}
+
+fn breaker() -> CircuitBreaker {
+    CircuitBreaker::builder("bench").build().expect("valid")
+}
+
+fn timeout() -> Timeout {
+    Timeout::new(Duration::from_secs(30)).expect("valid")
+}
+
+fn oneshot(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter();
+
+    let composite = CompositeLayer::new()
+        .rate_limit(limiter())
+        .load_shed(LoadShedder::builder("bench").max_requests(1_024).build().expect("valid"))
+        .bulkhead(bulkhead())
+        .circuit_breaker(breaker())
+        .timeout(timeout());
+    let entries = [
+        ("axum_bare", router()),
+        ("composite", router().layer(composite)),
+        ("rate_limit", router().layer(RateLimitLayer::new(limiter()))),
+        ("bulkhead", router().layer(AdmissionLayer::new(bulkhead()))),
+        ("circuit_breaker", router().layer(CircuitBreakerLayer::new(breaker()))),
+        ("timeout", router().layer(TimeoutLayer::new(timeout()))),
+    ];
+
+    let mut group = c.benchmark_group("http/oneshot");
+    group.throughput(Throughput::Elements(1));
+    for (name, app) in &entries {
+        check(name, app);
+        group.bench_function(*name, |b| b.iter(|| black_box(once(black_box(app)))));
+    }
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = oneshot
+}
+criterion_main!(benches);

@@ -24,15 +24,22 @@ use resilience::load_shed::LoadShedder;
 use resilience::rate_limit::LocalRateLimiter;
 use resilience::retry::{Backoff, Retry};
 use resilience::{Bulkhead, CircuitBreaker, Timeout};
-use resilience_http::{CompositeLayer, ExcludePaths, FallbackLayer, ReplayBody, RetryLayer, RetryService};
+use resilience_http::{
+    CompositeLayer, ExcludePaths, FallbackLayer, ReplayBody, RetryLayer, RetryService,
+};
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
 
-type Upstream = (RetryService<Client<HttpConnector, ReplayBody<Body>>>, SocketAddr);
+type Upstream = (
+    RetryService<Client<HttpConnector, ReplayBody<Body>>>,
+    SocketAddr,
+);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = std::env::args().nth(1).map_or(Ok(3000), |port| port.parse())?;
+    let port: u16 = std::env::args()
+        .nth(1)
+        .map_or(Ok(3000), |port| port.parse())?;
     let upstream = spawn_upstream().await?;
     let retry = Retry::builder("upstream")
         .max_attempts(3)
@@ -41,9 +48,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = RetryLayer::new(retry).layer(Client::builder(TokioExecutor::new()).build_http());
 
     let protection = CompositeLayer::new()
-        .rate_limit(LocalRateLimiter::builder("gateway").rate("100/second".parse()?).build()?)
+        .rate_limit(
+            LocalRateLimiter::builder("gateway")
+                .rate("100/second".parse()?)
+                .build()?,
+        )
         .load_shed(LoadShedder::builder("gateway").max_requests(200).build()?)
-        .bulkhead(Bulkhead::builder("gateway").max_concurrent(32).max_waiting(64).build()?)
+        .bulkhead(
+            Bulkhead::builder("gateway")
+                .max_concurrent(32)
+                .max_waiting(64)
+                .build()?,
+        )
         .circuit_breaker(
             CircuitBreaker::builder("upstream")
                 .failure_threshold(5)
@@ -63,15 +79,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(protection)
         .layer(FallbackLayer::response(degraded));
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("gateway on http://{}/api/items, upstream on {upstream}", listener.local_addr()?);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    println!(
+        "gateway on http://{}/api/items, upstream on {upstream}",
+        listener.local_addr()?
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }
 
 /// Forwards the request to the upstream, retried by the client when it may be.
 async fn proxy(State((client, upstream)): State<Upstream>, request: Request) -> impl IntoResponse {
     let (mut parts, body) = request.into_parts();
-    parts.uri = format!("http://{upstream}{}", parts.uri.path()).parse().expect("a valid URI");
+    parts.uri = format!("http://{upstream}{}", parts.uri.path())
+        .parse()
+        .expect("a valid URI");
     match client.oneshot(Request::from_parts(parts, body)).await {
         Ok(response) => response.map(Body::new).into_response(),
         Err(_) => StatusCode::BAD_GATEWAY.into_response(),

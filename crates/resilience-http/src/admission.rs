@@ -35,8 +35,7 @@
 //! # }
 //! ```
 //!
-//! The same layer takes a [`Backpressure`](resilience::Backpressure), an
-//! [`AdaptiveLimiter`](resilience::adaptive::AdaptiveLimiter), a
+//! The same layer takes a [`Backpressure`], an [`AdaptiveLimiter`], a
 //! [`LoadShedder`](resilience::load_shed::LoadShedder) (admitting at `Normal`, or at a fixed
 //! priority through `shedder.prioritized(..)`), or a [`PriorityHeader`] that reads each
 //! request's priority from a header.
@@ -48,7 +47,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use http_body::Body;
 use resilience::adaptive::AdaptiveLimiter;
 use resilience::admission::{Admission, AdmissionPermit};
@@ -112,7 +111,9 @@ impl<P: AdmissionPermit + 'static> Guard for Slot<P> {
 
 impl<P> fmt::Debug for Slot<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Slot").field("head", &self.head).finish_non_exhaustive()
+        f.debug_struct("Slot")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
     }
 }
 
@@ -243,12 +244,13 @@ where
                 return inner.call(request).await.map(passthrough);
             }
             let (parts, body) = request.into_parts();
+            let head_request = parts.method == Method::HEAD;
             let permit = match shared.admission.admit_request(&parts).await {
                 Ok(permit) => permit,
                 Err(rejection) => return Ok(made(shared.reply.reject(&rejection, None))),
             };
             match inner.call(Request::from_parts(parts, body)).await {
-                Ok(response) => Ok(guarded(response, |head| {
+                Ok(response) => Ok(guarded(response, head_request, |head| {
                     Slot::new(permit, shared.classifier.classify(head))
                 })),
                 Err(error) => {

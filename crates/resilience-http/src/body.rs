@@ -125,6 +125,11 @@ impl<B, G: Guard> ResponseBody<B, G> {
     pub fn is_holding(&self) -> bool {
         self.held.0.is_some()
     }
+
+    /// Gives the guard back now, as a body that ended so would.
+    pub(crate) fn release(&mut self, end: BodyEnd) {
+        self.held.finish(end);
+    }
 }
 
 impl<B: Body, G: Guard> ResponseBody<B, G> {
@@ -282,7 +287,10 @@ mod tests {
 
         let record = Record::default();
         let pending = futures_util::stream::pending::<Result<Frame<Bytes>, std::io::Error>>();
-        drop(ResponseBody::guarded(StreamBody::new(pending), record.clone()));
+        drop(ResponseBody::guarded(
+            StreamBody::new(pending),
+            record.clone(),
+        ));
         assert_eq!(record.ends(), [BodyEnd::Dropped]);
     }
 }

@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{response, Request, Response};
+use http::{response, Method, Request, Response};
 use http_body::Body;
 use resilience::circuit_breaker::Permit;
 use resilience::classify::Outcome;
@@ -209,8 +209,11 @@ where
                 Ok(permit) => permit,
                 Err(open) => return Ok(made(shared.refuse(&open))),
             };
+            let head_request = request.method() == Method::HEAD;
             match inner.call(request).await {
-                Ok(response) => Ok(guarded(response, |head| shared.probe(permit, head))),
+                Ok(response) => Ok(guarded(response, head_request, |head| {
+                    shared.probe(permit, head)
+                })),
                 Err(error) => {
                     permit.failure();
                     Err(error)

@@ -1,21 +1,21 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod admission;
+pub mod admission;
 pub mod body;
-mod circuit_breaker;
+pub mod circuit_breaker;
 mod classify;
-mod composite;
+pub mod composite;
 mod exclude;
-mod fallback;
+pub mod fallback;
 pub mod key;
-mod load_shed;
-mod rate_limit;
+pub mod load_shed;
+pub mod rate_limit;
 mod replay;
 pub mod response;
-mod retry;
+pub mod retry;
 mod service;
-mod timeout;
+pub mod timeout;
 
 pub use admission::{
     AdaptiveLayer, AdmissionLayer, AdmissionService, BackpressureLayer, BulkheadLayer,
@@ -27,7 +27,7 @@ pub use classify::ResponseClassifier;
 pub use composite::{CompositeGuard, CompositeLayer, CompositeService};
 pub use exclude::ExcludePaths;
 pub use fallback::{FallbackCause, FallbackLayer, FallbackService, FellBack};
-pub use key::{IpNet, InvalidIpNet, RateLimitKey, TrustedProxies};
+pub use key::{InvalidIpNet, IpNet, RateLimitKey, TrustedProxies};
 pub use load_shed::{PriorityHeader, X_PRIORITY};
 pub use rate_limit::{RateLimitLayer, RateLimitService};
 pub use replay::ReplayBody;

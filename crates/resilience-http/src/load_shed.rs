@@ -146,13 +146,19 @@ mod tests {
         let shedder = LoadShedder::builder("api").build().unwrap();
         let header = PriorityHeader::new(shedder);
         for value in ["HIGH", "High", "high", " high "] {
-            assert_eq!(header.priority_of(&head(Some(value))), Priority::High, "{value}");
+            assert_eq!(
+                header.priority_of(&head(Some(value))),
+                Priority::High,
+                "{value}"
+            );
         }
         assert_eq!(header.priority_of(&head(Some("LOW"))), Priority::Low);
         assert_eq!(header.priority_of(&head(None)), Priority::Normal);
         assert_eq!(header.priority_of(&head(Some("urgent"))), Priority::Normal);
 
-        let capped = header.max_priority(Priority::High).default_priority(Priority::Low);
+        let capped = header
+            .max_priority(Priority::High)
+            .default_priority(Priority::Low);
         assert_eq!(capped.priority_of(&head(Some("Critical"))), Priority::High);
         assert_eq!(capped.priority_of(&head(None)), Priority::Low);
     }

@@ -70,7 +70,11 @@ where
         if let Some(rest) = this.rest.as_pin_mut() {
             return rest.poll_frame(cx);
         }
-        Poll::Ready(this.trailers.take().map(|trailers| Ok(Frame::trailers(trailers))))
+        Poll::Ready(
+            this.trailers
+                .take()
+                .map(|trailers| Ok(Frame::trailers(trailers))),
+        )
     }
 
     fn is_end_stream(&self) -> bool {
@@ -101,6 +105,44 @@ impl<B: Body> fmt::Debug for ReplayBody<B> {
             .field("buffered", &self.prefix.as_ref().map_or(0, Bytes::len))
             .field("streaming", &self.rest.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// The request body type a [`RetryService`](crate::RetryService)'s inner service receives,
+/// made from the [`ReplayBody`] of each attempt: [`Replay`] (the `ReplayBody` itself, for
+/// services generic over their body, such as an axum `Router` as a whole or a hyper client)
+/// or, with feature `axum`, `axum::body::Body` (for `Router::layer`, whose routes take only
+/// that type).
+pub trait RetryBody<B: Body> {
+    /// The inner service's request body.
+    type Body;
+
+    /// The body of one attempt.
+    fn from_replay(body: ReplayBody<B>) -> Self::Body;
+}
+
+/// The inner service receives [`ReplayBody`] request bodies (the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Replay;
+
+impl<B: Body> RetryBody<B> for Replay {
+    type Body = ReplayBody<B>;
+
+    fn from_replay(body: ReplayBody<B>) -> ReplayBody<B> {
+        body
+    }
+}
+
+#[cfg(feature = "axum")]
+impl<B> RetryBody<B> for axum::body::Body
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError> + Send,
+{
+    type Body = Self;
+
+    fn from_replay(body: ReplayBody<B>) -> Self {
+        Self::new(body)
     }
 }
 
@@ -141,7 +183,12 @@ where
                     data.push(chunk);
                     if data.len > limit {
                         let prefix = data.freeze();
-                        return Buffered::TooLarge(ReplayBody::parts(prefix, None, None, Some(body)));
+                        return Buffered::TooLarge(ReplayBody::parts(
+                            prefix,
+                            None,
+                            None,
+                            Some(body),
+                        ));
                     }
                 }
                 Err(frame) => {
@@ -215,8 +262,10 @@ mod tests {
 
     #[tokio::test]
     async fn small_bodies_are_buffered_whole() {
-        let Buffered::Whole { data: whole, trailers } =
-            buffer(stream(vec![data("ab"), data("cd")]), 4).await
+        let Buffered::Whole {
+            data: whole,
+            trailers,
+        } = buffer(stream(vec![data("ab"), data("cd")]), 4).await
         else {
             panic!("expected a whole body");
         };

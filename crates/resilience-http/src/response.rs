@@ -37,9 +37,9 @@
 //!
 //! [RFC 9457]: https://www.rfc-editor.org/rfc/rfc9457
 
+mod problem;
+
 use std::borrow::Cow;
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,158 +48,14 @@ use http::{HeaderMap, Response, StatusCode};
 use resilience::rate_limit::Decision;
 use resilience::{PatternKind, Rejection, RejectionReason};
 
+pub use problem::{Cause, Problem, ResponseFactory, TimedOut};
+
 /// `RateLimit-Limit`: the most requests the client may make at once.
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 /// `RateLimit-Remaining`: requests the client may still make now.
 pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 /// `RateLimit-Reset`: seconds until the client's whole budget is back.
 pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-
-/// A request ran out of time; carried in the extensions of the response made for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TimedOut {
-    /// How long the request had run when it was cancelled.
-    pub elapsed: Duration,
-    /// The limit it exceeded.
-    pub limit: Duration,
-}
-
-/// Why a layer is answering instead of the service.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub enum Cause<'a> {
-    /// A pattern refused the request.
-    Rejected(&'a Rejection),
-    /// The request ran out of time.
-    TimedOut(TimedOut),
-}
-
-/// Everything a [`ResponseFactory`] needs to build its answer.
-#[derive(Debug, Clone, Copy)]
-pub struct Problem<'a> {
-    status: StatusCode,
-    message: &'a str,
-    cause: Cause<'a>,
-    retry_after: Option<Duration>,
-    rate_limit: Option<&'a Decision>,
-}
-
-impl<'a> Problem<'a> {
-    /// The status the layer would send (its default, or the one set on its [`Reply`]).
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The layer's message, the default body's `detail`.
-    pub fn message(&self) -> &'a str {
-        self.message
-    }
-
-    /// Why the layer answers.
-    pub fn cause(&self) -> Cause<'a> {
-        self.cause
-    }
-
-    /// The rejection, if a pattern refused the request.
-    pub fn rejection(&self) -> Option<&'a Rejection> {
-        match self.cause {
-            Cause::Rejected(rejection) => Some(rejection),
-            Cause::TimedOut(_) => None,
-        }
-    }
-
-    /// The timeout, if the request ran out of time.
-    pub fn timed_out(&self) -> Option<TimedOut> {
-        match self.cause {
-            Cause::TimedOut(timed_out) => Some(timed_out),
-            Cause::Rejected(_) => None,
-        }
-    }
-
-    /// When the client may try again: the rejection's own estimate, else the layer's hint.
-    pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
-    }
-
-    /// [`retry_after`](Self::retry_after) as the `Retry-After` header says it: whole seconds,
-    /// rounded up, at least 1.
-    pub fn retry_after_secs(&self) -> Option<u64> {
-        self.retry_after.map(|after| seconds_up(after).max(1))
-    }
-
-    /// The rate limiter's decision, for a rate-limited request.
-    pub fn rate_limit(&self) -> Option<&'a Decision> {
-        self.rate_limit
-    }
-
-    /// A stable name for the cause: the rejection reason (`rate_limited`, `circuit_open`,
-    /// ...) or `timeout`.
-    pub fn reason(&self) -> &'static str {
-        match self.cause {
-            Cause::Rejected(rejection) => rejection.reason().as_str(),
-            Cause::TimedOut(_) => "timeout",
-        }
-    }
-
-    /// The default body: a JSON problem document (see the [module docs](self)).
-    pub fn to_json(&self) -> Bytes {
-        let mut body = serde_json::Map::new();
-        body.insert("type".into(), "about:blank".into());
-        body.insert(
-            "title".into(),
-            self.status.canonical_reason().unwrap_or("Error").into(),
-        );
-        body.insert("status".into(), self.status.as_u16().into());
-        body.insert("detail".into(), self.message.into());
-        body.insert("reason".into(), self.reason().into());
-        if let Some(secs) = self.retry_after_secs() {
-            body.insert("retry_after".into(), secs.into());
-        }
-        Bytes::from(serde_json::Value::Object(body).to_string())
-    }
-}
-
-type Factory = dyn Fn(&Problem<'_>) -> Response<Bytes> + Send + Sync;
-
-/// Builds the whole response for a refused or timed-out request, replacing the default JSON
-/// body (the seed's `response_factory`).
-///
-/// `Retry-After` and the `RateLimit-*` headers are added to its response unless it set them;
-/// the status is the factory's choice ([`Problem::status`] is the layer's).
-///
-/// ```
-/// use bytes::Bytes;
-/// use http::{Response, StatusCode};
-/// use resilience_http::{Reply, ResponseFactory};
-///
-/// let plain_text = ResponseFactory::new(|problem| {
-///     Response::builder()
-///         .status(problem.status())
-///         .header("content-type", "text/plain")
-///         .body(Bytes::from(format!("sorry: {}", problem.message())))
-///         .unwrap()
-/// });
-/// let reply = Reply::new().factory(plain_text).status(StatusCode::SERVICE_UNAVAILABLE);
-/// # let _ = reply;
-/// ```
-#[derive(Clone)]
-pub struct ResponseFactory(Arc<Factory>);
-
-impl ResponseFactory {
-    /// A factory calling `build` for every refused or timed-out request.
-    pub fn new<F>(build: F) -> Self
-    where
-        F: Fn(&Problem<'_>) -> Response<Bytes> + Send + Sync + 'static,
-    {
-        Self(Arc::new(build))
-    }
-}
-
-impl fmt::Debug for ResponseFactory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ResponseFactory(..)")
-    }
-}
 
 /// How one layer answers the requests it refuses or times out: status, message,
 /// `Retry-After` hint and, optionally, a [`ResponseFactory`].
@@ -278,7 +134,8 @@ impl Reply {
             .retry_after()
             .or(self.retry_after)
             .or(defaults.retry_after);
-        let mut response = self.respond(defaults, Cause::Rejected(rejection), retry_after, decision);
+        let mut response =
+            self.respond(defaults, Cause::Rejected(rejection), retry_after, decision);
         if let Some(decision) = decision {
             rate_limit_headers(response.headers_mut(), decision);
         }
@@ -336,7 +193,11 @@ struct Defaults {
 }
 
 impl Defaults {
-    const TIMEOUT: Self = Self::new(StatusCode::REQUEST_TIMEOUT, "Request exceeded timeout", None);
+    const TIMEOUT: Self = Self::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "Request exceeded timeout",
+        None,
+    );
 
     const fn new(status: StatusCode, message: &'static str, retry_after: Option<u64>) -> Self {
         let retry_after = match retry_after {
@@ -353,9 +214,11 @@ impl Defaults {
     fn of_rejection(rejection: &Rejection) -> Self {
         const UNAVAILABLE: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
         match (rejection.pattern(), rejection.reason()) {
-            (PatternKind::RateLimiter, _) => {
-                Self::new(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded", Some(60))
-            }
+            (PatternKind::RateLimiter, _) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit exceeded",
+                Some(60),
+            ),
             (PatternKind::CircuitBreaker, _) => Self::new(
                 UNAVAILABLE,
                 "Service temporarily unavailable due to circuit breaker",
@@ -379,9 +242,11 @@ impl Defaults {
             (PatternKind::AdaptiveConcurrency, _) => {
                 Self::new(UNAVAILABLE, "Concurrency limit reached", Some(1))
             }
-            (PatternKind::Deadline, _) => {
-                Self::new(StatusCode::REQUEST_TIMEOUT, "Request deadline expired", None)
-            }
+            (PatternKind::Deadline, _) => Self::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "Request deadline expired",
+                None,
+            ),
             _ => Self::new(UNAVAILABLE, "Service unavailable", None),
         }
     }
@@ -396,7 +261,11 @@ pub(crate) fn seconds_up(duration: Duration) -> u64 {
 /// inner, closer limiter's figures win).
 pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
     insert_absent(headers, RATELIMIT_LIMIT, u64::from(decision.limit()));
-    insert_absent(headers, RATELIMIT_REMAINING, u64::from(decision.remaining()));
+    insert_absent(
+        headers,
+        RATELIMIT_REMAINING,
+        u64::from(decision.remaining()),
+    );
     insert_absent(headers, RATELIMIT_RESET, seconds_up(decision.reset_after()));
 }
 
@@ -443,7 +312,11 @@ mod tests {
             Duration::from_millis(2500),
             Some(Duration::from_millis(400)),
         );
-        let limited = rejection(PatternKind::RateLimiter, RejectionReason::RateLimited, Some(400));
+        let limited = rejection(
+            PatternKind::RateLimiter,
+            RejectionReason::RateLimited,
+            Some(400),
+        );
         let response = Reply::new().reject(&limited, Some(&decision));
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         let headers = response.headers();
@@ -462,18 +335,32 @@ mod tests {
 
     #[test]
     fn a_computed_wait_beats_the_hint_and_the_hint_fills_in() {
-        let open = rejection(PatternKind::CircuitBreaker, RejectionReason::CircuitOpen, Some(12_300));
+        let open = rejection(
+            PatternKind::CircuitBreaker,
+            RejectionReason::CircuitOpen,
+            Some(12_300),
+        );
         let reply = Reply::new().retry_after(Duration::from_secs(99));
         let response = reply.reject(&open, None);
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[RETRY_AFTER], "13");
 
         let full = rejection(PatternKind::Bulkhead, RejectionReason::CapacityFull, None);
-        assert_eq!(Reply::new().reject(&full, None).headers()[RETRY_AFTER], "10");
+        assert_eq!(
+            Reply::new().reject(&full, None).headers()[RETRY_AFTER],
+            "10"
+        );
         assert_eq!(reply.reject(&full, None).headers()[RETRY_AFTER], "99");
 
-        let forced = rejection(PatternKind::CircuitBreaker, RejectionReason::CircuitForcedOpen, None);
-        assert!(!Reply::new().reject(&forced, None).headers().contains_key(RETRY_AFTER));
+        let forced = rejection(
+            PatternKind::CircuitBreaker,
+            RejectionReason::CircuitForcedOpen,
+            None,
+        );
+        assert!(!Reply::new()
+            .reject(&forced, None)
+            .headers()
+            .contains_key(RETRY_AFTER));
     }
 
     #[test]

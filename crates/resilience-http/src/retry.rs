@@ -28,7 +28,9 @@
 //!
 //! Retrying on a server re-runs the handler; the natural home of this layer is an HTTP
 //! *client* (a hyper-util `Client` is a tower service) calling an upstream, as the
-//! [`axum_gateway` example] does. The seed's `RetryMiddleware` could not retry at all
+//! [`axum_gateway` example] does. Under axum's `Router::layer`, whose routes take only
+//! `axum::body::Body`, add it as `RetryLayer::new(policy).request_body::<axum::body::Body>()`
+//! (feature `axum`; see [`RetryBody`]). The seed's `RetryMiddleware` could not retry at all
 //! (`call_next` runs once) and its `retry_route` retried 404s (bugs B7, B17).
 //!
 //! ```
@@ -50,25 +52,20 @@
 //! [`retry_statuses`]: RetryLayer::retry_statuses
 //! [`axum_gateway` example]: https://github.com/resilience-rs/resilience/blob/main/crates/resilience-http/examples/axum_gateway.rs
 
+mod service;
+
 use std::fmt;
-use std::future::poll_fn;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use http::{response, Method, Request, Response, StatusCode};
-use http_body::Body;
-use resilience::{Error, PatternKind, Rejection, Retry};
+use http::{response, Method, Response, StatusCode};
+use resilience::{PatternKind, Rejection, Retry};
 use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::body::ResponseBody;
-use crate::replay::{buffer, Buffered, ReplayBody};
-use crate::service::{made, passthrough, take_ready, ResponseFuture};
+pub use crate::replay::{Replay, ReplayBody, RetryBody};
 use crate::{ExcludePaths, TimedOut};
+pub use service::RetryService;
 
 /// `X-Retry-Skipped`: why a request with a retryable answer was not retried.
 pub const X_RETRY_SKIPPED: HeaderName = HeaderName::from_static("x-retry-skipped");
@@ -111,43 +108,6 @@ impl fmt::Display for NotRetried {
 pub struct Attempts(pub u32);
 
 type Retryable = dyn Fn(&response::Parts) -> bool + Send + Sync;
-
-/// The request body type a [`RetryService`]'s inner service receives, made from the
-/// [`ReplayBody`] of each attempt: [`Replay`] (the `ReplayBody` itself, for services generic
-/// over their body, such as an axum `Router` as a whole or a hyper client) or, with feature
-/// `axum`, `axum::body::Body` (for `Router::layer`, whose routes take only that type).
-pub trait RetryBody<B: Body> {
-    /// The inner service's request body.
-    type Body;
-
-    /// The body of one attempt.
-    fn from_replay(body: ReplayBody<B>) -> Self::Body;
-}
-
-/// The inner service receives [`ReplayBody`] request bodies (the default).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Replay;
-
-impl<B: Body> RetryBody<B> for Replay {
-    type Body = ReplayBody<B>;
-
-    fn from_replay(body: ReplayBody<B>) -> ReplayBody<B> {
-        body
-    }
-}
-
-#[cfg(feature = "axum")]
-impl<B> RetryBody<B> for axum::body::Body
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError> + Send,
-{
-    type Body = Self;
-
-    fn from_replay(body: ReplayBody<B>) -> Self {
-        Self::new(body)
-    }
-}
 
 /// Retries idempotent requests with replayable bodies; see the [module docs](self).
 ///
@@ -253,7 +213,12 @@ impl Settings {
     fn idempotent(&self, request: &http::request::Parts) -> bool {
         matches!(
             request.method,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
         ) || self
             .idempotency_key
             .as_ref()
@@ -322,187 +287,6 @@ impl<S, T> Layer<S> for RetryLayer<T> {
     type Service = RetryService<S, T>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RetryService {
-            inner,
-            shared: Arc::new(self.settings.clone()),
-            body: PhantomData,
-        }
+        RetryService::new(inner, Arc::new(self.settings.clone()))
     }
-}
-
-/// An HTTP service whose idempotent requests are retried; made by [`RetryLayer`].
-///
-/// Its inner service receives request bodies of type `T::Body` ([`RetryBody`]).
-pub struct RetryService<S, T = Replay> {
-    inner: S,
-    shared: Arc<Settings>,
-    body: PhantomData<fn() -> T>,
-}
-
-impl<S: Clone, T> Clone for RetryService<S, T> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
-            body: PhantomData,
-        }
-    }
-}
-
-impl<S: fmt::Debug, T> fmt::Debug for RetryService<S, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryService")
-            .field("inner", &self.inner)
-            .field("settings", &self.shared)
-            .finish()
-    }
-}
-
-impl<S, T> RetryService<S, T> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-/// Why one attempt is retried: the answer itself (kept, to hand back if it was the last) or
-/// the inner service's error.
-enum Attempt<R, E> {
-    Answer(R),
-    Failed(E),
-}
-
-impl<B, E: fmt::Display> fmt::Display for Attempt<Response<B>, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Answer(response) => write!(f, "retryable answer {}", response.status()),
-            Self::Failed(error) => error.fmt(f),
-        }
-    }
-}
-
-impl<S, T, ReqBody, ResBody> Service<Request<ReqBody>> for RetryService<S, T>
-where
-    T: RetryBody<ReqBody> + 'static,
-    T::Body: Send,
-    S: Service<Request<T::Body>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: fmt::Display + Send + 'static,
-    ReqBody: Body<Data = Bytes> + Unpin + Send + 'static,
-    ReqBody::Error: Send,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-{
-    type Response = Response<ResponseBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<Self::Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        let mut inner = take_ready(&mut self.inner);
-        Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            if shared.exclude.matches(parts.uri.path()) {
-                let once = T::from_replay(ReplayBody::streaming(body));
-                return inner.call(Request::from_parts(parts, once)).await.map(passthrough);
-            }
-            let (body, reason) = if shared.idempotent(&parts) {
-                match buffer(body, shared.max_body_bytes).await {
-                    Buffered::Whole { data, trailers } => {
-                        return retried::<S, T, ReqBody, ResBody>(&shared, inner, parts, data, trailers)
-                            .await;
-                    }
-                    Buffered::TooLarge(body) => (body, NotRetried::BodyTooLarge),
-                    Buffered::Unreadable(body) => (body, NotRetried::BodyUnreadable),
-                }
-            } else {
-                (ReplayBody::streaming(body), NotRetried::NonIdempotentMethod)
-            };
-            let once = Request::from_parts(parts, T::from_replay(body));
-            let response = inner.call(once).await?;
-            Ok(passthrough(shared.skipped(response, reason)))
-        })
-    }
-}
-
-/// Sends a request with a buffered body as many times as the policy allows.
-async fn retried<S, T, ReqBody, ResBody>(
-    shared: &Settings,
-    inner: S,
-    parts: http::request::Parts,
-    data: Bytes,
-    trailers: Option<http::HeaderMap>,
-) -> Result<Response<ResponseBody<ResBody>>, S::Error>
-where
-    T: RetryBody<ReqBody>,
-    S: Service<Request<T::Body>, Response = Response<ResBody>> + Clone,
-    S::Error: fmt::Display,
-    ReqBody: Body<Data = Bytes>,
-{
-    let attempts = AtomicU32::new(0);
-    let counter = &attempts;
-    let outcome = shared
-        .retry
-        .call(move || {
-            counter.fetch_add(1, Ordering::Relaxed);
-            let mut service = inner.clone();
-            let request = Request::from_parts(
-                parts.clone(),
-                T::from_replay(ReplayBody::buffered(data.clone(), trailers.clone())),
-            );
-            async move {
-                poll_fn(|cx| service.poll_ready(cx))
-                    .await
-                    .map_err(Attempt::Failed)?;
-                let (head, body) = service.call(request).await.map_err(Attempt::Failed)?.into_parts();
-                let retryable = shared.retryable(&head);
-                let response = Response::from_parts(head, body);
-                if retryable {
-                    Err(Attempt::Answer(response))
-                } else {
-                    Ok(response)
-                }
-            }
-        })
-        .await;
-    let last = match outcome {
-        Ok(response) => Ok(response),
-        Err(Error::Inner(attempt)) => Err(attempt),
-        Err(Error::RetryExhausted {
-            last: Some(last), ..
-        }) => match *last {
-            Error::Inner(attempt) => Err(attempt),
-            other => return Ok(made(gave_up(&other))),
-        },
-        Err(other) => return Ok(made(gave_up(&other))),
-    };
-    let mut response = match last {
-        Ok(response) | Err(Attempt::Answer(response)) => response,
-        Err(Attempt::Failed(error)) => return Err(error),
-    };
-    response
-        .extensions_mut()
-        .insert(Attempts(attempts.load(Ordering::Relaxed)));
-    Ok(passthrough(response))
-}
-
-/// An answer for an outcome the retry cannot produce with these rules (every error here is
-/// the operation's own), kept so that no path panics.
-fn gave_up<E: fmt::Display>(error: &Error<E>) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from(error.to_string()));
-    *response.status_mut() = StatusCode::BAD_GATEWAY;
-    response
 }

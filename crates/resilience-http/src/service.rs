@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{response, Response};
 use http_body::Body;
 
-use crate::body::{Guard, ResponseBody};
+use crate::body::{BodyEnd, Guard, ResponseBody};
 
 /// The future of every service in this crate.
 ///
@@ -37,7 +37,14 @@ pub(crate) fn made<B, G: Guard>(response: Response<Bytes>) -> Response<ResponseB
 
 /// The inner service's response, its body holding the guard that `guard` builds from the
 /// response head (where the outcome is judged).
-pub(crate) fn guarded<B, G, F>(response: Response<B>, guard: F) -> Response<ResponseBody<B, G>>
+///
+/// The answer to a `HEAD` request has no body to send (hyper drops it unpolled), so it is
+/// complete with its head: the guard goes back at once, with the head's outcome.
+pub(crate) fn guarded<B, G, F>(
+    response: Response<B>,
+    head_request: bool,
+    guard: F,
+) -> Response<ResponseBody<B, G>>
 where
     B: Body,
     G: Guard,
@@ -45,5 +52,9 @@ where
 {
     let (parts, body) = response.into_parts();
     let guard = guard(&parts);
-    Response::from_parts(parts, ResponseBody::guarded(body, guard))
+    let mut body = ResponseBody::guarded(body, guard);
+    if head_request {
+        body.release(BodyEnd::Complete);
+    }
+    Response::from_parts(parts, body)
 }

@@ -31,8 +31,14 @@ impl Stack {
                 .rate(rate.parse().unwrap())
                 .build()
                 .unwrap(),
-            shedder: LoadShedder::builder("api").max_requests(shed_at).build().unwrap(),
-            bulkhead: Bulkhead::builder("api").max_concurrent(slots).build().unwrap(),
+            shedder: LoadShedder::builder("api")
+                .max_requests(shed_at)
+                .build()
+                .unwrap(),
+            bulkhead: Bulkhead::builder("api")
+                .max_concurrent(slots)
+                .build()
+                .unwrap(),
             breaker: CircuitBreaker::builder("api")
                 .failure_threshold(2)
                 .open_duration(Duration::from_secs(5))
@@ -75,12 +81,20 @@ fn app(gate: &Gate) -> Router {
                 "late"
             }),
         )
-        .route("/fail", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "failed") }))
+        .route(
+            "/fail",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "failed") }),
+        )
         .route("/health", get(|| async { "ok" }))
 }
 
 async fn status(server: &Server, path: &str) -> StatusCode {
-    client().get(server.url(path)).send().await.unwrap().status()
+    client()
+        .get(server.url(path))
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 #[tokio::test]
@@ -117,9 +131,20 @@ async fn a_shed_request_never_takes_a_bulkhead_slot() {
     let shed = client().get(server.url("/")).send().await.unwrap();
     assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&shed, "retry-after"), "5");
-    assert_eq!(header(&shed, "ratelimit-remaining"), "98", "refusals say the quota too");
-    assert_eq!(json(shed).await["detail"], "Service temporarily overloaded. Please retry later.");
-    assert_eq!(stack.bulkhead.metrics().total_requests, 1, "only the held request");
+    assert_eq!(
+        header(&shed, "ratelimit-remaining"),
+        "98",
+        "refusals say the quota too"
+    );
+    assert_eq!(
+        json(shed).await["detail"],
+        "Service temporarily overloaded. Please retry later."
+    );
+    assert_eq!(
+        stack.bulkhead.metrics().total_requests,
+        1,
+        "only the held request"
+    );
 
     gate.release(1);
     assert_eq!(holder.await.unwrap().unwrap().status(), StatusCode::OK);
@@ -145,7 +170,11 @@ async fn the_bulkhead_really_bounds_concurrency_and_its_refusals_do_not_count_as
         assert_eq!(json(refused).await["reason"], "capacity_full");
     }
     assert_eq!(stack.bulkhead.metrics().peak_active, 2);
-    assert_eq!(stack.shedder.metrics().active_requests, 2, "shed slots given back");
+    assert_eq!(
+        stack.shedder.metrics().active_requests,
+        2,
+        "shed slots given back"
+    );
 
     gate.release(2);
     for holder in holders {
@@ -168,16 +197,28 @@ async fn timeouts_and_5xx_open_the_circuit_which_then_refuses_before_any_timer()
     assert_eq!(json(timed_out).await["reason"], "timeout");
     let failed = client().get(server.url("/fail")).send().await.unwrap();
     assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(failed.text().await.unwrap(), "failed", "the 500 passes through");
+    assert_eq!(
+        failed.text().await.unwrap(),
+        "failed",
+        "the 500 passes through"
+    );
     assert_eq!(stack.breaker.state(), CircuitState::Open);
-    assert_eq!(stack.bulkhead.active(), 0, "the timed-out request's slot came back");
+    assert_eq!(
+        stack.bulkhead.active(),
+        0,
+        "the timed-out request's slot came back"
+    );
     assert_eq!(stack.bulkhead.metrics().failed_requests, 2);
 
     let open = client().get(server.url("/")).send().await.unwrap();
     assert_eq!(open.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&open, "retry-after"), "5");
     assert_eq!(json(open).await["reason"], "circuit_open");
-    assert_eq!(stack.timeout.metrics().total_executions, 2, "no timer for a refused request");
+    assert_eq!(
+        stack.timeout.metrics().total_executions,
+        2,
+        "no timer for a refused request"
+    );
 }
 
 #[tokio::test]
@@ -203,5 +244,9 @@ async fn composite_exclusions_and_one_factory_for_every_step() {
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header(&limited, "retry-after"), "60");
     assert_eq!(limited.text().await.unwrap(), "refused: rate_limited");
-    assert_eq!(stack.bulkhead.metrics().total_requests, 1, "/health bypassed every step");
+    assert_eq!(
+        stack.bulkhead.metrics().total_requests,
+        1,
+        "/health bypassed every step"
+    );
 }

@@ -73,7 +73,11 @@ async fn a_sub_second_wait_rounds_up_to_one_second() {
     }
     let limited = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(header(&limited, "retry-after"), "1", "a wait of < 200 ms is 1, never 0");
+    assert_eq!(
+        header(&limited, "retry-after"),
+        "1",
+        "a wait of < 200 ms is 1, never 0"
+    );
     assert_eq!(header(&limited, "ratelimit-reset"), "1");
 }
 
@@ -85,20 +89,30 @@ async fn an_open_circuit_answers_503_with_its_remaining_open_time() {
         .build()
         .unwrap();
     let app = Router::new()
-        .route("/", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }))
+        .route(
+            "/",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
+        )
         .layer(CircuitBreakerLayer::new(breaker.clone()));
     let server = Server::start(app).await;
     let client = client();
 
     let failed = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(failed.text().await.unwrap(), "boom", "the 500 reaches the client as is");
+    assert_eq!(
+        failed.text().await.unwrap(),
+        "boom",
+        "the 500 reaches the client as is"
+    );
 
     let open = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(open.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&open, "retry-after"), "30");
     let body = json(open).await;
-    assert_eq!(body["detail"], "Service temporarily unavailable due to circuit breaker");
+    assert_eq!(
+        body["detail"],
+        "Service temporarily unavailable due to circuit breaker"
+    );
     assert_eq!(body["reason"], "circuit_open");
     assert_eq!(breaker.metrics().rejected_requests, 1);
 }
@@ -115,15 +129,21 @@ async fn a_timeout_answers_408_by_default_and_504_when_configured() {
         .route("/", get(slow))
         .layer(TimeoutLayer::new(timeout.clone()));
     let gateway = Router::new().route("/", get(slow)).layer(
-        TimeoutLayer::new(timeout.clone())
-            .reply(Reply::new().status(StatusCode::GATEWAY_TIMEOUT).message("Upstream too slow")),
+        TimeoutLayer::new(timeout.clone()).reply(
+            Reply::new()
+                .status(StatusCode::GATEWAY_TIMEOUT)
+                .message("Upstream too slow"),
+        ),
     );
     let (default, gateway) = (Server::start(default).await, Server::start(gateway).await);
     let client = client();
 
     let started = tokio::time::Instant::now();
     let response = client.get(default.url("/")).send().await.unwrap();
-    assert!(started.elapsed() < Duration::from_millis(400), "cancelled at the limit");
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "cancelled at the limit"
+    );
     assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
     assert!(response.headers().get("retry-after").is_none());
     let body = json(response).await;
@@ -139,18 +159,16 @@ async fn a_timeout_answers_408_by_default_and_504_when_configured() {
 /// A route whose `/hold` requests wait at the gate, so a limiter of one slot is full.
 fn gated(gate: &Gate) -> Router {
     let held = gate.clone();
-    Router::new()
-        .route("/", get(|| async { "hello" }))
-        .route(
-            "/hold",
-            get(move || {
-                let gate = held.clone();
-                async move {
-                    gate.pass().await;
-                    "released"
-                }
-            }),
-        )
+    Router::new().route("/", get(|| async { "hello" })).route(
+        "/hold",
+        get(move || {
+            let gate = held.clone();
+            async move {
+                gate.pass().await;
+                "released"
+            }
+        }),
+    )
 }
 
 /// Fills the one slot of `app`'s limiter, then checks the next request's answer.
@@ -242,10 +260,14 @@ async fn a_response_factory_replaces_the_body_and_keeps_the_headers() {
             )))
             .unwrap()
     });
-    let app = hello().layer(RateLimitLayer::new(limiter("1/minute")).reply(Reply::new().factory(factory)));
+    let app = hello()
+        .layer(RateLimitLayer::new(limiter("1/minute")).reply(Reply::new().factory(factory)));
     let server = Server::start(app).await;
     let client = client();
-    assert_eq!(client.get(server.url("/")).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        client.get(server.url("/")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
     let limited = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header(&limited, "content-type"), "text/plain");
@@ -275,7 +297,18 @@ async fn excluded_paths_exact_prefix_and_empty() {
     let app = hello().layer(RateLimitLayer::new(limiter("1/minute")).exclude(exclude));
     let server = Server::start(app).await;
     assert_eq!(
-        statuses(&server, &["/health", "/health", "/internal/a", "/internal/b/c", "/", "/"]).await,
+        statuses(
+            &server,
+            &[
+                "/health",
+                "/health",
+                "/internal/a",
+                "/internal/b/c",
+                "/",
+                "/"
+            ]
+        )
+        .await,
         [200, 200, 200, 200, 200, 429]
     );
     // `?query` is not part of the path.
@@ -290,5 +323,8 @@ async fn excluded_paths_exact_prefix_and_empty() {
     let defaults = ExcludePaths::seed_defaults();
     let app = hello().layer(RateLimitLayer::new(limiter("1/minute")).exclude(defaults));
     let server = Server::start(app).await;
-    assert_eq!(statuses(&server, &["/health", "/health", "/", "/"]).await, [200, 200, 200, 429]);
+    assert_eq!(
+        statuses(&server, &["/health", "/health", "/", "/"]).await,
+        [200, 200, 200, 429]
+    );
 }

@@ -49,7 +49,11 @@ fn flaky(failures: usize, status: StatusCode) -> (Arc<AtomicUsize>, Router) {
     (attempts, app)
 }
 
-async fn retried_server(failures: usize, status: StatusCode, layer: RetryLayer) -> (Arc<AtomicUsize>, Server) {
+async fn retried_server(
+    failures: usize,
+    status: StatusCode,
+    layer: RetryLayer,
+) -> (Arc<AtomicUsize>, Server) {
     let (attempts, app) = flaky(failures, status);
     let app = app.layer(layer.request_body::<Body>());
     (attempts, Server::start(app).await)
@@ -58,8 +62,12 @@ async fn retried_server(failures: usize, status: StatusCode, layer: RetryLayer) 
 #[tokio::test]
 async fn an_idempotent_get_is_sent_again_with_its_buffered_body() {
     let retry = policy();
-    let (attempts, server) =
-        retried_server(2, StatusCode::SERVICE_UNAVAILABLE, RetryLayer::new(retry.clone())).await;
+    let (attempts, server) = retried_server(
+        2,
+        StatusCode::SERVICE_UNAVAILABLE,
+        RetryLayer::new(retry.clone()),
+    )
+    .await;
     let response = client()
         .get(server.url("/"))
         .body("the same bytes every time")
@@ -68,25 +76,50 @@ async fn an_idempotent_get_is_sent_again_with_its_buffered_body() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get("x-retry-skipped").is_none());
-    assert_eq!(response.text().await.unwrap(), "echo the same bytes every time");
+    assert_eq!(
+        response.text().await.unwrap(),
+        "echo the same bytes every time"
+    );
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
     assert_eq!(retry.metrics().total_attempts, 3);
 }
 
 #[tokio::test]
 async fn a_post_is_not_retried_and_says_why() {
-    let (attempts, server) =
-        retried_server(2, StatusCode::SERVICE_UNAVAILABLE, RetryLayer::new(policy())).await;
-    let response = client().post(server.url("/")).body("order #1").send().await.unwrap();
+    let (attempts, server) = retried_server(
+        2,
+        StatusCode::SERVICE_UNAVAILABLE,
+        RetryLayer::new(policy()),
+    )
+    .await;
+    let response = client()
+        .post(server.url("/"))
+        .body("order #1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(header(&response, "x-retry-skipped"), "non-idempotent-method");
+    assert_eq!(
+        header(&response, "x-retry-skipped"),
+        "non-idempotent-method"
+    );
     assert_eq!(response.text().await.unwrap(), "attempt 1 failed");
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
 
     // A successful POST needs no explanation.
-    let response = client().post(server.url("/")).body("order #2").send().await.unwrap();
+    let response = client()
+        .post(server.url("/"))
+        .body("order #2")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let response = client().post(server.url("/")).body("order #3").send().await.unwrap();
+    let response = client()
+        .post(server.url("/"))
+        .body("order #3")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get("x-retry-skipped").is_none());
 }
@@ -112,7 +145,12 @@ async fn a_body_over_the_limit_is_sent_once_whole_and_says_why() {
     let layer = RetryLayer::new(policy()).max_body_bytes(16);
     let (attempts, server) = retried_server(1, StatusCode::SERVICE_UNAVAILABLE, layer).await;
     let big = "x".repeat(100);
-    let response = client().put(server.url("/")).body(big.clone()).send().await.unwrap();
+    let response = client()
+        .put(server.url("/"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&response, "x-retry-skipped"), "body-too-large");
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
@@ -127,15 +165,26 @@ async fn a_body_over_the_limit_is_sent_once_whole_and_says_why() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "the second attempt overall");
-    assert_eq!(response.text().await.unwrap(), format!("echo {}", "0123456789".repeat(10)));
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the second attempt overall"
+    );
+    assert_eq!(
+        response.text().await.unwrap(),
+        format!("echo {}", "0123456789".repeat(10))
+    );
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
 async fn when_attempts_run_out_the_last_answer_reaches_the_client() {
-    let (attempts, server) =
-        retried_server(usize::MAX, StatusCode::SERVICE_UNAVAILABLE, RetryLayer::new(policy())).await;
+    let (attempts, server) = retried_server(
+        usize::MAX,
+        StatusCode::SERVICE_UNAVAILABLE,
+        RetryLayer::new(policy()),
+    )
+    .await;
     let response = client().get(server.url("/")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.text().await.unwrap(), "attempt 3 failed");
@@ -144,14 +193,18 @@ async fn when_attempts_run_out_the_last_answer_reaches_the_client() {
 
 #[tokio::test]
 async fn a_404_or_an_open_circuit_is_not_retried() {
-    let (attempts, server) = retried_server(5, StatusCode::NOT_FOUND, RetryLayer::new(policy())).await;
+    let (attempts, server) =
+        retried_server(5, StatusCode::NOT_FOUND, RetryLayer::new(policy())).await;
     let response = client().get(server.url("/")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(response.headers().get("x-retry-skipped").is_none());
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
 
     // Retry outside an open circuit: its refusal ends the retrying at once.
-    let breaker = CircuitBreaker::builder("upstream").failure_threshold(1).build().unwrap();
+    let breaker = CircuitBreaker::builder("upstream")
+        .failure_threshold(1)
+        .build()
+        .unwrap();
     breaker.trip();
     let (attempts, app) = flaky(0, StatusCode::OK);
     let app = app
@@ -165,7 +218,10 @@ async fn a_404_or_an_open_circuit_is_not_retried() {
 
 #[tokio::test]
 async fn fallback_answers_for_an_open_circuit_and_for_5xx() {
-    let breaker = CircuitBreaker::builder("upstream").failure_threshold(2).build().unwrap();
+    let breaker = CircuitBreaker::builder("upstream")
+        .failure_threshold(2)
+        .build()
+        .unwrap();
     let (attempts, app) = flaky(usize::MAX, StatusCode::INTERNAL_SERVER_ERROR);
     let degraded = Response::builder()
         .header("x-degraded", "1")
@@ -182,7 +238,11 @@ async fn fallback_answers_for_an_open_circuit_and_for_5xx() {
         assert_eq!(header(&response, "x-degraded"), "1");
         assert_eq!(response.text().await.unwrap(), "cached answer");
     }
-    assert_eq!(attempts.load(Ordering::SeqCst), 2, "two failures opened the circuit");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        2,
+        "two failures opened the circuit"
+    );
     assert_eq!(breaker.metrics().rejected_requests, 2);
     assert_eq!(fallback.served(), 4);
 }

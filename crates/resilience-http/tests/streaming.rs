@@ -14,6 +14,7 @@ use axum::Router;
 use bytes::Bytes;
 use common::{client, eventually, header, json, Server};
 use http::StatusCode;
+use resilience::adaptive::AdaptiveLimiter;
 use resilience::circuit_breaker::CircuitState;
 use resilience::{Bulkhead, CircuitBreaker};
 use resilience_http::{AdmissionLayer, CircuitBreakerLayer, CompositeLayer};
@@ -47,7 +48,10 @@ fn feed(feeds: &Arc<Mutex<Vec<mpsc::Receiver<Bytes>>>>) -> Chunks {
 
 #[tokio::test]
 async fn a_streaming_response_holds_its_bulkhead_slot_until_the_last_chunk() {
-    let bulkhead = Bulkhead::builder("downloads").max_concurrent(1).build().unwrap();
+    let bulkhead = Bulkhead::builder("downloads")
+        .max_concurrent(1)
+        .build()
+        .unwrap();
     let feeds = Arc::default();
     let app = streaming(Arc::clone(&feeds)).layer(AdmissionLayer::new(bulkhead.clone()));
     let server = Server::start(app).await;
@@ -66,19 +70,28 @@ async fn a_streaming_response_holds_its_bulkhead_slot_until_the_last_chunk() {
         assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
     drop(chunks);
-    assert!(download.chunk().await.unwrap().is_none(), "the end of the body");
+    assert!(
+        download.chunk().await.unwrap().is_none(),
+        "the end of the body"
+    );
     eventually(|| bulkhead.active() == 0).await;
     let served = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(served.status(), StatusCode::OK);
 
     let metrics = bulkhead.metrics();
-    assert_eq!(metrics.successful_requests, 2, "the stream and the last request");
+    assert_eq!(
+        metrics.successful_requests, 2,
+        "the stream and the last request"
+    );
     assert_eq!(metrics.rejected_requests, 2);
 }
 
 #[tokio::test]
 async fn a_client_that_goes_away_mid_stream_gives_the_slot_back() {
-    let bulkhead = Bulkhead::builder("downloads").max_concurrent(1).build().unwrap();
+    let bulkhead = Bulkhead::builder("downloads")
+        .max_concurrent(1)
+        .build()
+        .unwrap();
     let feeds = Arc::default();
     let app = streaming(Arc::clone(&feeds)).layer(CompositeLayer::new().bulkhead(bulkhead.clone()));
     let server = Server::start(app).await;
@@ -93,7 +106,10 @@ async fn a_client_that_goes_away_mid_stream_gives_the_slot_back() {
     let _ = chunks.send(Bytes::from("unread")).await;
     eventually(|| bulkhead.active() == 0).await;
     let metrics = bulkhead.metrics();
-    assert_eq!(metrics.ignored_requests, 1, "an abandoned body says nothing about the service");
+    assert_eq!(
+        metrics.ignored_requests, 1,
+        "an abandoned body says nothing about the service"
+    );
 }
 
 #[tokio::test]
@@ -126,17 +142,78 @@ async fn an_upstream_502_reaches_the_client_and_opens_the_circuit_after_the_thre
     }
     for attempt in 1..=3 {
         let response = client.get(server.url("/")).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_GATEWAY, "attempt {attempt}");
+        assert_eq!(
+            response.status(),
+            StatusCode::BAD_GATEWAY,
+            "attempt {attempt}"
+        );
         assert_eq!(header(&response, "x-upstream"), "down");
-        assert_eq!(response.text().await.unwrap(), "upstream refused the connection");
+        assert_eq!(
+            response.text().await.unwrap(),
+            "upstream refused the connection"
+        );
     }
     assert_eq!(breaker.state(), CircuitState::Open);
     let metrics = breaker.metrics();
-    assert_eq!((metrics.failed_requests, metrics.successful_requests), (3, 5));
+    assert_eq!(
+        (metrics.failed_requests, metrics.successful_requests),
+        (3, 5)
+    );
 
     let open = client.get(server.url("/")).send().await.unwrap();
     assert_eq!(open.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(header(&open, "retry-after"), "2", "1.5 s of open time left, rounded up");
+    assert_eq!(
+        header(&open, "retry-after"),
+        "2",
+        "1.5 s of open time left, rounded up"
+    );
     assert_eq!(json(open).await["reason"], "circuit_open");
     assert_eq!(breaker.metrics().rejected_requests, 1);
+}
+
+#[tokio::test]
+async fn a_5xx_is_a_failure_for_the_adaptive_limiter_too_and_reaches_the_client() {
+    let limiter = AdaptiveLimiter::builder("search").build().unwrap();
+    let app = Router::new()
+        .route("/", get(|| async { "hello" }))
+        .route(
+            "/fail",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "overloaded upstream") }),
+        )
+        .layer(AdmissionLayer::new(limiter.clone()));
+    let server = Server::start(app).await;
+    let client = client();
+    for _ in 0..2 {
+        let failed = client.get(server.url("/fail")).send().await.unwrap();
+        assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(failed.text().await.unwrap(), "overloaded upstream");
+    }
+    for _ in 0..3 {
+        let served = client.get(server.url("/")).send().await.unwrap();
+        assert_eq!(served.text().await.unwrap(), "hello");
+    }
+    eventually(|| limiter.in_flight() == 0).await;
+    let metrics = limiter.metrics();
+    assert_eq!((metrics.failure_count, metrics.success_count), (2, 3));
+}
+
+#[tokio::test]
+async fn the_answer_to_a_head_request_is_complete_with_its_head() {
+    // hyper never polls the body of an answer to HEAD: the slot must not wait for it, and the
+    // request is a success, not an abandoned body.
+    let bulkhead = Bulkhead::builder("pool").max_concurrent(1).build().unwrap();
+    let app = Router::new()
+        .route("/", get(|| async { "hello" }))
+        .layer(AdmissionLayer::new(bulkhead.clone()));
+    let server = Server::start(app).await;
+    for _ in 0..3 {
+        let response = client().head(server.url("/")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    eventually(|| bulkhead.active() == 0).await;
+    let metrics = bulkhead.metrics();
+    assert_eq!(
+        (metrics.successful_requests, metrics.ignored_requests),
+        (3, 0)
+    );
 }

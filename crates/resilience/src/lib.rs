@@ -21,6 +21,7 @@ pub mod registry;
 pub mod retry;
 pub mod timeout;
 
+pub use adaptive::AdaptiveLimiter;
 pub use backpressure::Backpressure;
 pub use bulkhead::Bulkhead;
 pub use circuit_breaker::CircuitBreaker;
@@ -28,6 +29,7 @@ pub use config::{ConfigError, ConfigProblem};
 pub use error::{Error, PatternKind, Rejection, RejectionReason};
 pub use fallback::Fallback;
 pub use hook::{reset_error_handler, set_error_handler, CallbackKind, CallbackPanic};
+pub use load_shed::LoadShedder;
 pub use pipeline::Pipeline;
 pub use rate::{Rate, RateProblem};
 pub use retry::Retry;

@@ -18,7 +18,10 @@ use resilience_testkit::EventRecorder;
 use tokio::time::{advance, Instant};
 
 fn aimd(config: AimdConfig) -> AdaptiveLimiter {
-    AdaptiveLimiter::builder("upstream").aimd(config).build().unwrap()
+    AdaptiveLimiter::builder("upstream")
+        .aimd(config)
+        .build()
+        .unwrap()
 }
 
 fn window_of(size: u32) -> AimdConfig {
@@ -34,7 +37,10 @@ async fn calls(limiter: &AdaptiveLimiter, successes: u32, failures: u32) {
         limiter.call(|| async { Ok::<_, ()>(()) }).await.unwrap();
     }
     for _ in 0..failures {
-        let error = limiter.call(|| async { Err::<(), _>(()) }).await.unwrap_err();
+        let error = limiter
+            .call(|| async { Err::<(), _>(()) })
+            .await
+            .unwrap_err();
         assert!(error.is_inner());
     }
 }
@@ -65,7 +71,11 @@ async fn aimd_follows_the_seeds_numbers() {
     assert_eq!(limiter.limit(), 90, "45 % success");
     let metrics = limiter.metrics();
     assert_eq!(
-        (metrics.success_count, metrics.failure_count, metrics.total_requests),
+        (
+            metrics.success_count,
+            metrics.failure_count,
+            metrics.total_requests
+        ),
         (26, 14, 40)
     );
 }
@@ -78,7 +88,11 @@ async fn a_quiet_service_adapts_when_its_window_times_out() {
     advance(Duration::from_secs(10) - Duration::from_nanos(1)).await;
     assert_eq!(limiter.metrics().current_limit, 100, "one nanosecond early");
     advance(Duration::from_nanos(1)).await;
-    assert_eq!(limiter.metrics().current_limit, 90, "three calls in 10 s, 33 % success");
+    assert_eq!(
+        limiter.metrics().current_limit,
+        90,
+        "three calls in 10 s, 33 % success"
+    );
     assert_eq!(recorder.names(), ["load_level_change"]);
     let metadata = recorder.events()[0].metadata();
     assert_eq!(metadata["old_limit"], "100");
@@ -216,7 +230,10 @@ fn simulate(algorithm: &mut dyn LimitAlgorithm, capacity: u32, seconds: u64) -> 
 /// within `range`.
 fn settled(limits: &[u32], range: std::ops::RangeInclusive<f64>) -> (f64, f64) {
     let mut tail = limits[limits.len() * 2 / 3..].to_vec();
-    let inside = tail.iter().filter(|&&l| range.contains(&f64::from(l))).count();
+    let inside = tail
+        .iter()
+        .filter(|&&l| range.contains(&f64::from(l)))
+        .count();
     tail.sort_unstable();
     let median = f64::from(tail[tail.len() / 2]);
     (median, inside as f64 / tail.len() as f64)
@@ -228,7 +245,10 @@ fn assert_converged(name: &str, limits: &[u32], target: f64) {
     let range = target..=target * 1.15;
     let (median, inside) = settled(limits, range.clone());
     // Shown with `--nocapture`: the figures the module docs quote.
-    eprintln!("{name}: median {median} for target {target}, {:.0} % of the last third in range", inside * 100.0);
+    eprintln!(
+        "{name}: median {median} for target {target}, {:.0} % of the last third in range",
+        inside * 100.0
+    );
     assert!(
         range.contains(&median) && inside >= 0.9,
         "{name} settled at {median} ({:.0} % in {range:?}): {limits:?}",
@@ -442,7 +462,9 @@ fn configs_deserialize_with_durations_and_reject_unknown_fields() {
     let gradient: AdaptiveConfig =
         serde_json::from_str(r#"{"algorithm": {"type": "gradient2", "rtt_tolerance": 2.0}}"#)
             .unwrap();
-    assert!(matches!(gradient.algorithm, AlgorithmConfig::Gradient2(ref g) if g.rtt_tolerance == 2.0));
+    assert!(
+        matches!(gradient.algorithm, AlgorithmConfig::Gradient2(ref g) if g.rtt_tolerance == 2.0)
+    );
     assert!(serde_json::from_str::<AdaptiveConfig>(r#"{"wait": "1s"}"#).is_err());
     assert!(serde_json::from_str::<AdaptiveConfig>(
         r#"{"algorithm": {"type": "vegas", "alpha_": 1}}"#
@@ -488,7 +510,11 @@ fn the_registry_refuses_a_different_config_and_set_config_keeps_counters() {
         ..AdaptiveConfig::default()
     };
     limiter.set_config(vegas.clone()).unwrap();
-    assert_eq!(limiter.limit(), 20, "a new algorithm starts from its initial limit");
+    assert_eq!(
+        limiter.limit(),
+        20,
+        "a new algorithm starts from its initial limit"
+    );
     assert_eq!(registry.metrics()["search"].success_count, 1);
     assert_eq!(registry.metrics()["search"].algorithm, "vegas");
     assert_eq!(registry.get("search").unwrap().config(), vegas);
@@ -513,7 +539,10 @@ mod layer {
         let (service, mut handle) = mock::pair::<&str, &str>();
         let mut service = Spawn::new(AdaptiveLayer::new(limiter.clone()).layer(service));
         handle.allow(0);
-        assert!(service.poll_ready().is_pending(), "readiness is the inner's");
+        assert!(
+            service.poll_ready().is_pending(),
+            "readiness is the inner's"
+        );
         handle.allow(3);
 
         assert!(service.poll_ready().is_ready());

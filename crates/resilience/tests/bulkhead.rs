@@ -424,6 +424,41 @@ async fn a_permit_reports_its_outcome_through_the_admission_trait() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_pipeline_admits_through_the_bulkhead_and_reports_outcomes() {
+    use resilience::backpressure::Backpressure;
+    use resilience::pipeline::Pipeline;
+    let bulkhead = bulkhead(1, 0, None);
+    let backpressure = Backpressure::builder("queue").build().unwrap();
+    let pipeline = Pipeline::<u32, &str>::builder("jobs")
+        .bulkhead((bulkhead.clone(), backpressure.clone()))
+        .build()
+        .unwrap();
+    assert_eq!(pipeline.call(|| async { Ok(1) }).await.unwrap(), 1);
+    let _ = pipeline.call(|| async { Err("boom") }).await;
+    let held = bulkhead.try_acquire().unwrap();
+    let error = pipeline.call(|| async { Ok(2) }).await.unwrap_err();
+    assert_eq!(
+        error.rejection().map(Rejection::reason),
+        Some(RejectionReason::CapacityFull)
+    );
+    drop(held);
+    let metrics = bulkhead.metrics();
+    assert_eq!(
+        (
+            metrics.successful_requests,
+            metrics.failed_requests,
+            metrics.rejected_requests
+        ),
+        (1, 1, 1)
+    );
+    let backpressure = backpressure.metrics();
+    assert_eq!(
+        (backpressure.pending_count, backpressure.total_accepted),
+        (0, 2)
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn execute_passes_errors_through_unnested() {
     let bulkhead = bulkhead(1, 0, None);
     let inner = bulkhead

@@ -5,13 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use resilience::admission::Admission;
 use resilience::load_shed::{
     LoadLevel, LoadShedder, LoadShedderConfig, Permit, Priority, ShedReason,
 };
 use resilience::registry::{Registry, RegistryError};
 use resilience::{Error, RejectionReason};
-use futures_util::FutureExt;
 use resilience_testkit::EventRecorder;
 use tokio::task::yield_now;
 use tokio::time::{advance, Instant};
@@ -193,7 +193,10 @@ async fn raising_the_cap_admits_waiters_at_once() {
         max_requests: 0,
         ..config
     };
-    assert_eq!(shedder.set_config(invalid).unwrap_err().field(), "max_requests");
+    assert_eq!(
+        shedder.set_config(invalid).unwrap_err().field(),
+        "max_requests"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -296,30 +299,45 @@ async fn call_and_execute_keep_errors_apart() {
 async fn the_admission_impls_use_normal_or_the_chosen_priority() {
     let shedder = shedder(10, 0);
     let _held = hold(&shedder, 7);
-    assert!(shedder.admit().await.is_ok(), "normal: 70 % is not above 75 %");
+    assert!(
+        shedder.admit().await.is_ok(),
+        "normal: 70 % is not above 75 %"
+    );
     assert!(shedder.prioritized(Priority::Low).admit().await.is_err());
     assert!(shedder.prioritized(Priority::High).admit().await.is_ok());
 }
 
 #[test]
 fn every_invalid_field_is_named_at_build() {
-    let build = |config: LoadShedderConfig| {
-        LoadShedder::from_config("api", config)
-            .unwrap_err()
-            .field()
-    };
+    let build =
+        |config: LoadShedderConfig| LoadShedder::from_config("api", config).unwrap_err().field();
     let base = LoadShedderConfig::default;
-    assert_eq!(build(LoadShedderConfig { max_requests: 0, ..base() }), "max_requests");
     assert_eq!(
-        build(LoadShedderConfig { wait_timeout: Duration::ZERO, ..base() }),
+        build(LoadShedderConfig {
+            max_requests: 0,
+            ..base()
+        }),
+        "max_requests"
+    );
+    assert_eq!(
+        build(LoadShedderConfig {
+            wait_timeout: Duration::ZERO,
+            ..base()
+        }),
         "wait_timeout"
     );
     assert_eq!(
-        build(LoadShedderConfig { high_threshold: 1.01, ..base() }),
+        build(LoadShedderConfig {
+            high_threshold: 1.01,
+            ..base()
+        }),
         "high_threshold"
     );
     assert_eq!(
-        build(LoadShedderConfig { normal_threshold: 0.5, ..base() }),
+        build(LoadShedderConfig {
+            normal_threshold: 0.5,
+            ..base()
+        }),
         "low_threshold"
     );
     let error = LoadShedder::builder("api")
@@ -327,7 +345,10 @@ fn every_invalid_field_is_named_at_build() {
         .build()
         .unwrap_err();
     assert_eq!(error.field(), "normal_threshold");
-    assert_eq!(LoadShedder::builder("").build().unwrap_err().field(), "name");
+    assert_eq!(
+        LoadShedder::builder("").build().unwrap_err().field(),
+        "name"
+    );
 }
 
 #[test]
@@ -442,12 +463,19 @@ mod system {
         script.set(0.85, 0.85);
         let shedder = system_shedder(&script);
         assert_eq!(script.samples(), 1, "the first reading is taken at build");
-        assert!(shedder.try_acquire(Priority::Low).is_ok(), "85 % is not above 85 %");
+        assert!(
+            shedder.try_acquire(Priority::Low).is_ok(),
+            "85 % is not above 85 %"
+        );
 
         next_sample(&script, 0.8501, 0.0).await;
         let shed = shedder.try_acquire(Priority::Normal).unwrap_err();
         assert_eq!(shed.reason(), RejectionReason::LoadShed);
-        assert_eq!(shed.retry_after(), Some(INTERVAL), "the next sample is a second away");
+        assert_eq!(
+            shed.retry_after(),
+            Some(INTERVAL),
+            "the next sample is a second away"
+        );
         assert!(shedder.try_acquire(Priority::High).is_ok());
 
         next_sample(&script, 0.0, 0.86).await;
@@ -463,8 +491,15 @@ mod system {
         next_sample(&script, 1.0, 1.0).await;
         assert!(shedder.try_acquire(Priority::Critical).is_ok());
         let metrics = shedder.metrics();
-        assert_eq!((metrics.cpu_usage, metrics.memory_usage), (Some(1.0), Some(1.0)));
-        assert_eq!(metrics.load_level, LoadLevel::Critical, "from the system level");
+        assert_eq!(
+            (metrics.cpu_usage, metrics.memory_usage),
+            (Some(1.0), Some(1.0))
+        );
+        assert_eq!(
+            metrics.load_level,
+            LoadLevel::Critical,
+            "from the system level"
+        );
         next_sample(&script, 0.65, 0.65).await;
         assert_eq!(shedder.load_level(), LoadLevel::Elevated);
         next_sample(&script, 0.30, 0.40).await;
@@ -487,7 +522,11 @@ mod system {
         for _ in 0..5 {
             next_sample(&script, 0.1, 0.1).await;
         }
-        assert_eq!(script.samples(), 5, "no sample after the last handle is gone");
+        assert_eq!(
+            script.samples(),
+            5,
+            "no sample after the last handle is gone"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -519,10 +558,9 @@ mod system {
     #[cfg(feature = "serde")]
     #[test]
     fn the_system_section_deserializes() {
-        let config: LoadShedderConfig = serde_json::from_str(
-            r#"{"system": {"cpu_threshold": 0.9, "check_interval": "2s"}}"#,
-        )
-        .unwrap();
+        let config: LoadShedderConfig =
+            serde_json::from_str(r#"{"system": {"cpu_threshold": 0.9, "check_interval": "2s"}}"#)
+                .unwrap();
         let system = config.system.unwrap();
         assert_eq!(system.cpu_threshold, 0.9);
         assert_eq!(system.memory_threshold, 0.85);
@@ -540,22 +578,32 @@ mod layer {
 
     #[tokio::test(start_paused = true)]
     async fn the_layer_sheds_by_request_priority_and_queues_at_the_cap() {
-        let shedder = shedder(2, 1);
-        let layer = LoadShedderLayer::new(shedder.clone()).priority_fn(|request: &&str| {
-            request.parse().unwrap_or(Priority::Normal)
-        });
+        let shedder = LoadShedder::builder("api")
+            .max_requests(2)
+            .max_queue_depth(1)
+            .threshold(Priority::Low, 0.4)
+            .build()
+            .unwrap();
+        let layer = LoadShedderLayer::new(shedder.clone())
+            .priority_fn(|request: &&str| request.parse().unwrap_or(Priority::Normal));
         let (service, mut handle) = mock::pair::<&str, &str>();
         let mut service = Spawn::new(layer.layer(service));
         handle.allow(0);
-        assert!(service.poll_ready().is_pending(), "readiness is the inner's");
+        assert!(
+            service.poll_ready().is_pending(),
+            "readiness is the inner's"
+        );
         handle.allow(10);
 
         assert!(service.poll_ready().is_ready());
         let first = service.call("normal");
-        // 50 %: low is shed, without its future ever reaching the inner service.
+        // 50 % is above 40 %: low is shed, its inner future never polled.
         assert!(service.poll_ready().is_ready());
         let shed = service.call("low").await.unwrap_err();
-        assert_eq!(shed.rejection().unwrap().reason(), RejectionReason::LoadShed);
+        assert_eq!(
+            shed.rejection().unwrap().reason(),
+            RejectionReason::LoadShed
+        );
         assert!(service.poll_ready().is_ready());
         let second = service.call("critical");
         assert!(service.poll_ready().is_ready());

@@ -1,7 +1,10 @@
 //! Real servers on 127.0.0.1 and a real client, in real time (a paused clock would jump
 //! ahead while sockets are idle).
 
-#![allow(dead_code, reason = "each test binary uses its own part of the helpers")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of the helpers"
+)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +22,9 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) async fn start(app: Router) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("local address");
         tokio::spawn(async move {
             axum::serve(

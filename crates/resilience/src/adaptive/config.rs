@@ -155,7 +155,10 @@ mod tests {
     #[test]
     fn the_default_is_the_seeds_aimd_without_waiting() {
         let config = AdaptiveConfig::default();
-        assert_eq!(config.algorithm, AlgorithmConfig::Aimd(AimdConfig::default()));
+        assert_eq!(
+            config.algorithm,
+            AlgorithmConfig::Aimd(AimdConfig::default())
+        );
         assert_eq!(config.wait_timeout, Duration::ZERO);
         config.validate().unwrap();
         assert_eq!(config.algorithm.build().limit(), 100);
@@ -177,7 +180,10 @@ mod tests {
     fn custom_algorithms_compare_by_factory() {
         let custom = AlgorithmConfig::custom(|| Aimd::new(AimdConfig::default()));
         assert_eq!(custom, custom.clone());
-        assert_ne!(custom, AlgorithmConfig::custom(|| Aimd::new(AimdConfig::default())));
+        assert_ne!(
+            custom,
+            AlgorithmConfig::custom(|| Aimd::new(AimdConfig::default()))
+        );
         assert_eq!(custom.build().name(), "aimd");
     }
 }

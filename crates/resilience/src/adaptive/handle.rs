@@ -266,7 +266,9 @@ impl Inner {
     }
 
     fn lock_config(&self) -> MutexGuard<'_, AdaptiveConfig> {
-        self.config.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.config
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     pub(super) fn wait_timeout(&self) -> Duration {
@@ -274,10 +276,16 @@ impl Inner {
     }
 
     /// Stores a new limit; returns the change if there was one.
+    /// Always called under the algorithm lock, so a load and a store suffice (no
+    /// read-modify-write on every completed call).
     fn publish(&self, limit: u32, algorithm: &'static str) -> Option<Change> {
         let new = limit.max(1);
-        let old = self.limit.swap(new, Ordering::AcqRel);
-        (old != new).then_some((old, new, algorithm))
+        let old = self.limit.load(Ordering::Acquire);
+        if old == new {
+            return None;
+        }
+        self.limit.store(new, Ordering::Release);
+        Some((old, new, algorithm))
     }
 
     /// Lets the algorithm close a due window; returns whether the limit rose.
@@ -343,8 +351,17 @@ impl Inner {
         )
     }
 
-    pub(super) fn classify<T, E>(&self, classifier: &impl Classify<T, E>, result: &Result<T, E>) -> Outcome {
-        judge(classifier, result, PatternKind::AdaptiveConcurrency, &self.name)
+    pub(super) fn classify<T, E>(
+        &self,
+        classifier: &impl Classify<T, E>,
+        result: &Result<T, E>,
+    ) -> Outcome {
+        judge(
+            classifier,
+            result,
+            PatternKind::AdaptiveConcurrency,
+            &self.name,
+        )
     }
 }
 

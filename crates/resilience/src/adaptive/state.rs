@@ -115,7 +115,11 @@ mod tests {
     fn admission_stops_at_the_limit() {
         assert_eq!(admit(0, 1), Some(1));
         assert_eq!(admit(1, 1), None);
-        assert_eq!(admit(5, 3), None, "a lowered limit admits nobody until calls finish");
+        assert_eq!(
+            admit(5, 3),
+            None,
+            "a lowered limit admits nobody until calls finish"
+        );
         assert_eq!(utilization(5, 3), 1.0);
         assert_eq!(utilization(1, 4), 0.25);
     }
@@ -125,7 +129,10 @@ mod tests {
         let epoch = Instant::now();
         let second = Duration::from_secs(1);
         let mut window = Window::default();
-        assert!(!window.is_due(epoch + second * 10, second, 3), "an empty window never closes");
+        assert!(
+            !window.is_due(epoch + second * 10, second, 3),
+            "an empty window never closes"
+        );
         window.add(&sample(epoch, 10, 1, Outcome::Success));
         window.add(&sample(epoch, 30, 4, Outcome::Failure));
         window.add(&sample(epoch, 500, 9, Outcome::Ignored));
@@ -136,9 +143,15 @@ mod tests {
         window.add(&sample(epoch, 20, 2, Outcome::Success));
         assert!(window.is_due(opened, second, 3), "three counted samples");
         let summary = window.close(opened).unwrap();
-        assert_eq!((summary.count, summary.successes, summary.failures), (3, 2, 1));
+        assert_eq!(
+            (summary.count, summary.successes, summary.failures),
+            (3, 2, 1)
+        );
         assert_eq!(summary.average, Duration::from_millis(20));
-        assert_eq!(summary.max_in_flight, 4, "ignored samples count for nothing");
+        assert_eq!(
+            summary.max_in_flight, 4,
+            "ignored samples count for nothing"
+        );
         assert_eq!(window.count(), 0);
         assert!(window.close(opened).is_none());
     }

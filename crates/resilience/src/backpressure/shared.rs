@@ -119,7 +119,7 @@ impl Inner {
                 .wait_timeout
                 .store(nanos(config.wait_timeout), Relaxed);
             switches.extend(shared.core.reconfigure(marks));
-            Inner::grant_waiters(&mut shared, &mut switches);
+            Self::grant_waiters(&mut shared, &mut switches);
             inner.publish(&shared);
         }
         for switch in switches {

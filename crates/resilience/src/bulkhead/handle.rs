@@ -192,7 +192,8 @@ impl Bulkhead {
         })
     }
 
-    /// This bulkhead's own listeners; events also reach [`events::global()`].
+    /// This bulkhead's own listeners; events also reach
+    /// [`events::global()`](crate::events::global).
     pub fn events(&self) -> &EventBus {
         self.inner.events()
     }

@@ -207,8 +207,8 @@ impl Inner {
     }
 
     /// Waits in the semaphore's FIFO queue; `Ok` carries the time the slot was taken (see
-    /// [`Guard`](super::permit::Guard)). The place in the queue is an RAII guard on the waiting count, so a
-    /// cancelled or timed-out wait can never leave the count behind.
+    /// [`Guard`](super::permit::Guard)). The place in the queue is an RAII guard on the
+    /// waiting count, so a cancelled or timed-out wait can never leave the count behind.
     pub(super) async fn wait(&self) -> Result<Option<Instant>, Rejection> {
         let place = match Place::join(&self.waiting, self.max_waiting.load(Relaxed)) {
             Ok(place) => place,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::handle::Monitor;
+use super::monitor::Monitor;
 use super::{LoadShedder, LoadShedderConfig, Priority};
 use crate::config::check;
 use crate::ConfigError;
@@ -105,8 +105,11 @@ impl LoadShedderBuilder {
     pub fn build(self) -> Result<LoadShedder, ConfigError> {
         check::name(&self.name)?;
         self.config.validate()?;
-        let monitor = start_monitor(&self.config, self.source)?;
-        Ok(LoadShedder::new(&self.name, self.config, monitor))
+        Ok(LoadShedder::new(
+            &self.name,
+            start_monitor(&self.config, self.source)?,
+            self.config,
+        ))
     }
 }
 

@@ -1,6 +1,5 @@
 //! [`LoadShedder`]: the async shell around the pure decisions of `state.rs`.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -10,8 +9,10 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::monitor::{self, Monitor};
 use super::permit::{Acquire, Permit};
-use super::state::{self, Counts, Decision, Limits, Release, ShedReason, SystemLoad};
+use super::queue::Queue;
+use super::state::{self, Counts, Decision, Limits, ShedReason, SystemLoad};
 use super::{
     LoadLevel, LoadShedderBuilder, LoadShedderConfig, LoadShedderEvent, LoadShedderMetrics,
     Priority,
@@ -19,12 +20,6 @@ use super::{
 use crate::events::{Emitter, EventBus};
 use crate::registry::Registered;
 use crate::{ConfigError, Error, PatternKind, Rejection};
-
-/// The system sampler's readings, when system shedding is on.
-#[cfg(feature = "system")]
-pub(super) type Monitor = Option<super::system::Monitor>;
-#[cfg(not(feature = "system"))]
-pub(super) type Monitor = ();
 
 /// A load shedder: refuses work early when the service is overloaded, least important first.
 ///
@@ -35,23 +30,12 @@ pub struct LoadShedder {
     pub(super) inner: Arc<Inner>,
 }
 
-/// A request waiting in the queue; the slot is handed over through `grant`.
-struct Waiter {
-    id: u64,
-    grant: oneshot::Sender<()>,
-}
-
-struct Queue {
-    waiters: VecDeque<Waiter>,
-    next_id: u64,
-}
-
 pub(super) struct Inner {
-    name: Arc<str>,
+    pub(super) name: Arc<str>,
     /// [`Counts`] packed: active requests and queue length, so the uncontended path is one
     /// compare-exchange and "nobody is queued" is part of the same word.
-    word: AtomicU64,
-    max_requests: AtomicU32,
+    pub(super) word: AtomicU64,
+    pub(super) max_requests: AtomicU32,
     max_queue_depth: AtomicU32,
     thresholds: [AtomicU64; 3],
     wait_timeout: AtomicU64,
@@ -59,12 +43,8 @@ pub(super) struct Inner {
     total_accepted: AtomicU64,
     /// The waiters, oldest first. Every change of `queued` in `word` happens under this lock,
     /// together with the matching change here, so the two always agree.
-    queue: Mutex<Queue>,
+    pub(super) queue: Mutex<Queue>,
     config: Mutex<LoadShedderConfig>,
-    #[cfg_attr(
-        not(feature = "system"),
-        expect(dead_code, reason = "a unit placeholder without the `system` feature")
-    )]
     monitor: Monitor,
     emitter: Emitter,
 }
@@ -95,7 +75,7 @@ impl LoadShedder {
         Self::builder(name).config(config).build()
     }
 
-    pub(super) fn new(name: &str, config: LoadShedderConfig, monitor: Monitor) -> Self {
+    pub(super) fn new(name: &str, monitor: Monitor, config: LoadShedderConfig) -> Self {
         let name: Arc<str> = Arc::from(name.trim());
         let inner = Inner {
             emitter: Emitter::new(Arc::clone(&name)),
@@ -107,14 +87,11 @@ impl LoadShedder {
             wait_timeout: AtomicU64::new(0),
             total_shed: AtomicU64::new(0),
             total_accepted: AtomicU64::new(0),
-            queue: Mutex::new(Queue {
-                waiters: VecDeque::new(),
-                next_id: 0,
-            }),
-            config: Mutex::new(config.clone()),
+            queue: Mutex::new(Queue::default()),
+            config: Mutex::new(config),
             monitor,
         };
-        inner.publish(&config);
+        inner.publish(&inner.lock_config());
         Self {
             inner: Arc::new(inner),
         }
@@ -211,7 +188,7 @@ impl LoadShedder {
         let inner = &*self.inner;
         {
             let mut current = inner.lock_config();
-            inner.check_system_unchanged(&current, &config)?;
+            monitor::check_system_unchanged(&current, &config)?;
             inner.publish(&config);
             *current = config;
         }
@@ -226,13 +203,17 @@ impl LoadShedder {
 }
 
 impl Inner {
-    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+    pub(super) fn lock_queue(&self) -> MutexGuard<'_, Queue> {
         // Nothing user-written runs under this lock; a poisoned queue is still consistent.
-        self.queue.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.queue
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn lock_config(&self) -> MutexGuard<'_, LoadShedderConfig> {
-        self.config.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.config
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Copies the numbers every decision reads into atomics.
@@ -261,7 +242,7 @@ impl Inner {
         }
     }
 
-    fn counts(&self) -> Counts {
+    pub(super) fn counts(&self) -> Counts {
         Counts::unpack(self.word.load(Ordering::Acquire))
     }
 
@@ -277,7 +258,7 @@ impl Inner {
         let utilization = state::utilization(active, self.max_requests.load(Ordering::Relaxed));
         let level = LoadLevel::from_utilization(utilization);
         match self.system_load() {
-            Some(load) => level.max(system_level(load)),
+            Some(load) => level.max(state::system_level(load)),
             None => level,
         }
     }
@@ -310,7 +291,7 @@ impl Inner {
 
     /// Applies `change` to the counts atomically (for queue changes, made under the lock while
     /// fast-path releases above a lowered cap may still change `active`).
-    fn update(&self, change: fn(Counts) -> Counts) {
+    pub(super) fn update(&self, change: fn(Counts) -> Counts) {
         let _ = self
             .word
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
@@ -318,119 +299,10 @@ impl Inner {
             });
     }
 
-    fn exchange(&self, current: u64, after: Counts) -> Result<(), u64> {
+    pub(super) fn exchange(&self, current: u64, after: Counts) -> Result<(), u64> {
         self.word
             .compare_exchange_weak(current, after.pack(), Ordering::AcqRel, Ordering::Acquire)
             .map(drop)
-    }
-
-    /// The slow path: joins the queue, unless a slot freed up meanwhile.
-    fn enqueue(&self, priority: Priority, limits: &Limits, system: Option<SystemLoad>) -> Admitted {
-        let mut queue = self.lock_queue();
-        let mut word = self.word.load(Ordering::Acquire);
-        loop {
-            let counts = Counts::unpack(word);
-            let (decision, after) = state::decide(counts, priority, limits, system);
-            if let Err(actual) = self.exchange(word, after) {
-                word = actual;
-                continue;
-            }
-            return match decision {
-                Decision::Admit => {
-                    drop(queue);
-                    self.accepted(priority, after.active)
-                }
-                Decision::Shed(reason) => {
-                    drop(queue);
-                    self.shed(priority, counts.active, reason)
-                }
-                Decision::Queue => {
-                    let (grant, granted) = oneshot::channel();
-                    let id = queue.next_id;
-                    queue.next_id += 1;
-                    queue.waiters.push_back(Waiter { id, grant });
-                    drop(queue);
-                    tracing::trace!(target: "resilience::load_shed", shedder = %self.name, %priority, queued = after.queued, "request queued");
-                    Admitted::Queued {
-                        id,
-                        grant: granted,
-                        deadline: Instant::now() + self.wait_timeout(),
-                    }
-                }
-            };
-        }
-    }
-
-    /// A waiter that timed out or was cancelled leaves the queue. Returns whether it had been
-    /// granted a slot before it could leave (the caller then owns that slot).
-    pub(super) fn leave(&self, id: u64, grant: &mut oneshot::Receiver<()>) -> bool {
-        let mut queue = self.lock_queue();
-        if let Some(position) = queue.waiters.iter().position(|waiter| waiter.id == id) {
-            queue.waiters.remove(position);
-            self.update(state::leave_queue);
-            return false;
-        }
-        drop(queue);
-        // Not queued any more, so a releaser popped it and sent the grant under the lock.
-        grant.try_recv().is_ok()
-    }
-
-    /// Releases a slot: frees it, or hands it to the oldest waiter.
-    pub(super) fn release(&self) {
-        let max_requests = self.max_requests.load(Ordering::Relaxed);
-        let mut word = self.word.load(Ordering::Acquire);
-        loop {
-            match state::release(Counts::unpack(word), max_requests) {
-                Release::Free(after) => match self.exchange(word, after) {
-                    Ok(()) => return,
-                    Err(actual) => word = actual,
-                },
-                Release::HandOff => break,
-            }
-        }
-        let mut queue = self.lock_queue();
-        loop {
-            let word = self.word.load(Ordering::Acquire);
-            match state::release(Counts::unpack(word), max_requests) {
-                Release::Free(after) => {
-                    if self.exchange(word, after).is_ok() {
-                        return;
-                    }
-                }
-                Release::HandOff => {
-                    let waiter = queue
-                        .waiters
-                        .pop_front()
-                        .expect("the word counts a waiter, so the queue holds one");
-                    self.update(state::hand_off);
-                    if waiter.grant.send(()).is_ok() {
-                        return;
-                    }
-                    // Its receiver is gone: the slot is still ours to pass on.
-                }
-            }
-        }
-    }
-
-    /// After the cap was raised: admits waiters while there is room.
-    fn admit_waiters(&self) {
-        let max_requests = self.max_requests.load(Ordering::Relaxed);
-        let mut queue = self.lock_queue();
-        loop {
-            let word = self.word.load(Ordering::Acquire);
-            let Some(after) = state::admit_waiter(Counts::unpack(word), max_requests) else {
-                return;
-            };
-            if self.exchange(word, after).is_err() {
-                continue;
-            }
-            let waiter = queue.waiters.pop_front().expect("queued > 0");
-            if waiter.grant.send(()).is_err() {
-                drop(queue);
-                self.release();
-                queue = self.lock_queue();
-            }
-        }
     }
 
     pub(super) fn accepted(&self, priority: Priority, active: u32) -> Admitted {
@@ -461,81 +333,16 @@ impl Inner {
         ))
     }
 
-    /// A CPU or memory decision cannot change before the next sample; nothing else is known.
-    #[cfg(feature = "system")]
     fn retry_after(&self, reason: ShedReason) -> Option<Duration> {
-        match (&self.monitor, reason) {
-            (Some(monitor), ShedReason::Cpu | ShedReason::Memory) => {
-                Some(monitor.until_next_sample(Instant::now()))
-            }
-            _ => None,
-        }
+        monitor::retry_after(&self.monitor, reason)
     }
 
-    #[cfg(not(feature = "system"))]
-    fn retry_after(&self, _reason: ShedReason) -> Option<Duration> {
-        None
-    }
-
-    #[cfg(feature = "system")]
     fn system_load(&self) -> Option<SystemLoad> {
-        self.monitor.as_ref().map(super::system::Monitor::load)
+        monitor::system_load(&self.monitor)
     }
 
-    #[cfg(not(feature = "system"))]
-    fn system_load(&self) -> Option<SystemLoad> {
-        None
-    }
-
-    #[cfg(feature = "system")]
     fn configure_system(&self, config: &LoadShedderConfig) {
-        if let (Some(monitor), Some(system)) = (&self.monitor, &config.system) {
-            monitor.configure(system);
-        }
-    }
-
-    #[cfg(not(feature = "system"))]
-    fn configure_system(&self, _config: &LoadShedderConfig) {}
-
-    #[cfg(feature = "system")]
-    fn check_system_unchanged(
-        &self,
-        current: &LoadShedderConfig,
-        new: &LoadShedderConfig,
-    ) -> Result<(), ConfigError> {
-        if current.system.is_some() != new.system.is_some() {
-            return Err(ConfigError::new(
-                "system",
-                crate::ConfigProblem::Invalid(
-                    "system shedding cannot be turned on or off at run time".into(),
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    #[cfg(not(feature = "system"))]
-    fn check_system_unchanged(
-        &self,
-        _current: &LoadShedderConfig,
-        _new: &LoadShedderConfig,
-    ) -> Result<(), ConfigError> {
-        Ok(())
-    }
-}
-
-/// The seed's system load level: critical above 90 % CPU or memory, high above 75 % CPU or
-/// 80 % memory, elevated above 60 % CPU or 70 % memory.
-fn system_level(load: SystemLoad) -> LoadLevel {
-    let (cpu, memory) = (load.cpu, load.memory);
-    if cpu > 0.90 || memory > 0.90 {
-        LoadLevel::Critical
-    } else if cpu > 0.75 || memory > 0.80 {
-        LoadLevel::High
-    } else if cpu > 0.60 || memory > 0.70 {
-        LoadLevel::Elevated
-    } else {
-        LoadLevel::Normal
+        monitor::configure_system(&self.monitor, config);
     }
 }
 

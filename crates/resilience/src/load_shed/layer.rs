@@ -157,7 +157,11 @@ where
         let priority = self.priority.priority_of(&request);
         // Decided now, in call order, so requests are admitted in the order they arrived.
         let (acquire, permit, rejection) = match self.shedder.inner.admit(priority, true) {
-            Admitted::Now => (None, Some(Permit::new(self.shedder.clone(), priority)), None),
+            Admitted::Now => (
+                None,
+                Some(Permit::new(self.shedder.clone(), priority)),
+                None,
+            ),
             Admitted::Shed(rejection) => (None, None, Some(rejection)),
             Admitted::Queued {
                 id,

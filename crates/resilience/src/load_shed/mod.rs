@@ -89,8 +89,10 @@ mod handle;
 #[cfg(feature = "tower")]
 mod layer;
 mod metrics;
+mod monitor;
 mod permit;
 mod priority;
+mod queue;
 mod state;
 #[cfg(feature = "system")]
 mod system;

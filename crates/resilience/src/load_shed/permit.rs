@@ -83,6 +83,7 @@ impl Acquire {
 
     /// An acquisition already decided to queue (by the tower service, which decides in
     /// `call`).
+    #[cfg(feature = "tower")]
     pub(super) fn queued(
         shedder: LoadShedder,
         priority: Priority,
@@ -155,7 +156,8 @@ impl Future for Acquire {
             inner.accepted(priority, inner.active());
             return Poll::Ready(Ok(Permit::new(shedder, priority)));
         }
-        let Admitted::Shed(rejection) = inner.shed(priority, inner.active(), ShedReason::WaitTimeout)
+        let Admitted::Shed(rejection) =
+            inner.shed(priority, inner.active(), ShedReason::WaitTimeout)
         else {
             unreachable!("shed always sheds");
         };

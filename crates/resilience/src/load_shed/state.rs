@@ -17,7 +17,7 @@
 
 use std::fmt;
 
-use super::{LoadShedderConfig, Priority};
+use super::{LoadLevel, LoadShedderConfig, Priority};
 
 /// Requests running and waiting, packed by the handle into one `u64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -84,7 +84,7 @@ impl ShedReason {
 
 impl fmt::Display for ShedReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -190,6 +190,21 @@ fn system_shed(load: SystemLoad, priority: Priority) -> Option<ShedReason> {
         Some(ShedReason::Memory)
     } else {
         None
+    }
+}
+
+/// The seed's system load level: critical above 90 % CPU or memory, high above 75 % CPU or
+/// 80 % memory, elevated above 60 % CPU or 70 % memory.
+pub(crate) fn system_level(load: SystemLoad) -> LoadLevel {
+    let (cpu, memory) = (load.cpu, load.memory);
+    if cpu > 0.90 || memory > 0.90 {
+        LoadLevel::Critical
+    } else if cpu > 0.75 || memory > 0.80 {
+        LoadLevel::High
+    } else if cpu > 0.60 || memory > 0.70 {
+        LoadLevel::Elevated
+    } else {
+        LoadLevel::Normal
     }
 }
 

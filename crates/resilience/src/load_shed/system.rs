@@ -76,7 +76,13 @@ pub struct SystemSample {
 impl SystemSample {
     /// A reading; values are clamped to `0..=1`, and NaN (unknown) reads as 0.
     pub fn new(cpu: f64, memory: f64) -> Self {
-        let clamp = |value: f64| if value.is_nan() { 0.0 } else { value.clamp(0.0, 1.0) };
+        let clamp = |value: f64| {
+            if value.is_nan() {
+                0.0
+            } else {
+                value.clamp(0.0, 1.0)
+            }
+        };
         Self {
             cpu: clamp(cpu),
             memory: clamp(memory),
@@ -119,7 +125,8 @@ impl Readings {
     fn store(&self, sample: SystemSample, now: Instant) {
         let sample = SystemSample::new(sample.cpu, sample.memory);
         self.cpu.store(sample.cpu.to_bits(), Ordering::Relaxed);
-        self.memory.store(sample.memory.to_bits(), Ordering::Relaxed);
+        self.memory
+            .store(sample.memory.to_bits(), Ordering::Relaxed);
         let next = (now + self.interval()).saturating_duration_since(self.epoch);
         self.next_sample
             .store(saturating_nanos(next), Ordering::Relaxed);
@@ -265,7 +272,10 @@ mod tests {
     #[test]
     fn defaults_are_the_seeds_and_fields_are_validated() {
         let config = SystemConfig::default();
-        assert_eq!((config.cpu_threshold, config.memory_threshold), (0.85, 0.85));
+        assert_eq!(
+            (config.cpu_threshold, config.memory_threshold),
+            (0.85, 0.85)
+        );
         assert_eq!(config.check_interval, Duration::from_secs(1));
         config.validate().unwrap();
         let field = |config: SystemConfig| config.validate().unwrap_err().field();
@@ -301,7 +311,7 @@ mod tests {
 
     #[test]
     fn building_outside_a_runtime_is_a_config_error() {
-        let source = Box::new(|| SystemSample::default());
+        let source = Box::new(SystemSample::default);
         let error = Monitor::start(&SystemConfig::default(), source).unwrap_err();
         assert_eq!(error.field(), "system");
     }

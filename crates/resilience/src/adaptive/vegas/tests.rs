@@ -101,7 +101,9 @@ fn limits_are_clamped_and_short_windows_discarded() {
     // Nine samples are too few to update on.
     let rtt = Duration::from_millis(100);
     for _ in 0..9 {
-        driver.vegas.update(&Sample::new(driver.clock, rtt, 9, Outcome::Failure));
+        driver
+            .vegas
+            .update(&Sample::new(driver.clock, rtt, 9, Outcome::Failure));
     }
     assert_eq!(driver.vegas.poll(driver.clock + WINDOW * 2), 9);
 }
@@ -126,7 +128,10 @@ fn probes_forget_the_no_load_latency_halve_and_skip_older_calls() {
             break;
         }
     }
-    assert!(probed, "a probe within 10 windows (probe_multiplier 1, limit 10)");
+    assert!(
+        probed,
+        "a probe within 10 windows (probe_multiplier 1, limit 10)"
+    );
     // A call admitted before the probe is discarded: the latency is not learnt from it.
     let stale = Sample::new(
         driver.clock - WINDOW * 3,
@@ -145,14 +150,41 @@ fn probes_forget_the_no_load_latency_halve_and_skip_older_calls() {
 fn every_invalid_field_is_named() {
     let base = VegasConfig::default;
     let field = |config: VegasConfig| config.validate().unwrap_err().field();
-    assert_eq!(field(VegasConfig { min_limit: 0, ..base() }), "min_limit");
-    assert_eq!(field(VegasConfig { initial_limit: 2000, ..base() }), "initial_limit");
+    assert_eq!(
+        field(VegasConfig {
+            min_limit: 0,
+            ..base()
+        }),
+        "min_limit"
+    );
+    assert_eq!(
+        field(VegasConfig {
+            initial_limit: 2000,
+            ..base()
+        }),
+        "initial_limit"
+    );
     assert_eq!(field(VegasConfig { alpha: 0, ..base() }), "alpha");
     assert_eq!(field(VegasConfig { alpha: 7, ..base() }), "alpha");
-    assert_eq!(field(VegasConfig { smoothing: 0.0, ..base() }), "smoothing");
-    assert_eq!(field(VegasConfig { window: Duration::ZERO, ..base() }), "window");
     assert_eq!(
-        field(VegasConfig { min_window_samples: 0, ..base() }),
+        field(VegasConfig {
+            smoothing: 0.0,
+            ..base()
+        }),
+        "smoothing"
+    );
+    assert_eq!(
+        field(VegasConfig {
+            window: Duration::ZERO,
+            ..base()
+        }),
+        "window"
+    );
+    assert_eq!(
+        field(VegasConfig {
+            min_window_samples: 0,
+            ..base()
+        }),
         "min_window_samples"
     );
 }

@@ -58,7 +58,10 @@ impl SysinfoSource {
         let limited = self
             .read("memory.max")
             .and_then(|max| parse_limit(&max))
-            .zip(self.read("memory.current").and_then(|now| parse_limit(&now)));
+            .zip(
+                self.read("memory.current")
+                    .and_then(|now| parse_limit(&now)),
+            );
         if let Some((max, current)) = limited {
             return ratio(current as f64, max as f64);
         }
@@ -161,7 +164,11 @@ mod tests {
         assert_eq!(parse_cpu_max("200000 100000\n"), Some(2.0));
         assert_eq!(parse_cpu_max("50000 100000"), Some(0.5));
         assert_eq!(parse_cpu_max("max 100000\n"), None);
-        assert_eq!(parse_cpu_max("150000"), Some(1.5), "the period defaults to 100 ms");
+        assert_eq!(
+            parse_cpu_max("150000"),
+            Some(1.5),
+            "the period defaults to 100 ms"
+        );
         assert_eq!(parse_cpu_max("0 100000"), None);
         assert_eq!(parse_cpu_max("garbage"), None);
     }
@@ -181,7 +188,11 @@ mod tests {
         let second = Duration::from_secs(1);
         assert_eq!(cpu_ratio(1_000_000, 2_500_000, second, 2.0), 0.75);
         assert_eq!(cpu_ratio(0, 5_000_000, second, 1.0), 1.0, "clamped");
-        assert_eq!(cpu_ratio(10, 5, second, 1.0), 0.0, "a reset counter reads as idle");
+        assert_eq!(
+            cpu_ratio(10, 5, second, 1.0),
+            0.0,
+            "a reset counter reads as idle"
+        );
         assert_eq!(cpu_ratio(0, 10, Duration::ZERO, 1.0), 0.0);
     }
 

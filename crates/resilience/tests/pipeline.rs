@@ -282,6 +282,26 @@ async fn cancellation_at_random_points_leaves_nothing_running() {
     assert_eq!(breaker.metrics().half_open_calls, 0);
 }
 
+/// An adaptive limiter in the bulkhead slot learns from every outcome (its permit asks for
+/// them), and a pair fills one slot with two limiters.
+#[tokio::test(start_paused = true)]
+async fn an_adaptive_limiter_in_the_pipeline_learns_from_outcomes() {
+    let adaptive = resilience::AdaptiveLimiter::builder("learner").build().unwrap();
+    let gate = Gate::default();
+    let pipeline = Pipeline::<u32, Failure>::builder("learner")
+        .bulkhead((gate.clone(), adaptive.clone()))
+        .build()
+        .unwrap();
+    pipeline.call(|| async { Ok(1) }).await.unwrap();
+    let _ = pipeline.call(|| async { Err(failure()) }).await;
+    let metrics = adaptive.metrics();
+    assert_eq!((metrics.success_count, metrics.failure_count), (1, 1));
+    assert_eq!(
+        *gate.outcomes.lock().unwrap(),
+        [Outcome::Success, Outcome::Failure]
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_empty_pipeline_just_calls() {
     let pipeline = Pipeline::<u8, Failure>::builder("empty").build().unwrap();

@@ -107,6 +107,10 @@ impl fmt::Debug for Permit {
 }
 
 impl AdmissionPermit for Permit {
+    fn wants_outcome(&self) -> bool {
+        true
+    }
+
     fn complete(self, outcome: Outcome) {
         self.record(outcome);
     }

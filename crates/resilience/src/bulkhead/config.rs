@@ -40,9 +40,9 @@ impl Default for BulkheadConfig {
     }
 }
 
-/// The most slots a bulkhead may have: what tokio's semaphore can hold, rounded down to a
-/// power of two so that it reads well in an error message.
-pub(crate) const MAX_SLOTS: u32 = 1 << 28;
+/// The most slots (and waiters) a bulkhead may have: a power of two that tokio's semaphore
+/// holds on every platform (its limit is `usize::MAX >> 3`, 2^29 - 1 on 32-bit targets).
+const MAX_SLOTS: u32 = 1 << 28;
 
 /// The longest accepted wait: what fits in the handle's 64-bit nanosecond word.
 const MAX_WAIT: Duration = Duration::from_nanos(u64::MAX);

@@ -252,6 +252,13 @@ impl Rate {
         Duration::from_nanos(self.interval)
     }
 
+    /// The window that holds `burst` requests at the sustained rate: `period * burst / count`,
+    /// rounded up to the nanosecond, so `period` itself when the burst is the count. The
+    /// window algorithms (sliding log and counter) count over it.
+    pub const fn window(&self) -> Duration {
+        Duration::from_nanos(self.window)
+    }
+
     /// The emission interval in nanoseconds.
     pub(crate) const fn interval_nanos(&self) -> u64 {
         self.interval

@@ -286,7 +286,9 @@ async fn cancellation_at_random_points_leaves_nothing_running() {
 /// them), and a pair fills one slot with two limiters.
 #[tokio::test(start_paused = true)]
 async fn an_adaptive_limiter_in_the_pipeline_learns_from_outcomes() {
-    let adaptive = resilience::AdaptiveLimiter::builder("learner").build().unwrap();
+    let adaptive = resilience::AdaptiveLimiter::builder("learner")
+        .build()
+        .unwrap();
     let gate = Gate::default();
     let pipeline = Pipeline::<u32, Failure>::builder("learner")
         .bulkhead((gate.clone(), adaptive.clone()))

@@ -43,7 +43,8 @@ use crate::{PatternKind, Rate, Rejection, RejectionReason};
 /// use resilience::Rate;
 /// use std::time::Duration;
 ///
-/// # fn main() -> Result<(), resilience::ConfigError> {
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), resilience::ConfigError> {
 /// let limiter = DirectRateLimiter::builder("partner-api").rate(Rate::per_second(2)).build()?;
 /// assert_eq!(limiter.check_now().remaining(), 1);
 /// assert_eq!(limiter.check_now().remaining(), 0);

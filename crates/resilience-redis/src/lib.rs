@@ -17,7 +17,7 @@
 //! # Example
 //!
 //! `crates/resilience-redis/examples/rate_limit.rs` is a complete program that starts a
-//! private `redis-server` (`cargo run -p resilience-redis --example rate_limit`); in short:
+//! private `redis-server` (`cargo run -p resilience-redis --example redis_rate_limit`); in short:
 //!
 //! ```no_run
 //! use resilience::rate_limit::RateLimiter;

@@ -4,7 +4,7 @@
 //! Starts a private `redis-server` on a free loopback port (it must be on `PATH`):
 //!
 //! ```text
-//! cargo run -p resilience-redis --example rate_limit
+//! cargo run -p resilience-redis --example redis_rate_limit
 //! ```
 
 use std::time::Duration;

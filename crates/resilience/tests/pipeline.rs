@@ -331,3 +331,49 @@ fn flatten_removes_one_level_of_nesting() {
     });
     assert!(nested.flatten().is_timeout());
 }
+
+/// The same stack as tower middleware: `ServiceBuilder` with our layers, outermost first.
+/// Each layer wraps its inner service's error in `Error`; `Error::flatten` undoes one level,
+/// and the retry's rules see the inner `Error`, so they can leave rejections alone.
+#[cfg(feature = "tower")]
+#[tokio::test(start_paused = true)]
+async fn the_same_stack_as_tower_layers() {
+    use resilience::circuit_breaker::CircuitBreakerLayer;
+    use resilience::retry::{RetryLayer, RetryRules};
+    use resilience::timeout::TimeoutLayer;
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let breaker = CircuitBreaker::builder("tower-stack")
+        .failure_threshold(2)
+        .build()
+        .unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&calls);
+    let upstream = tower::service_fn(move |(): ()| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Err::<u32, _>(failure()) }
+    });
+    let rules = RetryRules::<u32, Error<Failure>>::new().never_retry_if(Error::is_rejected);
+    let service = ServiceBuilder::new()
+        .map_err(Error::<Error<Failure>>::flatten)
+        .layer(RetryLayer::new(retry("tower-stack", 5)).rules(rules))
+        .map_err(Error::<Error<Failure>>::flatten)
+        .layer(CircuitBreakerLayer::new(breaker.clone()))
+        .layer(TimeoutLayer::new(
+            Timeout::new(Duration::from_secs(1)).unwrap(),
+        ))
+        .service(upstream);
+
+    let error = service.oneshot(()).await.unwrap_err();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the open circuit stopped the retries"
+    );
+    assert_eq!(breaker.state(), CircuitState::Open);
+    assert_eq!(
+        error.rejection().map(Rejection::reason),
+        Some(RejectionReason::CircuitOpen),
+        "{error}"
+    );
+}

@@ -73,8 +73,12 @@
 //! The same stack as tower middleware is `ServiceBuilder::new()` with, in this order,
 //! `FallbackLayer`, `RetryLayer`, `CircuitBreakerLayer`, the rate-limit layer, `TimeoutLayer`
 //! and the bulkhead layer. Each layer wraps its inner service's error in [`Error`](crate::Error);
-//! [`Error::flatten`](crate::Error::flatten) undoes the nesting where an outer layer should see
-//! the inner one's error as its own.
+//! [`Error::flatten`](crate::Error::flatten) (through `ServiceBuilder::map_err`) undoes the
+//! nesting where an outer layer should see the inner one's error as its own. A retry layer sees
+//! inner rejections as its operation's errors, so give it
+//! `RetryRules::new().never_retry_if(Error::is_rejected)` to keep circuit-open rejections
+//! non-retryable, as the pipeline does by default (the test `the_same_stack_as_tower_layers`
+//! in `tests/pipeline.rs` builds exactly this stack).
 
 mod builder;
 mod handle;

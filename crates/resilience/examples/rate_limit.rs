@@ -37,13 +37,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
         }
-        if tick % 5 == 0 {
-            let allowed = per_client.check("polite").await.is_allowed();
-            *(if allowed {
-                &mut polite.0
-            } else {
-                &mut polite.1
-            }) += 1;
+        if tick % 5 == 0 && per_client.check("polite").await.is_allowed() {
+            polite.0 += 1;
+        } else if tick % 5 == 0 {
+            polite.1 += 1;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -52,8 +49,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The seed's style: a rate per call, each (key, rate) pair with its own budget.
     let login = Rate::per_minute(3);
-    let attempts: Vec<bool> = (0..5)
-        .map(|_| per_client.check_rate_limit("greedy", login))
+    let attempts: Vec<_> = (0..5)
+        .map(|_| per_client.check_rate_limit("ada", login))
         .collect();
     println!("login attempts at 3/minute: {attempts:?}");
 

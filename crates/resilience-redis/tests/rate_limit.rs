@@ -472,3 +472,20 @@ async fn bad_configs_fail_at_build_naming_the_field() {
     assert_eq!(burst.field(), "burst");
     assert!(RedisBackend::connect("not a url").await.is_err());
 }
+
+/// Redis decisions report through the same events as the in-memory limiters.
+#[tokio::test]
+async fn decisions_emit_rate_limit_events() {
+    let (_server, backend) = server_and_backend().await;
+    let limiter = limiter(&backend, "events", Rate::per_minute(1), Algorithm::Gcra);
+    let recorder = resilience_testkit::EventRecorder::attach(limiter.events());
+    assert!(limiter.check("ada").await.is_allowed());
+    assert!(!limiter.check("ada").await.is_allowed());
+    assert_eq!(
+        recorder.names(),
+        ["rate_limit_passed", "rate_limit_exceeded"]
+    );
+    let exceeded = &recorder.events()[1];
+    assert_eq!(exceeded.metadata()["key"], "ada");
+    assert_eq!(exceeded.metadata()["rate"], "1/minute");
+}

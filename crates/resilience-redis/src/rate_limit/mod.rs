@@ -77,7 +77,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Script;
-use resilience::rate_limit::{Algorithm, Decision, Denial, LocalRateLimiter, RateLimiter};
+use resilience::events::{Emitter, EventBus};
+use resilience::rate_limit::{
+    report_decision, Algorithm, Decision, Denial, LocalRateLimiter, RateLimiter,
+};
 use resilience::{PatternKind, Rate, Rejection, RejectionReason};
 
 pub use builder::RedisRateLimiterBuilder;
@@ -115,6 +118,8 @@ struct Inner {
     /// The in-memory limiter of `FailurePolicy::Local`.
     local: Option<LocalRateLimiter>,
     counters: Counters,
+    /// `rate_limit_passed` / `rate_limit_exceeded`, as the in-memory limiters emit them.
+    emitter: Emitter,
 }
 
 #[derive(Default)]
@@ -167,6 +172,7 @@ impl RedisRateLimiter {
                 sequence: AtomicU64::new(0),
                 local,
                 counters: Counters::default(),
+                emitter: Emitter::new(Arc::from(name)),
             }),
         }
     }
@@ -196,6 +202,12 @@ impl RedisRateLimiter {
     /// The backend this limiter calls.
     pub fn backend(&self) -> &RedisBackend {
         &self.inner.backend
+    }
+
+    /// This limiter's own listeners (every event also reaches the global bus): the same
+    /// `rate_limit_passed` and `rate_limit_exceeded` events as an in-memory limiter's.
+    pub fn events(&self) -> &EventBus {
+        self.inner.emitter.local()
     }
 
     /// A snapshot of the counters.
@@ -235,6 +247,8 @@ impl Inner {
         } else {
             &self.counters.rejected
         });
+        let rate = rate.unwrap_or(self.rate);
+        report_decision(&self.emitter, &self.name, Some(key), rate, &decision);
         decision
     }
 

@@ -6,13 +6,18 @@ use std::sync::Arc;
 use super::{global, Event, EventBus, EventPayload};
 
 /// Emits one instance's events to its own listeners and to the global bus.
-pub(crate) struct Emitter {
+///
+/// Every pattern handle owns one. It is public so that patterns in other crates (the Redis
+/// backends, say) report through the same event system: their handles own an `Emitter`,
+/// expose [`local`](Self::local) as their `events()`, and emit this crate's payloads.
+pub struct Emitter {
     name: Arc<str>,
     local: EventBus,
 }
 
 impl Emitter {
-    pub(crate) fn new(name: Arc<str>) -> Self {
+    /// An emitter for the instance `name`, with no listener yet.
+    pub fn new(name: Arc<str>) -> Self {
         Self {
             name,
             local: EventBus::new(),
@@ -20,7 +25,7 @@ impl Emitter {
     }
 
     /// The instance's own listeners.
-    pub(crate) fn local(&self) -> &EventBus {
+    pub fn local(&self) -> &EventBus {
         &self.local
     }
 
@@ -30,7 +35,7 @@ impl Emitter {
     ///
     /// Callers must not hold a lock: listeners run here, synchronously.
     #[inline]
-    pub(crate) fn emit<P: Into<EventPayload>>(&self, payload: impl FnOnce() -> P) {
+    pub fn emit<P: Into<EventPayload>>(&self, payload: impl FnOnce() -> P) {
         let bus = global();
         let (local, global) = (self.local.wanted(), bus.wanted());
         if local | global == 0 {

@@ -50,7 +50,7 @@ mod event;
 mod stream;
 
 pub use bus::{EventBus, ListenerId};
-pub(crate) use emitter::Emitter;
+pub use emitter::Emitter;
 pub(crate) use event::Seconds;
 pub use event::{Event, EventFilter, EventKind, EventPayload, UnknownEventName};
 pub use stream::EventStream;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::event::report;
+use super::event::report_decision;
 use super::gcra;
 use super::local::check_fixed;
 use super::sliding_log::{Log, SlidingLog};
@@ -165,7 +165,7 @@ impl DirectRateLimiter {
             &inner.rejected
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        report(&inner.emitter, &inner.name, None, rate, &decision);
+        report_decision(&inner.emitter, &inner.name, None, rate, &decision);
         decision
     }
 
@@ -180,7 +180,7 @@ impl DirectRateLimiter {
             )
         });
         let decision = stores.check(hasher.hash_one(rate), inner.now(), &rate);
-        report(&inner.emitter, &inner.name, None, rate, &decision);
+        report_decision(&inner.emitter, &inner.name, None, rate, &decision);
         decision
     }
 

@@ -74,8 +74,10 @@ impl RateLimiterEvent {
     }
 }
 
-/// Emits the event of one decision and logs denials. Called after every lock is released.
-pub(crate) fn report(
+/// Emits the event of one decision (`rate_limit_passed` or `rate_limit_exceeded`) and logs
+/// denials, for any [`RateLimiter`](super::RateLimiter), local or not. Call it after every
+/// lock is released: listeners run here.
+pub fn report_decision(
     emitter: &Emitter,
     name: &str,
     key: Option<&str>,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::event::report;
+use super::event::report_decision;
 use super::state::as_nanos;
 use super::store::{RateCell, Stores};
 use super::{Decision, RateLimiter, RateLimiterBuilder, RateLimiterConfig, RateLimiterMetrics};
@@ -207,7 +207,7 @@ impl Inner {
     fn decide(&self, key: &str, hash: u64, rate: Rate) -> Decision {
         let now = as_nanos(Instant::now().saturating_duration_since(self.epoch));
         let decision = self.stores.check(hash, now, &rate);
-        report(&self.emitter, &self.name, Some(key), rate, &decision);
+        report_decision(&self.emitter, &self.name, Some(key), rate, &decision);
         decision
     }
 }

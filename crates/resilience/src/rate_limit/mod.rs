@@ -120,7 +120,7 @@ pub use builder::RateLimiterBuilder;
 pub use config::{Algorithm, RateLimiterConfig};
 pub use decision::{Decision, Denial};
 pub use direct::DirectRateLimiter;
-pub use event::RateLimiterEvent;
+pub use event::{report_decision, RateLimiterEvent};
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{RateLimitLayer, RateLimitService, ResponseFuture};

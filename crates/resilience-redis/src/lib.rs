@@ -53,7 +53,9 @@
 //! of waiting for the timeout, until a background health check sees Redis answer (every
 //! 100 ms by default). Then Redis decides again, with no restart; scripts flushed by the
 //! restart are loaded again on their first `NOSCRIPT`. Metrics count backend errors,
-//! timeouts and the decisions of each policy.
+//! timeouts and the decisions of each policy; a limiter's `events()` report every decision
+//! (`rate_limit_passed`, `rate_limit_exceeded`, as the in-memory limiters do) and every
+//! decision its policy made instead of Redis (`rate_limit_backend_unavailable`).
 //!
 //! # Key layout
 //!

@@ -356,6 +356,10 @@ async fn each_failure_policy_applies_during_an_outage_and_redis_takes_over_again
     for limiter in [&open, &closed, &local] {
         assert_eq!(count_allowed(limiter, "ada", 3).await, 2, "{limiter:?}");
     }
+    let outage = resilience_testkit::EventRecorder::attach_filtered(
+        closed.events(),
+        resilience::events::EventKind::RateLimitBackendUnavailable,
+    );
 
     server.stop().await.unwrap();
     // The first call finds out, within the call timeout (plus scheduling slack).
@@ -388,6 +392,13 @@ async fn each_failure_policy_applies_during_an_outage_and_redis_takes_over_again
     assert!(!metrics.backend_healthy);
     assert_eq!(closed.metrics().fallbacks_denied, 1);
     assert_eq!(local.metrics().fallbacks_local, 4);
+    let reported = outage.events();
+    assert_eq!(
+        reported.len(),
+        1,
+        "one event per decision made by the policy"
+    );
+    assert_eq!(reported[0].metadata()["policy"], "fail_closed");
 
     server.restart().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -405,6 +416,11 @@ async fn each_failure_policy_applies_during_an_outage_and_redis_takes_over_again
     assert_eq!(closed.metrics().fallbacks_denied, 1, "decided by Redis");
     assert_eq!(local.metrics().fallbacks_local, 4, "decided by Redis");
     assert_eq!(backend.outages(), 1);
+    assert_eq!(
+        outage.events().len(),
+        1,
+        "no outage event once Redis decides again"
+    );
 }
 
 #[tokio::test]

@@ -79,7 +79,7 @@ use std::time::Duration;
 use redis::Script;
 use resilience::events::{Emitter, EventBus};
 use resilience::rate_limit::{
-    report_decision, Algorithm, Decision, Denial, LocalRateLimiter, RateLimiter,
+    report_decision, Algorithm, Decision, Denial, LocalRateLimiter, RateLimiter, RateLimiterEvent,
 };
 use resilience::{PatternKind, Rate, Rejection, RejectionReason};
 
@@ -240,7 +240,19 @@ impl Inner {
     async fn decide(&self, key: &str, rate: Option<Rate>) -> Decision {
         let decision = match self.remote(key, rate).await {
             Some(decision) => decision,
-            None => self.fallback(key, rate),
+            None => {
+                let healthy = self.backend.is_healthy();
+                self.emitter.emit(|| RateLimiterEvent::BackendUnavailable {
+                    key: Some(key.to_owned()),
+                    policy: self.policy.as_str(),
+                    error: if healthy {
+                        "the call failed or timed out".to_owned()
+                    } else {
+                        "the backend is unhealthy".to_owned()
+                    },
+                });
+                self.fallback(key, rate)
+            }
         };
         bump(if decision.is_allowed() {
             &self.counters.allowed

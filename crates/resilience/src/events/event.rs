@@ -326,6 +326,8 @@ event_kinds! {
     RateLimitPassed => "rate_limit_passed",
     /// A rate limiter denied a request.
     RateLimitExceeded => "rate_limit_exceeded",
+    /// A distributed rate limiter's backend could not decide; its failure policy did.
+    RateLimitBackendUnavailable => "rate_limit_backend_unavailable",
 }
 
 // A bus keeps the kinds its listeners want in one `u64`.

@@ -31,6 +31,15 @@ pub enum RateLimiterEvent {
         /// When a request would be allowed.
         retry_after: Option<Duration>,
     },
+    /// A distributed limiter's backend (Redis) could not decide, so its failure policy did.
+    BackendUnavailable {
+        /// The key being checked.
+        key: Option<String>,
+        /// The policy that decided instead (`"fail_open"`, `"fail_closed"`, `"local"`).
+        policy: &'static str,
+        /// Why the backend could not decide, rendered for display.
+        error: String,
+    },
 }
 
 impl RateLimiterEvent {
@@ -39,6 +48,7 @@ impl RateLimiterEvent {
         match self {
             Self::RateLimitPassed { .. } => EventKind::RateLimitPassed,
             Self::RateLimitExceeded { .. } => EventKind::RateLimitExceeded,
+            Self::BackendUnavailable { .. } => EventKind::RateLimitBackendUnavailable,
         }
     }
 
@@ -69,6 +79,13 @@ impl RateLimiterEvent {
                 if let Some(after) = retry_after {
                     visit("retry_after", &Seconds(*after));
                 }
+            }
+            Self::BackendUnavailable { key, policy, error } => {
+                if let Some(key) = key {
+                    visit("key", key);
+                }
+                visit("policy", policy);
+                visit("error", error);
             }
         }
     }

@@ -147,9 +147,10 @@ mod tests {
         let error = Scenario::parse(&broken).unwrap_err();
         assert!(format!("{error:#}").contains("failure_rate"));
         let typo = DEFAULT.replace(
-            "rate_limit = \"120/second\"",
-            "rate_limit = \"120/fortnight\"",
+            "rate_limit = \"140/second\"",
+            "rate_limit = \"140/fortnight\"",
         );
+        assert_ne!(typo, DEFAULT, "the typo must land in the scenario");
         assert!(Scenario::parse(&typo).is_err());
     }
 }

@@ -23,96 +23,20 @@
 //! asserts for every entry before it is measured (capacity is never exhausted: the
 //! instances have room for both threads and the backpressure marks are never reached).
 
-use std::future::{ready, Future, Ready};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
-use futures_util::FutureExt;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use resilience::backpressure::{Backpressure, BackpressureLayer};
 use resilience::bulkhead::{Bulkhead, BulkheadLayer};
+use resilience_benches::{
+    answer, check, floor, poll_once, semaphore_peers, tower_call, Contender, Group,
+};
 use tokio::sync::Semaphore;
-use tower::limit::ConcurrencyLimit;
-use tower::{service_fn, Layer, Service, ServiceExt};
-
-type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
+use tower::{service_fn, Layer};
 
 /// Room for both threads of the contended groups.
 const SLOTS: u32 = 16;
-
-fn poll_once<F: Future>(future: F) -> Option<F::Output> {
-    future.now_or_never()
-}
-
-/// Runs `entry` once outside the measurement and asserts that it completed on its first poll
-/// and was admitted, so a figure never measures a rejection or a `Pending`.
-fn check(name: &str, entry: &mut impl FnMut() -> bool) {
-    assert!(entry(), "{name}: not admitted at once");
-}
-
-fn floor(group: &mut Group<'_>) {
-    let counter = AtomicU64::new(0);
-    group.bench_function("floor_atomic", |b| {
-        b.iter(|| black_box(&counter).fetch_add(1, Ordering::Relaxed));
-    });
-}
-
-fn answer((): ()) -> Ready<Result<u64, ()>> {
-    ready(Ok(black_box(1)))
-}
-
-/// One request through a tower service: `ready`, then `call`, each polled once.
-fn tower_call<S: Service<(), Response = u64>>(service: &mut S) -> bool {
-    match poll_once(service.ready()) {
-        Some(Ok(service)) => matches!(poll_once(service.call(())), Some(Ok(1))),
-        _ => false,
-    }
-}
-
-/// A second thread taking and releasing slots of the same instance until dropped.
-struct Contender {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Contender {
-    fn start(mut op: impl FnMut() -> bool + Send + 'static) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                assert!(op(), "the contending thread was not admitted");
-            }
-        });
-        Self {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Contender {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("the contending thread panicked");
-        }
-    }
-}
-
-/// The two peers every group measures against.
-fn peers(group: &mut Group<'_>, semaphore: &Arc<Semaphore>) {
-    let mut entry = || semaphore.try_acquire().is_ok();
-    check("semaphore_try_acquire", &mut entry);
-    group.bench_function("semaphore_try_acquire", |b| b.iter(&mut entry));
-
-    let mut service = ConcurrencyLimit::with_semaphore(service_fn(answer), Arc::clone(semaphore));
-    let mut entry = || tower_call(&mut service);
-    check("tower_concurrency_limit", &mut entry);
-    group.bench_function("tower_concurrency_limit", |b| b.iter(&mut entry));
-}
 
 fn bulkhead_entries(group: &mut Group<'_>, bulkhead: &Bulkhead) {
     let mut entry = || bulkhead.try_acquire().is_ok();
@@ -172,7 +96,7 @@ fn bulkhead_uncontended(c: &mut Criterion) {
     let mut group = c.benchmark_group("bulkhead/uncontended");
     group.throughput(Throughput::Elements(1));
     floor(&mut group);
-    peers(&mut group, &semaphore());
+    semaphore_peers(&mut group, &semaphore());
     bulkhead_entries(&mut group, &bulkhead());
     group.finish();
 }
@@ -185,7 +109,7 @@ fn bulkhead_contended(c: &mut Criterion) {
     {
         let shared = Arc::clone(&semaphore);
         let _contender = Contender::start(move || shared.try_acquire().is_ok());
-        peers(&mut group, &semaphore);
+        semaphore_peers(&mut group, &semaphore);
     }
     let bulkhead = bulkhead();
     let shared = bulkhead.clone();
@@ -198,7 +122,7 @@ fn backpressure_uncontended(c: &mut Criterion) {
     let mut group = c.benchmark_group("backpressure/uncontended");
     group.throughput(Throughput::Elements(1));
     floor(&mut group);
-    peers(&mut group, &semaphore());
+    semaphore_peers(&mut group, &semaphore());
     backpressure_entries(&mut group, &controller());
     group.finish();
 }
@@ -211,7 +135,7 @@ fn backpressure_contended(c: &mut Criterion) {
     {
         let shared = Arc::clone(&semaphore);
         let _contender = Contender::start(move || shared.try_acquire().is_ok());
-        peers(&mut group, &semaphore);
+        semaphore_peers(&mut group, &semaphore);
     }
     let controller = controller();
     let shared = controller.clone();

@@ -25,84 +25,20 @@
 //! admitted on its first poll (the instances have room for both threads; the shedder is far
 //! below its lowest threshold, and successes only ever raise the adaptive limits).
 
-use std::future::{ready, Future, Ready};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
-use futures_util::FutureExt;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use resilience::adaptive::{AdaptiveLayer, AdaptiveLimiter, Gradient2Config, VegasConfig};
 use resilience::load_shed::{LoadShedder, LoadShedderLayer, Priority};
+use resilience_benches::{
+    answer, check, floor, poll_once, semaphore_peers, tower_call, Contender, Group,
+};
 use tokio::sync::Semaphore;
-use tower::limit::ConcurrencyLimit;
-use tower::{service_fn, Layer, Service, ServiceExt};
-
-type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
+use tower::{service_fn, Layer};
 
 /// Room for both threads of the contended groups.
 const SLOTS: u32 = 16;
-
-fn poll_once<F: Future>(future: F) -> Option<F::Output> {
-    future.now_or_never()
-}
-
-/// Runs `entry` once outside the measurement and asserts that it was admitted at once, so a
-/// figure never measures a rejection or a `Pending`.
-fn check(name: &str, entry: &mut impl FnMut() -> bool) {
-    assert!(entry(), "{name}: not admitted at once");
-}
-
-fn floor(group: &mut Group<'_>) {
-    let counter = AtomicU64::new(0);
-    group.bench_function("floor_atomic", |b| {
-        b.iter(|| black_box(&counter).fetch_add(1, Ordering::Relaxed));
-    });
-}
-
-fn answer((): ()) -> Ready<Result<u64, ()>> {
-    ready(Ok(black_box(1)))
-}
-
-/// One request through a tower service: `ready`, then `call`, each polled once.
-fn tower_call<S: Service<(), Response = u64>>(service: &mut S) -> bool {
-    match poll_once(service.ready()) {
-        Some(Ok(service)) => matches!(poll_once(service.call(())), Some(Ok(1))),
-        _ => false,
-    }
-}
-
-/// A second thread taking and releasing slots of the same instance until dropped.
-struct Contender {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Contender {
-    fn start(mut op: impl FnMut() -> bool + Send + 'static) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                assert!(op(), "the contending thread was not admitted");
-            }
-        });
-        Self {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Contender {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("the contending thread panicked");
-        }
-    }
-}
 
 fn semaphore() -> Arc<Semaphore> {
     Arc::new(Semaphore::new(SLOTS as usize))
@@ -116,14 +52,7 @@ fn peers(group: &mut Group<'_>, contended: bool) {
         let shared = Arc::clone(&semaphore);
         Contender::start(move || shared.try_acquire().is_ok())
     });
-    let mut entry = || semaphore.try_acquire().is_ok();
-    check("semaphore_try_acquire", &mut entry);
-    group.bench_function("semaphore_try_acquire", |b| b.iter(&mut entry));
-
-    let mut service = ConcurrencyLimit::with_semaphore(service_fn(answer), Arc::clone(&semaphore));
-    let mut entry = || tower_call(&mut service);
-    check("tower_concurrency_limit", &mut entry);
-    group.bench_function("tower_concurrency_limit", |b| b.iter(&mut entry));
+    semaphore_peers(group, &semaphore);
 }
 
 /// Far below the lowest threshold (60 % of 1000) with two threads holding one slot each.

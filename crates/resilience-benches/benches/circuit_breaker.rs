@@ -24,45 +24,17 @@
 //! before measuring: every entry is checked to complete on its first poll with the expected
 //! outcome, so no figure is the cost of returning `Pending`.
 
-use std::future::{ready, Future, Ready};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
-use futures_util::FutureExt;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerLayer};
 use resilience::events::EventKind;
+use resilience_benches::{answer, check_outcome, floor, poll_once};
 use tower::{service_fn, Layer, Service, ServiceExt};
 
 /// Long enough that an open breaker stays open for the whole run.
 const OPEN_FOR: Duration = Duration::from_secs(3600);
-
-/// The result of polling `future` once: `Some` when it completed.
-fn poll_once<F: Future>(future: F) -> Option<F::Output> {
-    future.now_or_never()
-}
-
-/// Runs `entry` once outside the measurement and asserts that it completed on its first poll
-/// and that `expected` holds for its outcome, so a figure never measures the wrong path.
-fn check<T>(name: &str, entry: &mut impl FnMut() -> T, expected: impl FnOnce(&T) -> bool) {
-    let outcome = entry();
-    assert!(expected(&outcome), "{name}: unexpected outcome");
-}
-
-/// Adds the floor entry: one uncontended atomic increment.
-fn floor(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    let counter = AtomicU64::new(0);
-    group.bench_function("floor_atomic", |b| {
-        b.iter(|| black_box(&counter).fetch_add(1, Ordering::Relaxed));
-    });
-}
-
-/// The inner tower service: answers at once. Each library's tower middleware wraps
-/// `service_fn(answer)`.
-fn answer((): ()) -> Ready<Result<u64, ()>> {
-    ready(Ok(black_box(1)))
-}
 
 /// Drives a tower service through one request: `ready`, then `call`, each polled once.
 fn tower_call<S: Service<()>>(service: &mut S) -> Option<Result<S::Response, S::Error>> {
@@ -85,11 +57,11 @@ fn closed_success(c: &mut Criterion) {
         .expect("default config is valid");
 
     let mut entry = || poll_once(breaker.call(|| async { Ok::<_, ()>(black_box(1_u64)) }));
-    check("resilience_call", &mut entry, |r| matches!(r, Some(Ok(1))));
+    check_outcome("resilience_call", &mut entry, |r| matches!(r, Some(Ok(1))));
     group.bench_function("resilience_call", |b| b.iter(&mut entry));
 
     let mut entry = || breaker.call_blocking(|| Ok::<_, ()>(black_box(1_u64)));
-    check("resilience_call_blocking", &mut entry, |r| {
+    check_outcome("resilience_call_blocking", &mut entry, |r| {
         matches!(r, Ok(1))
     });
     group.bench_function("resilience_call_blocking", |b| b.iter(&mut entry));
@@ -103,13 +75,13 @@ fn closed_success(c: &mut Criterion) {
         }
         Err(_) => false,
     };
-    check("resilience_permit", &mut entry, |admitted| *admitted);
+    check_outcome("resilience_permit", &mut entry, |admitted| *admitted);
     group.bench_function("resilience_permit", |b| b.iter(&mut entry));
 
     // Ours as tower middleware, the like-for-like comparison with tower-resilience.
     let mut service = CircuitBreakerLayer::new(breaker.clone()).layer(service_fn(answer));
     let mut entry = || tower_call(&mut service);
-    check("resilience_tower", &mut entry, |r| matches!(r, Some(Ok(1))));
+    check_outcome("resilience_tower", &mut entry, |r| matches!(r, Some(Ok(1))));
     group.bench_function("resilience_tower", |b| b.iter(&mut entry));
 
     // failsafe with its defaults (success rate over a time window, or 5 consecutive
@@ -118,7 +90,7 @@ fn closed_success(c: &mut Criterion) {
 
     let mut entry =
         || failsafe::CircuitBreaker::call(&failsafe_breaker, || Ok::<_, ()>(black_box(1_u64)));
-    check("failsafe", &mut entry, |r| matches!(r, Ok(1)));
+    check_outcome("failsafe", &mut entry, |r| matches!(r, Ok(1)));
     group.bench_function("failsafe", |b| b.iter(&mut entry));
 
     let mut entry = || {
@@ -127,7 +99,7 @@ fn closed_success(c: &mut Criterion) {
             async { Ok::<_, ()>(black_box(1_u64)) },
         ))
     };
-    check("failsafe_futures", &mut entry, |r| matches!(r, Some(Ok(1))));
+    check_outcome("failsafe_futures", &mut entry, |r| matches!(r, Some(Ok(1))));
     group.bench_function("failsafe_futures", |b| b.iter(&mut entry));
 
     // tower-resilience with its defaults (failure rate over the last 100 calls); it is only
@@ -138,7 +110,7 @@ fn closed_success(c: &mut Criterion) {
         .expect("default config is valid");
     let mut service = layer.layer(service_fn(answer));
     let mut entry = || tower_call(&mut service);
-    check("tower_resilience", &mut entry, |r| matches!(r, Some(Ok(1))));
+    check_outcome("tower_resilience", &mut entry, |r| matches!(r, Some(Ok(1))));
     group.bench_function("tower_resilience", |b| b.iter(&mut entry));
 
     group.finish();
@@ -158,24 +130,24 @@ fn open_rejection(c: &mut Criterion) {
     breaker.trip();
 
     let mut entry = || poll_once(breaker.call(|| async { Ok::<_, ()>(black_box(1_u64)) }));
-    check("resilience_call", &mut entry, |r| {
+    check_outcome("resilience_call", &mut entry, |r| {
         matches!(r, Some(Err(resilience::Error::Rejected(_))))
     });
     group.bench_function("resilience_call", |b| b.iter(&mut entry));
 
     let mut entry = || breaker.call_blocking(|| Ok::<_, ()>(black_box(1_u64)));
-    check("resilience_call_blocking", &mut entry, |r| {
+    check_outcome("resilience_call_blocking", &mut entry, |r| {
         matches!(r, Err(resilience::Error::Rejected(_)))
     });
     group.bench_function("resilience_call_blocking", |b| b.iter(&mut entry));
 
     let mut entry = || breaker.try_acquire().is_err();
-    check("resilience_permit", &mut entry, |rejected| *rejected);
+    check_outcome("resilience_permit", &mut entry, |rejected| *rejected);
     group.bench_function("resilience_permit", |b| b.iter(&mut entry));
 
     let mut service = CircuitBreakerLayer::new(breaker.clone()).layer(service_fn(answer));
     let mut entry = || tower_call(&mut service);
-    check("resilience_tower", &mut entry, |r| {
+    check_outcome("resilience_tower", &mut entry, |r| {
         matches!(r, Some(Err(resilience::Error::Rejected(_))))
     });
     group.bench_function("resilience_tower", |b| b.iter(&mut entry));
@@ -192,7 +164,7 @@ fn open_rejection(c: &mut Criterion) {
 
     let mut entry =
         || failsafe::CircuitBreaker::call(&failsafe_breaker, || Ok::<_, ()>(black_box(1_u64)));
-    check("failsafe", &mut entry, |r| {
+    check_outcome("failsafe", &mut entry, |r| {
         matches!(r, Err(failsafe::Error::Rejected))
     });
     group.bench_function("failsafe", |b| b.iter(&mut entry));
@@ -203,7 +175,7 @@ fn open_rejection(c: &mut Criterion) {
             async { Ok::<_, ()>(black_box(1_u64)) },
         ))
     };
-    check("failsafe_futures", &mut entry, |r| {
+    check_outcome("failsafe_futures", &mut entry, |r| {
         matches!(r, Some(Err(failsafe::Error::Rejected)))
     });
     group.bench_function("failsafe_futures", |b| b.iter(&mut entry));
@@ -219,7 +191,7 @@ fn open_rejection(c: &mut Criterion) {
     let mut service = layer.layer(service_fn(answer));
     poll_once(service.force_open()).expect("an uncontended lock is ready at once");
     let mut entry = || tower_call(&mut service);
-    check("tower_resilience", &mut entry, |r| {
+    check_outcome("tower_resilience", &mut entry, |r| {
         matches!(
             r,
             Some(Err(
@@ -243,7 +215,7 @@ fn emit_no_listener(c: &mut Criterion) {
         .build()
         .expect("default config is valid");
     let mut entry = || poll_once(quiet.call(|| async { Ok::<_, ()>(black_box(1_u64)) }));
-    check("no_listener", &mut entry, |r| matches!(r, Some(Ok(1))));
+    check_outcome("no_listener", &mut entry, |r| matches!(r, Some(Ok(1))));
     group.bench_function("no_listener", |b| b.iter(&mut entry));
 
     // A no-op listener on `call_success`: every call now builds the event and dispatches it.
@@ -254,7 +226,7 @@ fn emit_no_listener(c: &mut Criterion) {
         black_box(event);
     });
     let mut entry = || poll_once(heard.call(|| async { Ok::<_, ()>(black_box(1_u64)) }));
-    check("one_noop_listener", &mut entry, |r| {
+    check_outcome("one_noop_listener", &mut entry, |r| {
         matches!(r, Some(Ok(1)))
     });
     group.bench_function("one_noop_listener", |b| b.iter(&mut entry));
@@ -268,7 +240,7 @@ fn emit_no_listener(c: &mut Criterion) {
         black_box(event);
     });
     let mut entry = || poll_once(elsewhere.call(|| async { Ok::<_, ()>(black_box(1_u64)) }));
-    check("listener_other_kind", &mut entry, |r| {
+    check_outcome("listener_other_kind", &mut entry, |r| {
         matches!(r, Some(Ok(1)))
     });
     group.bench_function("listener_other_kind", |b| b.iter(&mut entry));

@@ -22,31 +22,18 @@
 //! Every entry is run once before measuring and its outcome asserted, so no figure measures
 //! the wrong path. Bytes per key are measured by `examples/rate_limit_memory.rs`.
 
-use std::hint::black_box;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use resilience::rate_limit::{DirectRateLimiter, LocalRateLimiter, RateLimiter};
 use resilience::Rate;
+use resilience_benches::{check_outcome, floor};
 
 /// One per nanosecond: never runs out during a run.
 const FAST: u32 = 1_000_000_000;
 const KEYS: usize = 1_024;
-
-fn check<T>(name: &str, entry: &mut impl FnMut() -> T, expected: impl FnOnce(&T) -> bool) {
-    let outcome = entry();
-    assert!(expected(&outcome), "{name}: unexpected outcome");
-}
-
-fn floor(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    let counter = AtomicU64::new(0);
-    group.bench_function("floor_atomic", |b| {
-        b.iter(|| black_box(&counter).fetch_add(1, Ordering::Relaxed));
-    });
-}
 
 fn governor_quota(per_second: u32) -> Quota {
     Quota::per_second(NonZeroU32::new(per_second).expect("non-zero"))
@@ -67,22 +54,22 @@ fn direct_allowed(c: &mut Criterion) {
 
     let ours = ours_direct(Rate::per_second(FAST));
     let mut entry = || ours.check_now().is_allowed();
-    check("resilience_check_now", &mut entry, |allowed| *allowed);
+    check_outcome("resilience_check_now", &mut entry, |allowed| *allowed);
     group.bench_function("resilience_check_now", |b| b.iter(&mut entry));
 
     let mut entry = || RateLimiter::check(&ours, "").now_or_never();
-    check("resilience_check_trait", &mut entry, |d| {
+    check_outcome("resilience_check_trait", &mut entry, |d| {
         d.is_some_and(|d| d.is_allowed())
     });
     group.bench_function("resilience_check_trait", |b| b.iter(&mut entry));
 
     let mut entry = || ours.try_acquire().is_ok();
-    check("resilience_try_acquire", &mut entry, |allowed| *allowed);
+    check_outcome("resilience_try_acquire", &mut entry, |allowed| *allowed);
     group.bench_function("resilience_try_acquire", |b| b.iter(&mut entry));
 
     let governor = DefaultDirectRateLimiter::direct(governor_quota(FAST));
     let mut entry = || governor.check().is_ok();
-    check("governor_direct", &mut entry, |allowed| *allowed);
+    check_outcome("governor_direct", &mut entry, |allowed| *allowed);
     group.bench_function("governor_direct", |b| b.iter(&mut entry));
     group.finish();
 }
@@ -95,14 +82,14 @@ fn direct_denied(c: &mut Criterion) {
     let ours = ours_direct(Rate::per_hour(1));
     ours.check_now();
     let mut entry = || ours.check_now().is_allowed();
-    check("resilience_check_now", &mut entry, |allowed| !*allowed);
+    check_outcome("resilience_check_now", &mut entry, |allowed| !*allowed);
     group.bench_function("resilience_check_now", |b| b.iter(&mut entry));
 
     let quota = Quota::per_hour(NonZeroU32::MIN);
     let governor = DefaultDirectRateLimiter::direct(quota);
     let _ = governor.check();
     let mut entry = || governor.check().is_ok();
-    check("governor_direct", &mut entry, |allowed| !*allowed);
+    check_outcome("governor_direct", &mut entry, |allowed| !*allowed);
     group.bench_function("governor_direct", |b| b.iter(&mut entry));
     group.finish();
 }
@@ -125,7 +112,7 @@ fn keyed_allowed(c: &mut Criterion) {
         turn = (turn + 1) % KEYS;
         ours.check_now(&keys[turn]).is_allowed()
     };
-    check("resilience_local", &mut entry, |allowed| *allowed);
+    check_outcome("resilience_local", &mut entry, |allowed| *allowed);
     group.bench_function("resilience_local", |b| b.iter(&mut entry));
 
     let governor = DefaultKeyedRateLimiter::<String>::keyed(governor_quota(FAST));
@@ -137,7 +124,7 @@ fn keyed_allowed(c: &mut Criterion) {
         turn = (turn + 1) % KEYS;
         governor.check_key(&keys[turn]).is_ok()
     };
-    check("governor_keyed", &mut entry, |allowed| *allowed);
+    check_outcome("governor_keyed", &mut entry, |allowed| *allowed);
     group.bench_function("governor_keyed", |b| b.iter(&mut entry));
     group.finish();
 }

@@ -203,7 +203,7 @@ pub(crate) fn judge_nested<T, E>(
     classifier: &impl Classify<T, E>,
     result: Result<T, crate::Error<E>>,
     pattern: crate::PatternKind,
-    name: &Arc<str>,
+    name: &str,
 ) -> (Outcome, Result<T, crate::Error<E>>) {
     match result {
         Ok(value) => {
@@ -229,7 +229,7 @@ pub(crate) fn judge<T, E>(
     classifier: &impl Classify<T, E>,
     result: &Result<T, E>,
     pattern: crate::PatternKind,
-    name: &Arc<str>,
+    name: &str,
 ) -> Outcome {
     if !classifier.runs_user_code() {
         return classifier.outcome(result);

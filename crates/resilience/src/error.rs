@@ -41,6 +41,9 @@ pub enum PatternKind {
     Fallback,
     /// Adaptive concurrency limiter.
     AdaptiveConcurrency,
+    /// A stage written outside this crate, under its own `snake_case` name.
+    #[cfg_attr(feature = "serde", serde(skip_deserializing))]
+    Custom(&'static str),
 }
 
 impl PatternKind {
@@ -57,6 +60,7 @@ impl PatternKind {
             Self::Backpressure => "backpressure",
             Self::Fallback => "fallback",
             Self::AdaptiveConcurrency => "adaptive_concurrency",
+            Self::Custom(name) => name,
         }
     }
 
@@ -106,6 +110,8 @@ pub enum RejectionReason {
     ConcurrencyLimit,
     /// The shared deadline had already passed before the operation started.
     DeadlineExpired,
+    /// A stage written outside this crate refused, for the reason it names (`snake_case`).
+    Custom(&'static str),
 }
 
 impl RejectionReason {
@@ -123,6 +129,7 @@ impl RejectionReason {
             Self::Backpressure => "backpressure",
             Self::ConcurrencyLimit => "concurrency_limit",
             Self::DeadlineExpired => "deadline_expired",
+            Self::Custom(reason) => reason,
         }
     }
 
@@ -139,6 +146,7 @@ impl RejectionReason {
             Self::Backpressure => "is applying backpressure",
             Self::ConcurrencyLimit => "is at its concurrency limit",
             Self::DeadlineExpired => "expired before the operation started",
+            Self::Custom(reason) => reason,
         }
     }
 }

@@ -85,7 +85,7 @@ pub fn reset_error_handler() {
 pub(crate) fn isolate<R>(
     kind: CallbackKind,
     pattern: PatternKind,
-    name: &Arc<str>,
+    name: &str,
     callback: impl FnOnce() -> R,
 ) -> Option<R> {
     match catch_unwind(AssertUnwindSafe(callback)) {
@@ -94,7 +94,7 @@ pub(crate) fn isolate<R>(
             report(&CallbackPanic {
                 kind,
                 pattern,
-                name: Arc::clone(name),
+                name: Arc::from(name),
                 message: panic_message(payload.as_ref()),
             });
             None

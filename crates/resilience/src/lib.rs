@@ -2,7 +2,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod adaptive;
-pub mod admission;
 pub mod backpressure;
 pub mod bulkhead;
 pub mod circuit_breaker;
@@ -19,6 +18,7 @@ pub mod rate;
 pub mod rate_limit;
 pub mod registry;
 pub mod retry;
+pub mod stage;
 pub mod timeout;
 
 pub use adaptive::AdaptiveLimiter;

@@ -15,9 +15,10 @@ use super::state;
 use super::{
     AdaptiveConfig, AdaptiveEvent, AdaptiveLimiterBuilder, AdaptiveMetrics, LimitAlgorithm, Sample,
 };
-use crate::classify::{judge, judge_nested, Classify, EveryError, Outcome};
+use crate::classify::{Classify, EveryError, Outcome};
 use crate::events::{Emitter, EventBus};
 use crate::registry::Registered;
+use crate::stage::{self, Admit, Stage, StagePermit};
 use crate::{ConfigError, Error, PatternKind, Rejection, RejectionReason};
 
 /// An adaptive concurrency limiter: admits calls while fewer than its limit are in flight, and
@@ -105,12 +106,12 @@ impl AdaptiveLimiter {
     /// Takes a slot if fewer than the limit are in flight, without waiting (the seed's
     /// `acquire`). Report the outcome on the [`Permit`].
     pub fn try_acquire(&self) -> Result<Permit, Rejection> {
-        if let Some(permit) = self.admit() {
+        if let Some(permit) = self.enter() {
             return Ok(permit);
         }
         // A time window may be due and may raise the limit: look before refusing.
         if self.inner.poll(Instant::now()) {
-            if let Some(permit) = self.admit() {
+            if let Some(permit) = self.enter() {
                 return Ok(permit);
             }
         }
@@ -123,7 +124,7 @@ impl AdaptiveLimiter {
         if timeout.is_zero() {
             return self.try_acquire();
         }
-        if let Some(permit) = self.admit() {
+        if let Some(permit) = self.enter() {
             return Ok(permit);
         }
         let deadline = Instant::now() + timeout;
@@ -132,7 +133,7 @@ impl AdaptiveLimiter {
             let mut notified = pin!(self.inner.notify.notified());
             notified.as_mut().enable();
             // Registered before looking, so a release between the look and the wait wakes us.
-            if let Some(permit) = self.admit() {
+            if let Some(permit) = self.enter() {
                 return Ok(permit);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -141,7 +142,7 @@ impl AdaptiveLimiter {
         }
     }
 
-    fn admit(&self) -> Option<Permit> {
+    fn enter(&self) -> Option<Permit> {
         let inner = &*self.inner;
         let limit = inner.limit.load(Ordering::Acquire);
         let admitted = inner
@@ -161,7 +162,7 @@ impl AdaptiveLimiter {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.call_with(&EveryError, operation).await
+        stage::call(self, operation).await
     }
 
     /// Like [`call`](Self::call), judging the outcome with `classifier`.
@@ -174,10 +175,7 @@ impl AdaptiveLimiter {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = self.acquire(self.inner.wait_timeout()).await?;
-        let result = operation().await;
-        permit.record(self.inner.classify(classifier, &result));
-        result.map_err(Error::Inner)
+        stage::call_with(self, classifier, operation).await
     }
 
     /// Runs an operation that already returns this crate's [`Error`] (an inner pattern of a
@@ -188,12 +186,7 @@ impl AdaptiveLimiter {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        let permit = self.acquire(self.inner.wait_timeout()).await?;
-        let result = operation().await;
-        let pattern = PatternKind::AdaptiveConcurrency;
-        let (outcome, result) = judge_nested(&EveryError, result, pattern, &self.inner.name);
-        permit.record(outcome);
-        result
+        stage::execute(self, &EveryError, operation).await
     }
 
     /// A snapshot with the seed's keys; `utilization` is in flight over the limit, at most 1.
@@ -350,19 +343,6 @@ impl Inner {
             None,
         )
     }
-
-    pub(super) fn classify<T, E>(
-        &self,
-        classifier: &impl Classify<T, E>,
-        result: &Result<T, E>,
-    ) -> Outcome {
-        judge(
-            classifier,
-            result,
-            PatternKind::AdaptiveConcurrency,
-            &self.name,
-        )
-    }
 }
 
 fn nanos(duration: Duration) -> u64 {
@@ -393,6 +373,43 @@ impl fmt::Debug for AdaptiveLimiter {
             .field("in_flight", &self.in_flight())
             .field("config", &*self.inner.lock_config())
             .finish()
+    }
+}
+
+/// Takes a slot if fewer than the limit are in flight; otherwise waits up to the configured
+/// `wait_timeout` (zero: not at all) for one to free up or for the limit to rise.
+impl Stage for AdaptiveLimiter {
+    type Permit = Permit;
+
+    fn admit(&self) -> Admit<Permit> {
+        if let Some(permit) = self.enter() {
+            return Admit::admitted(permit);
+        }
+        let timeout = self.inner.wait_timeout();
+        if timeout.is_zero() {
+            return Admit::ready(self.try_acquire());
+        }
+        let limiter = self.clone();
+        Admit::waiting(async move { limiter.acquire(timeout).await })
+    }
+
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn pattern(&self) -> PatternKind {
+        PatternKind::AdaptiveConcurrency
+    }
+}
+
+impl StagePermit for Permit {
+    /// The outcome and the call's duration are what the limit learns from.
+    fn wants_outcome(&self) -> bool {
+        true
+    }
+
+    fn record(self, outcome: Outcome) {
+        Permit::record(self, outcome);
     }
 }
 

@@ -1,14 +1,11 @@
 //! [`Permit`]: a slot of an adaptive limiter, reporting its call's outcome and latency.
 
 use std::fmt;
-use std::future::Future;
 
 use tokio::time::Instant;
 
 use super::AdaptiveLimiter;
-use crate::admission::{Admission, AdmissionPermit};
 use crate::classify::Outcome;
-use crate::Rejection;
 
 /// A slot of an [`AdaptiveLimiter`], from [`try_acquire`](AdaptiveLimiter::try_acquire) or
 /// [`acquire`](AdaptiveLimiter::acquire).
@@ -103,24 +100,5 @@ impl fmt::Debug for Permit {
             .field("limiter", &self.limiter.name())
             .field("in_flight", &self.in_flight)
             .finish_non_exhaustive()
-    }
-}
-
-impl AdmissionPermit for Permit {
-    fn wants_outcome(&self) -> bool {
-        true
-    }
-
-    fn complete(self, outcome: Outcome) {
-        self.record(outcome);
-    }
-}
-
-impl Admission for AdaptiveLimiter {
-    type Permit = Permit;
-
-    /// Waits up to the configured `wait_timeout` (zero: not at all).
-    fn admit(&self) -> impl Future<Output = Result<Permit, Rejection>> + Send {
-        self.acquire(self.inner.wait_timeout())
     }
 }

@@ -12,10 +12,11 @@ use super::shared::Inner;
 use super::state::{Arrival, Patience};
 use super::stream::BackpressureStream;
 use super::{BackpressureBuilder, BackpressureConfig, BackpressureMetrics};
-use crate::admission::{Admission, AdmissionPermit};
+use crate::classify::EveryError;
 use crate::events::EventBus;
 use crate::registry::Registered;
-use crate::{ConfigError, Error, Rejection, RejectionReason};
+use crate::stage::{self, Admit, Stage, StagePermit};
+use crate::{ConfigError, Error, PatternKind, Rejection, RejectionReason};
 
 /// A backpressure controller: admits work freely until the high water mark, then makes
 /// producers wait, in arrival order, until pending work falls to the low water mark.
@@ -65,13 +66,7 @@ impl Backpressure {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        // Admission inline rather than through `acquire`, one async level flatter.
-        let timeout = self.wait_timeout();
-        let _permit = match self.arrive(Patience::waiting_up_to(timeout))? {
-            Arrived::Admitted(permit) => permit,
-            Arrived::Queued(guard) => Box::pin(guard.wait(timeout)).await?,
-        };
-        operation().await.map_err(Error::Inner)
+        stage::call(self, operation).await
     }
 
     /// Runs an operation that already returns this crate's [`Error`], such as an inner pattern
@@ -81,19 +76,13 @@ impl Backpressure {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        // Admission inline rather than through `acquire`, one async level flatter.
-        let timeout = self.wait_timeout();
-        let _permit = match self.arrive(Patience::waiting_up_to(timeout))? {
-            Arrived::Admitted(permit) => permit,
-            Arrived::Queued(guard) => Box::pin(guard.wait(timeout)).await?,
-        };
-        operation().await
+        stage::execute(self, &EveryError, operation).await
     }
 
     /// Admission for one item of work, waiting up to the configured `wait_timeout`
     /// (5 s by default) while backpressure is on. See [`acquire_timeout`](Self::acquire_timeout).
     pub async fn acquire(&self) -> Result<Permit, Rejection> {
-        self.acquire_timeout(self.wait_timeout()).await
+        Stage::admit(self).await
     }
 
     /// The configured wait timeout.
@@ -115,11 +104,16 @@ impl Backpressure {
     /// Dropping the future leaves the queue; a slot granted at that very moment is handed on to
     /// the next waiter, never lost.
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Permit, Rejection> {
-        match self.arrive(Patience::waiting_up_to(timeout))? {
-            Arrived::Admitted(permit) => Ok(permit),
-            // Boxed: the wait (a timer among it) is most of the future's size, and unboxed it
-            // would be built and moved on every call; only a producer that waits pays for it.
-            Arrived::Queued(guard) => Box::pin(guard.wait(timeout)).await,
+        self.admit_within(timeout).await
+    }
+
+    /// Admission now, or a boxed wait of at most `timeout`: the wait (a timer among it) is
+    /// most of the future's size, so only a producer that waits pays for it.
+    fn admit_within(&self, timeout: Duration) -> Admit<Permit> {
+        match self.arrive(Patience::waiting_up_to(timeout)) {
+            Err(rejection) => Admit::rejected(rejection),
+            Ok(Arrived::Admitted(permit)) => Admit::admitted(permit),
+            Ok(Arrived::Queued(guard)) => Admit::waiting(guard.wait(timeout)),
         }
     }
 
@@ -221,15 +215,25 @@ impl Backpressure {
     }
 }
 
-impl Admission for Backpressure {
+/// Admits at once while backpressure is off; otherwise waits in line for up to the
+/// configured `wait_timeout`.
+impl Stage for Backpressure {
     type Permit = Permit;
 
-    fn admit(&self) -> impl Future<Output = Result<Permit, Rejection>> + Send {
-        self.acquire()
+    fn admit(&self) -> Admit<Permit> {
+        self.admit_within(self.wait_timeout())
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn pattern(&self) -> PatternKind {
+        PatternKind::Backpressure
     }
 }
 
-impl AdmissionPermit for Permit {}
+impl StagePermit for Permit {}
 
 impl Registered for Backpressure {
     type Config = BackpressureConfig;

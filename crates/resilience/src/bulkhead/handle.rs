@@ -7,10 +7,10 @@ use std::sync::Arc;
 use super::permit::{Guard, Permit};
 use super::slots::Inner;
 use super::{BulkheadBuilder, BulkheadConfig, BulkheadMetrics};
-use crate::admission::{Admission, AdmissionPermit};
-use crate::classify::{judge_nested, EveryError, Outcome};
+use crate::classify::{EveryError, Outcome};
 use crate::events::EventBus;
 use crate::registry::{Registered, Registry, RegistryError};
+use crate::stage::{self, Admit, Stage, StagePermit};
 use crate::{ConfigError, Error, PatternKind, Rejection, RejectionReason};
 
 /// A bulkhead: at most `max_concurrent` calls run at once, at most `max_waiting` more wait
@@ -59,21 +59,7 @@ impl Bulkhead {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        // The free-slot path inline, the wait boxed: the wait's future (tokio's acquire and a
-        // timer) is several times the size of the rest, and an unboxed one would be built and
-        // moved on every call; only a call that must wait pays for the box.
-        let started = match self.inner.try_enter() {
-            Some(started) => started,
-            None => Box::pin(self.inner.wait()).await?,
-        };
-        let guard = Guard::new(&*self.inner, started);
-        let result = operation().await;
-        guard.finish(if result.is_ok() {
-            Outcome::Success
-        } else {
-            Outcome::Failure
-        });
-        result.map_err(Error::Inner)
+        stage::call(self, operation).await
     }
 
     /// Runs an operation that already returns this crate's [`Error`], such as an inner pattern
@@ -84,31 +70,14 @@ impl Bulkhead {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        let started = match self.inner.try_enter() {
-            Some(started) => started,
-            None => Box::pin(self.inner.wait()).await?,
-        };
-        let guard = Guard::new(&*self.inner, started);
-        let result = operation().await;
-        let (outcome, result) = judge_nested(
-            &EveryError,
-            result,
-            PatternKind::Bulkhead,
-            self.inner.name(),
-        );
-        guard.finish(outcome);
-        result
+        stage::execute(self, &EveryError, operation).await
     }
 
     /// Waits for a slot as configured (queue, wait timeout) and returns it as a [`Permit`],
     /// for callers that run the work themselves. Dropping the future gives up the place in
     /// the queue.
     pub async fn acquire(&self) -> Result<Permit, Rejection> {
-        let started = match self.inner.try_enter() {
-            Some(started) => started,
-            None => Box::pin(self.inner.wait()).await?,
-        };
-        Ok(Permit::new(Guard::new(self.clone(), started)))
+        Stage::admit(self).await
     }
 
     /// Takes a free slot without waiting, or fails with
@@ -119,21 +88,6 @@ impl Bulkhead {
             Some(started) => Ok(Permit::new(Guard::new(self.clone(), started))),
             None => Err(self.inner.reject(RejectionReason::CapacityFull)),
         }
-    }
-
-    /// Waits for a slot without trying the free-slot path first (for the tower layer, which
-    /// has just tried it).
-    #[cfg(feature = "tower")]
-    pub(super) async fn wait_owned(self) -> Result<Permit, Rejection> {
-        let started = self.inner.wait().await?;
-        Ok(Permit::new(Guard::new(self, started)))
-    }
-
-    /// Takes a free slot without waiting and without counting a rejection when there is none.
-    #[cfg(feature = "tower")]
-    pub(super) fn try_enter(&self) -> Option<Permit> {
-        let started = self.inner.try_enter()?;
-        Some(Permit::new(Guard::new(self.clone(), started)))
     }
 
     /// Calls running now.
@@ -199,22 +153,41 @@ impl Bulkhead {
     }
 }
 
-impl Admission for Bulkhead {
+/// Takes a free slot at once; otherwise waits in the queue as configured (boxed: only a call
+/// that must wait pays for it).
+impl Stage for Bulkhead {
     type Permit = Permit;
 
-    fn admit(&self) -> impl Future<Output = Result<Permit, Rejection>> + Send {
-        self.acquire()
+    fn admit(&self) -> Admit<Permit> {
+        match self.inner.try_enter() {
+            Some(started) => Admit::admitted(Permit::new(Guard::new(self.clone(), started))),
+            None => {
+                let bulkhead = self.clone();
+                Admit::waiting(async move {
+                    let started = bulkhead.inner.wait().await?;
+                    Ok(Permit::new(Guard::new(bulkhead, started)))
+                })
+            }
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn pattern(&self) -> PatternKind {
+        PatternKind::Bulkhead
     }
 }
 
-impl AdmissionPermit for Permit {
+impl StagePermit for Permit {
     /// The outcome feeds `successful_requests` and `failed_requests`.
     fn wants_outcome(&self) -> bool {
         true
     }
 
-    fn complete(self, outcome: Outcome) {
-        self.record(outcome);
+    fn record(self, outcome: Outcome) {
+        Permit::record(self, outcome);
     }
 }
 

@@ -15,9 +15,10 @@ use super::{
     CircuitBreakerBuilder, CircuitBreakerConfig, CircuitBreakerEvent, CircuitBreakerMetrics,
     CircuitState,
 };
-use crate::classify::{judge, judge_nested, Classify, EveryError, Outcome};
+use crate::classify::{judge, Classify, EveryError, Outcome};
 use crate::events::{Emitter, EventBus};
 use crate::hook::{isolate, CallbackKind};
+use crate::stage::{self, Admit, Stage, StagePermit};
 use crate::{ConfigError, Error, PatternKind, Rejection};
 
 pub(crate) type StateCallback = Arc<dyn Fn(CircuitState, CircuitState) + Send + Sync>;
@@ -167,13 +168,7 @@ impl CircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        // Straight to `guarded` rather than through `call_with`: each level of async nesting
-        // costs a copy of the whole future on the hot path.
-        self.guarded(operation, |result| {
-            let outcome = self.inner.classify(&EveryError, &result);
-            (outcome, result.map_err(Error::Inner))
-        })
-        .await
+        stage::call(self, operation).await
     }
 
     /// Like [`call`](Self::call), judging the outcome with `classifier`.
@@ -186,11 +181,7 @@ impl CircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.guarded(operation, |result| {
-            let outcome = self.inner.classify(classifier, &result);
-            (outcome, result.map_err(Error::Inner))
-        })
-        .await
+        stage::call_with(self, classifier, operation).await
     }
 
     /// Runs an operation that already returns this crate's [`Error`], such as an inner pattern
@@ -206,45 +197,7 @@ impl CircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        self.guarded(operation, |result| {
-            judge_nested(
-                classifier,
-                result,
-                PatternKind::CircuitBreaker,
-                &self.inner.name,
-            )
-        })
-        .await
-    }
-
-    /// Admission, the call under the configured timeout, and the outcome: what `call_with`
-    /// and `execute` share; `judge` turns the operation's output into the outcome and result.
-    async fn guarded<T, E, R, F, Fut>(
-        &self,
-        operation: F,
-        judge: impl FnOnce(R) -> (Outcome, Result<T, Error<E>>),
-    ) -> Result<T, Error<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = R>,
-    {
-        let guard = self.inner.acquire(&*self.inner)?;
-        let output = match self.inner.call_timeout() {
-            None => operation().await,
-            Some(limit) => match tokio::time::timeout(limit, operation()).await {
-                Ok(output) => output,
-                Err(_) => {
-                    guard.finish(Outcome::Failure);
-                    return Err(Error::Timeout {
-                        elapsed: limit,
-                        limit,
-                    });
-                }
-            },
-        };
-        let (outcome, result) = judge(output);
-        guard.finish(outcome);
-        result
+        stage::execute(self, classifier, operation).await
     }
 
     /// Runs `operation`, or `fallback` with the rejection when the breaker refuses it
@@ -445,7 +398,7 @@ impl Inner {
         successes.saturating_sub(self.successes_at_failure.load(Ordering::Relaxed))
     }
 
-    pub(super) fn call_timeout(&self) -> Option<Duration> {
+    pub(crate) fn call_timeout(&self) -> Option<Duration> {
         match self.timeout.load(Ordering::Relaxed) {
             0 => None,
             nanos => Some(Duration::from_nanos(nanos)),
@@ -702,6 +655,39 @@ impl Inner {
                 || callback(from, to_state),
             );
         }
+    }
+}
+
+/// Decides at once: admitted while closed (or with a free probe slot while half-open),
+/// refused with the remaining open time otherwise. The configured `timeout` is the call limit.
+impl Stage for CircuitBreaker {
+    type Permit = Permit;
+
+    fn admit(&self) -> Admit<Permit> {
+        Admit::ready(self.try_acquire())
+    }
+
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn pattern(&self) -> PatternKind {
+        PatternKind::CircuitBreaker
+    }
+
+    fn call_limit(&self) -> Option<Duration> {
+        self.inner.call_timeout()
+    }
+}
+
+impl StagePermit for Permit {
+    /// Every outcome counts: a half-open probe's decides the circuit.
+    fn wants_outcome(&self) -> bool {
+        true
+    }
+
+    fn record(self, outcome: Outcome) {
+        Permit::record(self, outcome);
     }
 }
 

@@ -18,7 +18,9 @@ use super::{
     Priority,
 };
 use crate::events::{Emitter, EventBus};
+use crate::classify::EveryError;
 use crate::registry::Registered;
+use crate::stage;
 use crate::{ConfigError, Error, PatternKind, Rejection};
 
 /// A load shedder: refuses work early when the service is overloaded, least important first.
@@ -127,8 +129,7 @@ impl LoadShedder {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let _permit = self.acquire(priority).await?;
-        operation().await.map_err(Error::Inner)
+        stage::call(&self.prioritized(priority), operation).await
     }
 
     /// Runs an operation that already returns this crate's [`Error`] (an inner pattern of a
@@ -142,8 +143,7 @@ impl LoadShedder {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        let _permit = self.acquire(priority).await?;
-        operation().await
+        stage::execute(&self.prioritized(priority), &EveryError, operation).await
     }
 
     /// The load level now: from utilisation, or from CPU and memory if those are higher.

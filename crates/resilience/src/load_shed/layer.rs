@@ -8,9 +8,9 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::handle::Admitted;
-use super::{Acquire, LoadShedder, Permit, Priority};
-use crate::{Error, Rejection};
+use super::{LoadShedder, Permit, Priority};
+use crate::stage::Admit;
+use crate::Error;
 
 /// How a [`LoadShedderService`] finds a request's priority: a fixed [`Priority`], or a
 /// closure `Fn(&Request) -> Priority` (for example reading a header).
@@ -156,27 +156,9 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let priority = self.priority.priority_of(&request);
         // Decided now, in call order, so requests are admitted in the order they arrived.
-        let (acquire, permit, rejection) = match self.shedder.inner.admit(priority, true) {
-            Admitted::Now => (
-                None,
-                Some(Permit::new(self.shedder.clone(), priority)),
-                None,
-            ),
-            Admitted::Shed(rejection) => (None, None, Some(rejection)),
-            Admitted::Queued {
-                id,
-                grant,
-                deadline,
-            } => {
-                let shedder = self.shedder.clone();
-                let acquire = Acquire::queued(shedder, priority, id, grant, deadline);
-                (Some(acquire), None, None)
-            }
-        };
         ResponseFuture {
-            acquire,
-            permit,
-            rejection,
+            admit: Some(self.shedder.admit_at(priority)),
+            permit: None,
             inner: self.inner.call(request),
         }
     }
@@ -187,9 +169,8 @@ pin_project! {
     /// the inner future. Dropping it releases its slot or its place in the queue.
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
-        acquire: Option<Acquire>,
+        admit: Option<Admit<Permit>>,
         permit: Option<Permit>,
-        rejection: Option<Rejection>,
         #[pin]
         inner: F,
     }
@@ -203,20 +184,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Some(rejection) = this.rejection.take() {
-            return Poll::Ready(Err(Error::Rejected(rejection)));
-        }
-        if let Some(acquire) = this.acquire {
-            match ready!(Pin::new(acquire).poll(cx)) {
-                Ok(permit) => {
-                    *this.permit = Some(permit);
-                    *this.acquire = None;
-                }
-                Err(rejection) => {
-                    *this.acquire = None;
-                    return Poll::Ready(Err(Error::Rejected(rejection)));
-                }
-            }
+        if let Some(admit) = this.admit {
+            let answer = ready!(Pin::new(admit).poll(cx));
+            *this.admit = None;
+            *this.permit = Some(answer.map_err(Error::Rejected)?);
         }
         let output = ready!(this.inner.poll(cx));
         this.permit.take();

@@ -11,8 +11,8 @@ use tokio::time::Sleep;
 use super::handle::Admitted;
 use super::state::ShedReason;
 use super::{LoadShedder, Priority};
-use crate::admission::{Admission, AdmissionPermit};
-use crate::Rejection;
+use crate::stage::{Admit, Stage, StagePermit};
+use crate::{PatternKind, Rejection};
 
 /// A slot of a [`LoadShedder`]; dropping it releases the slot (to the oldest waiter, if any).
 #[must_use = "the slot is released as soon as the permit is dropped"]
@@ -47,7 +47,7 @@ impl fmt::Debug for Permit {
     }
 }
 
-impl AdmissionPermit for Permit {}
+impl StagePermit for Permit {}
 
 enum State {
     Start,
@@ -81,10 +81,8 @@ impl Acquire {
         }
     }
 
-    /// An acquisition already decided to queue (by the tower service, which decides in
-    /// `call`).
-    #[cfg(feature = "tower")]
-    pub(super) fn queued(
+    /// An acquisition already decided to queue.
+    fn queued(
         shedder: LoadShedder,
         priority: Priority,
         id: u64,
@@ -191,7 +189,7 @@ impl fmt::Debug for Acquire {
     }
 }
 
-/// A [`LoadShedder`] admitting at one fixed priority, for pipelines: see
+/// A [`LoadShedder`] admitting at one fixed priority, a [`Stage`] of its own: see
 /// [`LoadShedder::prioritized`].
 #[derive(Debug, Clone)]
 pub struct Prioritized {
@@ -200,7 +198,7 @@ pub struct Prioritized {
 }
 
 impl LoadShedder {
-    /// This shedder as an [`Admission`] at `priority` (the shedder itself admits at
+    /// This shedder as a [`Stage`] admitting at `priority` (the shedder itself admits at
     /// [`Priority::Normal`]).
     pub fn prioritized(&self, priority: Priority) -> Prioritized {
         Prioritized {
@@ -210,18 +208,58 @@ impl LoadShedder {
     }
 }
 
-impl Admission for LoadShedder {
-    type Permit = Permit;
-
-    fn admit(&self) -> impl Future<Output = Result<Permit, Rejection>> + Send {
-        self.acquire(Priority::Normal)
+impl LoadShedder {
+    /// Admission at `priority`, decided now so requests are admitted in the order they
+    /// arrive; only a queued request waits (boxed: the others pay nothing for the queue).
+    pub(super) fn admit_at(&self, priority: Priority) -> Admit<Permit> {
+        match self.inner.admit(priority, true) {
+            Admitted::Now => Admit::admitted(Permit::new(self.clone(), priority)),
+            Admitted::Shed(rejection) => Admit::rejected(rejection),
+            Admitted::Queued {
+                id,
+                grant,
+                deadline,
+            } => Admit::waiting(Acquire::queued(
+                self.clone(),
+                priority,
+                id,
+                grant,
+                deadline,
+            )),
+        }
     }
 }
 
-impl Admission for Prioritized {
+/// Admits at [`Priority::Normal`].
+impl Stage for LoadShedder {
     type Permit = Permit;
 
-    fn admit(&self) -> impl Future<Output = Result<Permit, Rejection>> + Send {
-        self.shedder.acquire(self.priority)
+    fn admit(&self) -> Admit<Permit> {
+        self.admit_at(Priority::Normal)
+    }
+
+    fn name(&self) -> &str {
+        LoadShedder::name(self)
+    }
+
+    fn pattern(&self) -> PatternKind {
+        PatternKind::LoadShedder
+    }
+}
+
+/// Admits at its fixed priority.
+impl Stage for Prioritized {
+    type Permit = Permit;
+
+    fn admit(&self) -> Admit<Permit> {
+        self.shedder.admit_at(self.priority)
+    }
+
+    fn name(&self) -> &str {
+        self.shedder.name()
+    }
+
+    fn pattern(&self) -> PatternKind {
+        PatternKind::LoadShedder
     }
 }

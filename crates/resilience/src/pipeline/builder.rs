@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::Pipeline;
-use crate::admission::Admission;
+use crate::stage::Stage;
 use crate::circuit_breaker::CircuitBreaker;
 use crate::classify::Classifier;
 use crate::config::check;
@@ -85,9 +85,9 @@ impl<T, E, L, B> PipelineBuilder<T, E, L, B> {
         self
     }
 
-    /// The admission control outside the timeout: a rate limiter, or any [`Admission`] (a
+    /// The admission control outside the timeout: a rate limiter, or any [`Stage`] (a
     /// pair admits through both).
-    pub fn rate_limiter<L2: Admission>(self, rate_limiter: L2) -> PipelineBuilder<T, E, L2, B> {
+    pub fn rate_limiter<L2: Stage>(self, rate_limiter: L2) -> PipelineBuilder<T, E, L2, B> {
         PipelineBuilder {
             name: self.name,
             fallback: self.fallback,
@@ -103,7 +103,7 @@ impl<T, E, L, B> PipelineBuilder<T, E, L, B> {
 
     /// The admission control inside the timeout, right around the call: a bulkhead, load
     /// shedder, backpressure or adaptive limiter, or a pair of them.
-    pub fn bulkhead<B2: Admission>(self, bulkhead: B2) -> PipelineBuilder<T, E, L, B2> {
+    pub fn bulkhead<B2: Stage>(self, bulkhead: B2) -> PipelineBuilder<T, E, L, B2> {
         PipelineBuilder {
             name: self.name,
             fallback: self.fallback,

@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::admission::{Admission, AdmissionPermit};
+use crate::stage::{Stage, StagePermit};
 use crate::circuit_breaker::CircuitBreaker;
 use crate::classify::{judge_nested, Classifier, Outcome};
 use crate::fallback::Fallback;
@@ -32,8 +32,8 @@ pub struct Pipeline<T, E, L = (), B = ()> {
 
 impl<T, E, L, B> Pipeline<T, E, L, B>
 where
-    L: Admission,
-    B: Admission,
+    L: Stage,
+    B: Stage,
     E: fmt::Display,
 {
     /// Runs `operation` through the stack. `operation` may be called several times (once per
@@ -105,7 +105,7 @@ where
 
     /// Tells an admission permit how the call went, if it learns from outcomes (adaptive
     /// limiters do); judging runs the classifier's user code, so it is skipped otherwise.
-    fn complete<P: AdmissionPermit>(
+    fn complete<P: StagePermit>(
         &self,
         permit: P,
         result: Result<T, Error<E>>,
@@ -121,7 +121,7 @@ where
             PatternKind::CircuitBreaker,
             &self.name,
         );
-        permit.complete(outcome);
+        permit.record(outcome);
         result
     }
 }

@@ -20,10 +20,10 @@ use super::token_bucket::{Bucket, TokenBucket};
 use super::{
     Algorithm, Decision, RateLimiter, RateLimiterBuilder, RateLimiterConfig, RateLimiterMetrics,
 };
-use crate::admission::Admission;
 use crate::config::ConfigError;
 use crate::events::{Emitter, EventBus};
 use crate::registry::Registered;
+use crate::stage::{Admit, Stage};
 use crate::{PatternKind, Rate, Rejection, RejectionReason};
 
 /// A single (unkeyed) rate limiter: one budget shared by every caller, such as the limit a
@@ -316,13 +316,26 @@ impl RateLimiter for DirectRateLimiter {
     }
 }
 
-impl Admission for DirectRateLimiter {
+/// Spends one unit of the budget on admission, so the permit holds nothing. With a zero
+/// `max_wait` (the default) it decides at once; otherwise it waits for the budget as
+/// [`acquire`](RateLimiter::acquire) does.
+impl Stage for DirectRateLimiter {
     type Permit = ();
 
-    /// [`acquire`](RateLimiter::acquire): waits up to `max_wait` for the budget. A rate is
-    /// spent on admission, so the permit holds nothing.
-    async fn admit(&self) -> Result<(), Rejection> {
-        RateLimiter::acquire(self, "").await.map(drop)
+    fn admit(&self) -> Admit<()> {
+        if self.inner.max_wait.load(Ordering::Relaxed) == 0 {
+            return Admit::ready(self.try_acquire().map(drop));
+        }
+        let limiter = self.clone();
+        Admit::waiting(async move { RateLimiter::acquire(&limiter, "").await.map(drop) })
+    }
+
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn pattern(&self) -> PatternKind {
+        PatternKind::RateLimiter
     }
 }
 

@@ -1,0 +1,115 @@
+//! [`Admit`]: the one admission future every stage returns.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::Rejection;
+
+type Waiting<P> = Pin<Box<dyn Future<Output = Result<P, Rejection>> + Send>>;
+
+/// The answer of a [`Stage`](super::Stage): a permit or a rejection, now or after a wait.
+///
+/// One type for every stage, so a layer can store and poll it without knowing which stage it
+/// came from. A stage that decides at once (a free bulkhead slot, a closed circuit, a token in
+/// the bucket, a full queue) returns a ready `Admit`, which completes on its first poll and
+/// costs no allocation; only a call that must wait (a bulkhead queue, backpressure, a rate
+/// limiter's `max_wait`, a network round trip) pays for one box holding the wait.
+///
+/// Dropping it gives up: a place in a queue is left, a permit granted meanwhile is released.
+#[must_use = "an admission does nothing unless polled, and releases what it got when dropped"]
+pub struct Admit<P> {
+    state: State<P>,
+}
+
+enum State<P> {
+    Ready(Option<Result<P, Rejection>>),
+    Waiting(Waiting<P>),
+}
+
+impl<P> Admit<P> {
+    /// An answer known now.
+    pub fn ready(answer: Result<P, Rejection>) -> Self {
+        Self {
+            state: State::Ready(Some(answer)),
+        }
+    }
+
+    /// Admitted now with `permit`.
+    pub fn admitted(permit: P) -> Self {
+        Self::ready(Ok(permit))
+    }
+
+    /// Refused now.
+    pub fn rejected(rejection: Rejection) -> Self {
+        Self::ready(Err(rejection))
+    }
+
+    /// An answer that needs waiting for; `wait` is boxed.
+    pub fn waiting(wait: impl Future<Output = Result<P, Rejection>> + Send + 'static) -> Self {
+        Self {
+            state: State::Waiting(Box::pin(wait)),
+        }
+    }
+
+    /// The answer, if it was known when the stage was asked; otherwise the admission back.
+    ///
+    /// Lets synchronous callers (and layers on their fast path) take a ready answer without
+    /// a context to poll with.
+    pub fn now(self) -> Result<Result<P, Rejection>, Self> {
+        match self.state {
+            State::Ready(Some(answer)) => Ok(answer),
+            state => Err(Self { state }),
+        }
+    }
+
+    /// Whether the answer was known when the stage was asked.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.state, State::Ready(Some(_)))
+    }
+
+    /// Turns the permit into another, keeping the wait unboxed-if-ready.
+    pub fn map<Q>(self, f: impl FnOnce(P) -> Q + Send + 'static) -> Admit<Q>
+    where
+        P: 'static,
+    {
+        match self.state {
+            State::Ready(answer) => Admit {
+                state: State::Ready(answer.map(|answer| answer.map(f))),
+            },
+            State::Waiting(wait) => Admit::waiting(async move { wait.await.map(f) }),
+        }
+    }
+}
+
+// The permit is only ever moved out, never pinned, and the wait is boxed: `Admit` can move
+// freely whatever the permit is.
+impl<P> Unpin for Admit<P> {}
+
+impl<P> Future for Admit<P> {
+    type Output = Result<P, Rejection>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().state {
+            State::Ready(answer) => Poll::Ready(
+                answer
+                    .take()
+                    .expect("Admit polled after it completed"),
+            ),
+            State::Waiting(wait) => wait.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<P> fmt::Debug for Admit<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Ready(Some(Ok(_))) => "admitted",
+            State::Ready(Some(Err(_))) => "rejected",
+            State::Ready(None) => "done",
+            State::Waiting(_) => "waiting",
+        };
+        f.debug_struct("Admit").field("state", &state).finish()
+    }
+}

@@ -1,0 +1,107 @@
+//! Running an operation through a stage: [`call`], [`call_with`], [`execute`], written once
+//! for every stage.
+
+use std::future::Future;
+
+use super::{Stage, StagePermit};
+use crate::classify::{judge, judge_nested, Classify, EveryError, Outcome};
+use crate::Error;
+
+/// Runs `operation` if `stage` admits it, counting every `Err` as a failure.
+///
+/// Admission may wait as the stage's policy allows. While the operation runs, the call holds
+/// the stage's permit; its outcome is recorded when it ends, and dropping the returned future
+/// at any point releases the permit (a cancelled call's outcome is unknown). A stage's
+/// [`call_limit`](Stage::call_limit) cuts the operation off with [`Error::Timeout`], counted
+/// as a failure.
+pub async fn call<S, T, E, F, Fut>(stage: &S, operation: F) -> Result<T, Error<E>>
+where
+    S: Stage + ?Sized,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    call_with(stage, &EveryError, operation).await
+}
+
+/// Like [`call`], judging the outcome with `classifier`.
+pub async fn call_with<S, T, E, F, Fut>(
+    stage: &S,
+    classifier: &impl Classify<T, E>,
+    operation: F,
+) -> Result<T, Error<E>>
+where
+    S: Stage + ?Sized,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    guarded(stage, operation, |wants_outcome, result| {
+        let outcome = if wants_outcome {
+            judge(classifier, &result, stage.pattern(), stage.name())
+        } else {
+            Outcome::Ignored
+        };
+        (outcome, result.map_err(Error::Inner))
+    })
+    .await
+}
+
+/// Runs an operation that already returns this crate's [`Error`], such as an inner pattern
+/// of a pipeline. The operation's own errors are judged by `classifier`; an inner timeout,
+/// exhausted retry or failed fallback counts as a failure; an inner rejection (a full
+/// bulkhead, say) is neither success nor failure. Errors pass through unchanged.
+pub async fn execute<S, T, E, F, Fut>(
+    stage: &S,
+    classifier: &impl Classify<T, E>,
+    operation: F,
+) -> Result<T, Error<E>>
+where
+    S: Stage + ?Sized,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, Error<E>>>,
+{
+    guarded(stage, operation, |wants_outcome, result| {
+        if wants_outcome {
+            judge_nested(classifier, result, stage.pattern(), stage.name())
+        } else {
+            (Outcome::Ignored, result)
+        }
+    })
+    .await
+}
+
+/// Admission, the operation under the stage's call limit, and the outcome: what every entry
+/// point shares. `judge` turns the operation's output into the outcome (when the permit wants
+/// one) and the result.
+async fn guarded<S, T, E, R, F, Fut>(
+    stage: &S,
+    operation: F,
+    judge: impl FnOnce(bool, R) -> (Outcome, Result<T, Error<E>>),
+) -> Result<T, Error<E>>
+where
+    S: Stage + ?Sized,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = R>,
+{
+    let admit = stage.admit();
+    // The ready answer is taken without an await: one async level fewer on the hot path.
+    let permit = match admit.now() {
+        Ok(answer) => answer?,
+        Err(waiting) => waiting.await?,
+    };
+    let output = match stage.call_limit() {
+        None => operation().await,
+        Some(limit) => match tokio::time::timeout(limit, operation()).await {
+            Ok(output) => output,
+            Err(_) => {
+                permit.record(Outcome::Failure);
+                return Err(Error::Timeout {
+                    elapsed: limit,
+                    limit,
+                });
+            }
+        },
+    };
+    let (outcome, result) = judge(permit.wants_outcome(), output);
+    permit.record(outcome);
+    result
+}

@@ -40,7 +40,7 @@ use resilience::load_shed::LoadShedder;
 use resilience::rate_limit::LocalRateLimiter;
 use resilience::{Bulkhead, CircuitBreaker, Rate, Timeout};
 use resilience_http::{
-    AdmissionLayer, CircuitBreakerLayer, CompositeLayer, RateLimitLayer, TimeoutLayer,
+    AdmissionLayer, CircuitBreakerLayer, CompositeLayer, RateLimitLayer, HttpTimeoutLayer,
 };
 use tower::ServiceExt;
 
@@ -129,7 +129,7 @@ fn oneshot(c: &mut Criterion) {
             "circuit_breaker",
             router().layer(CircuitBreakerLayer::new(breaker())),
         ),
-        ("timeout", router().layer(TimeoutLayer::new(timeout()))),
+        ("timeout", router().layer(HttpTimeoutLayer::new(timeout()))),
     ];
     // What `axum::serve` does once (`into_make_service` calls `with_state(())`): turn the
     // handlers into routes. Without it, a `Router` called directly re-applies its layers to

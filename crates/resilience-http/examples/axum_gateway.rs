@@ -25,13 +25,13 @@ use resilience::rate_limit::LocalRateLimiter;
 use resilience::retry::{Backoff, Retry};
 use resilience::{Bulkhead, CircuitBreaker, Timeout};
 use resilience_http::{
-    CompositeLayer, ExcludePaths, FallbackLayer, ReplayBody, RetryLayer, RetryService,
+    CompositeLayer, ExcludePaths, HttpFallbackLayer, ReplayBody, HttpRetryLayer, HttpRetryService,
 };
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
 
 type Upstream = (
-    RetryService<Client<HttpConnector, ReplayBody<Body>>>,
+    HttpRetryService<Client<HttpConnector, ReplayBody<Body>>>,
     SocketAddr,
 );
 
@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_attempts(3)
         .backoff(Backoff::exponential(Duration::from_millis(20), 2.0))
         .build()?;
-    let client = RetryLayer::new(retry).layer(Client::builder(TokioExecutor::new()).build_http());
+    let client = HttpRetryLayer::new(retry).layer(Client::builder(TokioExecutor::new()).build_http());
 
     let protection = CompositeLayer::new()
         .rate_limit(
@@ -77,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/health", get(|| async { "ok" }))
         .with_state((client, upstream))
         .layer(protection)
-        .layer(FallbackLayer::response(degraded));
+        .layer(HttpFallbackLayer::response(degraded));
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     println!(
         "gateway on http://{}/api/items, upstream on {upstream}",

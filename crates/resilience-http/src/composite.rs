@@ -1,5 +1,6 @@
-//! [`CompositeLayer`]: rate limit → load shed → bulkhead → circuit breaker → timeout, in one
-//! layer and that documented order.
+//! [`CompositeLayer`]: an ordered list of stages and a timeout in one layer: rate limit →
+//! load shed → bulkhead → circuit breaker → timeout is the recommended order, and any stage
+//! of your own fits in.
 //!
 //! # The order, and why
 //!
@@ -19,15 +20,15 @@
 //! A request refused at one step never reaches the next: a rate-limited request takes no
 //! shedder slot, bulkhead slot or probe. Every step is optional, and each is the same layer
 //! you would use alone ([`RateLimitLayer`], [`LoadShedLayer`], [`BulkheadLayer`],
-//! [`CircuitBreakerLayer`], [`TimeoutLayer`]) with its own reply, exclusions and classifier;
+//! [`CircuitBreakerLayer`], [`HttpTimeoutLayer`]) with its own reply, exclusions and classifier;
 //! the composite runs them in one future, one response body and one allocation. The slots
 //! and the probe are held until the response body has been sent; 5xx answers count as
 //! breaker failures and reach the client unchanged; admitted responses carry the
 //! `RateLimit-*` headers.
 //!
 //! Retry and fallback are not part of it: on a server they belong around the client calls
-//! the handler makes ([`RetryLayer`](crate::RetryLayer) and
-//! [`FallbackLayer`](crate::FallbackLayer) fit a hyper client too), or outside the composite.
+//! the handler makes ([`HttpRetryLayer`](crate::HttpRetryLayer) and
+//! [`HttpFallbackLayer`](crate::HttpFallbackLayer) fit a hyper client too), or outside the composite.
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -51,29 +52,24 @@
 //! # }
 //! ```
 
-mod service;
-
-use std::sync::Arc;
-
-use resilience::rate_limit::LocalRateLimiter;
+use resilience::rate_limit::RateLimiter;
+use resilience::{Bulkhead, CircuitBreaker};
 use tower_layer::Layer;
 
+use crate::service::StagesService;
+use crate::stage::{Chain, RequestStage, Stages};
 use crate::{
-    BulkheadLayer, CircuitBreakerLayer, ExcludePaths, LoadShedLayer, RateLimitLayer,
-    ResponseFactory, TimeoutLayer,
+    ExcludePaths, HttpStageLayer, HttpTimeoutLayer, KeyedRateLimit, PriorityHeader,
+    ResponseFactory,
 };
-pub use service::{CompositeGuard, CompositeService};
 
-/// The five server-side patterns in their documented order; see the [module docs](self).
+/// Stages in the order added, then a timeout; see the [module docs](self).
 ///
-/// Clones share every handle they hold.
+/// `G` is the list of stages so far ([`Stages`]); clones share every handle they hold.
 #[derive(Debug, Clone)]
-pub struct CompositeLayer<L = LocalRateLimiter> {
-    rate_limit: Option<RateLimitLayer<L>>,
-    load_shed: Option<LoadShedLayer>,
-    bulkhead: Option<BulkheadLayer>,
-    breaker: Option<CircuitBreakerLayer>,
-    timeout: Option<TimeoutLayer>,
+pub struct CompositeLayer<G = ()> {
+    stages: G,
+    timeout: Option<HttpTimeoutLayer>,
     exclude: ExcludePaths,
     factory: Option<ResponseFactory>,
 }
@@ -82,10 +78,7 @@ impl CompositeLayer {
     /// A composite with no step yet: add the ones you need.
     pub fn new() -> Self {
         Self {
-            rate_limit: None,
-            load_shed: None,
-            bulkhead: None,
-            breaker: None,
+            stages: (),
             timeout: None,
             exclude: ExcludePaths::none(),
             factory: None,
@@ -99,44 +92,59 @@ impl Default for CompositeLayer {
     }
 }
 
-impl<L> CompositeLayer<L> {
-    /// Step 1: a rate limiter (keyed by client IP), or a configured [`RateLimitLayer`].
-    pub fn rate_limit<L2>(self, layer: impl Into<RateLimitLayer<L2>>) -> CompositeLayer<L2> {
+impl<G: Stages> CompositeLayer<G> {
+    /// Adds `stage` after the stages added so far: any [`RequestStage`] (every core and Redis
+    /// stage is one), or a configured [`HttpStageLayer`] with its own reply, exclusions and
+    /// classifier.
+    pub fn stage<St: RequestStage>(
+        self,
+        stage: impl Into<HttpStageLayer<St>>,
+    ) -> CompositeLayer<Chain<G, HttpStageLayer<St>>> {
         CompositeLayer {
-            rate_limit: Some(layer.into()),
-            load_shed: self.load_shed,
-            bulkhead: self.bulkhead,
-            breaker: self.breaker,
+            stages: Chain::new(self.stages, stage.into()),
             timeout: self.timeout,
             exclude: self.exclude,
             factory: self.factory,
         }
     }
 
-    /// Step 2: a load shedder (priority from `X-Priority`), or a configured [`LoadShedLayer`].
-    #[must_use]
-    pub fn load_shed(mut self, layer: impl Into<LoadShedLayer>) -> Self {
-        self.load_shed = Some(layer.into());
-        self
+    /// Step 1: a rate limit per key (by client IP for a bare limiter), 429 when over.
+    pub fn rate_limit<L: RateLimiter + 'static>(
+        self,
+        stage: impl Into<HttpStageLayer<KeyedRateLimit<L>>>,
+    ) -> CompositeLayer<Chain<G, HttpStageLayer<KeyedRateLimit<L>>>> {
+        self.stage(stage)
     }
 
-    /// Step 3: a bulkhead, or a configured [`BulkheadLayer`].
-    #[must_use]
-    pub fn bulkhead(mut self, layer: impl Into<BulkheadLayer>) -> Self {
-        self.bulkhead = Some(layer.into());
-        self
+    /// Step 2: a load shedder (priority from `X-Priority` for a bare shedder), 503 when shed.
+    pub fn load_shed(
+        self,
+        stage: impl Into<HttpStageLayer<PriorityHeader>>,
+    ) -> CompositeLayer<Chain<G, HttpStageLayer<PriorityHeader>>> {
+        self.stage(stage)
     }
 
-    /// Step 4: a circuit breaker, or a configured [`CircuitBreakerLayer`].
-    #[must_use]
-    pub fn circuit_breaker(mut self, layer: impl Into<CircuitBreakerLayer>) -> Self {
-        self.breaker = Some(layer.into());
-        self
+    /// Step 3: a bulkhead, 503 when full.
+    pub fn bulkhead(
+        self,
+        stage: impl Into<HttpStageLayer<Bulkhead>>,
+    ) -> CompositeLayer<Chain<G, HttpStageLayer<Bulkhead>>> {
+        self.stage(stage)
     }
 
-    /// Step 5: a timeout, or a configured [`TimeoutLayer`].
+    /// Step 4: a circuit breaker (local here; a Redis-shared one goes through
+    /// [`stage`](Self::stage)), 503 with the remaining open time when open.
+    pub fn circuit_breaker(
+        self,
+        stage: impl Into<HttpStageLayer<CircuitBreaker>>,
+    ) -> CompositeLayer<Chain<G, HttpStageLayer<CircuitBreaker>>> {
+        self.stage(stage)
+    }
+
+    /// Step 5: a timeout around the service (408 by default), or a configured
+    /// [`HttpTimeoutLayer`].
     #[must_use]
-    pub fn timeout(mut self, layer: impl Into<TimeoutLayer>) -> Self {
+    pub fn timeout(mut self, layer: impl Into<HttpTimeoutLayer>) -> Self {
         self.timeout = Some(layer.into());
         self
     }
@@ -149,43 +157,26 @@ impl<L> CompositeLayer<L> {
         self
     }
 
-    /// Builds every step's refusal and timeout responses with `factory`, except for steps
-    /// whose [`Reply`](crate::Reply) has a factory of its own.
+    /// Builds every step's refusal and timeout responses with `factory`, except for steps whose [`Reply`](crate::Reply) has a factory of its own.
     #[must_use]
     pub fn response_factory(mut self, factory: ResponseFactory) -> Self {
         self.factory = Some(factory);
         self
     }
-
-    /// The composite as its services use it: the shared factory set on every step.
-    fn resolved(&self) -> Self
-    where
-        L: Clone,
-    {
-        let mut layer = self.clone();
-        if let Some(factory) = &layer.factory {
-            let apply = |reply: &mut crate::Reply| {
-                if !reply.has_factory() {
-                    *reply = reply.clone().factory(factory.clone());
-                }
-            };
-            layer
-                .rate_limit
-                .iter_mut()
-                .for_each(|l| apply(&mut l.reply));
-            layer.load_shed.iter_mut().for_each(|l| apply(&mut l.reply));
-            layer.bulkhead.iter_mut().for_each(|l| apply(&mut l.reply));
-            layer.breaker.iter_mut().for_each(|l| apply(&mut l.reply));
-            layer.timeout.iter_mut().for_each(|l| apply(&mut l.reply));
-        }
-        layer
-    }
 }
 
-impl<S, L: Clone> Layer<S> for CompositeLayer<L> {
-    type Service = CompositeService<S, L>;
+impl<S, G: Stages + Clone> Layer<S> for CompositeLayer<G> {
+    type Service = StagesService<S, G>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CompositeService::new(inner, Arc::new(self.resolved()))
+        let mut stages = self.stages.clone();
+        let mut timeout = self.timeout.clone();
+        if let Some(factory) = &self.factory {
+            stages.default_factory(factory);
+            if let Some(timeout) = &mut timeout {
+                timeout.reply.default_factory(factory);
+            }
+        }
+        StagesService::new(inner, stages, timeout, self.exclude.clone())
     }
 }

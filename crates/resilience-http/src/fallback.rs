@@ -1,4 +1,4 @@
-//! [`FallbackLayer`]: answer with something else when the service fails.
+//! [`HttpFallbackLayer`]: answer with something else when the service fails.
 //!
 //! # What it does
 //!
@@ -6,15 +6,15 @@
 //! page, an empty list, a static "degraded" document. Failing means, by default, an error of
 //! the inner service, any 5xx (the service's own, or a 503 made by an inner layer of this
 //! crate: an open circuit, a full bulkhead, a shed request) and a timeout made by an inner
-//! [`TimeoutLayer`](crate::TimeoutLayer). A 429 is not a failure: a client over its rate
+//! [`HttpTimeoutLayer`](crate::HttpTimeoutLayer). A 429 is not a failure: a client over its rate
 //! must hear so, not get a cached answer that teaches it to go on.
-//! [`when`](FallbackLayer::when) chooses otherwise. The seed's `FallbackMiddleware` caught
+//! [`when`](HttpFallbackLayer::when) chooses otherwise. The seed's `FallbackMiddleware` caught
 //! exceptions only, never 5xx answers.
 //!
 //! The fallback is a closure from the [`FallbackCause`] to a response (a function of the
 //! failure, never of the request's arguments: seed bug B15), or a fixed response with
-//! [`FallbackLayer::response`]. Fallback answers carry [`FellBack`] in their extensions, and
-//! [`served`](FallbackLayer::served) counts them for dashboards.
+//! [`HttpFallbackLayer::response`]. Fallback answers carry [`FellBack`] in their extensions, and
+//! [`served`](HttpFallbackLayer::served) counts them for dashboards.
 //!
 //! Put it outermost: around the [composite](crate::CompositeLayer) on a server, or around a
 //! retried client, so that it answers for everything inside.
@@ -23,7 +23,7 @@
 //! use axum::{routing::get, Router};
 //! use bytes::Bytes;
 //! use http::{header, Response, StatusCode};
-//! use resilience_http::FallbackLayer;
+//! use resilience_http::HttpFallbackLayer;
 //!
 //! let degraded = Response::builder()
 //!     .status(StatusCode::OK)
@@ -33,7 +33,7 @@
 //!     .unwrap();
 //! let app: Router = Router::new()
 //!     .route("/recommendations", get(|| async { "..." }))
-//!     .layer(FallbackLayer::response(degraded));
+//!     .layer(HttpFallbackLayer::response(degraded));
 //! # let _ = app;
 //! ```
 
@@ -71,7 +71,7 @@ impl fmt::Debug for FallbackCause<'_> {
     }
 }
 
-/// Marks a response made by a [`FallbackLayer`].
+/// Marks a response made by a [`HttpFallbackLayer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FellBack;
 
@@ -82,14 +82,14 @@ type Select = dyn Fn(&response::Parts) -> bool + Send + Sync;
 ///
 /// Clones share the fallback and its counter.
 #[derive(Clone)]
-pub struct FallbackLayer {
+pub struct HttpFallbackLayer {
     answer: Arc<Answer>,
     when: Option<Arc<Select>>,
     exclude: ExcludePaths,
     served: Arc<AtomicU64>,
 }
 
-impl FallbackLayer {
+impl HttpFallbackLayer {
     /// Answers failures with what `answer` builds.
     pub fn new<F>(answer: F) -> Self
     where
@@ -146,9 +146,9 @@ impl FallbackLayer {
     }
 }
 
-impl fmt::Debug for FallbackLayer {
+impl fmt::Debug for HttpFallbackLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FallbackLayer")
+        f.debug_struct("HttpFallbackLayer")
             .field("when", &self.when.is_some())
             .field("exclude", &self.exclude)
             .field("served", &self.served())
@@ -156,25 +156,25 @@ impl fmt::Debug for FallbackLayer {
     }
 }
 
-impl<S> Layer<S> for FallbackLayer {
-    type Service = FallbackService<S>;
+impl<S> Layer<S> for HttpFallbackLayer {
+    type Service = HttpFallbackService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        FallbackService {
+        HttpFallbackService {
             inner,
             shared: Arc::new(self.clone()),
         }
     }
 }
 
-/// An HTTP service with a fallback; made by [`FallbackLayer`].
+/// An HTTP service with a fallback; made by [`HttpFallbackLayer`].
 #[derive(Debug, Clone)]
-pub struct FallbackService<S> {
+pub struct HttpFallbackService<S> {
     inner: S,
-    shared: Arc<FallbackLayer>,
+    shared: Arc<HttpFallbackLayer>,
 }
 
-impl<S> FallbackService<S> {
+impl<S> HttpFallbackService<S> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -191,7 +191,7 @@ impl<S> FallbackService<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for FallbackService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpFallbackService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,

@@ -13,33 +13,30 @@
 //! caps what a claim can get: set it to `high` and nobody outside can make their requests
 //! unsheddable by sending `X-Priority: critical`.
 //!
-//! Use it with the [`AdmissionLayer`](crate::AdmissionLayer) (alias [`LoadShedLayer`]) or
-//! in the [composite](crate::CompositeLayer); the slot is held until the response body has
+//! Use it in an [`HttpStageLayer`] or in the [composite](crate::CompositeLayer); the slot is held until the response body has
 //! been sent, and a shed request gets a 503 with `Retry-After`.
 //!
 //! ```
 //! use axum::{routing::get, Router};
 //! use resilience::load_shed::{LoadShedder, Priority};
-//! use resilience_http::{LoadShedLayer, PriorityHeader};
+//! use resilience_http::{HttpStageLayer, PriorityHeader};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let shedder = LoadShedder::builder("api").max_requests(200).build()?;
 //! let app: Router = Router::new()
 //!     .route("/", get(|| async { "hello" }))
-//!     .layer(LoadShedLayer::new(PriorityHeader::new(shedder).max_priority(Priority::High)));
+//!     .layer(HttpStageLayer::new(PriorityHeader::new(shedder).max_priority(Priority::High)));
 //! # let _ = app;
 //! # Ok(())
 //! # }
 //! ```
 
-use std::future::Future;
-
 use http::header::HeaderName;
 use http::request::Parts;
 use resilience::load_shed::{self, LoadShedder, Priority};
-use resilience::Rejection;
 
-use crate::admission::{LoadShedLayer, RequestAdmission};
+use crate::stage::{Refusal, RequestStage};
+use crate::HttpStageLayer;
 
 /// The default priority header, `X-Priority`.
 pub const X_PRIORITY: HeaderName = HeaderName::from_static("x-priority");
@@ -109,18 +106,16 @@ impl PriorityHeader {
     }
 }
 
-impl RequestAdmission for PriorityHeader {
+impl RequestStage for PriorityHeader {
     type Permit = load_shed::Permit;
 
-    fn admit_request(
-        &self,
-        request: &Parts,
-    ) -> impl Future<Output = Result<Self::Permit, Rejection>> + Send {
-        self.shedder.acquire(self.priority_of(request))
+    async fn admit_request(&self, request: &Parts) -> Result<Self::Permit, Refusal> {
+        let priority = self.priority_of(request);
+        Ok(self.shedder.acquire(priority).await?)
     }
 }
 
-impl From<LoadShedder> for LoadShedLayer {
+impl From<LoadShedder> for HttpStageLayer<PriorityHeader> {
     /// Reads `X-Priority`, as [`PriorityHeader::new`].
     fn from(shedder: LoadShedder) -> Self {
         Self::new(PriorityHeader::new(shedder))

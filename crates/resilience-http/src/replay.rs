@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
 
 pin_project! {
-    /// The request body the [`RetryLayer`](crate::RetryLayer) hands to its inner service:
+    /// The request body the [`HttpRetryLayer`](crate::HttpRetryLayer) hands to its inner service:
     /// the buffered body (a cheap clone of the same bytes for every attempt), or the
     /// original body, possibly after a prefix that was read while trying to buffer it.
     pub struct ReplayBody<B: Body> {
@@ -108,7 +108,7 @@ impl<B: Body> fmt::Debug for ReplayBody<B> {
     }
 }
 
-/// The request body type a [`RetryService`](crate::RetryService)'s inner service receives,
+/// The request body type a [`HttpRetryService`](crate::HttpRetryService)'s inner service receives,
 /// made from the [`ReplayBody`] of each attempt: [`Replay`] (the `ReplayBody` itself, for
 /// services generic over their body, such as an axum `Router` as a whole or a hyper client)
 /// or, with feature `axum`, `axum::body::Body` (for `Router::layer`, whose routes take only

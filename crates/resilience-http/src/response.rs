@@ -118,9 +118,9 @@ impl Reply {
         self
     }
 
-    /// Whether a factory is set.
-    pub(crate) fn has_factory(&self) -> bool {
-        self.factory.is_some()
+    /// Uses `factory` unless a factory is set already.
+    pub(crate) fn default_factory(&mut self, factory: &ResponseFactory) {
+        self.factory.get_or_insert_with(|| factory.clone());
     }
 
     /// The response for a request `rejection` refused; `decision` for a rate limit.

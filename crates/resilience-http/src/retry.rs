@@ -1,4 +1,4 @@
-//! [`RetryLayer`]: send an idempotent request again when the answer says it may work next time.
+//! [`HttpRetryLayer`]: send an idempotent request again when the answer says it may work next time.
 //!
 //! # What it does
 //!
@@ -7,12 +7,12 @@
 //! * **safe**: its method is idempotent (`GET`, `HEAD`, `OPTIONS`, `TRACE`, `PUT`,
 //!   `DELETE`), or it carries an `Idempotency-Key` header (configurable, or off);
 //! * **possible**: its body can be sent again. Bodies up to
-//!   [`max_body_bytes`](RetryLayer::max_body_bytes) (64 KiB by default) are read into memory
+//!   [`max_body_bytes`](HttpRetryLayer::max_body_bytes) (64 KiB by default) are read into memory
 //!   once and every attempt gets the same bytes. A body declared larger is not read; one of
 //!   unknown length is read until it passes the limit, then sent once, what was read first.
 //!
 //! A retryable answer is a 500, 502, 503 or 504 by default ([`retry_statuses`]), a timeout
-//! made by an inner [`TimeoutLayer`](crate::TimeoutLayer), or an error of the inner service.
+//! made by an inner [`HttpTimeoutLayer`](crate::HttpTimeoutLayer), or an error of the inner service.
 //! A refusal by an inner circuit breaker or rate limiter of this crate is never retried (the
 //! breaker is open for a reason; the limiter said when to come back), as in the core's retry.
 //! How many attempts, how long to wait between them, jitter, total time and retry budgets
@@ -29,13 +29,13 @@
 //! Retrying on a server re-runs the handler; the natural home of this layer is an HTTP
 //! *client* (a hyper-util `Client` is a tower service) calling an upstream, as the
 //! [`axum_gateway` example] does. Under axum's `Router::layer`, whose routes take only
-//! `axum::body::Body`, add it as `RetryLayer::new(policy).request_body::<axum::body::Body>()`
+//! `axum::body::Body`, add it as `HttpRetryLayer::new(policy).request_body::<axum::body::Body>()`
 //! (feature `axum`; see [`RetryBody`]). The seed's `RetryMiddleware` could not retry at all
 //! (`call_next` runs once) and its `retry_route` retried 404s (bugs B7, B17).
 //!
 //! ```
 //! use resilience::retry::{Backoff, Retry};
-//! use resilience_http::RetryLayer;
+//! use resilience_http::HttpRetryLayer;
 //! use std::time::Duration;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,13 +43,13 @@
 //!     .max_attempts(3)
 //!     .backoff(Backoff::exponential(Duration::from_millis(50), 2.0))
 //!     .build()?;
-//! let layer = RetryLayer::new(retry).max_body_bytes(16 * 1024);
+//! let layer = HttpRetryLayer::new(retry).max_body_bytes(16 * 1024);
 //! # let _ = layer;
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! [`retry_statuses`]: RetryLayer::retry_statuses
+//! [`retry_statuses`]: HttpRetryLayer::retry_statuses
 //! [`axum_gateway` example]: https://github.com/resilience-rs/resilience/blob/main/crates/resilience-http/examples/axum_gateway.rs
 
 mod service;
@@ -65,7 +65,7 @@ use tower_layer::Layer;
 
 pub use crate::replay::{Replay, ReplayBody, RetryBody};
 use crate::{ExcludePaths, TimedOut};
-pub use service::RetryService;
+pub use service::HttpRetryService;
 
 /// `X-Retry-Skipped`: why a request with a retryable answer was not retried.
 pub const X_RETRY_SKIPPED: HeaderName = HeaderName::from_static("x-retry-skipped");
@@ -116,7 +116,7 @@ type Retryable = dyn Fn(&response::Parts) -> bool + Send + Sync;
 /// [`request_body::<axum::body::Body>()`](Self::request_body).
 ///
 /// Clones share the [`Retry`] policy (its budget and metrics).
-pub struct RetryLayer<T = Replay> {
+pub struct HttpRetryLayer<T = Replay> {
     settings: Settings,
     body: PhantomData<fn() -> T>,
 }
@@ -131,7 +131,7 @@ struct Settings {
     exclude: ExcludePaths,
 }
 
-impl RetryLayer {
+impl HttpRetryLayer {
     /// Retries with `retry`'s attempts and backoff.
     pub fn new(retry: Retry) -> Self {
         Self {
@@ -153,10 +153,10 @@ impl RetryLayer {
     }
 }
 
-impl<T> RetryLayer<T> {
+impl<T> HttpRetryLayer<T> {
     /// Hands the inner service request bodies of type `U` (see [`RetryBody`]).
-    pub fn request_body<U>(self) -> RetryLayer<U> {
-        RetryLayer {
+    pub fn request_body<U>(self) -> HttpRetryLayer<U> {
+        HttpRetryLayer {
             settings: self.settings,
             body: PhantomData,
         }
@@ -252,7 +252,7 @@ impl Settings {
     }
 }
 
-impl<T> Clone for RetryLayer<T> {
+impl<T> Clone for HttpRetryLayer<T> {
     fn clone(&self) -> Self {
         Self {
             settings: self.settings.clone(),
@@ -261,9 +261,9 @@ impl<T> Clone for RetryLayer<T> {
     }
 }
 
-impl<T> fmt::Debug for RetryLayer<T> {
+impl<T> fmt::Debug for HttpRetryLayer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryLayer")
+        f.debug_struct("HttpRetryLayer")
             .field("settings", &self.settings)
             .field("body", &std::any::type_name::<T>())
             .finish()
@@ -283,10 +283,10 @@ impl fmt::Debug for Settings {
     }
 }
 
-impl<S, T> Layer<S> for RetryLayer<T> {
-    type Service = RetryService<S, T>;
+impl<S, T> Layer<S> for HttpRetryLayer<T> {
+    type Service = HttpRetryService<S, T>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RetryService::new(inner, Arc::new(self.settings.clone()))
+        HttpRetryService::new(inner, Arc::new(self.settings.clone()))
     }
 }

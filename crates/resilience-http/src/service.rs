@@ -1,14 +1,20 @@
 //! What every layer's service shares: its future type and the moves between request, inner
 //! service and response.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{response, Response};
+use http::{response, Method, Request, Response};
 use http_body::Body;
+use tower_service::Service;
 
 use crate::body::{BodyEnd, Guard, ResponseBody};
+use crate::stage::Stages;
+use crate::{ExcludePaths, HttpTimeoutLayer, Reply};
 
 /// The future of every service in this crate.
 ///
@@ -57,4 +63,149 @@ where
         body.release(BodyEnd::Complete);
     }
     Response::from_parts(parts, body)
+}
+
+/// An HTTP service behind a list of stages and an optional timeout: what
+/// [`HttpStageLayer`](crate::HttpStageLayer), [`HttpTimeoutLayer`](crate::HttpTimeoutLayer)
+/// and [`CompositeLayer`](crate::CompositeLayer) make.
+pub struct StagesService<S, G> {
+    inner: S,
+    shared: Arc<Shared<G>>,
+}
+
+struct Shared<G> {
+    stages: G,
+    timeout: Option<HttpTimeoutLayer>,
+    exclude: ExcludePaths,
+}
+
+impl<S, G> StagesService<S, G> {
+    pub(crate) fn new(
+        inner: S,
+        stages: G,
+        timeout: Option<HttpTimeoutLayer>,
+        exclude: ExcludePaths,
+    ) -> Self {
+        Self {
+            inner,
+            shared: Arc::new(Shared {
+                stages,
+                timeout,
+                exclude,
+            }),
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, G> Clone for StagesService<S, G> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug, G: fmt::Debug> fmt::Debug for StagesService<S, G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StagesService")
+            .field("inner", &self.inner)
+            .field("stages", &self.shared.stages)
+            .field("timeout", &self.shared.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, G, ReqBody, ResBody> Service<Request<ReqBody>> for StagesService<S, G>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send + 'static,
+    G: Stages,
+    ReqBody: Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody, G::Guard>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<Self::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        let inner = take_ready(&mut self.inner);
+        Box::pin(async move { serve(&shared, inner, request).await })
+    }
+}
+
+/// One request through every stage, the service under the time limit, and the permits into
+/// the response body: the one place where stages become HTTP behaviour.
+async fn serve<S, G, ReqBody, ResBody>(
+    shared: &Shared<G>,
+    mut inner: S,
+    request: Request<ReqBody>,
+) -> Result<Response<ResponseBody<ResBody, G::Guard>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    G: Stages,
+    ResBody: Body<Data = Bytes>,
+{
+    let path = request.uri().path();
+    if shared.exclude.matches(path) {
+        return inner.call(request).await.map(passthrough);
+    }
+    let timeout = shared
+        .timeout
+        .as_ref()
+        .filter(|timeout| !timeout.exclude.matches(path));
+    let (parts, body) = request.into_parts();
+    let held = match shared.stages.admit(&parts).await {
+        Ok(held) => held,
+        Err(refused) => return Ok(made(refused)),
+    };
+    let head_request = parts.method == Method::HEAD;
+    let call_limit = shared.stages.call_limit();
+    let request = Request::from_parts(parts, body);
+    let answer = match (timeout, call_limit) {
+        (Some(timeout), _) => timeout.run(call_limit, || inner.call(request)).await,
+        (None, Some(limit)) => crate::timeout::run_limit(&Reply::new(), limit, inner.call(request)).await,
+        (None, None) => Ok(inner.call(request).await),
+    };
+    match answer {
+        Ok(Ok(mut response)) => {
+            shared
+                .stages
+                .annotate(&held, response.headers_mut());
+            Ok(guarded(response, head_request, |head| {
+                shared.stages.guard(held, head)
+            }))
+        }
+        Ok(Err(error)) => {
+            G::fail(held);
+            Err(error)
+        }
+        Err(timed_out) => {
+            // Made in memory: judged (a failure, by default) and released at once.
+            let (head, bytes) = timed_out.into_parts();
+            shared.stages.guard(held, &head).finish(BodyEnd::Complete);
+            Ok(made(Response::from_parts(head, bytes)))
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! [`TimeoutLayer`]: answer for the service when it takes too long.
+//! [`HttpTimeoutLayer`]: answer for the service when it takes too long.
 //!
 //! # What it does
 //!
@@ -21,45 +21,41 @@
 //! use axum::{routing::get, Router};
 //! use http::StatusCode;
 //! use resilience::Timeout;
-//! use resilience_http::{Reply, TimeoutLayer};
+//! use resilience_http::{Reply, HttpTimeoutLayer};
 //! use std::time::Duration;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let timeout = Timeout::builder("handlers").limit(Duration::from_secs(10)).build()?;
 //! let app: Router = Router::new()
 //!     .route("/", get(|| async { "hello" }))
-//!     .layer(TimeoutLayer::new(timeout).reply(Reply::new().status(StatusCode::GATEWAY_TIMEOUT)));
+//!     .layer(HttpTimeoutLayer::new(timeout).reply(Reply::new().status(StatusCode::GATEWAY_TIMEOUT)));
 //! # let _ = app;
 //! # Ok(())
 //! # }
 //! ```
 
 use std::future::Future;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body::Body;
+use http::Response;
 use resilience::{Error, Timeout};
 use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::body::ResponseBody;
-use crate::service::{made, passthrough, take_ready, ResponseFuture};
+use crate::service::StagesService;
 use crate::{ExcludePaths, Reply, TimedOut};
 
 /// Bounds the time an HTTP service has to answer; see the [module docs](self).
 ///
 /// Clones share the [`Timeout`] (its limit, metrics and listeners).
 #[derive(Debug, Clone)]
-pub struct TimeoutLayer {
+pub struct HttpTimeoutLayer {
     timeout: Timeout,
     pub(crate) reply: Reply,
     pub(crate) exclude: ExcludePaths,
 }
 
-impl TimeoutLayer {
+impl HttpTimeoutLayer {
     /// A layer applying `timeout`'s limit.
     pub fn new(timeout: Timeout) -> Self {
         Self {
@@ -88,12 +84,20 @@ impl TimeoutLayer {
         &self.timeout
     }
 
-    /// Runs `call` within the limit: its own result, or the response for a timeout.
-    pub(crate) async fn run<T, E, F, Fut>(&self, call: F) -> Result<Result<T, E>, Response<Bytes>>
+    /// Runs `call` within the limit, or within `call_limit` if that is shorter (a stage's,
+    /// such as a breaker's `timeout`): its own result, or the response for a timeout.
+    pub(crate) async fn run<T, E, F, Fut>(
+        &self,
+        call_limit: Option<Duration>,
+        call: F,
+    ) -> Result<Result<T, E>, Response<Bytes>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        if let Some(limit) = call_limit.filter(|limit| *limit < self.timeout.limit()) {
+            return run_limit(&self.reply, limit, call()).await;
+        }
         match self.timeout.call(call).await {
             Ok(value) => Ok(Ok(value)),
             Err(Error::Inner(error)) => Ok(Err(error)),
@@ -113,74 +117,30 @@ impl TimeoutLayer {
     }
 }
 
-impl From<Timeout> for TimeoutLayer {
+impl From<Timeout> for HttpTimeoutLayer {
     fn from(timeout: Timeout) -> Self {
         Self::new(timeout)
     }
 }
 
-impl<S> Layer<S> for TimeoutLayer {
-    type Service = TimeoutService<S>;
+impl<S> Layer<S> for HttpTimeoutLayer {
+    type Service = StagesService<S, ()>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TimeoutService {
-            inner,
-            shared: Arc::new(self.clone()),
-        }
+        StagesService::new(inner, (), Some(self.clone()), ExcludePaths::none())
     }
 }
 
-/// An HTTP service with a time limit; made by [`TimeoutLayer`].
-#[derive(Debug, Clone)]
-pub struct TimeoutService<S> {
-    inner: S,
-    shared: Arc<TimeoutLayer>,
-}
-
-impl<S> TimeoutService<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TimeoutService<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-{
-    type Response = Response<ResponseBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<Self::Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        let mut inner = take_ready(&mut self.inner);
-        Box::pin(async move {
-            if shared.exclude.matches(request.uri().path()) {
-                return inner.call(request).await.map(passthrough);
-            }
-            match shared.run(|| inner.call(request)).await {
-                Ok(result) => result.map(passthrough),
-                Err(timed_out) => Ok(made(timed_out)),
-            }
+/// Runs `call` for at most `limit`: its own result, or `reply`'s response for a timeout.
+pub(crate) async fn run_limit<T, E>(
+    reply: &Reply,
+    limit: Duration,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<Result<T, E>, Response<Bytes>> {
+    tokio::time::timeout(limit, call).await.map_err(|_| {
+        reply.time_out(TimedOut {
+            elapsed: limit,
+            limit,
         })
-    }
+    })
 }

@@ -16,7 +16,7 @@ use resilience::rate_limit::LocalRateLimiter;
 use resilience::{Backpressure, Bulkhead, CircuitBreaker, Timeout};
 use resilience_http::{
     AdmissionLayer, CircuitBreakerLayer, ExcludePaths, RateLimitLayer, Reply, ResponseFactory,
-    TimeoutLayer,
+    HttpTimeoutLayer,
 };
 
 fn limiter(rate: &str) -> LocalRateLimiter {
@@ -127,9 +127,9 @@ async fn a_timeout_answers_408_by_default_and_504_when_configured() {
     let timeout = Timeout::new(Duration::from_millis(50)).unwrap();
     let default = Router::new()
         .route("/", get(slow))
-        .layer(TimeoutLayer::new(timeout.clone()));
+        .layer(HttpTimeoutLayer::new(timeout.clone()));
     let gateway = Router::new().route("/", get(slow)).layer(
-        TimeoutLayer::new(timeout.clone()).reply(
+        HttpTimeoutLayer::new(timeout.clone()).reply(
             Reply::new()
                 .status(StatusCode::GATEWAY_TIMEOUT)
                 .message("Upstream too slow"),

@@ -16,7 +16,7 @@ use http_body::Frame;
 use http_body_util::StreamBody;
 use resilience::retry::{Backoff, Jitter, Retry};
 use resilience::CircuitBreaker;
-use resilience_http::{CircuitBreakerLayer, FallbackLayer, RetryLayer};
+use resilience_http::{CircuitBreakerLayer, HttpFallbackLayer, HttpRetryLayer};
 
 fn policy() -> Retry {
     Retry::builder("upstream")
@@ -52,7 +52,7 @@ fn flaky(failures: usize, status: StatusCode) -> (Arc<AtomicUsize>, Router) {
 async fn retried_server(
     failures: usize,
     status: StatusCode,
-    layer: RetryLayer,
+    layer: HttpRetryLayer,
 ) -> (Arc<AtomicUsize>, Server) {
     let (attempts, app) = flaky(failures, status);
     let app = app.layer(layer.request_body::<Body>());
@@ -65,7 +65,7 @@ async fn an_idempotent_get_is_sent_again_with_its_buffered_body() {
     let (attempts, server) = retried_server(
         2,
         StatusCode::SERVICE_UNAVAILABLE,
-        RetryLayer::new(retry.clone()),
+        HttpRetryLayer::new(retry.clone()),
     )
     .await;
     let response = client()
@@ -89,7 +89,7 @@ async fn a_post_is_not_retried_and_says_why() {
     let (attempts, server) = retried_server(
         2,
         StatusCode::SERVICE_UNAVAILABLE,
-        RetryLayer::new(policy()),
+        HttpRetryLayer::new(policy()),
     )
     .await;
     let response = client()
@@ -127,7 +127,7 @@ async fn a_post_is_not_retried_and_says_why() {
 #[tokio::test]
 async fn a_post_with_an_idempotency_key_is_retried() {
     let (attempts, server) =
-        retried_server(1, StatusCode::BAD_GATEWAY, RetryLayer::new(policy())).await;
+        retried_server(1, StatusCode::BAD_GATEWAY, HttpRetryLayer::new(policy())).await;
     let response = client()
         .post(server.url("/"))
         .header("idempotency-key", "order-1")
@@ -142,7 +142,7 @@ async fn a_post_with_an_idempotency_key_is_retried() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_sent_once_whole_and_says_why() {
-    let layer = RetryLayer::new(policy()).max_body_bytes(16);
+    let layer = HttpRetryLayer::new(policy()).max_body_bytes(16);
     let (attempts, server) = retried_server(1, StatusCode::SERVICE_UNAVAILABLE, layer).await;
     let big = "x".repeat(100);
     let response = client()
@@ -182,7 +182,7 @@ async fn when_attempts_run_out_the_last_answer_reaches_the_client() {
     let (attempts, server) = retried_server(
         usize::MAX,
         StatusCode::SERVICE_UNAVAILABLE,
-        RetryLayer::new(policy()),
+        HttpRetryLayer::new(policy()),
     )
     .await;
     let response = client().get(server.url("/")).send().await.unwrap();
@@ -194,7 +194,7 @@ async fn when_attempts_run_out_the_last_answer_reaches_the_client() {
 #[tokio::test]
 async fn a_404_or_an_open_circuit_is_not_retried() {
     let (attempts, server) =
-        retried_server(5, StatusCode::NOT_FOUND, RetryLayer::new(policy())).await;
+        retried_server(5, StatusCode::NOT_FOUND, HttpRetryLayer::new(policy())).await;
     let response = client().get(server.url("/")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(response.headers().get("x-retry-skipped").is_none());
@@ -209,7 +209,7 @@ async fn a_404_or_an_open_circuit_is_not_retried() {
     let (attempts, app) = flaky(0, StatusCode::OK);
     let app = app
         .layer(CircuitBreakerLayer::new(breaker))
-        .layer(RetryLayer::new(policy()).request_body::<Body>());
+        .layer(HttpRetryLayer::new(policy()).request_body::<Body>());
     let server = Server::start(app).await;
     let response = client().get(server.url("/")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -227,7 +227,7 @@ async fn fallback_answers_for_an_open_circuit_and_for_5xx() {
         .header("x-degraded", "1")
         .body(axum::body::Bytes::from_static(b"cached answer"))
         .unwrap();
-    let fallback = FallbackLayer::response(degraded);
+    let fallback = HttpFallbackLayer::response(degraded);
     let app = app
         .layer(CircuitBreakerLayer::new(breaker.clone()))
         .layer(fallback.clone());

@@ -1,4 +1,4 @@
-//! [`RetryService`]: one request, sent once or as often as the policy allows.
+//! [`HttpRetryService`]: one request, sent once or as often as the policy allows.
 
 use std::fmt;
 use std::future::poll_fn;
@@ -19,16 +19,16 @@ use crate::replay::{buffer, Buffered, ReplayBody};
 use crate::service::{made, passthrough, take_ready, ResponseFuture};
 
 /// An HTTP service whose idempotent requests are retried; made by
-/// [`RetryLayer`](super::RetryLayer).
+/// [`HttpRetryLayer`](super::HttpRetryLayer).
 ///
 /// Its inner service receives request bodies of type `T::Body` ([`RetryBody`]).
-pub struct RetryService<S, T = Replay> {
+pub struct HttpRetryService<S, T = Replay> {
     inner: S,
     shared: Arc<Settings>,
     body: PhantomData<fn() -> T>,
 }
 
-impl<S: Clone, T> Clone for RetryService<S, T> {
+impl<S: Clone, T> Clone for HttpRetryService<S, T> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -38,16 +38,16 @@ impl<S: Clone, T> Clone for RetryService<S, T> {
     }
 }
 
-impl<S: fmt::Debug, T> fmt::Debug for RetryService<S, T> {
+impl<S: fmt::Debug, T> fmt::Debug for HttpRetryService<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RetryService")
+        f.debug_struct("HttpRetryService")
             .field("inner", &self.inner)
             .field("settings", &self.shared)
             .finish()
     }
 }
 
-impl<S, T> RetryService<S, T> {
+impl<S, T> HttpRetryService<S, T> {
     pub(super) fn new(inner: S, shared: Arc<Settings>) -> Self {
         Self {
             inner,
@@ -88,7 +88,7 @@ impl<B, E: fmt::Display> fmt::Display for Attempt<Response<B>, E> {
     }
 }
 
-impl<S, T, ReqBody, ResBody> Service<Request<ReqBody>> for RetryService<S, T>
+impl<S, T, ReqBody, ResBody> Service<Request<ReqBody>> for HttpRetryService<S, T>
 where
     T: RetryBody<ReqBody> + 'static,
     T::Body: Send,

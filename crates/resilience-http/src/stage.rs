@@ -1,0 +1,404 @@
+//! [`StageLayer`](HttpStageLayer): any stage in front of an HTTP service.
+//!
+//! # What it does
+//!
+//! Before a request reaches the service, the layer asks its stage for admission: any core
+//! [`Stage`] (circuit breaker, bulkhead, backpressure, adaptive limiter, load shedder, direct
+//! rate limiter, a Redis-backed limiter or breaker, a stage of your own), a
+//! [`KeyedRateLimit`](crate::KeyedRateLimit) that reads the request's key, or a
+//! [`PriorityHeader`](crate::PriorityHeader) that reads its priority. Every stage becomes
+//! HTTP behaviour through this one piece of code:
+//!
+//! * **Refused**: the client gets the layer's [`Reply`]: 429 with `Retry-After` and the
+//!   `RateLimit-*` headers for a rate limit, 503 with `Retry-After` for the others (see
+//!   [`response`](crate::response)); the service is never called.
+//! * **Admitted**: the request runs and the stage's permit rides in the
+//!   [response body](crate::ResponseBody) until its last byte has been sent, streaming
+//!   included; then the permit learns the response's outcome (see [`ResponseClassifier`]:
+//!   5xx are failures by default), which opens a circuit or teaches an adaptive limit.
+//! * **Too slow**: a stage's [`call_limit`](Stage::call_limit) (a breaker's `timeout`) is
+//!   enforced: the client gets 408 and the permit a failure.
+//!
+//! A client that goes away while its request waits in a queue gives its place up; one that
+//! goes away while the body streams gives the permit back at once. Clones of the layer and
+//! the services it makes share the stage they were given.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use resilience::{Bulkhead, CircuitBreaker};
+//! use resilience_http::{ExcludePaths, HttpStageLayer};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bulkhead = Bulkhead::builder("api").max_concurrent(64).build()?;
+//! let breaker = CircuitBreaker::builder("api").build()?;
+//! let app: Router = Router::new()
+//!     .route("/search", get(|| async { "results" }))
+//!     .route("/health", get(|| async { "ok" }))
+//!     .layer(HttpStageLayer::new(breaker))
+//!     .layer(HttpStageLayer::new(bulkhead).exclude(ExcludePaths::none().exact("/health")));
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{response, HeaderMap, Response};
+use resilience::classify::Outcome;
+use resilience::rate_limit::Decision;
+use resilience::stage::{Stage, StagePermit};
+use resilience::Rejection;
+use tower_layer::Layer;
+
+use crate::body::{BodyEnd, Guard};
+use crate::service::StagesService;
+use crate::{ExcludePaths, Reply, ResponseClassifier, ResponseFactory};
+
+/// How an HTTP layer admits one request.
+///
+/// Every core [`Stage`] is one (the request is not looked at). Stages that read the request
+/// implement it directly: [`KeyedRateLimit`](crate::KeyedRateLimit) (a budget per key),
+/// [`PriorityHeader`](crate::PriorityHeader) (a load shedder's priority from a header).
+pub trait RequestStage: Send + Sync + 'static {
+    /// What an admitted request holds until its response body has been sent.
+    type Permit: StagePermit + 'static;
+
+    /// Admits the request with this head, waiting as the stage's policy allows, or refuses.
+    fn admit_request(
+        &self,
+        request: &Parts,
+    ) -> impl Future<Output = Result<Self::Permit, Refusal>> + Send;
+
+    /// Adds headers of an admitted request's response (the `RateLimit-*` headers).
+    fn annotate(&self, permit: &Self::Permit, headers: &mut HeaderMap) {
+        let _ = (permit, headers);
+    }
+
+    /// The longest an admitted request may take to answer, if the stage limits it.
+    fn call_limit(&self) -> Option<Duration> {
+        None
+    }
+}
+
+impl<St> RequestStage for St
+where
+    St: Stage + 'static,
+{
+    type Permit = St::Permit;
+
+    fn admit_request(
+        &self,
+        _request: &Parts,
+    ) -> impl Future<Output = Result<Self::Permit, Refusal>> + Send {
+        let admit = self.admit();
+        async move { admit.await.map_err(Refusal::from) }
+    }
+
+    fn call_limit(&self) -> Option<Duration> {
+        Stage::call_limit(self)
+    }
+}
+
+/// A stage's refusal of a request: the rejection and, for a rate limit, the decision whose
+/// numbers go into the `RateLimit-*` headers.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    rejection: Rejection,
+    decision: Option<Decision>,
+}
+
+impl Refusal {
+    /// A refusal by a rate limiter, with the decision that denied the request.
+    pub fn rate_limited(rejection: Rejection, decision: Decision) -> Self {
+        Self {
+            rejection,
+            decision: Some(decision),
+        }
+    }
+
+    /// The rejection.
+    pub fn rejection(&self) -> &Rejection {
+        &self.rejection
+    }
+}
+
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Self {
+        Self {
+            rejection,
+            decision: None,
+        }
+    }
+}
+
+/// One stage as HTTP middleware: the stage, the answer to its refusals, the paths it leaves
+/// alone and how it judges responses. See the [module docs](self).
+///
+/// Clones share the stage.
+#[derive(Debug, Clone)]
+pub struct HttpStageLayer<St> {
+    pub(crate) stage: St,
+    pub(crate) reply: Reply,
+    pub(crate) exclude: ExcludePaths,
+    pub(crate) classifier: ResponseClassifier,
+}
+
+impl<St: RequestStage> HttpStageLayer<St> {
+    /// A layer admitting requests through `stage`.
+    pub fn new(stage: St) -> Self {
+        Self {
+            stage,
+            reply: Reply::new(),
+            exclude: ExcludePaths::none(),
+            classifier: ResponseClassifier::server_errors(),
+        }
+    }
+}
+
+impl<St> HttpStageLayer<St> {
+    /// Answers refusals as `reply` says.
+    #[must_use]
+    pub fn reply(mut self, reply: Reply) -> Self {
+        self.reply = reply;
+        self
+    }
+
+    /// Lets requests for these paths through untouched and uncounted.
+    #[must_use]
+    pub fn exclude(mut self, exclude: ExcludePaths) -> Self {
+        self.exclude = exclude;
+        self
+    }
+
+    /// Judges responses with `classifier` (5xx are failures by default).
+    #[must_use]
+    pub fn classifier(mut self, classifier: ResponseClassifier) -> Self {
+        self.classifier = classifier;
+        self
+    }
+
+    /// The stage.
+    pub fn stage(&self) -> &St {
+        &self.stage
+    }
+}
+
+impl<St: RequestStage> From<St> for HttpStageLayer<St> {
+    fn from(stage: St) -> Self {
+        Self::new(stage)
+    }
+}
+
+impl<S, St: RequestStage + Clone> Layer<S> for HttpStageLayer<St> {
+    type Service = StagesService<S, Self>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        StagesService::new(inner, self.clone(), None, ExcludePaths::none())
+    }
+}
+
+/// An admitted request's permit held by its response body, learning the response's outcome
+/// when the body ends.
+pub struct Slot<P> {
+    permit: P,
+    head: Outcome,
+}
+
+impl<P: StagePermit + 'static> Guard for Slot<P> {
+    fn finish(self, end: BodyEnd) {
+        self.permit.record(end.outcome(self.head));
+    }
+}
+
+impl<P> fmt::Debug for Slot<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slot")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An ordered list of HTTP stages, admitted first to last and released last to first: a
+/// single [`HttpStageLayer`], a [`Chain`] of them, or none (`()`).
+///
+/// The [composite](crate::CompositeLayer) folds its stages with this one trait; it is public
+/// so its types can be named, and implemented only by this crate.
+pub trait Stages: Send + Sync + 'static {
+    /// What an admitted request holds between admission and its response head.
+    type Held: Send + 'static;
+    /// What its response body holds until it ends.
+    type Guard: Guard;
+
+    /// Admits the request at every stage in order, or answers with the first refusal (the
+    /// permits taken before it are released). `path` decides each stage's exclusions.
+    fn admit<'a>(
+        &'a self,
+        request: &'a Parts,
+    ) -> impl Future<Output = Result<Self::Held, Response<Bytes>>> + Send + 'a;
+
+    /// Adds each admitting stage's headers to the response.
+    fn annotate(&self, held: &Self::Held, headers: &mut HeaderMap);
+
+    /// The body's guard for a response with this head: each stage judges the head with its
+    /// own classifier.
+    fn guard(&self, held: Self::Held, head: &response::Parts) -> Self::Guard;
+
+    /// The service failed without a response: every permit learns a failure.
+    fn fail(held: Self::Held);
+
+    /// The shortest call limit of the stages, if any sets one.
+    fn call_limit(&self) -> Option<Duration>;
+
+    /// Builds refusals with `factory` where a stage's reply has none of its own.
+    fn default_factory(&mut self, factory: &ResponseFactory);
+}
+
+impl<St: RequestStage> Stages for HttpStageLayer<St> {
+    /// `None` when the path is excluded.
+    type Held = Option<St::Permit>;
+    type Guard = Option<Slot<St::Permit>>;
+
+    async fn admit<'a>(&'a self, request: &'a Parts) -> Result<Self::Held, Response<Bytes>> {
+        if self.exclude.matches(request.uri.path()) {
+            return Ok(None);
+        }
+        match self.stage.admit_request(request).await {
+            Ok(permit) => Ok(Some(permit)),
+            Err(refusal) => Err(self
+                .reply
+                .reject(&refusal.rejection, refusal.decision.as_ref())),
+        }
+    }
+
+    fn annotate(&self, held: &Self::Held, headers: &mut HeaderMap) {
+        if let Some(permit) = held {
+            self.stage.annotate(permit, headers);
+        }
+    }
+
+    fn guard(&self, held: Self::Held, head: &response::Parts) -> Self::Guard {
+        held.map(|permit| Slot {
+            permit,
+            head: self.classifier.classify(head),
+        })
+    }
+
+    fn fail(held: Self::Held) {
+        if let Some(permit) = held {
+            permit.record(Outcome::Failure);
+        }
+    }
+
+    fn call_limit(&self) -> Option<Duration> {
+        self.stage.call_limit()
+    }
+
+    fn default_factory(&mut self, factory: &ResponseFactory) {
+        self.reply.default_factory(factory);
+    }
+}
+
+/// No stage: admits everything.
+impl Stages for () {
+    type Held = ();
+    type Guard = ();
+
+    async fn admit<'a>(&'a self, _request: &'a Parts) -> Result<(), Response<Bytes>> {
+        Ok(())
+    }
+
+    fn annotate(&self, _held: &(), _headers: &mut HeaderMap) {}
+
+    fn guard(&self, _held: (), _head: &response::Parts) {}
+
+    fn fail(_held: ()) {}
+
+    fn call_limit(&self) -> Option<Duration> {
+        None
+    }
+
+    fn default_factory(&mut self, _factory: &ResponseFactory) {}
+}
+
+/// `A`'s stages, then `B`'s.
+#[derive(Debug, Clone)]
+pub struct Chain<A, B> {
+    first: A,
+    then: B,
+}
+
+impl<A, B> Chain<A, B> {
+    pub(crate) fn new(first: A, then: B) -> Self {
+        Self { first, then }
+    }
+}
+
+impl<A: Stages, B: Stages> Stages for Chain<A, B> {
+    type Held = (A::Held, B::Held);
+    type Guard = ChainGuard<A::Guard, B::Guard>;
+
+    async fn admit<'a>(&'a self, request: &'a Parts) -> Result<Self::Held, Response<Bytes>> {
+        let first = self.first.admit(request).await?;
+        match self.then.admit(request).await {
+            Ok(then) => Ok((first, then)),
+            Err(refused) => Err(refused),
+        }
+    }
+
+    fn annotate(&self, (first, then): &Self::Held, headers: &mut HeaderMap) {
+        self.first.annotate(first, headers);
+        self.then.annotate(then, headers);
+    }
+
+    fn guard(&self, (first, then): Self::Held, head: &response::Parts) -> Self::Guard {
+        ChainGuard {
+            first: self.first.guard(first, head),
+            then: self.then.guard(then, head),
+        }
+    }
+
+    fn fail((first, then): Self::Held) {
+        B::fail(then);
+        A::fail(first);
+    }
+
+    fn call_limit(&self) -> Option<Duration> {
+        match (self.first.call_limit(), self.then.call_limit()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn default_factory(&mut self, factory: &ResponseFactory) {
+        self.first.default_factory(factory);
+        self.then.default_factory(factory);
+    }
+}
+
+/// The guards of a [`Chain`], released last stage first.
+#[derive(Debug)]
+pub struct ChainGuard<A, B> {
+    first: A,
+    then: B,
+}
+
+impl<A: Guard, B: Guard> Guard for ChainGuard<A, B> {
+    fn finish(self, end: BodyEnd) {
+        self.then.finish(end);
+        self.first.finish(end);
+    }
+}
+
+impl<G: Guard> Guard for Option<G> {
+    fn finish(self, end: BodyEnd) {
+        if let Some(guard) = self {
+            guard.finish(end);
+        }
+    }
+}

@@ -39,9 +39,7 @@ use futures_util::FutureExt;
 use resilience::load_shed::LoadShedder;
 use resilience::rate_limit::LocalRateLimiter;
 use resilience::{Bulkhead, CircuitBreaker, Rate, Timeout};
-use resilience_http::{
-    AdmissionLayer, CircuitBreakerLayer, CompositeLayer, RateLimitLayer, HttpTimeoutLayer,
-};
+use resilience_http::{CompositeLayer, HttpStageLayer, HttpTimeoutLayer, KeyedRateLimit};
 use tower::ServiceExt;
 
 const PEER: SocketAddr =
@@ -123,11 +121,14 @@ fn oneshot(c: &mut Criterion) {
     let entries = [
         ("axum_bare", router()),
         ("composite", router().layer(composite)),
-        ("rate_limit", router().layer(RateLimitLayer::new(limiter()))),
-        ("bulkhead", router().layer(AdmissionLayer::new(bulkhead()))),
+        (
+            "rate_limit",
+            router().layer(HttpStageLayer::new(KeyedRateLimit::new(limiter()))),
+        ),
+        ("bulkhead", router().layer(HttpStageLayer::new(bulkhead()))),
         (
             "circuit_breaker",
-            router().layer(CircuitBreakerLayer::new(breaker())),
+            router().layer(HttpStageLayer::new(breaker())),
         ),
         ("timeout", router().layer(HttpTimeoutLayer::new(timeout()))),
     ];

@@ -25,7 +25,8 @@ use resilience::rate_limit::LocalRateLimiter;
 use resilience::retry::{Backoff, Retry};
 use resilience::{Bulkhead, CircuitBreaker, Timeout};
 use resilience_http::{
-    CompositeLayer, ExcludePaths, HttpFallbackLayer, ReplayBody, HttpRetryLayer, HttpRetryService,
+    CompositeLayer, ExcludePaths, HttpFallbackLayer, HttpRetryLayer, HttpRetryService,
+    HttpStageLayer, KeyedRateLimit, ReplayBody,
 };
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};
@@ -45,7 +46,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_attempts(3)
         .backoff(Backoff::exponential(Duration::from_millis(20), 2.0))
         .build()?;
-    let client = HttpRetryLayer::new(retry).layer(Client::builder(TokioExecutor::new()).build_http());
+    let client =
+        HttpRetryLayer::new(retry).layer(Client::builder(TokioExecutor::new()).build_http());
 
     let protection = CompositeLayer::new()
         .rate_limit(

@@ -59,8 +59,7 @@ use tower_layer::Layer;
 use crate::service::StagesService;
 use crate::stage::{Chain, RequestStage, Stages};
 use crate::{
-    ExcludePaths, HttpStageLayer, HttpTimeoutLayer, KeyedRateLimit, PriorityHeader,
-    ResponseFactory,
+    ExcludePaths, HttpStageLayer, HttpTimeoutLayer, KeyedRateLimit, PriorityHeader, ResponseFactory,
 };
 
 /// Stages in the order added, then a timeout; see the [module docs](self).

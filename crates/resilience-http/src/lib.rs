@@ -20,14 +20,14 @@ pub use body::ResponseBody;
 pub use classify::ResponseClassifier;
 pub use composite::CompositeLayer;
 pub use exclude::ExcludePaths;
-pub use fallback::{FallbackCause, HttpFallbackLayer, HttpFallbackService, FellBack};
+pub use fallback::{FallbackCause, FellBack, HttpFallbackLayer, HttpFallbackService};
 pub use key::{InvalidIpNet, IpNet, RateLimitKey, TrustedProxies};
 pub use load_shed::{PriorityHeader, X_PRIORITY};
 pub use rate_limit::{Allowed, KeyedRateLimit};
 pub use replay::ReplayBody;
 pub use response::{Problem, Reply, ResponseFactory, TimedOut};
 pub use retry::{
-    Attempts, NotRetried, Replay, RetryBody, HttpRetryLayer, HttpRetryService, IDEMPOTENCY_KEY,
+    Attempts, HttpRetryLayer, HttpRetryService, NotRetried, Replay, RetryBody, IDEMPOTENCY_KEY,
     X_RETRY_SKIPPED,
 };
 pub use service::{ResponseFuture, StagesService};

@@ -37,7 +37,6 @@
 //! # }
 //! ```
 
-
 use http::request::Parts;
 use http::HeaderMap;
 use resilience::rate_limit::{Decision, RateLimiter};

@@ -185,14 +185,14 @@ where
     let request = Request::from_parts(parts, body);
     let answer = match (timeout, call_limit) {
         (Some(timeout), _) => timeout.run(call_limit, || inner.call(request)).await,
-        (None, Some(limit)) => crate::timeout::run_limit(&Reply::new(), limit, inner.call(request)).await,
+        (None, Some(limit)) => {
+            crate::timeout::run_limit(&Reply::new(), limit, inner.call(request)).await
+        }
         (None, None) => Ok(inner.call(request).await),
     };
     match answer {
         Ok(Ok(mut response)) => {
-            shared
-                .stages
-                .annotate(&held, response.headers_mut());
+            shared.stages.annotate(&held, response.headers_mut());
             Ok(guarded(response, head_request, |head| {
                 shared.stages.guard(held, head)
             }))

@@ -11,7 +11,7 @@ use http::StatusCode;
 use resilience::load_shed::{LoadShedder, Priority};
 use resilience::rate_limit::LocalRateLimiter;
 use resilience_http::{
-    LoadShedLayer, PriorityHeader, RateLimitKey, RateLimitLayer, TrustedProxies,
+    HttpStageLayer, KeyedRateLimit, PriorityHeader, RateLimitKey, TrustedProxies,
 };
 
 /// One request a minute per key.
@@ -23,7 +23,9 @@ fn per_key(key: RateLimitKey) -> (LocalRateLimiter, Router) {
     let app = Router::new()
         .route("/", get(|| async { "hello" }))
         .route("/other", get(|| async { "other" }))
-        .layer(RateLimitLayer::new(limiter.clone()).key(key));
+        .layer(HttpStageLayer::new(
+            KeyedRateLimit::new(limiter.clone()).key(key),
+        ));
     (limiter, app)
 }
 
@@ -152,7 +154,7 @@ async fn the_priority_header_is_parsed_case_insensitively() {
                 }
             }),
         )
-        .layer(LoadShedLayer::new(
+        .layer(HttpStageLayer::new(
             PriorityHeader::new(shedder.clone()).max_priority(Priority::High),
         ));
     let server = Server::start(app).await;
@@ -212,7 +214,7 @@ async fn a_plain_hyper_server_passes_the_peer_as_a_socket_addr_extension() {
         .build()
         .unwrap();
     let service = ServiceBuilder::new()
-        .layer(RateLimitLayer::new(limiter.clone()))
+        .layer(HttpStageLayer::new(KeyedRateLimit::new(limiter.clone())))
         .service_fn(|_: http::Request<Incoming>| async {
             Ok::<_, Infallible>(http::Response::new(Full::new(bytes::Bytes::from("hi"))))
         });

@@ -14,7 +14,9 @@ use resilience::circuit_breaker::CircuitState;
 use resilience::load_shed::LoadShedder;
 use resilience::rate_limit::LocalRateLimiter;
 use resilience::{Bulkhead, CircuitBreaker, Timeout};
-use resilience_http::{CompositeLayer, ExcludePaths, ResponseFactory};
+use resilience_http::{
+    CompositeLayer, ExcludePaths, HttpStageLayer, KeyedRateLimit, ResponseFactory,
+};
 
 struct Stack {
     limiter: LocalRateLimiter,
@@ -48,7 +50,7 @@ impl Stack {
         }
     }
 
-    fn layer(&self) -> CompositeLayer {
+    fn layer(&self) -> CompositeLayer<impl resilience_http::Stages + Clone> {
         CompositeLayer::new()
             .rate_limit(self.limiter.clone())
             .load_shed(self.shedder.clone())

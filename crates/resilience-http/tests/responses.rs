@@ -15,8 +15,7 @@ use resilience::adaptive::{AdaptiveLimiter, AimdConfig};
 use resilience::rate_limit::LocalRateLimiter;
 use resilience::{Backpressure, Bulkhead, CircuitBreaker, Timeout};
 use resilience_http::{
-    AdmissionLayer, CircuitBreakerLayer, ExcludePaths, RateLimitLayer, Reply, ResponseFactory,
-    HttpTimeoutLayer,
+    ExcludePaths, HttpStageLayer, HttpTimeoutLayer, KeyedRateLimit, Reply, ResponseFactory,
 };
 
 fn limiter(rate: &str) -> LocalRateLimiter {
@@ -37,7 +36,12 @@ fn hello() -> Router {
 async fn rate_limit_answers_429_with_exact_headers() {
     // 3 a minute: one every 20 s, a burst of 3. All requests run well within a second, so
     // every figure is exact once rounded up to whole seconds.
-    let server = Server::start(hello().layer(RateLimitLayer::new(limiter("3/minute")))).await;
+    let server = Server::start(
+        hello().layer(HttpStageLayer::new(KeyedRateLimit::new(limiter(
+            "3/minute",
+        )))),
+    )
+    .await;
     let client = client();
     for (remaining, reset) in [("2", "20"), ("1", "40"), ("0", "60")] {
         let response = client.get(server.url("/")).send().await.unwrap();
@@ -65,7 +69,12 @@ async fn rate_limit_answers_429_with_exact_headers() {
 
 #[tokio::test]
 async fn a_sub_second_wait_rounds_up_to_one_second() {
-    let server = Server::start(hello().layer(RateLimitLayer::new(limiter("5/second")))).await;
+    let server = Server::start(
+        hello().layer(HttpStageLayer::new(KeyedRateLimit::new(limiter(
+            "5/second",
+        )))),
+    )
+    .await;
     let client = client();
     for _ in 0..5 {
         let ok = client.get(server.url("/")).send().await.unwrap();
@@ -93,7 +102,7 @@ async fn an_open_circuit_answers_503_with_its_remaining_open_time() {
             "/",
             get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
         )
-        .layer(CircuitBreakerLayer::new(breaker.clone()));
+        .layer(HttpStageLayer::new(breaker.clone()));
     let server = Server::start(app).await;
     let client = client();
 
@@ -196,7 +205,7 @@ async fn full_answer(app: impl FnOnce(&Gate) -> Router) -> (StatusCode, String, 
 async fn every_slot_limiter_answers_503_with_its_hint() {
     let bulkhead = Bulkhead::builder("pool").max_concurrent(1).build().unwrap();
     let (status, retry_after, body) =
-        full_answer(|gate| gated(gate).layer(AdmissionLayer::new(bulkhead))).await;
+        full_answer(|gate| gated(gate).layer(HttpStageLayer::new(bulkhead))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(retry_after, "10");
     assert_eq!(body["detail"], "Service at capacity");
@@ -209,7 +218,7 @@ async fn every_slot_limiter_answers_503_with_its_hint() {
         .build()
         .unwrap();
     let (status, retry_after, body) =
-        full_answer(|gate| gated(gate).layer(AdmissionLayer::new(backpressure))).await;
+        full_answer(|gate| gated(gate).layer(HttpStageLayer::new(backpressure))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(retry_after, "5");
     assert_eq!(body["detail"], "System under backpressure");
@@ -224,7 +233,7 @@ async fn every_slot_limiter_answers_503_with_its_hint() {
         .build()
         .unwrap();
     let (status, retry_after, body) =
-        full_answer(|gate| gated(gate).layer(AdmissionLayer::new(adaptive))).await;
+        full_answer(|gate| gated(gate).layer(HttpStageLayer::new(adaptive))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(retry_after, "1");
     assert_eq!(body["detail"], "Concurrency limit reached");
@@ -239,7 +248,7 @@ async fn custom_status_message_and_hint() {
         .message("Busy, come back soon")
         .retry_after(Duration::from_millis(2500));
     let (status, retry_after, body) =
-        full_answer(|gate| gated(gate).layer(AdmissionLayer::new(bulkhead).reply(reply))).await;
+        full_answer(|gate| gated(gate).layer(HttpStageLayer::new(bulkhead).reply(reply))).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(retry_after, "3", "2.5 s rounds up");
     assert_eq!(body["detail"], "Busy, come back soon");
@@ -260,8 +269,10 @@ async fn a_response_factory_replaces_the_body_and_keeps_the_headers() {
             )))
             .unwrap()
     });
-    let app = hello()
-        .layer(RateLimitLayer::new(limiter("1/minute")).reply(Reply::new().factory(factory)));
+    let app = hello().layer(
+        HttpStageLayer::new(KeyedRateLimit::new(limiter("1/minute")))
+            .reply(Reply::new().factory(factory)),
+    );
     let server = Server::start(app).await;
     let client = client();
     assert_eq!(
@@ -294,7 +305,8 @@ async fn statuses(server: &Server, paths: &[&str]) -> Vec<u16> {
 async fn excluded_paths_exact_prefix_and_empty() {
     // One request a minute: the second request to a limited path is refused.
     let exclude = ExcludePaths::none().exact("/health").prefix("/internal");
-    let app = hello().layer(RateLimitLayer::new(limiter("1/minute")).exclude(exclude));
+    let app = hello()
+        .layer(HttpStageLayer::new(KeyedRateLimit::new(limiter("1/minute"))).exclude(exclude));
     let server = Server::start(app).await;
     assert_eq!(
         statuses(
@@ -315,13 +327,16 @@ async fn excluded_paths_exact_prefix_and_empty() {
     assert_eq!(statuses(&server, &["/health?verbose=1"]).await, [200]);
 
     // An empty list excludes nothing, the seed's defaults included.
-    let app = hello().layer(RateLimitLayer::new(limiter("1/minute")).exclude(ExcludePaths::none()));
+    let app = hello().layer(
+        HttpStageLayer::new(KeyedRateLimit::new(limiter("1/minute"))).exclude(ExcludePaths::none()),
+    );
     let server = Server::start(app).await;
     assert_eq!(statuses(&server, &["/health", "/health"]).await, [200, 429]);
 
     // The seed's defaults, when asked for.
     let defaults = ExcludePaths::seed_defaults();
-    let app = hello().layer(RateLimitLayer::new(limiter("1/minute")).exclude(defaults));
+    let app = hello()
+        .layer(HttpStageLayer::new(KeyedRateLimit::new(limiter("1/minute"))).exclude(defaults));
     let server = Server::start(app).await;
     assert_eq!(
         statuses(&server, &["/health", "/health", "/", "/"]).await,

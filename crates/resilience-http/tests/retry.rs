@@ -16,7 +16,7 @@ use http_body::Frame;
 use http_body_util::StreamBody;
 use resilience::retry::{Backoff, Jitter, Retry};
 use resilience::CircuitBreaker;
-use resilience_http::{CircuitBreakerLayer, HttpFallbackLayer, HttpRetryLayer};
+use resilience_http::{HttpFallbackLayer, HttpRetryLayer, HttpStageLayer, KeyedRateLimit};
 
 fn policy() -> Retry {
     Retry::builder("upstream")
@@ -208,7 +208,7 @@ async fn a_404_or_an_open_circuit_is_not_retried() {
     breaker.trip();
     let (attempts, app) = flaky(0, StatusCode::OK);
     let app = app
-        .layer(CircuitBreakerLayer::new(breaker))
+        .layer(HttpStageLayer::new(breaker))
         .layer(HttpRetryLayer::new(policy()).request_body::<Body>());
     let server = Server::start(app).await;
     let response = client().get(server.url("/")).send().await.unwrap();
@@ -229,7 +229,7 @@ async fn fallback_answers_for_an_open_circuit_and_for_5xx() {
         .unwrap();
     let fallback = HttpFallbackLayer::response(degraded);
     let app = app
-        .layer(CircuitBreakerLayer::new(breaker.clone()))
+        .layer(HttpStageLayer::new(breaker.clone()))
         .layer(fallback.clone());
     let server = Server::start(app).await;
     for _ in 0..4 {

@@ -17,7 +17,7 @@ use http::StatusCode;
 use resilience::adaptive::AdaptiveLimiter;
 use resilience::circuit_breaker::CircuitState;
 use resilience::{Bulkhead, CircuitBreaker};
-use resilience_http::{AdmissionLayer, CircuitBreakerLayer, CompositeLayer};
+use resilience_http::{CompositeLayer, HttpStageLayer, KeyedRateLimit};
 use tokio::sync::mpsc;
 
 type Chunks = mpsc::Sender<Bytes>;
@@ -53,7 +53,7 @@ async fn a_streaming_response_holds_its_bulkhead_slot_until_the_last_chunk() {
         .build()
         .unwrap();
     let feeds = Arc::default();
-    let app = streaming(Arc::clone(&feeds)).layer(AdmissionLayer::new(bulkhead.clone()));
+    let app = streaming(Arc::clone(&feeds)).layer(HttpStageLayer::new(bulkhead.clone()));
     let server = Server::start(app).await;
     let client = client();
 
@@ -131,7 +131,7 @@ async fn an_upstream_502_reaches_the_client_and_opens_the_circuit_after_the_thre
             }),
         )
         .route("/missing", get(|| async { StatusCode::NOT_FOUND }))
-        .layer(CircuitBreakerLayer::new(breaker.clone()));
+        .layer(HttpStageLayer::new(breaker.clone()));
     let server = Server::start(app).await;
     let client = client();
 
@@ -180,7 +180,7 @@ async fn a_5xx_is_a_failure_for_the_adaptive_limiter_too_and_reaches_the_client(
             "/fail",
             get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "overloaded upstream") }),
         )
-        .layer(AdmissionLayer::new(limiter.clone()));
+        .layer(HttpStageLayer::new(limiter.clone()));
     let server = Server::start(app).await;
     let client = client();
     for _ in 0..2 {
@@ -204,7 +204,7 @@ async fn the_answer_to_a_head_request_is_complete_with_its_head() {
     let bulkhead = Bulkhead::builder("pool").max_concurrent(1).build().unwrap();
     let app = Router::new()
         .route("/", get(|| async { "hello" }))
-        .layer(AdmissionLayer::new(bulkhead.clone()));
+        .layer(HttpStageLayer::new(bulkhead.clone()));
     let server = Server::start(app).await;
     for _ in 0..3 {
         let response = client().head(server.url("/")).send().await.unwrap();

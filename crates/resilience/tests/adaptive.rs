@@ -10,7 +10,7 @@ use resilience::adaptive::{
     AdaptiveConfig, AdaptiveLimiter, AimdConfig, AlgorithmConfig, Gradient2, Gradient2Config,
     LimitAlgorithm, Sample, Vegas, VegasConfig,
 };
-use resilience::admission::{Admission, AdmissionPermit};
+use resilience::stage::Stage;
 use resilience::classify::Outcome;
 use resilience::registry::{Registry, RegistryError};
 use resilience::{Error, RejectionReason};
@@ -392,7 +392,7 @@ async fn the_admission_permit_feeds_its_outcome() {
     let limiter = aimd(window_of(1));
     let permit = limiter.admit().await.unwrap();
     assert_eq!(limiter.in_flight(), 1);
-    permit.complete(Outcome::Failure);
+    permit.record(Outcome::Failure);
     assert_eq!((limiter.in_flight(), limiter.limit()), (0, 90));
 }
 

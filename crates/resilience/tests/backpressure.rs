@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use resilience::admission::Admission;
+use resilience::stage::Stage;
 use resilience::backpressure::{Backpressure, BackpressureConfig, Permit};
 use resilience::registry::Registry;
 use resilience::{Error, PatternKind, Rejection, RejectionReason};
@@ -383,7 +383,7 @@ async fn call_execute_and_the_admission_trait_hold_a_slot_while_running() {
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Inner("io")), "not nested");
-    let permit = Admission::admit(&controller).await.unwrap();
+    let permit = Stage::admit(&controller).await.unwrap();
     assert_eq!(controller.pending(), 1);
     drop(permit);
     assert_eq!(controller.pending(), 0);

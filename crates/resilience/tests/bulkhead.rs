@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use resilience::admission::{Admission, AdmissionPermit};
+use resilience::stage::{Stage, StagePermit};
 use resilience::bulkhead::{get_bulkhead, Bulkhead, BulkheadConfig, BulkheadMetrics};
 use resilience::classify::Outcome;
 use resilience::registry::{Registry, RegistryError};
@@ -403,15 +403,15 @@ async fn events_come_in_order_and_every_slot_is_released() {
 
 #[tokio::test(start_paused = true)]
 async fn a_permit_reports_its_outcome_through_the_admission_trait() {
-    async fn through<A: Admission>(admission: &A) -> A::Permit {
+    async fn through<A: Stage>(admission: &A) -> A::Permit {
         admission.admit().await.unwrap()
     }
     let bulkhead = bulkhead(2, 0, None);
     let permit = through(&bulkhead).await;
     assert_eq!(bulkhead.active(), 1);
     assert!(permit.wants_outcome());
-    permit.complete(Outcome::Failure);
-    through(&bulkhead).await.complete(Outcome::Success);
+    permit.record(Outcome::Failure);
+    through(&bulkhead).await.record(Outcome::Success);
     let metrics = bulkhead.metrics();
     assert_eq!(
         (
@@ -713,7 +713,7 @@ mod layer {
             0,
             "dropping the service gives its slot back"
         );
-        assert_eq!(clone.bulkhead().name(), "pool");
+        assert_eq!(clone.stage().name(), "pool");
         let _inner = clone.into_inner();
     }
 }

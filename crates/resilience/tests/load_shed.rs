@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use resilience::admission::Admission;
+use resilience::stage::Stage;
 use resilience::load_shed::{
     LoadLevel, LoadShedder, LoadShedderConfig, Permit, Priority, ShedReason,
 };

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use resilience::admission::{Admission, AdmissionPermit};
+use resilience::stage::{Admit, Stage, StagePermit};
 use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
 use resilience::classify::Outcome;
 use resilience::events;
@@ -120,30 +120,41 @@ struct Gate {
 #[derive(Debug)]
 struct GatePermit(Gate);
 
-impl Admission for Gate {
+impl Stage for Gate {
     type Permit = GatePermit;
 
-    async fn admit(&self) -> Result<GatePermit, Rejection> {
+    fn admit(&self) -> Admit<GatePermit> {
         if *self.refuse.lock().unwrap() {
-            return Err(Rejection::new(
+            return Admit::rejected(Rejection::new(
                 PatternKind::Bulkhead,
                 Arc::from("gate"),
                 RejectionReason::CapacityFull,
                 None,
             ));
         }
-        tokio::task::yield_now().await; // a real await point to cancel at
-        self.held.fetch_add(1, Ordering::SeqCst);
-        Ok(GatePermit(self.clone()))
+        let gate = self.clone();
+        Admit::waiting(async move {
+            tokio::task::yield_now().await; // a real await point to cancel at
+            gate.held.fetch_add(1, Ordering::SeqCst);
+            Ok(GatePermit(gate))
+        })
+    }
+
+    fn name(&self) -> &str {
+        "gate"
+    }
+
+    fn pattern(&self) -> PatternKind {
+        PatternKind::Bulkhead
     }
 }
 
-impl AdmissionPermit for GatePermit {
+impl StagePermit for GatePermit {
     fn wants_outcome(&self) -> bool {
         true
     }
 
-    fn complete(self, outcome: Outcome) {
+    fn record(self, outcome: Outcome) {
         self.0.outcomes.lock().unwrap().push(outcome);
     }
 }

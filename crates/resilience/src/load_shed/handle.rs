@@ -17,8 +17,8 @@ use super::{
     LoadLevel, LoadShedderBuilder, LoadShedderConfig, LoadShedderEvent, LoadShedderMetrics,
     Priority,
 };
-use crate::events::{Emitter, EventBus};
 use crate::classify::EveryError;
+use crate::events::{Emitter, EventBus};
 use crate::registry::Registered;
 use crate::stage;
 use crate::{ConfigError, Error, PatternKind, Rejection};

@@ -219,13 +219,7 @@ impl LoadShedder {
                 id,
                 grant,
                 deadline,
-            } => Admit::waiting(Acquire::queued(
-                self.clone(),
-                priority,
-                id,
-                grant,
-                deadline,
-            )),
+            } => Admit::waiting(Acquire::queued(self.clone(), priority, id, grant, deadline)),
         }
     }
 }

@@ -4,12 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::Pipeline;
-use crate::stage::Stage;
 use crate::circuit_breaker::CircuitBreaker;
 use crate::classify::Classifier;
 use crate::config::check;
 use crate::fallback::Fallback;
 use crate::retry::{Retry, RetryRules};
+use crate::stage::Stage;
 use crate::timeout::Timeout;
 use crate::ConfigError;
 

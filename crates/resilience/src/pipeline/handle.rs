@@ -4,11 +4,11 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::stage::{Stage, StagePermit};
 use crate::circuit_breaker::CircuitBreaker;
 use crate::classify::{judge_nested, Classifier, Outcome};
 use crate::fallback::Fallback;
 use crate::retry::{Retry, RetryRules};
+use crate::stage::{Stage, StagePermit};
 use crate::timeout::Timeout;
 use crate::{Error, PatternKind};
 

@@ -92,11 +92,9 @@ impl<P> Future for Admit<P> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.get_mut().state {
-            State::Ready(answer) => Poll::Ready(
-                answer
-                    .take()
-                    .expect("Admit polled after it completed"),
-            ),
+            State::Ready(answer) => {
+                Poll::Ready(answer.take().expect("Admit polled after it completed"))
+            }
             State::Waiting(wait) => wait.as_mut().poll(cx),
         }
     }

@@ -17,11 +17,14 @@
 //! 5. **Timeout** around the service: a timeout is a failure for the breaker outside it
 //!    (408).
 //!
-//! A request refused at one step never reaches the next: a rate-limited request takes no
-//! shedder slot, bulkhead slot or probe. Every step is optional, and each is the same layer
-//! you would use alone ([`RateLimitLayer`], [`LoadShedLayer`], [`BulkheadLayer`],
-//! [`CircuitBreakerLayer`], [`HttpTimeoutLayer`]) with its own reply, exclusions and classifier;
-//! the composite runs them in one future, one response body and one allocation. The slots
+//! Stages run in the order they are added, so add them in this order unless you mean
+//! otherwise; [`stage`](CompositeLayer::stage) adds any [`RequestStage`] (a Redis-backed
+//! breaker or limiter, a kill switch of your own) wherever you put it. A request refused at
+//! one step never reaches the next: a rate-limited request takes no shedder slot, bulkhead
+//! slot or probe. Every step is optional, and each is the same [`HttpStageLayer`] you would
+//! use alone, with its own reply, exclusions and classifier; the composite runs them in one
+//! future, one response body and one allocation. A circuit breaker's own `timeout` is
+//! honoured: the shorter of it and the composite's timeout applies. The slots
 //! and the probe are held until the response body has been sent; 5xx answers count as
 //! breaker failures and reach the client unchanged; admitted responses carry the
 //! `RateLimit-*` headers.

@@ -236,7 +236,7 @@ pub trait Stages: Send + Sync + 'static {
     type Guard: Guard;
 
     /// Admits the request at every stage in order, or answers with the first refusal (the
-    /// permits taken before it are released). `path` decides each stage's exclusions.
+    /// permits taken before it are released, their headers added to the answer).
     fn admit<'a>(
         &'a self,
         request: &'a Parts,
@@ -347,7 +347,11 @@ impl<A: Stages, B: Stages> Stages for Chain<A, B> {
         let first = self.first.admit(request).await?;
         match self.then.admit(request).await {
             Ok(then) => Ok((first, then)),
-            Err(refused) => Err(refused),
+            Err(mut refused) => {
+                // A refusal after a rate limit still tells the client its quota.
+                self.first.annotate(&first, refused.headers_mut());
+                Err(refused)
+            }
         }
     }
 

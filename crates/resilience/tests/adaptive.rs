@@ -10,9 +10,9 @@ use resilience::adaptive::{
     AdaptiveConfig, AdaptiveLimiter, AimdConfig, AlgorithmConfig, Gradient2, Gradient2Config,
     LimitAlgorithm, Sample, Vegas, VegasConfig,
 };
-use resilience::stage::Stage;
 use resilience::classify::Outcome;
 use resilience::registry::{Registry, RegistryError};
+use resilience::stage::Stage;
 use resilience::{Error, RejectionReason};
 use resilience_testkit::EventRecorder;
 use tokio::time::{advance, Instant};

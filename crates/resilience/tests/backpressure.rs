@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use resilience::stage::Stage;
 use resilience::backpressure::{Backpressure, BackpressureConfig, Permit};
 use resilience::registry::Registry;
+use resilience::stage::Stage;
 use resilience::{Error, PatternKind, Rejection, RejectionReason};
 use resilience_testkit::EventRecorder;
 use tokio::task::JoinHandle;

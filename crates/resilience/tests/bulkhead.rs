@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use resilience::stage::{Stage, StagePermit};
 use resilience::bulkhead::{get_bulkhead, Bulkhead, BulkheadConfig, BulkheadMetrics};
 use resilience::classify::Outcome;
 use resilience::registry::{Registry, RegistryError};
+use resilience::stage::{Stage, StagePermit};
 use resilience::{Error, PatternKind, Rejection, RejectionReason};
 use resilience_testkit::EventRecorder;
 use tokio::task::JoinHandle;

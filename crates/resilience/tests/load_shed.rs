@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use resilience::stage::Stage;
 use resilience::load_shed::{
     LoadLevel, LoadShedder, LoadShedderConfig, Permit, Priority, ShedReason,
 };
 use resilience::registry::{Registry, RegistryError};
+use resilience::stage::Stage;
 use resilience::{Error, RejectionReason};
 use resilience_testkit::EventRecorder;
 use tokio::task::yield_now;

@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use resilience::stage::{Admit, Stage, StagePermit};
 use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
 use resilience::classify::Outcome;
 use resilience::events;
 use resilience::pipeline::Pipeline;
 use resilience::retry::Backoff;
+use resilience::stage::{Admit, Stage, StagePermit};
 use resilience::{Error, Fallback, PatternKind, Rejection, RejectionReason, Retry, Timeout};
 use resilience_testkit::EventRecorder;
 

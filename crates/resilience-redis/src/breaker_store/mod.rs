@@ -97,6 +97,7 @@ use std::time::Duration;
 use redis::Script;
 use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerMetrics, CircuitState};
 use resilience::events::ListenerId;
+use resilience::stage::{self, Admit, Stage};
 use resilience::{Error, PatternKind, Rejection, RejectionReason};
 use tokio::sync::mpsc;
 
@@ -285,13 +286,7 @@ impl RedisCircuitBreaker {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = self.acquire().await.map_err(Error::Rejected)?;
-        let result = operation().await;
-        match &result {
-            Ok(_) => permit.success(),
-            Err(_) => permit.failure(),
-        }
-        result.map_err(Error::Inner)
+        stage::call(self, operation).await
     }
 
     /// Asks for admission; the caller reports the outcome on the returned permit (dropping it
@@ -300,17 +295,29 @@ impl RedisCircuitBreaker {
     /// Closed and open circuits are decided locally. A half-open one asks Redis for one of
     /// the fleet's probe leases first.
     pub async fn acquire(&self) -> Result<SharedPermit, Rejection> {
+        match self.decide_locally() {
+            Some(answer) => answer,
+            None => self.acquire_probe().await,
+        }
+    }
+
+    /// The answer when it needs no round trip (closed, open, Redis unhealthy); `None` when a
+    /// half-open circuit must ask Redis for a probe lease.
+    fn decide_locally(&self) -> Option<Result<SharedPermit, Rejection>> {
         let inner = &*self.inner;
         let healthy = inner.backend.is_healthy();
         if !healthy && inner.policy == FailurePolicy::FailClosed {
             bump(&inner.counters.rejected_unavailable);
-            return Err(self.rejection(RejectionReason::CircuitOpen, None));
+            return Some(Err(self.rejection(RejectionReason::CircuitOpen, None)));
         }
         if healthy && inner.local.state() == CircuitState::HalfOpen {
-            return self.acquire_probe().await;
+            return None;
         }
-        let local = inner.local.try_acquire()?;
-        Ok(SharedPermit::new(self.clone(), local, None))
+        let local = match inner.local.try_acquire() {
+            Ok(local) => local,
+            Err(rejection) => return Some(Err(rejection)),
+        };
+        Some(Ok(SharedPermit::new(self.clone(), local, None)))
     }
 
     async fn acquire_probe(&self) -> Result<SharedPermit, Rejection> {
@@ -441,6 +448,34 @@ impl Drop for Inner {
         for listener in self.listeners {
             self.local.events().remove(listener);
         }
+    }
+}
+
+/// Closed and open circuits are decided locally, at once; a half-open one waits for Redis to
+/// grant one of the fleet's probe leases.
+impl Stage for RedisCircuitBreaker {
+    type Permit = SharedPermit;
+
+    fn admit(&self) -> Admit<SharedPermit> {
+        match self.decide_locally() {
+            Some(answer) => Admit::ready(answer),
+            None => {
+                let breaker = self.clone();
+                Admit::waiting(async move { breaker.acquire_probe().await })
+            }
+        }
+    }
+
+    fn name(&self) -> &str {
+        RedisCircuitBreaker::name(self)
+    }
+
+    fn pattern(&self) -> PatternKind {
+        PatternKind::CircuitBreaker
+    }
+
+    fn call_limit(&self) -> Option<Duration> {
+        Stage::call_limit(&self.inner.local)
     }
 }
 

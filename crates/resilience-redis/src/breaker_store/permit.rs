@@ -3,6 +3,7 @@
 use std::fmt;
 
 use resilience::circuit_breaker::{CircuitState, Permit};
+use resilience::stage::StagePermit;
 
 use super::sync::Outcome;
 use super::RedisCircuitBreaker;
@@ -85,6 +86,22 @@ impl SharedPermit {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move { breaker.inner.release(&id, version, outcome).await });
         }
+    }
+}
+
+impl StagePermit for SharedPermit {
+    /// The outcome counts locally and, for a probe, in Redis.
+    fn wants_outcome(&self) -> bool {
+        true
+    }
+
+    fn record(mut self, outcome: resilience::classify::Outcome) {
+        use resilience::classify::Outcome as Judged;
+        self.finish(match outcome {
+            Judged::Success => Outcome::Success,
+            Judged::Failure => Outcome::Failure,
+            Judged::Ignored => Outcome::Ignored,
+        });
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Decision;
+use crate::stage::{Admit, Stage};
 use crate::{PatternKind, Rate, Rejection, RejectionReason};
 
 /// A rate limiter: decides whether a request for a key fits its rate.
@@ -90,6 +91,19 @@ pub trait RateLimiter: Send + Sync {
         wait_until_allowed(self, move || self.check_rate(key, rate))
     }
 
+    /// This limiter as a [`Stage`] spending the budget of `key`, waiting for it as
+    /// [`acquire`](Self::acquire) does: a keyed or distributed limiter in a
+    /// [`Pipeline`](crate::Pipeline) slot or a tower layer.
+    fn for_key(self, key: impl Into<Arc<str>>) -> ForKey<Self>
+    where
+        Self: Sized + Clone + 'static,
+    {
+        ForKey {
+            limiter: self,
+            key: key.into(),
+        }
+    }
+
     /// The rejection for a denied `decision`: pattern [`PatternKind::RateLimiter`], reason
     /// [`RejectionReason::RateLimited`], and the decision's `retry_after`.
     ///
@@ -127,5 +141,47 @@ where
             (Some(at), None) => tokio::time::sleep_until(at).await,
             _ => return Err(limiter.rejection(&decision)),
         }
+    }
+}
+
+/// A [`RateLimiter`] admitting calls against the budget of one key; made by
+/// [`RateLimiter::for_key`].
+///
+/// Every admission is a wait (boxed), since a distributed limiter decides after a round
+/// trip; the single-budget [`DirectRateLimiter`](super::DirectRateLimiter) is a stage of its
+/// own that decides without one.
+#[derive(Debug, Clone)]
+pub struct ForKey<L> {
+    limiter: L,
+    key: Arc<str>,
+}
+
+impl<L> ForKey<L> {
+    /// The key whose budget is spent.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The limiter.
+    pub fn limiter(&self) -> &L {
+        &self.limiter
+    }
+}
+
+impl<L: RateLimiter + Clone + 'static> Stage for ForKey<L> {
+    /// The budget is spent on admission: nothing to release.
+    type Permit = ();
+
+    fn admit(&self) -> Admit<()> {
+        let this = self.clone();
+        Admit::waiting(async move { this.limiter.acquire(&this.key).await.map(drop) })
+    }
+
+    fn name(&self) -> &str {
+        self.limiter.name()
+    }
+
+    fn pattern(&self) -> PatternKind {
+        PatternKind::RateLimiter
     }
 }

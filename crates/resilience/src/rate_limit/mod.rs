@@ -124,6 +124,6 @@ pub use event::{report_decision, RateLimiterEvent};
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{RateLimitLayer, RateLimitService, ResponseFuture};
-pub use limiter::RateLimiter;
+pub use limiter::{ForKey, RateLimiter};
 pub use local::LocalRateLimiter;
 pub use metrics::RateLimiterMetrics;

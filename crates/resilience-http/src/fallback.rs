@@ -175,20 +175,7 @@ pub struct HttpFallbackService<S> {
 }
 
 impl<S> HttpFallbackService<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    resilience::service_accessors!(inner: S);
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpFallbackService<S>

@@ -96,20 +96,7 @@ impl<S, G> StagesService<S, G> {
         }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    resilience::service_accessors!(inner: S);
 }
 
 impl<S: Clone, G> Clone for StagesService<S, G> {

@@ -56,20 +56,7 @@ impl<S, T> HttpRetryService<S, T> {
         }
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    resilience::service_accessors!(inner: S);
 }
 
 /// Why one attempt is retried: the answer itself (kept, to hand back if it was the last) or

@@ -67,20 +67,7 @@ pub struct FallbackService<S, T, E> {
 }
 
 impl<S, T, E> FallbackService<S, T, E> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::service_accessors!(inner: S);
 
     /// The fallback applied.
     pub fn fallback(&self) -> &Fallback<T, E> {

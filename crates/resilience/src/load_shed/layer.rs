@@ -119,20 +119,7 @@ pub struct LoadShedderService<S, P = Priority> {
 }
 
 impl<S, P> LoadShedderService<S, P> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::service_accessors!(inner: S);
 
     /// The shedder guarding it.
     pub fn shedder(&self) -> &LoadShedder {

@@ -93,20 +93,7 @@ pub struct RetryService<S, R = EveryError> {
 }
 
 impl<S, R> RetryService<S, R> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::service_accessors!(inner: S);
 
     /// The retry policy.
     pub fn retry(&self) -> &Retry {

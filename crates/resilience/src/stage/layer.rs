@@ -130,20 +130,7 @@ pub struct StageService<St: Stage, S, C = EveryError> {
 }
 
 impl<St: Stage, S, C> StageService<St, S, C> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service; a permit taken by `poll_ready` is released.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::service_accessors!(inner: S);
 
     /// The stage guarding it.
     pub fn stage(&self) -> &St {

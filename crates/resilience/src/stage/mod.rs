@@ -225,3 +225,29 @@ impl<A: StagePermit, B: StagePermit> StagePermit for (A, B) {
         self.0.record(outcome);
     }
 }
+
+/// Writes tower's three accessors of a middleware service, `get_ref`, `get_mut` and
+/// `into_inner`, for a service keeping the wrapped service in a field.
+///
+/// Used inside an `impl` block: `resilience::service_accessors!(inner: S);` where `inner` is
+/// the field and `S` its type. Every tower service of this workspace has them, as tower's own
+/// middleware does; the macro keeps them one definition.
+#[macro_export]
+macro_rules! service_accessors {
+    ($field:ident: $inner:ty) => {
+        /// The inner service.
+        pub fn get_ref(&self) -> &$inner {
+            &self.$field
+        }
+
+        /// The inner service, mutably.
+        pub fn get_mut(&mut self) -> &mut $inner {
+            &mut self.$field
+        }
+
+        /// Unwraps the inner service (anything held for the next call is released).
+        pub fn into_inner(self) -> $inner {
+            self.$field
+        }
+    };
+}

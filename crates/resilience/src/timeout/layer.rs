@@ -72,20 +72,7 @@ pub struct TimeoutService<S> {
 }
 
 impl<S> TimeoutService<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::service_accessors!(inner: S);
 
     /// The timeout applied.
     pub fn timeout(&self) -> &Timeout {

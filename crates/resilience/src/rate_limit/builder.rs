@@ -4,7 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use super::{Algorithm, DirectRateLimiter, LocalRateLimiter, RateLimiterConfig};
+use super::{Algorithm, Budgets, InMemoryRateLimiter, RateLimiterConfig};
 use crate::config::{check, ConfigError, ConfigProblem};
 use crate::rate::RateProblem;
 use crate::Rate;
@@ -113,19 +113,11 @@ impl<L> RateLimiterBuilder<L> {
     }
 }
 
-impl RateLimiterBuilder<LocalRateLimiter> {
-    /// Validates the name and configuration and builds the keyed limiter.
-    pub fn build(self) -> Result<LocalRateLimiter, ConfigError> {
+impl<B: Budgets> RateLimiterBuilder<InMemoryRateLimiter<B>> {
+    /// Validates the name and configuration and builds the limiter.
+    pub fn build(self) -> Result<InMemoryRateLimiter<B>, ConfigError> {
         let (name, config) = self.finish()?;
-        Ok(LocalRateLimiter::new_validated(&name, config))
-    }
-}
-
-impl RateLimiterBuilder<DirectRateLimiter> {
-    /// Validates the name and configuration and builds the single limiter.
-    pub fn build(self) -> Result<DirectRateLimiter, ConfigError> {
-        let (name, config) = self.finish()?;
-        Ok(DirectRateLimiter::new_validated(&name, config))
+        Ok(InMemoryRateLimiter::new_validated(&name, config))
     }
 }
 

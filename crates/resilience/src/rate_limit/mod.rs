@@ -98,12 +98,14 @@
 //! bucket), `acquire` does not wait (`max_wait` zero). The rate has no default: a limiter
 //! without one would be a guess.
 
+mod budget;
 mod builder;
 mod config;
 mod decision;
 mod direct;
 mod event;
 mod gcra;
+mod handle;
 #[cfg(feature = "tower")]
 mod layer;
 mod limiter;
@@ -116,11 +118,13 @@ mod store;
 mod token_bucket;
 
 pub use crate::rate::{Rate, RateProblem};
+pub use budget::{Budgets, OneBudget, PerKey};
 pub use builder::RateLimiterBuilder;
 pub use config::{Algorithm, RateLimiterConfig};
 pub use decision::{Decision, Denial};
 pub use direct::DirectRateLimiter;
 pub use event::{report_decision, RateLimiterEvent};
+pub use handle::InMemoryRateLimiter;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{RateLimitLayer, RateLimitService, ResponseFuture};

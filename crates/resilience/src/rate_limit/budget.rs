@@ -1,0 +1,249 @@
+//! Where an in-memory limiter keeps its budgets: [`OneBudget`] (a direct limiter) or
+//! [`PerKey`] (a keyed one). The store is the only difference between the two; everything
+//! around it is [`InMemoryRateLimiter`](super::InMemoryRateLimiter), written once.
+
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use super::gcra;
+use super::sliding_log::{Log, SlidingLog};
+use super::sliding_window::{SlidingWindow, Window};
+use super::state::Core;
+use super::store::{Counters, Stores};
+use super::token_bucket::{Bucket, TokenBucket};
+use super::{Algorithm, Decision, RateLimiterConfig, RateLimiterMetrics};
+use crate::Rate;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// The budgets of an in-memory rate limiter: one for everything ([`OneBudget`]) or one per
+/// key ([`PerKey`]). Implemented by this crate only.
+pub trait Budgets: sealed::Sealed + Send + Sync + 'static {
+    /// The limiter's type name, for `Debug`.
+    #[doc(hidden)]
+    const TYPE_NAME: &'static str;
+    /// The `kind` of its metrics.
+    #[doc(hidden)]
+    const KIND: &'static str;
+
+    /// Fresh budgets for `config`.
+    #[doc(hidden)]
+    fn new(config: &RateLimiterConfig) -> Self;
+
+    /// Decides one request for `key` at the configured `rate`.
+    #[doc(hidden)]
+    fn check(&self, key: &str, now: u64, rate: &Rate) -> Decision;
+
+    /// Decides one request for `key` against `rate`'s own budget.
+    #[doc(hidden)]
+    fn check_rate(&self, key: &str, now: u64, rate: &Rate) -> Decision;
+
+    /// The key events name (none for a single budget).
+    #[doc(hidden)]
+    fn reported(key: &str) -> Option<&str>;
+
+    /// Fills the counts of `metrics`.
+    #[doc(hidden)]
+    fn tally(&self, metrics: &mut RateLimiterMetrics);
+}
+
+/// One budget for every caller: a direct limiter. With GCRA (the default) its whole state is
+/// one `AtomicU64` updated by compare-exchange; the other algorithms keep theirs under a
+/// short `std::sync::Mutex`.
+pub struct OneBudget {
+    budget: Budget,
+    allowed: AtomicU64,
+    rejected: AtomicU64,
+    /// Budgets of per-call rates, created on first use.
+    per_call: OnceLock<(RandomState, Stores)>,
+    algorithm: Algorithm,
+    max_keys: usize,
+}
+
+enum Budget {
+    /// GCRA's theoretical arrival time, nanoseconds since the limiter's epoch.
+    Gcra(AtomicU64),
+    Locked(Mutex<Locked>),
+}
+
+enum Locked {
+    TokenBucket(Bucket),
+    SlidingWindow(Window),
+    SlidingLog(Log),
+}
+
+impl sealed::Sealed for OneBudget {}
+
+impl Budgets for OneBudget {
+    const TYPE_NAME: &'static str = "DirectRateLimiter";
+    const KIND: &'static str = "direct";
+
+    fn new(config: &RateLimiterConfig) -> Self {
+        let rate = &config.rate;
+        let locked = |state| Budget::Locked(Mutex::new(state));
+        let budget = match config.algorithm {
+            Algorithm::Gcra => Budget::Gcra(AtomicU64::new(0)),
+            Algorithm::TokenBucket => locked(Locked::TokenBucket(TokenBucket::fresh(0, rate))),
+            Algorithm::SlidingWindow => {
+                locked(Locked::SlidingWindow(SlidingWindow::fresh(0, rate)))
+            }
+            Algorithm::SlidingLog => locked(Locked::SlidingLog(SlidingLog::fresh(0, rate))),
+        };
+        Self {
+            budget,
+            allowed: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            per_call: OnceLock::new(),
+            algorithm: config.algorithm,
+            max_keys: config.max_keys,
+        }
+    }
+
+    fn check(&self, _key: &str, now: u64, rate: &Rate) -> Decision {
+        let decision = match &self.budget {
+            Budget::Gcra(tat) => check_atomic(tat, now, rate),
+            Budget::Locked(state) => match &mut *lock(state) {
+                Locked::TokenBucket(state) => TokenBucket::check(state, now, rate),
+                Locked::SlidingWindow(state) => SlidingWindow::check(state, now, rate),
+                Locked::SlidingLog(state) => SlidingLog::check(state, now, rate),
+            },
+        };
+        let counter = if decision.is_allowed() {
+            &self.allowed
+        } else {
+            &self.rejected
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        decision
+    }
+
+    fn check_rate(&self, _key: &str, now: u64, rate: &Rate) -> Decision {
+        let (hasher, stores) = self.per_call.get_or_init(|| {
+            (
+                RandomState::new(),
+                Stores::new(self.algorithm, self.max_keys),
+            )
+        });
+        stores.check(hasher.hash_one(rate), now, rate)
+    }
+
+    fn reported(_key: &str) -> Option<&str> {
+        None
+    }
+
+    fn tally(&self, metrics: &mut RateLimiterMetrics) {
+        let (per_call, counters) = self
+            .per_call
+            .get()
+            .map_or((0, Counters::default()), |(_, stores)| {
+                (stores.len(), stores.counters())
+            });
+        let allowed = self.allowed.load(Ordering::Relaxed) + counters.allowed;
+        let rejected =
+            self.rejected.load(Ordering::Relaxed) + counters.rate_exceeded + counters.refused;
+        fill(metrics, 1 + per_call, allowed, rejected, counters);
+    }
+}
+
+/// One budget per key, at most `max_keys` of them: a keyed limiter.
+pub struct PerKey {
+    /// Seeded per limiter, so nobody can choose keys that collide.
+    hasher: RandomState,
+    stores: Stores,
+}
+
+impl sealed::Sealed for PerKey {}
+
+impl Budgets for PerKey {
+    const TYPE_NAME: &'static str = "LocalRateLimiter";
+    const KIND: &'static str = "local";
+
+    fn new(config: &RateLimiterConfig) -> Self {
+        Self {
+            hasher: RandomState::new(),
+            stores: Stores::new(config.algorithm, config.max_keys),
+        }
+    }
+
+    fn check(&self, key: &str, now: u64, rate: &Rate) -> Decision {
+        self.stores.check(self.hasher.hash_one(key), now, rate)
+    }
+
+    fn check_rate(&self, key: &str, now: u64, rate: &Rate) -> Decision {
+        self.stores
+            .check(self.hasher.hash_one((key, rate)), now, rate)
+    }
+
+    fn reported(key: &str) -> Option<&str> {
+        Some(key)
+    }
+
+    fn tally(&self, metrics: &mut RateLimiterMetrics) {
+        let counters = self.stores.counters();
+        let rejected = counters.rate_exceeded + counters.refused;
+        fill(
+            metrics,
+            self.stores.len(),
+            counters.allowed,
+            rejected,
+            counters,
+        );
+    }
+}
+
+impl fmt::Debug for OneBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OneBudget")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for PerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PerKey")
+            .field("keys", &self.stores.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn fill(
+    metrics: &mut RateLimiterMetrics,
+    active: usize,
+    allowed: u64,
+    rejected: u64,
+    counters: Counters,
+) {
+    metrics.active_limiters = active;
+    metrics.total_checks = allowed + rejected;
+    metrics.total_allowed = allowed;
+    metrics.total_rejected = rejected;
+    metrics.rejected_new_keys = counters.refused;
+    metrics.evicted_keys = counters.evicted;
+}
+
+/// GCRA on one atomic word: decide from the value read, publish the new TAT only if no one
+/// changed it meanwhile, else decide again from theirs. A denial writes nothing. Relaxed
+/// ordering is enough: the word is the whole state and publishes nothing else.
+fn check_atomic(tat: &AtomicU64, now: u64, rate: &Rate) -> Decision {
+    let mut current = tat.load(Ordering::Relaxed);
+    loop {
+        let (decision, next) = gcra::decide(current, now, rate);
+        let Some(next) = next else {
+            return decision;
+        };
+        match tat.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return decision,
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing under these locks can panic halfway through an update; keep going.
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}

@@ -1,0 +1,250 @@
+//! [`InMemoryRateLimiter`]: the shell every in-memory limiter shares, over its budgets.
+
+use std::fmt;
+use std::future::{ready, Future};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::budget::{lock, Budgets};
+use super::event::report_decision;
+use super::state::as_nanos;
+use super::store::RateCell;
+use super::{Decision, RateLimiter, RateLimiterBuilder, RateLimiterConfig, RateLimiterMetrics};
+use crate::config::{ConfigError, ConfigProblem};
+use crate::events::{Emitter, EventBus};
+use crate::registry::Registered;
+use crate::{PatternKind, Rate, Rejection, RejectionReason};
+
+/// An in-memory rate limiter over its budgets `B`: one budget for everything
+/// ([`DirectRateLimiter`](super::DirectRateLimiter)) or one per key
+/// ([`LocalRateLimiter`](super::LocalRateLimiter)). Use those two names; this type is what
+/// they share (configuration, clock, events, metrics), written once.
+///
+/// Cheap to clone; clones share every budget.
+pub struct InMemoryRateLimiter<B> {
+    pub(super) inner: Arc<Inner<B>>,
+}
+
+pub(super) struct Inner<B> {
+    pub(super) name: Arc<str>,
+    /// Time zero of every state, so states are plain nanosecond counts.
+    epoch: Instant,
+    pub(super) rate: RateCell,
+    pub(super) max_wait: AtomicU64,
+    /// The current config; also serialises reconfiguration.
+    config: Mutex<RateLimiterConfig>,
+    pub(super) budgets: B,
+    emitter: Emitter,
+}
+
+impl<B: Budgets> InMemoryRateLimiter<B> {
+    /// Starts building a limiter named `name`.
+    pub fn builder(name: impl Into<String>) -> RateLimiterBuilder<Self> {
+        RateLimiterBuilder::new(name.into())
+    }
+
+    /// A limiter from a plain config, validated the same way as the builder's.
+    pub fn from_config(
+        name: impl Into<String>,
+        config: RateLimiterConfig,
+    ) -> Result<Self, ConfigError> {
+        Self::builder(name).config(config).build()
+    }
+
+    pub(super) fn new_validated(name: &str, config: RateLimiterConfig) -> Self {
+        let name: Arc<str> = Arc::from(name.trim());
+        Self {
+            inner: Arc::new(Inner {
+                emitter: Emitter::new(Arc::clone(&name)),
+                name,
+                epoch: Instant::now(),
+                rate: RateCell::new(config.rate),
+                max_wait: AtomicU64::new(as_nanos(config.max_wait)),
+                budgets: B::new(&config),
+                config: Mutex::new(config),
+            }),
+        }
+    }
+
+    /// The limiter's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The configured rate.
+    pub fn rate(&self) -> Rate {
+        self.inner.rate.load()
+    }
+
+    /// A snapshot of the counters, with the seed's field names.
+    pub fn metrics(&self) -> RateLimiterMetrics {
+        let config = self.config();
+        let mut metrics = RateLimiterMetrics {
+            name: self.inner.name.to_string(),
+            kind: B::KIND,
+            algorithm: config.algorithm,
+            rate: config.rate,
+            active_limiters: 0,
+            max_keys: config.max_keys,
+            total_checks: 0,
+            total_allowed: 0,
+            total_rejected: 0,
+            rejected_new_keys: 0,
+            evicted_keys: 0,
+        };
+        self.inner.budgets.tally(&mut metrics);
+        metrics
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> RateLimiterConfig {
+        *self.inner.lock()
+    }
+
+    /// Changes the configured rate at run time. Budgets are kept: a caller that spent its
+    /// budget under the old rate carries that debt into the new one.
+    pub fn set_rate(&self, rate: Rate) {
+        let mut config = self.inner.lock();
+        self.inner.rate.store(rate);
+        config.rate = rate;
+    }
+
+    /// Replaces the configuration at run time, keeping every budget, listener and counter.
+    /// The rate and `max_wait` can change; the algorithm and `max_keys` shape the stored state
+    /// and cannot (build a new limiter for those).
+    pub fn set_config(&self, config: RateLimiterConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        let mut current = self.inner.lock();
+        check_fixed(&current, &config)?;
+        self.inner.rate.store(config.rate);
+        self.inner
+            .max_wait
+            .store(as_nanos(config.max_wait), Ordering::Relaxed);
+        *current = config;
+        Ok(())
+    }
+
+    /// This limiter's own listeners; events also reach [`events::global()`](crate::events::global).
+    pub fn events(&self) -> &EventBus {
+        self.inner.emitter.local()
+    }
+}
+
+impl<B: Budgets> Inner<B> {
+    fn lock(&self) -> MutexGuard<'_, RateLimiterConfig> {
+        lock(&self.config)
+    }
+
+    fn now(&self) -> u64 {
+        as_nanos(Instant::now().saturating_duration_since(self.epoch))
+    }
+
+    /// Decides one request for `key` at the configured rate, and reports it.
+    pub(super) fn decide(&self, key: &str) -> Decision {
+        let rate = self.rate.load();
+        let decision = self.budgets.check(key, self.now(), &rate);
+        report_decision(&self.emitter, &self.name, B::reported(key), rate, &decision);
+        decision
+    }
+
+    /// Decides one request for `key` against `rate`'s own budget, and reports it.
+    pub(super) fn decide_at(&self, key: &str, rate: Rate) -> Decision {
+        let decision = self.budgets.check_rate(key, self.now(), &rate);
+        report_decision(&self.emitter, &self.name, B::reported(key), rate, &decision);
+        decision
+    }
+
+    pub(super) fn rejection(&self, decision: &Decision) -> Rejection {
+        Rejection::new(
+            PatternKind::RateLimiter,
+            Arc::clone(&self.name),
+            RejectionReason::RateLimited,
+            decision.retry_after(),
+        )
+    }
+}
+
+/// Refuses changes to the fields that shape stored state.
+fn check_fixed(current: &RateLimiterConfig, new: &RateLimiterConfig) -> Result<(), ConfigError> {
+    let fixed = |field| {
+        ConfigError::new(
+            field,
+            ConfigProblem::Invalid("cannot change on a running limiter; build a new one".into()),
+        )
+    };
+    if new.algorithm != current.algorithm {
+        return Err(fixed("algorithm"));
+    }
+    if new.max_keys != current.max_keys {
+        return Err(fixed("max_keys"));
+    }
+    Ok(())
+}
+
+/// Decides before returning: the futures are ready at once.
+impl<B: Budgets> RateLimiter for InMemoryRateLimiter<B> {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    fn rate(&self) -> Rate {
+        self.inner.rate.load()
+    }
+
+    fn max_wait(&self) -> Duration {
+        Duration::from_nanos(self.inner.max_wait.load(Ordering::Relaxed))
+    }
+
+    fn check(&self, key: &str) -> impl Future<Output = Decision> + Send {
+        ready(self.inner.decide(key))
+    }
+
+    fn check_rate(&self, key: &str, rate: Rate) -> impl Future<Output = Decision> + Send {
+        ready(self.inner.decide_at(key, rate))
+    }
+
+    fn rejection(&self, decision: &Decision) -> Rejection {
+        self.inner.rejection(decision)
+    }
+}
+
+impl<B: Budgets> Registered for InMemoryRateLimiter<B> {
+    type Config = RateLimiterConfig;
+    type Metrics = RateLimiterMetrics;
+
+    fn create(name: &str, config: RateLimiterConfig) -> Result<Self, ConfigError> {
+        Self::from_config(name, config)
+    }
+
+    fn registered_name(&self) -> &str {
+        self.name()
+    }
+
+    fn current_config(&self) -> RateLimiterConfig {
+        self.config()
+    }
+
+    fn snapshot(&self) -> RateLimiterMetrics {
+        self.metrics()
+    }
+}
+
+impl<B> Clone for InMemoryRateLimiter<B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<B: Budgets> fmt::Debug for InMemoryRateLimiter<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(B::TYPE_NAME)
+            .field("name", &self.inner.name)
+            .field("config", &*self.inner.lock())
+            .finish_non_exhaustive()
+    }
+}

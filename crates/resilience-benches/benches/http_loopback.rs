@@ -21,7 +21,7 @@ use axum::Router;
 use resilience::load_shed::LoadShedder;
 use resilience::rate_limit::LocalRateLimiter;
 use resilience::{Bulkhead, CircuitBreaker, Rate, Timeout};
-use resilience_http::CompositeLayer;
+use resilience_http::{CompositeLayer, Stages};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -33,7 +33,7 @@ fn app() -> Router {
     Router::new().route("/", get(|| async { "ok" }))
 }
 
-fn composite() -> CompositeLayer {
+fn composite() -> CompositeLayer<impl Stages + Clone> {
     CompositeLayer::new()
         .rate_limit(
             LocalRateLimiter::builder("bench")

@@ -25,8 +25,7 @@ use resilience::rate_limit::LocalRateLimiter;
 use resilience::retry::{Backoff, Retry};
 use resilience::{Bulkhead, CircuitBreaker, Timeout};
 use resilience_http::{
-    CompositeLayer, ExcludePaths, HttpFallbackLayer, HttpRetryLayer, HttpRetryService,
-    HttpStageLayer, KeyedRateLimit, ReplayBody,
+    CompositeLayer, ExcludePaths, HttpFallbackLayer, HttpRetryLayer, HttpRetryService, ReplayBody,
 };
 use tokio::net::TcpListener;
 use tower::{Layer, ServiceExt};

@@ -14,9 +14,7 @@ use resilience::circuit_breaker::CircuitState;
 use resilience::load_shed::LoadShedder;
 use resilience::rate_limit::LocalRateLimiter;
 use resilience::{Bulkhead, CircuitBreaker, Timeout};
-use resilience_http::{
-    CompositeLayer, ExcludePaths, HttpStageLayer, KeyedRateLimit, ResponseFactory,
-};
+use resilience_http::{CompositeLayer, ExcludePaths, ResponseFactory};
 
 struct Stack {
     limiter: LocalRateLimiter,

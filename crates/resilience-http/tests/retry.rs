@@ -16,7 +16,7 @@ use http_body::Frame;
 use http_body_util::StreamBody;
 use resilience::retry::{Backoff, Jitter, Retry};
 use resilience::CircuitBreaker;
-use resilience_http::{HttpFallbackLayer, HttpRetryLayer, HttpStageLayer, KeyedRateLimit};
+use resilience_http::{HttpFallbackLayer, HttpRetryLayer, HttpStageLayer};
 
 fn policy() -> Retry {
     Retry::builder("upstream")

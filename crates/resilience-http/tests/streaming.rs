@@ -17,7 +17,7 @@ use http::StatusCode;
 use resilience::adaptive::AdaptiveLimiter;
 use resilience::circuit_breaker::CircuitState;
 use resilience::{Bulkhead, CircuitBreaker};
-use resilience_http::{CompositeLayer, HttpStageLayer, KeyedRateLimit};
+use resilience_http::{CompositeLayer, HttpStageLayer};
 use tokio::sync::mpsc;
 
 type Chunks = mpsc::Sender<Bytes>;

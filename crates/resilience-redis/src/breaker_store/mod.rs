@@ -467,7 +467,7 @@ impl Stage for RedisCircuitBreaker {
     }
 
     fn name(&self) -> &str {
-        RedisCircuitBreaker::name(self)
+        Self::name(self)
     }
 
     fn pattern(&self) -> PatternKind {

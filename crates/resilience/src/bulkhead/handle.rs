@@ -187,7 +187,7 @@ impl StagePermit for Permit {
     }
 
     fn record(self, outcome: Outcome) {
-        Permit::record(self, outcome);
+        Self::record(self, outcome);
     }
 }
 

@@ -233,7 +233,7 @@ impl Stage for LoadShedder {
     }
 
     fn name(&self) -> &str {
-        LoadShedder::name(self)
+        Self::name(self)
     }
 
     fn pattern(&self) -> PatternKind {

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::events::EventKind;
+use crate::events::{EventKind, Payload};
+use crate::PatternKind;
 
 /// Something that happened in an adaptive concurrency limiter.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,14 +21,27 @@ pub enum AdaptiveEvent {
 }
 
 impl AdaptiveEvent {
+    /// `"load_level_change"`: an adaptive limiter changed its limit.
+    pub const LOAD_LEVEL_CHANGE: EventKind =
+        EventKind::builtin(PatternKind::AdaptiveConcurrency, "load_level_change", 22);
+    /// Every kind of this event, for name lookup.
+    pub const KINDS: &'static [EventKind] = &[Self::LOAD_LEVEL_CHANGE];
+
     /// This event's kind.
     pub fn kind(&self) -> EventKind {
         match self {
-            Self::LoadLevelChange { .. } => EventKind::LoadLevelChange,
+            Self::LoadLevelChange { .. } => Self::LOAD_LEVEL_CHANGE,
         }
     }
+}
 
-    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+impl Payload for AdaptiveEvent {
+    fn kind(&self) -> EventKind {
+        // The inherent method, which callers use without importing the trait.
+        AdaptiveEvent::kind(self)
+    }
+
+    fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
         match self {
             Self::LoadLevelChange {
                 old_limit,

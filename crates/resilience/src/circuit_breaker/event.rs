@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::events::{EventKind, Seconds};
+use crate::events::{Event, EventKind, Payload, Seconds};
+use crate::PatternKind;
 
 /// The state of a circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,21 +115,64 @@ pub enum CircuitBreakerEvent {
 }
 
 impl CircuitBreakerEvent {
+    /// `"state_change"`: a circuit breaker moved between states (any transition).
+    pub const STATE_CHANGE: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "state_change", 0);
+    /// `"circuit_opened"`: a circuit breaker opened.
+    pub const CIRCUIT_OPENED: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "circuit_opened", 1);
+    /// `"circuit_closed"`: a circuit breaker closed.
+    pub const CIRCUIT_CLOSED: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "circuit_closed", 2);
+    /// `"circuit_half_open"`: a circuit breaker became half-open.
+    pub const CIRCUIT_HALF_OPEN: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "circuit_half_open", 3);
+    /// `"call_success"`: a call through a circuit breaker succeeded.
+    pub const CALL_SUCCESS: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "call_success", 4);
+    /// `"call_failure"`: a call through a circuit breaker failed (counted as a failure).
+    pub const CALL_FAILURE: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "call_failure", 5);
+    /// `"call_rejected"`: a circuit breaker rejected a call.
+    pub const CALL_REJECTED: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "call_rejected", 6);
+    /// `"circuit_reset"`: a circuit breaker was reset by hand.
+    pub const CIRCUIT_RESET: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "circuit_reset", 7);
+    /// Every kind of this event, for name lookup.
+    pub const KINDS: &'static [EventKind] = &[
+        Self::STATE_CHANGE,
+        Self::CIRCUIT_OPENED,
+        Self::CIRCUIT_CLOSED,
+        Self::CIRCUIT_HALF_OPEN,
+        Self::CALL_SUCCESS,
+        Self::CALL_FAILURE,
+        Self::CALL_REJECTED,
+        Self::CIRCUIT_RESET,
+    ];
+
     /// This event's kind.
     pub fn kind(&self) -> EventKind {
         match self {
-            Self::StateChange { .. } => EventKind::StateChange,
-            Self::CircuitOpened { .. } => EventKind::CircuitOpened,
-            Self::CircuitHalfOpen => EventKind::CircuitHalfOpen,
-            Self::CircuitClosed { .. } => EventKind::CircuitClosed,
-            Self::CallSuccess { .. } => EventKind::CallSuccess,
-            Self::CallFailure { .. } => EventKind::CallFailure,
-            Self::CallRejected { .. } => EventKind::CallRejected,
-            Self::CircuitReset { .. } => EventKind::CircuitReset,
+            Self::StateChange { .. } => Self::STATE_CHANGE,
+            Self::CircuitOpened { .. } => Self::CIRCUIT_OPENED,
+            Self::CircuitHalfOpen => Self::CIRCUIT_HALF_OPEN,
+            Self::CircuitClosed { .. } => Self::CIRCUIT_CLOSED,
+            Self::CallSuccess { .. } => Self::CALL_SUCCESS,
+            Self::CallFailure { .. } => Self::CALL_FAILURE,
+            Self::CallRejected { .. } => Self::CALL_REJECTED,
+            Self::CircuitReset { .. } => Self::CIRCUIT_RESET,
         }
     }
+}
 
-    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+impl Payload for CircuitBreakerEvent {
+    fn kind(&self) -> EventKind {
+        // The inherent method, which callers use without importing the trait.
+        CircuitBreakerEvent::kind(self)
+    }
+
+    fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
         match self {
             Self::StateChange {
                 from,
@@ -172,5 +216,13 @@ impl CircuitBreakerEvent {
                 }
             }
         }
+    }
+}
+
+impl Event {
+    /// The circuit-breaker payload, if this is a circuit-breaker event: a shorthand for
+    /// [`payload::<CircuitBreakerEvent>()`](Event::payload).
+    pub fn as_circuit_breaker(&self) -> Option<&CircuitBreakerEvent> {
+        self.payload()
     }
 }

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::events::EventKind;
+use crate::events::{EventKind, Payload};
+use crate::PatternKind;
 
 /// Something that happened in a load shedder.
 ///
@@ -34,15 +35,31 @@ pub enum LoadShedderEvent {
 }
 
 impl LoadShedderEvent {
+    /// `"request_accepted"`: a load shedder accepted a request.
+    pub const REQUEST_ACCEPTED: EventKind =
+        EventKind::builtin(PatternKind::LoadShedder, "request_accepted", 18);
+    /// `"request_shed"`: a load shedder shed a request.
+    pub const REQUEST_SHED: EventKind =
+        EventKind::builtin(PatternKind::LoadShedder, "request_shed", 19);
+    /// Every kind of this event, for name lookup.
+    pub const KINDS: &'static [EventKind] = &[Self::REQUEST_ACCEPTED, Self::REQUEST_SHED];
+
     /// This event's kind.
     pub fn kind(&self) -> EventKind {
         match self {
-            Self::RequestAccepted { .. } => EventKind::RequestAccepted,
-            Self::RequestShed { .. } => EventKind::RequestShed,
+            Self::RequestAccepted { .. } => Self::REQUEST_ACCEPTED,
+            Self::RequestShed { .. } => Self::REQUEST_SHED,
         }
     }
+}
 
-    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+impl Payload for LoadShedderEvent {
+    fn kind(&self) -> EventKind {
+        // The inherent method, which callers use without importing the trait.
+        LoadShedderEvent::kind(self)
+    }
+
+    fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
         match self {
             Self::RequestAccepted {
                 active,

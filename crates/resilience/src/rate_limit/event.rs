@@ -4,7 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{Decision, Denial};
-use crate::events::{Emitter, EventKind, Seconds};
+use crate::events::{Emitter, EventKind, Payload, Seconds};
+use crate::PatternKind;
 use crate::Rate;
 
 /// Something that happened in a rate limiter.
@@ -43,16 +44,42 @@ pub enum RateLimiterEvent {
 }
 
 impl RateLimiterEvent {
+    /// `"rate_limit_passed"`: a rate limiter allowed a request.
+    pub const RATE_LIMIT_PASSED: EventKind =
+        EventKind::builtin(PatternKind::RateLimiter, "rate_limit_passed", 23);
+    /// `"rate_limit_exceeded"`: a rate limiter denied a request.
+    pub const RATE_LIMIT_EXCEEDED: EventKind =
+        EventKind::builtin(PatternKind::RateLimiter, "rate_limit_exceeded", 24);
+    /// `"rate_limit_backend_unavailable"`: a distributed rate limiter's backend could not decide; its failure policy did.
+    pub const RATE_LIMIT_BACKEND_UNAVAILABLE: EventKind = EventKind::builtin(
+        PatternKind::RateLimiter,
+        "rate_limit_backend_unavailable",
+        25,
+    );
+    /// Every kind of this event, for name lookup.
+    pub const KINDS: &'static [EventKind] = &[
+        Self::RATE_LIMIT_PASSED,
+        Self::RATE_LIMIT_EXCEEDED,
+        Self::RATE_LIMIT_BACKEND_UNAVAILABLE,
+    ];
+
     /// This event's kind.
     pub fn kind(&self) -> EventKind {
         match self {
-            Self::RateLimitPassed { .. } => EventKind::RateLimitPassed,
-            Self::RateLimitExceeded { .. } => EventKind::RateLimitExceeded,
-            Self::BackendUnavailable { .. } => EventKind::RateLimitBackendUnavailable,
+            Self::RateLimitPassed { .. } => Self::RATE_LIMIT_PASSED,
+            Self::RateLimitExceeded { .. } => Self::RATE_LIMIT_EXCEEDED,
+            Self::BackendUnavailable { .. } => Self::RATE_LIMIT_BACKEND_UNAVAILABLE,
         }
     }
+}
 
-    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+impl Payload for RateLimiterEvent {
+    fn kind(&self) -> EventKind {
+        // The inherent method, which callers use without importing the trait.
+        RateLimiterEvent::kind(self)
+    }
+
+    fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
         match self {
             Self::RateLimitPassed {
                 key,

@@ -38,7 +38,7 @@ impl AdaptiveEvent {
 impl Payload for AdaptiveEvent {
     fn kind(&self) -> EventKind {
         // The inherent method, which callers use without importing the trait.
-        AdaptiveEvent::kind(self)
+        Self::kind(self)
     }
 
     fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {

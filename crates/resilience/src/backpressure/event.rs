@@ -47,7 +47,7 @@ impl BackpressureEvent {
 impl Payload for BackpressureEvent {
     fn kind(&self) -> EventKind {
         // The inherent method, which callers use without importing the trait.
-        BackpressureEvent::kind(self)
+        Self::kind(self)
     }
 
     fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {

@@ -70,7 +70,7 @@ impl BulkheadEvent {
 impl Payload for BulkheadEvent {
     fn kind(&self) -> EventKind {
         // The inherent method, which callers use without importing the trait.
-        BulkheadEvent::kind(self)
+        Self::kind(self)
     }
 
     fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {

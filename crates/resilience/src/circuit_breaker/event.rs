@@ -169,7 +169,7 @@ impl CircuitBreakerEvent {
 impl Payload for CircuitBreakerEvent {
     fn kind(&self) -> EventKind {
         // The inherent method, which callers use without importing the trait.
-        CircuitBreakerEvent::kind(self)
+        Self::kind(self)
     }
 
     fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {

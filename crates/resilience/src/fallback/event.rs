@@ -48,7 +48,7 @@ impl FallbackEvent {
 impl Payload for FallbackEvent {
     fn kind(&self) -> EventKind {
         // The inherent method, which callers use without importing the trait.
-        FallbackEvent::kind(self)
+        Self::kind(self)
     }
 
     fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {

@@ -56,7 +56,7 @@ impl LoadShedderEvent {
 impl Payload for LoadShedderEvent {
     fn kind(&self) -> EventKind {
         // The inherent method, which callers use without importing the trait.
-        LoadShedderEvent::kind(self)
+        Self::kind(self)
     }
 
     fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {

@@ -76,7 +76,7 @@ impl RateLimiterEvent {
 impl Payload for RateLimiterEvent {
     fn kind(&self) -> EventKind {
         // The inherent method, which callers use without importing the trait.
-        RateLimiterEvent::kind(self)
+        Self::kind(self)
     }
 
     fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
@@ -118,9 +118,36 @@ impl Payload for RateLimiterEvent {
     }
 }
 
-/// Emits the event of one decision (`rate_limit_passed` or `rate_limit_exceeded`) and logs
-/// denials, for any [`RateLimiter`](super::RateLimiter), local or not. Call it after every
-/// lock is released: listeners run here.
+/// Reports one decision of a rate limiter: emits `rate_limit_passed` or `rate_limit_exceeded`
+/// through `emitter` and logs denials at `DEBUG` under `resilience::rate_limit`.
+///
+/// This crate's limiters call it after every check, and a limiter implemented in another crate
+/// (over a shared store, say) should too: its users then get the same events, fields and logs
+/// whichever limiter they run, and with nobody listening it costs one atomic load per bus and
+/// allocates nothing. `name` is the limiter's name as logged, `key` the key checked (`None` for
+/// a limiter without keys), `rate` the rate it was checked against.
+///
+/// Call it after every lock is released: listeners run here, synchronously.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use resilience::events::Emitter;
+/// use resilience::rate_limit::{report_decision, Decision, Denial, RateLimiterEvent};
+/// use resilience::Rate;
+///
+/// // A limiter of another crate owns an emitter and returns `emitter.local()` as `events()`.
+/// let emitter = Emitter::new(Arc::from("api"));
+/// emitter.local().on(RateLimiterEvent::RATE_LIMIT_EXCEEDED, |event| {
+///     assert_eq!(event.metadata()["key"], "ada");
+///     assert_eq!(event.metadata()["retry_after"], "0.5");
+/// });
+///
+/// // What its store decided for key "ada":
+/// let half = Duration::from_millis(500);
+/// let decision = Decision::denied(Denial::RateExceeded, 2, half, Some(half));
+/// report_decision(&emitter, "api", Some("ada"), Rate::per_second(2), &decision);
+/// ```
 pub fn report_decision(
     emitter: &Emitter,
     name: &str,

@@ -64,7 +64,7 @@ impl RetryEvent {
 impl Payload for RetryEvent {
     fn kind(&self) -> EventKind {
         // The inherent method, which callers use without importing the trait.
-        RetryEvent::kind(self)
+        Self::kind(self)
     }
 
     fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {

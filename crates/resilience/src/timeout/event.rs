@@ -46,7 +46,7 @@ impl TimeoutEvent {
 impl Payload for TimeoutEvent {
     fn kind(&self) -> EventKind {
         // The inherent method, which callers use without importing the trait.
-        TimeoutEvent::kind(self)
+        Self::kind(self)
     }
 
     fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {

@@ -202,7 +202,7 @@ impl<T: Registered> Registry<T> {
         names
     }
 
-    /// Every instance's metrics by name, in one call (the seed's `get_all_metrics`).
+    /// Every instance's metrics by name, in one call (for health and metrics endpoints).
     pub fn metrics(&self) -> BTreeMap<String, T::Metrics> {
         // Snapshot outside the registry lock: taking metrics may run listeners.
         let instances: Vec<(String, T)> = self

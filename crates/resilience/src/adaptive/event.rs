@@ -9,7 +9,7 @@ use crate::PatternKind;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum AdaptiveEvent {
-    /// The limit changed (the seed's `load_level_change`).
+    /// The limit changed (`load_level_change`).
     LoadLevelChange {
         /// The limit before.
         old_limit: u32,

@@ -26,8 +26,8 @@ pub enum CircuitState {
 }
 
 impl CircuitState {
-    /// The state's name in `snake_case` (`"closed"`, `"open"`, `"half_open"`, ...), as the seed
-    /// libraries report it; never a digit (a seed quirk put `"1"` in response bodies).
+    /// The state's name in `snake_case` (`"closed"`, `"open"`, `"half_open"`, ...); never a
+    /// digit, so response bodies and logs stay readable.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Closed => "closed",

@@ -16,9 +16,9 @@ pub(crate) const FIRST_SHARED_BIT: u8 = 48;
 
 /// The kind of an event, by which listeners select what they receive.
 ///
-/// A kind is a name (the seed libraries' string names: `"state_change"`, `"circuit_opened"`,
-/// ...), the [`PatternKind`] that emits it, and the bit a bus keeps it in. Each pattern
-/// declares its kinds as constants next to its event type, for example
+/// A kind is a name (`"state_change"`, `"circuit_opened"`, ..., the names other resilience
+/// libraries use too), the [`PatternKind`] that emits it, and the bit a bus keeps it in. Each
+/// pattern declares its kinds as constants next to its event type, for example
 /// [`CircuitBreakerEvent::STATE_CHANGE`](crate::circuit_breaker::CircuitBreakerEvent::STATE_CHANGE)
 /// or [`RetryEvent::RETRY_ATTEMPT`](crate::retry::RetryEvent::RETRY_ATTEMPT), and lists them in
 /// a `KINDS` constant. A pattern written in another crate declares its own with
@@ -296,7 +296,7 @@ mod tests {
     use crate::circuit_breaker::CircuitBreakerEvent;
 
     #[test]
-    fn filters_parse_seed_names_and_wildcard() {
+    fn filters_parse_names_and_wildcard() {
         assert_eq!("*".parse(), Ok(EventFilter::All));
         assert_eq!(
             "state_change".parse(),

@@ -13,7 +13,10 @@ use super::EventKind;
 /// implements it for its own type; the event system needs nothing else to deliver it. Listeners
 /// get the concrete type back with [`Event::payload`](super::Event::payload).
 ///
-/// See the [module docs](super#a-pattern-of-your-own) for a complete example.
+/// There is no separate `pattern()`: the pattern comes with the [kind](Self::kind), so an event
+/// can never claim one pattern and a kind of another.
+///
+/// See the [module docs](super#a-pattern-of-your-own) for how a pattern brings its own.
 pub trait Payload: Any + fmt::Debug + Send + Sync {
     /// What happened, as the kind listeners select by. Its [`pattern`](EventKind::pattern)
     /// becomes the event's [`pattern`](super::Event::pattern).

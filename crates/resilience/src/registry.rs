@@ -64,6 +64,10 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use crate::ConfigError;
 
 /// A pattern handle that can live in a [`Registry`].
+///
+/// Every pattern of this crate implements it; a pattern of another crate implements it for its
+/// own handle and gets named instances, a process-wide [`Registry::global`] and
+/// [`Registry::metrics`] with nothing else to write.
 pub trait Registered: Clone + Send + Sync + 'static {
     /// Its plain configuration.
     type Config: Clone + PartialEq + fmt::Debug + Send + Sync;

@@ -1,6 +1,7 @@
 //! A pattern written outside the core crate brings its own event payload and kinds, and every
 //! way of listening works for it as for the built-in patterns: typed kind, string name, `"*"`,
-//! the global bus, `subscribe()` streams, downcasting, metadata and display.
+//! the global bus, `subscribe()` streams, downcasting, metadata and display. Its handle lives in
+//! a `Registry` like the built-in ones.
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +11,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use resilience::circuit_breaker::CircuitBreakerEvent;
 use resilience::events::{self, Emitter, EventBus, EventFilter, EventKind, Payload};
-use resilience::PatternKind;
+use resilience::registry::{Registered, Registry, RegistryError};
+use resilience::{ConfigError, PatternKind};
 use resilience_testkit::EventRecorder;
 
 const HEDGE: PatternKind = PatternKind::Custom("hedge");
@@ -223,4 +225,75 @@ fn events_of_another_crate_serialize_like_the_built_in_ones() {
     assert_eq!(json["event_type"], "hedge_fired");
     assert_eq!(json["pattern_name"], "ser");
     assert_eq!(json["in_flight"], "2");
+}
+
+/// The hedge's registry kind: a handle that clones share, with its plain config.
+#[derive(Clone)]
+struct SharedHedge {
+    hedge: Arc<Hedge>,
+    name: Arc<str>,
+    config: HedgeConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct HedgeConfig {
+    delay: Duration,
+}
+
+impl Registered for SharedHedge {
+    type Config = HedgeConfig;
+    type Metrics = Duration;
+
+    fn create(name: &str, config: HedgeConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            hedge: Arc::new(Hedge::new(name)),
+            name: Arc::from(name),
+            config,
+        })
+    }
+
+    fn registered_name(&self) -> &str {
+        &self.name
+    }
+
+    fn current_config(&self) -> HedgeConfig {
+        self.config.clone()
+    }
+
+    fn snapshot(&self) -> Duration {
+        self.config.delay
+    }
+}
+
+#[test]
+fn a_pattern_from_another_crate_lives_in_a_registry() {
+    let config = HedgeConfig {
+        delay: Duration::from_millis(20),
+    };
+    let registry = Registry::<SharedHedge>::global();
+    let first = registry
+        .get_or_create("registered", config.clone())
+        .unwrap();
+    let again = registry
+        .get_or_create("registered", config.clone())
+        .unwrap();
+    assert!(
+        Arc::ptr_eq(&first.hedge, &again.hedge),
+        "same name, same hedge"
+    );
+    let other = HedgeConfig {
+        delay: Duration::from_millis(50),
+    };
+    assert!(matches!(
+        registry.get_or_create("registered", other),
+        Err(RegistryError::ConfigMismatch { .. })
+    ));
+    assert_eq!(registry.metrics()["registered"], config.delay);
+    assert_eq!(registry.instances().len(), 1);
+
+    let recorder = EventRecorder::attach(again.hedge.events());
+    first
+        .hedge
+        .report(HedgeEvent::Won { attempt: 1 }, &AtomicUsize::new(0));
+    assert_eq!(recorder.names(), ["hedge_won"]);
 }

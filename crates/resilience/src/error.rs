@@ -17,6 +17,8 @@ use std::time::Duration;
 ///
 /// The string forms ([`PatternKind::as_str`]) are the seed's `pattern_type` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum PatternKind {
     /// [`CircuitBreaker`](crate::circuit_breaker::CircuitBreaker).
@@ -39,8 +41,8 @@ pub enum PatternKind {
     Fallback,
     /// Adaptive concurrency limiter.
     AdaptiveConcurrency,
-    /// A pattern defined outside this crate, by its `snake_case` name (`"hedge"`), so that its
-    /// events and rejections say which pattern they come from.
+    /// A stage written outside this crate, under its own `snake_case` name.
+    #[cfg_attr(feature = "serde", serde(skip_deserializing))]
     Custom(&'static str),
 }
 
@@ -62,21 +64,6 @@ impl PatternKind {
         }
     }
 
-    /// Every built-in pattern, for parsing names back.
-    #[cfg(feature = "serde")]
-    const BUILTIN: [Self; 10] = [
-        Self::CircuitBreaker,
-        Self::Bulkhead,
-        Self::Timeout,
-        Self::Deadline,
-        Self::Retry,
-        Self::RateLimiter,
-        Self::LoadShedder,
-        Self::Backpressure,
-        Self::Fallback,
-        Self::AdaptiveConcurrency,
-    ];
-
     /// Human form used in messages ("circuit breaker").
     const fn label(self) -> &'static str {
         match self {
@@ -92,43 +79,6 @@ impl PatternKind {
 impl fmt::Display for PatternKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Serialized as its name ([`PatternKind::as_str`]).
-#[cfg(feature = "serde")]
-impl serde::Serialize for PatternKind {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-/// Deserialized from the name of a built-in pattern; a [`Custom`](PatternKind::Custom) name
-/// cannot be read back, as it would have to live for the whole program.
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for PatternKind {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        Self::BUILTIN
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
-            .ok_or_else(|| {
-                serde::de::Error::unknown_variant(
-                    &name,
-                    &[
-                        "circuit_breaker",
-                        "bulkhead",
-                        "timeout",
-                        "deadline",
-                        "retry",
-                        "rate_limiter",
-                        "load_shedder",
-                        "backpressure",
-                        "fallback",
-                        "adaptive_concurrency",
-                    ],
-                )
-            })
     }
 }
 

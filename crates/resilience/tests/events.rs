@@ -188,3 +188,33 @@ async fn events_serialize_flat_with_seed_names() {
     assert_eq!(json["to"], "open");
     assert!(json["timestamp"].as_f64().unwrap() > 1.7e9);
 }
+
+#[test]
+#[expect(deprecated, reason = "the former names must keep compiling")]
+fn former_kind_names_still_work_and_kinds_match_as_patterns() {
+    assert_eq!(EventKind::StateChange, CircuitBreakerEvent::STATE_CHANGE);
+    assert_eq!(
+        EventKind::RateLimitBackendUnavailable.as_str(),
+        "rate_limit_backend_unavailable"
+    );
+    let describe = |kind: EventKind| match kind {
+        CircuitBreakerEvent::STATE_CHANGE => "moved",
+        CircuitBreakerEvent::CIRCUIT_OPENED => "opened",
+        _ => "other",
+    };
+    assert_eq!(describe(EventKind::CircuitOpened), "opened");
+    assert_eq!(describe(CircuitBreakerEvent::CALL_SUCCESS), "other");
+    // Kinds sort as their patterns declare them.
+    let mut kinds = vec![
+        CircuitBreakerEvent::CIRCUIT_RESET,
+        CircuitBreakerEvent::STATE_CHANGE,
+    ];
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            CircuitBreakerEvent::STATE_CHANGE,
+            CircuitBreakerEvent::CIRCUIT_RESET
+        ]
+    );
+}

@@ -55,3 +55,12 @@ impl Payload for AdaptiveEvent {
         }
     }
 }
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `AdaptiveEvent::LOAD_LEVEL_CHANGE`")]
+    pub const LoadLevelChange: Self = AdaptiveEvent::LOAD_LEVEL_CHANGE;
+}

@@ -69,3 +69,15 @@ impl Payload for BackpressureEvent {
         }
     }
 }
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `BackpressureEvent::BACKPRESSURE_HIGH`")]
+    pub const BackpressureHigh: Self = BackpressureEvent::BACKPRESSURE_HIGH;
+    #[doc(hidden)]
+    #[deprecated(note = "use `BackpressureEvent::BACKPRESSURE_LOW`")]
+    pub const BackpressureLow: Self = BackpressureEvent::BACKPRESSURE_LOW;
+}

@@ -100,3 +100,18 @@ impl Payload for BulkheadEvent {
         }
     }
 }
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `BulkheadEvent::BULKHEAD_ACCEPTED`")]
+    pub const BulkheadAccepted: Self = BulkheadEvent::BULKHEAD_ACCEPTED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `BulkheadEvent::BULKHEAD_REJECTED`")]
+    pub const BulkheadRejected: Self = BulkheadEvent::BULKHEAD_REJECTED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `BulkheadEvent::BULKHEAD_RELEASED`")]
+    pub const BulkheadReleased: Self = BulkheadEvent::BULKHEAD_RELEASED;
+}

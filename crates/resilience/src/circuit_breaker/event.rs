@@ -226,3 +226,33 @@ impl Event {
         self.payload()
     }
 }
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::STATE_CHANGE`")]
+    pub const StateChange: Self = CircuitBreakerEvent::STATE_CHANGE;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CIRCUIT_OPENED`")]
+    pub const CircuitOpened: Self = CircuitBreakerEvent::CIRCUIT_OPENED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CIRCUIT_CLOSED`")]
+    pub const CircuitClosed: Self = CircuitBreakerEvent::CIRCUIT_CLOSED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CIRCUIT_HALF_OPEN`")]
+    pub const CircuitHalfOpen: Self = CircuitBreakerEvent::CIRCUIT_HALF_OPEN;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CALL_SUCCESS`")]
+    pub const CallSuccess: Self = CircuitBreakerEvent::CALL_SUCCESS;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CALL_FAILURE`")]
+    pub const CallFailure: Self = CircuitBreakerEvent::CALL_FAILURE;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CALL_REJECTED`")]
+    pub const CallRejected: Self = CircuitBreakerEvent::CALL_REJECTED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CIRCUIT_RESET`")]
+    pub const CircuitReset: Self = CircuitBreakerEvent::CIRCUIT_RESET;
+}

@@ -1,9 +1,7 @@
 //! [`EventKind`]: the open set of event kinds, the names listeners select them by, and the
 //! bits a bus keeps them in.
 
-use std::cmp::Ordering;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 use std::sync::RwLock;
 
@@ -25,12 +23,14 @@ pub(crate) const FIRST_SHARED_BIT: u8 = 48;
 /// [`EventKind::new`] and registers them with [`register_kinds`] so that their names parse too.
 ///
 /// Two kinds are equal when their name, pattern and bit are; names are unique among the
-/// kinds [registered](register_kinds) for string lookup.
-#[derive(Clone, Copy)]
+/// kinds [registered](register_kinds) for string lookup. Kinds order by bit, so the built-in
+/// ones sort as they are declared. Kind constants work as `match` patterns.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventKind {
+    // Field order is the derived order.
+    bit: u8,
     name: &'static str,
     pattern: PatternKind,
-    bit: u8,
 }
 
 impl EventKind {
@@ -92,35 +92,6 @@ impl EventKind {
     /// This kind's bit in a bus's set of wanted kinds.
     pub(crate) const fn mask(self) -> u64 {
         1 << self.bit
-    }
-}
-
-impl PartialEq for EventKind {
-    fn eq(&self, other: &Self) -> bool {
-        self.bit == other.bit && self.pattern == other.pattern && self.name == other.name
-    }
-}
-
-impl Eq for EventKind {}
-
-impl Hash for EventKind {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-        self.pattern.hash(state);
-        self.bit.hash(state);
-    }
-}
-
-impl PartialOrd for EventKind {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// Built-in kinds order as they were declared (by bit), then by name.
-impl Ord for EventKind {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.bit, self.name, self.pattern).cmp(&(other.bit, other.name, other.pattern))
     }
 }
 

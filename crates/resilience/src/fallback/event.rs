@@ -64,3 +64,15 @@ impl Payload for FallbackEvent {
         }
     }
 }
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `FallbackEvent::FALLBACK_TRIGGERED`")]
+    pub const FallbackTriggered: Self = FallbackEvent::FALLBACK_TRIGGERED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `FallbackEvent::FALLBACK_FAILED`")]
+    pub const FallbackFailed: Self = FallbackEvent::FALLBACK_FAILED;
+}

@@ -84,3 +84,15 @@ impl Payload for LoadShedderEvent {
         }
     }
 }
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `LoadShedderEvent::REQUEST_ACCEPTED`")]
+    pub const RequestAccepted: Self = LoadShedderEvent::REQUEST_ACCEPTED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `LoadShedderEvent::REQUEST_SHED`")]
+    pub const RequestShed: Self = LoadShedderEvent::REQUEST_SHED;
+}

@@ -173,3 +173,18 @@ pub fn report_decision(
         }
     }
 }
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `RateLimiterEvent::RATE_LIMIT_PASSED`")]
+    pub const RateLimitPassed: Self = RateLimiterEvent::RATE_LIMIT_PASSED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `RateLimiterEvent::RATE_LIMIT_EXCEEDED`")]
+    pub const RateLimitExceeded: Self = RateLimiterEvent::RATE_LIMIT_EXCEEDED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `RateLimiterEvent::RATE_LIMIT_BACKEND_UNAVAILABLE`")]
+    pub const RateLimitBackendUnavailable: Self = RateLimiterEvent::RATE_LIMIT_BACKEND_UNAVAILABLE;
+}

@@ -88,3 +88,18 @@ impl Payload for RetryEvent {
         }
     }
 }
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `RetryEvent::RETRY_ATTEMPT`")]
+    pub const RetryAttempt: Self = RetryEvent::RETRY_ATTEMPT;
+    #[doc(hidden)]
+    #[deprecated(note = "use `RetryEvent::RETRY_SUCCESS`")]
+    pub const RetrySuccess: Self = RetryEvent::RETRY_SUCCESS;
+    #[doc(hidden)]
+    #[deprecated(note = "use `RetryEvent::RETRY_EXHAUSTED`")]
+    pub const RetryExhausted: Self = RetryEvent::RETRY_EXHAUSTED;
+}

@@ -59,3 +59,15 @@ impl Payload for TimeoutEvent {
         }
     }
 }
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `TimeoutEvent::TIMEOUT_SUCCESS`")]
+    pub const TimeoutSuccess: Self = TimeoutEvent::TIMEOUT_SUCCESS;
+    #[doc(hidden)]
+    #[deprecated(note = "use `TimeoutEvent::TIMEOUT_EXCEEDED`")]
+    pub const TimeoutExceeded: Self = TimeoutEvent::TIMEOUT_EXCEEDED;
+}

@@ -28,8 +28,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerLayer};
-use resilience::events::EventKind;
+use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerEvent, CircuitBreakerLayer};
 use resilience_benches::{answer, check_outcome, floor, poll_once};
 use tower::{service_fn, Layer, Service, ServiceExt};
 
@@ -222,9 +221,11 @@ fn emit_no_listener(c: &mut Criterion) {
     let heard = CircuitBreaker::builder("heard")
         .build()
         .expect("default config is valid");
-    heard.events().on(EventKind::CallSuccess, |event| {
-        black_box(event);
-    });
+    heard
+        .events()
+        .on(CircuitBreakerEvent::CALL_SUCCESS, |event| {
+            black_box(event);
+        });
     let mut entry = || poll_once(heard.call(|| async { Ok::<_, ()>(black_box(1_u64)) }));
     check_outcome("one_noop_listener", &mut entry, |r| {
         matches!(r, Some(Ok(1)))
@@ -236,9 +237,11 @@ fn emit_no_listener(c: &mut Criterion) {
     let elsewhere = CircuitBreaker::builder("elsewhere")
         .build()
         .expect("default config is valid");
-    elsewhere.events().on(EventKind::CircuitOpened, |event| {
-        black_box(event);
-    });
+    elsewhere
+        .events()
+        .on(CircuitBreakerEvent::CIRCUIT_OPENED, |event| {
+            black_box(event);
+        });
     let mut entry = || poll_once(elsewhere.call(|| async { Ok::<_, ()>(black_box(1_u64)) }));
     check_outcome("listener_other_kind", &mut entry, |r| {
         matches!(r, Some(Ok(1)))

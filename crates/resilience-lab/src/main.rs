@@ -29,7 +29,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use resilience::circuit_breaker::CircuitBreakerEvent;
-use resilience::events::EventKind;
 use tokio::time::Instant;
 
 use crate::gateway::Protection;
@@ -117,7 +116,7 @@ async fn run(
     protection
         .breaker
         .events()
-        .on(EventKind::StateChange, move |event| {
+        .on(CircuitBreakerEvent::STATE_CHANGE, move |event| {
             if let Some(CircuitBreakerEvent::StateChange { from, to, .. }) =
                 event.as_circuit_breaker()
             {

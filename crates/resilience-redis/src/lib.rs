@@ -99,5 +99,8 @@ pub use client::{
 pub use error::BackendError;
 pub use policy::FailurePolicy;
 pub use rate_limit::{RedisRateLimiter, RedisRateLimiterBuilder, RedisRateLimiterMetrics};
-/// The `redis` crate this one is built on, for [`RedisBackend::connection`].
+/// The `redis` crate this one is built on, re-exported so that code using
+/// [`RedisBackend::connection`] names the very version this crate links (a second `redis` in
+/// the dependency tree would make its connection type a different type). Upgrading it is a
+/// breaking change of this crate.
 pub use redis;

@@ -358,7 +358,7 @@ async fn each_failure_policy_applies_during_an_outage_and_redis_takes_over_again
     }
     let outage = resilience_testkit::EventRecorder::attach_filtered(
         closed.events(),
-        resilience::events::EventKind::RateLimitBackendUnavailable,
+        resilience::rate_limit::RateLimiterEvent::RATE_LIMIT_BACKEND_UNAVAILABLE,
     );
 
     server.stop().await.unwrap();

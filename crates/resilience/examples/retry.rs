@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use resilience::events::{EventFilter, EventPayload};
+use resilience::events::EventFilter;
 use resilience::retry::{Backoff, Jitter, Retry, RetryEvent, RetryLayer};
 use resilience::Error;
 use resilience_testkit::Flaky;
@@ -26,12 +26,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
 
     retry.events().on(EventFilter::All, |event| {
-        if let EventPayload::Retry(RetryEvent::RetryAttempt {
+        if let Some(RetryEvent::RetryAttempt {
             attempt,
             delay,
             error,
             ..
-        }) = event.payload()
+        }) = event.payload::<RetryEvent>()
         {
             println!("  attempt {attempt} failed ({error}), retrying in {delay:?}");
         }

@@ -34,3 +34,18 @@ pub use pipeline::Pipeline;
 pub use rate::{Rate, RateProblem};
 pub use retry::Retry;
 pub use timeout::{Deadline, Timeout};
+
+/// The event kinds of this crate's patterns, known by name without registration. A pattern
+/// added here lists its kinds here, next to its `pub mod` line; the events module itself
+/// names no pattern.
+pub(crate) const BUILTIN_EVENT_KINDS: &[&[events::EventKind]] = &[
+    circuit_breaker::CircuitBreakerEvent::KINDS,
+    retry::RetryEvent::KINDS,
+    timeout::TimeoutEvent::KINDS,
+    fallback::FallbackEvent::KINDS,
+    bulkhead::BulkheadEvent::KINDS,
+    load_shed::LoadShedderEvent::KINDS,
+    backpressure::BackpressureEvent::KINDS,
+    adaptive::AdaptiveEvent::KINDS,
+    rate_limit::RateLimiterEvent::KINDS,
+];

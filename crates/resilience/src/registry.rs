@@ -6,8 +6,37 @@
 //!
 //! [`get_or_create`](Registry::get_or_create) never silently ignores a config: asking for an
 //! existing name with a different config is an error ([`RegistryError::ConfigMismatch`]),
-//! unlike the seed, which returned the old instance and dropped the new settings. To change a
-//! live instance's settings, call its `set_config`; its state, listeners and metrics stay.
+//! rather than the old instance with the new settings dropped. To change a live instance's
+//! settings, call its `set_config`; its state, listeners and metrics stay.
+//!
+//! This module knows no pattern. A pattern, here or in another crate, implements
+//! [`Registered`] for its handle; questions only that pattern answers live with it, as the
+//! circuit breaker's [`open_circuits`](Registry::open_circuits) and
+//! [`reset_all`](Registry::reset_all) do. A crate outside this one writes them as an extension
+//! trait over [`Registry::instances`]:
+//!
+//! ```
+//! use resilience::circuit_breaker::CircuitBreaker;
+//! use resilience::registry::Registry;
+//!
+//! /// Operator commands on a registry of breakers.
+//! trait TripAll {
+//!     fn trip_all(&self);
+//! }
+//!
+//! impl TripAll for Registry<CircuitBreaker> {
+//!     fn trip_all(&self) {
+//!         for breaker in self.instances() {
+//!             breaker.trip();
+//!         }
+//!     }
+//! }
+//!
+//! let registry = Registry::<CircuitBreaker>::new();
+//! registry.get_or_create("payments", Default::default()).unwrap();
+//! registry.trip_all();
+//! assert_eq!(registry.open_circuits(), ["payments"]);
+//! ```
 //!
 //! ```
 //! use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerConfig};
@@ -32,12 +61,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Mutex, OnceLock, RwLock};
 
-use crate::circuit_breaker::{
-    CircuitBreaker, CircuitBreakerConfig, CircuitBreakerMetrics, CircuitState,
-};
 use crate::ConfigError;
 
 /// A pattern handle that can live in a [`Registry`].
+///
+/// Every pattern of this crate implements it; a pattern of another crate implements it for its
+/// own handle and gets named instances, a process-wide [`Registry::global`] and
+/// [`Registry::metrics`] with nothing else to write.
 pub trait Registered: Clone + Send + Sync + 'static {
     /// Its plain configuration.
     type Config: Clone + PartialEq + fmt::Debug + Send + Sync;
@@ -176,7 +206,7 @@ impl<T: Registered> Registry<T> {
         names
     }
 
-    /// Every instance's metrics by name, in one call (the seed's `get_all_metrics`).
+    /// Every instance's metrics by name, in one call (for health and metrics endpoints).
     pub fn metrics(&self) -> BTreeMap<String, T::Metrics> {
         // Snapshot outside the registry lock: taking metrics may run listeners.
         let instances: Vec<(String, T)> = self
@@ -205,9 +235,11 @@ impl<T: Registered> Registry<T> {
         self.write().clear();
     }
 
-    /// Clones of every instance, so callers can use them without holding the registry lock
-    /// (using a handle may run listeners, which may use the registry).
-    fn instances(&self) -> Vec<T> {
+    /// Clones of every instance, in no particular order.
+    ///
+    /// They are clones so that callers use them without holding the registry's lock: using a
+    /// handle may run listeners, which may use the registry.
+    pub fn instances(&self) -> Vec<T> {
         self.read().values().cloned().collect()
     }
 
@@ -245,54 +277,5 @@ impl<T: Registered> fmt::Debug for Registry<T> {
         f.debug_struct("Registry")
             .field("names", &self.names())
             .finish()
-    }
-}
-
-impl Registered for CircuitBreaker {
-    type Config = CircuitBreakerConfig;
-    type Metrics = CircuitBreakerMetrics;
-
-    fn create(name: &str, config: CircuitBreakerConfig) -> Result<Self, ConfigError> {
-        Self::from_config(name, config)
-    }
-
-    fn registered_name(&self) -> &str {
-        self.name()
-    }
-
-    fn current_config(&self) -> CircuitBreakerConfig {
-        self.config()
-    }
-
-    fn snapshot(&self) -> CircuitBreakerMetrics {
-        self.metrics()
-    }
-}
-
-impl Registry<CircuitBreaker> {
-    /// Names of the circuits that are open or forced open now (never stale).
-    pub fn open_circuits(&self) -> Vec<String> {
-        let mut open: Vec<String> = self
-            .instances()
-            .into_iter()
-            .filter(|breaker| breaker.state().is_open())
-            .map(|breaker| breaker.name().to_owned())
-            .collect();
-        open.sort();
-        open
-    }
-
-    /// Resets every registered breaker.
-    pub fn reset_all(&self) {
-        for breaker in self.instances() {
-            breaker.reset();
-        }
-    }
-
-    /// Whether any registered circuit is in `state`.
-    pub fn any_in(&self, state: CircuitState) -> bool {
-        self.instances()
-            .iter()
-            .any(|breaker| breaker.state() == state)
     }
 }

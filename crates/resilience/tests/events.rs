@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
-use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
+use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerEvent, CircuitState};
 use resilience::events::{self, EventFilter, EventKind};
 use resilience_testkit::EventRecorder;
 
@@ -31,7 +31,9 @@ fn counter() -> (
 async fn listeners_select_by_kind_name_or_wildcard_and_can_be_removed() {
     let breaker = breaker("select");
     let (by_kind, listener) = counter();
-    breaker.events().on(EventKind::CircuitOpened, listener);
+    breaker
+        .events()
+        .on(CircuitBreakerEvent::CIRCUIT_OPENED, listener);
     let (by_name, listener) = counter();
     let id = breaker.events().on_named("call_failure", listener).unwrap();
     let (all, listener) = counter();
@@ -89,11 +91,13 @@ async fn events_carry_their_fields_as_metadata() {
     let breaker = breaker("fields");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    breaker.events().on(EventKind::StateChange, move |event| {
-        sink.lock()
-            .unwrap()
-            .push((event.metadata(), event.to_string()));
-    });
+    breaker
+        .events()
+        .on(CircuitBreakerEvent::STATE_CHANGE, move |event| {
+            sink.lock()
+                .unwrap()
+                .push((event.metadata(), event.to_string()));
+        });
     breaker.trip();
     let seen = seen.lock().unwrap();
     let (metadata, display) = &seen[0];
@@ -120,11 +124,11 @@ async fn streams_deliver_in_order_and_unsubscribe_on_drop() {
     assert_eq!(
         kinds,
         [
-            EventKind::StateChange,
-            EventKind::CircuitOpened,
-            EventKind::StateChange,
-            EventKind::CircuitClosed,
-            EventKind::CircuitReset
+            CircuitBreakerEvent::STATE_CHANGE,
+            CircuitBreakerEvent::CIRCUIT_OPENED,
+            CircuitBreakerEvent::STATE_CHANGE,
+            CircuitBreakerEvent::CIRCUIT_CLOSED,
+            CircuitBreakerEvent::CIRCUIT_RESET
         ]
     );
     drop(stream);
@@ -137,7 +141,7 @@ async fn a_slow_stream_drops_and_counts_instead_of_blocking() {
     let breaker = breaker("slow-consumer");
     let mut stream = breaker
         .events()
-        .subscribe_with_capacity(EventKind::CallSuccess, 2);
+        .subscribe_with_capacity(CircuitBreakerEvent::CALL_SUCCESS, 2);
     for _ in 0..5 {
         breaker.call(|| async { Ok::<_, ()>(()) }).await.unwrap();
     }
@@ -155,12 +159,14 @@ async fn listeners_may_call_back_into_the_breaker() {
     let inner = breaker.clone();
     let states = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&states);
-    breaker.events().on(EventKind::StateChange, move |_| {
-        sink.lock().unwrap().push(inner.metrics().state);
-        if inner.state() == CircuitState::Open {
-            inner.reset();
-        }
-    });
+    breaker
+        .events()
+        .on(CircuitBreakerEvent::STATE_CHANGE, move |_| {
+            sink.lock().unwrap().push(inner.metrics().state);
+            if inner.state() == CircuitState::Open {
+                inner.reset();
+            }
+        });
     breaker.trip();
     assert_eq!(breaker.state(), CircuitState::Closed);
     assert_eq!(
@@ -181,4 +187,34 @@ async fn events_serialize_flat_with_seed_names() {
     assert_eq!(json["pattern_name"], "json");
     assert_eq!(json["to"], "open");
     assert!(json["timestamp"].as_f64().unwrap() > 1.7e9);
+}
+
+#[test]
+#[expect(deprecated, reason = "the former names must keep compiling")]
+fn former_kind_names_still_work_and_kinds_match_as_patterns() {
+    assert_eq!(EventKind::StateChange, CircuitBreakerEvent::STATE_CHANGE);
+    assert_eq!(
+        EventKind::RateLimitBackendUnavailable.as_str(),
+        "rate_limit_backend_unavailable"
+    );
+    let describe = |kind: EventKind| match kind {
+        CircuitBreakerEvent::STATE_CHANGE => "moved",
+        CircuitBreakerEvent::CIRCUIT_OPENED => "opened",
+        _ => "other",
+    };
+    assert_eq!(describe(EventKind::CircuitOpened), "opened");
+    assert_eq!(describe(CircuitBreakerEvent::CALL_SUCCESS), "other");
+    // Kinds sort as their patterns declare them.
+    let mut kinds = vec![
+        CircuitBreakerEvent::CIRCUIT_RESET,
+        CircuitBreakerEvent::STATE_CHANGE,
+    ];
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            CircuitBreakerEvent::STATE_CHANGE,
+            CircuitBreakerEvent::CIRCUIT_RESET
+        ]
+    );
 }

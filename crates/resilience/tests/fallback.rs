@@ -140,12 +140,11 @@ async fn a_chain_is_tried_in_order_and_the_first_success_wins() {
     assert_eq!(fallback.call(down).await.unwrap(), "default");
     assert_eq!(*tried.lock().unwrap(), ["cache", "replica"]);
     assert_eq!(
-        recorder.events()[0].payload().clone(),
-        FallbackEvent::FallbackTriggered {
+        recorder.events()[0].payload::<FallbackEvent>().cloned(),
+        Some(FallbackEvent::FallbackTriggered {
             index: 2,
             error: "unavailable: db".into()
-        }
-        .into()
+        })
     );
 }
 
@@ -170,12 +169,11 @@ async fn when_every_fallback_fails_both_errors_are_kept() {
     }
     assert_eq!(recorder.names(), ["fallback_failed"]);
     assert_eq!(
-        recorder.events()[0].payload().clone(),
-        FallbackEvent::FallbackFailed {
+        recorder.events()[0].payload::<FallbackEvent>().cloned(),
+        Some(FallbackEvent::FallbackFailed {
             tried: 2,
             error: "unavailable: backup".into()
-        }
-        .into()
+        })
     );
     let metrics = fallback.metrics();
     assert_eq!(

@@ -4,9 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
+use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerEvent, CircuitState};
 use resilience::classify::Classifier;
-use resilience::events::{EventFilter, EventKind};
+use resilience::events::EventFilter;
 use resilience::{CallbackKind, CallbackPanic, Error};
 
 #[tokio::test]
@@ -25,9 +25,9 @@ async fn panicking_callbacks_are_isolated_and_reported() {
         })
         .build()
         .unwrap();
-    breaker
-        .events()
-        .on(EventKind::CallFailure, |_| panic!("listener exploded"));
+    breaker.events().on(CircuitBreakerEvent::CALL_FAILURE, |_| {
+        panic!("listener exploded")
+    });
     let after = Arc::new(Mutex::new(0));
     let count = Arc::clone(&after);
     breaker

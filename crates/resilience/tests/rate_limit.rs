@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use resilience::events::{EventFilter, EventKind, EventPayload};
+use resilience::events::EventFilter;
 use resilience::rate_limit::{
     Algorithm, Decision, Denial, DirectRateLimiter, LocalRateLimiter, RateLimiter,
     RateLimiterConfig, RateLimiterEvent,
@@ -562,8 +562,8 @@ async fn events_come_in_order_with_key_rate_and_reason() {
     let last = events[3].metadata();
     assert_eq!(last["reason"], "rate_exceeded");
     assert_eq!(last["retry_after"], "0.333333334");
-    match events[3].payload() {
-        EventPayload::RateLimiter(RateLimiterEvent::RateLimitExceeded {
+    match events[3].payload::<RateLimiterEvent>() {
+        Some(RateLimiterEvent::RateLimitExceeded {
             key,
             rate,
             reason,
@@ -578,12 +578,13 @@ async fn events_come_in_order_with_key_rate_and_reason() {
     }
     assert_eq!(
         "rate_limit_exceeded".parse(),
-        Ok(EventFilter::Kind(EventKind::RateLimitExceeded))
+        Ok(EventFilter::Kind(RateLimiterEvent::RATE_LIMIT_EXCEEDED))
     );
 
     // A direct limiter has no key to report.
     let single = direct(Rate::per_second(1), Algorithm::Gcra);
-    let recorder = EventRecorder::attach_filtered(single.events(), EventKind::RateLimitPassed);
+    let recorder =
+        EventRecorder::attach_filtered(single.events(), RateLimiterEvent::RATE_LIMIT_PASSED);
     single.check_now();
     single.check_now();
     assert_eq!(recorder.names(), ["rate_limit_passed"]);

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use resilience::circuit_breaker::CircuitBreaker;
-use resilience::events::{EventFilter, EventPayload};
+use resilience::events::EventFilter;
 use resilience::retry::{
     Backoff, BudgetConfig, Jitter, Retry, RetryBuilder, RetryConfig, RetryEvent, RetryRules,
 };
@@ -42,7 +42,7 @@ fn record(retry: &Retry) -> Arc<Mutex<Vec<RetryEvent>>> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&events);
     retry.events().on(EventFilter::All, move |event| {
-        if let EventPayload::Retry(event) = event.payload() {
+        if let Some(event) = event.payload::<RetryEvent>() {
             log.lock().unwrap().push(event.clone());
         }
     });

@@ -189,7 +189,7 @@ async fn events_come_in_order_with_their_fields() {
     let payloads: Vec<_> = recorder
         .events()
         .iter()
-        .map(|event| event.payload().clone())
+        .map(|event| event.payload::<TimeoutEvent>().cloned().unwrap())
         .collect();
     assert_eq!(
         payloads[0],
@@ -197,11 +197,10 @@ async fn events_come_in_order_with_their_fields() {
             elapsed: 30 * MS,
             limit: 100 * MS
         }
-        .into()
     );
     assert_eq!(
         payloads[2],
-        TimeoutEvent::TimeoutExceeded { limit: 100 * MS }.into()
+        TimeoutEvent::TimeoutExceeded { limit: 100 * MS }
     );
     assert_eq!(recorder.events()[2].metadata()["limit"], "0.1");
     assert!(recorder

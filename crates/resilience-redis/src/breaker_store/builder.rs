@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::Script;
-use resilience::circuit_breaker::CircuitBreaker;
-use resilience::events::EventKind;
+use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerEvent};
 use resilience::{ConfigError, ConfigProblem};
 use tokio::sync::mpsc;
 
@@ -140,8 +139,14 @@ impl RedisCircuitBreakerBuilder {
         let (sender, receiver) = mpsc::unbounded_channel();
         let events = self.local.events();
         let listeners = [
-            events.on(EventKind::StateChange, sync::listener(sender.clone())),
-            events.on(EventKind::CircuitOpened, sync::listener(sender.clone())),
+            events.on(
+                CircuitBreakerEvent::STATE_CHANGE,
+                sync::listener(sender.clone()),
+            ),
+            events.on(
+                CircuitBreakerEvent::CIRCUIT_OPENED,
+                sync::listener(sender.clone()),
+            ),
         ];
         let inner = Arc::new(Inner {
             probes_key: format!("{state_key}:probes"),

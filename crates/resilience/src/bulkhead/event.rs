@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::events::{EventKind, Seconds};
+use crate::events::{EventKind, Payload, Seconds};
+use crate::PatternKind;
 use crate::RejectionReason;
 
 /// Something that happened in a bulkhead.
@@ -40,16 +41,39 @@ pub enum BulkheadEvent {
 }
 
 impl BulkheadEvent {
+    /// `"bulkhead_accepted"`: a bulkhead gave a call a slot.
+    pub const BULKHEAD_ACCEPTED: EventKind =
+        EventKind::builtin(PatternKind::Bulkhead, "bulkhead_accepted", 15);
+    /// `"bulkhead_rejected"`: a bulkhead refused a call.
+    pub const BULKHEAD_REJECTED: EventKind =
+        EventKind::builtin(PatternKind::Bulkhead, "bulkhead_rejected", 16);
+    /// `"bulkhead_released"`: a call gave its bulkhead slot back.
+    pub const BULKHEAD_RELEASED: EventKind =
+        EventKind::builtin(PatternKind::Bulkhead, "bulkhead_released", 17);
+    /// Every kind of this event, for name lookup.
+    pub const KINDS: &'static [EventKind] = &[
+        Self::BULKHEAD_ACCEPTED,
+        Self::BULKHEAD_REJECTED,
+        Self::BULKHEAD_RELEASED,
+    ];
+
     /// This event's kind.
     pub fn kind(&self) -> EventKind {
         match self {
-            Self::BulkheadAccepted { .. } => EventKind::BulkheadAccepted,
-            Self::BulkheadRejected { .. } => EventKind::BulkheadRejected,
-            Self::BulkheadReleased { .. } => EventKind::BulkheadReleased,
+            Self::BulkheadAccepted { .. } => Self::BULKHEAD_ACCEPTED,
+            Self::BulkheadRejected { .. } => Self::BULKHEAD_REJECTED,
+            Self::BulkheadReleased { .. } => Self::BULKHEAD_RELEASED,
         }
     }
+}
 
-    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+impl Payload for BulkheadEvent {
+    fn kind(&self) -> EventKind {
+        // The inherent method, which callers use without importing the trait.
+        Self::kind(self)
+    }
+
+    fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
         match self {
             Self::BulkheadAccepted {
                 active,
@@ -75,4 +99,19 @@ impl BulkheadEvent {
             }
         }
     }
+}
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `BulkheadEvent::BULKHEAD_ACCEPTED`")]
+    pub const BulkheadAccepted: Self = BulkheadEvent::BULKHEAD_ACCEPTED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `BulkheadEvent::BULKHEAD_REJECTED`")]
+    pub const BulkheadRejected: Self = BulkheadEvent::BULKHEAD_REJECTED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `BulkheadEvent::BULKHEAD_RELEASED`")]
+    pub const BulkheadReleased: Self = BulkheadEvent::BULKHEAD_RELEASED;
 }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::{state, BulkheadConfig, BulkheadEvent, BulkheadMetrics};
 use crate::classify::Outcome;
-use crate::events::{self, Emitter, EventBus, EventKind};
+use crate::events::{Emitter, EventBus};
 use crate::{PatternKind, Rejection, RejectionReason};
 
 /// What every clone of a [`Bulkhead`](super::Bulkhead) shares. Slots are taken by
@@ -263,11 +263,11 @@ impl Inner {
         });
         // How long the slot is held is only ever reported in `bulkhead_released`: read the
         // clock for it only when someone listens, so the free-slot path reads no clock.
-        now.or_else(|| self.wants(EventKind::BulkheadReleased).then(Instant::now))
-    }
-
-    fn wants(&self, kind: EventKind) -> bool {
-        (self.emitter.local().wanted() | events::global().wanted()) & kind.bit() != 0
+        now.or_else(|| {
+            self.emitter
+                .wants(BulkheadEvent::BULKHEAD_RELEASED)
+                .then(Instant::now)
+        })
     }
 
     /// Gives a slot back, counting how the call went.

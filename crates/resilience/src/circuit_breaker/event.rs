@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::events::{EventKind, Seconds};
+use crate::events::{Event, EventKind, Payload, Seconds};
+use crate::PatternKind;
 
 /// The state of a circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,8 +26,8 @@ pub enum CircuitState {
 }
 
 impl CircuitState {
-    /// The state's name in `snake_case` (`"closed"`, `"open"`, `"half_open"`, ...), as the seed
-    /// libraries report it; never a digit (a seed quirk put `"1"` in response bodies).
+    /// The state's name in `snake_case` (`"closed"`, `"open"`, `"half_open"`, ...); never a
+    /// digit, so response bodies and logs stay readable.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Closed => "closed",
@@ -114,21 +115,64 @@ pub enum CircuitBreakerEvent {
 }
 
 impl CircuitBreakerEvent {
+    /// `"state_change"`: a circuit breaker moved between states (any transition).
+    pub const STATE_CHANGE: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "state_change", 0);
+    /// `"circuit_opened"`: a circuit breaker opened.
+    pub const CIRCUIT_OPENED: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "circuit_opened", 1);
+    /// `"circuit_closed"`: a circuit breaker closed.
+    pub const CIRCUIT_CLOSED: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "circuit_closed", 2);
+    /// `"circuit_half_open"`: a circuit breaker became half-open.
+    pub const CIRCUIT_HALF_OPEN: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "circuit_half_open", 3);
+    /// `"call_success"`: a call through a circuit breaker succeeded.
+    pub const CALL_SUCCESS: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "call_success", 4);
+    /// `"call_failure"`: a call through a circuit breaker failed (counted as a failure).
+    pub const CALL_FAILURE: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "call_failure", 5);
+    /// `"call_rejected"`: a circuit breaker rejected a call.
+    pub const CALL_REJECTED: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "call_rejected", 6);
+    /// `"circuit_reset"`: a circuit breaker was reset by hand.
+    pub const CIRCUIT_RESET: EventKind =
+        EventKind::builtin(PatternKind::CircuitBreaker, "circuit_reset", 7);
+    /// Every kind of this event, for name lookup.
+    pub const KINDS: &'static [EventKind] = &[
+        Self::STATE_CHANGE,
+        Self::CIRCUIT_OPENED,
+        Self::CIRCUIT_CLOSED,
+        Self::CIRCUIT_HALF_OPEN,
+        Self::CALL_SUCCESS,
+        Self::CALL_FAILURE,
+        Self::CALL_REJECTED,
+        Self::CIRCUIT_RESET,
+    ];
+
     /// This event's kind.
     pub fn kind(&self) -> EventKind {
         match self {
-            Self::StateChange { .. } => EventKind::StateChange,
-            Self::CircuitOpened { .. } => EventKind::CircuitOpened,
-            Self::CircuitHalfOpen => EventKind::CircuitHalfOpen,
-            Self::CircuitClosed { .. } => EventKind::CircuitClosed,
-            Self::CallSuccess { .. } => EventKind::CallSuccess,
-            Self::CallFailure { .. } => EventKind::CallFailure,
-            Self::CallRejected { .. } => EventKind::CallRejected,
-            Self::CircuitReset { .. } => EventKind::CircuitReset,
+            Self::StateChange { .. } => Self::STATE_CHANGE,
+            Self::CircuitOpened { .. } => Self::CIRCUIT_OPENED,
+            Self::CircuitHalfOpen => Self::CIRCUIT_HALF_OPEN,
+            Self::CircuitClosed { .. } => Self::CIRCUIT_CLOSED,
+            Self::CallSuccess { .. } => Self::CALL_SUCCESS,
+            Self::CallFailure { .. } => Self::CALL_FAILURE,
+            Self::CallRejected { .. } => Self::CALL_REJECTED,
+            Self::CircuitReset { .. } => Self::CIRCUIT_RESET,
         }
     }
+}
 
-    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+impl Payload for CircuitBreakerEvent {
+    fn kind(&self) -> EventKind {
+        // The inherent method, which callers use without importing the trait.
+        Self::kind(self)
+    }
+
+    fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
         match self {
             Self::StateChange {
                 from,
@@ -173,4 +217,42 @@ impl CircuitBreakerEvent {
             }
         }
     }
+}
+
+impl Event {
+    /// The circuit-breaker payload, if this is a circuit-breaker event: a shorthand for
+    /// [`payload::<CircuitBreakerEvent>()`](Event::payload).
+    pub fn as_circuit_breaker(&self) -> Option<&CircuitBreakerEvent> {
+        self.payload()
+    }
+}
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::STATE_CHANGE`")]
+    pub const StateChange: Self = CircuitBreakerEvent::STATE_CHANGE;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CIRCUIT_OPENED`")]
+    pub const CircuitOpened: Self = CircuitBreakerEvent::CIRCUIT_OPENED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CIRCUIT_CLOSED`")]
+    pub const CircuitClosed: Self = CircuitBreakerEvent::CIRCUIT_CLOSED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CIRCUIT_HALF_OPEN`")]
+    pub const CircuitHalfOpen: Self = CircuitBreakerEvent::CIRCUIT_HALF_OPEN;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CALL_SUCCESS`")]
+    pub const CallSuccess: Self = CircuitBreakerEvent::CALL_SUCCESS;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CALL_FAILURE`")]
+    pub const CallFailure: Self = CircuitBreakerEvent::CALL_FAILURE;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CALL_REJECTED`")]
+    pub const CallRejected: Self = CircuitBreakerEvent::CALL_REJECTED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `CircuitBreakerEvent::CIRCUIT_RESET`")]
+    pub const CircuitReset: Self = CircuitBreakerEvent::CIRCUIT_RESET;
 }

@@ -95,6 +95,7 @@ mod handle;
 mod layer;
 mod metrics;
 mod permit;
+mod registry;
 mod state;
 
 pub use builder::CircuitBreakerBuilder;

@@ -41,15 +41,16 @@ struct Entry {
 /// Listeners of events: each pattern instance has one (`events()`), and one process-wide bus
 /// ([`global`](super::global)) receives the events of every instance.
 ///
-/// Emitting costs one atomic load while no listener on the bus wants the event's kind. Listeners run synchronously,
-/// in registration order, on the task that emitted the event, and never while any lock is
+/// Emitting costs one atomic load while no listener on the bus wants the event's kind.
+/// Listeners run synchronously, in registration order, on the task that emitted the event, and never while any lock is
 /// held: they see a snapshot of the list, so a listener may add or remove listeners. A
 /// panicking listener is caught and reported to the [error handler](crate::set_error_handler);
 /// the other listeners still run and the protected call is unaffected. Listeners should be
 /// quick; slow consumers take a [`subscribe`](Self::subscribe) stream instead.
 pub struct EventBus {
-    /// The kinds some listener wants, one bit per [`EventKind`](super::EventKind): the only thing an emit reads
-    /// to learn that nobody wants its event.
+    /// The kinds some listener wants, one bit per [`EventKind`](super::EventKind) (kinds from
+    /// other crates share bits): the only thing an emit reads to learn that nobody wants its
+    /// event.
     wanted: AtomicU64,
     /// Copy-on-write snapshot: registration swaps in a new list, dispatch clones the `Arc`.
     entries: RwLock<Option<Arc<[Entry]>>>,
@@ -67,8 +68,8 @@ impl EventBus {
     /// Calls `listener` for every event that passes `filter` (an [`EventKind`](super::EventKind)
     /// or [`EventFilter::All`]).
     ///
-    /// The listener receives every event emitted after this call returns: there is no caching
-    /// of "nobody listens" (the seed's bug B2).
+    /// The listener receives every event emitted after this call returns: nothing caches
+    /// "nobody listens".
     pub fn on<F>(&self, filter: impl Into<EventFilter>, listener: F) -> ListenerId
     where
         F: Fn(&Event) + Send + Sync + 'static,
@@ -76,8 +77,9 @@ impl EventBus {
         self.add(filter.into(), Sink::Callback(Arc::new(listener)))
     }
 
-    /// Like [`on`](Self::on), selecting events by the seed's string name (`"state_change"`,
-    /// `"call_success"`, ..., or `"*"` for all).
+    /// Like [`on`](Self::on), selecting events by string name (`"state_change"`,
+    /// `"call_success"`, ..., or `"*"` for all): the name of any built-in kind, or of a kind
+    /// another crate [registered](super::register_kinds).
     pub fn on_named<F>(&self, name: &str, listener: F) -> Result<ListenerId, UnknownEventName>
     where
         F: Fn(&Event) + Send + Sync + 'static,
@@ -214,12 +216,9 @@ impl EventBus {
 
 /// The union of the kinds the entries want.
 fn wanted(entries: &[Entry]) -> u64 {
-    entries.iter().fold(0, |bits, entry| {
-        bits | match entry.filter {
-            EventFilter::All => u64::MAX,
-            EventFilter::Kind(kind) => kind.bit(),
-        }
-    })
+    entries
+        .iter()
+        .fold(0, |bits, entry| bits | entry.filter.mask())
 }
 
 impl Default for EventBus {

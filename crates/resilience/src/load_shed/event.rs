@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::events::EventKind;
+use crate::events::{EventKind, Payload};
+use crate::PatternKind;
 
 /// Something that happened in a load shedder.
 ///
@@ -34,15 +35,31 @@ pub enum LoadShedderEvent {
 }
 
 impl LoadShedderEvent {
+    /// `"request_accepted"`: a load shedder accepted a request.
+    pub const REQUEST_ACCEPTED: EventKind =
+        EventKind::builtin(PatternKind::LoadShedder, "request_accepted", 18);
+    /// `"request_shed"`: a load shedder shed a request.
+    pub const REQUEST_SHED: EventKind =
+        EventKind::builtin(PatternKind::LoadShedder, "request_shed", 19);
+    /// Every kind of this event, for name lookup.
+    pub const KINDS: &'static [EventKind] = &[Self::REQUEST_ACCEPTED, Self::REQUEST_SHED];
+
     /// This event's kind.
     pub fn kind(&self) -> EventKind {
         match self {
-            Self::RequestAccepted { .. } => EventKind::RequestAccepted,
-            Self::RequestShed { .. } => EventKind::RequestShed,
+            Self::RequestAccepted { .. } => Self::REQUEST_ACCEPTED,
+            Self::RequestShed { .. } => Self::REQUEST_SHED,
         }
     }
+}
 
-    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+impl Payload for LoadShedderEvent {
+    fn kind(&self) -> EventKind {
+        // The inherent method, which callers use without importing the trait.
+        Self::kind(self)
+    }
+
+    fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
         match self {
             Self::RequestAccepted {
                 active,
@@ -66,4 +83,16 @@ impl LoadShedderEvent {
             }
         }
     }
+}
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `LoadShedderEvent::REQUEST_ACCEPTED`")]
+    pub const RequestAccepted: Self = LoadShedderEvent::REQUEST_ACCEPTED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `LoadShedderEvent::REQUEST_SHED`")]
+    pub const RequestShed: Self = LoadShedderEvent::REQUEST_SHED;
 }

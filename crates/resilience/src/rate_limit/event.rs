@@ -4,7 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{Decision, Denial};
-use crate::events::{Emitter, EventKind, Seconds};
+use crate::events::{Emitter, EventKind, Payload, Seconds};
+use crate::PatternKind;
 use crate::Rate;
 
 /// Something that happened in a rate limiter.
@@ -43,16 +44,42 @@ pub enum RateLimiterEvent {
 }
 
 impl RateLimiterEvent {
+    /// `"rate_limit_passed"`: a rate limiter allowed a request.
+    pub const RATE_LIMIT_PASSED: EventKind =
+        EventKind::builtin(PatternKind::RateLimiter, "rate_limit_passed", 23);
+    /// `"rate_limit_exceeded"`: a rate limiter denied a request.
+    pub const RATE_LIMIT_EXCEEDED: EventKind =
+        EventKind::builtin(PatternKind::RateLimiter, "rate_limit_exceeded", 24);
+    /// `"rate_limit_backend_unavailable"`: a distributed rate limiter's backend could not decide; its failure policy did.
+    pub const RATE_LIMIT_BACKEND_UNAVAILABLE: EventKind = EventKind::builtin(
+        PatternKind::RateLimiter,
+        "rate_limit_backend_unavailable",
+        25,
+    );
+    /// Every kind of this event, for name lookup.
+    pub const KINDS: &'static [EventKind] = &[
+        Self::RATE_LIMIT_PASSED,
+        Self::RATE_LIMIT_EXCEEDED,
+        Self::RATE_LIMIT_BACKEND_UNAVAILABLE,
+    ];
+
     /// This event's kind.
     pub fn kind(&self) -> EventKind {
         match self {
-            Self::RateLimitPassed { .. } => EventKind::RateLimitPassed,
-            Self::RateLimitExceeded { .. } => EventKind::RateLimitExceeded,
-            Self::BackendUnavailable { .. } => EventKind::RateLimitBackendUnavailable,
+            Self::RateLimitPassed { .. } => Self::RATE_LIMIT_PASSED,
+            Self::RateLimitExceeded { .. } => Self::RATE_LIMIT_EXCEEDED,
+            Self::BackendUnavailable { .. } => Self::RATE_LIMIT_BACKEND_UNAVAILABLE,
         }
     }
+}
 
-    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+impl Payload for RateLimiterEvent {
+    fn kind(&self) -> EventKind {
+        // The inherent method, which callers use without importing the trait.
+        Self::kind(self)
+    }
+
+    fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
         match self {
             Self::RateLimitPassed {
                 key,
@@ -91,9 +118,36 @@ impl RateLimiterEvent {
     }
 }
 
-/// Emits the event of one decision (`rate_limit_passed` or `rate_limit_exceeded`) and logs
-/// denials, for any [`RateLimiter`](super::RateLimiter), local or not. Call it after every
-/// lock is released: listeners run here.
+/// Reports one decision of a rate limiter: emits `rate_limit_passed` or `rate_limit_exceeded`
+/// through `emitter` and logs denials at `DEBUG` under `resilience::rate_limit`.
+///
+/// This crate's limiters call it after every check, and a limiter implemented in another crate
+/// (over a shared store, say) should too: its users then get the same events, fields and logs
+/// whichever limiter they run, and with nobody listening it costs one atomic load per bus and
+/// allocates nothing. `name` is the limiter's name as logged, `key` the key checked (`None` for
+/// a limiter without keys), `rate` the rate it was checked against.
+///
+/// Call it after every lock is released: listeners run here, synchronously.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use resilience::events::Emitter;
+/// use resilience::rate_limit::{report_decision, Decision, Denial, RateLimiterEvent};
+/// use resilience::Rate;
+///
+/// // A limiter of another crate owns an emitter and returns `emitter.local()` as `events()`.
+/// let emitter = Emitter::new(Arc::from("api"));
+/// emitter.local().on(RateLimiterEvent::RATE_LIMIT_EXCEEDED, |event| {
+///     assert_eq!(event.metadata()["key"], "ada");
+///     assert_eq!(event.metadata()["retry_after"], "0.5");
+/// });
+///
+/// // What its store decided for key "ada":
+/// let half = Duration::from_millis(500);
+/// let decision = Decision::denied(Denial::RateExceeded, 2, half, Some(half));
+/// report_decision(&emitter, "api", Some("ada"), Rate::per_second(2), &decision);
+/// ```
 pub fn report_decision(
     emitter: &Emitter,
     name: &str,
@@ -118,4 +172,19 @@ pub fn report_decision(
             });
         }
     }
+}
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `RateLimiterEvent::RATE_LIMIT_PASSED`")]
+    pub const RateLimitPassed: Self = RateLimiterEvent::RATE_LIMIT_PASSED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `RateLimiterEvent::RATE_LIMIT_EXCEEDED`")]
+    pub const RateLimitExceeded: Self = RateLimiterEvent::RATE_LIMIT_EXCEEDED;
+    #[doc(hidden)]
+    #[deprecated(note = "use `RateLimiterEvent::RATE_LIMIT_BACKEND_UNAVAILABLE`")]
+    pub const RateLimitBackendUnavailable: Self = RateLimiterEvent::RATE_LIMIT_BACKEND_UNAVAILABLE;
 }

@@ -89,7 +89,8 @@
 //! `rate_limit_passed` for every allowed request and `rate_limit_exceeded` for every denied
 //! one, with the key, the rate and the reason; see [`RateLimiterEvent`] and
 //! [`events`](crate::events). Denials are also logged at `DEBUG` under the target
-//! `resilience::rate_limit`.
+//! `resilience::rate_limit`. A limiter implemented in another crate reports its decisions with
+//! [`report_decision`], so its events and logs are the same as these.
 //!
 //! # Defaults
 //!

@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::events::{EventKind, Seconds};
+use crate::events::{EventKind, Payload, Seconds};
+use crate::PatternKind;
 
 /// Something that happened in a retry policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,16 +37,37 @@ pub enum RetryEvent {
 }
 
 impl RetryEvent {
+    /// `"retry_attempt"`: a retry policy will make another attempt.
+    pub const RETRY_ATTEMPT: EventKind = EventKind::builtin(PatternKind::Retry, "retry_attempt", 8);
+    /// `"retry_success"`: a retried operation succeeded.
+    pub const RETRY_SUCCESS: EventKind = EventKind::builtin(PatternKind::Retry, "retry_success", 9);
+    /// `"retry_exhausted"`: a retry policy gave up.
+    pub const RETRY_EXHAUSTED: EventKind =
+        EventKind::builtin(PatternKind::Retry, "retry_exhausted", 10);
+    /// Every kind of this event, for name lookup.
+    pub const KINDS: &'static [EventKind] = &[
+        Self::RETRY_ATTEMPT,
+        Self::RETRY_SUCCESS,
+        Self::RETRY_EXHAUSTED,
+    ];
+
     /// This event's kind.
     pub fn kind(&self) -> EventKind {
         match self {
-            Self::RetryAttempt { .. } => EventKind::RetryAttempt,
-            Self::RetrySuccess { .. } => EventKind::RetrySuccess,
-            Self::RetryExhausted { .. } => EventKind::RetryExhausted,
+            Self::RetryAttempt { .. } => Self::RETRY_ATTEMPT,
+            Self::RetrySuccess { .. } => Self::RETRY_SUCCESS,
+            Self::RetryExhausted { .. } => Self::RETRY_EXHAUSTED,
         }
     }
+}
 
-    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+impl Payload for RetryEvent {
+    fn kind(&self) -> EventKind {
+        // The inherent method, which callers use without importing the trait.
+        Self::kind(self)
+    }
+
+    fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
         match self {
             Self::RetryAttempt {
                 attempt,
@@ -65,4 +87,19 @@ impl RetryEvent {
             }
         }
     }
+}
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `RetryEvent::RETRY_ATTEMPT`")]
+    pub const RetryAttempt: Self = RetryEvent::RETRY_ATTEMPT;
+    #[doc(hidden)]
+    #[deprecated(note = "use `RetryEvent::RETRY_SUCCESS`")]
+    pub const RetrySuccess: Self = RetryEvent::RETRY_SUCCESS;
+    #[doc(hidden)]
+    #[deprecated(note = "use `RetryEvent::RETRY_EXHAUSTED`")]
+    pub const RetryExhausted: Self = RetryEvent::RETRY_EXHAUSTED;
 }

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::events::{EventKind, Seconds};
+use crate::events::{EventKind, Payload, Seconds};
+use crate::PatternKind;
 
 /// Something that happened in a timeout or a deadline.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,15 +25,31 @@ pub enum TimeoutEvent {
 }
 
 impl TimeoutEvent {
+    /// `"timeout_success"`: an operation finished within its timeout.
+    pub const TIMEOUT_SUCCESS: EventKind =
+        EventKind::builtin(PatternKind::Timeout, "timeout_success", 11);
+    /// `"timeout_exceeded"`: an operation exceeded its timeout.
+    pub const TIMEOUT_EXCEEDED: EventKind =
+        EventKind::builtin(PatternKind::Timeout, "timeout_exceeded", 12);
+    /// Every kind of this event, for name lookup.
+    pub const KINDS: &'static [EventKind] = &[Self::TIMEOUT_SUCCESS, Self::TIMEOUT_EXCEEDED];
+
     /// This event's kind.
     pub fn kind(&self) -> EventKind {
         match self {
-            Self::TimeoutSuccess { .. } => EventKind::TimeoutSuccess,
-            Self::TimeoutExceeded { .. } => EventKind::TimeoutExceeded,
+            Self::TimeoutSuccess { .. } => Self::TIMEOUT_SUCCESS,
+            Self::TimeoutExceeded { .. } => Self::TIMEOUT_EXCEEDED,
         }
     }
+}
 
-    pub(crate) fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
+impl Payload for TimeoutEvent {
+    fn kind(&self) -> EventKind {
+        // The inherent method, which callers use without importing the trait.
+        Self::kind(self)
+    }
+
+    fn visit_fields(&self, visit: &mut dyn FnMut(&'static str, &dyn fmt::Display)) {
         match self {
             Self::TimeoutSuccess { elapsed, limit } => {
                 visit("elapsed", &Seconds(*elapsed));
@@ -41,4 +58,16 @@ impl TimeoutEvent {
             Self::TimeoutExceeded { limit } => visit("limit", &Seconds(*limit)),
         }
     }
+}
+
+// The names these kinds had when `EventKind` was an enum, kept (hidden, deprecated) so that
+// code written against them still compiles; each says what replaces it.
+#[expect(non_upper_case_globals, reason = "the former enum variants' names")]
+impl EventKind {
+    #[doc(hidden)]
+    #[deprecated(note = "use `TimeoutEvent::TIMEOUT_SUCCESS`")]
+    pub const TimeoutSuccess: Self = TimeoutEvent::TIMEOUT_SUCCESS;
+    #[doc(hidden)]
+    #[deprecated(note = "use `TimeoutEvent::TIMEOUT_EXCEEDED`")]
+    pub const TimeoutExceeded: Self = TimeoutEvent::TIMEOUT_EXCEEDED;
 }

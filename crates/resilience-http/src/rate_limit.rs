@@ -11,7 +11,7 @@
 //! `RateLimit-*` headers, so well-behaved clients can pace themselves (turn that off with
 //! [`headers_on_success`](KeyedRateLimit::headers_on_success)).
 //!
-//! Any [`RateLimiter`] works: the in-memory keyed [`LocalRateLimiter`], the single-budget
+//! Any [`RateLimiter`] works: the in-memory keyed [`LocalRateLimiter`](resilience::rate_limit::LocalRateLimiter), the single-budget
 //! [`DirectRateLimiter`](resilience::rate_limit::DirectRateLimiter), or a Redis limiter
 //! sharing budgets across instances. It decides with `check`, never waiting: over
 //! HTTP the honest answer to "too fast" is a 429 that says when to come back, and waiting

@@ -23,7 +23,7 @@ pub struct AdaptiveConfig {
     /// How the limit moves. Default: AIMD with the seed's parameters.
     pub algorithm: AlgorithmConfig,
     /// How long [`call`](super::AdaptiveLimiter::call) and the
-    /// [`Admission`](crate::admission::Admission) impl wait for a slot at the limit; zero
+    /// [`Stage`](crate::stage::Stage) impl wait for a slot at the limit; zero
     /// (the default, as in the seed) rejects at once.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub wait_timeout: Duration,

@@ -1,7 +1,6 @@
 //! [`AdaptiveLimiter`]: the async shell around a [`LimitAlgorithm`].
 
 use std::fmt;
-use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,11 +14,11 @@ use super::state;
 use super::{
     AdaptiveConfig, AdaptiveEvent, AdaptiveLimiterBuilder, AdaptiveMetrics, LimitAlgorithm, Sample,
 };
-use crate::classify::{Classify, EveryError, Outcome};
+use crate::classify::Outcome;
 use crate::events::{Emitter, EventBus};
 use crate::registry::Registered;
 use crate::stage::{self, Admit, Stage, StagePermit};
-use crate::{ConfigError, Error, PatternKind, Rejection, RejectionReason};
+use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
 /// An adaptive concurrency limiter: admits calls while fewer than its limit are in flight, and
 /// moves the limit with what the calls' outcomes and latencies say.
@@ -155,38 +154,16 @@ impl AdaptiveLimiter {
         Some(Permit::new(self.clone(), Instant::now(), admitted + 1))
     }
 
-    /// Runs `operation` with a slot (waiting up to the configured `wait_timeout`), counting
-    /// every `Err` as a failure.
-    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        stage::call(self, operation).await
-    }
-
-    /// Like [`call`](Self::call), judging the outcome with `classifier`.
-    pub async fn call_with<T, E, F, Fut>(
-        &self,
-        classifier: &impl Classify<T, E>,
-        operation: F,
-    ) -> Result<T, Error<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        stage::call_with(self, classifier, operation).await
-    }
-
-    /// Runs an operation that already returns this crate's [`Error`] (an inner pattern of a
-    /// pipeline): an inner timeout or exhausted retry is a failure, an inner rejection is
-    /// ignored, and errors pass through unchanged.
-    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, Error<E>>>,
-    {
-        stage::execute(self, &EveryError, operation).await
+    stage::entry_points! {
+        /// Runs `operation` with a slot (waiting up to the configured `wait_timeout`), counting
+        /// every `Err` as a failure.
+        call;
+        /// Like [`call`](Self::call), judging the outcome with `classifier`.
+        call_with;
+        /// Runs an operation that already returns this crate's [`Error`](crate::Error) (an inner pattern of a
+        /// pipeline): an inner timeout or exhausted retry is a failure, an inner rejection is
+        /// ignored, and errors pass through unchanged.
+        execute;
     }
 
     /// A snapshot with the seed's keys; `utilization` is in flight over the limit, at most 1.

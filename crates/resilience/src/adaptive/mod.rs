@@ -65,8 +65,8 @@
 //!
 //! Innermost, next to the call, inside timeout and retry: it should measure the dependency,
 //! not the time spent in retries. As tower middleware, use [`AdaptiveLayer`] (feature
-//! `tower`); as an [`Admission`](crate::admission::Admission), the permit's
-//! [`complete`](crate::admission::AdmissionPermit::complete) feeds the outcome.
+//! `tower`); as a [`Stage`](crate::stage::Stage), the permit's
+//! [`record`](crate::stage::StagePermit::record) feeds the outcome.
 //!
 //! # Events
 //!

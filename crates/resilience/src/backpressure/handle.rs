@@ -1,7 +1,6 @@
 //! [`Backpressure`]: the async shell around the pure state machine.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,11 +11,10 @@ use super::shared::Inner;
 use super::state::{Arrival, Patience};
 use super::stream::BackpressureStream;
 use super::{BackpressureBuilder, BackpressureConfig, BackpressureMetrics};
-use crate::classify::EveryError;
 use crate::events::EventBus;
 use crate::registry::Registered;
 use crate::stage::{self, Admit, Stage, StagePermit};
-use crate::{ConfigError, Error, PatternKind, Rejection, RejectionReason};
+use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
 /// A backpressure controller: admits work freely until the high water mark, then makes
 /// producers wait, in arrival order, until pending work falls to the low water mark.
@@ -59,24 +57,13 @@ impl Backpressure {
         self.inner.name()
     }
 
-    /// Runs `operation` once admitted, waiting up to the configured `wait_timeout`; the slot
-    /// is held until the operation ends or the future is dropped.
-    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        stage::call(self, operation).await
-    }
-
-    /// Runs an operation that already returns this crate's [`Error`], such as an inner pattern
-    /// of a pipeline, once admitted. Errors pass through unchanged.
-    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, Error<E>>>,
-    {
-        stage::execute(self, &EveryError, operation).await
+    stage::entry_points! {
+        /// Runs `operation` once admitted, waiting up to the configured `wait_timeout`; the slot
+        /// is held until the operation ends or the future is dropped.
+        call;
+        /// Runs an operation that already returns this crate's [`Error`](crate::Error), such as an inner pattern
+        /// of a pipeline, once admitted. Errors pass through unchanged.
+        execute;
     }
 
     /// Admission for one item of work, waiting up to the configured `wait_timeout`

@@ -70,8 +70,8 @@
 //!
 //! At the boundary where work enters the system, outside the patterns that run each item:
 //! hold the permit for as long as the item is being worked on. As tower middleware, use
-//! [`BackpressureLayer`] (feature `tower`); any pipeline can also take it as an
-//! [`Admission`](crate::admission::Admission).
+//! [`BackpressureLayer`] (feature `tower`); any pipeline can also take it as a
+//! [`Stage`](crate::stage::Stage).
 //!
 //! # Events
 //!

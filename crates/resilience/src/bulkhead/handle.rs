@@ -1,17 +1,16 @@
 //! [`Bulkhead`]: the async shell around tokio's semaphore and the pure bookkeeping.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 
 use super::permit::{Guard, Permit};
 use super::slots::Inner;
 use super::{BulkheadBuilder, BulkheadConfig, BulkheadMetrics};
-use crate::classify::{EveryError, Outcome};
+use crate::classify::Outcome;
 use crate::events::EventBus;
 use crate::registry::{Registered, Registry, RegistryError};
 use crate::stage::{self, Admit, Stage, StagePermit};
-use crate::{ConfigError, Error, PatternKind, Rejection, RejectionReason};
+use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
 /// A bulkhead: at most `max_concurrent` calls run at once, at most `max_waiting` more wait
 /// for a slot in arrival order, the rest are rejected.
@@ -48,29 +47,18 @@ impl Bulkhead {
         self.inner.name()
     }
 
-    /// Runs `operation` in a slot, waiting for one as configured; `Ok` counts as a success and
-    /// `Err` as a failure in the metrics.
-    ///
-    /// The slot is released when the operation ends, fails, panics or when the returned future
-    /// is dropped, at any await point: a cancelled wait leaves the queue, a cancelled call
-    /// gives its slot back.
-    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        stage::call(self, operation).await
-    }
-
-    /// Runs an operation that already returns this crate's [`Error`], such as an inner pattern
-    /// of a pipeline. Errors pass through unchanged; an inner rejection counts as neither
-    /// success nor failure.
-    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, Error<E>>>,
-    {
-        stage::execute(self, &EveryError, operation).await
+    stage::entry_points! {
+        /// Runs `operation` in a slot, waiting for one as configured; `Ok` counts as a success and
+        /// `Err` as a failure in the metrics.
+        ///
+        /// The slot is released when the operation ends, fails, panics or when the returned future
+        /// is dropped, at any await point: a cancelled wait leaves the queue, a cancelled call
+        /// gives its slot back.
+        call;
+        /// Runs an operation that already returns this crate's [`Error`](crate::Error), such as an inner pattern
+        /// of a pipeline. Errors pass through unchanged; an inner rejection counts as neither
+        /// success nor failure.
+        execute;
     }
 
     /// Waits for a slot as configured (queue, wait timeout) and returns it as a [`Permit`],

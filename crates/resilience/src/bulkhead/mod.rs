@@ -76,7 +76,7 @@
 //! Innermost, right around the call and inside the timeout, so the timeout bounds the wait
 //! for a slot as well as the call, and a slot is held only while the call really runs. As
 //! tower middleware, use [`BulkheadLayer`] (feature `tower`); any pipeline can also take it as
-//! an [`Admission`](crate::admission::Admission).
+//! a [`Stage`](crate::stage::Stage).
 //!
 //! # Events
 //!

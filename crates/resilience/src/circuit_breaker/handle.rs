@@ -159,45 +159,19 @@ impl CircuitBreaker {
         }
     }
 
-    /// Runs `operation` if the breaker admits it, counting every `Err` as a failure.
-    ///
-    /// Dropping the returned future at any point releases what it holds: a half-open probe
-    /// slot is given back, never leaked.
-    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        stage::call(self, operation).await
-    }
-
-    /// Like [`call`](Self::call), judging the outcome with `classifier`.
-    pub async fn call_with<T, E, F, Fut>(
-        &self,
-        classifier: &impl Classify<T, E>,
-        operation: F,
-    ) -> Result<T, Error<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        stage::call_with(self, classifier, operation).await
-    }
-
-    /// Runs an operation that already returns this crate's [`Error`], such as an inner pattern
-    /// of a pipeline. The operation's own errors are judged by `classifier`; an inner timeout,
-    /// exhausted retry or failed fallback counts as a failure; an inner rejection (a full
-    /// bulkhead, say) is ignored. Errors pass through unchanged.
-    pub async fn execute<T, E, F, Fut>(
-        &self,
-        classifier: &impl Classify<T, E>,
-        operation: F,
-    ) -> Result<T, Error<E>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, Error<E>>>,
-    {
-        stage::execute(self, classifier, operation).await
+    stage::entry_points! {
+        /// Runs `operation` if the breaker admits it, counting every `Err` as a failure.
+        ///
+        /// Dropping the returned future at any point releases what it holds: a half-open probe
+        /// slot is given back, never leaked.
+        call;
+        /// Like [`call`](Self::call), judging the outcome with `classifier`.
+        call_with;
+        /// Runs an operation that already returns this crate's [`Error`](crate::Error), such as an inner pattern
+        /// of a pipeline. The operation's own errors are judged by `classifier`; an inner timeout,
+        /// exhausted retry or failed fallback counts as a failure; an inner rejection (a full
+        /// bulkhead, say) is ignored. Errors pass through unchanged.
+        execute(classifier);
     }
 
     /// Runs `operation`, or `fallback` with the rejection when the breaker refuses it

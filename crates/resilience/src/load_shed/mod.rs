@@ -66,7 +66,7 @@
 //!
 //! Outermost among the admission patterns: shed before spending anything on a request. As
 //! tower middleware, use [`LoadShedderLayer`] (feature `tower`) with a fixed priority or one
-//! read from the request. As an [`Admission`](crate::admission::Admission), the shedder admits
+//! read from the request. As a [`Stage`](crate::stage::Stage), the shedder admits
 //! at normal priority and [`LoadShedder::prioritized`] at any other.
 //!
 //! # Events

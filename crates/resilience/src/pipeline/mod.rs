@@ -32,7 +32,7 @@
 //! nesting errors) or stack their tower layers in the order you want.
 //!
 //! Each slot is optional; an empty pipeline just calls the operation. The rate-limiter and
-//! bulkhead slots take any [`Admission`](crate::admission::Admission): a pair fills one slot
+//! bulkhead slots take any [`Stage`](crate::stage::Stage): a pair fills one slot
 //! with two limiters (for example a bulkhead and an adaptive limiter).
 //!
 //! # Example

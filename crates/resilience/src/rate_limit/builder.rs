@@ -9,7 +9,7 @@ use crate::config::{check, ConfigError, ConfigProblem};
 use crate::rate::RateProblem;
 use crate::Rate;
 
-/// Builds a [`LocalRateLimiter`] or a [`DirectRateLimiter`]; nothing is checked until
+/// Builds a [`LocalRateLimiter`](super::LocalRateLimiter) or a [`DirectRateLimiter`](super::DirectRateLimiter); nothing is checked until
 /// [`build`](Self::build). The rate is required.
 ///
 /// ```

@@ -79,7 +79,7 @@
 //! Inside the circuit breaker and outside the timeout and bulkhead: a request over its rate
 //! is refused before it takes a bulkhead slot or starts a timer, and a breaker outside does
 //! not count that refusal as a failure of the dependency. [`DirectRateLimiter`] is an
-//! [`Admission`](crate::admission::Admission) for the pipeline and, as tower middleware,
+//! [`Stage`](crate::stage::Stage) for the pipeline and, as tower middleware,
 //! [`RateLimitLayer`] (feature `tower`). Refusals are [`Error::Rejected`](crate::Error) with
 //! [`RejectionReason::RateLimited`](crate::RejectionReason::RateLimited) and the decision's
 //! `retry_after`, for an honest `Retry-After`.

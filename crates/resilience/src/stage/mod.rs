@@ -226,6 +226,67 @@ impl<A: StagePermit, B: StagePermit> StagePermit for (A, B) {
     }
 }
 
+/// Writes a handle's entry points, each a thin door to [`call`], [`call_with`] or
+/// [`execute`] with the handle as the stage, so every handle runs calls the same way and
+/// keeps only its own docs. `execute` judges with every `Err` a failure; `execute(classifier)`
+/// takes the judge as its first argument.
+macro_rules! entry_points {
+    () => {};
+    ($(#[$doc:meta])* call; $($rest:tt)*) => {
+        $(#[$doc])*
+        pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, $crate::Error<E>>
+        where
+            F: FnOnce() -> Fut,
+            Fut: ::std::future::Future<Output = Result<T, E>>,
+        {
+            $crate::stage::call(self, operation).await
+        }
+        $crate::stage::entry_points!($($rest)*);
+    };
+    ($(#[$doc:meta])* call_with; $($rest:tt)*) => {
+        $(#[$doc])*
+        pub async fn call_with<T, E, F, Fut>(
+            &self,
+            classifier: &impl $crate::classify::Classify<T, E>,
+            operation: F,
+        ) -> Result<T, $crate::Error<E>>
+        where
+            F: FnOnce() -> Fut,
+            Fut: ::std::future::Future<Output = Result<T, E>>,
+        {
+            $crate::stage::call_with(self, classifier, operation).await
+        }
+        $crate::stage::entry_points!($($rest)*);
+    };
+    ($(#[$doc:meta])* execute(classifier); $($rest:tt)*) => {
+        $(#[$doc])*
+        pub async fn execute<T, E, F, Fut>(
+            &self,
+            classifier: &impl $crate::classify::Classify<T, E>,
+            operation: F,
+        ) -> Result<T, $crate::Error<E>>
+        where
+            F: FnOnce() -> Fut,
+            Fut: ::std::future::Future<Output = Result<T, $crate::Error<E>>>,
+        {
+            $crate::stage::execute(self, classifier, operation).await
+        }
+        $crate::stage::entry_points!($($rest)*);
+    };
+    ($(#[$doc:meta])* execute; $($rest:tt)*) => {
+        $(#[$doc])*
+        pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, $crate::Error<E>>
+        where
+            F: FnOnce() -> Fut,
+            Fut: ::std::future::Future<Output = Result<T, $crate::Error<E>>>,
+        {
+            $crate::stage::execute(self, &$crate::classify::EveryError, operation).await
+        }
+        $crate::stage::entry_points!($($rest)*);
+    };
+}
+pub(crate) use entry_points;
+
 /// Writes tower's three accessors of a middleware service, `get_ref`, `get_mut` and
 /// `into_inner`, for a service keeping the wrapped service in a field.
 ///

@@ -1,21 +1,4 @@
 //! [`ResponseBody`]: a response body that keeps the request's permits until it has been sent.
-//!
-//! A limiter's slot must be held for as long as the work it limits, and for an HTTP server
-//! that work ends when the last byte of the response body has been handed to the connection,
-//! not when the handler returns its headers: a streamed download or a server-sent event stream
-//! keeps doing work long after that (the seed released its slots when the handler returned,
-//! bug B17). So every layer of this crate wraps the inner service's body in a
-//! [`ResponseBody`] that owns a [`Guard`] (a bulkhead slot, a half-open probe, ...) and gives
-//! it back at the first of:
-//!
-//! * the body's last frame ([`BodyEnd::Complete`]): checked after every frame with
-//!   [`Body::is_end_stream`] as well, because hyper stops polling a body that says it is over;
-//! * a body error ([`BodyEnd::Error`]);
-//! * the body being dropped before its end, as when the client goes away
-//!   ([`BodyEnd::Dropped`]).
-//!
-//! Responses made by this crate (rejections, timeouts, fallbacks) use the same type with a
-//! body held in memory and no guard, so a layer has one response type whatever happened.
 
 use std::fmt;
 use std::pin::Pin;
@@ -90,11 +73,28 @@ impl<G: Guard> Drop for Held<G> {
 }
 
 pin_project! {
-    /// The body of every response that passes through a layer of this crate: the inner
-    /// service's body `B` with what the layer holds (`G`) until it ends, or a body made by
-    /// the layer itself (a rejection, a timeout, a fallback).
-    ///
-    /// See the [module docs](self) for when the guard is given back.
+/// The body of every response that passes through a layer of this crate: the inner
+/// service's body `B` with what the layer holds (`G`) until it ends, or a body made by
+/// the layer itself (a rejection, a timeout, a fallback).
+///
+///. for when the guard is given back.
+///
+/// A limiter's slot must be held for as long as the work it limits, and for an HTTP server
+/// that work ends when the last byte of the response body has been handed to the connection,
+/// not when the handler returns its headers: a streamed download or a server-sent event stream
+/// keeps doing work long after that (the seed released its slots when the handler returned,
+/// bug B17). So every layer of this crate wraps the inner service's body in a
+/// [`ResponseBody`] that owns a [`Guard`] (a bulkhead slot, a half-open probe, ...) and gives
+/// it back at the first of:
+///
+/// * the body's last frame ([`BodyEnd::Complete`]): checked after every frame with
+///   [`Body::is_end_stream`] as well, because hyper stops polling a body that says it is over;
+/// * a body error ([`BodyEnd::Error`]);
+/// * the body being dropped before its end, as when the client goes away
+///   ([`BodyEnd::Dropped`]).
+///
+/// Responses made by this crate (rejections, timeouts, fallbacks) use the same type with a
+/// body held in memory and no guard, so a layer has one response type whatever happened.
     pub struct ResponseBody<B, G: Guard = ()> {
         #[pin]
         kind: Kind<B>,

@@ -1,59 +1,4 @@
 //! [`CompositeLayer`]: an ordered list of stages and a timeout in one layer: rate limit →
-//! load shed → bulkhead → circuit breaker → timeout is the recommended order, and any stage
-//! of your own fits in.
-//!
-//! # The order, and why
-//!
-//! 1. **Rate limit** first: the cheapest check, and a client over its rate must not take a
-//!    load-shedder or bulkhead slot, nor count against the circuit. 429.
-//! 2. **Load shed**, by the request's priority header: under load, unimportant work goes
-//!    before it queues for anything. 503.
-//! 3. **Bulkhead**: bounds the requests running at once, waiting in its queue if it has one.
-//!    503. (The seed's composite called the bulkhead, ignored its answer and released a slot
-//!    it had not taken, so it never refused and inflated its capacity, bug B17.)
-//! 4. **Circuit breaker**: only requests that would really run are admitted or refused by
-//!    the circuit, so a half-open probe is a request that will reach the service. 503 with
-//!    the remaining open time.
-//! 5. **Timeout** around the service: a timeout is a failure for the breaker outside it
-//!    (408).
-//!
-//! Stages run in the order they are added, so add them in this order unless you mean
-//! otherwise; [`stage`](CompositeLayer::stage) adds any [`RequestStage`] (a Redis-backed
-//! breaker or limiter, a kill switch of your own) wherever you put it. A request refused at
-//! one step never reaches the next: a rate-limited request takes no shedder slot, bulkhead
-//! slot or probe. Every step is optional, and each is the same [`HttpStageLayer`] you would
-//! use alone, with its own reply, exclusions and classifier; the composite runs them in one
-//! future, one response body and one allocation. A circuit breaker's own `timeout` is
-//! honoured: the shorter of it and the composite's timeout applies. The slots
-//! and the probe are held until the response body has been sent; 5xx answers count as
-//! breaker failures and reach the client unchanged; admitted responses carry the
-//! `RateLimit-*` headers.
-//!
-//! Retry and fallback are not part of it: on a server they belong around the client calls
-//! the handler makes ([`HttpRetryLayer`](crate::HttpRetryLayer) and
-//! [`HttpFallbackLayer`](crate::HttpFallbackLayer) fit a hyper client too), or outside the composite.
-//!
-//! ```
-//! use axum::{routing::get, Router};
-//! use resilience::rate_limit::LocalRateLimiter;
-//! use resilience::load_shed::LoadShedder;
-//! use resilience::{Bulkhead, CircuitBreaker, Timeout};
-//! use resilience_http::{CompositeLayer, ExcludePaths};
-//! use std::time::Duration;
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let layer = CompositeLayer::new()
-//!     .rate_limit(LocalRateLimiter::builder("api").rate("50/second".parse()?).build()?)
-//!     .load_shed(LoadShedder::builder("api").max_requests(500).build()?)
-//!     .bulkhead(Bulkhead::builder("api").max_concurrent(100).build()?)
-//!     .circuit_breaker(CircuitBreaker::builder("api").build()?)
-//!     .timeout(Timeout::new(Duration::from_secs(10))?)
-//!     .exclude(ExcludePaths::seed_defaults());
-//! let app: Router = Router::new().route("/", get(|| async { "hello" })).layer(layer);
-//! # let _ = app;
-//! # Ok(())
-//! # }
-//! ```
 
 use resilience::rate_limit::RateLimiter;
 use resilience::{Bulkhead, CircuitBreaker};
@@ -65,9 +10,65 @@ use crate::{
     ExcludePaths, HttpStageLayer, HttpTimeoutLayer, KeyedRateLimit, PriorityHeader, ResponseFactory,
 };
 
-/// Stages in the order added, then a timeout; see the [module docs](self).
+/// Stages in the order added, then a timeout.
 ///
 /// `G` is the list of stages so far ([`Stages`]); clones share every handle they hold.
+///
+/// load shed → bulkhead → circuit breaker → timeout is the recommended order, and any stage
+/// of your own fits in.
+///
+/// # The order, and why
+///
+/// 1. **Rate limit** first: the cheapest check, and a client over its rate must not take a
+///    load-shedder or bulkhead slot, nor count against the circuit. 429.
+/// 2. **Load shed**, by the request's priority header: under load, unimportant work goes
+///    before it queues for anything. 503.
+/// 3. **Bulkhead**: bounds the requests running at once, waiting in its queue if it has one.
+///    503. (The seed's composite called the bulkhead, ignored its answer and released a slot
+///    it had not taken, so it never refused and inflated its capacity, bug B17.)
+/// 4. **Circuit breaker**: only requests that would really run are admitted or refused by
+///    the circuit, so a half-open probe is a request that will reach the service. 503 with
+///    the remaining open time.
+/// 5. **Timeout** around the service: a timeout is a failure for the breaker outside it
+///    (408).
+///
+/// Stages run in the order they are added, so add them in this order unless you mean
+/// otherwise; [`stage`](CompositeLayer::stage) adds any [`RequestStage`] (a Redis-backed
+/// breaker or limiter, a kill switch of your own) wherever you put it. A request refused at
+/// one step never reaches the next: a rate-limited request takes no shedder slot, bulkhead
+/// slot or probe. Every step is optional, and each is the same [`HttpStageLayer`] you would
+/// use alone, with its own reply, exclusions and classifier; the composite runs them in one
+/// future, one response body and one allocation. A circuit breaker's own `timeout` is
+/// honoured: the shorter of it and the composite's timeout applies. The slots
+/// and the probe are held until the response body has been sent; 5xx answers count as
+/// breaker failures and reach the client unchanged; admitted responses carry the
+/// `RateLimit-*` headers.
+///
+/// Retry and fallback are not part of it: on a server they belong around the client calls
+/// the handler makes ([`HttpRetryLayer`](crate::HttpRetryLayer) and
+/// [`HttpFallbackLayer`](crate::HttpFallbackLayer) fit a hyper client too), or outside the composite.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use resilience::rate_limit::LocalRateLimiter;
+/// use resilience::load_shed::LoadShedder;
+/// use resilience::{Bulkhead, CircuitBreaker, Timeout};
+/// use resilience_http::{CompositeLayer, ExcludePaths};
+/// use std::time::Duration;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = CompositeLayer::new()
+///     .rate_limit(LocalRateLimiter::builder("api").rate("50/second".parse()?).build()?)
+///     .load_shed(LoadShedder::builder("api").max_requests(500).build()?)
+///     .bulkhead(Bulkhead::builder("api").max_concurrent(100).build()?)
+///     .circuit_breaker(CircuitBreaker::builder("api").build()?)
+///     .timeout(Timeout::new(Duration::from_secs(10))?)
+///     .exclude(ExcludePaths::seed_defaults());
+/// let app: Router = Router::new().route("/", get(|| async { "hello" })).layer(layer);
+/// # let _ = app;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct CompositeLayer<G = ()> {
     stages: G,

@@ -1,41 +1,4 @@
 //! [`HttpFallbackLayer`]: answer with something else when the service fails.
-//!
-//! # What it does
-//!
-//! When the inner service fails, the client gets the fallback's answer instead: a cached
-//! page, an empty list, a static "degraded" document. Failing means, by default, an error of
-//! the inner service, any 5xx (the service's own, or a 503 made by an inner layer of this
-//! crate: an open circuit, a full bulkhead, a shed request) and a timeout made by an inner
-//! [`HttpTimeoutLayer`](crate::HttpTimeoutLayer). A 429 is not a failure: a client over its rate
-//! must hear so, not get a cached answer that teaches it to go on.
-//! [`when`](HttpFallbackLayer::when) chooses otherwise. The seed's `FallbackMiddleware` caught
-//! exceptions only, never 5xx answers.
-//!
-//! The fallback is a closure from the [`FallbackCause`] to a response (a function of the
-//! failure, never of the request's arguments: seed bug B15), or a fixed response with
-//! [`HttpFallbackLayer::response`]. Fallback answers carry [`FellBack`] in their extensions, and
-//! [`served`](HttpFallbackLayer::served) counts them for dashboards.
-//!
-//! Put it outermost: around the [composite](crate::CompositeLayer) on a server, or around a
-//! retried client, so that it answers for everything inside.
-//!
-//! ```
-//! use axum::{routing::get, Router};
-//! use bytes::Bytes;
-//! use http::{header, Response, StatusCode};
-//! use resilience_http::HttpFallbackLayer;
-//!
-//! let degraded = Response::builder()
-//!     .status(StatusCode::OK)
-//!     .header(header::CONTENT_TYPE, "application/json")
-//!     .header("x-degraded", "1")
-//!     .body(Bytes::from_static(br#"{"recommendations":[]}"#))
-//!     .unwrap();
-//! let app: Router = Router::new()
-//!     .route("/recommendations", get(|| async { "..." }))
-//!     .layer(HttpFallbackLayer::response(degraded));
-//! # let _ = app;
-//! ```
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,9 +41,46 @@ pub struct FellBack;
 type Answer = dyn Fn(&FallbackCause<'_>) -> Response<Bytes> + Send + Sync;
 type Select = dyn Fn(&response::Parts) -> bool + Send + Sync;
 
-/// Answers for a failing service; see the [module docs](self).
+/// Answers for a failing service.
 ///
 /// Clones share the fallback and its counter.
+///
+/// # What it does
+///
+/// When the inner service fails, the client gets the fallback's answer instead: a cached
+/// page, an empty list, a static "degraded" document. Failing means, by default, an error of
+/// the inner service, any 5xx (the service's own, or a 503 made by an inner layer of this
+/// crate: an open circuit, a full bulkhead, a shed request) and a timeout made by an inner
+/// [`HttpTimeoutLayer`](crate::HttpTimeoutLayer). A 429 is not a failure: a client over its rate
+/// must hear so, not get a cached answer that teaches it to go on.
+/// [`when`](HttpFallbackLayer::when) chooses otherwise. The seed's `FallbackMiddleware` caught
+/// exceptions only, never 5xx answers.
+///
+/// The fallback is a closure from the [`FallbackCause`] to a response (a function of the
+/// failure, never of the request's arguments: seed bug B15), or a fixed response with
+/// [`HttpFallbackLayer::response`]. Fallback answers carry [`FellBack`] in their extensions, and
+/// [`served`](HttpFallbackLayer::served) counts them for dashboards.
+///
+/// Put it outermost: around the [composite](crate::CompositeLayer) on a server, or around a
+/// retried client, so that it answers for everything inside.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use bytes::Bytes;
+/// use http::{header, Response, StatusCode};
+/// use resilience_http::HttpFallbackLayer;
+///
+/// let degraded = Response::builder()
+///     .status(StatusCode::OK)
+///     .header(header::CONTENT_TYPE, "application/json")
+///     .header("x-degraded", "1")
+///     .body(Bytes::from_static(br#"{"recommendations":[]}"#))
+///     .unwrap();
+/// let app: Router = Router::new()
+///     .route("/recommendations", get(|| async { "..." }))
+///     .layer(HttpFallbackLayer::response(degraded));
+/// # let _ = app;
+/// ```
 #[derive(Clone)]
 pub struct HttpFallbackLayer {
     answer: Arc<Answer>,

@@ -1,29 +1,4 @@
 //! Who is asking: the client IP (behind trusted proxies only) and rate-limit keys.
-//!
-//! # Client IP without spoofing
-//!
-//! `X-Forwarded-For` and `X-Real-IP` are written by whoever sends the request, so they can
-//! only be believed when the request comes from a proxy you run. The seed believed them from
-//! anyone, so a client could pick its own rate-limit key by sending a fake header (bug B17).
-//! Here they count only when the peer (the socket address the connection came from) is one of
-//! the configured [`TrustedProxies`]:
-//!
-//! 1. the peer is not trusted (or none is configured): the peer's address is the client;
-//! 2. the peer is trusted and `X-Forwarded-For` is present: walk its hops from the right (the
-//!    hop the nearest proxy added) and take the first one that is not itself a trusted proxy.
-//!    Hops to the left of it were written by the client and are never believed. If every hop
-//!    is trusted, the left-most is the client; if a hop does not parse as an address, the
-//!    nearest trusted hop before it is taken as the client (a misconfigured proxy, not a
-//!    client, wrote it);
-//! 3. the peer is trusted, there is no `X-Forwarded-For` and `X-Real-IP` holds an address:
-//!    that address;
-//! 4. otherwise, the peer.
-//!
-//! The peer comes from the request's extensions: axum's `ConnectInfo<SocketAddr>` (serve with
-//! `into_make_service_with_connect_info::<SocketAddr>()`, feature `axum`), or a plain
-//! [`SocketAddr`](std::net::SocketAddr) that a hyper or tonic server inserts itself. IPv4
-//! addresses mapped into IPv6 (`::ffff:10.0.0.1`, as dual-stack sockets report them) are read
-//! as IPv4.
 
 mod client_ip;
 
@@ -75,6 +50,31 @@ enum Source {
 /// # let _ = (per_ip, per_token, per_tenant);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// # Client IP without spoofing
+///
+/// `X-Forwarded-For` and `X-Real-IP` are written by whoever sends the request, so they can
+/// only be believed when the request comes from a proxy you run. The seed believed them from
+/// anyone, so a client could pick its own rate-limit key by sending a fake header (bug B17).
+/// Here they count only when the peer (the socket address the connection came from) is one of
+/// the configured [`TrustedProxies`]:
+///
+/// 1. the peer is not trusted (or none is configured): the peer's address is the client;
+/// 2. the peer is trusted and `X-Forwarded-For` is present: walk its hops from the right (the
+///    hop the nearest proxy added) and take the first one that is not itself a trusted proxy.
+///    Hops to the left of it were written by the client and are never believed. If every hop
+///    is trusted, the left-most is the client; if a hop does not parse as an address, the
+///    nearest trusted hop before it is taken as the client (a misconfigured proxy, not a
+///    client, wrote it);
+/// 3. the peer is trusted, there is no `X-Forwarded-For` and `X-Real-IP` holds an address:
+///    that address;
+/// 4. otherwise, the peer.
+///
+/// The peer comes from the request's extensions: axum's `ConnectInfo<SocketAddr>` (serve with
+/// `into_make_service_with_connect_info::<SocketAddr>()`, feature `axum`), or a plain
+/// [`SocketAddr`](std::net::SocketAddr) that a hyper or tonic server inserts itself. IPv4
+/// addresses mapped into IPv6 (`::ffff:10.0.0.1`, as dual-stack sockets report them) are read
+/// as IPv4.
 #[derive(Clone)]
 pub struct RateLimitKey {
     source: Source,

@@ -1,35 +1,4 @@
 //! [`PriorityHeader`]: a load shedder admitting each request at the priority its header names.
-//!
-//! # What it does
-//!
-//! A [`LoadShedder`] sheds the least important work first: above 60 % of its capacity it
-//! sheds `low` requests, above 75 % `normal` ones, above 90 % `high` ones, and `critical` ones
-//! only wait at the hard cap. Over HTTP the priority comes from a header, `X-Priority` by
-//! default, parsed case-insensitively (`HIGH`, `High` and `high` are one priority; the seed
-//! compared exact strings, bug B10). A request without the header, or with a value that names
-//! no priority, gets the default priority (`normal`).
-//!
-//! A header is a claim made by the client. [`max_priority`](PriorityHeader::max_priority)
-//! caps what a claim can get: set it to `high` and nobody outside can make their requests
-//! unsheddable by sending `X-Priority: critical`.
-//!
-//! Use it in an [`HttpStageLayer`] or in the [composite](crate::CompositeLayer); the slot is held until the response body has
-//! been sent, and a shed request gets a 503 with `Retry-After`.
-//!
-//! ```
-//! use axum::{routing::get, Router};
-//! use resilience::load_shed::{LoadShedder, Priority};
-//! use resilience_http::{HttpStageLayer, PriorityHeader};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let shedder = LoadShedder::builder("api").max_requests(200).build()?;
-//! let app: Router = Router::new()
-//!     .route("/", get(|| async { "hello" }))
-//!     .layer(HttpStageLayer::new(PriorityHeader::new(shedder).max_priority(Priority::High)));
-//! # let _ = app;
-//! # Ok(())
-//! # }
-//! ```
 
 use http::header::HeaderName;
 use http::request::Parts;
@@ -41,8 +10,38 @@ use crate::HttpStageLayer;
 /// The default priority header, `X-Priority`.
 pub const X_PRIORITY: HeaderName = HeaderName::from_static("x-priority");
 
-/// A [`LoadShedder`] admitting each request at the priority named by a header; see the
-/// [module docs](self).
+/// A [`LoadShedder`] admitting each request at the priority named by a header.
+///
+/// # What it does
+///
+/// A [`LoadShedder`] sheds the least important work first: above 60 % of its capacity it
+/// sheds `low` requests, above 75 % `normal` ones, above 90 % `high` ones, and `critical` ones
+/// only wait at the hard cap. Over HTTP the priority comes from a header, `X-Priority` by
+/// default, parsed case-insensitively (`HIGH`, `High` and `high` are one priority; the seed
+/// compared exact strings, bug B10). A request without the header, or with a value that names
+/// no priority, gets the default priority (`normal`).
+///
+/// A header is a claim made by the client. [`max_priority`](PriorityHeader::max_priority)
+/// caps what a claim can get: set it to `high` and nobody outside can make their requests
+/// unsheddable by sending `X-Priority: critical`.
+///
+/// Use it in an [`HttpStageLayer`] or in the [composite](crate::CompositeLayer); the slot is held until the response body has
+/// been sent, and a shed request gets a 503 with `Retry-After`.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use resilience::load_shed::{LoadShedder, Priority};
+/// use resilience_http::{HttpStageLayer, PriorityHeader};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let shedder = LoadShedder::builder("api").max_requests(200).build()?;
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(HttpStageLayer::new(PriorityHeader::new(shedder).max_priority(Priority::High)));
+/// # let _ = app;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct PriorityHeader {
     shedder: LoadShedder,

@@ -1,41 +1,4 @@
 //! [`KeyedRateLimit`]: a rate limit per key (client IP by default) in front of an HTTP
-//! service.
-//!
-//! # What it does
-//!
-//! Each request spends one unit of the budget of its [key](RateLimitKey) (by default the
-//! client IP, believed from `X-Forwarded-For` only behind [trusted proxies](crate::key)). A
-//! request over its rate never reaches the service: it gets a 429 whose `Retry-After` is the
-//! limiter's exact wait rounded up to whole seconds, with `RateLimit-Limit`,
-//! `RateLimit-Remaining` and `RateLimit-Reset`. Admitted responses carry the same
-//! `RateLimit-*` headers, so well-behaved clients can pace themselves (turn that off with
-//! [`headers_on_success`](KeyedRateLimit::headers_on_success)).
-//!
-//! Any [`RateLimiter`] works: the in-memory keyed [`LocalRateLimiter`](resilience::rate_limit::LocalRateLimiter), the single-budget
-//! [`DirectRateLimiter`](resilience::rate_limit::DirectRateLimiter), or a Redis limiter
-//! sharing budgets across instances. It decides with `check`, never waiting: over
-//! HTTP the honest answer to "too fast" is a 429 that says when to come back, and waiting
-//! belongs to a bulkhead or load shedder queue. The limiter's `max_wait` is not used here.
-//!
-//! With [`rate`](KeyedRateLimit::rate), the layer spends the `(key, rate)` budget instead of
-//! the limiter's configured rate: one limiter can then serve several routes with different
-//! rates (the seed's `rate_limit_dependency(limiter, "100/minute")`).
-//!
-//! ```
-//! use axum::{routing::get, Router};
-//! use resilience::rate_limit::LocalRateLimiter;
-//! use resilience_http::{HttpStageLayer, KeyedRateLimit, RateLimitKey, TrustedProxies};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let limiter = LocalRateLimiter::builder("api").rate("100/minute".parse()?).build()?;
-//! let key = RateLimitKey::client_ip().trusted_proxies(TrustedProxies::new(["10.0.0.0/8"])?);
-//! let app: Router = Router::new()
-//!     .route("/", get(|| async { "hello" }))
-//!     .layer(HttpStageLayer::new(KeyedRateLimit::new(limiter).key(key)));
-//! # let _ = app;
-//! # Ok(())
-//! # }
-//! ```
 
 use http::request::Parts;
 use http::HeaderMap;
@@ -47,11 +10,48 @@ use crate::response::rate_limit_headers;
 use crate::stage::{Refusal, RequestStage};
 use crate::{HttpStageLayer, RateLimitKey};
 
-/// A [`RateLimiter`] spending one unit of each request's key's budget; see the
-/// [module docs](self). Put it in an [`HttpStageLayer`] or a
+/// A [`RateLimiter`] spending one unit of each request's key's budget. Put it in an [`HttpStageLayer`] or a
 /// [`CompositeLayer`](crate::CompositeLayer).
 ///
 /// Clones share the limiter (one budget per key however many clones axum makes).
+///
+/// service.
+///
+/// # What it does
+///
+/// Each request spends one unit of the budget of its [key](RateLimitKey) (by default the
+/// client IP, believed from `X-Forwarded-For` only behind [trusted proxies](crate::TrustedProxies)). A
+/// request over its rate never reaches the service: it gets a 429 whose `Retry-After` is the
+/// limiter's exact wait rounded up to whole seconds, with `RateLimit-Limit`,
+/// `RateLimit-Remaining` and `RateLimit-Reset`. Admitted responses carry the same
+/// `RateLimit-*` headers, so well-behaved clients can pace themselves (turn that off with
+/// [`headers_on_success`](KeyedRateLimit::headers_on_success)).
+///
+/// Any [`RateLimiter`] works: the in-memory keyed [`LocalRateLimiter`](resilience::rate_limit::LocalRateLimiter), the single-budget
+/// [`DirectRateLimiter`](resilience::rate_limit::DirectRateLimiter), or a Redis limiter
+/// sharing budgets across instances. It decides with `check`, never waiting: over
+/// HTTP the honest answer to "too fast" is a 429 that says when to come back, and waiting
+/// belongs to a bulkhead or load shedder queue. The limiter's `max_wait` is not used here.
+///
+/// With [`rate`](KeyedRateLimit::rate), the layer spends the `(key, rate)` budget instead of
+/// the limiter's configured rate: one limiter can then serve several routes with different
+/// rates (the seed's `rate_limit_dependency(limiter, "100/minute")`).
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use resilience::rate_limit::LocalRateLimiter;
+/// use resilience_http::{HttpStageLayer, KeyedRateLimit, RateLimitKey, TrustedProxies};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let limiter = LocalRateLimiter::builder("api").rate("100/minute".parse()?).build()?;
+/// let key = RateLimitKey::client_ip().trusted_proxies(TrustedProxies::new(["10.0.0.0/8"])?);
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(HttpStageLayer::new(KeyedRateLimit::new(limiter).key(key)));
+/// # let _ = app;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct KeyedRateLimit<L> {
     limiter: L,

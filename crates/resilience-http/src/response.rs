@@ -1,41 +1,4 @@
 //! What a refused or timed-out request gets back: status, headers and body.
-//!
-//! One function turns a [`Rejection`] (or a timeout) into a response, so every layer answers
-//! the same way and an axum service stays `Infallible` (DESIGN §7):
-//!
-//! | refused by | status | headers |
-//! |---|---|---|
-//! | rate limiter | 429 | `Retry-After`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` |
-//! | circuit breaker, load shedder, bulkhead, backpressure, adaptive limiter | 503 | `Retry-After` |
-//! | timeout (and an expired deadline) | 408 | |
-//!
-//! **`Retry-After`** is the rejection's own [`retry_after`](Rejection::retry_after), computed by
-//! the pattern from its real state (the circuit's remaining open time, the rate limiter's next
-//! free token), in whole seconds rounded up and at least 1. Patterns that cannot know when a
-//! slot frees up (a bulkhead waits on calls still running) send the layer's hint instead, by
-//! default the seed's numbers: load shedder 5 s, bulkhead 10 s (5 s when its queue is full,
-//! 15 s after a wait timeout), backpressure 5 s, adaptive limiter 1 s, rate limiter 60 s (only
-//! when a distributed limiter cannot tell). `RateLimit-Reset` is the time until the client's
-//! whole budget is back, rounded up; it can be 0.
-//!
-//! **The body** is a JSON problem document ([RFC 9457], `application/problem+json`) whose
-//! `detail` is the layer's message, as the seed's `{"detail": ...}`, plus the HTTP title, the
-//! status, a stable `reason` (`rate_limited`, `circuit_open`, `capacity_full`, `timeout`, ...)
-//! and `retry_after` in seconds when sent:
-//!
-//! ```json
-//! {"type":"about:blank","title":"Too Many Requests","status":429,
-//!  "detail":"Rate limit exceeded","reason":"rate_limited","retry_after":2}
-//! ```
-//!
-//! Each layer takes a [`Reply`] to change its status, message and hint, or to build the whole
-//! response with a [`ResponseFactory`]; the headers above are added to a factory's response
-//! unless it set them itself. Every response made here carries the [`Rejection`] or the
-//! [`TimedOut`] in its extensions, so outer layers know it is not the service's own answer: an
-//! outer circuit breaker ignores an inner bulkhead's refusal and counts an inner timeout as a
-//! failure.
-//!
-//! [RFC 9457]: https://www.rfc-editor.org/rfc/rfc9457
 
 mod problem;
 
@@ -60,8 +23,8 @@ pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset
 /// How one layer answers the requests it refuses or times out: status, message,
 /// `Retry-After` hint and, optionally, a [`ResponseFactory`].
 ///
-/// Anything left unset takes the default for the pattern that refused (see the
-/// [module docs](self)), so `Reply::new()` is the seed's behaviour.
+/// Anything left unset takes the default for the pattern that refused (see
+/// below), so `Reply::new()` is the seed's behaviour.
 ///
 /// ```
 /// use http::StatusCode;
@@ -70,11 +33,48 @@ pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset
 ///
 /// // The seed's custom circuit-breaker answer: 429 and its own words.
 /// let reply = Reply::new()
-///     .status(StatusCode::TOO_MANY_REQUESTS)
-///     .message("Upstream is resting")
-///     .retry_after(Duration::from_secs(30));
+///    .status(StatusCode::TOO_MANY_REQUESTS)
+///    .message("Upstream is resting")
+///    .retry_after(Duration::from_secs(30));
 /// # let _ = reply;
 /// ```
+///
+/// One function turns a [`Rejection`] (or a timeout) into a response, so every layer answers
+/// the same way and an axum service stays `Infallible` (DESIGN §7):
+///
+/// | refused by | status | headers |
+/// |---|---|---|
+/// | rate limiter | 429 | `Retry-After`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` |
+/// | circuit breaker, load shedder, bulkhead, backpressure, adaptive limiter | 503 | `Retry-After` |
+/// | timeout (and an expired deadline) | 408 | |
+///
+/// **`Retry-After`** is the rejection's own [`retry_after`](Rejection::retry_after), computed by
+/// the pattern from its real state (the circuit's remaining open time, the rate limiter's next
+/// free token), in whole seconds rounded up and at least 1. Patterns that cannot know when a
+/// slot frees up (a bulkhead waits on calls still running) send the layer's hint instead, by
+/// default the seed's numbers: load shedder 5 s, bulkhead 10 s (5 s when its queue is full,
+/// 15 s after a wait timeout), backpressure 5 s, adaptive limiter 1 s, rate limiter 60 s (only
+/// when a distributed limiter cannot tell). `RateLimit-Reset` is the time until the client's
+/// whole budget is back, rounded up; it can be 0.
+///
+/// **The body** is a JSON problem document ([RFC 9457], `application/problem+json`) whose
+/// `detail` is the layer's message, as the seed's `{"detail": ...}`, plus the HTTP title, the
+/// status, a stable `reason` (`rate_limited`, `circuit_open`, `capacity_full`, `timeout`, ...)
+/// and `retry_after` in seconds when sent:
+///
+/// ```json
+/// {"type":"about:blank","title":"Too Many Requests","status":429,
+///  "detail":"Rate limit exceeded","reason":"rate_limited","retry_after":2}
+/// ```
+///
+/// Each layer takes a [`Reply`] to change its status, message and hint, or to build the whole
+/// response with a [`ResponseFactory`]; the headers above are added to a factory's response
+/// unless it set them itself. Every response made here carries the [`Rejection`] or the
+/// [`TimedOut`] in its extensions, so outer layers know it is not the service's own answer: an
+/// outer circuit breaker ignores an inner bulkhead's refusal and counts an inner timeout as a
+/// failure.
+///
+/// [RFC 9457]: https://www.rfc-editor.org/rfc/rfc9457
 #[derive(Debug, Clone, Default)]
 pub struct Reply {
     status: Option<StatusCode>,

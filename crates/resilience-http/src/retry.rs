@@ -1,56 +1,4 @@
 //! [`HttpRetryLayer`]: send an idempotent request again when the answer says it may work next time.
-//!
-//! # What it does
-//!
-//! A request is retried only when sending it twice is safe and possible:
-//!
-//! * **safe**: its method is idempotent (`GET`, `HEAD`, `OPTIONS`, `TRACE`, `PUT`,
-//!   `DELETE`), or it carries an `Idempotency-Key` header (configurable, or off);
-//! * **possible**: its body can be sent again. Bodies up to
-//!   [`max_body_bytes`](HttpRetryLayer::max_body_bytes) (64 KiB by default) are read into memory
-//!   once and every attempt gets the same bytes. A body declared larger is not read; one of
-//!   unknown length is read until it passes the limit, then sent once, what was read first.
-//!
-//! A retryable answer is a 500, 502, 503 or 504 by default ([`retry_statuses`]), a timeout
-//! made by an inner [`HttpTimeoutLayer`](crate::HttpTimeoutLayer), or an error of the inner service.
-//! A refusal by an inner circuit breaker or rate limiter of this crate is never retried (the
-//! breaker is open for a reason; the limiter said when to come back), as in the core's retry.
-//! How many attempts, how long to wait between them, jitter, total time and retry budgets
-//! are the core [`Retry`]'s: its events and metrics count HTTP attempts.
-//!
-//! When the attempts run out the client gets the **last answer** unchanged, the upstream's
-//! 503 and its body, not a made-up error. A request that got a retryable answer but could not
-//! be retried says why, in a header and a typed extension ([`NotRetried`]):
-//!
-//! ```text
-//! x-retry-skipped: non-idempotent-method      (or body-too-large, body-unreadable)
-//! ```
-//!
-//! Retrying on a server re-runs the handler; the natural home of this layer is an HTTP
-//! *client* (a hyper-util `Client` is a tower service) calling an upstream, as the
-//! [`axum_gateway` example] does. Under axum's `Router::layer`, whose routes take only
-//! `axum::body::Body`, add it as `HttpRetryLayer::new(policy).request_body::<axum::body::Body>()`
-//! (feature `axum`; see [`RetryBody`]). The seed's `RetryMiddleware` could not retry at all
-//! (`call_next` runs once) and its `retry_route` retried 404s (bugs B7, B17).
-//!
-//! ```
-//! use resilience::retry::{Backoff, Retry};
-//! use resilience_http::HttpRetryLayer;
-//! use std::time::Duration;
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let retry = Retry::builder("upstream")
-//!     .max_attempts(3)
-//!     .backoff(Backoff::exponential(Duration::from_millis(50), 2.0))
-//!     .build()?;
-//! let layer = HttpRetryLayer::new(retry).max_body_bytes(16 * 1024);
-//! # let _ = layer;
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! [`retry_statuses`]: HttpRetryLayer::retry_statuses
-//! [`axum_gateway` example]: https://github.com/resilience-rs/resilience/blob/main/crates/resilience-http/examples/axum_gateway.rs
 
 mod service;
 
@@ -63,7 +11,7 @@ use http::{response, Method, Response, StatusCode};
 use resilience::{PatternKind, Rejection, Retry};
 use tower_layer::Layer;
 
-pub use crate::replay::{Replay, ReplayBody, RetryBody};
+pub use crate::replay::{Replay, RetryBody};
 use crate::{ExcludePaths, TimedOut};
 pub use service::HttpRetryService;
 
@@ -109,13 +57,65 @@ pub struct Attempts(pub u32);
 
 type Retryable = dyn Fn(&response::Parts) -> bool + Send + Sync;
 
-/// Retries idempotent requests with replayable bodies; see the [module docs](self).
+/// Retries idempotent requests with replayable bodies.
 ///
 /// `T` says which request body the inner service takes ([`RetryBody`]): the default suits
 /// services generic over their body; under axum's `Router::layer`, use
 /// [`request_body::<axum::body::Body>()`](Self::request_body).
 ///
 /// Clones share the [`Retry`] policy (its budget and metrics).
+///
+/// # What it does
+///
+/// A request is retried only when sending it twice is safe and possible:
+///
+/// * **safe**: its method is idempotent (`GET`, `HEAD`, `OPTIONS`, `TRACE`, `PUT`,
+///   `DELETE`), or it carries an `Idempotency-Key` header (configurable, or off);
+/// * **possible**: its body can be sent again. Bodies up to
+///   [`max_body_bytes`](HttpRetryLayer::max_body_bytes) (64 KiB by default) are read into memory
+///   once and every attempt gets the same bytes. A body declared larger is not read; one of
+///   unknown length is read until it passes the limit, then sent once, what was read first.
+///
+/// A retryable answer is a 500, 502, 503 or 504 by default ([`retry_statuses`]), a timeout
+/// made by an inner [`HttpTimeoutLayer`](crate::HttpTimeoutLayer), or an error of the inner service.
+/// A refusal by an inner circuit breaker or rate limiter of this crate is never retried (the
+/// breaker is open for a reason; the limiter said when to come back), as in the core's retry.
+/// How many attempts, how long to wait between them, jitter, total time and retry budgets
+/// are the core [`Retry`]'s: its events and metrics count HTTP attempts.
+///
+/// When the attempts run out the client gets the **last answer** unchanged, the upstream's
+/// 503 and its body, not a made-up error. A request that got a retryable answer but could not
+/// be retried says why, in a header and a typed extension ([`NotRetried`]):
+///
+/// ```text
+/// x-retry-skipped: non-idempotent-method      (or body-too-large, body-unreadable)
+/// ```
+///
+/// Retrying on a server re-runs the handler; the natural home of this layer is an HTTP
+/// *client* (a hyper-util `Client` is a tower service) calling an upstream, as the
+/// [`axum_gateway` example] does. Under axum's `Router::layer`, whose routes take only
+/// `axum::body::Body`, add it as `HttpRetryLayer::new(policy).request_body::<axum::body::Body>()`
+/// (feature `axum`; see [`RetryBody`]). The seed's `RetryMiddleware` could not retry at all
+/// (`call_next` runs once) and its `retry_route` retried 404s (bugs B7, B17).
+///
+/// ```
+/// use resilience::retry::{Backoff, Retry};
+/// use resilience_http::HttpRetryLayer;
+/// use std::time::Duration;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let retry = Retry::builder("upstream")
+///     .max_attempts(3)
+///     .backoff(Backoff::exponential(Duration::from_millis(50), 2.0))
+///     .build()?;
+/// let layer = HttpRetryLayer::new(retry).max_body_bytes(16 * 1024);
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// [`retry_statuses`]: HttpRetryLayer::retry_statuses
+/// [`axum_gateway` example]: https://github.com/resilience-rs/resilience/blob/main/crates/resilience-http/examples/axum_gateway.rs
 pub struct HttpRetryLayer<T = Replay> {
     settings: Settings,
     body: PhantomData<fn() -> T>,

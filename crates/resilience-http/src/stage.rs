@@ -1,47 +1,4 @@
 //! [`StageLayer`](HttpStageLayer): any stage in front of an HTTP service.
-//!
-//! # What it does
-//!
-//! Before a request reaches the service, the layer asks its stage for admission: any core
-//! [`Stage`] (circuit breaker, bulkhead, backpressure, adaptive limiter, load shedder, direct
-//! rate limiter, a Redis-backed limiter or breaker, a stage of your own), a
-//! [`KeyedRateLimit`](crate::KeyedRateLimit) that reads the request's key, or a
-//! [`PriorityHeader`](crate::PriorityHeader) that reads its priority. Every stage becomes
-//! HTTP behaviour through this one piece of code:
-//!
-//! * **Refused**: the client gets the layer's [`Reply`]: 429 with `Retry-After` and the
-//!   `RateLimit-*` headers for a rate limit, 503 with `Retry-After` for the others (see
-//!   [`response`](crate::response)); the service is never called.
-//! * **Admitted**: the request runs and the stage's permit rides in the
-//!   [response body](crate::ResponseBody) until its last byte has been sent, streaming
-//!   included; then the permit learns the response's outcome (see [`ResponseClassifier`]:
-//!   5xx are failures by default), which opens a circuit or teaches an adaptive limit.
-//! * **Too slow**: a stage's [`call_limit`](Stage::call_limit) (a breaker's `timeout`) is
-//!   enforced: the client gets 408 and the permit a failure.
-//!
-//! A client that goes away while its request waits in a queue gives its place up; one that
-//! goes away while the body streams gives the permit back at once. Clones of the layer and
-//! the services it makes share the stage they were given.
-//!
-//! # Example
-//!
-//! ```
-//! use axum::{routing::get, Router};
-//! use resilience::{Bulkhead, CircuitBreaker};
-//! use resilience_http::{ExcludePaths, HttpStageLayer};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let bulkhead = Bulkhead::builder("api").max_concurrent(64).build()?;
-//! let breaker = CircuitBreaker::builder("api").build()?;
-//! let app: Router = Router::new()
-//!     .route("/search", get(|| async { "results" }))
-//!     .route("/health", get(|| async { "ok" }))
-//!     .layer(HttpStageLayer::new(breaker))
-//!     .layer(HttpStageLayer::new(bulkhead).exclude(ExcludePaths::none().exact("/health")));
-//! # let _ = app;
-//! # Ok(())
-//! # }
-//! ```
 
 use std::fmt;
 use std::future::Future;
@@ -138,9 +95,52 @@ impl From<Rejection> for Refusal {
 }
 
 /// One stage as HTTP middleware: the stage, the answer to its refusals, the paths it leaves
-/// alone and how it judges responses. See the [module docs](self).
+/// alone and how it judges responses.
 ///
 /// Clones share the stage.
+///
+/// # What it does
+///
+/// Before a request reaches the service, the layer asks its stage for admission: any core
+/// [`Stage`] (circuit breaker, bulkhead, backpressure, adaptive limiter, load shedder, direct
+/// rate limiter, a Redis-backed limiter or breaker, a stage of your own), a
+/// [`KeyedRateLimit`](crate::KeyedRateLimit) that reads the request's key, or a
+/// [`PriorityHeader`](crate::PriorityHeader) that reads its priority. Every stage becomes
+/// HTTP behaviour through this one piece of code:
+///
+/// * **Refused**: the client gets the layer's [`Reply`]: 429 with `Retry-After` and the
+///   `RateLimit-*` headers for a rate limit, 503 with `Retry-After` for the others (see
+///   [`Reply`]); the service is never called.
+/// * **Admitted**: the request runs and the stage's permit rides in the
+///   [response body](crate::ResponseBody) until its last byte has been sent, streaming
+///   included; then the permit learns the response's outcome (see [`ResponseClassifier`]:
+///   5xx are failures by default), which opens a circuit or teaches an adaptive limit.
+/// * **Too slow**: a stage's [`call_limit`](Stage::call_limit) (a breaker's `timeout`) is
+///   enforced: the client gets 408 and the permit a failure.
+///
+/// A client that goes away while its request waits in a queue gives its place up; one that
+/// goes away while the body streams gives the permit back at once. Clones of the layer and
+/// the services it makes share the stage they were given.
+///
+/// # Example
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use resilience::{Bulkhead, CircuitBreaker};
+/// use resilience_http::{ExcludePaths, HttpStageLayer};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let bulkhead = Bulkhead::builder("api").max_concurrent(64).build()?;
+/// let breaker = CircuitBreaker::builder("api").build()?;
+/// let app: Router = Router::new()
+///     .route("/search", get(|| async { "results" }))
+///     .route("/health", get(|| async { "ok" }))
+///     .layer(HttpStageLayer::new(breaker))
+///     .layer(HttpStageLayer::new(bulkhead).exclude(ExcludePaths::none().exact("/health")));
+/// # let _ = app;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct HttpStageLayer<St> {
     pub(crate) stage: St,

@@ -1,38 +1,4 @@
 //! [`HttpTimeoutLayer`]: answer for the service when it takes too long.
-//!
-//! # What it does
-//!
-//! The service has until the [`Timeout`]'s limit to produce its response head; past it, its
-//! future is dropped (the handler stops at its next await) and the client gets a 408, the
-//! seed's status for a server-side timeout, or the status of the layer's [`Reply`] (504 is
-//! the usual choice for a gateway). The timeout covers the time to the response head, not
-//! the streaming of its body, which may legitimately last long (tower-http's timeout does
-//! the same).
-//!
-//! The limit is the core [`Timeout`]'s, so its events and metrics count HTTP requests, it can
-//! be changed at run time with `set_config`, and a request running under a
-//! [`Deadline`](resilience::Deadline) gets the shorter of the two; a request whose deadline
-//! already passed is refused at once with the same status. The 408 response carries
-//! [`TimedOut`] in its extensions, which an outer circuit breaker counts as a failure (seed:
-//! "a timeout counts as a CB failure"). Sanic's integration accepted a timeout and ignored it
-//! (bug B17); this one is tested on a real socket.
-//!
-//! ```
-//! use axum::{routing::get, Router};
-//! use http::StatusCode;
-//! use resilience::Timeout;
-//! use resilience_http::{Reply, HttpTimeoutLayer};
-//! use std::time::Duration;
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let timeout = Timeout::builder("handlers").limit(Duration::from_secs(10)).build()?;
-//! let app: Router = Router::new()
-//!     .route("/", get(|| async { "hello" }))
-//!     .layer(HttpTimeoutLayer::new(timeout).reply(Reply::new().status(StatusCode::GATEWAY_TIMEOUT)));
-//! # let _ = app;
-//! # Ok(())
-//! # }
-//! ```
 
 use std::future::Future;
 use std::time::Duration;
@@ -45,9 +11,43 @@ use tower_layer::Layer;
 use crate::service::StagesService;
 use crate::{ExcludePaths, Reply, TimedOut};
 
-/// Bounds the time an HTTP service has to answer; see the [module docs](self).
+/// Bounds the time an HTTP service has to answer.
 ///
 /// Clones share the [`Timeout`] (its limit, metrics and listeners).
+///
+/// # What it does
+///
+/// The service has until the [`Timeout`]'s limit to produce its response head; past it, its
+/// future is dropped (the handler stops at its next await) and the client gets a 408, the
+/// seed's status for a server-side timeout, or the status of the layer's [`Reply`] (504 is
+/// the usual choice for a gateway). The timeout covers the time to the response head, not
+/// the streaming of its body, which may legitimately last long (tower-http's timeout does
+/// the same).
+///
+/// The limit is the core [`Timeout`]'s, so its events and metrics count HTTP requests, it can
+/// be changed at run time with `set_config`, and a request running under a
+/// [`Deadline`](resilience::Deadline) gets the shorter of the two; a request whose deadline
+/// already passed is refused at once with the same status. The 408 response carries
+/// [`TimedOut`] in its extensions, which an outer circuit breaker counts as a failure (seed:
+/// "a timeout counts as a CB failure"). Sanic's integration accepted a timeout and ignored it
+/// (bug B17); this one is tested on a real socket.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use http::StatusCode;
+/// use resilience::Timeout;
+/// use resilience_http::{Reply, HttpTimeoutLayer};
+/// use std::time::Duration;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let timeout = Timeout::builder("handlers").limit(Duration::from_secs(10)).build()?;
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(HttpTimeoutLayer::new(timeout).reply(Reply::new().status(StatusCode::GATEWAY_TIMEOUT)));
+/// # let _ = app;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct HttpTimeoutLayer {
     timeout: Timeout,

@@ -124,8 +124,8 @@ impl fmt::Display for InvalidIpNet {
 
 impl std::error::Error for InvalidIpNet {}
 
-/// The proxies whose `X-Forwarded-For` and `X-Real-IP` headers are believed; see the
-/// [module docs](super) for the rules. The default trusts nobody.
+/// The proxies whose `X-Forwarded-For` and `X-Real-IP` headers are believed; see
+/// [`RateLimitKey`](crate::RateLimitKey) for the rules. The default trusts nobody.
 ///
 /// ```
 /// use resilience_http::TrustedProxies;
@@ -221,8 +221,8 @@ impl TrustedProxies {
             .or(Some(peer))
     }
 
-    /// The client's address for a request, its peer read from the extensions (see the
-    /// [module docs](super)).
+    /// The client's address for a request, its peer read from the extensions (see
+    /// [`RateLimitKey`](crate::RateLimitKey)).
     pub fn client_ip_of(&self, parts: &Parts) -> Option<IpAddr> {
         self.client_ip(
             peer_addr(&parts.extensions).map(|addr| addr.ip()),

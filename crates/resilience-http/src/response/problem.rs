@@ -98,7 +98,7 @@ impl<'a> Problem<'a> {
         }
     }
 
-    /// The default body: a JSON problem document (see the [`response` module docs](super)).
+    /// The default body: a JSON problem document (see [`Reply`](crate::Reply)).
     pub fn to_json(&self) -> Bytes {
         let mut body = serde_json::Map::new();
         body.insert("type".into(), "about:blank".into());

@@ -3,16 +3,19 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use anyhow::Context;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use resilience::circuit_breaker::{CircuitBreaker, DetectorConfig, Window};
 use resilience::pipeline::Pipeline;
 use resilience::retry::Backoff;
+use resilience::ConfigError;
 use resilience::{Fallback, Retry, Timeout};
 use tokio::net::TcpListener;
 
@@ -59,7 +62,10 @@ struct Gateway {
 }
 
 impl Protection {
-    pub(crate) fn new(config: &GatewayConfig) -> anyhow::Result<Self> {
+    /// Builds every pattern from the scenario's `[gateway]` table; `plan_rate` resolves a rate
+    /// limit given as a share of the plan. The scenario has checked the values already; should
+    /// the core still refuse one, the error names the scenario's key.
+    pub(crate) fn new(config: &GatewayConfig, plan_rate: u64) -> anyhow::Result<Self> {
         Ok(Self {
             breaker: CircuitBreaker::builder("upstream")
                 .detector(DetectorConfig::FailureRate {
@@ -69,20 +75,29 @@ impl Protection {
                 })
                 .open_duration(config.breaker_open_duration)
                 .success_threshold(2)
-                .build()?,
+                .build()
+                .map_err(keyed)?,
             retry: Retry::builder("upstream")
                 .max_attempts(config.retry_attempts)
                 .backoff(Backoff::exponential(config.retry_delay, 2.0))
-                .build()?,
+                .build()
+                .map_err(keyed)?,
             timeout: Timeout::builder("upstream")
                 .limit(config.upstream_timeout)
-                .build()?,
+                .build()
+                .context("[gateway] upstream_timeout")?,
             fallback: Fallback::builder("upstream")
                 .value(Answer::Fallback)
                 .build()?,
-            server: crate::server::ServerProtection::new(config)?,
+            server: crate::server::ServerProtection::new(config, plan_rate)?,
         })
     }
+}
+
+/// A core config error, said with the scenario key behind the field.
+fn keyed(error: ConfigError) -> anyhow::Error {
+    let key = GatewayConfig::key_for(error.field());
+    anyhow::anyhow!("[gateway] {key}: {error}")
 }
 
 /// Starts the protected gateway in front of `upstream`.
@@ -138,8 +153,18 @@ async fn serve(app: Router) -> anyhow::Result<SocketAddr> {
     Ok(address)
 }
 
-async fn api(State(gateway): State<Arc<Gateway>>) -> Response {
-    let fetch = || fetch(&gateway.client, &gateway.upstream);
+async fn api(State(gateway): State<Arc<Gateway>>, uri: Uri) -> Response {
+    let Some(index) = crate::upstream::query(&uri, "i") else {
+        return (StatusCode::BAD_REQUEST, "expected /api?i=<request>").into_response();
+    };
+    // Each retry is a new attempt of the same planned request, with its own planned fate.
+    let attempts = AtomicU32::new(0);
+    let fetch = || {
+        let attempt = attempts.fetch_add(1, Ordering::Relaxed);
+        let url = format!("{}?i={index}&attempt={attempt}", gateway.upstream);
+        let client = &gateway.client;
+        async move { fetch(client, &url).await }
+    };
     let answer = match &gateway.pipeline {
         Some(pipeline) => pipeline
             .call(fetch)

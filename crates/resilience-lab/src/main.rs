@@ -12,28 +12,33 @@
 //! gateway in front of the second has no protection. A load generator sends the same traffic
 //! to both, so the report compares what clients saw with and without protection.
 
+mod distributed;
 mod gateway;
 mod html;
 mod loadgen;
+mod plan;
 mod report;
 mod scenario;
 mod server;
 mod upstream;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use resilience::circuit_breaker::CircuitBreakerEvent;
+use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerEvent};
 use resilience::events::EventKind;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::gateway::Protection;
-use crate::loadgen::Recorder;
+use crate::loadgen::{Recorder, Target};
+use crate::plan::Plan;
 use crate::report::{Report, Summary, Transition};
 use crate::scenario::Scenario;
 
@@ -47,7 +52,7 @@ struct Args {
     /// Overrides the scenario's duration, e.g. "30s"; phases keep their shares.
     #[arg(long, value_parser = humantime_duration)]
     duration: Option<Duration>,
-    /// Overrides the seed of the upstreams' failures.
+    /// Overrides the seed of the traffic plan (which requests the upstream fails).
     #[arg(long)]
     seed: Option<u64>,
     /// Also writes the report, with charts, to this HTML file.
@@ -65,118 +70,163 @@ fn humantime_duration(text: &str) -> Result<Duration, String> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     let mut scenario = match &args.scenario {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            Scenario::parse(&text)?
+            Scenario::parse(&text).with_context(|| format!("in {}", path.display()))?
         }
         None => Scenario::parse(scenario::DEFAULT)?,
     };
     if let Some(duration) = args.duration {
-        anyhow::ensure!(!duration.is_zero(), "--duration must be positive");
+        scenario.check_duration(duration, "--duration")?;
         scenario.duration = duration;
     }
     if let Some(seed) = args.seed {
         scenario.seed = seed;
     }
-    let scenario = Arc::new(scenario);
-
-    let report = run(&scenario).await?;
-    print!("{}", report.0.to_text());
     if let Some(path) = &args.report {
-        std::fs::write(path, html::render(&report.0, &report.1, &report.2))
+        check_writable(path)?;
+    }
+    let stop = stop_on_ctrl_c();
+
+    let (report, protected, unprotected) = run(&Arc::new(scenario), stop).await?;
+    print!("{}", report.to_text());
+    if let Some(path) = &args.report {
+        std::fs::write(path, html::render(&report, &protected, &unprotected))
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("\nHTML report written to {}", path.display());
     }
     anyhow::ensure!(
-        report.0.protected.adds_up() && report.0.unprotected.adds_up(),
+        report.protected.adds_up() && report.unprotected.adds_up(),
         "some requests were not accounted for"
     );
+    // 130: the shells' code for "ended by Ctrl-C", so scripts can tell a cut-short run.
+    Ok(if report.interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Fails before the run, not after it, when the report could not be written: the directory
+/// must exist and accept a new file.
+fn check_writable(path: &Path) -> anyhow::Result<()> {
+    let shown = path.display();
+    anyhow::ensure!(
+        !path.is_dir(),
+        "--report {shown}: is a directory, expected a file name"
+    );
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    anyhow::ensure!(
+        directory.is_dir(),
+        "--report {shown}: directory {} does not exist",
+        directory.display()
+    );
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("--report {shown}: cannot write there"))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
+}
+
+/// Turns true on Ctrl-C, so the run stops sending and reports what ran. A second Ctrl-C
+/// ends the process at once, for a run that hangs.
+fn stop_on_ctrl_c() -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nCtrl-C: stopping, the report follows (Ctrl-C again to quit at once)");
+            let _ = sender.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+        // Keep the sender alive: a dropped sender is not a request to stop.
+        std::future::pending::<()>().await;
+    });
+    receiver
 }
 
 async fn run(
     scenario: &Arc<Scenario>,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<(Report, Vec<loadgen::Sample>, Vec<loadgen::Sample>)> {
-    let started = Instant::now();
-    let protected_upstream = upstream::start(Arc::clone(scenario), started, scenario.seed).await?;
-    let plain_upstream = upstream::start(Arc::clone(scenario), started, scenario.seed).await?;
+    let plan = Arc::new(Plan::new(scenario));
+    let protected_upstream = upstream::start(Arc::clone(&plan)).await?;
+    let plain_upstream = upstream::start(Arc::clone(&plan)).await?;
 
     let upstream_client = reqwest::Client::builder().build()?;
-    let protection = Protection::new(&scenario.gateway)?;
+    let protection = Protection::new(&scenario.gateway, scenario.rate)?;
     let protected =
         gateway::start_protected(&protection, upstream_client.clone(), protected_upstream).await?;
     let plain = gateway::start_unprotected(upstream_client, plain_upstream).await?;
 
+    let started = Instant::now();
     let transitions = Arc::new(Mutex::new(Vec::new()));
-    let timeline = Arc::clone(&transitions);
-    let phases = Arc::clone(scenario);
-    protection
-        .breaker
-        .events()
-        .on(EventKind::StateChange, move |event| {
-            if let Some(CircuitBreakerEvent::StateChange { from, to, .. }) =
-                event.as_circuit_breaker()
-            {
-                let at = started.elapsed();
-                timeline
-                    .lock()
-                    .unwrap_or_else(|poison| poison.into_inner())
-                    .push(Transition {
-                        at,
-                        from: from.to_string(),
-                        to: to.to_string(),
-                        phase: phases.phase_at(at).1.name.clone(),
-                    });
-            }
-        });
+    record_transitions(&protection.breaker, 0, scenario, started, &transitions);
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
     let (protected_load, plain_load) =
         (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
-    let generators = [
-        tokio::spawn(loadgen::run(
-            client.clone(),
-            format!("http://{protected}/api"),
-            Arc::clone(scenario),
-            started,
-            Arc::clone(&protected_load),
-        )),
-        tokio::spawn(loadgen::run(
-            client,
-            format!("http://{plain}/api"),
-            Arc::clone(scenario),
-            started,
-            Arc::clone(&plain_load),
-        )),
+    let targets = vec![
+        Target {
+            urls: vec![format!("http://{protected}/api")],
+            recorder: Arc::clone(&protected_load),
+        },
+        Target {
+            urls: vec![format!("http://{plain}/api")],
+            recorder: Arc::clone(&plain_load),
+        },
     ];
+    let replay = tokio::spawn(loadgen::replay(
+        client,
+        Arc::clone(&plan),
+        targets,
+        started,
+        stop.clone(),
+    ));
+    let breaker = protection.breaker.clone();
+    let state = move || breaker.state().to_string();
     progress(
         scenario,
         started,
-        &protection,
+        &state,
         &protected_load,
         &plain_load,
-        &generators,
+        &replay,
     )
     .await;
-    for generator in generators {
-        generator.await?;
-    }
+    let lag = replay.await?;
+    let ran_for = started.elapsed().min(scenario.duration);
+    let interrupted = *stop.borrow();
 
     let (protected_samples, plain_samples) = (protected_load.samples(), plain_load.samples());
     let report = Report {
         duration: scenario.duration,
+        ran_for,
+        interrupted,
         seed: scenario.seed,
+        rate: scenario.rate,
         phases: scenario
             .phase_starts()
             .into_iter()
             .map(|(at, name)| (at, name.to_owned()))
             .collect(),
+        per_phase: plan.per_phase(),
+        lag,
         protected: Summary::of(
             protected_load.sent.load(Ordering::Relaxed),
             &protected_samples,
@@ -187,19 +237,47 @@ async fn run(
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .clone(),
+        shared: None,
     };
     Ok((report, protected_samples, plain_samples))
 }
 
-/// Shows live progress until both load generators are done: one updating line on a
-/// terminal, a line every two seconds otherwise.
+/// Appends the breaker's transitions, as `instance` saw them, to `into`.
+fn record_transitions(
+    breaker: &CircuitBreaker,
+    instance: usize,
+    scenario: &Arc<Scenario>,
+    started: Instant,
+    into: &Arc<Mutex<Vec<Transition>>>,
+) {
+    let (timeline, phases) = (Arc::clone(into), Arc::clone(scenario));
+    breaker.events().on(EventKind::StateChange, move |event| {
+        if let Some(CircuitBreakerEvent::StateChange { from, to, .. }) = event.as_circuit_breaker()
+        {
+            let at = started.elapsed();
+            timeline
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .push(Transition {
+                    at,
+                    from: from.to_string(),
+                    to: to.to_string(),
+                    phase: phases.phase_at(at).1.name.clone(),
+                    instance,
+                });
+        }
+    });
+}
+
+/// Shows live progress until the replay is done: one updating line on a terminal, a line
+/// every two seconds otherwise. Fallbacks are counted apart from fresh answers.
 async fn progress(
     scenario: &Scenario,
     started: Instant,
-    protection: &Protection,
+    circuit: &dyn Fn() -> String,
     protected: &Recorder,
     plain: &Recorder,
-    generators: &[tokio::task::JoinHandle<()>],
+    replay: &tokio::task::JoinHandle<loadgen::Lag>,
 ) {
     let terminal = std::io::stderr().is_terminal();
     let every = if terminal {
@@ -207,19 +285,33 @@ async fn progress(
     } else {
         Duration::from_secs(2)
     };
-    while generators.iter().any(|generator| !generator.is_finished()) {
+    let counts = |recorder: &Recorder| {
+        format!(
+            "sent {:>5} fresh {:>5} fallback {:>5} rejected {:>4} errors {:>4}",
+            recorder.sent.load(Ordering::Relaxed),
+            recorder.fresh.load(Ordering::Relaxed),
+            recorder.fallback.load(Ordering::Relaxed),
+            recorder.rejected.load(Ordering::Relaxed),
+            recorder.errors.load(Ordering::Relaxed),
+        )
+    };
+    if !terminal {
+        eprintln!(
+            "running {:?} of traffic against both gateways",
+            scenario.duration
+        );
+    }
+    while !replay.is_finished() {
         tokio::time::sleep(every).await;
         let elapsed = started.elapsed();
         let line = format!(
-            "[{:>5.1}s/{:.0}s] upstream {:<10} circuit {:<9} | protected: sent {:>5} ok {:>5} | unprotected: sent {:>5} ok {:>5}",
+            "[{:>5.1}s/{:.0}s] upstream {:<10} circuit {:<9} | protected: {} | unprotected: {}",
             elapsed.as_secs_f64(),
             scenario.duration.as_secs_f64(),
             scenario.phase_at(elapsed).1.name,
-            protection.breaker.state().to_string(),
-            protected.sent.load(Ordering::Relaxed),
-            protected.ok.load(Ordering::Relaxed),
-            plain.sent.load(Ordering::Relaxed),
-            plain.ok.load(Ordering::Relaxed),
+            circuit(),
+            counts(protected),
+            counts(plain),
         );
         if terminal {
             eprint!("\r{line}");

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::gateway::Protection;
-use crate::loadgen::{Sample, Seen};
+use crate::loadgen::{Lag, Sample, Seen};
 
 /// What the client saw through one gateway.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +19,8 @@ pub(crate) struct Summary {
     /// Failed otherwise, by status.
     pub(crate) failed: BTreeMap<u16, u64>,
     pub(crate) unanswered: u64,
+    /// Sent, but still in flight when the run was interrupted.
+    pub(crate) cut_short: u64,
     pub(crate) p50: Duration,
     pub(crate) p90: Duration,
     pub(crate) p99: Duration,
@@ -52,6 +54,7 @@ impl Summary {
         };
         (summary.p50, summary.p90, summary.p99) = (at(0.50), at(0.90), at(0.99));
         summary.max = latencies.last().copied().unwrap_or_default();
+        summary.cut_short = sent.saturating_sub(samples.len() as u64);
         summary
     }
 
@@ -65,13 +68,32 @@ impl Summary {
 
     /// Requests the gateway let in (everything it did not refuse).
     pub(crate) fn admitted(&self) -> u64 {
-        self.fresh + self.fallback + self.failed_total() + self.unanswered
+        self.fresh + self.fallback + self.failed_total() + self.unanswered + self.cut_short
     }
 
-    /// Share of requests that did not get a 200.
+    /// Requests that got neither a fresh answer nor a fallback.
+    pub(crate) fn errors(&self) -> u64 {
+        self.rejected_total() + self.failed_total() + self.unanswered
+    }
+
+    /// Share of requests that got neither a fresh answer nor a fallback.
     pub(crate) fn error_rate(&self) -> f64 {
-        let errors = self.rejected_total() + self.failed_total() + self.unanswered;
-        ratio(errors, self.sent)
+        ratio(self.errors(), self.answered())
+    }
+
+    /// Share of requests answered fresh by the upstream.
+    pub(crate) fn fresh_rate(&self) -> f64 {
+        ratio(self.fresh, self.answered())
+    }
+
+    /// Share of requests answered from the fallback.
+    pub(crate) fn fallback_rate(&self) -> f64 {
+        ratio(self.fallback, self.answered())
+    }
+
+    /// Requests that finished one way or another (all of them unless interrupted).
+    fn answered(&self) -> u64 {
+        self.sent - self.cut_short.min(self.sent)
     }
 
     /// Whether every request sent is accounted for exactly once.
@@ -95,6 +117,8 @@ pub(crate) struct Transition {
     pub(crate) from: String,
     pub(crate) to: String,
     pub(crate) phase: String,
+    /// Which protected gateway instance saw it (always 0 with a single gateway).
+    pub(crate) instance: usize,
 }
 
 /// One pattern's figures, as `(label, value)` pairs.
@@ -191,13 +215,24 @@ pub(crate) fn pattern_figures(protection: &Protection) -> Vec<PatternFigures> {
 /// Everything the report shows.
 #[derive(Debug, Clone)]
 pub(crate) struct Report {
+    /// The planned run time.
     pub(crate) duration: Duration,
+    /// How long it ran: shorter than `duration` when interrupted.
+    pub(crate) ran_for: Duration,
+    pub(crate) interrupted: bool,
     pub(crate) seed: u64,
+    /// The plan's requests per second.
+    pub(crate) rate: u64,
     pub(crate) phases: Vec<(Duration, String)>,
+    /// Planned requests per phase.
+    pub(crate) per_phase: Vec<u64>,
+    pub(crate) lag: Lag,
     pub(crate) protected: Summary,
     pub(crate) unprotected: Summary,
     pub(crate) patterns: Vec<PatternFigures>,
     pub(crate) transitions: Vec<Transition>,
+    /// Distributed mode only: the shared budget and each instance's view.
+    pub(crate) shared: Option<crate::distributed::SharedFigures>,
 }
 
 impl Report {
@@ -212,17 +247,52 @@ impl Report {
         let phases: Vec<String> = self
             .phases
             .iter()
-            .map(|(at, name)| format!("{:.1}s {name}", at.as_secs_f64()))
+            .zip(&self.per_phase)
+            .map(|((at, name), count)| format!("{:.1}s {name} ({count})", at.as_secs_f64()))
             .collect();
-        let _ = writeln!(out, "upstream phases: {}\n", phases.join(" | "));
+        let _ = writeln!(
+            out,
+            "traffic plan: {} requests at {}/s, the same to both gateways; upstream phases: {}",
+            self.per_phase.iter().sum::<u64>(),
+            self.rate,
+            phases.join(" | ")
+        );
+        let _ = writeln!(out, "{}", self.lag_line());
+        if self.interrupted {
+            let _ = writeln!(
+                out,
+                "INTERRUPTED (Ctrl-C) at {:.1}s of {:?}: this report covers what ran; requests \
+                 still in flight are counted as cut short",
+                self.ran_for.as_secs_f64(),
+                self.duration
+            );
+        }
+        let (p, u) = (&self.protected, &self.unprotected);
+        let _ = writeln!(out, "\nheadline");
+        let _ = writeln!(
+            out,
+            "  protected:   {} fresh, {} fallback, {} errors, p90 {}",
+            percent(p.fresh_rate()),
+            percent(p.fallback_rate()),
+            percent(p.error_rate()),
+            millis(p.p90)
+        );
+        let _ = writeln!(
+            out,
+            "  unprotected: {} fresh, {} fallback, {} errors, p90 {}",
+            percent(u.fresh_rate()),
+            percent(u.fallback_rate()),
+            percent(u.error_rate()),
+            millis(u.p90)
+        );
+        let _ = writeln!(out, "  {}\n", trade_off(p, u));
 
         let _ = writeln!(
             out,
             "{:<22}{:>14}{:>14}",
             "client saw", "protected", "unprotected"
         );
-        let (p, u) = (&self.protected, &self.unprotected);
-        let rows: [(&str, String, String); 11] = [
+        let mut rows: Vec<(&str, String, String)> = vec![
             ("sent", p.sent.to_string(), u.sent.to_string()),
             ("fresh (200)", p.fresh.to_string(), u.fresh.to_string()),
             (
@@ -245,6 +315,21 @@ impl Report {
                 p.unanswered.to_string(),
                 u.unanswered.to_string(),
             ),
+        ];
+        if self.interrupted {
+            rows.push((
+                "cut short",
+                p.cut_short.to_string(),
+                u.cut_short.to_string(),
+            ));
+        }
+        rows.extend([
+            ("fresh", percent(p.fresh_rate()), percent(u.fresh_rate())),
+            (
+                "fallback",
+                percent(p.fallback_rate()),
+                percent(u.fallback_rate()),
+            ),
             (
                 "error rate",
                 percent(p.error_rate()),
@@ -254,7 +339,7 @@ impl Report {
             ("latency p90", millis(p.p90), millis(u.p90)),
             ("latency p99", millis(p.p99), millis(u.p99)),
             ("latency max", millis(p.max), millis(u.max)),
-        ];
+        ]);
         for (label, protected, unprotected) in rows {
             let _ = writeln!(out, "{label:<22}{protected:>14}{unprotected:>14}");
         }
@@ -288,15 +373,23 @@ impl Report {
                 .collect();
             let _ = writeln!(out, "  {:<18}{}", pattern.pattern, figures.join(", "));
         }
+        if let Some(shared) = &self.shared {
+            out.push_str(&shared.to_text());
+        }
 
         let _ = writeln!(out, "\ncircuit breaker timeline");
         if self.transitions.is_empty() {
             let _ = writeln!(out, "  (no transitions)");
         }
         for transition in &self.transitions {
+            let instance = if self.shared.is_some() {
+                format!("instance {}  ", transition.instance + 1)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "  {:>7.2}s  {:<9} -> {:<9} (upstream {})",
+                "  {:>7.2}s  {instance}{:<9} -> {:<9} (upstream {})",
                 transition.at.as_secs_f64(),
                 transition.from,
                 transition.to,
@@ -305,6 +398,53 @@ impl Report {
         }
         out
     }
+
+    fn lag_line(&self) -> String {
+        let lag = &self.lag;
+        if lag.late == 0 {
+            format!(
+                "this machine kept to the plan: every request went out within {} of its time",
+                millis(Lag::LATE)
+            )
+        } else {
+            format!(
+                "this machine fell behind the plan: {} requests went out more than {} late, \
+                 up to {} (p99 {}); both gateways still got every request, late",
+                self.lag.late,
+                millis(Lag::LATE),
+                millis(lag.max),
+                millis(lag.p99)
+            )
+        }
+    }
+}
+
+/// One line: what protection bought (latency, errors) and what it cost (fresh answers given
+/// up, fallbacks served, requests refused).
+pub(crate) fn trade_off(protected: &Summary, unprotected: &Summary) -> String {
+    let (p, u) = (protected, unprotected);
+    let fresh = if p.fresh < u.fresh {
+        format!(
+            "{} fewer fresh upstream answers ({} vs {})",
+            u.fresh - p.fresh,
+            p.fresh,
+            u.fresh
+        )
+    } else {
+        format!(
+            "no fewer fresh upstream answers ({} vs {})",
+            p.fresh, u.fresh
+        )
+    };
+    format!(
+        "protection: p90 {} -> {}, errors {} -> {}; cost: {fresh}, {} answers from the fallback, {} requests refused",
+        millis(u.p90),
+        millis(p.p90),
+        percent(u.error_rate()),
+        percent(p.error_rate()),
+        p.fallback,
+        p.rejected_total()
+    )
 }
 
 pub(crate) fn percent(value: f64) -> String {
@@ -324,6 +464,7 @@ mod tests {
             sent_at: Duration::ZERO,
             latency: Duration::from_millis(millis),
             seen,
+            instance: 0,
         }
     }
 
@@ -348,5 +489,43 @@ mod tests {
         assert_eq!(summary.p99, Duration::from_millis(99));
         assert_eq!(summary.max, Duration::from_millis(100));
         assert!((summary.error_rate() - 0.4).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_trade_off_line_says_what_protection_bought_and_cost() {
+        let protected = Summary::of(
+            10,
+            &[
+                [sample(5, Seen::Fresh); 4].as_slice(),
+                &[sample(5, Seen::Fallback); 5],
+                &[sample(1, Seen::Rejected(429))],
+            ]
+            .concat(),
+        );
+        let unprotected = Summary::of(
+            10,
+            &[
+                [sample(400, Seen::Fresh); 8].as_slice(),
+                &[sample(5, Seen::Failed(502)); 2],
+            ]
+            .concat(),
+        );
+        assert_eq!(protected.fresh_rate(), 0.4);
+        assert_eq!(protected.fallback_rate(), 0.5);
+        assert_eq!(protected.error_rate(), 0.1);
+        let line = trade_off(&protected, &unprotected);
+        assert_eq!(
+            line,
+            "protection: p90 400.0 ms -> 5.0 ms, errors 20.0 % -> 10.0 %; cost: 4 fewer fresh \
+             upstream answers (4 vs 8), 5 answers from the fallback, 1 requests refused"
+        );
+    }
+
+    #[test]
+    fn requests_cut_short_still_add_up() {
+        let summary = Summary::of(5, &[sample(1, Seen::Fresh), sample(1, Seen::Rejected(429))]);
+        assert_eq!(summary.cut_short, 3);
+        assert!(summary.adds_up());
+        assert_eq!(summary.fresh_rate(), 0.5);
     }
 }

@@ -20,6 +20,7 @@ mod plan;
 mod report;
 mod scenario;
 mod server;
+mod svg;
 mod upstream;
 
 use std::io::IsTerminal;

@@ -1,5 +1,6 @@
-//! The lab's default run, as a user starts it: it completes, every request is accounted for
-//! (admitted + rejected = sent), and the HTML report is written.
+//! The lab as a user starts it: the default run completes, every request is accounted for
+//! (admitted + rejected = sent) and the HTML report is written; Ctrl-C still prints a report;
+//! bad input is refused before the run, naming what to fix.
 
 use std::process::Command;
 
@@ -28,8 +29,38 @@ fn the_default_run_completes_and_its_numbers_add_up() {
     }
     // The failing phase must open the circuit, and the fallback must serve while it is open.
     assert!(stdout.contains("-> open"), "{stdout}");
+    // One plan, replayed to both gateways: the same count on each, on any machine.
+    assert!(
+        stdout.contains("traffic plan: 3000 requests at 150/s"),
+        "{stdout}"
+    );
+    let sent = stdout
+        .lines()
+        .find(|line| line.starts_with("sent"))
+        .unwrap();
+    assert_eq!(
+        sent.split_whitespace().collect::<Vec<_>>(),
+        ["sent", "3000", "3000"]
+    );
+    assert!(stdout.contains("this machine "), "{stdout}");
+    // The rate limit follows the plan's rate, so it refuses some requests everywhere.
+    assert!(stdout.contains("rejections by status: 429: "), "{stdout}");
+    // The headline counts fallbacks apart and says what protection cost.
+    assert!(stdout.contains("protection: p90 "), "{stdout}");
+    assert!(stdout.contains("fewer fresh upstream answers"), "{stdout}");
+    assert!(stdout.contains("answers from the fallback"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("fallback"),
+        "progress must count fallbacks apart:\n{stderr}"
+    );
     let html = std::fs::read_to_string(&report).expect("the HTML report was written");
-    assert!(html.contains("<svg") && html.contains("circuit breaker state"));
+    for chart in ["outcomes", "latency", "breaker"] {
+        assert!(
+            html.contains(&format!("<svg id=\"{chart}\"")),
+            "no {chart} chart"
+        );
+    }
     let _ = std::fs::remove_file(report);
 }
 

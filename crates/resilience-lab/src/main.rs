@@ -34,9 +34,11 @@ use anyhow::Context;
 use clap::Parser;
 use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerEvent};
 use resilience::events::EventKind;
+use resilience_redis::RedisBackend;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::distributed::{RedisChoice, SharedFigures};
 use crate::gateway::Protection;
 use crate::loadgen::{Recorder, Target};
 use crate::plan::Plan;
@@ -59,6 +61,11 @@ struct Args {
     /// Also writes the report, with charts, to this HTML file.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Distributed mode: three protected gateway instances share one rate limit and one
+    /// circuit breaker through Redis. "auto" starts a private redis-server (it must be on
+    /// PATH); or a URL such as redis://127.0.0.1:6379/.
+    #[arg(long, value_name = "auto|URL", value_parser = RedisChoice::parse)]
+    redis: Option<RedisChoice>,
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -92,8 +99,16 @@ async fn main() -> anyhow::Result<ExitCode> {
         check_writable(path)?;
     }
     let stop = stop_on_ctrl_c();
+    // Kept to the end: a private redis-server stops when dropped.
+    let (backend, _server) = match &args.redis {
+        Some(choice) => {
+            let (backend, server) = distributed::connect(choice).await?;
+            (Some(backend), server)
+        }
+        None => (None, None),
+    };
 
-    let (report, protected, unprotected) = run(&Arc::new(scenario), stop).await?;
+    let (report, protected, unprotected) = run(&Arc::new(scenario), stop, backend.as_ref()).await?;
     print!("{}", report.to_text());
     if let Some(path) = &args.report {
         std::fs::write(path, html::render(&report, &protected, &unprotected))
@@ -162,20 +177,45 @@ fn stop_on_ctrl_c() -> watch::Receiver<bool> {
 async fn run(
     scenario: &Arc<Scenario>,
     stop: watch::Receiver<bool>,
+    redis: Option<&RedisBackend>,
 ) -> anyhow::Result<(Report, Vec<loadgen::Sample>, Vec<loadgen::Sample>)> {
     let plan = Arc::new(Plan::new(scenario));
     let protected_upstream = upstream::start(Arc::clone(&plan)).await?;
     let plain_upstream = upstream::start(Arc::clone(&plan)).await?;
 
     let upstream_client = reqwest::Client::builder().build()?;
-    let protection = Protection::new(&scenario.gateway, scenario.rate)?;
-    let protected =
-        gateway::start_protected(&protection, upstream_client.clone(), protected_upstream).await?;
+    let (config, rate) = (&scenario.gateway, scenario.rate);
+    let protections = match redis {
+        None => vec![Protection::new(config, rate)?],
+        Some(backend) => {
+            let prefix = distributed::run_prefix();
+            let mut instances = Vec::with_capacity(distributed::INSTANCES);
+            for _ in 0..distributed::INSTANCES {
+                instances.push(Protection::shared(config, rate, backend, &prefix).await?);
+            }
+            instances
+        }
+    };
+    let mut protected_urls = Vec::with_capacity(protections.len());
+    for protection in &protections {
+        let address =
+            gateway::start_protected(protection, upstream_client.clone(), protected_upstream)
+                .await?;
+        protected_urls.push(format!("http://{address}/api"));
+    }
     let plain = gateway::start_unprotected(upstream_client, plain_upstream).await?;
 
     let started = Instant::now();
     let transitions = Arc::new(Mutex::new(Vec::new()));
-    record_transitions(&protection.breaker, 0, scenario, started, &transitions);
+    for (instance, protection) in protections.iter().enumerate() {
+        record_transitions(
+            &protection.breaker,
+            instance,
+            scenario,
+            started,
+            &transitions,
+        );
+    }
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -184,7 +224,7 @@ async fn run(
         (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
     let targets = vec![
         Target {
-            urls: vec![format!("http://{protected}/api")],
+            urls: protected_urls,
             recorder: Arc::clone(&protected_load),
         },
         Target {
@@ -199,8 +239,11 @@ async fn run(
         started,
         stop.clone(),
     ));
-    let breaker = protection.breaker.clone();
-    let state = move || breaker.state().to_string();
+    let breakers: Vec<CircuitBreaker> = protections.iter().map(|p| p.breaker.clone()).collect();
+    let state = move || {
+        let states: Vec<String> = breakers.iter().map(|b| b.state().to_string()).collect();
+        states.join("/")
+    };
     progress(
         scenario,
         started,
@@ -214,7 +257,31 @@ async fn run(
     let ran_for = started.elapsed().min(scenario.duration);
     let interrupted = *stop.borrow();
 
+    let transitions = transitions
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .clone();
     let (protected_samples, plain_samples) = (protected_load.samples(), plain_load.samples());
+    let shared = match redis {
+        Some(_) => {
+            let limit = config.rate_limit(rate)?;
+            let per_second = f64::from(limit.count()) / limit.period().as_secs_f64();
+            let budget = (per_second * ran_for.as_secs_f64()) as u64 + u64::from(limit.burst());
+            let words = format!(
+                "{} = {per_second:.1}/s, burst {}",
+                config.rate_limit,
+                limit.burst()
+            );
+            Some(SharedFigures::of(
+                &protections,
+                &protected_samples,
+                &transitions,
+                words,
+                budget,
+            ))
+        }
+        None => None,
+    };
     let report = Report {
         duration: scenario.duration,
         ran_for,
@@ -233,12 +300,9 @@ async fn run(
             &protected_samples,
         ),
         unprotected: Summary::of(plain_load.sent.load(Ordering::Relaxed), &plain_samples),
-        patterns: report::pattern_figures(&protection),
-        transitions: transitions
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone(),
-        shared: None,
+        patterns: report::sum_figures(protections.iter().map(report::pattern_figures).collect()),
+        transitions,
+        shared,
     };
     Ok((report, protected_samples, plain_samples))
 }

@@ -131,7 +131,16 @@ pub(crate) struct PatternFigures {
 /// Reads every pattern's metrics.
 pub(crate) fn pattern_figures(protection: &Protection) -> Vec<PatternFigures> {
     let server = &protection.server;
-    let limiter = server.rate_limiter.metrics();
+    let (allowed, refused) = match &protection.shared {
+        Some(shared) => {
+            let metrics = shared.limiter.metrics();
+            (metrics.total_allowed, metrics.total_rejected)
+        }
+        None => {
+            let metrics = server.rate_limiter.metrics();
+            (metrics.total_allowed, metrics.total_rejected)
+        }
+    };
     let shedder = server.load_shedder.metrics();
     let bulkhead = server.bulkhead.metrics();
     let request_timeout = server.timeout.metrics();
@@ -145,10 +154,7 @@ pub(crate) fn pattern_figures(protection: &Protection) -> Vec<PatternFigures> {
     vec![
         PatternFigures {
             pattern: "rate limiter",
-            figures: vec![
-                ("admitted", limiter.total_allowed),
-                ("rejected", limiter.total_rejected),
-            ],
+            figures: vec![("admitted", allowed), ("rejected", refused)],
         },
         PatternFigures {
             pattern: "load shedder",
@@ -210,6 +216,26 @@ pub(crate) fn pattern_figures(protection: &Protection) -> Vec<PatternFigures> {
             ],
         },
     ]
+}
+
+/// Every instance's figures added up, pattern by pattern (all instances have the same patterns
+/// in the same order). A peak is the highest instance's, since peaks at different moments
+/// do not add.
+pub(crate) fn sum_figures(instances: Vec<Vec<PatternFigures>>) -> Vec<PatternFigures> {
+    let mut instances = instances.into_iter();
+    let mut total = instances.next().unwrap_or_default();
+    for figures in instances {
+        for (sum, pattern) in total.iter_mut().zip(figures) {
+            for ((label, value), (_, add)) in sum.figures.iter_mut().zip(pattern.figures) {
+                if label.starts_with("peak") {
+                    *value = (*value).max(add);
+                } else {
+                    *value += add;
+                }
+            }
+        }
+    }
+    total
 }
 
 /// Everything the report shows.

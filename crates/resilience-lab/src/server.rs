@@ -8,6 +8,7 @@ use resilience::load_shed::LoadShedder;
 use resilience::rate_limit::LocalRateLimiter;
 use resilience::Timeout;
 use resilience_http::CompositeLayer;
+use resilience_redis::RedisRateLimiter;
 
 use crate::scenario::GatewayConfig;
 
@@ -43,14 +44,16 @@ impl ServerProtection {
         })
     }
 
-    /// Wraps the gateway's routes in the composite layer.
-    pub(crate) fn protect(&self, router: Router) -> Router {
-        router.layer(
-            CompositeLayer::new()
-                .rate_limit(self.rate_limiter.clone())
-                .load_shed(self.load_shedder.clone())
-                .bulkhead(self.bulkhead.clone())
-                .timeout(self.timeout.clone()),
-        )
+    /// Wraps the gateway's routes in the composite layer; its rate limit is `shared` (a budget
+    /// in Redis) when given, this instance's own otherwise.
+    pub(crate) fn protect(&self, router: Router, shared: Option<&RedisRateLimiter>) -> Router {
+        let rest = CompositeLayer::new()
+            .load_shed(self.load_shedder.clone())
+            .bulkhead(self.bulkhead.clone())
+            .timeout(self.timeout.clone());
+        match shared {
+            Some(limiter) => router.layer(rest.rate_limit(limiter.clone())),
+            None => router.layer(rest.rate_limit(self.rate_limiter.clone())),
+        }
     }
 }

@@ -16,6 +16,9 @@ const ORANGE: [u8; 3] = [0xE6, 0x9F, 0x00];
 const VERMILLION: [u8; 3] = [0xD5, 0x5E, 0x00];
 const BLUE: [u8; 3] = [0x00, 0x72, 0xB2];
 
+/// A colour, and how many pixels of it a chart must show.
+type Ink = ([u8; 3], usize);
+
 fn scratch() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("resilience-lab-browser-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -142,7 +145,7 @@ fn every_chart_of_the_html_report_draws_in_a_real_browser() {
 
     // Each chart alone on a page of its own width: its data must have drawn, which the
     // legend's small swatches alone (a few hundred pixels) cannot satisfy.
-    let expectations: [(&str, &[([u8; 3], usize)]); 3] = [
+    let expectations: [(&str, &[Ink]); 3] = [
         (
             "outcomes",
             &[

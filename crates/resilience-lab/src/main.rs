@@ -4,13 +4,16 @@
 //! cargo run --release -p resilience-lab                      # the built-in scenario
 //! cargo run --release -p resilience-lab -- --seed 7 --duration 30s --report lab.html
 //! cargo run --release -p resilience-lab -- --scenario my-scenario.toml
+//! cargo run --release -p resilience-lab -- --redis auto              # three instances, shared state
 //! ```
 //!
 //! Two twin upstreams go through the scenario's phases (healthy, slow, failing, recovering by
 //! default). One gateway in front of the first is protected by `resilience-http`'s composite
 //! layer and, around its upstream calls, a fallback, retry, circuit breaker and timeout; a
-//! gateway in front of the second has no protection. A load generator sends the same traffic
-//! to both, so the report compares what clients saw with and without protection.
+//! gateway in front of the second has no protection. One traffic plan, decided from the
+//! scenario and its seed before the run, is replayed to both, so the report compares what
+//! clients saw with and without protection on the very same requests. Ctrl-C stops the run
+//! and still prints the report of what ran.
 
 mod distributed;
 mod gateway;
@@ -18,31 +21,22 @@ mod html;
 mod loadgen;
 mod plan;
 mod report;
+mod run;
 mod scenario;
 mod server;
 mod svg;
 mod upstream;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerEvent};
-use resilience::events::EventKind;
-use resilience_redis::RedisBackend;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
-use crate::distributed::{RedisChoice, SharedFigures};
-use crate::gateway::Protection;
-use crate::loadgen::{Recorder, Target};
-use crate::plan::Plan;
-use crate::report::{Report, Summary, Transition};
+use crate::distributed::RedisChoice;
 use crate::scenario::Scenario;
 
 /// Runs a resilience scenario on loopback and reports what each pattern did.
@@ -108,7 +102,8 @@ async fn main() -> anyhow::Result<ExitCode> {
         None => (None, None),
     };
 
-    let (report, protected, unprotected) = run(&Arc::new(scenario), stop, backend.as_ref()).await?;
+    let (report, protected, unprotected) =
+        run::run(&Arc::new(scenario), stop, backend.as_ref()).await?;
     print!("{}", report.to_text());
     if let Some(path) = &args.report {
         std::fs::write(path, html::render(&report, &protected, &unprotected))
@@ -172,219 +167,4 @@ fn stop_on_ctrl_c() -> watch::Receiver<bool> {
         std::future::pending::<()>().await;
     });
     receiver
-}
-
-async fn run(
-    scenario: &Arc<Scenario>,
-    stop: watch::Receiver<bool>,
-    redis: Option<&RedisBackend>,
-) -> anyhow::Result<(Report, Vec<loadgen::Sample>, Vec<loadgen::Sample>)> {
-    let plan = Arc::new(Plan::new(scenario));
-    let protected_upstream = upstream::start(Arc::clone(&plan)).await?;
-    let plain_upstream = upstream::start(Arc::clone(&plan)).await?;
-
-    let upstream_client = reqwest::Client::builder().build()?;
-    let (config, rate) = (&scenario.gateway, scenario.rate);
-    let protections = match redis {
-        None => vec![Protection::new(config, rate)?],
-        Some(backend) => {
-            let prefix = distributed::run_prefix();
-            let mut instances = Vec::with_capacity(distributed::INSTANCES);
-            for _ in 0..distributed::INSTANCES {
-                instances.push(Protection::shared(config, rate, backend, &prefix).await?);
-            }
-            instances
-        }
-    };
-    let mut protected_urls = Vec::with_capacity(protections.len());
-    for protection in &protections {
-        let address =
-            gateway::start_protected(protection, upstream_client.clone(), protected_upstream)
-                .await?;
-        protected_urls.push(format!("http://{address}/api"));
-    }
-    let plain = gateway::start_unprotected(upstream_client, plain_upstream).await?;
-
-    let started = Instant::now();
-    let transitions = Arc::new(Mutex::new(Vec::new()));
-    for (instance, protection) in protections.iter().enumerate() {
-        record_transitions(
-            &protection.breaker,
-            instance,
-            scenario,
-            started,
-            &transitions,
-        );
-    }
-
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let (protected_load, plain_load) =
-        (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
-    let targets = vec![
-        Target {
-            urls: protected_urls,
-            recorder: Arc::clone(&protected_load),
-        },
-        Target {
-            urls: vec![format!("http://{plain}/api")],
-            recorder: Arc::clone(&plain_load),
-        },
-    ];
-    let replay = tokio::spawn(loadgen::replay(
-        client,
-        Arc::clone(&plan),
-        targets,
-        started,
-        stop.clone(),
-    ));
-    let breakers: Vec<CircuitBreaker> = protections.iter().map(|p| p.breaker.clone()).collect();
-    let state = move || {
-        let states: Vec<String> = breakers.iter().map(|b| b.state().to_string()).collect();
-        states.join("/")
-    };
-    progress(
-        scenario,
-        started,
-        &state,
-        &protected_load,
-        &plain_load,
-        &replay,
-    )
-    .await;
-    let lag = replay.await?;
-    let ran_for = started.elapsed().min(scenario.duration);
-    let interrupted = *stop.borrow();
-
-    let transitions = transitions
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner())
-        .clone();
-    let (protected_samples, plain_samples) = (protected_load.samples(), plain_load.samples());
-    let shared = match redis {
-        Some(_) => {
-            let limit = config.rate_limit(rate)?;
-            let per_second = f64::from(limit.count()) / limit.period().as_secs_f64();
-            let budget = (per_second * ran_for.as_secs_f64()) as u64 + u64::from(limit.burst());
-            let words = format!(
-                "{} = {per_second:.1}/s, burst {}",
-                config.rate_limit,
-                limit.burst()
-            );
-            Some(SharedFigures::of(
-                &protections,
-                &protected_samples,
-                &transitions,
-                words,
-                budget,
-            ))
-        }
-        None => None,
-    };
-    let report = Report {
-        duration: scenario.duration,
-        ran_for,
-        interrupted,
-        seed: scenario.seed,
-        rate: scenario.rate,
-        phases: scenario
-            .phase_starts()
-            .into_iter()
-            .map(|(at, name)| (at, name.to_owned()))
-            .collect(),
-        per_phase: plan.per_phase(),
-        lag,
-        protected: Summary::of(
-            protected_load.sent.load(Ordering::Relaxed),
-            &protected_samples,
-        ),
-        unprotected: Summary::of(plain_load.sent.load(Ordering::Relaxed), &plain_samples),
-        patterns: report::sum_figures(protections.iter().map(report::pattern_figures).collect()),
-        transitions,
-        shared,
-    };
-    Ok((report, protected_samples, plain_samples))
-}
-
-/// Appends the breaker's transitions, as `instance` saw them, to `into`.
-fn record_transitions(
-    breaker: &CircuitBreaker,
-    instance: usize,
-    scenario: &Arc<Scenario>,
-    started: Instant,
-    into: &Arc<Mutex<Vec<Transition>>>,
-) {
-    let (timeline, phases) = (Arc::clone(into), Arc::clone(scenario));
-    breaker.events().on(EventKind::StateChange, move |event| {
-        if let Some(CircuitBreakerEvent::StateChange { from, to, .. }) = event.as_circuit_breaker()
-        {
-            let at = started.elapsed();
-            timeline
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner())
-                .push(Transition {
-                    at,
-                    from: from.to_string(),
-                    to: to.to_string(),
-                    phase: phases.phase_at(at).1.name.clone(),
-                    instance,
-                });
-        }
-    });
-}
-
-/// Shows live progress until the replay is done: one updating line on a terminal, a line
-/// every two seconds otherwise. Fallbacks are counted apart from fresh answers.
-async fn progress(
-    scenario: &Scenario,
-    started: Instant,
-    circuit: &dyn Fn() -> String,
-    protected: &Recorder,
-    plain: &Recorder,
-    replay: &tokio::task::JoinHandle<loadgen::Lag>,
-) {
-    let terminal = std::io::stderr().is_terminal();
-    let every = if terminal {
-        Duration::from_millis(250)
-    } else {
-        Duration::from_secs(2)
-    };
-    let counts = |recorder: &Recorder| {
-        format!(
-            "sent {:>5} fresh {:>5} fallback {:>5} rejected {:>4} errors {:>4}",
-            recorder.sent.load(Ordering::Relaxed),
-            recorder.fresh.load(Ordering::Relaxed),
-            recorder.fallback.load(Ordering::Relaxed),
-            recorder.rejected.load(Ordering::Relaxed),
-            recorder.errors.load(Ordering::Relaxed),
-        )
-    };
-    if !terminal {
-        eprintln!(
-            "running {:?} of traffic against both gateways",
-            scenario.duration
-        );
-    }
-    while !replay.is_finished() {
-        tokio::time::sleep(every).await;
-        let elapsed = started.elapsed();
-        let line = format!(
-            "[{:>5.1}s/{:.0}s] upstream {:<10} circuit {:<9} | protected: {} | unprotected: {}",
-            elapsed.as_secs_f64(),
-            scenario.duration.as_secs_f64(),
-            scenario.phase_at(elapsed).1.name,
-            circuit(),
-            counts(protected),
-            counts(plain),
-        );
-        if terminal {
-            eprint!("\r{line}");
-        } else {
-            eprintln!("{line}");
-        }
-    }
-    if terminal {
-        eprintln!();
-    }
 }

@@ -175,14 +175,16 @@ impl Report {
         let lag = &self.lag;
         if lag.late == 0 {
             format!(
-                "this machine kept to the plan: every request went out within {} of its time",
-                millis(Lag::LATE)
+                "this machine kept to the plan: every request went out within {} of its time \
+                 (the latest {} late)",
+                millis(Lag::LATE),
+                millis(lag.max)
             )
         } else {
             format!(
                 "this machine fell behind the plan: {} requests went out more than {} late, \
-                 up to {} (p99 {}); both gateways still got every request, late",
-                self.lag.late,
+                 up to {} (p99 {}); both gateways still got every request, at the same moments",
+                lag.late,
                 millis(Lag::LATE),
                 millis(lag.max),
                 millis(lag.p99)
@@ -269,5 +271,49 @@ mod tests {
             "protection: p90 400.0 ms -> 5.0 ms, errors 20.0 % -> 10.0 %; cost: 4 fewer fresh \
              upstream answers (4 vs 8), 5 answers from the fallback, 1 requests refused"
         );
+    }
+
+    fn report(lag: Lag) -> Report {
+        Report {
+            duration: Duration::from_secs(4),
+            ran_for: Duration::from_secs(4),
+            interrupted: false,
+            seed: 1,
+            rate: 150,
+            phases: vec![(Duration::ZERO, "healthy".to_owned())],
+            per_phase: vec![600],
+            lag,
+            protected: Summary::default(),
+            unprotected: Summary::default(),
+            patterns: Vec::new(),
+            transitions: Vec::new(),
+            shared: None,
+        }
+    }
+
+    #[test]
+    fn the_report_says_whether_the_machine_kept_to_the_plan() {
+        let kept = report(Lag {
+            max: Duration::from_millis(3),
+            ..Lag::default()
+        })
+        .to_text();
+        assert!(kept.contains("kept to the plan"), "{kept}");
+        assert!(kept.contains("the latest 3.0 ms late"), "{kept}");
+        let behind = report(Lag {
+            max: Duration::from_millis(800),
+            p99: Duration::from_millis(120),
+            late: 42,
+        })
+        .to_text();
+        assert!(
+            behind.contains("fell behind the plan: 42 requests went out more than 50.0 ms late, up to 800.0 ms (p99 120.0 ms)"),
+            "{behind}"
+        );
+        assert!(
+            behind.contains("traffic plan: 600 requests at 150/s"),
+            "{behind}"
+        );
+        assert!(!behind.contains("INTERRUPTED"), "{behind}");
     }
 }

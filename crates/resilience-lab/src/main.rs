@@ -49,7 +49,8 @@ struct Args {
     /// Overrides the scenario's duration, e.g. "30s"; phases keep their shares.
     #[arg(long, value_parser = humantime_duration)]
     duration: Option<Duration>,
-    /// Overrides the seed of the traffic plan (which requests the upstream fails).
+    /// Overrides the scenario's `seed`, which decides the traffic plan (which requests the
+    /// upstream fails); the same number gives the same run.
     #[arg(long)]
     seed: Option<u64>,
     /// Also writes the report, with charts, to this HTML file.

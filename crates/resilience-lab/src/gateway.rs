@@ -3,17 +3,21 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use anyhow::Context;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use resilience::circuit_breaker::{CircuitBreaker, DetectorConfig, Window};
 use resilience::pipeline::Pipeline;
 use resilience::retry::Backoff;
+use resilience::{ConfigError, Error};
 use resilience::{Fallback, Retry, Timeout};
+use resilience_redis::{RedisBackend, RedisCircuitBreaker, RedisRateLimiter};
 use tokio::net::TcpListener;
 
 use crate::loadgen::SERVED_BY;
@@ -50,16 +54,38 @@ pub(crate) struct Protection {
     pub(crate) timeout: Timeout,
     pub(crate) fallback: Fallback<Answer, UpstreamError>,
     pub(crate) server: crate::server::ServerProtection,
+    /// Distributed mode: the rate limit and breaker state this instance shares through Redis.
+    pub(crate) shared: Option<Shared>,
+}
+
+/// The parts of a protected instance that live in Redis, shared with the other instances.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) limiter: RedisRateLimiter,
+    pub(crate) breaker: RedisCircuitBreaker,
+}
+
+/// What stands between the gateway's handler and its upstream.
+enum Guard {
+    None,
+    /// The core pipeline: fallback, retry, circuit breaker, timeout.
+    Local(Pipeline<Answer, UpstreamError>),
+    /// The same patterns in the same order around a breaker shared through Redis. The core
+    /// pipeline takes only an in-process breaker, so the steps are composed here by hand.
+    Shared(Protection, RedisCircuitBreaker),
 }
 
 struct Gateway {
     client: reqwest::Client,
     upstream: String,
-    pipeline: Option<Pipeline<Answer, UpstreamError>>,
+    guard: Guard,
 }
 
 impl Protection {
-    pub(crate) fn new(config: &GatewayConfig) -> anyhow::Result<Self> {
+    /// Builds every pattern from the scenario's `[gateway]` table; `plan_rate` resolves a rate
+    /// limit given as a share of the plan. The scenario has checked the values already; should
+    /// the core still refuse one, the error names the scenario's key.
+    pub(crate) fn new(config: &GatewayConfig, plan_rate: u64) -> anyhow::Result<Self> {
         Ok(Self {
             breaker: CircuitBreaker::builder("upstream")
                 .detector(DetectorConfig::FailureRate {
@@ -69,20 +95,56 @@ impl Protection {
                 })
                 .open_duration(config.breaker_open_duration)
                 .success_threshold(2)
-                .build()?,
+                .build()
+                .map_err(|error| keyed(&error))?,
             retry: Retry::builder("upstream")
                 .max_attempts(config.retry_attempts)
                 .backoff(Backoff::exponential(config.retry_delay, 2.0))
-                .build()?,
+                .build()
+                .map_err(|error| keyed(&error))?,
             timeout: Timeout::builder("upstream")
                 .limit(config.upstream_timeout)
-                .build()?,
+                .build()
+                .context("[gateway] upstream_timeout")?,
             fallback: Fallback::builder("upstream")
                 .value(Answer::Fallback)
                 .build()?,
-            server: crate::server::ServerProtection::new(config)?,
+            server: crate::server::ServerProtection::new(config, plan_rate)?,
+            shared: None,
         })
     }
+
+    /// One instance of the distributed gateway: the same patterns, with the rate limit and
+    /// the breaker's state shared through `backend` under `prefix` by every instance built
+    /// with the same prefix.
+    pub(crate) async fn shared(
+        config: &GatewayConfig,
+        plan_rate: u64,
+        backend: &RedisBackend,
+        prefix: &str,
+    ) -> anyhow::Result<Self> {
+        let mut protection = Self::new(config, plan_rate)?;
+        let rate = config.rate_limit(plan_rate)?;
+        let limiter = RedisRateLimiter::builder("gateway", backend)
+            .rate(rate)
+            .burst(rate.burst())
+            .prefix(prefix)
+            .build()
+            .context("[gateway] rate_limit")?;
+        let breaker = RedisCircuitBreaker::builder(protection.breaker.clone(), backend)
+            .prefix(prefix)
+            .start()
+            .await
+            .context("shared circuit breaker")?;
+        protection.shared = Some(Shared { limiter, breaker });
+        Ok(protection)
+    }
+}
+
+/// A core config error, said with the scenario key behind the field.
+fn keyed(error: &ConfigError) -> anyhow::Error {
+    let key = GatewayConfig::key_for(error.field());
+    anyhow::anyhow!("[gateway] {key}: {error}")
 }
 
 /// Starts the protected gateway in front of `upstream`.
@@ -91,18 +153,24 @@ pub(crate) async fn start_protected(
     client: reqwest::Client,
     upstream: SocketAddr,
 ) -> anyhow::Result<SocketAddr> {
-    let pipeline = Pipeline::builder("gateway")
-        .fallback(protection.fallback.clone())
-        .retry(protection.retry.clone())
-        .circuit_breaker(protection.breaker.clone())
-        .timeout(protection.timeout.clone())
-        .build()?;
+    let guard = match &protection.shared {
+        Some(shared) => Guard::Shared(protection.clone(), shared.breaker.clone()),
+        None => Guard::Local(
+            Pipeline::builder("gateway")
+                .fallback(protection.fallback.clone())
+                .retry(protection.retry.clone())
+                .circuit_breaker(protection.breaker.clone())
+                .timeout(protection.timeout.clone())
+                .build()?,
+        ),
+    };
     let gateway = Gateway {
         client,
         upstream: format!("http://{upstream}/work"),
-        pipeline: Some(pipeline),
+        guard,
     };
-    let app = protection.server.protect(router(gateway));
+    let limiter = protection.shared.as_ref().map(|shared| &shared.limiter);
+    let app = protection.server.protect(router(gateway), limiter);
     serve(app).await
 }
 
@@ -114,7 +182,7 @@ pub(crate) async fn start_unprotected(
     let gateway = Gateway {
         client,
         upstream: format!("http://{upstream}/work"),
-        pipeline: None,
+        guard: Guard::None,
     };
     serve(router(gateway)).await
 }
@@ -138,14 +206,41 @@ async fn serve(app: Router) -> anyhow::Result<SocketAddr> {
     Ok(address)
 }
 
-async fn api(State(gateway): State<Arc<Gateway>>) -> Response {
-    let fetch = || fetch(&gateway.client, &gateway.upstream);
-    let answer = match &gateway.pipeline {
-        Some(pipeline) => pipeline
+async fn api(State(gateway): State<Arc<Gateway>>, uri: Uri) -> Response {
+    let Some(index) = crate::upstream::query(&uri, "i") else {
+        return (StatusCode::BAD_REQUEST, "expected /api?i=<request>").into_response();
+    };
+    // Each retry is a new attempt of the same planned request, with its own planned fate.
+    let attempts = AtomicU32::new(0);
+    let fetch = || {
+        let attempt = attempts.fetch_add(1, Ordering::Relaxed);
+        let url = format!("{}?i={index}&attempt={attempt}", gateway.upstream);
+        let client = &gateway.client;
+        async move { fetch(client, &url).await }
+    };
+    let answer = match &gateway.guard {
+        Guard::Local(pipeline) => pipeline
             .call(fetch)
             .await
             .map_err(|error| error.to_string()),
-        None => fetch().await.map_err(|error| error.to_string()),
+        Guard::Shared(protection, breaker) => {
+            let attempt = || async {
+                let permit = breaker.acquire().await.map_err(Error::Rejected)?;
+                let result = protection.timeout.call(fetch).await;
+                match &result {
+                    Ok(_) => permit.success(),
+                    Err(_) => permit.failure(),
+                }
+                result
+            };
+            let retried = || protection.retry.execute(attempt);
+            protection
+                .fallback
+                .execute(retried)
+                .await
+                .map_err(|error| error.to_string())
+        }
+        Guard::None => fetch().await.map_err(|error| error.to_string()),
     };
     match answer {
         Ok(Answer::Fresh(body)) => (StatusCode::OK, body).into_response(),

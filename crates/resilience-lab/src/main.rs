@@ -4,36 +4,39 @@
 //! cargo run --release -p resilience-lab                      # the built-in scenario
 //! cargo run --release -p resilience-lab -- --seed 7 --duration 30s --report lab.html
 //! cargo run --release -p resilience-lab -- --scenario my-scenario.toml
+//! cargo run --release -p resilience-lab -- --redis auto              # three instances, shared state
 //! ```
 //!
 //! Two twin upstreams go through the scenario's phases (healthy, slow, failing, recovering by
 //! default). One gateway in front of the first is protected by `resilience-http`'s composite
 //! layer and, around its upstream calls, a fallback, retry, circuit breaker and timeout; a
-//! gateway in front of the second has no protection. A load generator sends the same traffic
-//! to both, so the report compares what clients saw with and without protection.
+//! gateway in front of the second has no protection. One traffic plan, decided from the
+//! scenario and its seed before the run, is replayed to both, so the report compares what
+//! clients saw with and without protection on the very same requests. Ctrl-C stops the run
+//! and still prints the report of what ran.
 
+mod distributed;
 mod gateway;
 mod html;
 mod loadgen;
+mod plan;
 mod report;
+mod run;
 mod scenario;
 mod server;
+mod svg;
 mod upstream;
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use resilience::circuit_breaker::CircuitBreakerEvent;
-use tokio::time::Instant;
+use tokio::sync::watch;
 
-use crate::gateway::Protection;
-use crate::loadgen::Recorder;
-use crate::report::{Report, Summary, Transition};
+use crate::distributed::RedisChoice;
 use crate::scenario::Scenario;
 
 /// Runs a resilience scenario on loopback and reports what each pattern did.
@@ -46,12 +49,18 @@ struct Args {
     /// Overrides the scenario's duration, e.g. "30s"; phases keep their shares.
     #[arg(long, value_parser = humantime_duration)]
     duration: Option<Duration>,
-    /// Overrides the seed of the upstreams' failures.
+    /// Overrides the scenario's `seed`, which decides the traffic plan (which requests the
+    /// upstream fails); the same number gives the same run.
     #[arg(long)]
     seed: Option<u64>,
     /// Also writes the report, with charts, to this HTML file.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Distributed mode: three protected gateway instances share one rate limit and one
+    /// circuit breaker through Redis. "auto" starts a private redis-server (it must be on
+    /// PATH); or a URL such as redis://127.0.0.1:6379/.
+    #[arg(long, value_name = "auto|URL", value_parser = RedisChoice::parse)]
+    redis: Option<RedisChoice>,
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -64,169 +73,99 @@ fn humantime_duration(text: &str) -> Result<Duration, String> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     let mut scenario = match &args.scenario {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            Scenario::parse(&text)?
+            Scenario::parse(&text).with_context(|| format!("in {}", path.display()))?
         }
         None => Scenario::parse(scenario::DEFAULT)?,
     };
     if let Some(duration) = args.duration {
-        anyhow::ensure!(!duration.is_zero(), "--duration must be positive");
+        scenario.check_duration(duration, "--duration")?;
         scenario.duration = duration;
     }
     if let Some(seed) = args.seed {
         scenario.seed = seed;
     }
-    let scenario = Arc::new(scenario);
-
-    let report = run(&scenario).await?;
-    print!("{}", report.0.to_text());
     if let Some(path) = &args.report {
-        std::fs::write(path, html::render(&report.0, &report.1, &report.2))
+        check_writable(path)?;
+    }
+    let stop = stop_on_ctrl_c();
+    // Kept to the end: a private redis-server stops when dropped.
+    let (backend, _server) = match &args.redis {
+        Some(choice) => {
+            let (backend, server) = distributed::connect(choice).await?;
+            (Some(backend), server)
+        }
+        None => (None, None),
+    };
+
+    let (report, protected, unprotected) =
+        run::run(&Arc::new(scenario), stop, backend.as_ref()).await?;
+    print!("{}", report.to_text());
+    if let Some(path) = &args.report {
+        std::fs::write(path, html::render(&report, &protected, &unprotected))
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("\nHTML report written to {}", path.display());
     }
     anyhow::ensure!(
-        report.0.protected.adds_up() && report.0.unprotected.adds_up(),
+        report.protected.adds_up() && report.unprotected.adds_up(),
         "some requests were not accounted for"
     );
+    // 130: the shells' code for "ended by Ctrl-C", so scripts can tell a cut-short run.
+    Ok(if report.interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Fails before the run, not after it, when the report could not be written: the directory
+/// must exist and accept a new file.
+fn check_writable(path: &Path) -> anyhow::Result<()> {
+    let shown = path.display();
+    anyhow::ensure!(
+        !path.is_dir(),
+        "--report {shown}: is a directory, expected a file name"
+    );
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    anyhow::ensure!(
+        directory.is_dir(),
+        "--report {shown}: directory {} does not exist",
+        directory.display()
+    );
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("--report {shown}: cannot write there"))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
 }
 
-async fn run(
-    scenario: &Arc<Scenario>,
-) -> anyhow::Result<(Report, Vec<loadgen::Sample>, Vec<loadgen::Sample>)> {
-    let started = Instant::now();
-    let protected_upstream = upstream::start(Arc::clone(scenario), started, scenario.seed).await?;
-    let plain_upstream = upstream::start(Arc::clone(scenario), started, scenario.seed).await?;
-
-    let upstream_client = reqwest::Client::builder().build()?;
-    let protection = Protection::new(&scenario.gateway)?;
-    let protected =
-        gateway::start_protected(&protection, upstream_client.clone(), protected_upstream).await?;
-    let plain = gateway::start_unprotected(upstream_client, plain_upstream).await?;
-
-    let transitions = Arc::new(Mutex::new(Vec::new()));
-    let timeline = Arc::clone(&transitions);
-    let phases = Arc::clone(scenario);
-    protection
-        .breaker
-        .events()
-        .on(CircuitBreakerEvent::STATE_CHANGE, move |event| {
-            if let Some(CircuitBreakerEvent::StateChange { from, to, .. }) =
-                event.as_circuit_breaker()
-            {
-                let at = started.elapsed();
-                timeline
-                    .lock()
-                    .unwrap_or_else(|poison| poison.into_inner())
-                    .push(Transition {
-                        at,
-                        from: from.to_string(),
-                        to: to.to_string(),
-                        phase: phases.phase_at(at).1.name.clone(),
-                    });
+/// Turns true on Ctrl-C, so the run stops sending and reports what ran. A second Ctrl-C
+/// ends the process at once, for a run that hangs.
+fn stop_on_ctrl_c() -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nCtrl-C: stopping, the report follows (Ctrl-C again to quit at once)");
+            let _ = sender.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
             }
-        });
-
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let (protected_load, plain_load) =
-        (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
-    let generators = [
-        tokio::spawn(loadgen::run(
-            client.clone(),
-            format!("http://{protected}/api"),
-            Arc::clone(scenario),
-            started,
-            Arc::clone(&protected_load),
-        )),
-        tokio::spawn(loadgen::run(
-            client,
-            format!("http://{plain}/api"),
-            Arc::clone(scenario),
-            started,
-            Arc::clone(&plain_load),
-        )),
-    ];
-    progress(
-        scenario,
-        started,
-        &protection,
-        &protected_load,
-        &plain_load,
-        &generators,
-    )
-    .await;
-    for generator in generators {
-        generator.await?;
-    }
-
-    let (protected_samples, plain_samples) = (protected_load.samples(), plain_load.samples());
-    let report = Report {
-        duration: scenario.duration,
-        seed: scenario.seed,
-        phases: scenario
-            .phase_starts()
-            .into_iter()
-            .map(|(at, name)| (at, name.to_owned()))
-            .collect(),
-        protected: Summary::of(
-            protected_load.sent.load(Ordering::Relaxed),
-            &protected_samples,
-        ),
-        unprotected: Summary::of(plain_load.sent.load(Ordering::Relaxed), &plain_samples),
-        patterns: report::pattern_figures(&protection),
-        transitions: transitions
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .clone(),
-    };
-    Ok((report, protected_samples, plain_samples))
-}
-
-/// Shows live progress until both load generators are done: one updating line on a
-/// terminal, a line every two seconds otherwise.
-async fn progress(
-    scenario: &Scenario,
-    started: Instant,
-    protection: &Protection,
-    protected: &Recorder,
-    plain: &Recorder,
-    generators: &[tokio::task::JoinHandle<()>],
-) {
-    let terminal = std::io::stderr().is_terminal();
-    let every = if terminal {
-        Duration::from_millis(250)
-    } else {
-        Duration::from_secs(2)
-    };
-    while generators.iter().any(|generator| !generator.is_finished()) {
-        tokio::time::sleep(every).await;
-        let elapsed = started.elapsed();
-        let line = format!(
-            "[{:>5.1}s/{:.0}s] upstream {:<10} circuit {:<9} | protected: sent {:>5} ok {:>5} | unprotected: sent {:>5} ok {:>5}",
-            elapsed.as_secs_f64(),
-            scenario.duration.as_secs_f64(),
-            scenario.phase_at(elapsed).1.name,
-            protection.breaker.state().to_string(),
-            protected.sent.load(Ordering::Relaxed),
-            protected.ok.load(Ordering::Relaxed),
-            plain.sent.load(Ordering::Relaxed),
-            plain.ok.load(Ordering::Relaxed),
-        );
-        if terminal {
-            eprint!("\r{line}");
-        } else {
-            eprintln!("{line}");
         }
-    }
-    if terminal {
-        eprintln!();
-    }
+        // Keep the sender alive: a dropped sender is not a request to stop.
+        std::future::pending::<()>().await;
+    });
+    receiver
 }

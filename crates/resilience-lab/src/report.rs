@@ -2,11 +2,14 @@
 //! circuit's transitions on a timeline.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::gateway::Protection;
-use crate::loadgen::{Sample, Seen};
+use crate::loadgen::{Lag, Sample, Seen};
+
+mod figures;
+mod text;
+
+pub(crate) use figures::{pattern_figures, sum_figures, PatternFigures};
 
 /// What the client saw through one gateway.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +22,8 @@ pub(crate) struct Summary {
     /// Failed otherwise, by status.
     pub(crate) failed: BTreeMap<u16, u64>,
     pub(crate) unanswered: u64,
+    /// Sent, but still in flight when the run was interrupted.
+    pub(crate) cut_short: u64,
     pub(crate) p50: Duration,
     pub(crate) p90: Duration,
     pub(crate) p99: Duration,
@@ -52,6 +57,7 @@ impl Summary {
         };
         (summary.p50, summary.p90, summary.p99) = (at(0.50), at(0.90), at(0.99));
         summary.max = latencies.last().copied().unwrap_or_default();
+        summary.cut_short = sent.saturating_sub(samples.len() as u64);
         summary
     }
 
@@ -65,13 +71,32 @@ impl Summary {
 
     /// Requests the gateway let in (everything it did not refuse).
     pub(crate) fn admitted(&self) -> u64 {
-        self.fresh + self.fallback + self.failed_total() + self.unanswered
+        self.fresh + self.fallback + self.failed_total() + self.unanswered + self.cut_short
     }
 
-    /// Share of requests that did not get a 200.
+    /// Requests that got neither a fresh answer nor a fallback.
+    pub(crate) fn errors(&self) -> u64 {
+        self.rejected_total() + self.failed_total() + self.unanswered
+    }
+
+    /// Share of requests that got neither a fresh answer nor a fallback.
     pub(crate) fn error_rate(&self) -> f64 {
-        let errors = self.rejected_total() + self.failed_total() + self.unanswered;
-        ratio(errors, self.sent)
+        ratio(self.errors(), self.answered())
+    }
+
+    /// Share of requests answered fresh by the upstream.
+    pub(crate) fn fresh_rate(&self) -> f64 {
+        ratio(self.fresh, self.answered())
+    }
+
+    /// Share of requests answered from the fallback.
+    pub(crate) fn fallback_rate(&self) -> f64 {
+        ratio(self.fallback, self.answered())
+    }
+
+    /// Requests that finished one way or another (all of them unless interrupted).
+    fn answered(&self) -> u64 {
+        self.sent - self.cut_short.min(self.sent)
     }
 
     /// Whether every request sent is accounted for exactly once.
@@ -95,226 +120,31 @@ pub(crate) struct Transition {
     pub(crate) from: String,
     pub(crate) to: String,
     pub(crate) phase: String,
+    /// Which protected gateway instance saw it (always 0 with a single gateway).
+    pub(crate) instance: usize,
 }
-
-/// One pattern's figures, as `(label, value)` pairs.
-#[derive(Debug, Clone)]
-pub(crate) struct PatternFigures {
-    pub(crate) pattern: &'static str,
-    pub(crate) figures: Vec<(&'static str, u64)>,
-}
-
-/// Reads every pattern's metrics.
-pub(crate) fn pattern_figures(protection: &Protection) -> Vec<PatternFigures> {
-    let server = &protection.server;
-    let limiter = server.rate_limiter.metrics();
-    let shedder = server.load_shedder.metrics();
-    let bulkhead = server.bulkhead.metrics();
-    let request_timeout = server.timeout.metrics();
-    let breaker = protection.breaker.metrics();
-    let retry = protection.retry.metrics();
-    let upstream_timeout = protection.timeout.metrics();
-    let fallback = protection.fallback.metrics();
-    let retried = retry
-        .total_attempts
-        .saturating_sub(fallback.total_executions);
-    vec![
-        PatternFigures {
-            pattern: "rate limiter",
-            figures: vec![
-                ("admitted", limiter.total_allowed),
-                ("rejected", limiter.total_rejected),
-            ],
-        },
-        PatternFigures {
-            pattern: "load shedder",
-            figures: vec![
-                ("admitted", shedder.total_accepted),
-                ("shed", shedder.total_shed),
-            ],
-        },
-        PatternFigures {
-            pattern: "bulkhead",
-            figures: vec![
-                ("admitted", bulkhead.accepted_requests),
-                ("rejected", bulkhead.rejected_requests),
-                ("peak active", u64::from(bulkhead.peak_active)),
-            ],
-        },
-        PatternFigures {
-            pattern: "request timeout",
-            figures: vec![
-                (
-                    "finished",
-                    request_timeout.successful_executions + request_timeout.failed_executions,
-                ),
-                ("timed out", request_timeout.timed_out_executions),
-            ],
-        },
-        PatternFigures {
-            pattern: "circuit breaker",
-            figures: vec![
-                ("succeeded", breaker.successful_requests),
-                ("failed", breaker.failed_requests),
-                ("rejected", breaker.rejected_requests),
-            ],
-        },
-        PatternFigures {
-            pattern: "retry",
-            figures: vec![
-                ("attempts", retry.total_attempts),
-                ("retried", retried),
-                ("exhausted", retry.retries_exhausted),
-            ],
-        },
-        PatternFigures {
-            pattern: "upstream timeout",
-            figures: vec![
-                (
-                    "finished",
-                    upstream_timeout.successful_executions + upstream_timeout.failed_executions,
-                ),
-                ("timed out", upstream_timeout.timed_out_executions),
-            ],
-        },
-        PatternFigures {
-            pattern: "fallback",
-            figures: vec![
-                ("passed", fallback.successful_executions),
-                ("served from fallback", fallback.fallback_executions),
-                ("failed", fallback.failed_executions),
-            ],
-        },
-    ]
-}
-
 /// Everything the report shows.
 #[derive(Debug, Clone)]
 pub(crate) struct Report {
+    /// The planned run time.
     pub(crate) duration: Duration,
+    /// How long it ran: shorter than `duration` when interrupted.
+    pub(crate) ran_for: Duration,
+    pub(crate) interrupted: bool,
     pub(crate) seed: u64,
+    /// The plan's requests per second.
+    pub(crate) rate: u64,
     pub(crate) phases: Vec<(Duration, String)>,
+    /// Planned requests per phase.
+    pub(crate) per_phase: Vec<u64>,
+    pub(crate) lag: Lag,
     pub(crate) protected: Summary,
     pub(crate) unprotected: Summary,
     pub(crate) patterns: Vec<PatternFigures>,
     pub(crate) transitions: Vec<Transition>,
+    /// Distributed mode only: the shared budget and each instance's view.
+    pub(crate) shared: Option<crate::distributed::SharedFigures>,
 }
-
-impl Report {
-    /// The report as terminal text.
-    pub(crate) fn to_text(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "\n== resilience lab: {:?}, seed {} ==",
-            self.duration, self.seed
-        );
-        let phases: Vec<String> = self
-            .phases
-            .iter()
-            .map(|(at, name)| format!("{:.1}s {name}", at.as_secs_f64()))
-            .collect();
-        let _ = writeln!(out, "upstream phases: {}\n", phases.join(" | "));
-
-        let _ = writeln!(
-            out,
-            "{:<22}{:>14}{:>14}",
-            "client saw", "protected", "unprotected"
-        );
-        let (p, u) = (&self.protected, &self.unprotected);
-        let rows: [(&str, String, String); 11] = [
-            ("sent", p.sent.to_string(), u.sent.to_string()),
-            ("fresh (200)", p.fresh.to_string(), u.fresh.to_string()),
-            (
-                "fallback (200)",
-                p.fallback.to_string(),
-                u.fallback.to_string(),
-            ),
-            (
-                "rejected (429/503/408)",
-                p.rejected_total().to_string(),
-                u.rejected_total().to_string(),
-            ),
-            (
-                "failed (5xx)",
-                p.failed_total().to_string(),
-                u.failed_total().to_string(),
-            ),
-            (
-                "unanswered",
-                p.unanswered.to_string(),
-                u.unanswered.to_string(),
-            ),
-            (
-                "error rate",
-                percent(p.error_rate()),
-                percent(u.error_rate()),
-            ),
-            ("latency p50", millis(p.p50), millis(u.p50)),
-            ("latency p90", millis(p.p90), millis(u.p90)),
-            ("latency p99", millis(p.p99), millis(u.p99)),
-            ("latency max", millis(p.max), millis(u.max)),
-        ];
-        for (label, protected, unprotected) in rows {
-            let _ = writeln!(out, "{label:<22}{protected:>14}{unprotected:>14}");
-        }
-        let _ = writeln!(
-            out,
-            "\nprotected gateway: admitted {} + rejected {} = sent {} ({})",
-            p.admitted(),
-            p.rejected_total(),
-            p.sent,
-            if p.adds_up() {
-                "adds up"
-            } else {
-                "DOES NOT ADD UP"
-            }
-        );
-        if !p.rejected.is_empty() {
-            let by_status: Vec<String> = p
-                .rejected
-                .iter()
-                .map(|(status, count)| format!("{status}: {count}"))
-                .collect();
-            let _ = writeln!(out, "rejections by status: {}", by_status.join(", "));
-        }
-
-        let _ = writeln!(out, "\nper pattern (protected gateway)");
-        for pattern in &self.patterns {
-            let figures: Vec<String> = pattern
-                .figures
-                .iter()
-                .map(|(label, value)| format!("{label} {value}"))
-                .collect();
-            let _ = writeln!(out, "  {:<18}{}", pattern.pattern, figures.join(", "));
-        }
-
-        let _ = writeln!(out, "\ncircuit breaker timeline");
-        if self.transitions.is_empty() {
-            let _ = writeln!(out, "  (no transitions)");
-        }
-        for transition in &self.transitions {
-            let _ = writeln!(
-                out,
-                "  {:>7.2}s  {:<9} -> {:<9} (upstream {})",
-                transition.at.as_secs_f64(),
-                transition.from,
-                transition.to,
-                transition.phase
-            );
-        }
-        out
-    }
-}
-
-pub(crate) fn percent(value: f64) -> String {
-    format!("{:.1} %", value * 100.0)
-}
-
-pub(crate) fn millis(value: Duration) -> String {
-    format!("{:.1} ms", value.as_secs_f64() * 1000.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +154,7 @@ mod tests {
             sent_at: Duration::ZERO,
             latency: Duration::from_millis(millis),
             seen,
+            instance: 0,
         }
     }
 
@@ -348,5 +179,13 @@ mod tests {
         assert_eq!(summary.p99, Duration::from_millis(99));
         assert_eq!(summary.max, Duration::from_millis(100));
         assert!((summary.error_rate() - 0.4).abs() < 1e-9);
+    }
+
+    #[test]
+    fn requests_cut_short_still_add_up() {
+        let summary = Summary::of(5, &[sample(1, Seen::Fresh), sample(1, Seen::Rejected(429))]);
+        assert_eq!(summary.cut_short, 3);
+        assert!(summary.adds_up());
+        assert_eq!(summary.fresh_rate(), 0.5);
     }
 }

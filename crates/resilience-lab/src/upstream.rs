@@ -1,55 +1,60 @@
-//! The flaky upstream: an HTTP service on loopback whose latency and failure rate follow the
-//! scenario's phases.
+//! The flaky upstream: an HTTP service on loopback that does what the traffic plan says for
+//! each request (`/work?i=<request>&attempt=<n>`): the latency of the request's phase, and a
+//! 503 when the plan fails that attempt.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::time::Instant;
 
-use crate::scenario::Scenario;
-
-struct Upstream {
-    scenario: Arc<Scenario>,
-    started: Instant,
-    rng: Mutex<fastrand::Rng>,
-}
+use crate::plan::Plan;
 
 /// Starts an upstream on a free loopback port; it serves until the runtime ends.
-pub(crate) async fn start(
-    scenario: Arc<Scenario>,
-    started: Instant,
-    seed: u64,
-) -> anyhow::Result<SocketAddr> {
-    let upstream = Arc::new(Upstream {
-        scenario,
-        started,
-        rng: Mutex::new(fastrand::Rng::with_seed(seed)),
-    });
-    let app = Router::new().route("/work", get(work)).with_state(upstream);
+pub(crate) async fn start(plan: Arc<Plan>) -> anyhow::Result<SocketAddr> {
+    let app = Router::new().route("/work", get(work)).with_state(plan);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(address)
 }
 
-async fn work(State(upstream): State<Arc<Upstream>>) -> (StatusCode, &'static str) {
-    let (_, phase) = upstream.scenario.phase_at(upstream.started.elapsed());
-    let (latency, failure_rate) = (phase.latency, phase.failure_rate);
-    let fails = upstream
-        .rng
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner())
-        .f64()
-        < failure_rate;
+async fn work(State(plan): State<Arc<Plan>>, uri: Uri) -> (StatusCode, &'static str) {
+    let index = query(&uri, "i").and_then(|i| usize::try_from(i).ok());
+    let attempt = query(&uri, "attempt").map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX));
+    let Some((latency, fails)) = index.and_then(|i| plan.upstream(i, attempt)) else {
+        return (StatusCode::BAD_REQUEST, "not a planned request");
+    };
     tokio::time::sleep(latency).await;
     if fails {
         (StatusCode::SERVICE_UNAVAILABLE, "upstream failure")
     } else {
         (StatusCode::OK, "fresh")
+    }
+}
+
+/// A numeric query parameter, e.g. `i` in `/work?i=7&attempt=1`.
+pub(crate) fn query(uri: &Uri, name: &str) -> Option<u64> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| value.parse().ok()).flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_read_by_name() {
+        let uri: Uri = "/work?i=17&attempt=2".parse().unwrap();
+        assert_eq!(query(&uri, "i"), Some(17));
+        assert_eq!(query(&uri, "attempt"), Some(2));
+        assert_eq!(query(&uri, "x"), None);
+        assert_eq!(query(&"/work?i=x".parse().unwrap(), "i"), None);
+        assert_eq!(query(&"/work".parse().unwrap(), "i"), None);
     }
 }

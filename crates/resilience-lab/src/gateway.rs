@@ -15,7 +15,7 @@ use axum::Router;
 use resilience::circuit_breaker::{CircuitBreaker, DetectorConfig, Window};
 use resilience::pipeline::Pipeline;
 use resilience::retry::Backoff;
-use resilience::{ConfigError, Error};
+use resilience::ConfigError;
 use resilience::{Fallback, Retry, Timeout};
 use resilience_redis::{RedisBackend, RedisCircuitBreaker, RedisRateLimiter};
 use tokio::net::TcpListener;
@@ -70,9 +70,8 @@ enum Guard {
     None,
     /// The core pipeline: fallback, retry, circuit breaker, timeout.
     Local(Pipeline<Answer, UpstreamError>),
-    /// The same patterns in the same order around a breaker shared through Redis. The core
-    /// pipeline takes only an in-process breaker, so the steps are composed here by hand.
-    Shared(Protection, RedisCircuitBreaker),
+    /// The same pipeline around a breaker shared through Redis.
+    Shared(Pipeline<Answer, UpstreamError, (), (), RedisCircuitBreaker>),
 }
 
 struct Gateway {
@@ -153,14 +152,15 @@ pub(crate) async fn start_protected(
     client: reqwest::Client,
     upstream: SocketAddr,
 ) -> anyhow::Result<SocketAddr> {
+    let pipeline = Pipeline::builder("gateway")
+        .fallback(protection.fallback.clone())
+        .retry(protection.retry.clone())
+        .timeout(protection.timeout.clone());
     let guard = match &protection.shared {
-        Some(shared) => Guard::Shared(protection.clone(), shared.breaker.clone()),
+        Some(shared) => Guard::Shared(pipeline.circuit_breaker(shared.breaker.clone()).build()?),
         None => Guard::Local(
-            Pipeline::builder("gateway")
-                .fallback(protection.fallback.clone())
-                .retry(protection.retry.clone())
+            pipeline
                 .circuit_breaker(protection.breaker.clone())
-                .timeout(protection.timeout.clone())
                 .build()?,
         ),
     };
@@ -219,27 +219,8 @@ async fn api(State(gateway): State<Arc<Gateway>>, uri: Uri) -> Response {
         async move { fetch(client, &url).await }
     };
     let answer = match &gateway.guard {
-        Guard::Local(pipeline) => pipeline
-            .call(fetch)
-            .await
-            .map_err(|error| error.to_string()),
-        Guard::Shared(protection, breaker) => {
-            let attempt = || async {
-                let permit = breaker.acquire().await.map_err(Error::Rejected)?;
-                let result = protection.timeout.call(fetch).await;
-                match &result {
-                    Ok(_) => permit.success(),
-                    Err(_) => permit.failure(),
-                }
-                result
-            };
-            let retried = || protection.retry.execute(attempt);
-            protection
-                .fallback
-                .execute(retried)
-                .await
-                .map_err(|error| error.to_string())
-        }
+        Guard::Local(pipeline) => pipeline.call(fetch).await.map_err(|e| e.to_string()),
+        Guard::Shared(pipeline) => pipeline.call(fetch).await.map_err(|e| e.to_string()),
         Guard::None => fetch().await.map_err(|error| error.to_string()),
     };
     match answer {

@@ -18,126 +18,129 @@ impl<T, E> Pipeline<T, E> {
     /// pattern at all: each setter adds one, in any order; the order they run in is fixed.
     pub fn builder(name: impl Into<String>) -> PipelineBuilder<T, E> {
         PipelineBuilder {
-            name: name.into(),
-            fallback: None,
-            retry: None,
-            retry_rules: RetryRules::new(),
+            common: Common {
+                name: name.into(),
+                fallback: None,
+                retry: None,
+                retry_rules: RetryRules::new(),
+                classifier: Classifier::new(),
+                timeout: None,
+            },
             breaker: None,
-            classifier: Classifier::new(),
             rate_limiter: (),
-            timeout: None,
             bulkhead: (),
         }
     }
 }
 
-/// Builds a [`Pipeline`]. `L` and `B` are the admission controls of the rate-limiter and
-/// bulkhead slots (`()` when unused, which costs nothing).
+/// Builds a [`Pipeline`]. `L` and `B` are the stages of the rate-limiter and bulkhead slots
+/// (`()` when unused, which costs nothing); `K` is the circuit breaker, local by default.
 #[must_use]
-pub struct PipelineBuilder<T, E, L = (), B = ()> {
+pub struct PipelineBuilder<T, E, L = (), B = (), K = CircuitBreaker> {
+    common: Common<T, E>,
+    breaker: Option<K>,
+    rate_limiter: L,
+    bulkhead: B,
+}
+
+/// The parts whose types do not change while building.
+struct Common<T, E> {
     name: String,
     fallback: Option<Fallback<T, E>>,
     retry: Option<Retry>,
     retry_rules: RetryRules<T, E>,
-    breaker: Option<CircuitBreaker>,
     classifier: Classifier<T, E>,
-    rate_limiter: L,
     timeout: Option<Timeout>,
-    bulkhead: B,
 }
 
-impl<T, E, L, B> PipelineBuilder<T, E, L, B> {
+impl<T, E, L, B, K> PipelineBuilder<T, E, L, B, K> {
     /// The outermost layer: answers when everything inside failed.
     pub fn fallback(mut self, fallback: Fallback<T, E>) -> Self {
-        self.fallback = Some(fallback);
+        self.common.fallback = Some(fallback);
         self
     }
 
     /// Retries attempts through the circuit breaker and everything inside it.
     pub fn retry(mut self, retry: Retry) -> Self {
-        self.retry = Some(retry);
+        self.common.retry = Some(retry);
         self
     }
 
     /// What the retry retries (default: every error, but never an inner circuit-breaker or
     /// rate-limiter rejection).
     pub fn retry_rules(mut self, rules: RetryRules<T, E>) -> Self {
-        self.retry_rules = rules;
+        self.common.retry_rules = rules;
         self
     }
 
-    /// Guards each attempt with a circuit breaker.
-    pub fn circuit_breaker(mut self, breaker: CircuitBreaker) -> Self {
-        self.breaker = Some(breaker);
-        self
+    /// Guards each attempt with a circuit breaker: a local [`CircuitBreaker`], or any
+    /// breaker that is a [`Stage`] (such as one sharing its state through Redis).
+    pub fn circuit_breaker<K2: Stage>(self, breaker: K2) -> PipelineBuilder<T, E, L, B, K2> {
+        PipelineBuilder {
+            common: self.common,
+            breaker: Some(breaker),
+            rate_limiter: self.rate_limiter,
+            bulkhead: self.bulkhead,
+        }
     }
 
     /// What counts as a failure for the circuit breaker and adaptive limiters (default: every
     /// `Err`).
     pub fn classifier(mut self, classifier: Classifier<T, E>) -> Self {
-        self.classifier = classifier;
+        self.common.classifier = classifier;
         self
     }
 
     /// Bounds each attempt, including its wait for a bulkhead slot.
     pub fn timeout(mut self, timeout: Timeout) -> Self {
-        self.timeout = Some(timeout);
+        self.common.timeout = Some(timeout);
         self
     }
 
     /// The admission control outside the timeout: a rate limiter, or any [`Stage`] (a
     /// pair admits through both).
-    pub fn rate_limiter<L2: Stage>(self, rate_limiter: L2) -> PipelineBuilder<T, E, L2, B> {
+    pub fn rate_limiter<L2: Stage>(self, rate_limiter: L2) -> PipelineBuilder<T, E, L2, B, K> {
         PipelineBuilder {
-            name: self.name,
-            fallback: self.fallback,
-            retry: self.retry,
-            retry_rules: self.retry_rules,
+            common: self.common,
             breaker: self.breaker,
-            classifier: self.classifier,
             rate_limiter,
-            timeout: self.timeout,
             bulkhead: self.bulkhead,
         }
     }
 
     /// The admission control inside the timeout, right around the call: a bulkhead, load
     /// shedder, backpressure or adaptive limiter, or a pair of them.
-    pub fn bulkhead<B2: Stage>(self, bulkhead: B2) -> PipelineBuilder<T, E, L, B2> {
+    pub fn bulkhead<B2: Stage>(self, bulkhead: B2) -> PipelineBuilder<T, E, L, B2, K> {
         PipelineBuilder {
-            name: self.name,
-            fallback: self.fallback,
-            retry: self.retry,
-            retry_rules: self.retry_rules,
+            common: self.common,
             breaker: self.breaker,
-            classifier: self.classifier,
             rate_limiter: self.rate_limiter,
-            timeout: self.timeout,
             bulkhead,
         }
     }
 
     /// Checks the name and builds the pipeline.
-    pub fn build(self) -> Result<Pipeline<T, E, L, B>, ConfigError> {
-        check::name(&self.name)?;
+    pub fn build(self) -> Result<Pipeline<T, E, L, B, K>, ConfigError> {
+        let common = self.common;
+        check::name(&common.name)?;
         Ok(Pipeline {
-            name: Arc::from(self.name.trim()),
-            fallback: self.fallback,
-            retry: self.retry,
-            retry_rules: self.retry_rules,
+            name: Arc::from(common.name.trim()),
+            fallback: common.fallback,
+            retry: common.retry,
+            retry_rules: common.retry_rules,
             breaker: self.breaker,
-            classifier: self.classifier,
+            classifier: common.classifier,
             rate_limiter: self.rate_limiter,
-            timeout: self.timeout,
+            timeout: common.timeout,
             bulkhead: self.bulkhead,
         })
     }
 }
 
-impl<T, E, L, B> fmt::Debug for PipelineBuilder<T, E, L, B> {
+impl<T, E, L, B, K> fmt::Debug for PipelineBuilder<T, E, L, B, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PipelineBuilder")
-            .field("name", &self.name)
+            .field("name", &self.common.name)
             .finish_non_exhaustive()
     }
 }

@@ -8,32 +8,33 @@ use crate::circuit_breaker::CircuitBreaker;
 use crate::classify::{judge_nested, Classifier, Outcome};
 use crate::fallback::Fallback;
 use crate::retry::{Retry, RetryRules};
-use crate::stage::{Stage, StagePermit};
+use crate::stage::{self, Stage, StagePermit};
 use crate::timeout::Timeout;
 use crate::{Error, PatternKind};
 
 /// Patterns composed around one kind of operation (returning `Result<T, E>`), outermost first:
-/// fallback, retry, circuit breaker, rate limiter (`L`), timeout, bulkhead (`B`).
+/// fallback, retry, circuit breaker (`K`), rate limiter (`L`), timeout, bulkhead (`B`).
 ///
 /// Built with [`Pipeline::builder`]; see the [module docs](super) for why this order. Cheap to
 /// share behind an `Arc`; the patterns inside are handles whose clones share state, so the
 /// same breaker may also serve other pipelines.
-pub struct Pipeline<T, E, L = (), B = ()> {
+pub struct Pipeline<T, E, L = (), B = (), K = CircuitBreaker> {
     pub(super) name: Arc<str>,
     pub(super) fallback: Option<Fallback<T, E>>,
     pub(super) retry: Option<Retry>,
     pub(super) retry_rules: RetryRules<T, E>,
-    pub(super) breaker: Option<CircuitBreaker>,
+    pub(super) breaker: Option<K>,
     pub(super) classifier: Classifier<T, E>,
     pub(super) rate_limiter: L,
     pub(super) timeout: Option<Timeout>,
     pub(super) bulkhead: B,
 }
 
-impl<T, E, L, B> Pipeline<T, E, L, B>
+impl<T, E, L, B, K> Pipeline<T, E, L, B, K>
 where
     L: Stage,
     B: Stage,
+    K: Stage,
     E: fmt::Display,
 {
     /// Runs `operation` through the stack. `operation` may be called several times (once per
@@ -70,9 +71,7 @@ where
     {
         match &self.breaker {
             Some(breaker) => {
-                breaker
-                    .execute(&self.classifier, || self.limited(operation))
-                    .await
+                stage::execute(breaker, &self.classifier, || self.limited(operation)).await
             }
             None => self.limited(operation).await,
         }
@@ -126,16 +125,13 @@ where
     }
 }
 
-impl<T, E, L: fmt::Debug, B: fmt::Debug> fmt::Debug for Pipeline<T, E, L, B> {
+impl<T, E, L: fmt::Debug, B: fmt::Debug, K: Stage> fmt::Debug for Pipeline<T, E, L, B, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
             .field("name", &self.name)
             .field("fallback", &self.fallback.as_ref().map(Fallback::name))
             .field("retry", &self.retry.as_ref().map(Retry::name))
-            .field(
-                "circuit_breaker",
-                &self.breaker.as_ref().map(CircuitBreaker::name),
-            )
+            .field("circuit_breaker", &self.breaker.as_ref().map(Stage::name))
             .field("rate_limiter", &self.rate_limiter)
             .field("timeout", &self.timeout.as_ref().map(Timeout::name))
             .field("bulkhead", &self.bulkhead)

@@ -19,6 +19,7 @@ pub mod rate;
 pub mod rate_limit;
 pub mod registry;
 pub mod retry;
+mod time;
 pub mod timeout;
 
 pub use adaptive::AdaptiveLimiter;

@@ -96,6 +96,7 @@ mod layer;
 mod metrics;
 mod permit;
 mod state;
+mod transition;
 
 pub use builder::CircuitBreakerBuilder;
 pub use config::{CircuitBreakerConfig, Combine, CustomDetector, DetectorConfig, Window};
@@ -107,3 +108,4 @@ pub use handle::CircuitBreaker;
 pub use layer::{CircuitBreakerLayer, CircuitBreakerService, ResponseFuture};
 pub use metrics::CircuitBreakerMetrics;
 pub use permit::Permit;
+pub use transition::StateTransition;

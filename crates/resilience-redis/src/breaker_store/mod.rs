@@ -96,11 +96,11 @@ use std::time::Duration;
 
 use redis::Script;
 use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerMetrics, CircuitState};
-use resilience::events::ListenerId;
 use resilience::{Error, PatternKind, Rejection, RejectionReason};
 use tokio::sync::mpsc;
 
 pub use builder::RedisCircuitBreakerBuilder;
+use permit::PendingLease;
 pub use permit::SharedPermit;
 
 use crate::{BackendError, FailurePolicy, RedisBackend};
@@ -121,6 +121,14 @@ struct Scripts {
     reset: Script,
     probe: Script,
     release: Script,
+    renew: Script,
+}
+
+/// The newest shared state applied here: its record's lifetime and its version within it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Known {
+    epoch: u64,
+    version: u64,
 }
 
 struct Inner {
@@ -138,13 +146,15 @@ struct Inner {
     state_ttl: Duration,
     quorum: u32,
     quorum_window: Duration,
-    /// The newest shared version applied to the local breaker. Held while applying, so
-    /// two shared states are never applied out of order.
-    known: Mutex<u64>,
+    /// The newest shared state applied to the local breaker. Held while applying, so two
+    /// shared states are never applied out of order.
+    known: Mutex<Known>,
+    /// A copy of `known` for the transition hook, which runs under the local breaker's lock
+    /// and so must not wait for `known` (held while applying, which takes that lock).
+    seen: Arc<Mutex<Known>>,
     /// A local transition that could not be written yet (Redis was down).
     pending: Mutex<Option<Change>>,
     changes: mpsc::UnboundedSender<Change>,
-    listeners: [ListenerId; 2],
     counters: Counters,
 }
 
@@ -171,6 +181,10 @@ pub struct SharedState {
     pub state: CircuitState,
     /// Grows by one on every shared transition; 0 for a state never written (or lost).
     pub version: u64,
+    /// Names the record's lifetime: set once when the record is first written, different
+    /// after Redis lost it (restart without persistence, `FLUSHALL`, expiry, failover to a
+    /// replica that had not seen it). 0 for a state never written (or lost).
+    pub epoch: u64,
     /// For an open circuit, the time left until probes are admitted (server clock).
     pub open_remaining: Option<Duration>,
 }
@@ -205,8 +219,22 @@ pub struct RedisCircuitBreakerMetrics {
     pub rejected_unavailable: u64,
 }
 
-/// A script's answer: `{changed or granted, state, version, open_remaining_us}`.
-type Reply = (i64, String, u64, u64);
+/// A script's answer: `{changed or granted, state, version, open_remaining_us, epoch}`.
+type Reply = (i64, String, u64, u64, String);
+
+/// A fresh epoch for a record's new lifetime, as the scripts store it.
+fn new_epoch() -> String {
+    format!("{:016x}", fastrand::u64(1..))
+}
+
+/// An epoch as the scripts compare it ('' for none).
+fn epoch_arg(epoch: u64) -> String {
+    if epoch == 0 {
+        String::new()
+    } else {
+        format!("{epoch:016x}")
+    }
+}
 
 fn parse_state(name: &str) -> Option<CircuitState> {
     Some(match name {
@@ -221,9 +249,16 @@ fn parse_state(name: &str) -> Option<CircuitState> {
 fn shared(reply: &Reply) -> Result<SharedState, BackendError> {
     let state = parse_state(&reply.1)
         .ok_or_else(|| BackendError::unexpected(format!("unknown shared state {:?}", reply.1)))?;
+    let epoch = if reply.4.is_empty() {
+        0
+    } else {
+        u64::from_str_radix(&reply.4, 16)
+            .map_err(|_| BackendError::unexpected(format!("unknown epoch {:?}", reply.4)))?
+    };
     Ok(SharedState {
         state,
         version: reply.2,
+        epoch,
         open_remaining: (state == CircuitState::Open).then(|| Duration::from_micros(reply.3)),
     })
 }
@@ -316,14 +351,21 @@ impl RedisCircuitBreaker {
     async fn acquire_probe(&self) -> Result<SharedPermit, Rejection> {
         let inner = &*self.inner;
         let sequence = inner.leases.fetch_add(1, Ordering::Relaxed);
-        let lease = format!("{:016x}-{sequence:x}", inner.instance);
+        // Armed before the request: if this future is dropped while Redis is answering, or
+        // the answer is lost, a lease the script may have granted is given back at once
+        // instead of blocking the fleet's probes until it expires.
+        let pending = PendingLease::new(
+            self.clone(),
+            format!("{:016x}-{sequence:x}", inner.instance),
+        );
         let mut invocation = inner.scripts.probe.key(&inner.state_key);
         invocation
             .key(&inner.probes_key)
-            .arg(&lease)
+            .arg(pending.id())
             .arg(micros(inner.probe_lease))
             .arg(inner.local.config().half_open_max_calls)
-            .arg(millis(inner.state_ttl));
+            .arg(millis(inner.state_ttl))
+            .arg(new_epoch());
         let answer = inner
             .backend
             .run::<Reply>(&invocation)
@@ -333,33 +375,37 @@ impl RedisCircuitBreaker {
             Ok(answer) => answer,
             Err(error) => {
                 inner.failed(&error);
-                // Redis could not say: the local breaker limits probes on its own.
+                // Redis could not say how many probes run elsewhere, so none runs here: a
+                // local probe now could exceed the fleet's limit. (`pending` gives back a
+                // lease the script may have granted.) Once the backend is marked down,
+                // `acquire` follows the failure policy instead.
+                bump(&inner.counters.probes_denied);
                 if inner.policy == FailurePolicy::FailClosed {
                     bump(&inner.counters.rejected_unavailable);
-                    return Err(self.rejection(RejectionReason::CircuitOpen, None));
                 }
-                let local = inner.local.try_acquire()?;
-                return Ok(SharedPermit::new(self.clone(), local, None));
+                return Err(self.rejection(RejectionReason::HalfOpenFull, None));
             }
         };
         inner.adopt(&state);
         if granted {
             bump(&inner.counters.probes_granted);
-            let held = Some((lease, state.version));
-            match inner.local.try_acquire() {
-                Ok(local) => return Ok(SharedPermit::new(self.clone(), local, held)),
+            let lease = pending.granted(state.epoch, state.version);
+            return match inner.local.try_acquire() {
+                Ok(local) => Ok(SharedPermit::new(self.clone(), local, Some(lease))),
                 Err(rejection) => {
                     // Give the lease straight back.
-                    SharedPermit::release(self.clone(), held, sync::Outcome::Ignored);
-                    return Err(rejection);
+                    SharedPermit::release(self.clone(), Some(lease), sync::Outcome::Ignored);
+                    Err(rejection)
                 }
-            }
+            };
         }
+        // Not granted: the script recorded no lease, nothing to give back.
+        pending.forget();
         match state.state {
             // The shared circuit is closed: this instance's open period is over (it may have
             // tripped alone, short of the quorum).
             CircuitState::Closed => {
-                inner.apply(CircuitState::Closed);
+                inner.apply(&state);
                 let local = inner.local.try_acquire()?;
                 Ok(SharedPermit::new(self.clone(), local, None))
             }
@@ -400,11 +446,11 @@ impl RedisCircuitBreaker {
     /// Closes the circuit for every instance, whatever its shared state.
     pub fn reset(&self) {
         let inner = &*self.inner;
-        if inner.local.state() == CircuitState::Closed {
-            // No local transition, so no event: ask for the shared reset directly.
-            let _ = inner.changes.send(Change::Reset { conditional: false });
-        }
-        inner.local.reset();
+        // An operator's reset is unconditional, whatever state the local breaker was in, so
+        // it is sent here rather than by the transition hook (which would send a half-open
+        // breaker's close as a conditional one).
+        let _ = inner.changes.send(Change::Reset { expected: None });
+        sync::quietly(|| inner.local.reset());
     }
 
     /// A snapshot of the local metrics and the sharing counters.
@@ -416,7 +462,7 @@ impl RedisCircuitBreaker {
             local: inner.local.metrics(),
             failure_policy: inner.policy,
             backend_healthy: inner.backend.is_healthy(),
-            shared_version: *inner.known.lock().unwrap_or_else(|p| p.into_inner()),
+            shared_version: inner.known().version,
             writes: load(&c.writes),
             conflicts: load(&c.conflicts),
             applied: load(&c.applied),
@@ -437,10 +483,9 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Drops the listener's sender, which ends the sync task.
-        for listener in self.listeners {
-            self.local.events().remove(listener);
-        }
+        // Drops the hook's sender, which ends the sync task (the local breaker may outlive
+        // this wrapper through a clone).
+        self.local.set_transition_hook(|_| {});
     }
 }
 

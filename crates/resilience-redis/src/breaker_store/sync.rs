@@ -1,16 +1,18 @@
-//! Keeping the local breaker and the shared state in step: local transitions are written to
-//! Redis by a background task, which also polls the shared version every `sync_interval`.
+//! Keeping the local breaker and the shared state in step: local transitions reach the sync
+//! task through the local breaker's transition hook, in the order they happened; the task
+//! writes them to Redis and polls the shared state every `sync_interval`.
 
 use std::cell::Cell;
-use std::sync::{MutexGuard, Weak};
+use std::cmp::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use resilience::circuit_breaker::{CircuitBreakerEvent, CircuitState};
-use resilience::events::Event;
+use resilience::circuit_breaker::{CircuitState, StateTransition};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use super::{bump, micros, millis, shared, Inner, Reply, SharedState};
+use super::permit::Lease;
+use super::{bump, epoch_arg, micros, millis, new_epoch, shared, Inner, Known, Reply, SharedState};
 use crate::BackendError;
 
 /// A transition of the local breaker that the shared state should follow.
@@ -20,9 +22,10 @@ pub(super) enum Change {
     Opened { open_for: Duration },
     /// `force_open()`.
     ForcedOpen,
-    /// Closed: after successful probes (`conditional`, compare-and-set on the version seen)
-    /// or by an operator's reset (unconditional).
-    Reset { conditional: bool },
+    /// Closed. After successful local probes, `expected` is the shared state this instance
+    /// knew when its breaker closed: the close applies only if the shared state is still
+    /// that one. An operator's reset has none and applies whatever the shared state.
+    Reset { expected: Option<Known> },
 }
 
 /// A probe's outcome, counted in Redis.
@@ -43,31 +46,53 @@ impl Outcome {
     }
 }
 
+/// How many writes one change may lead to (a rewrite after a lost state, a renewal after a
+/// regressed one). A record changing under us that often is left to the next poll.
+const MAX_ROUNDS: usize = 3;
+
 thread_local! {
-    /// Set while a shared state is being applied to a local breaker: the transitions that
-    /// causes came from Redis and must not be written back. Listeners run synchronously on
-    /// the thread that made the transition, so a thread-local tells them apart exactly.
+    /// Set while this crate drives the local breaker itself (applying a shared state, an
+    /// operator's reset): the transitions that causes must not be written back as the
+    /// breaker's own. The hook runs synchronously on the thread that made the transition,
+    /// so a thread-local tells the two apart exactly.
     static APPLYING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// The local breaker's listener: forwards its transitions to the sync task. Runs on the
-/// caller's thread, so it only sends on an unbounded channel (no await, no lock).
-pub(super) fn listener(changes: mpsc::UnboundedSender<Change>) -> impl Fn(&Event) + Send + Sync {
-    move |event| {
+/// Runs `f` with the transition hook silenced on this thread.
+pub(super) fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            APPLYING.with(|applying| applying.set(self.0));
+        }
+    }
+    let _restore = Restore(APPLYING.with(|applying| applying.replace(true)));
+    f()
+}
+
+/// The local breaker's transition hook: forwards its transitions to the sync task. It runs
+/// under the breaker's lock, so the changes queue up in the order the transitions happened,
+/// and it only reads `seen` (never held while calling the breaker) and sends on an
+/// unbounded channel: no await, no lock that could wait for the breaker.
+pub(super) fn hook(
+    changes: mpsc::UnboundedSender<Change>,
+    seen: Arc<Mutex<Known>>,
+) -> impl Fn(&StateTransition) + Send + Sync {
+    move |transition| {
         if APPLYING.with(Cell::get) {
             return;
         }
-        let change = match event.as_circuit_breaker() {
-            Some(CircuitBreakerEvent::CircuitOpened { open_for, .. }) => Change::Opened {
-                open_for: *open_for,
+        let change = match transition.to {
+            CircuitState::Open => Change::Opened {
+                open_for: transition.open_for.unwrap_or_default(),
             },
-            Some(CircuitBreakerEvent::StateChange { from, to, .. }) => match to {
-                CircuitState::ForcedOpen => Change::ForcedOpen,
-                CircuitState::Closed => Change::Reset {
-                    conditional: *from == CircuitState::HalfOpen,
-                },
-                _ => return,
+            CircuitState::ForcedOpen => Change::ForcedOpen,
+            // Captured now, not when the write happens: a reopen adopted in between must
+            // make this close fail, not be overwritten by it.
+            CircuitState::Closed if transition.from == CircuitState::HalfOpen => Change::Reset {
+                expected: Some(*seen.lock().unwrap_or_else(|p| p.into_inner())),
             },
+            CircuitState::Closed => Change::Reset { expected: None },
             _ => return,
         };
         let _ = changes.send(change);
@@ -75,7 +100,7 @@ pub(super) fn listener(changes: mpsc::UnboundedSender<Change>) -> impl Fn(&Event
 }
 
 /// The sync task: writes local transitions as they come and polls every `interval`. Ends
-/// when the breaker is dropped (its listener, holding the sender, is removed).
+/// when the breaker is dropped (its hook, holding the sender, is replaced).
 pub(super) async fn run(
     weak: Weak<Inner>,
     mut changes: mpsc::UnboundedReceiver<Change>,
@@ -101,30 +126,50 @@ pub(super) async fn run(
     }
 }
 
+/// What to do after reading a shared state.
+enum Next {
+    Done,
+    /// Redis lost an open circuit this instance still holds: write it again.
+    Rewrite(Change),
+    /// The record went back in time within its lifetime: give it a new epoch.
+    Renew(Known),
+}
+
+fn blocks(state: CircuitState) -> bool {
+    matches!(state, CircuitState::Open | CircuitState::ForcedOpen)
+}
+
 impl Inner {
-    fn known(&self) -> MutexGuard<'_, u64> {
+    pub(super) fn known(&self) -> MutexGuard<'_, Known> {
         self.known
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Applies a shared state newer than the last one applied; returns whether it did.
+    fn set_known(&self, known: &mut Known, to: Known) {
+        *known = to;
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = to;
+    }
+
+    /// Applies a shared state newer than the last one applied, in the same lifetime of the
+    /// record; returns whether it did. For answers that may arrive out of order (probes and
+    /// their releases run concurrently); the sync task's `settle` handles the rest.
     pub(super) fn adopt(&self, state: &SharedState) -> bool {
         let mut known = self.known();
-        if state.version <= *known {
+        if state.epoch != known.epoch || state.version <= known.version {
             return false;
         }
-        *known = state.version;
-        self.apply(state.state);
+        self.set_known(&mut known, Known::of(state));
+        self.apply(state);
         true
     }
 
-    /// Brings the local breaker to `state`, without writing the transition back.
-    pub(super) fn apply(&self, state: CircuitState) {
+    /// Brings the local breaker to `state`, without writing the transition back. An open
+    /// circuit opens the local breaker for the shared time left, not for its own duration.
+    pub(super) fn apply(&self, state: &SharedState) {
         let local = &self.local;
         let current = local.state();
-        APPLYING.with(|applying| applying.set(true));
-        match state {
+        quietly(|| match state.state {
             CircuitState::Closed
                 if !matches!(current, CircuitState::Closed | CircuitState::Disabled) =>
             {
@@ -132,30 +177,128 @@ impl Inner {
             }
             // An open circuit reopens a local half-open one too (a probe failed elsewhere).
             CircuitState::Open
-                if matches!(current, CircuitState::Closed | CircuitState::HalfOpen) =>
+                if matches!(
+                    current,
+                    CircuitState::Closed | CircuitState::HalfOpen | CircuitState::Open
+                ) =>
             {
-                local.trip();
+                local.open_for(state.open_remaining.unwrap_or_default());
             }
-            CircuitState::HalfOpen if current == CircuitState::Closed => local.trip(),
+            // The shared open period is over: the local breaker probes at its next call.
+            CircuitState::HalfOpen
+                if matches!(current, CircuitState::Closed | CircuitState::Open) =>
+            {
+                local.open_for(Duration::ZERO);
+            }
             CircuitState::ForcedOpen
                 if !matches!(current, CircuitState::ForcedOpen | CircuitState::Disabled) =>
             {
                 local.force_open();
             }
             _ => {}
-        }
-        APPLYING.with(|applying| applying.set(false));
+        });
     }
 
-    /// Writes a local transition, or keeps it for later if Redis is down.
-    pub(super) async fn push(&self, change: Change) {
-        if !self.backend.is_healthy() {
-            self.keep(change);
-            return;
+    /// Decides what a shared state read (or written, `own`) by the sync task means here.
+    /// The sync task makes one request at a time, so its answers arrive in order and a
+    /// version lower than a known one is a regression, not a late answer.
+    fn reconcile(&self, state: &SharedState, own: bool) -> Next {
+        let mut known = self.known();
+        let read = Known::of(state);
+        if state.epoch == known.epoch {
+            return match state.version.cmp(&known.version) {
+                Ordering::Greater => {
+                    self.set_known(&mut known, read);
+                    if !own {
+                        self.apply(state);
+                        bump(&self.counters.applied);
+                    }
+                    Next::Done
+                }
+                Ordering::Equal if !own => Next::Done,
+                // Lower than a version seen before (or our own write made one we had seen):
+                // Redis lost the newer writes, for example by failing over to a replica that
+                // had not received them. Another instance may still hold the lost version's
+                // number with another state, so the record needs a new lifetime.
+                _ => Next::Renew(read),
+            };
         }
-        if let Err(error) = self.write(change).await {
-            self.failed(&error);
-            self.keep(change);
+        // Another lifetime of the record: whatever Redis holds now is the truth, even with
+        // a lower version, except that an open circuit this instance holds must not be
+        // forgotten because Redis forgot it.
+        self.set_known(&mut known, read);
+        if own {
+            return Next::Done;
+        }
+        let local = self.local.state();
+        let rewrite = match local {
+            CircuitState::ForcedOpen if state.state != CircuitState::ForcedOpen => {
+                Some(Change::ForcedOpen)
+            }
+            CircuitState::Open if !blocks(state.state) => Some(Change::Opened {
+                open_for: self
+                    .local
+                    .metrics()
+                    .remaining_open_time
+                    .unwrap_or(Duration::ZERO),
+            }),
+            _ => None,
+        };
+        if let Some(change) = rewrite {
+            return Next::Rewrite(change);
+        }
+        self.apply(state);
+        bump(&self.counters.applied);
+        Next::Done
+    }
+
+    /// Follows a shared state the sync task read or wrote, renewing a regressed record;
+    /// returns a write still to make.
+    async fn settle(
+        &self,
+        mut state: SharedState,
+        mut own: bool,
+    ) -> Result<Option<Change>, BackendError> {
+        for _ in 0..MAX_ROUNDS {
+            match self.reconcile(&state, own) {
+                Next::Done => return Ok(None),
+                Next::Rewrite(change) => return Ok(Some(change)),
+                Next::Renew(read) => {
+                    let mut invocation = self.scripts.renew.key(&self.state_key);
+                    invocation
+                        .arg(epoch_arg(read.epoch))
+                        .arg(read.version)
+                        .arg(millis(self.state_ttl))
+                        .arg(new_epoch());
+                    let reply: Reply = self.backend.run(&invocation).await?;
+                    state = shared(&reply)?;
+                    own = false;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes a local transition (and what follows from the answer), or keeps it for later
+    /// if Redis is down.
+    pub(super) async fn push(&self, change: Change) {
+        let mut next = Some(change);
+        for _ in 0..MAX_ROUNDS {
+            let Some(change) = next.take() else {
+                return;
+            };
+            if !self.backend.is_healthy() {
+                self.keep(change);
+                return;
+            }
+            match self.write(change).await {
+                Ok(then) => next = then,
+                Err(error) => {
+                    self.failed(&error);
+                    self.keep(change);
+                    return;
+                }
+            }
         }
     }
 
@@ -163,7 +306,7 @@ impl Inner {
         *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(change);
     }
 
-    async fn write(&self, change: Change) -> Result<(), BackendError> {
+    async fn write(&self, change: Change) -> Result<Option<Change>, BackendError> {
         let ttl = millis(self.state_ttl);
         let reply: Reply = match change {
             Change::Opened { .. } | Change::ForcedOpen => {
@@ -180,40 +323,39 @@ impl Inner {
                     .arg(force)
                     .arg(self.quorum)
                     .arg(micros(self.quorum_window))
-                    .arg(format!("{:016x}", self.instance));
+                    .arg(format!("{:016x}", self.instance))
+                    .arg(new_epoch());
                 self.backend.run(&invocation).await?
             }
-            Change::Reset { conditional } => {
-                let expected = if conditional {
-                    i64::try_from(*self.known()).unwrap_or(i64::MAX)
-                } else {
-                    -1
+            Change::Reset { expected } => {
+                let (epoch, version) = match expected {
+                    Some(known) => (
+                        epoch_arg(known.epoch),
+                        i64::try_from(known.version).unwrap_or(i64::MAX),
+                    ),
+                    None => (String::new(), -1),
                 };
                 let mut invocation = self.scripts.reset.key(&self.state_key);
                 invocation
                     .key(&self.probes_key)
                     .key(&self.votes_key)
-                    .arg(expected)
-                    .arg(ttl);
+                    .arg(epoch)
+                    .arg(version)
+                    .arg(ttl)
+                    .arg(new_epoch());
                 self.backend.run(&invocation).await?
             }
         };
         let state = shared(&reply)?;
         bump(&self.counters.writes);
-        if reply.0 == 1 {
-            // Our own transition: the local breaker is already there.
-            let mut known = self.known();
-            *known = (*known).max(state.version);
-        } else {
+        let own = reply.0 == 1;
+        if !own {
             bump(&self.counters.conflicts);
-            if self.adopt(&state) {
-                bump(&self.counters.applied);
-            }
         }
-        Ok(())
+        self.settle(state, own).await
     }
 
-    /// One sync round: retry a kept write, then read the shared state and apply it if newer.
+    /// One sync round: retry a kept write, then read the shared state and follow it.
     pub(super) async fn poll(&self) {
         if !self.backend.is_healthy() {
             return;
@@ -237,48 +379,51 @@ impl Inner {
                 return;
             }
         };
-        let lost = {
-            let mut known = self.known();
-            let lost = state.version < *known;
-            if lost {
-                *known = state.version;
-            }
-            lost
-        };
-        if lost {
-            // The shared state expired or Redis lost it: write ours again if it is open.
-            let change = match self.local.state() {
-                CircuitState::ForcedOpen => Some(Change::ForcedOpen),
-                CircuitState::Open => Some(Change::Opened {
-                    open_for: self
-                        .local
-                        .metrics()
-                        .remaining_open_time
-                        .unwrap_or(Duration::ZERO),
-                }),
-                _ => None,
-            };
-            if let Some(change) = change {
-                self.push(change).await;
-            }
-        } else if self.adopt(&state) {
-            bump(&self.counters.applied);
+        match self.settle(state, false).await {
+            Ok(Some(change)) => self.push(change).await,
+            Ok(None) => {}
+            Err(error) => self.failed(&error),
         }
     }
 
-    /// Gives a probe lease back and counts its outcome; applies the shared state it returns.
-    pub(super) async fn release(&self, lease: &str, version: u64, outcome: Outcome) {
+    fn release_invocation<'a>(
+        &'a self,
+        lease: &'a Lease,
+        outcome: Outcome,
+    ) -> redis::ScriptInvocation<'a> {
         let config = self.local.config();
         let mut invocation = self.scripts.release.key(&self.state_key);
         invocation
             .key(&self.probes_key)
-            .arg(lease)
-            .arg(version)
+            .arg(&lease.id)
+            .arg(epoch_arg(lease.epoch))
+            .arg(lease.version)
             .arg(outcome.as_str())
             .arg(config.success_threshold)
             .arg(micros(config.open_duration))
-            .arg(millis(self.state_ttl));
-        let reply: Result<Reply, _> = self.backend.run(&invocation).await;
+            .arg(millis(self.state_ttl))
+            .arg(new_epoch());
+        invocation
+    }
+
+    /// Gives a probe lease back and counts its outcome; applies the shared state it returns.
+    pub(super) async fn release(&self, lease: &Lease, outcome: Outcome) {
+        let reply = self
+            .backend
+            .run::<Reply>(&self.release_invocation(lease, outcome))
+            .await;
+        self.released(reply);
+    }
+
+    /// `release` for a thread without a runtime.
+    pub(super) fn release_blocking(&self, lease: &Lease, outcome: Outcome) {
+        let reply = self
+            .backend
+            .run_blocking::<Reply>(&self.release_invocation(lease, outcome));
+        self.released(reply);
+    }
+
+    fn released(&self, reply: Result<Reply, BackendError>) {
         match reply.and_then(|reply| shared(&reply)) {
             Ok(state) => {
                 if self.adopt(&state) {
@@ -288,5 +433,24 @@ impl Inner {
             // The lease expires by itself.
             Err(error) => self.failed(&error),
         }
+    }
+}
+
+impl Known {
+    fn of(state: &SharedState) -> Self {
+        Self {
+            epoch: state.epoch,
+            version: state.version,
+        }
+    }
+}
+
+impl Inner {
+    /// Adopts the shared state found on start-up, whatever its lifetime: this instance has
+    /// seen none before.
+    pub(super) fn start_from(&self, state: &SharedState) {
+        let mut known = self.known();
+        self.set_known(&mut known, Known::of(state));
+        self.apply(state);
     }
 }

@@ -262,3 +262,156 @@ async fn no_instance_admits_after_the_shared_circuit_opened_whatever_redis_lost(
     b.trip();
     fleet.assert_bound_after_open(&monitor, "failover").await;
 }
+
+/// Two instances whose shared circuit is half-open, with one probe at a time fleet-wide and
+/// a lease far longer than any wait below, so a leaked lease shows.
+async fn half_open_pair(server: &RedisServer, name: &str) -> [RedisCircuitBreaker; 2] {
+    let open = Duration::from_millis(200);
+    let mut pair = Vec::new();
+    for _ in 0..2 {
+        pair.push(
+            RedisCircuitBreaker::builder(local(name, open), &backend(server).await)
+                .sync_interval(SYNC)
+                .probe_lease(Duration::from_secs(60))
+                .start()
+                .await
+                .unwrap(),
+        );
+    }
+    pair[0].trip();
+    for breaker in &pair {
+        eventually(BOUND, "half-open", || {
+            breaker.state() == CircuitState::HalfOpen
+        })
+        .await;
+    }
+    [pair.remove(0), pair.remove(0)]
+}
+
+/// Asks `breaker` for a probe until one is granted (the lease came back) or `limit` passes.
+async fn probe_granted_within(breaker: &RedisCircuitBreaker, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(permit) = breaker.acquire().await {
+            let shared = permit.is_shared_probe();
+            permit.ignore();
+            if shared {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_probe_whose_caller_gave_up_on_a_hung_redis_neither_leaks_its_lease_nor_runs_locally() {
+    let server = RedisServer::start().await.unwrap();
+    let [a, b] = half_open_pair(&server, "hung").await;
+
+    // Redis hangs while `a` asks for a probe: the request is sent, the answer never comes
+    // before the caller's own deadline.
+    server.pause().unwrap();
+    let asked = tokio::time::timeout(Duration::from_millis(100), a.acquire()).await;
+    assert!(asked.is_err(), "the caller gave up first");
+    // And one whose answer times out in the backend: no local probe instead, since Redis
+    // could not say how many run elsewhere.
+    let timed_out = a.acquire().await;
+    assert_eq!(
+        timed_out.unwrap_err().reason(),
+        RejectionReason::HalfOpenFull,
+        "no probe beyond the fleet's limit"
+    );
+    server.resume().unwrap();
+
+    // The script ran when Redis woke up and granted the abandoned request a lease; it was
+    // given back, so `b` probes long before the 60 s lease would expire.
+    assert!(
+        probe_granted_within(&b, BOUND * 3).await,
+        "the abandoned lease still blocks probing: {:?}",
+        b.metrics()
+    );
+}
+
+#[test]
+fn a_probe_dropped_outside_any_runtime_gives_its_lease_back() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_server, [a, b], permit) = runtime.block_on(async {
+        let server = RedisServer::start().await.unwrap();
+        let [a, b] = half_open_pair(&server, "no-runtime").await;
+        let permit = a.acquire().await.unwrap();
+        assert!(permit.is_shared_probe());
+        (server, [a, b], permit)
+    });
+    // Dropped on a thread that has no runtime to spawn the release on.
+    std::thread::spawn(move || drop(permit)).join().unwrap();
+    runtime.block_on(async {
+        assert!(
+            probe_granted_within(&b, BOUND * 3).await,
+            "the lease leaked: {:?}",
+            b.metrics()
+        );
+    });
+    drop((a, b));
+}
+
+#[tokio::test]
+async fn an_adopted_open_circuit_rejects_with_the_shared_time_left() {
+    let server = RedisServer::start().await.unwrap();
+    // `a` opens for 30 s; `b`'s own open duration would be 10 minutes.
+    let a = shared(&server, "retry-after", OPEN).await;
+    let b = shared(&server, "retry-after", Duration::from_secs(600)).await;
+    a.trip();
+    eventually(BOUND, "b follows", || b.state() == CircuitState::Open).await;
+    let rejection = b.acquire().await.unwrap_err();
+    let retry_after = rejection.retry_after().unwrap();
+    assert!(retry_after <= OPEN, "{retry_after:?}");
+    assert!(retry_after > OPEN - BOUND * 2, "{retry_after:?}");
+    // Following another instance's trip is not a trip of b's own: its backoff does not grow.
+    assert_eq!(b.local().metrics().trips, 0);
+
+    // A new instance joining later gets the time left too.
+    let late = shared(&server, "retry-after", Duration::from_secs(600)).await;
+    let retry_after = late.acquire().await.unwrap_err().retry_after().unwrap();
+    assert!(retry_after <= OPEN, "{retry_after:?}");
+}
+
+#[tokio::test]
+async fn while_redis_hangs_each_instance_follows_its_policy_and_resyncs_after() {
+    let server = RedisServer::start().await.unwrap();
+    let a = shared(&server, "frozen", OPEN).await;
+    let b = RedisCircuitBreaker::builder(local("frozen", OPEN), &backend(&server).await)
+        .sync_interval(SYNC)
+        .failure_policy(resilience_redis::FailurePolicy::FailClosed)
+        .start()
+        .await
+        .unwrap();
+    assert!(b.acquire().await.is_ok());
+
+    // Hung, not gone: connections stay open and requests are never answered, so each
+    // instance learns it from its call timeout.
+    server.pause().unwrap();
+    eventually(BOUND * 2, "both find Redis hung", || {
+        !a.metrics().backend_healthy && !b.metrics().backend_healthy
+    })
+    .await;
+    // Fail open: the local breaker decides alone, and can still trip.
+    assert!(a.acquire().await.is_ok());
+    a.trip();
+    // Fail closed: rejected at once, without waiting on the hung server.
+    let started = Instant::now();
+    assert!(b.acquire().await.is_err());
+    assert!(started.elapsed() < CALL_TIMEOUT, "{:?}", started.elapsed());
+
+    // Redis wakes up with its data: a writes the trip it made meanwhile, and b follows.
+    server.resume().unwrap();
+    eventually(BOUND * 3, "b follows a's trip", || {
+        b.state() == CircuitState::Open
+    })
+    .await;
+    assert_eq!(b.shared_state().await.unwrap().state, CircuitState::Open);
+}

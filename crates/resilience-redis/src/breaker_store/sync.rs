@@ -454,3 +454,48 @@ impl Inner {
         self.apply(state);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use resilience::circuit_breaker::CircuitBreaker;
+
+    #[test]
+    fn a_close_after_probes_expects_the_shared_state_known_when_it_closed() {
+        let (sender, mut changes) = mpsc::unbounded_channel();
+        let seen = Arc::new(Mutex::new(Known {
+            epoch: 7,
+            version: 4,
+        }));
+        let breaker = CircuitBreaker::builder("capture")
+            .success_threshold(1)
+            .build()
+            .unwrap();
+        breaker.set_transition_hook(hook(sender, Arc::clone(&seen)));
+        breaker.open_for(Duration::ZERO);
+        breaker.try_acquire().unwrap().success();
+        // A reopen adopted after the close, before the sync task writes it.
+        *seen.lock().unwrap() = Known {
+            epoch: 7,
+            version: 5,
+        };
+        assert_eq!(
+            changes.try_recv().unwrap(),
+            Change::Opened {
+                open_for: Duration::ZERO
+            }
+        );
+        assert_eq!(
+            changes.try_recv().unwrap(),
+            Change::Reset {
+                expected: Some(Known {
+                    epoch: 7,
+                    version: 4
+                })
+            }
+        );
+        // Transitions made while applying a shared state are not sent back.
+        quietly(|| breaker.trip());
+        assert!(changes.try_recv().is_err());
+    }
+}

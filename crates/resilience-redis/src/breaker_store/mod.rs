@@ -5,7 +5,8 @@
 //! A [`RedisCircuitBreaker`] wraps a core [`CircuitBreaker`] (the *local* breaker: its
 //! detector, config, events and metrics) and keeps it in step with one shared record in
 //! Redis: the state (`closed`, `open`, `half_open`, `forced_open`), a version number that
-//! grows with every transition, and the server time until which an open circuit stays open.
+//! grows with every transition, the server time until which an open circuit stays open, and
+//! an *epoch* naming the record's lifetime.
 //!
 //! * **No remote call on the hot path.** While the state does not change, calls are decided
 //!   by the local breaker alone (an atomic load); Redis is called only on transitions and
@@ -26,13 +27,35 @@
 //!   back when the probe finishes, and expires by itself after `probe_lease` (10 s by
 //!   default) if its process died. Probe outcomes are counted in Redis: `success_threshold`
 //!   successes across the fleet close the circuit, one failure reopens it. The open period
-//!   ends on the Redis server's clock, once for everyone.
+//!   ends on the Redis server's clock, once for everyone. A probe request whose caller gave
+//!   up (dropped future, outer timeout) or whose answer was lost gives back the lease the
+//!   script may have granted; a permit dropped outside a Tokio runtime gives its lease back
+//!   from a thread of its own. A probe request that fails admits no local probe instead:
+//!   Redis could not say how many run elsewhere.
+//! * **A follower opens for the time left.** An instance adopting an open circuit from
+//!   another opens its local breaker for the shared time left (so `retry_after` is honest)
+//!   and does not count it as a trip of its own (its backoff does not grow).
 //! * **Start-up reads, never writes**: a new instance adopts the shared state (joining an
 //!   open circuit, it starts open) and writes only when its own breaker changes.
 //! * **Keys carry TTLs**: the state expires `state_ttl` (24 h by default) after its last
-//!   change, probe leases with their lease, trip votes with their window. A lost state
-//!   (expired, or a Redis restart without persistence) reads as closed; an instance whose
-//!   local breaker is open writes its trip again.
+//!   change, probe leases with their lease, trip votes with their window.
+//! * **Lost state is noticed, not mistaken for old state.** Each instance remembers the
+//!   (epoch, version) it applied last. When Redis loses the record (a restart without
+//!   persistence, `FLUSHALL`, expiry), the next write starts a new lifetime with a new
+//!   epoch and versions from 1, which every instance adopts although its version is lower;
+//!   an instance whose local breaker is open writes its trip again, so an open circuit is
+//!   not forgotten because Redis forgot it. When Redis goes back in time *within* a
+//!   lifetime (a failover to a replica that had not received the last writes), the first
+//!   instance to see a version lower than one it knew gives the record a new epoch, so no
+//!   instance mistakes a reused version number for the state it saw under that number.
+//!   Either way the bound above holds from the moment the shared state is open again: no
+//!   instance keeps admitting calls for an open period because its memory of versions is
+//!   ahead of what Redis holds.
+//! * **Transitions reach Redis in the order they happened**: the local breaker's
+//!   [transition hook](CircuitBreaker::set_transition_hook) queues them under its lock. A
+//!   close after successful probes is written as a compare-and-set against the shared
+//!   state this instance knew *when it closed*, so a reopen adopted meanwhile is never
+//!   overwritten.
 //! * **A quorum guards against one bad node** (DESIGN §5: shared breakers are refused
 //!   elsewhere because one instance with a broken network could open the circuit for the
 //!   healthy ones). With [`trip_quorum(n, within)`](RedisCircuitBreakerBuilder::trip_quorum)
@@ -44,7 +67,8 @@
 //!
 //! The local breaker keeps deciding on its own ([`FailurePolicy::FailOpen`], the default, and
 //! [`FailurePolicy::Local`] mean the same here: no call is failed because Redis is down),
-//! its half-open probes limited per instance only. Transitions made meanwhile are written
+//! its half-open probes limited per instance only (once the backend is known to be down:
+//! a single failed probe request rejects its call). Transitions made meanwhile are written
 //! when Redis answers again. [`FailurePolicy::FailClosed`] rejects every call while the
 //! backend is unhealthy.
 //!
@@ -55,7 +79,7 @@
 //!
 //! | key | type | holds | TTL |
 //! |---|---|---|---|
-//! | `resilience:cb:{payments}` | hash | `state`, `version`, `open_until` (µs, server clock), `successes` | `state_ttl` |
+//! | `resilience:cb:{payments}` | hash | `state`, `version`, `open_until` (µs, server clock), `successes`, `epoch` | `state_ttl` |
 //! | `resilience:cb:{payments}:probes` | sorted set | probe leases, scored by expiry | `probe_lease` |
 //! | `resilience:cb:{payments}:votes` | sorted set | instances that tripped (quorum > 1 only) | the quorum window |
 //!

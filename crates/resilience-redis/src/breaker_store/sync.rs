@@ -151,6 +151,14 @@ impl Inner {
         *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = to;
     }
 
+    /// Adopts the shared state found on start-up, whatever its lifetime: this instance has
+    /// seen none before.
+    pub(super) fn start_from(&self, state: &SharedState) {
+        let mut known = self.known();
+        self.set_known(&mut known, Known::of(state));
+        self.apply(state);
+    }
+
     /// Applies a shared state newer than the last one applied, in the same lifetime of the
     /// record; returns whether it did. For answers that may arrive out of order (probes and
     /// their releases run concurrently); the sync task's `settle` handles the rest.
@@ -442,16 +450,6 @@ impl Known {
             epoch: state.epoch,
             version: state.version,
         }
-    }
-}
-
-impl Inner {
-    /// Adopts the shared state found on start-up, whatever its lifetime: this instance has
-    /// seen none before.
-    pub(super) fn start_from(&self, state: &SharedState) {
-        let mut known = self.known();
-        self.set_known(&mut known, Known::of(state));
-        self.apply(state);
     }
 }
 

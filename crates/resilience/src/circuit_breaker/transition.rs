@@ -12,6 +12,9 @@ use super::CircuitState;
 /// (so two listeners on two threads may see two quick transitions in either order), the hook
 /// runs under the lock, so it sees every transition exactly once and in the order they
 /// happened. That is what code mirroring the state elsewhere, such as a shared store, needs.
+///
+/// A [`reset`](super::CircuitBreaker::reset) of a closed breaker is reported too, from
+/// `Closed` to `Closed`: it starts the breaker afresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StateTransition {

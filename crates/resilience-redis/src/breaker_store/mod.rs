@@ -403,10 +403,11 @@ impl RedisCircuitBreaker {
                 // local probe now could exceed the fleet's limit. (`pending` gives back a
                 // lease the script may have granted.) Once the backend is marked down,
                 // `acquire` follows the failure policy instead.
-                bump(&inner.counters.probes_denied);
                 if inner.policy == FailurePolicy::FailClosed {
                     bump(&inner.counters.rejected_unavailable);
+                    return Err(self.rejection(RejectionReason::CircuitOpen, None));
                 }
+                bump(&inner.counters.probes_denied);
                 return Err(self.rejection(RejectionReason::HalfOpenFull, None));
             }
         };

@@ -42,14 +42,29 @@ pub(crate) fn allocations(work: impl FnOnce()) -> u64 {
 /// A test: its name and its body, which panics on failure.
 pub(crate) type Test = (&'static str, fn());
 
+/// libtest's options that take a value as the next argument, which is then not a filter.
+const VALUED: [&str; 6] = [
+    "--test-threads",
+    "--skip",
+    "--format",
+    "--color",
+    "--logfile",
+    "-Z",
+];
+
 /// Runs `tests` one after the other on the main thread, each under its own `dhat` profiler,
-/// and reports like libtest. Positional arguments filter by name, as libtest's do; flags
-/// (`--nocapture`, `--test-threads`, ...) are accepted and ignored.
+/// and reports like libtest. Positional arguments filter by name, as libtest's do; options
+/// (`--nocapture`, `--test-threads 2`, ...) are accepted and ignored.
 pub(crate) fn run(tests: &[Test]) {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with('-'))
-        .collect();
+    let mut filters = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if VALUED.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            filters.push(arg);
+        }
+    }
     let chosen: Vec<&Test> = tests
         .iter()
         .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))

@@ -219,6 +219,11 @@ async fn no_instance_admits_after_the_shared_circuit_opened_whatever_redis_lost(
     fleet.assert_bound_after_open(&monitor, "restart").await;
     let (_, version, first_epoch) = record(&monitor, &key).await;
     assert_eq!(version, 1, "the trip is the new lifetime's first version");
+    let epoch = u64::from_str_radix(&first_epoch, 16).unwrap();
+    for breaker in &fleet.breakers {
+        let metrics = breaker.metrics();
+        assert_eq!((metrics.shared_epoch, metrics.shared_version), (epoch, 1));
+    }
 
     // 2. FLUSHALL: the same, without an outage in between.
     c.reset();

@@ -226,6 +226,9 @@ pub struct RedisCircuitBreakerMetrics {
     pub backend_healthy: bool,
     /// The newest shared version this instance has applied.
     pub shared_version: u64,
+    /// The lifetime of the shared record that version belongs to (see
+    /// [`SharedState::epoch`]); it changes when Redis lost the record.
+    pub shared_epoch: u64,
     /// Local transitions written to Redis.
     pub writes: u64,
     /// Writes that found the shared state already changed (the shared state was adopted).
@@ -483,11 +486,13 @@ impl RedisCircuitBreaker {
         let inner = &*self.inner;
         let c = &inner.counters;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let known = *inner.known();
         RedisCircuitBreakerMetrics {
             local: inner.local.metrics(),
             failure_policy: inner.policy,
             backend_healthy: inner.backend.is_healthy(),
-            shared_version: inner.known().version,
+            shared_version: known.version,
+            shared_epoch: known.epoch,
             writes: load(&c.writes),
             conflicts: load(&c.conflicts),
             applied: load(&c.applied),

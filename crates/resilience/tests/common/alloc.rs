@@ -69,7 +69,8 @@ pub(crate) fn run(tests: &[Test]) {
         .iter()
         .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
         .collect();
-    println!("\nrunning {} tests", chosen.len());
+    let plural = if chosen.len() == 1 { "" } else { "s" };
+    println!("\nrunning {} test{plural}", chosen.len());
     let mut failed = Vec::new();
     for (name, test) in &chosen {
         let outcome = {

@@ -10,7 +10,7 @@ use resilience::circuit_breaker::CircuitBreaker;
 use resilience::{ConfigError, ConfigProblem};
 use tokio::sync::mpsc;
 
-use super::{sync, Counters, Inner, Known, RedisCircuitBreaker, Scripts};
+use super::{hook, sync, Counters, Inner, Known, RedisCircuitBreaker, Scripts};
 
 /// A breaker script: the shared opening (server time, the record, its epoch) followed by the
 /// script's own part, each a reviewable `.lua` file.
@@ -150,7 +150,7 @@ impl RedisCircuitBreakerBuilder {
         let (sender, receiver) = mpsc::unbounded_channel();
         let seen = Arc::new(Mutex::new(Known::default()));
         self.local
-            .set_transition_hook(sync::hook(sender.clone(), Arc::clone(&seen)));
+            .set_transition_hook(hook::hook(sender.clone(), Arc::clone(&seen)));
         let inner = Arc::new(Inner {
             probes_key: format!("{state_key}:probes"),
             votes_key: format!("{state_key}:votes"),

@@ -109,6 +109,8 @@
 //! circuit is the one of the instance that tripped it (with its backoff, if configured).
 
 mod builder;
+mod follow;
+mod hook;
 mod permit;
 mod sync;
 
@@ -128,7 +130,7 @@ use permit::PendingLease;
 pub use permit::SharedPermit;
 
 use crate::{BackendError, FailurePolicy, RedisBackend};
-use sync::Change;
+use hook::Change;
 
 /// A circuit breaker whose state is shared by every process using the same Redis, prefix
 /// and name. See the [module docs](self).
@@ -478,7 +480,7 @@ impl RedisCircuitBreaker {
         // it is sent here rather than by the transition hook (which would send a half-open
         // breaker's close as a conditional one).
         let _ = inner.changes.send(Change::Reset { expected: None });
-        sync::quietly(|| inner.local.reset());
+        hook::quietly(|| inner.local.reset());
     }
 
     /// A snapshot of the local metrics and the sharing counters.

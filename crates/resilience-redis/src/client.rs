@@ -58,6 +58,9 @@ pub struct RedisBackend {
 
 struct Inner {
     manager: ConnectionManager,
+    /// For the blocking connections of `run_blocking`.
+    client: Client,
+    connect_timeout: Duration,
     call_timeout: Duration,
     health_check_interval: Duration,
     healthy: AtomicBool,
@@ -134,6 +137,29 @@ impl RedisBackend {
         let mut connection = self.inner.manager.clone();
         let call = invocation.invoke_async::<T>(&mut connection);
         self.finish(tokio::time::timeout(self.inner.call_timeout, call).await)
+    }
+
+    /// Runs a script invocation over a new blocking connection, within the connect and call
+    /// timeouts, without updating the health state: for the rare work that must be done
+    /// outside any Tokio runtime (giving a probe lease back after shutdown). Blocks the
+    /// calling thread.
+    pub(crate) fn run_blocking<T: FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, BackendError> {
+        let inner = &*self.inner;
+        let error = |error: redis::RedisError| BackendError::from_redis(&error);
+        let mut connection = inner
+            .client
+            .get_connection_with_timeout(inner.connect_timeout)
+            .map_err(error)?;
+        connection
+            .set_read_timeout(Some(inner.call_timeout))
+            .map_err(error)?;
+        connection
+            .set_write_timeout(Some(inner.call_timeout))
+            .map_err(error)?;
+        invocation.invoke(&mut connection).map_err(error)
     }
 
     /// Runs one command within the call timeout.
@@ -251,11 +277,13 @@ impl RedisBackendBuilder {
             .set_number_of_retries(8)
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(Some(self.connect_timeout.max(self.call_timeout)));
-        let manager = ConnectionManager::new_lazy_with_config(client, config)
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| BackendError::from_redis(&e))?;
         let backend = RedisBackend {
             inner: Arc::new(Inner {
                 manager,
+                client,
+                connect_timeout: self.connect_timeout,
                 call_timeout: self.call_timeout,
                 health_check_interval: self.health_check_interval,
                 healthy: AtomicBool::new(true),

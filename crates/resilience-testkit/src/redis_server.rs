@@ -116,6 +116,114 @@ impl RedisServer {
             .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
+    /// Starts a server on a free loopback port as a replica of `primary`, and waits until the
+    /// replica has loaded the primary's data set (`master_link_status:up`).
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start), or `TimedOut` if replication does not come up within ten
+    /// seconds.
+    pub async fn start_replica_of(primary: &Self) -> io::Result<Self> {
+        let server = Self::start().await?;
+        server.replicate(primary).await?;
+        Ok(server)
+    }
+
+    /// Makes this server a replica of `primary` (`REPLICAOF`): it drops its own data set,
+    /// loads the primary's and follows it from then on. Waits until the link is up.
+    ///
+    /// With [`promote`](Self::promote) afterwards, this is how a test makes a server's
+    /// clients see a failover to another server's (possibly older) data set while keeping
+    /// their address.
+    ///
+    /// # Errors
+    ///
+    /// If the server refuses the command, or the link is not up within ten seconds.
+    pub async fn replicate(&self, primary: &Self) -> io::Result<()> {
+        let port = primary.port.to_string();
+        self.expect_ok(&["REPLICAOF", "127.0.0.1", &port]).await?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Reply::Bulk(Some(info))) =
+                resp::command(self.addr(), &["INFO", "replication"]).await
+            {
+                let info = String::from_utf8_lossy(&info);
+                if info
+                    .lines()
+                    .any(|line| line.trim() == "master_link_status:up")
+                {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "redis-server on port {} did not finish replicating from port {}",
+                        self.port, primary.port
+                    ),
+                ));
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// Promotes a replica to a primary (`REPLICAOF NO ONE`), keeping the data set it has: from
+    /// then on it follows nobody and accepts writes.
+    ///
+    /// # Errors
+    ///
+    /// If the server does not answer `OK`.
+    pub async fn promote(&self) -> io::Result<()> {
+        self.expect_ok(&["REPLICAOF", "NO", "ONE"]).await
+    }
+
+    /// Freezes the process (SIGSTOP), like a server that hangs: connections stay open and
+    /// requests are accepted by the kernel but never answered, until [`resume`](Self::resume).
+    ///
+    /// # Errors
+    ///
+    /// If the server is not running, or the signal cannot be sent.
+    pub fn pause(&self) -> io::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a [paused](Self::pause) process run again (SIGCONT).
+    ///
+    /// # Errors
+    ///
+    /// If the server is not running, or the signal cannot be sent.
+    pub fn resume(&self) -> io::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> io::Result<()> {
+        let pid = self.child.as_ref().and_then(Child::id).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "redis-server is not running")
+        })?;
+        // `kill(1)` rather than a libc binding: the testkit stays free of unsafe code.
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "kill {signal} {pid} failed: {status}"
+            )))
+        }
+    }
+
+    async fn expect_ok(&self, args: &[&str]) -> io::Result<()> {
+        match resp::command(self.addr(), args).await? {
+            Reply::Simple(ok) if ok == "OK" => Ok(()),
+            other => Err(io::Error::other(format!(
+                "redis-server on port {} answered {other:?} to {args:?}",
+                self.port
+            ))),
+        }
+    }
+
     /// Kills the server (SIGKILL, like a crash: no shutdown handshake), waits for the process to
     /// exit and for the port to refuse connections. Stopping a stopped server does nothing.
     ///

@@ -5,8 +5,19 @@
 //! disabling protection at run time.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::rate::RateProblem;
+
+/// The longest duration any setting accepts, in every pattern: `u64::MAX` nanoseconds,
+/// about 584 years.
+///
+/// A longer one is refused when the config is validated, with the field named
+/// ([`ConfigProblem::TooLarge`], in seconds). Anything near this long means "never" in
+/// practice: deadlines computed from such durations saturate at about thirty years from
+/// now instead of overflowing the clock, and a backoff that grows without a cap stops
+/// growing here.
+pub const MAX_DURATION: Duration = Duration::from_nanos(u64::MAX);
 
 /// A configuration value that was rejected, naming the field and the problem.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,9 +117,23 @@ pub(crate) mod check {
         Ok(())
     }
 
+    /// Greater than zero and at most [`MAX_DURATION`](super::MAX_DURATION).
     pub(crate) fn positive(field: &'static str, value: Duration) -> Result<(), ConfigError> {
         if value.is_zero() {
             return Err(ConfigError::new(field, ConfigProblem::NotPositive));
+        }
+        duration(field, value)
+    }
+
+    /// At most [`MAX_DURATION`](super::MAX_DURATION), the one bound for every duration.
+    pub(crate) fn duration(field: &'static str, value: Duration) -> Result<(), ConfigError> {
+        if value > super::MAX_DURATION {
+            return Err(ConfigError::new(
+                field,
+                ConfigProblem::TooLarge {
+                    max: super::MAX_DURATION.as_secs_f64(),
+                },
+            ));
         }
         Ok(())
     }

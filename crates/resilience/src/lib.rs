@@ -19,13 +19,14 @@ pub mod rate_limit;
 pub mod registry;
 pub mod retry;
 pub mod stage;
+mod time;
 pub mod timeout;
 
 pub use adaptive::AdaptiveLimiter;
 pub use backpressure::Backpressure;
 pub use bulkhead::Bulkhead;
 pub use circuit_breaker::CircuitBreaker;
-pub use config::{ConfigError, ConfigProblem};
+pub use config::{ConfigError, ConfigProblem, MAX_DURATION};
 pub use error::{Error, PatternKind, Rejection, RejectionReason};
 pub use fallback::Fallback;
 pub use hook::{reset_error_handler, set_error_handler, CallbackKind, CallbackPanic};

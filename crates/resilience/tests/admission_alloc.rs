@@ -1,33 +1,18 @@
 //! The uncontended admission paths allocate nothing (DESIGN §9): `dhat`'s counting global
 //! allocator watches a bulkhead's free-slot path (`call`, `try_acquire`, `acquire`) and a
 //! backpressure controller below its high water mark (`call`, `try_acquire`), each with no
-//! listener attached. Its own test binary, because the allocator is process-wide.
+//! listener attached. Its own test binary, run without libtest (see `common/alloc.rs`): the allocator is
+//! process-wide.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+mod common {
+    pub(crate) mod alloc;
+}
 
+use common::alloc::{allocations, ready, run};
 use resilience::backpressure::Backpressure;
 use resilience::bulkhead::Bulkhead;
 
-#[global_allocator]
-static ALLOCATOR: dhat::Alloc = dhat::Alloc;
-
-/// Polls a future that is ready at once, without a runtime (which could allocate itself).
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the future was expected to be ready"),
-    }
-}
-
-#[test]
 fn free_slot_paths_allocate_nothing() {
-    let _profiler = dhat::Profiler::builder().testing().build();
     let bulkhead = Bulkhead::builder("hot").max_concurrent(2).build().unwrap();
     let controller = Backpressure::builder("hot").build().unwrap();
     let round = || {
@@ -41,12 +26,19 @@ fn free_slot_paths_allocate_nothing() {
     for _ in 0..10 {
         round();
     }
-    let before = dhat::HeapStats::get().total_blocks;
-    for _ in 0..1_000 {
-        round();
-    }
-    let allocated = dhat::HeapStats::get().total_blocks - before;
+    let allocated = allocations(|| {
+        for _ in 0..1_000 {
+            round();
+        }
+    });
     assert_eq!(allocated, 0, "allocations on the free-slot paths");
     assert_eq!(bulkhead.metrics().accepted_requests, 3_030);
     assert_eq!(controller.metrics().total_accepted, 2_020);
+}
+
+fn main() {
+    run(&[(
+        "free_slot_paths_allocate_nothing",
+        free_slot_paths_allocate_nothing,
+    )]);
 }

@@ -1,33 +1,17 @@
 //! Rate-limit checks allocate nothing (DESIGN §9): `dhat`'s counting global allocator watches
 //! the direct limiter (allowed and denied, sync and through the trait) and the keyed limiter,
 //! for known keys and for new ones, each with no listener attached. Its own test binary,
-//! because the allocator is process-wide.
+//! run without libtest (see `common/alloc.rs`): the allocator is process-wide.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+mod common {
+    pub(crate) mod alloc;
+}
 
+use common::alloc::{allocations, ready, run};
 use resilience::rate_limit::{DirectRateLimiter, LocalRateLimiter, RateLimiter};
 use resilience::Rate;
 
-#[global_allocator]
-static ALLOCATOR: dhat::Alloc = dhat::Alloc;
-
-/// Polls a future that is ready at once, without a runtime (which could allocate itself).
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the future was expected to be ready"),
-    }
-}
-
-#[test]
 fn checks_allocate_nothing() {
-    let _profiler = dhat::Profiler::builder().testing().build();
     let direct = DirectRateLimiter::builder("hot")
         .rate(Rate::per_second(1_000_000_000))
         .build()
@@ -47,17 +31,21 @@ fn checks_allocate_nothing() {
         assert!(keyed.check_now(key).is_allowed());
     }
     spent.check_now();
-    let before = dhat::HeapStats::get().total_blocks;
-    for key in &keys {
-        assert!(direct.check_now().is_allowed());
-        assert!(ready(RateLimiter::check(&direct, key)).is_allowed());
-        assert!(!spent.check_now().is_allowed());
-        assert!(spent.try_acquire().is_err());
-        // The first 1,000 keys are known, the next 1,000 are new.
-        assert!(keyed.check_now(key).is_allowed());
-        assert!(ready(RateLimiter::check(&keyed, key)).is_allowed());
-    }
-    let allocated = dhat::HeapStats::get().total_blocks - before;
+    let allocated = allocations(|| {
+        for key in &keys {
+            assert!(direct.check_now().is_allowed());
+            assert!(ready(RateLimiter::check(&direct, key)).is_allowed());
+            assert!(!spent.check_now().is_allowed());
+            assert!(spent.try_acquire().is_err());
+            // The first 1,000 keys are known, the next 1,000 are new.
+            assert!(keyed.check_now(key).is_allowed());
+            assert!(ready(RateLimiter::check(&keyed, key)).is_allowed());
+        }
+    });
     assert_eq!(allocated, 0, "allocations on the check paths");
     assert_eq!(keyed.metrics().active_limiters, 2_000);
+}
+
+fn main() {
+    run(&[("checks_allocate_nothing", checks_allocate_nothing)]);
 }

@@ -6,11 +6,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::Script;
-use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerEvent};
+use resilience::circuit_breaker::CircuitBreaker;
 use resilience::{ConfigError, ConfigProblem};
 use tokio::sync::mpsc;
 
-use super::{sync, Counters, Inner, RedisCircuitBreaker, Scripts};
+use super::{hook, sync, Counters, Inner, Known, RedisCircuitBreaker, Scripts};
+
+/// A breaker script: the shared opening (server time, the record, its epoch) followed by the
+/// script's own part, each a reviewable `.lua` file.
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("../scripts/breaker_common.lua"),
+            include_str!(concat!("../scripts/", $file))
+        ))
+    };
+}
 use crate::keys::{self, DEFAULT_PREFIX};
 use crate::{FailurePolicy, RedisBackend};
 
@@ -137,17 +148,9 @@ impl RedisCircuitBreakerBuilder {
         }
         let state_key = format!("{}:cb:{{{}}}", self.prefix, keys::escape(self.local.name()));
         let (sender, receiver) = mpsc::unbounded_channel();
-        let events = self.local.events();
-        let listeners = [
-            events.on(
-                CircuitBreakerEvent::STATE_CHANGE,
-                sync::listener(sender.clone()),
-            ),
-            events.on(
-                CircuitBreakerEvent::CIRCUIT_OPENED,
-                sync::listener(sender.clone()),
-            ),
-        ];
+        let seen = Arc::new(Mutex::new(Known::default()));
+        self.local
+            .set_transition_hook(hook::hook(sender.clone(), Arc::clone(&seen)));
         let inner = Arc::new(Inner {
             probes_key: format!("{state_key}:probes"),
             votes_key: format!("{state_key}:votes"),
@@ -156,11 +159,12 @@ impl RedisCircuitBreakerBuilder {
             backend: self.backend,
             policy: self.policy,
             scripts: Scripts {
-                read: Script::new(include_str!("../scripts/breaker_read.lua")),
-                trip: Script::new(include_str!("../scripts/breaker_trip.lua")),
-                reset: Script::new(include_str!("../scripts/breaker_reset.lua")),
-                probe: Script::new(include_str!("../scripts/breaker_probe.lua")),
-                release: Script::new(include_str!("../scripts/breaker_release.lua")),
+                read: script!("breaker_read.lua"),
+                trip: script!("breaker_trip.lua"),
+                reset: script!("breaker_reset.lua"),
+                probe: script!("breaker_probe.lua"),
+                release: script!("breaker_release.lua"),
+                renew: script!("breaker_renew.lua"),
             },
             instance: fastrand::u64(..),
             leases: AtomicU64::new(0),
@@ -169,18 +173,16 @@ impl RedisCircuitBreakerBuilder {
             state_ttl: self.state_ttl,
             quorum: self.quorum,
             quorum_window: self.quorum_window,
-            known: Mutex::new(0),
+            known: Mutex::new(Known::default()),
+            seen,
             pending: Mutex::new(None),
             changes: sender,
-            listeners,
             counters: Counters::default(),
         });
         let breaker = RedisCircuitBreaker { inner };
         // Read first; never write on start-up.
         match breaker.shared_state().await {
-            Ok(state) => {
-                breaker.inner.adopt(&state);
-            }
+            Ok(state) => breaker.inner.start_from(&state),
             Err(error) => breaker.inner.failed(&error),
         }
         tokio::spawn(sync::run(

@@ -5,7 +5,8 @@
 //! A [`RedisCircuitBreaker`] wraps a core [`CircuitBreaker`] (the *local* breaker: its
 //! detector, config, events and metrics) and keeps it in step with one shared record in
 //! Redis: the state (`closed`, `open`, `half_open`, `forced_open`), a version number that
-//! grows with every transition, and the server time until which an open circuit stays open.
+//! grows with every transition, the server time until which an open circuit stays open, and
+//! an *epoch* naming the record's lifetime.
 //!
 //! * **No remote call on the hot path.** While the state does not change, calls are decided
 //!   by the local breaker alone (an atomic load); Redis is called only on transitions and
@@ -26,13 +27,35 @@
 //!   back when the probe finishes, and expires by itself after `probe_lease` (10 s by
 //!   default) if its process died. Probe outcomes are counted in Redis: `success_threshold`
 //!   successes across the fleet close the circuit, one failure reopens it. The open period
-//!   ends on the Redis server's clock, once for everyone.
+//!   ends on the Redis server's clock, once for everyone. A probe request whose caller gave
+//!   up (dropped future, outer timeout) or whose answer was lost gives back the lease the
+//!   script may have granted; a permit dropped outside a Tokio runtime gives its lease back
+//!   from a thread of its own. A probe request that fails admits no local probe instead:
+//!   Redis could not say how many run elsewhere.
+//! * **A follower opens for the time left.** An instance adopting an open circuit from
+//!   another opens its local breaker for the shared time left (so `retry_after` is honest)
+//!   and does not count it as a trip of its own (its backoff does not grow).
 //! * **Start-up reads, never writes**: a new instance adopts the shared state (joining an
 //!   open circuit, it starts open) and writes only when its own breaker changes.
 //! * **Keys carry TTLs**: the state expires `state_ttl` (24 h by default) after its last
-//!   change, probe leases with their lease, trip votes with their window. A lost state
-//!   (expired, or a Redis restart without persistence) reads as closed; an instance whose
-//!   local breaker is open writes its trip again.
+//!   change, probe leases with their lease, trip votes with their window.
+//! * **Lost state is noticed, not mistaken for old state.** Each instance remembers the
+//!   (epoch, version) it applied last. When Redis loses the record (a restart without
+//!   persistence, `FLUSHALL`, expiry), the next write starts a new lifetime with a new
+//!   epoch and versions from 1, which every instance adopts although its version is lower;
+//!   an instance whose local breaker is open writes its trip again, so an open circuit is
+//!   not forgotten because Redis forgot it. When Redis goes back in time *within* a
+//!   lifetime (a failover to a replica that had not received the last writes), the first
+//!   instance to see a version lower than one it knew gives the record a new epoch, so no
+//!   instance mistakes a reused version number for the state it saw under that number.
+//!   Either way the bound above holds from the moment the shared state is open again: no
+//!   instance keeps admitting calls for an open period because its memory of versions is
+//!   ahead of what Redis holds.
+//! * **Transitions reach Redis in the order they happened**: the local breaker's
+//!   [transition hook](CircuitBreaker::set_transition_hook) queues them under its lock. A
+//!   close after successful probes is written as a compare-and-set against the shared
+//!   state this instance knew *when it closed*, so a reopen adopted meanwhile is never
+//!   overwritten.
 //! * **A quorum guards against one bad node** (DESIGN §5: shared breakers are refused
 //!   elsewhere because one instance with a broken network could open the circuit for the
 //!   healthy ones). With [`trip_quorum(n, within)`](RedisCircuitBreakerBuilder::trip_quorum)
@@ -44,7 +67,8 @@
 //!
 //! The local breaker keeps deciding on its own ([`FailurePolicy::FailOpen`], the default, and
 //! [`FailurePolicy::Local`] mean the same here: no call is failed because Redis is down),
-//! its half-open probes limited per instance only. Transitions made meanwhile are written
+//! its half-open probes limited per instance only (once the backend is known to be down:
+//! a single failed probe request rejects its call). Transitions made meanwhile are written
 //! when Redis answers again. [`FailurePolicy::FailClosed`] rejects every call while the
 //! backend is unhealthy.
 //!
@@ -55,7 +79,7 @@
 //!
 //! | key | type | holds | TTL |
 //! |---|---|---|---|
-//! | `resilience:cb:{payments}` | hash | `state`, `version`, `open_until` (µs, server clock), `successes` | `state_ttl` |
+//! | `resilience:cb:{payments}` | hash | `state`, `version`, `open_until` (µs, server clock), `successes`, `epoch` | `state_ttl` |
 //! | `resilience:cb:{payments}:probes` | sorted set | probe leases, scored by expiry | `probe_lease` |
 //! | `resilience:cb:{payments}:votes` | sorted set | instances that tripped (quorum > 1 only) | the quorum window |
 //!
@@ -85,6 +109,8 @@
 //! circuit is the one of the instance that tripped it (with its backoff, if configured).
 
 mod builder;
+mod follow;
+mod hook;
 mod permit;
 mod sync;
 
@@ -96,16 +122,16 @@ use std::time::Duration;
 
 use redis::Script;
 use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerMetrics, CircuitState};
-use resilience::events::ListenerId;
 use resilience::stage::{self, Admit, Stage};
 use resilience::{Error, PatternKind, Rejection, RejectionReason};
 use tokio::sync::mpsc;
 
 pub use builder::RedisCircuitBreakerBuilder;
+use permit::PendingLease;
 pub use permit::SharedPermit;
 
 use crate::{BackendError, FailurePolicy, RedisBackend};
-use sync::Change;
+use hook::Change;
 
 /// A circuit breaker whose state is shared by every process using the same Redis, prefix
 /// and name. See the [module docs](self).
@@ -122,6 +148,14 @@ struct Scripts {
     reset: Script,
     probe: Script,
     release: Script,
+    renew: Script,
+}
+
+/// The newest shared state applied here: its record's lifetime and its version within it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Known {
+    epoch: u64,
+    version: u64,
 }
 
 struct Inner {
@@ -139,13 +173,15 @@ struct Inner {
     state_ttl: Duration,
     quorum: u32,
     quorum_window: Duration,
-    /// The newest shared version applied to the local breaker. Held while applying, so
-    /// two shared states are never applied out of order.
-    known: Mutex<u64>,
+    /// The newest shared state applied to the local breaker. Held while applying, so two
+    /// shared states are never applied out of order.
+    known: Mutex<Known>,
+    /// A copy of `known` for the transition hook, which runs under the local breaker's lock
+    /// and so must not wait for `known` (held while applying, which takes that lock).
+    seen: Arc<Mutex<Known>>,
     /// A local transition that could not be written yet (Redis was down).
     pending: Mutex<Option<Change>>,
     changes: mpsc::UnboundedSender<Change>,
-    listeners: [ListenerId; 2],
     counters: Counters,
 }
 
@@ -172,6 +208,10 @@ pub struct SharedState {
     pub state: CircuitState,
     /// Grows by one on every shared transition; 0 for a state never written (or lost).
     pub version: u64,
+    /// Names the record's lifetime: set once when the record is first written, different
+    /// after Redis lost it (restart without persistence, `FLUSHALL`, expiry, failover to a
+    /// replica that had not seen it). 0 for a state never written (or lost).
+    pub epoch: u64,
     /// For an open circuit, the time left until probes are admitted (server clock).
     pub open_remaining: Option<Duration>,
 }
@@ -189,6 +229,9 @@ pub struct RedisCircuitBreakerMetrics {
     pub backend_healthy: bool,
     /// The newest shared version this instance has applied.
     pub shared_version: u64,
+    /// The lifetime of the shared record that version belongs to (see
+    /// [`SharedState::epoch`]); it changes when Redis lost the record.
+    pub shared_epoch: u64,
     /// Local transitions written to Redis.
     pub writes: u64,
     /// Writes that found the shared state already changed (the shared state was adopted).
@@ -206,8 +249,22 @@ pub struct RedisCircuitBreakerMetrics {
     pub rejected_unavailable: u64,
 }
 
-/// A script's answer: `{changed or granted, state, version, open_remaining_us}`.
-type Reply = (i64, String, u64, u64);
+/// A script's answer: `{changed or granted, state, version, open_remaining_us, epoch}`.
+type Reply = (i64, String, u64, u64, String);
+
+/// A fresh epoch for a record's new lifetime, as the scripts store it.
+fn new_epoch() -> String {
+    format!("{:016x}", fastrand::u64(1..))
+}
+
+/// An epoch as the scripts compare it ('' for none).
+fn epoch_arg(epoch: u64) -> String {
+    if epoch == 0 {
+        String::new()
+    } else {
+        format!("{epoch:016x}")
+    }
+}
 
 fn parse_state(name: &str) -> Option<CircuitState> {
     Some(match name {
@@ -222,9 +279,16 @@ fn parse_state(name: &str) -> Option<CircuitState> {
 fn shared(reply: &Reply) -> Result<SharedState, BackendError> {
     let state = parse_state(&reply.1)
         .ok_or_else(|| BackendError::unexpected(format!("unknown shared state {:?}", reply.1)))?;
+    let epoch = if reply.4.is_empty() {
+        0
+    } else {
+        u64::from_str_radix(&reply.4, 16)
+            .map_err(|_| BackendError::unexpected(format!("unknown epoch {:?}", reply.4)))?
+    };
     Ok(SharedState {
         state,
         version: reply.2,
+        epoch,
         open_remaining: (state == CircuitState::Open).then(|| Duration::from_micros(reply.3)),
     })
 }
@@ -323,14 +387,21 @@ impl RedisCircuitBreaker {
     async fn acquire_probe(&self) -> Result<SharedPermit, Rejection> {
         let inner = &*self.inner;
         let sequence = inner.leases.fetch_add(1, Ordering::Relaxed);
-        let lease = format!("{:016x}-{sequence:x}", inner.instance);
+        // Armed before the request: if this future is dropped while Redis is answering, or
+        // the answer is lost, a lease the script may have granted is given back at once
+        // instead of blocking the fleet's probes until it expires.
+        let pending = PendingLease::new(
+            self.clone(),
+            format!("{:016x}-{sequence:x}", inner.instance),
+        );
         let mut invocation = inner.scripts.probe.key(&inner.state_key);
         invocation
             .key(&inner.probes_key)
-            .arg(&lease)
+            .arg(pending.id())
             .arg(micros(inner.probe_lease))
             .arg(inner.local.config().half_open_max_calls)
-            .arg(millis(inner.state_ttl));
+            .arg(millis(inner.state_ttl))
+            .arg(new_epoch());
         let answer = inner
             .backend
             .run::<Reply>(&invocation)
@@ -340,33 +411,38 @@ impl RedisCircuitBreaker {
             Ok(answer) => answer,
             Err(error) => {
                 inner.failed(&error);
-                // Redis could not say: the local breaker limits probes on its own.
+                // Redis could not say how many probes run elsewhere, so none runs here: a
+                // local probe now could exceed the fleet's limit. (`pending` gives back a
+                // lease the script may have granted.) Once the backend is marked down,
+                // `acquire` follows the failure policy instead.
                 if inner.policy == FailurePolicy::FailClosed {
                     bump(&inner.counters.rejected_unavailable);
                     return Err(self.rejection(RejectionReason::CircuitOpen, None));
                 }
-                let local = inner.local.try_acquire()?;
-                return Ok(SharedPermit::new(self.clone(), local, None));
+                bump(&inner.counters.probes_denied);
+                return Err(self.rejection(RejectionReason::HalfOpenFull, None));
             }
         };
         inner.adopt(&state);
         if granted {
             bump(&inner.counters.probes_granted);
-            let held = Some((lease, state.version));
-            match inner.local.try_acquire() {
-                Ok(local) => return Ok(SharedPermit::new(self.clone(), local, held)),
+            let lease = pending.granted(state.epoch, state.version);
+            return match inner.local.try_acquire() {
+                Ok(local) => Ok(SharedPermit::new(self.clone(), local, Some(lease))),
                 Err(rejection) => {
                     // Give the lease straight back.
-                    SharedPermit::release(self.clone(), held, sync::Outcome::Ignored);
-                    return Err(rejection);
+                    SharedPermit::release(self.clone(), Some(lease), sync::Outcome::Ignored);
+                    Err(rejection)
                 }
-            }
+            };
         }
+        // Not granted: the script recorded no lease, nothing to give back.
+        pending.forget();
         match state.state {
             // The shared circuit is closed: this instance's open period is over (it may have
             // tripped alone, short of the quorum).
             CircuitState::Closed => {
-                inner.apply(CircuitState::Closed);
+                inner.apply(&state);
                 let local = inner.local.try_acquire()?;
                 Ok(SharedPermit::new(self.clone(), local, None))
             }
@@ -407,11 +483,11 @@ impl RedisCircuitBreaker {
     /// Closes the circuit for every instance, whatever its shared state.
     pub fn reset(&self) {
         let inner = &*self.inner;
-        if inner.local.state() == CircuitState::Closed {
-            // No local transition, so no event: ask for the shared reset directly.
-            let _ = inner.changes.send(Change::Reset { conditional: false });
-        }
-        inner.local.reset();
+        // An operator's reset is unconditional, whatever state the local breaker was in, so
+        // it is sent here rather than by the transition hook (which would send a half-open
+        // breaker's close as a conditional one).
+        let _ = inner.changes.send(Change::Reset { expected: None });
+        hook::quietly(|| inner.local.reset());
     }
 
     /// A snapshot of the local metrics and the sharing counters.
@@ -419,11 +495,13 @@ impl RedisCircuitBreaker {
         let inner = &*self.inner;
         let c = &inner.counters;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let known = *inner.known();
         RedisCircuitBreakerMetrics {
             local: inner.local.metrics(),
             failure_policy: inner.policy,
             backend_healthy: inner.backend.is_healthy(),
-            shared_version: *inner.known.lock().unwrap_or_else(|p| p.into_inner()),
+            shared_version: known.version,
+            shared_epoch: known.epoch,
             writes: load(&c.writes),
             conflicts: load(&c.conflicts),
             applied: load(&c.applied),
@@ -444,10 +522,9 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Drops the listener's sender, which ends the sync task.
-        for listener in self.listeners {
-            self.local.events().remove(listener);
-        }
+        // Drops the hook's sender, which ends the sync task (the local breaker may outlive
+        // this wrapper through a clone).
+        self.local.set_transition_hook(|_| {});
     }
 }
 

@@ -8,26 +8,31 @@ use resilience::stage::StagePermit;
 use super::sync::Outcome;
 use super::RedisCircuitBreaker;
 
+/// One of the fleet's half-open probe leases, with the shared state it was granted in.
+#[derive(Debug)]
+pub(super) struct Lease {
+    pub(super) id: String,
+    pub(super) epoch: u64,
+    pub(super) version: u64,
+}
+
 /// Admission by a [`RedisCircuitBreaker`]: report the call's outcome with
 /// [`success`](Self::success), [`failure`](Self::failure) or [`ignore`](Self::ignore).
 /// Dropping it without one counts as ignored.
 ///
 /// A half-open probe also holds one of the fleet's probe leases; reporting (or dropping)
 /// gives it back and counts the outcome in Redis, from a spawned task, so reporting never
-/// waits on Redis.
+/// waits on Redis. Outside a Tokio runtime (a permit dropped after shutdown, or handed to
+/// a plain thread) it is given back from a short-lived thread of its own, over a blocking
+/// connection, so the lease does not block the fleet's probes until it expires.
 pub struct SharedPermit {
     breaker: RedisCircuitBreaker,
     local: Option<Permit>,
-    /// The probe lease and the shared version it was granted in.
-    lease: Option<(String, u64)>,
+    lease: Option<Lease>,
 }
 
 impl SharedPermit {
-    pub(super) fn new(
-        breaker: RedisCircuitBreaker,
-        local: Permit,
-        lease: Option<(String, u64)>,
-    ) -> Self {
+    pub(super) fn new(breaker: RedisCircuitBreaker, local: Permit, lease: Option<Lease>) -> Self {
         Self {
             breaker,
             local: Some(local),
@@ -73,18 +78,23 @@ impl SharedPermit {
         Self::release(self.breaker.clone(), self.lease.take(), outcome);
     }
 
-    /// Gives a lease back in the background. Without a runtime (a permit dropped after
-    /// shutdown) the lease simply expires.
-    pub(super) fn release(
-        breaker: RedisCircuitBreaker,
-        lease: Option<(String, u64)>,
-        outcome: Outcome,
-    ) {
-        let Some((id, version)) = lease else {
+    /// Gives a lease back in the background: on the current runtime if there is one, else
+    /// from a thread of its own over a blocking connection (the backend's connection is
+    /// driven by a runtime that may be gone).
+    pub(super) fn release(breaker: RedisCircuitBreaker, lease: Option<Lease>, outcome: Outcome) {
+        let Some(lease) = lease else {
             return;
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { breaker.inner.release(&id, version, outcome).await });
+            runtime.spawn(async move { breaker.inner.release(&lease, outcome).await });
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("resilience-redis-release".into())
+            .spawn(move || breaker.inner.release_blocking(&lease, outcome));
+        if let Err(error) = spawned {
+            // No thread either: the lease expires by itself after `probe_lease`.
+            tracing::debug!(target: "resilience::redis", %error, "could not give a probe lease back");
         }
     }
 }
@@ -118,5 +128,54 @@ impl fmt::Debug for SharedPermit {
             .field("admitted_in", &self.admitted_in())
             .field("shared_probe", &self.is_shared_probe())
             .finish()
+    }
+}
+
+/// A probe lease asked for and not yet known to be granted or refused. Dropped armed (the
+/// asking future was cancelled, or Redis's answer was lost), it gives the lease back: the
+/// script may have granted it, and releasing a lease that does not exist is harmless.
+pub(super) struct PendingLease {
+    breaker: Option<RedisCircuitBreaker>,
+    id: String,
+}
+
+impl PendingLease {
+    pub(super) fn new(breaker: RedisCircuitBreaker, id: String) -> Self {
+        Self {
+            breaker: Some(breaker),
+            id,
+        }
+    }
+
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The script granted it in this shared state: the caller owns it now.
+    pub(super) fn granted(mut self, epoch: u64, version: u64) -> Lease {
+        self.breaker = None;
+        Lease {
+            id: std::mem::take(&mut self.id),
+            epoch,
+            version,
+        }
+    }
+
+    /// The script refused it: there is nothing to give back.
+    pub(super) fn forget(mut self) {
+        self.breaker = None;
+    }
+}
+
+impl Drop for PendingLease {
+    fn drop(&mut self) {
+        if let Some(breaker) = self.breaker.take() {
+            let lease = Lease {
+                id: std::mem::take(&mut self.id),
+                epoch: 0,
+                version: 0,
+            };
+            SharedPermit::release(breaker, Some(lease), Outcome::Ignored);
+        }
     }
 }

@@ -1,29 +1,18 @@
-//! Keeping the local breaker and the shared state in step: local transitions are written to
-//! Redis by a background task, which also polls the shared version every `sync_interval`.
+//! Keeping the local breaker and the shared state in step: local transitions reach the sync
+//! task through the local breaker's transition hook (`hook.rs`), in the order they happened;
+//! the task writes them to Redis and polls the shared state every `sync_interval`, following
+//! what it finds (`follow.rs`).
 
-use std::cell::Cell;
-use std::sync::{MutexGuard, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 
-use resilience::circuit_breaker::{CircuitBreakerEvent, CircuitState};
-use resilience::events::Event;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use super::{bump, micros, millis, shared, Inner, Reply, SharedState};
+use super::hook::Change;
+use super::permit::Lease;
+use super::{bump, epoch_arg, micros, millis, new_epoch, shared, Inner, Reply};
 use crate::BackendError;
-
-/// A transition of the local breaker that the shared state should follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Change {
-    /// The detector tripped (or `trip()`): open for `open_for`.
-    Opened { open_for: Duration },
-    /// `force_open()`.
-    ForcedOpen,
-    /// Closed: after successful probes (`conditional`, compare-and-set on the version seen)
-    /// or by an operator's reset (unconditional).
-    Reset { conditional: bool },
-}
 
 /// A probe's outcome, counted in Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,39 +32,12 @@ impl Outcome {
     }
 }
 
-thread_local! {
-    /// Set while a shared state is being applied to a local breaker: the transitions that
-    /// causes came from Redis and must not be written back. Listeners run synchronously on
-    /// the thread that made the transition, so a thread-local tells them apart exactly.
-    static APPLYING: Cell<bool> = const { Cell::new(false) };
-}
-
-/// The local breaker's listener: forwards its transitions to the sync task. Runs on the
-/// caller's thread, so it only sends on an unbounded channel (no await, no lock).
-pub(super) fn listener(changes: mpsc::UnboundedSender<Change>) -> impl Fn(&Event) + Send + Sync {
-    move |event| {
-        if APPLYING.with(Cell::get) {
-            return;
-        }
-        let change = match event.as_circuit_breaker() {
-            Some(CircuitBreakerEvent::CircuitOpened { open_for, .. }) => Change::Opened {
-                open_for: *open_for,
-            },
-            Some(CircuitBreakerEvent::StateChange { from, to, .. }) => match to {
-                CircuitState::ForcedOpen => Change::ForcedOpen,
-                CircuitState::Closed => Change::Reset {
-                    conditional: *from == CircuitState::HalfOpen,
-                },
-                _ => return,
-            },
-            _ => return,
-        };
-        let _ = changes.send(change);
-    }
-}
+/// How many writes one change may lead to (a rewrite after a lost state, a renewal after a
+/// regressed one). A record changing under us that often is left to the next poll.
+pub(super) const MAX_ROUNDS: usize = 3;
 
 /// The sync task: writes local transitions as they come and polls every `interval`. Ends
-/// when the breaker is dropped (its listener, holding the sender, is removed).
+/// when the breaker is dropped (its hook, holding the sender, is replaced).
 pub(super) async fn run(
     weak: Weak<Inner>,
     mut changes: mpsc::UnboundedReceiver<Change>,
@@ -102,60 +64,26 @@ pub(super) async fn run(
 }
 
 impl Inner {
-    fn known(&self) -> MutexGuard<'_, u64> {
-        self.known
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    /// Applies a shared state newer than the last one applied; returns whether it did.
-    pub(super) fn adopt(&self, state: &SharedState) -> bool {
-        let mut known = self.known();
-        if state.version <= *known {
-            return false;
-        }
-        *known = state.version;
-        self.apply(state.state);
-        true
-    }
-
-    /// Brings the local breaker to `state`, without writing the transition back.
-    pub(super) fn apply(&self, state: CircuitState) {
-        let local = &self.local;
-        let current = local.state();
-        APPLYING.with(|applying| applying.set(true));
-        match state {
-            CircuitState::Closed
-                if !matches!(current, CircuitState::Closed | CircuitState::Disabled) =>
-            {
-                local.reset();
-            }
-            // An open circuit reopens a local half-open one too (a probe failed elsewhere).
-            CircuitState::Open
-                if matches!(current, CircuitState::Closed | CircuitState::HalfOpen) =>
-            {
-                local.trip();
-            }
-            CircuitState::HalfOpen if current == CircuitState::Closed => local.trip(),
-            CircuitState::ForcedOpen
-                if !matches!(current, CircuitState::ForcedOpen | CircuitState::Disabled) =>
-            {
-                local.force_open();
-            }
-            _ => {}
-        }
-        APPLYING.with(|applying| applying.set(false));
-    }
-
-    /// Writes a local transition, or keeps it for later if Redis is down.
+    /// Writes a local transition (and what follows from the answer), or keeps it for later
+    /// if Redis is down.
     pub(super) async fn push(&self, change: Change) {
-        if !self.backend.is_healthy() {
-            self.keep(change);
-            return;
-        }
-        if let Err(error) = self.write(change).await {
-            self.failed(&error);
-            self.keep(change);
+        let mut next = Some(change);
+        for _ in 0..MAX_ROUNDS {
+            let Some(change) = next.take() else {
+                return;
+            };
+            if !self.backend.is_healthy() {
+                self.keep(change);
+                return;
+            }
+            match self.write(change).await {
+                Ok(then) => next = then,
+                Err(error) => {
+                    self.failed(&error);
+                    self.keep(change);
+                    return;
+                }
+            }
         }
     }
 
@@ -163,7 +91,7 @@ impl Inner {
         *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(change);
     }
 
-    async fn write(&self, change: Change) -> Result<(), BackendError> {
+    async fn write(&self, change: Change) -> Result<Option<Change>, BackendError> {
         let ttl = millis(self.state_ttl);
         let reply: Reply = match change {
             Change::Opened { .. } | Change::ForcedOpen => {
@@ -180,40 +108,39 @@ impl Inner {
                     .arg(force)
                     .arg(self.quorum)
                     .arg(micros(self.quorum_window))
-                    .arg(format!("{:016x}", self.instance));
+                    .arg(format!("{:016x}", self.instance))
+                    .arg(new_epoch());
                 self.backend.run(&invocation).await?
             }
-            Change::Reset { conditional } => {
-                let expected = if conditional {
-                    i64::try_from(*self.known()).unwrap_or(i64::MAX)
-                } else {
-                    -1
+            Change::Reset { expected } => {
+                let (epoch, version) = match expected {
+                    Some(known) => (
+                        epoch_arg(known.epoch),
+                        i64::try_from(known.version).unwrap_or(i64::MAX),
+                    ),
+                    None => (String::new(), -1),
                 };
                 let mut invocation = self.scripts.reset.key(&self.state_key);
                 invocation
                     .key(&self.probes_key)
                     .key(&self.votes_key)
-                    .arg(expected)
-                    .arg(ttl);
+                    .arg(epoch)
+                    .arg(version)
+                    .arg(ttl)
+                    .arg(new_epoch());
                 self.backend.run(&invocation).await?
             }
         };
         let state = shared(&reply)?;
         bump(&self.counters.writes);
-        if reply.0 == 1 {
-            // Our own transition: the local breaker is already there.
-            let mut known = self.known();
-            *known = (*known).max(state.version);
-        } else {
+        let own = reply.0 == 1;
+        if !own {
             bump(&self.counters.conflicts);
-            if self.adopt(&state) {
-                bump(&self.counters.applied);
-            }
         }
-        Ok(())
+        self.settle(state, own).await
     }
 
-    /// One sync round: retry a kept write, then read the shared state and apply it if newer.
+    /// One sync round: retry a kept write, then read the shared state and follow it.
     pub(super) async fn poll(&self) {
         if !self.backend.is_healthy() {
             return;
@@ -237,48 +164,51 @@ impl Inner {
                 return;
             }
         };
-        let lost = {
-            let mut known = self.known();
-            let lost = state.version < *known;
-            if lost {
-                *known = state.version;
-            }
-            lost
-        };
-        if lost {
-            // The shared state expired or Redis lost it: write ours again if it is open.
-            let change = match self.local.state() {
-                CircuitState::ForcedOpen => Some(Change::ForcedOpen),
-                CircuitState::Open => Some(Change::Opened {
-                    open_for: self
-                        .local
-                        .metrics()
-                        .remaining_open_time
-                        .unwrap_or(Duration::ZERO),
-                }),
-                _ => None,
-            };
-            if let Some(change) = change {
-                self.push(change).await;
-            }
-        } else if self.adopt(&state) {
-            bump(&self.counters.applied);
+        match self.settle(state, false).await {
+            Ok(Some(change)) => self.push(change).await,
+            Ok(None) => {}
+            Err(error) => self.failed(&error),
         }
     }
 
-    /// Gives a probe lease back and counts its outcome; applies the shared state it returns.
-    pub(super) async fn release(&self, lease: &str, version: u64, outcome: Outcome) {
+    fn release_invocation<'a>(
+        &'a self,
+        lease: &'a Lease,
+        outcome: Outcome,
+    ) -> redis::ScriptInvocation<'a> {
         let config = self.local.config();
         let mut invocation = self.scripts.release.key(&self.state_key);
         invocation
             .key(&self.probes_key)
-            .arg(lease)
-            .arg(version)
+            .arg(&lease.id)
+            .arg(epoch_arg(lease.epoch))
+            .arg(lease.version)
             .arg(outcome.as_str())
             .arg(config.success_threshold)
             .arg(micros(config.open_duration))
-            .arg(millis(self.state_ttl));
-        let reply: Result<Reply, _> = self.backend.run(&invocation).await;
+            .arg(millis(self.state_ttl))
+            .arg(new_epoch());
+        invocation
+    }
+
+    /// Gives a probe lease back and counts its outcome; applies the shared state it returns.
+    pub(super) async fn release(&self, lease: &Lease, outcome: Outcome) {
+        let reply = self
+            .backend
+            .run::<Reply>(&self.release_invocation(lease, outcome))
+            .await;
+        self.released(reply);
+    }
+
+    /// `release` for a thread without a runtime.
+    pub(super) fn release_blocking(&self, lease: &Lease, outcome: Outcome) {
+        let reply = self
+            .backend
+            .run_blocking::<Reply>(&self.release_invocation(lease, outcome));
+        self.released(reply);
+    }
+
+    fn released(&self, reply: Result<Reply, BackendError>) {
         match reply.and_then(|reply| shared(&reply)) {
             Ok(state) => {
                 if self.adopt(&state) {

@@ -1,44 +1,38 @@
--- Shared circuit breaker: a probe finished; give its lease back and count its outcome.
+-- Shared circuit breaker: a probe finished; give its lease back and count its outcome
+-- (after breaker_common.lua).
 --
 -- KEYS[1]  the state hash
 -- KEYS[2]  the probe leases
 -- ARGV[1]  the lease id
--- ARGV[2]  the version the probe was granted in
--- ARGV[3]  'success', 'failure' or 'ignored'
--- ARGV[4]  successful probes that close the circuit (success_threshold)
--- ARGV[5]  open duration in microseconds, for a failed probe
--- ARGV[6]  TTL of the state in milliseconds
+-- ARGV[2]  the epoch the probe was granted in
+-- ARGV[3]  the version the probe was granted in
+-- ARGV[4]  'success', 'failure' or 'ignored'
+-- ARGV[5]  successful probes that close the circuit (success_threshold)
+-- ARGV[6]  open duration in microseconds, for a failed probe
+-- ARGV[7]  TTL of the state in milliseconds
+-- ARGV[8]  a fresh epoch
 --
 -- Outcomes count only in the half-open period they were granted in (compare-and-set on the
--- version): a late probe result never closes or reopens a newer period.
--- Returns {changed (1/0), state, version, open_remaining_us}.
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+-- epoch and version): a late probe result never closes or reopens a newer period.
 redis.call('ZREM', KEYS[2], ARGV[1])
-local fields = redis.call('HMGET', KEYS[1], 'state', 'version', 'open_until', 'successes')
-local state = fields[1] or 'closed'
-local version = tonumber(fields[2]) or 0
-local remaining = 0
-if state == 'open' then
-  remaining = math.max(0, (tonumber(fields[3]) or 0) - now)
+if state ~= 'half_open' or epoch ~= ARGV[2] or version ~= tonumber(ARGV[3])
+    or ARGV[4] == 'ignored' then
+  return answer(0)
 end
-if state ~= 'half_open' or version ~= tonumber(ARGV[2]) or ARGV[3] == 'ignored' then
-  return {0, state, version, remaining}
-end
-if ARGV[3] == 'success' then
+if ARGV[4] == 'success' then
   local successes = redis.call('HINCRBY', KEYS[1], 'successes', 1)
-  if successes < tonumber(ARGV[4]) then
-    return {0, state, version, 0}
+  if successes < tonumber(ARGV[5]) then
+    return answer(0)
   end
   state = 'closed'
-  remaining = 0
-  redis.call('HSET', KEYS[1], 'state', state, 'version', version + 1, 'open_until', 0, 'successes', 0)
+  open_until = 0
 else
   state = 'open'
-  remaining = tonumber(ARGV[5])
-  redis.call('HSET', KEYS[1], 'state', state, 'version', version + 1,
-    'open_until', string.format('%.0f', now + remaining), 'successes', 0)
+  open_until = now + tonumber(ARGV[6])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
+version = version + 1
+redis.call('HSET', KEYS[1], 'state', state, 'version', version,
+  'open_until', string.format('%.0f', open_until), 'successes', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
 redis.call('DEL', KEYS[2])
-return {1, state, version + 1, remaining}
+return answer(1)

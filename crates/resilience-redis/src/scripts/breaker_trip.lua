@@ -1,6 +1,7 @@
--- Shared circuit breaker: an instance's detector tripped (or an operator forced it open).
+-- Shared circuit breaker: an instance's detector tripped (or an operator forced it open)
+-- (after breaker_common.lua).
 --
--- KEYS[1]  the state hash: state, version, open_until (microseconds), successes
+-- KEYS[1]  the state hash
 -- KEYS[2]  the probe leases (sorted set, score = lease expiry in microseconds)
 -- KEYS[3]  the trip votes (sorted set, member = instance, score = vote time)
 -- ARGV[1]  open duration in microseconds
@@ -8,27 +9,11 @@
 -- ARGV[3]  1 to force open (only a reset closes it), 0 for a detector's trip
 -- ARGV[4]  instances that must have tripped within ARGV[5] microseconds to open (quorum)
 -- ARGV[6]  this instance's id (its vote)
+-- ARGV[7]  a fresh epoch
 --
 -- Opens only from closed or half-open (or an open whose time is up): a circuit that is
 -- already open keeps its opening time and version, so concurrent trips from many instances
 -- make one transition, never a flurry of last-writer-wins overwrites (bug B6).
--- Returns {changed (1/0), state, version, open_remaining_us}.
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local open_us = tonumber(ARGV[1])
-local fields = redis.call('HMGET', KEYS[1], 'state', 'version', 'open_until')
-local state = fields[1] or 'closed'
-local version = tonumber(fields[2]) or 0
-local open_until = tonumber(fields[3]) or 0
-
-local function answer(changed)
-  local remaining = 0
-  if state == 'open' then
-    remaining = math.max(0, open_until - now)
-  end
-  return {changed, state, version, remaining}
-end
-
 if ARGV[3] == '1' then
   if state == 'forced_open' then
     return answer(0)
@@ -48,8 +33,9 @@ else
     end
   end
   state = 'open'
-  open_until = now + open_us
+  open_until = now + tonumber(ARGV[1])
 end
+claim_epoch()
 version = version + 1
 redis.call('HSET', KEYS[1], 'state', state, 'version', version,
   'open_until', string.format('%.0f', open_until), 'successes', 0)

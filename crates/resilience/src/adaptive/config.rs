@@ -32,7 +32,8 @@ pub struct AdaptiveConfig {
 impl AdaptiveConfig {
     /// Checks every field; the error names the first offending one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.algorithm.validate()
+        self.algorithm.validate()?;
+        check::duration("wait_timeout", self.wait_timeout)
     }
 }
 

@@ -126,7 +126,8 @@ impl AdaptiveLimiter {
         if let Some(permit) = self.enter() {
             return Ok(permit);
         }
-        let deadline = Instant::now() + timeout;
+        // Saturating: a caller may pass `Duration::MAX` for "wait as long as it takes".
+        let deadline = crate::time::deadline(Instant::now(), timeout);
         let _waiting = Waiting::new(&self.inner);
         loop {
             let mut notified = pin!(self.inner.notify.notified());

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::Backpressure;
+use crate::time::deadline;
 use crate::{Rejection, RejectionReason};
 
 /// One admitted item of work, counted as pending until the permit is dropped.
@@ -105,7 +106,8 @@ impl WaitGuard {
 
     /// Waits for the grant until `timeout` has passed, then gives up.
     pub(super) async fn wait(mut self, timeout: Duration) -> Result<Permit, Rejection> {
-        let mut deadline = pin!(tokio::time::sleep_until(Instant::now() + timeout));
+        // Saturating: a caller may pass `Duration::MAX` for "wait as long as it takes".
+        let mut deadline = pin!(tokio::time::sleep_until(deadline(Instant::now(), timeout)));
         // The grant is polled before the timer, so a slot granted at the very instant the
         // wait expires is taken, not wasted.
         let granted = poll_fn(|cx| match self.poll_granted(cx) {

@@ -44,9 +44,6 @@ impl Default for BulkheadConfig {
 /// holds on every platform (its limit is `usize::MAX >> 3`, 2^29 - 1 on 32-bit targets).
 const MAX_SLOTS: u32 = 1 << 28;
 
-/// The longest accepted wait: what fits in the handle's 64-bit nanosecond word.
-const MAX_WAIT: Duration = Duration::from_nanos(u64::MAX);
-
 impl BulkheadConfig {
     /// Checks every field; the error names the first offending one.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -54,15 +51,9 @@ impl BulkheadConfig {
         at_most("max_concurrent", self.max_concurrent, MAX_SLOTS)?;
         at_most("max_waiting", self.max_waiting, MAX_SLOTS)?;
         if let Some(wait) = self.wait_timeout {
+            // At most `MAX_DURATION`, which is also what the handle's 64-bit nanosecond
+            // word holds.
             check::positive("wait_timeout", wait)?;
-            if wait > MAX_WAIT {
-                return Err(ConfigError::new(
-                    "wait_timeout",
-                    ConfigProblem::TooLarge {
-                        max: MAX_WAIT.as_secs_f64(),
-                    },
-                ));
-            }
         }
         Ok(())
     }

@@ -215,7 +215,9 @@ impl Inner {
             Err(reason) => return Err(self.reject(reason)),
         };
         let since = Instant::now();
-        let deadline = self.wait_timeout().map(|limit| since + limit);
+        let deadline = self
+            .wait_timeout()
+            .map(|limit| crate::time::deadline(since, limit));
         let acquired = match deadline {
             None => Some(self.semaphore.acquire().await),
             // `timeout_at` polls the acquire before the timer, so a slot handed over at the

@@ -72,6 +72,7 @@ impl CircuitBreakerConfig {
             ));
         }
         if let Some(max) = self.max_open_duration {
+            check::duration("max_open_duration", max)?;
             if max < self.open_duration {
                 return Err(ConfigError::new(
                     "open_duration",
@@ -89,11 +90,13 @@ impl CircuitBreakerConfig {
         Ok(())
     }
 
-    /// How long the circuit stays open after its `trips`-th consecutive trip (1-based).
+    /// How long the circuit stays open after its `trips`-th consecutive trip (1-based). A
+    /// backoff without `max_open_duration` stops growing at [`MAX_DURATION`](crate::MAX_DURATION):
+    /// a huge multiplier overflows `f64` to infinity after a few trips.
     pub(crate) fn open_duration_for(&self, trips: u32) -> Duration {
         let exponent = i32::try_from(trips.saturating_sub(1)).unwrap_or(i32::MAX);
         let factor = self.open_duration_multiplier.powi(exponent);
-        let cap = self.max_open_duration.unwrap_or(Duration::MAX);
+        let cap = self.max_open_duration.unwrap_or(crate::MAX_DURATION);
         let seconds = self.open_duration.as_secs_f64() * factor;
         Duration::try_from_secs_f64(seconds).map_or(cap, |grown| grown.min(cap))
     }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::detector::{CallRecord, DetectorState, FailureDetector, RestoreError};
 use super::permit::{Guard, Permit};
 use super::state::{Admission, Machine, Phase, Ticket, Transition};
+use super::transition::{StateTransition, TransitionHook};
 use super::{
     CircuitBreakerBuilder, CircuitBreakerConfig, CircuitBreakerEvent, CircuitBreakerMetrics,
     CircuitState,
@@ -40,6 +41,8 @@ struct Core {
     config: CircuitBreakerConfig,
     consecutive_failures: u64,
     last_failure: Option<Instant>,
+    /// Called under the lock on every transition (see `set_transition_hook`).
+    hook: Option<TransitionHook>,
 }
 
 pub(crate) struct Inner {
@@ -89,6 +92,16 @@ fn decode(word: u64) -> (u64, u64) {
     (word >> 3, word & 0b111)
 }
 
+fn state_of(code: u64) -> CircuitState {
+    match code {
+        CLOSED => CircuitState::Closed,
+        OPEN => CircuitState::Open,
+        HALF_OPEN => CircuitState::HalfOpen,
+        FORCED_OPEN => CircuitState::ForcedOpen,
+        _ => CircuitState::Disabled,
+    }
+}
+
 impl CircuitBreaker {
     /// Starts building a breaker named `name`.
     pub fn builder(name: impl Into<String>) -> CircuitBreakerBuilder {
@@ -116,6 +129,7 @@ impl CircuitBreaker {
             config,
             consecutive_failures: 0,
             last_failure: None,
+            hook: None,
         };
         let inner = Inner {
             emitter: Emitter::new(Arc::clone(&name)),
@@ -224,6 +238,64 @@ impl CircuitBreaker {
     pub fn trip(&self) {
         self.inner
             .update(|core, now| core.machine.trip(&core.config, now));
+    }
+
+    /// Opens the circuit for exactly `duration` from now, as decided elsewhere: for example by
+    /// another instance sharing this breaker's state, so that `retry_after` tells the time
+    /// actually left.
+    ///
+    /// Unlike [`trip`](Self::trip) it does not count as a trip (the open duration of the next
+    /// trip does not grow), and an open circuit takes the new end of its open period
+    /// (without a new transition). A forced-open or disabled breaker is left as it is. A
+    /// zero `duration` makes the circuit half-open at its next call.
+    pub fn open_for(&self, duration: Duration) {
+        let inner = &*self.inner;
+        let (transition, failures) = {
+            let mut core = inner.lock();
+            let transition = core.machine.open_for(duration, Instant::now());
+            inner.publish(&core);
+            (transition, core.consecutive_failures)
+        };
+        if let Some(transition) = transition {
+            inner.announce(transition, failures);
+        }
+    }
+
+    /// Installs the transition hook: `hook` is called on every change of state, in the
+    /// order the changes happen, exactly once each. A breaker has one hook; installing
+    /// another replaces it.
+    ///
+    /// Meant for code that mirrors the state elsewhere (a store shared by several
+    /// processes); listeners that only observe should use [`events`](Self::events). The
+    /// hook runs on the thread that made the transition, *under the breaker's lock*: keep it
+    /// short (a send on a channel), and never call back into this breaker from it, which
+    /// would deadlock.
+    ///
+    /// ```
+    /// use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
+    /// use std::sync::mpsc;
+    ///
+    /// # fn main() -> Result<(), resilience::ConfigError> {
+    /// let breaker = CircuitBreaker::builder("payments").build()?;
+    /// let (sender, transitions) = mpsc::channel();
+    /// breaker.set_transition_hook(move |transition| {
+    ///     let _ = sender.send((transition.from, transition.to));
+    /// });
+    /// breaker.force_open();
+    /// breaker.reset();
+    /// let seen: Vec<_> = transitions.try_iter().collect();
+    /// assert_eq!(
+    ///     seen,
+    ///     [
+    ///         (CircuitState::Closed, CircuitState::ForcedOpen),
+    ///         (CircuitState::ForcedOpen, CircuitState::Closed),
+    ///     ]
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_transition_hook(&self, hook: impl Fn(&StateTransition) + Send + Sync + 'static) {
+        self.inner.lock().hook = Some(Arc::new(hook));
     }
 
     /// Holds the circuit open, rejecting every call, until [`reset`](Self::reset).
@@ -379,10 +451,25 @@ impl Inner {
         }
     }
 
-    /// Copies what the hot paths need out of the locked state.
+    /// Copies what the hot paths need out of the locked state, and tells the transition hook
+    /// about a transition. Every transition is published before the lock is released, so
+    /// comparing generations finds each one exactly once, in order.
     fn publish(&self, core: &Core) {
         let machine = &core.machine;
         let phase = machine.phase();
+        if let Some(hook) = &core.hook {
+            let (generation, from) = decode(self.word.load(Ordering::Relaxed));
+            if generation != machine.generation() {
+                hook(&StateTransition {
+                    from: state_of(from),
+                    to: phase.state(),
+                    open_for: match phase {
+                        Phase::Open { open_for, .. } => Some(open_for),
+                        _ => None,
+                    },
+                });
+            }
+        }
         if let Phase::Open { until, .. } = phase {
             let nanos = until.saturating_duration_since(self.epoch).as_nanos();
             self.open_until

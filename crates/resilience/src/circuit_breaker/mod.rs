@@ -97,6 +97,7 @@ mod metrics;
 mod permit;
 mod registry;
 mod state;
+mod transition;
 
 pub use builder::CircuitBreakerBuilder;
 pub use config::{CircuitBreakerConfig, Combine, CustomDetector, DetectorConfig, Window};
@@ -108,3 +109,4 @@ pub use handle::CircuitBreaker;
 pub use layer::{CircuitBreakerLayer, CircuitBreakerService, ResponseFuture};
 pub use metrics::CircuitBreakerMetrics;
 pub use permit::Permit;
+pub use transition::StateTransition;

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use super::detector::{CallRecord, FailureDetector};
 use super::{CircuitBreakerConfig, CircuitState};
+use crate::time::deadline;
 use crate::RejectionReason;
 
 /// Where the breaker is, with the data that state needs.
@@ -209,6 +210,23 @@ impl Machine {
         }
     }
 
+    /// Opens the circuit for exactly `duration`, decided elsewhere: no trip is counted. An
+    /// open circuit takes the new end without a transition; forced-open and disabled stay.
+    pub(crate) fn open_for(&mut self, duration: Duration, now: Instant) -> Option<Transition> {
+        let open = Phase::Open {
+            until: deadline(now, duration),
+            open_for: duration,
+        };
+        match self.phase {
+            Phase::ForcedOpen | Phase::Disabled => None,
+            Phase::Open { .. } => {
+                self.phase = open;
+                None
+            }
+            _ => Some(self.enter(open)),
+        }
+    }
+
     /// Holds the circuit open until reset.
     pub(crate) fn force_open(&mut self) -> Option<Transition> {
         (self.phase != Phase::ForcedOpen).then(|| self.enter(Phase::ForcedOpen))
@@ -229,7 +247,7 @@ impl Machine {
         self.trips = self.trips.saturating_add(1);
         let open_for = config.open_duration_for(self.trips);
         self.enter(Phase::Open {
-            until: now + open_for,
+            until: deadline(now, open_for),
             open_for,
         })
     }

@@ -63,7 +63,7 @@ impl Inner {
                     Admitted::Queued {
                         id,
                         grant: granted,
-                        deadline: Instant::now() + self.wait_timeout(),
+                        deadline: crate::time::deadline(Instant::now(), self.wait_timeout()),
                     }
                 }
             };

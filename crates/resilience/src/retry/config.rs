@@ -101,6 +101,7 @@ impl RetryConfig {
     /// Checks every field; the error names the first offending one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check::at_least("max_attempts", self.max_attempts, 1)?;
+        check::duration("max_delay", self.max_delay)?;
         validate_backoff(&self.backoff, self.max_delay)?;
         if let Jitter::Proportional(factor) = self.jitter {
             check::ratio("jitter", factor)?;

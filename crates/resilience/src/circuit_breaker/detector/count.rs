@@ -80,17 +80,28 @@ impl FailureDetector for FailureCount {
 
     fn restore(&mut self, state: &DetectorState, now: Instant) -> Result<(), RestoreError> {
         state.expect_kind(KIND)?;
-        self.failures.clear();
-        let mut times: Vec<Instant> = Vec::new();
-        for group in &state.calls {
-            let Some(at) = now.checked_sub(group.age) else {
-                continue;
-            };
-            times.extend(std::iter::repeat_n(at, group.failures as usize));
+        if state.calls.iter().any(|group| group.failures > group.calls) {
+            return Err(RestoreError::Malformed("calls"));
         }
-        times.sort();
-        let skip = times.len().saturating_sub(self.threshold);
-        self.failures.extend(times.into_iter().skip(skip));
+        self.failures.clear();
+        // Only the newest `threshold` failures are kept, so only they are materialised,
+        // whatever counts the snapshot (which may come from anywhere) claims.
+        let mut groups: Vec<(Instant, u64)> = state
+            .calls
+            .iter()
+            .filter_map(|group| Some((now.checked_sub(group.age)?, group.failures)))
+            .collect();
+        groups.sort_unstable_by_key(|&(at, _)| std::cmp::Reverse(at));
+        let mut newest_first = Vec::new();
+        for (at, failures) in groups {
+            let room = self.threshold - newest_first.len();
+            if room == 0 {
+                break;
+            }
+            let take = usize::try_from(failures).unwrap_or(usize::MAX).min(room);
+            newest_first.extend(std::iter::repeat_n(at, take));
+        }
+        self.failures.extend(newest_first.into_iter().rev());
         Ok(())
     }
 }
@@ -98,6 +109,45 @@ impl FailureDetector for FailureCount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restoring_huge_counts_keeps_only_the_newest_threshold_failures() {
+        let now = Instant::now();
+        let mut detector = FailureCount::new(3, Duration::from_secs(60));
+        let state = DetectorState::new(KIND).with_calls(vec![
+            CallGroup {
+                age: Duration::from_secs(50),
+                calls: u64::MAX,
+                failures: u64::MAX,
+                slow: 0,
+            },
+            CallGroup {
+                age: Duration::from_secs(10),
+                calls: 1,
+                failures: 1,
+                slow: 0,
+            },
+        ]);
+        detector.restore(&state, now).unwrap();
+        assert_eq!(detector.failures.len(), 3);
+        // Oldest first: two from 50 s ago, then the one from 10 s ago.
+        assert_eq!(detector.failures[0], now - Duration::from_secs(50));
+        assert_eq!(detector.failures[2], now - Duration::from_secs(10));
+        assert!(detector.should_trip(now));
+        // The 50 s old failures leave the window at 60 s: fewer than 3 remain.
+        assert!(!detector.should_trip(now + Duration::from_secs(10)));
+
+        let bad = DetectorState::new(KIND).with_calls(vec![CallGroup {
+            age: Duration::ZERO,
+            calls: 0,
+            failures: 1,
+            slow: 0,
+        }]);
+        assert_eq!(
+            detector.restore(&bad, now),
+            Err(RestoreError::Malformed("calls"))
+        );
+    }
 
     const FAIL: CallRecord = CallRecord {
         failed: true,

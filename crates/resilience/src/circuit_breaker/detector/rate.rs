@@ -79,8 +79,7 @@ impl FailureDetector for RateDetector {
 
     fn restore(&mut self, state: &DetectorState, now: Instant) -> Result<(), RestoreError> {
         state.expect_kind(self.kind())?;
-        self.window.restore(&state.calls, now);
-        Ok(())
+        self.window.restore(&state.calls, now)
     }
 }
 

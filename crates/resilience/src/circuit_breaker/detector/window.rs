@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::CallGroup;
+use super::{CallGroup, RestoreError};
 use crate::circuit_breaker::Window;
 
 /// Buckets a time window is divided into. A call leaves the window when its whole bucket does,
@@ -88,12 +88,37 @@ impl CallWindow {
         }
     }
 
-    pub(crate) fn restore(&mut self, groups: &[CallGroup], now: Instant) {
+    /// Loads calls from a snapshot, which may come from anywhere (a file, another process):
+    /// the work is bounded by the window (its last N calls, its ten buckets) and the number of
+    /// groups, never by the call counts the snapshot claims.
+    pub(crate) fn restore(
+        &mut self,
+        groups: &[CallGroup],
+        now: Instant,
+    ) -> Result<(), RestoreError> {
+        if groups
+            .iter()
+            .any(|group| group.failures > group.calls || group.slow > group.calls)
+        {
+            return Err(RestoreError::Malformed("calls"));
+        }
         self.clear();
         match self {
             Self::Calls(window) => {
-                for group in groups {
-                    for i in 0..group.calls {
+                // Only the newest `size` calls can stay: find where they start, walking back
+                // from the newest group, then replay them oldest first.
+                let mut wanted = window.size as u64;
+                let mut first = groups.len();
+                let mut skip = 0;
+                while wanted > 0 && first > 0 {
+                    first -= 1;
+                    let calls = groups[first].calls;
+                    skip = calls.saturating_sub(wanted);
+                    wanted = wanted.saturating_sub(calls);
+                }
+                for (n, group) in groups[first..].iter().enumerate() {
+                    let from = if n == 0 { skip } else { 0 };
+                    for i in from..group.calls {
                         window.record(i < group.failures, i < group.slow);
                     }
                 }
@@ -106,6 +131,7 @@ impl CallWindow {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -172,9 +198,10 @@ impl TimeWindow {
                 tally: Tally::default(),
             };
         }
-        bucket.tally.calls += calls;
-        bucket.tally.failures += failures;
-        bucket.tally.slow += slow;
+        // Saturating: restored counts are not bounded by any real call rate.
+        bucket.tally.calls = bucket.tally.calls.saturating_add(calls);
+        bucket.tally.failures = bucket.tally.failures.saturating_add(failures);
+        bucket.tally.slow = bucket.tally.slow.saturating_add(slow);
     }
 
     fn live(&self, now: Instant) -> impl Iterator<Item = &Bucket> {
@@ -190,9 +217,9 @@ impl TimeWindow {
 
     fn tally(&self, now: Instant) -> Tally {
         self.live(now).fold(Tally::default(), |sum, bucket| Tally {
-            calls: sum.calls + bucket.tally.calls,
-            failures: sum.failures + bucket.tally.failures,
-            slow: sum.slow + bucket.tally.slow,
+            calls: sum.calls.saturating_add(bucket.tally.calls),
+            failures: sum.failures.saturating_add(bucket.tally.failures),
+            slow: sum.slow.saturating_add(bucket.tally.slow),
         })
     }
 
@@ -217,6 +244,52 @@ impl TimeWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn group(age: Duration, calls: u64, failures: u64) -> CallGroup {
+        CallGroup {
+            age,
+            calls,
+            failures,
+            slow: 0,
+        }
+    }
+
+    #[test]
+    fn restoring_huge_counts_does_work_bounded_by_the_window() {
+        let now = Instant::now();
+        let mut window = CallWindow::new(Window::Calls(4));
+        // Claims 2^64 - 1 calls, then 2 more: only the newest 4 are replayed.
+        let groups = [
+            group(Duration::ZERO, u64::MAX, u64::MAX),
+            group(Duration::ZERO, 2, 0),
+        ];
+        window.restore(&groups, now).unwrap();
+        assert_eq!(
+            window.tally(now),
+            Tally {
+                calls: 4,
+                failures: 2,
+                slow: 0
+            }
+        );
+
+        let mut window = CallWindow::new(Window::Time(Duration::from_secs(10)));
+        let huge = group(Duration::from_secs(1), u64::MAX, u64::MAX);
+        window.restore(&[huge, huge], now).unwrap();
+        assert_eq!(window.tally(now).calls, u64::MAX, "saturates");
+    }
+
+    #[test]
+    fn restoring_more_failures_than_calls_is_refused() {
+        let now = Instant::now();
+        for window in [Window::Calls(4), Window::Time(Duration::from_secs(10))] {
+            let mut window = CallWindow::new(window);
+            let error = window
+                .restore(&[group(Duration::ZERO, 1, 2)], now)
+                .unwrap_err();
+            assert_eq!(error, RestoreError::Malformed("calls"));
+        }
+    }
 
     #[test]
     fn count_window_keeps_the_last_n_calls() {
@@ -260,7 +333,7 @@ mod tests {
         let now = t0 + Duration::from_secs(5);
         let groups = window.snapshot(now);
         let mut other = CallWindow::new(Window::Time(Duration::from_secs(10)));
-        other.restore(&groups, now);
+        other.restore(&groups, now).unwrap();
         assert_eq!(other.tally(now), window.tally(now));
     }
 }

@@ -4,7 +4,7 @@ use resilience::rate_limit::RateLimiter;
 use resilience::{Bulkhead, CircuitBreaker};
 use tower_layer::Layer;
 
-use crate::service::StagesService;
+use crate::service::{Stack, StagesService};
 use crate::stage::{Chain, RequestStage, Stages};
 use crate::{
     ExcludePaths, HttpStageLayer, HttpTimeoutLayer, KeyedRateLimit, PriorityHeader, ResponseFactory,
@@ -180,6 +180,6 @@ impl<S, G: Stages + Clone> Layer<S> for CompositeLayer<G> {
                 timeout.reply.default_factory(factory);
             }
         }
-        StagesService::new(inner, stages, timeout, self.exclude.clone())
+        Stack::service(inner, stages, timeout, self.exclude.clone())
     }
 }

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{response, Request, Response};
@@ -12,7 +11,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::service::{made, passthrough, take_ready, ResponseFuture};
+use crate::service::{made, passthrough, Handle, HttpService};
 use crate::{ExcludePaths, TimedOut};
 
 /// What the fallback is answering for.
@@ -160,59 +159,44 @@ impl<S> Layer<S> for HttpFallbackLayer {
     type Service = HttpFallbackService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HttpFallbackService {
-            inner,
-            shared: Arc::new(self.clone()),
-        }
+        HttpService::new(inner, Arc::new(self.clone()))
     }
 }
 
 /// An HTTP service with a fallback; made by [`HttpFallbackLayer`].
-#[derive(Debug, Clone)]
-pub struct HttpFallbackService<S> {
-    inner: S,
-    shared: Arc<HttpFallbackLayer>,
-}
+pub type HttpFallbackService<S> = HttpService<S, HttpFallbackLayer>;
 
-impl<S> HttpFallbackService<S> {
-    resilience::service_accessors!(inner: S);
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for HttpFallbackService<S>
+impl<S, ReqBody, ResBody> Handle<S, Request<ReqBody>> for HttpFallbackLayer
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send,
     S::Error: fmt::Display + Send + 'static,
     ReqBody: Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
 {
+    type InnerRequest = Request<ReqBody>;
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<Self::Response, S::Error>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        let mut inner = take_ready(&mut self.inner);
-        Box::pin(async move {
-            if shared.exclude.matches(request.uri().path()) {
-                return inner.call(request).await.map(passthrough);
-            }
-            match inner.call(request).await {
-                Ok(response) => {
-                    let (head, body) = response.into_parts();
-                    if shared.fails(&head) {
-                        drop(body);
-                        Ok(made(shared.answer(&FallbackCause::Answer(&head))))
-                    } else {
-                        Ok(passthrough(Response::from_parts(head, body)))
-                    }
+    async fn handle(
+        &self,
+        mut inner: S,
+        request: Request<ReqBody>,
+    ) -> Result<Self::Response, S::Error> {
+        if self.exclude.matches(request.uri().path()) {
+            return inner.call(request).await.map(passthrough);
+        }
+        match inner.call(request).await {
+            Ok(response) => {
+                let (head, body) = response.into_parts();
+                if self.fails(&head) {
+                    drop(body);
+                    Ok(made(self.answer(&FallbackCause::Answer(&head))))
+                } else {
+                    Ok(passthrough(Response::from_parts(head, body)))
                 }
-                Err(error) => Ok(made(shared.answer(&FallbackCause::Error(&error)))),
             }
-        })
+            Err(error) => Ok(made(self.answer(&FallbackCause::Error(&error)))),
+        }
     }
 }

@@ -34,6 +34,6 @@ pub use retry::{
     Attempts, HttpRetryLayer, HttpRetryService, NotRetried, Replay, RetryBody, IDEMPOTENCY_KEY,
     X_RETRY_SKIPPED,
 };
-pub use service::{ResponseFuture, StagesService};
+pub use service::{Handle, HttpService, ResponseFuture, Stack, StagesService};
 pub use stage::{Chain, ChainGuard, HttpStageLayer, Refusal, RequestStage, Slot, Stages};
 pub use timeout::HttpTimeoutLayer;

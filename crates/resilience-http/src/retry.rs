@@ -12,6 +12,7 @@ use resilience::{PatternKind, Rejection, Retry};
 use tower_layer::Layer;
 
 pub use crate::replay::{Replay, RetryBody};
+use crate::service::HttpService;
 use crate::{ExcludePaths, TimedOut};
 pub use service::HttpRetryService;
 
@@ -287,6 +288,12 @@ impl<S, T> Layer<S> for HttpRetryLayer<T> {
     type Service = HttpRetryService<S, T>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        HttpRetryService::new(inner, Arc::new(self.settings.clone()))
+        HttpService::new(
+            inner,
+            Arc::new(Self {
+                settings: self.settings.clone(),
+                body: PhantomData,
+            }),
+        )
     }
 }

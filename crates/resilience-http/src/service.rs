@@ -65,41 +65,43 @@ where
     Response::from_parts(parts, body)
 }
 
-/// An HTTP service behind a list of stages and an optional timeout: what
-/// [`HttpStageLayer`](crate::HttpStageLayer), [`HttpTimeoutLayer`](crate::HttpTimeoutLayer)
-/// and [`CompositeLayer`](crate::CompositeLayer) make.
-pub struct StagesService<S, G> {
-    inner: S,
-    shared: Arc<Shared<G>>,
-}
+/// What one of this crate's layers does with a request, given the inner service made ready:
+/// everything but the tower plumbing, which [`HttpService`] writes once for all of them.
+///
+/// Implemented by this crate's layers; it is public so their services can be named.
+pub trait Handle<S, Request>: Send + Sync + 'static {
+    /// The request the inner service takes (a retry hands it a replayable body).
+    type InnerRequest;
+    /// The response the layer gives.
+    type Response;
+    /// The inner service's error, passed through.
+    type Error;
 
-struct Shared<G> {
-    stages: G,
-    timeout: Option<HttpTimeoutLayer>,
-    exclude: ExcludePaths,
-}
-
-impl<S, G> StagesService<S, G> {
-    pub(crate) fn new(
+    /// Handles `request` with `inner`, which `poll_ready` made ready.
+    fn handle(
+        &self,
         inner: S,
-        stages: G,
-        timeout: Option<HttpTimeoutLayer>,
-        exclude: ExcludePaths,
-    ) -> Self {
-        Self {
-            inner,
-            shared: Arc::new(Shared {
-                stages,
-                timeout,
-                exclude,
-            }),
-        }
+        request: Request,
+    ) -> impl Future<Output = Result<Self::Response, Self::Error>> + Send;
+}
+
+/// An HTTP service wrapped by one of this crate's layers: the stages of an
+/// [`HttpStageLayer`](crate::HttpStageLayer) or a [`CompositeLayer`](crate::CompositeLayer), a
+/// timeout, a retry or a fallback. `H` is what the layer does with each request.
+pub struct HttpService<S, H> {
+    inner: S,
+    shared: Arc<H>,
+}
+
+impl<S, H> HttpService<S, H> {
+    pub(crate) fn new(inner: S, shared: Arc<H>) -> Self {
+        Self { inner, shared }
     }
 
     resilience::service_accessors!(inner: S);
 }
 
-impl<S: Clone, G> Clone for StagesService<S, G> {
+impl<S: Clone, H> Clone for HttpService<S, H> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -108,44 +110,103 @@ impl<S: Clone, G> Clone for StagesService<S, G> {
     }
 }
 
-impl<S: fmt::Debug, G: fmt::Debug> fmt::Debug for StagesService<S, G> {
+impl<S: fmt::Debug, H: fmt::Debug> fmt::Debug for HttpService<S, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StagesService")
+        f.debug_struct("HttpService")
             .field("inner", &self.inner)
-            .field("stages", &self.shared.stages)
-            .field("timeout", &self.shared.timeout)
+            .field("layer", &self.shared)
+            .finish()
+    }
+}
+
+impl<S, H, Request> Service<Request> for HttpService<S, H>
+where
+    H: Handle<S, Request>,
+    H::Response: Send + 'static,
+    H::Error: Send + 'static,
+    S: Service<H::InnerRequest, Error = H::Error> + Clone + Send + 'static,
+    Request: Send + 'static,
+{
+    type Response = H::Response;
+    type Error = H::Error;
+    type Future = ResponseFuture<H::Response, H::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), H::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        let inner = take_ready(&mut self.inner);
+        Box::pin(async move { shared.handle(inner, request).await })
+    }
+}
+
+/// An HTTP service behind a list of stages and an optional timeout: what
+/// [`HttpStageLayer`](crate::HttpStageLayer), [`HttpTimeoutLayer`](crate::HttpTimeoutLayer)
+/// and [`CompositeLayer`](crate::CompositeLayer) make.
+pub type StagesService<S, G> = HttpService<S, Stack<G>>;
+
+/// What a stages service does: its stages, its timeout and the paths it leaves alone.
+pub struct Stack<G> {
+    stages: G,
+    timeout: Option<HttpTimeoutLayer>,
+    exclude: ExcludePaths,
+}
+
+impl<G> Stack<G> {
+    pub(crate) fn service<S>(
+        inner: S,
+        stages: G,
+        timeout: Option<HttpTimeoutLayer>,
+        exclude: ExcludePaths,
+    ) -> StagesService<S, G> {
+        HttpService::new(
+            inner,
+            Arc::new(Self {
+                stages,
+                timeout,
+                exclude,
+            }),
+        )
+    }
+}
+
+impl<G: fmt::Debug> fmt::Debug for Stack<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("stages", &self.stages)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, G, ReqBody, ResBody> Service<Request<ReqBody>> for StagesService<S, G>
+impl<S, G, ReqBody, ResBody> Handle<S, Request<ReqBody>> for Stack<G>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send,
     S::Error: Send + 'static,
     G: Stages,
     ReqBody: Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
 {
+    type InnerRequest = Request<ReqBody>;
     type Response = Response<ResponseBody<ResBody, G::Guard>>;
     type Error = S::Error;
-    type Future = ResponseFuture<Self::Response, S::Error>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        let inner = take_ready(&mut self.inner);
-        Box::pin(async move { serve(&shared, inner, request).await })
+    fn handle(
+        &self,
+        inner: S,
+        request: Request<ReqBody>,
+    ) -> impl Future<Output = Result<Self::Response, S::Error>> + Send {
+        serve(self, inner, request)
     }
 }
 
 /// One request through every stage, the service under the time limit, and the permits into
 /// the response body: the one place where stages become HTTP behaviour.
 async fn serve<S, G, ReqBody, ResBody>(
-    shared: &Shared<G>,
+    shared: &Stack<G>,
     mut inner: S,
     request: Request<ReqBody>,
 ) -> Result<Response<ResponseBody<ResBody, G::Guard>>, S::Error>

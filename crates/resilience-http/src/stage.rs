@@ -14,7 +14,7 @@ use resilience::Rejection;
 use tower_layer::Layer;
 
 use crate::body::{BodyEnd, Guard};
-use crate::service::StagesService;
+use crate::service::{Stack, StagesService};
 use crate::{ExcludePaths, Reply, ResponseClassifier, ResponseFactory};
 
 /// How an HTTP layer admits one request.
@@ -199,7 +199,7 @@ impl<S, St: RequestStage + Clone> Layer<S> for HttpStageLayer<St> {
     type Service = StagesService<S, Self>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        StagesService::new(inner, self.clone(), None, ExcludePaths::none())
+        Stack::service(inner, self.clone(), None, ExcludePaths::none())
     }
 }
 

@@ -8,7 +8,7 @@ use http::Response;
 use resilience::{Error, Timeout};
 use tower_layer::Layer;
 
-use crate::service::StagesService;
+use crate::service::{Stack, StagesService};
 use crate::{ExcludePaths, Reply, TimedOut};
 
 /// Bounds the time an HTTP service has to answer.
@@ -127,7 +127,7 @@ impl<S> Layer<S> for HttpTimeoutLayer {
     type Service = StagesService<S, ()>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        StagesService::new(inner, (), Some(self.clone()), ExcludePaths::none())
+        Stack::service(inner, (), Some(self.clone()), ExcludePaths::none())
     }
 }
 

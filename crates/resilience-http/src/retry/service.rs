@@ -2,10 +2,7 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -13,51 +10,16 @@ use http_body::Body;
 use resilience::Error;
 use tower_service::Service;
 
-use super::{Attempts, NotRetried, Replay, RetryBody, Settings};
+use super::{Attempts, HttpRetryLayer, NotRetried, Replay, RetryBody, Settings};
 use crate::body::ResponseBody;
 use crate::replay::{buffer, Buffered, ReplayBody};
-use crate::service::{made, passthrough, take_ready, ResponseFuture};
+use crate::service::{made, passthrough, Handle, HttpService};
 
 /// An HTTP service whose idempotent requests are retried; made by
-/// [`HttpRetryLayer`](super::HttpRetryLayer).
+/// [`HttpRetryLayer`].
 ///
 /// Its inner service receives request bodies of type `T::Body` ([`RetryBody`]).
-pub struct HttpRetryService<S, T = Replay> {
-    inner: S,
-    shared: Arc<Settings>,
-    body: PhantomData<fn() -> T>,
-}
-
-impl<S: Clone, T> Clone for HttpRetryService<S, T> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
-            body: PhantomData,
-        }
-    }
-}
-
-impl<S: fmt::Debug, T> fmt::Debug for HttpRetryService<S, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpRetryService")
-            .field("inner", &self.inner)
-            .field("settings", &self.shared)
-            .finish()
-    }
-}
-
-impl<S, T> HttpRetryService<S, T> {
-    pub(super) fn new(inner: S, shared: Arc<Settings>) -> Self {
-        Self {
-            inner,
-            shared,
-            body: PhantomData,
-        }
-    }
-
-    resilience::service_accessors!(inner: S);
-}
+pub type HttpRetryService<S, T = Replay> = HttpService<S, HttpRetryLayer<T>>;
 
 /// Why one attempt is retried: the answer itself (kept, to hand back if it was the last) or
 /// the inner service's error.
@@ -75,7 +37,7 @@ impl<B, E: fmt::Display> fmt::Display for Attempt<Response<B>, E> {
     }
 }
 
-impl<S, T, ReqBody, ResBody> Service<Request<ReqBody>> for HttpRetryService<S, T>
+impl<S, T, ReqBody, ResBody> Handle<S, Request<ReqBody>> for HttpRetryLayer<T>
 where
     T: RetryBody<ReqBody> + 'static,
     T::Body: Send,
@@ -86,44 +48,39 @@ where
     ReqBody::Error: Send,
     ResBody: Body<Data = Bytes> + Send + 'static,
 {
+    type InnerRequest = Request<T::Body>;
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<Self::Response, S::Error>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
-        let mut inner = take_ready(&mut self.inner);
-        Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            if shared.exclude.matches(parts.uri.path()) {
-                let once = T::from_replay(ReplayBody::streaming(body));
-                return inner
-                    .call(Request::from_parts(parts, once))
-                    .await
-                    .map(passthrough);
-            }
-            let (body, reason) = if shared.idempotent(&parts) {
-                match buffer(body, shared.max_body_bytes).await {
-                    Buffered::Whole { data, trailers } => {
-                        return retried::<S, T, ReqBody, ResBody>(
-                            &shared, inner, parts, data, trailers,
-                        )
+    async fn handle(
+        &self,
+        mut inner: S,
+        request: Request<ReqBody>,
+    ) -> Result<Self::Response, S::Error> {
+        let shared = &self.settings;
+        let (parts, body) = request.into_parts();
+        if shared.exclude.matches(parts.uri.path()) {
+            let once = T::from_replay(ReplayBody::streaming(body));
+            return inner
+                .call(Request::from_parts(parts, once))
+                .await
+                .map(passthrough);
+        }
+        let (body, reason) = if shared.idempotent(&parts) {
+            match buffer(body, shared.max_body_bytes).await {
+                Buffered::Whole { data, trailers } => {
+                    return retried::<S, T, ReqBody, ResBody>(shared, inner, parts, data, trailers)
                         .await;
-                    }
-                    Buffered::TooLarge(body) => (body, NotRetried::BodyTooLarge),
-                    Buffered::Unreadable(body) => (body, NotRetried::BodyUnreadable),
                 }
-            } else {
-                (ReplayBody::streaming(body), NotRetried::NonIdempotentMethod)
-            };
-            let once = Request::from_parts(parts, T::from_replay(body));
-            let response = inner.call(once).await?;
-            Ok(passthrough(shared.skipped(response, reason)))
-        })
+                Buffered::TooLarge(body) => (body, NotRetried::BodyTooLarge),
+                Buffered::Unreadable(body) => (body, NotRetried::BodyUnreadable),
+            }
+        } else {
+            (ReplayBody::streaming(body), NotRetried::NonIdempotentMethod)
+        };
+        let once = Request::from_parts(parts, T::from_replay(body));
+        let response = inner.call(once).await?;
+        Ok(passthrough(shared.skipped(response, reason)))
     }
 }
 

@@ -146,10 +146,11 @@ pub(crate) struct Report {
     pub(crate) shared: Option<crate::distributed::SharedFigures>,
 }
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample(millis: u64, seen: Seen) -> Sample {
+    /// A sample sent at time zero that took `millis`.
+    pub(crate) fn sample(millis: u64, seen: Seen) -> Sample {
         Sample {
             sent_at: Duration::ZERO,
             latency: Duration::from_millis(millis),

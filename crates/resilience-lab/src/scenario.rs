@@ -166,18 +166,19 @@ fn duration_from_nanos(nanos: u128) -> Duration {
     )
 }
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Why a scenario was refused.
-    fn refusal(text: &str) -> String {
+    pub(crate) fn refusal(text: &str) -> String {
         match Scenario::parse(text) {
             Ok(_) => panic!("the scenario was accepted"),
             Err(error) => format!("{error:#}"),
         }
     }
 
-    fn replace(from: &str, to: &str) -> String {
+    /// The default scenario with one piece of text replaced.
+    pub(crate) fn replace(from: &str, to: &str) -> String {
         let changed = DEFAULT.replace(from, to);
         assert_ne!(changed, DEFAULT, "{from:?} must be in the default scenario");
         changed

@@ -232,16 +232,8 @@ fn millis(value: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::{Sample, Seen};
-
-    fn sample(millis: u64, seen: Seen) -> Sample {
-        Sample {
-            sent_at: Duration::ZERO,
-            latency: Duration::from_millis(millis),
-            seen,
-            instance: 0,
-        }
-    }
+    use crate::loadgen::Seen;
+    use crate::report::tests::sample;
 
     #[test]
     fn the_trade_off_line_says_what_protection_bought_and_cost() {

@@ -147,21 +147,8 @@ impl GatewayConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::tests::{refusal, replace};
     use crate::scenario::{Scenario, DEFAULT};
-
-    /// Why a scenario was refused.
-    fn refusal(text: &str) -> String {
-        match Scenario::parse(text) {
-            Ok(_) => panic!("the scenario was accepted"),
-            Err(error) => format!("{error:#}"),
-        }
-    }
-
-    fn replace(from: &str, to: &str) -> String {
-        let changed = DEFAULT.replace(from, to);
-        assert_ne!(changed, DEFAULT, "{from:?} must be in the default scenario");
-        changed
-    }
 
     #[test]
     fn errors_name_the_key_the_user_wrote() {

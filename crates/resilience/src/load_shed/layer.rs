@@ -1,15 +1,13 @@
 //! Tower middleware: [`LoadShedderLayer`], [`LoadShedderService`] and [`ResponseFuture`].
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{LoadShedder, Permit, Priority};
-use crate::stage::Admit;
+use super::{LoadShedder, Priority};
+use crate::classify::EveryError;
+use crate::stage;
 use crate::Error;
 
 /// How a [`LoadShedderService`] finds a request's priority: a fixed [`Priority`], or a
@@ -143,41 +141,11 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let priority = self.priority.priority_of(&request);
         // Decided now, in call order, so requests are admitted in the order they arrived.
-        ResponseFuture {
-            admit: Some(self.shedder.admit_at(priority)),
-            permit: None,
-            inner: self.inner.call(request),
-        }
+        let admit = self.shedder.admit_at(priority);
+        stage::ResponseFuture::admitting(admit, self.inner.call(request))
     }
 }
 
-pin_project! {
-    /// The future of a [`LoadShedderService`] call: admission first (possibly queued), then
-    /// the inner future. Dropping it releases its slot or its place in the queue.
-    #[derive(Debug)]
-    pub struct ResponseFuture<F> {
-        admit: Option<Admit<Permit>>,
-        permit: Option<Permit>,
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F, T, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<T, E>>,
-{
-    type Output = Result<T, Error<E>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Some(admit) = this.admit {
-            let answer = ready!(Pin::new(admit).poll(cx));
-            *this.admit = None;
-            *this.permit = Some(answer.map_err(Error::Rejected)?);
-        }
-        let output = ready!(this.inner.poll(cx));
-        this.permit.take();
-        Poll::Ready(output.map_err(Error::Inner))
-    }
-}
+/// The future of a [`LoadShedderService`] call: admission first (possibly queued), then the
+/// inner future. Dropping it releases its slot or its place in the queue.
+pub type ResponseFuture<F> = stage::ResponseFuture<F, LoadShedder, EveryError>;

@@ -200,6 +200,7 @@ where
                     inner: Some(self.inner.call(request)),
                     sleep: limit.map(tokio::time::sleep),
                     limit,
+                    admit: None,
                     permit: Some(permit),
                     rejection: None,
                     judge,
@@ -209,6 +210,7 @@ where
                 inner: None,
                 sleep: None,
                 limit: None,
+                admit: None,
                 permit: None,
                 rejection: Some(rejection),
                 judge: None,
@@ -226,6 +228,8 @@ pin_project! {
         #[pin]
         sleep: Option<Sleep>,
         limit: Option<Duration>,
+        // An admission still to wait for, when it was decided per request in `call`.
+        admit: Option<Admit<St::Permit>>,
         permit: Option<St::Permit>,
         rejection: Option<Rejection>,
         judge: Option<Arc<Shared<St, C>>>,
@@ -244,6 +248,17 @@ where
         let mut this = self.project();
         if let Some(rejection) = this.rejection.take() {
             return Poll::Ready(Err(Error::Rejected(rejection)));
+        }
+        if let Some(admit) = this.admit {
+            let answer = ready!(Pin::new(admit).poll(cx));
+            *this.admit = None;
+            match answer {
+                Ok(permit) => *this.permit = Some(permit),
+                Err(rejection) => {
+                    this.inner.set(None);
+                    return Poll::Ready(Err(Error::Rejected(rejection)));
+                }
+            }
         }
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             panic!("ResponseFuture polled after completion");
@@ -276,6 +291,22 @@ where
             }));
         }
         Poll::Pending
+    }
+}
+
+impl<F, St: Stage, C> ResponseFuture<F, St, C> {
+    /// A call admitted per request: `admit` first, then `inner`, which is not polled before
+    /// the admission and is dropped unpolled on a refusal. Outcomes are not judged.
+    pub(crate) fn admitting(admit: Admit<St::Permit>, inner: F) -> Self {
+        Self {
+            inner: Some(inner),
+            sleep: None,
+            limit: None,
+            admit: Some(admit),
+            permit: None,
+            rejection: None,
+            judge: None,
+        }
     }
 }
 

@@ -34,7 +34,8 @@
 //! | 1 day | `day`, `days`, `d` |
 //!
 //! Anything else is a [`ConfigError`] with field `rate` and a [`RateProblem`] saying what was
-//! wrong, at construction time. A typo never means "no limit", and `"0/second"` never means "reject everything".
+//! wrong, at construction time. A typo never means "no limit", and `"0/second"` never means "reject
+//! everything".
 
 use std::fmt;
 use std::hash::{Hash, Hasher};

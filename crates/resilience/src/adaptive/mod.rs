@@ -12,8 +12,8 @@
 //!
 //! A call is admitted while fewer than `limit` calls are in flight (one compare-exchange, no
 //! lock); at the limit [`try_acquire`](AdaptiveLimiter::try_acquire) refuses at once (as
-//! aioresilience's `acquire` does) and [`acquire`](AdaptiveLimiter::acquire) waits up to a timeout. Every
-//! call ends with a [`Permit`] reporting its outcome and latency to a [`LimitAlgorithm`]:
+//! aioresilience's `acquire` does) and [`acquire`](AdaptiveLimiter::acquire) waits up to a timeout.
+//! Every call ends with a [`Permit`] reporting its outcome and latency to a [`LimitAlgorithm`]:
 //!
 //! * [`Aimd`] (the default, aioresilience's): per window of 100 calls *or* 10 s, whichever
 //!   comes first (so a quiet service still adapts), +1 above

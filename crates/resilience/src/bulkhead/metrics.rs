@@ -12,7 +12,8 @@ use std::time::Duration;
 /// waiting are in none of them yet. A snapshot taken while calls finish may be one call
 /// ahead in one field; at rest it is exact.
 ///
-/// `utilization` is a ratio in `0..=1` (`current_active / max_concurrent`). Durations serialize as seconds (`f64`).
+/// `utilization` is a ratio in `0..=1` (`current_active / max_concurrent`). Durations serialize as
+/// seconds (`f64`).
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]

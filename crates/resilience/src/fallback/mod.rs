@@ -20,8 +20,8 @@
 //! error that is not selected comes back untouched.
 //!
 //! Unlike the Python libraries' fallbacks, these never receive the operation's arguments:
-//! they receive the error, and capture whatever else they need. A value is never called, even when it is
-//! a function: values and functions are added by different builder methods. Fallbacks are
+//! they receive the error, and capture whatever else they need. A value is never called, even when
+//! it is a function: values and functions are added by different builder methods. Fallbacks are
 //! typed by what they return, `Fallback<T, E>`, so a fallback can only produce what the
 //! operation would have.
 //!

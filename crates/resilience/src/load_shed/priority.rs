@@ -91,8 +91,8 @@ impl fmt::Display for ParsePriorityError {
 impl std::error::Error for ParsePriorityError {}
 
 /// How loaded the shedder is, from its utilisation (active / `max_requests`) as
-/// aioresilience computes it: above 90 % critical, above 75 % high, above 60 % elevated. With the `system`
-/// feature the CPU and memory levels count too, and the higher of the two is reported.
+/// aioresilience computes it: above 90 % critical, above 75 % high, above 60 % elevated. With the
+/// `system` feature the CPU and memory levels count too, and the higher of the two is reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]

@@ -193,8 +193,8 @@ fn system_shed(load: SystemLoad, priority: Priority) -> Option<ShedReason> {
     }
 }
 
-/// The system load level (aioresilience's): critical above 90 % CPU or memory, high above 75 % CPU or
-/// 80 % memory, elevated above 60 % CPU or 70 % memory.
+/// The system load level (aioresilience's): critical above 90 % CPU or memory, high above 75 % CPU
+/// or 80 % memory, elevated above 60 % CPU or 70 % memory.
 pub(crate) fn system_level(load: SystemLoad) -> LoadLevel {
     let (cpu, memory) = (load.cpu, load.memory);
     if cpu > 0.90 || memory > 0.90 {

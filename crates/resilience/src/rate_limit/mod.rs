@@ -29,7 +29,8 @@
 //! that are idle in this sense (for the other [algorithms](Algorithm): a full bucket, a log or
 //! window with nothing left in it). When every tracked key is still live, a *new* key is
 //! denied with [`Denial::KeysExhausted`] and a `retry_after` until the first tracked key goes
-//! idle; a live client's budget is never reset to make room. Size `max_keys` for the number of clients active within one period.
+//! idle; a live client's budget is never reset to make room. Size `max_keys` for the number of
+//! clients active within one period.
 //!
 //! Keys are kept as seeded 64-bit hashes, not strings: with GCRA an entry is 16 bytes plus
 //! one control byte, and the table is sized to be 7/8 full at `max_keys`, so a million keys

@@ -14,13 +14,14 @@
 //! Time is the monotonic tokio clock (never the wall clock),
 //! so tests drive it with paused time and a clock jump moves no deadline. A call gets the
 //! shorter of its own limit and what the [current deadline](Deadline::current) leaves; it is
-//! cancelled by dropping its future, so async work really stops. The boundaries are exact: an operation that finishes *at* its limit
-//! succeeds; a call that would start *at* or after the deadline is rejected without running
-//! ([`Error::Rejected`](crate::Error::Rejected), [`PatternKind::Deadline`](crate::PatternKind),
-//! [`DeadlineExpired`](crate::RejectionReason::DeadlineExpired)), because it has no time at
-//! all. Only this timeout's own expiry is a timeout: an operation's own error, even one that
-//! means "timed out" to it, comes back as [`Error::Inner`](crate::Error::Inner) and is
-//! counted in `failed_executions`.
+//! cancelled by dropping its future, so async work really stops. The boundaries are exact: an
+//! operation that finishes *at* its limit succeeds; a call that would start *at* or after the
+//! deadline is rejected without running ([`Error::Rejected`](crate::Error::Rejected),
+//! [`PatternKind::Deadline`](crate::PatternKind),
+//! [`DeadlineExpired`](crate::RejectionReason::DeadlineExpired)), because it has no time at all.
+//! Only this timeout's own expiry is a timeout: an operation's own error, even one that means
+//! "timed out" to it, comes back as [`Error::Inner`](crate::Error::Inner) and is counted in
+//! `failed_executions`.
 //!
 //! While a call runs, its own cancellation point is the current deadline inside it, so
 //! nested calls, and code that forwards the remaining time to a remote service, see the

@@ -57,9 +57,9 @@ impl Default for AimdConfig {
 }
 
 impl AimdConfig {
-    /// Checks every field (`1 <= min_limit <= initial_limit <= max_limit`, a positive
-    /// `increase_rate`, a `decrease_factor` strictly between 0 and 1, `failure_threshold`
-    /// below `success_threshold`); the error names the first offending one.
+    /// Checks every field (among others `1 <= min_limit <= initial_limit <= max_limit`, a
+    /// `decrease_factor` strictly between 0 and 1, and `failure_threshold` below
+    /// `success_threshold`); the error names the first offending one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_limits(self.initial_limit, self.min_limit, self.max_limit)?;
         if !(self.increase_rate.is_finite() && self.increase_rate > 0.0) {

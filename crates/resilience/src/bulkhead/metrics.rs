@@ -4,8 +4,8 @@ use std::time::Duration;
 
 /// A point-in-time snapshot of a [`Bulkhead`](super::Bulkhead) (aioresilience's `get_metrics()`).
 ///
-/// The counts add up, each call counted once when it is decided (a timed-out
-/// wait too):
+/// The counts add up, each call (a timed-out wait included) counted once, when it is
+/// decided:
 /// `total_requests = accepted_requests + rejected_requests`,
 /// `accepted_requests = successful_requests + failed_requests + ignored_requests +
 /// current_active`, and `rejected_requests` is the sum of the three reasons. Calls still

@@ -11,8 +11,8 @@
 //!
 //! # How it decides
 //!
-//! Time is the monotonic tokio clock (never the wall clock),
-//! so tests drive it with paused time and a clock jump moves no deadline. A call gets the
+//! Time is the monotonic tokio clock (never the wall clock), so tests drive it with paused
+//! time and a clock jump moves no deadline. A call gets the
 //! shorter of its own limit and what the [current deadline](Deadline::current) leaves; it is
 //! cancelled by dropping its future, so async work really stops. The boundaries are exact: an
 //! operation that finishes *at* its limit succeeds; a call that would start *at* or after the

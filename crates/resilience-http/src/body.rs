@@ -82,9 +82,8 @@ pin_project! {
 /// A limiter's slot must be held for as long as the work it limits, and for an HTTP server
 /// that work ends when the last byte of the response body has been handed to the connection,
 /// not when the handler returns its headers: a streamed download or a server-sent event stream
-/// keeps doing work long after that (the seed released its slots when the handler returned,
-/// bug B17). So every layer of this crate wraps the inner service's body in a
-/// [`ResponseBody`] that owns a [`Guard`] (a bulkhead slot, a half-open probe, ...) and gives
+/// keeps doing work long after that. So every layer of this crate wraps the inner service's body in
+/// a [`ResponseBody`] that owns a [`Guard`] (a bulkhead slot, a half-open probe, ...) and gives
 /// it back at the first of:
 ///
 /// * the body's last frame ([`BodyEnd::Complete`]): checked after every frame with

@@ -20,8 +20,8 @@ type Classify = dyn Fn(&Parts) -> Outcome + Send + Sync;
 ///   (it carries the [`Rejection`]) is *ignored*: a full bulkhead says nothing about the
 ///   service's health;
 /// * a timeout made by an inner layer (it carries [`TimedOut`]) is a *failure*;
-/// * any other 5xx is a *failure*, and it reaches the client unchanged (the seed replaced it
-///   with a generic 500, bug B17);
+/// * any other 5xx is a *failure*, and it reaches the client unchanged (never replaced
+///   with a generic 500);
 /// * everything else, 4xx included, is a *success*: the service answered.
 ///
 /// An error returned by the inner service (not a response) is always a failure.

@@ -24,8 +24,7 @@ use crate::{
 /// 2. **Load shed**, by the request's priority header: under load, unimportant work goes
 ///    before it queues for anything. 503.
 /// 3. **Bulkhead**: bounds the requests running at once, waiting in its queue if it has one.
-///    503. (The seed's composite called the bulkhead, ignored its answer and released a slot
-///    it had not taken, so it never refused and inflated its capacity, bug B17.)
+///    503.
 /// 4. **Circuit breaker**: only requests that would really run are admitted or refused by
 ///    the circuit, so a half-open probe is a request that will reach the service. 503 with
 ///    the remaining open time.

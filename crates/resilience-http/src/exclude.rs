@@ -2,9 +2,10 @@
 
 /// Paths a layer does not apply to: exact paths and path prefixes.
 ///
-/// The default excludes nothing, and an empty list really excludes nothing (the seed could not
-/// turn its defaults off, bug B17). [`ExcludePaths::seed_defaults`] gives the seed's list for
-/// those who want it. Matching uses the request URI's path, without the query string.
+/// The default excludes nothing, and an empty list really excludes nothing.
+/// [`ExcludePaths::seed_defaults`] gives aioresilience's default list (`/health`, `/healthz`,
+/// `/ready`, `/metrics`) for those who want it. Matching uses the request URI's path, without the
+/// query string.
 ///
 /// A prefix matches whole path segments: `/static` matches `/static` and `/static/app.js`,
 /// never `/staticky`; a prefix ending in `/` (`/static/`) matches only paths below it.
@@ -34,7 +35,7 @@ impl ExcludePaths {
         Self::default()
     }
 
-    /// The seed's default exclusions, matched exactly: `/health`, `/healthz`, `/ready` and
+    /// aioresilience's default exclusions, matched exactly: `/health`, `/healthz`, `/ready` and
     /// `/metrics`.
     pub fn seed_defaults() -> Self {
         ["/health", "/healthz", "/ready", "/metrics"]

@@ -52,11 +52,10 @@ type Select = dyn Fn(&response::Parts) -> bool + Send + Sync;
 /// crate: an open circuit, a full bulkhead, a shed request) and a timeout made by an inner
 /// [`HttpTimeoutLayer`](crate::HttpTimeoutLayer). A 429 is not a failure: a client over its rate
 /// must hear so, not get a cached answer that teaches it to go on.
-/// [`when`](HttpFallbackLayer::when) chooses otherwise. The seed's `FallbackMiddleware` caught
-/// exceptions only, never 5xx answers.
+/// [`when`](HttpFallbackLayer::when) chooses otherwise.
 ///
 /// The fallback is a closure from the [`FallbackCause`] to a response (a function of the
-/// failure, never of the request's arguments: seed bug B15), or a fixed response with
+/// failure, never of the request's arguments), or a fixed response with
 /// [`HttpFallbackLayer::response`]. Fallback answers carry [`FellBack`] in their extensions, and
 /// [`served`](HttpFallbackLayer::served) counts them for dashboards.
 ///

@@ -54,10 +54,10 @@ enum Source {
 /// # Client IP without spoofing
 ///
 /// `X-Forwarded-For` and `X-Real-IP` are written by whoever sends the request, so they can
-/// only be believed when the request comes from a proxy you run. The seed believed them from
-/// anyone, so a client could pick its own rate-limit key by sending a fake header (bug B17).
-/// Here they count only when the peer (the socket address the connection came from) is one of
-/// the configured [`TrustedProxies`]:
+/// only be believed when the request comes from a proxy you run: believed from anyone, they
+/// would let a client pick its own rate-limit key by sending a fake header. Here they count only
+/// when the peer (the socket address the connection came from) is one of the configured
+/// [`TrustedProxies`]:
 ///
 /// 1. the peer is not trusted (or none is configured): the peer's address is the client;
 /// 2. the peer is trusted and `X-Forwarded-For` is present: walk its hops from the right (the

@@ -17,9 +17,9 @@ pub const X_PRIORITY: HeaderName = HeaderName::from_static("x-priority");
 /// A [`LoadShedder`] sheds the least important work first: above 60 % of its capacity it
 /// sheds `low` requests, above 75 % `normal` ones, above 90 % `high` ones, and `critical` ones
 /// only wait at the hard cap. Over HTTP the priority comes from a header, `X-Priority` by
-/// default, parsed case-insensitively (`HIGH`, `High` and `high` are one priority; the seed
-/// compared exact strings, bug B10). A request without the header, or with a value that names
-/// no priority, gets the default priority (`normal`).
+/// default, parsed case-insensitively (`HIGH`, `High` and `high` are one priority). A request
+/// without the header, or with a value that names no priority, gets the default priority
+/// (`normal`).
 ///
 /// A header is a claim made by the client. [`max_priority`](PriorityHeader::max_priority)
 /// caps what a claim can get: set it to `high` and nobody outside can make their requests

@@ -35,7 +35,7 @@ use crate::{HttpStageLayer, RateLimitKey};
 ///
 /// With [`rate`](KeyedRateLimit::rate), the layer spends the `(key, rate)` budget instead of
 /// the limiter's configured rate: one limiter can then serve several routes with different
-/// rates (the seed's `rate_limit_dependency(limiter, "100/minute")`).
+/// rates (aioresilience's `rate_limit_dependency(limiter, "100/minute")`).
 ///
 /// ```
 /// use axum::{routing::get, Router};

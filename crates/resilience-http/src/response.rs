@@ -24,14 +24,14 @@ pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset
 /// `Retry-After` hint and, optionally, a [`ResponseFactory`].
 ///
 /// Anything left unset takes the default for the pattern that refused (see
-/// below), so `Reply::new()` is the seed's behaviour.
+/// below), so `Reply::new()` answers as aioresilience's middlewares do.
 ///
 /// ```
 /// use http::StatusCode;
 /// use resilience_http::Reply;
 /// use std::time::Duration;
 ///
-/// // The seed's custom circuit-breaker answer: 429 and its own words.
+/// // A custom circuit-breaker answer: 429 and its own words.
 /// let reply = Reply::new()
 ///    .status(StatusCode::TOO_MANY_REQUESTS)
 ///    .message("Upstream is resting")
@@ -40,7 +40,7 @@ pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset
 /// ```
 ///
 /// One function turns a [`Rejection`] (or a timeout) into a response, so every layer answers
-/// the same way and an axum service stays `Infallible` (DESIGN §7):
+/// the same way and an axum service stays `Infallible`:
 ///
 /// | refused by | status | headers |
 /// |---|---|---|
@@ -52,14 +52,14 @@ pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset
 /// the pattern from its real state (the circuit's remaining open time, the rate limiter's next
 /// free token), in whole seconds rounded up and at least 1. Patterns that cannot know when a
 /// slot frees up (a bulkhead waits on calls still running) send the layer's hint instead, by
-/// default the seed's numbers: load shedder 5 s, bulkhead 10 s (5 s when its queue is full,
+/// default aioresilience's numbers: load shedder 5 s, bulkhead 10 s (5 s when its queue is full,
 /// 15 s after a wait timeout), backpressure 5 s, adaptive limiter 1 s, rate limiter 60 s (only
 /// when a distributed limiter cannot tell). `RateLimit-Reset` is the time until the client's
 /// whole budget is back, rounded up; it can be 0.
 ///
 /// **The body** is a JSON problem document ([RFC 9457], `application/problem+json`) whose
-/// `detail` is the layer's message, as the seed's `{"detail": ...}`, plus the HTTP title, the
-/// status, a stable `reason` (`rate_limited`, `circuit_open`, `capacity_full`, `timeout`, ...)
+/// `detail` is the layer's message, as in aioresilience's `{"detail": ...}`, plus the HTTP title,
+/// the status, a stable `reason` (`rate_limited`, `circuit_open`, `capacity_full`, `timeout`, ...)
 /// and `retry_after` in seconds when sent:
 ///
 /// ```json
@@ -183,8 +183,8 @@ impl Reply {
     }
 }
 
-/// A pattern's answer when its [`Reply`] leaves something unset: the seed's status codes,
-/// messages and `Retry-After` numbers (seed-semantics §12).
+/// A pattern's answer when its [`Reply`] leaves something unset: aioresilience's status
+/// codes, messages and `Retry-After` numbers.
 #[derive(Debug, Clone, Copy)]
 struct Defaults {
     status: StatusCode,

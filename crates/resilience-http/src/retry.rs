@@ -96,8 +96,7 @@ type Retryable = dyn Fn(&response::Parts) -> bool + Send + Sync;
 /// *client* (a hyper-util `Client` is a tower service) calling an upstream, as the
 /// [`axum_gateway` example] does. Under axum's `Router::layer`, whose routes take only
 /// `axum::body::Body`, add it as `HttpRetryLayer::new(policy).request_body::<axum::body::Body>()`
-/// (feature `axum`; see [`RetryBody`]). The seed's `RetryMiddleware` could not retry at all
-/// (`call_next` runs once) and its `retry_route` retried 404s (bugs B7, B17).
+/// (feature `axum`; see [`RetryBody`]).
 ///
 /// ```
 /// use resilience::retry::{Backoff, Retry};

@@ -18,9 +18,9 @@ use crate::{ExcludePaths, Reply, TimedOut};
 /// # What it does
 ///
 /// The service has until the [`Timeout`]'s limit to produce its response head; past it, its
-/// future is dropped (the handler stops at its next await) and the client gets a 408, the
-/// seed's status for a server-side timeout, or the status of the layer's [`Reply`] (504 is
-/// the usual choice for a gateway). The timeout covers the time to the response head, not
+/// future is dropped (the handler stops at its next await) and the client gets a 408
+/// (aioresilience's status for a server-side timeout), or the status of the layer's [`Reply`] (504
+/// is the usual choice for a gateway). The timeout covers the time to the response head, not
 /// the streaming of its body, which may legitimately last long (tower-http's timeout does
 /// the same).
 ///
@@ -28,9 +28,8 @@ use crate::{ExcludePaths, Reply, TimedOut};
 /// be changed at run time with `set_config`, and a request running under a
 /// [`Deadline`](resilience::Deadline) gets the shorter of the two; a request whose deadline
 /// already passed is refused at once with the same status. The 408 response carries
-/// [`TimedOut`] in its extensions, which an outer circuit breaker counts as a failure (seed:
-/// "a timeout counts as a CB failure"). Sanic's integration accepted a timeout and ignored it
-/// (bug B17); this one is tested on a real socket.
+/// [`TimedOut`] in its extensions, which an outer circuit breaker counts as a failure. The
+/// timeout is tested on a real socket.
 ///
 /// ```
 /// use axum::{routing::get, Router};

@@ -21,7 +21,7 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Every limiter and breaker of this crate talks to Redis through a backend. It wraps the
 /// `redis` crate's [`ConnectionManager`], which multiplexes concurrent calls over one
 /// connection and reconnects in the background when it breaks, and adds what the users of
-/// Redis limiters keep asking for (DESIGN §5, "Redis timeouts"):
+/// Redis limiters keep asking for:
 ///
 /// * **A short timeout on every call** (50 ms by default). A call that has not answered by
 ///   then is abandoned and the component decides by its failure policy: no request waits on

@@ -16,8 +16,9 @@
 //!
 //! # Example
 //!
-//! `crates/resilience-redis/examples/rate_limit.rs` is a complete program that starts a
-//! private `redis-server` (`cargo run -p resilience-redis --example redis_rate_limit`); in short:
+//! `crates/resilience-redis/examples/redis_rate_limit.rs` is a complete program that starts
+//! a private `redis-server` (`cargo run -p resilience-redis --example redis_rate_limit`); in
+//! short:
 //!
 //! ```no_run
 //! use resilience::rate_limit::RateLimiter;

@@ -5,8 +5,8 @@ use std::fmt;
 /// What a Redis-backed limiter or breaker does when Redis is unreachable, too slow (past the
 /// backend's call timeout) or answers with an error.
 ///
-/// The choice is explicit because each answer is right somewhere (DESIGN §4, "fail-open is a
-/// choice"): an API whose limits protect revenue fails closed, one whose limits protect only
+/// The choice is explicit because each answer is right somewhere (fail-open is a choice, not
+/// a given): an API whose limits protect revenue fails closed, one whose limits protect only
 /// itself fails open, and one that must keep limiting each instance through an outage falls
 /// back to local state. Whichever applies, the component's metrics count it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -14,7 +14,7 @@ use std::fmt;
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum FailurePolicy {
-    /// Allow the request (the seed's design philosophy, and the default). A limiter's
+    /// Allow the request (aioresilience's choice, and the default). A limiter's
     /// decision reports one less than its limit as remaining and no reset time (nothing
     /// is known); a breaker lets its local state decide.
     #[default]

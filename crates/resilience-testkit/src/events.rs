@@ -51,7 +51,8 @@ impl EventRecorder {
         lock(&self.events).iter().map(Event::kind).collect()
     }
 
-    /// The seed names of the events recorded so far (`"state_change"`, ...).
+    /// The string names of the events recorded so far (`"state_change"`, ...), as aioresilience
+    /// spells them.
     pub fn names(&self) -> Vec<&'static str> {
         lock(&self.events)
             .iter()

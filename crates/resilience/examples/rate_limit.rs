@@ -47,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("greedy: {} allowed, {} refused", greedy.0, greedy.1);
     println!("polite: {} allowed, {} refused", polite.0, polite.1);
 
-    // The seed's style: a rate per call, each (key, rate) pair with its own budget.
+    // aioresilience's style: a rate per call, each (key, rate) pair with its own budget.
     let login = Rate::per_minute(3);
     let attempts: Vec<_> = (0..5)
         .map(|_| per_client.check_rate_limit("ada", login))

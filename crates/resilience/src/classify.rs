@@ -1,10 +1,10 @@
-//! What counts as a failure: the working replacement of the seed's `ExceptionConfig`.
+//! What counts as a failure: the equivalent of aioresilience's `ExceptionConfig`.
 //!
 //! By default every `Err` is a failure and every `Ok` a success. A [`Classifier`] refines that
 //! for one kind of operation (its `T` and `E`):
 //!
 //! * [`failure_if`](Classifier::failure_if): only errors matching the predicate are failures;
-//!   the others are *ignored* (the seed's `failure_exceptions` / `failure_predicate`);
+//!   the others are *ignored* (aioresilience's `failure_exceptions` / `failure_predicate`);
 //! * [`ignore_if`](Classifier::ignore_if): errors matching it are ignored, whatever else holds
 //!   (c-breaker's `excluded_exceptions`), for example "not found" answers that say nothing about
 //!   the health of a dependency;
@@ -14,11 +14,11 @@
 //!
 //! An *ignored* outcome is neither success nor failure: it changes no counter that decides a
 //! transition, and a half-open probe that ends ignored gives its probe slot back, so an ignored
-//! error can never leave a circuit stuck half-open (c-breaker's bug).
+//! error can never leave a circuit stuck half-open.
 //!
 //! Predicates and hooks are user code: a pattern runs them isolated, so a panic is reported to
-//! the [error handler](crate::set_error_handler) and the outcome counts as a failure (as the seed
-//! does when a predicate raises).
+//! the [error handler](crate::set_error_handler) and the outcome counts as a failure (as in
+//! aioresilience when a predicate raises).
 //!
 //! ```
 //! use resilience::classify::{Classifier, Outcome};

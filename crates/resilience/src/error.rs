@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// Which pattern produced an event, a rejection or a metric snapshot.
 ///
-/// The string forms ([`PatternKind::as_str`]) are the seed's `pattern_type` names.
+/// The string forms ([`PatternKind::as_str`]) are aioresilience's `pattern_type` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
@@ -47,7 +47,7 @@ pub enum PatternKind {
 }
 
 impl PatternKind {
-    /// The pattern's name in `snake_case`, as the seed libraries spell it.
+    /// The pattern's name in `snake_case`, as the Python libraries spell it.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::CircuitBreaker => "circuit_breaker",

@@ -4,8 +4,8 @@
 //! inside a protected call. If one of them panics, the protected call must still complete with
 //! its own outcome, and the pattern must keep working. Each such callback runs inside
 //! [`std::panic::catch_unwind`]; the panic is turned into a [`CallbackPanic`] and handed to the
-//! process-wide error handler (the seed's `set_error_handler`), which by default logs it through
-//! `tracing` at target `resilience::hook`.
+//! process-wide error handler (aioresilience's `set_error_handler`), which by default logs it
+//! through `tracing` at target `resilience::hook`.
 //!
 //! ```
 //! resilience::set_error_handler(|panic| eprintln!("listener failed: {panic}"));

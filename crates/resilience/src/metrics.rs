@@ -1,4 +1,4 @@
-//! Metric snapshots: what every pattern reports, with the seed's field names.
+//! Metric snapshots: what every pattern reports, with aioresilience's field names.
 //!
 //! Each pattern has its own snapshot struct (for example
 //! [`CircuitBreakerMetrics`](crate::circuit_breaker::CircuitBreakerMetrics)), serialisable with

@@ -2,7 +2,7 @@
 //!
 //! A rate is `count` requests per `period`, of which up to `burst` may come at once (by
 //! default `burst = count`, so an idle client may spend a whole period's allowance in one go,
-//! as the seed's limiter allowed). The sustained rate is always `count / period`.
+//! as aioresilience's limiter allows). The sustained rate is always `count / period`.
 //!
 //! ```
 //! use resilience::Rate;
@@ -34,8 +34,8 @@
 //! | 1 day | `day`, `days`, `d` |
 //!
 //! Anything else is a [`ConfigError`] with field `rate` and a [`RateProblem`] saying what was
-//! wrong, at construction time. A typo never means "no limit" (the seed's bug B13, where
-//! `"10/s"` silently disabled limiting), and `"0/second"` never means "reject everything".
+//! wrong, at construction time. A typo never means "no limit", and `"0/second"` never means "reject
+//! everything".
 
 use std::fmt;
 use std::hash::{Hash, Hasher};

@@ -119,7 +119,7 @@ impl<'a> Problem<'a> {
 type Factory = dyn Fn(&Problem<'_>) -> Response<Bytes> + Send + Sync;
 
 /// Builds the whole response for a refused or timed-out request, replacing the default JSON
-/// body (the seed's `response_factory`).
+/// body (aioresilience's `response_factory`).
 ///
 /// `Retry-After` and the `RateLimit-*` headers are added to its response unless it set them;
 /// the status is the factory's choice ([`Problem::status`] is the layer's).

@@ -17,7 +17,7 @@
 //!   local breaker. So when one instance trips, every instance rejects within
 //!   **`sync_interval` + the backend's call timeout** (150 ms with the defaults); the
 //!   tripping instance itself rejects on its very next call.
-//! * **Transitions are compare-and-set in Lua** (bug B6, the seed's last-writer-wins): a trip
+//! * **Transitions are compare-and-set in Lua**, never last-writer-wins: a trip
 //!   applies only to a closed or half-open circuit, so a second instance's trip never
 //!   restarts the open period; closing after successful probes applies only if the version
 //!   is still the one the probes were granted in, so a late success never closes a circuit
@@ -56,12 +56,12 @@
 //!   close after successful probes is written as a compare-and-set against the shared
 //!   state this instance knew *when it closed*, so a reopen adopted meanwhile is never
 //!   overwritten.
-//! * **A quorum guards against one bad node** (DESIGN §5: shared breakers are refused
-//!   elsewhere because one instance with a broken network could open the circuit for the
-//!   healthy ones). With [`trip_quorum(n, within)`](RedisCircuitBreakerBuilder::trip_quorum)
-//!   the shared circuit opens only once `n` different instances tripped within `within`; an
-//!   instance that trips alone stays open locally, and is closed again by the shared state
-//!   when its open period ends. The default quorum is 1.
+//! * **A quorum guards against one bad node** (the usual objection to shared breakers: one
+//!   instance with a broken network could open the circuit for the healthy ones). With
+//!   [`trip_quorum(n, within)`](RedisCircuitBreakerBuilder::trip_quorum) the shared circuit opens
+//!   only once `n` different instances tripped within `within`; an instance that trips alone stays
+//!   open locally, and is closed again by the shared state when its open period ends. The default
+//!   quorum is 1.
 //!
 //! # When Redis cannot answer
 //!

@@ -17,7 +17,7 @@ use crate::FailurePolicy;
 pub struct RedisRateLimiterMetrics {
     /// The limiter's name.
     pub name: String,
-    /// Always `"redis"` (the seed's `type`).
+    /// Always `"redis"` (aioresilience's `type`).
     #[cfg_attr(feature = "serde", serde(rename = "type"))]
     pub kind: &'static str,
     /// The algorithm the Redis script runs.
@@ -26,7 +26,7 @@ pub struct RedisRateLimiterMetrics {
     pub rate: Rate,
     /// What happens while Redis cannot decide.
     pub failure_policy: FailurePolicy,
-    /// Whether the backend is answering now (the seed's `connected`).
+    /// Whether the backend is answering now (aioresilience's `connected`).
     pub backend_healthy: bool,
     /// Requests checked.
     pub total_checks: u64,

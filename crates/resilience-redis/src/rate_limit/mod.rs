@@ -22,10 +22,9 @@
 //!   window. Each member is the request's time *and* a suffix unique to the request (the
 //!   limiter instance's random id and a sequence number), so requests in the same
 //!   microsecond are separate entries: six requests in one millisecond at 3/second allow
-//!   exactly three (the seed collapsed them and allowed four, bug B14). Denied requests are
-//!   **not recorded**, so a client that keeps retrying gets through as the window slides
-//!   (the seed recorded them and locked such clients out for ever, bug B14). The set expires
-//!   one window after its newest entry.
+//!   exactly three. Denied requests are **not recorded**, so a client that keeps retrying
+//!   gets through as the window slides and is never locked out. The set expires one window
+//!   after its newest entry.
 //!
 //! Keys follow `{prefix}:{kind}:{name}:{<key>}`, see [`keys`].
 //!
@@ -40,7 +39,7 @@
 //! # Example
 //!
 //! A complete program against a private `redis-server` is
-//! `crates/resilience-redis/examples/rate_limit.rs`:
+//! `crates/resilience-redis/examples/redis_rate_limit.rs`:
 //!
 //! ```no_run
 //! use resilience::rate_limit::RateLimiter;

@@ -1,4 +1,4 @@
-//! [`Aimd`]: the seed's additive-increase, multiplicative-decrease rule on success ratios.
+//! [`Aimd`]: additive increase, multiplicative decrease on success ratios (aioresilience's rule).
 
 use std::time::Duration;
 
@@ -9,7 +9,8 @@ use super::state::{Summary, Window};
 use super::{LimitAlgorithm, Sample};
 use crate::config::{check, ConfigError, ConfigProblem};
 
-/// Settings of [`Aimd`]. `Default` gives the seed's values, plus the time bound on windows.
+/// Settings of [`Aimd`]. `Default` gives aioresilience's values (stated on each field), plus
+/// the time bound on windows.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
@@ -26,7 +27,7 @@ pub struct AimdConfig {
     /// The limit is multiplied by this after a bad window, then truncated (0 < f < 1).
     /// Default: 0.9.
     pub decrease_factor: f64,
-    /// A window closes after this many calls with an outcome (the seed's window). Default: 100.
+    /// A window closes after this many calls with an outcome. Default: 100.
     pub measurement_window: u32,
     /// ... or this long after its first call, whichever comes first, so a quiet service still
     /// adapts. Default: 10 s.
@@ -34,8 +35,8 @@ pub struct AimdConfig {
     pub measurement_interval: Duration,
     /// A window whose success ratio is strictly above this increases the limit. Default: 0.95.
     pub success_threshold: f64,
-    /// A window whose success ratio is strictly below this decreases the limit (the seed's
-    /// code is strict although its docs say "at or below"). Default: 0.80.
+    /// A window whose success ratio is strictly below this decreases the limit (strict, as
+    /// aioresilience's code is, although its docs say "at or below"). Default: 0.80.
     pub failure_threshold: f64,
 }
 
@@ -56,7 +57,9 @@ impl Default for AimdConfig {
 }
 
 impl AimdConfig {
-    /// Checks every field with the seed's rules; the error names the first offending one.
+    /// Checks every field (among others `1 <= min_limit <= initial_limit <= max_limit`, a
+    /// `decrease_factor` strictly between 0 and 1, and `failure_threshold` below
+    /// `success_threshold`); the error names the first offending one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_limits(self.initial_limit, self.min_limit, self.max_limit)?;
         if !(self.increase_rate.is_finite() && self.increase_rate > 0.0) {
@@ -89,7 +92,7 @@ impl AimdConfig {
     }
 }
 
-/// The seed's AIMD, with integer limits and windows bounded by count and by time.
+/// AIMD as in aioresilience, with integer limits and windows bounded by count and by time.
 ///
 /// When a window closes with success ratio `r` (successes over successes and failures):
 /// * `r > success_threshold` (strict): `limit = min(max_limit, limit + increase_rate)`;
@@ -97,7 +100,7 @@ impl AimdConfig {
 /// * otherwise unchanged. The window starts over either way.
 ///
 /// So, with the defaults, 100 becomes 101 after a window above 95 %, 90 after one below 80 %
-/// (80 with a factor of 0.8), and stays 100 at 85 %. Latency plays no part, as in the seed;
+/// (80 with a factor of 0.8), and stays 100 at 85 %. Latency plays no part;
 /// use [`Vegas`](super::Vegas) or [`Gradient2`](super::Gradient2) for that.
 #[derive(Debug, Clone)]
 pub struct Aimd {

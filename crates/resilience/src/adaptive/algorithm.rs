@@ -43,7 +43,7 @@ impl Sample {
 ///
 /// No clock, no atomics, no async: the limiter calls it under a short lock with each completed
 /// call's [`Sample`], and with the current time from [`poll`](Self::poll) so windows that are
-/// due close even when no call completes. Implemented by [`Aimd`](super::Aimd) (the seed's),
+/// due close even when no call completes. Implemented by [`Aimd`](super::Aimd) (aioresilience's),
 /// [`Vegas`](super::Vegas) and [`Gradient2`](super::Gradient2); plug in your own with
 /// [`AlgorithmConfig::custom`](super::AlgorithmConfig::custom).
 pub trait LimitAlgorithm: fmt::Debug + Send + 'static {

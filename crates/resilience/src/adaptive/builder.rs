@@ -45,7 +45,7 @@ impl AdaptiveLimiterBuilder {
         self
     }
 
-    /// Moves the limit with the seed's AIMD (the default).
+    /// Moves the limit with AIMD, aioresilience's algorithm (the default).
     pub fn aimd(mut self, config: AimdConfig) -> Self {
         self.config.algorithm = AlgorithmConfig::Aimd(config);
         self

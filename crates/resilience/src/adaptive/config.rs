@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::{Aimd, AimdConfig, Gradient2, Gradient2Config, LimitAlgorithm, Vegas, VegasConfig};
 use crate::config::{check, ConfigError, ConfigProblem};
 
-/// Settings of an [`AdaptiveLimiter`](super::AdaptiveLimiter). `Default` is the seed's: AIMD
-/// with its defaults, and no waiting (`try_acquire` semantics).
+/// Settings of an [`AdaptiveLimiter`](super::AdaptiveLimiter). `Default` is aioresilience's:
+/// AIMD with its defaults, and no waiting (`try_acquire` semantics).
 ///
 /// With the `serde` feature it deserializes from any format serde supports:
 ///
@@ -20,11 +20,11 @@ use crate::config::{check, ConfigError, ConfigProblem};
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct AdaptiveConfig {
-    /// How the limit moves. Default: AIMD with the seed's parameters.
+    /// How the limit moves. Default: AIMD with [`AimdConfig::default`].
     pub algorithm: AlgorithmConfig,
     /// How long [`call`](super::AdaptiveLimiter::call) and the
     /// [`Stage`](crate::stage::Stage) impl wait for a slot at the limit; zero
-    /// (the default, as in the seed) rejects at once.
+    /// (the default) rejects at once.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub wait_timeout: Duration,
 }
@@ -43,7 +43,7 @@ impl AdaptiveConfig {
 #[cfg_attr(feature = "serde", serde(tag = "type", rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum AlgorithmConfig {
-    /// Success ratios per window: [`Aimd`] (the seed's).
+    /// Success ratios per window: [`Aimd`] (aioresilience's).
     Aimd(AimdConfig),
     /// Latency against the no-load latency: [`Vegas`].
     Vegas(VegasConfig),
@@ -108,7 +108,7 @@ impl fmt::Debug for CustomAlgorithm {
     }
 }
 
-/// The seed's limit rules, shared by every algorithm: `1 <= min <= initial <= max`.
+/// The limit rules, shared by every algorithm: `1 <= min <= initial <= max`.
 pub(crate) fn check_limits(initial: u32, min: u32, max: u32) -> Result<(), ConfigError> {
     check::at_least("min_limit", min, 1)?;
     if min > max {

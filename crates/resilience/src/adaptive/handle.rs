@@ -102,8 +102,8 @@ impl AdaptiveLimiter {
         self.inner.in_flight.load(Ordering::Acquire)
     }
 
-    /// Takes a slot if fewer than the limit are in flight, without waiting (the seed's
-    /// `acquire`). Report the outcome on the [`Permit`].
+    /// Takes a slot if fewer than the limit are in flight, without waiting
+    /// (aioresilience's `acquire`). Report the outcome on the [`Permit`].
     pub fn try_acquire(&self) -> Result<Permit, Rejection> {
         if let Some(permit) = self.enter() {
             return Ok(permit);
@@ -167,7 +167,7 @@ impl AdaptiveLimiter {
         execute;
     }
 
-    /// A snapshot with the seed's keys; `utilization` is in flight over the limit, at most 1.
+    /// A snapshot with aioresilience's keys; `utilization` is in flight over the limit, at most 1.
     pub fn metrics(&self) -> AdaptiveMetrics {
         let inner = &*self.inner;
         inner.poll(Instant::now());

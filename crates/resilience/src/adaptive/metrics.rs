@@ -1,9 +1,8 @@
-//! [`AdaptiveMetrics`]: a snapshot with the seed's keys.
+//! [`AdaptiveMetrics`]: a snapshot with aioresilience's keys.
 
-/// A point-in-time snapshot of an adaptive limiter (the seed's `get_stats()`).
+/// A point-in-time snapshot of an adaptive limiter (the keys of aioresilience's `get_stats()`).
 ///
-/// Unlike the seed, `utilization` is a ratio in `0..=1` (the seed reported a percentage), and
-/// the limit is always an integer.
+/// `utilization` is a ratio in `0..=1`, and the limit is always an integer.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]

@@ -11,12 +11,12 @@
 //! # How it decides
 //!
 //! A call is admitted while fewer than `limit` calls are in flight (one compare-exchange, no
-//! lock); at the limit [`try_acquire`](AdaptiveLimiter::try_acquire) refuses at once (the
-//! seed's behaviour) and [`acquire`](AdaptiveLimiter::acquire) waits up to a timeout. Every
-//! call ends with a [`Permit`] reporting its outcome and latency to a [`LimitAlgorithm`]:
+//! lock); at the limit [`try_acquire`](AdaptiveLimiter::try_acquire) refuses at once (as
+//! aioresilience's `acquire` does) and [`acquire`](AdaptiveLimiter::acquire) waits up to a timeout.
+//! Every call ends with a [`Permit`] reporting its outcome and latency to a [`LimitAlgorithm`]:
 //!
-//! * [`Aimd`] (the default, the seed's): per window of 100 calls *or* 10 s, whichever comes
-//!   first (the seed counted calls only, so a quiet service never adapted: bug B12), +1 above
+//! * [`Aimd`] (the default, aioresilience's): per window of 100 calls *or* 10 s, whichever
+//!   comes first (so a quiet service still adapts), +1 above
 //!   95 % success, × 0.9 (truncated) below 80 %, both strict; integer limits within 10..=1000.
 //! * [`Vegas`] (Netflix's `VegasLimit`): estimates the queue at the dependency from latency
 //!   over the no-load latency and keeps it between `alpha` and `beta`; slow start, and a
@@ -31,7 +31,7 @@
 //! see `tests/adaptive.rs`.
 //!
 //! The slot is an RAII [`Permit`]: dropping it without an outcome counts as ignored, and the
-//! in-flight count is released either way (no unmatched `release()`, seed bug B10). A limit
+//! in-flight count is released either way (there is no `release()` to call unmatched). A limit
 //! lowered below the calls in flight lets them finish and admits nobody until they have.
 //!
 //! # Example

@@ -14,7 +14,7 @@ use crate::classify::Outcome;
 /// [`ignore`](Self::ignore); the latency from admission to that moment goes to the algorithm
 /// with the outcome. Dropping the permit without reporting counts as ignored (as a cancelled
 /// call should), and the slot is always released: there is no `release()` to forget or to
-/// call twice (seed bug B10).
+/// call twice.
 ///
 /// ```
 /// # use resilience::adaptive::AdaptiveLimiter;

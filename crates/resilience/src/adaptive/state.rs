@@ -3,8 +3,8 @@
 //!
 //! Algorithms never update on each sample alone: a window gathers samples and closes after
 //! `max_samples` of them or once `duration` has passed since its first one, whichever comes
-//! first, so a busy service adapts quickly and a quiet one still adapts (the seed's window was
-//! count-only, so a quiet service never adapted: bug B12). The latency algorithms update once
+//! first, so a busy service adapts quickly and a quiet one still adapts (a window bounded by
+//! count alone would never close on a quiet service). The latency algorithms update once
 //! per window, as Netflix's `WindowedLimit` does: a window spanning at least a round trip
 //! sees the effect of the previous change, which keeps the control loop stable.
 

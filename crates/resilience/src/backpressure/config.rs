@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use crate::config::{check, ConfigError, ConfigProblem};
 
-/// Settings of a [`Backpressure`](super::Backpressure) controller. `Default` gives the seed's
-/// values.
+/// Settings of a [`Backpressure`](super::Backpressure) controller. `Default` gives
+/// aioresilience's values (stated on each field).
 ///
 /// With the `serde` feature it deserializes from any format serde supports; the wait timeout
-/// is written like `"250ms"` or `"5s"`, under `wait_timeout` or the seed's name `timeout`:
+/// is written like `"250ms"` or `"5s"`, under `wait_timeout` or aioresilience's name `timeout`:
 ///
 /// ```toml
 /// max_pending = 100
@@ -33,7 +33,7 @@ pub struct BackpressureConfig {
     pub low_water_mark: u32,
     /// How long [`acquire`](super::Backpressure::acquire) (and so `call`, `execute` and the
     /// tower layer) waits while backpressure is on before it gives up; zero never waits.
-    /// The seed hid this default inside `acquire(timeout=None)`. Default: 5 s.
+    /// aioresilience has this default inside `acquire(timeout=None)`. Default: 5 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde", alias = "timeout"))]
     pub wait_timeout: Duration,
 }

@@ -176,7 +176,7 @@ impl Backpressure {
         self.inner.active()
     }
 
-    /// A snapshot of the state and counters, with the seed's field names.
+    /// A snapshot of the state and counters, with aioresilience's field names.
     pub fn metrics(&self) -> BackpressureMetrics {
         self.inner.metrics()
     }

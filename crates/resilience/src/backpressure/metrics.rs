@@ -1,7 +1,7 @@
-//! [`BackpressureMetrics`]: a snapshot with the seed's field names.
+//! [`BackpressureMetrics`]: a snapshot with aioresilience's field names.
 
-/// A point-in-time snapshot of a [`Backpressure`](super::Backpressure) controller (the seed's
-/// `get_stats()`).
+/// A point-in-time snapshot of a [`Backpressure`](super::Backpressure) controller
+/// (aioresilience's `get_stats()`).
 ///
 /// The counts add up: every producer is admitted (`total_accepted`), rejected
 /// (`total_rejected = rejected_backpressure + rejected_wait_timeout`), gave up by dropping its
@@ -9,8 +9,7 @@
 ///
 /// `utilization` is a ratio in `0..=1`: `(pending_count + waiting_count) / max_pending`, the
 /// share of the budget in use; it is 1.0 exactly when the controller
-/// [is overloaded](super::Backpressure::is_overloaded). (The seed reported a percentage of
-/// pending items.)
+/// [is overloaded](super::Backpressure::is_overloaded).
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]

@@ -16,23 +16,23 @@
 //! * Below the **high water mark** producers are admitted at once. Reaching it turns
 //!   backpressure **on** ([`should_apply_backpressure`](Backpressure::should_apply_backpressure)).
 //! * While it is on, every producer waits, in arrival order, for up to `wait_timeout`;
-//!   newcomers queue behind earlier waiters whatever the pending count (the seed let them
-//!   overtake, bug B11).
+//!   newcomers queue behind earlier waiters whatever the pending count, never overtaking
+//!   them.
 //! * When pending work falls to the **low water mark**, backpressure turns **off** and the
 //!   waiters are admitted in order *while pending stays below the high water mark*; if it is
-//!   reached again, the rest keep waiting (the seed released them all at once, a thundering
-//!   herd up to `max_pending`).
+//!   reached again, the rest keep waiting (no thundering herd of up to `max_pending` released
+//!   at once).
 //! * `max_pending` bounds pending plus waiting work: past it a producer is rejected at once
 //!   rather than queued ([`is_overloaded`](Backpressure::is_overloaded)).
 //!
 //! Refusals are typed: [`Backpressure`](crate::RejectionReason::Backpressure) for a producer
 //! turned away at once (overloaded, or [`try_acquire`](Backpressure::try_acquire) while on);
 //! [`WaitTimeout`](crate::RejectionReason::WaitTimeout) for one that waited the whole
-//! `wait_timeout`, exactly at it (the seed reported both as "system overloaded"). Neither
+//! `wait_timeout`, exactly at it. Neither
 //! carries a `retry_after`: when the backlog drains depends on consumers, not on a clock.
 //!
 //! Admission is an RAII [`Permit`]; there is no `release()` that could be called without an
-//! admission (bug B10). A dropped wait leaves the queue, and a slot granted to a waiter at the
+//! admission. A dropped wait leaves the queue, and a slot granted to a waiter at the
 //! very moment it gave up is handed on to the next one, never lost.
 //! [`Backpressure::stream`] applies the controller to a [`Stream`](futures_core::Stream) of
 //! work.
@@ -82,7 +82,7 @@
 //! # Defaults
 //!
 //! As aioresilience: `max_pending` 1000, high water mark 800, low water mark 200, and a 5 s
-//! wait (the seed's implicit `acquire` default, explicit here as `wait_timeout`).
+//! wait (aioresilience's implicit `acquire` default, explicit here as `wait_timeout`).
 
 mod builder;
 mod config;

@@ -16,8 +16,8 @@ use crate::{Rejection, RejectionReason};
 /// One admitted item of work, counted as pending until the permit is dropped.
 ///
 /// There is no `release()`: dropping the permit is the release, so pending work can be
-/// neither released twice nor released without having been admitted (the seed's bare
-/// `release()` could skew the count, bug B10). Keep the permit for as long as the item is
+/// neither released twice nor released without having been admitted, and the count never
+/// drifts. Keep the permit for as long as the item is
 /// being worked on, for example by moving it into the task that handles the item.
 ///
 /// ```

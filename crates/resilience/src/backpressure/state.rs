@@ -9,12 +9,12 @@
 //! * **Off**: a producer is admitted at once (pending + 1). Reaching the high water mark
 //!   turns backpressure **on**. While off nobody waits, and pending is below the high mark.
 //! * **On**: every producer waits, newcomers behind earlier waiters, whatever the pending
-//!   count (the seed let newcomers overtake waiters between the marks, bug B11). A producer
+//!   count, so newcomers never overtake waiters between the marks. A producer
 //!   that would not wait, or that finds `pending + waiting` at `max_pending`, is rejected.
 //! * A finished item (pending - 1) that brings pending down to the low water mark turns
 //!   backpressure **off**; waiters are then admitted in arrival order *while pending stays
 //!   below the high water mark*, which may turn it on again with the rest still queued
-//!   (the seed released them all at once, a thundering herd up to `max_pending`).
+//!   (not all at once, which would be a thundering herd up to `max_pending`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

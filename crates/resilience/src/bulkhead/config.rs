@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use crate::config::{check, ConfigError, ConfigProblem};
 
-/// Settings of a [`Bulkhead`](super::Bulkhead). `Default` gives the seed's values.
+/// Settings of a [`Bulkhead`](super::Bulkhead). `Default` gives aioresilience's values
+/// (stated on each field).
 ///
 /// With the `serde` feature it deserializes from any format serde supports; the wait timeout
-/// is written like `"250ms"` or `"5s"`, under `wait_timeout` or the seed's name `timeout`:
+/// is written like `"250ms"` or `"5s"`, under `wait_timeout` or aioresilience's name `timeout`:
 ///
 /// ```toml
 /// max_concurrent = 20

@@ -98,12 +98,12 @@ impl Bulkhead {
         self.inner.available_slots() == 0
     }
 
-    /// A snapshot of the counters, with the seed's field names.
+    /// A snapshot of the counters, with aioresilience's field names.
     pub fn metrics(&self) -> BulkheadMetrics {
         self.inner.metrics()
     }
 
-    /// Zeroes the counters (the seed's `reset_metrics`). Calls running now still count when
+    /// Zeroes the counters (aioresilience's `reset_metrics`). Calls running now still count when
     /// they end, so the totals keep adding up; the peak restarts from the calls running now.
     pub fn reset_metrics(&self) {
         self.inner.reset_metrics();
@@ -201,7 +201,7 @@ impl Registered for Bulkhead {
 }
 
 /// The bulkhead called `name` in the process-wide [registry](Registry::global), created with
-/// `config` if there is none (the seed's `get_bulkhead`). Unlike the seed, asking for an
+/// `config` if there is none (aioresilience's `get_bulkhead`). Asking for an
 /// existing name with a different config fails instead of silently ignoring it.
 pub fn get_bulkhead(name: &str, config: BulkheadConfig) -> Result<Bulkhead, RegistryError> {
     Registry::<Bulkhead>::global().get_or_create(name, config)

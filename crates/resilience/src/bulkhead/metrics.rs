@@ -1,19 +1,19 @@
-//! [`BulkheadMetrics`]: a snapshot with the seed's field names.
+//! [`BulkheadMetrics`]: a snapshot with aioresilience's field names.
 
 use std::time::Duration;
 
-/// A point-in-time snapshot of a [`Bulkhead`](super::Bulkhead) (the seed's `get_metrics()`).
+/// A point-in-time snapshot of a [`Bulkhead`](super::Bulkhead) (aioresilience's `get_metrics()`).
 ///
-/// The counts add up, each call counted once when it is decided (the seed counted a timed-out
-/// wait twice):
+/// The counts add up, each call (a timed-out wait included) counted once, when it is
+/// decided:
 /// `total_requests = accepted_requests + rejected_requests`,
 /// `accepted_requests = successful_requests + failed_requests + ignored_requests +
 /// current_active`, and `rejected_requests` is the sum of the three reasons. Calls still
 /// waiting are in none of them yet. A snapshot taken while calls finish may be one call
 /// ahead in one field; at rest it is exact.
 ///
-/// `utilization` is a ratio in `0..=1` (`current_active / max_concurrent`; the seed reported
-/// the active count under this name). Durations serialize as seconds (`f64`).
+/// `utilization` is a ratio in `0..=1` (`current_active / max_concurrent`). Durations serialize as
+/// seconds (`f64`).
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -30,7 +30,7 @@ pub struct BulkheadMetrics {
     pub accepted_requests: u64,
     /// Accepted calls that succeeded.
     pub successful_requests: u64,
-    /// Accepted calls that failed (the seed did not count these).
+    /// Accepted calls that failed.
     pub failed_requests: u64,
     /// Accepted calls that ended without an outcome: cancelled, panicked, a permit dropped
     /// without one, or an inner rejection passed through [`execute`](super::Bulkhead::execute).

@@ -22,13 +22,13 @@
 //! * [`QueueFull`](crate::RejectionReason::QueueFull): the queue is full too;
 //! * [`WaitTimeout`](crate::RejectionReason::WaitTimeout): the call waited too long.
 //!
-//! (The seed reported all three as "capacity full".) Rejections carry no `retry_after`: when
+//! Rejections carry no `retry_after`: when
 //! a slot frees depends on calls still running, and no honest estimate exists.
 //!
 //! Every slot is an RAII [`Permit`], given back on drop: when the call succeeds, fails,
 //! panics or is cancelled at any await point; a wait that is dropped leaves the queue. There
-//! is no `release()` to forget or to call twice (the seed leaked a slot per cancelled call,
-//! bug B9). The queue is tokio's [`Semaphore`](tokio::sync::Semaphore), which is FIFO and
+//! is no `release()` to forget or to call twice, and a cancelled call never leaks a slot. The
+//! queue is tokio's [`Semaphore`](tokio::sync::Semaphore), which is FIFO and
 //! cancellation-safe; the waiting count is an RAII guard too, so no counter drifts.
 //! [`set_config`](Bulkhead::set_config) resizes a live bulkhead.
 //!

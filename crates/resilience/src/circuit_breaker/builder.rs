@@ -71,7 +71,7 @@ impl CircuitBreakerBuilder {
         self.detector(DetectorConfig::custom(factory))
     }
 
-    /// How long the circuit stays open before probing (the seed's `recovery_timeout`).
+    /// How long the circuit stays open before probing (aioresilience's `recovery_timeout`).
     pub fn open_duration(mut self, duration: Duration) -> Self {
         self.config.open_duration = duration;
         self

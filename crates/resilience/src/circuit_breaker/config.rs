@@ -9,7 +9,8 @@ use super::detector::{
 };
 use crate::config::{check, ConfigError, ConfigProblem};
 
-/// Settings of a [`CircuitBreaker`](super::CircuitBreaker). `Default` gives the seed's values.
+/// Settings of a [`CircuitBreaker`](super::CircuitBreaker). `Default` gives aioresilience's values
+/// (stated on each field).
 ///
 /// With the `serde` feature it deserializes from any format serde supports; durations are
 /// written like `"30s"` or `"1m 30s"`:
@@ -26,7 +27,7 @@ pub struct CircuitBreakerConfig {
     /// The rule that opens a closed circuit. Default: 5 consecutive failures.
     pub detector: DetectorConfig,
     /// How long the circuit stays open before admitting probes, counted from the moment it
-    /// opened (the seed's `recovery_timeout`). Default: 60 s.
+    /// opened (aioresilience's `recovery_timeout`). Default: 60 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub open_duration: Duration,
     /// Each consecutive trip without closing in between multiplies the open duration by this

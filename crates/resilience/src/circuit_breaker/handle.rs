@@ -344,7 +344,7 @@ impl CircuitBreaker {
         tracing::info!(target: "resilience::circuit_breaker", breaker = %inner.name, %from, "circuit reset");
     }
 
-    /// A snapshot of the counters and state, with the seed's field names.
+    /// A snapshot of the counters and state, with aioresilience's and c-breaker's field names.
     pub fn metrics(&self) -> CircuitBreakerMetrics {
         let inner = &*self.inner;
         let now = Instant::now();

@@ -1,13 +1,13 @@
-//! [`CircuitBreakerMetrics`]: a snapshot with the seed's field names.
+//! [`CircuitBreakerMetrics`]: a snapshot with aioresilience's and c-breaker's field names.
 
 use std::time::Duration;
 
 use super::{CircuitState, DetectorState};
 
-/// A point-in-time snapshot of a circuit breaker (the seed's `get_metrics()` and c-breaker's
+/// A point-in-time snapshot of a circuit breaker (aioresilience's `get_metrics()` and c-breaker's
 /// `get_stats()` in one).
 ///
-/// Durations serialize as seconds (`f64`), as the seed reports them.
+/// Durations serialize as seconds (`f64`), as aioresilience reports them.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]

@@ -15,13 +15,13 @@
 //!   a time window, or a failure rate or slow-call rate over the last N calls or the last period
 //!   ([`DetectorConfig`]), or combine several.
 //! * **Open** for `open_duration` (60 s by default), counted on the monotonic clock from the
-//!   moment it opened (the seeds counted from the last failure, so a slow failing call could keep
-//!   a circuit open). Rejections carry the remaining open time as
+//!   moment it opened, not from the last failure, so a slow failing call cannot keep a
+//!   circuit open. Rejections carry the remaining open time as
 //!   [`retry_after`](crate::Rejection::retry_after). With
 //!   [`open_duration_backoff`](CircuitBreakerBuilder::open_duration_backoff) each consecutive
 //!   trip lengthens it.
 //! * **Half-open**: at most `half_open_max_calls` probes (1) run at once, each admitted and
-//!   counted in one step, so no burst of callers can slip through (seed bug B3).
+//!   counted in one step, so no burst of callers can slip through.
 //!   `success_threshold` (2) successful probes close the circuit; any counted failure reopens
 //!   it. A probe whose error is *ignored* by the [classifier](crate::classify), or whose future
 //!   is dropped, gives its slot back, so the circuit can never get stuck half-open.

@@ -12,7 +12,7 @@ type SyncFn<T, E> = Box<dyn Fn(&Error<E>) -> Result<T, E> + Send + Sync>;
 type AsyncFn<T, E> = Box<dyn Fn(&Error<E>) -> BoxFuture<T, E> + Send + Sync>;
 
 /// One fallback. A value is a distinct case from a function, so a value that happens to be
-/// callable is returned, never called (the seed called anything callable, B15).
+/// callable is returned, never called.
 pub(super) enum Step<T, E> {
     /// A static value, cloned out on each use.
     Value(ValueFn<T>),

@@ -63,7 +63,7 @@ impl fmt::Display for ErrorClass {
 }
 
 /// The plain-data settings of a [`Fallback`](super::Fallback): which kinds of error it answers
-/// for. `Default` answers for every error, as the seed does. The fallbacks themselves are code
+/// for. `Default` answers for every error, as aioresilience does. The fallbacks themselves are code
 /// (values and closures), set on the [builder](super::FallbackBuilder).
 ///
 /// With the `serde` feature it deserializes from any format serde supports:

@@ -121,7 +121,7 @@ impl<T, E> Fallback<T, E> {
         }
     }
 
-    /// A snapshot of the counters, with the seed's field names.
+    /// A snapshot of the counters, with aioresilience's field names.
     pub fn metrics(&self) -> FallbackMetrics {
         let inner = &*self.inner;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -138,7 +138,7 @@ impl<T, E> Fallback<T, E> {
         .finish()
     }
 
-    /// Sets every counter back to zero (the seed's `reset_metrics`).
+    /// Sets every counter back to zero (aioresilience's `reset_metrics`).
     pub fn reset_metrics(&self) {
         let inner = &*self.inner;
         for counter in [

@@ -1,6 +1,6 @@
-//! [`FallbackMetrics`]: a snapshot with the seed's field names.
+//! [`FallbackMetrics`]: a snapshot with aioresilience's field names.
 
-/// A point-in-time snapshot of a [`Fallback`](super::Fallback) (the seed's `get_metrics()`).
+/// A point-in-time snapshot of a [`Fallback`](super::Fallback) (aioresilience's `get_metrics()`).
 ///
 /// Every call that ran to an end is in exactly one of `successful_executions`,
 /// `fallback_executions`, `failed_executions` and `passed_through_executions`, and

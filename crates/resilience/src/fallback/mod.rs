@@ -19,9 +19,9 @@
 //! the last fallback's error: nothing is lost, and no error is mistaken for the other. An
 //! error that is not selected comes back untouched.
 //!
-//! Unlike the seeds, fallbacks never receive the operation's arguments (B15): they receive
-//! the error, and capture whatever else they need. A value is never called, even when it is
-//! a function: values and functions are added by different builder methods. Fallbacks are
+//! Unlike the Python libraries' fallbacks, these never receive the operation's arguments:
+//! they receive the error, and capture whatever else they need. A value is never called, even when
+//! it is a function: values and functions are added by different builder methods. Fallbacks are
 //! typed by what they return, `Fallback<T, E>`, so a fallback can only produce what the
 //! operation would have.
 //!
@@ -58,15 +58,15 @@
 //! # Events
 //!
 //! `fallback_triggered` when a fallback answers (with its index in the chain and the primary
-//! error), `fallback_failed` when every fallback failed (the seeds emitted nothing then); see
+//! error), `fallback_failed` when every fallback failed; see
 //! [`FallbackEvent`] and [`events`](crate::events). `tracing` records go to target
 //! `resilience::fallback`.
 //!
 //! # Defaults
 //!
 //! Every error falls back, as in aioresilience (`fallback_on_exceptions = (Exception,)`).
-//! There is no default fallback value: at least one fallback is required, as the seed's
-//! `ChainedFallback` requires. The seed's `reraise_on_fallback_failure = false` (return
+//! There is no default fallback value: at least one fallback is required, as aioresilience's
+//! `ChainedFallback` requires. aioresilience's `reraise_on_fallback_failure = false` (return
 //! `None`) has no equivalent: add a final [`value`](FallbackBuilder::value) instead.
 
 mod builder;

@@ -5,8 +5,9 @@ use std::time::Duration;
 use super::Priority;
 use crate::config::{check, ConfigError, ConfigProblem};
 
-/// Settings of a [`LoadShedder`](super::LoadShedder). `Default` gives the seed's values plus
-/// the thresholds the seed lacked.
+/// Settings of a [`LoadShedder`](super::LoadShedder). `Default` gives aioresilience's
+/// `max_requests` and `max_queue_depth`, plus priority thresholds and a wait timeout of its own
+/// (the values are on each field).
 ///
 /// With the `serde` feature it deserializes from any format serde supports; durations are
 /// written like `"500ms"` and unknown fields are rejected:
@@ -22,10 +23,10 @@ use crate::config::{check, ConfigError, ConfigProblem};
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct LoadShedderConfig {
-    /// The hard cap: requests running at once. At least 1. Default: 1000 (the seed's).
+    /// The hard cap: requests running at once. At least 1. Default: 1000.
     pub max_requests: u32,
     /// Requests that may wait for a slot once the hard cap is reached; 0 means no queue.
-    /// Default: 500 (the seed's, which it never enforced because it never tracked its queue).
+    /// Default: 500.
     pub max_queue_depth: u32,
     /// The longest a queued request waits for a slot before it is shed with
     /// [`WaitTimeout`](crate::RejectionReason::WaitTimeout). Positive. Default: 1 s.

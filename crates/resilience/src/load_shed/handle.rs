@@ -152,7 +152,7 @@ impl LoadShedder {
         self.inner.load_level(counts.active)
     }
 
-    /// A snapshot with the seed's keys; `utilization` is a ratio in `0..=1`.
+    /// A snapshot with aioresilience's keys; `utilization` is a ratio in `0..=1`.
     pub fn metrics(&self) -> LoadShedderMetrics {
         let inner = &*self.inner;
         let counts = inner.counts();

@@ -1,11 +1,11 @@
-//! [`LoadShedderMetrics`]: a snapshot with the seed's keys.
+//! [`LoadShedderMetrics`]: a snapshot with aioresilience's keys.
 
 use super::LoadLevel;
 
-/// A point-in-time snapshot of a load shedder (the seed's `get_stats()`).
+/// A point-in-time snapshot of a load shedder (the keys of aioresilience's `get_stats()`).
 ///
-/// Unlike the seed, `utilization` is a ratio in `0..=1` (the seed reported a percentage) and
-/// `queue_depth` is the real number of waiting requests (the seed's stayed 0).
+/// `utilization` is a ratio in `0..=1` and `queue_depth` is the real number of waiting
+/// requests.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]

@@ -23,8 +23,8 @@
 //!   FIFO queue of at most `max_queue_depth` (500) for up to `wait_timeout` (1 s); a released
 //!   slot goes straight to the oldest waiter, and newcomers never overtake it. A full queue
 //!   sheds with [`QueueFull`](crate::RejectionReason::QueueFull), a wait that runs out with
-//!   [`WaitTimeout`](crate::RejectionReason::WaitTimeout). The seed never tracked its queue
-//!   (its depth stayed 0, bug B10); here the depth is real. With the default thresholds only
+//!   [`WaitTimeout`](crate::RejectionReason::WaitTimeout). The queue depth is tracked and
+//!   reported. With the default thresholds only
 //!   critical requests reach the queue; a threshold of 1.0 lets a priority queue too.
 //! * **System load** (feature `system`): low and normal requests are also shed while CPU or
 //!   memory use is above its threshold (85 %, strict), high ones only above 90 %, critical

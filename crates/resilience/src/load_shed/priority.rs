@@ -6,8 +6,7 @@ use std::str::FromStr;
 /// How important a request is: the less important, the earlier it is shed.
 ///
 /// Parsed case-insensitively from `"critical"`, `"high"`, `"normal"` and `"low"` (surrounding
-/// whitespace ignored); any other string is a [`ParsePriorityError`], never a silent default
-/// (the seed matched exact strings and treated typos as normal).
+/// whitespace ignored); any other string is a [`ParsePriorityError`], never a silent default.
 ///
 /// ```
 /// use resilience::load_shed::Priority;
@@ -91,9 +90,9 @@ impl fmt::Display for ParsePriorityError {
 
 impl std::error::Error for ParsePriorityError {}
 
-/// How loaded the shedder is, from its utilisation (active / `max_requests`) as the seed
-/// computes it: above 90 % critical, above 75 % high, above 60 % elevated. With the `system`
-/// feature the CPU and memory levels count too, and the higher of the two is reported.
+/// How loaded the shedder is, from its utilisation (active / `max_requests`) as
+/// aioresilience computes it: above 90 % critical, above 75 % high, above 60 % elevated. With the
+/// `system` feature the CPU and memory levels count too, and the higher of the two is reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
@@ -110,7 +109,7 @@ pub enum LoadLevel {
 }
 
 impl LoadLevel {
-    /// The level of a utilisation ratio; the comparisons are strict, as in the seed.
+    /// The level of a utilisation ratio; the comparisons are strict.
     pub fn from_utilization(utilization: f64) -> Self {
         if utilization > 0.90 {
             Self::Critical
@@ -133,7 +132,7 @@ impl LoadLevel {
         }
     }
 
-    /// The seed's integer code (`NORMAL` 0 to `CRITICAL` 3).
+    /// The integer code, as in aioresilience (`NORMAL` 0 to `CRITICAL` 3).
     pub const fn code(self) -> u8 {
         self as u8
     }

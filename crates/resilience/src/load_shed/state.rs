@@ -3,12 +3,12 @@
 //! No clock, no atomics, no events. The handle packs [`Counts`] into one atomic word and runs
 //! these functions in a compare-exchange loop (the uncontended path) or under its queue lock.
 //!
-//! The rules, in order (the seed's order: its own checks first, then CPU, then memory):
+//! The rules, in order (aioresilience's order: its own checks first, then CPU, then memory):
 //! 1. **Priority threshold**: a non-critical request is shed while utilisation
 //!    (`active / max_requests`) is strictly above its priority's threshold.
 //! 2. **System load** (feature `system`): low and normal requests are shed while CPU or memory
 //!    use is strictly above its threshold; high ones only while either is above 90 % (the
-//!    seed's critical system level); critical ones never.
+//!    critical system level); critical ones never.
 //! 3. **Hard cap**: below `max_requests`, with nobody queued, the request is admitted.
 //!    Otherwise it joins the FIFO queue if the queue has room, and is shed if not. Nobody
 //!    overtakes the queue: while anyone waits, newcomers queue behind them.
@@ -98,7 +98,7 @@ pub(crate) struct SystemLoad {
 }
 
 /// Above this CPU or memory ratio the system load level is critical, which sheds even high
-/// priority requests (the seed's rule).
+/// priority requests (aioresilience's rule).
 pub(crate) const SYSTEM_CRITICAL: f64 = 0.90;
 
 /// The answer to "may this request run?".
@@ -193,8 +193,8 @@ fn system_shed(load: SystemLoad, priority: Priority) -> Option<ShedReason> {
     }
 }
 
-/// The seed's system load level: critical above 90 % CPU or memory, high above 75 % CPU or
-/// 80 % memory, elevated above 60 % CPU or 70 % memory.
+/// The system load level (aioresilience's): critical above 90 % CPU or memory, high above 75 % CPU
+/// or 80 % memory, elevated above 60 % CPU or 70 % memory.
 pub(crate) fn system_level(load: SystemLoad) -> LoadLevel {
     let (cpu, memory) = (load.cpu, load.memory);
     if cpu > 0.90 || memory > 0.90 {

@@ -1,10 +1,10 @@
 //! System-aware shedding (feature `system`): CPU and memory sampled by a background task.
 //!
-//! The seed sampled CPU on the request path, blocking the event loop for 100 ms under its lock
-//! (bug B10). Here a task samples every `check_interval` and publishes the readings to two
-//! atomics; a request reads them with two loads and never waits. The task holds only a `Weak`
-//! reference to the readings and a stop signal whose sender lives in the shedder, so dropping
-//! the last handle stops it at once (mini-redis's shutdown idea).
+//! Sampling never happens on the request path: a task samples every `check_interval` and
+//! publishes the readings to two atomics; a request reads them with two loads and never
+//! waits. The task holds only a `Weak` reference to the readings and a stop signal whose
+//! sender lives in the shedder, so dropping the last handle stops it at once (mini-redis's
+//! shutdown idea).
 //!
 //! In a container with cgroup v2 limits the default source, [`SysinfoSource`], measures against
 //! the container's limits (`memory.max`, `cpu.max`) rather than the host's, since a container
@@ -28,9 +28,10 @@ mod cgroup;
 
 pub use cgroup::SysinfoSource;
 
-/// CPU and memory thresholds and the sampling interval. `Default` gives the seed's values.
+/// CPU and memory thresholds and the sampling interval. `Default` gives aioresilience's values
+/// (stated on each field).
 ///
-/// Thresholds are ratios (0.85, not 85); comparisons are strict, as in the seed: a reading
+/// Thresholds are ratios (0.85, not 85); comparisons are strict: a reading
 /// exactly at the threshold is not shed.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
@@ -40,7 +41,7 @@ pub struct SystemConfig {
     pub cpu_threshold: f64,
     /// Low and normal requests are shed while memory use is above this ratio. Default: 0.85.
     pub memory_threshold: f64,
-    /// How often the background task samples. Default: 1 s (the seed's).
+    /// How often the background task samples. Default: 1 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub check_interval: Duration,
 }

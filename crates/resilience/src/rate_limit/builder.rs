@@ -81,7 +81,7 @@ impl<L> RateLimiterBuilder<L> {
         self
     }
 
-    /// The most keys kept at once (10,000 by default, the seed's `max_limiters`).
+    /// The most keys kept at once (10,000 by default, aioresilience's `max_limiters`).
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = max_keys;
         self

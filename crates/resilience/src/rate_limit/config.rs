@@ -49,14 +49,14 @@ impl fmt::Display for Algorithm {
     }
 }
 
-/// The seed's `max_limiters` default.
+/// The default `max_keys` (aioresilience's `max_limiters` default).
 pub(crate) const DEFAULT_MAX_KEYS: usize = 10_000;
 
 /// Settings of a [`LocalRateLimiter`](super::LocalRateLimiter) or a
 /// [`DirectRateLimiter`](super::DirectRateLimiter).
 ///
 /// There is no `Default`: a limiter without a rate would be a guess. [`new`](Self::new) takes
-/// the rate and fills in the seed's defaults for the rest.
+/// the rate and fills in the defaults given on each field for the rest.
 ///
 /// With the `serde` feature it deserializes from any format serde supports, validating as it
 /// goes, so a config file with `rate = "10/s"` works and `rate = "10/fortnight"` fails to
@@ -66,7 +66,7 @@ pub(crate) const DEFAULT_MAX_KEYS: usize = 10_000;
 /// rate = "100/minute"
 /// burst = 20              # optional; the count (100) by default
 /// algorithm = "gcra"      # gcra, token_bucket, sliding_window or sliding_log
-/// max_keys = 10000        # also accepted as the seed's `max_limiters`
+/// max_keys = 10000        # also accepted as aioresilience's `max_limiters`
 /// max_wait = "250ms"      # how long `acquire` may wait; 0 by default
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,10 +78,10 @@ pub struct RateLimiterConfig {
     /// The algorithm. Default: GCRA.
     pub algorithm: Algorithm,
     /// The most keys (and `(key, rate)` pairs) whose state is kept at once. Default: 10,000,
-    /// the seed's `max_limiters`.
+    /// aioresilience's `max_limiters`.
     pub max_keys: usize,
     /// How long [`acquire`](super::RateLimiter::acquire) may wait for the budget before it
-    /// rejects. Default: zero, so `acquire` never waits (the seed's behaviour).
+    /// rejects. Default: zero, so `acquire` never waits.
     pub max_wait: Duration,
 }
 

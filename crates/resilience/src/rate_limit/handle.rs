@@ -79,7 +79,7 @@ impl<B: Budgets> InMemoryRateLimiter<B> {
         self.inner.rate.load()
     }
 
-    /// A snapshot of the counters, with the seed's field names.
+    /// A snapshot of the counters, with aioresilience's field names.
     pub fn metrics(&self) -> RateLimiterMetrics {
         let config = self.config();
         let mut metrics = RateLimiterMetrics {

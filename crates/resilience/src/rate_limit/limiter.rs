@@ -23,7 +23,7 @@ use crate::{PatternKind, Rate, Rejection, RejectionReason};
 /// * [`acquire`](Self::acquire) / [`acquire_rate`](Self::acquire_rate) wait until the request
 ///   fits, for at most [`max_wait`](Self::max_wait), and otherwise reject at once with a
 ///   [`Rejection`] carrying the exact `retry_after`: they never sleep only to fail.
-/// * `check_rate(key, rate)` is the seed's `check_rate_limit(key, rate)`: the rate is given
+/// * `check_rate(key, rate)` is aioresilience's `check_rate_limit(key, rate)`: the rate is given
 ///   per call, and each `(key, rate)` pair has a budget of its own, separate from the budget
 ///   `check(key)` uses at the limiter's configured rate.
 ///

@@ -23,7 +23,7 @@ use crate::Rate;
 /// assert!(!limiter.check_now("ada").is_allowed());
 /// assert!(limiter.check_now("bob").is_allowed(), "each key has its own budget");
 ///
-/// // The seed's style: the rate given per call, each (key, rate) pair its own budget.
+/// // aioresilience's style: the rate given per call, each (key, rate) pair its own budget.
 /// assert!(limiter.check_rate_limit("ada", Rate::per_hour(100)));
 /// # Ok(())
 /// # }
@@ -42,8 +42,8 @@ impl InMemoryRateLimiter<PerKey> {
         self.inner.decide_at(key, rate)
     }
 
-    /// The seed's `check_rate_limit(key, rate)`: whether a request for `key` fits `rate`.
-    /// Unlike the seed, a bad rate cannot reach this point (a [`Rate`] is valid by
+    /// aioresilience's `check_rate_limit(key, rate)`: whether a request for `key` fits `rate`.
+    /// A bad rate cannot reach this point (a [`Rate`] is valid by
     /// construction), so nothing ever fails open.
     pub fn check_rate_limit(&self, key: &str, rate: Rate) -> bool {
         self.check_rate_now(key, rate).is_allowed()

@@ -1,9 +1,9 @@
-//! [`RateLimiterMetrics`]: a snapshot with the seed's field names.
+//! [`RateLimiterMetrics`]: a snapshot with aioresilience's field names.
 
 use super::Algorithm;
 use crate::Rate;
 
-/// A point-in-time snapshot of a rate limiter (the seed's `get_stats()` and more).
+/// A point-in-time snapshot of a rate limiter (aioresilience's `get_stats()` and more).
 ///
 /// `total_checks = total_allowed + total_rejected`; `total_rejected` includes the
 /// `rejected_new_keys`. An [`acquire`](super::RateLimiter::acquire) that waits makes one check
@@ -14,15 +14,15 @@ use crate::Rate;
 pub struct RateLimiterMetrics {
     /// The limiter's name.
     pub name: String,
-    /// `"local"` for a keyed in-memory limiter, `"direct"` for a single one (the seed's
-    /// `type`).
+    /// `"local"` for a keyed in-memory limiter, `"direct"` for a single one
+    /// (aioresilience's `type`).
     #[cfg_attr(feature = "serde", serde(rename = "type"))]
     pub kind: &'static str,
     /// The algorithm.
     pub algorithm: Algorithm,
     /// The rate `check` applies.
     pub rate: Rate,
-    /// Budgets held in memory: keys and `(key, rate)` pairs (the seed's `active_limiters`).
+    /// Budgets held in memory: keys and `(key, rate)` pairs (aioresilience's `active_limiters`).
     /// A direct limiter counts its one budget plus those of per-call rates. Idle budgets are
     /// dropped only when room is needed, so this can include some.
     pub active_limiters: usize,

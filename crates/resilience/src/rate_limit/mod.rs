@@ -21,8 +21,7 @@
 //! at which a double burst slips through (as with fixed windows). One number per key gives
 //! every answer exactly: the [`Decision`] carries `remaining`, `reset_after` (TAT − now) and,
 //! for a denial, `retry_after` to the nanosecond. A denial spends nothing, so a client that
-//! keeps retrying is let through as soon as its budget allows (the seed's Redis limiter
-//! recorded denials and locked such clients out for ever, bug B14).
+//! keeps retrying is let through as soon as its budget allows.
 //!
 //! A key whose TAT has passed has a whole budget, exactly like a key never seen: it carries
 //! no information. That is how the keyed limiter stays within `max_keys` without a cleanup
@@ -30,8 +29,8 @@
 //! that are idle in this sense (for the other [algorithms](Algorithm): a full bucket, a log or
 //! window with nothing left in it). When every tracked key is still live, a *new* key is
 //! denied with [`Denial::KeysExhausted`] and a `retry_after` until the first tracked key goes
-//! idle; a live client's budget is never reset to make room (the seed's LRU eviction did
-//! that silently). Size `max_keys` for the number of clients active within one period.
+//! idle; a live client's budget is never reset to make room. Size `max_keys` for the number of
+//! clients active within one period.
 //!
 //! Keys are kept as seeded 64-bit hashes, not strings: with GCRA an entry is 16 bytes plus
 //! one control byte, and the table is sized to be 7/8 full at `max_keys`, so a million keys
@@ -68,7 +67,7 @@
 //! limiter.acquire("ada").await?;
 //! assert!(started.elapsed() >= Duration::from_nanos(333_333_334));
 //!
-//! // The seed's per-call rates: each (key, rate) pair has its own budget.
+//! // Per-call rates, as in aioresilience: each (key, rate) pair has its own budget.
 //! assert!(limiter.check_rate("ada", Rate::per_minute(100)).await.is_allowed());
 //! # Ok(())
 //! # }

@@ -2,12 +2,11 @@
 //!
 //! A request at `now` is allowed if fewer than `limit` allowed requests lie in the window
 //! `(now - W, now]` (`W` is the rate's period when its burst equals its count). It is the
-//! exact answer to "at most N in any window of W", and the seed's Redis algorithm done right
-//! (bug B14): every allowed request is its own entry, so requests in the same instant never
-//! collapse into one, and denied requests are *not* recorded, so a client that keeps retrying
-//! is not locked out for ever. The price is memory: up to `limit` timestamps per key (8 bytes
-//! each), so prefer it for small limits. A log whose newest entry is a whole window old is
-//! idle.
+//! exact answer to "at most N in any window of W": every allowed request is its own entry, so
+//! requests in the same instant never collapse into one, and denied requests are *not* recorded, so
+//! a client that keeps retrying is not locked out for ever. The price is memory: up to `limit`
+//! timestamps per key (8 bytes each), so prefer it for small limits. A log whose newest entry is a
+//! whole window old is idle.
 
 use std::collections::VecDeque;
 

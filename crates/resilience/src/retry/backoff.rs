@@ -1,7 +1,7 @@
 //! [`Backoff`] strategies and [`Jitter`]: pure functions from an attempt number (and one random
 //! number in `[0, 1)`) to the wait before the next attempt.
 //!
-//! The order of operations fixes the seeds' bug B7: the strategy's delay is capped at
+//! The order of operations keeps every wait within the cap: the strategy's delay is capped at
 //! `max_delay`, jitter is applied, and the result is capped again, so no delay ever exceeds
 //! `max_delay` (aioresilience let jitter push it up to twice the cap, provide-foundation by a
 //! quarter). Arithmetic is done in nanoseconds and saturates instead of overflowing, so
@@ -26,7 +26,7 @@ use std::time::Duration;
 )]
 #[non_exhaustive]
 pub enum Backoff {
-    /// Always `delay` (the seed's `CONSTANT` and `fixed`).
+    /// Always `delay` (`CONSTANT` in aioresilience, `fixed` in provide-foundation).
     Constant {
         /// The wait after every failed attempt.
         #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
@@ -158,8 +158,8 @@ impl Backoff {
 pub enum Jitter {
     /// The wait is exactly the strategy's delay.
     None,
-    /// A uniform wait in `[d * (1 - factor), d * (1 + factor)]`, `factor` in `[0, 1]` (the
-    /// seed's `jitter`), then capped at `max_delay`.
+    /// A uniform wait in `[d * (1 - factor), d * (1 + factor)]`, `factor` in `[0, 1]`
+    /// (aioresilience's `jitter`), then capped at `max_delay`.
     Proportional(f64),
     /// A uniform wait in `[0, d]` (AWS's "full jitter").
     Full,
@@ -189,7 +189,7 @@ impl Jitter {
 }
 
 /// The wait after failed attempt `attempt` (1-based): the strategy's delay capped at
-/// `max_delay`, jittered, and capped again (bug B7: the cap is applied after jitter).
+/// `max_delay`, jittered, and capped again (the cap is applied after jitter).
 pub(crate) fn delay(
     backoff: &Backoff,
     jitter: Jitter,
@@ -213,7 +213,7 @@ pub(crate) fn needs_random(backoff: &Backoff, jitter: Jitter) -> bool {
 }
 
 /// `duration * factor`, rounded to the nanosecond, saturating at `Duration::MAX` (and at zero
-/// for a negative or NaN factor). Nanoseconds keep the seeds' round numbers exact
+/// for a negative or NaN factor). Nanoseconds keep round numbers exact
 /// (0.1 s * 4 is 400 ms, not 400 ms and a rounding error).
 fn scale(duration: Duration, factor: f64) -> Duration {
     let nanos = duration.as_nanos() as f64 * factor;

@@ -1,4 +1,4 @@
-//! [`RetryConfig`]: the seed's settings and presets, plus time and budget limits.
+//! [`RetryConfig`]: aioresilience's settings and presets, plus time and budget limits.
 
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ pub struct RetryConfig {
     pub backoff: Backoff,
     /// Randomness added to each wait. Default: proportional, 10 %.
     pub jitter: Jitter,
-    /// No wait is longer, jitter included (the seeds let jitter exceed it, bug B7); a
+    /// No wait is longer, jitter included; a
     /// `retry_after` from a rejection may be. Default: 60 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_delay: Duration,
@@ -86,8 +86,8 @@ impl RetryConfig {
 
     /// For network calls: 4 attempts, exponential from 500 ms ×2.5, at most 15 s, 10 % jitter.
     ///
-    /// The seed also limited it to connection, timeout and OS errors; here the error type is
-    /// the caller's, so say which errors are transient with
+    /// aioresilience's `RetryPolicies.network()` also limits it to connection, timeout and OS
+    /// errors; here the error type is the caller's, so say which errors are transient with
     /// [`RetryRules::retry_if`](super::RetryRules::retry_if). Inner timeouts are retried.
     pub fn network() -> Self {
         Self {

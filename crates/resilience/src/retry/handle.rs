@@ -170,7 +170,7 @@ impl Retry {
         }
     }
 
-    /// A snapshot of the counters, with the seed's field names.
+    /// A snapshot of the counters, with aioresilience's field names.
     pub fn metrics(&self) -> RetryMetrics {
         let counters = &self.inner.counters;
         let total_attempts = counters.total.load(Ordering::Relaxed);
@@ -191,8 +191,8 @@ impl Retry {
         }
     }
 
-    /// Sets every counter back to zero and forgets the last error (the seed's
-    /// `reset_metrics`).
+    /// Sets every counter back to zero and forgets the last error
+    /// (aioresilience's `reset_metrics`).
     pub fn reset_metrics(&self) {
         let counters = &self.inner.counters;
         for counter in [

@@ -1,10 +1,10 @@
-//! [`RetryMetrics`]: a snapshot with the seed's field names.
+//! [`RetryMetrics`]: a snapshot with aioresilience's field names.
 
 use std::time::Duration;
 
-/// A point-in-time snapshot of a retry policy (the seed's `get_metrics()`).
+/// A point-in-time snapshot of a retry policy (aioresilience's `get_metrics()`).
 ///
-/// Durations serialize as seconds (`f64`), as the seed reports them.
+/// Durations serialize as seconds (`f64`), as aioresilience reports them.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]

@@ -25,8 +25,7 @@
 //!
 //! The wait before the next attempt comes from the [`Backoff`] (constant, linear,
 //! exponential, Fibonacci, decorrelated jitter), then [`Jitter`] (proportional, full, equal),
-//! then the `max_delay` cap, applied *after* jitter so no wait exceeds it (the seeds let
-//! jitter overshoot the cap, bug B7). A rejection's
+//! then the `max_delay` cap, applied *after* jitter so no wait exceeds it. A rejection's
 //! [`retry_after`](crate::Rejection::retry_after) is honoured when it is longer. Jitter draws
 //! from a small generator owned by the policy, seedable with
 //! [`seed`](RetryBuilder::seed), and waits use `tokio::time::sleep`, so tests with a paused
@@ -35,7 +34,7 @@
 //! When the limits are reached the call fails with [`Error::RetryExhausted`], carrying the
 //! attempt count and the last error, or `last: None` when the last attempt returned a value
 //! that [`retry_on_result`](RetryRules::retry_on_result) rejected: such a value is never
-//! handed back as a success (bug B7). Errors of inner patterns passed to
+//! handed back as a success. Errors of inner patterns passed to
 //! [`execute`](Retry::execute): rejections by a circuit breaker or rate limiter are returned
 //! as is unless [`retry_rejections`](RetryBuilder::retry_rejections) is set; other rejections
 //! are retried after at least their `retry_after`; inner timeouts are retried; an exhausted

@@ -27,12 +27,12 @@ type ErrorPredicate<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
 ///
 /// A value is retried when [`retry_on_result`](Self::retry_on_result) matches it; if the
 /// attempts run out, the caller gets [`Error::RetryExhausted`](crate::Error::RetryExhausted)
-/// with `last: None`, never the rejected value passed off as a success (seed bug B7).
+/// with `last: None`, never the rejected value passed off as a success.
 ///
 /// Predicates and hooks are user code: a panic is caught and reported to the
 /// [error handler](crate::set_error_handler). A panicking `never_retry_if` or `strategy_if`
 /// predicate counts as not matching; a panicking classifier predicate counts as a failure,
-/// so the attempt is retried (as the seed does).
+/// so the attempt is retried.
 ///
 /// ```
 /// use resilience::retry::{Backoff, RetryRules};
@@ -103,7 +103,7 @@ impl<T, E> RetryRules<T, E> {
     }
 
     /// Only errors for which `predicate` holds are retried; others are returned as is
-    /// (the seed's `retry_on_exceptions`). Overrides still apply.
+    /// (aioresilience's `retry_on_exceptions`). Overrides still apply.
     #[must_use]
     pub fn retry_if<P>(mut self, predicate: P) -> Self
     where
@@ -124,8 +124,8 @@ impl<T, E> RetryRules<T, E> {
         self
     }
 
-    /// Successful values for which `predicate` holds are retried (the seed's
-    /// `retry_on_result`), for example an HTTP response with status 503.
+    /// Successful values for which `predicate` holds are retried
+    /// (aioresilience's `retry_on_result`), for example an HTTP response with status 503.
     #[must_use]
     pub fn retry_on_result<P>(mut self, predicate: P) -> Self
     where
@@ -148,11 +148,10 @@ impl<T, E> RetryRules<T, E> {
     }
 
     /// Errors for which `predicate` holds are retried with `backoff`, up to `max_attempts`
-    /// attempts *of this kind* (the seed's `exception_strategies`).
+    /// attempts *of this kind* (aioresilience's `exception_strategies`).
     ///
     /// Each override counts its own attempts: failures of other kinds do not use up its
-    /// attempts, nor do its failures use up the policy's `max_attempts` (the seed shared one
-    /// count, so a different error on attempt 4 of a 5-attempt override gave up at once).
+    /// attempts, nor do its failures use up the policy's `max_attempts`.
     /// `max_attempts` counts the first call if it failed this way; 0 and 1 both mean "never
     /// retried". `max_delay`, jitter, the time limit and the budget are the policy's.
     #[must_use]

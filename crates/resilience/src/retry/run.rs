@@ -119,7 +119,7 @@ impl Run {
         Step::Return(own.map_err(Error::Inner))
     }
 
-    /// A failure that is not retried: returned as is, no event (as the seed).
+    /// A failure that is not retried: returned as is, no event.
     fn returned<T, E: fmt::Display>(inner: &Inner, result: Result<T, Error<E>>) -> Step<T, E> {
         if let Err(error) = &result {
             inner.counters.failed.fetch_add(1, Ordering::Relaxed);

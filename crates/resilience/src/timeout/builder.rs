@@ -39,7 +39,7 @@ impl TimeoutBuilder {
         self
     }
 
-    /// How long each call may run (the seed's `timeout`, 30 s by default).
+    /// How long each call may run (aioresilience's `timeout`, 30 s by default).
     pub fn limit(mut self, limit: Duration) -> Self {
         self.config.limit = limit;
         self

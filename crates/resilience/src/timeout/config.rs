@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use crate::config::{check, ConfigError};
 
-/// Settings of a [`Timeout`](super::Timeout). `Default` gives the seed's values.
+/// Settings of a [`Timeout`](super::Timeout). `Default` gives aioresilience's values
+/// (a 30 s limit).
 ///
 /// With the `serde` feature it deserializes from any format serde supports; the limit is
-/// written like `"250ms"` or `"30s"`, under `limit` or the seed's name `timeout`:
+/// written like `"250ms"` or `"30s"`, under `limit` or aioresilience's name `timeout`:
 ///
 /// ```toml
 /// limit = "2s"

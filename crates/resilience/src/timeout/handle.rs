@@ -139,7 +139,7 @@ impl Timeout {
         }
     }
 
-    /// A snapshot of the counters, with the seed's field names.
+    /// A snapshot of the counters, with aioresilience's field names.
     pub fn metrics(&self) -> TimeoutMetrics {
         let inner = &*self.inner;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -162,7 +162,7 @@ impl Timeout {
         }
     }
 
-    /// Sets every counter back to zero (the seed's `reset_metrics`).
+    /// Sets every counter back to zero (aioresilience's `reset_metrics`).
     pub fn reset_metrics(&self) {
         let inner = &*self.inner;
         for counter in [

@@ -1,14 +1,14 @@
-//! [`TimeoutMetrics`]: a snapshot with the seed's field names.
+//! [`TimeoutMetrics`]: a snapshot with aioresilience's field names.
 
 use std::time::Duration;
 
-/// A point-in-time snapshot of a [`Timeout`](super::Timeout) (the seed's `get_metrics()`).
+/// A point-in-time snapshot of a [`Timeout`](super::Timeout) (aioresilience's `get_metrics()`).
 ///
 /// `total_executions` counts the calls that ran to an end:
 /// `successful_executions + failed_executions + timed_out_executions`. A call cancelled by
 /// its caller before it ended is in none of them; one rejected by an expired deadline is in
-/// `rejected_executions` only. Durations serialize as seconds (`f64`), as the seed reports
-/// them.
+/// `rejected_executions` only. Durations serialize as seconds (`f64`), as aioresilience
+/// reports them.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
@@ -22,8 +22,8 @@ pub struct TimeoutMetrics {
     pub total_executions: u64,
     /// Calls that succeeded in time.
     pub successful_executions: u64,
-    /// Calls that returned their own error in time (never counted as timeouts; the seed
-    /// left them out of every metric).
+    /// Calls that returned their own error in time (never counted as
+    /// timeouts).
     pub failed_executions: u64,
     /// Calls cancelled at their limit.
     pub timed_out_executions: u64,

@@ -11,17 +11,17 @@
 //!
 //! # How it decides
 //!
-//! Time is the monotonic tokio clock (never the wall clock, which the seed's deadlines used),
-//! so tests drive it with paused time and a clock jump moves no deadline. A call gets the
+//! Time is the monotonic tokio clock (never the wall clock), so tests drive it with paused
+//! time and a clock jump moves no deadline. A call gets the
 //! shorter of its own limit and what the [current deadline](Deadline::current) leaves; it is
-//! cancelled by dropping its future, so async work really stops (the seed's timed-out threads
-//! kept running). The boundaries are exact: an operation that finishes *at* its limit
-//! succeeds; a call that would start *at* or after the deadline is rejected without running
-//! ([`Error::Rejected`](crate::Error::Rejected), [`PatternKind::Deadline`](crate::PatternKind),
-//! [`DeadlineExpired`](crate::RejectionReason::DeadlineExpired)), because it has no time at
-//! all. Only this timeout's own expiry is a timeout: an operation's own error, even one that
-//! means "timed out" to it, comes back as [`Error::Inner`](crate::Error::Inner) and is
-//! counted in `failed_executions` (seed bug B8).
+//! cancelled by dropping its future, so async work really stops. The boundaries are exact: an
+//! operation that finishes *at* its limit succeeds; a call that would start *at* or after the
+//! deadline is rejected without running ([`Error::Rejected`](crate::Error::Rejected),
+//! [`PatternKind::Deadline`](crate::PatternKind),
+//! [`DeadlineExpired`](crate::RejectionReason::DeadlineExpired)), because it has no time at all.
+//! Only this timeout's own expiry is a timeout: an operation's own error, even one that means
+//! "timed out" to it, comes back as [`Error::Inner`](crate::Error::Inner) and is counted in
+//! `failed_executions`.
 //!
 //! While a call runs, its own cancellation point is the current deadline inside it, so
 //! nested calls, and code that forwards the remaining time to a remote service, see the
@@ -69,12 +69,12 @@
 //!
 //! `timeout_success` when a call ends in time (with its own success or error) and
 //! `timeout_exceeded` when one is cancelled; see [`TimeoutEvent`] and
-//! [`events`](crate::events). Deadlines emit no events (as in the seed), only `tracing`
+//! [`events`](crate::events). Deadlines emit no events, only `tracing`
 //! records at target `resilience::timeout`.
 //!
 //! # Defaults
 //!
-//! As aioresilience: a 30 s limit. The seed's `raise_on_timeout = false` (return `None`) has
+//! As aioresilience: a 30 s limit. aioresilience's `raise_on_timeout = false` (return `None`) has
 //! no equivalent: match on [`Error::Timeout`](crate::Error::Timeout) instead, or put a
 //! [fallback](crate::fallback) around the timeout.
 

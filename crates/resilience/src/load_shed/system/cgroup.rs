@@ -15,7 +15,7 @@ use super::{SystemMetricsSource, SystemSample};
 ///
 /// * **Memory**: with a cgroup v2 limit (`/sys/fs/cgroup/memory.max` holds a number),
 ///   `memory.current / memory.max`; otherwise the host's used over total memory (as psutil's
-///   `virtual_memory().percent`, which the seed used).
+///   `virtual_memory().percent`, which aioresilience uses).
 /// * **CPU**: with a cgroup v2 quota (`cpu.max` holds `"quota period"`), the growth of
 ///   `usage_usec` in `cpu.stat` over the time since the previous sample, divided by the cores
 ///   the quota grants; otherwise the host's CPU use from `sysinfo`, averaged over all cores.

@@ -56,7 +56,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The dependency recovers; after the open time the next call is the probe.
     healthy.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let answer = breaker.call(lookup).await.map_err(|error| error.to_string())?;
+    let answer = breaker
+        .call(lookup)
+        .await
+        .map_err(|error| error.to_string())?;
     println!("after 500 ms: {answer}");
     println!("state: {}", breaker.state());
     let metrics = breaker.metrics();

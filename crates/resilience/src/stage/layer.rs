@@ -164,7 +164,7 @@ impl<St, S, C, Request> Service<Request> for StageService<St, S, C>
 where
     St: Stage,
     S: Service<Request>,
-    C: Classify<S::Response, S::Error>,
+    C: Classify<S::Response, S::Error> + Clone,
 {
     type Response = S::Response;
     type Error = Error<S::Error>;
@@ -172,10 +172,14 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.admitted.is_none() {
-            let admitting = self
-                .admitting
-                .get_or_insert_with(|| self.shared.stage.admit());
-            let answer = ready!(Pin::new(admitting).poll(cx));
+            let answer = match &mut self.admitting {
+                Some(waiting) => ready!(Pin::new(waiting).poll(cx)),
+                // A stage that decides at once is answered without storing and polling.
+                None => match self.shared.stage.admit().now() {
+                    Ok(answer) => answer,
+                    Err(waiting) => ready!(Pin::new(self.admitting.insert(waiting)).poll(cx)),
+                },
+            };
             self.admitting = None;
             self.admitted = Some(answer);
         }
@@ -194,8 +198,16 @@ where
         match admitted {
             Ok(permit) => {
                 let limit = self.shared.stage.call_limit();
-                // The judge rides along only when the permit learns outcomes.
-                let judge = permit.wants_outcome().then(|| Arc::clone(&self.shared));
+                // The judge rides along only when the permit learns outcomes: a copy of the
+                // classifier, or the shared state when user code may panic and must be
+                // reported under the stage's name.
+                let (classifier, judge) = match permit.wants_outcome() {
+                    false => (None, None),
+                    true if self.shared.classifier.runs_user_code() => {
+                        (None, Some(Arc::clone(&self.shared)))
+                    }
+                    true => (Some(self.shared.classifier.clone()), None),
+                };
                 ResponseFuture {
                     inner: Some(self.inner.call(request)),
                     sleep: limit.map(tokio::time::sleep),
@@ -203,6 +215,7 @@ where
                     admit: None,
                     permit: Some(permit),
                     rejection: None,
+                    classifier,
                     judge,
                 }
             }
@@ -213,6 +226,7 @@ where
                 admit: None,
                 permit: None,
                 rejection: Some(rejection),
+                classifier: None,
                 judge: None,
             },
         }
@@ -232,6 +246,7 @@ pin_project! {
         admit: Option<Admit<St::Permit>>,
         permit: Option<St::Permit>,
         rejection: Option<Rejection>,
+        classifier: Option<C>,
         judge: Option<Arc<Shared<St, C>>>,
     }
 }
@@ -266,14 +281,15 @@ where
         if let Poll::Ready(result) = inner.poll(cx) {
             this.inner.set(None);
             if let Some(permit) = this.permit.take() {
-                let outcome = match this.judge.take() {
-                    Some(shared) => judge(
+                let outcome = match (this.classifier.take(), this.judge.take()) {
+                    (Some(classifier), _) => classifier.outcome(&result),
+                    (None, Some(shared)) => judge(
                         &shared.classifier,
                         &result,
                         shared.stage.pattern(),
                         shared.stage.name(),
                     ),
-                    None => Outcome::Ignored,
+                    (None, None) => Outcome::Ignored,
                 };
                 permit.record(outcome);
             }
@@ -305,6 +321,7 @@ impl<F, St: Stage, C> ResponseFuture<F, St, C> {
             admit: Some(admit),
             permit: None,
             rejection: None,
+            classifier: None,
             judge: None,
         }
     }

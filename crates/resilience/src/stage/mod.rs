@@ -234,53 +234,65 @@ macro_rules! entry_points {
     () => {};
     ($(#[$doc:meta])* call; $($rest:tt)*) => {
         $(#[$doc])*
-        pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, $crate::Error<E>>
+        pub fn call<'a, T, E, F, Fut>(
+            &'a self,
+            operation: F,
+        ) -> impl ::std::future::Future<Output = Result<T, $crate::Error<E>>>
+               + use<'a, T, E, F, Fut>
         where
             F: FnOnce() -> Fut,
             Fut: ::std::future::Future<Output = Result<T, E>>,
         {
-            $crate::stage::call(self, operation).await
+            $crate::stage::call(self, operation)
         }
         $crate::stage::entry_points!($($rest)*);
     };
     ($(#[$doc:meta])* call_with; $($rest:tt)*) => {
         $(#[$doc])*
-        pub async fn call_with<T, E, F, Fut>(
-            &self,
-            classifier: &impl $crate::classify::Classify<T, E>,
+        pub fn call_with<'a, C, T, E, F, Fut>(
+            &'a self,
+            classifier: &'a C,
             operation: F,
-        ) -> Result<T, $crate::Error<E>>
+        ) -> impl ::std::future::Future<Output = Result<T, $crate::Error<E>>>
+               + use<'a, C, T, E, F, Fut>
         where
+            C: $crate::classify::Classify<T, E>,
             F: FnOnce() -> Fut,
             Fut: ::std::future::Future<Output = Result<T, E>>,
         {
-            $crate::stage::call_with(self, classifier, operation).await
+            $crate::stage::call_with(self, classifier, operation)
         }
         $crate::stage::entry_points!($($rest)*);
     };
     ($(#[$doc:meta])* execute(classifier); $($rest:tt)*) => {
         $(#[$doc])*
-        pub async fn execute<T, E, F, Fut>(
-            &self,
-            classifier: &impl $crate::classify::Classify<T, E>,
+        pub fn execute<'a, C, T, E, F, Fut>(
+            &'a self,
+            classifier: &'a C,
             operation: F,
-        ) -> Result<T, $crate::Error<E>>
+        ) -> impl ::std::future::Future<Output = Result<T, $crate::Error<E>>>
+               + use<'a, C, T, E, F, Fut>
         where
+            C: $crate::classify::Classify<T, E>,
             F: FnOnce() -> Fut,
             Fut: ::std::future::Future<Output = Result<T, $crate::Error<E>>>,
         {
-            $crate::stage::execute(self, classifier, operation).await
+            $crate::stage::execute(self, classifier, operation)
         }
         $crate::stage::entry_points!($($rest)*);
     };
     ($(#[$doc:meta])* execute; $($rest:tt)*) => {
         $(#[$doc])*
-        pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, $crate::Error<E>>
+        pub fn execute<'a, T, E, F, Fut>(
+            &'a self,
+            operation: F,
+        ) -> impl ::std::future::Future<Output = Result<T, $crate::Error<E>>>
+               + use<'a, T, E, F, Fut>
         where
             F: FnOnce() -> Fut,
             Fut: ::std::future::Future<Output = Result<T, $crate::Error<E>>>,
         {
-            $crate::stage::execute(self, &$crate::classify::EveryError, operation).await
+            $crate::stage::execute(self, &$crate::classify::EveryError, operation)
         }
         $crate::stage::entry_points!($($rest)*);
     };

@@ -14,27 +14,38 @@ use crate::Error;
 /// at any point releases the permit (a cancelled call's outcome is unknown). A stage's
 /// [`call_limit`](Stage::call_limit) cuts the operation off with [`Error::Timeout`], counted
 /// as a failure.
-pub async fn call<S, T, E, F, Fut>(stage: &S, operation: F) -> Result<T, Error<E>>
+pub fn call<'a, S, T, E, F, Fut>(
+    stage: &'a S,
+    operation: F,
+) -> impl Future<Output = Result<T, Error<E>>> + use<'a, S, T, E, F, Fut>
 where
     S: Stage + ?Sized,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    call_with(stage, &EveryError, operation).await
+    guarded(stage, operation, move |wants_outcome, result| {
+        let outcome = if wants_outcome {
+            judge(&EveryError, &result, stage.pattern(), stage.name())
+        } else {
+            Outcome::Ignored
+        };
+        (outcome, result.map_err(Error::Inner))
+    })
 }
 
 /// Like [`call`], judging the outcome with `classifier`.
-pub async fn call_with<S, T, E, F, Fut>(
-    stage: &S,
-    classifier: &impl Classify<T, E>,
+pub fn call_with<'a, S, C, T, E, F, Fut>(
+    stage: &'a S,
+    classifier: &'a C,
     operation: F,
-) -> Result<T, Error<E>>
+) -> impl Future<Output = Result<T, Error<E>>> + use<'a, S, C, T, E, F, Fut>
 where
     S: Stage + ?Sized,
+    C: Classify<T, E>,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    guarded(stage, operation, |wants_outcome, result| {
+    guarded(stage, operation, move |wants_outcome, result| {
         let outcome = if wants_outcome {
             judge(classifier, &result, stage.pattern(), stage.name())
         } else {
@@ -42,31 +53,30 @@ where
         };
         (outcome, result.map_err(Error::Inner))
     })
-    .await
 }
 
 /// Runs an operation that already returns this crate's [`Error`], such as an inner pattern
 /// of a pipeline. The operation's own errors are judged by `classifier`; an inner timeout,
 /// exhausted retry or failed fallback counts as a failure; an inner rejection (a full
 /// bulkhead, say) is neither success nor failure. Errors pass through unchanged.
-pub async fn execute<S, T, E, F, Fut>(
-    stage: &S,
-    classifier: &impl Classify<T, E>,
+pub fn execute<'a, S, C, T, E, F, Fut>(
+    stage: &'a S,
+    classifier: &'a C,
     operation: F,
-) -> Result<T, Error<E>>
+) -> impl Future<Output = Result<T, Error<E>>> + use<'a, S, C, T, E, F, Fut>
 where
     S: Stage + ?Sized,
+    C: Classify<T, E>,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, Error<E>>>,
 {
-    guarded(stage, operation, |wants_outcome, result| {
+    guarded(stage, operation, move |wants_outcome, result| {
         if wants_outcome {
             judge_nested(classifier, result, stage.pattern(), stage.name())
         } else {
             (Outcome::Ignored, result)
         }
     })
-    .await
 }
 
 /// Admission, the operation under the stage's call limit, and the outcome: what every entry

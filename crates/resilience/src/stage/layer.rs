@@ -210,7 +210,7 @@ where
                 };
                 ResponseFuture {
                     inner: Some(self.inner.call(request)),
-                    sleep: limit.map(tokio::time::sleep),
+                    sleep: limit.map(|limit| Box::pin(tokio::time::sleep(limit))),
                     limit,
                     admit: None,
                     permit: Some(permit),
@@ -239,8 +239,9 @@ pin_project! {
     pub struct ResponseFuture<F, St: Stage, C> {
         #[pin]
         inner: Option<F>,
-        #[pin]
-        sleep: Option<Sleep>,
+        // Boxed: a timer is larger than the rest of the future, and only a stage with a call
+        // limit needs one.
+        sleep: Option<Pin<Box<Sleep>>>,
         limit: Option<Duration>,
         // An admission still to wait for, when it was decided per request in `call`.
         admit: Option<Admit<St::Permit>>,
@@ -295,8 +296,8 @@ where
             }
             return Poll::Ready(result.map_err(Error::Inner));
         }
-        if let (Some(sleep), Some(limit)) = (this.sleep.as_pin_mut(), *this.limit) {
-            ready!(sleep.poll(cx));
+        if let (Some(sleep), Some(limit)) = (this.sleep.as_mut(), *this.limit) {
+            ready!(sleep.as_mut().poll(cx));
             this.inner.set(None);
             if let Some(permit) = this.permit.take() {
                 permit.record(Outcome::Failure);

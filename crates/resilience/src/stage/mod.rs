@@ -233,68 +233,43 @@ impl<A: StagePermit, B: StagePermit> StagePermit for (A, B) {
 macro_rules! entry_points {
     () => {};
     ($(#[$doc:meta])* call; $($rest:tt)*) => {
-        $(#[$doc])*
-        pub fn call<'a, T, E, F, Fut>(
-            &'a self,
-            operation: F,
-        ) -> impl ::std::future::Future<Output = Result<T, $crate::Error<E>>>
-               + use<'a, T, E, F, Fut>
-        where
-            F: FnOnce() -> Fut,
-            Fut: ::std::future::Future<Output = Result<T, E>>,
-        {
-            $crate::stage::call(self, operation)
-        }
+        $crate::stage::entry_points!(@door $(#[$doc])* call [] () Result<T, E> => call());
         $crate::stage::entry_points!($($rest)*);
     };
     ($(#[$doc:meta])* call_with; $($rest:tt)*) => {
-        $(#[$doc])*
-        pub fn call_with<'a, C, T, E, F, Fut>(
-            &'a self,
-            classifier: &'a C,
-            operation: F,
-        ) -> impl ::std::future::Future<Output = Result<T, $crate::Error<E>>>
-               + use<'a, C, T, E, F, Fut>
-        where
-            C: $crate::classify::Classify<T, E>,
-            F: FnOnce() -> Fut,
-            Fut: ::std::future::Future<Output = Result<T, E>>,
-        {
-            $crate::stage::call_with(self, classifier, operation)
-        }
+        $crate::stage::entry_points!(@door $(#[$doc])* call_with
+            [C: $crate::classify::Classify<T, E>] (classifier: &'a C)
+            Result<T, E> => call_with(classifier));
         $crate::stage::entry_points!($($rest)*);
     };
     ($(#[$doc:meta])* execute(classifier); $($rest:tt)*) => {
-        $(#[$doc])*
-        pub fn execute<'a, C, T, E, F, Fut>(
-            &'a self,
-            classifier: &'a C,
-            operation: F,
-        ) -> impl ::std::future::Future<Output = Result<T, $crate::Error<E>>>
-               + use<'a, C, T, E, F, Fut>
-        where
-            C: $crate::classify::Classify<T, E>,
-            F: FnOnce() -> Fut,
-            Fut: ::std::future::Future<Output = Result<T, $crate::Error<E>>>,
-        {
-            $crate::stage::execute(self, classifier, operation)
-        }
+        $crate::stage::entry_points!(@door $(#[$doc])* execute
+            [C: $crate::classify::Classify<T, E>] (classifier: &'a C)
+            Result<T, $crate::Error<E>> => execute(classifier));
         $crate::stage::entry_points!($($rest)*);
     };
     ($(#[$doc:meta])* execute; $($rest:tt)*) => {
+        $crate::stage::entry_points!(@door $(#[$doc])* execute [] ()
+            Result<T, $crate::Error<E>> => execute(&$crate::classify::EveryError));
+        $crate::stage::entry_points!($($rest)*);
+    };
+    // One door: the handle as the stage, the operation's output type, what is passed on.
+    (@door $(#[$doc:meta])* $name:ident [$($generic:ident: $bound:path)?]
+        ($($arg:ident: $ty:ty)?) $output:ty => $target:ident($($pass:expr)?)) => {
         $(#[$doc])*
-        pub fn execute<'a, T, E, F, Fut>(
+        pub fn $name<'a, $($generic,)? T, E, F, Fut>(
             &'a self,
+            $($arg: $ty,)?
             operation: F,
         ) -> impl ::std::future::Future<Output = Result<T, $crate::Error<E>>>
-               + use<'a, T, E, F, Fut>
+               + use<'a, $($generic,)? T, E, F, Fut>
         where
+            $($generic: $bound,)?
             F: FnOnce() -> Fut,
-            Fut: ::std::future::Future<Output = Result<T, $crate::Error<E>>>,
+            Fut: ::std::future::Future<Output = $output>,
         {
-            $crate::stage::execute(self, &$crate::classify::EveryError, operation)
+            $crate::stage::$target(self, $($pass,)? operation)
         }
-        $crate::stage::entry_points!($($rest)*);
     };
 }
 pub(crate) use entry_points;

@@ -23,14 +23,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    guarded(stage, operation, move |wants_outcome, result| {
-        let outcome = if wants_outcome {
-            judge(&EveryError, &result, stage.pattern(), stage.name())
-        } else {
-            Outcome::Ignored
-        };
-        (outcome, result.map_err(Error::Inner))
-    })
+    call_with(stage, &EveryError, operation)
 }
 
 /// Like [`call`], judging the outcome with `classifier`.
@@ -100,7 +93,9 @@ where
     };
     let output = match stage.call_limit() {
         None => operation().await,
-        Some(limit) => match tokio::time::timeout(limit, operation()).await {
+        // Boxed: the timer is most of the future's size, and only a stage with a call
+        // limit should pay for it.
+        Some(limit) => match Box::pin(tokio::time::timeout(limit, operation())).await {
             Ok(output) => output,
             Err(_) => {
                 permit.record(Outcome::Failure);

@@ -1,5 +1,7 @@
 //! Every pattern's own figures, read from its metrics, for the "per pattern" section.
 
+use resilience::timeout::TimeoutMetrics;
+
 use crate::gateway::Protection;
 
 /// One pattern's figures, as `(label, value)` pairs.
@@ -52,16 +54,7 @@ pub(crate) fn pattern_figures(protection: &Protection) -> Vec<PatternFigures> {
                 ("peak active", u64::from(bulkhead.peak_active)),
             ],
         },
-        PatternFigures {
-            pattern: "request timeout",
-            figures: vec![
-                (
-                    "finished",
-                    request_timeout.successful_executions + request_timeout.failed_executions,
-                ),
-                ("timed out", request_timeout.timed_out_executions),
-            ],
-        },
+        timeout_figures("request timeout", &request_timeout),
         PatternFigures {
             pattern: "circuit breaker",
             figures: vec![
@@ -78,16 +71,7 @@ pub(crate) fn pattern_figures(protection: &Protection) -> Vec<PatternFigures> {
                 ("exhausted", retry.retries_exhausted),
             ],
         },
-        PatternFigures {
-            pattern: "upstream timeout",
-            figures: vec![
-                (
-                    "finished",
-                    upstream_timeout.successful_executions + upstream_timeout.failed_executions,
-                ),
-                ("timed out", upstream_timeout.timed_out_executions),
-            ],
-        },
+        timeout_figures("upstream timeout", &upstream_timeout),
         PatternFigures {
             pattern: "fallback",
             figures: vec![
@@ -102,6 +86,20 @@ pub(crate) fn pattern_figures(protection: &Protection) -> Vec<PatternFigures> {
 /// Every instance's figures added up, pattern by pattern (all instances have the same patterns
 /// in the same order). A peak is the highest instance's, since peaks at different moments
 /// do not add.
+/// What a timeout did: calls that finished in time, and calls cut off.
+fn timeout_figures(pattern: &'static str, metrics: &TimeoutMetrics) -> PatternFigures {
+    PatternFigures {
+        pattern,
+        figures: vec![
+            (
+                "finished",
+                metrics.successful_executions + metrics.failed_executions,
+            ),
+            ("timed out", metrics.timed_out_executions),
+        ],
+    }
+}
+
 pub(crate) fn sum_figures(instances: Vec<Vec<PatternFigures>>) -> Vec<PatternFigures> {
     let mut instances = instances.into_iter();
     let mut total = instances.next().unwrap_or_default();

@@ -341,6 +341,73 @@ async fn acquire_waits_again_when_another_caller_takes_the_slot() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_wait_counts_once_however_often_it_wakes() {
+    let limiter = LocalRateLimiter::builder("api")
+        .rate(Rate::per_second(1))
+        .max_wait(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let recorder = EventRecorder::attach(limiter.events());
+    limiter.check("ada").await;
+    // The three waiters of the test above: between them they wake five times, but they
+    // made three requests: two got through, one gave up.
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.acquire("ada").await.is_ok() })
+        })
+        .collect();
+    let mut through = 0;
+    for waiter in waiters {
+        through += u32::from(waiter.await.unwrap());
+    }
+    assert_eq!(through, 2);
+    let mut names = recorder.names();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "rate_limit_exceeded",
+            "rate_limit_passed",
+            "rate_limit_passed",
+            "rate_limit_passed"
+        ]
+    );
+    let metrics = limiter.metrics();
+    assert_eq!(
+        (
+            metrics.total_checks,
+            metrics.total_allowed,
+            metrics.total_rejected
+        ),
+        (4, 3, 1)
+    );
+
+    // The same for per-call rates and for a direct limiter.
+    let single = DirectRateLimiter::builder("upstream")
+        .rate(Rate::per_second(1))
+        .max_wait(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let recorder = EventRecorder::attach(single.events());
+    let rate = Rate::per_second(4).with_burst(1);
+    single.acquire_rate("", rate).await.unwrap();
+    // Two waiters for the slot at 250 ms: the one that loses it wakes again at 500 ms.
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let single = single.clone();
+            tokio::spawn(async move { single.acquire_rate("", rate).await })
+        })
+        .collect();
+    for waiter in waiters {
+        waiter.await.unwrap().unwrap();
+    }
+    single.acquire("").await.unwrap();
+    assert_eq!(recorder.names(), ["rate_limit_passed"; 4]);
+    assert_eq!(single.metrics().total_checks, 4);
+}
+
 // ===== per-call rates =====
 
 #[tokio::test(start_paused = true)]

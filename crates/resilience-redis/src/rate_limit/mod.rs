@@ -236,9 +236,17 @@ impl RedisRateLimiter {
 }
 
 impl Inner {
-    /// One decision: Redis if the backend is healthy, else (or if the call fails) the policy.
+    /// One decision, counted and reported.
     async fn decide(&self, key: &str, rate: Option<Rate>) -> Decision {
-        let decision = match self.remote(key, rate).await {
+        let decision = self.decide_unreported(key, rate).await;
+        self.report(key, rate, &decision);
+        decision
+    }
+
+    /// One decision: Redis if the backend is healthy, else (or if the call fails) the policy.
+    /// Not counted in allowed/rejected nor reported: see [`report`](Self::report).
+    async fn decide_unreported(&self, key: &str, rate: Option<Rate>) -> Decision {
+        match self.remote(key, rate).await {
             Some(decision) => decision,
             None => {
                 let healthy = self.backend.is_healthy();
@@ -253,15 +261,18 @@ impl Inner {
                 });
                 self.fallback(key, rate)
             }
-        };
+        }
+    }
+
+    /// Counts a decision and emits its event.
+    fn report(&self, key: &str, rate: Option<Rate>, decision: &Decision) {
         bump(if decision.is_allowed() {
             &self.counters.allowed
         } else {
             &self.counters.rejected
         });
         let rate = rate.unwrap_or(self.rate);
-        report_decision(&self.emitter, &self.name, Some(key), rate, &decision);
-        decision
+        report_decision(&self.emitter, &self.name, Some(key), rate, decision);
     }
 
     /// Runs the script; `None` when Redis could not decide.
@@ -389,6 +400,18 @@ impl RateLimiter for RedisRateLimiter {
 
     fn check_rate(&self, key: &str, rate: Rate) -> impl Future<Output = Decision> + Send {
         self.inner.decide(key, Some(rate))
+    }
+
+    fn check_unreported(
+        &self,
+        key: &str,
+        rate: Option<Rate>,
+    ) -> impl Future<Output = Decision> + Send {
+        self.inner.decide_unreported(key, rate)
+    }
+
+    fn report(&self, key: &str, rate: Option<Rate>, decision: &Decision) {
+        self.inner.report(key, rate, decision);
     }
 
     fn rejection(&self, decision: &Decision) -> Rejection {

@@ -34,13 +34,19 @@ pub trait Budgets: sealed::Sealed + Send + Sync + 'static {
     #[doc(hidden)]
     fn new(config: &RateLimiterConfig) -> Self;
 
-    /// Decides one request for `key` at the configured `rate`.
+    /// Decides one request for `key` at the configured `rate`; counted in the metrics only
+    /// if `counted`.
     #[doc(hidden)]
-    fn check(&self, key: &str, now: u64, rate: &Rate) -> Decision;
+    fn check(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision;
 
-    /// Decides one request for `key` against `rate`'s own budget.
+    /// Decides one request for `key` against `rate`'s own budget; counted in the metrics
+    /// only if `counted`.
     #[doc(hidden)]
-    fn check_rate(&self, key: &str, now: u64, rate: &Rate) -> Decision;
+    fn check_rate(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision;
+
+    /// Counts a decision made uncounted for `key` (at `per_call`'s own budget if given).
+    #[doc(hidden)]
+    fn count(&self, key: &str, per_call: Option<&Rate>, decision: &Decision);
 
     /// The key events name (none for a single budget).
     #[doc(hidden)]
@@ -103,7 +109,7 @@ impl Budgets for OneBudget {
         }
     }
 
-    fn check(&self, _key: &str, now: u64, rate: &Rate) -> Decision {
+    fn check(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision {
         let decision = match &self.budget {
             Budget::Gcra(tat) => check_atomic(tat, now, rate),
             Budget::Locked(state) => match &mut *lock(state) {
@@ -112,23 +118,38 @@ impl Budgets for OneBudget {
                 Locked::SlidingLog(state) => SlidingLog::check(state, now, rate),
             },
         };
-        let counter = if decision.is_allowed() {
-            &self.allowed
-        } else {
-            &self.rejected
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if counted {
+            self.count(key, None, &decision);
+        }
         decision
     }
 
-    fn check_rate(&self, _key: &str, now: u64, rate: &Rate) -> Decision {
+    fn check_rate(&self, _key: &str, now: u64, rate: &Rate, counted: bool) -> Decision {
         let (hasher, stores) = self.per_call.get_or_init(|| {
             (
                 RandomState::new(),
                 Stores::new(self.algorithm, self.max_keys),
             )
         });
-        stores.check(hasher.hash_one(rate), now, rate)
+        stores.check(hasher.hash_one(rate), now, rate, counted)
+    }
+
+    fn count(&self, _key: &str, per_call: Option<&Rate>, decision: &Decision) {
+        match per_call {
+            None => {
+                let counter = if decision.is_allowed() {
+                    &self.allowed
+                } else {
+                    &self.rejected
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(rate) => {
+                if let Some((hasher, stores)) = self.per_call.get() {
+                    stores.count(hasher.hash_one(rate), decision);
+                }
+            }
+        }
     }
 
     fn reported(_key: &str) -> Option<&str> {
@@ -169,13 +190,22 @@ impl Budgets for PerKey {
         }
     }
 
-    fn check(&self, key: &str, now: u64, rate: &Rate) -> Decision {
-        self.stores.check(self.hasher.hash_one(key), now, rate)
+    fn check(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision {
+        self.stores
+            .check(self.hasher.hash_one(key), now, rate, counted)
     }
 
-    fn check_rate(&self, key: &str, now: u64, rate: &Rate) -> Decision {
+    fn check_rate(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision {
         self.stores
-            .check(self.hasher.hash_one((key, rate)), now, rate)
+            .check(self.hasher.hash_one((key, rate)), now, rate, counted)
+    }
+
+    fn count(&self, key: &str, per_call: Option<&Rate>, decision: &Decision) {
+        let hash = match per_call {
+            None => self.hasher.hash_one(key),
+            Some(rate) => self.hasher.hash_one((key, rate)),
+        };
+        self.stores.count(hash, decision);
     }
 
     fn reported(key: &str) -> Option<&str> {

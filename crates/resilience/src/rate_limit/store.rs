@@ -143,12 +143,20 @@ impl<C: Core> Store<C> {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Decides one request for the key hashed to `hash`.
-    pub(crate) fn check(&self, hash: u64, now: u64, rate: &Rate) -> Decision {
+    /// Decides one request for the key hashed to `hash`, counting it if `counted` (else the
+    /// caller counts it later through [`count`](Self::count)).
+    pub(crate) fn check(&self, hash: u64, now: u64, rate: &Rate, counted: bool) -> Decision {
         let mut shard = self.shard(hash);
         let decision = shard.check::<C>(hash, now, rate);
-        shard.counters.count(&decision);
+        if counted {
+            shard.counters.count(&decision);
+        }
         decision
+    }
+
+    /// Counts a decision made uncounted for the key hashed to `hash`.
+    pub(crate) fn count(&self, hash: u64, decision: &Decision) {
+        self.shard(hash).counters.count(decision);
     }
 
     /// States held.
@@ -266,12 +274,21 @@ impl Stores {
         }
     }
 
-    pub(crate) fn check(&self, hash: u64, now: u64, rate: &Rate) -> Decision {
+    pub(crate) fn check(&self, hash: u64, now: u64, rate: &Rate, counted: bool) -> Decision {
         match self {
-            Self::Gcra(store) => store.check(hash, now, rate),
-            Self::TokenBucket(store) => store.check(hash, now, rate),
-            Self::SlidingWindow(store) => store.check(hash, now, rate),
-            Self::SlidingLog(store) => store.check(hash, now, rate),
+            Self::Gcra(store) => store.check(hash, now, rate, counted),
+            Self::TokenBucket(store) => store.check(hash, now, rate, counted),
+            Self::SlidingWindow(store) => store.check(hash, now, rate, counted),
+            Self::SlidingLog(store) => store.check(hash, now, rate, counted),
+        }
+    }
+
+    pub(crate) fn count(&self, hash: u64, decision: &Decision) {
+        match self {
+            Self::Gcra(store) => store.count(hash, decision),
+            Self::TokenBucket(store) => store.count(hash, decision),
+            Self::SlidingWindow(store) => store.count(hash, decision),
+            Self::SlidingLog(store) => store.count(hash, decision),
         }
     }
 
@@ -397,21 +414,21 @@ mod tests {
         assert_eq!(store.shard_count(), 1);
         let rate = Rate::per_second(1);
         for key in 1..=3 {
-            assert!(store.check(key, 0, &rate).is_allowed());
+            assert!(store.check(key, 0, &rate, true).is_allowed());
         }
         // Full of live keys: a fourth is refused until the first goes idle, at 1 s.
-        let refused = store.check(4, SECOND / 2, &rate);
+        let refused = store.check(4, SECOND / 2, &rate, true);
         assert_eq!(refused.denial(), Some(Denial::KeysExhausted));
         assert_eq!(refused.retry_after(), Some(Duration::from_millis(500)));
         assert_eq!(store.len(), 3);
         // Key 1 is denied and stays so: its budget was not touched.
         assert_eq!(
-            store.check(1, SECOND / 2, &rate).denial(),
+            store.check(1, SECOND / 2, &rate, true).denial(),
             Some(Denial::RateExceeded)
         );
         // Keys 2 and 3 go idle at 1 s; key 1 is checked again at 1 s and stays live.
-        assert!(store.check(1, SECOND, &rate).is_allowed());
-        assert!(store.check(4, SECOND, &rate).is_allowed());
+        assert!(store.check(1, SECOND, &rate, true).is_allowed());
+        assert!(store.check(4, SECOND, &rate, true).is_allowed());
         assert_eq!(store.len(), 2);
         let counters = store.counters();
         assert_eq!(
@@ -432,7 +449,7 @@ mod tests {
         for round in 0..50_u64 {
             for key in 0..1_000_u64 {
                 let hash = (round * 1_000 + key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                store.check(hash, round * SECOND, &rate);
+                store.check(hash, round * SECOND, &rate, true);
             }
             let shard = lock(&store.shards[0]);
             assert!(shard.table.len() <= 1_000);

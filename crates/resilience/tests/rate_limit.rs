@@ -408,6 +408,38 @@ async fn a_wait_counts_once_however_often_it_wakes() {
     assert_eq!(single.metrics().total_checks, 4);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_lowered_rate_never_evicts_a_budget_that_is_not_whole_at_it() {
+    for algorithm in [
+        Algorithm::TokenBucket,
+        Algorithm::SlidingWindow,
+        Algorithm::SlidingLog,
+    ] {
+        let limiter = LocalRateLimiter::builder("api")
+            .rate(Rate::per_second(1))
+            .algorithm(algorithm)
+            .max_keys(1)
+            .build()
+            .unwrap();
+        assert!(limiter.check_now("ada").is_allowed());
+        limiter.set_rate(Rate::new(1, Duration::from_secs(10)).unwrap());
+        // Whole again at the old rate, not at the new one: ada's spent budget stays, and
+        // there is no room for bob.
+        advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            limiter.check_now("bob").denial(),
+            Some(Denial::KeysExhausted),
+            "{algorithm:?}"
+        );
+        assert_eq!(
+            limiter.check_now("ada").denial(),
+            Some(Denial::RateExceeded),
+            "{algorithm:?}"
+        );
+        assert_eq!(limiter.metrics().evicted_keys, 0);
+    }
+}
+
 // ===== per-call rates =====
 
 #[tokio::test(start_paused = true)]
@@ -509,11 +541,12 @@ async fn a_table_full_of_live_keys_refuses_new_keys_instead_of_evicting_one() {
         Some(Denial::RateExceeded)
     );
     advance(Duration::from_millis(750)).await;
-    // Now a, b and c are idle (their buckets are full again): dropping them resets nothing.
+    // Now a, b and c are idle (their buckets are full again): dropping one resets nothing.
+    // A new key evicts one idle key, the least recently added.
     assert!(limiter.check("d").await.is_allowed());
     let metrics = limiter.metrics();
-    assert_eq!(metrics.active_limiters, 1);
-    assert_eq!(metrics.evicted_keys, 3);
+    assert_eq!(metrics.active_limiters, 3);
+    assert_eq!(metrics.evicted_keys, 1);
     assert_eq!(metrics.rejected_new_keys, 2);
     assert!(
         limiter.check("a").await.is_allowed(),

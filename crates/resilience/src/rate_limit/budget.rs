@@ -40,9 +40,17 @@ pub trait Budgets: sealed::Sealed + Send + Sync + 'static {
     fn check(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision;
 
     /// Decides one request for `key` against `rate`'s own budget; counted in the metrics
-    /// only if `counted`.
+    /// only if `counted`. `configured` is the limiter's rate now, if the budgets
+    /// kept with `rate`'s may follow it.
     #[doc(hidden)]
-    fn check_rate(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision;
+    fn check_rate(
+        &self,
+        key: &str,
+        now: u64,
+        rate: &Rate,
+        configured: Option<&Rate>,
+        counted: bool,
+    ) -> Decision;
 
     /// Counts a decision made uncounted for `key` (at `per_call`'s own budget if given).
     #[doc(hidden)]
@@ -124,14 +132,22 @@ impl Budgets for OneBudget {
         decision
     }
 
-    fn check_rate(&self, _key: &str, now: u64, rate: &Rate, counted: bool) -> Decision {
+    fn check_rate(
+        &self,
+        _key: &str,
+        now: u64,
+        rate: &Rate,
+        _configured: Option<&Rate>,
+        counted: bool,
+    ) -> Decision {
         let (hasher, stores) = self.per_call.get_or_init(|| {
             (
                 RandomState::new(),
                 Stores::new(self.algorithm, self.max_keys),
             )
         });
-        stores.check(hasher.hash_one(rate), now, rate, counted)
+        // Per-call budgets keep their own rate: the configured one is not theirs.
+        stores.check(hasher.hash_one(rate), now, rate, None, counted)
     }
 
     fn count(&self, _key: &str, per_call: Option<&Rate>, decision: &Decision) {
@@ -192,12 +208,19 @@ impl Budgets for PerKey {
 
     fn check(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision {
         self.stores
-            .check(self.hasher.hash_one(key), now, rate, counted)
+            .check(self.hasher.hash_one(key), now, rate, Some(rate), counted)
     }
 
-    fn check_rate(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision {
-        self.stores
-            .check(self.hasher.hash_one((key, rate)), now, rate, counted)
+    fn check_rate(
+        &self,
+        key: &str,
+        now: u64,
+        rate: &Rate,
+        configured: Option<&Rate>,
+        counted: bool,
+    ) -> Decision {
+        let hash = self.hasher.hash_one((key, rate));
+        self.stores.check(hash, now, rate, configured, counted)
     }
 
     fn count(&self, key: &str, per_call: Option<&Rate>, decision: &Decision) {

@@ -152,7 +152,10 @@ impl<B: Budgets> Inner<B> {
 
     /// Decides one request for `key` against `rate`'s own budget, and reports it.
     pub(super) fn decide_at(&self, key: &str, rate: Rate) -> Decision {
-        let decision = self.budgets.check_rate(key, self.now(), &rate, true);
+        let configured = self.rate.load();
+        let decision = self
+            .budgets
+            .check_rate(key, self.now(), &rate, Some(&configured), true);
         report_decision(&self.emitter, &self.name, B::reported(key), rate, &decision);
         decision
     }
@@ -160,7 +163,11 @@ impl<B: Budgets> Inner<B> {
     /// Decides one request without counting or reporting it (a wake-up of a wait).
     fn decide_unreported(&self, key: &str, per_call: Option<Rate>) -> Decision {
         match per_call {
-            Some(rate) => self.budgets.check_rate(key, self.now(), &rate, false),
+            Some(rate) => {
+                let configured = self.rate.load();
+                self.budgets
+                    .check_rate(key, self.now(), &rate, Some(&configured), false)
+            }
             None => self
                 .budgets
                 .check(key, self.now(), &self.rate.load(), false),

@@ -79,9 +79,10 @@ use std::time::Duration;
 use redis::Script;
 use resilience::events::{Emitter, EventBus};
 use resilience::rate_limit::{
-    report_decision, Algorithm, Decision, Denial, LocalRateLimiter, RateLimiter, RateLimiterEvent,
+    rejection_of, report_decision, Algorithm, Decision, Denial, LocalRateLimiter, RateLimiter,
+    RateLimiterEvent,
 };
-use resilience::{PatternKind, Rate, Rejection, RejectionReason};
+use resilience::{Rate, Rejection};
 
 pub use builder::RedisRateLimiterBuilder;
 pub use metrics::RedisRateLimiterMetrics;
@@ -336,13 +337,15 @@ impl Inner {
                     None => local.check_now(key),
                 }
             }
+            // Neither answer knows the budget: a refusal is the backend's fault, not the
+            // client's, and an admission must not invent a `remaining` for it.
             (None, FailurePolicy::FailClosed) => {
                 bump(&self.counters.fallbacks_denied);
-                Decision::denied(Denial::RateExceeded, limit, Duration::ZERO, None)
+                Decision::denied(Denial::BackendUnavailable, limit, Duration::ZERO, None)
             }
             (None, _) => {
                 bump(&self.counters.fallbacks_allowed);
-                Decision::allowed(limit, limit - 1, Duration::ZERO)
+                Decision::allowed_unmetered(limit)
             }
         }
     }
@@ -415,12 +418,7 @@ impl RateLimiter for RedisRateLimiter {
     }
 
     fn rejection(&self, decision: &Decision) -> Rejection {
-        Rejection::new(
-            PatternKind::RateLimiter,
-            Arc::clone(&self.inner.name),
-            RejectionReason::RateLimited,
-            decision.retry_after(),
-        )
+        rejection_of(Arc::clone(&self.inner.name), decision)
     }
 }
 

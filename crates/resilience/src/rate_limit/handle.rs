@@ -10,13 +10,14 @@ use tokio::time::Instant;
 
 use super::budget::{lock, Budgets};
 use super::event::report_decision;
+use super::limiter::rejection_of;
 use super::state::as_nanos;
 use super::store::RateCell;
 use super::{Decision, RateLimiter, RateLimiterBuilder, RateLimiterConfig, RateLimiterMetrics};
 use crate::config::{ConfigError, ConfigProblem};
 use crate::events::{Emitter, EventBus};
 use crate::registry::Registered;
-use crate::{PatternKind, Rate, Rejection, RejectionReason};
+use crate::{Rate, Rejection};
 
 /// An in-memory rate limiter over its budgets `B`: one budget for everything
 /// ([`DirectRateLimiter`](super::DirectRateLimiter)) or one per key
@@ -182,12 +183,7 @@ impl<B: Budgets> Inner<B> {
     }
 
     pub(super) fn rejection(&self, decision: &Decision) -> Rejection {
-        Rejection::new(
-            PatternKind::RateLimiter,
-            Arc::clone(&self.name),
-            RejectionReason::RateLimited,
-            decision.retry_after(),
-        )
+        rejection_of(Arc::clone(&self.name), decision)
     }
 }
 

@@ -139,17 +139,29 @@ pub trait RateLimiter: Send + Sync {
     }
 
     /// The rejection for a denied `decision`: pattern [`PatternKind::RateLimiter`], reason
-    /// [`RejectionReason::RateLimited`], and the decision's `retry_after`.
+    /// [`RejectionReason::RateLimited`] ([`RejectionReason::BackendUnavailable`] for a
+    /// [`Denial::BackendUnavailable`](super::Denial::BackendUnavailable)), and the decision's
+    /// `retry_after`.
     ///
     /// The default allocates the name; implementations holding an `Arc<str>` return a clone.
     fn rejection(&self, decision: &Decision) -> Rejection {
-        Rejection::new(
-            PatternKind::RateLimiter,
-            Arc::from(self.name()),
-            RejectionReason::RateLimited,
-            decision.retry_after(),
-        )
+        rejection_of(Arc::from(self.name()), decision)
     }
+}
+
+/// The rejection a rate limiter named `name` makes of a denied `decision`: see
+/// [`RateLimiter::rejection`].
+pub fn rejection_of(name: Arc<str>, decision: &Decision) -> Rejection {
+    let reason = match decision.denial() {
+        Some(super::Denial::BackendUnavailable) => RejectionReason::BackendUnavailable,
+        _ => RejectionReason::RateLimited,
+    };
+    Rejection::new(
+        PatternKind::RateLimiter,
+        name,
+        reason,
+        decision.retry_after(),
+    )
 }
 
 /// Checks, and while denied sleeps for the decision's `retry_after` as long as that stays

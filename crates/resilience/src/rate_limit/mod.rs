@@ -131,6 +131,6 @@ pub use handle::InMemoryRateLimiter;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{RateLimitLayer, RateLimitService, ResponseFuture};
-pub use limiter::{ForKey, RateLimiter};
+pub use limiter::{rejection_of, ForKey, RateLimiter};
 pub use local::LocalRateLimiter;
 pub use metrics::RateLimiterMetrics;

@@ -2,12 +2,21 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use resilience::classify::Outcome;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+/// How long a response body may wait for the client to ask for its next chunk before the
+/// permits it holds are given back, unless a layer sets its own: 30 seconds.
+pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a response body ended, which decides the outcome a guard reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,18 +27,24 @@ pub enum BodyEnd {
     Error,
     /// The body was dropped before its end (the client went away, or the server gave up).
     Dropped,
+    /// The client stopped reading: the body waited longer than its idle timeout for the
+    /// client to ask for the next chunk, and gave its permits back early. The body itself
+    /// goes on (the connection's own timeouts bound it), holding nothing.
+    Stalled,
 }
 
 impl BodyEnd {
     /// The outcome of a call whose response head was judged `head` and whose body ended so:
     /// a complete body keeps the head's verdict, a failed body is a failure, and a body the
-    /// client abandoned says nothing new about the service (ignored), unless the head already
-    /// said it failed.
+    /// client abandoned or stopped reading says nothing new about the service (ignored),
+    /// unless the head already said it failed.
     pub fn outcome(self, head: Outcome) -> Outcome {
         match (self, head) {
             (Self::Complete, head) => head,
-            (Self::Error, _) | (Self::Dropped, Outcome::Failure) => Outcome::Failure,
-            (Self::Dropped, _) => Outcome::Ignored,
+            (Self::Error, _) | (Self::Dropped | Self::Stalled, Outcome::Failure) => {
+                Outcome::Failure
+            }
+            (Self::Dropped | Self::Stalled, _) => Outcome::Ignored,
         }
     }
 }
@@ -41,10 +56,20 @@ impl BodyEnd {
 pub trait Guard: Send + 'static {
     /// Releases what was held, reporting how the body ended.
     fn finish(self, end: BodyEnd);
+
+    /// Whether there is anything to release (`()` and `None` hold nothing): a body only
+    /// watches for an idle client when there is.
+    fn holds_anything(&self) -> bool {
+        true
+    }
 }
 
 impl Guard for () {
     fn finish(self, _end: BodyEnd) {}
+
+    fn holds_anything(&self) -> bool {
+        false
+    }
 }
 
 pin_project! {
@@ -55,13 +80,107 @@ pin_project! {
     }
 }
 
-/// The guard and the moment it is given back: once, at the end of the body or on drop.
-struct Held<G: Guard>(Option<G>);
+/// The guard and the moment it is given back: once, at the end of the body, on drop, or
+/// (when watched) after the client has left the body waiting too long.
+enum Held<G: Guard> {
+    /// Given back by the body alone.
+    Owned(Option<G>),
+    /// Shared with a watchdog task that gives it back if the client stops reading.
+    Watched {
+        watched: Arc<Watched<G>>,
+        watchdog: AbortHandle,
+    },
+}
+
+/// A guard a watchdog may take: the state body and watchdog share.
+struct Watched<G> {
+    guard: Mutex<Option<G>>,
+    /// Time zero of `waiting_since`.
+    epoch: Instant,
+    /// Since when (nanoseconds after `epoch`) the body has had nothing to do but wait for
+    /// the client to ask for the next chunk; [`NOT_WAITING`] while the client is waiting
+    /// for the body instead (a slow stream is the server's business, not an idle client).
+    waiting_since: AtomicU64,
+}
+
+const NOT_WAITING: u64 = u64::MAX;
+
+impl<G: Guard> Watched<G> {
+    fn take(&self) -> Option<G> {
+        self.guard
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .take()
+    }
+
+    fn now(&self) -> u64 {
+        let nanos = Instant::now()
+            .saturating_duration_since(self.epoch)
+            .as_nanos();
+        u64::try_from(nanos).unwrap_or(NOT_WAITING - 1)
+    }
+}
 
 impl<G: Guard> Held<G> {
+    /// `guard`, watched for an idle client after `idle` if set (and a runtime can run the
+    /// watchdog, and the guard holds anything).
+    fn new(guard: G, idle: Option<Duration>) -> Self {
+        let handle = tokio::runtime::Handle::try_current().ok();
+        let (Some(idle), Some(handle), true) = (idle, handle, guard.holds_anything()) else {
+            return Self::Owned(Some(guard));
+        };
+        let watched = Arc::new(Watched {
+            guard: Mutex::new(Some(guard)),
+            epoch: Instant::now(),
+            // The head is on its way: the client is to ask for the body next.
+            waiting_since: AtomicU64::new(0),
+        });
+        let watchdog = handle
+            .spawn(watch(Arc::clone(&watched), idle))
+            .abort_handle();
+        Self::Watched { watched, watchdog }
+    }
+
     fn finish(&mut self, end: BodyEnd) {
-        if let Some(guard) = self.0.take() {
-            guard.finish(end);
+        match self {
+            Self::Owned(guard) => {
+                if let Some(guard) = guard.take() {
+                    guard.finish(end);
+                }
+            }
+            Self::Watched { watched, watchdog } => {
+                watchdog.abort();
+                if let Some(guard) = watched.take() {
+                    guard.finish(end);
+                }
+            }
+        }
+    }
+
+    fn is_holding(&self) -> bool {
+        match self {
+            Self::Owned(guard) => guard.is_some(),
+            Self::Watched { watched, .. } => watched
+                .guard
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .is_some(),
+        }
+    }
+
+    /// The client asked for a chunk: whatever happens next, it is not idle.
+    fn asked(&self) {
+        if let Self::Watched { watched, .. } = self {
+            watched.waiting_since.store(NOT_WAITING, Ordering::Relaxed);
+        }
+    }
+
+    /// The client got a chunk: from now on the body waits for it to ask again.
+    fn answered(&self) {
+        if let Self::Watched { watched, .. } = self {
+            watched
+                .waiting_since
+                .store(watched.now(), Ordering::Relaxed);
         }
     }
 }
@@ -69,6 +188,34 @@ impl<G: Guard> Held<G> {
 impl<G: Guard> Drop for Held<G> {
     fn drop(&mut self) {
         self.finish(BodyEnd::Dropped);
+    }
+}
+
+/// Gives the guard back once the body has waited `idle` for the client to ask for a chunk.
+///
+/// A task of its own because a client that stops reading stops hyper from polling the body
+/// (the socket is full), so nothing inside the body would ever run to notice. It sleeps to
+/// the deadline of the current wait, or a whole `idle` while the client is not the one
+/// being waited for, and ends when the body ends (aborted) or after releasing.
+async fn watch<G: Guard>(watched: Arc<Watched<G>>, idle: Duration) {
+    let idle_nanos = u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX);
+    loop {
+        let since = watched.waiting_since.load(Ordering::Relaxed);
+        let now = watched.now();
+        let wake_in = if since == NOT_WAITING {
+            idle_nanos
+        } else {
+            let deadline = since.saturating_add(idle_nanos);
+            if now >= deadline {
+                if let Some(guard) = watched.take() {
+                    tracing::debug!(target: "resilience::http", ?idle, "the client stopped reading the response: permits released");
+                    guard.finish(BodyEnd::Stalled);
+                }
+                return;
+            }
+            deadline - now
+        };
+        tokio::time::sleep(Duration::from_nanos(wake_in)).await;
     }
 }
 
@@ -91,7 +238,13 @@ pin_project! {
 ///   [`Body::is_end_stream`] as well, because hyper stops polling a body that says it is over;
 /// * a body error ([`BodyEnd::Error`]);
 /// * the body being dropped before its end, as when the client goes away
-///   ([`BodyEnd::Dropped`]).
+///   ([`BodyEnd::Dropped`]);
+/// * the client leaving the body waiting for longer than the layer's body idle timeout
+///   (30 s by default; see [`HttpStageLayer::body_idle_timeout`](crate::HttpStageLayer::body_idle_timeout))
+///   to ask for the next chunk ([`BodyEnd::Stalled`]): a client that stops reading could
+///   otherwise hold its slot for as long as its connection lives. A small task per
+///   response watches for it, since a client that does not read stops hyper from polling
+///   the body at all.
 ///
 /// Responses made by this crate (rejections, timeouts, fallbacks) use the same type with a
 /// body held in memory and no guard, so a layer has one response type whatever happened.
@@ -107,7 +260,7 @@ impl<B, G: Guard> ResponseBody<B, G> {
     pub(crate) fn new(body: B) -> Self {
         Self {
             kind: Kind::Inner { body },
-            held: Held(None),
+            held: Held::Owned(None),
         }
     }
 
@@ -117,13 +270,13 @@ impl<B, G: Guard> ResponseBody<B, G> {
             kind: Kind::Full {
                 data: (!data.is_empty()).then_some(data),
             },
-            held: Held(None),
+            held: Held::Owned(None),
         }
     }
 
     /// Whether this body is still holding its guard.
     pub fn is_holding(&self) -> bool {
-        self.held.0.is_some()
+        self.held.is_holding()
     }
 
     /// Gives the guard back now, as a body that ended so would.
@@ -133,13 +286,15 @@ impl<B, G: Guard> ResponseBody<B, G> {
 }
 
 impl<B: Body, G: Guard> ResponseBody<B, G> {
-    /// The inner body holding `guard` until it ends. A body that is already over (an empty
-    /// one) gives the guard back at once: hyper may never poll it.
-    pub(crate) fn guarded(body: B, guard: G) -> Self {
-        let mut held = Held(Some(guard));
+    /// The inner body holding `guard` until it ends, or until the client has left it waiting
+    /// for `idle` (if set). A body that is already over (an empty one) gives the guard back
+    /// at once: hyper may never poll it.
+    pub(crate) fn guarded(body: B, guard: G, idle: Option<Duration>) -> Self {
         if body.is_end_stream() {
-            held.finish(BodyEnd::Complete);
+            guard.finish(BodyEnd::Complete);
+            return Self::new(body);
         }
+        let held = Held::new(guard, idle);
         Self {
             kind: Kind::Inner { body },
             held,
@@ -162,12 +317,13 @@ where
         let this = self.project();
         match this.kind.project() {
             KindProj::Inner { mut body } => {
+                this.held.asked();
                 let frame = ready!(body.as_mut().poll_frame(cx));
                 match &frame {
                     None => this.held.finish(BodyEnd::Complete),
                     Some(Err(_)) => this.held.finish(BodyEnd::Error),
                     Some(Ok(_)) if body.is_end_stream() => this.held.finish(BodyEnd::Complete),
-                    Some(Ok(_)) => {}
+                    Some(Ok(_)) => this.held.answered(),
                 }
                 Poll::Ready(frame)
             }
@@ -241,7 +397,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_body_releases_after_its_only_frame() {
         let record = Record::default();
-        let body = ResponseBody::guarded(Full::new(Bytes::from_static(b"hi")), record.clone());
+        let body =
+            ResponseBody::guarded(Full::new(Bytes::from_static(b"hi")), record.clone(), None);
         assert!(body.is_holding());
         let collected = body.collect().await.unwrap().to_bytes();
         assert_eq!(&collected[..], b"hi");
@@ -251,7 +408,7 @@ mod tests {
     #[test]
     fn an_empty_body_releases_at_once() {
         let record = Record::default();
-        let body = ResponseBody::guarded(Full::new(Bytes::new()), record.clone());
+        let body = ResponseBody::guarded(Full::new(Bytes::new()), record.clone(), None);
         assert!(!body.is_holding());
         assert_eq!(record.ends(), [BodyEnd::Complete]);
         drop(body);
@@ -268,6 +425,7 @@ mod tests {
         let mut body = ResponseBody::guarded(
             StreamBody::new(futures_util::stream::iter(frames)),
             record.clone(),
+            None,
         );
         body.frame().await.unwrap().unwrap();
         assert!(record.ends().is_empty(), "held after the first chunk");
@@ -281,6 +439,7 @@ mod tests {
         let mut body = ResponseBody::guarded(
             StreamBody::new(futures_util::stream::iter(failing)),
             record.clone(),
+            None,
         );
         assert!(body.frame().await.unwrap().is_err());
         assert_eq!(record.ends(), [BodyEnd::Error]);
@@ -290,6 +449,7 @@ mod tests {
         drop(ResponseBody::guarded(
             StreamBody::new(pending),
             record.clone(),
+            None,
         ));
         assert_eq!(record.ends(), [BodyEnd::Dropped]);
     }

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{response, Method, Request, Response};
@@ -49,6 +50,7 @@ pub(crate) fn made<B, G: Guard>(response: Response<Bytes>) -> Response<ResponseB
 pub(crate) fn guarded<B, G, F>(
     response: Response<B>,
     head_request: bool,
+    idle: Option<Duration>,
     guard: F,
 ) -> Response<ResponseBody<B, G>>
 where
@@ -58,7 +60,8 @@ where
 {
     let (parts, body) = response.into_parts();
     let guard = guard(&parts);
-    let mut body = ResponseBody::guarded(body, guard);
+    let idle = if head_request { None } else { idle };
+    let mut body = ResponseBody::guarded(body, guard, idle);
     if head_request {
         body.release(BodyEnd::Complete);
     }
@@ -77,6 +80,8 @@ struct Shared<G> {
     stages: G,
     timeout: Option<HttpTimeoutLayer>,
     exclude: ExcludePaths,
+    /// How long a body may wait for the client before its permits go back.
+    body_idle_timeout: Option<Duration>,
 }
 
 impl<S, G> StagesService<S, G> {
@@ -85,6 +90,7 @@ impl<S, G> StagesService<S, G> {
         stages: G,
         timeout: Option<HttpTimeoutLayer>,
         exclude: ExcludePaths,
+        body_idle_timeout: Option<Duration>,
     ) -> Self {
         Self {
             inner,
@@ -92,6 +98,7 @@ impl<S, G> StagesService<S, G> {
                 stages,
                 timeout,
                 exclude,
+                body_idle_timeout,
             }),
         }
     }
@@ -114,6 +121,7 @@ impl<S: fmt::Debug, G: fmt::Debug> fmt::Debug for StagesService<S, G> {
             .field("inner", &self.inner)
             .field("stages", &self.shared.stages)
             .field("timeout", &self.shared.timeout)
+            .field("body_idle_timeout", &self.shared.body_idle_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -180,7 +188,8 @@ where
     match answer {
         Ok(Ok(mut response)) => {
             shared.stages.annotate(&held, response.headers_mut());
-            Ok(guarded(response, head_request, |head| {
+            let idle = shared.body_idle_timeout;
+            Ok(guarded(response, head_request, idle, |head| {
                 shared.stages.guard(held, head)
             }))
         }

@@ -127,7 +127,7 @@ impl<S> Layer<S> for HttpTimeoutLayer {
     type Service = StagesService<S, ()>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        StagesService::new(inner, (), Some(self.clone()), ExcludePaths::none())
+        StagesService::new(inner, (), Some(self.clone()), ExcludePaths::none(), None)
     }
 }
 

@@ -437,6 +437,24 @@ async fn a_lowered_rate_never_evicts_a_budget_that_is_not_whole_at_it() {
             "{algorithm:?}"
         );
         assert_eq!(limiter.metrics().evicted_keys, 0);
+
+        // A per-call rate is a budget's own: the configured rate, however slow, does not
+        // keep its whole budgets alive.
+        let per_call = Rate::per_second(1);
+        assert!(limiter.check_rate_now("carol", per_call).denial().is_some());
+        let limiter = LocalRateLimiter::builder("api")
+            .rate(Rate::per_hour(100))
+            .algorithm(algorithm)
+            .max_keys(1)
+            .build()
+            .unwrap();
+        assert!(limiter.check_rate_now("ada", per_call).is_allowed());
+        advance(Duration::from_secs(2)).await;
+        assert!(
+            limiter.check_rate_now("bob", per_call).is_allowed(),
+            "{algorithm:?}"
+        );
+        assert_eq!(limiter.metrics().evicted_keys, 1);
     }
 }
 

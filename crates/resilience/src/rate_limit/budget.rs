@@ -11,7 +11,7 @@ use super::gcra;
 use super::sliding_log::{Log, SlidingLog};
 use super::sliding_window::{SlidingWindow, Window};
 use super::state::Core;
-use super::store::{Counters, Stores};
+use super::store::{Counters, Stores, FOLLOWS_CONFIGURED};
 use super::token_bucket::{Bucket, TokenBucket};
 use super::{Algorithm, Decision, RateLimiterConfig, RateLimiterMetrics};
 use crate::Rate;
@@ -147,7 +147,8 @@ impl Budgets for OneBudget {
             )
         });
         // Per-call budgets keep their own rate: the configured one is not theirs.
-        stores.check(hasher.hash_one(rate), now, rate, None, counted)
+        let hash = hasher.hash_one(rate) & !FOLLOWS_CONFIGURED;
+        stores.check(hash, now, rate, None, counted)
     }
 
     fn count(&self, _key: &str, per_call: Option<&Rate>, decision: &Decision) {
@@ -162,7 +163,7 @@ impl Budgets for OneBudget {
             }
             Some(rate) => {
                 if let Some((hasher, stores)) = self.per_call.get() {
-                    stores.count(hasher.hash_one(rate), decision);
+                    stores.count(hasher.hash_one(rate) & !FOLLOWS_CONFIGURED, decision);
                 }
             }
         }
@@ -193,6 +194,18 @@ pub struct PerKey {
     stores: Stores,
 }
 
+impl PerKey {
+    /// The hash of `key`'s budget at the configured rate, which follows that rate.
+    fn follows(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key) | FOLLOWS_CONFIGURED
+    }
+
+    /// The hash of the budget of `(key, rate)`, which keeps `rate`.
+    fn own_rate(&self, key: &str, rate: &Rate) -> u64 {
+        self.hasher.hash_one((key, rate)) & !FOLLOWS_CONFIGURED
+    }
+}
+
 impl sealed::Sealed for PerKey {}
 
 impl Budgets for PerKey {
@@ -208,7 +221,7 @@ impl Budgets for PerKey {
 
     fn check(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision {
         self.stores
-            .check(self.hasher.hash_one(key), now, rate, Some(rate), counted)
+            .check(self.follows(key), now, rate, Some(rate), counted)
     }
 
     fn check_rate(
@@ -219,14 +232,14 @@ impl Budgets for PerKey {
         configured: Option<&Rate>,
         counted: bool,
     ) -> Decision {
-        let hash = self.hasher.hash_one((key, rate));
+        let hash = self.own_rate(key, rate);
         self.stores.check(hash, now, rate, configured, counted)
     }
 
     fn count(&self, key: &str, per_call: Option<&Rate>, decision: &Decision) {
         let hash = match per_call {
-            None => self.hasher.hash_one(key),
-            Some(rate) => self.hasher.hash_one((key, rate)),
+            None => self.follows(key),
+            Some(rate) => self.own_rate(key, rate),
         };
         self.stores.count(hash, decision);
     }

@@ -61,6 +61,17 @@ const MAX_SHARDS: usize = 64;
 /// The most states a new key examines for eviction: the bound on a new key's work under
 /// the shard lock.
 pub(crate) const SWEEP_STEP: usize = 32;
+/// Set in the hash of a state that follows the limiter's configured rate (a key's budget
+/// for `check`), clear in one that keeps a rate of its own (a `(key, rate)` budget for
+/// `check_rate`): eviction judges the first at the rate in force now, the second at its own,
+/// without a byte more per state. Bit 56 is used neither to pick the shard (bits 24..56) nor
+/// by hashbrown (the low bits pick the bucket, the top seven are the control byte).
+pub(crate) const FOLLOWS_CONFIGURED: u64 = 1 << 56;
+
+/// The rate eviction must also respect for the state hashed to `hash`.
+fn followed(hash: u64, configured: Option<&Rate>) -> Option<&Rate> {
+    configured.filter(|_| hash & FOLLOWS_CONFIGURED != 0)
+}
 
 /// Counters a shard keeps under its lock, summed for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -188,8 +199,8 @@ impl<C: Core> Store<C> {
 
     /// Decides one request at `rate` for the key hashed to `hash`, counting it if `counted`
     /// (else the caller counts it later through [`count`](Self::count)). `configured` is the
-    /// limiter's rate now if the store's states may follow it (`None` when every state keeps
-    /// the rate it was created for), which eviction must respect.
+    /// limiter's rate now, which eviction respects for the states whose hash has
+    /// [`FOLLOWS_CONFIGURED`] set (`None` when no state follows it).
     pub(crate) fn check(
         &self,
         hash: u64,
@@ -263,7 +274,7 @@ impl<S> ShardInner<S> {
         if self.table.len() == self.table.capacity() {
             self.rebuild();
         }
-        let idle_at = C::idle_at(&state, configured);
+        let idle_at = C::idle_at(&state, followed(hash, configured));
         self.next_idle = self.next_idle.min(idle_at);
         self.lap.earliest = self.lap.earliest.min(idle_at);
         self.table.insert(hash, state);
@@ -307,7 +318,7 @@ impl<S> ShardInner<S> {
             let idle_at = self
                 .table
                 .get(&hash)
-                .map_or(0, |state| C::idle_at(state, configured));
+                .map_or(0, |state| C::idle_at(state, followed(hash, configured)));
             if idle_at <= now {
                 self.table.remove(&hash);
                 self.counters.evicted += 1;
@@ -651,10 +662,11 @@ mod tests {
     fn for_each_algorithm(fast: &Rate, slow: &Rate) {
         fn run<C: Core>(fast: &Rate, slow: &Rate, evicts: bool) {
             let store = Store::<C>::new(1);
-            assert!(store.check(1, 0, fast, Some(fast), true).is_allowed());
+            let (ada, bob) = (1 | FOLLOWS_CONFIGURED, 2 | FOLLOWS_CONFIGURED);
+            assert!(store.check(ada, 0, fast, Some(fast), true).is_allowed());
             // At 2 s the budget is whole again at the old rate, not at the new one (1 per
             // 10 s): only a GCRA TAT in the past means a whole budget at any rate.
-            let newcomer = store.check(2, 2 * SECOND, slow, Some(slow), true);
+            let newcomer = store.check(bob, 2 * SECOND, slow, Some(slow), true);
             assert_eq!(
                 newcomer.is_allowed(),
                 evicts,
@@ -663,7 +675,7 @@ mod tests {
             );
             if !evicts {
                 assert_eq!(newcomer.denial(), Some(Denial::KeysExhausted));
-                let kept = store.check(1, 2 * SECOND, slow, Some(slow), true);
+                let kept = store.check(ada, 2 * SECOND, slow, Some(slow), true);
                 assert_eq!(kept.denial(), Some(Denial::RateExceeded));
             }
         }

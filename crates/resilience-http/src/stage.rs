@@ -192,6 +192,9 @@ impl<St> HttpStageLayer<St> {
     /// client says nothing about the service; [`BodyEnd::Stalled`]), and the body goes on
     /// being sent if the client resumes. Inside a [`CompositeLayer`](crate::CompositeLayer)
     /// the composite's own setting applies to the whole response instead.
+    ///
+    /// The watch costs a small task per admitted response that holds a permit, ended with
+    /// the body; `None` saves it.
     #[must_use]
     pub fn body_idle_timeout(mut self, idle: Option<Duration>) -> Self {
         self.body_idle_timeout = idle;

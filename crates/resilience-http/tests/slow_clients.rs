@@ -106,7 +106,7 @@ async fn a_client_that_stops_reading_gives_its_slot_back_after_the_idle_timeout(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_slow_to_produce_is_not_an_idle_client() {
-    // Chunks every 300 ms against an idle timeout of 100 ms: the client is waiting for the
+    // Chunks every 600 ms against an idle timeout of 250 ms: the client is waiting for the
     // server, not the other way round, so the slot is held to the end.
     let bulkhead = bulkhead();
     let app = Router::new().route(
@@ -116,14 +116,14 @@ async fn a_body_slow_to_produce_is_not_an_idle_client() {
                 if sent == 3 {
                     return None;
                 }
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                tokio::time::sleep(Duration::from_millis(600)).await;
                 Some((Ok::<_, Infallible>(Bytes::from_static(b"tick")), sent + 1))
             });
             Body::from_stream(chunks)
         }),
     );
     let layer =
-        HttpStageLayer::new(bulkhead.clone()).body_idle_timeout(Some(Duration::from_millis(100)));
+        HttpStageLayer::new(bulkhead.clone()).body_idle_timeout(Some(Duration::from_millis(250)));
     let server = Server::start(app.layer(layer)).await;
     let mut response = client().get(server.url("/slow")).send().await.unwrap();
     let mut chunks = 0;
@@ -131,7 +131,7 @@ async fn a_body_slow_to_produce_is_not_an_idle_client() {
         assert_eq!(&chunk[..], b"tick");
         chunks += 1;
         if chunks < 3 {
-            // Between chunks the body waits 300 ms for its own next one: still held. (The
+            // Between chunks the body waits 600 ms for its own next one: still held. (The
             // last chunk may arrive after the body has ended and released.)
             assert_eq!(bulkhead.available_slots(), 0, "held while the body streams");
         }

@@ -226,6 +226,7 @@ impl<B, G: Guard> fmt::Debug for ResponseBody<B, G> {
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use futures_util::StreamExt;
     use http_body_util::{BodyExt, Full, StreamBody};
 
     use super::*;
@@ -312,6 +313,36 @@ mod tests {
             record.clone(),
             None,
         ));
+        assert_eq!(record.ends(), [BodyEnd::Dropped]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_the_client_stops_reading_gives_its_guard_back_after_the_idle_time() {
+        let idle = Duration::from_secs(1);
+        let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(Frame::data(
+            Bytes::from_static(b"a"),
+        ))])
+        .chain(futures_util::stream::pending());
+        let record = Record::default();
+        let mut body = ResponseBody::guarded(StreamBody::new(chunks), record.clone(), Some(idle));
+        body.frame().await.unwrap().unwrap();
+        // The client got a chunk and does not ask for the next one.
+        tokio::time::sleep(idle - Duration::from_millis(1)).await;
+        assert!(record.ends().is_empty());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(record.ends(), [BodyEnd::Stalled]);
+        assert!(!body.is_holding());
+        drop(body);
+        assert_eq!(record.ends(), [BodyEnd::Stalled], "released once");
+
+        // A client waiting for the body's next chunk is not idle, however long it waits.
+        let record = Record::default();
+        let pending = futures_util::stream::pending::<Result<Frame<Bytes>, std::io::Error>>();
+        let mut body = ResponseBody::guarded(StreamBody::new(pending), record.clone(), Some(idle));
+        let asked = tokio::time::timeout(10 * idle, body.frame()).await;
+        assert!(asked.is_err(), "nothing to send yet");
+        assert!(record.ends().is_empty());
+        drop(body);
         assert_eq!(record.ends(), [BodyEnd::Dropped]);
     }
 }

@@ -6,6 +6,19 @@
 //! cargo run -p resilience-http --example axum_gateway [PORT]
 //! curl -i http://127.0.0.1:3000/api/items
 //! ```
+//!
+//! Slow clients: the composite gives a request's slots back when its response body has
+//! waited 30 s for the client to read (`CompositeLayer::body_idle_timeout`), which covers
+//! clients that stop reading the answer. Clients slow to *send* their request head are the
+//! server's to bound: `axum::serve` sets no timer, so hyper's header-read timeout is off
+//! there. To have it, serve each accepted connection with hyper-util instead:
+//!
+//! ```text
+//! let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+//! builder.http1().timer(hyper_util::rt::TokioTimer::new())
+//!     .header_read_timeout(Duration::from_secs(10));
+//! builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app)).await
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,13 +1,22 @@
 //! [`ResponseBody`]: a response body that keeps the request's permits until it has been sent.
 
+mod held;
+
 use std::fmt;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use resilience::classify::Outcome;
+
+use held::Held;
+
+/// How long a response body may wait for the client to ask for its next chunk before the
+/// permits it holds are given back, unless a layer sets its own: 30 seconds.
+pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a response body ended, which decides the outcome a guard reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,18 +27,24 @@ pub enum BodyEnd {
     Error,
     /// The body was dropped before its end (the client went away, or the server gave up).
     Dropped,
+    /// The client stopped reading: the body waited longer than its idle timeout for the
+    /// client to ask for the next chunk, and gave its permits back early. The body itself
+    /// goes on (the connection's own timeouts bound it), holding nothing.
+    Stalled,
 }
 
 impl BodyEnd {
     /// The outcome of a call whose response head was judged `head` and whose body ended so:
     /// a complete body keeps the head's verdict, a failed body is a failure, and a body the
-    /// client abandoned says nothing new about the service (ignored), unless the head already
-    /// said it failed.
+    /// client abandoned or stopped reading says nothing new about the service (ignored),
+    /// unless the head already said it failed.
     pub fn outcome(self, head: Outcome) -> Outcome {
         match (self, head) {
             (Self::Complete, head) => head,
-            (Self::Error, _) | (Self::Dropped, Outcome::Failure) => Outcome::Failure,
-            (Self::Dropped, _) => Outcome::Ignored,
+            (Self::Error, _) | (Self::Dropped | Self::Stalled, Outcome::Failure) => {
+                Outcome::Failure
+            }
+            (Self::Dropped | Self::Stalled, _) => Outcome::Ignored,
         }
     }
 }
@@ -41,10 +56,20 @@ impl BodyEnd {
 pub trait Guard: Send + 'static {
     /// Releases what was held, reporting how the body ended.
     fn finish(self, end: BodyEnd);
+
+    /// Whether there is anything to release (`()` and `None` hold nothing): a body only
+    /// watches for an idle client when there is.
+    fn holds_anything(&self) -> bool {
+        true
+    }
 }
 
 impl Guard for () {
     fn finish(self, _end: BodyEnd) {}
+
+    fn holds_anything(&self) -> bool {
+        false
+    }
 }
 
 pin_project! {
@@ -52,23 +77,6 @@ pin_project! {
     enum Kind<B> {
         Inner { #[pin] body: B },
         Full { data: Option<Bytes> },
-    }
-}
-
-/// The guard and the moment it is given back: once, at the end of the body or on drop.
-struct Held<G: Guard>(Option<G>);
-
-impl<G: Guard> Held<G> {
-    fn finish(&mut self, end: BodyEnd) {
-        if let Some(guard) = self.0.take() {
-            guard.finish(end);
-        }
-    }
-}
-
-impl<G: Guard> Drop for Held<G> {
-    fn drop(&mut self) {
-        self.finish(BodyEnd::Dropped);
     }
 }
 
@@ -90,7 +98,13 @@ pin_project! {
 ///   [`Body::is_end_stream`] as well, because hyper stops polling a body that says it is over;
 /// * a body error ([`BodyEnd::Error`]);
 /// * the body being dropped before its end, as when the client goes away
-///   ([`BodyEnd::Dropped`]).
+///   ([`BodyEnd::Dropped`]);
+/// * the client leaving the body waiting for longer than the layer's body idle timeout
+///   (30 s by default; see [`HttpStageLayer::body_idle_timeout`](crate::HttpStageLayer::body_idle_timeout))
+///   to ask for the next chunk ([`BodyEnd::Stalled`]): a client that stops reading could
+///   otherwise hold its slot for as long as its connection lives. A small task per
+///   response watches for it, since a client that does not read stops hyper from polling
+///   the body at all.
 ///
 /// Responses made by this crate (rejections, timeouts, fallbacks) use the same type with a
 /// body held in memory and no guard, so a layer has one response type whatever happened.
@@ -106,7 +120,7 @@ impl<B, G: Guard> ResponseBody<B, G> {
     pub(crate) fn new(body: B) -> Self {
         Self {
             kind: Kind::Inner { body },
-            held: Held(None),
+            held: Held::Owned(None),
         }
     }
 
@@ -116,13 +130,13 @@ impl<B, G: Guard> ResponseBody<B, G> {
             kind: Kind::Full {
                 data: (!data.is_empty()).then_some(data),
             },
-            held: Held(None),
+            held: Held::Owned(None),
         }
     }
 
     /// Whether this body is still holding its guard.
     pub fn is_holding(&self) -> bool {
-        self.held.0.is_some()
+        self.held.is_holding()
     }
 
     /// Gives the guard back now, as a body that ended so would.
@@ -132,13 +146,15 @@ impl<B, G: Guard> ResponseBody<B, G> {
 }
 
 impl<B: Body, G: Guard> ResponseBody<B, G> {
-    /// The inner body holding `guard` until it ends. A body that is already over (an empty
-    /// one) gives the guard back at once: hyper may never poll it.
-    pub(crate) fn guarded(body: B, guard: G) -> Self {
-        let mut held = Held(Some(guard));
+    /// The inner body holding `guard` until it ends, or until the client has left it waiting
+    /// for `idle` (if set). A body that is already over (an empty one) gives the guard back
+    /// at once: hyper may never poll it.
+    pub(crate) fn guarded(body: B, guard: G, idle: Option<Duration>) -> Self {
         if body.is_end_stream() {
-            held.finish(BodyEnd::Complete);
+            guard.finish(BodyEnd::Complete);
+            return Self::new(body);
         }
+        let held = Held::new(guard, idle);
         Self {
             kind: Kind::Inner { body },
             held,
@@ -161,12 +177,13 @@ where
         let this = self.project();
         match this.kind.project() {
             KindProj::Inner { mut body } => {
+                this.held.asked();
                 let frame = ready!(body.as_mut().poll_frame(cx));
                 match &frame {
                     None => this.held.finish(BodyEnd::Complete),
                     Some(Err(_)) => this.held.finish(BodyEnd::Error),
                     Some(Ok(_)) if body.is_end_stream() => this.held.finish(BodyEnd::Complete),
-                    Some(Ok(_)) => {}
+                    Some(Ok(_)) => this.held.answered(),
                 }
                 Poll::Ready(frame)
             }
@@ -208,6 +225,7 @@ impl<B, G: Guard> fmt::Debug for ResponseBody<B, G> {
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use futures_util::StreamExt;
     use http_body_util::{BodyExt, Full, StreamBody};
 
     use super::*;
@@ -240,7 +258,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_body_releases_after_its_only_frame() {
         let record = Record::default();
-        let body = ResponseBody::guarded(Full::new(Bytes::from_static(b"hi")), record.clone());
+        let body =
+            ResponseBody::guarded(Full::new(Bytes::from_static(b"hi")), record.clone(), None);
         assert!(body.is_holding());
         let collected = body.collect().await.unwrap().to_bytes();
         assert_eq!(&collected[..], b"hi");
@@ -250,7 +269,7 @@ mod tests {
     #[test]
     fn an_empty_body_releases_at_once() {
         let record = Record::default();
-        let body = ResponseBody::guarded(Full::new(Bytes::new()), record.clone());
+        let body = ResponseBody::guarded(Full::new(Bytes::new()), record.clone(), None);
         assert!(!body.is_holding());
         assert_eq!(record.ends(), [BodyEnd::Complete]);
         drop(body);
@@ -267,6 +286,7 @@ mod tests {
         let mut body = ResponseBody::guarded(
             StreamBody::new(futures_util::stream::iter(frames)),
             record.clone(),
+            None,
         );
         body.frame().await.unwrap().unwrap();
         assert!(record.ends().is_empty(), "held after the first chunk");
@@ -280,6 +300,7 @@ mod tests {
         let mut body = ResponseBody::guarded(
             StreamBody::new(futures_util::stream::iter(failing)),
             record.clone(),
+            None,
         );
         assert!(body.frame().await.unwrap().is_err());
         assert_eq!(record.ends(), [BodyEnd::Error]);
@@ -289,7 +310,38 @@ mod tests {
         drop(ResponseBody::guarded(
             StreamBody::new(pending),
             record.clone(),
+            None,
         ));
+        assert_eq!(record.ends(), [BodyEnd::Dropped]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_the_client_stops_reading_gives_its_guard_back_after_the_idle_time() {
+        let idle = Duration::from_secs(1);
+        let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(Frame::data(
+            Bytes::from_static(b"a"),
+        ))])
+        .chain(futures_util::stream::pending());
+        let record = Record::default();
+        let mut body = ResponseBody::guarded(StreamBody::new(chunks), record.clone(), Some(idle));
+        body.frame().await.unwrap().unwrap();
+        // The client got a chunk and does not ask for the next one.
+        tokio::time::sleep(idle - Duration::from_millis(1)).await;
+        assert!(record.ends().is_empty());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(record.ends(), [BodyEnd::Stalled]);
+        assert!(!body.is_holding());
+        drop(body);
+        assert_eq!(record.ends(), [BodyEnd::Stalled], "released once");
+
+        // A client waiting for the body's next chunk is not idle, however long it waits.
+        let record = Record::default();
+        let pending = futures_util::stream::pending::<Result<Frame<Bytes>, std::io::Error>>();
+        let mut body = ResponseBody::guarded(StreamBody::new(pending), record.clone(), Some(idle));
+        let asked = tokio::time::timeout(10 * idle, body.frame()).await;
+        assert!(asked.is_err(), "nothing to send yet");
+        assert!(record.ends().is_empty());
+        drop(body);
         assert_eq!(record.ends(), [BodyEnd::Dropped]);
     }
 }

@@ -1,9 +1,12 @@
 //! [`CompositeLayer`]: an ordered list of stages and a timeout in one layer: rate limit →
 
+use std::time::Duration;
+
 use resilience::rate_limit::RateLimiter;
 use resilience::{Bulkhead, CircuitBreaker};
 use tower_layer::Layer;
 
+use crate::body::DEFAULT_BODY_IDLE_TIMEOUT;
 use crate::service::{Stack, StagesService};
 use crate::stage::{Chain, RequestStage, Stages};
 use crate::{
@@ -39,7 +42,9 @@ use crate::{
 /// use alone, with its own reply, exclusions and classifier; the composite runs them in one
 /// future, one response body and one allocation. A circuit breaker's own `timeout` is
 /// honoured: the shorter of it and the composite's timeout applies. The slots
-/// and the probe are held until the response body has been sent; 5xx answers count as
+/// and the probe are held until the response body has been sent, or until the client has
+/// left it unread for the [body idle timeout](CompositeLayer::body_idle_timeout) (30 s by
+/// default); 5xx answers count as
 /// breaker failures and reach the client unchanged; admitted responses carry the
 /// `RateLimit-*` headers.
 ///
@@ -74,6 +79,7 @@ pub struct CompositeLayer<G = ()> {
     timeout: Option<HttpTimeoutLayer>,
     exclude: ExcludePaths,
     factory: Option<ResponseFactory>,
+    body_idle_timeout: Option<Duration>,
 }
 
 impl CompositeLayer {
@@ -84,6 +90,7 @@ impl CompositeLayer {
             timeout: None,
             exclude: ExcludePaths::none(),
             factory: None,
+            body_idle_timeout: Some(DEFAULT_BODY_IDLE_TIMEOUT),
         }
     }
 }
@@ -107,6 +114,7 @@ impl<G: Stages> CompositeLayer<G> {
             timeout: self.timeout,
             exclude: self.exclude,
             factory: self.factory,
+            body_idle_timeout: self.body_idle_timeout,
         }
     }
 
@@ -159,6 +167,17 @@ impl<G: Stages> CompositeLayer<G> {
         self
     }
 
+    /// Gives every permit back when the response body has waited this long for the client
+    /// to ask for its next chunk (`None`: never; default
+    /// [`DEFAULT_BODY_IDLE_TIMEOUT`](crate::DEFAULT_BODY_IDLE_TIMEOUT), 30 seconds), so a
+    /// client that stops reading cannot hold its slots for as long as its connection lives.
+    /// See [`HttpStageLayer::body_idle_timeout`]; the stages' own settings are not used here.
+    #[must_use]
+    pub fn body_idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.body_idle_timeout = idle;
+        self
+    }
+
     /// Builds every step's refusal and timeout responses with `factory`, except for steps whose [`Reply`](crate::Reply) has a factory of its own.
     #[must_use]
     pub fn response_factory(mut self, factory: ResponseFactory) -> Self {
@@ -179,6 +198,12 @@ impl<S, G: Stages + Clone> Layer<S> for CompositeLayer<G> {
                 timeout.reply.default_factory(factory);
             }
         }
-        Stack::service(inner, stages, timeout, self.exclude.clone())
+        Stack::service(
+            inner,
+            stages,
+            timeout,
+            self.exclude.clone(),
+            self.body_idle_timeout,
+        )
     }
 }

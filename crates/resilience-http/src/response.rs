@@ -46,6 +46,7 @@ pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset
 /// |---|---|---|
 /// | rate limiter | 429 | `Retry-After`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` |
 /// | circuit breaker, load shedder, bulkhead, backpressure, adaptive limiter | 503 | `Retry-After` |
+/// | a backend unreachable under a fail-closed policy ([`RejectionReason::BackendUnavailable`]) | 503 | `Retry-After` |
 /// | timeout (and an expired deadline) | 408 | |
 ///
 /// **`Retry-After`** is the rejection's own [`retry_after`](Rejection::retry_after), computed by
@@ -53,8 +54,10 @@ pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset
 /// free token), in whole seconds rounded up and at least 1. Patterns that cannot know when a
 /// slot frees up (a bulkhead waits on calls still running) send the layer's hint instead, by
 /// default aioresilience's numbers: load shedder 5 s, bulkhead 10 s (5 s when its queue is full,
-/// 15 s after a wait timeout), backpressure 5 s, adaptive limiter 1 s, rate limiter 60 s (only
-/// when a distributed limiter cannot tell). `RateLimit-Reset` is the time until the client's
+/// 15 s after a wait timeout), backpressure 5 s, adaptive limiter 1 s, an unreachable backend
+/// 5 s, rate limiter 60 s (only when a distributed limiter cannot tell). A rate limiter that
+/// admitted a request without reading its budget (a Redis limiter failing open) adds no
+/// `RateLimit-*` headers. `RateLimit-Reset` is the time until the client's
 /// whole budget is back, rounded up; it can be 0.
 ///
 /// **The body** is a JSON problem document ([RFC 9457], `application/problem+json`) whose
@@ -214,6 +217,10 @@ impl Defaults {
     fn of_rejection(rejection: &Rejection) -> Self {
         const UNAVAILABLE: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
         match (rejection.pattern(), rejection.reason()) {
+            // The backend's outage, not the client's rate: no 429.
+            (_, RejectionReason::BackendUnavailable) => {
+                Self::new(UNAVAILABLE, "Service temporarily unavailable", Some(5))
+            }
             (PatternKind::RateLimiter, _) => Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Rate limit exceeded",
@@ -258,8 +265,12 @@ pub(crate) fn seconds_up(duration: Duration) -> u64 {
 }
 
 /// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` unless present (an
-/// inner, closer limiter's figures win).
+/// inner, closer limiter's figures win), and only for a decision that read the budget: a
+/// limiter that decided by its failure policy knows no figures, and none are invented.
 pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
+    if !decision.budget_known() {
+        return;
+    }
     insert_absent(headers, RATELIMIT_LIMIT, u64::from(decision.limit()));
     insert_absent(
         headers,
@@ -331,6 +342,26 @@ mod tests {
         assert_eq!(body["status"], 429);
         assert_eq!(body["retry_after"], 1);
         assert_eq!(response.extensions().get::<Rejection>(), Some(&limited));
+    }
+
+    #[test]
+    fn an_unreachable_backend_is_503_without_rate_limit_headers() {
+        let decision = Decision::denied(Denial::BackendUnavailable, 3, Duration::ZERO, None);
+        let down = rejection(
+            PatternKind::RateLimiter,
+            RejectionReason::BackendUnavailable,
+            None,
+        );
+        let response = Reply::new().reject(&down, Some(&decision));
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "5");
+        assert!(!response.headers().contains_key(RATELIMIT_LIMIT));
+        assert!(!response.headers().contains_key(RATELIMIT_REMAINING));
+        assert_eq!(json(&response)["reason"], "backend_unavailable");
+
+        let mut headers = HeaderMap::new();
+        rate_limit_headers(&mut headers, &Decision::allowed_unmetered(3));
+        assert!(headers.is_empty(), "no figures for an unmetered admission");
     }
 
     #[test]

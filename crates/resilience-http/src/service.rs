@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{response, Method, Request, Response};
@@ -49,6 +50,7 @@ pub(crate) fn made<B, G: Guard>(response: Response<Bytes>) -> Response<ResponseB
 pub(crate) fn guarded<B, G, F>(
     response: Response<B>,
     head_request: bool,
+    idle: Option<Duration>,
     guard: F,
 ) -> Response<ResponseBody<B, G>>
 where
@@ -58,7 +60,8 @@ where
 {
     let (parts, body) = response.into_parts();
     let guard = guard(&parts);
-    let mut body = ResponseBody::guarded(body, guard);
+    let idle = if head_request { None } else { idle };
+    let mut body = ResponseBody::guarded(body, guard, idle);
     if head_request {
         body.release(BodyEnd::Complete);
     }
@@ -152,6 +155,8 @@ pub struct Stack<G> {
     stages: G,
     timeout: Option<HttpTimeoutLayer>,
     exclude: ExcludePaths,
+    /// How long a body may wait for the client before its permits go back.
+    body_idle_timeout: Option<Duration>,
 }
 
 impl<G> Stack<G> {
@@ -160,6 +165,7 @@ impl<G> Stack<G> {
         stages: G,
         timeout: Option<HttpTimeoutLayer>,
         exclude: ExcludePaths,
+        body_idle_timeout: Option<Duration>,
     ) -> StagesService<S, G> {
         HttpService::new(
             inner,
@@ -167,6 +173,7 @@ impl<G> Stack<G> {
                 stages,
                 timeout,
                 exclude,
+                body_idle_timeout,
             }),
         )
     }
@@ -177,6 +184,7 @@ impl<G: fmt::Debug> fmt::Debug for Stack<G> {
         f.debug_struct("Stack")
             .field("stages", &self.stages)
             .field("timeout", &self.timeout)
+            .field("body_idle_timeout", &self.body_idle_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -241,7 +249,8 @@ where
     match answer {
         Ok(Ok(mut response)) => {
             shared.stages.annotate(&held, response.headers_mut());
-            Ok(guarded(response, head_request, |head| {
+            let idle = shared.body_idle_timeout;
+            Ok(guarded(response, head_request, idle, |head| {
                 shared.stages.guard(held, head)
             }))
         }

@@ -13,7 +13,7 @@ use resilience::stage::{Stage, StagePermit};
 use resilience::Rejection;
 use tower_layer::Layer;
 
-use crate::body::{BodyEnd, Guard};
+use crate::body::{BodyEnd, Guard, DEFAULT_BODY_IDLE_TIMEOUT};
 use crate::service::{Stack, StagesService};
 use crate::{ExcludePaths, Reply, ResponseClassifier, ResponseFactory};
 
@@ -119,7 +119,9 @@ impl From<Rejection> for Refusal {
 ///   enforced: the client gets 408 and the permit a failure.
 ///
 /// A client that goes away while its request waits in a queue gives its place up; one that
-/// goes away while the body streams gives the permit back at once. Clones of the layer and
+/// goes away while the body streams gives the permit back at once, and one that stops
+/// reading gives it back after the [body idle timeout](HttpStageLayer::body_idle_timeout)
+/// (30 s by default). Clones of the layer and
 /// the services it makes share the stage they were given.
 ///
 /// # Example
@@ -147,6 +149,7 @@ pub struct HttpStageLayer<St> {
     pub(crate) reply: Reply,
     pub(crate) exclude: ExcludePaths,
     pub(crate) classifier: ResponseClassifier,
+    pub(crate) body_idle_timeout: Option<Duration>,
 }
 
 impl<St: RequestStage> HttpStageLayer<St> {
@@ -157,6 +160,7 @@ impl<St: RequestStage> HttpStageLayer<St> {
             reply: Reply::new(),
             exclude: ExcludePaths::none(),
             classifier: ResponseClassifier::server_errors(),
+            body_idle_timeout: Some(DEFAULT_BODY_IDLE_TIMEOUT),
         }
     }
 }
@@ -173,6 +177,27 @@ impl<St> HttpStageLayer<St> {
     #[must_use]
     pub fn exclude(mut self, exclude: ExcludePaths) -> Self {
         self.exclude = exclude;
+        self
+    }
+
+    /// Gives the permit back when the response body has waited this long for the client to
+    /// ask for its next chunk (`None`: never; default
+    /// [`DEFAULT_BODY_IDLE_TIMEOUT`], 30 seconds).
+    ///
+    /// A client that reads the head and then stops reading would otherwise hold its
+    /// bulkhead or load-shedder slot for as long as its connection stays open: the permit
+    /// rides in the body until its last chunk is sent. Only the client's silence counts:
+    /// while the body itself is slow to produce its next chunk (a server-sent event stream
+    /// between events), no time is charged. The permit learns nothing from it (a stalled
+    /// client says nothing about the service; [`BodyEnd::Stalled`]), and the body goes on
+    /// being sent if the client resumes. Inside a [`CompositeLayer`](crate::CompositeLayer)
+    /// the composite's own setting applies to the whole response instead.
+    ///
+    /// The watch costs a small task per admitted response that holds a permit, ended with
+    /// the body; `None` saves it.
+    #[must_use]
+    pub fn body_idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.body_idle_timeout = idle;
         self
     }
 
@@ -199,7 +224,8 @@ impl<S, St: RequestStage + Clone> Layer<S> for HttpStageLayer<St> {
     type Service = StagesService<S, Self>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Stack::service(inner, self.clone(), None, ExcludePaths::none())
+        let idle = self.body_idle_timeout;
+        Stack::service(inner, self.clone(), None, ExcludePaths::none(), idle)
     }
 }
 
@@ -397,6 +423,10 @@ impl<A: Guard, B: Guard> Guard for ChainGuard<A, B> {
         self.then.finish(end);
         self.first.finish(end);
     }
+
+    fn holds_anything(&self) -> bool {
+        self.first.holds_anything() || self.then.holds_anything()
+    }
 }
 
 impl<G: Guard> Guard for Option<G> {
@@ -404,5 +434,9 @@ impl<G: Guard> Guard for Option<G> {
         if let Some(guard) = self {
             guard.finish(end);
         }
+    }
+
+    fn holds_anything(&self) -> bool {
+        self.as_ref().is_some_and(Guard::holds_anything)
     }
 }

@@ -126,7 +126,7 @@ impl<S> Layer<S> for HttpTimeoutLayer {
     type Service = StagesService<S, ()>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Stack::service(inner, (), Some(self.clone()), ExcludePaths::none())
+        Stack::service(inner, (), Some(self.clone()), ExcludePaths::none(), None)
     }
 }
 

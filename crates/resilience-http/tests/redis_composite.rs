@@ -12,7 +12,7 @@ use axum::Router;
 use resilience::circuit_breaker::CircuitBreaker;
 use resilience::Rate;
 use resilience_http::{CompositeLayer, HttpStageLayer, KeyedRateLimit, RateLimitKey};
-use resilience_redis::{RedisBackend, RedisCircuitBreaker, RedisRateLimiter};
+use resilience_redis::{FailurePolicy, RedisBackend, RedisCircuitBreaker, RedisRateLimiter};
 use resilience_testkit::RedisServer;
 use tokio::time::Instant;
 
@@ -112,4 +112,54 @@ async fn the_second_instance_rejects_after_the_first_trips_the_shared_circuit() 
         rejected.headers().get("ratelimit-remaining").is_some(),
         "a refusal after the rate limit still tells the quota"
     );
+}
+
+/// A server whose rate limit lives in `redis` and follows `policy` when Redis is gone.
+async fn limited(redis: &RedisServer, name: &str, policy: FailurePolicy) -> Server {
+    let backend = RedisBackend::builder(redis.url())
+        .call_timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let limiter = RedisRateLimiter::builder(name, &backend)
+        .rate(Rate::per_minute(100))
+        .failure_policy(policy)
+        .build()
+        .unwrap();
+    let layer = HttpStageLayer::new(KeyedRateLimit::new(limiter).key(RateLimitKey::global()));
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(layer);
+    Server::start(app).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_a_503_when_failing_closed_and_invents_no_quota_when_failing_open() {
+    let mut redis = RedisServer::start().await.unwrap();
+    let closed = limited(&redis, "closed", FailurePolicy::FailClosed).await;
+    let open = limited(&redis, "open", FailurePolicy::FailOpen).await;
+    for server in [&closed, &open] {
+        let (status, response) = get_status(server, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(header(&response, "ratelimit-remaining"), "99");
+    }
+
+    redis.stop().await.unwrap();
+    // Fail closed: the service is unavailable, the client is not over its rate.
+    let (status, response) = get_status(&closed, "/").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let retry_after: u64 = header(&response, "retry-after").parse().unwrap();
+    assert!(retry_after >= 1);
+    for name in ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+        assert!(response.headers().get(name).is_none(), "{name} invented");
+    }
+    let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["reason"], "backend_unavailable");
+
+    // Fail open: admitted, without a quota nobody could read.
+    let (status, response) = get_status(&open, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    for name in ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"] {
+        assert!(response.headers().get(name).is_none(), "{name} invented");
+    }
 }

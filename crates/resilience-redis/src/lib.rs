@@ -48,8 +48,10 @@
 //!
 //! Every call to Redis has a timeout (50 ms by default). When a call fails or times out, the
 //! component decides by its [`FailurePolicy`]: [`FailOpen`](FailurePolicy::FailOpen) (the
-//! default) allows, [`FailClosed`](FailurePolicy::FailClosed) denies,
-//! [`Local`](FailurePolicy::Local) decides with the in-memory algorithm of this process.
+//! default) allows, claiming no remaining budget it cannot read,
+//! [`FailClosed`](FailurePolicy::FailClosed) denies as *backend unavailable* (an HTTP
+//! integration answers 503, not 429), [`Local`](FailurePolicy::Local) decides with the
+//! in-memory algorithm of this process.
 //! The backend is then marked unhealthy, so later calls apply the policy at once instead
 //! of waiting for the timeout, until a background health check sees Redis answer (every
 //! 100 ms by default). Then Redis decides again, with no restart; scripts flushed by the

@@ -15,16 +15,19 @@ use std::fmt;
 #[non_exhaustive]
 pub enum FailurePolicy {
     /// Allow the request (aioresilience's choice, and the default). A limiter's
-    /// decision reports one less than its limit as remaining and no reset time (nothing
-    /// is known); a breaker lets its local state decide.
+    /// decision is [unmetered](resilience::rate_limit::Decision::allowed_unmetered): it
+    /// claims no remaining budget, so HTTP integrations send no `RateLimit-*` headers; a
+    /// breaker lets its local state decide.
     #[default]
     FailOpen,
-    /// Deny the request. A limiter denies with [`Denial::RateExceeded`] and no
-    /// `retry_after` (none can be known; the core has no "backend unavailable" denial
-    /// yet), counted apart in its metrics as `fallbacks_denied`; a breaker rejects every
-    /// call until Redis answers again.
+    /// Deny the request. A limiter denies with [`Denial::BackendUnavailable`] and no
+    /// `retry_after` (none can be known), counted apart in its metrics as
+    /// `fallbacks_denied`; its rejection's reason is
+    /// [`RejectionReason::BackendUnavailable`](resilience::RejectionReason::BackendUnavailable),
+    /// which HTTP integrations answer with 503 and `Retry-After` (not a 429: the client is
+    /// not over its rate). A breaker rejects every call until Redis answers again.
     ///
-    /// [`Denial::RateExceeded`]: resilience::rate_limit::Denial::RateExceeded
+    /// [`Denial::BackendUnavailable`]: resilience::rate_limit::Denial::BackendUnavailable
     FailClosed,
     /// Decide with the in-memory algorithm of this process until Redis is back: each
     /// instance then enforces the whole limit on its own (the fleet-wide rate can reach the

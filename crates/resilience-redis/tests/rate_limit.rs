@@ -373,10 +373,24 @@ async fn each_failure_policy_applies_during_an_outage_and_redis_takes_over_again
     assert!(!backend.is_healthy());
     // From then on the policy applies at once, without calling Redis.
     let started = Instant::now();
-    assert!(open.check("ada").await.is_allowed());
+    let unmetered = open.check("ada").await;
+    assert!(unmetered.is_allowed());
+    // Nothing is known of ada's budget: no remaining is invented.
+    assert!(!unmetered.budget_known());
+    assert_eq!(unmetered.remaining(), 0);
     let denied = closed.check("ada").await;
     assert!(!denied.is_allowed(), "fail closed denies");
+    assert_eq!(
+        denied.denial(),
+        Some(resilience::rate_limit::Denial::BackendUnavailable),
+        "not a rate limit: the backend is down"
+    );
+    assert!(!denied.budget_known());
     assert_eq!(denied.retry_after(), None);
+    assert_eq!(
+        closed.rejection(&denied).reason(),
+        resilience::RejectionReason::BackendUnavailable
+    );
     // The local fallback enforces the limit in memory: 2 allowed, then denied.
     let local_allowed = count_allowed(&local, "ada", 4).await;
     assert_eq!(local_allowed, 2);

@@ -110,6 +110,10 @@ pub enum RejectionReason {
     ConcurrencyLimit,
     /// The shared deadline had already passed before the operation started.
     DeadlineExpired,
+    /// A backend the pattern decides with (the Redis holding a distributed rate limiter's
+    /// budgets) could not be reached, and the pattern's failure policy refuses meanwhile.
+    /// Not the caller's doing: HTTP integrations answer 503, not 429.
+    BackendUnavailable,
     /// A stage written outside this crate refused, for the reason it names (`snake_case`).
     Custom(&'static str),
 }
@@ -129,6 +133,7 @@ impl RejectionReason {
             Self::Backpressure => "backpressure",
             Self::ConcurrencyLimit => "concurrency_limit",
             Self::DeadlineExpired => "deadline_expired",
+            Self::BackendUnavailable => "backend_unavailable",
             Self::Custom(reason) => reason,
         }
     }
@@ -146,6 +151,7 @@ impl RejectionReason {
             Self::Backpressure => "is applying backpressure",
             Self::ConcurrencyLimit => "is at its concurrency limit",
             Self::DeadlineExpired => "expired before the operation started",
+            Self::BackendUnavailable => "cannot reach its backend",
             Self::Custom(reason) => reason,
         }
     }

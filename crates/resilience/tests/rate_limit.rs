@@ -341,6 +341,123 @@ async fn acquire_waits_again_when_another_caller_takes_the_slot() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_wait_counts_once_however_often_it_wakes() {
+    let limiter = LocalRateLimiter::builder("api")
+        .rate(Rate::per_second(1))
+        .max_wait(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let recorder = EventRecorder::attach(limiter.events());
+    limiter.check("ada").await;
+    // The three waiters of the test above: between them they wake five times, but they
+    // made three requests: two got through, one gave up.
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.acquire("ada").await.is_ok() })
+        })
+        .collect();
+    let mut through = 0;
+    for waiter in waiters {
+        through += u32::from(waiter.await.unwrap());
+    }
+    assert_eq!(through, 2);
+    let mut names = recorder.names();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "rate_limit_exceeded",
+            "rate_limit_passed",
+            "rate_limit_passed",
+            "rate_limit_passed"
+        ]
+    );
+    let metrics = limiter.metrics();
+    assert_eq!(
+        (
+            metrics.total_checks,
+            metrics.total_allowed,
+            metrics.total_rejected
+        ),
+        (4, 3, 1)
+    );
+
+    // The same for per-call rates and for a direct limiter.
+    let single = DirectRateLimiter::builder("upstream")
+        .rate(Rate::per_second(1))
+        .max_wait(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let recorder = EventRecorder::attach(single.events());
+    let rate = Rate::per_second(4).with_burst(1);
+    single.acquire_rate("", rate).await.unwrap();
+    // Two waiters for the slot at 250 ms: the one that loses it wakes again at 500 ms.
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let single = single.clone();
+            tokio::spawn(async move { single.acquire_rate("", rate).await })
+        })
+        .collect();
+    for waiter in waiters {
+        waiter.await.unwrap().unwrap();
+    }
+    single.acquire("").await.unwrap();
+    assert_eq!(recorder.names(), ["rate_limit_passed"; 4]);
+    assert_eq!(single.metrics().total_checks, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lowered_rate_never_evicts_a_budget_that_is_not_whole_at_it() {
+    for algorithm in [
+        Algorithm::TokenBucket,
+        Algorithm::SlidingWindow,
+        Algorithm::SlidingLog,
+    ] {
+        let limiter = LocalRateLimiter::builder("api")
+            .rate(Rate::per_second(1))
+            .algorithm(algorithm)
+            .max_keys(1)
+            .build()
+            .unwrap();
+        assert!(limiter.check_now("ada").is_allowed());
+        limiter.set_rate(Rate::new(1, Duration::from_secs(10)).unwrap());
+        // Whole again at the old rate, not at the new one: ada's spent budget stays, and
+        // there is no room for bob.
+        advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            limiter.check_now("bob").denial(),
+            Some(Denial::KeysExhausted),
+            "{algorithm:?}"
+        );
+        assert_eq!(
+            limiter.check_now("ada").denial(),
+            Some(Denial::RateExceeded),
+            "{algorithm:?}"
+        );
+        assert_eq!(limiter.metrics().evicted_keys, 0);
+
+        // A per-call rate is a budget's own: the configured rate, however slow, does not
+        // keep its whole budgets alive.
+        let per_call = Rate::per_second(1);
+        assert!(limiter.check_rate_now("carol", per_call).denial().is_some());
+        let limiter = LocalRateLimiter::builder("api")
+            .rate(Rate::per_hour(100))
+            .algorithm(algorithm)
+            .max_keys(1)
+            .build()
+            .unwrap();
+        assert!(limiter.check_rate_now("ada", per_call).is_allowed());
+        advance(Duration::from_secs(2)).await;
+        assert!(
+            limiter.check_rate_now("bob", per_call).is_allowed(),
+            "{algorithm:?}"
+        );
+        assert_eq!(limiter.metrics().evicted_keys, 1);
+    }
+}
+
 // ===== per-call rates =====
 
 #[tokio::test(start_paused = true)]
@@ -442,11 +559,12 @@ async fn a_table_full_of_live_keys_refuses_new_keys_instead_of_evicting_one() {
         Some(Denial::RateExceeded)
     );
     advance(Duration::from_millis(750)).await;
-    // Now a, b and c are idle (their buckets are full again): dropping them resets nothing.
+    // Now a, b and c are idle (their buckets are full again): dropping one resets nothing.
+    // A new key evicts one idle key, the least recently added.
     assert!(limiter.check("d").await.is_allowed());
     let metrics = limiter.metrics();
-    assert_eq!(metrics.active_limiters, 1);
-    assert_eq!(metrics.evicted_keys, 3);
+    assert_eq!(metrics.active_limiters, 3);
+    assert_eq!(metrics.evicted_keys, 1);
     assert_eq!(metrics.rejected_new_keys, 2);
     assert!(
         limiter.check("a").await.is_allowed(),

@@ -78,9 +78,10 @@ use std::time::Duration;
 use redis::Script;
 use resilience::events::{Emitter, EventBus};
 use resilience::rate_limit::{
-    report_decision, Algorithm, Decision, Denial, LocalRateLimiter, RateLimiter, RateLimiterEvent,
+    rejection_of, report_decision, Algorithm, Decision, Denial, LocalRateLimiter, RateLimiter,
+    RateLimiterEvent,
 };
-use resilience::{PatternKind, Rate, Rejection, RejectionReason};
+use resilience::{Rate, Rejection};
 
 pub use builder::RedisRateLimiterBuilder;
 pub use metrics::RedisRateLimiterMetrics;
@@ -235,9 +236,17 @@ impl RedisRateLimiter {
 }
 
 impl Inner {
-    /// One decision: Redis if the backend is healthy, else (or if the call fails) the policy.
+    /// One decision, counted and reported.
     async fn decide(&self, key: &str, rate: Option<Rate>) -> Decision {
-        let decision = match self.remote(key, rate).await {
+        let decision = self.decide_unreported(key, rate).await;
+        self.report(key, rate, &decision);
+        decision
+    }
+
+    /// One decision: Redis if the backend is healthy, else (or if the call fails) the policy.
+    /// Not counted in allowed/rejected nor reported: see [`report`](Self::report).
+    async fn decide_unreported(&self, key: &str, rate: Option<Rate>) -> Decision {
+        match self.remote(key, rate).await {
             Some(decision) => decision,
             None => {
                 let healthy = self.backend.is_healthy();
@@ -252,15 +261,18 @@ impl Inner {
                 });
                 self.fallback(key, rate)
             }
-        };
+        }
+    }
+
+    /// Counts a decision and emits its event.
+    fn report(&self, key: &str, rate: Option<Rate>, decision: &Decision) {
         bump(if decision.is_allowed() {
             &self.counters.allowed
         } else {
             &self.counters.rejected
         });
         let rate = rate.unwrap_or(self.rate);
-        report_decision(&self.emitter, &self.name, Some(key), rate, &decision);
-        decision
+        report_decision(&self.emitter, &self.name, Some(key), rate, decision);
     }
 
     /// Runs the script; `None` when Redis could not decide.
@@ -324,13 +336,15 @@ impl Inner {
                     None => local.check_now(key),
                 }
             }
+            // Neither answer knows the budget: a refusal is the backend's fault, not the
+            // client's, and an admission must not invent a `remaining` for it.
             (None, FailurePolicy::FailClosed) => {
                 bump(&self.counters.fallbacks_denied);
-                Decision::denied(Denial::RateExceeded, limit, Duration::ZERO, None)
+                Decision::denied(Denial::BackendUnavailable, limit, Duration::ZERO, None)
             }
             (None, _) => {
                 bump(&self.counters.fallbacks_allowed);
-                Decision::allowed(limit, limit - 1, Duration::ZERO)
+                Decision::allowed_unmetered(limit)
             }
         }
     }
@@ -390,13 +404,20 @@ impl RateLimiter for RedisRateLimiter {
         self.inner.decide(key, Some(rate))
     }
 
+    fn check_unreported(
+        &self,
+        key: &str,
+        rate: Option<Rate>,
+    ) -> impl Future<Output = Decision> + Send {
+        self.inner.decide_unreported(key, rate)
+    }
+
+    fn report(&self, key: &str, rate: Option<Rate>, decision: &Decision) {
+        self.inner.report(key, rate, decision);
+    }
+
     fn rejection(&self, decision: &Decision) -> Rejection {
-        Rejection::new(
-            PatternKind::RateLimiter,
-            Arc::clone(&self.inner.name),
-            RejectionReason::RateLimited,
-            decision.retry_after(),
-        )
+        rejection_of(Arc::clone(&self.inner.name), decision)
     }
 }
 

@@ -11,7 +11,7 @@ use super::gcra;
 use super::sliding_log::{Log, SlidingLog};
 use super::sliding_window::{SlidingWindow, Window};
 use super::state::Core;
-use super::store::{Counters, Stores};
+use super::store::{Counters, Stores, FOLLOWS_CONFIGURED};
 use super::token_bucket::{Bucket, TokenBucket};
 use super::{Algorithm, Decision, RateLimiterConfig, RateLimiterMetrics};
 use crate::Rate;
@@ -34,13 +34,27 @@ pub trait Budgets: sealed::Sealed + Send + Sync + 'static {
     #[doc(hidden)]
     fn new(config: &RateLimiterConfig) -> Self;
 
-    /// Decides one request for `key` at the configured `rate`.
+    /// Decides one request for `key` at the configured `rate`; counted in the metrics only
+    /// if `counted`.
     #[doc(hidden)]
-    fn check(&self, key: &str, now: u64, rate: &Rate) -> Decision;
+    fn check(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision;
 
-    /// Decides one request for `key` against `rate`'s own budget.
+    /// Decides one request for `key` against `rate`'s own budget; counted in the metrics
+    /// only if `counted`. `configured` is the limiter's rate now, if the budgets
+    /// kept with `rate`'s may follow it.
     #[doc(hidden)]
-    fn check_rate(&self, key: &str, now: u64, rate: &Rate) -> Decision;
+    fn check_rate(
+        &self,
+        key: &str,
+        now: u64,
+        rate: &Rate,
+        configured: Option<&Rate>,
+        counted: bool,
+    ) -> Decision;
+
+    /// Counts a decision made uncounted for `key` (at `per_call`'s own budget if given).
+    #[doc(hidden)]
+    fn count(&self, key: &str, per_call: Option<&Rate>, decision: &Decision);
 
     /// The key events name (none for a single budget).
     #[doc(hidden)]
@@ -103,7 +117,7 @@ impl Budgets for OneBudget {
         }
     }
 
-    fn check(&self, _key: &str, now: u64, rate: &Rate) -> Decision {
+    fn check(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision {
         let decision = match &self.budget {
             Budget::Gcra(tat) => check_atomic(tat, now, rate),
             Budget::Locked(state) => match &mut *lock(state) {
@@ -112,23 +126,47 @@ impl Budgets for OneBudget {
                 Locked::SlidingLog(state) => SlidingLog::check(state, now, rate),
             },
         };
-        let counter = if decision.is_allowed() {
-            &self.allowed
-        } else {
-            &self.rejected
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if counted {
+            self.count(key, None, &decision);
+        }
         decision
     }
 
-    fn check_rate(&self, _key: &str, now: u64, rate: &Rate) -> Decision {
+    fn check_rate(
+        &self,
+        _key: &str,
+        now: u64,
+        rate: &Rate,
+        _configured: Option<&Rate>,
+        counted: bool,
+    ) -> Decision {
         let (hasher, stores) = self.per_call.get_or_init(|| {
             (
                 RandomState::new(),
                 Stores::new(self.algorithm, self.max_keys),
             )
         });
-        stores.check(hasher.hash_one(rate), now, rate)
+        // Per-call budgets keep their own rate: the configured one is not theirs.
+        let hash = hasher.hash_one(rate) & !FOLLOWS_CONFIGURED;
+        stores.check(hash, now, rate, None, counted)
+    }
+
+    fn count(&self, _key: &str, per_call: Option<&Rate>, decision: &Decision) {
+        match per_call {
+            None => {
+                let counter = if decision.is_allowed() {
+                    &self.allowed
+                } else {
+                    &self.rejected
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(rate) => {
+                if let Some((hasher, stores)) = self.per_call.get() {
+                    stores.count(hasher.hash_one(rate) & !FOLLOWS_CONFIGURED, decision);
+                }
+            }
+        }
     }
 
     fn reported(_key: &str) -> Option<&str> {
@@ -156,6 +194,18 @@ pub struct PerKey {
     stores: Stores,
 }
 
+impl PerKey {
+    /// The hash of `key`'s budget at the configured rate, which follows that rate.
+    fn follows(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key) | FOLLOWS_CONFIGURED
+    }
+
+    /// The hash of the budget of `(key, rate)`, which keeps `rate`.
+    fn own_rate(&self, key: &str, rate: &Rate) -> u64 {
+        self.hasher.hash_one((key, rate)) & !FOLLOWS_CONFIGURED
+    }
+}
+
 impl sealed::Sealed for PerKey {}
 
 impl Budgets for PerKey {
@@ -169,13 +219,29 @@ impl Budgets for PerKey {
         }
     }
 
-    fn check(&self, key: &str, now: u64, rate: &Rate) -> Decision {
-        self.stores.check(self.hasher.hash_one(key), now, rate)
+    fn check(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision {
+        self.stores
+            .check(self.follows(key), now, rate, Some(rate), counted)
     }
 
-    fn check_rate(&self, key: &str, now: u64, rate: &Rate) -> Decision {
-        self.stores
-            .check(self.hasher.hash_one((key, rate)), now, rate)
+    fn check_rate(
+        &self,
+        key: &str,
+        now: u64,
+        rate: &Rate,
+        configured: Option<&Rate>,
+        counted: bool,
+    ) -> Decision {
+        let hash = self.own_rate(key, rate);
+        self.stores.check(hash, now, rate, configured, counted)
+    }
+
+    fn count(&self, key: &str, per_call: Option<&Rate>, decision: &Decision) {
+        let hash = match per_call {
+            None => self.follows(key),
+            Some(rate) => self.own_rate(key, rate),
+        };
+        self.stores.count(hash, decision);
     }
 
     fn reported(key: &str) -> Option<&str> {

@@ -38,6 +38,8 @@ pub struct Decision {
 
 /// `retry_after` is unknown (or the request was allowed).
 const NO_RETRY: u64 = u64::MAX;
+/// `unit` of a decision made without reading the budget: `remaining` is 0.
+const UNKNOWN: u64 = 0;
 
 /// Why a rate limiter denied a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,6 +53,11 @@ pub enum Denial {
     /// live (none has a budget to forget), so it cannot take one more without resetting
     /// someone's budget. `retry_after` says when the first tracked key goes idle.
     KeysExhausted,
+    /// A distributed limiter could not reach the store of its budgets (Redis) and its failure
+    /// policy refuses requests meanwhile. Not the client's doing: nothing is known of its
+    /// budget ([`Decision::budget_known`] is false), and an HTTP integration answers 503, not
+    /// 429. `retry_after` is `None` unless the limiter knows when its backend is back.
+    BackendUnavailable,
 }
 
 impl Denial {
@@ -59,6 +66,7 @@ impl Denial {
         match self {
             Self::RateExceeded => "rate_exceeded",
             Self::KeysExhausted => "keys_exhausted",
+            Self::BackendUnavailable => "backend_unavailable",
         }
     }
 }
@@ -86,6 +94,29 @@ impl Decision {
     ) -> Self {
         let retry = retry_after.map_or(NO_RETRY, |after| as_nanos(after).min(NO_RETRY - 1));
         Self::deny(denial, limit, as_nanos(reset_after), retry)
+    }
+
+    /// An allowed request whose budget could not be read: a distributed limiter let it
+    /// through by its failure policy while its backend was unreachable. Nothing is invented:
+    /// [`budget_known`](Self::budget_known) is false, [`remaining`](Self::remaining) and
+    /// [`reset_after`](Self::reset_after) are zero, and an HTTP integration sends no
+    /// `RateLimit-*` headers for it.
+    pub const fn allowed_unmetered(limit: u32) -> Self {
+        Self {
+            limit,
+            denial: None,
+            slack: 0,
+            unit: UNKNOWN,
+            reset_after: 0,
+            retry_after: NO_RETRY,
+        }
+    }
+
+    /// Whether `remaining` and `reset_after` describe a real budget. False for
+    /// [`allowed_unmetered`](Self::allowed_unmetered) decisions and for
+    /// [`Denial::BackendUnavailable`] denials: the limiter decided without its budgets.
+    pub const fn budget_known(&self) -> bool {
+        self.unit != UNKNOWN && !matches!(self.denial, Some(Denial::BackendUnavailable))
     }
 
     /// [`allowed`](Self::allowed), times in nanoseconds.
@@ -139,6 +170,9 @@ impl Decision {
 
     /// Requests still allowed right now, after this one.
     pub const fn remaining(&self) -> u32 {
+        if self.unit == UNKNOWN {
+            return 0;
+        }
         let remaining = self.slack / self.unit;
         if remaining > u32::MAX as u64 {
             u32::MAX
@@ -171,6 +205,7 @@ impl PartialEq for Decision {
                 d.remaining(),
                 d.reset_after,
                 d.retry_after,
+                d.unit == UNKNOWN,
             )
         };
         fields(self) == fields(other)
@@ -187,6 +222,7 @@ impl fmt::Debug for Decision {
             .field("remaining", &self.remaining())
             .field("reset_after", &self.reset_after())
             .field("retry_after", &self.retry_after())
+            .field("budget_known", &self.budget_known())
             .finish()
     }
 }

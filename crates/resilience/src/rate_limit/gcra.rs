@@ -61,7 +61,8 @@ impl Core for Gcra {
         decision
     }
 
-    fn idle_at(tat: &u64) -> u64 {
+    /// The TAT whatever the rate: a TAT in the past is a whole budget at any rate.
+    fn idle_at(tat: &u64, _rate: Option<&Rate>) -> u64 {
         *tat
     }
 }
@@ -173,7 +174,7 @@ mod tests {
         let rate = Rate::per_second(2);
         let mut tat = 0;
         burst(&mut tat, 0, &rate, 2);
-        assert_eq!(Gcra::idle_at(&tat), SECOND);
+        assert_eq!(Gcra::idle_at(&tat, Some(&rate)), SECOND);
         let mut fresh = Gcra::fresh(SECOND, &rate);
         assert_eq!(
             Gcra::check(&mut tat, SECOND, &rate),

@@ -10,13 +10,14 @@ use tokio::time::Instant;
 
 use super::budget::{lock, Budgets};
 use super::event::report_decision;
+use super::limiter::rejection_of;
 use super::state::as_nanos;
 use super::store::RateCell;
 use super::{Decision, RateLimiter, RateLimiterBuilder, RateLimiterConfig, RateLimiterMetrics};
 use crate::config::{ConfigError, ConfigProblem};
 use crate::events::{Emitter, EventBus};
 use crate::registry::Registered;
-use crate::{PatternKind, Rate, Rejection, RejectionReason};
+use crate::{Rate, Rejection};
 
 /// An in-memory rate limiter over its budgets `B`: one budget for everything
 /// ([`DirectRateLimiter`](super::DirectRateLimiter)) or one per key
@@ -145,25 +146,44 @@ impl<B: Budgets> Inner<B> {
     /// Decides one request for `key` at the configured rate, and reports it.
     pub(super) fn decide(&self, key: &str) -> Decision {
         let rate = self.rate.load();
-        let decision = self.budgets.check(key, self.now(), &rate);
+        let decision = self.budgets.check(key, self.now(), &rate, true);
         report_decision(&self.emitter, &self.name, B::reported(key), rate, &decision);
         decision
     }
 
     /// Decides one request for `key` against `rate`'s own budget, and reports it.
     pub(super) fn decide_at(&self, key: &str, rate: Rate) -> Decision {
-        let decision = self.budgets.check_rate(key, self.now(), &rate);
+        let configured = self.rate.load();
+        let decision = self
+            .budgets
+            .check_rate(key, self.now(), &rate, Some(&configured), true);
         report_decision(&self.emitter, &self.name, B::reported(key), rate, &decision);
         decision
     }
 
+    /// Decides one request without counting or reporting it (a wake-up of a wait).
+    fn decide_unreported(&self, key: &str, per_call: Option<Rate>) -> Decision {
+        match per_call {
+            Some(rate) => {
+                let configured = self.rate.load();
+                self.budgets
+                    .check_rate(key, self.now(), &rate, Some(&configured), false)
+            }
+            None => self
+                .budgets
+                .check(key, self.now(), &self.rate.load(), false),
+        }
+    }
+
+    /// Counts and reports a decision of [`decide_unreported`](Self::decide_unreported).
+    fn report(&self, key: &str, per_call: Option<Rate>, decision: &Decision) {
+        self.budgets.count(key, per_call.as_ref(), decision);
+        let rate = per_call.unwrap_or_else(|| self.rate.load());
+        report_decision(&self.emitter, &self.name, B::reported(key), rate, decision);
+    }
+
     pub(super) fn rejection(&self, decision: &Decision) -> Rejection {
-        Rejection::new(
-            PatternKind::RateLimiter,
-            Arc::clone(&self.name),
-            RejectionReason::RateLimited,
-            decision.retry_after(),
-        )
+        rejection_of(Arc::clone(&self.name), decision)
     }
 }
 
@@ -204,6 +224,18 @@ impl<B: Budgets> RateLimiter for InMemoryRateLimiter<B> {
 
     fn check_rate(&self, key: &str, rate: Rate) -> impl Future<Output = Decision> + Send {
         ready(self.inner.decide_at(key, rate))
+    }
+
+    fn check_unreported(
+        &self,
+        key: &str,
+        rate: Option<Rate>,
+    ) -> impl Future<Output = Decision> + Send {
+        ready(self.inner.decide_unreported(key, rate))
+    }
+
+    fn report(&self, key: &str, rate: Option<Rate>, decision: &Decision) {
+        self.inner.report(key, rate, decision);
     }
 
     fn rejection(&self, decision: &Decision) -> Rejection {

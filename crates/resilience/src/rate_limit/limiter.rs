@@ -72,14 +72,48 @@ pub trait RateLimiter: Send + Sync {
     /// its own.
     fn check_rate(&self, key: &str, rate: Rate) -> impl Future<Output = Decision> + Send;
 
+    /// Decides like [`check`](Self::check) (`rate` `None`) or
+    /// [`check_rate`](Self::check_rate) (`Some(rate)`), spending the budget if allowed, but
+    /// leaves the decision out of the metrics and emits no event for it: the caller reports
+    /// it later, once, through [`report`](Self::report).
+    ///
+    /// [`acquire`](Self::acquire) checks this way on every wake-up of one wait, so a wait
+    /// counts as one decision, however often it re-checks. The default checks and reports at
+    /// once (an implementation without it counts every wake-up); this crate's limiters and
+    /// the Redis one override both.
+    fn check_unreported(
+        &self,
+        key: &str,
+        rate: Option<Rate>,
+    ) -> impl Future<Output = Decision> + Send {
+        async move {
+            match rate {
+                Some(rate) => self.check_rate(key, rate).await,
+                None => self.check(key).await,
+            }
+        }
+    }
+
+    /// Counts `decision`, made by [`check_unreported`](Self::check_unreported) for `key` at
+    /// `rate` (`None`: the configured rate), and emits its `rate_limit_passed` or
+    /// `rate_limit_exceeded` event. The default does nothing, matching the default
+    /// `check_unreported`, which has reported already.
+    fn report(&self, key: &str, rate: Option<Rate>, decision: &Decision) {
+        let _ = (key, rate, decision);
+    }
+
     /// Waits until a request for `key` fits the configured rate, or rejects at once if that
     /// would take longer than [`max_wait`](Self::max_wait).
     ///
     /// Waiting re-checks when the budget should allow it; another caller may take that slot
     /// first, in which case it waits again within the same limit (waiters are not queued in
     /// order). Dropping the future gives up without spending anything.
+    ///
+    /// A wait counts once in the metrics and emits one event: `rate_limit_passed` when it
+    /// gets through, `rate_limit_exceeded` when it gives up. A wait dropped before either
+    /// was never decided and counts nothing.
     fn acquire(&self, key: &str) -> impl Future<Output = Result<Decision, Rejection>> + Send {
-        wait_until_allowed(self, move || self.check(key))
+        wait_until_allowed(self, key, None)
     }
 
     /// Like [`acquire`](Self::acquire), at `rate` (the budget of `(key, rate)`).
@@ -88,7 +122,7 @@ pub trait RateLimiter: Send + Sync {
         key: &str,
         rate: Rate,
     ) -> impl Future<Output = Result<Decision, Rejection>> + Send {
-        wait_until_allowed(self, move || self.check_rate(key, rate))
+        wait_until_allowed(self, key, Some(rate))
     }
 
     /// This limiter as a [`Stage`] spending the budget of `key`, waiting for it as
@@ -105,32 +139,50 @@ pub trait RateLimiter: Send + Sync {
     }
 
     /// The rejection for a denied `decision`: pattern [`PatternKind::RateLimiter`], reason
-    /// [`RejectionReason::RateLimited`], and the decision's `retry_after`.
+    /// [`RejectionReason::RateLimited`] ([`RejectionReason::BackendUnavailable`] for a
+    /// [`Denial::BackendUnavailable`](super::Denial::BackendUnavailable)), and the decision's
+    /// `retry_after`.
     ///
     /// The default allocates the name; implementations holding an `Arc<str>` return a clone.
     fn rejection(&self, decision: &Decision) -> Rejection {
-        Rejection::new(
-            PatternKind::RateLimiter,
-            Arc::from(self.name()),
-            RejectionReason::RateLimited,
-            decision.retry_after(),
-        )
+        rejection_of(Arc::from(self.name()), decision)
     }
+}
+
+/// The rejection a rate limiter named `name` makes of a denied `decision`: see
+/// [`RateLimiter::rejection`].
+pub fn rejection_of(name: Arc<str>, decision: &Decision) -> Rejection {
+    let reason = match decision.denial() {
+        Some(super::Denial::BackendUnavailable) => RejectionReason::BackendUnavailable,
+        _ => RejectionReason::RateLimited,
+    };
+    Rejection::new(
+        PatternKind::RateLimiter,
+        name,
+        reason,
+        decision.retry_after(),
+    )
 }
 
 /// Checks, and while denied sleeps for the decision's `retry_after` as long as that stays
 /// within the limiter's `max_wait`.
-async fn wait_until_allowed<L, F, Fut>(limiter: &L, mut check: F) -> Result<Decision, Rejection>
+///
+/// The wake-ups check unreported and only the outcome is reported: a caller that waits
+/// through three wake-ups made one request, and metrics and events should say so.
+async fn wait_until_allowed<L>(
+    limiter: &L,
+    key: &str,
+    rate: Option<Rate>,
+) -> Result<Decision, Rejection>
 where
     L: RateLimiter + ?Sized,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Decision>,
 {
     let started = Instant::now();
     let deadline = started.checked_add(limiter.max_wait());
     loop {
-        let decision = check().await;
+        let decision = limiter.check_unreported(key, rate).await;
         if decision.is_allowed() {
+            limiter.report(key, rate, &decision);
             return Ok(decision);
         }
         let retry_at = decision
@@ -139,7 +191,10 @@ where
         match (retry_at, deadline) {
             (Some(at), Some(deadline)) if at <= deadline => tokio::time::sleep_until(at).await,
             (Some(at), None) => tokio::time::sleep_until(at).await,
-            _ => return Err(limiter.rejection(&decision)),
+            _ => {
+                limiter.report(key, rate, &decision);
+                return Err(limiter.rejection(&decision));
+            }
         }
     }
 }

@@ -25,16 +25,17 @@
 //!
 //! A key whose TAT has passed has a whole budget, exactly like a key never seen: it carries
 //! no information. That is how the keyed limiter stays within `max_keys` without a cleanup
-//! task and without resetting anyone: when a shard of its table is full, it drops the states
-//! that are idle in this sense (for the other [algorithms](Algorithm): a full bucket, a log or
-//! window with nothing left in it). When every tracked key is still live, a *new* key is
-//! denied with [`Denial::KeysExhausted`] and a `retry_after` until the first tracked key goes
-//! idle; a live client's budget is never reset to make room. Size `max_keys` for the number of
-//! clients active within one period.
+//! task and without resetting anyone: when a shard of its table is full, a new key drops a
+//! state that is idle in this sense (for the other [algorithms](Algorithm): a full bucket, a
+//! log or window with nothing left in it), judged at the rate in force now, so a lowered rate
+//! keeps a budget until it is whole at the new rate. A new key examines at most a few dozen
+//! states, oldest first, so its cost stays small under any churn. When the states it
+//! examines are all still live, the *new* key is denied with [`Denial::KeysExhausted`] and a
+//! `retry_after`; a live client's budget is never reset to make room. Size `max_keys` for the number of clients active within one period.
 //!
 //! Keys are kept as seeded 64-bit hashes, not strings: with GCRA an entry is 16 bytes plus
 //! one control byte, and the table is sized to be 7/8 full at `max_keys`, so a million keys
-//! take 19.5 bytes each, however long the keys are (`cargo run --release -p
+//! take 19.5 bytes each, however long the keys are, plus 8 for the eviction order (`cargo run --release -p
 //! resilience-benches --example rate_limit_memory`; governor's keyed limiter, which keeps the
 //! key and never evicts, takes 83 bytes per `String` key and 36 per `u64` key). A new key
 //! allocates nothing. Each shard of the table has its own share of `max_keys`, so when every
@@ -128,6 +129,6 @@ pub use handle::InMemoryRateLimiter;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{RateLimitLayer, RateLimitService, ResponseFuture};
-pub use limiter::{ForKey, RateLimiter};
+pub use limiter::{rejection_of, ForKey, RateLimiter};
 pub use local::LocalRateLimiter;
 pub use metrics::RateLimiterMetrics;

@@ -53,6 +53,10 @@ impl Core for SlidingLog {
             // Held entries are within the window, so `oldest + W > now`; the first of them
             // to slide out makes room.
             let oldest = log.times[held - limit as usize];
+            // Recomputed at this rate: after the rate changed, the window (and the instant
+            // the newest entry slides out) is not the one `idle_at` was last set with.
+            let newest = log.times[held - 1];
+            log.idle_at = newest.saturating_add(width);
             Decision::deny(
                 Denial::RateExceeded,
                 limit,
@@ -62,8 +66,13 @@ impl Core for SlidingLog {
         }
     }
 
-    fn idle_at(log: &Log) -> u64 {
-        log.idle_at
+    /// The newest request slides out of `rate`'s window too: a longer window keeps it.
+    fn idle_at(log: &Log, rate: Option<&Rate>) -> u64 {
+        let newest = match (log.times.back(), rate) {
+            (Some(&newest), Some(rate)) => newest.saturating_add(rate.window_nanos()),
+            _ => 0,
+        };
+        log.idle_at.max(newest)
     }
 }
 
@@ -151,7 +160,7 @@ mod tests {
         let mut log = SlidingLog::fresh(0, &rate);
         allowed(&mut log, 0, &rate);
         allowed(&mut log, 300 * MS, &rate);
-        assert_eq!(SlidingLog::idle_at(&log), 1_300 * MS);
+        assert_eq!(SlidingLog::idle_at(&log, Some(&rate)), 1_300 * MS);
         let mut fresh = SlidingLog::fresh(1_300 * MS, &rate);
         assert_eq!(
             SlidingLog::check(&mut log, 1_300 * MS, &rate),

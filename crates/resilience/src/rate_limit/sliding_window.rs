@@ -119,8 +119,16 @@ impl Core for SlidingWindow {
         }
     }
 
-    fn idle_at(window: &Window) -> u64 {
-        window.idle_at
+    /// The counters stop mattering once both windows are past, counted in `rate`'s window
+    /// too (a longer window keeps them). With a changed window `start` is no longer aligned
+    /// to it; `start + 2 * width` still ensures the next check rolls both counters out.
+    fn idle_at(window: &Window, rate: Option<&Rate>) -> u64 {
+        let at_rate = rate.map_or(0, |rate| {
+            let mut at_rate = window.clone();
+            at_rate.settle(rate.window_nanos());
+            at_rate.idle_at
+        });
+        window.idle_at.max(at_rate)
     }
 }
 
@@ -216,7 +224,7 @@ mod tests {
         let mut window = SlidingWindow::fresh(0, &rate);
         allowed(&mut window, 0, &rate);
         allowed(&mut window, 0, &rate);
-        assert_eq!(SlidingWindow::idle_at(&window), 2 * SECOND);
+        assert_eq!(SlidingWindow::idle_at(&window, Some(&rate)), 2 * SECOND);
         let mut fresh = SlidingWindow::fresh(2 * SECOND, &rate);
         assert_eq!(
             SlidingWindow::check(&mut window, 2 * SECOND, &rate),

@@ -11,7 +11,10 @@
 //!   the lock later); the core then decides as if it were the state's time, never panics;
 //! * [`Core::idle_at`] is when the state stops carrying information: from then on it decides
 //!   exactly like a fresh state, so dropping it resets nothing. The keyed store evicts only
-//!   such states.
+//!   such states. The rate may have changed since the state was last checked (a keyed
+//!   limiter's rate is set at run time, and its states do not know which rate they follow), so
+//!   `idle_at` answers for the state's last rate *and* the current one, whichever is later:
+//!   a lower rate stretches the time a spent budget takes to refill.
 
 use std::time::Duration;
 
@@ -29,8 +32,10 @@ pub(crate) trait Core {
     /// Decides one request at `now`, updating `state` if it is allowed.
     fn check(state: &mut Self::State, now: u64, rate: &Rate) -> Decision;
 
-    /// From when on `state` decides like a fresh one.
-    fn idle_at(state: &Self::State) -> u64;
+    /// From when on `state` decides like a fresh one at the rate it was last checked at
+    /// and, if given, at `rate` (the limiter's configured rate now, which the state may follow):
+    /// never earlier than either.
+    fn idle_at(state: &Self::State, rate: Option<&Rate>) -> u64;
 }
 
 /// Nanoseconds of a duration, saturating at `u64::MAX` (about 584 years).
@@ -99,7 +104,7 @@ mod tests {
                     );
                 }
                 // Idle means it decides like a fresh state.
-                let idle = C::idle_at(&state).max(now);
+                let idle = C::idle_at(&state, Some(rate)).max(now);
                 let mut fresh = C::fresh(idle, rate);
                 assert_eq!(
                     C::check(&mut state.clone(), idle, rate),

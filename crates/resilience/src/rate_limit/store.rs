@@ -19,17 +19,27 @@
 //!
 //! # Eviction
 //!
-//! Nothing runs in the background. A shard that is full when a new key arrives first drops
-//! its *idle* states, those that decide exactly like a fresh one ([`Core::idle_at`]): a GCRA
-//! key whose TAT has passed, a full token bucket, a log or window with nothing left in it.
-//! Dropping them resets nobody. If every state in the shard is still live, the new key is
-//! denied with [`Denial::KeysExhausted`](super::Denial::KeysExhausted) and a `retry_after`
-//! until the shard's first state goes idle: a live client's budget is never reset to make
-//! room. The shard remembers that instant, so a full shard of live keys refuses new keys in
-//! O(1) instead of rescanning; a sweep costs O(shard) and happens only when it can free
-//! something.
+//! Nothing runs in the background. A shard that is full when a new key arrives first looks
+//! for *idle* states, those that decide exactly like a fresh one ([`Core::idle_at`], at the
+//! limiter's rate now, which may have been lowered since): a GCRA key whose TAT has passed,
+//! a full token bucket, a log or window with nothing left in it. Dropping them resets nobody.
+//!
+//! The search is bounded: the shard keeps its keys in a ring, oldest first, and a new key
+//! examines at most [`SWEEP_STEP`] of them from the front, dropping the first idle one and
+//! moving each live one to the back. So a key costs O(1) even under steady churn on a full
+//! shard (a full scan per new key made a shard of a million keys a millisecond-long critical
+//! section), and since keys mostly go idle in the order they were last used, the front is
+//! where idle keys are. The ring costs 8 bytes per key, allocated with the table.
+//!
+//! If no idle state is found, the new key is denied with
+//! [`Denial::KeysExhausted`](super::Denial::KeysExhausted): a live client's budget is never
+//! reset to make room. Each time the ring has been walked round once, the shard knows the
+//! earliest instant any of its states can go idle; until then a full shard refuses new keys
+//! in O(1), with a `retry_after` up to that instant. Between two such instants, a new key can
+//! be refused although an idle state waits further down the ring; its retry examines the
+//! next keys.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -48,6 +58,20 @@ use crate::Rate;
 const MIN_SHARD_BUCKETS: usize = 2_048;
 /// Enough shards that threads rarely meet on one lock.
 const MAX_SHARDS: usize = 64;
+/// The most states a new key examines for eviction: the bound on a new key's work under
+/// the shard lock.
+pub(crate) const SWEEP_STEP: usize = 32;
+/// Set in the hash of a state that follows the limiter's configured rate (a key's budget
+/// for `check`), clear in one that keeps a rate of its own (a `(key, rate)` budget for
+/// `check_rate`): eviction judges the first at the rate in force now, the second at its own,
+/// without a byte more per state. Bit 56 is used neither to pick the shard (bits 24..56) nor
+/// by hashbrown (the low bits pick the bucket, the top seven are the control byte).
+pub(crate) const FOLLOWS_CONFIGURED: u64 = 1 << 56;
+
+/// The rate eviction must also respect for the state hashed to `hash`.
+fn followed(hash: u64, configured: Option<&Rate>) -> Option<&Rate> {
+    configured.filter(|_| hash & FOLLOWS_CONFIGURED != 0)
+}
 
 /// Counters a shard keeps under its lock, summed for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -106,10 +130,35 @@ struct Shard<S> {
 
 struct ShardInner<S> {
     table: Table<S>,
+    /// Every hash of `table` exactly once, in the order eviction examines them.
+    ring: VecDeque<u64>,
     capacity: usize,
-    /// No state in the table goes idle before this instant (a lower bound).
+    /// No state in the table goes idle before this instant (a lower bound), at the rate of
+    /// `bound_rate`.
     next_idle: u64,
+    /// The configured rate `next_idle` and `lap` were computed at; a new rate voids them.
+    bound_rate: Option<Rate>,
+    lap: Lap,
     counters: Counters,
+    /// States examined for eviction, for tests of the bound.
+    #[cfg(test)]
+    examined: u64,
+}
+
+/// One walk round the ring: what it has learnt about the earliest idle instant so far.
+#[derive(Debug, Clone, Copy)]
+struct Lap {
+    /// States of the ring still to examine in this walk.
+    left: usize,
+    /// The earliest idle instant of the states examined and kept, or inserted, in this walk.
+    earliest: u64,
+}
+
+impl Lap {
+    const DONE: Self = Self {
+        left: 0,
+        earliest: u64::MAX,
+    };
 }
 
 /// A bounded map from hashed keys to one algorithm's states.
@@ -124,9 +173,14 @@ impl<C: Core> Store<C> {
             .map(|capacity| Shard {
                 inner: Mutex::new(ShardInner {
                     table: Table::default(),
+                    ring: VecDeque::new(),
                     capacity,
                     next_idle: 0,
+                    bound_rate: None,
+                    lap: Lap::DONE,
                     counters: Counters::default(),
+                    #[cfg(test)]
+                    examined: 0,
                 }),
             })
             .collect();
@@ -143,12 +197,29 @@ impl<C: Core> Store<C> {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Decides one request for the key hashed to `hash`.
-    pub(crate) fn check(&self, hash: u64, now: u64, rate: &Rate) -> Decision {
+    /// Decides one request at `rate` for the key hashed to `hash`, counting it if `counted`
+    /// (else the caller counts it later through [`count`](Self::count)). `configured` is the
+    /// limiter's rate now, which eviction respects for the states whose hash has
+    /// [`FOLLOWS_CONFIGURED`] set (`None` when no state follows it).
+    pub(crate) fn check(
+        &self,
+        hash: u64,
+        now: u64,
+        rate: &Rate,
+        configured: Option<&Rate>,
+        counted: bool,
+    ) -> Decision {
         let mut shard = self.shard(hash);
-        let decision = shard.check::<C>(hash, now, rate);
-        shard.counters.count(&decision);
+        let decision = shard.check::<C>(hash, now, rate, configured);
+        if counted {
+            shard.counters.count(&decision);
+        }
         decision
+    }
+
+    /// Counts a decision made uncounted for the key hashed to `hash`.
+    pub(crate) fn count(&self, hash: u64, decision: &Decision) {
+        self.shard(hash).counters.count(decision);
     }
 
     /// States held.
@@ -180,7 +251,13 @@ fn lock<S>(shard: &Shard<S>) -> MutexGuard<'_, ShardInner<S>> {
 }
 
 impl<S> ShardInner<S> {
-    fn check<C: Core<State = S>>(&mut self, hash: u64, now: u64, rate: &Rate) -> Decision {
+    fn check<C: Core<State = S>>(
+        &mut self,
+        hash: u64,
+        now: u64,
+        rate: &Rate,
+        configured: Option<&Rate>,
+    ) -> Decision {
         if let Some(state) = self.table.get_mut(&hash) {
             return C::check(state, now, rate);
         }
@@ -189,35 +266,83 @@ impl<S> ShardInner<S> {
         if !decision.is_allowed() {
             return decision;
         }
-        if self.table.len() >= self.capacity && !self.sweep::<C>(now) {
-            return Decision::deny(Denial::KeysExhausted, rate.burst(), 0, self.next_idle - now);
+        if self.table.len() >= self.capacity {
+            if let Err(wait) = self.evict_one::<C>(now, configured) {
+                return Decision::deny(Denial::KeysExhausted, rate.burst(), 0, wait);
+            }
         }
         if self.table.len() == self.table.capacity() {
             self.rebuild();
         }
-        self.next_idle = self.next_idle.min(C::idle_at(&state));
+        let idle_at = C::idle_at(&state, followed(hash, configured));
+        self.next_idle = self.next_idle.min(idle_at);
+        self.lap.earliest = self.lap.earliest.min(idle_at);
         self.table.insert(hash, state);
+        self.ring.push_back(hash);
         decision
     }
 
-    /// Drops the idle states; whether any room was made. Only scans when something can be
-    /// idle by now; afterwards `next_idle` is exact again.
-    fn sweep<C: Core<State = S>>(&mut self, now: u64) -> bool {
-        if now < self.next_idle {
-            return false;
+    /// Drops one idle state, examining at most [`SWEEP_STEP`] from the front of the ring;
+    /// otherwise the nanoseconds until one may go idle.
+    fn evict_one<C: Core<State = S>>(
+        &mut self,
+        now: u64,
+        configured: Option<&Rate>,
+    ) -> Result<(), u64> {
+        if self.bound_rate.as_ref() != configured {
+            // Idle instants depend on the rate: what was learnt at another one is void.
+            self.bound_rate = configured.copied();
+            self.next_idle = 0;
+            self.lap = Lap::DONE;
         }
-        let before = self.table.len();
-        let mut next_idle = u64::MAX;
-        self.table.retain(|_, state| {
-            let idle_at = C::idle_at(state);
-            next_idle = next_idle.min(idle_at);
-            idle_at > now
-        });
-        self.next_idle = next_idle;
-        let freed = before - self.table.len();
-        self.counters.evicted += freed as u64;
-        tracing::trace!(target: "resilience::rate_limit", freed, kept = self.table.len(), "swept idle keys");
-        freed > 0
+        if now < self.next_idle {
+            return Err(self.next_idle - now);
+        }
+        // The earliest idle instant among the states examined now, for the refusal.
+        let mut soonest = u64::MAX;
+        for _ in 0..SWEEP_STEP.min(self.ring.len()) {
+            if self.lap.left == 0 {
+                self.lap = Lap {
+                    left: self.ring.len(),
+                    earliest: u64::MAX,
+                };
+            }
+            self.lap.left -= 1;
+            let Some(hash) = self.ring.pop_front() else {
+                break;
+            };
+            #[cfg(test)]
+            {
+                self.examined += 1;
+            }
+            let idle_at = self
+                .table
+                .get(&hash)
+                .map_or(0, |state| C::idle_at(state, followed(hash, configured)));
+            if idle_at <= now {
+                self.table.remove(&hash);
+                self.counters.evicted += 1;
+                tracing::trace!(target: "resilience::rate_limit", kept = self.table.len(), "evicted an idle key");
+                return Ok(());
+            }
+            self.ring.push_back(hash);
+            soonest = soonest.min(idle_at);
+            self.lap.earliest = self.lap.earliest.min(idle_at);
+            if self.lap.left == 0 {
+                // Every state was examined (or inserted) during this walk, and a state's
+                // idle instant only moves later at one rate: a bound for all of them.
+                self.next_idle = self.lap.earliest;
+                if now < self.next_idle {
+                    break;
+                }
+            }
+        }
+        let until = if self.next_idle > now {
+            self.next_idle
+        } else {
+            soonest
+        };
+        Err(until.saturating_sub(now).max(1))
     }
 
     /// Moves the states into a table allocated for the full capacity. Called when the table
@@ -227,6 +352,9 @@ impl<S> ShardInner<S> {
         let mut table = Table::with_capacity_and_hasher(self.capacity, Default::default());
         table.extend(self.table.drain());
         self.table = table;
+        // The ring never holds more than `capacity` hashes: one allocation, at the first insert.
+        self.ring
+            .reserve_exact(self.capacity.saturating_sub(self.ring.len()));
     }
 }
 
@@ -266,12 +394,28 @@ impl Stores {
         }
     }
 
-    pub(crate) fn check(&self, hash: u64, now: u64, rate: &Rate) -> Decision {
+    pub(crate) fn check(
+        &self,
+        hash: u64,
+        now: u64,
+        rate: &Rate,
+        configured: Option<&Rate>,
+        counted: bool,
+    ) -> Decision {
         match self {
-            Self::Gcra(store) => store.check(hash, now, rate),
-            Self::TokenBucket(store) => store.check(hash, now, rate),
-            Self::SlidingWindow(store) => store.check(hash, now, rate),
-            Self::SlidingLog(store) => store.check(hash, now, rate),
+            Self::Gcra(store) => store.check(hash, now, rate, configured, counted),
+            Self::TokenBucket(store) => store.check(hash, now, rate, configured, counted),
+            Self::SlidingWindow(store) => store.check(hash, now, rate, configured, counted),
+            Self::SlidingLog(store) => store.check(hash, now, rate, configured, counted),
+        }
+    }
+
+    pub(crate) fn count(&self, hash: u64, decision: &Decision) {
+        match self {
+            Self::Gcra(store) => store.count(hash, decision),
+            Self::TokenBucket(store) => store.count(hash, decision),
+            Self::SlidingWindow(store) => store.count(hash, decision),
+            Self::SlidingLog(store) => store.count(hash, decision),
         }
     }
 
@@ -397,22 +541,29 @@ mod tests {
         assert_eq!(store.shard_count(), 1);
         let rate = Rate::per_second(1);
         for key in 1..=3 {
-            assert!(store.check(key, 0, &rate).is_allowed());
+            assert!(store.check(key, 0, &rate, Some(&rate), true).is_allowed());
         }
         // Full of live keys: a fourth is refused until the first goes idle, at 1 s.
-        let refused = store.check(4, SECOND / 2, &rate);
+        let refused = store.check(4, SECOND / 2, &rate, Some(&rate), true);
         assert_eq!(refused.denial(), Some(Denial::KeysExhausted));
         assert_eq!(refused.retry_after(), Some(Duration::from_millis(500)));
         assert_eq!(store.len(), 3);
         // Key 1 is denied and stays so: its budget was not touched.
         assert_eq!(
-            store.check(1, SECOND / 2, &rate).denial(),
+            store
+                .check(1, SECOND / 2, &rate, Some(&rate), true)
+                .denial(),
             Some(Denial::RateExceeded)
         );
-        // Keys 2 and 3 go idle at 1 s; key 1 is checked again at 1 s and stays live.
-        assert!(store.check(1, SECOND, &rate).is_allowed());
-        assert!(store.check(4, SECOND, &rate).is_allowed());
-        assert_eq!(store.len(), 2);
+        // Keys 2 and 3 go idle at 1 s; key 1 is checked again at 1 s and stays live. A new
+        // key evicts one idle key (key 1, live, moves to the back of the ring; key 2 goes).
+        assert!(store
+            .check(1, SECOND, &rate, Some(&rate), true)
+            .is_allowed());
+        assert!(store
+            .check(4, SECOND, &rate, Some(&rate), true)
+            .is_allowed());
+        assert_eq!(store.len(), 3);
         let counters = store.counters();
         assert_eq!(
             counters,
@@ -420,7 +571,7 @@ mod tests {
                 allowed: 5,
                 rate_exceeded: 1,
                 refused: 1,
-                evicted: 2,
+                evicted: 1,
             }
         );
     }
@@ -432,7 +583,7 @@ mod tests {
         for round in 0..50_u64 {
             for key in 0..1_000_u64 {
                 let hash = (round * 1_000 + key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                store.check(hash, round * SECOND, &rate);
+                store.check(hash, round * SECOND, &rate, Some(&rate), true);
             }
             let shard = lock(&store.shards[0]);
             assert!(shard.table.len() <= 1_000);
@@ -443,5 +594,94 @@ mod tests {
             );
         }
         assert_eq!(store.counters().refused, 0);
+    }
+
+    /// Fills a one-shard store with keys last used at `0, 1, 2, ...` ms, at one per second.
+    fn staggered<C: Core>(keys: u64) -> Store<C> {
+        let store = Store::<C>::new(keys as usize);
+        let rate = Rate::per_second(1);
+        for key in 0..keys {
+            assert!(store
+                .check(key, key * MS, &rate, Some(&rate), true)
+                .is_allowed());
+        }
+        store
+    }
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn churn_on_a_full_shard_costs_a_bounded_number_of_states_per_new_key() {
+        let store = staggered::<Gcra>(1_000);
+        let rate = Rate::per_second(1);
+        // From 1 s on, one key goes idle every millisecond and one new key arrives.
+        for step in 0..5_000_u64 {
+            let before = lock(&store.shards[0]).examined;
+            let now = SECOND + step * MS;
+            let decision = store.check(1_000 + step, now, &rate, Some(&rate), true);
+            assert!(decision.is_allowed(), "step {step}: {decision:?}");
+            let examined = lock(&store.shards[0]).examined - before;
+            assert!(examined <= SWEEP_STEP as u64, "{examined} at step {step}");
+        }
+        let counters = store.counters();
+        assert_eq!((counters.evicted, counters.refused), (5_000, 0));
+        assert_eq!(store.len(), 1_000);
+
+        // A full shard of live keys: a walk round the ring learns when the first goes idle,
+        // then new keys are refused without examining anything.
+        let store = staggered::<Gcra>(1_000);
+        let mut refused = 0;
+        for key in 1_000..1_100_u64 {
+            let before = lock(&store.shards[0]).examined;
+            let decision = store.check(key, SECOND / 2, &rate, Some(&rate), true);
+            assert_eq!(decision.denial(), Some(Denial::KeysExhausted));
+            if key >= 1_000 + 1_000 / SWEEP_STEP as u64 {
+                // The walk is over: the exact wait until key 0 goes idle.
+                assert_eq!(decision.retry_after(), Some(Duration::from_millis(500)));
+            }
+            let examined = lock(&store.shards[0]).examined - before;
+            assert!(examined <= SWEEP_STEP as u64);
+            refused += 1;
+        }
+        assert_eq!(refused, 100);
+        let shard = lock(&store.shards[0]);
+        assert_eq!(
+            shard.examined, 1_000,
+            "one walk round the ring, then O(1) refusals"
+        );
+        assert_eq!(shard.next_idle, SECOND);
+    }
+
+    #[test]
+    fn a_lowered_rate_keeps_budgets_that_are_not_yet_whole_at_it() {
+        let fast = Rate::per_second(1);
+        let slow = Rate::new(1, Duration::from_secs(10)).unwrap();
+        for_each_algorithm(&fast, &slow);
+    }
+
+    fn for_each_algorithm(fast: &Rate, slow: &Rate) {
+        fn run<C: Core>(fast: &Rate, slow: &Rate, evicts: bool) {
+            let store = Store::<C>::new(1);
+            let (ada, bob) = (1 | FOLLOWS_CONFIGURED, 2 | FOLLOWS_CONFIGURED);
+            assert!(store.check(ada, 0, fast, Some(fast), true).is_allowed());
+            // At 2 s the budget is whole again at the old rate, not at the new one (1 per
+            // 10 s): only a GCRA TAT in the past means a whole budget at any rate.
+            let newcomer = store.check(bob, 2 * SECOND, slow, Some(slow), true);
+            assert_eq!(
+                newcomer.is_allowed(),
+                evicts,
+                "{}",
+                std::any::type_name::<C>()
+            );
+            if !evicts {
+                assert_eq!(newcomer.denial(), Some(Denial::KeysExhausted));
+                let kept = store.check(ada, 2 * SECOND, slow, Some(slow), true);
+                assert_eq!(kept.denial(), Some(Denial::RateExceeded));
+            }
+        }
+        run::<Gcra>(fast, slow, true);
+        run::<TokenBucket>(fast, slow, false);
+        run::<SlidingWindow>(fast, slow, false);
+        run::<SlidingLog>(fast, slow, false);
     }
 }

@@ -76,8 +76,16 @@ impl Core for TokenBucket {
         }
     }
 
-    fn idle_at(bucket: &Bucket) -> u64 {
-        bucket.full_at
+    /// `full_at` was computed at the rate of the last check; at `rate` the missing tokens
+    /// refill one per *its* interval, which after a rate was lowered is later.
+    fn idle_at(bucket: &Bucket, rate: Option<&Rate>) -> u64 {
+        let full_now = rate.map_or(0, |rate| {
+            let missing = u64::from(rate.burst().saturating_sub(bucket.tokens));
+            bucket
+                .refilled_at
+                .saturating_add(missing.saturating_mul(rate.interval_nanos()))
+        });
+        bucket.full_at.max(full_now)
     }
 }
 
@@ -160,10 +168,10 @@ mod tests {
     fn a_full_bucket_is_idle() {
         let rate = Rate::per_second(2);
         let mut bucket = TokenBucket::fresh(0, &rate);
-        assert_eq!(TokenBucket::idle_at(&bucket), 0);
+        assert_eq!(TokenBucket::idle_at(&bucket, Some(&rate)), 0);
         TokenBucket::check(&mut bucket, 0, &rate);
         TokenBucket::check(&mut bucket, 0, &rate);
-        assert_eq!(TokenBucket::idle_at(&bucket), SECOND);
+        assert_eq!(TokenBucket::idle_at(&bucket, Some(&rate)), SECOND);
         let mut fresh = TokenBucket::fresh(SECOND, &rate);
         assert_eq!(
             TokenBucket::check(&mut bucket, SECOND, &rate),

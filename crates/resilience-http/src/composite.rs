@@ -159,23 +159,16 @@ impl<G: Stages> CompositeLayer<G> {
         self
     }
 
-    /// Lets requests for these paths through every step untouched (each step's own
-    /// exclusions apply as well).
-    #[must_use]
-    pub fn exclude(mut self, exclude: ExcludePaths) -> Self {
-        self.exclude = exclude;
-        self
-    }
-
-    /// Gives every permit back when the response body has waited this long for the client
-    /// to ask for its next chunk (`None`: never; default
-    /// [`DEFAULT_BODY_IDLE_TIMEOUT`](crate::DEFAULT_BODY_IDLE_TIMEOUT), 30 seconds), so a
-    /// client that stops reading cannot hold its slots for as long as its connection lives.
-    /// See [`HttpStageLayer::body_idle_timeout`]; the stages' own settings are not used here.
-    #[must_use]
-    pub fn body_idle_timeout(mut self, idle: Option<Duration>) -> Self {
-        self.body_idle_timeout = idle;
-        self
+    setters! {
+        /// Lets requests for these paths through every step untouched (each step's own
+        /// exclusions apply as well).
+        exclude: ExcludePaths;
+        /// Gives every permit back when the response body has waited this long for the client
+        /// to ask for its next chunk (`None`: never; default
+        /// [`DEFAULT_BODY_IDLE_TIMEOUT`](crate::DEFAULT_BODY_IDLE_TIMEOUT), 30 seconds), so a
+        /// client that stops reading cannot hold its slots for as long as its connection lives.
+        /// See [`HttpStageLayer::body_idle_timeout`]; the stages' own settings are not used here.
+        body_idle_timeout: Option<Duration>;
     }
 
     /// Builds every step's refusal and timeout responses with `factory`, except for steps whose [`Reply`](crate::Reply) has a factory of its own.

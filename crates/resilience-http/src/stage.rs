@@ -166,46 +166,29 @@ impl<St: RequestStage> HttpStageLayer<St> {
 }
 
 impl<St> HttpStageLayer<St> {
-    /// Answers refusals as `reply` says.
-    #[must_use]
-    pub fn reply(mut self, reply: Reply) -> Self {
-        self.reply = reply;
-        self
-    }
-
-    /// Lets requests for these paths through untouched and uncounted.
-    #[must_use]
-    pub fn exclude(mut self, exclude: ExcludePaths) -> Self {
-        self.exclude = exclude;
-        self
-    }
-
-    /// Gives the permit back when the response body has waited this long for the client to
-    /// ask for its next chunk (`None`: never; default
-    /// [`DEFAULT_BODY_IDLE_TIMEOUT`], 30 seconds).
-    ///
-    /// A client that reads the head and then stops reading would otherwise hold its
-    /// bulkhead or load-shedder slot for as long as its connection stays open: the permit
-    /// rides in the body until its last chunk is sent. Only the client's silence counts:
-    /// while the body itself is slow to produce its next chunk (a server-sent event stream
-    /// between events), no time is charged. The permit learns nothing from it (a stalled
-    /// client says nothing about the service; [`BodyEnd::Stalled`]), and the body goes on
-    /// being sent if the client resumes. Inside a [`CompositeLayer`](crate::CompositeLayer)
-    /// the composite's own setting applies to the whole response instead.
-    ///
-    /// The watch costs a small task per admitted response that holds a permit, ended with
-    /// the body; `None` saves it.
-    #[must_use]
-    pub fn body_idle_timeout(mut self, idle: Option<Duration>) -> Self {
-        self.body_idle_timeout = idle;
-        self
-    }
-
-    /// Judges responses with `classifier` (5xx are failures by default).
-    #[must_use]
-    pub fn classifier(mut self, classifier: ResponseClassifier) -> Self {
-        self.classifier = classifier;
-        self
+    setters! {
+        /// Answers refusals as `reply` says.
+        reply: Reply;
+        /// Lets requests for these paths through untouched and uncounted.
+        exclude: ExcludePaths;
+        /// Gives the permit back when the response body has waited this long for the client to
+        /// ask for its next chunk (`None`: never; default
+        /// [`DEFAULT_BODY_IDLE_TIMEOUT`], 30 seconds).
+        ///
+        /// A client that reads the head and then stops reading would otherwise hold its
+        /// bulkhead or load-shedder slot for as long as its connection stays open: the permit
+        /// rides in the body until its last chunk is sent. Only the client's silence counts:
+        /// while the body itself is slow to produce its next chunk (a server-sent event stream
+        /// between events), no time is charged. The permit learns nothing from it (a stalled
+        /// client says nothing about the service; [`BodyEnd::Stalled`]), and the body goes on
+        /// being sent if the client resumes. Inside a [`CompositeLayer`](crate::CompositeLayer)
+        /// the composite's own setting applies to the whole response instead.
+        ///
+        /// The watch costs a small task per admitted response that holds a permit, ended with
+        /// the body; `None` saves it.
+        body_idle_timeout: Option<Duration>;
+        /// Judges responses with `classifier` (5xx are failures by default).
+        classifier: ResponseClassifier;
     }
 
     /// The stage.

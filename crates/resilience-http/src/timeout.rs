@@ -64,18 +64,11 @@ impl HttpTimeoutLayer {
         }
     }
 
-    /// Answers timed-out requests as `reply` says (408 by default).
-    #[must_use]
-    pub fn reply(mut self, reply: Reply) -> Self {
-        self.reply = reply;
-        self
-    }
-
-    /// Lets requests for these paths run without a limit.
-    #[must_use]
-    pub fn exclude(mut self, exclude: ExcludePaths) -> Self {
-        self.exclude = exclude;
-        self
+    setters! {
+        /// Answers timed-out requests as `reply` says (408 by default).
+        reply: Reply;
+        /// Lets requests for these paths run without a limit.
+        exclude: ExcludePaths;
     }
 
     /// The timeout.

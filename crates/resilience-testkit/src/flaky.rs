@@ -3,8 +3,8 @@
 //!
 //! The script decides each call's fate when the call *starts*, from its 1-based call number:
 //! it fails if it is among the first `fail_first` calls, if [`Flaky::set_failing`] is on, or
-//! if the seeded generator says so. One random number is drawn for every call, whatever the
-//! other rules decide, so call n's random fate depends only on the seed and n: changing
+//! if the random generator says so. One random number is drawn for every call, whatever the
+//! other rules decide, so call n's random fate depends only on the generator's seed value and n: changing
 //! `fail_first` or toggling `set_failing` never shifts the random sequence of later calls.
 
 use std::fmt;

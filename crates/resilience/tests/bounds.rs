@@ -174,3 +174,33 @@ async fn adaptive_waits_of_duration_max_wait_instead_of_panicking() {
     drop(held);
     assert!(waiter.await.unwrap().is_ok());
 }
+
+/// The largest counts a config accepts build a working breaker: a detector grows with the
+/// calls it sees instead of reserving its whole window when built (`u32::MAX` entries would be
+/// tens of gigabytes, an abort rather than an error).
+#[tokio::test(start_paused = true)]
+async fn the_largest_detector_windows_build_a_working_breaker() {
+    use resilience::circuit_breaker::{DetectorConfig, Window};
+    for detector in [
+        DetectorConfig::FailureCount {
+            threshold: u32::MAX,
+            window: Duration::from_secs(1),
+        },
+        DetectorConfig::FailureRate {
+            window: Window::Calls(u32::MAX),
+            threshold: 0.5,
+            min_calls: u32::MAX,
+        },
+    ] {
+        let breaker = CircuitBreaker::builder("huge")
+            .detector(detector)
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            let failed = breaker.call(|| async { Err::<(), _>("down") }).await;
+            assert!(matches!(failed, Err(resilience::Error::Inner("down"))));
+        }
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        assert_eq!(breaker.metrics().failed_requests, 3);
+    }
+}

@@ -21,13 +21,18 @@ pub(crate) struct FailureCount {
     failures: VecDeque<Instant>,
 }
 
+/// The most entries a detector reserves up front; more grow as calls arrive.
+pub(super) const PREALLOCATED: usize = 1024;
+
 impl FailureCount {
     pub(crate) fn new(threshold: u32, window: Duration) -> Self {
         let threshold = threshold as usize;
         Self {
             threshold,
             window,
-            failures: VecDeque::with_capacity(threshold),
+            // Grown as failures arrive: a configured threshold is a bound, not a size to
+            // reserve (`u32::MAX` would ask for tens of gigabytes at construction).
+            failures: VecDeque::with_capacity(threshold.min(PREALLOCATED)),
         }
     }
 

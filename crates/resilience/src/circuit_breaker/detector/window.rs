@@ -33,7 +33,8 @@ impl CallWindow {
         match window {
             Window::Calls(size) => Self::Calls(CountWindow {
                 size: size as usize,
-                entries: VecDeque::with_capacity(size as usize),
+                // Grown as calls arrive, as for the failure count.
+                entries: VecDeque::with_capacity((size as usize).min(super::count::PREALLOCATED)),
                 tally: Tally::default(),
             }),
             Window::Time(length) => Self::Time(Box::new(TimeWindow {

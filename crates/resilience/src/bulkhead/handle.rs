@@ -207,12 +207,6 @@ pub fn get_bulkhead(name: &str, config: BulkheadConfig) -> Result<Bulkhead, Regi
     Registry::<Bulkhead>::global().get_or_create(name, config)
 }
 
-impl std::borrow::Borrow<Inner> for Bulkhead {
-    fn borrow(&self) -> &Inner {
-        &self.inner
-    }
-}
-
 impl fmt::Debug for Bulkhead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bulkhead")

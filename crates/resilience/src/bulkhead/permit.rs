@@ -1,27 +1,22 @@
 //! [`Permit`]: one bulkhead slot, given back on drop.
 
-use std::borrow::Borrow;
 use std::fmt;
 
 use tokio::time::Instant;
 
-use super::slots::Inner;
 use super::Bulkhead;
 use crate::classify::Outcome;
 
 /// A taken slot; gives it back exactly once, when finished or dropped.
-///
-/// `B` is how the guard reaches the bulkhead: a borrow inside `call`, which saves a reference
-/// count on the hot path, or an owned handle inside a [`Permit`].
-pub(super) struct Guard<B: Borrow<Inner>> {
-    holder: B,
+pub(super) struct Guard {
+    holder: Bulkhead,
     /// When the slot was taken, if the clock was read (see `Inner::entered`).
     started: Option<Instant>,
     finished: bool,
 }
 
-impl<B: Borrow<Inner>> Guard<B> {
-    pub(super) fn new(holder: B, started: Option<Instant>) -> Self {
+impl Guard {
+    pub(super) fn new(holder: Bulkhead, started: Option<Instant>) -> Self {
         Self {
             holder,
             started,
@@ -31,15 +26,15 @@ impl<B: Borrow<Inner>> Guard<B> {
 
     pub(super) fn finish(mut self, outcome: Outcome) {
         self.finished = true;
-        self.holder.borrow().release(self.started, outcome);
+        self.holder.inner.release(self.started, outcome);
     }
 }
 
-impl<B: Borrow<Inner>> Drop for Guard<B> {
+impl Drop for Guard {
     fn drop(&mut self) {
         if !self.finished {
             // Cancelled, panicked or abandoned: the slot goes back, the outcome is unknown.
-            self.holder.borrow().release(self.started, Outcome::Ignored);
+            self.holder.inner.release(self.started, Outcome::Ignored);
         }
     }
 }
@@ -63,10 +58,10 @@ impl<B: Borrow<Inner>> Drop for Guard<B> {
 /// # Ok(())
 /// # }
 /// ```
-pub struct Permit(Guard<Bulkhead>);
+pub struct Permit(Guard);
 
 impl Permit {
-    pub(super) fn new(guard: Guard<Bulkhead>) -> Self {
+    pub(super) fn new(guard: Guard) -> Self {
         Self(guard)
     }
 

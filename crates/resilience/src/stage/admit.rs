@@ -63,24 +63,6 @@ impl<P> Admit<P> {
             state => Err(Self { state }),
         }
     }
-
-    /// Whether the answer was known when the stage was asked.
-    pub fn is_ready(&self) -> bool {
-        matches!(self.state, State::Ready(Some(_)))
-    }
-
-    /// Turns the permit into another, keeping the wait unboxed-if-ready.
-    pub fn map<Q>(self, f: impl FnOnce(P) -> Q + Send + 'static) -> Admit<Q>
-    where
-        P: 'static,
-    {
-        match self.state {
-            State::Ready(answer) => Admit {
-                state: State::Ready(answer.map(|answer| answer.map(f))),
-            },
-            State::Waiting(wait) => Admit::waiting(async move { wait.await.map(f) }),
-        }
-    }
 }
 
 // The permit is only ever moved out, never pinned, and the wait is boxed: `Admit` can move

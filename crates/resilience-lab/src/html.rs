@@ -35,15 +35,18 @@ pub(crate) fn render(report: &Report, protected: &[Sample], unprotected: &[Sampl
         .iter()
         .map(|(at, name)| (at.as_secs_f64(), name.clone()))
         .collect();
+    let run = Run {
+        seconds,
+        phases: &phases,
+        protected,
+        unprotected,
+    };
     let charts = [
         (
             "Requests per second by outcome, protected and unprotected gateway",
-            outcomes(seconds, &phases, protected, unprotected),
+            outcomes(&run),
         ),
-        (
-            "Latency percentiles per second (log scale)",
-            latency(seconds, &phases, protected, unprotected),
-        ),
+        ("Latency percentiles per second (log scale)", latency(&run)),
         ("Circuit breaker state", breaker::chart(report, &phases)),
     ];
     for (caption, chart) in charts {
@@ -58,6 +61,23 @@ pub(crate) fn render(report: &Report, protected: &[Sample], unprotected: &[Sampl
         escape(&report.to_text())
     );
     page
+}
+
+/// What the per-second charts draw: the run's length, its phases (start, name) and the
+/// samples of both gateways.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    seconds: f64,
+    phases: &'a [(f64, String)],
+    protected: &'a [Sample],
+    unprotected: &'a [Sample],
+}
+
+impl Run<'_> {
+    /// The number of one-second buckets, at least one.
+    fn whole_seconds(&self) -> usize {
+        self.seconds.ceil().max(1.0) as usize
+    }
 }
 
 /// Outcome counts per second of planned send time: fresh, fallback, rejected, error.
@@ -98,16 +118,16 @@ fn percentiles_per_second(samples: &[Sample], seconds: usize) -> Vec<Option<[Dur
         .collect()
 }
 
-fn outcomes(
-    seconds: f64,
-    phases: &[(f64, String)],
-    protected: &[Sample],
-    unprotected: &[Sample],
-) -> String {
-    let whole = seconds.ceil().max(1.0) as usize;
+fn outcomes(run: &Run<'_>) -> String {
+    let (seconds, phases) = (run.seconds, run.phases);
+    let whole = run.whole_seconds();
     let panels = [
-        ("protected gateway", per_second(protected, whole), 50.0),
-        ("unprotected gateway", per_second(unprotected, whole), 250.0),
+        ("protected gateway", per_second(run.protected, whole), 50.0),
+        (
+            "unprotected gateway",
+            per_second(run.unprotected, whole),
+            250.0,
+        ),
     ];
     let height = 170.0;
     let peak = panels
@@ -164,23 +184,19 @@ fn outcomes(
     out
 }
 
-fn latency(
-    seconds: f64,
-    phases: &[(f64, String)],
-    protected: &[Sample],
-    unprotected: &[Sample],
-) -> String {
-    let whole = seconds.ceil().max(1.0) as usize;
+fn latency(run: &Run<'_>) -> String {
+    let (seconds, phases) = (run.seconds, run.phases);
+    let whole = run.whole_seconds();
     let series = [
         (
             "protected",
             palette::BLUE,
-            percentiles_per_second(protected, whole),
+            percentiles_per_second(run.protected, whole),
         ),
         (
             "unprotected",
             palette::VERMILLION,
-            percentiles_per_second(unprotected, whole),
+            percentiles_per_second(run.unprotected, whole),
         ),
     ];
     let millis = |d: Duration| d.as_secs_f64() * 1000.0;

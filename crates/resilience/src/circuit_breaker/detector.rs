@@ -36,6 +36,20 @@ pub struct CallRecord {
     pub duration: Option<Duration>,
 }
 
+#[cfg(test)]
+impl CallRecord {
+    /// A failed call of unknown duration.
+    pub(crate) const FAILED: Self = Self {
+        failed: true,
+        duration: None,
+    };
+    /// A successful call of unknown duration.
+    pub(crate) const SUCCEEDED: Self = Self {
+        failed: false,
+        duration: None,
+    };
+}
+
 /// Decides when a closed circuit breaker opens.
 ///
 /// Implement it for a custom rule. All methods take the current time as an argument, so a

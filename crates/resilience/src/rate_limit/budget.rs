@@ -11,7 +11,7 @@ use super::gcra;
 use super::sliding_log::{Log, SlidingLog};
 use super::sliding_window::{SlidingWindow, Window};
 use super::state::Core;
-use super::store::{Counters, Stores, FOLLOWS_CONFIGURED};
+use super::store::{Ask, Counters, Stores, FOLLOWS_CONFIGURED};
 use super::token_bucket::{Bucket, TokenBucket};
 use super::{Algorithm, Decision, RateLimiterConfig, RateLimiterMetrics};
 use crate::Rate;
@@ -34,23 +34,13 @@ pub trait Budgets: sealed::Sealed + Send + Sync + 'static {
     #[doc(hidden)]
     fn new(config: &RateLimiterConfig) -> Self;
 
-    /// Decides one request for `key` at the configured `rate`; counted in the metrics only
-    /// if `counted`.
+    /// Decides one request for `key` at the configured rate (the ask's `rate`).
     #[doc(hidden)]
-    fn check(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision;
+    fn check(&self, key: &str, ask: Ask<'_>) -> Decision;
 
-    /// Decides one request for `key` against `rate`'s own budget; counted in the metrics
-    /// only if `counted`. `configured` is the limiter's rate now, if the budgets
-    /// kept with `rate`'s may follow it.
+    /// Decides one request for `key` against the ask's `rate`'s own budget.
     #[doc(hidden)]
-    fn check_rate(
-        &self,
-        key: &str,
-        now: u64,
-        rate: &Rate,
-        configured: Option<&Rate>,
-        counted: bool,
-    ) -> Decision;
+    fn check_rate(&self, key: &str, ask: Ask<'_>) -> Decision;
 
     /// Counts a decision made uncounted for `key` (at `per_call`'s own budget if given).
     #[doc(hidden)]
@@ -117,7 +107,8 @@ impl Budgets for OneBudget {
         }
     }
 
-    fn check(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision {
+    fn check(&self, key: &str, ask: Ask<'_>) -> Decision {
+        let Ask { now, rate, .. } = ask;
         let decision = match &self.budget {
             Budget::Gcra(tat) => check_atomic(tat, now, rate),
             Budget::Locked(state) => match &mut *lock(state) {
@@ -126,20 +117,13 @@ impl Budgets for OneBudget {
                 Locked::SlidingLog(state) => SlidingLog::check(state, now, rate),
             },
         };
-        if counted {
+        if ask.counted {
             self.count(key, None, &decision);
         }
         decision
     }
 
-    fn check_rate(
-        &self,
-        _key: &str,
-        now: u64,
-        rate: &Rate,
-        _configured: Option<&Rate>,
-        counted: bool,
-    ) -> Decision {
+    fn check_rate(&self, _key: &str, ask: Ask<'_>) -> Decision {
         let (hasher, stores) = self.per_call.get_or_init(|| {
             (
                 RandomState::new(),
@@ -147,8 +131,9 @@ impl Budgets for OneBudget {
             )
         });
         // Per-call budgets keep their own rate: the configured one is not theirs.
-        let hash = hasher.hash_one(rate) & !FOLLOWS_CONFIGURED;
-        stores.check(hash, now, rate, None, counted)
+        let hash = hasher.hash_one(ask.rate) & !FOLLOWS_CONFIGURED;
+        let configured = None;
+        stores.check(hash, Ask { configured, ..ask })
     }
 
     fn count(&self, _key: &str, per_call: Option<&Rate>, decision: &Decision) {
@@ -219,21 +204,12 @@ impl Budgets for PerKey {
         }
     }
 
-    fn check(&self, key: &str, now: u64, rate: &Rate, counted: bool) -> Decision {
-        self.stores
-            .check(self.follows(key), now, rate, Some(rate), counted)
+    fn check(&self, key: &str, ask: Ask<'_>) -> Decision {
+        self.stores.check(self.follows(key), ask)
     }
 
-    fn check_rate(
-        &self,
-        key: &str,
-        now: u64,
-        rate: &Rate,
-        configured: Option<&Rate>,
-        counted: bool,
-    ) -> Decision {
-        let hash = self.own_rate(key, rate);
-        self.stores.check(hash, now, rate, configured, counted)
+    fn check_rate(&self, key: &str, ask: Ask<'_>) -> Decision {
+        self.stores.check(self.own_rate(key, ask.rate), ask)
     }
 
     fn count(&self, key: &str, per_call: Option<&Rate>, decision: &Decision) {

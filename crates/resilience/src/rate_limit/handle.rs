@@ -12,7 +12,7 @@ use super::budget::{lock, Budgets};
 use super::event::report_decision;
 use super::limiter::rejection_of;
 use super::state::as_nanos;
-use super::store::RateCell;
+use super::store::{Ask, RateCell};
 use super::{Decision, RateLimiter, RateLimiterBuilder, RateLimiterConfig, RateLimiterMetrics};
 use crate::config::{ConfigError, ConfigProblem};
 use crate::events::{Emitter, EventBus};
@@ -143,36 +143,45 @@ impl<B: Budgets> Inner<B> {
         as_nanos(Instant::now().saturating_duration_since(self.epoch))
     }
 
+    /// One request for `key`: at the `configured` rate, or against `per_call`'s own budget.
+    fn check(
+        &self,
+        key: &str,
+        configured: &Rate,
+        per_call: Option<&Rate>,
+        counted: bool,
+    ) -> Decision {
+        let now = self.now();
+        let ask = |rate| Ask {
+            now,
+            rate,
+            configured: Some(configured),
+            counted,
+        };
+        match per_call {
+            None => self.budgets.check(key, ask(configured)),
+            Some(rate) => self.budgets.check_rate(key, ask(rate)),
+        }
+    }
+
     /// Decides one request for `key` at the configured rate, and reports it.
     pub(super) fn decide(&self, key: &str) -> Decision {
         let rate = self.rate.load();
-        let decision = self.budgets.check(key, self.now(), &rate, true);
+        let decision = self.check(key, &rate, None, true);
         report_decision(&self.emitter, &self.name, B::reported(key), rate, &decision);
         decision
     }
 
     /// Decides one request for `key` against `rate`'s own budget, and reports it.
     pub(super) fn decide_at(&self, key: &str, rate: Rate) -> Decision {
-        let configured = self.rate.load();
-        let decision = self
-            .budgets
-            .check_rate(key, self.now(), &rate, Some(&configured), true);
+        let decision = self.check(key, &self.rate.load(), Some(&rate), true);
         report_decision(&self.emitter, &self.name, B::reported(key), rate, &decision);
         decision
     }
 
     /// Decides one request without counting or reporting it (a wake-up of a wait).
     fn decide_unreported(&self, key: &str, per_call: Option<Rate>) -> Decision {
-        match per_call {
-            Some(rate) => {
-                let configured = self.rate.load();
-                self.budgets
-                    .check_rate(key, self.now(), &rate, Some(&configured), false)
-            }
-            None => self
-                .budgets
-                .check(key, self.now(), &self.rate.load(), false),
-        }
+        self.check(key, &self.rate.load(), per_call.as_ref(), false)
     }
 
     /// Counts and reports a decision of [`decide_unreported`](Self::decide_unreported).

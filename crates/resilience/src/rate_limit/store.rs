@@ -197,21 +197,12 @@ impl<C: Core> Store<C> {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Decides one request at `rate` for the key hashed to `hash`, counting it if `counted`
-    /// (else the caller counts it later through [`count`](Self::count)). `configured` is the
-    /// limiter's rate now, which eviction respects for the states whose hash has
-    /// [`FOLLOWS_CONFIGURED`] set (`None` when no state follows it).
-    pub(crate) fn check(
-        &self,
-        hash: u64,
-        now: u64,
-        rate: &Rate,
-        configured: Option<&Rate>,
-        counted: bool,
-    ) -> Decision {
+    /// Decides one request for the key hashed to `hash`, counting it if the ask says so
+    /// (else the caller counts it later through [`count`](Self::count)).
+    pub(crate) fn check(&self, hash: u64, ask: Ask<'_>) -> Decision {
         let mut shard = self.shard(hash);
-        let decision = shard.check::<C>(hash, now, rate, configured);
-        if counted {
+        let decision = shard.check::<C>(hash, ask.now, ask.rate, ask.configured);
+        if ask.counted {
             shard.counters.count(&decision);
         }
         decision
@@ -377,6 +368,17 @@ fn layout(max_keys: usize) -> Vec<usize> {
 }
 
 /// One keyed store per algorithm, chosen at construction.
+/// One decision asked of the budgets: at `now`, against `rate`, counted in the metrics only
+/// if `counted`. `configured` is the limiter's rate now, which eviction respects for the
+/// states whose hash has [`FOLLOWS_CONFIGURED`] set (`None` when no state follows it).
+#[derive(Clone, Copy, Debug)]
+pub struct Ask<'a> {
+    pub(crate) now: u64,
+    pub(crate) rate: &'a Rate,
+    pub(crate) configured: Option<&'a Rate>,
+    pub(crate) counted: bool,
+}
+
 pub(crate) enum Stores {
     Gcra(Store<Gcra>),
     TokenBucket(Store<TokenBucket>),
@@ -394,19 +396,12 @@ impl Stores {
         }
     }
 
-    pub(crate) fn check(
-        &self,
-        hash: u64,
-        now: u64,
-        rate: &Rate,
-        configured: Option<&Rate>,
-        counted: bool,
-    ) -> Decision {
+    pub(crate) fn check(&self, hash: u64, ask: Ask<'_>) -> Decision {
         match self {
-            Self::Gcra(store) => store.check(hash, now, rate, configured, counted),
-            Self::TokenBucket(store) => store.check(hash, now, rate, configured, counted),
-            Self::SlidingWindow(store) => store.check(hash, now, rate, configured, counted),
-            Self::SlidingLog(store) => store.check(hash, now, rate, configured, counted),
+            Self::Gcra(store) => store.check(hash, ask),
+            Self::TokenBucket(store) => store.check(hash, ask),
+            Self::SlidingWindow(store) => store.check(hash, ask),
+            Self::SlidingLog(store) => store.check(hash, ask),
         }
     }
 
@@ -508,6 +503,16 @@ mod tests {
 
     const SECOND: u64 = 1_000_000_000;
 
+    /// A counted request at `now`, at `rate`, with `rate` the configured one.
+    fn at(now: u64, rate: &Rate) -> Ask<'_> {
+        Ask {
+            now,
+            rate,
+            configured: Some(rate),
+            counted: true,
+        }
+    }
+
     #[test]
     fn layouts_add_up_and_fill_their_tables() {
         for max_keys in [1, 3, 1_000, 1_792, 1_793, 10_000, 1_000_000, 10_000_000] {
@@ -541,28 +546,22 @@ mod tests {
         assert_eq!(store.shard_count(), 1);
         let rate = Rate::per_second(1);
         for key in 1..=3 {
-            assert!(store.check(key, 0, &rate, Some(&rate), true).is_allowed());
+            assert!(store.check(key, at(0, &rate)).is_allowed());
         }
         // Full of live keys: a fourth is refused until the first goes idle, at 1 s.
-        let refused = store.check(4, SECOND / 2, &rate, Some(&rate), true);
+        let refused = store.check(4, at(SECOND / 2, &rate));
         assert_eq!(refused.denial(), Some(Denial::KeysExhausted));
         assert_eq!(refused.retry_after(), Some(Duration::from_millis(500)));
         assert_eq!(store.len(), 3);
         // Key 1 is denied and stays so: its budget was not touched.
         assert_eq!(
-            store
-                .check(1, SECOND / 2, &rate, Some(&rate), true)
-                .denial(),
+            store.check(1, at(SECOND / 2, &rate)).denial(),
             Some(Denial::RateExceeded)
         );
         // Keys 2 and 3 go idle at 1 s; key 1 is checked again at 1 s and stays live. A new
         // key evicts one idle key (key 1, live, moves to the back of the ring; key 2 goes).
-        assert!(store
-            .check(1, SECOND, &rate, Some(&rate), true)
-            .is_allowed());
-        assert!(store
-            .check(4, SECOND, &rate, Some(&rate), true)
-            .is_allowed());
+        assert!(store.check(1, at(SECOND, &rate)).is_allowed());
+        assert!(store.check(4, at(SECOND, &rate)).is_allowed());
         assert_eq!(store.len(), 3);
         let counters = store.counters();
         assert_eq!(
@@ -583,7 +582,7 @@ mod tests {
         for round in 0..50_u64 {
             for key in 0..1_000_u64 {
                 let hash = (round * 1_000 + key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                store.check(hash, round * SECOND, &rate, Some(&rate), true);
+                store.check(hash, at(round * SECOND, &rate));
             }
             let shard = lock(&store.shards[0]);
             assert!(shard.table.len() <= 1_000);
@@ -601,9 +600,7 @@ mod tests {
         let store = Store::<C>::new(keys as usize);
         let rate = Rate::per_second(1);
         for key in 0..keys {
-            assert!(store
-                .check(key, key * MS, &rate, Some(&rate), true)
-                .is_allowed());
+            assert!(store.check(key, at(key * MS, &rate)).is_allowed());
         }
         store
     }
@@ -618,7 +615,7 @@ mod tests {
         for step in 0..5_000_u64 {
             let before = lock(&store.shards[0]).examined;
             let now = SECOND + step * MS;
-            let decision = store.check(1_000 + step, now, &rate, Some(&rate), true);
+            let decision = store.check(1_000 + step, at(now, &rate));
             assert!(decision.is_allowed(), "step {step}: {decision:?}");
             let examined = lock(&store.shards[0]).examined - before;
             assert!(examined <= SWEEP_STEP as u64, "{examined} at step {step}");
@@ -633,7 +630,7 @@ mod tests {
         let mut refused = 0;
         for key in 1_000..1_100_u64 {
             let before = lock(&store.shards[0]).examined;
-            let decision = store.check(key, SECOND / 2, &rate, Some(&rate), true);
+            let decision = store.check(key, at(SECOND / 2, &rate));
             assert_eq!(decision.denial(), Some(Denial::KeysExhausted));
             if key >= 1_000 + 1_000 / SWEEP_STEP as u64 {
                 // The walk is over: the exact wait until key 0 goes idle.
@@ -663,10 +660,10 @@ mod tests {
         fn run<C: Core>(fast: &Rate, slow: &Rate, evicts: bool) {
             let store = Store::<C>::new(1);
             let (ada, bob) = (1 | FOLLOWS_CONFIGURED, 2 | FOLLOWS_CONFIGURED);
-            assert!(store.check(ada, 0, fast, Some(fast), true).is_allowed());
+            assert!(store.check(ada, at(0, fast)).is_allowed());
             // At 2 s the budget is whole again at the old rate, not at the new one (1 per
             // 10 s): only a GCRA TAT in the past means a whole budget at any rate.
-            let newcomer = store.check(bob, 2 * SECOND, slow, Some(slow), true);
+            let newcomer = store.check(bob, at(2 * SECOND, slow));
             assert_eq!(
                 newcomer.is_allowed(),
                 evicts,
@@ -675,7 +672,7 @@ mod tests {
             );
             if !evicts {
                 assert_eq!(newcomer.denial(), Some(Denial::KeysExhausted));
-                let kept = store.check(ada, 2 * SECOND, slow, Some(slow), true);
+                let kept = store.check(ada, at(2 * SECOND, slow));
                 assert_eq!(kept.denial(), Some(Denial::RateExceeded));
             }
         }

@@ -112,6 +112,20 @@ impl Retry {
         self.call_with(&RetryRules::new(), operation).await
     }
 
+    /// Runs an operation that already returns this crate's [`Error`], such as an inner
+    /// pattern of a pipeline (`retry.execute(|| breaker.call(..))`). Errors are returned as
+    /// they are, never nested: an inner rejection by a circuit breaker or rate limiter is not
+    /// retried (unless [`retry_rejections`](RetryConfig::retry_rejections)), other rejections
+    /// wait at least their `retry_after`, inner timeouts are retried.
+    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+        E: fmt::Display,
+    {
+        self.execute_with(&RetryRules::new(), operation).await
+    }
+
     /// Like [`call`](Self::call), retrying what `rules` say.
     pub async fn call_with<T, E, F, Fut>(
         &self,
@@ -128,20 +142,6 @@ impl Retry {
             async move { attempt.await.map_err(Error::Inner) }
         })
         .await
-    }
-
-    /// Runs an operation that already returns this crate's [`Error`], such as an inner
-    /// pattern of a pipeline (`retry.execute(|| breaker.call(..))`). Errors are returned as
-    /// they are, never nested: an inner rejection by a circuit breaker or rate limiter is not
-    /// retried (unless [`retry_rejections`](RetryConfig::retry_rejections)), other rejections
-    /// wait at least their `retry_after`, inner timeouts are retried.
-    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, Error<E>>>,
-        E: fmt::Display,
-    {
-        self.execute_with(&RetryRules::new(), operation).await
     }
 
     /// Like [`execute`](Self::execute), judging the operation's own errors and values with

@@ -98,14 +98,8 @@ mod tests {
         )
     }
 
-    const FAIL: CallRecord = CallRecord {
-        failed: true,
-        duration: None,
-    };
-    const OK: CallRecord = CallRecord {
-        failed: false,
-        duration: None,
-    };
+    const FAIL: CallRecord = CallRecord::FAILED;
+    const OK: CallRecord = CallRecord::SUCCEEDED;
 
     #[test]
     fn any_trips_on_either_side() {

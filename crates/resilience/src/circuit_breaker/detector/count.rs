@@ -154,14 +154,8 @@ mod tests {
         );
     }
 
-    const FAIL: CallRecord = CallRecord {
-        failed: true,
-        duration: None,
-    };
-    const OK: CallRecord = CallRecord {
-        failed: false,
-        duration: None,
-    };
+    const FAIL: CallRecord = CallRecord::FAILED;
+    const OK: CallRecord = CallRecord::SUCCEEDED;
 
     #[test]
     fn successes_do_not_reduce_the_count() {

@@ -718,7 +718,7 @@ proptest! {
         ],
     ) {
         let parsed = text.parse::<Priority>().ok();
-        let deserialized = serde_json::from_value::<Priority>(Value::from(text.clone())).ok();
+        let deserialized = serde_json::from_value::<Priority>(Value::from(text)).ok();
         for priority in parsed.into_iter().chain(deserialized) {
             let shedder = LoadShedder::from_config("fuzz", LoadShedderConfig::default()).unwrap();
             drop(shedder.try_acquire(priority).expect("an idle shedder admits every priority"));
@@ -746,7 +746,7 @@ proptest! {
                 }
             }
         }
-        let document = serde_json::json!({ "open_duration": value.clone() });
+        let document = serde_json::json!({ "open_duration": value });
         if let Ok(config) = serde_json::from_value::<CircuitBreakerConfig>(document) {
             if let Ok(breaker) = CircuitBreaker::from_config("fuzz", config) {
                 breaker.trip();

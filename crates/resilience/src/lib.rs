@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod registry;
 pub mod retry;
 pub mod stage;
+mod sync;
 mod time;
 pub mod timeout;
 

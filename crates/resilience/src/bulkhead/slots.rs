@@ -1,8 +1,7 @@
 //! The bulkhead's shared state: tokio's semaphore, the counters, and entering and leaving
 //! a slot.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -11,6 +10,8 @@ use tokio::time::Instant;
 use super::{state, BulkheadConfig, BulkheadEvent, BulkheadMetrics};
 use crate::classify::Outcome;
 use crate::events::{Emitter, EventBus};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use crate::sync::{Mutex, MutexGuard};
 use crate::{PatternKind, Rejection, RejectionReason};
 
 /// What every clone of a [`Bulkhead`](super::Bulkhead) shares. Slots are taken by
@@ -294,6 +295,12 @@ impl Inner {
             if give_back {
                 // To the longest waiter if there is one (tokio hands it over directly).
                 self.semaphore.add_permits(1);
+                // A shrink may have owed slots between our look at the debt and our permit's
+                // return, and found no free permit to take: look again, with a
+                // read-modify-write so the latest debt is seen, and pay it with a free one.
+                if self.debt.fetch_add(0, SeqCst) > 0 {
+                    self.pay_debt_from_free(1);
+                }
                 return;
             }
             match self
@@ -320,12 +327,34 @@ impl Inner {
             });
             self.semaphore.add_permits(add as usize);
         } else if to < from {
+            // Owe first, then take the free permits against the debt (see `state::settle`):
+            // a slot returning from then on pays the debt, and one that was already on its
+            // way back looks at the debt again once returned (`return_slot`). Meanwhile a
+            // free permit may be withheld a moment too long, never given out one too many.
             let removed = from - to;
-            let forgotten = self.semaphore.forget_permits(removed as usize);
-            let forgotten = u32::try_from(forgotten).unwrap_or(removed);
-            let _ = self.debt.fetch_update(Relaxed, Relaxed, |debt| {
-                Some(state::shrink(removed, forgotten, debt))
-            });
+            let _ = self
+                .debt
+                .fetch_update(SeqCst, SeqCst, |debt| Some(state::shrink(removed, debt)));
+            self.pay_debt_from_free(removed);
+        }
+    }
+
+    /// Takes up to `at_most` free permits out of the semaphore against the debt; those the
+    /// debt no longer covers, paid meanwhile by returning slots, go back.
+    fn pay_debt_from_free(&self, at_most: u32) {
+        let forgotten = self.semaphore.forget_permits(at_most as usize);
+        if forgotten == 0 {
+            return;
+        }
+        let forgotten = u32::try_from(forgotten).unwrap_or(at_most);
+        let mut back = 0;
+        let _ = self.debt.fetch_update(SeqCst, SeqCst, |debt| {
+            let (give_back, owed) = state::settle(forgotten, debt);
+            back = give_back;
+            Some(owed)
+        });
+        if back > 0 {
+            self.semaphore.add_permits(back as usize);
         }
     }
 

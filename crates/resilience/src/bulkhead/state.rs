@@ -7,8 +7,9 @@
 //! * whether a call that found every slot taken may join the queue ([`join_queue`]), which
 //!   keeps the three rejection reasons apart;
 //! * the bookkeeping of a live resize: growing adds permits (first paying off any debt),
-//!   shrinking forgets the free permits at once and records the rest as a *debt* that returning
-//!   slots pay off, one each ([`grow`], [`shrink`], [`on_release`]);
+//!   shrinking owes the removed slots as a *debt*, then forgets the free permits against it;
+//!   returning slots pay off the rest, one each ([`grow`], [`shrink`], [`settle`],
+//!   [`on_release`]);
 //! * the slots held, derived from the limit, the debt and the free permits ([`held`]), so
 //!   the hot path keeps no counter of its own;
 //! * the derived figures of a metric snapshot ([`ratio`], [`average`]).
@@ -39,10 +40,22 @@ pub(crate) fn grow(added: u32, debt: u32) -> (u32, u32) {
     (added - paid, debt - paid)
 }
 
-/// Shrinking by `removed` slots, of which `forgotten` were free and taken out of the
-/// semaphore at once: the others are owed by calls still running. Returns the new debt.
-pub(crate) fn shrink(removed: u32, forgotten: u32, debt: u32) -> u32 {
-    debt + (removed - forgotten)
+/// Shrinking by `removed` slots, first step: all of them are owed, so that a slot returning
+/// from now on pays the debt instead of going back. Returns the new debt.
+pub(crate) fn shrink(removed: u32, debt: u32) -> u32 {
+    debt.saturating_add(removed)
+}
+
+/// Shrinking, second step: `forgotten` free permits were taken out of the semaphore, and they
+/// pay the debt off. Those the debt no longer covers (returning slots paid it meanwhile) go
+/// back. Returns `(permits to give back, new debt)`.
+///
+/// Owing before forgetting is what keeps a release racing the shrink honest: were the debt
+/// recorded after the free permits were taken, a slot returning in between would go back
+/// unowed, and the bulkhead would keep one slot too many until a later release.
+pub(crate) fn settle(forgotten: u32, debt: u32) -> (u32, u32) {
+    let paid = forgotten.min(debt);
+    (forgotten - paid, debt - paid)
 }
 
 /// A slot comes back: it goes to the semaphore (`true`) unless a debt is owed, which it pays

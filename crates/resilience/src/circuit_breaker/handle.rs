@@ -2,8 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -20,6 +19,8 @@ use crate::classify::{judge, Classify, EveryError, Outcome};
 use crate::events::{Emitter, EventBus};
 use crate::hook::{isolate, CallbackKind};
 use crate::stage::{self, Admit, Stage, StagePermit};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{Mutex, MutexGuard};
 use crate::{ConfigError, Error, PatternKind, Rejection};
 
 pub(crate) type StateCallback = Arc<dyn Fn(CircuitState, CircuitState) + Send + Sync>;

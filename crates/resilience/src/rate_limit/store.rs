@@ -336,22 +336,31 @@ impl<S> ShardInner<S> {
         Err(until.saturating_sub(now).max(1))
     }
 
-    /// Moves the states into a table allocated for the full capacity. Called when the table
-    /// has no free slot left: at the first insert, and when removals left tombstones that
-    /// would otherwise make hashbrown double the table although the shard is within bounds.
+    /// Moves the states into a table allocated for the full capacity, or for twice the
+    /// states held when the capacity is past `RESERVE_WHOLE`. Called when the table has no
+    /// free slot left: at the first insert, as a very large shard grows, and when removals
+    /// left tombstones that would otherwise make hashbrown double the table although the
+    /// shard is within bounds. Reserving a huge `max_keys` (`usize::MAX` from a config file)
+    /// whole would ask for more memory than exists.
     fn rebuild(&mut self) {
-        let mut table = Table::with_capacity_and_hasher(self.capacity, Default::default());
+        let grown = self.table.len().saturating_mul(2).max(RESERVE_WHOLE);
+        let target = self.capacity.min(grown);
+        let mut table = Table::with_capacity_and_hasher(target, Default::default());
         table.extend(self.table.drain());
         self.table = table;
-        // The ring never holds more than `capacity` hashes: one allocation, at the first insert.
+        // The ring never holds more than `capacity` hashes.
         self.ring
-            .reserve_exact(self.capacity.saturating_sub(self.ring.len()));
+            .reserve_exact(target.saturating_sub(self.ring.len()));
     }
 }
 
 /// Per-shard capacities adding up to `max_keys`: the fewest shards (up to [`MAX_SHARDS`]) of
 /// at least [`MIN_SHARD_BUCKETS`] slots whose capacities fill their tables to hashbrown's
 /// maximum load when full.
+/// Shards of up to this many keys reserve their whole capacity at the first insert, so a new
+/// key allocates nothing; larger ones grow with the keys they see.
+const RESERVE_WHOLE: usize = 1 << 13;
+
 fn layout(max_keys: usize) -> Vec<usize> {
     let max_keys = max_keys.max(1);
     let mut buckets = MIN_SHARD_BUCKETS;

@@ -18,8 +18,19 @@ fn growth_pays_debt_first_and_shrinking_owes_what_is_not_free() {
     assert_eq!(grow(5, 0), (5, 0));
     assert_eq!(grow(5, 3), (2, 0));
     assert_eq!(grow(2, 3), (0, 1));
-    assert_eq!(shrink(4, 4, 0), 0, "all four were free");
-    assert_eq!(shrink(4, 1, 2), 5, "three more are owed by running calls");
+    assert_eq!(shrink(4, 0), 4, "owed first");
+    assert_eq!(settle(4, 4), (0, 0), "all four were free");
+    assert_eq!(
+        settle(1, shrink(4, 2)),
+        (0, 5),
+        "three more are owed by running calls"
+    );
+    assert_eq!(
+        settle(1, 0),
+        (1, 0),
+        "a returning slot paid the debt meanwhile: the free permit goes back"
+    );
+    assert_eq!(shrink(1, u32::MAX), u32::MAX);
     assert_eq!(on_release(0), (true, 0));
     assert_eq!(on_release(2), (false, 1));
 }
@@ -189,10 +200,13 @@ impl Sim {
             }
             Op::Resize(to) => {
                 let removed = self.max - to;
+                self.debt = shrink(removed, self.debt);
                 let forgotten = removed.min(self.available);
                 self.available -= forgotten;
-                self.debt = shrink(removed, forgotten, self.debt);
+                let (back, debt) = settle(forgotten, self.debt);
+                self.debt = debt;
                 self.max = to;
+                self.add_permits(back);
             }
             Op::Finish(_) | Op::Cancel(_) => {}
         }

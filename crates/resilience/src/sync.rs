@@ -1,0 +1,12 @@
+//! The synchronisation primitives of the lock-free parts: std's, or loom's under
+//! `--cfg loom`, so the loom models in `tests/loom_*.rs` explore the real code's
+//! interleavings (tokio tests its own primitives the same way).
+//!
+//! Only the modules those models cover import from here: the circuit breaker's handle (the
+//! state word and the lock around the probe slots) and the bulkhead's slots (debt and queue
+//! counters). Everything else uses `std::sync` directly.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{atomic, Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{atomic, Mutex, MutexGuard};

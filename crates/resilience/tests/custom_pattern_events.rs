@@ -84,8 +84,13 @@ fn fired() -> HedgeEvent {
     }
 }
 
+/// Held by the tests that listen on the global bus, and by the one that needs nobody
+/// listening anywhere: a global listener makes every payload built.
+static GLOBAL_BUS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn a_pattern_from_another_crate_is_heard_every_way() {
+    let _global = GLOBAL_BUS.lock().await;
     let hedge = Hedge::new("search");
     let built = AtomicUsize::new(0);
 
@@ -159,6 +164,7 @@ async fn a_pattern_from_another_crate_is_heard_every_way() {
 
 #[tokio::test]
 async fn the_global_bus_hears_a_pattern_from_another_crate() {
+    let _global = GLOBAL_BUS.lock().await;
     let hedge = Hedge::new("global-hedge");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);

@@ -10,6 +10,7 @@ mod config;
 mod error;
 pub mod events;
 pub mod fallback;
+pub mod hedge;
 mod hook;
 pub mod load_shed;
 pub mod metrics;
@@ -29,6 +30,7 @@ pub use circuit_breaker::CircuitBreaker;
 pub use config::{ConfigError, ConfigProblem, MAX_DURATION};
 pub use error::{Error, PatternKind, Rejection, RejectionReason};
 pub use fallback::Fallback;
+pub use hedge::Hedge;
 pub use hook::{reset_error_handler, set_error_handler, CallbackKind, CallbackPanic};
 pub use load_shed::LoadShedder;
 pub use pipeline::Pipeline;
@@ -49,4 +51,5 @@ pub(crate) const BUILTIN_EVENT_KINDS: &[&[events::EventKind]] = &[
     backpressure::BackpressureEvent::KINDS,
     adaptive::AdaptiveEvent::KINDS,
     rate_limit::RateLimiterEvent::KINDS,
+    hedge::HedgeEvent::KINDS,
 ];

@@ -126,11 +126,11 @@ impl Latencies {
     /// compare-exchange runs it; concurrent recordings are never lost (a halving subtracts
     /// what it read, not what it finds).
     fn refresh(&self) {
-        let counts: Vec<u64> = self
-            .counts
-            .iter()
-            .map(|count| count.load(Ordering::Relaxed))
-            .collect();
+        // On the stack (under 5 KiB): a refresh allocates nothing either.
+        let mut counts = [0_u64; BUCKETS];
+        for (seen, count) in counts.iter_mut().zip(self.counts.iter()) {
+            *seen = count.load(Ordering::Relaxed);
+        }
         if let Some(delay) = percentile(&counts, self.percentile, self.min_samples) {
             self.delay.store(delay, Ordering::Relaxed);
         }

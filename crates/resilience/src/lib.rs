@@ -4,6 +4,9 @@
 pub mod adaptive;
 pub mod backpressure;
 pub mod bulkhead;
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod cache;
 pub mod circuit_breaker;
 pub mod classify;
 mod config;
@@ -52,4 +55,6 @@ pub(crate) const BUILTIN_EVENT_KINDS: &[&[events::EventKind]] = &[
     adaptive::AdaptiveEvent::KINDS,
     rate_limit::RateLimiterEvent::KINDS,
     hedge::HedgeEvent::KINDS,
+    #[cfg(feature = "cache")]
+    cache::CacheEvent::KINDS,
 ];

@@ -385,7 +385,7 @@ async fn a_timeout_inside_one_attempt_does_not_cancel_the_hedge() {
     let answer: Result<u32, Error<String>> = hedge
         .execute(|_| {
             let timeout = timeout.clone();
-            async move { timeout.call(|| std::future::pending()).await }
+            async move { timeout.call(std::future::pending).await }
         })
         .await;
     assert!(answer.unwrap_err().is_timeout());

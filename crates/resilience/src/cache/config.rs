@@ -20,7 +20,7 @@ use crate::config::{check, ConfigError, ConfigProblem};
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct CacheConfig {
     /// The most entries held, or with a weigher
-    /// ([`CacheBuilder::weigher`](super::CacheBuilder::weigher)) the most total weight. The
+    /// ([`CacheBuilder::max_weight`](super::CacheBuilder::max_weight)) the most total weight. The
     /// least likely to be used again are evicted first. Default: 10,000.
     pub max_entries: u64,
     /// How long an entry is fresh after it was stored. `None`: until evicted. Default: 60 s.

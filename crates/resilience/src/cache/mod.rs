@@ -46,14 +46,14 @@
 //!     .stale_if_error(Duration::from_secs(600))
 //!     .build()?;
 //!
-//! let fetched = prices.get_or_fetch(&"apple", || async { Ok::<_, String>(120) }).await?;
-//! let cached = prices.get_or_fetch(&"apple", || async { Ok::<_, String>(999) }).await?;
+//! let fetched = prices.get_or_fetch(&"apple", || async { Ok::<_, std::io::Error>(120) }).await?;
+//! let cached = prices.get_or_fetch(&"apple", || async { Ok::<_, std::io::Error>(999) }).await?;
 //! assert_eq!((fetched, cached), (120, 120), "the second call never ran");
 //!
 //! // Two minutes later the entry is stale; the price service is down: the old price answers.
 //! tokio::time::advance(Duration::from_secs(120)).await;
 //! let stale = prices
-//!     .get_or_fetch(&"apple", || async { Err::<u32, _>("unavailable".to_owned()) })
+//!     .get_or_fetch(&"apple", || async { Err(std::io::Error::other("unavailable")) })
 //!     .await?;
 //! assert_eq!(stale, 120);
 //! assert_eq!(prices.metrics().stale_hits, 1);

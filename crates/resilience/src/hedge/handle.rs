@@ -245,6 +245,10 @@ fn judge_nested<T, E>(
 
 impl Inner {
     /// The hedge's name.
+    #[cfg_attr(
+        not(feature = "tower"),
+        expect(dead_code, reason = "the tower layer's rejections carry it")
+    )]
     pub(super) fn name(&self) -> &Arc<str> {
         &self.name
     }

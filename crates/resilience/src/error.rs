@@ -41,6 +41,10 @@ pub enum PatternKind {
     Fallback,
     /// Adaptive concurrency limiter.
     AdaptiveConcurrency,
+    /// Hedging: extra attempts raced against a slow one.
+    Hedge,
+    /// Cache of results with a time to live.
+    Cache,
     /// A stage written outside this crate, under its own `snake_case` name.
     #[cfg_attr(feature = "serde", serde(skip_deserializing))]
     Custom(&'static str),
@@ -60,6 +64,8 @@ impl PatternKind {
             Self::Backpressure => "backpressure",
             Self::Fallback => "fallback",
             Self::AdaptiveConcurrency => "adaptive_concurrency",
+            Self::Hedge => "hedge",
+            Self::Cache => "cache",
             Self::Custom(name) => name,
         }
     }
@@ -114,6 +120,9 @@ pub enum RejectionReason {
     /// budgets) could not be reached, and the pattern's failure policy refuses meanwhile.
     /// Not the caller's doing: HTTP integrations answer 503, not 429.
     BackendUnavailable,
+    /// The request could not be copied for the extra attempts of a hedging layer, so it was
+    /// not sent at all rather than sent unhedged. The caller's doing, not the dependency's.
+    NotCloneable,
     /// A stage written outside this crate refused, for the reason it names (`snake_case`).
     Custom(&'static str),
 }
@@ -134,6 +143,7 @@ impl RejectionReason {
             Self::ConcurrencyLimit => "concurrency_limit",
             Self::DeadlineExpired => "deadline_expired",
             Self::BackendUnavailable => "backend_unavailable",
+            Self::NotCloneable => "not_cloneable",
             Self::Custom(reason) => reason,
         }
     }
@@ -152,6 +162,7 @@ impl RejectionReason {
             Self::ConcurrencyLimit => "is at its concurrency limit",
             Self::DeadlineExpired => "expired before the operation started",
             Self::BackendUnavailable => "cannot reach its backend",
+            Self::NotCloneable => "cannot copy the request for its extra attempts",
             Self::Custom(reason) => reason,
         }
     }

@@ -4,12 +4,16 @@
 pub mod adaptive;
 pub mod backpressure;
 pub mod bulkhead;
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod cache;
 pub mod circuit_breaker;
 pub mod classify;
 mod config;
 mod error;
 pub mod events;
 pub mod fallback;
+pub mod hedge;
 mod hook;
 pub mod load_shed;
 pub mod metrics;
@@ -30,6 +34,7 @@ pub use circuit_breaker::CircuitBreaker;
 pub use config::{ConfigError, ConfigProblem, MAX_DURATION};
 pub use error::{Error, PatternKind, Rejection, RejectionReason};
 pub use fallback::Fallback;
+pub use hedge::Hedge;
 pub use hook::{reset_error_handler, set_error_handler, CallbackKind, CallbackPanic};
 pub use load_shed::LoadShedder;
 pub use pipeline::Pipeline;
@@ -50,4 +55,7 @@ pub(crate) const BUILTIN_EVENT_KINDS: &[&[events::EventKind]] = &[
     backpressure::BackpressureEvent::KINDS,
     adaptive::AdaptiveEvent::KINDS,
     rate_limit::RateLimiterEvent::KINDS,
+    hedge::HedgeEvent::KINDS,
+    #[cfg(feature = "cache")]
+    cache::CacheEvent::KINDS,
 ];

@@ -1,0 +1,351 @@
+//! [`Cache`]: the handle, its store, and the two halves of a cached call (look up, then
+//! store or fall back on a stale entry) shared by its methods and the tower future.
+
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::state::{after, freshness, nanos, Freshness, NEVER};
+use super::{CacheBuilder, CacheConfig, CacheEvent, CacheMetrics};
+use crate::classify::{judge, Classify, EveryError, Outcome};
+use crate::events::{Emitter, EventBus};
+use crate::{ConfigError, Error, PatternKind};
+
+/// A cache of results with a time to live: a call whose key has a fresh entry is answered
+/// from it without running the operation.
+///
+/// Cheap to clone; clones share the entries, counters and listeners. See the
+/// [module docs](super) for how it decides.
+pub struct Cache<K, V> {
+    inner: Arc<Inner<K, V>>,
+}
+
+/// What the store holds for a key.
+#[derive(Clone)]
+pub(super) struct Slot<V> {
+    value: V,
+    /// Fresh until then (its time to live), nanoseconds since the epoch.
+    expires: u64,
+    /// The last read, with a time-to-idle only (shared, so a hit can refresh it without
+    /// writing the store).
+    accessed: Option<Arc<AtomicU64>>,
+}
+
+/// Weighs entries for the store's bound: the user's weigher, or 1 each.
+pub(super) struct Weigher<K, V>(pub(super) Option<Arc<WeighFn<K, V>>>);
+
+pub(super) type WeighFn<K, V> = dyn Fn(&K, &V) -> u64 + Send + Sync;
+
+impl<K, V> Clone for Weigher<K, V> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<K, V> quick_cache::Weighter<K, Slot<V>> for Weigher<K, V> {
+    fn weight(&self, key: &K, slot: &Slot<V>) -> u64 {
+        // A weight of zero would never be evicted: every entry weighs at least 1.
+        self.0
+            .as_ref()
+            .map_or(1, |weigh| weigh(key, &slot.value).max(1))
+    }
+}
+
+type Store<K, V> = quick_cache::sync::Cache<K, Slot<V>, Weigher<K, V>>;
+
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    stale: AtomicU64,
+}
+
+struct Inner<K, V> {
+    name: Arc<str>,
+    config: CacheConfig,
+    store: Store<K, V>,
+    epoch: Instant,
+    counters: Counters,
+    emitter: Emitter,
+}
+
+/// The result of looking a key up for a call.
+pub(crate) enum Lookup<V> {
+    /// A fresh entry: the answer.
+    Hit(V),
+    /// Run the operation; `stale` is an expired entry it may fall back on, with the time it
+    /// stopped being fresh.
+    Miss { stale: Option<(V, u64)> },
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+{
+    /// Starts building a cache named `name`.
+    pub fn builder(name: impl Into<String>) -> CacheBuilder<K, V> {
+        CacheBuilder::new(name.into())
+    }
+
+    /// A cache from a plain config, validated the same way as the builder's.
+    pub fn from_config(name: impl Into<String>, config: CacheConfig) -> Result<Self, ConfigError> {
+        Self::builder(name).config(config).build()
+    }
+
+    pub(super) fn new(name: &str, config: CacheConfig, weigher: Weigher<K, V>) -> Self {
+        let name: Arc<str> = Arc::from(name.trim());
+        let capacity = config.max_entries;
+        // With a weigher the capacity is a weight, not a count: do not reserve room for it.
+        let estimated = match weigher.0 {
+            Some(_) => capacity.min(4_096),
+            None => capacity,
+        };
+        let estimated = usize::try_from(estimated).unwrap_or(usize::MAX);
+        Self {
+            inner: Arc::new(Inner {
+                emitter: Emitter::new(Arc::clone(&name)),
+                name,
+                store: Store::with_weighter(estimated, capacity, weigher),
+                config,
+                epoch: Instant::now(),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The cache's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Answers from a fresh entry for `key`, or runs `fetch` and stores what it returns.
+    ///
+    /// Only results the call's classifier counts as successes are stored (every `Ok` here).
+    /// If `fetch` fails and an entry expired less than `stale_if_error` ago, that entry
+    /// answers instead. Concurrent calls missing the same key each run their own `fetch`
+    /// (they are not coalesced); the last to finish leaves its value.
+    pub async fn get_or_fetch<E, F, Fut>(&self, key: &K, fetch: F) -> Result<V, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        self.get_or_fetch_with(&EveryError, key, fetch).await
+    }
+
+    /// Like [`get_or_fetch`](Self::get_or_fetch), storing only what `classifier` counts as a
+    /// success, and falling back on a stale entry only for what it counts as a failure (an
+    /// ignored error, such as "not found", is returned as is).
+    pub async fn get_or_fetch_with<E, C, F, Fut>(
+        &self,
+        classifier: &C,
+        key: &K,
+        fetch: F,
+    ) -> Result<V, Error<E>>
+    where
+        C: Classify<V, E>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
+        match self.lookup(key) {
+            Lookup::Hit(value) => Ok(value),
+            Lookup::Miss { stale } => {
+                let result = fetch().await;
+                self.complete(classifier, key, stale, result)
+            }
+        }
+    }
+
+    /// The fresh entry for `key`, if any. Counts as a hit or a miss, as a call would.
+    pub fn get(&self, key: &K) -> Option<V> {
+        match self.lookup(key) {
+            Lookup::Hit(value) => Some(value),
+            Lookup::Miss { .. } => None,
+        }
+    }
+
+    /// Stores `value` for `key`, fresh from now.
+    pub fn insert(&self, key: K, value: V) {
+        let inner = &*self.inner;
+        let now = inner.now();
+        let config = &inner.config;
+        let slot = Slot {
+            value,
+            expires: after(now, config.ttl),
+            accessed: config.time_to_idle.map(|_| Arc::new(AtomicU64::new(now))),
+        };
+        inner.store.insert(key, slot);
+    }
+
+    /// Forgets the entry for `key`.
+    pub fn invalidate(&self, key: &K) {
+        self.inner.store.remove(key);
+    }
+
+    /// Forgets every entry.
+    pub fn clear(&self) {
+        self.inner.store.clear();
+    }
+
+    /// Entries held now, expired ones not yet evicted included.
+    pub fn len(&self) -> usize {
+        self.inner.store.len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.inner.store.is_empty()
+    }
+
+    /// Looks `key` up for a call: counts, emits, refreshes the idle time of a hit.
+    pub(crate) fn lookup(&self, key: &K) -> Lookup<V> {
+        let inner = &*self.inner;
+        let found = inner.store.get(key);
+        // The clock is read only when there is an entry whose age matters.
+        let lookup = match found {
+            Some(slot) if slot.expires == NEVER && slot.accessed.is_none() => {
+                Lookup::Hit(slot.value)
+            }
+            Some(slot) => inner.judge(key, slot),
+            None => Lookup::Miss { stale: None },
+        };
+        match &lookup {
+            Lookup::Hit(_) => {
+                inner.counters.hits.fetch_add(1, Ordering::Relaxed);
+                inner.emitter.emit(|| CacheEvent::CacheHit);
+            }
+            Lookup::Miss { .. } => {
+                inner.counters.misses.fetch_add(1, Ordering::Relaxed);
+                inner.emitter.emit(|| CacheEvent::CacheMiss);
+            }
+        }
+        lookup
+    }
+
+    /// Ends a missed call with the operation's `result`: stores a success, or answers a
+    /// failure with the `stale` entry while it is within its bound.
+    pub(crate) fn complete<E, C: Classify<V, E>>(
+        &self,
+        classifier: &C,
+        key: &K,
+        stale: Option<(V, u64)>,
+        result: Result<V, E>,
+    ) -> Result<V, Error<E>> {
+        let inner = &*self.inner;
+        match judge(classifier, &result, PatternKind::Cache, &inner.name) {
+            Outcome::Success => {
+                if let Ok(value) = &result {
+                    self.insert(key.clone(), value.clone());
+                }
+            }
+            Outcome::Failure => {
+                if let Some((value, until)) = stale {
+                    // Checked again now: the operation may have run past the bound.
+                    let now = inner.now();
+                    if let Freshness::Stale { expired_for } =
+                        freshness(until, NEVER, now, inner.config.stale_if_error)
+                    {
+                        inner.counters.stale.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(target: "resilience::cache", cache = %inner.name, ?expired_for, "serving a stale entry for a failed call");
+                        inner
+                            .emitter
+                            .emit(|| CacheEvent::CacheStale { expired_for });
+                        return Ok(value);
+                    }
+                }
+            }
+            Outcome::Ignored => {}
+        }
+        result.map_err(Error::Inner)
+    }
+
+    /// A snapshot of the counters and the store's size.
+    pub fn metrics(&self) -> CacheMetrics {
+        let inner = &*self.inner;
+        let hits = inner.counters.hits.load(Ordering::Relaxed);
+        let misses = inner.counters.misses.load(Ordering::Relaxed);
+        CacheMetrics {
+            name: inner.name.to_string(),
+            hits,
+            misses,
+            stale_hits: inner.counters.stale.load(Ordering::Relaxed),
+            hit_rate: if hits + misses == 0 {
+                0.0
+            } else {
+                hits as f64 / (hits + misses) as f64
+            },
+            entries: inner.store.len() as u64,
+            weight: inner.store.weight(),
+            capacity: inner.store.capacity(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.inner.config
+    }
+
+    /// This cache's own listeners; events also reach [`events::global()`](crate::events::global).
+    pub fn events(&self) -> &EventBus {
+        self.inner.emitter.local()
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Inner<K, V> {
+    /// Now, in nanoseconds since the epoch.
+    fn now(&self) -> u64 {
+        nanos(Instant::now().saturating_duration_since(self.epoch))
+    }
+
+    /// What an entry that has an age is good for now.
+    fn judge(&self, key: &K, slot: Slot<V>) -> Lookup<V> {
+        let now = self.now();
+        let config = &self.config;
+        let idle_until = match &slot.accessed {
+            Some(accessed) => after(accessed.load(Ordering::Relaxed), config.time_to_idle),
+            None => NEVER,
+        };
+        match freshness(slot.expires, idle_until, now, config.stale_if_error) {
+            Freshness::Fresh => {
+                if let Some(accessed) = &slot.accessed {
+                    accessed.fetch_max(now, Ordering::Relaxed);
+                }
+                Lookup::Hit(slot.value)
+            }
+            Freshness::Stale { expired_for } => {
+                let until = now - nanos(expired_for);
+                Lookup::Miss {
+                    stale: Some((slot.value, until)),
+                }
+            }
+            Freshness::Expired => {
+                // Free its room now, unless a fresh value replaced it meanwhile.
+                let expires = slot.expires;
+                self.store
+                    .remove_if(key, |current| current.expires == expires);
+                Lookup::Miss { stale: None }
+            }
+        }
+    }
+}
+
+impl<K, V> Clone for Cache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for Cache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("name", &self.inner.name)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,352 @@
+//! [`Hedge`]: the handle that runs hedged calls, and the state its clones share.
+
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::latency::Latencies;
+use super::race::{FromFn, Race};
+use super::state::Plan;
+use super::{HedgeBuilder, HedgeConfig, HedgeDelay, HedgeEvent, HedgeMetrics, HedgeTrigger};
+use crate::classify::{judge, Classify, EveryError, Outcome};
+use crate::events::{Emitter, EventBus};
+use crate::registry::Registered;
+use crate::retry::RetryBudget;
+use crate::{ConfigError, Error, PatternKind};
+
+/// A hedging policy: when an attempt is slow, start another and take whichever answers
+/// first.
+///
+/// Cheap to clone; clones share the configuration, counters, latency histogram, listeners and
+/// budget. Not generic: what counts as an acceptable answer is given per call (a
+/// [`Classifier`](crate::classify::Classifier), every `Ok` by default). See the
+/// [module docs](super) for how it decides.
+#[derive(Clone)]
+pub struct Hedge {
+    pub(super) inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    total: AtomicU64,
+    hedged: AtomicU64,
+    wins: AtomicU64,
+    skipped: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// Where the delay of a new call comes from.
+enum Delay {
+    /// A fixed delay (zero: parallel), or none (fallback mode).
+    Fixed(Option<Duration>),
+    /// Measured.
+    Percentile(Latencies),
+}
+
+pub(crate) struct Inner {
+    name: Arc<str>,
+    config: HedgeConfig,
+    delay: Delay,
+    budget: Option<RetryBudget>,
+    counters: Counters,
+    emitter: Emitter,
+}
+
+impl Hedge {
+    /// Starts building a hedge named `name`.
+    pub fn builder(name: impl Into<String>) -> HedgeBuilder {
+        HedgeBuilder::new(name.into())
+    }
+
+    /// A hedge from a plain config, validated the same way as the builder's.
+    pub fn from_config(name: impl Into<String>, config: HedgeConfig) -> Result<Self, ConfigError> {
+        Self::builder(name).config(config).build()
+    }
+
+    pub(super) fn new(name: &str, config: HedgeConfig, budget: Option<RetryBudget>) -> Self {
+        let name: Arc<str> = Arc::from(name.trim());
+        let delay = match config.delay {
+            HedgeDelay::Latency(delay) => Delay::Fixed(Some(delay)),
+            HedgeDelay::Parallel => Delay::Fixed(Some(Duration::ZERO)),
+            HedgeDelay::Fallback => Delay::Fixed(None),
+            HedgeDelay::Percentile {
+                percentile,
+                min_samples,
+                refresh,
+            } => Delay::Percentile(Latencies::new(
+                percentile,
+                min_samples,
+                refresh,
+                Instant::now(),
+            )),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                emitter: Emitter::new(Arc::clone(&name)),
+                name,
+                config,
+                delay,
+                budget,
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The hedge's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Runs `operation(1)`, and `operation(2)`, `operation(3)`, ... as the delay passes or
+    /// attempts fail, until one returns `Ok`; the other attempts are cancelled (dropped) at
+    /// once.
+    ///
+    /// `operation` receives the attempt number (the primary is 1), so an extra attempt can go
+    /// elsewhere, such as another replica. When every attempt failed and no other may start,
+    /// the last failure is returned as [`Error::Inner`]. Dropping the returned future
+    /// cancels every running attempt.
+    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.call_with(&EveryError, operation).await
+    }
+
+    /// Like [`call`](Self::call), accepting every result that `classifier` does not call a
+    /// failure (an ignored error, such as "not found", is an answer too: another attempt
+    /// would say the same).
+    pub async fn call_with<T, E, C, F, Fut>(
+        &self,
+        classifier: &C,
+        operation: F,
+    ) -> Result<T, Error<E>>
+    where
+        C: Classify<T, E>,
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let name = &*self.inner.name;
+        let accept = |result: Result<T, E>| {
+            let accepted = judge(classifier, &result, PatternKind::Hedge, name) != Outcome::Failure;
+            (accepted, result)
+        };
+        self.race(operation, accept).await.map_err(Error::Inner)
+    }
+
+    /// Runs an operation that already returns this crate's [`Error`], such as attempts
+    /// bounded by their own timeout (`hedge.execute(|_| timeout.call(..))`): a timeout or a
+    /// rejection ends that attempt only, as a failure, and the others go on.
+    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        self.execute_with(&EveryError, operation).await
+    }
+
+    /// Like [`execute`](Self::execute), judging the operation's own errors and values with
+    /// `classifier`. An inner pattern's timeout, rejection or exhausted retry is never
+    /// accepted.
+    pub async fn execute_with<T, E, C, F, Fut>(
+        &self,
+        classifier: &C,
+        operation: F,
+    ) -> Result<T, Error<E>>
+    where
+        C: Classify<T, E>,
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        let name = &*self.inner.name;
+        let accept = |result| judge_nested(classifier, result, name);
+        self.race(operation, accept).await
+    }
+
+    /// Races the attempts of `operation`; `accept` judges each output, handing it back.
+    async fn race<O, F, Fut>(&self, mut operation: F, mut accept: impl FnMut(O) -> (bool, O)) -> O
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = O>,
+    {
+        let primary = operation(1);
+        let mut race = pin!(Race::new(primary, FromFn(operation)));
+        let inner = &*self.inner;
+        poll_fn(|cx| race.as_mut().poll(cx, inner, &mut accept)).await
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> HedgeMetrics {
+        let counters = &self.inner.counters;
+        let total_requests = counters.total.load(Ordering::Relaxed);
+        let hedged_attempts = counters.hedged.load(Ordering::Relaxed);
+        HedgeMetrics {
+            name: self.inner.name.to_string(),
+            total_requests,
+            hedged_attempts,
+            hedge_wins: counters.wins.load(Ordering::Relaxed),
+            skipped_by_budget: counters.skipped.load(Ordering::Relaxed),
+            failed_requests: counters.failed.load(Ordering::Relaxed),
+            hedge_rate: if total_requests == 0 {
+                0.0
+            } else {
+                hedged_attempts as f64 / total_requests as f64
+            },
+            current_delay: self.current_delay(),
+        }
+    }
+
+    /// The delay a call starting now would use; `None` in fallback mode, or in percentile
+    /// mode before enough calls were measured.
+    pub fn current_delay(&self) -> Option<Duration> {
+        match &self.inner.delay {
+            Delay::Fixed(delay) => *delay,
+            Delay::Percentile(latencies) => latencies.delay(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HedgeConfig {
+        &self.inner.config
+    }
+
+    /// The budget extra attempts are drawn from, if any.
+    pub fn budget(&self) -> Option<&RetryBudget> {
+        self.inner.budget.as_ref()
+    }
+
+    /// This hedge's own listeners; events also reach [`events::global()`](crate::events::global).
+    pub fn events(&self) -> &EventBus {
+        self.inner.emitter.local()
+    }
+}
+
+/// Whether an attempt of `execute` answered: its own results as `classifier` says, never an
+/// inner pattern's error. Takes the result and hands it back, since a classifier judges an
+/// owned `Result<T, E>`.
+fn judge_nested<T, E>(
+    classifier: &impl Classify<T, E>,
+    result: Result<T, Error<E>>,
+    name: &str,
+) -> (bool, Result<T, Error<E>>) {
+    let own = match result {
+        Ok(value) => Ok(value),
+        Err(Error::Inner(error)) => Err(error),
+        Err(other) => return (false, Err(other)),
+    };
+    let accepted = judge(classifier, &own, PatternKind::Hedge, name) != Outcome::Failure;
+    (accepted, own.map_err(Error::Inner))
+}
+
+impl Inner {
+    /// The hedge's name.
+    #[cfg_attr(
+        not(feature = "tower"),
+        expect(dead_code, reason = "the tower layer's rejections carry it")
+    )]
+    pub(super) fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// A call starts: counts it, deposits into the budget, and makes its plan. Returns the
+    /// plan, the start time when the delay needs it now, and whether the call is parallel.
+    pub(super) fn begin(&self) -> (Plan, Option<Instant>, bool) {
+        self.counters.total.fetch_add(1, Ordering::Relaxed);
+        if let Some(budget) = &self.budget {
+            budget.deposit();
+        }
+        let max_attempts = self.config.max_hedged_attempts + 1;
+        match &self.delay {
+            Delay::Fixed(delay) => (
+                Plan::new(max_attempts, *delay),
+                None,
+                *delay == Some(Duration::ZERO),
+            ),
+            Delay::Percentile(latencies) => (
+                Plan::new(max_attempts, latencies.delay()),
+                Some(Instant::now()),
+                false,
+            ),
+        }
+    }
+
+    /// Asks the budget for attempt `attempt`.
+    pub(super) fn may_hedge(&self, attempt: u32) -> bool {
+        let Some(budget) = &self.budget else {
+            return true;
+        };
+        if budget.try_withdraw() {
+            return true;
+        }
+        self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(target: "resilience::hedge", hedge = %self.name, attempt, "budget refused an extra attempt");
+        self.emitter.emit(|| HedgeEvent::HedgeSkipped { attempt });
+        false
+    }
+
+    /// Attempt `attempt` started `after` the call did.
+    pub(super) fn hedged(&self, attempt: u32, after: Duration, trigger: HedgeTrigger) {
+        self.counters.hedged.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(target: "resilience::hedge", hedge = %self.name, attempt, ?after, %trigger, "extra attempt started");
+        self.emitter.emit(|| HedgeEvent::HedgeAttempt {
+            attempt,
+            after,
+            trigger,
+        });
+    }
+
+    /// Attempt `attempt` of `attempts` answered.
+    pub(super) fn succeeded(&self, attempt: u32, attempts: u32, started_at: Option<Instant>) {
+        if attempt > 1 {
+            self.counters.wins.fetch_add(1, Ordering::Relaxed);
+        }
+        if let (Delay::Percentile(latencies), Some(started_at)) = (&self.delay, started_at) {
+            let now = Instant::now();
+            latencies.record(now.saturating_duration_since(started_at), now);
+        }
+        self.emitter
+            .emit(|| HedgeEvent::HedgeSuccess { attempt, attempts });
+    }
+
+    /// Every one of `attempts` failed.
+    pub(super) fn exhausted(&self, attempts: u32) {
+        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(target: "resilience::hedge", hedge = %self.name, attempts, "every attempt failed");
+        self.emitter.emit(|| HedgeEvent::HedgeFailure { attempts });
+    }
+}
+
+impl fmt::Debug for Hedge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hedge")
+            .field("name", &self.inner.name)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registered for Hedge {
+    type Config = HedgeConfig;
+    type Metrics = HedgeMetrics;
+
+    fn create(name: &str, config: HedgeConfig) -> Result<Self, ConfigError> {
+        Self::from_config(name, config)
+    }
+
+    fn registered_name(&self) -> &str {
+        self.name()
+    }
+
+    fn current_config(&self) -> HedgeConfig {
+        self.config().clone()
+    }
+
+    fn snapshot(&self) -> HedgeMetrics {
+        self.metrics()
+    }
+}

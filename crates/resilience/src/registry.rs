@@ -84,6 +84,35 @@ pub trait Registered: Clone + Send + Sync + 'static {
     fn snapshot(&self) -> Self::Metrics;
 }
 
+/// Implements [`Registered`] for a handle with the constructor and accessors every pattern
+/// has: `from_config`, `name`, `config` and `metrics`. Generic handles name their parameters
+/// after: `registered!(Limiter<B>: Config => Metrics, for<B: Budgets>)`.
+macro_rules! registered {
+    ($handle:ty: $config:ty => $metrics:ty $(, for<$($generic:ident: $bound:path),*>)?) => {
+        impl$(<$($generic: $bound),*>)? $crate::registry::Registered for $handle {
+            type Config = $config;
+            type Metrics = $metrics;
+
+            fn create(name: &str, config: $config) -> Result<Self, $crate::ConfigError> {
+                Self::from_config(name, config)
+            }
+
+            fn registered_name(&self) -> &str {
+                self.name()
+            }
+
+            fn current_config(&self) -> $config {
+                self.config().to_owned()
+            }
+
+            fn snapshot(&self) -> $metrics {
+                self.metrics()
+            }
+        }
+    };
+}
+pub(crate) use registered;
+
 /// Why a registry refused a request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

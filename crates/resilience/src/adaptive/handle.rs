@@ -16,7 +16,6 @@ use super::{
 };
 use crate::classify::Outcome;
 use crate::events::{Emitter, EventBus};
-use crate::registry::Registered;
 use crate::stage::{self, Admit, Stage, StagePermit};
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
@@ -391,23 +390,4 @@ impl StagePermit for Permit {
     }
 }
 
-impl Registered for AdaptiveLimiter {
-    type Config = AdaptiveConfig;
-    type Metrics = AdaptiveMetrics;
-
-    fn create(name: &str, config: AdaptiveConfig) -> Result<Self, ConfigError> {
-        Self::from_config(name, config)
-    }
-
-    fn registered_name(&self) -> &str {
-        self.name()
-    }
-
-    fn current_config(&self) -> AdaptiveConfig {
-        self.config()
-    }
-
-    fn snapshot(&self) -> AdaptiveMetrics {
-        self.metrics()
-    }
-}
+crate::registry::registered!(AdaptiveLimiter: AdaptiveConfig => AdaptiveMetrics);

@@ -12,7 +12,6 @@ use super::state::{Arrival, Patience};
 use super::stream::BackpressureStream;
 use super::{BackpressureBuilder, BackpressureConfig, BackpressureMetrics};
 use crate::events::EventBus;
-use crate::registry::Registered;
 use crate::stage::{self, Admit, Stage, StagePermit};
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
@@ -222,26 +221,7 @@ impl Stage for Backpressure {
 
 impl StagePermit for Permit {}
 
-impl Registered for Backpressure {
-    type Config = BackpressureConfig;
-    type Metrics = BackpressureMetrics;
-
-    fn create(name: &str, config: BackpressureConfig) -> Result<Self, ConfigError> {
-        Self::from_config(name, config)
-    }
-
-    fn registered_name(&self) -> &str {
-        self.name()
-    }
-
-    fn current_config(&self) -> BackpressureConfig {
-        self.config()
-    }
-
-    fn snapshot(&self) -> BackpressureMetrics {
-        self.metrics()
-    }
-}
+crate::registry::registered!(Backpressure: BackpressureConfig => BackpressureMetrics);
 
 impl fmt::Debug for Backpressure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

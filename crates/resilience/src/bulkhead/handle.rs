@@ -8,7 +8,7 @@ use super::slots::Inner;
 use super::{BulkheadBuilder, BulkheadConfig, BulkheadMetrics};
 use crate::classify::Outcome;
 use crate::events::EventBus;
-use crate::registry::{Registered, Registry, RegistryError};
+use crate::registry::{Registry, RegistryError};
 use crate::stage::{self, Admit, Stage, StagePermit};
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
@@ -179,26 +179,7 @@ impl StagePermit for Permit {
     }
 }
 
-impl Registered for Bulkhead {
-    type Config = BulkheadConfig;
-    type Metrics = BulkheadMetrics;
-
-    fn create(name: &str, config: BulkheadConfig) -> Result<Self, ConfigError> {
-        Self::from_config(name, config)
-    }
-
-    fn registered_name(&self) -> &str {
-        self.name()
-    }
-
-    fn current_config(&self) -> BulkheadConfig {
-        self.config()
-    }
-
-    fn snapshot(&self) -> BulkheadMetrics {
-        self.metrics()
-    }
-}
+crate::registry::registered!(Bulkhead: BulkheadConfig => BulkheadMetrics);
 
 /// The bulkhead called `name` in the process-wide [registry](Registry::global), created with
 /// `config` if there is none (aioresilience's `get_bulkhead`). Asking for an

@@ -2,29 +2,9 @@
 //! breakers answer (which circuits are open, reset them all).
 
 use super::{CircuitBreaker, CircuitBreakerConfig, CircuitBreakerMetrics, CircuitState};
-use crate::registry::{Registered, Registry};
-use crate::ConfigError;
+use crate::registry::Registry;
 
-impl Registered for CircuitBreaker {
-    type Config = CircuitBreakerConfig;
-    type Metrics = CircuitBreakerMetrics;
-
-    fn create(name: &str, config: CircuitBreakerConfig) -> Result<Self, ConfigError> {
-        Self::from_config(name, config)
-    }
-
-    fn registered_name(&self) -> &str {
-        self.name()
-    }
-
-    fn current_config(&self) -> CircuitBreakerConfig {
-        self.config()
-    }
-
-    fn snapshot(&self) -> CircuitBreakerMetrics {
-        self.metrics()
-    }
-}
+crate::registry::registered!(CircuitBreaker: CircuitBreakerConfig => CircuitBreakerMetrics);
 
 impl Registry<CircuitBreaker> {
     /// Names of the circuits that are open or forced open now (never stale).

@@ -15,7 +15,6 @@ use super::state::Plan;
 use super::{HedgeBuilder, HedgeConfig, HedgeDelay, HedgeEvent, HedgeMetrics, HedgeTrigger};
 use crate::classify::{judge, Classify, EveryError, Outcome};
 use crate::events::{Emitter, EventBus};
-use crate::registry::Registered;
 use crate::retry::RetryBudget;
 use crate::{ConfigError, Error, PatternKind};
 
@@ -330,23 +329,4 @@ impl fmt::Debug for Hedge {
     }
 }
 
-impl Registered for Hedge {
-    type Config = HedgeConfig;
-    type Metrics = HedgeMetrics;
-
-    fn create(name: &str, config: HedgeConfig) -> Result<Self, ConfigError> {
-        Self::from_config(name, config)
-    }
-
-    fn registered_name(&self) -> &str {
-        self.name()
-    }
-
-    fn current_config(&self) -> HedgeConfig {
-        self.config().clone()
-    }
-
-    fn snapshot(&self) -> HedgeMetrics {
-        self.metrics()
-    }
-}
+crate::registry::registered!(Hedge: HedgeConfig => HedgeMetrics);

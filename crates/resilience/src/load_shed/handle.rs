@@ -19,7 +19,6 @@ use super::{
 };
 use crate::classify::EveryError;
 use crate::events::{Emitter, EventBus};
-use crate::registry::Registered;
 use crate::stage;
 use crate::{ConfigError, Error, PatternKind, Rejection};
 
@@ -358,23 +357,4 @@ impl fmt::Debug for LoadShedder {
     }
 }
 
-impl Registered for LoadShedder {
-    type Config = LoadShedderConfig;
-    type Metrics = LoadShedderMetrics;
-
-    fn create(name: &str, config: LoadShedderConfig) -> Result<Self, ConfigError> {
-        Self::from_config(name, config)
-    }
-
-    fn registered_name(&self) -> &str {
-        self.name()
-    }
-
-    fn current_config(&self) -> LoadShedderConfig {
-        self.config()
-    }
-
-    fn snapshot(&self) -> LoadShedderMetrics {
-        self.metrics()
-    }
-}
+crate::registry::registered!(LoadShedder: LoadShedderConfig => LoadShedderMetrics);

@@ -16,7 +16,6 @@ use super::store::{Ask, RateCell};
 use super::{Decision, RateLimiter, RateLimiterBuilder, RateLimiterConfig, RateLimiterMetrics};
 use crate::config::{ConfigError, ConfigProblem};
 use crate::events::{Emitter, EventBus};
-use crate::registry::Registered;
 use crate::{Rate, Rejection};
 
 /// An in-memory rate limiter over its budgets `B`: one budget for everything
@@ -252,26 +251,7 @@ impl<B: Budgets> RateLimiter for InMemoryRateLimiter<B> {
     }
 }
 
-impl<B: Budgets> Registered for InMemoryRateLimiter<B> {
-    type Config = RateLimiterConfig;
-    type Metrics = RateLimiterMetrics;
-
-    fn create(name: &str, config: RateLimiterConfig) -> Result<Self, ConfigError> {
-        Self::from_config(name, config)
-    }
-
-    fn registered_name(&self) -> &str {
-        self.name()
-    }
-
-    fn current_config(&self) -> RateLimiterConfig {
-        self.config()
-    }
-
-    fn snapshot(&self) -> RateLimiterMetrics {
-        self.metrics()
-    }
-}
+crate::registry::registered!(InMemoryRateLimiter<B>: RateLimiterConfig => RateLimiterMetrics, for<B: Budgets>);
 
 impl<B> Clone for InMemoryRateLimiter<B> {
     fn clone(&self) -> Self {

@@ -9,7 +9,6 @@ use std::time::Duration;
 use super::run::{Run, Step};
 use super::{RetryBudget, RetryBuilder, RetryConfig, RetryMetrics, RetryRules};
 use crate::events::{Emitter, EventBus};
-use crate::registry::Registered;
 use crate::{ConfigError, Error};
 
 /// A retry policy: runs an operation again after a failure, waiting longer each time.
@@ -297,23 +296,4 @@ impl fmt::Debug for Retry {
     }
 }
 
-impl Registered for Retry {
-    type Config = RetryConfig;
-    type Metrics = RetryMetrics;
-
-    fn create(name: &str, config: RetryConfig) -> Result<Self, ConfigError> {
-        Self::from_config(name, config)
-    }
-
-    fn registered_name(&self) -> &str {
-        self.name()
-    }
-
-    fn current_config(&self) -> RetryConfig {
-        self.config()
-    }
-
-    fn snapshot(&self) -> RetryMetrics {
-        self.metrics()
-    }
-}
+crate::registry::registered!(Retry: RetryConfig => RetryMetrics);

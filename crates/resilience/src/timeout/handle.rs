@@ -268,23 +268,4 @@ impl fmt::Debug for Timeout {
     }
 }
 
-impl crate::registry::Registered for Timeout {
-    type Config = TimeoutConfig;
-    type Metrics = TimeoutMetrics;
-
-    fn create(name: &str, config: TimeoutConfig) -> Result<Self, ConfigError> {
-        Self::from_config(name, config)
-    }
-
-    fn registered_name(&self) -> &str {
-        self.name()
-    }
-
-    fn current_config(&self) -> TimeoutConfig {
-        self.config()
-    }
-
-    fn snapshot(&self) -> TimeoutMetrics {
-        self.metrics()
-    }
-}
+crate::registry::registered!(Timeout: TimeoutConfig => TimeoutMetrics);

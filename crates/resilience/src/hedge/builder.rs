@@ -115,11 +115,7 @@ impl HedgeBuilder {
     pub fn build(self) -> Result<Hedge, ConfigError> {
         check::name(&self.name)?;
         self.config.validate()?;
-        let budget = match (self.budget, &self.config.budget) {
-            (Some(shared), Some(wanted)) if shared.config() == wanted => Some(shared),
-            (_, Some(wanted)) => Some(RetryBudget::new(wanted.clone())?),
-            (_, None) => None,
-        };
+        let budget = RetryBudget::for_builder(self.budget, self.config.budget.as_ref())?;
         Ok(Hedge::new(&self.name, self.config, budget))
     }
 }

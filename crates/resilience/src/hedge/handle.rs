@@ -117,27 +117,6 @@ impl Hedge {
         self.call_with(&EveryError, operation).await
     }
 
-    /// Like [`call`](Self::call), accepting every result that `classifier` does not call a
-    /// failure (an ignored error, such as "not found", is an answer too: another attempt
-    /// would say the same).
-    pub async fn call_with<T, E, C, F, Fut>(
-        &self,
-        classifier: &C,
-        operation: F,
-    ) -> Result<T, Error<E>>
-    where
-        C: Classify<T, E>,
-        F: FnMut(u32) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        let name = &*self.inner.name;
-        let accept = |result: Result<T, E>| {
-            let accepted = judge(classifier, &result, PatternKind::Hedge, name) != Outcome::Failure;
-            (accepted, result)
-        };
-        self.race(operation, accept).await.map_err(Error::Inner)
-    }
-
     /// Runs an operation that already returns this crate's [`Error`], such as attempts
     /// bounded by their own timeout (`hedge.execute(|_| timeout.call(..))`): a timeout or a
     /// rejection ends that attempt only, as a failure, and the others go on.
@@ -147,6 +126,26 @@ impl Hedge {
         Fut: Future<Output = Result<T, Error<E>>>,
     {
         self.execute_with(&EveryError, operation).await
+    }
+
+    /// Like [`call`](Self::call), accepting every result that `classifier` does not call a
+    /// failure (an ignored error, such as "not found", is an answer too: another attempt
+    /// would say the same).
+    pub fn call_with<'a, T, E, C, F, Fut>(
+        &'a self,
+        classifier: &'a C,
+        mut operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, C, F, Fut>
+    where
+        C: Classify<T, E>,
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        // The operation's errors become this crate's, and the one race runs.
+        self.execute_with(classifier, move |attempt| {
+            let attempt = operation(attempt);
+            async move { attempt.await.map_err(Error::Inner) }
+        })
     }
 
     /// Like [`execute`](Self::execute), judging the operation's own errors and values with

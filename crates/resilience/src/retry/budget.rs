@@ -103,6 +103,19 @@ struct Shared {
 }
 
 impl RetryBudget {
+    /// The budget a builder ends up with: `shared` when it was built for the `wanted`
+    /// config, a new one for `wanted` otherwise, none when nothing is wanted.
+    pub(crate) fn for_builder(
+        shared: Option<Self>,
+        wanted: Option<&BudgetConfig>,
+    ) -> Result<Option<Self>, ConfigError> {
+        Ok(match (shared, wanted) {
+            (Some(shared), Some(wanted)) if shared.config() == wanted => Some(shared),
+            (_, Some(wanted)) => Some(Self::new(wanted.clone())?),
+            (_, None) => None,
+        })
+    }
+
     /// A budget with `config`, validated.
     pub fn new(config: BudgetConfig) -> Result<Self, ConfigError> {
         config.validate()?;

@@ -117,11 +117,7 @@ impl RetryBuilder {
     pub fn build(self) -> Result<Retry, ConfigError> {
         check::name(&self.name)?;
         self.config.validate()?;
-        let budget = match (self.budget, &self.config.budget) {
-            (Some(shared), Some(wanted)) if shared.config() == wanted => Some(shared),
-            (_, Some(wanted)) => Some(RetryBudget::new(wanted.clone())?),
-            (_, None) => None,
-        };
+        let budget = RetryBudget::for_builder(self.budget, self.config.budget.as_ref())?;
         let seed = self.seed.unwrap_or_else(|| fastrand::u64(..));
         Ok(Retry::new(&self.name, self.config, budget, seed))
     }

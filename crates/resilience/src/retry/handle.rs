@@ -126,21 +126,21 @@ impl Retry {
     }
 
     /// Like [`call`](Self::call), retrying what `rules` say.
-    pub async fn call_with<T, E, F, Fut>(
-        &self,
-        rules: &RetryRules<T, E>,
+    pub fn call_with<'a, T, E, F, Fut>(
+        &'a self,
+        rules: &'a RetryRules<T, E>,
         mut operation: F,
-    ) -> Result<T, Error<E>>
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, F, Fut>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: fmt::Display,
     {
-        self.execute_with(rules, || {
+        // The operation's errors become this crate's, and the one retry loop runs.
+        self.execute_with(rules, move || {
             let attempt = operation();
             async move { attempt.await.map_err(Error::Inner) }
         })
-        .await
     }
 
     /// Like [`execute`](Self::execute), judging the operation's own errors and values with

@@ -41,6 +41,10 @@ pub enum PatternKind {
     Fallback,
     /// Adaptive concurrency limiter.
     AdaptiveConcurrency,
+    /// Request coalescing (single-flight).
+    Coalesce,
+    /// Chaos: fault, outcome, latency and behaviour injection.
+    Chaos,
     /// A stage written outside this crate, under its own `snake_case` name.
     #[cfg_attr(feature = "serde", serde(skip_deserializing))]
     Custom(&'static str),
@@ -60,6 +64,8 @@ impl PatternKind {
             Self::Backpressure => "backpressure",
             Self::Fallback => "fallback",
             Self::AdaptiveConcurrency => "adaptive_concurrency",
+            Self::Coalesce => "coalesce",
+            Self::Chaos => "chaos",
             Self::Custom(name) => name,
         }
     }
@@ -71,6 +77,7 @@ impl PatternKind {
             Self::RateLimiter => "rate limiter",
             Self::LoadShedder => "load shedder",
             Self::AdaptiveConcurrency => "adaptive concurrency limiter",
+            Self::Coalesce => "coalescer",
             other => other.as_str(),
         }
     }
@@ -114,6 +121,9 @@ pub enum RejectionReason {
     /// budgets) could not be reached, and the pattern's failure policy refuses meanwhile.
     /// Not the caller's doing: HTTP integrations answer 503, not 429.
     BackendUnavailable,
+    /// The shared execution this call joined (request coalescing) panicked, so there is no
+    /// result to share; this call's own operation never ran.
+    LeaderPanicked,
     /// A stage written outside this crate refused, for the reason it names (`snake_case`).
     Custom(&'static str),
 }
@@ -134,6 +144,7 @@ impl RejectionReason {
             Self::ConcurrencyLimit => "concurrency_limit",
             Self::DeadlineExpired => "deadline_expired",
             Self::BackendUnavailable => "backend_unavailable",
+            Self::LeaderPanicked => "leader_panicked",
             Self::Custom(reason) => reason,
         }
     }
@@ -152,6 +163,7 @@ impl RejectionReason {
             Self::ConcurrencyLimit => "is at its concurrency limit",
             Self::DeadlineExpired => "expired before the operation started",
             Self::BackendUnavailable => "cannot reach its backend",
+            Self::LeaderPanicked => "saw the shared call it joined panic",
             Self::Custom(reason) => reason,
         }
     }

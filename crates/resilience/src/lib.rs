@@ -6,6 +6,7 @@ pub mod backpressure;
 pub mod bulkhead;
 pub mod circuit_breaker;
 pub mod classify;
+pub mod coalesce;
 mod config;
 mod error;
 pub mod events;
@@ -26,6 +27,7 @@ pub use adaptive::AdaptiveLimiter;
 pub use backpressure::Backpressure;
 pub use bulkhead::Bulkhead;
 pub use circuit_breaker::CircuitBreaker;
+pub use coalesce::Coalescer;
 pub use config::{ConfigError, ConfigProblem, MAX_DURATION};
 pub use error::{Error, PatternKind, Rejection, RejectionReason};
 pub use fallback::Fallback;
@@ -49,4 +51,5 @@ pub(crate) const BUILTIN_EVENT_KINDS: &[&[events::EventKind]] = &[
     backpressure::BackpressureEvent::KINDS,
     adaptive::AdaptiveEvent::KINDS,
     rate_limit::RateLimiterEvent::KINDS,
+    coalesce::CoalesceEvent::KINDS,
 ];

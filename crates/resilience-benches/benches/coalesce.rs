@@ -52,7 +52,9 @@ fn one_caller(c: &mut Criterion) {
     check("coalescer_call_shared", &mut entry);
     group.bench_function("coalescer_call_shared", |b| b.iter(&mut entry));
 
-    let by_name = Coalescer::<String, u64, ()>::builder("bench").build().unwrap();
+    let by_name = Coalescer::<String, u64, ()>::builder("bench")
+        .build()
+        .unwrap();
     let call = |key: String| {
         matches!(
             poll_once(by_name.call(key, || async { Ok(black_box(1_u64)) })),

@@ -4,6 +4,7 @@
 pub mod adaptive;
 pub mod backpressure;
 pub mod bulkhead;
+pub mod chaos;
 pub mod circuit_breaker;
 pub mod classify;
 pub mod coalesce;
@@ -26,6 +27,7 @@ pub mod timeout;
 pub use adaptive::AdaptiveLimiter;
 pub use backpressure::Backpressure;
 pub use bulkhead::Bulkhead;
+pub use chaos::Chaos;
 pub use circuit_breaker::CircuitBreaker;
 pub use coalesce::Coalescer;
 pub use config::{ConfigError, ConfigProblem, MAX_DURATION};
@@ -52,4 +54,5 @@ pub(crate) const BUILTIN_EVENT_KINDS: &[&[events::EventKind]] = &[
     adaptive::AdaptiveEvent::KINDS,
     rate_limit::RateLimiterEvent::KINDS,
     coalesce::CoalesceEvent::KINDS,
+    chaos::ChaosEvent::KINDS,
 ];

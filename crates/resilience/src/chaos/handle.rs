@@ -163,19 +163,30 @@ impl<T, E> Chaos<T, E> {
     /// Runs `operation` with chaos: decides with [`roll`](Self::roll), then
     /// [`run`](Self::run)s.
     ///
-    /// A call that gets no injection runs `operation` directly: no allocation, and when
-    /// disabled one atomic load more than the bare call. A call that gets one runs in a boxed
-    /// future (it may sleep; keeping the timer out of the common path keeps that path small).
-    pub async fn call<F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    /// The decision is made when `call` is called, not when the future is first polled. A
+    /// call that gets no injection is `operation`'s own future, mapped: no allocation, and
+    /// when disabled one atomic load more than the bare call. A call that gets one runs in a
+    /// boxed future (it may sleep; keeping the timer out of the common path keeps that path
+    /// small).
+    pub fn call<'a, F, Fut>(
+        &'a self,
+        operation: F,
+    ) -> Call<Fut, impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, F, Fut>>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        F: FnOnce() -> Fut + 'a,
+        Fut: Future<Output = Result<T, E>> + 'a,
     {
         let injections = self.roll();
         if injections.is_none() {
-            return operation().await.map_err(Error::Inner);
+            return Call {
+                direct: Some(operation()),
+                injected: None,
+            };
         }
-        Box::pin(self.run(injections, operation)).await
+        Call {
+            direct: None,
+            injected: Some(Box::pin(self.run(injections, operation))),
+        }
     }
 
     /// Runs `operation` with the injections given, in this order: the delay, the behaviour
@@ -299,5 +310,45 @@ impl<T, E> fmt::Debug for Chaos<T, E> {
             .field("name", &self.inner.name)
             .field("config", &self.config())
             .finish_non_exhaustive()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Chaos::call`]: the operation's own future when nothing is injected,
+    /// else a boxed run with the injections.
+    pub struct Call<Direct, Injected> {
+        #[pin]
+        direct: Option<Direct>,
+        injected: Option<Pin<Box<Injected>>>,
+    }
+}
+
+impl<Direct, Injected> fmt::Debug for Call<Direct, Injected> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("injected", &self.injected.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Direct, Injected, T, E> Future for Call<Direct, Injected>
+where
+    Direct: Future<Output = Result<T, E>>,
+    Injected: Future<Output = Result<T, Error<E>>>,
+{
+    type Output = Result<T, Error<E>>;
+
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        if let Some(injected) = this.injected {
+            return injected.as_mut().poll(cx);
+        }
+        match this.direct.as_pin_mut() {
+            Some(direct) => direct.poll(cx).map_err(Error::Inner),
+            None => panic!("chaos::Call polled after completion"),
+        }
     }
 }

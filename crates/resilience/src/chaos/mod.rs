@@ -85,7 +85,7 @@ mod state;
 pub use builder::ChaosBuilder;
 pub use config::ChaosConfig;
 pub use event::ChaosEvent;
-pub use handle::Chaos;
+pub use handle::{Call, Chaos};
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{ChaosLayer, ChaosService, ResponseFuture};

@@ -4,10 +4,30 @@
 //! Every gateway replays the same plan, so they see the same requests with the same fates,
 //! and the same seed gives the same run on any machine. A slow machine sends late, never
 //! fewer; the report says how late.
+//!
+//! The upstream's trouble is the library's own chaos pattern: one [`Chaos`] per phase injects
+//! the phase's latency (into every call) and a failure (into the phase's share of calls). Its
+//! draws come from the plan, through [`Chaos::roll_with`], so a request's fate depends only on
+//! the request and its attempt number, never on the order concurrent requests arrive in.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
+use resilience::chaos::{Chaos, Injections};
+
 use crate::scenario::{requests_in, Scenario};
+
+/// What the upstream answers: its work, or an injected failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// The real work: fresh data.
+    Fresh,
+    /// The failure the phase's chaos injects instead.
+    Failure,
+}
+
+/// The upstream's trouble in one phase.
+pub(crate) type PhaseChaos = Chaos<Answer, Infallible>;
 
 /// One planned request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,11 +42,22 @@ pub(crate) struct Planned {
 }
 
 /// Every request of a run, in order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub(crate) requests: Vec<Planned>,
     failure_rates: Vec<f64>,
     latencies: Vec<Duration>,
+    /// Each phase's chaos, by phase index.
+    chaos: Vec<PhaseChaos>,
+}
+
+/// Two plans are equal when they plan the same requests with the same trouble.
+impl PartialEq for Plan {
+    fn eq(&self, other: &Self) -> bool {
+        self.requests == other.requests
+            && self.failure_rates == other.failure_rates
+            && self.latencies == other.latencies
+    }
 }
 
 impl Plan {
@@ -53,6 +84,19 @@ impl Plan {
             requests,
             failure_rates: scenario.phases.iter().map(|p| p.failure_rate).collect(),
             latencies: scenario.phases.iter().map(|p| p.latency).collect(),
+            chaos: scenario
+                .phases
+                .iter()
+                .map(|phase| {
+                    let mut chaos = Chaos::builder(format!("upstream-{}", phase.name))
+                        .outcome(phase.failure_rate, || Answer::Failure);
+                    if !phase.latency.is_zero() {
+                        chaos = chaos.latency(1.0, phase.latency);
+                    }
+                    // The scenario's checks keep every rate within 0..=1.
+                    chaos.build().expect("a checked scenario makes valid chaos")
+                })
+                .collect(),
         }
     }
 
@@ -65,12 +109,23 @@ impl Plan {
         counts
     }
 
+    /// The chaos of attempt `attempt` of request `index`: its phase's instance and what it
+    /// injects. Every draw of the attempt is the same number, so the failure fires exactly
+    /// when it is below the phase's failure rate (the latency's rate is 1: it always fires).
+    /// `None` for a request that is not in the plan.
+    pub(crate) fn chaos(&self, index: usize, attempt: u32) -> Option<(&PhaseChaos, Injections)> {
+        let request = self.requests.get(index)?;
+        let chaos = &self.chaos[request.phase];
+        let draw = unit(mix(request.draw, attempt));
+        Some((chaos, chaos.roll_with(|| draw)))
+    }
+
     /// What the upstream does with attempt `attempt` of request `index`: its latency and
     /// whether it fails. `None` for a request that is not in the plan.
+    #[cfg(test)]
     pub(crate) fn upstream(&self, index: usize, attempt: u32) -> Option<(Duration, bool)> {
-        let request = self.requests.get(index)?;
-        let fails = unit(mix(request.draw, attempt)) < self.failure_rates[request.phase];
-        Some((self.latencies[request.phase], fails))
+        let (_, injections) = self.chaos(index, attempt)?;
+        Some((injections.latency.unwrap_or_default(), injections.outcome))
     }
 }
 
@@ -160,6 +215,21 @@ mod tests {
             "healthy phases never fail"
         );
         assert_eq!(plan.upstream(plan.requests.len(), 0), None);
+    }
+
+    #[test]
+    fn chaos_fails_exactly_the_requests_the_plan_draws_to_fail() {
+        let plan = Plan::new(&scenario(42));
+        for (i, request) in plan.requests.iter().enumerate() {
+            for attempt in 0..3 {
+                let draw = unit(mix(request.draw, attempt));
+                let expected = (
+                    plan.latencies[request.phase],
+                    draw < plan.failure_rates[request.phase],
+                );
+                assert_eq!(plan.upstream(i, attempt), Some(expected));
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The flaky upstream: an HTTP service on loopback that does what the traffic plan says for
-//! each request (`/work?i=<request>&attempt=<n>`): the latency of the request's phase, and a
-//! 503 when the plan fails that attempt.
+//! each request (`/work?i=<request>&attempt=<n>`): its work runs under the phase's chaos,
+//! which injects the phase's latency, and a failure (a 503) when the plan fails that attempt.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::plan::Plan;
+use crate::plan::{Answer, Plan};
 
 /// Starts an upstream on a free loopback port; it serves until the runtime ends.
 pub(crate) async fn start(plan: Arc<Plan>) -> anyhow::Result<SocketAddr> {
@@ -25,14 +25,14 @@ pub(crate) async fn start(plan: Arc<Plan>) -> anyhow::Result<SocketAddr> {
 async fn work(State(plan): State<Arc<Plan>>, uri: Uri) -> (StatusCode, &'static str) {
     let index = query(&uri, "i").and_then(|i| usize::try_from(i).ok());
     let attempt = query(&uri, "attempt").map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX));
-    let Some((latency, fails)) = index.and_then(|i| plan.upstream(i, attempt)) else {
+    let Some((chaos, injections)) = index.and_then(|i| plan.chaos(i, attempt)) else {
         return (StatusCode::BAD_REQUEST, "not a planned request");
     };
-    tokio::time::sleep(latency).await;
-    if fails {
-        (StatusCode::SERVICE_UNAVAILABLE, "upstream failure")
-    } else {
-        (StatusCode::OK, "fresh")
+    match chaos.run(injections, || async { Ok(Answer::Fresh) }).await {
+        Ok(Answer::Fresh) => (StatusCode::OK, "fresh"),
+        Ok(Answer::Failure) => (StatusCode::SERVICE_UNAVAILABLE, "upstream failure"),
+        // Chaos over an infallible operation with no fault configured cannot fail.
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "chaos failed"),
     }
 }
 

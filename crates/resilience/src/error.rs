@@ -45,6 +45,10 @@ pub enum PatternKind {
     Hedge,
     /// Cache of results with a time to live.
     Cache,
+    /// Request coalescing (single-flight).
+    Coalesce,
+    /// Chaos: fault, outcome, latency and behaviour injection.
+    Chaos,
     /// A stage written outside this crate, under its own `snake_case` name.
     #[cfg_attr(feature = "serde", serde(skip_deserializing))]
     Custom(&'static str),
@@ -66,6 +70,8 @@ impl PatternKind {
             Self::AdaptiveConcurrency => "adaptive_concurrency",
             Self::Hedge => "hedge",
             Self::Cache => "cache",
+            Self::Coalesce => "coalesce",
+            Self::Chaos => "chaos",
             Self::Custom(name) => name,
         }
     }
@@ -77,6 +83,7 @@ impl PatternKind {
             Self::RateLimiter => "rate limiter",
             Self::LoadShedder => "load shedder",
             Self::AdaptiveConcurrency => "adaptive concurrency limiter",
+            Self::Coalesce => "coalescer",
             other => other.as_str(),
         }
     }
@@ -123,6 +130,9 @@ pub enum RejectionReason {
     /// The request could not be copied for the extra attempts of a hedging layer, so it was
     /// not sent at all rather than sent unhedged. The caller's doing, not the dependency's.
     NotCloneable,
+    /// The shared execution this call joined (request coalescing) panicked, so there is no
+    /// result to share; this call's own operation never ran.
+    LeaderPanicked,
     /// A stage written outside this crate refused, for the reason it names (`snake_case`).
     Custom(&'static str),
 }
@@ -144,6 +154,7 @@ impl RejectionReason {
             Self::DeadlineExpired => "deadline_expired",
             Self::BackendUnavailable => "backend_unavailable",
             Self::NotCloneable => "not_cloneable",
+            Self::LeaderPanicked => "leader_panicked",
             Self::Custom(reason) => reason,
         }
     }
@@ -163,6 +174,7 @@ impl RejectionReason {
             Self::DeadlineExpired => "expired before the operation started",
             Self::BackendUnavailable => "cannot reach its backend",
             Self::NotCloneable => "cannot copy the request for its extra attempts",
+            Self::LeaderPanicked => "saw the shared call it joined panic",
             Self::Custom(reason) => reason,
         }
     }

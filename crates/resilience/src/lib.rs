@@ -7,8 +7,10 @@ pub mod bulkhead;
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub mod cache;
+pub mod chaos;
 pub mod circuit_breaker;
 pub mod classify;
+pub mod coalesce;
 mod config;
 mod error;
 pub mod events;
@@ -30,7 +32,9 @@ pub mod timeout;
 pub use adaptive::AdaptiveLimiter;
 pub use backpressure::Backpressure;
 pub use bulkhead::Bulkhead;
+pub use chaos::Chaos;
 pub use circuit_breaker::CircuitBreaker;
+pub use coalesce::Coalescer;
 pub use config::{ConfigError, ConfigProblem, MAX_DURATION};
 pub use error::{Error, PatternKind, Rejection, RejectionReason};
 pub use fallback::Fallback;
@@ -58,4 +62,6 @@ pub(crate) const BUILTIN_EVENT_KINDS: &[&[events::EventKind]] = &[
     hedge::HedgeEvent::KINDS,
     #[cfg(feature = "cache")]
     cache::CacheEvent::KINDS,
+    coalesce::CoalesceEvent::KINDS,
+    chaos::ChaosEvent::KINDS,
 ];

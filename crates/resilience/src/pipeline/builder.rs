@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::Pipeline;
+use crate::chaos::Chaos;
 use crate::circuit_breaker::CircuitBreaker;
 use crate::classify::Classifier;
 use crate::config::check;
@@ -25,6 +26,7 @@ impl<T, E> Pipeline<T, E> {
                 retry_rules: RetryRules::new(),
                 classifier: Classifier::new(),
                 timeout: None,
+                chaos: None,
             },
             breaker: None,
             rate_limiter: (),
@@ -51,6 +53,7 @@ struct Common<T, E> {
     retry_rules: RetryRules<T, E>,
     classifier: Classifier<T, E>,
     timeout: Option<Timeout>,
+    chaos: Option<Chaos<T, E>>,
 }
 
 impl<T, E, L, B, K> PipelineBuilder<T, E, L, B, K> {
@@ -97,6 +100,13 @@ impl<T, E, L, B, K> PipelineBuilder<T, E, L, B, K> {
         self
     }
 
+    /// The innermost layer, right around the operation (inside the bulkhead): injected
+    /// faults, outcomes and delays look to every other pattern like the dependency's own.
+    pub fn chaos(mut self, chaos: Chaos<T, E>) -> Self {
+        self.common.chaos = Some(chaos);
+        self
+    }
+
     /// The admission control outside the timeout: a rate limiter, or any [`Stage`] (a
     /// pair admits through both).
     pub fn rate_limiter<L2: Stage>(self, rate_limiter: L2) -> PipelineBuilder<T, E, L2, B, K> {
@@ -133,6 +143,7 @@ impl<T, E, L, B, K> PipelineBuilder<T, E, L, B, K> {
             rate_limiter: self.rate_limiter,
             timeout: common.timeout,
             bulkhead: self.bulkhead,
+            chaos: common.chaos,
         })
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::chaos::Chaos;
 use crate::circuit_breaker::CircuitBreaker;
 use crate::classify::{judge_nested, Classifier, Outcome};
 use crate::fallback::Fallback;
@@ -13,7 +14,7 @@ use crate::timeout::Timeout;
 use crate::{Error, PatternKind};
 
 /// Patterns composed around one kind of operation (returning `Result<T, E>`), outermost first:
-/// fallback, retry, circuit breaker (`K`), rate limiter (`L`), timeout, bulkhead (`B`).
+/// fallback, retry, circuit breaker (`K`), rate limiter (`L`), timeout, bulkhead (`B`), chaos.
 ///
 /// Built with [`Pipeline::builder`]; see the [module docs](super) for why this order. Cheap to
 /// share behind an `Arc`; the patterns inside are handles whose clones share state, so the
@@ -28,6 +29,7 @@ pub struct Pipeline<T, E, L = (), B = (), K = CircuitBreaker> {
     pub(super) rate_limiter: L,
     pub(super) timeout: Option<Timeout>,
     pub(super) bulkhead: B,
+    pub(super) chaos: Option<Chaos<T, E>>,
 }
 
 impl<T, E, L, B, K> Pipeline<T, E, L, B, K>
@@ -98,7 +100,10 @@ where
         Fut: Future<Output = Result<T, E>>,
     {
         let permit = self.bulkhead.admit().await?;
-        let result = operation().await.map_err(Error::Inner);
+        let result = match &self.chaos {
+            Some(chaos) => chaos.call(operation).await,
+            None => operation().await.map_err(Error::Inner),
+        };
         self.complete(permit, result)
     }
 
@@ -135,6 +140,7 @@ impl<T, E, L: fmt::Debug, B: fmt::Debug, K: Stage> fmt::Debug for Pipeline<T, E,
             .field("rate_limiter", &self.rate_limiter)
             .field("timeout", &self.timeout.as_ref().map(Timeout::name))
             .field("bulkhead", &self.bulkhead)
+            .field("chaos", &self.chaos.as_ref().map(Chaos::name))
             .finish()
     }
 }

@@ -5,7 +5,7 @@
 //! Outermost first:
 //!
 //! ```text
-//! fallback → retry → circuit breaker → rate limiter → timeout → bulkhead → operation
+//! fallback → retry → circuit breaker → rate limiter → timeout → bulkhead → chaos → operation
 //! ```
 //!
 //! * **Fallback outside everything**, so it answers for any failure inside: an exhausted
@@ -23,7 +23,15 @@
 //!   time budget, and a call that never ran does not count as timed out.
 //! * **Timeout outside the bulkhead**, so the time spent queueing for a slot counts against
 //!   the budget: a caller never waits longer than its timeout in total.
-//! * **Bulkhead innermost**, so a slot is held only while the operation really runs.
+//! * **Bulkhead innermost** of the admitting patterns, so a slot is held only while the
+//!   operation really runs.
+//! * **Chaos around the operation itself**, so an injected fault, outcome or delay reaches
+//!   every pattern above as the dependency's own would: the timeout counts injected latency,
+//!   the breaker counts injected faults, the retry retries them.
+//!
+//! Request [coalescing](crate::coalesce) has no slot: it needs a key, and it belongs outside
+//! the whole pipeline (followers share the final answer and take no slot or token of their
+//! own), so wrap the pipeline's `call` in the coalescer's.
 //!
 //! Reordering changes meaning, not just cost: a retry inside the breaker hides failures from
 //! it; a timeout inside the bulkhead lets queueing exceed the budget; a fallback inside the

@@ -113,12 +113,7 @@ pub struct CacheService<S, K, V, F, C = EveryError> {
 }
 
 impl<S, K, V, F, C> CacheService<S, K, V, F, C> {
-    crate::service_accessors!(inner: S);
-
-    /// The cache answering.
-    pub fn cache(&self) -> &Cache<K, V> {
-        &self.cache
-    }
+    crate::service_accessors!(inner: S; /** The cache answering. */ cache: Cache<K, V>);
 }
 
 impl<S: Clone, K, V, F, C> Clone for CacheService<S, K, V, F, C> {
@@ -153,9 +148,7 @@ where
     type Error = Error<S::Error>;
     type Future = ResponseFuture<S::Future, K, V, C>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Error::Inner)
-    }
+    crate::stage::forward_ready!();
 
     fn call(&mut self, request: Req) -> Self::Future {
         let key = (self.key)(&request);

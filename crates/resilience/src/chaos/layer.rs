@@ -78,12 +78,7 @@ pub struct ChaosService<S, T, E> {
 }
 
 impl<S, T, E> ChaosService<S, T, E> {
-    crate::service_accessors!(inner: S);
-
-    /// The chaos applied.
-    pub fn chaos(&self) -> &Chaos<T, E> {
-        &self.chaos
-    }
+    crate::service_accessors!(inner: S; /** The chaos applied. */ chaos: Chaos<T, E>);
 }
 
 impl<S: Clone, T, E> Clone for ChaosService<S, T, E> {
@@ -146,9 +141,7 @@ where
     type Error = Error<E>;
     type Future = ResponseFuture<S::Future, T, E>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Error::Inner)
-    }
+    crate::stage::forward_ready!();
 
     fn call(&mut self, request: Request) -> Self::Future {
         let injections = self.chaos.roll();

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use tower_layer::Layer;
 use tower_service::Service;
@@ -101,12 +100,7 @@ pub struct CoalesceService<S, K, T, E, F> {
 }
 
 impl<S, K, T, E, F> CoalesceService<S, K, T, E, F> {
-    crate::service_accessors!(inner: S);
-
-    /// The coalescer applied.
-    pub fn coalescer(&self) -> &Coalescer<K, T, E> {
-        &self.coalescer
-    }
+    crate::service_accessors!(inner: S; /** The coalescer applied. */ coalescer: Coalescer<K, T, E>);
 }
 
 impl<S: Clone, K, T, E, F> Clone for CoalesceService<S, K, T, E, F> {
@@ -142,9 +136,7 @@ where
     type Error = Error<E>;
     type Future = ResponseFuture<T, E>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Error::Inner)
-    }
+    crate::stage::forward_ready!();
 
     fn call(&mut self, request: Request) -> Self::Future {
         let key = (self.key)(&request);

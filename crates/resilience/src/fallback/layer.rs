@@ -67,12 +67,7 @@ pub struct FallbackService<S, T, E> {
 }
 
 impl<S, T, E> FallbackService<S, T, E> {
-    crate::service_accessors!(inner: S);
-
-    /// The fallback applied.
-    pub fn fallback(&self) -> &Fallback<T, E> {
-        &self.fallback
-    }
+    crate::service_accessors!(inner: S; /** The fallback applied. */ fallback: Fallback<T, E>);
 }
 
 impl<S, T, E, Request> Service<Request> for FallbackService<S, T, E>
@@ -85,9 +80,7 @@ where
     type Error = Error<E>;
     type Future = ResponseFuture<S::Future, T, E>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Error::Inner)
-    }
+    crate::stage::forward_ready!();
 
     fn call(&mut self, request: Request) -> Self::Future {
         ResponseFuture {

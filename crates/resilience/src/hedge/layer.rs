@@ -154,12 +154,7 @@ pub struct HedgeService<S, P = CloneRequest, C = EveryError> {
 }
 
 impl<S, P, C> HedgeService<S, P, C> {
-    crate::service_accessors!(inner: S);
-
-    /// The hedge applied.
-    pub fn hedge(&self) -> &Hedge {
-        &self.hedge
-    }
+    crate::service_accessors!(inner: S; /** The hedge applied. */ hedge: Hedge);
 }
 
 impl<S: Clone, P, C> Clone for HedgeService<S, P, C> {
@@ -192,9 +187,7 @@ where
     type Error = Error<S::Error>;
     type Future = ResponseFuture<S, Req, P, C>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Error::Inner)
-    }
+    crate::stage::forward_ready!();
 
     fn call(&mut self, request: Req) -> Self::Future {
         let state = match self.requests.clone_request(1, &request) {

@@ -1,7 +1,5 @@
 //! Tower middleware: [`LoadShedderLayer`], [`LoadShedderService`] and [`ResponseFuture`].
 
-use std::task::{Context, Poll};
-
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -117,12 +115,7 @@ pub struct LoadShedderService<S, P = Priority> {
 }
 
 impl<S, P> LoadShedderService<S, P> {
-    crate::service_accessors!(inner: S);
-
-    /// The shedder guarding it.
-    pub fn shedder(&self) -> &LoadShedder {
-        &self.shedder
-    }
+    crate::service_accessors!(inner: S; /** The shedder guarding it. */ shedder: LoadShedder);
 }
 
 impl<S, P, Request> Service<Request> for LoadShedderService<S, P>
@@ -134,9 +127,7 @@ where
     type Error = Error<S::Error>;
     type Future = ResponseFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Error::Inner)
-    }
+    crate::stage::forward_ready!();
 
     fn call(&mut self, request: Request) -> Self::Future {
         let priority = self.priority.priority_of(&request);

@@ -93,12 +93,7 @@ pub struct RetryService<S, R = EveryError> {
 }
 
 impl<S, R> RetryService<S, R> {
-    crate::service_accessors!(inner: S);
-
-    /// The retry policy.
-    pub fn retry(&self) -> &Retry {
-        &self.retry
-    }
+    crate::service_accessors!(inner: S; /** The retry policy. */ retry: Retry);
 
     /// The first attempt goes to the service that `poll_ready` readied; the future keeps a
     /// clone for the retries and readies it before each one (tower's retry does the same).
@@ -129,9 +124,7 @@ where
     type Error = Error<S::Error>;
     type Future = ResponseFuture<S, Req, EveryError>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Error::Inner)
-    }
+    crate::stage::forward_ready!();
 
     fn call(&mut self, request: Req) -> Self::Future {
         self.start(request)
@@ -148,9 +141,7 @@ where
     type Error = Error<E>;
     type Future = ResponseFuture<S, Req, RetryRules<T, E>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Error::Inner)
-    }
+    crate::stage::forward_ready!();
 
     fn call(&mut self, request: Req) -> Self::Future {
         self.start(request)

@@ -274,14 +274,40 @@ macro_rules! entry_points {
 }
 pub(crate) use entry_points;
 
+/// Writes a middleware's `poll_ready`: ready when the inner service is, its errors as
+/// [`Error::Inner`](crate::Error::Inner).
+#[cfg(feature = "tower")]
+macro_rules! forward_ready {
+    () => {
+        fn poll_ready(
+            &mut self,
+            cx: &mut ::std::task::Context<'_>,
+        ) -> ::std::task::Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx).map_err($crate::Error::Inner)
+        }
+    };
+}
+#[cfg(feature = "tower")]
+pub(crate) use forward_ready;
+
 /// Writes tower's three accessors of a middleware service, `get_ref`, `get_mut` and
 /// `into_inner`, for a service keeping the wrapped service in a field.
 ///
 /// Used inside an `impl` block: `resilience::service_accessors!(inner: S);` where `inner` is
 /// the field and `S` its type. Every tower service of this workspace has them, as tower's own
-/// middleware does; the macro keeps them one definition.
+/// middleware does; the macro keeps them one definition. After a `;`, the pattern the service
+/// applies gets a getter too, named as its field and documented by the doc comment given:
+/// `service_accessors!(inner: S; /** The retry policy. */ retry: Retry);`.
 #[macro_export]
 macro_rules! service_accessors {
+    ($field:ident: $inner:ty; $(#[$doc:meta])* $pattern:ident: $applied:ty) => {
+        $crate::service_accessors!($field: $inner);
+
+        $(#[$doc])*
+        pub fn $pattern(&self) -> &$applied {
+            &self.$pattern
+        }
+    };
     ($field:ident: $inner:ty) => {
         /// The inner service.
         pub fn get_ref(&self) -> &$inner {

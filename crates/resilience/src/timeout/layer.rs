@@ -72,12 +72,7 @@ pub struct TimeoutService<S> {
 }
 
 impl<S> TimeoutService<S> {
-    crate::service_accessors!(inner: S);
-
-    /// The timeout applied.
-    pub fn timeout(&self) -> &Timeout {
-        &self.timeout
-    }
+    crate::service_accessors!(inner: S; /** The timeout applied. */ timeout: Timeout);
 }
 
 impl<S, Request> Service<Request> for TimeoutService<S>
@@ -88,9 +83,7 @@ where
     type Error = Error<S::Error>;
     type Future = ResponseFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Error::Inner)
-    }
+    crate::stage::forward_ready!();
 
     fn call(&mut self, request: Request) -> Self::Future {
         let timeout = self.timeout.clone();

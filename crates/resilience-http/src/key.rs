@@ -5,6 +5,7 @@ mod client_ip;
 use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use http::header::HeaderName;
@@ -30,7 +31,8 @@ enum Source {
 ///
 /// * [`client_ip`](Self::client_ip): the client address (`"203.0.113.9"`), behind the
 ///   [trusted proxies](Self::trusted_proxies) only; `"unknown"` when the server did not record
-///   the peer (all such requests then share one budget);
+///   the peer: all such requests then share one budget, so the first one logs an error
+///   (once per key) saying how to record it;
 /// * [`header`](Self::header): `"key:<value>"`; a request without the header is keyed by its
 ///   client IP as `"ip:<address>"`, so leaving the header out never escapes the limit, and the
 ///   prefixes keep a header value from naming someone else's IP budget;
@@ -53,14 +55,15 @@ enum Source {
 ///
 /// # Client IP without spoofing
 ///
-/// `X-Forwarded-For` and `X-Real-IP` are written by whoever sends the request, so they can
+/// `Forwarded`, `X-Forwarded-For` and `X-Real-IP` are written by whoever sends the request, so they can
 /// only be believed when the request comes from a proxy you run: believed from anyone, they
 /// would let a client pick its own rate-limit key by sending a fake header. Here they count only
 /// when the peer (the socket address the connection came from) is one of the configured
 /// [`TrustedProxies`]:
 ///
 /// 1. the peer is not trusted (or none is configured): the peer's address is the client;
-/// 2. the peer is trusted and `X-Forwarded-For` is present: walk its hops from the right (the
+/// 2. the peer is trusted and `Forwarded` (RFC 7239, its `for=` parameters) or else
+///    `X-Forwarded-For` is present: walk its hops from the right (the
 ///    hop the nearest proxy added) and take the first one that is not itself a trusted proxy.
 ///    Hops to the left of it were written by the client and are never believed. If every hop
 ///    is trusted, the left-most is the client; if a hop does not parse as an address, the
@@ -79,6 +82,8 @@ enum Source {
 pub struct RateLimitKey {
     source: Source,
     proxies: TrustedProxies,
+    /// Whether the missing peer address was reported (once, for this key and its clones).
+    warned_unknown: Arc<AtomicBool>,
 }
 
 impl RateLimitKey {
@@ -87,6 +92,7 @@ impl RateLimitKey {
         Self {
             source: Source::ClientIp,
             proxies: TrustedProxies::none(),
+            warned_unknown: Arc::default(),
         }
     }
 
@@ -125,7 +131,7 @@ impl RateLimitKey {
         }
     }
 
-    /// Believes `X-Forwarded-For` / `X-Real-IP` from these proxies when finding the client IP.
+    /// Believes `Forwarded` / `X-Forwarded-For` / `X-Real-IP` from these proxies when finding the client IP.
     #[must_use]
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
         self.proxies = proxies;
@@ -157,7 +163,18 @@ impl RateLimitKey {
                 use std::fmt::Write as _;
                 let _ = write!(key, "{ip}");
             }
-            None => key.push_str("unknown"),
+            None => {
+                if !self.warned_unknown.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        target: "resilience_http",
+                        "rate limiting by client IP, but the server records no peer address: \
+                         every client shares the one \"unknown\" budget. Serve axum with \
+                         `into_make_service_with_connect_info::<SocketAddr>()`, or insert the \
+                         peer's `SocketAddr` into the request extensions"
+                    );
+                }
+                key.push_str("unknown");
+            }
         }
         key
     }
@@ -208,6 +225,39 @@ mod tests {
     use http::Request;
 
     use super::*;
+
+    /// Counts the events logged while it is the default subscriber.
+    struct CountEvents(std::sync::atomic::AtomicUsize);
+
+    impl tracing::Subscriber for CountEvents {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, _: &tracing::Event<'_>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn a_missing_peer_address_is_reported_once_per_key() {
+        let events = Arc::new(CountEvents(Default::default()));
+        let (head, _) = Request::get("/").body(()).unwrap().into_parts();
+        let key = RateLimitKey::client_ip();
+        let clone = key.clone();
+        tracing::subscriber::with_default(Arc::clone(&events), || {
+            assert_eq!(key.key(&head), "unknown");
+            assert_eq!(clone.key(&head), "unknown");
+            assert_eq!(key.key(&head), "unknown");
+        });
+        assert_eq!(events.0.load(Ordering::Relaxed), 1);
+    }
 
     #[test]
     fn keys_by_source() {

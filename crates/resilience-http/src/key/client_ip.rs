@@ -1,5 +1,5 @@
-//! The client's address: the peer, or what trusted proxies say in `X-Forwarded-For` and
-//! `X-Real-IP`; see the [`key` module docs](super).
+//! The client's address: the peer, or what trusted proxies say in `Forwarded`,
+//! `X-Forwarded-For` and `X-Real-IP`; see the [`key` module docs](super).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -10,6 +10,8 @@ use http::header::HeaderName;
 use http::request::Parts;
 use http::{Extensions, HeaderMap};
 
+/// `Forwarded` (RFC 7239).
+const FORWARDED: HeaderName = http::header::FORWARDED;
 /// `X-Forwarded-For`.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `X-Real-IP`.
@@ -124,7 +126,7 @@ impl fmt::Display for InvalidIpNet {
 
 impl std::error::Error for InvalidIpNet {}
 
-/// The proxies whose `X-Forwarded-For` and `X-Real-IP` headers are believed; see
+/// The proxies whose `Forwarded`, `X-Forwarded-For` and `X-Real-IP` headers are believed; see
 /// [`RateLimitKey`](crate::RateLimitKey) for the rules. The default trusts nobody.
 ///
 /// ```
@@ -196,18 +198,34 @@ impl TrustedProxies {
             return Some(peer);
         }
         // Right to left over every hop: the last header line first, each line from its end.
+        // `step` takes one hop (`None`: one that does not parse) and answers the client once
+        // it is known.
         let mut nearest = peer;
         let mut forwarded = false;
-        for line in headers.get_all(X_FORWARDED_FOR).iter().rev() {
+        let mut step = |hop: Option<IpAddr>| {
+            forwarded = true;
+            match hop {
+                Some(ip) if self.contains(ip) => {
+                    nearest = ip;
+                    None
+                }
+                Some(ip) => Some(ip),
+                None => Some(nearest),
+            }
+        };
+        // The standard header wins: a proxy that writes it is read from it alone.
+        let (name, hop_of): (_, fn(&str) -> Option<IpAddr>) = if headers.contains_key(FORWARDED) {
+            (FORWARDED, forwarded_for)
+        } else {
+            (X_FORWARDED_FOR, parse_hop)
+        };
+        for line in headers.get_all(name).iter().rev() {
             let Ok(line) = line.to_str() else {
-                return Some(nearest);
+                return step(None);
             };
             for hop in line.rsplit(',') {
-                forwarded = true;
-                match parse_hop(hop) {
-                    Some(ip) if self.contains(ip) => nearest = ip,
-                    Some(ip) => return Some(ip),
-                    None => return Some(nearest),
+                if let Some(client) = step(hop_of(hop)) {
+                    return Some(client);
                 }
             }
         }
@@ -229,6 +247,18 @@ impl TrustedProxies {
             &parts.headers,
         )
     }
+}
+
+/// The `for` address of one `Forwarded` element (`for=192.0.2.60;proto=http`,
+/// `for="[2001:db8::17]:4711"`); `None` when it has none, or an obfuscated or `unknown` one.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    element.split(';').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("for") {
+            return None;
+        }
+        parse_hop(value.trim().trim_matches('"'))
+    })
 }
 
 /// An address as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `::1`, `[::1]` or `[::1]:5678`.
@@ -347,6 +377,32 @@ mod tests {
         // Garbage where a proxy should have written an address: the nearest trusted hop.
         let garbage = headers(&[("x-forwarded-for", "5.5.5.5, nonsense, 10.0.0.2")]);
         assert_eq!(proxies.client_ip(peer, &garbage), Some(ip("10.0.0.2")));
+    }
+
+    #[test]
+    fn forwarded_is_read_like_x_forwarded_for_and_wins_over_it() {
+        let proxies = TrustedProxies::new(["10.0.0.0/8"]).unwrap();
+        let peer = Some(ip("10.0.0.1"));
+        let chain = headers(&[(
+            "forwarded",
+            "for=6.6.6.6;proto=https, For=\"5.5.5.5:4711\";by=10.0.0.1, for=10.0.0.2",
+        )]);
+        assert_eq!(proxies.client_ip(peer, &chain), Some(ip("5.5.5.5")));
+        let v6 = headers(&[("forwarded", "for=\"[2001:db8:cafe::17]:4711\"")]);
+        assert_eq!(proxies.client_ip(peer, &v6), Some(ip("2001:db8:cafe::17")));
+        // Hidden or unknown hops stop the walk at the nearest trusted one.
+        let hidden = headers(&[("forwarded", "for=5.5.5.5, for=_gazonk, for=10.0.0.2")]);
+        assert_eq!(proxies.client_ip(peer, &hidden), Some(ip("10.0.0.2")));
+        let unknown = headers(&[("forwarded", "for=unknown")]);
+        assert_eq!(proxies.client_ip(peer, &unknown), Some(ip("10.0.0.1")));
+        // A proxy writing the standard header is read from it alone.
+        let both = headers(&[("forwarded", "for=7.7.7.7"), ("x-forwarded-for", "8.8.8.8")]);
+        assert_eq!(proxies.client_ip(peer, &both), Some(ip("7.7.7.7")));
+        // Never believed from an untrusted peer.
+        assert_eq!(
+            proxies.client_ip(Some(ip("9.9.9.9")), &chain),
+            Some(ip("9.9.9.9"))
+        );
     }
 
     #[test]

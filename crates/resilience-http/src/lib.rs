@@ -16,6 +16,7 @@ macro_rules! setters {
 mod body;
 mod classify;
 mod composite;
+mod deadline;
 mod exclude;
 mod fallback;
 mod key;
@@ -31,6 +32,10 @@ mod timeout;
 pub use body::{BodyEnd, Guard, ResponseBody, DEFAULT_BODY_IDLE_TIMEOUT};
 pub use classify::ResponseClassifier;
 pub use composite::CompositeLayer;
+pub use deadline::{
+    grpc_timeout, parse_grpc_timeout, DeadlineFuture, DeadlineLayer, DeadlinePropagation,
+    DeadlineService, EXPECTED_TIMEOUT_MS, GRPC_TIMEOUT,
+};
 pub use exclude::ExcludePaths;
 pub use fallback::{FallbackCause, FellBack, HttpFallbackLayer, HttpFallbackService};
 pub use key::{peer_addr, InvalidIpNet, IpNet, RateLimitKey, TrustedProxies};

@@ -44,8 +44,8 @@ pub use rate_limit::{Allowed, KeyedRateLimit};
 pub use replay::ReplayBody;
 
 pub use response::{
-    Cause, Problem, Reply, ResponseFactory, TimedOut, RATELIMIT_LIMIT, RATELIMIT_REMAINING,
-    RATELIMIT_RESET,
+    Cause, Problem, Reply, ResponseFactory, TimedOut, GRPC_RETRY_PUSHBACK_MS, RATELIMIT_LIMIT,
+    RATELIMIT_REMAINING, RATELIMIT_RESET,
 };
 pub use retry::{
     Attempts, HttpRetryLayer, HttpRetryService, NotRetried, Replay, RetryBody, IDEMPOTENCY_KEY,

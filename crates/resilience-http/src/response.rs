@@ -11,7 +11,7 @@ use http::{HeaderMap, Response, StatusCode};
 use resilience::rate_limit::Decision;
 use resilience::{PatternKind, Rejection, RejectionReason};
 
-pub use problem::{Cause, Problem, ResponseFactory, TimedOut};
+pub use problem::{Cause, Problem, ResponseFactory, TimedOut, GRPC_RETRY_PUSHBACK_MS};
 
 /// `RateLimit-Limit`: the most requests the client may make at once.
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{Response, StatusCode};
 use resilience::rate_limit::Decision;
-use resilience::Rejection;
+use resilience::{PatternKind, Rejection, RejectionReason};
 
 use super::seconds_up;
 
@@ -150,6 +151,91 @@ impl ResponseFactory {
     {
         Self(Arc::new(build))
     }
+
+    /// Answers as a gRPC server does, for layers in front of a gRPC service (tonic): a
+    /// "trailers-only" response, HTTP 200 with `content-type: application/grpc`,
+    /// `grpc-status` and `grpc-message` (the layer's message) and, when the client should come
+    /// back later, `grpc-retry-pushback-ms`.
+    ///
+    /// | refused by | gRPC status |
+    /// |---|---|
+    /// | rate limiter, load shedder, bulkhead, backpressure, adaptive limiter | `RESOURCE_EXHAUSTED` (8), with pushback |
+    /// | circuit breaker, a backend unreachable under a fail-closed policy | `UNAVAILABLE` (14), with pushback |
+    /// | timeout, an expired deadline | `DEADLINE_EXCEEDED` (4) |
+    ///
+    /// ```
+    /// use resilience_http::{Reply, ResponseFactory};
+    ///
+    /// let grpc = Reply::new().factory(ResponseFactory::grpc());
+    /// # let _ = grpc;
+    /// ```
+    pub fn grpc() -> Self {
+        Self::new(|problem| {
+            let code = grpc_code(problem.cause());
+            let mut response = Response::new(Bytes::new());
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            headers.insert(GRPC_STATUS, HeaderValue::from(u16::from(code)));
+            if let Ok(message) = HeaderValue::from_str(&grpc_message(problem.message())) {
+                headers.insert(GRPC_MESSAGE, message);
+            }
+            if let (Some(after), GRPC_RESOURCE_EXHAUSTED | GRPC_UNAVAILABLE) =
+                (problem.retry_after(), code)
+            {
+                let millis = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+                headers.insert(GRPC_RETRY_PUSHBACK_MS, HeaderValue::from(millis));
+            }
+            response
+        })
+    }
+}
+
+/// `grpc-status`.
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+/// `grpc-message`.
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+/// `grpc-retry-pushback-ms`: when the client may try again, in milliseconds.
+pub const GRPC_RETRY_PUSHBACK_MS: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
+
+const GRPC_DEADLINE_EXCEEDED: u8 = 4;
+const GRPC_RESOURCE_EXHAUSTED: u8 = 8;
+const GRPC_UNAVAILABLE: u8 = 14;
+
+/// The gRPC status code for why a layer answers.
+fn grpc_code(cause: Cause<'_>) -> u8 {
+    let Cause::Rejected(rejection) = cause else {
+        return GRPC_DEADLINE_EXCEEDED;
+    };
+    match (rejection.pattern(), rejection.reason()) {
+        (_, RejectionReason::DeadlineExpired)
+        | (PatternKind::Deadline | PatternKind::Timeout, _) => GRPC_DEADLINE_EXCEEDED,
+        (_, RejectionReason::BackendUnavailable) | (PatternKind::CircuitBreaker, _) => {
+            GRPC_UNAVAILABLE
+        }
+        (
+            PatternKind::RateLimiter
+            | PatternKind::LoadShedder
+            | PatternKind::Bulkhead
+            | PatternKind::Backpressure
+            | PatternKind::AdaptiveConcurrency,
+            _,
+        ) => GRPC_RESOURCE_EXHAUSTED,
+        _ => GRPC_UNAVAILABLE,
+    }
+}
+
+/// `message` percent-encoded as `grpc-message` wants: printable ASCII but `%` as is.
+fn grpc_message(message: &str) -> String {
+    use std::fmt::Write as _;
+    let mut encoded = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            encoded.push(char::from(byte));
+        } else {
+            let _ = write!(encoded, "%{byte:02X}");
+        }
+    }
+    encoded
 }
 
 impl fmt::Debug for ResponseFactory {

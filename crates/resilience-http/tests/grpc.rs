@@ -2,6 +2,7 @@
 //! refusals come back as gRPC statuses, with retry pushback where the client should wait.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use resilience::circuit_breaker::CircuitBreaker;
@@ -129,4 +130,69 @@ async fn a_spent_deadline_answers_deadline_exceeded() {
         .metadata_mut()
         .insert("x-envoy-expected-rq-timeout-ms", "5000".parse().unwrap());
     client.check(ample).await.expect("a budget left: served");
+}
+
+/// The pushback a refused gRPC call carries.
+fn pushback(status: &tonic::Status) -> Option<Duration> {
+    let millis = status
+        .metadata()
+        .get(GRPC_RETRY_PUSHBACK_MS.as_str())?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(millis))
+}
+
+#[tokio::test]
+async fn a_client_retry_waits_out_the_servers_pushback() {
+    let limiter = DirectRateLimiter::builder("grpc")
+        .rate("2/second".parse().unwrap())
+        .build()
+        .unwrap();
+    let addr = serve!(HttpStageLayer::new(limiter).reply(grpc()));
+    let mut client = client(addr).await;
+    // Spend the budget, so the next call is pushed back.
+    while client.check(check()).await.is_ok() {}
+
+    let retry = resilience::retry::Retry::builder("grpc-client")
+        .max_attempts(5)
+        .backoff(resilience::retry::Backoff::constant(Duration::from_millis(
+            1,
+        )))
+        .build()
+        .unwrap();
+    let rules = resilience::retry::RetryRules::new()
+        .retry_if(|status: &tonic::Status| {
+            matches!(status.code(), Code::ResourceExhausted | Code::Unavailable)
+        })
+        .retry_after(|result| result.as_ref().err().and_then(pushback));
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&asked);
+    let started = tokio::time::Instant::now();
+    let answer = retry
+        .call_with(&rules, || {
+            let mut client = client.clone();
+            let log = Arc::clone(&log);
+            async move {
+                let answer = client.check(check()).await;
+                if let Err(status) = &answer {
+                    log.lock()
+                        .unwrap()
+                        .push(pushback(status).expect("pushback"));
+                }
+                answer
+            }
+        })
+        .await;
+    assert!(answer.is_ok(), "{answer:?}");
+    let asked = asked.lock().unwrap();
+    assert!(!asked.is_empty(), "the first attempt was pushed back");
+    // Every pushback was waited out before the next attempt: never earlier.
+    let waited: Duration = asked.iter().sum();
+    assert!(
+        started.elapsed() >= waited,
+        "{:?} < {waited:?}",
+        started.elapsed()
+    );
 }

@@ -877,3 +877,58 @@ mod layer {
         assert_eq!(response.await.unwrap().unwrap(), "world");
     }
 }
+
+/// A refusal saying when to come back.
+#[derive(Debug)]
+struct Throttled(Duration);
+
+impl std::fmt::Display for Throttled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "throttled for {:?}", self.0)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_the_other_side_asks_for_is_honoured_and_one_beyond_max_delay_gives_up() {
+    // The error says how long to wait, as an HTTP Retry-After or gRPC pushback would.
+    let retry = exact("advised")
+        .max_attempts(3)
+        .backoff(Backoff::constant(ms(100)))
+        .max_delay(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let rules = RetryRules::<u32, Throttled>::new()
+        .retry_after(|result| result.as_ref().err().map(|e| e.0));
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&starts);
+    let asks = [ms(3_000), ms(20)];
+    let answer = retry
+        .call_with(&rules, || {
+            let mut starts = log.lock().unwrap();
+            starts.push(Instant::now());
+            let attempt = starts.len();
+            async move {
+                asks.get(attempt - 1)
+                    .map_or(Ok(7), |ask| Err(Throttled(*ask)))
+            }
+        })
+        .await;
+    assert_eq!(answer.unwrap(), 7);
+    let starts = starts.lock().unwrap();
+    let gaps: Vec<_> = starts.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    // The longer of the asked wait and the backoff, each time.
+    assert_eq!(gaps, [ms(3_000), ms(100)]);
+
+    let calls = AtomicUsize::new(0);
+    let started = Instant::now();
+    let refused = retry
+        .call_with(&rules, || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err::<u32, _>(Throttled(Duration::from_secs(11))) }
+        })
+        .await
+        .unwrap_err();
+    assert!(refused.is_retry_exhausted(), "{refused:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "no early second attempt");
+    assert_eq!(started.elapsed(), Duration::ZERO, "gave up at once");
+}

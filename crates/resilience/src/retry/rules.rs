@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::Backoff;
 use crate::classify::{judge, Classifier, Classify, Outcome};
@@ -9,6 +10,7 @@ use crate::hook::{isolate, CallbackKind};
 use crate::PatternKind;
 
 type ErrorPredicate<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
+type AdvisedWait<T, E> = Arc<dyn Fn(&Result<T, E>) -> Option<Duration> + Send + Sync>;
 
 /// Which results of an operation returning `Result<T, E>` are retried, for
 /// [`Retry::call_with`](super::Retry::call_with) and the other `_with` methods.
@@ -55,6 +57,7 @@ pub struct RetryRules<T, E> {
     classifier: Classifier<T, E>,
     never: Option<ErrorPredicate<E>>,
     overrides: Vec<Override<E>>,
+    advised: Option<AdvisedWait<T, E>>,
 }
 
 struct Override<E> {
@@ -90,6 +93,7 @@ impl<T, E> RetryRules<T, E> {
             classifier: Classifier::new(),
             never: None,
             overrides: Vec::new(),
+            advised: None,
         }
     }
 
@@ -165,6 +169,44 @@ impl<T, E> RetryRules<T, E> {
             backoff,
         });
         self
+    }
+
+    /// Reads how long the other side asked to be left alone from a result that is retried
+    /// (an HTTP `Retry-After`, gRPC's `grpc-retry-pushback-ms`): the next attempt waits at
+    /// least that long. A wait longer than the policy's `max_delay` is not waited out: the
+    /// retry gives up at once ([`Error::RetryExhausted`](crate::Error::RetryExhausted), this
+    /// error as `last`) rather than come back before it was asked to. Rejections by this crate's patterns carry their own `retry_after`, read the same
+    /// way.
+    ///
+    /// ```
+    /// use resilience::retry::RetryRules;
+    /// use std::time::Duration;
+    ///
+    /// struct Throttled { retry_after_ms: u64 }
+    ///
+    /// let rules = RetryRules::<(), Throttled>::new().retry_after(|result| {
+    ///     let throttled = result.as_ref().err()?;
+    ///     Some(Duration::from_millis(throttled.retry_after_ms))
+    /// });
+    /// # let _ = rules;
+    /// ```
+    #[must_use]
+    pub fn retry_after<H>(mut self, hook: H) -> Self
+    where
+        H: Fn(&Result<T, E>) -> Option<Duration> + Send + Sync + 'static,
+    {
+        self.advised = Some(Arc::new(hook));
+        self
+    }
+
+    /// The wait `result` asks for, if a [`retry_after`](Self::retry_after) hook says; user
+    /// code isolated (a panic asks for nothing).
+    pub(crate) fn advised_wait(&self, result: &Result<T, E>, name: &Arc<str>) -> Option<Duration> {
+        let hook = self.advised.as_ref()?;
+        isolate(CallbackKind::ErrorHook, PatternKind::Retry, name, || {
+            hook(result)
+        })
+        .flatten()
     }
 
     /// The classifier these rules are built on.
@@ -250,6 +292,7 @@ impl<T, E> Clone for RetryRules<T, E> {
                     backoff: found.backoff,
                 })
                 .collect(),
+            advised: self.advised.clone(),
         }
     }
 }
@@ -265,6 +308,7 @@ impl<T, E> fmt::Debug for RetryRules<T, E> {
             .field("classifier", &self.classifier)
             .field("never_retry_if", &self.never.is_some())
             .field("overrides", &overrides)
+            .field("retry_after", &self.advised.is_some())
             .finish()
     }
 }

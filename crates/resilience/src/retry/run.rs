@@ -90,8 +90,9 @@ impl Run {
             Verdict::Done if own.is_ok() => self.succeeded(inner, own),
             Verdict::Done | Verdict::Return => Self::returned(inner, own.map_err(Error::Inner)),
             Verdict::Retry(kind) => {
+                let advised = rules.advised_wait(&own, &inner.name);
                 let last = own.err().map(Error::Inner);
-                self.failed(inner, rules, kind, last, None)
+                self.failed(inner, rules, kind, last, advised)
             }
         }
     }
@@ -175,6 +176,7 @@ impl Run {
             retry_after,
             elapsed,
             config.max_elapsed,
+            config.max_delay,
         );
         if let (Decision::Retry(_), Some(budget)) = (decision, &settings.budget) {
             if !budget.try_withdraw() {

@@ -104,6 +104,8 @@ pub(crate) enum Stop {
     Elapsed,
     /// The retry budget is empty.
     Budget,
+    /// The other side asked for a longer wait than `max_delay`.
+    RetryAfter,
 }
 
 impl Stop {
@@ -112,6 +114,7 @@ impl Stop {
             Self::Attempts => "max_attempts",
             Self::Elapsed => "max_elapsed",
             Self::Budget => "budget",
+            Self::RetryAfter => "retry_after",
         }
     }
 }
@@ -126,7 +129,8 @@ pub(crate) enum Decision {
 /// What the limits allow after a retryable failure.
 ///
 /// `failures` of this kind so far (this one included) against its `max_attempts`; `delay` from
-/// the backoff; `retry_after` from a rejection; `elapsed` since the first attempt started.
+/// the backoff; `retry_after` from a rejection or the rules' hook, never waited out beyond
+/// `max_delay`; `elapsed` since the first attempt started.
 pub(crate) fn decide(
     failures: u32,
     max_attempts: u32,
@@ -134,9 +138,13 @@ pub(crate) fn decide(
     retry_after: Option<Duration>,
     elapsed: Duration,
     max_elapsed: Option<Duration>,
+    max_delay: Duration,
 ) -> Decision {
     if failures >= max_attempts {
         return Decision::Stop(Stop::Attempts);
+    }
+    if retry_after.is_some_and(|after| after > max_delay) {
+        return Decision::Stop(Stop::RetryAfter);
     }
     let wait = retry_after.map_or(delay, |after| after.max(delay));
     match max_elapsed {
@@ -153,6 +161,29 @@ mod tests {
 
     fn secs(n: u64) -> Duration {
         Duration::from_secs(n)
+    }
+
+    const MAX_DELAY: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_wait_asked_beyond_max_delay_stops_instead_of_coming_back_early() {
+        let d = secs(1);
+        assert_eq!(
+            decide(1, 3, d, Some(MAX_DELAY), secs(0), None, MAX_DELAY),
+            Decision::Retry(MAX_DELAY)
+        );
+        assert_eq!(
+            decide(
+                1,
+                3,
+                d,
+                Some(MAX_DELAY + Duration::from_nanos(1)),
+                secs(0),
+                None,
+                MAX_DELAY
+            ),
+            Decision::Stop(Stop::RetryAfter)
+        );
     }
 
     fn rejected(pattern: PatternKind, after: Option<Duration>) -> Error<()> {
@@ -230,23 +261,26 @@ mod tests {
     #[test]
     fn decide_honours_attempts_retry_after_and_elapsed_limit() {
         let d = Duration::from_millis(100);
-        assert_eq!(decide(1, 3, d, None, secs(0), None), Decision::Retry(d));
         assert_eq!(
-            decide(3, 3, d, None, secs(0), None),
+            decide(1, 3, d, None, secs(0), None, MAX_DELAY),
+            Decision::Retry(d)
+        );
+        assert_eq!(
+            decide(3, 3, d, None, secs(0), None, MAX_DELAY),
             Decision::Stop(Stop::Attempts)
         );
         // A longer retry_after wins; a shorter one does not shorten the backoff.
         assert_eq!(
-            decide(1, 3, d, Some(secs(2)), secs(0), None),
+            decide(1, 3, d, Some(secs(2)), secs(0), None, MAX_DELAY),
             Decision::Retry(secs(2))
         );
         assert_eq!(
-            decide(1, 3, secs(1), Some(d), secs(0), None),
+            decide(1, 3, secs(1), Some(d), secs(0), None, MAX_DELAY),
             Decision::Retry(secs(1))
         );
         // Starting exactly at the limit is allowed; a nanosecond later is not.
         assert_eq!(
-            decide(1, 3, d, None, secs(10) - d, Some(secs(10))),
+            decide(1, 3, d, None, secs(10) - d, Some(secs(10)), MAX_DELAY),
             Decision::Retry(d)
         );
         assert_eq!(
@@ -256,7 +290,8 @@ mod tests {
                 d,
                 None,
                 secs(10) - d + Duration::from_nanos(1),
-                Some(secs(10))
+                Some(secs(10)),
+                MAX_DELAY
             ),
             Decision::Stop(Stop::Elapsed)
         );

@@ -914,8 +914,10 @@ async fn a_wait_the_other_side_asks_for_is_honoured_and_one_beyond_max_delay_giv
         })
         .await;
     assert_eq!(answer.unwrap(), 7);
-    let starts = starts.lock().unwrap();
-    let gaps: Vec<_> = starts.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    let gaps: Vec<_> = {
+        let starts = starts.lock().unwrap();
+        starts.windows(2).map(|pair| pair[1] - pair[0]).collect()
+    };
     // The longer of the asked wait and the backoff, each time.
     assert_eq!(gaps, [ms(3_000), ms(100)]);
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::telemetry::{self, Counter, Gauge, Histogram};
 
+#[derive(Debug)]
 pub(crate) struct Instruments {
     /// Accepted, then rejections by `reason_index`: capacity full, queue full, wait timeout.
     decisions: [Counter; 4],

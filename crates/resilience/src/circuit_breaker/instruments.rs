@@ -32,6 +32,7 @@ fn transition(from: CircuitState, to: CircuitState) -> usize {
     from * 4 + to - usize::from(to > from)
 }
 
+#[derive(Debug)]
 pub(crate) struct Instruments {
     /// By outcome: success, failure, ignored, then rejected.
     calls: [Counter; 4],

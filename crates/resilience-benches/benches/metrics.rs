@@ -39,12 +39,19 @@ fn record(c: &mut Criterion) {
     let metadata = Metadata::new("bench", Level::INFO, None);
     let key = Key::from_parts(
         "bench_kept_total",
-        vec![Label::new("name", "bench"), Label::new("outcome", "success")],
+        vec![
+            Label::new("name", "bench"),
+            Label::new("outcome", "success"),
+        ],
     );
     let kept = recorder.register_counter(&key, &metadata);
     let (ours, gauge) = metrics::with_local_recorder(&recorder, || {
         (
-            Counter::register(&telemetry::CIRCUIT_BREAKER_CALLS, &name, &[("outcome", "success")]),
+            Counter::register(
+                &telemetry::CIRCUIT_BREAKER_CALLS,
+                &name,
+                &[("outcome", "success")],
+            ),
             Gauge::register(&telemetry::BULKHEAD_ACTIVE, &name, &[]),
         )
     });
@@ -81,7 +88,10 @@ fn pattern(c: &mut Criterion) {
                 .rate(Rate::per_second(1_000_000_000))
                 .build()
                 .unwrap(),
-            Bulkhead::builder("bench").max_concurrent(4).build().unwrap(),
+            Bulkhead::builder("bench")
+                .max_concurrent(4)
+                .build()
+                .unwrap(),
         )
     };
     let recorded = metrics::with_local_recorder(&recorder, build);
@@ -90,7 +100,8 @@ fn pattern(c: &mut Criterion) {
     let mut group = c.benchmark_group("metrics/pattern");
     group.throughput(Throughput::Elements(1));
     floor(&mut group);
-    for (label, (breaker, limiter, bulkhead)) in [("recorder", &recorded), ("no_recorder", &silent)] {
+    for (label, (breaker, limiter, bulkhead)) in [("recorder", &recorded), ("no_recorder", &silent)]
+    {
         group.bench_function(format!("breaker_call/{label}"), |b| {
             b.iter(|| poll_once(breaker.call(|| async { Ok::<_, ()>(black_box(1)) })))
         });

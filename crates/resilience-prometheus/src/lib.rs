@@ -26,8 +26,8 @@
 
 use std::io;
 
-use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusRecorder};
 pub use metrics_exporter_prometheus::PrometheusHandle;
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusRecorder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -59,9 +59,7 @@ pub fn recorder() -> Result<PrometheusRecorder, BuildError> {
 pub fn install() -> Result<PrometheusHandle, BuildError> {
     let recorder = recorder()?;
     let handle = recorder.handle();
-    metrics::set_global_recorder(recorder).map_err(|_| BuildError::FailedToSetGlobalRecorder(
-        "a global metrics recorder is already installed".into(),
-    ))?;
+    metrics::set_global_recorder(recorder).map_err(BuildError::FailedToSetGlobalRecorder)?;
     Ok(handle)
 }
 

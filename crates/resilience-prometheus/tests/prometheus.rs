@@ -11,13 +11,23 @@ use resilience_testkit::prometheus_server::check_metrics;
 use resilience_testkit::PrometheusServer;
 
 /// The instances of the app, registered with a (local) Prometheus recorder.
-fn app() -> (resilience_prometheus::PrometheusHandle, CircuitBreaker, DirectRateLimiter) {
+fn app() -> (
+    resilience_prometheus::PrometheusHandle,
+    CircuitBreaker,
+    DirectRateLimiter,
+) {
     let recorder = resilience_prometheus::recorder().unwrap();
     let handle = recorder.handle();
     let (breaker, limiter) = metrics::with_local_recorder(&recorder, || {
         (
-            CircuitBreaker::builder("payments").failure_threshold(2).build().unwrap(),
-            DirectRateLimiter::builder("partner").rate(Rate::per_second(1)).build().unwrap(),
+            CircuitBreaker::builder("payments")
+                .failure_threshold(2)
+                .build()
+                .unwrap(),
+            DirectRateLimiter::builder("partner")
+                .rate(Rate::per_second(1))
+                .build()
+                .unwrap(),
         )
     });
     (handle, breaker, limiter)
@@ -25,7 +35,11 @@ fn app() -> (resilience_prometheus::PrometheusHandle, CircuitBreaker, DirectRate
 
 fn value(body: &str) -> f64 {
     let json: serde_json::Value = serde_json::from_str(body).unwrap();
-    json["data"]["result"][0]["value"][1].as_str().unwrap().parse().unwrap()
+    json["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,7 +54,10 @@ async fn prometheus_sees_the_breaker_open_and_the_limiter_reject() {
 
     // The breaker is seen closed first, then open: a state change over time.
     let closed = prometheus
-        .wait_for(r#"resilience_circuit_breaker_state{name="payments",state="closed"} == 1"#, Duration::from_secs(30))
+        .wait_for(
+            r#"resilience_circuit_breaker_state{name="payments",state="closed"} == 1"#,
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_eq!(value(&closed), 1.0);
@@ -62,13 +79,19 @@ async fn prometheus_sees_the_breaker_open_and_the_limiter_reject() {
         .unwrap();
     assert_eq!(value(&opened), 1.0);
     let state = prometheus
-        .wait_for(r#"resilience_circuit_breaker_state{name="payments",state="open"} == 1"#, Duration::from_secs(30))
+        .wait_for(
+            r#"resilience_circuit_breaker_state{name="payments",state="open"} == 1"#,
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_eq!(value(&state), 1.0);
     // The closed series went from 1 to 0 in Prometheus' own history: the change it stored.
     let changes = prometheus
-        .wait_for(r#"changes(resilience_circuit_breaker_state{name="payments",state="closed"}[1m]) > 0"#, Duration::from_secs(30))
+        .wait_for(
+            r#"changes(resilience_circuit_breaker_state{name="payments",state="closed"}[1m]) > 0"#,
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert!(value(&changes) >= 1.0);
@@ -81,7 +104,10 @@ async fn prometheus_sees_the_breaker_open_and_the_limiter_reject() {
         .unwrap();
     assert_eq!(value(&rejected), 4.0);
     let rejected_calls = prometheus
-        .wait_for(r#"resilience_circuit_breaker_calls_total{name="payments",outcome="rejected"}"#, Duration::from_secs(30))
+        .wait_for(
+            r#"resilience_circuit_breaker_calls_total{name="payments",outcome="rejected"}"#,
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_eq!(value(&rejected_calls), 1.0);
@@ -94,6 +120,9 @@ async fn promtool_finds_the_exposition_valid() {
     let _ = limiter.try_acquire();
     let _ = limiter.try_acquire();
     let text = handle.render();
-    assert!(text.contains("# HELP resilience_circuit_breaker_transitions_total"), "{text}");
+    assert!(
+        text.contains("# HELP resilience_circuit_breaker_transitions_total"),
+        "{text}"
+    );
     check_metrics(&text).await.expect("promtool check metrics");
 }

@@ -83,8 +83,14 @@ impl PrometheusServer {
     async fn spawn_and_wait(&mut self) -> io::Result<()> {
         let log = std::fs::File::create(self.dir.join("prometheus.log"))?;
         let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", self.dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", self.dir.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                self.dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                self.dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={}", self.addr()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -113,7 +119,10 @@ impl PrometheusServer {
             if Instant::now() >= deadline {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("prometheus was not ready within {START_TIMEOUT:?}: {}", self.log_tail()),
+                    format!(
+                        "prometheus was not ready within {START_TIMEOUT:?}: {}",
+                        self.log_tail()
+                    ),
                 ));
             }
             tokio::time::sleep(POLL_INTERVAL).await;
@@ -204,7 +213,9 @@ pub async fn check_metrics(exposition: &str) -> io::Result<String> {
     if output.status.success() {
         Ok(printed)
     } else {
-        Err(io::Error::other(format!("promtool check metrics: {printed}")))
+        Err(io::Error::other(format!(
+            "promtool check metrics: {printed}"
+        )))
     }
 }
 

@@ -28,13 +28,16 @@ impl Recorder for Atomics {
     fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        self.0.get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
+        self.0
+            .get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
     }
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        self.0.get_or_create_gauge(key, |g| Gauge::from_arc(Arc::clone(g)))
+        self.0
+            .get_or_create_gauge(key, |g| Gauge::from_arc(Arc::clone(g)))
     }
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        self.0.get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))
+        self.0
+            .get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))
     }
 }
 

@@ -78,8 +78,8 @@ use std::time::Duration;
 use redis::Script;
 use resilience::events::{Emitter, EventBus};
 use resilience::rate_limit::{
-    rejection_of, report_decision, RateLimiterInstruments, Algorithm, Decision, Denial, LocalRateLimiter, RateLimiter,
-    RateLimiterEvent,
+    rejection_of, report_decision, Algorithm, Decision, Denial, LocalRateLimiter, RateLimiter,
+    RateLimiterEvent, RateLimiterInstruments,
 };
 use resilience::telemetry;
 use resilience::{Rate, Rejection};

@@ -16,7 +16,11 @@ pub(crate) struct Instruments {
 impl Instruments {
     pub(crate) fn new(name: &Arc<str>, limit: u32) -> Self {
         let decision = |decision| {
-            Counter::register(&telemetry::ADAPTIVE_DECISIONS, name, &[("decision", decision)])
+            Counter::register(
+                &telemetry::ADAPTIVE_DECISIONS,
+                name,
+                &[("decision", decision)],
+            )
         };
         let instruments = Self {
             limit: Gauge::register(&telemetry::ADAPTIVE_LIMIT, name, &[]),

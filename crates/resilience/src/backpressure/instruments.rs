@@ -16,7 +16,11 @@ pub(crate) struct Instruments {
 impl Instruments {
     pub(crate) fn new(name: &Arc<str>) -> Self {
         let decision = |decision| {
-            Counter::register(&telemetry::BACKPRESSURE_DECISIONS, name, &[("decision", decision)])
+            Counter::register(
+                &telemetry::BACKPRESSURE_DECISIONS,
+                name,
+                &[("decision", decision)],
+            )
         };
         Self {
             accepted: decision("accepted"),

@@ -20,7 +20,11 @@ impl Instruments {
         Self {
             decisions: ["accepted", "capacity_full", "queue_full", "wait_timeout"].map(
                 |decision| {
-                    Counter::register(&telemetry::BULKHEAD_DECISIONS, name, &[("decision", decision)])
+                    Counter::register(
+                        &telemetry::BULKHEAD_DECISIONS,
+                        name,
+                        &[("decision", decision)],
+                    )
                 },
             ),
             active: Gauge::register(&telemetry::BULKHEAD_ACTIVE, name, &[]),

@@ -7,13 +7,13 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::{state, BulkheadConfig, BulkheadEvent, BulkheadMetrics};
 use super::instruments::Instruments;
-use crate::telemetry::Gauge;
+use super::{state, BulkheadConfig, BulkheadEvent, BulkheadMetrics};
 use crate::classify::Outcome;
 use crate::events::{Emitter, EventBus};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use crate::sync::{Mutex, MutexGuard};
+use crate::telemetry::Gauge;
 use crate::{PatternKind, Rejection, RejectionReason};
 
 /// What every clone of a [`Bulkhead`](super::Bulkhead) shares. Slots are taken by

@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::detector::{CallRecord, DetectorState, FailureDetector, RestoreError};
+use super::instruments::Instruments;
 use super::permit::{Guard, Permit};
 use super::state::{Admission, Machine, Phase, Ticket, Transition};
-use super::instruments::Instruments;
 use super::transition::{StateTransition, TransitionHook};
 use super::{
     CircuitBreakerBuilder, CircuitBreakerConfig, CircuitBreakerEvent, CircuitBreakerMetrics,

@@ -43,10 +43,19 @@ pub(crate) struct Instruments {
 
 impl Instruments {
     pub(crate) fn new(name: &Arc<str>) -> Self {
-        let calls = ["success", "failure", "ignored", "rejected"]
-            .map(|outcome| Counter::register(&telemetry::CIRCUIT_BREAKER_CALLS, name, &[("outcome", outcome)]));
+        let calls = ["success", "failure", "ignored", "rejected"].map(|outcome| {
+            Counter::register(
+                &telemetry::CIRCUIT_BREAKER_CALLS,
+                name,
+                &[("outcome", outcome)],
+            )
+        });
         let state = STATES.map(|state| {
-            Gauge::register(&telemetry::CIRCUIT_BREAKER_STATE, name, &[("state", state.as_str())])
+            Gauge::register(
+                &telemetry::CIRCUIT_BREAKER_STATE,
+                name,
+                &[("state", state.as_str())],
+            )
         });
         state[index(CircuitState::Closed)].set(1.0);
         let transitions = std::array::from_fn(|slot| {

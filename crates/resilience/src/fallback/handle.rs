@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::instruments::Instruments;
 use super::chain::{Started, Step};
+use super::instruments::Instruments;
 use super::state::{self, Decision, Selection, Verdict};
 use super::{ErrorClass, FallbackBuilder, FallbackConfig, FallbackEvent, FallbackMetrics};
 use crate::events::{Emitter, EventBus};

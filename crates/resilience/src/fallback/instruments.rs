@@ -13,8 +13,7 @@ pub(crate) struct Instruments {
 
 impl Instruments {
     pub(crate) fn new(name: &Arc<str>) -> Self {
-        let result =
-            |result| Counter::register(&telemetry::FALLBACKS, name, &[("result", result)]);
+        let result = |result| Counter::register(&telemetry::FALLBACKS, name, &[("result", result)]);
         Self {
             triggered: result("triggered"),
             failed: result("failed"),

@@ -21,7 +21,11 @@ impl RateLimiterInstruments {
     /// Registers the limiter `name`'s handles with the installed recorder.
     pub fn new(name: &Arc<str>) -> Self {
         let decision = |value| {
-            Counter::register(&telemetry::RATE_LIMIT_DECISIONS, name, &[("decision", value)])
+            Counter::register(
+                &telemetry::RATE_LIMIT_DECISIONS,
+                name,
+                &[("decision", value)],
+            )
         };
         Self {
             allowed: decision("allowed"),

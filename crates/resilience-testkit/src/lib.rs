@@ -10,6 +10,10 @@
 //!   fixed seed, add latency, fail everything on demand) that is also a
 //!   `tower_service::Service`, so tower layers can be tested against it.
 //!
+//! - [`PrometheusServer`]: a private `prometheus` process scraping loopback targets, with
+//!   a query helper that polls its HTTP API; and `promtool check metrics`
+//!   ([`prometheus_server::check_metrics`]). Both from Debian's `prometheus` package.
+//!
 //! - [`EventRecorder`]: collects a pattern's events in order, so a test can assert the exact
 //!   sequence (`["call_failure", "state_change", "circuit_opened"]`).
 //!
@@ -33,9 +37,11 @@
 
 pub mod events;
 pub mod flaky;
+pub mod prometheus_server;
 pub mod redis_server;
 mod resp;
 
 pub use events::EventRecorder;
 pub use flaky::{Flaky, FlakyBuilder, FlakyError};
+pub use prometheus_server::PrometheusServer;
 pub use redis_server::RedisServer;

@@ -26,6 +26,7 @@ pub mod registry;
 pub mod retry;
 pub mod stage;
 mod sync;
+pub mod telemetry;
 mod time;
 pub mod timeout;
 

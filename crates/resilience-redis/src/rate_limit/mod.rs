@@ -79,8 +79,9 @@ use redis::Script;
 use resilience::events::{Emitter, EventBus};
 use resilience::rate_limit::{
     rejection_of, report_decision, Algorithm, Decision, Denial, LocalRateLimiter, RateLimiter,
-    RateLimiterEvent,
+    RateLimiterEvent, RateLimiterInstruments,
 };
+use resilience::telemetry;
 use resilience::{Rate, Rejection};
 
 pub use builder::RedisRateLimiterBuilder;
@@ -120,6 +121,11 @@ struct Inner {
     counters: Counters,
     /// `rate_limit_passed` / `rate_limit_exceeded`, as the in-memory limiters emit them.
     emitter: Emitter,
+    /// The same decision series as the in-memory limiters, plus backend health (feature
+    /// `metrics`; zero-sized without it).
+    instruments: RateLimiterInstruments,
+    backend_errors: telemetry::Counter,
+    backend_up: telemetry::Gauge,
 }
 
 #[derive(Default)]
@@ -158,9 +164,10 @@ impl RedisRateLimiter {
             Algorithm::SlidingLog => SLIDING_LOG_LUA,
             _ => GCRA_LUA,
         };
+        let shared_name: Arc<str> = Arc::from(name);
         Self {
             inner: Arc::new(Inner {
-                name: Arc::from(name),
+                name: Arc::clone(&shared_name),
                 backend,
                 rate,
                 algorithm,
@@ -172,7 +179,18 @@ impl RedisRateLimiter {
                 sequence: AtomicU64::new(0),
                 local,
                 counters: Counters::default(),
-                emitter: Emitter::new(Arc::from(name)),
+                emitter: Emitter::new(Arc::clone(&shared_name)),
+                instruments: RateLimiterInstruments::new(&shared_name),
+                backend_errors: telemetry::Counter::register(
+                    &telemetry::BACKEND_ERRORS,
+                    &shared_name,
+                    &[("policy", policy.as_str())],
+                ),
+                backend_up: {
+                    let up = telemetry::Gauge::register(&telemetry::BACKEND_UP, &shared_name, &[]);
+                    up.set(1.0);
+                    up
+                },
             }),
         }
     }
@@ -247,8 +265,13 @@ impl Inner {
     /// Not counted in allowed/rejected nor reported: see [`report`](Self::report).
     async fn decide_unreported(&self, key: &str, rate: Option<Rate>) -> Decision {
         match self.remote(key, rate).await {
-            Some(decision) => decision,
+            Some(decision) => {
+                self.backend_up.set(1.0);
+                decision
+            }
             None => {
+                self.backend_up.set(0.0);
+                self.backend_errors.increment();
                 let healthy = self.backend.is_healthy();
                 self.emitter.emit(|| RateLimiterEvent::BackendUnavailable {
                     key: Some(key.to_owned()),
@@ -272,6 +295,7 @@ impl Inner {
             &self.counters.rejected
         });
         let rate = rate.unwrap_or(self.rate);
+        self.instruments.record(decision);
         report_decision(&self.emitter, &self.name, Some(key), rate, decision);
     }
 

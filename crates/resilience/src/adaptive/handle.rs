@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::instruments::Instruments;
 use super::permit::Permit;
 use super::state;
 use super::{
@@ -46,6 +47,8 @@ pub(super) struct Inner {
     waiters: AtomicU32,
     notify: Notify,
     emitter: Emitter,
+    /// Metric handles, registered once here (zero-sized without feature `metrics`).
+    instruments: Instruments,
 }
 
 impl AdaptiveLimiter {
@@ -67,6 +70,7 @@ impl AdaptiveLimiter {
         let algorithm = config.algorithm.build();
         let inner = Inner {
             emitter: Emitter::new(Arc::clone(&name)),
+            instruments: Instruments::new(&name, algorithm.limit().max(1)),
             name,
             in_flight: AtomicU32::new(0),
             limit: AtomicU32::new(algorithm.limit().max(1)),
@@ -151,6 +155,7 @@ impl AdaptiveLimiter {
             })
             .ok()?;
         inner.total_requests.fetch_add(1, Ordering::Relaxed);
+        inner.instruments.accepted.increment();
         Some(Permit::new(self.clone(), Instant::now(), admitted + 1))
     }
 
@@ -281,6 +286,7 @@ impl Inner {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let latency = now.saturating_duration_since(started);
+        self.instruments.latency.record(latency);
         let sample = Sample::new(started, latency, in_flight, outcome);
         let change = {
             let mut algorithm = self.lock_algorithm();
@@ -302,6 +308,7 @@ impl Inner {
             new_limit,
             algorithm,
         });
+        self.instruments.limit.set(f64::from(new_limit));
         let raised = new_limit > old_limit;
         if raised {
             self.notify.notify_waiters();
@@ -311,6 +318,7 @@ impl Inner {
 
     fn reject(&self) -> Rejection {
         self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.instruments.rejected.increment();
         tracing::trace!(target: "resilience::adaptive", limiter = %self.name, "at the concurrency limit");
         // No honest estimate of when a slot frees up exists: `retry_after` stays `None`.
         Rejection::new(

@@ -86,6 +86,7 @@ mod config;
 mod event;
 mod gradient2;
 mod handle;
+mod instruments;
 #[cfg(feature = "tower")]
 mod layer;
 mod metrics;

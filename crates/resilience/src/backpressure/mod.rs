@@ -88,6 +88,7 @@ mod builder;
 mod config;
 mod event;
 mod handle;
+mod instruments;
 #[cfg(feature = "tower")]
 mod layer;
 mod metrics;

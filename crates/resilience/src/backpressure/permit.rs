@@ -37,6 +37,7 @@ pub struct Permit {
 
 impl Permit {
     pub(super) fn new(controller: Backpressure) -> Self {
+        controller.inner.instruments.accepted.increment();
         Self { controller }
     }
 

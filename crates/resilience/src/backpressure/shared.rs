@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::instruments::Instruments;
 use super::state::{Core, Marks, Switch};
 use super::{BackpressureConfig, BackpressureEvent, BackpressureMetrics};
 use crate::events::{Emitter, EventBus};
@@ -27,6 +28,8 @@ pub(super) struct Inner {
     rejected_backpressure: AtomicU64,
     rejected_wait_timeout: AtomicU64,
     emitter: Emitter,
+    /// Metric handles, registered once here (zero-sized without feature `metrics`).
+    pub(super) instruments: Instruments,
 }
 
 /// What the lock protects.
@@ -45,6 +48,7 @@ impl Inner {
         let name: Arc<str> = Arc::from(name.trim());
         Self {
             emitter: Emitter::new(Arc::clone(&name)),
+            instruments: Instruments::new(&name),
             name,
             shared: Mutex::new(Shared {
                 core: Core::new(),
@@ -174,6 +178,7 @@ impl Inner {
             _ => &self.rejected_backpressure,
         };
         counter.fetch_add(1, Relaxed);
+        self.instruments.rejected.increment();
         tracing::debug!(target: "resilience::backpressure", controller = %self.name, %reason, "producer rejected");
         // No honest `retry_after`: when pending work falls to the low mark depends on
         // consumers, not on a clock.
@@ -189,6 +194,7 @@ impl Inner {
     pub(super) fn announce(&self, switch: Option<Switch>, marks: Marks) {
         match switch {
             Some(Switch::On { pending }) => {
+                self.instruments.active.set(1.0);
                 tracing::info!(target: "resilience::backpressure", controller = %self.name, pending, high_water_mark = marks.high, "backpressure on");
                 self.emitter.emit(|| BackpressureEvent::BackpressureHigh {
                     pending,
@@ -196,6 +202,7 @@ impl Inner {
                 });
             }
             Some(Switch::Off { pending }) => {
+                self.instruments.active.set(0.0);
                 tracing::info!(target: "resilience::backpressure", controller = %self.name, pending, low_water_mark = marks.low, "backpressure off");
                 self.emitter.emit(|| BackpressureEvent::BackpressureLow {
                     pending,

@@ -7,11 +7,13 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::instruments::Instruments;
 use super::{state, BulkheadConfig, BulkheadEvent, BulkheadMetrics};
 use crate::classify::Outcome;
 use crate::events::{Emitter, EventBus};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use crate::sync::{Mutex, MutexGuard};
+use crate::telemetry::Gauge;
 use crate::{PatternKind, Rejection, RejectionReason};
 
 /// What every clone of a [`Bulkhead`](super::Bulkhead) shares. Slots are taken by
@@ -46,6 +48,8 @@ pub(super) struct Inner {
     wait_nanos: AtomicU64,
     peak_wait_nanos: AtomicU64,
     emitter: Emitter,
+    /// Metric handles, registered once here (zero-sized without feature `metrics`).
+    instruments: Instruments,
 }
 
 fn nanos(duration: Duration) -> u64 {
@@ -65,6 +69,7 @@ impl Inner {
         let name: Arc<str> = Arc::from(name.trim());
         Self {
             emitter: Emitter::new(Arc::clone(&name)),
+            instruments: Instruments::new(&name),
             name,
             semaphore: Semaphore::new(config.max_concurrent as usize),
             max_waiting: AtomicU32::new(config.max_waiting),
@@ -211,7 +216,11 @@ impl Inner {
     /// [`Guard`](super::permit::Guard)). The place in the queue is an RAII guard on the
     /// waiting count, so a cancelled or timed-out wait can never leave the count behind.
     pub(super) async fn wait(&self) -> Result<Option<Instant>, Rejection> {
-        let place = match Place::join(&self.waiting, self.max_waiting.load(Relaxed)) {
+        let place = match Place::join(
+            &self.waiting,
+            &self.instruments.queued,
+            self.max_waiting.load(Relaxed),
+        ) {
             Ok(place) => place,
             Err(reason) => return Err(self.reject(reason)),
         };
@@ -259,6 +268,7 @@ impl Inner {
             self.wait_nanos.fetch_add(waited, Relaxed);
             self.peak_wait_nanos.fetch_max(waited, Relaxed);
         }
+        self.instruments.entered(waited);
         self.emitter.emit(|| BulkheadEvent::BulkheadAccepted {
             active,
             waiting: self.waiting.load(Relaxed),
@@ -282,6 +292,7 @@ impl Inner {
         }
         .fetch_add(1, Relaxed);
         self.return_slot();
+        self.instruments.active.decrement();
         self.emitter.emit(|| BulkheadEvent::BulkheadReleased {
             active: self.active(),
             held: started.map_or(Duration::ZERO, |at| at.elapsed()),
@@ -360,6 +371,7 @@ impl Inner {
 
     pub(super) fn reject(&self, reason: RejectionReason) -> Rejection {
         self.rejected[reason_index(reason)].fetch_add(1, Relaxed);
+        self.instruments.rejected(reason_index(reason));
         let (active, waiting) = (self.active(), self.waiting.load(Relaxed));
         tracing::debug!(target: "resilience::bulkhead", bulkhead = %self.name, %reason, active, waiting, "call rejected");
         self.emitter.emit(|| BulkheadEvent::BulkheadRejected {
@@ -372,16 +384,23 @@ impl Inner {
     }
 }
 
-/// A place in the queue: counted in `waiting` while it lives.
-struct Place<'a>(&'a AtomicU32);
+/// A place in the queue: counted in `waiting` (and the queued gauge) while it lives.
+struct Place<'a>(&'a AtomicU32, &'a Gauge);
 
 impl<'a> Place<'a> {
-    fn join(waiting: &'a AtomicU32, max_waiting: u32) -> Result<Self, RejectionReason> {
+    fn join(
+        waiting: &'a AtomicU32,
+        queued: &'a Gauge,
+        max_waiting: u32,
+    ) -> Result<Self, RejectionReason> {
         let mut current = waiting.load(Relaxed);
         loop {
             let next = state::join_queue(current, max_waiting)?;
             match waiting.compare_exchange_weak(current, next, Relaxed, Relaxed) {
-                Ok(_) => return Ok(Self(waiting)),
+                Ok(_) => {
+                    queued.increment();
+                    return Ok(Self(waiting, queued));
+                }
                 Err(actual) => current = actual,
             }
         }
@@ -391,5 +410,6 @@ impl<'a> Place<'a> {
 impl Drop for Place<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Relaxed);
+        self.1.decrement();
     }
 }

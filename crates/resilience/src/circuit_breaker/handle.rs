@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::detector::{CallRecord, DetectorState, FailureDetector, RestoreError};
+use super::instruments::Instruments;
 use super::permit::{Guard, Permit};
 use super::state::{Admission, Machine, Phase, Ticket, Transition};
 use super::transition::{StateTransition, TransitionHook};
@@ -70,6 +71,8 @@ pub(crate) struct Inner {
     /// so a success costs one atomic increment, not two.
     successes_at_failure: AtomicU64,
     emitter: Emitter,
+    /// Metric handles, registered once here (zero-sized without feature `metrics`).
+    instruments: Instruments,
     on_state_change: Option<StateCallback>,
 }
 
@@ -134,6 +137,7 @@ impl CircuitBreaker {
         };
         let inner = Inner {
             emitter: Emitter::new(Arc::clone(&name)),
+            instruments: Instruments::new(&name),
             name,
             word: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
@@ -579,6 +583,7 @@ impl Inner {
         state: CircuitState,
     ) -> Rejection {
         self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.instruments.rejected();
         self.emitter
             .emit(|| CircuitBreakerEvent::CallRejected { state, retry_after });
         Rejection::new(
@@ -598,6 +603,7 @@ impl Inner {
                     || (state == CLOSED && self.success_noop.load(Ordering::Relaxed)));
             if unchanged {
                 self.successes.fetch_add(1, Ordering::Relaxed);
+                self.instruments.completed(Outcome::Success, None);
                 self.emitter.emit(|| CircuitBreakerEvent::CallSuccess {
                     state: ticket.admitted_in,
                     duration: None,
@@ -648,6 +654,7 @@ impl Inner {
             self.publish(&core);
             (transition, core.consecutive_failures)
         };
+        self.instruments.completed(outcome, duration);
         match outcome {
             Outcome::Success => self.emitter.emit(|| CircuitBreakerEvent::CallSuccess {
                 state: ticket.admitted_in,
@@ -681,6 +688,7 @@ impl Inner {
         let Transition { from, to, trips } = transition;
         let to_state = to.state();
         let success_count = self.consecutive_successes();
+        self.instruments.transition(from, to_state);
         self.emitter.emit(|| CircuitBreakerEvent::StateChange {
             from,
             to: to_state,

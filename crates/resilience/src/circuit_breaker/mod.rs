@@ -91,6 +91,7 @@ mod config;
 mod detector;
 mod event;
 mod handle;
+mod instruments;
 #[cfg(feature = "tower")]
 mod layer;
 mod metrics;

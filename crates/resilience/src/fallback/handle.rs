@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::chain::{Started, Step};
+use super::instruments::Instruments;
 use super::state::{self, Decision, Selection, Verdict};
 use super::{ErrorClass, FallbackBuilder, FallbackConfig, FallbackEvent, FallbackMetrics};
 use crate::events::{Emitter, EventBus};
@@ -34,6 +35,8 @@ pub(super) struct Inner<T, E> {
     failures: AtomicU64,
     passed_through: AtomicU64,
     emitter: Emitter,
+    /// Metric handles, registered once here (zero-sized without feature `metrics`).
+    instruments: Instruments,
 }
 
 impl<T, E> Fallback<T, E> {
@@ -52,6 +55,7 @@ impl<T, E> Fallback<T, E> {
         Self {
             inner: Arc::new(Inner {
                 emitter: Emitter::new(Arc::clone(&name)),
+                instruments: Instruments::new(&name),
                 name,
                 chain: chain.into_boxed_slice(),
                 selection: Selection::of(&config.fallback_on),
@@ -197,6 +201,7 @@ impl<T, E> Inner<T, E> {
             match result {
                 Ok(value) => {
                     self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    self.instruments.triggered.increment();
                     tracing::debug!(target: "resilience::fallback", fallback = %self.name, index, error = %primary, "fallback used");
                     self.emitter.emit(|| FallbackEvent::FallbackTriggered {
                         index,
@@ -213,6 +218,7 @@ impl<T, E> Inner<T, E> {
             return Err(primary);
         };
         self.failures.fetch_add(1, Ordering::Relaxed);
+        self.instruments.failed.increment();
         let tried = self.chain.len();
         tracing::warn!(target: "resilience::fallback", fallback = %self.name, tried, error = %fallback, primary = %primary, "every fallback failed");
         self.emitter.emit(|| FallbackEvent::FallbackFailed {

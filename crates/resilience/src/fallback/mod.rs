@@ -74,6 +74,7 @@ mod chain;
 mod config;
 mod event;
 mod handle;
+mod instruments;
 #[cfg(feature = "tower")]
 mod layer;
 mod metrics;

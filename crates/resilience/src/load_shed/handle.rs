@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::instruments::Instruments;
 use super::monitor::{self, Monitor};
 use super::permit::{Acquire, Permit};
 use super::queue::Queue;
@@ -48,6 +49,8 @@ pub(super) struct Inner {
     config: Mutex<LoadShedderConfig>,
     monitor: Monitor,
     emitter: Emitter,
+    /// Metric handles, registered once here (zero-sized without feature `metrics`).
+    pub(super) instruments: Instruments,
 }
 
 /// What the first admission attempt found.
@@ -80,6 +83,7 @@ impl LoadShedder {
         let name: Arc<str> = Arc::from(name.trim());
         let inner = Inner {
             emitter: Emitter::new(Arc::clone(&name)),
+            instruments: Instruments::new(&name),
             name,
             word: AtomicU64::new(0),
             max_requests: AtomicU32::new(0),
@@ -306,6 +310,7 @@ impl Inner {
 
     pub(super) fn accepted(&self, priority: Priority, active: u32) -> Admitted {
         self.total_accepted.fetch_add(1, Ordering::Relaxed);
+        self.instruments.accepted(priority);
         self.emitter.emit(|| LoadShedderEvent::RequestAccepted {
             active,
             priority: priority.as_str(),
@@ -316,6 +321,7 @@ impl Inner {
 
     pub(super) fn shed(&self, priority: Priority, active: u32, reason: ShedReason) -> Admitted {
         self.total_shed.fetch_add(1, Ordering::Relaxed);
+        self.instruments.shed(priority);
         let load_level = self.load_level(active);
         tracing::debug!(target: "resilience::load_shed", shedder = %self.name, %priority, reason = reason.as_str(), %load_level, "request shed");
         self.emitter.emit(|| LoadShedderEvent::RequestShed {

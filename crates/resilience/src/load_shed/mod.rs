@@ -86,6 +86,7 @@ mod builder;
 mod config;
 mod event;
 mod handle;
+mod instruments;
 #[cfg(feature = "tower")]
 mod layer;
 mod metrics;

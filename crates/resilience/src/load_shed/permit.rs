@@ -23,6 +23,7 @@ pub struct Permit {
 
 impl Permit {
     pub(super) fn new(shedder: LoadShedder, priority: Priority) -> Self {
+        shedder.inner.instruments.active.increment();
         Self { shedder, priority }
     }
 
@@ -34,6 +35,7 @@ impl Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        self.shedder.inner.instruments.active.decrement();
         self.shedder.inner.release();
     }
 }

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::budget::{lock, Budgets};
 use super::event::report_decision;
+use super::instruments::RateLimiterInstruments;
 use super::limiter::rejection_of;
 use super::state::as_nanos;
 use super::store::{Ask, RateCell};
@@ -38,6 +39,8 @@ pub(super) struct Inner<B> {
     config: Mutex<RateLimiterConfig>,
     pub(super) budgets: B,
     emitter: Emitter,
+    /// Metric handles, registered once here (zero-sized without feature `metrics`).
+    instruments: RateLimiterInstruments,
 }
 
 impl<B: Budgets> InMemoryRateLimiter<B> {
@@ -59,6 +62,7 @@ impl<B: Budgets> InMemoryRateLimiter<B> {
         Self {
             inner: Arc::new(Inner {
                 emitter: Emitter::new(Arc::clone(&name)),
+                instruments: RateLimiterInstruments::new(&name),
                 name,
                 epoch: Instant::now(),
                 rate: RateCell::new(config.rate),
@@ -167,14 +171,14 @@ impl<B: Budgets> Inner<B> {
     pub(super) fn decide(&self, key: &str) -> Decision {
         let rate = self.rate.load();
         let decision = self.check(key, &rate, None, true);
-        report_decision(&self.emitter, &self.name, B::reported(key), rate, &decision);
+        self.report_decision(key, rate, &decision);
         decision
     }
 
     /// Decides one request for `key` against `rate`'s own budget, and reports it.
     pub(super) fn decide_at(&self, key: &str, rate: Rate) -> Decision {
         let decision = self.check(key, &self.rate.load(), Some(&rate), true);
-        report_decision(&self.emitter, &self.name, B::reported(key), rate, &decision);
+        self.report_decision(key, rate, &decision);
         decision
     }
 
@@ -187,6 +191,12 @@ impl<B: Budgets> Inner<B> {
     fn report(&self, key: &str, per_call: Option<Rate>, decision: &Decision) {
         self.budgets.count(key, per_call.as_ref(), decision);
         let rate = per_call.unwrap_or_else(|| self.rate.load());
+        self.report_decision(key, rate, decision);
+    }
+
+    /// Every decision's one way out: metrics, events and the log line.
+    fn report_decision(&self, key: &str, rate: Rate, decision: &Decision) {
+        self.instruments.record(decision);
         report_decision(&self.emitter, &self.name, B::reported(key), rate, decision);
     }
 

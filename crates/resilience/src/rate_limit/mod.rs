@@ -107,6 +107,7 @@ mod direct;
 mod event;
 mod gcra;
 mod handle;
+mod instruments;
 #[cfg(feature = "tower")]
 mod layer;
 mod limiter;
@@ -126,6 +127,7 @@ pub use decision::{Decision, Denial};
 pub use direct::DirectRateLimiter;
 pub use event::{report_decision, RateLimiterEvent};
 pub use handle::InMemoryRateLimiter;
+pub use instruments::RateLimiterInstruments;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{RateLimitLayer, RateLimitService, ResponseFuture};

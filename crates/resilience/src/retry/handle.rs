@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::instruments::Instruments;
 use super::run::{Run, Step};
 use super::{RetryBudget, RetryBuilder, RetryConfig, RetryMetrics, RetryRules};
 use crate::events::{Emitter, EventBus};
@@ -52,6 +53,8 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
     last_error: Mutex<Option<Arc<str>>>,
     pub(crate) emitter: Emitter,
+    /// Metric handles, registered once here (zero-sized without feature `metrics`).
+    pub(crate) instruments: Instruments,
 }
 
 impl Retry {
@@ -74,6 +77,7 @@ impl Retry {
         let name: Arc<str> = Arc::from(name.trim());
         let inner = Inner {
             emitter: Emitter::new(Arc::clone(&name)),
+            instruments: Instruments::new(&name),
             name,
             settings: Mutex::new(Arc::new(Settings {
                 config: RetryConfig::default(),

@@ -113,6 +113,7 @@ impl Run {
     fn succeeded<T, E>(&self, inner: &Inner, own: Result<T, E>) -> Step<T, E> {
         let attempts = self.attempts.total();
         inner.counters.successful.fetch_add(1, Ordering::Relaxed);
+        inner.instruments.succeeded();
         inner.emitter.emit(|| RetryEvent::RetrySuccess { attempts });
         if attempts > 1 {
             tracing::debug!(target: "resilience::retry", retry = %inner.name, attempts, "succeeded after retrying");
@@ -188,6 +189,7 @@ impl Run {
         match decision {
             Decision::Retry(delay) => {
                 self.previous = delay;
+                inner.instruments.retrying();
                 tracing::debug!(target: "resilience::retry", retry = %inner.name, attempt, max_attempts, ?delay, %error, "attempt failed, retrying");
                 inner.emitter.emit(|| RetryEvent::RetryAttempt {
                     attempt,
@@ -199,6 +201,7 @@ impl Run {
             }
             Decision::Stop(reason) => {
                 inner.counters.exhausted.fetch_add(1, Ordering::Relaxed);
+                inner.instruments.gave_up();
                 tracing::warn!(target: "resilience::retry", retry = %inner.name, attempts = attempt, reason = reason.as_str(), %error, "giving up");
                 inner.emitter.emit(|| RetryEvent::RetryExhausted {
                     attempts: attempt,

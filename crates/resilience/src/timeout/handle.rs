@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::instruments::Instruments;
 use super::state::{self, Budget};
 use super::{Deadline, TimeoutBuilder, TimeoutConfig, TimeoutEvent, TimeoutMetrics};
 use crate::events::{Emitter, EventBus};
@@ -34,6 +35,8 @@ pub(super) struct Inner {
     /// nanoseconds, saturating.
     execution_nanos: AtomicU64,
     emitter: Emitter,
+    /// Metric handles, registered once here (zero-sized without feature `metrics`).
+    instruments: Instruments,
 }
 
 /// What a call that may start is given.
@@ -71,6 +74,7 @@ impl Timeout {
         Self {
             inner: Arc::new(Inner {
                 emitter: Emitter::new(Arc::clone(&name)),
+                instruments: Instruments::new(&name),
                 name,
                 limit: AtomicU64::new(nanos(config.limit)),
                 successes: AtomicU64::new(0),
@@ -227,6 +231,7 @@ impl Inner {
     pub(super) fn finished(&self, started: Instant, limit: Duration, ok: bool) {
         let elapsed = started.elapsed();
         self.add_time(elapsed);
+        self.instruments.finished(elapsed);
         let counter = if ok { &self.successes } else { &self.failures };
         counter.fetch_add(1, Ordering::Relaxed);
         self.emitter
@@ -238,6 +243,7 @@ impl Inner {
         let elapsed = started.elapsed();
         self.add_time(elapsed);
         self.timeouts.fetch_add(1, Ordering::Relaxed);
+        self.instruments.timed_out();
         tracing::warn!(target: "resilience::timeout", timeout = %self.name, ?limit, ?elapsed, "operation timed out");
         self.emitter
             .emit(|| TimeoutEvent::TimeoutExceeded { limit });

@@ -83,6 +83,7 @@ mod config;
 mod deadline;
 mod event;
 mod handle;
+mod instruments;
 #[cfg(feature = "tower")]
 mod layer;
 mod metrics;

@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod convert;
+mod middleware;
+
+pub use body::HeldBody;
+pub use middleware::{Resilience, ResilienceResponse, ResilienceService};

@@ -4,6 +4,8 @@
 mod body;
 mod convert;
 mod middleware;
+mod timeout;
 
 pub use body::HeldBody;
 pub use middleware::{Resilience, ResilienceResponse, ResilienceService};
+pub use timeout::TimeoutError;

@@ -14,6 +14,7 @@ use resilience_http::{BodyEnd, Guard, Stack, Stages};
 
 use crate::body::HeldBody;
 use crate::convert;
+use crate::TimeoutError;
 
 /// Stages in front of an actix-web app, scope or resource, answering as `resilience-http`'s
 /// tower layers do.
@@ -29,7 +30,8 @@ use crate::convert;
 /// * a request whose path is excluded goes to the service untouched;
 /// * a refused request never reaches the service: it gets `resilience-http`'s answer (429
 ///   with `Retry-After` and `RateLimit-*`, 503 with `Retry-After`, a problem+json body);
-/// * an admitted request runs under the timeout (408 by default), its response gets the
+/// * an admitted request runs under the timeout (408 by default, answered through a
+///   [`TimeoutError`]), its response gets the
 ///   `RateLimit-*` headers, and its permits ride in the [`HeldBody`] until the last byte
 ///   has been sent, the body fails, the client disconnects or stops reading; 5xx responses
 ///   (and handler errors) count as failures and reach the client unchanged.
@@ -178,8 +180,6 @@ where
         }
     };
     let head_request = parts.method == Method::HEAD;
-    // Kept for a timeout's answer: the request itself goes to the service (a refcount).
-    let http_request = request.request().clone();
     match stack.run(parts.uri.path(), service.call(request)).await {
         Ok(Ok(mut response)) => {
             let mut headers = http::HeaderMap::new();
@@ -197,11 +197,11 @@ where
             Err(error)
         }
         Err(timed_out) => {
-            // Made in memory: judged (a failure, by default) and released at once.
+            // Judged on its head (a failure, by default) and released at once; the client
+            // gets the same response as an error (see `TimeoutError` for why).
             let (head, bytes) = timed_out.into_parts();
             stack.stages().guard(held, &head).finish(BodyEnd::Complete);
-            let response = convert::response_to_actix(Response::from_parts(head, bytes));
-            Ok(ServiceResponse::new(http_request, response).map_into_right_body())
+            Err(TimeoutError::new(Response::from_parts(head, bytes)).into())
         }
     }
 }

@@ -72,6 +72,58 @@ impl Guard for () {
     }
 }
 
+/// A [`Guard`] held by a response body of another framework until the body ends, with the
+/// same rules as [`ResponseBody`]: given back once, at the end of the body, on an error, when
+/// dropped, or when the client has left the body waiting for longer than the idle timeout
+/// (a small task watches for that, as for [`ResponseBody`]).
+///
+/// For adapters (`resilience-actix` wraps actix-web's `MessageBody` around one): call
+/// [`asked`](Self::asked) when the framework polls the body, [`answered`](Self::answered)
+/// when a chunk goes out and [`finish`](Self::finish) when the body ends; dropping it
+/// reports [`BodyEnd::Dropped`].
+pub struct HeldGuard<G: Guard>(Held<G>);
+
+impl<G: Guard> HeldGuard<G> {
+    /// Holds `guard`, watched for an idle client after `idle` if set (and inside a tokio
+    /// runtime, and if the guard holds anything).
+    pub fn new(guard: G, idle: Option<Duration>) -> Self {
+        Self(Held::new(guard, idle))
+    }
+
+    /// Holds nothing.
+    pub fn empty() -> Self {
+        Self(Held::Owned(None))
+    }
+
+    /// The framework asked the body for its next chunk: the client is not idle.
+    pub fn asked(&self) {
+        self.0.asked();
+    }
+
+    /// A chunk went out: from now on the body waits for the client to ask again.
+    pub fn answered(&self) {
+        self.0.answered();
+    }
+
+    /// Gives the guard back now (once; later calls do nothing), reporting `end`.
+    pub fn finish(&mut self, end: BodyEnd) {
+        self.0.finish(end);
+    }
+
+    /// Whether the guard has not been given back yet.
+    pub fn is_holding(&self) -> bool {
+        self.0.is_holding()
+    }
+}
+
+impl<G: Guard> fmt::Debug for HeldGuard<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeldGuard")
+            .field("holding", &self.is_holding())
+            .finish()
+    }
+}
+
 pin_project! {
     #[project = KindProj]
     enum Kind<B> {

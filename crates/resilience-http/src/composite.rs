@@ -1,5 +1,6 @@
 //! [`CompositeLayer`]: an ordered list of stages and a timeout in one layer: rate limit →
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use resilience::rate_limit::RateLimiter;
@@ -7,7 +8,7 @@ use resilience::{Bulkhead, CircuitBreaker};
 use tower_layer::Layer;
 
 use crate::body::DEFAULT_BODY_IDLE_TIMEOUT;
-use crate::service::{Stack, StagesService};
+use crate::service::{HttpService, Stack, StagesService};
 use crate::stage::{Chain, RequestStage, Stages};
 use crate::{
     ExcludePaths, HttpStageLayer, HttpTimeoutLayer, KeyedRateLimit, PriorityHeader, ResponseFactory,
@@ -183,20 +184,28 @@ impl<S, G: Stages + Clone> Layer<S> for CompositeLayer<G> {
     type Service = StagesService<S, G>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let mut stages = self.stages.clone();
-        let mut timeout = self.timeout.clone();
-        if let Some(factory) = &self.factory {
+        HttpService::new(inner, Arc::new(Stack::from(self.clone())))
+    }
+}
+
+/// The composite's steps, each refusal and timeout answered by the composite's
+/// [factory](CompositeLayer::response_factory) where the step has none of its own: what its
+/// services run, and what another framework's middleware can run (see [`Stack`]).
+impl<G: Stages> From<CompositeLayer<G>> for Stack<G> {
+    fn from(layer: CompositeLayer<G>) -> Self {
+        let CompositeLayer {
+            mut stages,
+            mut timeout,
+            exclude,
+            factory,
+            body_idle_timeout,
+        } = layer;
+        if let Some(factory) = &factory {
             stages.default_factory(factory);
             if let Some(timeout) = &mut timeout {
                 timeout.reply.default_factory(factory);
             }
         }
-        Stack::service(
-            inner,
-            stages,
-            timeout,
-            self.exclude.clone(),
-            self.body_idle_timeout,
-        )
+        Self::new(stages, timeout, exclude, body_idle_timeout)
     }
 }

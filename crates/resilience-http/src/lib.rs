@@ -29,7 +29,7 @@ mod service;
 mod stage;
 mod timeout;
 
-pub use body::{BodyEnd, Guard, ResponseBody, DEFAULT_BODY_IDLE_TIMEOUT};
+pub use body::{BodyEnd, Guard, HeldGuard, ResponseBody, DEFAULT_BODY_IDLE_TIMEOUT};
 pub use classify::ResponseClassifier;
 pub use composite::CompositeLayer;
 pub use deadline::{

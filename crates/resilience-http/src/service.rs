@@ -151,6 +151,22 @@ where
 pub type StagesService<S, G> = HttpService<S, Stack<G>>;
 
 /// What a stages service does: its stages, its timeout and the paths it leaves alone.
+///
+/// Made from a [`CompositeLayer`](crate::CompositeLayer), an
+/// [`HttpStageLayer`](crate::HttpStageLayer) or an [`HttpTimeoutLayer`] with `From`. The tower
+/// service of this crate drives it, and so can the middleware of another framework
+/// (`resilience-actix` does): every decision is here, in `http` 1.x types, and an adapter
+/// only moves requests, responses and bodies across:
+///
+/// 1. a request whose path [`excludes`](Self::excludes) names goes to the service untouched;
+/// 2. otherwise the [stages](Self::stages) [admit](Stages::admit) its head, or answer with
+///    a made response (429, 503, ...) that the adapter sends as it is;
+/// 3. the service runs under [`run`](Self::run), which answers a timeout with a made
+///    response (408);
+/// 4. the stages [annotate](Stages::annotate) the service's response headers and turn their
+///    permits into a [`Guard`] judged on its head ([`Stages::guard`]), which the response body
+///    holds until it ends ([`HeldGuard`](crate::HeldGuard)); a service error
+///    [fails](Stages::fail) every permit instead.
 pub struct Stack<G> {
     stages: G,
     timeout: Option<HttpTimeoutLayer>,
@@ -160,6 +176,20 @@ pub struct Stack<G> {
 }
 
 impl<G> Stack<G> {
+    pub(crate) fn new(
+        stages: G,
+        timeout: Option<HttpTimeoutLayer>,
+        exclude: ExcludePaths,
+        body_idle_timeout: Option<Duration>,
+    ) -> Self {
+        Self {
+            stages,
+            timeout,
+            exclude,
+            body_idle_timeout,
+        }
+    }
+
     pub(crate) fn service<S>(
         inner: S,
         stages: G,
@@ -169,13 +199,59 @@ impl<G> Stack<G> {
     ) -> StagesService<S, G> {
         HttpService::new(
             inner,
-            Arc::new(Self {
-                stages,
-                timeout,
-                exclude,
-                body_idle_timeout,
-            }),
+            Arc::new(Self::new(stages, timeout, exclude, body_idle_timeout)),
         )
+    }
+
+    /// The stages, in order.
+    pub fn stages(&self) -> &G {
+        &self.stages
+    }
+
+    /// Whether a request for `path` passes every step untouched (the stages' own exclusions
+    /// are checked by [`Stages::admit`]).
+    pub fn excludes(&self, path: &str) -> bool {
+        self.exclude.matches(path)
+    }
+
+    /// How long a response body may wait for the client to ask for its next chunk before
+    /// its permits go back (`None`: never).
+    pub fn body_idle_timeout(&self) -> Option<Duration> {
+        self.body_idle_timeout
+    }
+}
+
+impl<G: Stages> Stack<G> {
+    /// Runs `call`, the service's answer to an admitted request for `path`, within the
+    /// timeout (unless it excludes `path`) and the stages' shortest call limit: its own
+    /// result, or the response for a timeout (408 by default; it carries
+    /// [`TimedOut`](crate::TimedOut), so the stages' classifiers judge it a failure).
+    pub async fn run<T, E>(
+        &self,
+        path: &str,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<Result<T, E>, Response<Bytes>> {
+        self.run_with(self.timeout_for(path), call).await
+    }
+
+    /// The timeout that applies to `path`.
+    fn timeout_for(&self, path: &str) -> Option<&HttpTimeoutLayer> {
+        self.timeout
+            .as_ref()
+            .filter(|timeout| !timeout.exclude.matches(path))
+    }
+
+    async fn run_with<T, E>(
+        &self,
+        timeout: Option<&HttpTimeoutLayer>,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<Result<T, E>, Response<Bytes>> {
+        let call_limit = self.stages.call_limit();
+        match (timeout, call_limit) {
+            (Some(timeout), _) => timeout.run(call_limit, || call).await,
+            (None, Some(limit)) => crate::timeout::run_limit(&Reply::new(), limit, call).await,
+            (None, None) => Ok(call.await),
+        }
     }
 }
 
@@ -223,30 +299,18 @@ where
     G: Stages,
     ResBody: Body<Data = Bytes>,
 {
-    let path = request.uri().path();
-    if shared.exclude.matches(path) {
+    if shared.excludes(request.uri().path()) {
         return inner.call(request).await.map(passthrough);
     }
-    let timeout = shared
-        .timeout
-        .as_ref()
-        .filter(|timeout| !timeout.exclude.matches(path));
+    let timeout = shared.timeout_for(request.uri().path());
     let (parts, body) = request.into_parts();
     let held = match shared.stages.admit(&parts).await {
         Ok(held) => held,
         Err(refused) => return Ok(made(refused)),
     };
     let head_request = parts.method == Method::HEAD;
-    let call_limit = shared.stages.call_limit();
     let request = Request::from_parts(parts, body);
-    let answer = match (timeout, call_limit) {
-        (Some(timeout), _) => timeout.run(call_limit, || inner.call(request)).await,
-        (None, Some(limit)) => {
-            crate::timeout::run_limit(&Reply::new(), limit, inner.call(request)).await
-        }
-        (None, None) => Ok(inner.call(request).await),
-    };
-    match answer {
+    match shared.run_with(timeout, inner.call(request)).await {
         Ok(Ok(mut response)) => {
             shared.stages.annotate(&held, response.headers_mut());
             let idle = shared.body_idle_timeout;

@@ -212,6 +212,14 @@ impl<S, St: RequestStage + Clone> Layer<S> for HttpStageLayer<St> {
     }
 }
 
+/// The one stage, for another framework's middleware (see [`Stack`]).
+impl<St: RequestStage> From<HttpStageLayer<St>> for Stack<HttpStageLayer<St>> {
+    fn from(layer: HttpStageLayer<St>) -> Self {
+        let idle = layer.body_idle_timeout;
+        Self::new(layer, None, ExcludePaths::none(), idle)
+    }
+}
+
 /// An admitted request's permit held by its response body, learning the response's outcome
 /// when the body ends.
 pub struct Slot<P> {

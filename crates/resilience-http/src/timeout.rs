@@ -123,6 +123,13 @@ impl<S> Layer<S> for HttpTimeoutLayer {
     }
 }
 
+/// The timeout alone, for another framework's middleware (see [`Stack`]).
+impl From<HttpTimeoutLayer> for Stack<()> {
+    fn from(layer: HttpTimeoutLayer) -> Self {
+        Self::new((), Some(layer), ExcludePaths::none(), None)
+    }
+}
+
 /// Runs `call` for at most `limit`: its own result, or `reply`'s response for a timeout.
 pub(crate) async fn run_limit<T, E>(
     reply: &Reply,

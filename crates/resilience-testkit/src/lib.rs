@@ -40,6 +40,7 @@ pub mod flaky;
 pub mod prometheus_server;
 pub mod redis_server;
 mod resp;
+mod scratch;
 
 pub use events::EventRecorder;
 pub use flaky::{Flaky, FlakyBuilder, FlakyError};

@@ -13,12 +13,12 @@
 //! [`RedisServer`](crate::RedisServer).
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::scratch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -52,7 +52,7 @@ impl PrometheusServer {
     pub async fn start(targets: &[SocketAddr], interval: Duration) -> io::Result<Self> {
         let mut server = Self {
             port: 0,
-            dir: work_dir()?,
+            dir: scratch::work_dir("prometheus")?,
             child: None,
         };
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
@@ -65,7 +65,7 @@ impl PrometheusServer {
         std::fs::write(server.dir.join("prometheus.yml"), config)?;
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            server.port = free_port()?;
+            server.port = scratch::free_port()?;
             match server.spawn_and_wait().await {
                 Ok(()) => return Ok(server),
                 Err(err) if err.kind() == io::ErrorKind::Other => last_error = Some(err),
@@ -177,7 +177,7 @@ impl Drop for PrometheusServer {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        scratch::remove_work_dir(&self.dir);
     }
 }
 
@@ -248,30 +248,6 @@ fn encode(text: &str) -> String {
             _ => format!("%{byte:02X}"),
         })
         .collect()
-}
-
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-fn work_dir() -> io::Result<PathBuf> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    loop {
-        let name = format!(
-            "resilience-testkit-prometheus-{}-{}-{:08x}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            fastrand::u32(..)
-        );
-        let dir = std::env::temp_dir().join(name);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(err),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -10,12 +10,12 @@
 //! process is still starting.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
-use std::path::{Path, PathBuf};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::scratch;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
@@ -75,12 +75,12 @@ impl RedisServer {
         // Built before the process so that every early return below still removes the dir.
         let mut server = Self {
             port: 0,
-            dir: create_work_dir()?,
+            dir: scratch::work_dir("redis")?,
             child: None,
         };
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            server.port = free_port()?;
+            server.port = scratch::free_port()?;
             match server.spawn_and_wait().await {
                 Ok(()) => return Ok(server),
                 // An early exit is most likely a lost race for the port: try another one.
@@ -359,46 +359,6 @@ impl Drop for RedisServer {
             // the test, and tokio reaps the process in the background.
             let _ = child.start_kill();
         }
-        remove_work_dir(&self.dir);
-    }
-}
-
-/// Asks the kernel for a free loopback port. The listener is dropped before `redis-server`
-/// binds, so the port can be lost to a race; [`RedisServer::start`] retries then.
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
-/// Creates a directory no other server uses: the pid separates test binaries running at the
-/// same time, the counter separates servers within one, and the random part avoids leftovers
-/// of an earlier run whose process had the same pid.
-fn create_work_dir() -> io::Result<PathBuf> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    loop {
-        let name = format!(
-            "resilience-testkit-redis-{}-{}-{:08x}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            fastrand::u32(..)
-        );
-        let dir = std::env::temp_dir().join(name);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(err),
-        }
-    }
-}
-
-/// Best effort: a just-killed server may still be writing its log while the directory goes
-/// (SIGKILL is delivered asynchronously), which makes the final rmdir fail once; a second try
-/// then finds it empty. A leftover temp dir is not worth a panic in Drop.
-fn remove_work_dir(dir: &Path) {
-    for _ in 0..3 {
-        if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
-            return;
-        }
+        scratch::remove_work_dir(&self.dir);
     }
 }

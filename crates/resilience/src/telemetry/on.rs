@@ -22,26 +22,48 @@ fn key(metric: &Metric, instance: &Arc<str>, labels: &[(&'static str, &'static s
     Key::from_parts(metric.name, all)
 }
 
-/// A monotonic count, such as `resilience_circuit_breaker_calls_total`.
-#[derive(Clone, Debug)]
-pub struct Counter(::metrics::Counter);
+/// A handle type over one `metrics` handle, and its `register`: the key built once, the
+/// metric described and the handle registered with the installed recorder.
+macro_rules! handle {
+    ($(#[$doc:meta])* $name:ident($inner:ty), $describe:ident, $register:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name($inner);
+
+        impl $name {
+            /// Registers `metric{name="<instance>", labels...}` with the installed recorder,
+            /// once. With no recorder installed yet, the handle records nothing, ever:
+            /// install the recorder before building instances.
+            pub fn register(
+                metric: &Metric,
+                instance: &Arc<str>,
+                labels: &[(&'static str, &'static str)],
+            ) -> Self {
+                let key = key(metric, instance, labels);
+                Self(::metrics::with_recorder(|recorder| {
+                    recorder.$describe(metric.name.into(), None, metric.help.into());
+                    recorder.$register(&key, &METADATA)
+                }))
+            }
+        }
+    };
+}
+
+handle!(
+    /// A monotonic count, such as `resilience_circuit_breaker_calls_total`.
+    Counter(::metrics::Counter), describe_counter, register_counter
+);
+handle!(
+    /// A value that goes up and down, such as `resilience_bulkhead_active`.
+    Gauge(::metrics::Gauge), describe_gauge, register_gauge
+);
+handle!(
+    /// A distribution of durations in seconds, such as
+    /// `resilience_timeout_call_duration_seconds`.
+    Histogram(::metrics::Histogram), describe_histogram, register_histogram
+);
 
 impl Counter {
-    /// Registers `metric{name="<instance>", labels...}` with the installed recorder, once.
-    /// With no recorder installed yet, the handle records nothing, ever: install the
-    /// recorder before building instances.
-    pub fn register(
-        metric: &Metric,
-        instance: &Arc<str>,
-        labels: &[(&'static str, &'static str)],
-    ) -> Self {
-        let key = key(metric, instance, labels);
-        Self(::metrics::with_recorder(|recorder| {
-            recorder.describe_counter(metric.name.into(), None, metric.help.into());
-            recorder.register_counter(&key, &METADATA)
-        }))
-    }
-
     /// Adds one.
     #[inline]
     pub fn increment(&self) {
@@ -49,24 +71,7 @@ impl Counter {
     }
 }
 
-/// A value that goes up and down, such as `resilience_bulkhead_active`.
-#[derive(Clone, Debug)]
-pub struct Gauge(::metrics::Gauge);
-
 impl Gauge {
-    /// Registers `metric{name="<instance>", labels...}`; see [`Counter::register`].
-    pub fn register(
-        metric: &Metric,
-        instance: &Arc<str>,
-        labels: &[(&'static str, &'static str)],
-    ) -> Self {
-        let key = key(metric, instance, labels);
-        Self(::metrics::with_recorder(|recorder| {
-            recorder.describe_gauge(metric.name.into(), None, metric.help.into());
-            recorder.register_gauge(&key, &METADATA)
-        }))
-    }
-
     /// Adds one.
     #[inline]
     pub fn increment(&self) {
@@ -86,24 +91,7 @@ impl Gauge {
     }
 }
 
-/// A distribution of durations in seconds, such as `resilience_timeout_call_duration_seconds`.
-#[derive(Clone, Debug)]
-pub struct Histogram(::metrics::Histogram);
-
 impl Histogram {
-    /// Registers `metric{name="<instance>", labels...}`; see [`Counter::register`].
-    pub fn register(
-        metric: &Metric,
-        instance: &Arc<str>,
-        labels: &[(&'static str, &'static str)],
-    ) -> Self {
-        let key = key(metric, instance, labels);
-        Self(::metrics::with_recorder(|recorder| {
-            recorder.describe_histogram(metric.name.into(), None, metric.help.into());
-            recorder.register_histogram(&key, &METADATA)
-        }))
-    }
-
     /// Records one duration, in seconds.
     #[inline]
     pub fn record(&self, duration: std::time::Duration) {

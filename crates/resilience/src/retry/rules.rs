@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::Backoff;
 use crate::classify::{judge, Classifier, Classify, Outcome};
@@ -9,6 +10,7 @@ use crate::hook::{isolate, CallbackKind};
 use crate::PatternKind;
 
 type ErrorPredicate<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
+type DelayHint<E> = Arc<dyn Fn(&E) -> Option<Duration> + Send + Sync>;
 
 /// Which results of an operation returning `Result<T, E>` are retried, for
 /// [`Retry::call_with`](super::Retry::call_with) and the other `_with` methods.
@@ -55,6 +57,7 @@ pub struct RetryRules<T, E> {
     classifier: Classifier<T, E>,
     never: Option<ErrorPredicate<E>>,
     overrides: Vec<Override<E>>,
+    retry_after: Option<DelayHint<E>>,
 }
 
 struct Override<E> {
@@ -90,6 +93,7 @@ impl<T, E> RetryRules<T, E> {
             classifier: Classifier::new(),
             never: None,
             overrides: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -165,6 +169,28 @@ impl<T, E> RetryRules<T, E> {
             backoff,
         });
         self
+    }
+
+    /// Reads from a retried error how long its source asked to be left alone (an HTTP
+    /// `Retry-After`, gRPC's `grpc-retry-pushback-ms`): the wait before the next attempt is
+    /// at least that, as for a rejection's [`retry_after`](crate::Rejection::retry_after).
+    ///
+    /// Like a rejection's, the hint may exceed `max_delay` (the server said so); bound it
+    /// with `max_elapsed`, or return `None` for hints too long to honour and end the retrying
+    /// with [`never_retry_if`](Self::never_retry_if).
+    #[must_use]
+    pub fn retry_after_from<H>(mut self, hint: H) -> Self
+    where
+        H: Fn(&E) -> Option<Duration> + Send + Sync + 'static,
+    {
+        self.retry_after = Some(Arc::new(hint));
+        self
+    }
+
+    /// The wait a retried error asks for, user code isolated (a panic counts as no hint).
+    pub(crate) fn hint(&self, error: &E, name: &Arc<str>) -> Option<Duration> {
+        let hint = self.retry_after.as_ref()?;
+        isolate(CallbackKind::ErrorHook, PatternKind::Retry, name, || hint(error)).flatten()
     }
 
     /// The classifier these rules are built on.
@@ -250,6 +276,7 @@ impl<T, E> Clone for RetryRules<T, E> {
                     backoff: found.backoff,
                 })
                 .collect(),
+            retry_after: self.retry_after.clone(),
         }
     }
 }
@@ -265,6 +292,7 @@ impl<T, E> fmt::Debug for RetryRules<T, E> {
             .field("classifier", &self.classifier)
             .field("never_retry_if", &self.never.is_some())
             .field("overrides", &overrides)
+            .field("retry_after_from", &self.retry_after.is_some())
             .finish()
     }
 }
@@ -314,6 +342,17 @@ mod tests {
             .strategy_if(|_| panic!("override"), 9, Backoff::constant(Duration::ZERO))
             .retry_if(|_| panic!("classifier"));
         assert_eq!(rules.judge(&Err(1), &name()), Verdict::Retry(Kind::Base));
+    }
+
+    #[test]
+    fn hints_are_read_and_panics_contained() {
+        let rules = RetryRules::<u32, u64>::new().retry_after_from(|secs| match secs {
+            0 => panic!("hint"),
+            secs => Some(Duration::from_secs(*secs)),
+        });
+        assert_eq!(rules.hint(&2, &name()), Some(Duration::from_secs(2)));
+        assert_eq!(rules.hint(&0, &name()), None);
+        assert_eq!(RetryRules::<u32, u64>::new().hint(&2, &name()), None);
     }
 
     #[test]

@@ -90,8 +90,9 @@ impl Run {
             Verdict::Done if own.is_ok() => self.succeeded(inner, own),
             Verdict::Done | Verdict::Return => Self::returned(inner, own.map_err(Error::Inner)),
             Verdict::Retry(kind) => {
+                let hint = own.as_ref().err().and_then(|e| rules.hint(e, &inner.name));
                 let last = own.err().map(Error::Inner);
-                self.failed(inner, rules, kind, last, None)
+                self.failed(inner, rules, kind, last, hint)
             }
         }
     }

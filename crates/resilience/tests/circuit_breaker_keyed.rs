@@ -28,7 +28,10 @@ async fn one_breaker_per_key_sharing_state_by_key() {
     let map = keyed(8);
     fail_twice(&map, "http://a").await;
     assert_eq!(map.breaker("http://a").unwrap().state(), CircuitState::Open);
-    assert_eq!(map.breaker("http://b").unwrap().state(), CircuitState::Closed);
+    assert_eq!(
+        map.breaker("http://b").unwrap().state(),
+        CircuitState::Closed
+    );
     assert_eq!(map.len(), 2);
     assert_eq!(map.breaker("http://a").unwrap().name(), "hosts:http://a");
     assert!(map.get("http://c").is_none(), "get makes nothing");
@@ -94,6 +97,8 @@ fn bounds_are_validated() {
         .build()
         .unwrap_err();
     assert_eq!(error.field(), "failure_threshold");
-    let error = KeyedCircuitBreaker::<u64>::builder(" ").build().unwrap_err();
+    let error = KeyedCircuitBreaker::<u64>::builder(" ")
+        .build()
+        .unwrap_err();
     assert_eq!(error.field(), "name");
 }

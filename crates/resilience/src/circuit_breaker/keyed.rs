@@ -138,7 +138,10 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.inner.read().get(key).map(|entry| entry.breaker.clone())
+        self.inner
+            .read()
+            .get(key)
+            .map(|entry| entry.breaker.clone())
     }
 
     /// Evicts every breaker that is closed, idle for `idle_after` and held by no one; returns
@@ -211,7 +214,9 @@ impl<K> Inner<K> {
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<K, Entry>> {
-        self.map.write().unwrap_or_else(|poison| poison.into_inner())
+        self.map
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn nanos_since_epoch(&self, now: Instant) -> u64 {

@@ -20,7 +20,10 @@ use super::HedgeTrigger;
 /// What a launcher did with the attempt it was asked for.
 #[cfg_attr(
     not(feature = "tower"),
-    expect(dead_code, reason = "only the tower launcher fails or runs out of requests")
+    expect(
+        dead_code,
+        reason = "only the tower launcher fails or runs out of requests"
+    )
 )]
 pub(crate) enum Launched<F, O> {
     /// The attempt runs.

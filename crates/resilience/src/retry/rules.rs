@@ -190,7 +190,10 @@ impl<T, E> RetryRules<T, E> {
     /// The wait a retried error asks for, user code isolated (a panic counts as no hint).
     pub(crate) fn hint(&self, error: &E, name: &Arc<str>) -> Option<Duration> {
         let hint = self.retry_after.as_ref()?;
-        isolate(CallbackKind::ErrorHook, PatternKind::Retry, name, || hint(error)).flatten()
+        isolate(CallbackKind::ErrorHook, PatternKind::Retry, name, || {
+            hint(error)
+        })
+        .flatten()
     }
 
     /// The classifier these rules are built on.

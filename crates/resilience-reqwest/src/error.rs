@@ -41,7 +41,7 @@ pub enum ClientError {
         /// Requests sent, the first one included.
         attempts: u32,
         /// The last attempt's failure.
-        last: Box<ClientError>,
+        last: Box<Self>,
     },
     /// Not sent: retries are on and the request may be retried (its method is idempotent or
     /// it carries an idempotency key), but its body is a stream that cannot be sent twice.

@@ -8,8 +8,9 @@
 //! ```
 //!
 //! One axum server answers `200 ok`. Each client sends `REQUESTS` requests with
-//! `CONCURRENCY` in flight, the clients taking turns over `ROUNDS` rounds so all see the same
-//! machine load; the median round is printed, with the cost per request over bare reqwest.
+//! `CONCURRENCY` in flight, then one at a time, the clients taking turns over `ROUNDS` rounds
+//! (each round starting with another client) so all see the same machine load; the median
+//! round is printed, with the cost per request over bare reqwest.
 //! Nothing fails, so no retry runs: this is the price of the happy path. Loopback only;
 //! bounded in count.
 
@@ -31,7 +32,7 @@ use tokio::time::Instant;
 
 const CONCURRENCY: usize = 32;
 const REQUESTS: usize = 20_000;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 async fn serve() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -96,9 +97,9 @@ fn reqwest_retry() -> ClientWithMiddleware {
         .build()
 }
 
-/// Sends `count` requests with `CONCURRENCY` in flight; returns requests per second.
-async fn load(client: &Client, url: &str, count: usize) -> f64 {
-    let slots = Arc::new(Semaphore::new(CONCURRENCY));
+/// Sends `count` requests with `in_flight` at a time; returns requests per second.
+async fn load(client: &Client, url: &str, count: usize, in_flight: usize) -> f64 {
+    let slots = Arc::new(Semaphore::new(in_flight));
     let started = Instant::now();
     let mut requests = tokio::task::JoinSet::new();
     for _ in 0..count {
@@ -132,28 +133,31 @@ async fn main() {
         ("ours: retry+breaker+timeout", Client::Middleware(ours())),
     ];
     for (_, client) in &clients {
-        load(client, &url, requests / 10).await;
+        load(client, &url, requests / 10, CONCURRENCY).await;
     }
-    let mut rates = vec![Vec::new(); clients.len()];
-    for _ in 0..rounds {
-        for (index, (_, client)) in clients.iter().enumerate() {
-            rates[index].push(load(client, &url, requests).await);
+    for (in_flight, count) in [(CONCURRENCY, requests), (1, requests / 4)] {
+        let mut rates = vec![Vec::new(); clients.len()];
+        for round in 0..rounds {
+            for turn in 0..clients.len() {
+                let index = (round + turn) % clients.len();
+                rates[index].push(load(&clients[index].1, &url, count, in_flight).await);
+            }
         }
-    }
-    let medians: Vec<f64> = rates
-        .iter_mut()
-        .map(|values| {
-            values.sort_by(f64::total_cmp);
-            values[values.len() / 2]
-        })
-        .collect();
-    let bare = medians[0];
-    println!("reqwest: {requests} requests x {rounds} rounds, {CONCURRENCY} in flight, loopback");
-    for ((name, _), rate) in clients.iter().zip(&medians) {
-        println!(
-            "  {name:<30} {rate:>10.0} requests/s ({:>5.1} % of bare, {:>+6.2} µs per request)",
-            rate / bare * 100.0,
-            (1.0 / rate - 1.0 / bare) * 1e6
-        );
+        let medians: Vec<f64> = rates
+            .iter_mut()
+            .map(|values| {
+                values.sort_by(f64::total_cmp);
+                values[values.len() / 2]
+            })
+            .collect();
+        let bare = medians[0];
+        println!("reqwest: {count} requests x {rounds} rounds, {in_flight} in flight, loopback");
+        for ((name, _), rate) in clients.iter().zip(&medians) {
+            println!(
+                "  {name:<30} {rate:>10.0} requests/s ({:>5.1} % of bare, {:>+6.2} µs per request)",
+                rate / bare * 100.0,
+                (1.0 / rate - 1.0 / bare) * 1e6
+            );
+        }
     }
 }

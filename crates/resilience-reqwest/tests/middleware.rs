@@ -464,3 +464,45 @@ async fn errors_of_other_middlewares_pass_through() {
     assert!(matches!(error, ClientError::Middleware(_)), "{error:?}");
     assert_eq!(error.to_string(), "refused");
 }
+
+#[tokio::test]
+async fn an_empty_retry_budget_sends_once() {
+    let server = Server::start([status(503)]).await;
+    let policy = Retry::builder("budget")
+        .max_attempts(3)
+        .backoff(Backoff::constant(Duration::from_millis(10)))
+        .budget(resilience::retry::BudgetConfig {
+            retry_ratio: 0.0,
+            window: Duration::from_secs(10),
+            min_retries_per_second: 0,
+        })
+        .build()
+        .unwrap();
+    let events = EventRecorder::attach(policy.events());
+    let client = client(with_retry(policy).build().unwrap());
+    let response = client.get(server.url()).send().await.unwrap();
+    assert_eq!(response.status(), 503, "the last answer, not retried");
+    assert_eq!(server.hits(), 1);
+    assert_eq!(events.names(), ["retry_exhausted"]);
+}
+
+#[tokio::test]
+async fn a_429_says_nothing_about_the_hosts_health() {
+    let server = Server::start_with([], status(429)).await;
+    let breakers = KeyedCircuitBreaker::builder("hosts")
+        .failure_threshold(1)
+        .build()
+        .unwrap();
+    let middleware = ResilientMiddleware::builder()
+        .breaker_per_host(breakers.clone())
+        .build()
+        .unwrap();
+    let client = client(middleware);
+    for _ in 0..3 {
+        assert_eq!(client.get(server.url()).send().await.unwrap().status(), 429);
+    }
+    let breaker = breakers.get(&server.origin()).unwrap();
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    assert_eq!(breaker.metrics().ignored_requests, 3);
+    assert_eq!(server.hits(), 3);
+}

@@ -877,3 +877,31 @@ mod layer {
         assert_eq!(response.await.unwrap().unwrap(), "world");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_read_from_the_error_is_honoured_when_longer() {
+    let retry = exact("hinted")
+        .max_attempts(4)
+        .backoff(Backoff::constant(ms(100)))
+        .max_delay(ms(500))
+        .build()
+        .unwrap();
+    // The error says how long to wait (as an HTTP Retry-After would): 0 s, 2 s, none.
+    let hints = [Some(0), Some(2_000), None];
+    let rules = RetryRules::<(), usize>::new()
+        .retry_after_from(move |attempt: &usize| hints[*attempt].map(ms));
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let (log, calls) = (Arc::clone(&starts), AtomicUsize::new(0));
+    let result = retry
+        .call_with(&rules, || {
+            log.lock().unwrap().push(Instant::now());
+            let attempt = calls.fetch_add(1, Ordering::SeqCst);
+            async move { Err::<(), _>(attempt) }
+        })
+        .await;
+    assert!(result.unwrap_err().is_retry_exhausted());
+    let starts = starts.lock().unwrap();
+    let gaps: Vec<_> = starts.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    // A shorter hint leaves the backoff alone; a longer one wins, even past max_delay.
+    assert_eq!(gaps, [ms(100), ms(2_000), ms(100)]);
+}

@@ -92,7 +92,9 @@ impl ClientError {
         }
     }
 
-    /// Requests sent: 0 when none was, the retries' count when they ran out, 1 otherwise.
+    /// Requests this error stands for: the count for exhausted retries, 0 for a request
+    /// refused before it was sent, 1 otherwise. A refusal that ended a retried request (its
+    /// host's circuit opened meanwhile) counts 0, though earlier attempts were sent.
     pub fn attempts(&self) -> u32 {
         match self {
             Self::Rejected(_) | Self::BodyNotCloneable { .. } => 0,

@@ -390,11 +390,11 @@ async fn a_streaming_body_is_refused_before_sending_when_it_could_be_retried() {
 
 #[tokio::test]
 async fn a_connect_error_is_retried() {
-    // A port that was just free: nothing listens there.
-    let closed = {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        listener.local_addr().unwrap()
-    };
+    // A port bound but not listening: connections are refused, and no other test can take
+    // the port while the socket lives.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = socket.local_addr().unwrap();
     let policy = retry("connect", 3);
     let events = EventRecorder::attach(policy.events());
     let client = client(with_retry(policy).build().unwrap());

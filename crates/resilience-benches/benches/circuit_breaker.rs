@@ -28,7 +28,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerEvent, CircuitBreakerLayer};
+use resilience::circuit_breaker::{
+    CircuitBreaker, CircuitBreakerEvent, CircuitBreakerLayer, KeyedCircuitBreaker,
+};
 use resilience_benches::{answer, check_outcome, floor, poll_once};
 use tower::{service_fn, Layer, Service, ServiceExt};
 
@@ -76,6 +78,28 @@ fn closed_success(c: &mut Criterion) {
     };
     check_outcome("resilience_permit", &mut entry, |admitted| *admitted);
     group.bench_function("resilience_permit", |b| b.iter(&mut entry));
+
+    // One breaker per host: the map lookup (shared lock, one hash of the key, a stamp of the
+    // last use) on top of the permit, in a map of 1,000 hosts.
+    let hosts = KeyedCircuitBreaker::<String>::builder("bench")
+        .build()
+        .expect("default config is valid");
+    for host in 0..1_000 {
+        let key = format!("http://10.0.{}.{}:8080", host / 256, host % 256);
+        hosts.breaker(&key).expect("room");
+    }
+    let mut entry = || match hosts.breaker(black_box("http://10.0.1.44:8080")) {
+        Ok(breaker) => match breaker.try_acquire() {
+            Ok(permit) => {
+                permit.success();
+                true
+            }
+            Err(_) => false,
+        },
+        Err(_) => false,
+    };
+    check_outcome("resilience_keyed_permit", &mut entry, |admitted| *admitted);
+    group.bench_function("resilience_keyed_permit", |b| b.iter(&mut entry));
 
     // Ours as tower middleware, the like-for-like comparison with tower-resilience.
     let mut service = CircuitBreakerLayer::new(breaker.clone()).layer(service_fn(answer));

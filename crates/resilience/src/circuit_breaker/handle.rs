@@ -178,6 +178,18 @@ impl CircuitBreaker {
         }
     }
 
+    /// Whether the circuit is closed, read from the state word without moving an expired
+    /// open circuit to half-open (so no event is emitted and no lock taken).
+    pub(super) fn is_closed_now(&self) -> bool {
+        decode(self.inner.word.load(Ordering::Acquire)).1 == CLOSED
+    }
+
+    /// Whether anything but `holders` other handles refer to this breaker (a clone, or the
+    /// permit of a call in flight).
+    pub(super) fn is_shared_beyond(&self, holders: usize) -> bool {
+        Arc::strong_count(&self.inner) > holders
+    }
+
     stage::entry_points! {
         /// Runs `operation` if the breaker admits it, counting every `Err` as a failure.
         ///

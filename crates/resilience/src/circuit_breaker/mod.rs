@@ -68,6 +68,13 @@
 //! # }
 //! ```
 //!
+//! # One breaker per key
+//!
+//! A client of many upstream hosts wants one circuit per host, so one failing host does not
+//! cut off the others. [`KeyedCircuitBreaker`] makes a breaker per key on first use, from one
+//! config, in a map bounded by `max_keys` that evicts only idle, closed breakers nobody
+//! holds (`resilience-reqwest` keys it by scheme and authority).
+//!
 //! # In the pipeline
 //!
 //! Inside retry and fallback, outside the rate limiter, timeout and bulkhead: a timeout inside
@@ -92,6 +99,7 @@ mod detector;
 mod event;
 mod handle;
 mod instruments;
+mod keyed;
 #[cfg(feature = "tower")]
 mod layer;
 mod metrics;
@@ -105,6 +113,7 @@ pub use config::{CircuitBreakerConfig, Combine, CustomDetector, DetectorConfig, 
 pub use detector::{CallGroup, CallRecord, DetectorState, FailureDetector, RestoreError};
 pub use event::{CircuitBreakerEvent, CircuitState};
 pub use handle::CircuitBreaker;
+pub use keyed::{KeyedCircuitBreaker, KeyedCircuitBreakerBuilder};
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{CircuitBreakerLayer, CircuitBreakerService, ResponseFuture};

@@ -361,6 +361,24 @@ mod tests {
     }
 
     #[test]
+    fn hints_are_read_and_panics_contained() {
+        let rules = RetryRules::<u32, u64>::new().retry_after(|result| match result {
+            Err(0) => panic!("hint"),
+            Err(secs) => Some(Duration::from_secs(*secs)),
+            Ok(_) => None,
+        });
+        assert_eq!(
+            rules.advised_wait(&Err(2), &name()),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(rules.advised_wait(&Err(0), &name()), None);
+        assert_eq!(
+            RetryRules::<u32, u64>::new().advised_wait(&Err(2), &name()),
+            None
+        );
+    }
+
+    #[test]
     fn on_error_sees_the_retry_outcome() {
         use std::sync::Mutex;
         let seen = Arc::new(Mutex::new(Vec::new()));

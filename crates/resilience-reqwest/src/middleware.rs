@@ -1,0 +1,323 @@
+//! [`ResilientMiddleware`]: the whole stack in one `reqwest-middleware` middleware, so a
+//! request pays for one boxed future, not one per pattern.
+
+use std::fmt;
+use std::mem;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use http::header::HeaderName;
+use http::{Extensions, StatusCode};
+use reqwest::{Method, Request, Response};
+use reqwest_middleware::{Middleware, Next};
+use resilience::circuit_breaker::KeyedCircuitBreaker;
+use resilience::classify::Outcome;
+use resilience::retry::RetryRules;
+use resilience::stage::{Stage, StagePermit};
+use resilience::{CircuitBreaker, Error, Retry, Timeout};
+
+use crate::{host, ClientError, ResilientMiddlewareBuilder};
+
+/// How many times a request was sent; in the extensions of its response when it was sent
+/// more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Attempts(pub u32);
+
+/// Retry, a circuit breaker per host, a client-side rate limit (or any other
+/// [`Stage`]) and a timeout, for a `reqwest` client, as one `reqwest-middleware` middleware.
+///
+/// Build it with [`ResilientMiddleware::builder`] and add it with
+/// `reqwest_middleware::ClientBuilder::with`; see the [crate docs](crate) for what each part
+/// does and an example. `S` is the stage every attempt passes (`()` for none).
+///
+/// Cheap to clone; clones share the retry policy (and its budget), the breakers, the stage
+/// and the timeout.
+pub struct ResilientMiddleware<S = ()> {
+    pub(crate) settings: Arc<Settings<S>>,
+}
+
+pub(crate) struct Settings<S> {
+    pub(crate) retry: Option<Retry>,
+    pub(crate) rules: RetryRules<Response, Failure>,
+    pub(crate) breakers: Option<KeyedCircuitBreaker<String>>,
+    pub(crate) stage: S,
+    pub(crate) timeout: Option<Timeout>,
+    pub(crate) retry_statuses: Arc<[StatusCode]>,
+    pub(crate) idempotency_key: Option<HeaderName>,
+}
+
+/// Why an attempt is retried, as the core retry sees it: a retryable answer (kept, to hand
+/// back if it was the last) or a failure of reqwest or of a later middleware.
+pub(crate) enum Failure {
+    Answer(Response),
+    Sent(reqwest_middleware::Error),
+    /// A body that was cloned once and then could not be (it cannot happen with reqwest's
+    /// bodies; kept so that no path panics).
+    NotCloneable,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Answer(response) => write!(f, "retryable answer {}", response.status()),
+            Self::Sent(error) => error.fmt(f),
+            Self::NotCloneable => f.write_str("request body cannot be cloned"),
+        }
+    }
+}
+
+impl ResilientMiddleware {
+    /// Starts building a middleware with nothing in it: add the parts you want.
+    pub fn builder() -> ResilientMiddlewareBuilder {
+        ResilientMiddlewareBuilder::new()
+    }
+}
+
+impl<S> ResilientMiddleware<S> {
+    /// The retry policy, if retries are on.
+    pub fn retry(&self) -> Option<&Retry> {
+        self.settings.retry.as_ref()
+    }
+
+    /// The per-host breakers, if on.
+    pub fn breakers(&self) -> Option<&KeyedCircuitBreaker<String>> {
+        self.settings.breakers.as_ref()
+    }
+
+    /// The stage every attempt passes.
+    pub fn stage(&self) -> &S {
+        &self.settings.stage
+    }
+
+    /// The timeout of each attempt, if on.
+    pub fn timeout(&self) -> Option<&Timeout> {
+        self.settings.timeout.as_ref()
+    }
+}
+
+#[async_trait::async_trait]
+impl<S> Middleware for ResilientMiddleware<S>
+where
+    S: Stage + 'static,
+{
+    async fn handle(
+        &self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        self.settings
+            .send(request, extensions, next)
+            .await
+            .map_err(Into::into)
+    }
+}
+
+impl<S: Stage> Settings<S> {
+    /// The whole stack for one request: the host's breaker, then sent once or retried.
+    async fn send(
+        &self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> Result<Response, ClientError> {
+        let breaker = match &self.breakers {
+            Some(map) => Some(
+                map.breaker(&*host::origin(request.url()))
+                    .map_err(ClientError::Rejected)?,
+            ),
+            None => None,
+        };
+        let breaker = breaker.as_ref();
+        let retry = match &self.retry {
+            Some(retry) if self.may_retry(&request) => retry,
+            // Sent once: no clone of the request, no copy of the extensions.
+            _ => return finish(self.attempt(breaker, request, extensions, next).await, 1),
+        };
+        // A streaming body could be sent once and never again: refuse before sending rather
+        // than fail half-way through the retries.
+        let Some(first) = request.try_clone() else {
+            return Err(ClientError::BodyNotCloneable {
+                method: request.method().clone(),
+                url: request.url().clone(),
+            });
+        };
+        // Each attempt gets the extensions by value and puts them back (a later middleware
+        // may write to them); std Mutexes, held for a `take`, never across an await.
+        let pending = Mutex::new(Some(first));
+        let carried = Mutex::new(mem::take(extensions));
+        let attempts = AtomicU32::new(0);
+        let (pending, carried_ref, counter, template) = (&pending, &carried, &attempts, &request);
+        let result = retry
+            .execute_with(&self.rules, || {
+                counter.fetch_add(1, Ordering::Relaxed);
+                let request = lock(pending).take().or_else(|| template.try_clone());
+                let mut taken = mem::take(&mut *lock(carried_ref));
+                let next = next.clone();
+                async move {
+                    let Some(request) = request else {
+                        return Err(Error::Inner(Failure::NotCloneable));
+                    };
+                    let result = self.attempt(breaker, request, &mut taken, next).await;
+                    *lock(carried_ref) = taken;
+                    result
+                }
+            })
+            .await;
+        *extensions = carried
+            .into_inner()
+            .unwrap_or_else(|poison| poison.into_inner());
+        finish(result, attempts.load(Ordering::Relaxed))
+    }
+
+    /// Whether sending the request twice is safe: an idempotent method (RFC 9110 §9.2.2),
+    /// or an idempotency key.
+    fn may_retry(&self, request: &Request) -> bool {
+        matches!(
+            *request.method(),
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        ) || self
+            .idempotency_key
+            .as_ref()
+            .is_some_and(|name| request.headers().contains_key(name))
+    }
+
+    /// One attempt: the breaker's permit, the stage's, then the request under the timeout;
+    /// the outcome goes back to both permits.
+    async fn attempt(
+        &self,
+        breaker: Option<&CircuitBreaker>,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> Result<Response, Error<Failure>> {
+        let breaker_permit = match breaker {
+            Some(breaker) => Some(breaker.try_acquire().map_err(Error::Rejected)?),
+            None => None,
+        };
+        let stage_permit = match self.stage.admit().now() {
+            Ok(answer) => answer,
+            Err(waiting) => waiting.await,
+        }
+        .map_err(Error::Rejected)?;
+        let sent = next.run(request, extensions);
+        let result = match &self.timeout {
+            Some(timeout) => timeout.call(|| sent).await,
+            None => sent.await.map_err(Error::Inner),
+        };
+        let outcome = match &result {
+            Ok(response) => health(response.status()),
+            // Another middleware's error, or a deadline that had passed: nothing about the
+            // host's health.
+            Err(Error::Inner(reqwest_middleware::Error::Middleware(_)) | Error::Rejected(_)) => {
+                Outcome::Ignored
+            }
+            Err(_) => Outcome::Failure,
+        };
+        if let Some(permit) = breaker_permit {
+            permit.record(outcome);
+        }
+        if stage_permit.wants_outcome() {
+            stage_permit.record(outcome);
+        }
+        match result {
+            Ok(response) if self.retry_statuses.contains(&response.status()) => {
+                Err(Error::Inner(Failure::Answer(response)))
+            }
+            Ok(response) => Ok(response),
+            Err(error) => Err(error.map_inner(Failure::Sent)),
+        }
+    }
+}
+
+/// What an answer says about the host: a 5xx is a failure; a 429 says nothing about its
+/// health (it is this client's pace), so it is neither; anything else is a success.
+fn health(status: StatusCode) -> Outcome {
+    if status.is_server_error() {
+        Outcome::Failure
+    } else if status == StatusCode::TOO_MANY_REQUESTS {
+        Outcome::Ignored
+    } else {
+        Outcome::Success
+    }
+}
+
+/// The caller's answer: a response (the last one, after retries), or one flat error.
+fn finish(
+    result: Result<Response, Error<Failure>>,
+    attempts: u32,
+) -> Result<Response, ClientError> {
+    match result {
+        Ok(response) => Ok(stamp(response, attempts)),
+        Err(Error::RetryExhausted { attempts, last }) => match last.map(|last| *last) {
+            Some(Error::Inner(Failure::Answer(response))) => Ok(stamp(response, attempts)),
+            Some(last) => Err(ClientError::RetryExhausted {
+                attempts,
+                last: Box::new(flat(last)),
+            }),
+            // No result predicate is used, so every exhausted retry has a last error.
+            None => Err(ClientError::RetryExhausted {
+                attempts,
+                last: Box::new(ClientError::Middleware(anyhow::anyhow!(
+                    "no response kept from the last attempt"
+                ))),
+            }),
+        },
+        Err(Error::Inner(Failure::Answer(response))) => Ok(stamp(response, attempts)),
+        Err(other) => Err(flat(other)),
+    }
+}
+
+/// Any other outcome, flattened.
+fn flat(error: Error<Failure>) -> ClientError {
+    match error {
+        Error::Inner(Failure::Sent(error)) => ClientError::from(error),
+        Error::Inner(Failure::Answer(response)) => {
+            ClientError::Middleware(anyhow::anyhow!("retryable answer {}", response.status()))
+        }
+        Error::Inner(Failure::NotCloneable) => {
+            ClientError::Middleware(anyhow::anyhow!("request body cannot be cloned"))
+        }
+        Error::Rejected(rejection) => ClientError::Rejected(rejection),
+        Error::Timeout { elapsed, limit } => ClientError::Timeout { elapsed, limit },
+        other => ClientError::Middleware(anyhow::anyhow!("{other}")),
+    }
+}
+
+fn stamp(mut response: Response, attempts: u32) -> Response {
+    if attempts > 1 {
+        response.extensions_mut().insert(Attempts(attempts));
+    }
+    response
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+impl<S> Clone for ResilientMiddleware<S> {
+    fn clone(&self) -> Self {
+        Self {
+            settings: Arc::clone(&self.settings),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for ResilientMiddleware<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let settings = &self.settings;
+        f.debug_struct("ResilientMiddleware")
+            .field("retry", &settings.retry)
+            .field("breakers", &settings.breakers)
+            .field("stage", &settings.stage)
+            .field("timeout", &settings.timeout)
+            .field("retry_statuses", &settings.retry_statuses)
+            .field("idempotency_key", &settings.idempotency_key)
+            .finish()
+    }
+}

@@ -1,0 +1,508 @@
+//! The middleware over real sockets: axum servers on 127.0.0.1 and the real reqwest client.
+//!
+//! Real time (a paused clock would jump ahead while sockets are idle), so every assertion is
+//! on counts, orderings and the delays the retry policy computed, never on timing luck; the
+//! only wall-clock bounds are lower bounds.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use reqwest_middleware::ClientWithMiddleware;
+use resilience::circuit_breaker::{CircuitState, KeyedCircuitBreaker};
+use resilience::rate_limit::DirectRateLimiter;
+use resilience::retry::{Backoff, Jitter, RetryEvent};
+use resilience::{Rate, RejectionReason, Retry, Timeout};
+use resilience_reqwest::{Attempts, ClientError, ResilientMiddleware, ResilientMiddlewareBuilder};
+use resilience_testkit::EventRecorder;
+use tokio::net::TcpListener;
+
+/// One scripted answer: status, `Retry-After`, and how long the handler takes.
+#[derive(Clone, Copy)]
+struct Answer(u16, Option<&'static str>, Duration);
+
+const fn status(code: u16) -> Answer {
+    Answer(code, None, Duration::ZERO)
+}
+
+/// A server answering from a script (then 200 for ever), counting the requests that reach it.
+struct Server {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+}
+
+impl Server {
+    async fn start(script: impl IntoIterator<Item = Answer>) -> Self {
+        Self::start_with(script, status(200)).await
+    }
+
+    /// Answers from `script`, then `after` for ever.
+    async fn start_with(script: impl IntoIterator<Item = Answer>, after: Answer) -> Self {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let script = Arc::new(Mutex::new(script.into_iter().collect::<VecDeque<_>>()));
+        let counter = Arc::clone(&hits);
+        let app = Router::new().fallback(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let Answer(code, retry_after, delay) =
+                script.lock().unwrap().pop_front().unwrap_or(after);
+            async move {
+                tokio::time::sleep(delay).await;
+                let mut response: Response =
+                    (StatusCode::from_u16(code).unwrap(), "answer").into_response();
+                if let Some(after) = retry_after {
+                    response
+                        .headers_mut()
+                        .insert("retry-after", HeaderValue::from_static(after));
+                }
+                response
+            }
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, hits }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/items", self.addr)
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+fn client<S>(middleware: ResilientMiddleware<S>) -> ClientWithMiddleware
+where
+    S: resilience::stage::Stage + 'static,
+{
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    reqwest_middleware::ClientBuilder::new(client)
+        .with(middleware)
+        .build()
+}
+
+/// Quick, exact retries: constant waits, no jitter.
+fn retry(name: &str, attempts: u32) -> Retry {
+    Retry::builder(name)
+        .max_attempts(attempts)
+        .backoff(Backoff::constant(Duration::from_millis(10)))
+        .jitter(Jitter::None)
+        .build()
+        .unwrap()
+}
+
+fn with_retry(retry: Retry) -> ResilientMiddlewareBuilder {
+    ResilientMiddleware::builder().retry(retry)
+}
+
+fn attempts(events: &EventRecorder) -> Vec<Duration> {
+    events
+        .events()
+        .iter()
+        .filter_map(|event| match event.payload::<RetryEvent>() {
+            Some(RetryEvent::RetryAttempt { delay, .. }) => Some(*delay),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_503_then_200_is_retried_once() {
+    let server = Server::start([status(503)]).await;
+    let policy = retry("once", 3);
+    let events = EventRecorder::attach(policy.events());
+    let client = client(with_retry(policy).build().unwrap());
+
+    let response = client.get(server.url()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(2)));
+    assert_eq!(server.hits(), 2);
+    assert_eq!(events.names(), ["retry_attempt", "retry_success"]);
+}
+
+#[tokio::test]
+async fn the_last_answer_comes_back_when_retries_run_out() {
+    let server = Server::start_with([], status(502)).await;
+    let client = client(with_retry(retry("out", 3)).build().unwrap());
+    let response = client.get(server.url()).send().await.unwrap();
+    assert_eq!(response.status(), 502);
+    assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(3)));
+    assert_eq!(response.text().await.unwrap(), "answer");
+    assert_eq!(server.hits(), 3);
+}
+
+#[tokio::test]
+async fn retry_after_in_seconds_is_honoured() {
+    let server = Server::start([Answer(429, Some("1"), Duration::ZERO)]).await;
+    let policy = retry("after", 3);
+    let events = EventRecorder::attach(policy.events());
+    let client = client(with_retry(policy).build().unwrap());
+
+    let started = tokio::time::Instant::now();
+    let response = client.get(server.url()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.hits(), 2);
+    // The policy's own wait was 10 ms; the server asked for 1 s, and got it.
+    assert_eq!(attempts(&events), [Duration::from_secs(1)]);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    // A date in the past: "now", so the policy's own 10 ms wait stands.
+    let server = Server::start([Answer(
+        503,
+        Some("Sun, 06 Nov 1994 08:49:37 GMT"),
+        Duration::ZERO,
+    )])
+    .await;
+    let policy = retry("date", 3);
+    let events = EventRecorder::attach(policy.events());
+    let client = client(with_retry(policy).build().unwrap());
+    assert_eq!(client.get(server.url()).send().await.unwrap().status(), 200);
+    assert_eq!(attempts(&events), [Duration::from_millis(10)]);
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_cap_ends_the_retrying() {
+    let server = Server::start([Answer(429, Some("120"), Duration::ZERO)]).await;
+    let middleware = with_retry(retry("cap", 3))
+        .max_retry_after(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let response = client(middleware).get(server.url()).send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "120");
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn post_is_retried_only_with_an_idempotency_key() {
+    let server = Server::start([status(503), status(503)]).await;
+    let client = client(with_retry(retry("post", 3)).build().unwrap());
+
+    let response = client
+        .post(server.url())
+        .body("order")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503, "a plain POST is sent once");
+    assert_eq!(server.hits(), 1);
+
+    let response = client
+        .post(server.url())
+        .header("Idempotency-Key", "order-42")
+        .body("order")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.hits(), 3);
+}
+
+#[tokio::test]
+async fn a_breaker_per_host_rejects_without_reaching_the_failing_host() {
+    let failing = Server::start_with([], status(500)).await;
+    let healthy = Server::start([]).await;
+    let breakers = KeyedCircuitBreaker::builder("hosts")
+        .failure_threshold(2)
+        .open_duration(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let middleware = ResilientMiddleware::builder()
+        .breaker_per_host(breakers.clone())
+        .build()
+        .unwrap();
+    let client = client(middleware);
+
+    for _ in 0..2 {
+        assert_eq!(
+            client.get(failing.url()).send().await.unwrap().status(),
+            500
+        );
+    }
+    let error = ClientError::from(client.get(failing.url()).send().await.unwrap_err());
+    let ClientError::Rejected(rejection) = &error else {
+        panic!("expected a rejection, got {error:?}");
+    };
+    assert_eq!(rejection.reason(), RejectionReason::CircuitOpen);
+    assert!(rejection.retry_after().is_some());
+    assert_eq!(
+        failing.hits(),
+        2,
+        "the rejected request never reached the host"
+    );
+
+    assert_eq!(
+        client.get(healthy.url()).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(healthy.hits(), 1);
+    let open = breakers.get(&failing.origin()).unwrap();
+    assert_eq!(open.state(), CircuitState::Open);
+    assert_eq!(
+        breakers.get(&healthy.origin()).unwrap().state(),
+        CircuitState::Closed
+    );
+}
+
+#[tokio::test]
+async fn breaker_rejections_end_the_retrying() {
+    let failing = Server::start_with([], status(503)).await;
+    let breakers = KeyedCircuitBreaker::builder("hosts")
+        .failure_threshold(2)
+        .build()
+        .unwrap();
+    let middleware = with_retry(retry("breaker", 5))
+        .breaker_per_host(breakers)
+        .build()
+        .unwrap();
+    let error = ClientError::from(
+        client(middleware)
+            .get(failing.url())
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert!(error.is_rejected(), "{error:?}");
+    assert_eq!(failing.hits(), 2);
+}
+
+#[tokio::test]
+async fn idle_breakers_are_evicted_only_when_closed() {
+    let failing = Server::start_with([], status(500)).await;
+    let other = Server::start([]).await;
+    let breakers = KeyedCircuitBreaker::builder("hosts")
+        .failure_threshold(1)
+        .max_keys(1)
+        .idle_after(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let middleware = ResilientMiddleware::builder()
+        .breaker_per_host(breakers.clone())
+        .build()
+        .unwrap();
+    let client = client(middleware);
+
+    assert_eq!(
+        client.get(failing.url()).send().await.unwrap().status(),
+        500
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // The one slot holds an open breaker, idle or not: the new host is refused.
+    let error = ClientError::from(client.get(other.url()).send().await.unwrap_err());
+    assert_eq!(
+        error.rejection().unwrap().reason(),
+        RejectionReason::CapacityFull
+    );
+    assert_eq!(other.hits(), 0);
+
+    // Closed and idle: evicted for the new host.
+    breakers.get(&failing.origin()).unwrap().reset();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(client.get(other.url()).send().await.unwrap().status(), 200);
+    assert_eq!(breakers.evicted(), 1);
+    assert!(breakers.get(&failing.origin()).is_none());
+}
+
+#[tokio::test]
+async fn an_attempt_without_an_answer_in_time_times_out() {
+    let slow = Server::start_with([], Answer(200, None, Duration::from_secs(30))).await;
+    let timeout = || Timeout::new(Duration::from_millis(200)).unwrap();
+
+    let once = ResilientMiddleware::builder()
+        .timeout(timeout())
+        .build()
+        .unwrap();
+    let error = ClientError::from(client(once).get(slow.url()).send().await.unwrap_err());
+    assert!(
+        matches!(error, ClientError::Timeout { limit, .. } if limit == Duration::from_millis(200)),
+        "{error:?}"
+    );
+
+    let retried = with_retry(retry("slow", 2))
+        .timeout(timeout())
+        .build()
+        .unwrap();
+    let error = ClientError::from(client(retried).get(slow.url()).send().await.unwrap_err());
+    let ClientError::RetryExhausted { attempts, last } = &error else {
+        panic!("expected exhausted retries, got {error:?}");
+    };
+    assert_eq!(*attempts, 2);
+    assert!(matches!(**last, ClientError::Timeout { .. }));
+    assert!(error.is_timeout());
+    // At most one request per attempt (a loaded server may not have seen the last one yet).
+    assert!(slow.hits() <= 3);
+}
+
+fn streaming_body() -> reqwest::Body {
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![Ok("a".into()), Ok("b".into())];
+    reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+}
+
+#[tokio::test]
+async fn a_streaming_body_is_refused_before_sending_when_it_could_be_retried() {
+    let server = Server::start([]).await;
+    let client = client(with_retry(retry("stream", 3)).build().unwrap());
+
+    let error = ClientError::from(
+        client
+            .put(server.url())
+            .body(streaming_body())
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        matches!(&error, ClientError::BodyNotCloneable { method, .. } if method == reqwest::Method::PUT),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("cannot be sent twice"),
+        "{error}"
+    );
+    assert_eq!(server.hits(), 0);
+
+    // A POST without an idempotency key is never retried: sent as usual.
+    let response = client
+        .post(server.url())
+        .body(streaming_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_connect_error_is_retried() {
+    // A port bound but not listening: connections are refused, and no other test can take
+    // the port while the socket lives.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = socket.local_addr().unwrap();
+    let policy = retry("connect", 3);
+    let events = EventRecorder::attach(policy.events());
+    let client = client(with_retry(policy).build().unwrap());
+
+    let error = ClientError::from(
+        client
+            .get(format!("http://{closed}/"))
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    let ClientError::RetryExhausted { attempts, last } = &error else {
+        panic!("expected exhausted retries, got {error:?}");
+    };
+    assert_eq!(*attempts, 3);
+    assert!(matches!(**last, ClientError::Request(_)));
+    assert!(error.is_connect());
+    assert_eq!(
+        events.names(),
+        ["retry_attempt", "retry_attempt", "retry_exhausted"]
+    );
+}
+
+#[tokio::test]
+async fn a_client_side_rate_limit_refuses_without_sending() {
+    let server = Server::start([]).await;
+    let limiter = DirectRateLimiter::builder("outgoing")
+        .rate(Rate::per_minute(1))
+        .build()
+        .unwrap();
+    let middleware = with_retry(retry("limited", 3))
+        .rate_limit(limiter)
+        .build()
+        .unwrap();
+    let client = client(middleware);
+    assert_eq!(client.get(server.url()).send().await.unwrap().status(), 200);
+    let error = ClientError::from(client.get(server.url()).send().await.unwrap_err());
+    let rejection = error.rejection().expect("rejected");
+    assert_eq!(rejection.reason(), RejectionReason::RateLimited);
+    assert!(rejection.retry_after().is_some());
+    assert_eq!(error.attempts(), 0);
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn errors_of_other_middlewares_pass_through() {
+    struct Refuse;
+    #[async_trait::async_trait]
+    impl reqwest_middleware::Middleware for Refuse {
+        async fn handle(
+            &self,
+            _: reqwest::Request,
+            _: &mut http::Extensions,
+            _: reqwest_middleware::Next<'_>,
+        ) -> reqwest_middleware::Result<reqwest::Response> {
+            Err(reqwest_middleware::Error::middleware(
+                std::io::Error::other("refused"),
+            ))
+        }
+    }
+    let server = Server::start([]).await;
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(with_retry(retry("others", 3)).build().unwrap())
+        .with(Refuse)
+        .build();
+    let error = ClientError::from(client.get(server.url()).send().await.unwrap_err());
+    assert!(matches!(error, ClientError::Middleware(_)), "{error:?}");
+    assert_eq!(error.to_string(), "refused");
+}
+
+#[tokio::test]
+async fn an_empty_retry_budget_sends_once() {
+    let server = Server::start([status(503)]).await;
+    let policy = Retry::builder("budget")
+        .max_attempts(3)
+        .backoff(Backoff::constant(Duration::from_millis(10)))
+        .budget(resilience::retry::BudgetConfig {
+            retry_ratio: 0.0,
+            window: Duration::from_secs(10),
+            min_retries_per_second: 0,
+        })
+        .build()
+        .unwrap();
+    let events = EventRecorder::attach(policy.events());
+    let client = client(with_retry(policy).build().unwrap());
+    let response = client.get(server.url()).send().await.unwrap();
+    assert_eq!(response.status(), 503, "the last answer, not retried");
+    assert_eq!(server.hits(), 1);
+    assert_eq!(events.names(), ["retry_exhausted"]);
+}
+
+#[tokio::test]
+async fn a_429_says_nothing_about_the_hosts_health() {
+    let server = Server::start_with([], status(429)).await;
+    let breakers = KeyedCircuitBreaker::builder("hosts")
+        .failure_threshold(1)
+        .build()
+        .unwrap();
+    let middleware = ResilientMiddleware::builder()
+        .breaker_per_host(breakers.clone())
+        .build()
+        .unwrap();
+    let client = client(middleware);
+    for _ in 0..3 {
+        assert_eq!(client.get(server.url()).send().await.unwrap().status(), 429);
+    }
+    let breaker = breakers.get(&server.origin()).unwrap();
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    assert_eq!(breaker.metrics().ignored_requests, 3);
+    assert_eq!(server.hits(), 3);
+}

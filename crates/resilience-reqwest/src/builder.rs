@@ -12,6 +12,7 @@ use resilience::rate_limit::DirectRateLimiter;
 use resilience::retry::RetryRules;
 use resilience::stage::Stage;
 use resilience::{ConfigError, ConfigProblem, Retry, Timeout};
+use resilience_http::DeadlinePropagation;
 
 use crate::middleware::{Failure, Settings};
 use crate::retry_after::retry_after;
@@ -51,6 +52,7 @@ pub struct ResilientMiddlewareBuilder<S = ()> {
     retry_statuses: Vec<StatusCode>,
     idempotency_key: Option<HeaderName>,
     max_retry_after: Duration,
+    deadline: Option<DeadlinePropagation>,
 }
 
 impl ResilientMiddlewareBuilder {
@@ -68,6 +70,7 @@ impl ResilientMiddlewareBuilder {
             ],
             idempotency_key: Some(IDEMPOTENCY_KEY),
             max_retry_after: Duration::from_secs(60),
+            deadline: None,
         }
     }
 }
@@ -105,6 +108,7 @@ impl<S> ResilientMiddlewareBuilder<S> {
             retry_statuses: self.retry_statuses,
             idempotency_key: self.idempotency_key,
             max_retry_after: self.max_retry_after,
+            deadline: self.deadline,
         }
     }
 
@@ -124,6 +128,17 @@ impl<S> ResilientMiddlewareBuilder<S> {
     /// read later, outside it). Off by default.
     pub fn timeout(mut self, timeout: Timeout) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Passes the current [`Deadline`](resilience::timeout::Deadline) on: every attempt made
+    /// inside one carries the time left, less the propagation's margin, in its header (a
+    /// service behind a [`DeadlineLayer`](resilience_http::DeadlineLayer) makes it its own
+    /// deadline), and an attempt with nothing left is not sent
+    /// ([`ClientError::Rejected`](crate::ClientError::Rejected), never retried). Off by
+    /// default.
+    pub fn deadline(mut self, propagation: DeadlinePropagation) -> Self {
+        self.deadline = Some(propagation);
         self
     }
 
@@ -167,6 +182,7 @@ impl<S> ResilientMiddlewareBuilder<S> {
                 timeout: self.timeout,
                 retry_statuses: self.retry_statuses.into(),
                 idempotency_key: self.idempotency_key,
+                deadline: self.deadline,
             }),
         })
     }

@@ -15,6 +15,7 @@ use resilience::classify::Outcome;
 use resilience::retry::RetryRules;
 use resilience::stage::{Stage, StagePermit};
 use resilience::{CircuitBreaker, Error, Retry, Timeout};
+use resilience_http::DeadlinePropagation;
 
 use crate::{host, ClientError, ResilientMiddlewareBuilder};
 
@@ -44,6 +45,7 @@ pub(crate) struct Settings<S> {
     pub(crate) timeout: Option<Timeout>,
     pub(crate) retry_statuses: Arc<[StatusCode]>,
     pub(crate) idempotency_key: Option<HeaderName>,
+    pub(crate) deadline: Option<DeadlinePropagation>,
 }
 
 /// Why an attempt is retried, as the core retry sees it: a retryable answer (kept, to hand
@@ -192,10 +194,15 @@ impl<S: Stage> Settings<S> {
     async fn attempt(
         &self,
         breaker: Option<&CircuitBreaker>,
-        request: Request,
+        mut request: Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response, Error<Failure>> {
+        if let Some(propagation) = &self.deadline {
+            propagation
+                .outgoing(request.headers_mut())
+                .map_err(Error::Rejected)?;
+        }
         let breaker_permit = match breaker {
             Some(breaker) => Some(breaker.try_acquire().map_err(Error::Rejected)?),
             None => None,

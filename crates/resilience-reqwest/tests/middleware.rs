@@ -506,3 +506,54 @@ async fn a_429_says_nothing_about_the_hosts_health() {
     assert_eq!(breaker.metrics().ignored_requests, 3);
     assert_eq!(server.hits(), 3);
 }
+
+/// A server answering with the deadline header it received (empty without one).
+async fn echo_deadline() -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    let app = Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let budget = headers
+            .get(resilience_http::EXPECTED_TIMEOUT_MS)
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        async move { budget }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/"), hits)
+}
+
+#[tokio::test]
+async fn the_current_deadline_travels_and_a_spent_one_is_not_sent() {
+    use resilience::timeout::Deadline;
+    use resilience_http::DeadlinePropagation;
+
+    let (url, hits) = echo_deadline().await;
+    let client = client(
+        with_retry(retry("deadline", 3))
+            .deadline(DeadlinePropagation::new().margin(Duration::from_millis(10)))
+            .build()
+            .unwrap(),
+    );
+    let outside = client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(outside, "", "no deadline, no header");
+
+    let budget: u64 = Deadline::after(Duration::from_secs(2))
+        .scope(async { client.get(&url).send().await.unwrap().text().await.unwrap() })
+        .await
+        .parse()
+        .unwrap();
+    assert!(budget > 0 && budget <= 1_990, "{budget}");
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+
+    let spent = Deadline::after(Duration::ZERO)
+        .scope(async { client.get(&url).send().await })
+        .await
+        .map_err(ClientError::from)
+        .unwrap_err();
+    let rejection = spent.rejection().expect("refused, not sent");
+    assert_eq!(rejection.reason(), RejectionReason::DeadlineExpired);
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "never sent, never retried");
+}

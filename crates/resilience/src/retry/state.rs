@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use super::rules::Kind;
 use super::RetryConfig;
-use crate::{Error, PatternKind};
+use crate::{Error, PatternKind, RejectionReason};
 
 /// Whether an error of an inner pattern may be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,10 @@ pub(crate) enum Retryable {
 /// Judges an error that is not the operation's own (anything but [`Error::Inner`]).
 pub(crate) fn retryable<E>(error: &Error<E>, config: &RetryConfig) -> Retryable {
     match error {
+        // A passed deadline never comes back: asking again only burns the attempts.
+        Error::Rejected(rejection) if rejection.reason() == RejectionReason::DeadlineExpired => {
+            Retryable::No
+        }
         Error::Rejected(rejection) => {
             let breaker_or_limiter = matches!(
                 rejection.pattern(),
@@ -193,6 +197,21 @@ mod tests {
             RejectionReason::CapacityFull,
             after,
         ))
+    }
+
+    #[test]
+    fn an_expired_deadline_is_never_retried() {
+        let expired = Error::<()>::Rejected(Rejection::new(
+            PatternKind::Deadline,
+            Arc::from("request"),
+            RejectionReason::DeadlineExpired,
+            None,
+        ));
+        let config = RetryConfig {
+            retry_rejections: true,
+            ..RetryConfig::default()
+        };
+        assert_eq!(retryable(&expired, &config), Retryable::No);
     }
 
     #[test]

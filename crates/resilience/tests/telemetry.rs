@@ -4,12 +4,16 @@
 //! inside `with_local_recorder`, so tests run in parallel without a global recorder; the kept
 //! handles go on recording into it after the closure returns.
 
+mod common {
+    pub(crate) mod recorder;
+}
+
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
-use metrics_util::registry::{AtomicStorage, Registry};
+use common::recorder::Values;
+use metrics::Key;
+
 use resilience::adaptive::AdaptiveLimiter;
 use resilience::load_shed::Priority;
 use resilience::rate_limit::DirectRateLimiter;
@@ -18,31 +22,9 @@ use resilience::{
     Backpressure, Bulkhead, CircuitBreaker, Fallback, LoadShedder, Rate, Retry, Timeout,
 };
 
-/// Keeps every value, readable any number of times.
-#[derive(Clone)]
-struct Values(Arc<Registry<Key, AtomicStorage>>);
-
-impl Recorder for Values {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        self.0
-            .get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
-    }
-    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        self.0
-            .get_or_create_gauge(key, |g| Gauge::from_arc(Arc::clone(g)))
-    }
-    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        self.0
-            .get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))
-    }
-}
-
 /// A recorder, and whatever `build` builds registered with it.
 fn recorded<T>(build: impl FnOnce() -> T) -> (Values, T) {
-    let values = Values(Arc::new(Registry::atomic()));
+    let values = Values::new();
     let built = metrics::with_local_recorder(&values, build);
     (values, built)
 }

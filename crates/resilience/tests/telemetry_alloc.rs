@@ -10,39 +10,17 @@
 
 mod common {
     pub(crate) mod alloc;
+    pub(crate) mod recorder;
 }
 
-use std::sync::Arc;
-
 use common::alloc::{allocations, ready, run};
-use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
-use metrics_util::registry::{AtomicStorage, Registry};
+use common::recorder::Values;
 use resilience::load_shed::Priority;
 use resilience::rate_limit::DirectRateLimiter;
 use resilience::{Backpressure, Bulkhead, CircuitBreaker, LoadShedder, Rate, Retry};
 
-struct Atomics(Registry<Key, AtomicStorage>);
-
-impl Recorder for Atomics {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        self.0
-            .get_or_create_counter(key, |c| Counter::from_arc(Arc::clone(c)))
-    }
-    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        self.0
-            .get_or_create_gauge(key, |g| Gauge::from_arc(Arc::clone(g)))
-    }
-    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        self.0
-            .get_or_create_histogram(key, |h| Histogram::from_arc(Arc::clone(h)))
-    }
-}
-
 fn recording_allocates_nothing() {
-    let recorder = Atomics(Registry::atomic());
+    let recorder = Values::new();
     let (breaker, open, limiter, bulkhead, shedder, controller, retry) =
         metrics::with_local_recorder(&recorder, || {
             let open = CircuitBreaker::builder("open").build().unwrap();

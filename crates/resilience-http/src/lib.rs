@@ -48,8 +48,8 @@ pub use response::{
     RATELIMIT_REMAINING, RATELIMIT_RESET,
 };
 pub use retry::{
-    Attempts, HttpRetryLayer, HttpRetryService, NotRetried, Replay, RetryBody, IDEMPOTENCY_KEY,
-    X_RETRY_SKIPPED,
+    safe_to_repeat, Attempts, HttpRetryLayer, HttpRetryService, NotRetried, Replay, RetryBody,
+    IDEMPOTENCY_KEY, X_RETRY_SKIPPED,
 };
 pub use service::{Handle, HttpService, ResponseFuture, Stack, StagesService};
 pub use stage::{Chain, ChainGuard, HttpStageLayer, Refusal, RequestStage, Slot, Stages};

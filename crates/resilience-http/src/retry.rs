@@ -208,21 +208,28 @@ impl<T> HttpRetryLayer<T> {
     }
 }
 
+/// Whether a request may be sent twice: its method is idempotent (RFC 9110 §9.2.2: `GET`,
+/// `HEAD`, `OPTIONS`, `TRACE`, `PUT`, `DELETE`), or it carries the `idempotency_key` header,
+/// when one is named. What both the server-side retry and `resilience-reqwest` retry.
+pub fn safe_to_repeat(
+    method: &Method,
+    headers: &http::HeaderMap,
+    idempotency_key: Option<&http::HeaderName>,
+) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    ) || idempotency_key.is_some_and(|name| headers.contains_key(name))
+}
+
 impl Settings {
     /// Whether the request may be sent twice.
     fn idempotent(&self, request: &http::request::Parts) -> bool {
-        matches!(
-            request.method,
-            Method::GET
-                | Method::HEAD
-                | Method::OPTIONS
-                | Method::TRACE
-                | Method::PUT
-                | Method::DELETE
-        ) || self
-            .idempotency_key
-            .as_ref()
-            .is_some_and(|name| request.headers.contains_key(name))
+        safe_to_repeat(
+            &request.method,
+            &request.headers,
+            self.idempotency_key.as_ref(),
+        )
     }
 
     /// Whether an answer is worth another attempt.

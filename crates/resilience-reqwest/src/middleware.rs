@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use http::header::HeaderName;
 use http::{Extensions, StatusCode};
-use reqwest::{Method, Request, Response};
+use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 use resilience::circuit_breaker::KeyedCircuitBreaker;
 use resilience::classify::Outcome;
@@ -175,18 +175,11 @@ impl<S: Stage> Settings<S> {
     /// Whether sending the request twice is safe: an idempotent method (RFC 9110 §9.2.2),
     /// or an idempotency key.
     fn may_retry(&self, request: &Request) -> bool {
-        matches!(
-            *request.method(),
-            Method::GET
-                | Method::HEAD
-                | Method::OPTIONS
-                | Method::TRACE
-                | Method::PUT
-                | Method::DELETE
-        ) || self
-            .idempotency_key
-            .as_ref()
-            .is_some_and(|name| request.headers().contains_key(name))
+        resilience_http::safe_to_repeat(
+            request.method(),
+            request.headers(),
+            self.idempotency_key.as_ref(),
+        )
     }
 
     /// One attempt: the breaker's permit, the stage's, then the request under the timeout;

@@ -243,3 +243,15 @@ impl fmt::Debug for ResponseFactory {
         f.write_str("ResponseFactory(..)")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_messages_are_percent_encoded_outside_printable_ascii() {
+        assert_eq!(grpc_message("Rate limit exceeded"), "Rate limit exceeded");
+        assert_eq!(grpc_message("100% busy"), "100%25 busy");
+        assert_eq!(grpc_message("naïve\n"), "na%C3%AFve%0A");
+    }
+}

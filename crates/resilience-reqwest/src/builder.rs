@@ -8,6 +8,7 @@ use http::header::HeaderName;
 use http::StatusCode;
 use reqwest::Response;
 use resilience::circuit_breaker::KeyedCircuitBreaker;
+use resilience::hedge::Hedge;
 use resilience::rate_limit::DirectRateLimiter;
 use resilience::retry::RetryRules;
 use resilience::stage::Stage;
@@ -46,6 +47,7 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 #[must_use]
 pub struct ResilientMiddlewareBuilder<S = ()> {
     retry: Option<Retry>,
+    hedge: Option<Hedge>,
     breakers: Option<KeyedCircuitBreaker<String>>,
     stage: S,
     timeout: Option<Timeout>,
@@ -59,6 +61,7 @@ impl ResilientMiddlewareBuilder {
     pub(crate) fn new() -> Self {
         Self {
             retry: None,
+            hedge: None,
             breakers: None,
             stage: (),
             timeout: None,
@@ -83,6 +86,18 @@ impl<S> ResilientMiddlewareBuilder<S> {
         self
     }
 
+    /// Hedges each request with this policy: when the first attempt has no good answer
+    /// within the hedge's delay (or fails), another copy is sent, up to the hedge's extra
+    /// attempts and within its budget; the first good answer wins and the other attempts
+    /// are cancelled at once. Only requests that are safe to send twice are hedged (as for
+    /// retries), and each attempt passes the host's breaker, the stages and the timeout on
+    /// its own. With a retry policy too, every retry is a new round of hedged attempts, and
+    /// [`Attempts`](crate::Attempts) counts every request sent. Off by default.
+    pub fn hedge(mut self, hedge: Hedge) -> Self {
+        self.hedge = Some(hedge);
+        self
+    }
+
     /// A circuit breaker per host (scheme and authority), from this map. Off by default.
     pub fn breaker_per_host(mut self, breakers: KeyedCircuitBreaker<String>) -> Self {
         self.breakers = Some(breakers);
@@ -102,6 +117,7 @@ impl<S> ResilientMiddlewareBuilder<S> {
     {
         ResilientMiddlewareBuilder {
             retry: self.retry,
+            hedge: self.hedge,
             breakers: self.breakers,
             stage: (self.stage, stage),
             timeout: self.timeout,
@@ -177,6 +193,7 @@ impl<S> ResilientMiddlewareBuilder<S> {
             settings: Arc::new(Settings {
                 rules: rules(self.max_retry_after),
                 retry: self.retry,
+                hedge: self.hedge,
                 breakers: self.breakers,
                 stage: self.stage,
                 timeout: self.timeout,
@@ -217,6 +234,7 @@ impl<S: fmt::Debug> fmt::Debug for ResilientMiddlewareBuilder<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResilientMiddlewareBuilder")
             .field("retry", &self.retry)
+            .field("hedge", &self.hedge)
             .field("breakers", &self.breakers)
             .field("stage", &self.stage)
             .field("timeout", &self.timeout)

@@ -43,9 +43,10 @@ pub enum ClientError {
         /// The last attempt's failure.
         last: Box<Self>,
     },
-    /// Not sent: retries are on and the request may be retried (its method is idempotent or
-    /// it carries an idempotency key), but its body is a stream that cannot be sent twice.
-    /// Send a body of bytes, or send it through a client without retries.
+    /// Not sent: retries or hedging are on and the request may be sent more than once (its
+    /// method is idempotent or it carries an idempotency key), but its body is a stream that
+    /// cannot be sent twice. Send a body of bytes, or send it through a client without
+    /// retries and hedging.
     BodyNotCloneable {
         /// The request's method.
         method: Method,

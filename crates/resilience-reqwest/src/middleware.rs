@@ -12,6 +12,7 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
 use resilience::circuit_breaker::KeyedCircuitBreaker;
 use resilience::classify::Outcome;
+use resilience::hedge::Hedge;
 use resilience::retry::RetryRules;
 use resilience::stage::{Stage, StagePermit};
 use resilience::{CircuitBreaker, Error, Retry, Timeout};
@@ -24,21 +25,22 @@ use crate::{host, ClientError, ResilientMiddlewareBuilder};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Attempts(pub u32);
 
-/// Retry, a circuit breaker per host, a client-side rate limit (or any other
+/// Retry, hedging, a circuit breaker per host, a client-side rate limit (or any other
 /// [`Stage`]) and a timeout, for a `reqwest` client, as one `reqwest-middleware` middleware.
 ///
 /// Build it with [`ResilientMiddleware::builder`] and add it with
 /// `reqwest_middleware::ClientBuilder::with`; see the [crate docs](crate) for what each part
 /// does and an example. `S` is the stage every attempt passes (`()` for none).
 ///
-/// Cheap to clone; clones share the retry policy (and its budget), the breakers, the stage
-/// and the timeout.
+/// Cheap to clone; clones share the retry policy (and its budget), the hedge, the breakers,
+/// the stage and the timeout.
 pub struct ResilientMiddleware<S = ()> {
     pub(crate) settings: Arc<Settings<S>>,
 }
 
 pub(crate) struct Settings<S> {
     pub(crate) retry: Option<Retry>,
+    pub(crate) hedge: Option<Hedge>,
     pub(crate) rules: RetryRules<Response, Failure>,
     pub(crate) breakers: Option<KeyedCircuitBreaker<String>>,
     pub(crate) stage: S,
@@ -81,6 +83,11 @@ impl<S> ResilientMiddleware<S> {
         self.settings.retry.as_ref()
     }
 
+    /// The hedging policy, if hedging is on.
+    pub fn hedge(&self) -> Option<&Hedge> {
+        self.settings.hedge.as_ref()
+    }
+
     /// The per-host breakers, if on.
     pub fn breakers(&self) -> Option<&KeyedCircuitBreaker<String>> {
         self.settings.breakers.as_ref()
@@ -116,7 +123,8 @@ where
 }
 
 impl<S: Stage> Settings<S> {
-    /// The whole stack for one request: the host's breaker, then sent once or retried.
+    /// The whole stack for one request: the host's breaker, then sent once, or in rounds of
+    /// hedged attempts, retried.
     async fn send(
         &self,
         request: Request,
@@ -131,11 +139,11 @@ impl<S: Stage> Settings<S> {
             None => None,
         };
         let breaker = breaker.as_ref();
-        let retry = match &self.retry {
-            Some(retry) if self.may_retry(&request) => retry,
+        let repeats = self.retry.is_some() || self.hedge.is_some();
+        if !repeats || !self.may_retry(&request) {
             // Sent once: no clone of the request, no copy of the extensions.
-            _ => return finish(self.attempt(breaker, request, extensions, next).await, 1),
-        };
+            return finish(self.attempt(breaker, request, extensions, next).await, 1);
+        }
         // A streaming body could be sent once and never again: refuse before sending rather
         // than fail half-way through the retries.
         let Some(first) = request.try_clone() else {
@@ -144,15 +152,20 @@ impl<S: Stage> Settings<S> {
                 url: request.url().clone(),
             });
         };
-        // Each attempt gets the extensions by value and puts them back (a later middleware
+        let sent = AtomicU32::new(0);
+        let Some(retry) = &self.retry else {
+            let result = self
+                .round(breaker, first, &request, extensions, next, &sent)
+                .await;
+            return finish(result, sent.load(Ordering::Relaxed));
+        };
+        // Each round gets the extensions by value and puts them back (a later middleware
         // may write to them); std Mutexes, held for a `take`, never across an await.
         let pending = Mutex::new(Some(first));
         let carried = Mutex::new(mem::take(extensions));
-        let attempts = AtomicU32::new(0);
-        let (pending, carried_ref, counter, template) = (&pending, &carried, &attempts, &request);
+        let (pending, carried_ref, sent_ref, template) = (&pending, &carried, &sent, &request);
         let result = retry
             .execute_with(&self.rules, || {
-                counter.fetch_add(1, Ordering::Relaxed);
                 let request = lock(pending).take().or_else(|| template.try_clone());
                 let mut taken = mem::take(&mut *lock(carried_ref));
                 let next = next.clone();
@@ -160,7 +173,9 @@ impl<S: Stage> Settings<S> {
                     let Some(request) = request else {
                         return Err(Error::Inner(Failure::NotCloneable));
                     };
-                    let result = self.attempt(breaker, request, &mut taken, next).await;
+                    let result = self
+                        .round(breaker, request, template, &mut taken, next, sent_ref)
+                        .await;
                     *lock(carried_ref) = taken;
                     result
                 }
@@ -169,7 +184,48 @@ impl<S: Stage> Settings<S> {
         *extensions = carried
             .into_inner()
             .unwrap_or_else(|poison| poison.into_inner());
-        finish(result, attempts.load(Ordering::Relaxed))
+        finish(result, sent.load(Ordering::Relaxed))
+    }
+
+    /// One round: a single attempt, or with hedging the primary `request` and copies of
+    /// `template` as the hedge's delay passes or attempts fail. The first good answer wins
+    /// (its extensions are the ones kept); the other attempts are dropped at once. `sent`
+    /// counts the attempts started.
+    async fn round(
+        &self,
+        breaker: Option<&CircuitBreaker>,
+        request: Request,
+        template: &Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+        sent: &AtomicU32,
+    ) -> Result<Response, Error<Failure>> {
+        let Some(hedge) = &self.hedge else {
+            sent.fetch_add(1, Ordering::Relaxed);
+            return self.attempt(breaker, request, extensions, next).await;
+        };
+        let mut primary = Some(request);
+        let base = &*extensions;
+        let result = hedge
+            .execute(|_| {
+                sent.fetch_add(1, Ordering::Relaxed);
+                let request = primary.take().or_else(|| template.try_clone());
+                // Attempts run side by side, so each writes to its own copy.
+                let mut own = base.clone();
+                let next = next.clone();
+                async move {
+                    let Some(request) = request else {
+                        return Err(Error::Inner(Failure::NotCloneable));
+                    };
+                    let response = self.attempt(breaker, request, &mut own, next).await?;
+                    Ok((response, own))
+                }
+            })
+            .await;
+        result.map(|(response, own)| {
+            *extensions = own;
+            response
+        })
     }
 
     /// Whether sending the request twice is safe: an idempotent method (RFC 9110 §9.2.2),
@@ -313,6 +369,8 @@ impl<S: fmt::Debug> fmt::Debug for ResilientMiddleware<S> {
         let settings = &self.settings;
         f.debug_struct("ResilientMiddleware")
             .field("retry", &settings.retry)
+            .field("hedge", &settings.hedge)
+            .field("hedge", &settings.hedge)
             .field("breakers", &settings.breakers)
             .field("stage", &settings.stage)
             .field("timeout", &settings.timeout)

@@ -15,9 +15,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use reqwest_middleware::ClientWithMiddleware;
 use resilience::circuit_breaker::{CircuitState, KeyedCircuitBreaker};
+use resilience::hedge::Hedge;
 use resilience::rate_limit::DirectRateLimiter;
 use resilience::retry::{Backoff, Jitter, RetryEvent};
-use resilience::{Rate, RejectionReason, Retry, Timeout};
+use resilience::{Bulkhead, Rate, RejectionReason, Retry, Timeout};
 use resilience_reqwest::{Attempts, ClientError, ResilientMiddleware, ResilientMiddlewareBuilder};
 use resilience_testkit::EventRecorder;
 use tokio::net::TcpListener;
@@ -556,4 +557,120 @@ async fn the_current_deadline_travels_and_a_spent_one_is_not_sent() {
     let rejection = spent.rejection().expect("refused, not sent");
     assert_eq!(rejection.reason(), RejectionReason::DeadlineExpired);
     assert_eq!(hits.load(Ordering::SeqCst), 2, "never sent, never retried");
+}
+
+/// A hedge without a budget (every extra attempt allowed), `extra` copies at most.
+fn hedge(name: &str, delay: Option<Duration>, extra: u32) -> Hedge {
+    let builder = Hedge::builder(name).max_hedged_attempts(extra).no_budget();
+    match delay {
+        Some(delay) => builder.delay(delay),
+        None => builder.fallback(),
+    }
+    .build()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_slow_attempt_is_hedged_and_the_first_good_answer_wins() {
+    // The first request would answer 201 after a minute; every later one 200 at once.
+    let server = Server::start([Answer(201, None, Duration::from_secs(60))]).await;
+    let policy = hedge("hedged", Some(Duration::from_millis(50)), 1);
+    let events = EventRecorder::attach(policy.events());
+    // A bulkhead every attempt passes: the losing attempt's slot must come back when the
+    // winner answers, which it does only if that attempt was dropped.
+    let slots = Bulkhead::builder("attempts")
+        .max_concurrent(2)
+        .build()
+        .unwrap();
+    let middleware = ResilientMiddleware::builder()
+        .hedge(policy.clone())
+        .stage(slots.clone())
+        .build()
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let response = client(middleware).get(server.url()).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the hedged copy's answer");
+    assert!(
+        started.elapsed() >= Duration::from_millis(50),
+        "not before the delay"
+    );
+    assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(2)));
+    assert_eq!(server.hits(), 2);
+    assert_eq!(slots.active(), 0, "the slow attempt was cancelled");
+    assert_eq!(policy.metrics().hedge_wins, 1);
+    assert_eq!(
+        events.names(),
+        ["hedge_attempt", "hedge_success"],
+        "one extra attempt started, and it won"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_attempt_starts_the_next_at_once_and_all_failing_gives_the_last_answer() {
+    let server = Server::start([status(503), status(200)]).await;
+    let client_hedged = client(
+        ResilientMiddleware::builder()
+            .hedge(hedge("fallback", None, 1))
+            .build()
+            .unwrap(),
+    );
+    let response = client_hedged.get(server.url()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(2)));
+
+    // Both attempts answer 503: the caller gets the last answer, as it came.
+    let failing = Server::start_with([], status(503)).await;
+    let response = client_hedged.get(failing.url()).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(2)));
+    assert_eq!(failing.hits(), 2);
+}
+
+#[tokio::test]
+async fn with_retry_each_round_is_hedged_and_attempts_count_every_request() {
+    let server = Server::start([status(503), status(503), status(200)]).await;
+    let middleware = with_retry(retry("rounds", 2))
+        .hedge(hedge("rounds", None, 1))
+        .build()
+        .unwrap();
+    let response = client(middleware).get(server.url()).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "the first attempt of the second round"
+    );
+    assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(3)));
+    assert_eq!(server.hits(), 3);
+}
+
+#[tokio::test]
+async fn only_requests_safe_to_repeat_are_hedged_and_streams_are_refused() {
+    // A POST is sent once, however slow.
+    let server = Server::start([Answer(201, None, Duration::from_millis(300))]).await;
+    let client = client(
+        ResilientMiddleware::builder()
+            .hedge(hedge("safe", Some(Duration::from_millis(20)), 2))
+            .build()
+            .unwrap(),
+    );
+    let response = client.post(server.url()).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.extensions().get::<Attempts>(), None);
+    assert_eq!(server.hits(), 1);
+
+    // A GET with a body that cannot be sent twice is refused before sending.
+    let error = ClientError::from(
+        client
+            .get(server.url())
+            .body(streaming_body())
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        matches!(error, ClientError::BodyNotCloneable { .. }),
+        "{error:?}"
+    );
+    assert_eq!(server.hits(), 1);
 }

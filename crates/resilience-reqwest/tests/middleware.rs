@@ -588,7 +588,7 @@ async fn a_slow_attempt_is_hedged_and_the_first_good_answer_wins() {
         .build()
         .unwrap();
 
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let response = client(middleware).get(server.url()).send().await.unwrap();
     assert_eq!(response.status(), 200, "the hedged copy's answer");
     assert!(

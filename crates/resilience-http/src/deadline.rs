@@ -125,11 +125,11 @@ impl DeadlinePropagation {
         self.write(headers, |budget| (GRPC_TIMEOUT, grpc_timeout(budget)))
     }
 
-    fn write(
-        &self,
-        headers: &mut HeaderMap,
-        header: impl FnOnce(Duration) -> (HeaderName, HeaderValue),
-    ) -> Result<Option<Duration>, Rejection> {
+    /// The budget an outgoing call made now should carry: the time until the current
+    /// [`Deadline`] less the margin, in whole milliseconds or more. `Ok(None)` outside any
+    /// deadline; a [`Rejection`] for [`RejectionReason::DeadlineExpired`] when nothing is
+    /// left, in which case the call should not be sent.
+    pub fn budget(&self) -> Result<Option<Duration>, Rejection> {
         let Some(deadline) = Deadline::current() else {
             return Ok(None);
         };
@@ -143,9 +143,65 @@ impl DeadlinePropagation {
                 None,
             ));
         }
+        Ok(Some(budget))
+    }
+
+    fn write(
+        &self,
+        headers: &mut HeaderMap,
+        header: impl FnOnce(Duration) -> (HeaderName, HeaderValue),
+    ) -> Result<Option<Duration>, Rejection> {
+        let Some(budget) = self.budget()? else {
+            return Ok(None);
+        };
         let (name, value) = header(budget);
         headers.insert(name, value);
         Ok(Some(budget))
+    }
+}
+
+/// A tonic client interceptor: every call made inside a [`Deadline`] carries the time left,
+/// less the margin, in `grpc-timeout` (a shorter timeout the caller set on the request is
+/// kept), and a call with nothing left is not sent but fails with `DEADLINE_EXCEEDED`.
+///
+/// ```
+/// use resilience_http::DeadlinePropagation;
+/// use std::time::Duration;
+/// use tonic::service::Interceptor;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let mut propagation = DeadlinePropagation::new().margin(Duration::from_millis(20));
+/// // With a generated client: `HealthClient::with_interceptor(channel, propagation)`.
+/// let deadline = resilience::timeout::Deadline::after(Duration::from_millis(500));
+/// let request = deadline
+///     .scope(async { propagation.call(tonic::Request::new(())) })
+///     .await
+///     .unwrap();
+/// assert_eq!(request.metadata().get("grpc-timeout").unwrap(), "480000u");
+/// # }
+/// ```
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+impl tonic::service::Interceptor for DeadlinePropagation {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        let budget = self
+            .budget()
+            .map_err(|rejection| tonic::Status::deadline_exceeded(rejection.to_string()))?;
+        let Some(budget) = budget else {
+            return Ok(request);
+        };
+        let asked = request
+            .metadata()
+            .get(GRPC_TIMEOUT.as_str())
+            .and_then(|value| parse_grpc_timeout(value.to_str().ok()?));
+        if asked.is_none_or(|asked| budget < asked) {
+            request.set_timeout(budget);
+        }
+        Ok(request)
     }
 }
 

@@ -1,4 +1,5 @@
-//! Circuit breaker: ours side by side with `failsafe` and `tower-resilience`, per call.
+//! Circuit breaker: ours side by side with `recloser`, `failsafe` and `tower-resilience`, per
+//! call.
 //!
 //! ```text
 //! cargo bench -p resilience-benches --bench circuit_breaker -- --warm-up-time 1 --measurement-time 2
@@ -9,6 +10,9 @@
 //!
 //! * `circuit_breaker/closed_success`: a closed breaker around an operation that succeeds at
 //!   once, through each library's closest equivalent of "run this and record the outcome".
+//! * `circuit_breaker/closed_success_2_threads`: the sync and async calls of `closed_success`
+//!   while a second thread makes the same calls on the same breaker: a figure close to the
+//!   one-thread figure means two threads get twice the calls through.
 //! * `circuit_breaker/open_rejection`: the same breakers held open, so every call is refused.
 //! * `events/emit_no_listener`: our `call` with no listener, with one no-op listener on the
 //!   event it emits, and with one listener on an event it never emits.
@@ -31,7 +35,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use resilience::circuit_breaker::{
     CircuitBreaker, CircuitBreakerEvent, CircuitBreakerLayer, KeyedCircuitBreaker,
 };
-use resilience_benches::{answer, check_outcome, floor, poll_once};
+use resilience_benches::{answer, check_outcome, floor, poll_once, Contender};
 use tower::{service_fn, Layer, Service, ServiceExt};
 
 /// Long enough that an open breaker stays open for the whole run.
@@ -125,6 +129,17 @@ fn closed_success(c: &mut Criterion) {
     check_outcome("failsafe_futures", &mut entry, |r| matches!(r, Some(Ok(1))));
     group.bench_function("failsafe_futures", |b| b.iter(&mut entry));
 
+    // recloser with its defaults (failure rate over ring buffers of calls), sync and async.
+    let recloser = recloser::Recloser::default();
+    let mut entry = || recloser.call(|| Ok::<_, ()>(black_box(1_u64)));
+    check_outcome("recloser", &mut entry, |r| matches!(r, Ok(1)));
+    group.bench_function("recloser", |b| b.iter(&mut entry));
+
+    let async_recloser = recloser::AsyncRecloser::from(recloser::Recloser::default());
+    let mut entry = || poll_once(async_recloser.call(async { Ok::<_, ()>(black_box(1_u64)) }));
+    check_outcome("recloser_async", &mut entry, |r| matches!(r, Some(Ok(1))));
+    group.bench_function("recloser_async", |b| b.iter(&mut entry));
+
     // tower-resilience with its defaults (failure rate over the last 100 calls); it is only
     // offered as tower middleware.
     let layer = tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
@@ -135,6 +150,52 @@ fn closed_success(c: &mut Criterion) {
     let mut entry = || tower_call(&mut service);
     check_outcome("tower_resilience", &mut entry, |r| matches!(r, Some(Ok(1))));
     group.bench_function("tower_resilience", |b| b.iter(&mut entry));
+
+    group.finish();
+}
+
+fn closed_success_2_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("circuit_breaker/closed_success_2_threads");
+    group.throughput(Throughput::Elements(1));
+    floor(&mut group);
+
+    let breaker = CircuitBreaker::builder("bench")
+        .build()
+        .expect("default config is valid");
+    let other = breaker.clone();
+    let _contender = Contender::start(move || {
+        other
+            .call_blocking(|| Ok::<_, ()>(black_box(1_u64)))
+            .is_ok()
+    });
+    let mut entry = || breaker.call_blocking(|| Ok::<_, ()>(black_box(1_u64)));
+    check_outcome("resilience_call_blocking", &mut entry, |r| {
+        matches!(r, Ok(1))
+    });
+    group.bench_function("resilience_call_blocking", |b| b.iter(&mut entry));
+    let mut entry = || poll_once(breaker.call(|| async { Ok::<_, ()>(black_box(1_u64)) }));
+    check_outcome("resilience_call", &mut entry, |r| matches!(r, Some(Ok(1))));
+    group.bench_function("resilience_call", |b| b.iter(&mut entry));
+    drop(_contender);
+
+    let recloser = std::sync::Arc::new(recloser::Recloser::default());
+    let other = std::sync::Arc::clone(&recloser);
+    let _contender = Contender::start(move || other.call(|| Ok::<_, ()>(black_box(1_u64))).is_ok());
+    let mut entry = || recloser.call(|| Ok::<_, ()>(black_box(1_u64)));
+    check_outcome("recloser", &mut entry, |r| matches!(r, Ok(1)));
+    group.bench_function("recloser", |b| b.iter(&mut entry));
+    drop(_contender);
+
+    let failsafe_breaker = failsafe::Config::new().build();
+    let other = failsafe_breaker.clone();
+    let _contender = Contender::start(move || {
+        failsafe::CircuitBreaker::call(&other, || Ok::<_, ()>(black_box(1_u64))).is_ok()
+    });
+    let mut entry =
+        || failsafe::CircuitBreaker::call(&failsafe_breaker, || Ok::<_, ()>(black_box(1_u64)));
+    check_outcome("failsafe", &mut entry, |r| matches!(r, Ok(1)));
+    group.bench_function("failsafe", |b| b.iter(&mut entry));
+    drop(_contender);
 
     group.finish();
 }
@@ -174,6 +235,22 @@ fn open_rejection(c: &mut Criterion) {
         matches!(r, Some(Err(resilience::Error::Rejected(_))))
     });
     group.bench_function("resilience_tower", |b| b.iter(&mut entry));
+
+    // recloser over a ring of one call, open for `OPEN_FOR`: the first failure fills the
+    // ring, the second opens it.
+    let recloser = recloser::Recloser::custom()
+        .closed_len(1)
+        .error_rate(0.5)
+        .open_wait(OPEN_FOR)
+        .build();
+    for _ in 0..2 {
+        let _ = recloser.call(|| Err::<u64, ()>(()));
+    }
+    let mut entry = || recloser.call(|| Ok::<_, ()>(black_box(1_u64)));
+    check_outcome("recloser", &mut entry, |r| {
+        matches!(r, Err(recloser::Error::Rejected))
+    });
+    group.bench_function("recloser", |b| b.iter(&mut entry));
 
     // failsafe, opened by one failure with a constant backoff of `OPEN_FOR`.
     let failsafe_breaker = failsafe::Config::new()
@@ -286,6 +363,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = closed_success, open_rejection, emit_no_listener
+    targets = closed_success, closed_success_2_threads, open_rejection, emit_no_listener
 }
 criterion_main!(benches);

@@ -25,6 +25,7 @@ pub mod rate_limit;
 pub mod registry;
 pub mod retry;
 pub mod stage;
+mod striped;
 mod sync;
 pub mod telemetry;
 mod time;

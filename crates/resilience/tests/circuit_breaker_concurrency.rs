@@ -152,3 +152,41 @@ async fn concurrent_outcomes_lose_no_update() {
     assert_eq!(metrics.successful_requests, 12_800);
     assert_eq!(metrics.state, CircuitState::Closed);
 }
+
+/// Successes are counted on per-thread stripes so that threads sharing a closed breaker do
+/// not contend; the counts users read must still add up exactly, also across a failure that
+/// restarts the consecutive count.
+#[test]
+fn successes_from_many_threads_add_up_exactly() {
+    let breaker = CircuitBreaker::builder("counted")
+        .failure_threshold(1_000)
+        .build()
+        .unwrap();
+    let run = |breaker: &CircuitBreaker, calls: u64| {
+        std::thread::scope(|scope| {
+            for _ in 0..6 {
+                scope.spawn(|| {
+                    for _ in 0..calls {
+                        breaker.call_blocking(|| Ok::<_, ()>(())).unwrap();
+                    }
+                });
+            }
+        });
+    };
+    run(&breaker, 5_000);
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.successful_requests, 30_000);
+    assert_eq!(metrics.consecutive_successes, 30_000);
+    assert_eq!(metrics.total_requests, 30_000);
+
+    assert!(breaker.call_blocking(|| Err::<(), _>(())).is_err());
+    run(&breaker, 1_000);
+    let metrics = breaker.metrics();
+    assert_eq!(metrics.successful_requests, 36_000);
+    assert_eq!(metrics.failed_requests, 1);
+    assert_eq!(metrics.consecutive_successes, 6_000);
+
+    breaker.reset();
+    assert_eq!(breaker.metrics().successful_requests, 0);
+    assert_eq!(breaker.metrics().consecutive_successes, 0);
+}

@@ -20,6 +20,7 @@ use crate::classify::{judge, Classify, EveryError, Outcome};
 use crate::events::{Emitter, EventBus};
 use crate::hook::{isolate, CallbackKind};
 use crate::stage::{self, Admit, Stage, StagePermit};
+use crate::striped::StripedCounter;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{Mutex, MutexGuard};
 use crate::{ConfigError, Error, PatternKind, Rejection};
@@ -63,7 +64,8 @@ pub(crate) struct Inner {
     /// The per-call time limit in nanoseconds, 0 for none.
     timeout: AtomicU64,
     epoch: Instant,
-    successes: AtomicU64,
+    /// Striped: the closed-state success path writes nothing else that threads share.
+    successes: StripedCounter,
     failures: AtomicU64,
     ignored: AtomicU64,
     rejected: AtomicU64,
@@ -145,7 +147,7 @@ impl CircuitBreaker {
             measure: AtomicBool::new(false),
             timeout: AtomicU64::new(0),
             epoch: Instant::now(),
-            successes: AtomicU64::new(0),
+            successes: StripedCounter::default(),
             failures: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -340,8 +342,8 @@ impl CircuitBreaker {
             };
             core.consecutive_failures = 0;
             core.last_failure = None;
+            inner.successes.reset();
             for counter in [
-                &inner.successes,
                 &inner.failures,
                 &inner.ignored,
                 &inner.rejected,
@@ -377,7 +379,7 @@ impl CircuitBreaker {
                 state: phase.state(),
                 total_requests: 0,
                 failure_rate: 0.0,
-                successful_requests: inner.successes.load(Ordering::Relaxed),
+                successful_requests: inner.successes.sum(),
                 failed_requests: inner.failures.load(Ordering::Relaxed),
                 ignored_requests: inner.ignored.load(Ordering::Relaxed),
                 rejected_requests: inner.rejected.load(Ordering::Relaxed),
@@ -457,7 +459,7 @@ impl Inner {
     }
 
     fn consecutive_successes(&self) -> u64 {
-        let successes = self.successes.load(Ordering::Relaxed);
+        let successes = self.successes.sum();
         successes.saturating_sub(self.successes_at_failure.load(Ordering::Relaxed))
     }
 
@@ -614,7 +616,7 @@ impl Inner {
                 && (state == DISABLED
                     || (state == CLOSED && self.success_noop.load(Ordering::Relaxed)));
             if unchanged {
-                self.successes.fetch_add(1, Ordering::Relaxed);
+                self.successes.increment();
                 self.instruments.completed(Outcome::Success, None);
                 self.emitter.emit(|| CircuitBreakerEvent::CallSuccess {
                     state: ticket.admitted_in,
@@ -633,7 +635,7 @@ impl Inner {
             let mut core = self.lock();
             let record = match outcome {
                 Outcome::Success => {
-                    self.successes.fetch_add(1, Ordering::Relaxed);
+                    self.successes.increment();
                     core.consecutive_failures = 0;
                     Some(CallRecord {
                         failed: false,
@@ -643,7 +645,7 @@ impl Inner {
                 Outcome::Failure => {
                     self.failures.fetch_add(1, Ordering::Relaxed);
                     self.successes_at_failure
-                        .store(self.successes.load(Ordering::Relaxed), Ordering::Relaxed);
+                        .store(self.successes.sum(), Ordering::Relaxed);
                     core.consecutive_failures += 1;
                     core.last_failure = Some(now);
                     Some(CallRecord {

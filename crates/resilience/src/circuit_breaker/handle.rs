@@ -68,7 +68,7 @@ pub(crate) struct Inner {
     successes: StripedCounter,
     failures: AtomicU64,
     ignored: AtomicU64,
-    rejected: AtomicU64,
+    rejected: StripedCounter,
     /// `successes` as it was at the last failure: consecutive successes are the difference,
     /// so a success costs one atomic increment, not two.
     successes_at_failure: AtomicU64,
@@ -150,7 +150,7 @@ impl CircuitBreaker {
             successes: StripedCounter::default(),
             failures: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
+            rejected: StripedCounter::default(),
             successes_at_failure: AtomicU64::new(0),
             on_state_change,
             core: Mutex::new(core),
@@ -175,7 +175,7 @@ impl CircuitBreaker {
             HALF_OPEN => CircuitState::HalfOpen,
             FORCED_OPEN => CircuitState::ForcedOpen,
             DISABLED => CircuitState::Disabled,
-            _ if Instant::now() < self.inner.open_until() => CircuitState::Open,
+            _ if self.inner.open_remaining(Instant::now()).is_some() => CircuitState::Open,
             _ => self.inner.update(|core, now| core.machine.poll(now)),
         }
     }
@@ -343,12 +343,8 @@ impl CircuitBreaker {
             core.consecutive_failures = 0;
             core.last_failure = None;
             inner.successes.reset();
-            for counter in [
-                &inner.failures,
-                &inner.ignored,
-                &inner.rejected,
-                &inner.successes_at_failure,
-            ] {
+            inner.rejected.reset();
+            for counter in [&inner.failures, &inner.ignored, &inner.successes_at_failure] {
                 counter.store(0, Ordering::Relaxed);
             }
             inner.publish(&core);
@@ -382,7 +378,7 @@ impl CircuitBreaker {
                 successful_requests: inner.successes.sum(),
                 failed_requests: inner.failures.load(Ordering::Relaxed),
                 ignored_requests: inner.ignored.load(Ordering::Relaxed),
-                rejected_requests: inner.rejected.load(Ordering::Relaxed),
+                rejected_requests: inner.rejected.sum(),
                 consecutive_failures: core.consecutive_failures,
                 consecutive_successes: inner.consecutive_successes(),
                 time_since_last_failure: core
@@ -454,8 +450,13 @@ impl Inner {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    fn open_until(&self) -> Instant {
-        self.epoch + Duration::from_nanos(self.open_until.load(Ordering::Relaxed))
+    /// How long an open circuit has left at `now`; `None` once its time is up. Integer
+    /// arithmetic on nanoseconds since `epoch`: this runs on every rejection.
+    fn open_remaining(&self, now: Instant) -> Option<Duration> {
+        let until = self.open_until.load(Ordering::Relaxed);
+        let elapsed =
+            u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        (elapsed < until).then(|| Duration::from_nanos(until - elapsed))
     }
 
     fn consecutive_successes(&self) -> u64 {
@@ -555,11 +556,10 @@ impl Inner {
         }
         let now = Instant::now();
         if state == OPEN {
-            let until = self.open_until();
-            if now < until {
+            if let Some(remaining) = self.open_remaining(now) {
                 return Err(self.reject(
                     crate::RejectionReason::CircuitOpen,
-                    Some(until - now),
+                    Some(remaining),
                     CircuitState::Open,
                 ));
             }
@@ -596,7 +596,7 @@ impl Inner {
         retry_after: Option<Duration>,
         state: CircuitState,
     ) -> Rejection {
-        self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.rejected.increment();
         self.instruments.rejected();
         self.emitter
             .emit(|| CircuitBreakerEvent::CallRejected { state, retry_after });

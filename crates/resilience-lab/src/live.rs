@@ -1,5 +1,6 @@
 //! The live page of `--serve`: what `/metrics` says right now, as a small HTML page that
-//! reloads itself every two seconds; counters with their rate over the last second.
+//! reloads itself every two seconds: the breakers' states, and every series that is not 0,
+//! counters with their rate over the last second.
 //!
 //! The page reads the very exposition Prometheus scrapes, so it can never disagree with a
 //! dashboard. No script: a `<meta refresh>` and a table.
@@ -141,7 +142,14 @@ impl Live {
         }
         html.push_str("</ul><h2>series</h2><table id=\"series\"><tr><th>series</th><th>value</th><th>per second</th></tr>");
         let previous = state.previous.as_ref();
+        // Most series sit at 0 (every transition, every rejection reason): only those that
+        // say something are listed.
+        let mut quiet = 0;
         for (series, value) in latest {
+            if *value == 0.0 {
+                quiet += 1;
+                continue;
+            }
             let rate = match previous {
                 Some((then, before)) if series.split('{').next().unwrap_or("").ends_with("_total") => {
                     let seconds = now.duration_since(*then).as_secs_f64();
@@ -159,7 +167,7 @@ impl Live {
                 escape(series)
             );
         }
-        html.push_str("</table></body></html>");
+        let _ = write!(html, "</table><p>{quiet} series at 0 not shown.</p></body></html>");
         html
     }
 }

@@ -151,7 +151,9 @@ impl Live {
                 continue;
             }
             let rate = match previous {
-                Some((then, before)) if series.split('{').next().unwrap_or("").ends_with("_total") => {
+                Some((then, before))
+                    if series.split('{').next().unwrap_or("").ends_with("_total") =>
+                {
                     let seconds = now.duration_since(*then).as_secs_f64();
                     before
                         .get(series)
@@ -167,7 +169,10 @@ impl Live {
                 escape(series)
             );
         }
-        let _ = write!(html, "</table><p>{quiet} series at 0 not shown.</p></body></html>");
+        let _ = write!(
+            html,
+            "</table><p>{quiet} series at 0 not shown.</p></body></html>"
+        );
         html
     }
 }

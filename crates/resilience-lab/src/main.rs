@@ -115,8 +115,14 @@ async fn main() -> anyhow::Result<ExitCode> {
     };
 
     if let Some(address) = args.serve {
-        let stopped =
-            serve::serve(address, Arc::new(scenario), stop, backend.as_ref(), args.rounds).await?;
+        let stopped = serve::serve(
+            address,
+            Arc::new(scenario),
+            stop,
+            backend.as_ref(),
+            args.rounds,
+        )
+        .await?;
         return Ok(if stopped {
             ExitCode::from(130)
         } else {

@@ -74,7 +74,10 @@ fn routes(handle: PrometheusHandle, live: Live) -> Router {
                 let body = handle.render();
                 async move {
                     (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
                         body,
                     )
                         .into_response()

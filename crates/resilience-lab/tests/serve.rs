@@ -11,7 +11,14 @@ use tokio::time::{timeout, Instant};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_mode_exports_metrics_and_a_live_page_while_it_runs() {
     let mut lab = Command::new(env!("CARGO_BIN_EXE_resilience-lab"))
-        .args(["--serve", "127.0.0.1:0", "--duration", "4s", "--rounds", "1"])
+        .args([
+            "--serve",
+            "127.0.0.1:0",
+            "--duration",
+            "4s",
+            "--rounds",
+            "1",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -39,7 +46,10 @@ async fn serve_mode_exports_metrics_and_a_live_page_while_it_runs() {
     let exposition = loop {
         let response = client.get(format!("{base}/metrics")).send().await.unwrap();
         assert_eq!(response.status(), 200);
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(content_type.starts_with("text/plain"), "{content_type}");
         let text = response.text().await.unwrap();
         let allowed = text.lines().any(|line| {
@@ -75,7 +85,10 @@ async fn serve_mode_exports_metrics_and_a_live_page_while_it_runs() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let response = client.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(content_type.starts_with("text/html"), "{content_type}");
     let page = response.text().await.unwrap();
     assert!(page.contains(r#"<meta http-equiv="refresh""#), "{page}");
@@ -105,5 +118,8 @@ async fn serve_mode_exports_metrics_and_a_live_page_while_it_runs() {
         .expect("the lab exits after its rounds")
         .unwrap();
     assert!(status.success(), "{status}: {rest:?}");
-    assert!(rest.iter().any(|line| line.starts_with("round 1: sent ")), "{rest:?}");
+    assert!(
+        rest.iter().any(|line| line.starts_with("round 1: sent ")),
+        "{rest:?}"
+    );
 }

@@ -241,7 +241,9 @@ impl Recorder for OpenTelemetryRecorder {
             histogram,
             attributes: attributes(key),
         });
-        state.histogram_handles.insert(key.clone(), Arc::clone(&cell));
+        state
+            .histogram_handles
+            .insert(key.clone(), Arc::clone(&cell));
         Histogram::from_arc(cell)
     }
 }

@@ -233,7 +233,10 @@ async fn the_breaker_opening_is_an_event_on_the_span_of_the_call_that_tripped_it
     };
     assert_eq!(attribute("breaker"), Some(Value::from("payments")));
     assert_eq!(attribute("from"), Some(Value::from("closed")));
-    assert_eq!(attribute("trips").map(|v| v.as_str().into_owned()), Some("1".into()));
+    assert_eq!(
+        attribute("trips").map(|v| v.as_str().into_owned()),
+        Some("1".into())
+    );
     // The reset happened outside any span: it is on no span at all, not on "checkout".
     assert!(checkout.events.iter().all(|e| e.name != "circuit reset"));
 }

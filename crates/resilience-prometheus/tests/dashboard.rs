@@ -19,7 +19,10 @@ use resilience_testkit::{PrometheusServer, RedisServer};
 use serde_json::Value;
 
 fn dashboard() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dashboards/resilience.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dashboards/resilience.json"
+    );
     let text = std::fs::read_to_string(path).expect("dashboards/resilience.json");
     serde_json::from_str(&text).expect("the dashboard is JSON")
 }
@@ -149,13 +152,27 @@ async fn app(redis: &RedisServer) -> (resilience_prometheus::PrometheusHandle, i
                 .build()
                 .unwrap(),
             LoadShedder::builder("api").max_requests(4).build().unwrap(),
-            Backpressure::builder("jobs").max_pending(16).water_marks(8, 2).build().unwrap(),
+            Backpressure::builder("jobs")
+                .max_pending(16)
+                .water_marks(8, 2)
+                .build()
+                .unwrap(),
             AdaptiveLimiter::builder("dependency").build().unwrap(),
             Fallback::builder("cached").value(()).build().unwrap(),
         )
     });
-    let (breaker, limiter, shared, bulkhead, retry, timeout, shedder, backpressure, adaptive, fallback) =
-        &instances;
+    let (
+        breaker,
+        limiter,
+        shared,
+        bulkhead,
+        retry,
+        timeout,
+        shedder,
+        backpressure,
+        adaptive,
+        fallback,
+    ) = &instances;
     let _ = breaker.call(|| async { Ok::<_, ()>(()) }).await;
     let _ = limiter.try_acquire();
     let _ = limiter.try_acquire();
@@ -253,7 +270,10 @@ async fn every_query_reads_series_the_exporter_emits_and_prometheus_accepts_it()
     let mut shown = BTreeSet::new();
     for (title, expr) in &expressions {
         let found = identifiers(expr);
-        assert!(!found.is_empty(), "{title}: {expr} reads no resilience metric");
+        assert!(
+            !found.is_empty(),
+            "{title}: {expr} reads no resilience metric"
+        );
         for (identifier, function) in found {
             let family = family_of(&identifier, &emitted);
             let kind = emitted

@@ -96,10 +96,7 @@ async fn the_redis_limiter_counts_decisions_and_backend_health_through_an_outage
         value(&values, decisions, &[name, ("decision", "rejected")]),
         Some(3.0)
     );
-    assert_eq!(
-        value(&values, "resilience_backend_up", &[name]),
-        Some(1.0)
-    );
+    assert_eq!(value(&values, "resilience_backend_up", &[name]), Some(1.0));
     let errors = "resilience_backend_errors_total";
     assert_eq!(
         value(&values, errors, &[name, ("policy", "fail_open")]),
@@ -109,10 +106,7 @@ async fn the_redis_limiter_counts_decisions_and_backend_health_through_an_outage
     // Redis goes away: the next decision fails open, and the series say why.
     server.stop().await.unwrap();
     assert!(limiter.check("ada").await.is_allowed());
-    assert_eq!(
-        value(&values, "resilience_backend_up", &[name]),
-        Some(0.0)
-    );
+    assert_eq!(value(&values, "resilience_backend_up", &[name]), Some(0.0));
     assert_eq!(
         value(&values, errors, &[name, ("policy", "fail_open")]),
         Some(1.0)
@@ -130,10 +124,7 @@ async fn the_redis_limiter_counts_decisions_and_backend_health_through_an_outage
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(limiter.check("ada").await.is_allowed());
-    assert_eq!(
-        value(&values, "resilience_backend_up", &[name]),
-        Some(1.0)
-    );
+    assert_eq!(value(&values, "resilience_backend_up", &[name]), Some(1.0));
 }
 
 fn local(name: &str) -> CircuitBreaker {
@@ -164,10 +155,7 @@ async fn a_trip_by_one_instance_shows_in_the_series_of_another() {
     let name = ("name", "payments");
     let state = "resilience_circuit_breaker_state";
     for seen in [&seen_by_a, &seen_by_b] {
-        assert_eq!(
-            value(seen, state, &[name, ("state", "closed")]),
-            Some(1.0)
-        );
+        assert_eq!(value(seen, state, &[name, ("state", "closed")]), Some(1.0));
     }
 
     for _ in 0..2 {
@@ -184,7 +172,10 @@ async fn a_trip_by_one_instance_shows_in_the_series_of_another() {
     let transitions = "resilience_circuit_breaker_transitions_total";
     let opened = [name, ("from", "closed"), ("to", "open")];
     until(&seen_by_b, transitions, &opened, 1.0).await;
-    assert_eq!(value(&seen_by_b, state, &[name, ("state", "open")]), Some(1.0));
+    assert_eq!(
+        value(&seen_by_b, state, &[name, ("state", "open")]),
+        Some(1.0)
+    );
     assert_eq!(
         value(&seen_by_b, state, &[name, ("state", "closed")]),
         Some(0.0)

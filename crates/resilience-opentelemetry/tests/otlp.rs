@@ -35,7 +35,11 @@ fn receiver() -> (String, mpsc::Receiver<Received>) {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut line = String::new();
             reader.read_line(&mut line).unwrap();
-            let path = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
             let (mut length, mut content_type) = (0, String::new());
             loop {
                 line.clear();

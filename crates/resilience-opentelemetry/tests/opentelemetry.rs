@@ -1,21 +1,16 @@
-//! The OpenTelemetry SDK, with its in-memory exporters, receives the core's metrics under the
-//! names of `resilience::telemetry`'s table, and the breaker's state changes as span events
-//! on the span of the call that caused them.
+//! The OpenTelemetry SDK, with its in-memory exporter, receives the core's metrics under the
+//! names, help texts and types of `resilience::telemetry`'s table.
 
 use std::time::Duration;
 
 use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry::{KeyValue, Value};
+use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use resilience::rate_limit::DirectRateLimiter;
 use resilience::telemetry::{self, MetricType, SECONDS_BUCKETS};
 use resilience::{Bulkhead, CircuitBreaker, Rate, Timeout};
 use resilience_opentelemetry::OpenTelemetryRecorder;
-use tracing::Instrument;
-use tracing_subscriber::layer::SubscriberExt;
 
 /// What the SDK collected at a flush.
 fn collect(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter) -> ResourceMetrics {
@@ -190,53 +185,4 @@ async fn the_sdk_sees_the_breaker_open_and_the_limiter_reject_under_the_core_nam
         point(&metrics, "resilience_bulkhead_active", &[("name", "db")]),
         0.0
     );
-}
-
-#[tokio::test]
-async fn the_breaker_opening_is_an_event_on_the_span_of_the_call_that_tripped_it() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    let _default = tracing::subscriber::set_default(subscriber);
-
-    let breaker = CircuitBreaker::builder("payments")
-        .failure_threshold(1)
-        .open_duration(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let _ = breaker
-        .call(|| async { Err::<(), _>("down") })
-        .instrument(tracing::info_span!("checkout"))
-        .await;
-    breaker.reset();
-    provider.force_flush().unwrap();
-
-    let spans = exporter.get_finished_spans().unwrap();
-    let checkout = spans
-        .iter()
-        .find(|span| span.name == "checkout")
-        .expect("the request span");
-    let opened = checkout
-        .events
-        .iter()
-        .find(|event| event.name == "circuit opened")
-        .unwrap_or_else(|| panic!("no state change event: {:?}", checkout.events.events));
-    let attribute = |key: &str| {
-        opened
-            .attributes
-            .iter()
-            .find(|kv| kv.key.as_str() == key)
-            .map(|kv| kv.value.clone())
-    };
-    assert_eq!(attribute("breaker"), Some(Value::from("payments")));
-    assert_eq!(attribute("from"), Some(Value::from("closed")));
-    assert_eq!(
-        attribute("trips").map(|v| v.as_str().into_owned()),
-        Some("1".into())
-    );
-    // The reset happened outside any span: it is on no span at all, not on "checkout".
-    assert!(checkout.events.iter().all(|e| e.name != "circuit reset"));
 }

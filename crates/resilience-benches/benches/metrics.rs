@@ -13,6 +13,10 @@
 //!   recorder; `ours_no_recorder` is a handle registered while no recorder was installed;
 //!   `lookup_per_call` is `metrics::counter!` with a label, looked up on every call (what
 //!   handles avoid).
+//! * `metrics/opentelemetry`: the same handles registered with `resilience-opentelemetry`'s
+//!   recorder on an SDK meter provider (its reader never collects during the run): a
+//!   counter event, a gauge up and down, a histogram observation; and, for comparison, a
+//!   histogram observation into the Prometheus recorder.
 //! * `metrics/pattern`: whole calls with a recorder installed and without one: a closed
 //!   breaker's successful call (one counter), a rate limiter's decision (one counter), a
 //!   bulkhead's call (a counter and the active gauge up and down). The difference between the
@@ -20,12 +24,13 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use metrics::{Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 use resilience::rate_limit::DirectRateLimiter;
-use resilience::telemetry::{self, Counter, Gauge};
+use resilience::telemetry::{self, Counter, Gauge, Histogram};
 use resilience::{Bulkhead, CircuitBreaker, Rate};
 use resilience_benches::{floor, poll_once};
 
@@ -79,6 +84,63 @@ fn record(c: &mut Criterion) {
     group.finish();
 }
 
+fn opentelemetry(c: &mut Criterion) {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+
+    // A reader that never collects during the run: only the recording is measured.
+    let reader = PeriodicReader::builder(InMemoryMetricExporter::default())
+        .with_interval(Duration::from_secs(3600))
+        .build();
+    let provider = SdkMeterProvider::builder().with_reader(reader).build();
+    let otel = resilience_opentelemetry::OpenTelemetryRecorder::new(provider.meter("bench"));
+    let prometheus = resilience_prometheus_like();
+    let name: Arc<str> = Arc::from("bench");
+    let handles = || {
+        (
+            Counter::register(
+                &telemetry::CIRCUIT_BREAKER_CALLS,
+                &name,
+                &[("outcome", "success")],
+            ),
+            Gauge::register(&telemetry::BULKHEAD_ACTIVE, &name, &[]),
+            Histogram::register(&telemetry::TIMEOUT_CALL_DURATION, &name, &[]),
+        )
+    };
+    let (counter, gauge, histogram) = metrics::with_local_recorder(&otel, handles);
+    let (.., prometheus_histogram) = metrics::with_local_recorder(&prometheus, handles);
+    let latency = Duration::from_micros(1500);
+
+    let mut group = c.benchmark_group("metrics/opentelemetry");
+    group.throughput(Throughput::Elements(1));
+    floor(&mut group);
+    group.bench_function("counter", |b| b.iter(|| black_box(&counter).increment()));
+    group.bench_function("gauge", |b| {
+        b.iter(|| {
+            black_box(&gauge).increment();
+            black_box(&gauge).decrement();
+        })
+    });
+    group.bench_function("histogram", |b| {
+        b.iter(|| black_box(&histogram).record(black_box(latency)))
+    });
+    group.bench_function("histogram_prometheus", |b| {
+        b.iter(|| black_box(&prometheus_histogram).record(black_box(latency)))
+    });
+    group.finish();
+}
+
+/// The Prometheus recorder with the same buckets as `resilience-prometheus`.
+fn resilience_prometheus_like() -> PrometheusRecorder {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+            telemetry::SECONDS_BUCKETS,
+        )
+        .unwrap()
+        .build_recorder()
+}
+
 fn pattern(c: &mut Criterion) {
     let recorder = prometheus();
     let build = || {
@@ -115,5 +177,5 @@ fn pattern(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, record, pattern);
+criterion_group!(benches, record, opentelemetry, pattern);
 criterion_main!(benches);

@@ -5,6 +5,7 @@
 //! cargo run --release -p resilience-lab -- --seed 7 --duration 30s --report lab.html
 //! cargo run --release -p resilience-lab -- --scenario my-scenario.toml
 //! cargo run --release -p resilience-lab -- --redis auto              # three instances, shared state
+//! cargo run --release -p resilience-lab -- --serve 127.0.0.1:9464     # rounds, /metrics, live page
 //! ```
 //!
 //! Two twin upstreams go through the scenario's phases (healthy, slow, failing, recovering by
@@ -18,15 +19,18 @@
 mod distributed;
 mod gateway;
 mod html;
+mod live;
 mod loadgen;
 mod plan;
 mod report;
 mod run;
 mod scenario;
+mod serve;
 mod server;
 mod svg;
 mod upstream;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -61,6 +65,13 @@ struct Args {
     /// PATH); or a URL such as redis://127.0.0.1:6379/.
     #[arg(long, value_name = "auto|URL", value_parser = RedisChoice::parse)]
     redis: Option<RedisChoice>,
+    /// Runs the scenario round after round (until Ctrl-C), serving Prometheus metrics at
+    /// /metrics and a live page at / on this address, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR", conflicts_with = "report")]
+    serve: Option<SocketAddr>,
+    /// With --serve: stop after this many rounds.
+    #[arg(long, requires = "serve")]
+    rounds: Option<u64>,
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -103,6 +114,21 @@ async fn main() -> anyhow::Result<ExitCode> {
         None => (None, None),
     };
 
+    if let Some(address) = args.serve {
+        let stopped = serve::serve(
+            address,
+            Arc::new(scenario),
+            stop,
+            backend.as_ref(),
+            args.rounds,
+        )
+        .await?;
+        return Ok(if stopped {
+            ExitCode::from(130)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     let (report, protected, unprotected) =
         run::run(&Arc::new(scenario), stop, backend.as_ref()).await?;
     print!("{}", report.to_text());

@@ -31,11 +31,7 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Bucket bounds of every `_seconds` histogram, from 1 ms to 30 s: call latencies of a
-/// service, as Prometheus client libraries default to, with a finer low end.
-pub const SECONDS_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+pub use resilience::telemetry::SECONDS_BUCKETS;
 
 /// A Prometheus recorder with [`SECONDS_BUCKETS`] for the `_seconds` histograms, not
 /// installed: use it with `metrics::with_local_recorder` or `metrics::set_global_recorder`,

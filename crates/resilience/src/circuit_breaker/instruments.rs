@@ -57,7 +57,15 @@ impl Instruments {
                 &[("state", state.as_str())],
             )
         });
-        state[index(CircuitState::Closed)].set(1.0);
+        // Every state, not just closed: a breaker rebuilt under the same name shares its
+        // series with the one it replaces, which may have left another state at 1.
+        for (slot, gauge) in state.iter().enumerate() {
+            gauge.set(if slot == index(CircuitState::Closed) {
+                1.0
+            } else {
+                0.0
+            });
+        }
         let transitions = std::array::from_fn(|slot| {
             let from = STATES[slot / 4];
             let mut to = slot % 4;

@@ -75,6 +75,14 @@ mod off;
 #[cfg(not(feature = "metrics"))]
 pub use off::{Counter, Gauge, Histogram};
 
+/// Bucket bounds for every `_seconds` histogram, from 1 ms to 30 s: call latencies of a
+/// service, as Prometheus client libraries default to, with a finer low end. Exporters
+/// (`resilience-prometheus`, `resilience-opentelemetry`) configure their histograms with
+/// these, so a dashboard's `histogram_quantile` reads the same buckets everywhere.
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 /// The type of a metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricType {
@@ -113,6 +121,11 @@ macro_rules! metrics_table {
         )*
         /// Every metric this crate records, as in the table of the [module docs](self).
         pub const METRICS: &[Metric] = &[$($id),*];
+
+        /// The metric of [`METRICS`] named `name`, if there is one.
+        pub fn metric(name: &str) -> Option<&'static Metric> {
+            METRICS.iter().find(|metric| metric.name == name)
+        }
     };
 }
 

@@ -148,14 +148,14 @@ impl RedisCircuitBreakerBuilder {
                 ConfigProblem::TooSmall { min: 1.0 },
             ));
         }
-        let state_key = format!("{}:cb:{{{}}}", self.prefix, keys::escape(self.local.name()));
+        let [probes_key, votes_key, state_key] = keys::breaker(&self.prefix, self.local.name());
         let (sender, receiver) = mpsc::unbounded_channel();
         let seen = Arc::new(Mutex::new(Known::default()));
         self.local
             .set_transition_hook(hook::hook(sender.clone(), Arc::clone(&seen)));
         let inner = Arc::new(Inner {
-            probes_key: format!("{state_key}:probes"),
-            votes_key: format!("{state_key}:votes"),
+            probes_key,
+            votes_key,
             state_key,
             local: self.local,
             backend: self.backend,

@@ -286,7 +286,12 @@ impl RedisBackend {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            tokio::spawn(health_check(Arc::downgrade(&self.inner)));
+            // Outside a runtime (a connection closed during shutdown) there is nothing to
+            // check with; the next call from within one starts the checker.
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(health_check(Arc::downgrade(&self.inner)))),
+                Err(_) => inner.probing.store(false, Ordering::Release),
+            }
         }
     }
 }
@@ -427,6 +432,12 @@ impl RedisBackendBuilder {
                 outages: AtomicU64::new(0),
             }),
         };
+        let weak = Arc::downgrade(&backend.inner);
+        backend.inner.subscriptions.on_lost(move || {
+            if let Some(inner) = weak.upgrade() {
+                RedisBackend { inner }.mark_down(&BackendError::disconnected());
+            }
+        });
         // The first call also opens the connection, so it gets the connect timeout.
         let mut connection = backend.connection();
         let command = redis::cmd("PING");

@@ -61,6 +61,13 @@ impl BackendError {
         }
     }
 
+    pub(crate) fn disconnected() -> Self {
+        Self {
+            kind: Kind::Connection,
+            message: "the connection to redis was lost".to_owned(),
+        }
+    }
+
     pub(crate) fn unexpected(what: impl Into<String>) -> Self {
         Self {
             kind: Kind::Other,

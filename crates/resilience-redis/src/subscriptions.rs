@@ -5,19 +5,28 @@
 //! cost a round trip but never apply a wrong state.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use redis::aio::{AsyncPushSender, SendError};
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::Notify;
 
+/// Called when a connection carrying subscriptions is lost.
+type OnLost = Box<dyn Fn() + Send + Sync>;
+
 /// The channels this backend's components listen to.
 #[derive(Default)]
 pub(crate) struct Subscriptions {
     channels: Mutex<HashMap<Vec<u8>, Vec<Weak<Notify>>>>,
+    on_lost: OnceLock<OnLost>,
 }
 
 impl Subscriptions {
+    /// Sets what to do when the connection is lost (once; later calls are ignored).
+    pub(crate) fn on_lost(&self, f: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_lost.set(Box::new(f));
+    }
+
     /// Adds a listener to `channel`.
     pub(crate) fn register(&self, channel: &str, listener: &Arc<Notify>) {
         let mut channels = self.lock();
@@ -67,6 +76,13 @@ impl AsyncPushSender for PushSink {
         // A confirmed subscription also nudges: after a reconnect the `redis` crate
         // subscribes again, and messages published in the gap were lost, so listeners read
         // the state once to catch up.
+        // A lost connection is an outage even if no call noticed it yet: a backend used only
+        // by listeners would otherwise never find a Sentinel's new primary.
+        if info.kind == PushKind::Disconnection {
+            if let Some(on_lost) = self.0.on_lost.get() {
+                on_lost();
+            }
+        }
         if matches!(info.kind, PushKind::Message | PushKind::Subscribe) {
             if let Some(Value::BulkString(channel)) = info.data.first() {
                 self.0.nudge(channel);

@@ -41,7 +41,8 @@ pub(crate) struct Endpoint {
 #[derive(Clone)]
 enum Blocking {
     Server(Client),
-    Cluster(ClusterClient),
+    // Boxed: far larger than the other variant, and cloned only for blocking calls.
+    Cluster(Box<ClusterClient>),
 }
 
 /// What the backend keeps to find Redis again.
@@ -50,7 +51,7 @@ pub(crate) enum Locator {
     /// cluster's topology) by itself.
     Fixed,
     /// Asks Sentinel for the current primary.
-    Sentinel(tokio::sync::Mutex<SentinelClient>),
+    Sentinel(Box<tokio::sync::Mutex<SentinelClient>>),
 }
 
 fn error(error: &RedisError) -> BackendError {
@@ -77,7 +78,7 @@ fn manager_config(timeouts: Timeouts, push: &PushSink) -> ConnectionManagerConfi
 
 /// A lazy connection manager for one server's client (nothing connects until first use).
 fn server_endpoint(
-    client: Client,
+    client: &Client,
     timeouts: Timeouts,
     push: &PushSink,
 ) -> Result<Endpoint, BackendError> {
@@ -105,7 +106,7 @@ impl Deployment {
         match self {
             Self::Server(url) => {
                 let client = Client::open(url.as_str()).map_err(|e| error(&e))?;
-                Ok((server_endpoint(client, timeouts, push)?, Locator::Fixed))
+                Ok((server_endpoint(&client, timeouts, push)?, Locator::Fixed))
             }
             Self::Cluster(nodes) => {
                 let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
@@ -125,7 +126,7 @@ impl Deployment {
                 Ok((
                     Endpoint {
                         connection: RedisConnection::cluster(connection),
-                        blocking: Some(Blocking::Cluster(client)),
+                        blocking: Some(Blocking::Cluster(Box::new(client))),
                     },
                     Locator::Fixed,
                 ))
@@ -147,7 +148,7 @@ impl Deployment {
                     SentinelServerType::Master,
                 )
                 .map_err(|e| error(&e))?;
-                let locator = Locator::Sentinel(tokio::sync::Mutex::new(client));
+                let locator = Locator::Sentinel(Box::new(tokio::sync::Mutex::new(client)));
                 let endpoint = match locator.locate(timeouts, push).await {
                     Ok(Some(endpoint)) => endpoint,
                     _ => Endpoint {
@@ -178,7 +179,7 @@ impl Locator {
             .await
             .map_err(|_| BackendError::timeout(timeouts.connect))?
             .map_err(|e| error(&e))?;
-        server_endpoint(client, timeouts, push).map(Some)
+        server_endpoint(&client, timeouts, push).map(Some)
     }
 }
 

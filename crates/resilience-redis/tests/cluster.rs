@@ -135,6 +135,68 @@ async fn limiters_and_the_shared_breaker_run_on_a_cluster() {
     assert!(b.metrics().probes_granted >= 1);
 }
 
+/// Resharding under a limiter and a breaker: `ASK` while the slot migrates, `MOVED` after.
+/// One-key scripts (a limiter's decision, a breaker's read) follow both inside one call,
+/// with no error. A multi-key script whose keys are half migrated gets `TRYAGAIN` from
+/// Redis: the failure policy answers meanwhile, and the write is made once the slot has
+/// settled, by itself. The budget and the breaker state travel with their slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moved_and_ask_redirections_are_followed() {
+    let cluster = RedisCluster::start().await.unwrap();
+    let backend = backend(&cluster).await;
+    let limiter = RedisRateLimiter::builder("api", &backend)
+        .rate(Rate::per_hour(4))
+        .failure_policy(FailurePolicy::FailClosed)
+        .build()
+        .unwrap();
+    let start = |backend: RedisBackend| async move {
+        RedisCircuitBreaker::builder(local("ada", Duration::from_secs(600)), &backend)
+            .sync_interval(Duration::from_millis(500))
+            .start()
+            .await
+            .unwrap()
+    };
+    let breaker = start(backend.clone()).await;
+    let watcher = start(self::backend(&cluster).await).await;
+    assert!(limiter.check("ada").await.is_allowed());
+    breaker.trip();
+    eventually(Duration::from_secs(5), "the watcher follows the trip", || async {
+        watcher.state() == CircuitState::Open
+    })
+    .await;
+
+    // The breaker "ada" has the same hash tag as the key "ada": one slot for both.
+    let key = limiter.redis_key("ada");
+    let moving = cluster.migrate_slot_of(&key).await.unwrap();
+    assert_ne!(cluster.primary_of(&key).await.unwrap(), moving.to());
+    assert!(limiter.check("ada").await.is_allowed(), "through ASK");
+    assert_eq!(
+        watcher.shared_state().await.unwrap().state,
+        CircuitState::Open,
+        "read through ASK"
+    );
+    assert_eq!(limiter.metrics().backend_errors, 0);
+    assert_eq!(watcher.metrics().backend_errors, 0);
+    // The reset touches three keys, of which only the state has moved: TRYAGAIN.
+    breaker.reset();
+    moving.finish(&cluster).await.unwrap();
+    eventually(Duration::from_secs(30), "the reset is written after the move", || async {
+        watcher.state() == CircuitState::Closed
+    })
+    .await;
+    eventually(Duration::from_secs(30), "Redis decides again", || async {
+        backend.is_healthy()
+    })
+    .await;
+    assert!(limiter.check("ada").await.is_allowed(), "through MOVED");
+    assert!(limiter.check("ada").await.is_allowed());
+    assert_eq!(
+        limiter.check("ada").await.denial(),
+        Some(Denial::RateExceeded),
+        "the budget moved with its slot"
+    );
+}
+
 /// Waits until the replicas have every write made so far (`WAIT` on every primary).
 async fn replicated(backend: &RedisBackend) {
     let acked: i64 = redis::cmd("WAIT")

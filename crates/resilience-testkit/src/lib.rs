@@ -51,6 +51,6 @@ mod scratch;
 pub use events::EventRecorder;
 pub use flaky::{Flaky, FlakyBuilder, FlakyError};
 pub use prometheus_server::PrometheusServer;
-pub use redis_cluster::RedisCluster;
+pub use redis_cluster::{RedisCluster, SlotMove};
 pub use redis_sentinel::RedisSentinel;
 pub use redis_server::RedisServer;

@@ -138,6 +138,70 @@ impl RedisCluster {
         owner(&nodes, slot).ok_or_else(|| io::Error::other(format!("nobody serves slot {slot}")))
     }
 
+    /// Starts moving the slot of `key` to another primary, as resharding does: the target
+    /// is marked importing and the owner migrating, and every key of the slot is migrated.
+    /// Until [`SlotMove::finish`], the owner answers requests for the slot's keys with
+    /// `ASK` redirections; afterwards, clients that still know the old owner get `MOVED`.
+    ///
+    /// # Errors
+    ///
+    /// If a node refuses a step, or `redis-cli` is not on `PATH`.
+    pub async fn migrate_slot_of(&self, key: &str) -> io::Result<SlotMove> {
+        let from = self.primary_of(key).await?;
+        let alive = self.alive().await;
+        let node = |port: u16| {
+            alive
+                .iter()
+                .copied()
+                .find(|node| node.port() == port)
+                .ok_or_else(|| io::Error::other(format!("no running node on port {port}")))
+        };
+        let Reply::Integer(slot) = node(from)?.command(&["CLUSTER", "KEYSLOT", key]).await? else {
+            return Err(io::Error::other("CLUSTER KEYSLOT gave no integer"));
+        };
+        let slot = slot.to_string();
+        let mut to = None;
+        for candidate in &alive {
+            let info = candidate.text(&["INFO", "replication"]).await?;
+            if candidate.port() != from && info.lines().any(|l| l.trim() == "role:master") {
+                to = Some(candidate.port());
+                break;
+            }
+        }
+        let to = to.ok_or_else(|| io::Error::other("no other primary"))?;
+        let id = |port: u16| async move {
+            match node(port)?.command(&["CLUSTER", "MYID"]).await? {
+                Reply::Bulk(Some(id)) => Ok::<_, io::Error>(String::from_utf8_lossy(&id).into_owned()),
+                other => Err(io::Error::other(format!("CLUSTER MYID answered {other:?}"))),
+            }
+        };
+        let (from_id, to_id) = (id(from).await?, id(to).await?);
+        expect_ok(node(to)?, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]).await?;
+        expect_ok(node(from)?, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]).await?;
+        // The keys of the slot: an array reply, which the probe protocol does not read.
+        let output = Command::new("redis-cli")
+            .args(["-p", &from.to_string(), "--raw"])
+            .args(["CLUSTER", "GETKEYSINSLOT", &slot, "1000"])
+            .stdin(Stdio::null())
+            .output()
+            .await?;
+        let keys = String::from_utf8_lossy(&output.stdout).into_owned();
+        let to_port = to.to_string();
+        for key in keys.lines().filter(|line| !line.is_empty()) {
+            let args = ["MIGRATE", "127.0.0.1", &to_port, key, "0", "5000"];
+            match node(from)?.command(&args).await? {
+                Reply::Simple(ok) if ok == "OK" || ok == "NOKEY" => {}
+                other => return Err(io::Error::other(format!("MIGRATE answered {other:?}"))),
+            }
+        }
+        Ok(SlotMove {
+            slot,
+            from,
+            to,
+            to_id,
+        })
+    }
+
     /// Waits until the cluster has replaced the primary on `killed`: the running nodes
     /// agree it failed, and every one reports `cluster_state:ok` again.
     ///
@@ -222,6 +286,53 @@ impl RedisCluster {
             tokio::time::sleep(POLL_INTERVAL).await;
         }
         Ok(())
+    }
+}
+
+/// A slot on its way from one primary to another: see
+/// [`RedisCluster::migrate_slot_of`].
+#[derive(Debug)]
+pub struct SlotMove {
+    slot: String,
+    from: u16,
+    to: u16,
+    to_id: String,
+}
+
+impl SlotMove {
+    /// The port of the primary the slot leaves.
+    pub fn from(&self) -> u16 {
+        self.from
+    }
+
+    /// The port of the primary the slot moves to.
+    pub fn to(&self) -> u16 {
+        self.to
+    }
+
+    /// Gives the slot to its new owner on every primary, ending the migration.
+    ///
+    /// # Errors
+    ///
+    /// If a primary refuses.
+    pub async fn finish(self, cluster: &RedisCluster) -> io::Result<()> {
+        for node in cluster.alive().await {
+            let info = node.text(&["INFO", "replication"]).await?;
+            if info.lines().any(|l| l.trim() == "role:master") {
+                expect_ok(node, &["CLUSTER", "SETSLOT", &self.slot, "NODE", &self.to_id]).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn expect_ok(node: &RedisServer, args: &[&str]) -> io::Result<()> {
+    match node.command(args).await? {
+        Reply::Simple(ok) if ok == "OK" => Ok(()),
+        other => Err(io::Error::other(format!(
+            "port {} answered {other:?} to {args:?}",
+            node.port()
+        ))),
     }
 }
 

@@ -74,13 +74,10 @@ fn main() {
             .expect("SCRIPT LOAD");
         (limiter(&backend), sha)
     });
-    let clustered = runtime.block_on(async {
-        limiter(&connect(RedisBackend::cluster(cluster.urls())).await)
-    });
+    let clustered =
+        runtime.block_on(async { limiter(&connect(RedisBackend::cluster(cluster.urls())).await) });
 
-    println!(
-        "redis rate-limit decisions per second, GCRA over {KEYS} keys ({seconds} s per run)"
-    );
+    println!("redis rate-limit decisions per second, GCRA over {KEYS} keys ({seconds} s per run)");
     println!(
         "{:<16} {:>14} {:>16} {:>18}",
         "", "ours, 1 node", "redis-benchmark", "ours, 3 primaries"
@@ -231,7 +228,10 @@ async fn propagation(server: &RedisServer, trips: usize) -> Vec<Duration> {
         tripping.trip();
         while watched.state() != CircuitState::Open {
             tokio::task::yield_now().await;
-            assert!(tripped.elapsed() < Duration::from_secs(10), "no propagation");
+            assert!(
+                tripped.elapsed() < Duration::from_secs(10),
+                "no propagation"
+            );
         }
         delays.push(tripped.elapsed());
         until(CircuitState::Open).await;
@@ -253,7 +253,13 @@ fn redis_benchmark(port: u16, sha: &str, concurrency: usize, requests: u64) -> O
     let output = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(["-c", &concurrency.to_string()])
-        .args(["-n", &requests.to_string(), "-r", &KEYS.to_string(), "--csv"])
+        .args([
+            "-n",
+            &requests.to_string(),
+            "-r",
+            &KEYS.to_string(),
+            "--csv",
+        ])
         .args([
             "EVALSHA",
             sha,
@@ -271,9 +277,17 @@ fn redis_benchmark(port: u16, sha: &str, concurrency: usize, requests: u64) -> O
 /// "p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms".
 fn parse_csv(text: &str) -> Option<Peer> {
     let mut lines = text.lines().filter(|line| line.starts_with('"'));
-    let header: Vec<&str> = lines.next()?.split(',').map(|f| f.trim_matches('"')).collect();
+    let header: Vec<&str> = lines
+        .next()?
+        .split(',')
+        .map(|f| f.trim_matches('"'))
+        .collect();
     // The test name contains no comma (EVALSHA, its hash and plain arguments).
-    let row: Vec<&str> = lines.next()?.split(',').map(|f| f.trim_matches('"')).collect();
+    let row: Vec<&str> = lines
+        .next()?
+        .split(',')
+        .map(|f| f.trim_matches('"'))
+        .collect();
     let field = |name: &str| -> Option<f64> {
         let index = header.iter().position(|h| *h == name)?;
         row.get(index)?.parse().ok()

@@ -83,7 +83,9 @@ fn server_endpoint(
     push: &PushSink,
 ) -> Result<Endpoint, BackendError> {
     let info = client.get_connection_info().clone();
-    let info = info.clone().set_redis_settings(resp3(info.redis_settings()));
+    let info = info
+        .clone()
+        .set_redis_settings(resp3(info.redis_settings()));
     let client = Client::open(info).map_err(|e| error(&e))?;
     let manager =
         ConnectionManager::new_lazy_with_config(client.clone(), manager_config(timeouts, push))

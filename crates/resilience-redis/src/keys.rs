@@ -99,11 +99,7 @@ pub(crate) fn tagged(base: &str, key: &str) -> String {
 /// votes, all tagged with the name so that they share one slot.
 pub(crate) fn breaker(prefix: &str, name: &str) -> [String; 3] {
     let state = tagged(&format!("{prefix}:cb:"), name);
-    [
-        format!("{state}:probes"),
-        format!("{state}:votes"),
-        state,
-    ]
+    [format!("{state}:probes"), format!("{state}:votes"), state]
 }
 
 /// `{base}{<key>}:{rate}`: the budget of `key` at a per-call `rate`.
@@ -190,7 +186,11 @@ mod tests {
         for name in &many {
             let [probes, votes, state] = breaker("resilience", name);
             let slot = Slot::for_key(&state);
-            assert_eq!(Slot::for_key(&probes), slot, "{name:?}: {probes} vs {state}");
+            assert_eq!(
+                Slot::for_key(&probes),
+                slot,
+                "{name:?}: {probes} vs {state}"
+            );
             assert_eq!(Slot::for_key(&votes), slot, "{name:?}: {votes} vs {state}");
             slots.insert(slot);
             // The logical key decides the slot, not the limiter: one user's budgets under
@@ -198,9 +198,17 @@ mod tests {
             let base = base("resilience", "gcra", name);
             let key = tagged(&base, name);
             let minute = tagged_with_rate(&base, name, &Rate::per_minute(10));
-            assert_eq!(Slot::for_key(&key), Slot::for_key(&minute), "{key} vs {minute}");
+            assert_eq!(
+                Slot::for_key(&key),
+                Slot::for_key(&minute),
+                "{key} vs {minute}"
+            );
         }
-        assert!(slots.len() > 400, "breakers spread over {} slots", slots.len());
+        assert!(
+            slots.len() > 400,
+            "breakers spread over {} slots",
+            slots.len()
+        );
         // An empty name is a tag of its own, not an empty tag hashed as the whole key.
         assert_eq!(breaker("resilience", "")[2], "resilience:cb:{%e}");
         assert_ne!(tagged("b:", ""), tagged("b:", "%e"));

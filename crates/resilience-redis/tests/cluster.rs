@@ -82,7 +82,11 @@ async fn limiters_and_the_shared_breaker_run_on_a_cluster() {
             let key = format!("user-{user}");
             for check in 0..4 {
                 let decision = limiter.check(&key).await;
-                assert_eq!(decision.is_allowed(), check < 3, "{algorithm:?} {key} #{check}");
+                assert_eq!(
+                    decision.is_allowed(),
+                    check < 3,
+                    "{algorithm:?} {key} #{check}"
+                );
             }
             primaries.insert(cluster.primary_of(&limiter.redis_key(&key)).await.unwrap());
         }
@@ -108,19 +112,25 @@ async fn limiters_and_the_shared_breaker_run_on_a_cluster() {
     .await;
     assert!(b.call(|| async { Ok::<_, ()>(()) }).await.is_err());
     // After the open period a probe through b closes the circuit for both.
-    eventually(Duration::from_secs(10), "a probe closes the circuit", || async {
-        let _ = b.call(|| async { Ok::<_, ()>(()) }).await;
-        b.shared_state().await.unwrap().state == CircuitState::Closed
-    })
+    eventually(
+        Duration::from_secs(10),
+        "a probe closes the circuit",
+        || async {
+            let _ = b.call(|| async { Ok::<_, ()>(()) }).await;
+            b.shared_state().await.unwrap().state == CircuitState::Closed
+        },
+    )
     .await;
     eventually(Duration::from_secs(5), "a follows the close", || async {
         a.state() == CircuitState::Closed
     })
     .await;
     a.trip();
-    eventually(Duration::from_secs(5), "b follows the second trip", || async {
-        b.state() == CircuitState::Open
-    })
+    eventually(
+        Duration::from_secs(5),
+        "b follows the second trip",
+        || async { b.state() == CircuitState::Open },
+    )
     .await;
     b.reset();
     eventually(Duration::from_secs(5), "a follows the reset", || async {
@@ -160,9 +170,11 @@ async fn moved_and_ask_redirections_are_followed() {
     let watcher = start(self::backend(&cluster).await).await;
     assert!(limiter.check("ada").await.is_allowed());
     breaker.trip();
-    eventually(Duration::from_secs(5), "the watcher follows the trip", || async {
-        watcher.state() == CircuitState::Open
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the watcher follows the trip",
+        || async { watcher.state() == CircuitState::Open },
+    )
     .await;
 
     // The breaker "ada" has the same hash tag as the key "ada": one slot for both.
@@ -180,9 +192,11 @@ async fn moved_and_ask_redirections_are_followed() {
     // The reset touches three keys, of which only the state has moved: TRYAGAIN.
     breaker.reset();
     moving.finish(&cluster).await.unwrap();
-    eventually(Duration::from_secs(30), "the reset is written after the move", || async {
-        watcher.state() == CircuitState::Closed
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the reset is written after the move",
+        || async { watcher.state() == CircuitState::Closed },
+    )
     .await;
     eventually(Duration::from_secs(30), "Redis decides again", || async {
         backend.is_healthy()
@@ -260,7 +274,10 @@ async fn a_killed_primary_fails_over_and_decisions_return_to_redis() {
             }
         }
     });
-    let killed = cluster.kill_primary_of(&limiter.redis_key("ada")).await.unwrap();
+    let killed = cluster
+        .kill_primary_of(&limiter.redis_key("ada"))
+        .await
+        .unwrap();
     assert_eq!(killed, victim);
     eventually(Duration::from_secs(30), "the policy answers", || async {
         unavailable.load(Ordering::Relaxed) > 0

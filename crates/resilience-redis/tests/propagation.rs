@@ -52,7 +52,11 @@ fn watch(breaker: RedisCircuitBreaker) -> JoinHandle<(Instant, u32)> {
                 }
                 Err(_) => break Instant::now(),
             }
-            assert!(Instant::now() < deadline, "{} never rejected", breaker.name());
+            assert!(
+                Instant::now() < deadline,
+                "{} never rejected",
+                breaker.name()
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
         for _ in 0..20 {
@@ -74,10 +78,16 @@ async fn trip_and_watch(
     let tripped = Instant::now();
     let failed: Result<(), _> = a.call(|| async { Err::<(), _>("boom") }).await;
     assert!(failed.is_err());
-    assert!(a.acquire().await.is_err(), "the tripping instance rejects at once");
+    assert!(
+        a.acquire().await.is_err(),
+        "the tripping instance rejects at once"
+    );
     let (b_at, b_admitted) = wb.await.unwrap();
     let (c_at, c_admitted) = wc.await.unwrap();
-    assert!(b_admitted > 0 && c_admitted > 0, "both admitted before the trip");
+    assert!(
+        b_admitted > 0 && c_admitted > 0,
+        "both admitted before the trip"
+    );
     // Ordering: the followers reject after the trip, never before.
     assert!(b_at >= tripped && c_at >= tripped);
     [b_at - tripped, c_at - tripped]
@@ -97,7 +107,10 @@ async fn a_trip_reaches_the_other_instances_before_their_poll() {
     assert!(started.elapsed() < POLL, "no poll ran: pub/sub did it");
     for follower in [&b, &c] {
         let metrics = follower.metrics();
-        assert_eq!(metrics.applied, 1, "one shared transition applied: {metrics:?}");
+        assert_eq!(
+            metrics.applied, 1,
+            "one shared transition applied: {metrics:?}"
+        );
         assert_eq!(metrics.writes, 0, "followers write nothing: {metrics:?}");
     }
     assert_eq!(a.metrics().writes, 1);
@@ -132,5 +145,8 @@ async fn subscriptions_come_back_after_a_redis_restart() {
     }
     let [to_b, to_c] = trip_and_watch(&a, &b, &c).await;
     println!("after a restart, the trip reached b after {to_b:?}, c after {to_c:?}");
-    assert!(started.elapsed() < POLL, "no poll ran: the renewed subscriptions did it");
+    assert!(
+        started.elapsed() < POLL,
+        "no poll ran: the renewed subscriptions did it"
+    );
 }

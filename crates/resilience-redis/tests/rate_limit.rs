@@ -402,7 +402,10 @@ async fn each_failure_policy_applies_during_an_outage_and_redis_takes_over_again
     );
 
     let metrics = open.metrics();
-    assert!(metrics.timeouts + metrics.backend_errors <= 1, "{metrics:?}");
+    assert!(
+        metrics.timeouts + metrics.backend_errors <= 1,
+        "{metrics:?}"
+    );
     assert_eq!(metrics.fallbacks_allowed, 2);
     assert!(!metrics.backend_healthy);
     assert_eq!(closed.metrics().fallbacks_denied, 1);

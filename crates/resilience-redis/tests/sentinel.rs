@@ -126,8 +126,10 @@ async fn a_sentinel_failover_is_followed_under_load() {
     // Pub/sub follows the move too: a reset on the newcomer reaches a and b long before
     // their 60 s poll.
     c.reset();
-    eventually(Duration::from_secs(10), "a and b follow the reset", || async {
-        a.state() == CircuitState::Closed && b.state() == CircuitState::Closed
-    })
+    eventually(
+        Duration::from_secs(10),
+        "a and b follow the reset",
+        || async { a.state() == CircuitState::Closed && b.state() == CircuitState::Closed },
+    )
     .await;
 }

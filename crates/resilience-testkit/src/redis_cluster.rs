@@ -55,7 +55,7 @@ impl RedisCluster {
     pub async fn start() -> io::Result<Self> {
         let mut nodes = Vec::with_capacity(PRIMARIES * 2);
         for _ in 0..PRIMARIES * 2 {
-            nodes.push(RedisServer::start_as(Mode::ClusterNode).await?);
+            nodes.push(RedisServer::start_as(Mode::ClusterNode { bus: 0 }).await?);
         }
         let cluster = Self { nodes };
         let addresses: Vec<String> = cluster
@@ -171,13 +171,23 @@ impl RedisCluster {
         let to = to.ok_or_else(|| io::Error::other("no other primary"))?;
         let id = |port: u16| async move {
             match node(port)?.command(&["CLUSTER", "MYID"]).await? {
-                Reply::Bulk(Some(id)) => Ok::<_, io::Error>(String::from_utf8_lossy(&id).into_owned()),
+                Reply::Bulk(Some(id)) => {
+                    Ok::<_, io::Error>(String::from_utf8_lossy(&id).into_owned())
+                }
                 other => Err(io::Error::other(format!("CLUSTER MYID answered {other:?}"))),
             }
         };
         let (from_id, to_id) = (id(from).await?, id(to).await?);
-        expect_ok(node(to)?, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]).await?;
-        expect_ok(node(from)?, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]).await?;
+        expect_ok(
+            node(to)?,
+            &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id],
+        )
+        .await?;
+        expect_ok(
+            node(from)?,
+            &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id],
+        )
+        .await?;
         // The keys of the slot: an array reply, which the probe protocol does not read.
         let output = Command::new("redis-cli")
             .args(["-p", &from.to_string(), "--raw"])
@@ -319,7 +329,11 @@ impl SlotMove {
         for node in cluster.alive().await {
             let info = node.text(&["INFO", "replication"]).await?;
             if info.lines().any(|l| l.trim() == "role:master") {
-                expect_ok(node, &["CLUSTER", "SETSLOT", &self.slot, "NODE", &self.to_id]).await?;
+                expect_ok(
+                    node,
+                    &["CLUSTER", "SETSLOT", &self.slot, "NODE", &self.to_id],
+                )
+                .await?;
             }
         }
         Ok(())

@@ -73,8 +73,9 @@ pub(crate) enum Mode {
     /// A stand-alone server.
     Plain,
     /// A node of a Redis Cluster (not yet joined), with a short node timeout so failovers
-    /// take about a second.
-    ClusterNode,
+    /// take about a second. Its cluster bus listens on `bus` (a free port of its own,
+    /// rather than the default port + 10000, which may be taken or past 65535).
+    ClusterNode { bus: u16 },
     /// A `redis-sentinel` monitoring the primary on `primary` as `service`, with a short
     /// down-after time so failovers take a few seconds.
     Sentinel { service: String, primary: u16 },
@@ -106,6 +107,9 @@ impl RedisServer {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             server.port = scratch::free_port()?;
+            if let Mode::ClusterNode { bus } = &mut server.mode {
+                *bus = scratch::free_port()?;
+            }
             match server.spawn_and_wait().await {
                 Ok(()) => return Ok(server),
                 // An early exit is most likely a lost race for the port: try another one.
@@ -303,11 +307,15 @@ impl RedisServer {
             }
             _ => Command::new("redis-server"),
         };
-        if matches!(self.mode, Mode::ClusterNode) {
+        if let Mode::ClusterNode { bus } = self.mode {
             command
                 .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-port", &bus.to_string()])
                 .args(["--cluster-config-file", "nodes.conf"])
-                .args(["--cluster-node-timeout", &DOWN_AFTER.as_millis().to_string()])
+                .args([
+                    "--cluster-node-timeout",
+                    &DOWN_AFTER.as_millis().to_string(),
+                ])
                 // A replica may always take over, however long its link was down: the
                 // tests kill primaries and want the failover, not a stalled cluster.
                 .args(["--cluster-replica-validity-factor", "0"]);

@@ -77,6 +77,18 @@
 //! when Redis answers again. [`FailurePolicy::FailClosed`] rejects every call while the
 //! backend is unhealthy.
 //!
+//! # Failover
+//!
+//! On a Redis Cluster or behind Sentinel, the shared record lives on one primary and its
+//! replicas. After a failover the promoted replica holds whatever it had received: usually
+//! everything, so the shared state **survives** (a trip made before the failover still opens
+//! newcomers' breakers). If the replica missed the last writes, the state is **rebuilt**: the
+//! instances notice the record went back in time (or lost its lifetime) and give it a new
+//! epoch, and an instance whose breaker is open writes its trip again. While a slot migrates
+//! between cluster nodes, Redis refuses a script whose keys are only partly moved
+//! (`TRYAGAIN`); the breaker treats that like an outage and writes its transition once the
+//! slot has settled.
+//!
 //! # Keys
 //!
 //! For a breaker named `payments`, with the default prefix (the name inside the hash tag, so

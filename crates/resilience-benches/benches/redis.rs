@@ -8,8 +8,8 @@
 //!
 //! Not criterion: what matters here is throughput at a given concurrency (1 and 50 callers
 //! in flight), which a timing loop measures directly. The bench starts a private
-//! `redis-server` and a private Redis Cluster (three primaries, three replicas,
-//! `resilience-testkit`), then:
+//! `redis-server` and a private Redis Cluster (three primaries without replicas, so that
+//! the servers do only the clients' work; `resilience-testkit`), then:
 //!
 //! * `ours`: a `RedisRateLimiter` (GCRA) on one `RedisBackend` (one multiplexed
 //!   connection, or one per cluster node), `concurrency` tasks each calling `check` in a
@@ -21,7 +21,7 @@
 //!   no client logic; its requests per second and p50/p99 latency.
 //! * propagation: three `RedisCircuitBreaker`s on three backends (as three processes would
 //!   have) share one breaker with a one-minute poll; one trips, and we time until another
-//!   rejects (pub/sub), 200 times.
+//!   opens (its `circuit_opened` event, so nothing spins while waiting), 200 times.
 //!
 //! Every decision is allowed (10⁹ per second, rounded to one per microsecond on the server)
 //! so the script always takes its write path. Run outside `cargo bench` (no `--bench`
@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
+use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerEvent, CircuitState};
 use resilience::rate_limit::RateLimiter;
 use resilience::Rate;
 use resilience_redis::{redis, RedisBackend, RedisCircuitBreaker, RedisRateLimiter};
@@ -61,7 +61,7 @@ fn main() {
         .block_on(RedisServer::start())
         .expect("redis-server on PATH");
     let cluster = runtime
-        .block_on(RedisCluster::start())
+        .block_on(RedisCluster::start_primaries_only())
         .expect("a local Redis Cluster");
     let (single, sha) = runtime.block_on(async {
         let backend = connect(RedisBackend::builder(server.url())).await;
@@ -217,26 +217,38 @@ async fn propagation(server: &RedisServer, trips: usize) -> Vec<Duration> {
             let deadline = Instant::now() + Duration::from_secs(10);
             while instances.iter().any(|breaker| breaker.state() != state) {
                 assert!(Instant::now() < deadline, "no propagation");
-                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
     };
+    // Each instance reports when its local breaker opens: the moment it starts rejecting.
+    let (opened, mut openings) = tokio::sync::mpsc::unbounded_channel();
+    for (index, breaker) in instances.iter().enumerate() {
+        let opened = opened.clone();
+        breaker
+            .local()
+            .events()
+            .on(CircuitBreakerEvent::CIRCUIT_OPENED, move |_| {
+                let _ = opened.send((index, Instant::now()));
+            });
+    }
     let mut delays = Vec::with_capacity(trips);
     for trip in 0..trips {
-        let (tripping, watched) = (&instances[trip % 3], &instances[(trip + 1) % 3]);
+        let (tripping, watched) = (trip % 3, (trip + 1) % 3);
         let tripped = Instant::now();
-        tripping.trip();
-        while watched.state() != CircuitState::Open {
-            tokio::task::yield_now().await;
-            assert!(
-                tripped.elapsed() < Duration::from_secs(10),
-                "no propagation"
-            );
-        }
-        delays.push(tripped.elapsed());
+        instances[tripping].trip();
+        let at = loop {
+            let next = tokio::time::timeout(Duration::from_secs(10), openings.recv());
+            match next.await.expect("no propagation").expect("listeners") {
+                (index, at) if index == watched => break at,
+                _ => {}
+            }
+        };
+        delays.push(at - tripped);
         until(CircuitState::Open).await;
-        tripping.reset();
+        instances[tripping].reset();
         until(CircuitState::Closed).await;
+        while openings.try_recv().is_ok() {}
     }
     delays
 }

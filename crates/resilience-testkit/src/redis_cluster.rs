@@ -42,6 +42,8 @@ const PRIMARIES: usize = 3;
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    /// Replicas per primary.
+    replicas: usize,
 }
 
 impl RedisCluster {
@@ -53,11 +55,27 @@ impl RedisCluster {
     /// `NotFound` if `redis-server` or `redis-cli` is not on `PATH`; `TimedOut` if the
     /// cluster does not settle within a minute; any other error if `redis-cli` fails.
     pub async fn start() -> io::Result<Self> {
-        let mut nodes = Vec::with_capacity(PRIMARIES * 2);
-        for _ in 0..PRIMARIES * 2 {
+        Self::start_with(1).await
+    }
+
+    /// Three primaries and no replicas: all the servers' work is the clients', which is
+    /// what a throughput measurement wants (a replica applies every write again). A killed
+    /// primary is not replaced.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub async fn start_primaries_only() -> io::Result<Self> {
+        Self::start_with(0).await
+    }
+
+    async fn start_with(replicas: usize) -> io::Result<Self> {
+        let count = PRIMARIES * (1 + replicas);
+        let mut nodes = Vec::with_capacity(count);
+        for _ in 0..count {
             nodes.push(RedisServer::start_as(Mode::ClusterNode { bus: 0 }).await?);
         }
-        let cluster = Self { nodes };
+        let cluster = Self { nodes, replicas };
         let addresses: Vec<String> = cluster
             .nodes
             .iter()
@@ -66,7 +84,7 @@ impl RedisCluster {
         let output = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addresses)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .await
@@ -258,7 +276,7 @@ impl RedisCluster {
                 }
             }
         }
-        replicas == PRIMARIES
+        replicas == PRIMARIES * self.replicas
     }
 
     async fn all_see_failed(&self, killed: u16) -> bool {

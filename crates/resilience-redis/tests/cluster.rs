@@ -22,6 +22,10 @@ use tokio::time::Instant;
 
 const CALL_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// One cluster at a time: six nodes each are plenty for a two-core machine, and a node
+/// starved of CPU past its node timeout would be failed over by its peers.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn backend(cluster: &RedisCluster) -> RedisBackend {
     RedisBackend::cluster(cluster.urls())
         .call_timeout(CALL_TIMEOUT)
@@ -65,6 +69,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limiters_and_the_shared_breaker_run_on_a_cluster() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let cluster = RedisCluster::start().await.unwrap();
     let backend = backend(&cluster).await;
     assert!(backend.is_cluster());
@@ -152,6 +157,7 @@ async fn limiters_and_the_shared_breaker_run_on_a_cluster() {
 /// settled, by itself. The budget and the breaker state travel with their slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moved_and_ask_redirections_are_followed() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let cluster = RedisCluster::start().await.unwrap();
     let backend = backend(&cluster).await;
     let limiter = RedisRateLimiter::builder("api", &backend)
@@ -224,6 +230,7 @@ async fn replicated(backend: &RedisBackend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_primary_fails_over_and_decisions_return_to_redis() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let mut cluster = RedisCluster::start().await.unwrap();
     let backend = backend(&cluster).await;
     // Per hour, so that no unit comes back however long the failover takes.

@@ -123,8 +123,13 @@ async fn a_sentinel_failover_is_followed_under_load() {
     let c = shared(&self::backend(&group).await, "payments").await;
     assert_eq!(c.state(), CircuitState::Open);
 
-    // Pub/sub follows the move too: a reset on the newcomer reaches a and b long before
-    // their 60 s poll.
+    // Pub/sub follows the move too: once every backend has moved (b's saw no call, only
+    // its lost connection), a reset on the newcomer reaches a and b long before their 60 s
+    // poll.
+    eventually(Duration::from_secs(30), "every backend moved", || async {
+        a.metrics().backend_healthy && b.metrics().backend_healthy
+    })
+    .await;
     c.reset();
     eventually(
         Duration::from_secs(10),

@@ -1,7 +1,7 @@
 //! A private Redis Cluster for one test: three primaries and three replicas on free loopback
 //! ports, joined with `redis-cli --cluster create`.
 //!
-//! The nodes run with a one-second node timeout, so when a test kills a primary its replica
+//! The nodes run with a two-second node timeout, so when a test kills a primary its replica
 //! takes over within a few seconds; every node is killed when the cluster is dropped. Like
 //! [`RedisServer`], run these tests in real time.
 
@@ -17,7 +17,7 @@ use crate::resp::Reply;
 use crate::RedisServer;
 
 /// How long joining the cluster, or a failover, may take before we give up: a loopback
-/// cluster forms in about a second and fails over in two or three; the rest is margin for
+/// cluster forms in about a second and fails over in three or four; the rest is margin for
 /// a badly overloaded machine.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -1,7 +1,7 @@
 //! A private Sentinel-monitored Redis for one test: a primary, a replica and one
 //! `redis-sentinel`, each on a free loopback port.
 //!
-//! The sentinel calls the primary down after one second without an answer and, being the
+//! The sentinel calls the primary down after two seconds without an answer and, being the
 //! only sentinel (quorum 1), fails over to the replica at once: a test that kills the
 //! primary sees the replica promoted within a few seconds. Everything is killed on drop.
 //! Like [`RedisServer`], run these tests in real time.

@@ -73,7 +73,7 @@ pub(crate) enum Mode {
     /// A stand-alone server.
     Plain,
     /// A node of a Redis Cluster (not yet joined), with a short node timeout so failovers
-    /// take about a second. Its cluster bus listens on `bus` (a free port of its own,
+    /// take a few seconds. Its cluster bus listens on `bus` (a free port of its own,
     /// rather than the default port + 10000, which may be taken or past 65535).
     ClusterNode { bus: u16 },
     /// A `redis-sentinel` monitoring the primary on `primary` as `service`, with a short
@@ -82,7 +82,7 @@ pub(crate) enum Mode {
 }
 
 /// How long a cluster node or a sentinel waits before it calls an unresponsive peer down.
-pub(crate) const DOWN_AFTER: Duration = Duration::from_millis(1_000);
+pub(crate) const DOWN_AFTER: Duration = Duration::from_millis(2_000);
 
 impl RedisServer {
     /// Starts a server on a free loopback port and waits until it answers `PING`.

@@ -200,7 +200,8 @@ impl RedisBackend {
     /// call timeout and the health tracking. After a Sentinel failover the backend moves to
     /// a new connection: ask again rather than keeping this one.
     pub fn connection(&self) -> RedisConnection {
-        self.inner.endpoint().connection
+        // Only the connection is cloned (reference counts): this runs on every call.
+        self.inner.current().connection.clone()
     }
 
     /// Wakes `listener` whenever a message arrives on the pub/sub `channel`, and once
@@ -240,9 +241,8 @@ impl RedisBackend {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, BackendError> {
-        self.inner
-            .endpoint()
-            .run_blocking(self.inner.timeouts, invocation)
+        let endpoint = self.inner.current().clone();
+        endpoint.run_blocking(self.inner.timeouts, invocation)
     }
 
     /// Runs one command within the call timeout.
@@ -293,11 +293,10 @@ impl RedisBackend {
 }
 
 impl Inner {
-    fn endpoint(&self) -> Endpoint {
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Endpoint> {
         self.endpoint
             .read()
             .unwrap_or_else(|poison| poison.into_inner())
-            .clone()
     }
 }
 

@@ -24,7 +24,7 @@ impl Inner {
                 *endpoint = located;
             }
         }
-        let mut connection = self.endpoint().connection;
+        let mut connection = self.current().connection.clone();
         let ping = async {
             redis::cmd("PING")
                 .query_async::<String>(&mut connection)

@@ -138,3 +138,39 @@ async fn a_sentinel_failover_is_followed_under_load() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn bad_addresses_are_typed_errors_and_an_absent_sentinel_is_an_outage() {
+    let none: [&str; 0] = [];
+    assert!(RedisBackend::cluster(none).connect().await.is_err());
+    assert!(RedisBackend::sentinel(none, "x").connect().await.is_err());
+    assert!(RedisBackend::sentinel(["not a url"], "x")
+        .connect()
+        .await
+        .is_err());
+    assert!(RedisBackend::cluster(["nope://127.0.0.1:1"])
+        .connect()
+        .await
+        .is_err());
+
+    // Nobody listens on that port: the backend starts, unhealthy, and the policy decides.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", free.local_addr().unwrap());
+    drop(free);
+    let backend = RedisBackend::sentinel([url], "resilience")
+        .call_timeout(Duration::from_millis(100))
+        .connect()
+        .await
+        .unwrap();
+    assert!(!backend.is_healthy());
+    assert!(backend.ping().await.is_err());
+    let limiter = RedisRateLimiter::builder("api", &backend)
+        .rate(Rate::per_hour(3))
+        .failure_policy(FailurePolicy::FailClosed)
+        .build()
+        .unwrap();
+    assert_eq!(
+        limiter.check("ada").await.denial(),
+        Some(Denial::BackendUnavailable)
+    );
+}

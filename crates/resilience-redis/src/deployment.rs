@@ -123,8 +123,11 @@ impl Deployment {
                     .max_retry_wait(50)
                     .build()
                     .map_err(|e| error(&e))?;
-                let connection = client
-                    .get_pending_async_connection_with_config(redis::cluster::ClusterConfig::new());
+                // The config's timeouts replace the builder's, so they are given again.
+                let config = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(timeouts.connect)
+                    .set_response_timeout(timeouts.connect.max(timeouts.call));
+                let connection = client.get_pending_async_connection_with_config(config);
                 Ok((
                     Endpoint {
                         connection: RedisConnection::cluster(connection),

@@ -135,7 +135,8 @@ impl RedisBackend {
     ///
     /// After a failover the backend is unhealthy (components follow their failure policy)
     /// until a health check hears from Sentinel which server was promoted and that server
-    /// answers; then it moves its connection there.
+    /// answers; then it moves its connection there. The primary is reached with default
+    /// settings (database 0, no password, no TLS).
     ///
     /// ```no_run
     /// use resilience_redis::RedisBackend;

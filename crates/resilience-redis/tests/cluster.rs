@@ -265,6 +265,13 @@ async fn a_killed_primary_fails_over_and_decisions_return_to_redis() {
     replicated(&backend).await;
 
     // Load on a key of the killed primary while it fails over.
+    let mut bob = String::new();
+    for i in 0.. {
+        bob = format!("bob-{i}");
+        if cluster.primary_of(&limiter.redis_key(&bob)).await.unwrap() == victim {
+            break;
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let unavailable = Arc::new(AtomicU64::new(0));
     let load = tokio::spawn({
@@ -273,7 +280,7 @@ async fn a_killed_primary_fails_over_and_decisions_return_to_redis() {
             while !stop.load(Ordering::Relaxed) {
                 // Bob's budget is soon spent (denied as RateExceeded by Redis); only the
                 // failure policy denies as BackendUnavailable.
-                let decision = limiter.check("bob").await;
+                let decision = limiter.check(&bob).await;
                 if decision.denial() == Some(Denial::BackendUnavailable) {
                     unavailable.fetch_add(1, Ordering::Relaxed);
                 }

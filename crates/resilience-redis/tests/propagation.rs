@@ -5,6 +5,8 @@
 //! never a minute slow. The latency itself is printed here and measured by the `redis`
 //! bench (`resilience-benches`).
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
@@ -38,17 +40,16 @@ async fn instance(server: &RedisServer) -> RedisCircuitBreaker {
 }
 
 /// Calls `breaker` every millisecond until it rejects, then 20 more times; returns when it
-/// first rejected and how many calls it admitted before. Every call after the first
-/// rejection must be rejected too: the state does not flap back.
-fn watch(breaker: RedisCircuitBreaker) -> JoinHandle<(Instant, u32)> {
+/// first rejected. `admitted` counts the calls it admitted before. Every call after the
+/// first rejection must be rejected too: the state does not flap back.
+fn watch(breaker: RedisCircuitBreaker, admitted: Arc<AtomicU32>) -> JoinHandle<Instant> {
     tokio::spawn(async move {
         let deadline = Instant::now() + PATIENCE;
-        let mut admitted = 0;
         let rejected_at = loop {
             match breaker.acquire().await {
                 Ok(permit) => {
                     permit.success();
-                    admitted += 1;
+                    admitted.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(_) => break Instant::now(),
             }
@@ -62,19 +63,28 @@ fn watch(breaker: RedisCircuitBreaker) -> JoinHandle<(Instant, u32)> {
         for _ in 0..20 {
             assert!(breaker.acquire().await.is_err(), "rejects from then on");
         }
-        (rejected_at, admitted)
+        rejected_at
     })
 }
 
-/// Trips `a` and returns how long `b` and `c` took to reject.
+/// Trips `a` once `b` and `c` are admitting calls, and returns how long `b` and `c` took
+/// to reject.
 async fn trip_and_watch(
     a: &RedisCircuitBreaker,
     b: &RedisCircuitBreaker,
     c: &RedisCircuitBreaker,
 ) -> [Duration; 2] {
-    let (wb, wc) = (watch(b.clone()), watch(c.clone()));
-    // Both watchers admit calls before the trip.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let counts = [Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0))];
+    let wb = watch(b.clone(), Arc::clone(&counts[0]));
+    let wc = watch(c.clone(), Arc::clone(&counts[1]));
+    let deadline = Instant::now() + PATIENCE;
+    while counts
+        .iter()
+        .any(|count| count.load(Ordering::Relaxed) == 0)
+    {
+        assert!(Instant::now() < deadline, "the watchers never ran");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let tripped = Instant::now();
     let failed: Result<(), _> = a.call(|| async { Err::<(), _>("boom") }).await;
     assert!(failed.is_err());
@@ -82,12 +92,7 @@ async fn trip_and_watch(
         a.acquire().await.is_err(),
         "the tripping instance rejects at once"
     );
-    let (b_at, b_admitted) = wb.await.unwrap();
-    let (c_at, c_admitted) = wc.await.unwrap();
-    assert!(
-        b_admitted > 0 && c_admitted > 0,
-        "both admitted before the trip"
-    );
+    let (b_at, c_at) = (wb.await.unwrap(), wc.await.unwrap());
     // Ordering: the followers reject after the trip, never before.
     assert!(b_at >= tripped && c_at >= tripped);
     [b_at - tripped, c_at - tripped]

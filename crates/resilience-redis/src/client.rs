@@ -2,13 +2,22 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, FromRedisValue};
+use redis::FromRedisValue;
+use tokio::sync::Notify;
 
+use crate::connection::RedisConnection;
+use crate::deployment::{Deployment, Endpoint, Locator, Timeouts};
+use crate::subscriptions::Subscriptions;
 use crate::BackendError;
+
+mod builder;
+mod health;
+
+pub use builder::RedisBackendBuilder;
+use health::health_check;
 
 /// The default per-call timeout.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(50);
@@ -16,12 +25,16 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(50);
 pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A connection to one Redis server, shared by limiters and breakers.
+/// A connection to Redis, shared by limiters and breakers: to one server
+/// ([`builder`](Self::builder)), to a Redis Cluster ([`cluster`](Self::cluster)), or to the
+/// primary that Redis Sentinel names ([`sentinel`](Self::sentinel)).
 ///
-/// Every limiter and breaker of this crate talks to Redis through a backend. It wraps the
-/// `redis` crate's [`ConnectionManager`], which multiplexes concurrent calls over one
-/// connection and reconnects in the background when it breaks, and adds what the users of
-/// Redis limiters keep asking for:
+/// Every limiter and breaker of this crate talks to Redis through a backend, with the same
+/// API whatever the deployment. It wraps the `redis` crate's connections, which multiplex
+/// concurrent calls and reconnect in the background when they break (the
+/// [`ConnectionManager`](redis::aio::ConnectionManager) for one server, the cluster
+/// connection, which also follows `MOVED`/`ASK` redirections and failovers inside the
+/// cluster), and adds what the users of Redis limiters keep asking for:
 ///
 /// * **A short timeout on every call** (50 ms by default). A call that has not answered by
 ///   then is abandoned and the component decides by its failure policy: no request waits on
@@ -32,10 +45,24 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 ///   `health_check_interval` (100 ms by default) and marks it healthy again as soon as it
 ///   answers, so an outage switches to the policy at once and back by itself, with no
 ///   restart. An error *reply* from a healthy server (a bad script, a wrong type) fails that
-///   one call but does not mark the backend down.
+///   one call but does not mark the backend down; `READONLY` (the server became a replica),
+///   `MASTERDOWN`, `TRYAGAIN` and `CLUSTERDOWN` (a failover under way) do.
+/// * **Failover.** A cluster connection finds the promoted replica by itself; a Sentinel
+///   backend asks Sentinel for the primary again during each health check, and moves its
+///   connection there when Sentinel names another server.
+/// * **Pub/sub.** Connections speak RESP3 (Redis 6 or later), so pub/sub messages arrive
+///   on the same connection; the shared circuit breaker uses this to hear of another
+///   instance's trip at once. Subscriptions are renewed after every reconnect.
 ///
-/// Clones share the connection and the health state. Build one backend per Redis server
-/// and hand it to every limiter and breaker; two backends are two connections.
+/// Clones share the connection and the health state. Build one backend per Redis
+/// deployment and hand it to every limiter and breaker; two backends are two connections.
+///
+/// # Redis Cluster
+///
+/// Every script of this crate touches keys of a single hash slot (the key layout puts the
+/// limiter's key or the breaker's name in a hash tag, see [`keys`](crate::keys)), so every
+/// decision is still one round trip, to the node serving that slot, and different keys
+/// spread over the cluster's primaries.
 ///
 /// ```no_run
 /// use resilience_redis::RedisBackend;
@@ -57,11 +84,12 @@ pub struct RedisBackend {
 }
 
 struct Inner {
-    manager: ConnectionManager,
-    /// For the blocking connections of `run_blocking`.
-    client: Client,
-    connect_timeout: Duration,
-    call_timeout: Duration,
+    /// The connection in use; replaced when Sentinel names another primary. A std lock,
+    /// held only to clone the connection out, never across an await.
+    endpoint: RwLock<Endpoint>,
+    locator: Locator,
+    subscriptions: Arc<Subscriptions>,
+    timeouts: Timeouts,
     health_check_interval: Duration,
     healthy: AtomicBool,
     /// Whether a health-check task is running (at most one at a time).
@@ -70,25 +98,67 @@ struct Inner {
     outages: AtomicU64,
 }
 
-/// Builds a [`RedisBackend`]; nothing connects until [`connect`](Self::connect).
-#[must_use]
-#[derive(Debug, Clone)]
-pub struct RedisBackendBuilder {
-    url: String,
-    call_timeout: Duration,
-    health_check_interval: Duration,
-    connect_timeout: Duration,
-}
-
 impl RedisBackend {
     /// Starts building a backend for the server at `url` (`redis://host:port/db`).
     pub fn builder(url: impl Into<String>) -> RedisBackendBuilder {
-        RedisBackendBuilder {
-            url: url.into(),
-            call_timeout: DEFAULT_CALL_TIMEOUT,
-            health_check_interval: DEFAULT_HEALTH_CHECK_INTERVAL,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-        }
+        RedisBackendBuilder::new(Deployment::Server(url.into()))
+    }
+
+    /// Starts building a backend for the Redis Cluster that `nodes` belong to
+    /// (`redis://host:port` each; any reachable node will do, the others are discovered).
+    ///
+    /// ```no_run
+    /// use resilience_redis::RedisBackend;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), resilience_redis::BackendError> {
+    /// let backend = RedisBackend::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = backend;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cluster<I, S>(nodes: I) -> RedisBackendBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisBackendBuilder::new(Deployment::Cluster(
+            nodes.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// Starts building a backend for the primary of the Sentinel-monitored group `service`
+    /// (the master name in Sentinel's configuration), asking the `sentinels`
+    /// (`redis://host:port` each) where it is.
+    ///
+    /// After a failover the backend is unhealthy (components follow their failure policy)
+    /// until a health check hears from Sentinel which server was promoted and that server
+    /// answers; then it moves its connection there. The primary is reached with default
+    /// settings (database 0, no password, no TLS).
+    ///
+    /// ```no_run
+    /// use resilience_redis::RedisBackend;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), resilience_redis::BackendError> {
+    /// let backend = RedisBackend::sentinel(["redis://10.0.0.1:26379"], "mymaster")
+    ///     .connect()
+    ///     .await?;
+    /// # let _ = backend;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sentinel<I, S>(sentinels: I, service: impl Into<String>) -> RedisBackendBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisBackendBuilder::new(Deployment::Sentinel {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            service: service.into(),
+        })
     }
 
     /// A backend for `url` with the default timeouts; see [`RedisBackendBuilder::connect`].
@@ -98,7 +168,12 @@ impl RedisBackend {
 
     /// The longest any one call to Redis may take.
     pub fn call_timeout(&self) -> Duration {
-        self.inner.call_timeout
+        self.inner.timeouts.call
+    }
+
+    /// Whether this backend talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.connection().is_cluster()
     }
 
     /// Whether Redis answered the last call (or health check). While this is false,
@@ -122,10 +197,30 @@ impl RedisBackend {
         }
     }
 
-    /// The underlying connection manager, for commands of your own. Calls made through it
-    /// bypass the call timeout and the health tracking.
-    pub fn connection(&self) -> ConnectionManager {
-        self.inner.manager.clone()
+    /// The connection in use, for commands of your own. Calls made through it bypass the
+    /// call timeout and the health tracking. After a Sentinel failover the backend moves to
+    /// a new connection: ask again rather than keeping this one.
+    pub fn connection(&self) -> RedisConnection {
+        // Only the connection is cloned (reference counts): this runs on every call.
+        self.inner.current().connection.clone()
+    }
+
+    /// Wakes `listener` whenever a message arrives on the pub/sub `channel`, and once
+    /// after every (re)subscription. Subscribes now if Redis answers, else when the
+    /// backend is healthy again.
+    pub(crate) async fn listen(&self, channel: &str, listener: &Arc<Notify>) {
+        self.inner.subscriptions.register(channel, listener);
+        let mut connection = self.connection();
+        let channels = [channel.to_owned()];
+        let subscribe = connection.subscribe(&channels);
+        // Not `finish`: a failed subscription is retried by the health check after an
+        // outage, but it says nothing new about the backend's health.
+        if !matches!(
+            tokio::time::timeout(self.inner.timeouts.call, subscribe).await,
+            Ok(Ok(()))
+        ) {
+            tracing::debug!(target: "resilience::redis", channel, "subscription deferred");
+        }
     }
 
     /// Runs a script invocation (EVALSHA, loading the script on `NOSCRIPT`) within the call
@@ -134,9 +229,9 @@ impl RedisBackend {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, BackendError> {
-        let mut connection = self.inner.manager.clone();
+        let mut connection = self.connection();
         let call = invocation.invoke_async::<T>(&mut connection);
-        self.finish(tokio::time::timeout(self.inner.call_timeout, call).await)
+        self.finish(tokio::time::timeout(self.inner.timeouts.call, call).await)
     }
 
     /// Runs a script invocation over a new blocking connection, within the connect and call
@@ -147,19 +242,8 @@ impl RedisBackend {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, BackendError> {
-        let inner = &*self.inner;
-        let error = |error: redis::RedisError| BackendError::from_redis(&error);
-        let mut connection = inner
-            .client
-            .get_connection_with_timeout(inner.connect_timeout)
-            .map_err(error)?;
-        connection
-            .set_read_timeout(Some(inner.call_timeout))
-            .map_err(error)?;
-        connection
-            .set_write_timeout(Some(inner.call_timeout))
-            .map_err(error)?;
-        invocation.invoke(&mut connection).map_err(error)
+        let endpoint = self.inner.current().clone();
+        endpoint.run_blocking(self.inner.timeouts, invocation)
     }
 
     /// Runs one command within the call timeout.
@@ -167,9 +251,9 @@ impl RedisBackend {
         &self,
         command: &redis::Cmd,
     ) -> Result<T, BackendError> {
-        let mut connection = self.inner.manager.clone();
+        let mut connection = self.connection();
         let call = command.query_async::<T>(&mut connection);
-        self.finish(tokio::time::timeout(self.inner.call_timeout, call).await)
+        self.finish(tokio::time::timeout(self.inner.timeouts.call, call).await)
     }
 
     fn finish<T>(
@@ -179,7 +263,7 @@ impl RedisBackend {
         let error = match result {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => BackendError::from_redis(&error),
-            Err(_) => BackendError::timeout(self.inner.call_timeout),
+            Err(_) => BackendError::timeout(self.inner.timeouts.call),
         };
         if error.is_outage() {
             self.mark_down(&error);
@@ -199,112 +283,29 @@ impl RedisBackend {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            tokio::spawn(health_check(Arc::downgrade(&self.inner)));
-        }
-    }
-}
-
-/// Pings every `health_check_interval` until Redis answers, then marks it healthy. Holds only
-/// a weak reference, so it ends when the last handle is dropped.
-async fn health_check(weak: Weak<Inner>) {
-    loop {
-        let Some(interval) = weak.upgrade().map(|inner| inner.health_check_interval) else {
-            return;
-        };
-        tokio::time::sleep(interval).await;
-        let Some(inner) = weak.upgrade() else {
-            return;
-        };
-        let mut connection = inner.manager.clone();
-        let command = redis::cmd("PING");
-        let ping = command.query_async::<String>(&mut connection);
-        if let Ok(Ok(_)) = tokio::time::timeout(inner.call_timeout, ping).await {
-            // In this order: an error between the two stores starts a new checker rather
-            // than leaving the backend down with no checker running.
-            inner.probing.store(false, Ordering::Release);
-            inner.healthy.store(true, Ordering::Release);
-            tracing::info!(target: "resilience::redis", "redis answers again; back to shared state");
-            return;
-        }
-    }
-}
-
-impl RedisBackendBuilder {
-    /// The longest any one call may take before the failure policy applies (50 ms by
-    /// default). Zero fails at `connect`.
-    pub fn call_timeout(mut self, timeout: Duration) -> Self {
-        self.call_timeout = timeout;
-        self
-    }
-
-    /// How often an unhealthy backend pings Redis to find out it is back (100 ms by
-    /// default); also roughly how long after Redis returns the components switch back.
-    pub fn health_check_interval(mut self, interval: Duration) -> Self {
-        self.health_check_interval = interval;
-        self
-    }
-
-    /// How long one attempt to open the TCP connection may take (1 s by default).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Builds the backend and pings the server once.
-    ///
-    /// Fails only for an invalid URL or a zero timeout: a server that does not answer yet
-    /// gives a backend that starts unhealthy (components apply their failure policy) and
-    /// switches over once the server answers, so an application can start during a Redis
-    /// outage. Must be called within a Tokio runtime.
-    pub async fn connect(self) -> Result<RedisBackend, BackendError> {
-        for (field, value) in [
-            ("call_timeout", self.call_timeout),
-            ("health_check_interval", self.health_check_interval),
-            ("connect_timeout", self.connect_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(BackendError::unexpected(format!(
-                    "{field} must be positive"
-                )));
+            // Outside a runtime (a connection closed during shutdown) there is nothing to
+            // check with; the next call from within one starts the checker.
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(health_check(Arc::downgrade(&self.inner)))),
+                Err(_) => inner.probing.store(false, Ordering::Release),
             }
         }
-        let client = Client::open(self.url.as_str()).map_err(|e| BackendError::from_redis(&e))?;
-        // Reconnect attempts back off from 10 ms up to 200 ms: a restarted server is picked
-        // up within about that much, while a dead one costs a connect attempt every 200 ms.
-        let config = ConnectionManagerConfig::new()
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(200))
-            .set_number_of_retries(8)
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.connect_timeout.max(self.call_timeout)));
-        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| BackendError::from_redis(&e))?;
-        let backend = RedisBackend {
-            inner: Arc::new(Inner {
-                manager,
-                client,
-                connect_timeout: self.connect_timeout,
-                call_timeout: self.call_timeout,
-                health_check_interval: self.health_check_interval,
-                healthy: AtomicBool::new(true),
-                probing: AtomicBool::new(false),
-                outages: AtomicU64::new(0),
-            }),
-        };
-        // The first call also opens the connection, so it gets the connect timeout.
-        let mut connection = backend.inner.manager.clone();
-        let command = redis::cmd("PING");
-        let ping = command.query_async::<String>(&mut connection);
-        let first = tokio::time::timeout(self.connect_timeout, ping).await;
-        let _ = backend.finish(first);
-        Ok(backend)
+    }
+}
+
+impl Inner {
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Endpoint> {
+        self.endpoint
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
 impl fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBackend")
-            .field("call_timeout", &self.inner.call_timeout)
+            .field("connection", &self.connection())
+            .field("call_timeout", &self.inner.timeouts.call)
             .field("health_check_interval", &self.inner.health_check_interval)
             .field("healthy", &self.is_healthy())
             .finish_non_exhaustive()

@@ -35,12 +35,21 @@ impl BackendError {
     }
 
     pub(crate) fn from_redis(error: &redis::RedisError) -> Self {
+        use redis::{ErrorKind, ServerErrorKind};
+        // A server that became a replica, or a cluster in the middle of a failover, cannot
+        // take writes until the failover is over: an outage, not a bad reply.
+        let failing_over = error.is_cluster_error()
+            || matches!(
+                error.kind(),
+                ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+            );
         let kind = if error.is_timeout() {
             Kind::Timeout
         } else if error.is_io_error()
             || error.is_connection_dropped()
             || error.is_connection_refusal()
             || error.is_unrecoverable_error()
+            || failing_over
         {
             Kind::Connection
         } else {
@@ -49,6 +58,13 @@ impl BackendError {
         Self {
             kind,
             message: error.to_string(),
+        }
+    }
+
+    pub(crate) fn disconnected() -> Self {
+        Self {
+            kind: Kind::Connection,
+            message: "the connection to redis was lost".to_owned(),
         }
     }
 

@@ -10,6 +10,9 @@
 //!   separator. The limiter or breaker name is escaped the same way, and the prefix may not
 //!   contain braces (checked when the component is built). The encoding is injective, so two
 //!   different `(kind, name, key)` never share a Redis key.
+//! * **Never an empty tag.** Redis Cluster hashes a key whose tag is empty (`{}`) as a whole,
+//!   which would split a breaker's keys over several slots, so an empty key or name is
+//!   written `%e` (again a form the escaping cannot produce).
 //! * **Length bound.** An escaped key longer than [`MAX_KEY_BYTES`] is replaced by `%h`
 //!   followed by the SHA-1 of the raw key in hex (42 bytes). `%h` cannot come out of the
 //!   escaping (which writes `%` only before two hex digits), so a hashed key never equals an
@@ -81,13 +84,22 @@ pub(crate) fn tagged(base: &str, key: &str) -> String {
     out.push('{');
     let start = out.len();
     escape_into(&mut out, key);
-    if out.len() - start > MAX_KEY_BYTES {
+    if key.is_empty() {
+        out.push_str("%e");
+    } else if out.len() - start > MAX_KEY_BYTES {
         out.truncate(start);
         out.push_str("%h");
         let _ = write!(out, "{}", sha1_smol::Sha1::from(key.as_bytes()).digest());
     }
     out.push('}');
     out
+}
+
+/// The keys of the shared breaker `name`: its state hash, its probe leases and its trip
+/// votes, all tagged with the name so that they share one slot.
+pub(crate) fn breaker(prefix: &str, name: &str) -> [String; 3] {
+    let state = tagged(&format!("{prefix}:cb:"), name);
+    [format!("{state}:probes"), format!("{state}:votes"), state]
 }
 
 /// `{base}{<key>}:{rate}`: the budget of `key` at a per-call `rate`.
@@ -157,6 +169,49 @@ mod tests {
             "resilience:sliding_log:api:{ada}:7/1500000000ns"
         );
         assert_ne!(minute, tagged(&base, "ada"));
+    }
+
+    /// Every script touches the keys of one slot only, or Redis Cluster refuses it
+    /// (`CROSSSLOT`): a limiter's script one key, a breaker's its three keys.
+    #[test]
+    fn every_script_touches_one_slot() {
+        use redis::cluster_routing::Slot;
+        let names = [
+            "", "api", "a:b", "{", "}", "{x}", "}{", "%e", "%h", "zoë", " ", "\u{0}",
+        ];
+        let mut many: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        many.extend((0..500).map(|i| format!("user-{i}:{{{i}}}")));
+        many.push("k".repeat(1_000));
+        let mut slots = std::collections::HashSet::new();
+        for name in &many {
+            let [probes, votes, state] = breaker("resilience", name);
+            let slot = Slot::for_key(&state);
+            assert_eq!(
+                Slot::for_key(&probes),
+                slot,
+                "{name:?}: {probes} vs {state}"
+            );
+            assert_eq!(Slot::for_key(&votes), slot, "{name:?}: {votes} vs {state}");
+            slots.insert(slot);
+            // The logical key decides the slot, not the limiter: one user's budgets under
+            // different rates stay together, and users spread over the cluster.
+            let base = base("resilience", "gcra", name);
+            let key = tagged(&base, name);
+            let minute = tagged_with_rate(&base, name, &Rate::per_minute(10));
+            assert_eq!(
+                Slot::for_key(&key),
+                Slot::for_key(&minute),
+                "{key} vs {minute}"
+            );
+        }
+        assert!(
+            slots.len() > 400,
+            "breakers spread over {} slots",
+            slots.len()
+        );
+        // An empty name is a tag of its own, not an empty tag hashed as the whole key.
+        assert_eq!(breaker("resilience", "")[2], "resilience:cb:{%e}");
+        assert_ne!(tagged("b:", ""), tagged("b:", "%e"));
     }
 
     #[test]

@@ -68,9 +68,20 @@
 //!
 //! # Staleness of shared breaker state
 //!
-//! The instance whose breaker trips rejects on its next call; every other instance does
-//! within `sync_interval` (100 ms by default) plus the call timeout. Half-open probes are
-//! limited across all instances at once, through Redis. See [`breaker_store`].
+//! The instance whose breaker trips rejects on its next call; every other instance hears of
+//! the trip by pub/sub (about a millisecond on loopback), and at worst, when a message is
+//! lost, within `sync_interval` (100 ms by default) plus the call timeout. Half-open probes
+//! are limited across all instances at once, through Redis. See [`breaker_store`].
+//!
+//! # Deployments
+//!
+//! One server ([`RedisBackend::builder`]), a Redis Cluster ([`RedisBackend::cluster`]) or a
+//! primary found through Sentinel ([`RedisBackend::sentinel`]), with the same limiters and
+//! breakers on top. Every script touches keys of one hash slot only, so on a cluster each
+//! decision is one round trip to the node that owns the key; while a node fails over,
+//! components follow their failure policy and return to Redis by themselves afterwards.
+//! Tested with `redis-server` and `redis-sentinel` 7.0.15; Redis 6 or later is required
+//! (the connection speaks RESP3).
 //!
 //! # Time
 //!
@@ -87,10 +98,13 @@
 
 pub mod breaker_store;
 mod client;
+mod connection;
+mod deployment;
 mod error;
 pub mod keys;
 mod policy;
 pub mod rate_limit;
+mod subscriptions;
 
 pub use breaker_store::{
     RedisCircuitBreaker, RedisCircuitBreakerBuilder, RedisCircuitBreakerMetrics, SharedPermit,
@@ -99,6 +113,7 @@ pub use breaker_store::{
 pub use client::{
     RedisBackend, RedisBackendBuilder, DEFAULT_CALL_TIMEOUT, DEFAULT_HEALTH_CHECK_INTERVAL,
 };
+pub use connection::RedisConnection;
 pub use error::BackendError;
 pub use policy::FailurePolicy;
 pub use rate_limit::{RedisRateLimiter, RedisRateLimiterBuilder, RedisRateLimiterMetrics};

@@ -362,7 +362,8 @@ async fn each_failure_policy_applies_during_an_outage_and_redis_takes_over_again
     );
 
     server.stop().await.unwrap();
-    // The first call finds out, within the call timeout (plus scheduling slack).
+    // The first call finds out, within the call timeout (plus scheduling slack), unless the
+    // lost connection told the backend first.
     let started = Instant::now();
     assert!(open.check("ada").await.is_allowed(), "fail open allows");
     assert!(
@@ -401,7 +402,10 @@ async fn each_failure_policy_applies_during_an_outage_and_redis_takes_over_again
     );
 
     let metrics = open.metrics();
-    assert_eq!(metrics.timeouts + metrics.backend_errors, 1, "{metrics:?}");
+    assert!(
+        metrics.timeouts + metrics.backend_errors <= 1,
+        "{metrics:?}"
+    );
     assert_eq!(metrics.fallbacks_allowed, 2);
     assert!(!metrics.backend_healthy);
     assert_eq!(closed.metrics().fallbacks_denied, 1);

@@ -6,6 +6,10 @@
 //!   The Redis-backed patterns are always tested against a real server, never a mock: the
 //!   behaviour that matters (Lua scripts, `TIME`, connection loss mid-call) is exactly what a
 //!   mock would get wrong. `redis-server` must be on `PATH` (`scripts/test` installs it).
+//! - [`RedisCluster`]: a private Redis Cluster (three primaries, three replicas) whose
+//!   primaries a test can kill to watch the replicas take over; [`RedisSentinel`]: a
+//!   primary, a replica and `redis-sentinel`, for failover through Sentinel. Both need
+//!   `redis-cli` and `redis-sentinel` on `PATH` (`scripts/test` installs them).
 //! - [`Flaky`]: a scriptable flaky upstream (fail the first n calls, fail at random with a
 //!   fixed seed, add latency, fail everything on demand) that is also a
 //!   `tower_service::Service`, so tower layers can be tested against it.
@@ -38,6 +42,8 @@
 pub mod events;
 pub mod flaky;
 pub mod prometheus_server;
+pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod redis_server;
 mod resp;
 mod scratch;
@@ -45,4 +51,6 @@ mod scratch;
 pub use events::EventRecorder;
 pub use flaky::{Flaky, FlakyBuilder, FlakyError};
 pub use prometheus_server::PrometheusServer;
+pub use redis_cluster::{RedisCluster, SlotMove};
+pub use redis_sentinel::RedisSentinel;
 pub use redis_server::RedisServer;

@@ -39,6 +39,9 @@ const START_ATTEMPTS: usize = 5;
 const NOT_FOUND: &str = "redis-server not found on PATH; install it with \
                          `apt-get install redis-server` (scripts/test does this)";
 
+const SENTINEL_NOT_FOUND: &str = "redis-sentinel not found on PATH; install it with \
+                                  `apt-get install redis-sentinel` (scripts/test does this)";
+
 /// A `redis-server` child process listening on `127.0.0.1`, killed when dropped.
 ///
 /// ```
@@ -56,12 +59,30 @@ const NOT_FOUND: &str = "redis-server not found on PATH; install it with \
 /// ```
 #[derive(Debug)]
 pub struct RedisServer {
+    mode: Mode,
     port: u16,
     /// The server's `--dir`, also holding its log; removed on drop.
     dir: PathBuf,
     /// `None` once stopped.
     child: Option<Child>,
 }
+
+/// What kind of process a [`RedisServer`] runs.
+#[derive(Debug, Clone)]
+pub(crate) enum Mode {
+    /// A stand-alone server.
+    Plain,
+    /// A node of a Redis Cluster (not yet joined), with a short node timeout so failovers
+    /// take a few seconds. Its cluster bus listens on `bus` (a free port of its own,
+    /// rather than the default port + 10000, which may be taken or past 65535).
+    ClusterNode { bus: u16 },
+    /// A `redis-sentinel` monitoring the primary on `primary` as `service`, with a short
+    /// down-after time so failovers take a few seconds.
+    Sentinel { service: String, primary: u16 },
+}
+
+/// How long a cluster node or a sentinel waits before it calls an unresponsive peer down.
+pub(crate) const DOWN_AFTER: Duration = Duration::from_millis(2_000);
 
 impl RedisServer {
     /// Starts a server on a free loopback port and waits until it answers `PING`.
@@ -72,8 +93,13 @@ impl RedisServer {
     /// ten seconds; any other error if it exits during start-up on every port tried (the
     /// message carries the end of its log).
     pub async fn start() -> io::Result<Self> {
+        Self::start_as(Mode::Plain).await
+    }
+
+    pub(crate) async fn start_as(mode: Mode) -> io::Result<Self> {
         // Built before the process so that every early return below still removes the dir.
         let mut server = Self {
+            mode,
             port: 0,
             dir: scratch::work_dir("redis")?,
             child: None,
@@ -81,6 +107,9 @@ impl RedisServer {
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             server.port = scratch::free_port()?;
+            if let Mode::ClusterNode { bus } = &mut server.mode {
+                *bus = scratch::free_port()?;
+            }
             match server.spawn_and_wait().await {
                 Ok(()) => return Ok(server),
                 // An early exit is most likely a lost race for the port: try another one.
@@ -256,7 +285,42 @@ impl RedisServer {
 
     /// Spawns `redis-server` on `self.port` and waits for it to answer as itself.
     async fn spawn_and_wait(&mut self) -> io::Result<()> {
-        let child = Command::new("redis-server")
+        let mut command = match &self.mode {
+            Mode::Sentinel { service, primary } => {
+                // Sentinel needs a config file it can rewrite (it records what it learns).
+                let config = self.dir.join("sentinel.conf");
+                if !config.exists() {
+                    let down = DOWN_AFTER.as_millis();
+                    std::fs::write(
+                        &config,
+                        format!(
+                            "sentinel monitor {service} 127.0.0.1 {primary} 1\n\
+                             sentinel down-after-milliseconds {service} {down}\n\
+                             sentinel failover-timeout {service} {}\n",
+                            down * 3
+                        ),
+                    )?;
+                }
+                let mut command = Command::new("redis-sentinel");
+                command.arg(config);
+                command
+            }
+            _ => Command::new("redis-server"),
+        };
+        if let Mode::ClusterNode { bus } = self.mode {
+            command
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-port", &bus.to_string()])
+                .args(["--cluster-config-file", "nodes.conf"])
+                .args([
+                    "--cluster-node-timeout",
+                    &DOWN_AFTER.as_millis().to_string(),
+                ])
+                // A replica may always take over, however long its link was down: the
+                // tests kill primaries and want the failover, not a stalled cluster.
+                .args(["--cluster-replica-validity-factor", "0"]);
+        }
+        let child = command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--protected-mode", "no", "--daemonize", "no"])
@@ -275,6 +339,9 @@ impl RedisServer {
             .kill_on_drop(true)
             .spawn()
             .map_err(|err| match err.kind() {
+                io::ErrorKind::NotFound if matches!(self.mode, Mode::Sentinel { .. }) => {
+                    io::Error::new(io::ErrorKind::NotFound, SENTINEL_NOT_FOUND)
+                }
                 io::ErrorKind::NotFound => io::Error::new(io::ErrorKind::NotFound, NOT_FOUND),
                 _ => err,
             })?;
@@ -337,6 +404,22 @@ impl RedisServer {
                 }
                 _ => tokio::time::sleep(POLL_INTERVAL).await,
             }
+        }
+    }
+
+    /// Sends one command and returns the reply, for the cluster and sentinel helpers.
+    pub(crate) async fn command(&self, args: &[&str]) -> io::Result<Reply> {
+        resp::command(self.addr(), args).await
+    }
+
+    /// `INFO <section>` or `CLUSTER INFO`-like bulk replies as text.
+    pub(crate) async fn text(&self, args: &[&str]) -> io::Result<String> {
+        match self.command(args).await? {
+            Reply::Bulk(Some(text)) => Ok(String::from_utf8_lossy(&text).into_owned()),
+            other => Err(io::Error::other(format!(
+                "port {} answered {other:?} to {args:?}",
+                self.port
+            ))),
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::Script;
 use resilience::circuit_breaker::CircuitBreaker;
 use resilience::{ConfigError, ConfigProblem};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::{hook, sync, Counters, Inner, Known, RedisCircuitBreaker, Scripts};
 
@@ -87,8 +87,10 @@ impl RedisCircuitBreakerBuilder {
         self
     }
 
-    /// How often the shared version is read (100 ms by default): with the backend's call
-    /// timeout, the bound on how stale this instance's view can be.
+    /// How often the shared version is read (100 ms by default). Transitions normally
+    /// arrive sooner, by pub/sub; this poll is the bound when a message is lost (a
+    /// subscription broken by a reconnect, a failover): with the backend's call timeout,
+    /// the bound on how stale this instance's view can be.
     pub fn sync_interval(mut self, interval: Duration) -> Self {
         self.sync_interval = interval;
         self
@@ -146,14 +148,14 @@ impl RedisCircuitBreakerBuilder {
                 ConfigProblem::TooSmall { min: 1.0 },
             ));
         }
-        let state_key = format!("{}:cb:{{{}}}", self.prefix, keys::escape(self.local.name()));
+        let [probes_key, votes_key, state_key] = keys::breaker(&self.prefix, self.local.name());
         let (sender, receiver) = mpsc::unbounded_channel();
         let seen = Arc::new(Mutex::new(Known::default()));
         self.local
             .set_transition_hook(hook::hook(sender.clone(), Arc::clone(&seen)));
         let inner = Arc::new(Inner {
-            probes_key: format!("{state_key}:probes"),
-            votes_key: format!("{state_key}:votes"),
+            probes_key,
+            votes_key,
             state_key,
             local: self.local,
             backend: self.backend,
@@ -180,6 +182,13 @@ impl RedisCircuitBreakerBuilder {
             counters: Counters::default(),
         });
         let breaker = RedisCircuitBreaker { inner };
+        // Subscribed before the first read, so no transition falls between the two.
+        let nudges = Arc::new(Notify::new());
+        breaker
+            .inner
+            .backend
+            .listen(&breaker.inner.state_key, &nudges)
+            .await;
         // Read first; never write on start-up.
         match breaker.shared_state().await {
             Ok(state) => breaker.inner.start_from(&state),
@@ -188,6 +197,7 @@ impl RedisCircuitBreakerBuilder {
         tokio::spawn(sync::run(
             Arc::downgrade(&breaker.inner),
             receiver,
+            nudges,
             self.sync_interval,
         ));
         Ok(breaker)

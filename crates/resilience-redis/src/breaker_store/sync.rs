@@ -1,12 +1,13 @@
 //! Keeping the local breaker and the shared state in step: local transitions reach the sync
 //! task through the local breaker's transition hook (`hook.rs`), in the order they happened;
-//! the task writes them to Redis and polls the shared state every `sync_interval`, following
-//! what it finds (`follow.rs`).
+//! the task writes them to Redis and reads the shared state whenever a pub/sub message says
+//! it changed, and every `sync_interval` in case a message was lost, following what it finds
+//! (`follow.rs`).
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::MissedTickBehavior;
 
 use super::hook::Change;
@@ -36,11 +37,13 @@ impl Outcome {
 /// regressed one). A record changing under us that often is left to the next poll.
 pub(super) const MAX_ROUNDS: usize = 3;
 
-/// The sync task: writes local transitions as they come and polls every `interval`. Ends
-/// when the breaker is dropped (its hook, holding the sender, is replaced).
+/// The sync task: writes local transitions as they come, and polls when `nudges` wakes it
+/// (a transition published by any instance) and every `interval`. Ends when the breaker is
+/// dropped (its hook, holding the sender, is replaced).
 pub(super) async fn run(
     weak: Weak<Inner>,
     mut changes: mpsc::UnboundedReceiver<Change>,
+    nudges: Arc<Notify>,
     interval: Duration,
 ) {
     let mut tick = tokio::time::interval(interval);
@@ -52,6 +55,7 @@ pub(super) async fn run(
                 None => return,
             },
             _ = tick.tick() => None,
+            () = nudges.notified() => None,
         };
         let Some(inner) = weak.upgrade() else {
             return;

@@ -12,6 +12,11 @@
 --
 -- Every script answers {changed (1/0), state, version, open_remaining_us, epoch}; a missing
 -- record reads as closed, version 0, epoch ''.
+--
+-- Every transition is announced on the pub/sub channel named like the state key (channels
+-- and keys are separate namespaces), in the same atomic step as the write, so the other
+-- instances read the new state at once instead of at their next poll. The message is only a
+-- nudge (epoch:version); they read the state through the usual compare-and-set path.
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local fields = redis.call('HMGET', KEYS[1], 'state', 'version', 'open_until', 'epoch')
@@ -34,4 +39,9 @@ local function claim_epoch()
     epoch = ARGV[#ARGV]
     redis.call('HSET', KEYS[1], 'epoch', epoch)
   end
+end
+
+-- After a transition: tell the other instances. On a cluster, PUBLISH reaches every node.
+local function announce()
+  redis.call('PUBLISH', KEYS[1], epoch .. ':' .. version)
 end

@@ -21,6 +21,7 @@ if state == 'open' then
   redis.call('HSET', KEYS[1], 'state', state, 'version', version, 'successes', 0)
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('DEL', KEYS[2])
+  announce()
 end
 if state ~= 'half_open' then
   return answer(0)

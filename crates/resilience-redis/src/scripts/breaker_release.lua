@@ -35,4 +35,5 @@ redis.call('HSET', KEYS[1], 'state', state, 'version', version,
   'open_until', string.format('%.0f', open_until), 'successes', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 redis.call('DEL', KEYS[2])
+announce()
 return answer(1)

@@ -17,4 +17,5 @@ end
 epoch = ARGV[4]
 redis.call('HSET', KEYS[1], 'epoch', epoch)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+announce()
 return answer(1)

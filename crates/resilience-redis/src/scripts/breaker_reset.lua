@@ -23,4 +23,5 @@ version = version + 1
 redis.call('HSET', KEYS[1], 'state', 'closed', 'version', version, 'open_until', 0, 'successes', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('DEL', KEYS[2], KEYS[3])
+announce()
 return answer(1)

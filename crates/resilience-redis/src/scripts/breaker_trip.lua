@@ -41,4 +41,5 @@ redis.call('HSET', KEYS[1], 'state', state, 'version', version,
   'open_until', string.format('%.0f', open_until), 'successes', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[2], KEYS[3])
+announce()
 return answer(1)

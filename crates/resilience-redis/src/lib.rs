@@ -96,6 +96,7 @@
 //! * `serde`: `Serialize` for the metric snapshots.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod backend_metrics;
 pub mod breaker_store;
 mod client;
 mod connection;

@@ -194,3 +194,41 @@ async fn a_trip_by_one_instance_shows_in_the_series_of_another() {
         Some(0.0)
     );
 }
+
+/// The shared breaker's backend series follow Redis: up after its first read, down (with the
+/// failed call counted under its policy) while Redis is gone, up again once it is back.
+/// Current-thread runtime: the breaker registers its series as it starts, into the
+/// recorder installed on this thread.
+#[tokio::test]
+async fn the_shared_breakers_backend_health_follows_an_outage() {
+    let mut server = RedisServer::start().await.expect("redis-server starts");
+    let values = Values::new();
+    let recorder = values.clone();
+    let _installed = metrics::set_default_local_recorder(&recorder);
+    let backend = backend(&server).await;
+    let breaker = RedisCircuitBreaker::builder(local("orders"), &backend)
+        .sync_interval(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    let name = ("name", "orders");
+    let up = "resilience_backend_up";
+    let errors = "resilience_backend_errors_total";
+    assert_eq!(value(&values, up, &[name]), Some(1.0));
+    assert_eq!(
+        value(&values, errors, &[name, ("policy", "fail_open")]),
+        Some(0.0)
+    );
+
+    server.stop().await.unwrap();
+    // The next sync round (or the health check first) finds it gone.
+    until(&values, up, &[name], 0.0).await;
+    assert!(
+        value(&values, errors, &[name, ("policy", "fail_open")]).unwrap() <= 1.0,
+        "at most the one read that found it gone"
+    );
+
+    server.restart().await.unwrap();
+    until(&values, up, &[name], 1.0).await;
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}

@@ -22,6 +22,7 @@ macro_rules! script {
         ))
     };
 }
+use crate::backend_metrics::BackendMetrics;
 use crate::keys::{self, DEFAULT_PREFIX};
 use crate::{FailurePolicy, RedisBackend};
 
@@ -153,6 +154,7 @@ impl RedisCircuitBreakerBuilder {
         let seen = Arc::new(Mutex::new(Known::default()));
         self.local
             .set_transition_hook(hook::hook(sender.clone(), Arc::clone(&seen)));
+        let backend_metrics = BackendMetrics::new(&Arc::from(self.local.name()), self.policy);
         let inner = Arc::new(Inner {
             probes_key,
             votes_key,
@@ -180,6 +182,7 @@ impl RedisCircuitBreakerBuilder {
             pending: Mutex::new(None),
             changes: sender,
             counters: Counters::default(),
+            backend_metrics,
         });
         let breaker = RedisCircuitBreaker { inner };
         // Subscribed before the first read, so no transition falls between the two.
@@ -191,7 +194,10 @@ impl RedisCircuitBreakerBuilder {
             .await;
         // Read first; never write on start-up.
         match breaker.shared_state().await {
-            Ok(state) => breaker.inner.start_from(&state),
+            Ok(state) => {
+                breaker.inner.answered();
+                breaker.inner.start_from(&state);
+            }
             Err(error) => breaker.inner.failed(&error),
         }
         tokio::spawn(sync::run(

@@ -147,6 +147,7 @@ pub use builder::RedisCircuitBreakerBuilder;
 use permit::PendingLease;
 pub use permit::SharedPermit;
 
+use crate::backend_metrics::BackendMetrics;
 use crate::{BackendError, FailurePolicy, RedisBackend};
 use hook::Change;
 
@@ -200,6 +201,7 @@ struct Inner {
     pending: Mutex<Option<Change>>,
     changes: mpsc::UnboundedSender<Change>,
     counters: Counters,
+    pub(super) backend_metrics: BackendMetrics,
 }
 
 #[derive(Default)]
@@ -425,7 +427,10 @@ impl RedisCircuitBreaker {
             .await
             .and_then(|reply| Ok((reply.0 == 1, shared(&reply)?)));
         let (granted, state) = match answer {
-            Ok(answer) => answer,
+            Ok(answer) => {
+                inner.answered();
+                answer
+            }
             Err(error) => {
                 inner.failed(&error);
                 // Redis could not say how many probes run elsewhere, so none runs here: a
@@ -531,8 +536,14 @@ impl RedisCircuitBreaker {
 }
 
 impl Inner {
+    /// Redis answered a call.
+    fn answered(&self) {
+        self.backend_metrics.answered();
+    }
+
     fn failed(&self, error: &BackendError) {
         bump(&self.counters.backend_errors);
+        self.backend_metrics.failed();
         tracing::debug!(target: "resilience::redis", breaker = %self.local.name(), %error, "shared breaker call failed");
     }
 }

@@ -77,11 +77,15 @@ impl Inner {
                 return;
             };
             if !self.backend.is_healthy() {
+                self.backend_metrics.down();
                 self.keep(change);
                 return;
             }
             match self.write(change).await {
-                Ok(then) => next = then,
+                Ok(then) => {
+                    self.answered();
+                    next = then;
+                }
                 Err(error) => {
                     self.failed(&error);
                     self.keep(change);
@@ -147,6 +151,7 @@ impl Inner {
     /// One sync round: retry a kept write, then read the shared state and follow it.
     pub(super) async fn poll(&self) {
         if !self.backend.is_healthy() {
+            self.backend_metrics.down();
             return;
         }
         let kept = self
@@ -162,7 +167,10 @@ impl Inner {
             .run(&self.scripts.read.key(&self.state_key))
             .await;
         let state = match reply.and_then(|reply| shared(&reply)) {
-            Ok(state) => state,
+            Ok(state) => {
+                self.answered();
+                state
+            }
             Err(error) => {
                 self.failed(&error);
                 return;
@@ -215,6 +223,7 @@ impl Inner {
     fn released(&self, reply: Result<Reply, BackendError>) {
         match reply.and_then(|reply| shared(&reply)) {
             Ok(state) => {
+                self.answered();
                 if self.adopt(&state) {
                     bump(&self.counters.applied);
                 }

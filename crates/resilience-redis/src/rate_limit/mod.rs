@@ -81,12 +81,12 @@ use resilience::rate_limit::{
     rejection_of, report_decision, Algorithm, Decision, Denial, LocalRateLimiter, RateLimiter,
     RateLimiterEvent, RateLimiterInstruments,
 };
-use resilience::telemetry;
 use resilience::{Rate, Rejection};
 
 pub use builder::RedisRateLimiterBuilder;
 pub use metrics::RedisRateLimiterMetrics;
 
+use crate::backend_metrics::BackendMetrics;
 use crate::keys;
 use crate::{BackendError, FailurePolicy, RedisBackend};
 
@@ -124,8 +124,7 @@ struct Inner {
     /// The same decision series as the in-memory limiters, plus backend health (feature
     /// `metrics`; zero-sized without it).
     instruments: RateLimiterInstruments,
-    backend_errors: telemetry::Counter,
-    backend_up: telemetry::Gauge,
+    backend_metrics: BackendMetrics,
 }
 
 #[derive(Default)]
@@ -181,16 +180,7 @@ impl RedisRateLimiter {
                 counters: Counters::default(),
                 emitter: Emitter::new(Arc::clone(&shared_name)),
                 instruments: RateLimiterInstruments::new(&shared_name),
-                backend_errors: telemetry::Counter::register(
-                    &telemetry::BACKEND_ERRORS,
-                    &shared_name,
-                    &[("policy", policy.as_str())],
-                ),
-                backend_up: {
-                    let up = telemetry::Gauge::register(&telemetry::BACKEND_UP, &shared_name, &[]);
-                    up.set(1.0);
-                    up
-                },
+                backend_metrics: BackendMetrics::new(&shared_name, policy),
             }),
         }
     }
@@ -266,12 +256,11 @@ impl Inner {
     async fn decide_unreported(&self, key: &str, rate: Option<Rate>) -> Decision {
         match self.remote(key, rate).await {
             Some(decision) => {
-                self.backend_up.set(1.0);
+                self.backend_metrics.answered();
                 decision
             }
             None => {
-                self.backend_up.set(0.0);
-                self.backend_errors.increment();
+                self.backend_metrics.failed();
                 let healthy = self.backend.is_healthy();
                 self.emitter.emit(|| RateLimiterEvent::BackendUnavailable {
                     key: Some(key.to_owned()),

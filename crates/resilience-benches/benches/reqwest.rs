@@ -18,17 +18,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
 use reqwest_middleware::ClientWithMiddleware;
 use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::RetryTransientMiddleware;
-use resilience::circuit_breaker::KeyedCircuitBreaker;
-use resilience::retry::{Backoff, BudgetConfig};
-use resilience::{Retry, Timeout};
 use resilience_reqwest::ResilientMiddleware;
+use stack::{breaker, retry, timeout};
+
+#[path = "common/reqwest_stack.rs"]
+mod stack;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -70,23 +70,10 @@ fn reqwest_client() -> reqwest::Client {
 }
 
 /// Ours with retry and a breaker per host on, and a timeout too when `timeout`.
-fn ours(timeout: bool) -> ClientWithMiddleware {
-    let middleware = ResilientMiddleware::builder()
-        .retry(
-            Retry::builder("bench")
-                .max_attempts(3)
-                .backoff(Backoff::exponential(Duration::from_millis(100), 2.0))
-                .budget(BudgetConfig::default())
-                .build()
-                .expect("valid"),
-        )
-        .breaker_per_host(
-            KeyedCircuitBreaker::builder("bench")
-                .build()
-                .expect("valid"),
-        );
-    let middleware = if timeout {
-        middleware.timeout(Timeout::new(Duration::from_secs(30)).expect("valid"))
+fn ours(with_timeout: bool) -> ClientWithMiddleware {
+    let middleware = breaker(retry(ResilientMiddleware::builder()));
+    let middleware = if with_timeout {
+        timeout(middleware)
     } else {
         middleware
     };

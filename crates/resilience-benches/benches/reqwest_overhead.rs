@@ -15,7 +15,6 @@
 //! Futures are polled once inside a current-thread runtime's context (the timeout arms a
 //! timer); the `check` before each entry asserts the answer is ready on that first poll.
 
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::Extensions;
@@ -23,11 +22,12 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::RetryTransientMiddleware;
-use resilience::circuit_breaker::KeyedCircuitBreaker;
-use resilience::retry::{Backoff, BudgetConfig};
-use resilience::{Retry, Timeout};
 use resilience_benches::{check, poll_once};
 use resilience_reqwest::{ResilientMiddleware, ResilientMiddlewareBuilder};
+use stack::{breaker, retry, timeout};
+
+#[path = "common/reqwest_stack.rs"]
+mod stack;
 
 /// The network, taken out: every request is answered `200` at once.
 struct Answer;
@@ -61,29 +61,6 @@ fn ours(
         .build()
         .expect("valid");
     client(|builder| builder.with(middleware))
-}
-
-fn retry(builder: ResilientMiddlewareBuilder) -> ResilientMiddlewareBuilder {
-    builder.retry(
-        Retry::builder("bench")
-            .max_attempts(3)
-            .backoff(Backoff::exponential(Duration::from_millis(100), 2.0))
-            .budget(BudgetConfig::default())
-            .build()
-            .expect("valid"),
-    )
-}
-
-fn breaker(builder: ResilientMiddlewareBuilder) -> ResilientMiddlewareBuilder {
-    builder.breaker_per_host(
-        KeyedCircuitBreaker::builder("bench")
-            .build()
-            .expect("valid"),
-    )
-}
-
-fn timeout(builder: ResilientMiddlewareBuilder) -> ResilientMiddlewareBuilder {
-    builder.timeout(Timeout::new(Duration::from_secs(30)).expect("valid"))
 }
 
 fn overhead(c: &mut Criterion) {

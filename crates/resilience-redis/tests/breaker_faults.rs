@@ -12,7 +12,7 @@ use std::time::Duration;
 use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
 use resilience::RejectionReason;
 use resilience_redis::{RedisBackend, RedisCircuitBreaker};
-use resilience_testkit::RedisServer;
+use resilience_testkit::{eventually, RedisServer};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -49,15 +49,6 @@ async fn shared(server: &RedisServer, name: &str, open: Duration) -> RedisCircui
         .start()
         .await
         .unwrap()
-}
-
-/// Polls `check` every 10 ms until it holds; panics with `what` after `limit`.
-async fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// The state hash as Redis holds it: (state, version, epoch), read over its own connection.

@@ -17,8 +17,7 @@ use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
 use resilience::rate_limit::{Algorithm, Denial, RateLimiter};
 use resilience::Rate;
 use resilience_redis::{redis, FailurePolicy, RedisBackend, RedisCircuitBreaker, RedisRateLimiter};
-use resilience_testkit::RedisCluster;
-use tokio::time::Instant;
+use resilience_testkit::{eventually_async, RedisCluster};
 
 const CALL_TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -51,20 +50,6 @@ async fn shared(backend: &RedisBackend, name: &str, open: Duration) -> RedisCirc
         .start()
         .await
         .unwrap()
-}
-
-/// Polls `check` every 10 ms until it holds; panics with `what` after `limit` (generous:
-/// a loaded machine must pass, a broken implementation never gets there).
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,13 +96,13 @@ async fn limiters_and_the_shared_breaker_run_on_a_cluster() {
     let failed: Result<(), _> = a.call(|| async { Err::<(), _>("boom") }).await;
     assert!(failed.is_err());
     assert_eq!(a.state(), CircuitState::Open);
-    eventually(Duration::from_secs(5), "b follows the trip", || async {
+    eventually_async(Duration::from_secs(5), "b follows the trip", || async {
         b.state() == CircuitState::Open
     })
     .await;
     assert!(b.call(|| async { Ok::<_, ()>(()) }).await.is_err());
     // After the open period a probe through b closes the circuit for both.
-    eventually(
+    eventually_async(
         Duration::from_secs(10),
         "a probe closes the circuit",
         || async {
@@ -126,19 +111,19 @@ async fn limiters_and_the_shared_breaker_run_on_a_cluster() {
         },
     )
     .await;
-    eventually(Duration::from_secs(5), "a follows the close", || async {
+    eventually_async(Duration::from_secs(5), "a follows the close", || async {
         a.state() == CircuitState::Closed
     })
     .await;
     a.trip();
-    eventually(
+    eventually_async(
         Duration::from_secs(5),
         "b follows the second trip",
         || async { b.state() == CircuitState::Open },
     )
     .await;
     b.reset();
-    eventually(Duration::from_secs(5), "a follows the reset", || async {
+    eventually_async(Duration::from_secs(5), "a follows the reset", || async {
         a.state() == CircuitState::Closed
     })
     .await;
@@ -176,7 +161,7 @@ async fn moved_and_ask_redirections_are_followed() {
     let watcher = start(self::backend(&cluster).await).await;
     assert!(limiter.check("ada").await.is_allowed());
     breaker.trip();
-    eventually(
+    eventually_async(
         Duration::from_secs(5),
         "the watcher follows the trip",
         || async { watcher.state() == CircuitState::Open },
@@ -198,13 +183,13 @@ async fn moved_and_ask_redirections_are_followed() {
     // The reset touches three keys, of which only the state has moved: TRYAGAIN.
     breaker.reset();
     moving.finish(&cluster).await.unwrap();
-    eventually(
+    eventually_async(
         Duration::from_secs(30),
         "the reset is written after the move",
         || async { watcher.state() == CircuitState::Closed },
     )
     .await;
-    eventually(Duration::from_secs(30), "Redis decides again", || async {
+    eventually_async(Duration::from_secs(30), "Redis decides again", || async {
         backend.is_healthy()
     })
     .await;
@@ -258,7 +243,7 @@ async fn a_killed_primary_fails_over_and_decisions_return_to_redis() {
         assert!(limiter.check("ada").await.is_allowed());
     }
     a.trip();
-    eventually(Duration::from_secs(5), "b follows the trip", || async {
+    eventually_async(Duration::from_secs(5), "b follows the trip", || async {
         b.state() == CircuitState::Open
     })
     .await;
@@ -293,7 +278,7 @@ async fn a_killed_primary_fails_over_and_decisions_return_to_redis() {
         .await
         .unwrap();
     assert_eq!(killed, victim);
-    eventually(Duration::from_secs(30), "the policy answers", || async {
+    eventually_async(Duration::from_secs(30), "the policy answers", || async {
         unavailable.load(Ordering::Relaxed) > 0
     })
     .await;
@@ -305,7 +290,7 @@ async fn a_killed_primary_fails_over_and_decisions_return_to_redis() {
     load.await.unwrap();
 
     // Back to Redis by itself, with the replica's copy of ada's budget: one unit left.
-    eventually(Duration::from_secs(30), "Redis decides again", || async {
+    eventually_async(Duration::from_secs(30), "Redis decides again", || async {
         limiter.check("carol").await.budget_known()
     })
     .await;

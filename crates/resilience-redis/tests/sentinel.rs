@@ -16,8 +16,7 @@ use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
 use resilience::rate_limit::{Denial, RateLimiter};
 use resilience::Rate;
 use resilience_redis::{redis, FailurePolicy, RedisBackend, RedisCircuitBreaker, RedisRateLimiter};
-use resilience_testkit::RedisSentinel;
-use tokio::time::Instant;
+use resilience_testkit::{eventually_async, RedisSentinel};
 
 async fn backend(group: &RedisSentinel) -> RedisBackend {
     RedisBackend::sentinel(group.sentinel_urls(), group.service())
@@ -42,18 +41,6 @@ async fn shared(backend: &RedisBackend, name: &str) -> RedisCircuitBreaker {
         .unwrap()
 }
 
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_is_followed_under_load() {
     let mut group = RedisSentinel::start().await.unwrap();
@@ -72,7 +59,7 @@ async fn a_sentinel_failover_is_followed_under_load() {
         assert!(limiter.check("ada").await.is_allowed());
     }
     a.trip();
-    eventually(Duration::from_secs(5), "b follows the trip", || async {
+    eventually_async(Duration::from_secs(5), "b follows the trip", || async {
         b.state() == CircuitState::Open
     })
     .await;
@@ -98,7 +85,7 @@ async fn a_sentinel_failover_is_followed_under_load() {
         }
     });
     let old = group.kill_primary().await.unwrap();
-    eventually(Duration::from_secs(30), "the policy answers", || async {
+    eventually_async(Duration::from_secs(30), "the policy answers", || async {
         unavailable.load(Ordering::Relaxed) > 0
     })
     .await;
@@ -106,7 +93,7 @@ async fn a_sentinel_failover_is_followed_under_load() {
     assert_eq!(a.state(), CircuitState::Open);
     let new = group.wait_for_failover(old).await.unwrap();
     assert_ne!(new, old);
-    eventually(Duration::from_secs(30), "Redis decides again", || async {
+    eventually_async(Duration::from_secs(30), "Redis decides again", || async {
         limiter.check("carol").await.budget_known()
     })
     .await;
@@ -126,12 +113,12 @@ async fn a_sentinel_failover_is_followed_under_load() {
     // Pub/sub follows the move too: once every backend has moved (b's saw no call, only
     // its lost connection), a reset on the newcomer reaches a and b long before their 60 s
     // poll.
-    eventually(Duration::from_secs(30), "every backend moved", || async {
+    eventually_async(Duration::from_secs(30), "every backend moved", || async {
         a.metrics().backend_healthy && b.metrics().backend_healthy
     })
     .await;
     c.reset();
-    eventually(
+    eventually_async(
         Duration::from_secs(10),
         "a and b follow the reset",
         || async { a.state() == CircuitState::Closed && b.state() == CircuitState::Closed },

@@ -21,6 +21,9 @@
 //! - [`EventRecorder`]: collects a pattern's events in order, so a test can assert the exact
 //!   sequence (`["call_failure", "state_change", "circuit_opened"]`).
 //!
+//! - [`eventually`] and [`eventually_async`]: wait in real time, bounded, for something a
+//!   real server does by itself.
+//!
 //! Tests that use [`RedisServer`] run in real time; tests that use [`Flaky`] alone are meant
 //! for `#[tokio::test(start_paused = true)]`, where its latency is exact.
 //!
@@ -47,6 +50,7 @@ pub mod redis_sentinel;
 pub mod redis_server;
 mod resp;
 mod scratch;
+pub mod wait;
 
 pub use events::EventRecorder;
 pub use flaky::{Flaky, FlakyBuilder, FlakyError};
@@ -54,3 +58,4 @@ pub use prometheus_server::PrometheusServer;
 pub use redis_cluster::{RedisCluster, SlotMove};
 pub use redis_sentinel::RedisSentinel;
 pub use redis_server::RedisServer;
+pub use wait::{eventually, eventually_async};

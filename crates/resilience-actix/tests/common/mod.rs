@@ -136,12 +136,8 @@ impl Feed {
 }
 
 /// Waits until `condition` holds, checking every 10 ms, for at most 10 seconds.
-pub(crate) async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+pub(crate) async fn eventually(what: &str, condition: impl FnMut() -> bool) {
+    resilience_testkit::eventually(Duration::from_secs(10), what, condition).await;
 }
 
 /// The problem+json body of a refusal, checked for its content type and status.

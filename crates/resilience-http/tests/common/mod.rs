@@ -85,15 +85,8 @@ impl Gate {
 }
 
 /// Polls `condition` every 2 ms for up to 5 s.
-pub(crate) async fn eventually(mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+pub(crate) async fn eventually(condition: impl FnMut() -> bool) {
+    resilience_testkit::eventually(Duration::from_secs(5), "the condition", condition).await;
 }
 
 /// The JSON body of a response.

@@ -15,7 +15,6 @@
 //! Futures are polled once inside a current-thread runtime's context (the timeout arms a
 //! timer); the `check` before each entry asserts the answer is ready on that first poll.
 
-
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::Extensions;
 use reqwest::{Request, Response};

@@ -22,11 +22,13 @@ pub mod metrics;
 pub mod pipeline;
 pub mod rate;
 pub mod rate_limit;
+mod random;
 pub mod registry;
 pub mod retry;
 pub mod stage;
 mod sync;
 pub mod telemetry;
+pub mod throttle;
 mod time;
 pub mod timeout;
 
@@ -45,6 +47,7 @@ pub use load_shed::LoadShedder;
 pub use pipeline::Pipeline;
 pub use rate::{Rate, RateProblem};
 pub use retry::Retry;
+pub use throttle::AdaptiveThrottle;
 pub use timeout::{Deadline, Timeout};
 
 /// The event kinds of this crate's patterns, known by name without registration. A pattern
@@ -65,4 +68,5 @@ pub(crate) const BUILTIN_EVENT_KINDS: &[&[events::EventKind]] = &[
     cache::CacheEvent::KINDS,
     coalesce::CoalesceEvent::KINDS,
     chaos::ChaosEvent::KINDS,
+    throttle::ThrottleEvent::KINDS,
 ];

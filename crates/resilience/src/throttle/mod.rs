@@ -48,6 +48,7 @@
 //! ```
 //! use resilience::throttle::AdaptiveThrottle;
 //! use resilience::{Error, RejectionReason};
+//! use std::io;
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -55,7 +56,7 @@
 //!
 //! // The backend refuses everything for a while.
 //! for _ in 0..200 {
-//!     let refused = throttle.call(|| async { Err::<(), _>("503 overloaded") }).await;
+//!     let refused = throttle.call(|| async { Err::<(), _>(io::Error::other("503")) }).await;
 //!     if let Err(Error::Rejected(rejection)) = refused {
 //!         assert_eq!(rejection.reason(), RejectionReason::Throttled);
 //!     }
@@ -66,7 +67,7 @@
 //!
 //! // Once the backend accepts again and the bad window has passed, nothing is dropped.
 //! tokio::time::advance(std::time::Duration::from_secs(120)).await;
-//! assert_eq!(throttle.call(|| async { Ok::<_, &str>("hits") }).await?, "hits");
+//! assert_eq!(throttle.call(|| async { Ok::<_, io::Error>("hits") }).await?, "hits");
 //! assert_eq!(throttle.rejection_probability(), 0.0);
 //! # Ok(())
 //! # }

@@ -42,6 +42,11 @@ pub trait Budgets: sealed::Sealed + Send + Sync + 'static {
     #[doc(hidden)]
     fn check_rate(&self, key: &str, ask: Ask<'_>) -> Decision;
 
+    /// The decision `key` would get now at the ask's `rate` (against that rate's own budget
+    /// if `per_call`), changing nothing.
+    #[doc(hidden)]
+    fn peek(&self, key: &str, now: u64, rate: &Rate, per_call: bool) -> Decision;
+
     /// Counts a decision made uncounted for `key` (at `per_call`'s own budget if given).
     #[doc(hidden)]
     fn count(&self, key: &str, per_call: Option<&Rate>, decision: &Decision);
@@ -74,6 +79,7 @@ enum Budget {
     Locked(Mutex<Locked>),
 }
 
+#[derive(Clone)]
 enum Locked {
     TokenBucket(Bucket),
     SlidingWindow(Window),
@@ -134,6 +140,27 @@ impl Budgets for OneBudget {
         let hash = hasher.hash_one(ask.rate) & !FOLLOWS_CONFIGURED;
         let configured = None;
         stores.check(hash, Ask { configured, ..ask })
+    }
+
+    fn peek(&self, _key: &str, now: u64, rate: &Rate, per_call: bool) -> Decision {
+        if per_call {
+            return match self.per_call.get() {
+                Some((hasher, stores)) => {
+                    stores.peek(hasher.hash_one(rate) & !FOLLOWS_CONFIGURED, now, rate)
+                }
+                // No per-call budget exists yet: a whole one.
+                None => Stores::fresh_decision(self.algorithm, now, rate),
+            };
+        }
+        match &self.budget {
+            Budget::Gcra(tat) => gcra::decide(tat.load(Ordering::Relaxed), now, rate).0,
+            // The state is copied out under the lock and decided on outside it.
+            Budget::Locked(state) => match lock(state).clone() {
+                Locked::TokenBucket(mut state) => TokenBucket::check(&mut state, now, rate),
+                Locked::SlidingWindow(mut state) => SlidingWindow::check(&mut state, now, rate),
+                Locked::SlidingLog(mut state) => SlidingLog::check(&mut state, now, rate),
+            },
+        }
     }
 
     fn count(&self, _key: &str, per_call: Option<&Rate>, decision: &Decision) {
@@ -210,6 +237,15 @@ impl Budgets for PerKey {
 
     fn check_rate(&self, key: &str, ask: Ask<'_>) -> Decision {
         self.stores.check(self.own_rate(key, ask.rate), ask)
+    }
+
+    fn peek(&self, key: &str, now: u64, rate: &Rate, per_call: bool) -> Decision {
+        let hash = if per_call {
+            self.own_rate(key, rate)
+        } else {
+            self.follows(key)
+        };
+        self.stores.peek(hash, now, rate)
     }
 
     fn count(&self, key: &str, per_call: Option<&Rate>, decision: &Decision) {

@@ -23,6 +23,12 @@
 //! for a denial, `retry_after` to the nanosecond. A denial spends nothing, so a client that
 //! keeps retrying is let through as soon as its budget allows.
 //!
+//! To know how much budget is left without spending any, *peek*:
+//! [`LocalRateLimiter::peek`] and [`DirectRateLimiter::peek`] (and `peek_rate` for per-call
+//! rates) return the decision the next check would get at this instant, for every algorithm,
+//! and count, report and store nothing. The Redis limiters of `resilience-redis` do not
+//! offer it.
+//!
 //! A key whose TAT has passed has a whole budget, exactly like a key never seen: it carries
 //! no information. That is how the keyed limiter stays within `max_keys` without a cleanup
 //! task and without resetting anyone: when a shard of its table is full, a new key drops a

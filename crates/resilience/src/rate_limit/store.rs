@@ -213,6 +213,18 @@ impl<C: Core> Store<C> {
         self.shard(hash).counters.count(decision);
     }
 
+    /// The decision a request for the key hashed to `hash` would get now, changing nothing:
+    /// the check runs on a copy of the state (a fresh one for a key not held).
+    pub(crate) fn peek(&self, hash: u64, now: u64, rate: &Rate) -> Decision {
+        let shard = self.shard(hash);
+        let mut state = match shard.table.get(&hash) {
+            Some(state) => state.clone(),
+            None => C::fresh(now, rate),
+        };
+        drop(shard);
+        C::check(&mut state, now, rate)
+    }
+
     /// States held.
     pub(crate) fn len(&self) -> usize {
         self.shards
@@ -411,6 +423,28 @@ impl Stores {
             Self::TokenBucket(store) => store.check(hash, ask),
             Self::SlidingWindow(store) => store.check(hash, ask),
             Self::SlidingLog(store) => store.check(hash, ask),
+        }
+    }
+
+    /// The decision of a first request on a fresh state of `algorithm`.
+    pub(crate) fn fresh_decision(algorithm: Algorithm, now: u64, rate: &Rate) -> Decision {
+        fn first<C: Core>(now: u64, rate: &Rate) -> Decision {
+            C::check(&mut C::fresh(now, rate), now, rate)
+        }
+        match algorithm {
+            Algorithm::Gcra => first::<Gcra>(now, rate),
+            Algorithm::TokenBucket => first::<TokenBucket>(now, rate),
+            Algorithm::SlidingWindow => first::<SlidingWindow>(now, rate),
+            Algorithm::SlidingLog => first::<SlidingLog>(now, rate),
+        }
+    }
+
+    pub(crate) fn peek(&self, hash: u64, now: u64, rate: &Rate) -> Decision {
+        match self {
+            Self::Gcra(store) => store.peek(hash, now, rate),
+            Self::TokenBucket(store) => store.peek(hash, now, rate),
+            Self::SlidingWindow(store) => store.peek(hash, now, rate),
+            Self::SlidingLog(store) => store.peek(hash, now, rate),
         }
     }
 

@@ -116,6 +116,7 @@ impl Pattern {
                 "rate = \"10/s\"\nalgorithm = \"token_bucket\"\nmax_limiters = 5\n",
                 "rate = \"1000/hour\"\nalgorithm = \"sliding_window\"\n",
                 "rate = \"10000/day\"\nalgorithm = \"sliding_log\"\nburst = 3\n",
+                "rate = \"100/s\"\nalgorithm = \"sketched_window\"\nsketch = { width = 1024, depth = 4 }\n",
             ],
             Self::LoadShed => &[
                 "max_requests = 200\nmax_queue_depth = 50\nwait_timeout = \"250ms\"\nlow_threshold = 0.5\nnormal_threshold = 0.7\nhigh_threshold = 0.9\n",
@@ -220,12 +221,21 @@ impl Pattern {
                         r#""token_bucket""#,
                         r#""sliding_window""#,
                         r#""sliding_log""#,
+                        r#""sketched_window""#,
                         "$",
                     ],
                 ),
                 ("max_keys", COUNT),
                 ("max_limiters", COUNT),
                 ("max_wait", DURATION),
+                (
+                    "sketch",
+                    &[
+                        r#"{"width": $, "depth": 4}"#,
+                        r#"{"width": 64, "depth": $}"#,
+                        "$",
+                    ],
+                ),
             ],
             Self::LoadShed => &[
                 ("max_requests", COUNT),

@@ -13,7 +13,7 @@ use super::sliding_window::{SlidingWindow, Window};
 use super::state::Core;
 use super::store::{Ask, Counters, Stores, FOLLOWS_CONFIGURED};
 use super::token_bucket::{Bucket, TokenBucket};
-use super::{Algorithm, Decision, RateLimiterConfig, RateLimiterMetrics};
+use super::{Algorithm, Decision, RateLimiterConfig, RateLimiterMetrics, SketchSize};
 use crate::Rate;
 
 mod sealed {
@@ -71,6 +71,7 @@ pub struct OneBudget {
     per_call: OnceLock<(RandomState, Stores)>,
     algorithm: Algorithm,
     max_keys: usize,
+    sketch: SketchSize,
 }
 
 enum Budget {
@@ -98,7 +99,8 @@ impl Budgets for OneBudget {
         let budget = match config.algorithm {
             Algorithm::Gcra => Budget::Gcra(AtomicU64::new(0)),
             Algorithm::TokenBucket => locked(Locked::TokenBucket(TokenBucket::fresh(0, rate))),
-            Algorithm::SlidingWindow => {
+            // One budget has no keys to sketch: it is counted exactly.
+            Algorithm::SlidingWindow | Algorithm::SketchedWindow => {
                 locked(Locked::SlidingWindow(SlidingWindow::fresh(0, rate)))
             }
             Algorithm::SlidingLog => locked(Locked::SlidingLog(SlidingLog::fresh(0, rate))),
@@ -110,6 +112,7 @@ impl Budgets for OneBudget {
             per_call: OnceLock::new(),
             algorithm: config.algorithm,
             max_keys: config.max_keys,
+            sketch: config.sketch,
         }
     }
 
@@ -133,7 +136,7 @@ impl Budgets for OneBudget {
         let (hasher, stores) = self.per_call.get_or_init(|| {
             (
                 RandomState::new(),
-                Stores::new(self.algorithm, self.max_keys),
+                Stores::new(self.algorithm, self.max_keys, self.sketch),
             )
         });
         // Per-call budgets keep their own rate: the configured one is not theirs.
@@ -227,7 +230,7 @@ impl Budgets for PerKey {
     fn new(config: &RateLimiterConfig) -> Self {
         Self {
             hasher: RandomState::new(),
-            stores: Stores::new(config.algorithm, config.max_keys),
+            stores: Stores::new(config.algorithm, config.max_keys, config.sketch),
         }
     }
 

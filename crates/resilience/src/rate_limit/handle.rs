@@ -229,6 +229,9 @@ fn check_fixed(current: &RateLimiterConfig, new: &RateLimiterConfig) -> Result<(
     if new.max_keys != current.max_keys {
         return Err(fixed("max_keys"));
     }
+    if new.sketch != current.sketch {
+        return Err(fixed("sketch"));
+    }
     Ok(())
 }
 

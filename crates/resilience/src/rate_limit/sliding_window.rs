@@ -36,6 +36,17 @@ pub(crate) struct Window {
 }
 
 impl Window {
+    /// The window starting at `start` with these counts, as the count-min sketch estimates
+    /// them for a key (`check` works out `idle_at` before it uses it).
+    pub(crate) fn from_counts(start: u64, previous: u32, current: u32) -> Self {
+        Self {
+            start,
+            previous,
+            current,
+            idle_at: start,
+        }
+    }
+
     /// Moves the window forward to the one holding `now`.
     fn roll(&mut self, now: u64, width: u64) {
         let start = now - now % width;

@@ -47,10 +47,11 @@ use std::time::Duration;
 
 use super::gcra::Gcra;
 use super::sliding_log::SlidingLog;
+use super::sketch::Sketch;
 use super::sliding_window::SlidingWindow;
 use super::state::Core;
 use super::token_bucket::TokenBucket;
-use super::{Algorithm, Decision, Denial};
+use super::{Algorithm, Decision, Denial, SketchSize};
 use crate::Rate;
 
 /// Shards never fall below this many slots unless `max_keys` does, so that keys hashed
@@ -405,15 +406,17 @@ pub(crate) enum Stores {
     TokenBucket(Store<TokenBucket>),
     SlidingWindow(Store<SlidingWindow>),
     SlidingLog(Store<SlidingLog>),
+    Sketch(Sketch),
 }
 
 impl Stores {
-    pub(crate) fn new(algorithm: Algorithm, max_keys: usize) -> Self {
+    pub(crate) fn new(algorithm: Algorithm, max_keys: usize, sketch: SketchSize) -> Self {
         match algorithm {
             Algorithm::Gcra => Self::Gcra(Store::new(max_keys)),
             Algorithm::TokenBucket => Self::TokenBucket(Store::new(max_keys)),
             Algorithm::SlidingWindow => Self::SlidingWindow(Store::new(max_keys)),
             Algorithm::SlidingLog => Self::SlidingLog(Store::new(max_keys)),
+            Algorithm::SketchedWindow => Self::Sketch(Sketch::new(sketch, max_keys)),
         }
     }
 
@@ -423,6 +426,7 @@ impl Stores {
             Self::TokenBucket(store) => store.check(hash, ask),
             Self::SlidingWindow(store) => store.check(hash, ask),
             Self::SlidingLog(store) => store.check(hash, ask),
+            Self::Sketch(sketch) => sketch.check(hash, ask),
         }
     }
 
@@ -434,7 +438,9 @@ impl Stores {
         match algorithm {
             Algorithm::Gcra => first::<Gcra>(now, rate),
             Algorithm::TokenBucket => first::<TokenBucket>(now, rate),
-            Algorithm::SlidingWindow => first::<SlidingWindow>(now, rate),
+            Algorithm::SlidingWindow | Algorithm::SketchedWindow => {
+                first::<SlidingWindow>(now, rate)
+            }
             Algorithm::SlidingLog => first::<SlidingLog>(now, rate),
         }
     }
@@ -445,6 +451,7 @@ impl Stores {
             Self::TokenBucket(store) => store.peek(hash, now, rate),
             Self::SlidingWindow(store) => store.peek(hash, now, rate),
             Self::SlidingLog(store) => store.peek(hash, now, rate),
+            Self::Sketch(sketch) => sketch.peek(hash, now, rate),
         }
     }
 
@@ -454,6 +461,7 @@ impl Stores {
             Self::TokenBucket(store) => store.count(hash, decision),
             Self::SlidingWindow(store) => store.count(hash, decision),
             Self::SlidingLog(store) => store.count(hash, decision),
+            Self::Sketch(sketch) => sketch.count(hash, decision),
         }
     }
 
@@ -463,6 +471,7 @@ impl Stores {
             Self::TokenBucket(store) => store.len(),
             Self::SlidingWindow(store) => store.len(),
             Self::SlidingLog(store) => store.len(),
+            Self::Sketch(sketch) => sketch.len(),
         }
     }
 
@@ -472,6 +481,7 @@ impl Stores {
             Self::TokenBucket(store) => store.counters(),
             Self::SlidingWindow(store) => store.counters(),
             Self::SlidingLog(store) => store.counters(),
+            Self::Sketch(sketch) => sketch.counters(),
         }
     }
 }

@@ -202,10 +202,37 @@ impl Budgets for OneBudget {
     }
 }
 
+/// The seeded hash of keys. The exact store keeps SipHash (std's `RandomState`), whose seeded
+/// collisions nobody can aim for, since two colliding keys share one budget. The sketch
+/// expects collisions, counts each key in `depth` cells and only ever errs towards limiting:
+/// it takes foldhash (seeded per limiter too), a few times faster on the path it exists to
+/// make cheap.
+enum KeyHasher {
+    Sip(RandomState),
+    Fold(hashbrown::DefaultHashBuilder),
+}
+
+impl KeyHasher {
+    fn new(algorithm: Algorithm) -> Self {
+        match algorithm {
+            Algorithm::SketchedWindow => Self::Fold(hashbrown::DefaultHashBuilder::default()),
+            _ => Self::Sip(RandomState::new()),
+        }
+    }
+
+    #[inline]
+    fn hash_one<T: std::hash::Hash>(&self, value: T) -> u64 {
+        match self {
+            Self::Sip(hasher) => hasher.hash_one(value),
+            Self::Fold(hasher) => hasher.hash_one(value),
+        }
+    }
+}
+
 /// One budget per key, at most `max_keys` of them: a keyed limiter.
 pub struct PerKey {
     /// Seeded per limiter, so nobody can choose keys that collide.
-    hasher: RandomState,
+    hasher: KeyHasher,
     stores: Stores,
 }
 
@@ -229,7 +256,7 @@ impl Budgets for PerKey {
 
     fn new(config: &RateLimiterConfig) -> Self {
         Self {
-            hasher: RandomState::new(),
+            hasher: KeyHasher::new(config.algorithm),
             stores: Stores::new(config.algorithm, config.max_keys, config.sketch),
         }
     }

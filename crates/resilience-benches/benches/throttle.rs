@@ -12,7 +12,9 @@
 //! draw is taken even at probability 0); `gax_owned` (the same on a plain `&mut`, no lock: a
 //! floor for the formula itself); ours: `try_acquire_success` (the decision with the clock
 //! read, the window sums and the request counted, then the accept counted) and `stage_call`
-//! (a whole call through the throttle as a stage, around an operation ready at once).
+//! (a whole call through the throttle as a stage, around an operation ready at once);
+//! `clock_now` is the clock ours reads once per decision (`tokio::time::Instant::now`), which
+//! gax, counting forever rather than over a window, does not need.
 //!
 //! Group `throttle/overloaded`: a backend refusing everything, the probability at its cap
 //! (ours 0.9; gax's uncapped, near 1), so each decision takes a draw and most reject.
@@ -62,6 +64,9 @@ fn allowed(c: &mut Criterion) {
     };
     check("gax_owned", &mut entry);
     group.bench_function("gax_owned", |b| b.iter(&mut entry));
+
+    // The clock ours reads once per decision, for reading the figures against it.
+    group.bench_function("clock_now", |b| b.iter(tokio::time::Instant::now));
 
     our_entries(&mut group, &ours(), true);
     group.finish();

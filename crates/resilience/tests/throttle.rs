@@ -336,3 +336,26 @@ fn many_threads_lose_no_count() {
     );
     assert!(metrics.total_throttled > 0);
 }
+
+#[test]
+fn named_in_a_registry() {
+    use resilience::registry::{Registry, RegistryError};
+
+    let registry = Registry::<AdaptiveThrottle>::new();
+    let config = ThrottleConfig {
+        seed: Some(1),
+        ..ThrottleConfig::default()
+    };
+    let a = registry.get_or_create("search", config).unwrap();
+    let b = registry.get_or_create("search", config).unwrap();
+    a.try_acquire().unwrap().success();
+    assert_eq!(b.metrics().window_accepts, 1, "same name, same throttle");
+    let other = ThrottleConfig { k: 1.5, ..config };
+    assert!(matches!(
+        registry.get_or_create("search", other),
+        Err(RegistryError::ConfigMismatch { .. })
+    ));
+    assert_eq!(registry.metrics()["search"].total_requests, 1);
+    let error = AdaptiveThrottle::from_config("bad", ThrottleConfig { k: 0.0, ..config });
+    assert_eq!(error.unwrap_err().field(), "k");
+}

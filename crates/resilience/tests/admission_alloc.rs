@@ -39,8 +39,14 @@ fn free_slot_paths_allocate_nothing() {
 }
 
 fn throttle_decisions_allocate_nothing() {
-    let healthy = AdaptiveThrottle::builder("healthy").seed(1).build().unwrap();
-    let overloaded = AdaptiveThrottle::builder("overloaded").seed(1).build().unwrap();
+    let healthy = AdaptiveThrottle::builder("healthy")
+        .seed(1)
+        .build()
+        .unwrap();
+    let overloaded = AdaptiveThrottle::builder("overloaded")
+        .seed(1)
+        .build()
+        .unwrap();
     for _ in 0..100 {
         if let Ok(permit) = overloaded.try_acquire() {
             permit.failure();

@@ -31,7 +31,11 @@ async fn a_hedged_attempt_wins_the_race_through_the_breaker_and_timeout() {
     let answer = pipeline
         .call(|| async {
             // The first attempt is slow (cut off by no one: the hedge wins first).
-            let latency = if calls.fetch_add(1, Ordering::SeqCst) == 0 { 80 } else { 5 };
+            let latency = if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                80
+            } else {
+                5
+            };
             sleep(latency * MS).await;
             Ok("hits")
         })
@@ -43,7 +47,10 @@ async fn a_hedged_attempt_wins_the_race_through_the_breaker_and_timeout() {
     assert_eq!(hedge.metrics().hedge_wins, 1);
     // The winner was a success through the breaker; the loser was dropped, not a failure.
     let metrics = breaker.metrics();
-    assert_eq!((metrics.successful_requests, metrics.failed_requests), (1, 0));
+    assert_eq!(
+        (metrics.successful_requests, metrics.failed_requests),
+        (1, 0)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -59,7 +66,13 @@ async fn a_throttle_shares_the_rate_limiter_slot() {
         .unwrap();
     for n in 0..10 {
         let result = pipeline
-            .call(|| async move { if n % 2 == 0 { Ok(n) } else { Err("503".to_owned()) } })
+            .call(|| async move {
+                if n % 2 == 0 {
+                    Ok(n)
+                } else {
+                    Err("503".to_owned())
+                }
+            })
             .await;
         assert_eq!(result.is_ok(), n % 2 == 0);
     }

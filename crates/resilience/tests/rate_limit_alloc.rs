@@ -64,7 +64,11 @@ fn sketched_checks_and_peeks_allocate_nothing() {
         }
     });
     assert_eq!(allocated, 0, "allocations on the sketched check paths");
-    assert_eq!(sketched.metrics().active_limiters, 0, "the sketch holds no keys");
+    assert_eq!(
+        sketched.metrics().active_limiters,
+        0,
+        "the sketch holds no keys"
+    );
 }
 
 fn main() {

@@ -47,12 +47,21 @@ async fn a_flood_of_keys_wrongly_limits_well_behaved_keys_within_the_bound() {
     // e·N/width happens to at most a share e^−depth of keys.
     let n = f64::from(10_000 + heavy + good_keys * good_requests);
     let error_bound = std::f64::consts::E * n / size.width as f64;
-    assert!(error_bound < f64::from(limit - good_requests), "{error_bound}");
+    assert!(
+        error_bound < f64::from(limit - good_requests),
+        "{error_bound}"
+    );
     let share = f64::from(wrongly_limited) / f64::from(good_keys);
     let bound = (-(size.depth as f64)).exp();
-    assert!(share <= bound, "{wrongly_limited} of {good_keys} limited early");
+    assert!(
+        share <= bound,
+        "{wrongly_limited} of {good_keys} limited early"
+    );
     // The heavy key hit its limit at most `e·N/width` early, and only if it collided.
-    assert!(f64::from(heavy) >= f64::from(limit) - error_bound, "{heavy}");
+    assert!(
+        f64::from(heavy) >= f64::from(limit) - error_bound,
+        "{heavy}"
+    );
     // Only the requests allowed were counted; the sketch stored no key.
     let metrics = limiter.metrics();
     assert_eq!(metrics.active_limiters, 0);
@@ -95,7 +104,11 @@ async fn windows_slide_as_the_exact_counter_does() {
     for step in 0..300_u64 {
         tokio::time::advance(Duration::from_millis(step % 7 * 90)).await;
         for _ in 0..step % 4 {
-            assert_eq!(limiter.check_now("ada"), exact.check_now("ada"), "step {step}");
+            assert_eq!(
+                limiter.check_now("ada"),
+                exact.check_now("ada"),
+                "step {step}"
+            );
         }
         assert_eq!(limiter.peek("ada"), exact.peek("ada"));
     }
@@ -160,7 +173,13 @@ fn the_sketch_deserializes() {
     )
     .unwrap();
     assert_eq!(config.algorithm, Algorithm::SketchedWindow);
-    assert_eq!(config.sketch, SketchSize { width: 2048, depth: 3 });
+    assert_eq!(
+        config.sketch,
+        SketchSize {
+            width: 2048,
+            depth: 3
+        }
+    );
     let error = serde_json::from_str::<RateLimiterConfig>(
         r#"{"rate": "10/s", "sketch": {"width": 0, "depth": 3}}"#,
     )

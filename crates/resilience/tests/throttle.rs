@@ -65,9 +65,16 @@ async fn the_probability_is_the_formula_of_the_window() {
         }
     }
     let metrics = throttle.metrics();
-    assert_eq!(metrics.window_requests, 10, "throttled requests count as requests");
+    assert_eq!(
+        metrics.window_requests, 10,
+        "throttled requests count as requests"
+    );
     assert_eq!(metrics.total_throttled, throttled);
-    assert_eq!(metrics.total_failures, 10 - throttled, "but never as failures");
+    assert_eq!(
+        metrics.total_failures,
+        10 - throttled,
+        "but never as failures"
+    );
     assert_eq!(metrics.rejection_probability, 10.0 / 11.0);
     // Three accepts later (13 requests, 3 accepts, K = 2): (13 − 6) / 14, if admitted.
     let mut accepted = 0;
@@ -78,7 +85,10 @@ async fn the_probability_is_the_formula_of_the_window() {
         }
     }
     let metrics = throttle.metrics();
-    let (r, a) = (metrics.window_requests as f64, metrics.window_accepts as f64);
+    let (r, a) = (
+        metrics.window_requests as f64,
+        metrics.window_accepts as f64,
+    );
     assert_eq!(a, 3.0);
     assert_eq!(metrics.rejection_probability, (r - 2.0 * a) / (r + 1.0));
 }
@@ -144,7 +154,10 @@ async fn second(throttle: &AdaptiveThrottle, offered: u32, capacity: u32) -> (u3
 async fn an_overloaded_backend_receives_k_times_what_it_accepts_then_recovers() {
     // The defaults: a 2-minute window, K = 2. The client offers 100 requests a second; the
     // backend accepts 10 a second.
-    let throttle = AdaptiveThrottle::builder("simulated").seed(42).build().unwrap();
+    let throttle = AdaptiveThrottle::builder("simulated")
+        .seed(42)
+        .build()
+        .unwrap();
     let k = throttle.config().k;
     let (offered, capacity) = (100_u32, 10_u32);
     let window = throttle.config().window.as_secs() as u32;
@@ -198,7 +211,10 @@ async fn an_overloaded_backend_receives_k_times_what_it_accepts_then_recovers() 
         }
     }
     let last = last_throttled.expect("it was throttling when the backend recovered");
-    assert!(last < 2 * window, "still throttling {last} s after the recovery");
+    assert!(
+        last < 2 * window,
+        "still throttling {last} s after the recovery"
+    );
     assert_eq!(throttle.rejection_probability(), 0.0);
 }
 
@@ -261,7 +277,10 @@ async fn in_a_pipeline_timeouts_count_as_refusals_and_throttling_is_not_retried(
     }
     let metrics = throttle.metrics();
     assert!(metrics.total_throttled > 0);
-    assert_eq!(metrics.total_failures, u64::from(attempts.load(Ordering::SeqCst)));
+    assert_eq!(
+        metrics.total_failures,
+        u64::from(attempts.load(Ordering::SeqCst))
+    );
     assert_eq!(metrics.window_accepts, 0);
 }
 
@@ -328,7 +347,10 @@ fn many_threads_lose_no_count() {
     let metrics = throttle.metrics();
     let total = threads * per_thread;
     assert_eq!(metrics.total_requests, total);
-    assert_eq!(metrics.window_requests, total, "no lost increment in the ring");
+    assert_eq!(
+        metrics.window_requests, total,
+        "no lost increment in the ring"
+    );
     assert_eq!(
         metrics.window_accepts + metrics.total_failures + metrics.total_throttled,
         total,

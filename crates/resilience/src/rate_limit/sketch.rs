@@ -115,7 +115,10 @@ impl Sketch {
             previous_min = previous_min.min(count_in(before, previous));
         }
         let start = window * width;
-        (Window::from_counts(start, previous_min, current_min), window)
+        (
+            Window::from_counts(start, previous_min, current_min),
+            window,
+        )
     }
 
     pub(crate) fn check(&self, hash: u64, ask: Ask<'_>) -> Decision {
@@ -229,7 +232,9 @@ mod tests {
         let sketch = Sketch::new(SketchSize { width: 1, depth: 1 }, 10);
         let rate = Rate::per_minute(10);
         for key in 0..6_u64 {
-            assert!(sketch.check(key | FOLLOWS_CONFIGURED, ask(0, &rate)).is_allowed());
+            assert!(sketch
+                .check(key | FOLLOWS_CONFIGURED, ask(0, &rate))
+                .is_allowed());
         }
         // A new key sees the six allowed to the others as its own.
         let decision = sketch.peek(99 | FOLLOWS_CONFIGURED, 0, &rate);

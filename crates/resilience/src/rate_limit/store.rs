@@ -46,8 +46,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::gcra::Gcra;
-use super::sliding_log::SlidingLog;
 use super::sketch::Sketch;
+use super::sliding_log::SlidingLog;
 use super::sliding_window::SlidingWindow;
 use super::state::Core;
 use super::token_bucket::TokenBucket;

@@ -119,19 +119,61 @@ mod tests {
     fn bad_values_are_refused_naming_the_field() {
         ThrottleConfig::default().validate().unwrap();
         let cases = [
-            ("window", ThrottleConfig { window: Duration::ZERO, ..Default::default() }),
-            ("window", ThrottleConfig { window: Duration::MAX, ..Default::default() }),
-            ("k", ThrottleConfig { k: 0.5, ..Default::default() }),
-            ("k", ThrottleConfig { k: f64::INFINITY, ..Default::default() }),
-            ("k", ThrottleConfig { k: f64::NAN, ..Default::default() }),
-            ("aggression", ThrottleConfig { aggression: 0.0, ..Default::default() }),
             (
-                "max_rejection_probability",
-                ThrottleConfig { max_rejection_probability: 1.0, ..Default::default() },
+                "window",
+                ThrottleConfig {
+                    window: Duration::ZERO,
+                    ..Default::default()
+                },
+            ),
+            (
+                "window",
+                ThrottleConfig {
+                    window: Duration::MAX,
+                    ..Default::default()
+                },
+            ),
+            (
+                "k",
+                ThrottleConfig {
+                    k: 0.5,
+                    ..Default::default()
+                },
+            ),
+            (
+                "k",
+                ThrottleConfig {
+                    k: f64::INFINITY,
+                    ..Default::default()
+                },
+            ),
+            (
+                "k",
+                ThrottleConfig {
+                    k: f64::NAN,
+                    ..Default::default()
+                },
+            ),
+            (
+                "aggression",
+                ThrottleConfig {
+                    aggression: 0.0,
+                    ..Default::default()
+                },
             ),
             (
                 "max_rejection_probability",
-                ThrottleConfig { max_rejection_probability: -0.1, ..Default::default() },
+                ThrottleConfig {
+                    max_rejection_probability: 1.0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "max_rejection_probability",
+                ThrottleConfig {
+                    max_rejection_probability: -0.1,
+                    ..Default::default()
+                },
             ),
         ];
         for (field, config) in cases {

@@ -18,7 +18,8 @@ pub enum ThrottleEvent {
 
 impl ThrottleEvent {
     /// `"throttle_rejected"`: a request was throttled.
-    pub const REJECTED: EventKind = EventKind::builtin(PatternKind::Throttle, "throttle_rejected", 47);
+    pub const REJECTED: EventKind =
+        EventKind::builtin(PatternKind::Throttle, "throttle_rejected", 47);
     /// Every kind of this event, for name lookup.
     pub const KINDS: &'static [EventKind] = &[Self::REJECTED];
 

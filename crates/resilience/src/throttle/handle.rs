@@ -51,7 +51,10 @@ impl AdaptiveThrottle {
     }
 
     /// A throttle from a plain config, validated the same way as the builder's.
-    pub fn from_config(name: impl Into<String>, config: ThrottleConfig) -> Result<Self, ConfigError> {
+    pub fn from_config(
+        name: impl Into<String>,
+        config: ThrottleConfig,
+    ) -> Result<Self, ConfigError> {
         Self::builder(name).config(config).build()
     }
 
@@ -274,6 +277,6 @@ impl StagePermit for Permit {
     }
 
     fn record(self, outcome: Outcome) {
-        Permit::record(self, outcome);
+        Self::record(self, outcome);
     }
 }

@@ -14,7 +14,11 @@ pub(crate) struct Instruments {
 impl Instruments {
     pub(crate) fn new(name: &Arc<str>) -> Self {
         let decision = |decision| {
-            Counter::register(&telemetry::THROTTLE_DECISIONS, name, &[("decision", decision)])
+            Counter::register(
+                &telemetry::THROTTLE_DECISIONS,
+                name,
+                &[("decision", decision)],
+            )
         };
         Self {
             admitted: decision("admitted"),

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::instruments::Instruments;
-use super::state::{probability, throttles};
-use super::window::{Ring, BUCKETS};
+use super::state::{headroom, probability, throttles};
+use super::window::{Credit, Ring, BUCKETS};
 use super::{ThrottleBuilder, ThrottleConfig, ThrottleEvent, ThrottleMetrics};
 use crate::classify::Outcome;
 use crate::events::{Emitter, EventBus};
@@ -36,6 +36,8 @@ struct Inner {
     bucket_nanos: u64,
     requests: Ring,
     accepts: Ring,
+    /// Requests known to pass at probability 0 in the current bucket.
+    credit: Credit,
     generator: SplitMix,
     total_requests: AtomicU64,
     throttled: AtomicU64,
@@ -70,6 +72,7 @@ impl AdaptiveThrottle {
                 bucket_nanos: (window / BUCKETS).max(1),
                 requests: Ring::new(),
                 accepts: Ring::new(),
+                credit: Credit::new(),
                 generator: SplitMix::new(config.seed),
                 config,
                 total_requests: AtomicU64::new(0),
@@ -109,11 +112,16 @@ impl AdaptiveThrottle {
     pub fn try_acquire(&self) -> Result<Permit, Rejection> {
         let inner = &*self.inner;
         let bucket = inner.bucket(Instant::now());
+        if inner.credit.take(bucket) {
+            // Known to pass at probability 0: no need to sum the window.
+            return Ok(inner.admit(&self.inner, bucket));
+        }
         let requests = inner.requests.total(bucket);
-        inner.requests.add(bucket, 1);
-        inner.total_requests.fetch_add(1, Ordering::Relaxed);
-        let p = probability(requests, inner.accepts.total(bucket), &inner.config);
+        let accepts = inner.accepts.total(bucket);
+        let p = probability(requests, accepts, &inner.config);
         if throttles(p, || inner.generator.next_unit()) {
+            inner.requests.add(bucket, 1);
+            inner.total_requests.fetch_add(1, Ordering::Relaxed);
             inner.throttled.fetch_add(1, Ordering::Relaxed);
             inner.instruments.throttled();
             tracing::debug!(target: "resilience::throttle", throttle = %inner.name, probability = p, "request throttled");
@@ -127,12 +135,13 @@ impl AdaptiveThrottle {
                 None,
             ));
         }
-        inner.instruments.admitted();
-        Ok(Permit {
-            inner: Arc::clone(&self.inner),
-            bucket,
-            done: false,
-        })
+        if p == 0.0 {
+            // Concurrent callers may have counted requests since the sums were read: under
+            // contention the credit can be generous by the requests racing this one.
+            let room = headroom(requests, accepts, &inner.config);
+            inner.credit.grant(bucket, room);
+        }
+        Ok(inner.admit(&self.inner, bucket))
     }
 
     stage::entry_points! {
@@ -174,6 +183,19 @@ impl AdaptiveThrottle {
 }
 
 impl Inner {
+    /// Counts an admitted request in `bucket` and makes its permit.
+    #[inline]
+    fn admit(&self, this: &Arc<Self>, bucket: u64) -> Permit {
+        self.requests.add(bucket, 1);
+        self.total_requests.fetch_add(1, Ordering::Relaxed);
+        self.instruments.admitted();
+        Permit {
+            inner: Arc::clone(this),
+            bucket,
+            done: false,
+        }
+    }
+
     /// The bucket holding `now`.
     fn bucket(&self, now: Instant) -> u64 {
         let since = now.saturating_duration_since(self.epoch);

@@ -30,6 +30,18 @@ pub(crate) fn probability(requests: u64, accepts: u64, config: &ThrottleConfig) 
     p.min(config.max_rejection_probability)
 }
 
+/// How many requests after one judged on `requests` and `accepts` are certain to be judged
+/// at probability 0 too, as long as the window keeps its buckets: the `j`-th is judged on
+/// `requests + j` requests and at least `accepts` accepts (accepts only grow), and
+/// probability 0 holds while `requests + j` is below `min_requests` or at most `k · accepts`.
+/// The handle lets that many through on one compare-exchange, without summing the window.
+pub(crate) fn headroom(requests: u64, accepts: u64, config: &ThrottleConfig) -> u64 {
+    let quiet = config.min_requests.saturating_sub(1);
+    // `as` saturates, and the floor is exact for the integer `requests + j`.
+    let accepted = (config.k * accepts as f64).floor() as u64;
+    quiet.max(accepted).saturating_sub(requests)
+}
+
 /// Whether a request is throttled: it is when `draw`, uniform in `[0, 1)`, falls below the
 /// probability `p`. So `p = 0` never throttles and no draw is taken for it.
 pub(crate) fn throttles(p: f64, draw: impl FnOnce() -> f64) -> bool {
@@ -97,7 +109,37 @@ mod tests {
         assert!(!throttles(0.5, || 0.5));
     }
 
+    #[test]
+    fn headroom_counts_the_requests_certain_to_pass() {
+        let config = ThrottleConfig {
+            min_requests: 20,
+            ..ThrottleConfig::default()
+        };
+        // Below the minimum: requests 6..=19 are judged below it.
+        assert_eq!(headroom(5, 0, &config), 14);
+        // K·A = 100 accepts' worth: requests judged on up to 100 requests pass.
+        assert_eq!(headroom(60, 50, &config), 40);
+        assert_eq!(headroom(100, 50, &config), 0);
+        assert_eq!(headroom(150, 50, &config), 0);
+    }
+
     proptest! {
+        #[test]
+        fn headroom_is_exact(
+            requests in 0_u64..1_000_000,
+            accepts in 0_u64..1_000_000,
+            min_requests in 0_u64..100,
+            k in 1.0..10.0_f64,
+        ) {
+            let config = ThrottleConfig { min_requests, k, ..config() };
+            prop_assume!(probability(requests, accepts, &config) == 0.0);
+            let room = headroom(requests, accepts, &config);
+            for j in [1, room / 2, room].into_iter().filter(|&j| j >= 1 && j <= room) {
+                prop_assert_eq!(probability(requests + j, accepts, &config), 0.0);
+            }
+            prop_assert!(probability(requests + room + 1, accepts, &config) > 0.0);
+        }
+
         #[test]
         fn the_probability_stays_in_range_and_falls_as_accepts_rise(
             requests in 0_u64..1_000_000_000,

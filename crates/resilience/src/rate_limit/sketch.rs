@@ -1,11 +1,11 @@
 //! The count-min sketch: a keyed sliding-window counter in fixed memory, shared by every key.
 //!
 //! The exact keyed store keeps one state per key, bounded by `max_keys`. The sketch keeps
-//! none: `depth` rows of `width` cells, each cell holding (for the current window and the
-//! one before) a count at least that of every key hashed to it. A key's estimate is the
-//! smallest of its `depth` cells, so it is never below the key's true count: other keys
-//! only ever raise a cell, and collisions make the limiter stricter, never more lenient. A
-//! key may be limited early, never late.
+//! none: `depth` rows of `width` cells, each cell counting (for the current window and the
+//! one before) the requests allowed to every key that hashes to it. A key's count is the
+//! smallest of its `depth` cells. Other keys only ever *add* to a cell, so the estimate is
+//! never below the key's true count: collisions make the limiter stricter, never more
+//! lenient. A key may be limited early, never late.
 //!
 //! How early, the count-min bound says: with `N` requests allowed in a window over all keys,
 //! a key's estimate exceeds its true count by more than `e·N / width` with probability at
@@ -17,11 +17,8 @@
 //! previous window) holding the window's number (low 32 bits) beside its count, so a cell
 //! moves on to a new window and starts again at one in a single compare-exchange, with no
 //! reset racing the increments. Counts are read (`depth` × 2 loads), judged by the same
-//! arithmetic as the exact sliding-window counter, and only an allowed request writes: each
-//! of its `depth` cells rises to the key's new estimate, and a cell already above it (other
-//! keys' counts) is left alone. This *conservative update* keeps every cell at least the
-//! count of every key hashed to it, so estimates stay one-sided, and it is never less exact
-//! than incrementing every cell. A denial writes nothing. Two requests for one key racing through the
+//! arithmetic as the exact sliding-window counter, and only an allowed request increments
+//! its `depth` cells: a denial writes nothing. Two requests for one key racing through the
 //! same instant may both pass on a count that misses the other's, so under contention a key
 //! can exceed its limit by at most one request per thread racing on it. A check allocates
 //! nothing, whatever the number of keys.
@@ -67,10 +64,14 @@ fn count_in(word: u64, window: u64) -> u32 {
     }
 }
 
-/// The word raised to count `to` in `window` (a cell of another window counts 0 there), or
-/// `None` if it already counts at least that: the conservative update.
-fn raise(word: u64, window: u64, to: u32) -> Option<u64> {
-    (count_in(word, window) < to).then(|| pack(window & 0xFFFF_FFFF, to))
+/// The word after one more request in `window`: counted on, or started afresh.
+fn bump(word: u64, window: u64) -> u64 {
+    let window = window & 0xFFFF_FFFF;
+    if word >> COUNT_BITS == window {
+        pack(window, (word as u32).saturating_add(1))
+    } else {
+        pack(window, 1)
+    }
 }
 
 impl Sketch {
@@ -101,7 +102,7 @@ impl Sketch {
     /// The estimated counts of `hash` in the window holding `now` and the one before, and
     /// that window's number and start.
     #[inline]
-    fn estimate(&self, hash: u64, now: u64, rate: &Rate) -> (Window, u64, u32) {
+    fn estimate(&self, hash: u64, now: u64, rate: &Rate) -> (Window, u64) {
         let width = rate.window_nanos();
         let window = now / width;
         let previous = window.wrapping_sub(1);
@@ -114,33 +115,29 @@ impl Sketch {
             previous_min = previous_min.min(count_in(before, previous));
         }
         let start = window * width;
-        let state = Window::from_counts(start, previous_min, current_min);
-        (state, window, current_min)
+        (
+            Window::from_counts(start, previous_min, current_min),
+            window,
+        )
     }
 
     pub(crate) fn check(&self, hash: u64, ask: Ask<'_>) -> Decision {
         if hash & FOLLOWS_CONFIGURED == 0 {
             return self.per_call().check(hash, ask);
         }
-        let (mut state, window, estimate) = self.estimate(hash, ask.now, ask.rate);
+        let (mut state, window) = self.estimate(hash, ask.now, ask.rate);
         let decision = SlidingWindow::check(&mut state, ask.now, ask.rate);
         if decision.is_allowed() {
-            // Each of the key's cells rises to the new estimate; a cell already above it
-            // (other keys' counts) is left alone.
-            let to = estimate.saturating_add(1);
             for row in 0..self.depth {
                 let slot = &self.cells[self.cell(hash, row) + (window & 1) as usize];
                 let mut word = slot.load(Ordering::Relaxed);
-                while let Some(next) = raise(word, window, to) {
-                    match slot.compare_exchange_weak(
-                        word,
-                        next,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => break,
-                        Err(actual) => word = actual,
-                    }
+                while let Err(actual) = slot.compare_exchange_weak(
+                    word,
+                    bump(word, window),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    word = actual;
                 }
             }
         }
@@ -154,7 +151,7 @@ impl Sketch {
         if hash & FOLLOWS_CONFIGURED == 0 {
             return self.per_call().peek(hash, now, rate);
         }
-        let (mut state, ..) = self.estimate(hash, now, rate);
+        let (mut state, _) = self.estimate(hash, now, rate);
         SlidingWindow::check(&mut state, now, rate)
     }
 
@@ -220,17 +217,13 @@ mod tests {
     }
 
     #[test]
-    fn cells_rise_conservatively_and_move_on_to_a_new_window_in_one_word() {
-        let word = raise(0, 5, 1).unwrap();
+    fn cells_move_on_to_a_new_window_in_one_word() {
+        let word = bump(0, 5);
         assert_eq!(count_in(word, 5), 1);
-        assert_eq!(count_in(raise(word, 5, 2).unwrap(), 5), 2);
-        assert_eq!(raise(word, 5, 1), None, "already there");
+        assert_eq!(count_in(bump(word, 5), 5), 2);
         assert_eq!(count_in(word, 4), 0);
-        assert_eq!(
-            count_in(raise(pack(5, 9), 7, 1).unwrap(), 7),
-            1,
-            "a new window"
-        );
+        assert_eq!(count_in(bump(word, 7), 7), 1);
+        assert_eq!(count_in(bump(pack(9, u32::MAX), 9), 9), u32::MAX);
     }
 
     #[test]

@@ -128,6 +128,10 @@ impl Sketch {
         let (mut state, window) = self.estimate(hash, ask.now, ask.rate);
         let decision = SlidingWindow::check(&mut state, ask.now, ask.rate);
         if decision.is_allowed() {
+            // Every cell is incremented. The conservative update (raising each cell only to
+            // the new estimate) is tighter alone, but two threads racing on one key would
+            // both raise a cell to the same value and lose a count for good; increments
+            // never lose one.
             for row in 0..self.depth {
                 let slot = &self.cells[self.cell(hash, row) + (window & 1) as usize];
                 let mut word = slot.load(Ordering::Relaxed);

@@ -49,6 +49,8 @@ pub enum PatternKind {
     Coalesce,
     /// Chaos: fault, outcome, latency and behaviour injection.
     Chaos,
+    /// Client-side adaptive throttling.
+    Throttle,
     /// A stage written outside this crate, under its own `snake_case` name.
     #[cfg_attr(feature = "serde", serde(skip_deserializing))]
     Custom(&'static str),
@@ -72,6 +74,7 @@ impl PatternKind {
             Self::Cache => "cache",
             Self::Coalesce => "coalesce",
             Self::Chaos => "chaos",
+            Self::Throttle => "throttle",
             Self::Custom(name) => name,
         }
     }
@@ -133,6 +136,9 @@ pub enum RejectionReason {
     /// The shared execution this call joined (request coalescing) panicked, so there is no
     /// result to share; this call's own operation never ran.
     LeaderPanicked,
+    /// The client throttled itself: the dependency has lately refused so much of what it was
+    /// sent that this request was dropped locally instead of adding to its load.
+    Throttled,
     /// A stage written outside this crate refused, for the reason it names (`snake_case`).
     Custom(&'static str),
 }
@@ -155,6 +161,7 @@ impl RejectionReason {
             Self::BackendUnavailable => "backend_unavailable",
             Self::NotCloneable => "not_cloneable",
             Self::LeaderPanicked => "leader_panicked",
+            Self::Throttled => "throttled",
             Self::Custom(reason) => reason,
         }
     }
@@ -175,6 +182,7 @@ impl RejectionReason {
             Self::BackendUnavailable => "cannot reach its backend",
             Self::NotCloneable => "cannot copy the request for its extra attempts",
             Self::LeaderPanicked => "saw the shared call it joined panic",
+            Self::Throttled => "throttled the request: the dependency is refusing much of its load",
             Self::Custom(reason) => reason,
         }
     }

@@ -20,6 +20,7 @@ mod hook;
 pub mod load_shed;
 pub mod metrics;
 pub mod pipeline;
+mod random;
 pub mod rate;
 pub mod rate_limit;
 pub mod registry;
@@ -28,6 +29,7 @@ pub mod stage;
 mod striped;
 mod sync;
 pub mod telemetry;
+pub mod throttle;
 mod time;
 pub mod timeout;
 
@@ -46,6 +48,7 @@ pub use load_shed::LoadShedder;
 pub use pipeline::Pipeline;
 pub use rate::{Rate, RateProblem};
 pub use retry::Retry;
+pub use throttle::AdaptiveThrottle;
 pub use timeout::{Deadline, Timeout};
 
 /// The event kinds of this crate's patterns, known by name without registration. A pattern
@@ -66,4 +69,5 @@ pub(crate) const BUILTIN_EVENT_KINDS: &[&[events::EventKind]] = &[
     cache::CacheEvent::KINDS,
     coalesce::CoalesceEvent::KINDS,
     chaos::ChaosEvent::KINDS,
+    throttle::ThrottleEvent::KINDS,
 ];

@@ -1,6 +1,7 @@
 //! The uncontended admission paths allocate nothing (DESIGN §9): `dhat`'s counting global
 //! allocator watches a bulkhead's free-slot path (`call`, `try_acquire`, `acquire`) and a
-//! backpressure controller below its high water mark (`call`, `try_acquire`), each with no
+//! backpressure controller below its high water mark (`call`, `try_acquire`), and an adaptive
+//! throttle's decisions (admitted and throttled), each with no
 //! listener attached. Its own test binary, run without libtest (see `common/alloc.rs`): the allocator is
 //! process-wide.
 
@@ -11,6 +12,7 @@ mod common {
 use common::alloc::{allocations, ready, run};
 use resilience::backpressure::Backpressure;
 use resilience::bulkhead::Bulkhead;
+use resilience::throttle::AdaptiveThrottle;
 
 fn free_slot_paths_allocate_nothing() {
     let bulkhead = Bulkhead::builder("hot").max_concurrent(2).build().unwrap();
@@ -36,9 +38,44 @@ fn free_slot_paths_allocate_nothing() {
     assert_eq!(controller.metrics().total_accepted, 2_020);
 }
 
+fn throttle_decisions_allocate_nothing() {
+    let healthy = AdaptiveThrottle::builder("healthy")
+        .seed(1)
+        .build()
+        .unwrap();
+    let overloaded = AdaptiveThrottle::builder("overloaded")
+        .seed(1)
+        .build()
+        .unwrap();
+    for _ in 0..100 {
+        if let Ok(permit) = overloaded.try_acquire() {
+            permit.failure();
+        }
+    }
+    let allocated = allocations(|| {
+        for _ in 0..1_000 {
+            ready(healthy.call(|| async { Ok::<_, ()>(1) })).unwrap();
+            healthy.try_acquire().unwrap().success();
+            // Throttled or not, the decision and the rejection allocate nothing.
+            match overloaded.try_acquire() {
+                Ok(permit) => permit.failure(),
+                Err(rejection) => drop(rejection),
+            }
+        }
+    });
+    assert_eq!(allocated, 0, "allocations of throttle decisions");
+    assert!(overloaded.metrics().total_throttled > 500);
+}
+
 fn main() {
-    run(&[(
-        "free_slot_paths_allocate_nothing",
-        free_slot_paths_allocate_nothing,
-    )]);
+    run(&[
+        (
+            "free_slot_paths_allocate_nothing",
+            free_slot_paths_allocate_nothing,
+        ),
+        (
+            "throttle_decisions_allocate_nothing",
+            throttle_decisions_allocate_nothing,
+        ),
+    ]);
 }

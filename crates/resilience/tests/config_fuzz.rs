@@ -23,6 +23,7 @@ use resilience::fallback::FallbackConfig;
 use resilience::load_shed::{LoadShedderConfig, Priority};
 use resilience::rate_limit::{LocalRateLimiter, RateLimiter, RateLimiterConfig};
 use resilience::retry::RetryConfig;
+use resilience::throttle::{AdaptiveThrottle, ThrottleConfig};
 use resilience::timeout::TimeoutConfig;
 use resilience::{
     AdaptiveLimiter, Backpressure, Bulkhead, CircuitBreaker, Error, Fallback, LoadShedder, Rate,
@@ -72,9 +73,10 @@ enum Pattern {
     Backpressure,
     Adaptive,
     Fallback,
+    Throttle,
 }
 
-const PATTERNS: [Pattern; 9] = [
+const PATTERNS: [Pattern; 10] = [
     Pattern::CircuitBreaker,
     Pattern::Retry,
     Pattern::Timeout,
@@ -84,6 +86,7 @@ const PATTERNS: [Pattern; 9] = [
     Pattern::Backpressure,
     Pattern::Adaptive,
     Pattern::Fallback,
+    Pattern::Throttle,
 ];
 
 impl Pattern {
@@ -113,6 +116,7 @@ impl Pattern {
                 "rate = \"10/s\"\nalgorithm = \"token_bucket\"\nmax_limiters = 5\n",
                 "rate = \"1000/hour\"\nalgorithm = \"sliding_window\"\n",
                 "rate = \"10000/day\"\nalgorithm = \"sliding_log\"\nburst = 3\n",
+                "rate = \"100/s\"\nalgorithm = \"sketched_window\"\nsketch = { width = 1024, depth = 4 }\n",
             ],
             Self::LoadShed => &[
                 "max_requests = 200\nmax_queue_depth = 50\nwait_timeout = \"250ms\"\nlow_threshold = 0.5\nnormal_threshold = 0.7\nhigh_threshold = 0.9\n",
@@ -131,6 +135,10 @@ impl Pattern {
             Self::Fallback => &[
                 "fallback_on = [\"rejected\", \"timeout\"]\n",
                 "fallback_on = [\"inner\", \"retry_exhausted\", \"fallback_failed\"]\n",
+            ],
+            Self::Throttle => &[
+                "window = \"2m\"\nk = 2.0\nmin_requests = 20\nmax_rejection_probability = 0.9\naggression = 1.0\nseed = 42\n",
+                "window = \"1ms\"\nk = 1.0\nmin_requests = 0\nmax_rejection_probability = 0.0\n",
             ],
         }
     }
@@ -213,12 +221,21 @@ impl Pattern {
                         r#""token_bucket""#,
                         r#""sliding_window""#,
                         r#""sliding_log""#,
+                        r#""sketched_window""#,
                         "$",
                     ],
                 ),
                 ("max_keys", COUNT),
                 ("max_limiters", COUNT),
                 ("max_wait", DURATION),
+                (
+                    "sketch",
+                    &[
+                        r#"{"width": $, "depth": 4}"#,
+                        r#"{"width": 64, "depth": $}"#,
+                        "$",
+                    ],
+                ),
             ],
             Self::LoadShed => &[
                 ("max_requests", COUNT),
@@ -271,6 +288,14 @@ impl Pattern {
                     "$",
                 ],
             )],
+            Self::Throttle => &[
+                ("window", DURATION),
+                ("k", &["1.0", "2.0", "$"]),
+                ("min_requests", COUNT),
+                ("max_rejection_probability", RATIO),
+                ("aggression", &["1.0", "3.5", "$"]),
+                ("seed", COUNT),
+            ],
         }
     }
 
@@ -378,6 +403,22 @@ impl Pattern {
                         let result =
                             block_on(fallback.call(|| async { Err::<u32, _>("down".to_string()) }));
                         assert!(matches!(result, Ok(7) | Err(Error::Inner(_))));
+                    }
+                }
+            }
+            Self::Throttle => {
+                if let Some(config) = format.parse::<ThrottleConfig>(text) {
+                    let built = block_on(async { AdaptiveThrottle::from_config("fuzz", config) });
+                    if let Ok(throttle) = built {
+                        // Enough refusals to judge with any `min_requests` up to 64.
+                        for _ in 0..64 {
+                            match throttle.try_acquire() {
+                                Ok(permit) => permit.failure(),
+                                Err(rejection) => drop(rejection.reason()),
+                            }
+                        }
+                        let p = throttle.metrics().rejection_probability;
+                        assert!((0.0..1.0).contains(&p), "{p}");
                     }
                 }
             }
@@ -599,6 +640,9 @@ fn every_seed_is_valid_in_both_formats() {
                         .parse::<AdaptiveConfig>(text)
                         .is_some_and(|c| AdaptiveLimiter::from_config("s", c).is_ok()),
                     Pattern::Fallback => format.parse::<FallbackConfig>(text).is_some(),
+                    Pattern::Throttle => format
+                        .parse::<ThrottleConfig>(text)
+                        .is_some_and(|c| AdaptiveThrottle::from_config("s", c).is_ok()),
                 }
             };
             assert!(
@@ -671,6 +715,7 @@ pattern_suites! {
     backpressure_mutated, backpressure_generated => Pattern::Backpressure;
     adaptive_mutated, adaptive_generated => Pattern::Adaptive;
     fallback_mutated, fallback_generated => Pattern::Fallback;
+    throttle_mutated, throttle_generated => Pattern::Throttle;
 }
 
 /// An accepted rate builds a limiter that admits a first call.

@@ -1,6 +1,7 @@
 //! Rate-limit checks allocate nothing (DESIGN §9): `dhat`'s counting global allocator watches
 //! the direct limiter (allowed and denied, sync and through the trait) and the keyed limiter,
-//! for known keys and for new ones, each with no listener attached. Its own test binary,
+//! for known keys and for new ones, and the sketched keyed limiter (checks and peeks), each
+//! with no listener attached. Its own test binary,
 //! run without libtest (see `common/alloc.rs`): the allocator is process-wide.
 
 mod common {
@@ -46,6 +47,36 @@ fn checks_allocate_nothing() {
     assert_eq!(keyed.metrics().active_limiters, 2_000);
 }
 
+fn sketched_checks_and_peeks_allocate_nothing() {
+    let sketched = LocalRateLimiter::builder("sketched")
+        .rate(Rate::per_second(1_000))
+        .sketch(1_024, 4)
+        .build()
+        .unwrap();
+    let keys: Vec<String> = (0..2_000).map(|i| format!("client-{i}")).collect();
+    // Warm up the tracing callsites.
+    assert!(sketched.check_now("warm").is_allowed());
+    let allocated = allocations(|| {
+        for key in &keys {
+            assert!(sketched.check_now(key).is_allowed());
+            assert!(sketched.peek(key).is_allowed());
+            assert!(ready(RateLimiter::check(&sketched, key)).is_allowed());
+        }
+    });
+    assert_eq!(allocated, 0, "allocations on the sketched check paths");
+    assert_eq!(
+        sketched.metrics().active_limiters,
+        0,
+        "the sketch holds no keys"
+    );
+}
+
 fn main() {
-    run(&[("checks_allocate_nothing", checks_allocate_nothing)]);
+    run(&[
+        ("checks_allocate_nothing", checks_allocate_nothing),
+        (
+            "sketched_checks_and_peeks_allocate_nothing",
+            sketched_checks_and_peeks_allocate_nothing,
+        ),
+    ]);
 }

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::state::{self, decide, Injections, GAMMA};
+use super::state::{decide, Injections};
 use super::{ChaosBuilder, ChaosConfig, ChaosEvent, ChaosMetrics};
 use crate::events::{Emitter, EventBus};
+use crate::random::SplitMix;
 use crate::{ConfigError, Error};
 
 /// The behaviour hook, boxed once at build time.
@@ -47,8 +48,7 @@ struct Inner<T, E> {
     enabled: AtomicBool,
     config: ChaosConfig,
     hooks: Hooks<T, E>,
-    /// splitmix64's state: each draw adds `GAMMA` and mixes the sum.
-    generator: AtomicU64,
+    generator: SplitMix,
     calls: AtomicU64,
     faults: AtomicU64,
     outcomes: AtomicU64,
@@ -86,7 +86,7 @@ impl<T, E> Chaos<T, E> {
                 emitter: Emitter::new(Arc::clone(&name)),
                 name,
                 enabled: AtomicBool::new(config.enabled),
-                generator: AtomicU64::new(config.seed.unwrap_or_else(|| fastrand::u64(..))),
+                generator: SplitMix::new(config.seed),
                 config,
                 hooks,
                 calls: AtomicU64::new(0),
@@ -133,12 +133,7 @@ impl<T, E> Chaos<T, E> {
             return Injections::NONE;
         }
         let generator = &self.inner.generator;
-        self.decide(|| {
-            let state = generator
-                .fetch_add(GAMMA, Ordering::Relaxed)
-                .wrapping_add(GAMMA);
-            state::unit(state::mix(state))
-        })
+        self.decide(|| generator.next_unit())
     }
 
     /// Decides what one call gets from draws the caller supplies: `draw` is called once per

@@ -49,24 +49,6 @@ pub(super) fn decide(config: &ChaosConfig, mut draw: impl FnMut() -> f64) -> Inj
     }
 }
 
-/// splitmix64: the `n`-th output of the sequence seeded with `seed` is `mix(seed + n·γ)`, so
-/// a shared generator is one atomic add per draw, and a seed gives the same sequence on any
-/// machine.
-pub(super) const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// splitmix64's output function for the generator state `state`.
-pub(super) fn mix(state: u64) -> u64 {
-    let mut z = state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A number in `[0, 1)` from the top 53 bits of `bits`.
-pub(super) fn unit(bits: u64) -> f64 {
-    (bits >> 11) as f64 / (1_u64 << 53) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,20 +94,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn splitmix_matches_its_reference_values() {
-        // The first outputs of splitmix64 seeded with 0 (Vigna's reference implementation).
-        assert_eq!(mix(GAMMA), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(mix(GAMMA.wrapping_mul(2)), 0x6E78_9E6A_A1B9_65F4);
-    }
-
     proptest! {
-        #[test]
-        fn units_lie_in_the_half_open_interval(bits in any::<u64>()) {
-            let u = unit(bits);
-            prop_assert!((0.0..1.0).contains(&u));
-        }
-
         #[test]
         fn an_injection_fires_exactly_below_its_rate(rate in 0.0..=1.0f64, draw in 0.0..1.0f64) {
             let config = ChaosConfig { fault_rate: rate, ..ChaosConfig::default() };

@@ -9,6 +9,7 @@ use crate::circuit_breaker::CircuitBreaker;
 use crate::classify::Classifier;
 use crate::config::check;
 use crate::fallback::Fallback;
+use crate::hedge::Hedge;
 use crate::retry::{Retry, RetryRules};
 use crate::stage::Stage;
 use crate::timeout::Timeout;
@@ -24,6 +25,7 @@ impl<T, E> Pipeline<T, E> {
                 fallback: None,
                 retry: None,
                 retry_rules: RetryRules::new(),
+                hedge: None,
                 classifier: Classifier::new(),
                 timeout: None,
                 chaos: None,
@@ -51,6 +53,7 @@ struct Common<T, E> {
     fallback: Option<Fallback<T, E>>,
     retry: Option<Retry>,
     retry_rules: RetryRules<T, E>,
+    hedge: Option<Hedge>,
     classifier: Classifier<T, E>,
     timeout: Option<Timeout>,
     chaos: Option<Chaos<T, E>>,
@@ -73,6 +76,16 @@ impl<T, E, L, B, K> PipelineBuilder<T, E, L, B, K> {
     /// rate-limiter rejection).
     pub fn retry_rules(mut self, rules: RetryRules<T, E>) -> Self {
         self.common.retry_rules = rules;
+        self
+    }
+
+    /// Races extra attempts against a slow one, inside the retry and outside the circuit
+    /// breaker: each hedged attempt goes through the breaker and everything inside it on its
+    /// own (the timeout bounds each attempt, not the race), and the retry starts a new race
+    /// only when every attempt of the last one failed. What the hedge accepts is what the
+    /// [`classifier`](Self::classifier) does not call a failure.
+    pub fn hedge(mut self, hedge: Hedge) -> Self {
+        self.common.hedge = Some(hedge);
         self
     }
 
@@ -138,6 +151,7 @@ impl<T, E, L, B, K> PipelineBuilder<T, E, L, B, K> {
             fallback: common.fallback,
             retry: common.retry,
             retry_rules: common.retry_rules,
+            hedge: common.hedge,
             breaker: self.breaker,
             classifier: common.classifier,
             rate_limiter: self.rate_limiter,

@@ -8,6 +8,7 @@ use crate::chaos::Chaos;
 use crate::circuit_breaker::CircuitBreaker;
 use crate::classify::{judge_nested, Classifier, Outcome};
 use crate::fallback::Fallback;
+use crate::hedge::Hedge;
 use crate::retry::{Retry, RetryRules};
 use crate::stage::{self, Stage, StagePermit};
 use crate::timeout::Timeout;
@@ -24,6 +25,7 @@ pub struct Pipeline<T, E, L = (), B = (), K = CircuitBreaker> {
     pub(super) fallback: Option<Fallback<T, E>>,
     pub(super) retry: Option<Retry>,
     pub(super) retry_rules: RetryRules<T, E>,
+    pub(super) hedge: Option<Hedge>,
     pub(super) breaker: Option<K>,
     pub(super) classifier: Classifier<T, E>,
     pub(super) rate_limiter: L,
@@ -53,10 +55,10 @@ where
             match &self.retry {
                 Some(retry) => {
                     retry
-                        .execute_with(&self.retry_rules, || self.guarded(&operation))
+                        .execute_with(&self.retry_rules, || self.hedged(&operation))
                         .await
                 }
-                None => self.guarded(&operation).await,
+                None => self.hedged(&operation).await,
             }
         };
         match &self.fallback {
@@ -66,6 +68,23 @@ where
     }
 
     /// One attempt: circuit breaker around the rest.
+    /// One attempt of the retry: a race of hedged attempts, each through the breaker and
+    /// everything inside it, or a single one.
+    async fn hedged<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        match &self.hedge {
+            Some(hedge) => {
+                hedge
+                    .execute_with(&self.classifier, |_| self.guarded(operation))
+                    .await
+            }
+            None => self.guarded(operation).await,
+        }
+    }
+
     async fn guarded<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
     where
         F: Fn() -> Fut,
@@ -136,6 +155,7 @@ impl<T, E, L: fmt::Debug, B: fmt::Debug, K: Stage> fmt::Debug for Pipeline<T, E,
             .field("name", &self.name)
             .field("fallback", &self.fallback.as_ref().map(Fallback::name))
             .field("retry", &self.retry.as_ref().map(Retry::name))
+            .field("hedge", &self.hedge.as_ref().map(Hedge::name))
             .field("circuit_breaker", &self.breaker.as_ref().map(Stage::name))
             .field("rate_limiter", &self.rate_limiter)
             .field("timeout", &self.timeout.as_ref().map(Timeout::name))

@@ -5,7 +5,7 @@
 //! Outermost first:
 //!
 //! ```text
-//! fallback → retry → circuit breaker → rate limiter → timeout → bulkhead → chaos → operation
+//! fallback → retry → hedge → circuit breaker → rate limiter → timeout → bulkhead → chaos → operation
 //! ```
 //!
 //! * **Fallback outside everything**, so it answers for any failure inside: an exhausted
@@ -16,11 +16,20 @@
 //!   all (a retry never retries an inner circuit-breaker or rate-limiter rejection), instead of
 //!   hammering a dependency that is known to be down. Inside the breaker, a whole retry
 //!   sequence would count as one call and the breaker could not stop it.
+//! * **Hedge inside the retry, outside the circuit breaker**, so each hedged attempt asks the
+//!   breaker, the rate limiter and the bulkhead on its own and the timeout bounds each
+//!   attempt rather than the race; the retry starts a new race only when every attempt of
+//!   the last one failed. Outside the retry, one slow attempt of a retry sequence would be
+//!   hedged with a whole new sequence.
 //! * **Circuit breaker outside the rate limiter and timeout**, so a timeout counts as a
 //!   failure of the dependency (it is judged as one), while a rejection by the rate limiter or
 //!   bulkhead is ignored: being refused a slot says nothing about the dependency's health.
 //! * **Rate limiter outside the timeout**, so waiting for a token does not eat into the call's
-//!   time budget, and a call that never ran does not count as timed out.
+//!   time budget, and a call that never ran does not count as timed out. An
+//!   [`AdaptiveThrottle`](crate::throttle::AdaptiveThrottle) goes in this slot too (alone, or
+//!   paired with a limiter as `(limiter, throttle)`): there it learns from every attempt,
+//!   a timeout counts as a refusal by the backend, and a throttled attempt is a rejection
+//!   the retry does not retry.
 //! * **Timeout outside the bulkhead**, so the time spent queueing for a slot counts against
 //!   the budget: a caller never waits longer than its timeout in total.
 //! * **Bulkhead innermost** of the admitting patterns, so a slot is held only while the
@@ -29,9 +38,12 @@
 //!   every pattern above as the dependency's own would: the timeout counts injected latency,
 //!   the breaker counts injected faults, the retry retries them.
 //!
-//! Request [coalescing](crate::coalesce) has no slot: it needs a key, and it belongs outside
-//! the whole pipeline (followers share the final answer and take no slot or token of their
-//! own), so wrap the pipeline's `call` in the coalescer's.
+//! Request [coalescing](crate::coalesce) and the cache (feature `cache`) have no slot: each
+//! needs a key, which the pipeline's `call` does not take, and each belongs outside the whole
+//! pipeline (a cache hit and a coalesced follower take no slot, token or attempt of their
+//! own), so wrap the pipeline's `call` in theirs:
+//! `cache.get_or_fetch(&key, || pipeline.call(op))`, inside a fallback if there is one, so a
+//! fallback value is never cached as the real answer.
 //!
 //! Reordering changes meaning, not just cost: a retry inside the breaker hides failures from
 //! it; a timeout inside the bulkhead lets queueing exceed the budget; a fallback inside the
@@ -41,7 +53,8 @@
 //!
 //! Each slot is optional; an empty pipeline just calls the operation. The rate-limiter and
 //! bulkhead slots take any [`Stage`](crate::stage::Stage): a pair fills one slot
-//! with two limiters (for example a bulkhead and an adaptive limiter).
+//! with two limiters (for example a bulkhead and an adaptive limiter, or a rate limiter and
+//! an adaptive throttle).
 //!
 //! # Example
 //!

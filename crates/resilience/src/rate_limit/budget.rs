@@ -13,7 +13,7 @@ use super::sliding_window::{SlidingWindow, Window};
 use super::state::Core;
 use super::store::{Ask, Counters, Stores, FOLLOWS_CONFIGURED};
 use super::token_bucket::{Bucket, TokenBucket};
-use super::{Algorithm, Decision, RateLimiterConfig, RateLimiterMetrics};
+use super::{Algorithm, Decision, RateLimiterConfig, RateLimiterMetrics, SketchSize};
 use crate::Rate;
 
 mod sealed {
@@ -42,6 +42,11 @@ pub trait Budgets: sealed::Sealed + Send + Sync + 'static {
     #[doc(hidden)]
     fn check_rate(&self, key: &str, ask: Ask<'_>) -> Decision;
 
+    /// The decision `key` would get now at the ask's `rate` (against that rate's own budget
+    /// if `per_call`), changing nothing.
+    #[doc(hidden)]
+    fn peek(&self, key: &str, now: u64, rate: &Rate, per_call: bool) -> Decision;
+
     /// Counts a decision made uncounted for `key` (at `per_call`'s own budget if given).
     #[doc(hidden)]
     fn count(&self, key: &str, per_call: Option<&Rate>, decision: &Decision);
@@ -66,6 +71,7 @@ pub struct OneBudget {
     per_call: OnceLock<(RandomState, Stores)>,
     algorithm: Algorithm,
     max_keys: usize,
+    sketch: SketchSize,
 }
 
 enum Budget {
@@ -74,6 +80,7 @@ enum Budget {
     Locked(Mutex<Locked>),
 }
 
+#[derive(Clone)]
 enum Locked {
     TokenBucket(Bucket),
     SlidingWindow(Window),
@@ -92,7 +99,8 @@ impl Budgets for OneBudget {
         let budget = match config.algorithm {
             Algorithm::Gcra => Budget::Gcra(AtomicU64::new(0)),
             Algorithm::TokenBucket => locked(Locked::TokenBucket(TokenBucket::fresh(0, rate))),
-            Algorithm::SlidingWindow => {
+            // One budget has no keys to sketch: it is counted exactly.
+            Algorithm::SlidingWindow | Algorithm::SketchedWindow => {
                 locked(Locked::SlidingWindow(SlidingWindow::fresh(0, rate)))
             }
             Algorithm::SlidingLog => locked(Locked::SlidingLog(SlidingLog::fresh(0, rate))),
@@ -104,6 +112,7 @@ impl Budgets for OneBudget {
             per_call: OnceLock::new(),
             algorithm: config.algorithm,
             max_keys: config.max_keys,
+            sketch: config.sketch,
         }
     }
 
@@ -127,13 +136,34 @@ impl Budgets for OneBudget {
         let (hasher, stores) = self.per_call.get_or_init(|| {
             (
                 RandomState::new(),
-                Stores::new(self.algorithm, self.max_keys),
+                Stores::new(self.algorithm, self.max_keys, self.sketch),
             )
         });
         // Per-call budgets keep their own rate: the configured one is not theirs.
         let hash = hasher.hash_one(ask.rate) & !FOLLOWS_CONFIGURED;
         let configured = None;
         stores.check(hash, Ask { configured, ..ask })
+    }
+
+    fn peek(&self, _key: &str, now: u64, rate: &Rate, per_call: bool) -> Decision {
+        if per_call {
+            return match self.per_call.get() {
+                Some((hasher, stores)) => {
+                    stores.peek(hasher.hash_one(rate) & !FOLLOWS_CONFIGURED, now, rate)
+                }
+                // No per-call budget exists yet: a whole one.
+                None => Stores::fresh_decision(self.algorithm, now, rate),
+            };
+        }
+        match &self.budget {
+            Budget::Gcra(tat) => gcra::decide(tat.load(Ordering::Relaxed), now, rate).0,
+            // The state is copied out under the lock and decided on outside it.
+            Budget::Locked(state) => match lock(state).clone() {
+                Locked::TokenBucket(mut state) => TokenBucket::check(&mut state, now, rate),
+                Locked::SlidingWindow(mut state) => SlidingWindow::check(&mut state, now, rate),
+                Locked::SlidingLog(mut state) => SlidingLog::check(&mut state, now, rate),
+            },
+        }
     }
 
     fn count(&self, _key: &str, per_call: Option<&Rate>, decision: &Decision) {
@@ -172,10 +202,37 @@ impl Budgets for OneBudget {
     }
 }
 
+/// The seeded hash of keys. The exact store keeps SipHash (std's `RandomState`), whose seeded
+/// collisions nobody can aim for, since two colliding keys share one budget. The sketch
+/// expects collisions, counts each key in `depth` cells and only ever errs towards limiting:
+/// it takes foldhash (seeded per limiter too), a few times faster on the path it exists to
+/// make cheap.
+enum KeyHasher {
+    Sip(RandomState),
+    Fold(hashbrown::DefaultHashBuilder),
+}
+
+impl KeyHasher {
+    fn new(algorithm: Algorithm) -> Self {
+        match algorithm {
+            Algorithm::SketchedWindow => Self::Fold(hashbrown::DefaultHashBuilder::default()),
+            _ => Self::Sip(RandomState::new()),
+        }
+    }
+
+    #[inline]
+    fn hash_one<T: std::hash::Hash>(&self, value: T) -> u64 {
+        match self {
+            Self::Sip(hasher) => hasher.hash_one(value),
+            Self::Fold(hasher) => hasher.hash_one(value),
+        }
+    }
+}
+
 /// One budget per key, at most `max_keys` of them: a keyed limiter.
 pub struct PerKey {
     /// Seeded per limiter, so nobody can choose keys that collide.
-    hasher: RandomState,
+    hasher: KeyHasher,
     stores: Stores,
 }
 
@@ -199,8 +256,8 @@ impl Budgets for PerKey {
 
     fn new(config: &RateLimiterConfig) -> Self {
         Self {
-            hasher: RandomState::new(),
-            stores: Stores::new(config.algorithm, config.max_keys),
+            hasher: KeyHasher::new(config.algorithm),
+            stores: Stores::new(config.algorithm, config.max_keys, config.sketch),
         }
     }
 
@@ -210,6 +267,15 @@ impl Budgets for PerKey {
 
     fn check_rate(&self, key: &str, ask: Ask<'_>) -> Decision {
         self.stores.check(self.own_rate(key, ask.rate), ask)
+    }
+
+    fn peek(&self, key: &str, now: u64, rate: &Rate, per_call: bool) -> Decision {
+        let hash = if per_call {
+            self.own_rate(key, rate)
+        } else {
+            self.follows(key)
+        };
+        self.stores.peek(hash, now, rate)
     }
 
     fn count(&self, key: &str, per_call: Option<&Rate>, decision: &Decision) {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use super::{Algorithm, Budgets, InMemoryRateLimiter, RateLimiterConfig};
+use super::{Algorithm, Budgets, InMemoryRateLimiter, RateLimiterConfig, SketchSize};
 use crate::config::{check, ConfigError, ConfigProblem};
 use crate::rate::RateProblem;
 use crate::Rate;
@@ -36,6 +36,7 @@ pub struct RateLimiterBuilder<L> {
     algorithm: Algorithm,
     max_keys: usize,
     max_wait: Duration,
+    sketch: SketchSize,
     limiter: PhantomData<fn() -> L>,
 }
 
@@ -49,6 +50,7 @@ impl<L> RateLimiterBuilder<L> {
             algorithm: defaults.algorithm,
             max_keys: defaults.max_keys,
             max_wait: defaults.max_wait,
+            sketch: defaults.sketch,
             limiter: PhantomData,
         }
     }
@@ -60,6 +62,7 @@ impl<L> RateLimiterBuilder<L> {
         self.algorithm = config.algorithm;
         self.max_keys = config.max_keys;
         self.max_wait = config.max_wait;
+        self.sketch = config.sketch;
         self
     }
 
@@ -93,6 +96,15 @@ impl<L> RateLimiterBuilder<L> {
         self
     }
 
+    /// Keeps every key's counts in a count-min sketch of `width × depth` cells
+    /// ([`Algorithm::SketchedWindow`]): fixed memory whatever the number of keys. Sets the
+    /// algorithm; see [`SketchSize`] for the error bound.
+    pub fn sketch(mut self, width: usize, depth: usize) -> Self {
+        self.algorithm = Algorithm::SketchedWindow;
+        self.sketch = SketchSize { width, depth };
+        self
+    }
+
     fn finish(self) -> Result<(String, RateLimiterConfig), ConfigError> {
         check::name(&self.name)?;
         let rate = self.rate.ok_or_else(|| {
@@ -107,6 +119,7 @@ impl<L> RateLimiterBuilder<L> {
             algorithm: self.algorithm,
             max_keys: self.max_keys,
             max_wait: self.max_wait,
+            sketch: self.sketch,
         };
         config.validate()?;
         Ok((self.name, config))
@@ -130,6 +143,7 @@ impl<L> fmt::Debug for RateLimiterBuilder<L> {
             .field("algorithm", &self.algorithm)
             .field("max_keys", &self.max_keys)
             .field("max_wait", &self.max_wait)
+            .field("sketch", &self.sketch)
             .finish()
     }
 }

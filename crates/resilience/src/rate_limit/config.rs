@@ -15,6 +15,7 @@ use crate::Rate;
 /// | [`TokenBucket`](Self::TokenBucket) | three words | yes: admits exactly what GCRA admits |
 /// | [`SlidingWindow`](Self::SlidingWindow) | two counters | approximate, never over the limit |
 /// | [`SlidingLog`](Self::SlidingLog) | one timestamp per request in the window | yes: at most `limit` in any window |
+/// | [`SketchedWindow`](Self::SketchedWindow) | none: a fixed count-min sketch shared by all keys | approximate, never over the limit: collisions only limit early |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
@@ -29,6 +30,12 @@ pub enum Algorithm {
     SlidingWindow,
     /// Sliding-window log: the instants of the requests allowed in the last window.
     SlidingLog,
+    /// The sliding-window counter with every key's counts in one count-min sketch of fixed
+    /// size ([`SketchSize`]): memory that does not grow with the keys, at the price of
+    /// estimates that may limit a key early when other keys share its cells (never late).
+    /// `max_keys` then bounds only the per-call budgets. A direct limiter, with one budget,
+    /// counts it exactly, as [`SlidingWindow`](Self::SlidingWindow).
+    SketchedWindow,
 }
 
 impl Algorithm {
@@ -39,6 +46,7 @@ impl Algorithm {
             Self::TokenBucket => "token_bucket",
             Self::SlidingWindow => "sliding_window",
             Self::SlidingLog => "sliding_log",
+            Self::SketchedWindow => "sketched_window",
         }
     }
 }
@@ -46,6 +54,73 @@ impl Algorithm {
 impl fmt::Display for Algorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The size of the count-min sketch of [`Algorithm::SketchedWindow`]: `depth` rows of
+/// `width` cells, 16 bytes each (a count and its window's number, for the current and the
+/// previous window), allocated once at construction.
+///
+/// With `N` requests allowed in a window over all keys, a key's estimate exceeds its true
+/// count by more than `e·N / width` with probability at most `e^−depth`. The default,
+/// 1,024 × 4 (64 KiB), bounds the error by 0.27 % of the window's traffic for all but 1.8 %
+/// of keys. Each row costs one cache line read per check: widen before deepening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct SketchSize {
+    /// Cells per row, from 1 to 2^22 (and `width × depth` at most 2^22, 64 MiB). Default:
+    /// 1,024.
+    pub width: usize,
+    /// Rows, each hashed independently, from 1 to 16. Default: 4.
+    pub depth: usize,
+}
+
+impl SketchSize {
+    /// The largest `width`, and the most cells in all (`width × depth`): 64 MiB.
+    pub const MAX_WIDTH: usize = 1 << 22;
+    /// The largest `depth`.
+    pub const MAX_DEPTH: usize = 16;
+
+    /// The memory the sketch takes, in bytes.
+    pub const fn bytes(&self) -> usize {
+        self.width * self.depth * 16
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let range = |field, value: usize, max: usize| {
+            if value == 0 || value > max {
+                return Err(ConfigError::new(
+                    field,
+                    ConfigProblem::OutOfRange {
+                        min: 1.0,
+                        max: max as f64,
+                    },
+                ));
+            }
+            Ok(())
+        };
+        range("sketch.width", self.width, Self::MAX_WIDTH)?;
+        range("sketch.depth", self.depth, Self::MAX_DEPTH)?;
+        if self.width * self.depth > Self::MAX_WIDTH {
+            return Err(ConfigError::new(
+                "sketch.width",
+                ConfigProblem::Invalid(format!(
+                    "width × depth must be at most {}",
+                    Self::MAX_WIDTH
+                )),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for SketchSize {
+    fn default() -> Self {
+        Self {
+            width: 1_024,
+            depth: 4,
+        }
     }
 }
 
@@ -68,6 +143,7 @@ pub(crate) const DEFAULT_MAX_KEYS: usize = 10_000;
 /// algorithm = "gcra"      # gcra, token_bucket, sliding_window or sliding_log
 /// max_keys = 10000        # also accepted as aioresilience's `max_limiters`
 /// max_wait = "250ms"      # how long `acquire` may wait; 0 by default
+/// sketch = { width = 1024, depth = 4 }   # only for algorithm = "sketched_window"
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
@@ -83,6 +159,9 @@ pub struct RateLimiterConfig {
     /// How long [`acquire`](super::RateLimiter::acquire) may wait for the budget before it
     /// rejects. Default: zero, so `acquire` never waits.
     pub max_wait: Duration,
+    /// The count-min sketch of [`Algorithm::SketchedWindow`] (ignored by the other
+    /// algorithms). Default: 1,024 × 4 cells, 64 KiB.
+    pub sketch: SketchSize,
 }
 
 impl RateLimiterConfig {
@@ -93,6 +172,7 @@ impl RateLimiterConfig {
             algorithm: Algorithm::default(),
             max_keys: DEFAULT_MAX_KEYS,
             max_wait: Duration::ZERO,
+            sketch: SketchSize::default(),
         }
     }
 
@@ -105,6 +185,7 @@ impl RateLimiterConfig {
                 ConfigProblem::TooSmall { min: 1.0 },
             ));
         }
+        self.sketch.validate()?;
         if u64::try_from(self.max_wait.as_nanos()).is_err() {
             return Err(ConfigError::new(
                 "max_wait",
@@ -131,6 +212,8 @@ struct RawConfig {
     max_keys: usize,
     #[serde(default, with = "humantime_serde")]
     max_wait: Duration,
+    #[serde(default)]
+    sketch: SketchSize,
 }
 
 #[cfg(feature = "serde")]
@@ -152,6 +235,7 @@ impl TryFrom<RawConfig> for RateLimiterConfig {
             algorithm: raw.algorithm,
             max_keys: raw.max_keys,
             max_wait: raw.max_wait,
+            sketch: raw.sketch,
         };
         config.validate()?;
         Ok(config)

@@ -49,6 +49,21 @@ impl InMemoryRateLimiter<OneBudget> {
         self.inner.decide_at("", rate)
     }
 
+    /// The decision [`check_now`](Self::check_now) would return now, without spending
+    /// anything: how much budget is left (`remaining` after one more request), when it is
+    /// whole again, and, if the next request would be denied, when it would fit. Nothing is
+    /// counted or reported, so peeking any number of times never changes what the next
+    /// check decides.
+    pub fn peek(&self) -> Decision {
+        self.inner.peek("", None)
+    }
+
+    /// The decision [`check_rate_now`](Self::check_rate_now) would return now for `rate`,
+    /// without spending anything.
+    pub fn peek_rate(&self, rate: Rate) -> Decision {
+        self.inner.peek("", Some(rate))
+    }
+
     /// Decides one request now, as a `Result`: the decision if allowed, the [`Rejection`] with
     /// its `retry_after` if not. Never waits.
     pub fn try_acquire(&self) -> Result<Decision, Rejection> {

@@ -182,6 +182,16 @@ impl<B: Budgets> Inner<B> {
         decision
     }
 
+    /// The decision a request for `key` would get now (at `per_call`'s own budget if given),
+    /// changing nothing, counting nothing, reporting nothing.
+    pub(super) fn peek(&self, key: &str, per_call: Option<Rate>) -> Decision {
+        let now = self.now();
+        match per_call {
+            None => self.budgets.peek(key, now, &self.rate.load(), false),
+            Some(rate) => self.budgets.peek(key, now, &rate, true),
+        }
+    }
+
     /// Decides one request without counting or reporting it (a wake-up of a wait).
     fn decide_unreported(&self, key: &str, per_call: Option<Rate>) -> Decision {
         self.check(key, &self.rate.load(), per_call.as_ref(), false)
@@ -218,6 +228,9 @@ fn check_fixed(current: &RateLimiterConfig, new: &RateLimiterConfig) -> Result<(
     }
     if new.max_keys != current.max_keys {
         return Err(fixed("max_keys"));
+    }
+    if new.sketch != current.sketch {
+        return Err(fixed("sketch"));
     }
     Ok(())
 }

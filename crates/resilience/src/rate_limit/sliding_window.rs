@@ -36,6 +36,17 @@ pub(crate) struct Window {
 }
 
 impl Window {
+    /// The window starting at `start` with these counts, as the count-min sketch estimates
+    /// them for a key (`check` works out `idle_at` before it uses it).
+    pub(crate) fn from_counts(start: u64, previous: u32, current: u32) -> Self {
+        Self {
+            start,
+            previous,
+            current,
+            idle_at: start,
+        }
+    }
+
     /// Moves the window forward to the one holding `now`.
     fn roll(&mut self, now: u64, width: u64) {
         let start = now - now % width;
@@ -88,8 +99,15 @@ impl Core for SlidingWindow {
         if weighted + (current + 1) * w <= budget {
             window.current += 1;
             window.settle(width);
-            // Whole requests still fitting besides this one; never negative, as it fit.
-            let remaining = (budget - weighted) / w - (current + 1);
+            // Whole requests still fitting besides this one; never negative, as it fit:
+            // ⌊(limit·W − weighted) / W⌋ − (current + 1) = limit − ⌈weighted / W⌉ −
+            // (current + 1), divided in 64 bits whenever the weighted count fits them (it
+            // does unless previous · W passes 2^64): this path is the hot one.
+            let whole = match u64::try_from(weighted) {
+                Ok(weighted) => u128::from(weighted.div_ceil(width)),
+                Err(_) => weighted.div_ceil(w),
+            };
+            let remaining = u128::from(limit) - whole - (current + 1);
             Decision::allow(
                 limit,
                 u32::try_from(remaining).unwrap_or(u32::MAX),

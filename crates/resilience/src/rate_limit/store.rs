@@ -46,11 +46,12 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::gcra::Gcra;
+use super::sketch::Sketch;
 use super::sliding_log::SlidingLog;
 use super::sliding_window::SlidingWindow;
 use super::state::Core;
 use super::token_bucket::TokenBucket;
-use super::{Algorithm, Decision, Denial};
+use super::{Algorithm, Decision, Denial, SketchSize};
 use crate::Rate;
 
 /// Shards never fall below this many slots unless `max_keys` does, so that keys hashed
@@ -211,6 +212,18 @@ impl<C: Core> Store<C> {
     /// Counts a decision made uncounted for the key hashed to `hash`.
     pub(crate) fn count(&self, hash: u64, decision: &Decision) {
         self.shard(hash).counters.count(decision);
+    }
+
+    /// The decision a request for the key hashed to `hash` would get now, changing nothing:
+    /// the check runs on a copy of the state (a fresh one for a key not held).
+    pub(crate) fn peek(&self, hash: u64, now: u64, rate: &Rate) -> Decision {
+        let shard = self.shard(hash);
+        let mut state = match shard.table.get(&hash) {
+            Some(state) => state.clone(),
+            None => C::fresh(now, rate),
+        };
+        drop(shard);
+        C::check(&mut state, now, rate)
     }
 
     /// States held.
@@ -393,15 +406,17 @@ pub(crate) enum Stores {
     TokenBucket(Store<TokenBucket>),
     SlidingWindow(Store<SlidingWindow>),
     SlidingLog(Store<SlidingLog>),
+    Sketch(Sketch),
 }
 
 impl Stores {
-    pub(crate) fn new(algorithm: Algorithm, max_keys: usize) -> Self {
+    pub(crate) fn new(algorithm: Algorithm, max_keys: usize, sketch: SketchSize) -> Self {
         match algorithm {
             Algorithm::Gcra => Self::Gcra(Store::new(max_keys)),
             Algorithm::TokenBucket => Self::TokenBucket(Store::new(max_keys)),
             Algorithm::SlidingWindow => Self::SlidingWindow(Store::new(max_keys)),
             Algorithm::SlidingLog => Self::SlidingLog(Store::new(max_keys)),
+            Algorithm::SketchedWindow => Self::Sketch(Sketch::new(sketch, max_keys)),
         }
     }
 
@@ -411,6 +426,32 @@ impl Stores {
             Self::TokenBucket(store) => store.check(hash, ask),
             Self::SlidingWindow(store) => store.check(hash, ask),
             Self::SlidingLog(store) => store.check(hash, ask),
+            Self::Sketch(sketch) => sketch.check(hash, ask),
+        }
+    }
+
+    /// The decision of a first request on a fresh state of `algorithm`.
+    pub(crate) fn fresh_decision(algorithm: Algorithm, now: u64, rate: &Rate) -> Decision {
+        fn first<C: Core>(now: u64, rate: &Rate) -> Decision {
+            C::check(&mut C::fresh(now, rate), now, rate)
+        }
+        match algorithm {
+            Algorithm::Gcra => first::<Gcra>(now, rate),
+            Algorithm::TokenBucket => first::<TokenBucket>(now, rate),
+            Algorithm::SlidingWindow | Algorithm::SketchedWindow => {
+                first::<SlidingWindow>(now, rate)
+            }
+            Algorithm::SlidingLog => first::<SlidingLog>(now, rate),
+        }
+    }
+
+    pub(crate) fn peek(&self, hash: u64, now: u64, rate: &Rate) -> Decision {
+        match self {
+            Self::Gcra(store) => store.peek(hash, now, rate),
+            Self::TokenBucket(store) => store.peek(hash, now, rate),
+            Self::SlidingWindow(store) => store.peek(hash, now, rate),
+            Self::SlidingLog(store) => store.peek(hash, now, rate),
+            Self::Sketch(sketch) => sketch.peek(hash, now, rate),
         }
     }
 
@@ -420,6 +461,7 @@ impl Stores {
             Self::TokenBucket(store) => store.count(hash, decision),
             Self::SlidingWindow(store) => store.count(hash, decision),
             Self::SlidingLog(store) => store.count(hash, decision),
+            Self::Sketch(sketch) => sketch.count(hash, decision),
         }
     }
 
@@ -429,6 +471,7 @@ impl Stores {
             Self::TokenBucket(store) => store.len(),
             Self::SlidingWindow(store) => store.len(),
             Self::SlidingLog(store) => store.len(),
+            Self::Sketch(sketch) => sketch.len(),
         }
     }
 
@@ -438,6 +481,7 @@ impl Stores {
             Self::TokenBucket(store) => store.counters(),
             Self::SlidingWindow(store) => store.counters(),
             Self::SlidingLog(store) => store.counters(),
+            Self::Sketch(sketch) => sketch.counters(),
         }
     }
 }

@@ -94,7 +94,8 @@ impl RetryBuilder {
         self
     }
 
-    /// Whether rejections by an inner circuit breaker or rate limiter are retried (`false`).
+    /// Whether rejections by an inner circuit breaker, rate limiter or adaptive throttle are
+    /// retried (`false`).
     pub fn retry_rejections(mut self, retry: bool) -> Self {
         self.config.retry_rejections = retry;
         self

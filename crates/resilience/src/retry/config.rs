@@ -38,8 +38,9 @@ pub struct RetryConfig {
     pub max_elapsed: Option<Duration>,
     /// A retry budget shared by the policy's clones. Default: none.
     pub budget: Option<BudgetConfig>,
-    /// Whether rejections by an inner circuit breaker or rate limiter are retried. Default:
-    /// `false`, since retrying an open circuit only adds load where the breaker sheds it.
+    /// Whether rejections by an inner circuit breaker, rate limiter or adaptive throttle are
+    /// retried. Default: `false`, since retrying an open circuit only adds load where the
+    /// breaker sheds it (and a throttled request, where the throttle sheds it).
     /// Other rejections (a full bulkhead, say) are retried, after at least their
     /// `retry_after`.
     pub retry_rejections: bool,

@@ -35,7 +35,8 @@
 //! attempt count and the last error, or `last: None` when the last attempt returned a value
 //! that [`retry_on_result`](RetryRules::retry_on_result) rejected: such a value is never
 //! handed back as a success. Errors of inner patterns passed to
-//! [`execute`](Retry::execute): rejections by a circuit breaker or rate limiter are returned
+//! [`execute`](Retry::execute): rejections by a circuit breaker, rate limiter or adaptive
+//! throttle are returned
 //! as is unless [`retry_rejections`](RetryBuilder::retry_rejections) is set; other rejections
 //! are retried after at least their `retry_after`; inner timeouts are retried; an exhausted
 //! inner retry or a failed fallback is returned as is (retrying a retry multiplies attempts).

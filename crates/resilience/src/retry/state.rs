@@ -7,7 +7,7 @@
 //! The rules, in one place:
 //! * The operation's own errors and values are judged by the caller's
 //!   [`RetryRules`](super::RetryRules). Errors of inner patterns are judged here: a rejection
-//!   by a circuit breaker or a rate limiter is returned as is unless `retry_rejections` is set
+//!   by a circuit breaker, a rate limiter or an adaptive throttle is returned as is unless `retry_rejections` is set
 //!   (retrying an open circuit only adds load where the breaker sheds it); other rejections
 //!   are retried after at least their `retry_after`; inner timeouts are retried unless
 //!   `retry_timeouts` is off; an exhausted inner retry or a failed fallback is returned as is,
@@ -43,7 +43,7 @@ pub(crate) fn retryable<E>(error: &Error<E>, config: &RetryConfig) -> Retryable 
         Error::Rejected(rejection) => {
             let breaker_or_limiter = matches!(
                 rejection.pattern(),
-                PatternKind::CircuitBreaker | PatternKind::RateLimiter
+                PatternKind::CircuitBreaker | PatternKind::RateLimiter | PatternKind::Throttle
             );
             if breaker_or_limiter && !config.retry_rejections {
                 Retryable::No
@@ -217,7 +217,11 @@ mod tests {
     #[test]
     fn breaker_and_limiter_rejections_are_not_retried_by_default() {
         let config = RetryConfig::default();
-        for pattern in [PatternKind::CircuitBreaker, PatternKind::RateLimiter] {
+        for pattern in [
+            PatternKind::CircuitBreaker,
+            PatternKind::RateLimiter,
+            PatternKind::Throttle,
+        ] {
             assert_eq!(
                 retryable(&rejected(pattern, Some(secs(1))), &config),
                 Retryable::No

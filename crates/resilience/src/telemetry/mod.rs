@@ -41,6 +41,7 @@
 //! | `resilience_adaptive_decisions_total` | counter | `name`, `decision` = `accepted` \| `rejected` | admissions and rejections |
 //! | `resilience_adaptive_latency_seconds` | histogram | `name` | latency samples fed to the limit algorithm |
 //! | `resilience_fallback_total` | counter | `name`, `result` = `triggered` \| `failed` | fallbacks run, and chains whose every fallback failed |
+//! | `resilience_throttle_decisions_total` | counter | `name`, `decision` = `admitted` \| `throttled` | requests an adaptive throttle let through or dropped |
 //!
 //! [`METRICS`] lists the same names, help texts and types, for dashboards and tests.
 //!
@@ -174,4 +175,6 @@ metrics_table! {
         "Latency samples fed to the adaptive limit algorithm.";
     FALLBACKS: "resilience_fallback_total", Counter, ["result"],
         "Fallbacks run, and chains whose every fallback failed.";
+    THROTTLE_DECISIONS: "resilience_throttle_decisions_total", Counter, ["decision"],
+        "Requests an adaptive throttle let through or dropped.";
 }

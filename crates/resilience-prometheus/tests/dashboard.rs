@@ -13,6 +13,7 @@ use resilience::circuit_breaker::DetectorConfig;
 use resilience::load_shed::Priority;
 use resilience::rate_limit::DirectRateLimiter;
 use resilience::telemetry::{MetricType, METRICS};
+use resilience::throttle::AdaptiveThrottle;
 use resilience::{Bulkhead, CircuitBreaker, Fallback, LoadShedder, Rate, Retry, Timeout};
 use resilience_redis::{RedisBackend, RedisRateLimiter};
 use resilience_testkit::{PrometheusServer, RedisServer};
@@ -159,6 +160,7 @@ async fn app(redis: &RedisServer) -> (resilience_prometheus::PrometheusHandle, i
                 .unwrap(),
             AdaptiveLimiter::builder("dependency").build().unwrap(),
             Fallback::builder("cached").value(()).build().unwrap(),
+            AdaptiveThrottle::builder("backend").build().unwrap(),
         )
     });
     let (
@@ -172,6 +174,7 @@ async fn app(redis: &RedisServer) -> (resilience_prometheus::PrometheusHandle, i
         backpressure,
         adaptive,
         fallback,
+        throttle,
     ) = &instances;
     let _ = breaker.call(|| async { Ok::<_, ()>(()) }).await;
     let _ = limiter.try_acquire();
@@ -184,6 +187,7 @@ async fn app(redis: &RedisServer) -> (resilience_prometheus::PrometheusHandle, i
     let _ = backpressure.try_acquire();
     let _ = adaptive.call(|| async { Ok::<_, ()>(()) }).await;
     let _ = fallback.call(|| async { Err::<(), _>("down") }).await;
+    let _ = throttle.call(|| async { Ok::<_, ()>(()) }).await;
     (handle, (instances, backend))
 }
 
@@ -241,7 +245,7 @@ fn the_dashboard_is_a_valid_grafana_dashboard() {
         }
     }
     // One row per pattern (the Redis backend has its own).
-    assert_eq!(rows, 10);
+    assert_eq!(rows, 11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

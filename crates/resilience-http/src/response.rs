@@ -45,7 +45,7 @@ pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset
 /// | refused by | status | headers |
 /// |---|---|---|
 /// | rate limiter | 429 | `Retry-After`, `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` |
-/// | circuit breaker, load shedder, bulkhead, backpressure, adaptive limiter | 503 | `Retry-After` |
+/// | circuit breaker, load shedder, bulkhead, backpressure, adaptive limiter, adaptive throttle | 503 | `Retry-After` |
 /// | a backend unreachable under a fail-closed policy ([`RejectionReason::BackendUnavailable`]) | 503 | `Retry-After` |
 /// | timeout (and an expired deadline) | 408 | |
 ///
@@ -54,7 +54,7 @@ pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset
 /// free token), in whole seconds rounded up and at least 1. Patterns that cannot know when a
 /// slot frees up (a bulkhead waits on calls still running) send the layer's hint instead, by
 /// default aioresilience's numbers: load shedder 5 s, bulkhead 10 s (5 s when its queue is full,
-/// 15 s after a wait timeout), backpressure 5 s, adaptive limiter 1 s, an unreachable backend
+/// 15 s after a wait timeout), backpressure 5 s, adaptive limiter and adaptive throttle 1 s, an unreachable backend
 /// 5 s, rate limiter 60 s (only when a distributed limiter cannot tell). A rate limiter that
 /// admitted a request without reading its budget (a Redis limiter failing open) adds no
 /// `RateLimit-*` headers. `RateLimit-Reset` is the time until the client's
@@ -249,6 +249,12 @@ impl Defaults {
             (PatternKind::AdaptiveConcurrency, _) => {
                 Self::new(UNAVAILABLE, "Concurrency limit reached", Some(1))
             }
+            // The dependency behind this service is refusing work: pass the overload on.
+            (PatternKind::Throttle, _) => Self::new(
+                UNAVAILABLE,
+                "Upstream overloaded. Please retry later.",
+                Some(1),
+            ),
             (PatternKind::Deadline, _) => Self::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "Request deadline expired",
@@ -412,6 +418,18 @@ mod tests {
         let response = gateway.time_out(timed_out);
         assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(json(&response)["detail"], "Too slow");
+    }
+
+    #[test]
+    fn a_throttled_call_is_503_with_a_short_hint() {
+        let throttled = rejection(PatternKind::Throttle, RejectionReason::Throttled, None);
+        let response = Reply::new().reject(&throttled, None);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        assert_eq!(
+            json(&response)["detail"],
+            "Upstream overloaded. Please retry later."
+        );
     }
 
     #[test]

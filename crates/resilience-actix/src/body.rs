@@ -126,36 +126,25 @@ mod tests {
 
     use super::*;
 
-    #[derive(Clone, Default)]
-    struct Record(Arc<Mutex<Vec<BodyEnd>>>);
-
-    impl Guard for Record {
-        fn finish(self, end: BodyEnd) {
-            self.0.lock().unwrap().push(end);
-        }
-    }
-
-    impl Record {
-        fn ends(&self) -> Vec<BodyEnd> {
-            self.0.lock().unwrap().clone()
-        }
+    /// A guard that writes down how each body ended, and a way to read that back.
+    fn recorder() -> (impl Guard + Clone, impl Fn() -> Vec<BodyEnd>) {
+        let ends = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&ends);
+        let guard = move |end: BodyEnd| record.lock().unwrap().push(end);
+        (guard, move || ends.lock().unwrap().clone())
     }
 
     #[tokio::test]
     async fn a_sized_body_releases_with_its_last_byte() {
-        let record = Record::default();
+        let (record, ends) = recorder();
         let held = HeldBody::guarded(Bytes::from_static(b"hello"), record.clone(), None, false);
         assert!(held.is_holding());
         let mut held = Box::pin(held);
         let chunk = std::future::poll_fn(|cx| held.as_mut().poll_next(cx)).await;
         assert_eq!(chunk.unwrap().unwrap(), "hello");
-        assert_eq!(
-            record.ends(),
-            [BodyEnd::Complete],
-            "no need to poll past the end"
-        );
+        assert_eq!(ends(), [BodyEnd::Complete], "no need to poll past the end");
         drop(held);
-        assert_eq!(record.ends(), [BodyEnd::Complete], "released once");
+        assert_eq!(ends(), [BodyEnd::Complete], "released once");
     }
 
     #[tokio::test]
@@ -164,35 +153,35 @@ mod tests {
             Ok::<_, std::io::Error>(Bytes::from_static(b"a")),
             Ok(Bytes::from_static(b"b")),
         ]);
-        let record = Record::default();
+        let (record, ends) = recorder();
         let held = HeldBody::guarded(BodyStream::new(chunks), record.clone(), None, false);
         assert_eq!(&body::to_bytes(held).await.unwrap()[..], b"ab");
-        assert_eq!(record.ends(), [BodyEnd::Complete]);
+        assert_eq!(ends(), [BodyEnd::Complete]);
 
         let failing = stream::iter([Err::<Bytes, _>(std::io::Error::other("reset"))]);
-        let record = Record::default();
+        let (record, ends) = recorder();
         let held = HeldBody::guarded(BodyStream::new(failing), record.clone(), None, false);
         assert!(body::to_bytes(held).await.is_err());
-        assert_eq!(record.ends(), [BodyEnd::Error]);
+        assert_eq!(ends(), [BodyEnd::Error]);
 
-        let record = Record::default();
+        let (record, ends) = recorder();
         let pending = stream::pending::<Result<Bytes, std::io::Error>>();
         drop(HeldBody::guarded(
             BodyStream::new(pending),
-            record.clone(),
+            record,
             None,
             false,
         ));
-        assert_eq!(record.ends(), [BodyEnd::Dropped]);
+        assert_eq!(ends(), [BodyEnd::Dropped]);
     }
 
     #[test]
     fn empty_bodies_and_head_answers_release_at_once() {
-        let record = Record::default();
+        let (record, ends) = recorder();
         let held = HeldBody::guarded((), record.clone(), None, false);
         assert!(!held.is_holding());
-        let head = HeldBody::guarded(Bytes::from_static(b"x"), record.clone(), None, true);
+        let head = HeldBody::guarded(Bytes::from_static(b"x"), record, None, true);
         assert!(!head.is_holding());
-        assert_eq!(record.ends(), [BodyEnd::Complete, BodyEnd::Complete]);
+        assert_eq!(ends(), [BodyEnd::Complete, BodyEnd::Complete]);
     }
 }

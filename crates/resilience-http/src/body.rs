@@ -64,6 +64,14 @@ pub trait Guard: Send + 'static {
     }
 }
 
+/// A closure is a guard: it runs once, with how the body ended (handy to release something
+/// of your own, or to record ends in tests).
+impl<F: FnOnce(BodyEnd) + Send + 'static> Guard for F {
+    fn finish(self, end: BodyEnd) {
+        self(end);
+    }
+}
+
 impl Guard for () {
     fn finish(self, _end: BodyEnd) {}
 
@@ -282,19 +290,12 @@ mod tests {
 
     use super::*;
 
-    #[derive(Clone, Default)]
-    struct Record(Arc<Mutex<Vec<BodyEnd>>>);
-
-    impl Guard for Record {
-        fn finish(self, end: BodyEnd) {
-            self.0.lock().unwrap().push(end);
-        }
-    }
-
-    impl Record {
-        fn ends(&self) -> Vec<BodyEnd> {
-            self.0.lock().unwrap().clone()
-        }
+    /// A guard that writes down how each body ended, and a way to read that back.
+    fn recorder() -> (impl Guard + Clone, impl Fn() -> Vec<BodyEnd>) {
+        let ends = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&ends);
+        let guard = move |end: BodyEnd| record.lock().unwrap().push(end);
+        (guard, move || ends.lock().unwrap().clone())
     }
 
     #[test]
@@ -309,23 +310,23 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_body_releases_after_its_only_frame() {
-        let record = Record::default();
+        let (record, ends) = recorder();
         let body =
             ResponseBody::guarded(Full::new(Bytes::from_static(b"hi")), record.clone(), None);
         assert!(body.is_holding());
         let collected = body.collect().await.unwrap().to_bytes();
         assert_eq!(&collected[..], b"hi");
-        assert_eq!(record.ends(), [BodyEnd::Complete]);
+        assert_eq!(ends(), [BodyEnd::Complete]);
     }
 
     #[test]
     fn an_empty_body_releases_at_once() {
-        let record = Record::default();
-        let body = ResponseBody::guarded(Full::new(Bytes::new()), record.clone(), None);
+        let (record, ends) = recorder();
+        let body = ResponseBody::guarded(Full::new(Bytes::new()), record, None);
         assert!(!body.is_holding());
-        assert_eq!(record.ends(), [BodyEnd::Complete]);
+        assert_eq!(ends(), [BodyEnd::Complete]);
         drop(body);
-        assert_eq!(record.ends(), [BodyEnd::Complete], "released once");
+        assert_eq!(ends(), [BodyEnd::Complete], "released once");
     }
 
     #[tokio::test]
@@ -334,37 +335,37 @@ mod tests {
             Ok(Frame::data(Bytes::from_static(b"a"))),
             Ok(Frame::data(Bytes::from_static(b"b"))),
         ];
-        let record = Record::default();
+        let (record, ends) = recorder();
         let mut body = ResponseBody::guarded(
             StreamBody::new(futures_util::stream::iter(frames)),
             record.clone(),
             None,
         );
         body.frame().await.unwrap().unwrap();
-        assert!(record.ends().is_empty(), "held after the first chunk");
+        assert!(ends().is_empty(), "held after the first chunk");
         body.frame().await.unwrap().unwrap();
         assert!(body.frame().await.is_none());
-        assert_eq!(record.ends(), [BodyEnd::Complete]);
+        assert_eq!(ends(), [BodyEnd::Complete]);
 
         let failing: Vec<Result<Frame<Bytes>, std::io::Error>> =
             vec![Err(std::io::Error::other("reset"))];
-        let record = Record::default();
+        let (record, ends) = recorder();
         let mut body = ResponseBody::guarded(
             StreamBody::new(futures_util::stream::iter(failing)),
             record.clone(),
             None,
         );
         assert!(body.frame().await.unwrap().is_err());
-        assert_eq!(record.ends(), [BodyEnd::Error]);
+        assert_eq!(ends(), [BodyEnd::Error]);
 
-        let record = Record::default();
+        let (record, ends) = recorder();
         let pending = futures_util::stream::pending::<Result<Frame<Bytes>, std::io::Error>>();
         drop(ResponseBody::guarded(
             StreamBody::new(pending),
-            record.clone(),
+            record,
             None,
         ));
-        assert_eq!(record.ends(), [BodyEnd::Dropped]);
+        assert_eq!(ends(), [BodyEnd::Dropped]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -374,26 +375,26 @@ mod tests {
             Bytes::from_static(b"a"),
         ))])
         .chain(futures_util::stream::pending());
-        let record = Record::default();
+        let (record, ends) = recorder();
         let mut body = ResponseBody::guarded(StreamBody::new(chunks), record.clone(), Some(idle));
         body.frame().await.unwrap().unwrap();
         // The client got a chunk and does not ask for the next one.
         tokio::time::sleep(idle - Duration::from_millis(1)).await;
-        assert!(record.ends().is_empty());
+        assert!(ends().is_empty());
         tokio::time::sleep(Duration::from_millis(2)).await;
-        assert_eq!(record.ends(), [BodyEnd::Stalled]);
+        assert_eq!(ends(), [BodyEnd::Stalled]);
         assert!(!body.is_holding());
         drop(body);
-        assert_eq!(record.ends(), [BodyEnd::Stalled], "released once");
+        assert_eq!(ends(), [BodyEnd::Stalled], "released once");
 
         // A client waiting for the body's next chunk is not idle, however long it waits.
-        let record = Record::default();
+        let (record, ends) = recorder();
         let pending = futures_util::stream::pending::<Result<Frame<Bytes>, std::io::Error>>();
         let mut body = ResponseBody::guarded(StreamBody::new(pending), record.clone(), Some(idle));
         let asked = tokio::time::timeout(10 * idle, body.frame()).await;
         assert!(asked.is_err(), "nothing to send yet");
-        assert!(record.ends().is_empty());
+        assert!(ends().is_empty());
         drop(body);
-        assert_eq!(record.ends(), [BodyEnd::Dropped]);
+        assert_eq!(ends(), [BodyEnd::Dropped]);
     }
 }

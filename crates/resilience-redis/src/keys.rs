@@ -48,6 +48,19 @@ pub(crate) fn valid_prefix(prefix: &str) -> bool {
             .any(|b| matches!(b, b'{' | b'}') || b.is_ascii_whitespace() || b.is_ascii_control())
 }
 
+/// A builder's check of its `prefix` setting.
+pub(crate) fn check_prefix(prefix: &str) -> Result<(), resilience::ConfigError> {
+    if valid_prefix(prefix) {
+        return Ok(());
+    }
+    Err(resilience::ConfigError::new(
+        "prefix",
+        resilience::ConfigProblem::Invalid(
+            "must be non-empty, without braces or whitespace".into(),
+        ),
+    ))
+}
+
 /// Appends `part` with `%`, braces, `:`, whitespace and control bytes escaped as `%XX`.
 fn escape_into(out: &mut String, part: &str) {
     for c in part.chars() {

@@ -1,6 +1,5 @@
 //! [`ResilientMiddlewareBuilder`]: the front door to a configured middleware.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +44,7 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 /// # }
 /// ```
 #[must_use]
+#[derive(Debug)]
 pub struct ResilientMiddlewareBuilder<S = ()> {
     retry: Option<Retry>,
     hedge: Option<Hedge>,
@@ -228,19 +228,4 @@ fn rules(cap: Duration) -> RetryRules<Response, Failure> {
             Err(Failure::Answer(response)) => retry_after(response.headers()),
             _ => None,
         })
-}
-
-impl<S: fmt::Debug> fmt::Debug for ResilientMiddlewareBuilder<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResilientMiddlewareBuilder")
-            .field("retry", &self.retry)
-            .field("hedge", &self.hedge)
-            .field("breakers", &self.breakers)
-            .field("stage", &self.stage)
-            .field("timeout", &self.timeout)
-            .field("retry_statuses", &self.retry_statuses)
-            .field("idempotency_key", &self.idempotency_key)
-            .field("max_retry_after", &self.max_retry_after)
-            .finish()
-    }
 }

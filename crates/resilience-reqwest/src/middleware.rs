@@ -34,10 +34,12 @@ pub struct Attempts(pub u32);
 ///
 /// Cheap to clone; clones share the retry policy (and its budget), the hedge, the breakers,
 /// the stage and the timeout.
+#[derive(Debug)]
 pub struct ResilientMiddleware<S = ()> {
     pub(crate) settings: Arc<Settings<S>>,
 }
 
+#[derive(Debug)]
 pub(crate) struct Settings<S> {
     pub(crate) retry: Option<Retry>,
     pub(crate) hedge: Option<Hedge>,
@@ -361,21 +363,5 @@ impl<S> Clone for ResilientMiddleware<S> {
         Self {
             settings: Arc::clone(&self.settings),
         }
-    }
-}
-
-impl<S: fmt::Debug> fmt::Debug for ResilientMiddleware<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let settings = &self.settings;
-        f.debug_struct("ResilientMiddleware")
-            .field("retry", &settings.retry)
-            .field("hedge", &settings.hedge)
-            .field("hedge", &settings.hedge)
-            .field("breakers", &settings.breakers)
-            .field("stage", &settings.stage)
-            .field("timeout", &settings.timeout)
-            .field("retry_statuses", &settings.retry_statuses)
-            .field("idempotency_key", &settings.idempotency_key)
-            .finish()
     }
 }

@@ -15,3 +15,12 @@ pub(crate) fn seconds<S: serde::Serializer>(
         None => serializer.serialize_none(),
     }
 }
+
+/// Sets each counter back to zero: the body of every pattern's `reset_metrics`.
+pub(crate) fn reset_counters<'a>(
+    counters: impl IntoIterator<Item = &'a std::sync::atomic::AtomicU64>,
+) {
+    for counter in counters {
+        counter.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -124,12 +124,7 @@ impl RedisCircuitBreakerBuilder {
     /// within a Tokio runtime. A Redis that does not answer is not an error: the breaker
     /// starts on its local state and catches up when Redis answers.
     pub async fn start(self) -> Result<RedisCircuitBreaker, ConfigError> {
-        if !keys::valid_prefix(&self.prefix) {
-            return Err(ConfigError::new(
-                "prefix",
-                ConfigProblem::Invalid("must be non-empty, without braces or whitespace".into()),
-            ));
-        }
+        keys::check_prefix(&self.prefix)?;
         for (field, value) in [
             ("sync_interval", self.sync_interval),
             ("probe_lease", self.probe_lease),

@@ -1,6 +1,5 @@
 //! [`RedisRateLimiterBuilder`]: the front door to a Redis-backed limiter.
 
-use std::fmt;
 use std::time::Duration;
 
 use resilience::rate_limit::{Algorithm, LocalRateLimiter};
@@ -34,6 +33,7 @@ const DEFAULT_LOCAL_MAX_KEYS: usize = 10_000;
 /// # }
 /// ```
 #[must_use]
+#[derive(Debug)]
 pub struct RedisRateLimiterBuilder {
     name: String,
     backend: RedisBackend,
@@ -128,12 +128,7 @@ impl RedisRateLimiterBuilder {
                 )),
             ));
         }
-        if !keys::valid_prefix(&self.prefix) {
-            return Err(ConfigError::new(
-                "prefix",
-                ConfigProblem::Invalid("must be non-empty, without braces or whitespace".into()),
-            ));
-        }
+        keys::check_prefix(&self.prefix)?;
         let local = match self.policy {
             FailurePolicy::Local => Some(
                 LocalRateLimiter::builder(name)
@@ -154,19 +149,5 @@ impl RedisRateLimiterBuilder {
             self.max_wait,
             local,
         ))
-    }
-}
-
-impl fmt::Debug for RedisRateLimiterBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisRateLimiterBuilder")
-            .field("name", &self.name)
-            .field("rate", &self.rate)
-            .field("burst", &self.burst)
-            .field("algorithm", &self.algorithm)
-            .field("prefix", &self.prefix)
-            .field("failure_policy", &self.policy)
-            .field("max_wait", &self.max_wait)
-            .finish_non_exhaustive()
     }
 }

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::algorithm::{as_limit, clamp_limit};
 use super::config::{check_limits, check_smoothing, check_window};
-use super::state::{Summary, Window};
+use super::state::{ProbedWindows, Summary};
 use super::{LimitAlgorithm, Sample};
 use crate::config::{check, ConfigError, ConfigProblem};
 
@@ -124,13 +124,9 @@ pub struct Gradient2 {
     config: Gradient2Config,
     estimate: f64,
     baseline: Baseline,
-    windows_since_probe: u64,
-    jitter: f64,
-    probed_at: Option<Instant>,
     /// The limit before the last probe, restored once the baseline is measured again.
     restore: Option<f64>,
-    window: Window,
-    rng: fastrand::Rng,
+    windows: ProbedWindows,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -166,16 +162,12 @@ impl Gradient2 {
         Self::with_rng(config, fastrand::Rng::with_seed(seed))
     }
 
-    fn with_rng(config: Gradient2Config, mut rng: fastrand::Rng) -> Self {
+    fn with_rng(config: Gradient2Config, rng: fastrand::Rng) -> Self {
         Self {
             estimate: f64::from(config.initial_limit),
             baseline: Baseline::default(),
-            windows_since_probe: 0,
-            jitter: 0.5 + rng.f64() * 0.5,
-            probed_at: None,
             restore: None,
-            window: Window::default(),
-            rng,
+            windows: ProbedWindows::new(rng),
             config,
         }
     }
@@ -187,9 +179,7 @@ impl Gradient2 {
 
     fn evaluate(&mut self, summary: &Summary) {
         let config = &self.config;
-        self.windows_since_probe += 1;
-        let probe_after = self.jitter * f64::from(config.probe_interval);
-        if config.probe_interval > 0 && self.windows_since_probe as f64 >= probe_after {
+        if self.windows.probe_due(f64::from(config.probe_interval)) {
             self.probe(summary.closed);
             return;
         }
@@ -220,10 +210,7 @@ impl Gradient2 {
         self.baseline = Baseline::default();
         self.restore = Some(self.estimate);
         self.estimate = clamp_limit(self.estimate / 2.0, config.min_limit, config.max_limit);
-        self.probed_at = Some(now);
-        self.windows_since_probe = 0;
-        self.jitter = 0.5 + self.rng.f64() * 0.5;
-        self.window = Window::default();
+        self.windows.start_probe(now);
         tracing::debug!(target: "resilience::adaptive", limit = as_limit(self.estimate), "gradient2: re-measuring the baseline");
     }
 }
@@ -238,19 +225,17 @@ impl LimitAlgorithm for Gradient2 {
     }
 
     fn update(&mut self, sample: &Sample) -> u32 {
-        if self.probed_at.is_none_or(|probed| sample.started >= probed) {
-            self.window.add(sample);
-        }
+        self.windows.add(sample);
         self.poll(sample.finished())
     }
 
     fn poll(&mut self, now: Instant) -> u32 {
-        if self.window.is_due(now, self.config.window, u32::MAX) {
-            if let Some(summary) = self.window.close(now) {
-                if summary.count >= self.config.min_window_samples {
-                    self.evaluate(&summary);
-                }
-            }
+        let config = &self.config;
+        if let Some(summary) = self
+            .windows
+            .close_due(now, config.window, config.min_window_samples)
+        {
+            self.evaluate(&summary);
         }
         self.limit()
     }

@@ -101,6 +101,75 @@ impl Window {
     }
 }
 
+/// The measuring side of a latency-based algorithm that re-learns its reference latency from
+/// time to time: the window of samples, and the probe schedule.
+///
+/// A probe comes after `interval` closed windows times a jitter in `[0.5, 1)`, drawn again
+/// at every probe, so instances started together do not probe in step. Samples of calls
+/// admitted before the last probe are not counted: they queued under the old limit and would
+/// measure the old latency again.
+#[derive(Debug, Clone)]
+pub(crate) struct ProbedWindows {
+    window: Window,
+    windows_since_probe: u64,
+    jitter: f64,
+    probed_at: Option<Instant>,
+    rng: fastrand::Rng,
+}
+
+impl ProbedWindows {
+    pub(crate) fn new(mut rng: fastrand::Rng) -> Self {
+        Self {
+            window: Window::default(),
+            windows_since_probe: 0,
+            jitter: jitter(&mut rng),
+            probed_at: None,
+            rng,
+        }
+    }
+
+    /// Counts the sample, unless its call was admitted before the last probe.
+    pub(crate) fn add(&mut self, sample: &Sample) {
+        if self.probed_at.is_none_or(|probed| sample.started >= probed) {
+            self.window.add(sample);
+        }
+    }
+
+    /// The summary of the window when it is due at `now` and counted at least `min_samples`;
+    /// a due window closes either way.
+    pub(crate) fn close_due(
+        &mut self,
+        now: Instant,
+        duration: Duration,
+        min_samples: u32,
+    ) -> Option<Summary> {
+        if !self.window.is_due(now, duration, u32::MAX) {
+            return None;
+        }
+        self.window
+            .close(now)
+            .filter(|summary| summary.count >= min_samples)
+    }
+
+    /// Counts an evaluated window; whether a probe is due after `interval` windows (0: never).
+    pub(crate) fn probe_due(&mut self, interval: f64) -> bool {
+        self.windows_since_probe += 1;
+        interval > 0.0 && self.windows_since_probe as f64 >= self.jitter * interval
+    }
+
+    /// Starts a probe at `now`: the window starts over, and earlier calls stop counting.
+    pub(crate) fn start_probe(&mut self, now: Instant) {
+        self.probed_at = Some(now);
+        self.windows_since_probe = 0;
+        self.jitter = jitter(&mut self.rng);
+        self.window = Window::default();
+    }
+}
+
+fn jitter(rng: &mut fastrand::Rng) -> f64 {
+    0.5 + rng.f64() * 0.5
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 use super::algorithm::{as_limit, clamp_limit, log10_root};
 use super::config::{check_limits, check_smoothing, check_window};
-use super::state::{Summary, Window};
+use super::state::{ProbedWindows, Summary};
 use super::{LimitAlgorithm, Sample};
 use crate::config::{check, ConfigError, ConfigProblem};
 
@@ -104,11 +104,7 @@ pub struct Vegas {
     estimate: f64,
     rtt_noload: Option<Duration>,
     slow_start: bool,
-    windows_since_probe: u64,
-    jitter: f64,
-    probed_at: Option<Instant>,
-    window: Window,
-    rng: fastrand::Rng,
+    windows: ProbedWindows,
 }
 
 impl Vegas {
@@ -123,16 +119,12 @@ impl Vegas {
         Self::with_rng(config, fastrand::Rng::with_seed(seed))
     }
 
-    fn with_rng(config: VegasConfig, mut rng: fastrand::Rng) -> Self {
+    fn with_rng(config: VegasConfig, rng: fastrand::Rng) -> Self {
         Self {
             estimate: f64::from(config.initial_limit),
             slow_start: config.slow_start,
             rtt_noload: None,
-            windows_since_probe: 0,
-            jitter: jitter(&mut rng),
-            probed_at: None,
-            window: Window::default(),
-            rng,
+            windows: ProbedWindows::new(rng),
             config,
         }
     }
@@ -148,9 +140,8 @@ impl Vegas {
     }
 
     fn evaluate(&mut self, summary: &Summary) {
-        self.windows_since_probe += 1;
-        let probe_after = self.jitter * f64::from(self.config.probe_multiplier) * self.estimate;
-        if self.config.probe_multiplier > 0 && self.windows_since_probe as f64 >= probe_after {
+        let probe_interval = f64::from(self.config.probe_multiplier) * self.estimate;
+        if self.windows.probe_due(probe_interval) {
             self.probe(summary.closed);
             return;
         }
@@ -209,16 +200,9 @@ impl Vegas {
         self.rtt_noload = None;
         self.estimate = clamp_limit(self.estimate / 2.0, config.min_limit, config.max_limit);
         self.slow_start = config.slow_start;
-        self.probed_at = Some(now);
-        self.windows_since_probe = 0;
-        self.jitter = jitter(&mut self.rng);
-        self.window = Window::default();
+        self.windows.start_probe(now);
         tracing::debug!(target: "resilience::adaptive", limit = as_limit(self.estimate), "vegas: probing the no-load latency");
     }
-}
-
-fn jitter(rng: &mut fastrand::Rng) -> f64 {
-    0.5 + rng.f64() * 0.5
 }
 
 impl LimitAlgorithm for Vegas {
@@ -231,20 +215,17 @@ impl LimitAlgorithm for Vegas {
     }
 
     fn update(&mut self, sample: &Sample) -> u32 {
-        // A call admitted before the last probe queued under the old limit: skip it.
-        if self.probed_at.is_none_or(|probed| sample.started >= probed) {
-            self.window.add(sample);
-        }
+        self.windows.add(sample);
         self.poll(sample.finished())
     }
 
     fn poll(&mut self, now: Instant) -> u32 {
-        if self.window.is_due(now, self.config.window, u32::MAX) {
-            if let Some(summary) = self.window.close(now) {
-                if summary.count >= self.config.min_window_samples {
-                    self.evaluate(&summary);
-                }
-            }
+        let config = &self.config;
+        if let Some(summary) = self
+            .windows
+            .close_due(now, config.window, config.min_window_samples)
+        {
+            self.evaluate(&summary);
         }
         self.limit()
     }

@@ -280,16 +280,14 @@ impl<T, E> Chaos<T, E> {
     /// Sets every counter back to zero.
     pub fn reset_metrics(&self) {
         let inner = &*self.inner;
-        for counter in [
+        crate::metrics::reset_counters([
             &inner.calls,
             &inner.faults,
             &inner.outcomes,
             &inner.latencies,
             &inner.behaviors,
             &inner.latency_nanos,
-        ] {
-            counter.store(0, Ordering::Relaxed);
-        }
+        ]);
     }
 
     /// This instance's own listeners; events also reach

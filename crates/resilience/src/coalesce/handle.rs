@@ -107,16 +107,14 @@ impl<K, T, E> Coalescer<K, T, E> {
     /// Sets every counter back to zero; the in-flight gauge stays.
     pub fn reset_metrics(&self) {
         let inner = &*self.inner;
-        for counter in [
+        crate::metrics::reset_counters([
             &inner.executions,
             &inner.coalesced,
             &inner.takeovers,
             &inner.panics,
             &inner.rejections,
             &inner.forgotten,
-        ] {
-            counter.store(0, Ordering::Relaxed);
-        }
+        ]);
     }
 
     /// How many keys are in flight now.

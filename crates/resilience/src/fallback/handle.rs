@@ -145,14 +145,12 @@ impl<T, E> Fallback<T, E> {
     /// Sets every counter back to zero (aioresilience's `reset_metrics`).
     pub fn reset_metrics(&self) {
         let inner = &*self.inner;
-        for counter in [
+        crate::metrics::reset_counters([
             &inner.successes,
             &inner.fallbacks,
             &inner.failures,
             &inner.passed_through,
-        ] {
-            counter.store(0, Ordering::Relaxed);
-        }
+        ]);
     }
 
     /// This fallback's own listeners; events also reach [`events::global()`](crate::events::global).

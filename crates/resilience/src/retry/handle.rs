@@ -198,15 +198,13 @@ impl Retry {
     /// (aioresilience's `reset_metrics`).
     pub fn reset_metrics(&self) {
         let counters = &self.inner.counters;
-        for counter in [
+        crate::metrics::reset_counters([
             &counters.total,
             &counters.successful,
             &counters.failed,
             &counters.exhausted,
             &counters.delay_nanos,
-        ] {
-            counter.store(0, Ordering::Relaxed);
-        }
+        ]);
         *lock(&self.inner.last_error) = None;
     }
 

@@ -169,15 +169,13 @@ impl Timeout {
     /// Sets every counter back to zero (aioresilience's `reset_metrics`).
     pub fn reset_metrics(&self) {
         let inner = &*self.inner;
-        for counter in [
+        crate::metrics::reset_counters([
             &inner.successes,
             &inner.failures,
             &inner.timeouts,
             &inner.rejections,
             &inner.execution_nanos,
-        ] {
-            counter.store(0, Ordering::Relaxed);
-        }
+        ]);
     }
 
     /// The current configuration.

@@ -119,32 +119,29 @@ impl<B, G: Guard> fmt::Debug for HeldBody<B, G> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
 
     use actix_web::body::{self, BodyStream};
     use futures_util::stream;
 
-    use super::*;
+    use resilience_testkit::Recorder;
 
-    /// A guard that writes down how each body ended, and a way to read that back.
-    fn recorder() -> (impl Guard + Clone, impl Fn() -> Vec<BodyEnd>) {
-        let ends = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&ends);
-        let guard = move |end: BodyEnd| record.lock().unwrap().push(end);
-        (guard, move || ends.lock().unwrap().clone())
-    }
+    use super::*;
 
     #[tokio::test]
     async fn a_sized_body_releases_with_its_last_byte() {
-        let (record, ends) = recorder();
-        let held = HeldBody::guarded(Bytes::from_static(b"hello"), record.clone(), None, false);
+        let record = Recorder::default();
+        let held = HeldBody::guarded(Bytes::from_static(b"hello"), record.sink(), None, false);
         assert!(held.is_holding());
         let mut held = Box::pin(held);
         let chunk = std::future::poll_fn(|cx| held.as_mut().poll_next(cx)).await;
         assert_eq!(chunk.unwrap().unwrap(), "hello");
-        assert_eq!(ends(), [BodyEnd::Complete], "no need to poll past the end");
+        assert_eq!(
+            record.items(),
+            [BodyEnd::Complete],
+            "no need to poll past the end"
+        );
         drop(held);
-        assert_eq!(ends(), [BodyEnd::Complete], "released once");
+        assert_eq!(record.items(), [BodyEnd::Complete], "released once");
     }
 
     #[tokio::test]
@@ -153,35 +150,35 @@ mod tests {
             Ok::<_, std::io::Error>(Bytes::from_static(b"a")),
             Ok(Bytes::from_static(b"b")),
         ]);
-        let (record, ends) = recorder();
-        let held = HeldBody::guarded(BodyStream::new(chunks), record.clone(), None, false);
+        let record = Recorder::default();
+        let held = HeldBody::guarded(BodyStream::new(chunks), record.sink(), None, false);
         assert_eq!(&body::to_bytes(held).await.unwrap()[..], b"ab");
-        assert_eq!(ends(), [BodyEnd::Complete]);
+        assert_eq!(record.items(), [BodyEnd::Complete]);
 
         let failing = stream::iter([Err::<Bytes, _>(std::io::Error::other("reset"))]);
-        let (record, ends) = recorder();
-        let held = HeldBody::guarded(BodyStream::new(failing), record.clone(), None, false);
+        let record = Recorder::default();
+        let held = HeldBody::guarded(BodyStream::new(failing), record.sink(), None, false);
         assert!(body::to_bytes(held).await.is_err());
-        assert_eq!(ends(), [BodyEnd::Error]);
+        assert_eq!(record.items(), [BodyEnd::Error]);
 
-        let (record, ends) = recorder();
+        let record = Recorder::default();
         let pending = stream::pending::<Result<Bytes, std::io::Error>>();
         drop(HeldBody::guarded(
             BodyStream::new(pending),
-            record,
+            record.sink(),
             None,
             false,
         ));
-        assert_eq!(ends(), [BodyEnd::Dropped]);
+        assert_eq!(record.items(), [BodyEnd::Dropped]);
     }
 
     #[test]
     fn empty_bodies_and_head_answers_release_at_once() {
-        let (record, ends) = recorder();
-        let held = HeldBody::guarded((), record.clone(), None, false);
+        let record = Recorder::default();
+        let held = HeldBody::guarded((), record.sink(), None, false);
         assert!(!held.is_holding());
-        let head = HeldBody::guarded(Bytes::from_static(b"x"), record, None, true);
+        let head = HeldBody::guarded(Bytes::from_static(b"x"), record.sink(), None, true);
         assert!(!head.is_holding());
-        assert_eq!(ends(), [BodyEnd::Complete, BodyEnd::Complete]);
+        assert_eq!(record.items(), [BodyEnd::Complete, BodyEnd::Complete]);
     }
 }

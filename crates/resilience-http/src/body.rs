@@ -283,20 +283,13 @@ impl<B, G: Guard> fmt::Debug for ResponseBody<B, G> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
 
     use futures_util::StreamExt;
     use http_body_util::{BodyExt, Full, StreamBody};
 
-    use super::*;
+    use resilience_testkit::Recorder;
 
-    /// A guard that writes down how each body ended, and a way to read that back.
-    fn recorder() -> (impl Guard + Clone, impl Fn() -> Vec<BodyEnd>) {
-        let ends = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&ends);
-        let guard = move |end: BodyEnd| record.lock().unwrap().push(end);
-        (guard, move || ends.lock().unwrap().clone())
-    }
+    use super::*;
 
     #[test]
     fn outcomes_follow_the_end() {
@@ -310,23 +303,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_body_releases_after_its_only_frame() {
-        let (record, ends) = recorder();
-        let body =
-            ResponseBody::guarded(Full::new(Bytes::from_static(b"hi")), record.clone(), None);
+        let record = Recorder::default();
+        let body = ResponseBody::guarded(Full::new(Bytes::from_static(b"hi")), record.sink(), None);
         assert!(body.is_holding());
         let collected = body.collect().await.unwrap().to_bytes();
         assert_eq!(&collected[..], b"hi");
-        assert_eq!(ends(), [BodyEnd::Complete]);
+        assert_eq!(record.items(), [BodyEnd::Complete]);
     }
 
     #[test]
     fn an_empty_body_releases_at_once() {
-        let (record, ends) = recorder();
-        let body = ResponseBody::guarded(Full::new(Bytes::new()), record, None);
+        let record = Recorder::default();
+        let body = ResponseBody::guarded(Full::new(Bytes::new()), record.sink(), None);
         assert!(!body.is_holding());
-        assert_eq!(ends(), [BodyEnd::Complete]);
+        assert_eq!(record.items(), [BodyEnd::Complete]);
         drop(body);
-        assert_eq!(ends(), [BodyEnd::Complete], "released once");
+        assert_eq!(record.items(), [BodyEnd::Complete], "released once");
     }
 
     #[tokio::test]
@@ -335,37 +327,37 @@ mod tests {
             Ok(Frame::data(Bytes::from_static(b"a"))),
             Ok(Frame::data(Bytes::from_static(b"b"))),
         ];
-        let (record, ends) = recorder();
+        let record = Recorder::default();
         let mut body = ResponseBody::guarded(
             StreamBody::new(futures_util::stream::iter(frames)),
-            record.clone(),
+            record.sink(),
             None,
         );
         body.frame().await.unwrap().unwrap();
-        assert!(ends().is_empty(), "held after the first chunk");
+        assert!(record.items().is_empty(), "held after the first chunk");
         body.frame().await.unwrap().unwrap();
         assert!(body.frame().await.is_none());
-        assert_eq!(ends(), [BodyEnd::Complete]);
+        assert_eq!(record.items(), [BodyEnd::Complete]);
 
         let failing: Vec<Result<Frame<Bytes>, std::io::Error>> =
             vec![Err(std::io::Error::other("reset"))];
-        let (record, ends) = recorder();
+        let record = Recorder::default();
         let mut body = ResponseBody::guarded(
             StreamBody::new(futures_util::stream::iter(failing)),
-            record.clone(),
+            record.sink(),
             None,
         );
         assert!(body.frame().await.unwrap().is_err());
-        assert_eq!(ends(), [BodyEnd::Error]);
+        assert_eq!(record.items(), [BodyEnd::Error]);
 
-        let (record, ends) = recorder();
+        let record = Recorder::default();
         let pending = futures_util::stream::pending::<Result<Frame<Bytes>, std::io::Error>>();
         drop(ResponseBody::guarded(
             StreamBody::new(pending),
-            record,
+            record.sink(),
             None,
         ));
-        assert_eq!(ends(), [BodyEnd::Dropped]);
+        assert_eq!(record.items(), [BodyEnd::Dropped]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -375,26 +367,26 @@ mod tests {
             Bytes::from_static(b"a"),
         ))])
         .chain(futures_util::stream::pending());
-        let (record, ends) = recorder();
-        let mut body = ResponseBody::guarded(StreamBody::new(chunks), record.clone(), Some(idle));
+        let record = Recorder::default();
+        let mut body = ResponseBody::guarded(StreamBody::new(chunks), record.sink(), Some(idle));
         body.frame().await.unwrap().unwrap();
         // The client got a chunk and does not ask for the next one.
         tokio::time::sleep(idle - Duration::from_millis(1)).await;
-        assert!(ends().is_empty());
+        assert!(record.items().is_empty());
         tokio::time::sleep(Duration::from_millis(2)).await;
-        assert_eq!(ends(), [BodyEnd::Stalled]);
+        assert_eq!(record.items(), [BodyEnd::Stalled]);
         assert!(!body.is_holding());
         drop(body);
-        assert_eq!(ends(), [BodyEnd::Stalled], "released once");
+        assert_eq!(record.items(), [BodyEnd::Stalled], "released once");
 
         // A client waiting for the body's next chunk is not idle, however long it waits.
-        let (record, ends) = recorder();
+        let record = Recorder::default();
         let pending = futures_util::stream::pending::<Result<Frame<Bytes>, std::io::Error>>();
-        let mut body = ResponseBody::guarded(StreamBody::new(pending), record.clone(), Some(idle));
+        let mut body = ResponseBody::guarded(StreamBody::new(pending), record.sink(), Some(idle));
         let asked = tokio::time::timeout(10 * idle, body.frame()).await;
         assert!(asked.is_err(), "nothing to send yet");
-        assert!(ends().is_empty());
+        assert!(record.items().is_empty());
         drop(body);
-        assert_eq!(ends(), [BodyEnd::Dropped]);
+        assert_eq!(record.items(), [BodyEnd::Dropped]);
     }
 }

@@ -45,6 +45,7 @@
 pub mod events;
 pub mod flaky;
 pub mod prometheus_server;
+pub mod recorder;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 pub mod redis_server;
@@ -55,6 +56,7 @@ pub mod wait;
 pub use events::EventRecorder;
 pub use flaky::{Flaky, FlakyBuilder, FlakyError};
 pub use prometheus_server::PrometheusServer;
+pub use recorder::Recorder;
 pub use redis_cluster::{RedisCluster, SlotMove};
 pub use redis_sentinel::RedisSentinel;
 pub use redis_server::RedisServer;

@@ -75,16 +75,16 @@ impl RedisCircuitBreakerBuilder {
         }
     }
 
-    /// The first part of every Redis key (`resilience` by default); no braces or whitespace.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
     /// What to do while Redis cannot answer ([`FailurePolicy::FailOpen`] by default: the
     /// local breaker decides alone).
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// The first part of every Redis key (`resilience` by default); no braces or whitespace.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
         self
     }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::config::{check_limits, check_window};
+use super::config::check_limits;
 use super::state::{Summary, Window};
 use super::{LimitAlgorithm, Sample};
 use crate::config::{check, ConfigError, ConfigProblem};
@@ -74,12 +74,8 @@ impl AimdConfig {
                 ConfigProblem::Invalid("must be strictly between 0 and 1".into()),
             ));
         }
-        check_window(
-            "measurement_window",
-            self.measurement_window,
-            "measurement_interval",
-            self.measurement_interval,
-        )?;
+        check::at_least("measurement_window", self.measurement_window, 1)?;
+        check::positive("measurement_interval", self.measurement_interval)?;
         check::ratio("success_threshold", self.success_threshold)?;
         check::ratio("failure_threshold", self.failure_threshold)?;
         if self.failure_threshold >= self.success_threshold {

@@ -129,17 +129,6 @@ pub(crate) fn check_limits(initial: u32, min: u32, max: u32) -> Result<(), Confi
     Ok(())
 }
 
-/// A window bounded by a count of at least 1 and a positive duration.
-pub(crate) fn check_window(
-    count_field: &'static str,
-    count: u32,
-    duration_field: &'static str,
-    duration: Duration,
-) -> Result<(), ConfigError> {
-    check::at_least(count_field, count, 1)?;
-    check::positive(duration_field, duration)
-}
-
 /// A smoothing factor in `(0, 1]`.
 pub(crate) fn check_smoothing(value: f64) -> Result<(), ConfigError> {
     check::ratio("smoothing", value)?;

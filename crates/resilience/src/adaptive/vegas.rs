@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::algorithm::{as_limit, clamp_limit, log10_root};
-use super::config::{check_limits, check_smoothing, check_window};
+use super::config::{check_limits, check_smoothing};
 use super::state::{ProbedWindows, Summary};
 use super::{LimitAlgorithm, Sample};
 use crate::config::{check, ConfigError, ConfigProblem};
@@ -69,12 +69,8 @@ impl VegasConfig {
             ));
         }
         check_smoothing(self.smoothing)?;
-        check_window(
-            "min_window_samples",
-            self.min_window_samples,
-            "window",
-            self.window,
-        )
+        check::at_least("min_window_samples", self.min_window_samples, 1)?;
+        check::positive("window", self.window)
     }
 }
 

@@ -224,51 +224,55 @@ where
     }
 }
 
-impl<S, Req> Future for ResponseFuture<S, Req, EveryError>
+impl<S, Req, R> Future for ResponseFuture<S, Req, R>
 where
     S: Service<Req>,
     S::Error: fmt::Display,
     Req: Clone,
+    R: LayerRules<S::Response, S::Error>,
 {
     type Output = Result<S::Response, Error<S::Error>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        // The default rules hold nothing, so making them on each poll costs nothing.
-        let rules = RetryRules::new();
-        drive(
-            this.state,
-            cx,
-            this.service,
-            this.request,
-            this.run,
-            this.retry,
-            &rules,
-        )
+        this.rules.with_rules(|rules| {
+            drive(
+                this.state,
+                cx,
+                this.service,
+                this.request,
+                this.run,
+                this.retry,
+                rules,
+            )
+        })
     }
 }
 
-impl<S, Req, T, E> Future for ResponseFuture<S, Req, RetryRules<T, E>>
-where
-    S: Service<Req, Response = T, Error = E>,
-    E: fmt::Display,
-    Req: Clone,
-{
-    type Output = Result<T, Error<E>>;
+mod rules {
+    use super::{EveryError, RetryRules};
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        drive(
-            this.state,
-            cx,
-            this.service,
-            this.request,
-            this.run,
-            this.retry,
-            this.rules,
-        )
+    /// The rules a retry layer judges attempts by: the default ones ([`EveryError`]: every
+    /// error is retried) or a user's [`RetryRules`]. Public only to name it in bounds.
+    pub trait LayerRules<T, E> {
+        /// Runs `judge` with the rules.
+        fn with_rules<O>(&self, judge: impl FnOnce(&RetryRules<T, E>) -> O) -> O;
+    }
+
+    impl<T, E> LayerRules<T, E> for EveryError {
+        fn with_rules<O>(&self, judge: impl FnOnce(&RetryRules<T, E>) -> O) -> O {
+            // The default rules hold nothing, so making them on each poll costs nothing.
+            judge(&RetryRules::new())
+        }
+    }
+
+    impl<T, E> LayerRules<T, E> for RetryRules<T, E> {
+        fn with_rules<O>(&self, judge: impl FnOnce(&Self) -> O) -> O {
+            judge(self)
+        }
     }
 }
+use rules::LayerRules;
 
 impl<S, Req, R> fmt::Debug for ResponseFuture<S, Req, R>
 where

@@ -251,10 +251,18 @@ async fn no_instance_admits_after_the_shared_circuit_opened_whatever_redis_lost(
     }
     replica.promote().await.unwrap();
     fleet.churn(1).await;
-    assert!(record(&monitor, &key).await.1 > closed.1);
+    let ahead = record(&monitor, &key).await;
+    assert!(ahead.1 > closed.1);
     primary.replicate(&replica).await.unwrap();
     primary.promote().await.unwrap();
-    assert_eq!(record(&monitor, &key).await, closed, "the lagging data set");
+    // The clients now find the replica's older record. Not compared to `closed` exactly: the
+    // fleet keeps calling, and on a loaded machine an instance may already have written on
+    // the older record by the time it is read here.
+    let lagging = record(&monitor, &key).await;
+    assert!(
+        lagging.1 < ahead.1 || lagging.2 != ahead.2,
+        "the lagging data set: {lagging:?} after {ahead:?}"
+    );
     b.trip();
     fleet.assert_bound_after_open(&monitor, "failover").await;
 }

@@ -12,6 +12,7 @@
 //! [`Error::RetryExhausted`](crate::Error::RetryExhausted); the operation is not retried.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -71,6 +72,10 @@ impl BudgetConfig {
 
 /// A retry budget shared by every clone (and by every [`Retry`](super::Retry) given it).
 ///
+/// A deposit (every call makes one) is a clock read and one atomic addition, with no lock, so
+/// a budget shared by many threads does not serialise their calls; withdrawals, made only by
+/// retries and hedges, take a short lock so that two of them never spend the same retry.
+///
 /// ```
 /// use resilience::retry::{BudgetConfig, RetryBudget};
 /// use std::time::Duration;
@@ -97,9 +102,8 @@ pub struct RetryBudget {
 
 struct Shared {
     config: BudgetConfig,
-    // A std Mutex: each critical section is a few additions on ten buckets, never held across
-    // an await; a lock-free ring is not worth its complexity for an opt-in feature.
-    state: Mutex<BudgetState>,
+    epoch: Instant,
+    buckets: Buckets,
 }
 
 impl RetryBudget {
@@ -121,7 +125,8 @@ impl RetryBudget {
         config.validate()?;
         Ok(Self {
             inner: Arc::new(Shared {
-                state: Mutex::new(BudgetState::new(Instant::now(), config.window)),
+                epoch: Instant::now(),
+                buckets: Buckets::new(config.window),
                 config,
             }),
         })
@@ -129,19 +134,19 @@ impl RetryBudget {
 
     /// Records a call (a deposit of `retry_ratio` retries).
     pub fn deposit(&self) {
-        self.lock().deposit(Instant::now());
+        self.inner.buckets.deposit(self.now());
     }
 
     /// Takes one retry from the budget; `false` when it is empty.
     pub fn try_withdraw(&self) -> bool {
-        let config = &self.inner.config;
-        self.lock().try_withdraw(Instant::now(), config)
+        let inner = &*self.inner;
+        inner.buckets.try_withdraw(self.now(), &inner.config)
     }
 
     /// Whole retries available now.
     pub fn available(&self) -> u64 {
-        let config = &self.inner.config;
-        let balance = self.lock().balance(Instant::now(), config);
+        let inner = &*self.inner;
+        let balance = inner.buckets.balance(self.now(), &inner.config);
         balance.max(0.0).floor() as u64
     }
 
@@ -150,11 +155,10 @@ impl RetryBudget {
         &self.inner.config
     }
 
-    fn lock(&self) -> MutexGuard<'_, BudgetState> {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+    /// Nanoseconds since the budget was made.
+    fn now(&self) -> u64 {
+        let elapsed = Instant::now().saturating_duration_since(self.inner.epoch);
+        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -168,71 +172,111 @@ impl fmt::Debug for RetryBudget {
 
 const BUCKETS: usize = 10;
 
-/// The pure core: calls and retries in ten buckets covering one window. Every method takes
-/// `now`; nothing reads a clock.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct BudgetState {
-    epoch: Instant,
-    bucket_nanos: u128,
-    /// The bucket number (time since `epoch` / bucket length) of `buckets[newest % BUCKETS]`.
-    newest: u128,
-    calls: [u64; BUCKETS],
-    retries: [u64; BUCKETS],
+/// The core: calls and retries in ten buckets covering one window. Every method takes `now`
+/// (nanoseconds since the budget's epoch); nothing reads a clock.
+///
+/// Deposits add to the current bucket without a lock. Moving the window on (once per bucket
+/// length, by whoever first sees that time has passed) and withdrawing take `rotation`, so a
+/// bucket is emptied once and two withdrawals never spend the same retry. A deposit racing the
+/// very moment its bucket is reused for a new one may be counted in the new one: one call
+/// counted a bucket late, never lost and never a retry spent twice.
+#[derive(Debug)]
+struct Buckets {
+    bucket_nanos: u64,
+    /// The bucket number (time since the epoch / bucket length) of `slot(newest)`.
+    newest: AtomicU64,
+    calls: [AtomicU64; BUCKETS],
+    retries: [AtomicU64; BUCKETS],
+    rotation: Mutex<()>,
 }
 
-impl BudgetState {
-    pub(crate) fn new(epoch: Instant, window: Duration) -> Self {
+/// Where bucket number `bucket` is kept.
+fn slot(bucket: u64) -> usize {
+    (bucket % BUCKETS as u64) as usize
+}
+
+impl Buckets {
+    fn new(window: Duration) -> Self {
+        let bucket_nanos = window.as_nanos() / BUCKETS as u128;
         Self {
-            epoch,
-            bucket_nanos: (window.as_nanos() / BUCKETS as u128).max(1),
-            newest: 0,
-            calls: [0; BUCKETS],
-            retries: [0; BUCKETS],
+            bucket_nanos: u64::try_from(bucket_nanos).unwrap_or(u64::MAX).max(1),
+            newest: AtomicU64::new(0),
+            calls: Default::default(),
+            retries: Default::default(),
+            rotation: Mutex::new(()),
         }
     }
 
-    /// Moves the window to `now`, emptying buckets that fell out of it; returns the index of
-    /// the current bucket.
-    fn rotate(&mut self, now: Instant) -> usize {
-        let bucket = now.saturating_duration_since(self.epoch).as_nanos() / self.bucket_nanos;
-        if bucket > self.newest {
-            let stale = (bucket - self.newest).min(BUCKETS as u128);
-            for step in 1..=stale {
-                let index = ((self.newest + step) % BUCKETS as u128) as usize;
-                self.calls[index] = 0;
-                self.retries[index] = 0;
-            }
-            self.newest = bucket;
+    fn deposit(&self, now: u64) {
+        let bucket = now / self.bucket_nanos;
+        let newest = self.newest.load(Ordering::Acquire);
+        if bucket > newest {
+            let _rotation = self.lock();
+            self.rotate(bucket);
+        } else if newest - bucket >= BUCKETS as u64 {
+            // A reading older than the whole window (a thread stalled between its clock read
+            // and here): it would count in a bucket that now holds newer calls.
+            return;
         }
-        (self.newest % BUCKETS as u128) as usize
-    }
-
-    pub(crate) fn deposit(&mut self, now: Instant) {
-        let index = self.rotate(now);
-        self.calls[index] = self.calls[index].saturating_add(1);
+        self.calls[slot(bucket)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Retries left in the window: reserve + ratio * calls - retries.
-    pub(crate) fn balance(&mut self, now: Instant, config: &BudgetConfig) -> f64 {
-        self.rotate(now);
-        let calls: u64 = self.calls.iter().sum();
-        let retries: u64 = self.retries.iter().sum();
-        config.reserve() + config.retry_ratio * calls as f64 - retries as f64
+    fn balance(&self, now: u64, config: &BudgetConfig) -> f64 {
+        let _rotation = self.lock();
+        self.rotate(now / self.bucket_nanos);
+        self.balance_locked(config)
     }
 
-    pub(crate) fn try_withdraw(&mut self, now: Instant, config: &BudgetConfig) -> bool {
-        if self.balance(now, config) < 1.0 {
+    fn try_withdraw(&self, now: u64, config: &BudgetConfig) -> bool {
+        let _rotation = self.lock();
+        let newest = self.rotate(now / self.bucket_nanos);
+        if self.balance_locked(config) < 1.0 {
             return false;
         }
-        let index = self.rotate(now);
-        self.retries[index] = self.retries[index].saturating_add(1);
+        self.retries[slot(newest)].fetch_add(1, Ordering::Relaxed);
         true
+    }
+
+    fn balance_locked(&self, config: &BudgetConfig) -> f64 {
+        let sum = |counters: &[AtomicU64; BUCKETS]| -> u64 {
+            counters
+                .iter()
+                .map(|counter| counter.load(Ordering::Relaxed))
+                .fold(0, u64::saturating_add)
+        };
+        config.reserve() + config.retry_ratio * sum(&self.calls) as f64 - sum(&self.retries) as f64
+    }
+
+    /// With `rotation` held: moves the window on to `bucket`, emptying the buckets that fell
+    /// out of it; returns the newest bucket number.
+    fn rotate(&self, bucket: u64) -> u64 {
+        let newest = self.newest.load(Ordering::Acquire);
+        if bucket <= newest {
+            return newest;
+        }
+        let stale = (bucket - newest).min(BUCKETS as u64);
+        for step in 1..=stale {
+            let index = slot(newest + step);
+            self.calls[index].store(0, Ordering::Relaxed);
+            self.retries[index].store(0, Ordering::Relaxed);
+        }
+        self.newest.store(bucket, Ordering::Release);
+        bucket
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.rotation
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SECOND: u64 = 1_000_000_000;
 
     fn config(ratio: f64, min_per_second: u32) -> BudgetConfig {
         BudgetConfig {
@@ -242,7 +286,7 @@ mod tests {
         }
     }
 
-    fn withdrawals(state: &mut BudgetState, now: Instant, config: &BudgetConfig) -> u32 {
+    fn withdrawals(state: &Buckets, now: u64, config: &BudgetConfig) -> u32 {
         let mut taken = 0;
         while state.try_withdraw(now, config) {
             taken += 1;
@@ -252,57 +296,50 @@ mod tests {
 
     #[test]
     fn ratio_of_calls_buys_retries() {
-        let epoch = Instant::now();
         let config = config(0.2, 0);
-        let mut state = BudgetState::new(epoch, config.window);
-        assert!(!state.try_withdraw(epoch, &config), "no calls, no reserve");
+        let state = Buckets::new(config.window);
+        assert!(!state.try_withdraw(0, &config), "no calls, no reserve");
         for _ in 0..10 {
-            state.deposit(epoch);
+            state.deposit(0);
         }
-        assert_eq!(withdrawals(&mut state, epoch, &config), 2);
+        assert_eq!(withdrawals(&state, 0, &config), 2);
     }
 
     #[test]
     fn the_reserve_covers_quiet_clients() {
-        let epoch = Instant::now();
         let config = config(0.2, 1);
-        let mut state = BudgetState::new(epoch, config.window);
+        let state = Buckets::new(config.window);
         // 1 per second over a 10 s window.
-        assert_eq!(withdrawals(&mut state, epoch, &config), 10);
+        assert_eq!(withdrawals(&state, 0, &config), 10);
     }
 
     #[test]
     fn deposits_and_withdrawals_expire_after_the_window() {
-        let epoch = Instant::now();
         let config = config(1.0, 0);
-        let mut state = BudgetState::new(epoch, config.window);
+        let state = Buckets::new(config.window);
         for _ in 0..3 {
-            state.deposit(epoch);
+            state.deposit(0);
         }
-        let later = epoch + Duration::from_secs(5);
-        assert_eq!(withdrawals(&mut state, later, &config), 3);
+        let later = SECOND * 5;
+        assert_eq!(withdrawals(&state, later, &config), 3);
         // At 10 s the bucket of the deposits (0..1 s) has left the window; the withdrawals
         // (5..6 s) still count, so the balance is negative.
-        let expired = epoch + Duration::from_secs(10);
+        let expired = SECOND * 10;
         assert_eq!(state.balance(expired, &config), -3.0);
-        assert_eq!(state.balance(epoch + Duration::from_secs(16), &config), 0.0);
+        assert_eq!(state.balance(SECOND * 16, &config), 0.0);
         // A jump of many windows empties everything.
-        state.deposit(epoch + Duration::from_secs(1000));
-        assert_eq!(
-            state.balance(epoch + Duration::from_secs(1000), &config),
-            1.0
-        );
+        state.deposit(SECOND * 1000);
+        assert_eq!(state.balance(SECOND * 1000, &config), 1.0);
     }
 
     #[test]
     fn a_deposit_counts_until_just_before_the_window_ends() {
-        let epoch = Instant::now();
         let config = config(1.0, 0);
-        let mut state = BudgetState::new(epoch, config.window);
-        state.deposit(epoch);
-        let edge = epoch + Duration::from_secs(10) - Duration::from_nanos(1);
+        let state = Buckets::new(config.window);
+        state.deposit(0);
+        let edge = SECOND * 10 - 1;
         assert_eq!(state.balance(edge, &config), 1.0);
-        assert_eq!(state.balance(edge + Duration::from_nanos(1), &config), 0.0);
+        assert_eq!(state.balance(edge + 1, &config), 0.0);
     }
 
     #[test]
@@ -317,6 +354,39 @@ mod tests {
         };
         assert_eq!(field(zero_window), "budget.window");
         BudgetConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn deposits_from_many_threads_add_up_and_no_retry_is_spent_twice() {
+        // An hour's window: nothing expires while the threads run, however loaded the machine.
+        let budget = RetryBudget::new(BudgetConfig {
+            window: Duration::from_secs(3600),
+            ..config(1.0, 0)
+        })
+        .unwrap();
+        let threads = 4;
+        let per_thread = 5_000;
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| (0..per_thread).for_each(|_| budget.deposit()));
+            }
+        });
+        assert_eq!(budget.available(), threads * per_thread);
+        let spent: u64 = std::thread::scope(|scope| {
+            let spenders: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        std::iter::from_fn(|| budget.try_withdraw().then_some(())).count() as u64
+                    })
+                })
+                .collect();
+            spenders
+                .into_iter()
+                .map(|spender| spender.join().unwrap())
+                .sum()
+        });
+        assert_eq!(spent, threads * per_thread);
+        assert_eq!(budget.available(), 0);
     }
 
     #[test]

@@ -7,8 +7,7 @@ use tokio::time::Instant;
 
 use super::algorithm::{as_limit, clamp_limit};
 use super::config::{check_limits, check_smoothing};
-use super::state::{ProbedWindows, Summary};
-use super::{LimitAlgorithm, Sample};
+use super::state::{probed_limit_algorithm, ProbedWindows, Summary};
 use crate::config::{check, ConfigError, ConfigProblem};
 
 /// Windows averaged plainly before the baseline becomes an exponential average (Netflix's
@@ -211,31 +210,7 @@ impl Gradient2 {
     }
 }
 
-impl LimitAlgorithm for Gradient2 {
-    fn name(&self) -> &'static str {
-        "gradient2"
-    }
-
-    fn limit(&self) -> u32 {
-        as_limit(self.estimate)
-    }
-
-    fn update(&mut self, sample: &Sample) -> u32 {
-        self.windows.add(sample);
-        self.poll(sample.finished())
-    }
-
-    fn poll(&mut self, now: Instant) -> u32 {
-        let config = &self.config;
-        if let Some(summary) = self
-            .windows
-            .close_due(now, config.window, config.min_window_samples)
-        {
-            self.evaluate(&summary);
-        }
-        self.limit()
-    }
-}
+probed_limit_algorithm!(Gradient2, "gradient2");
 
 #[cfg(test)]
 mod tests;

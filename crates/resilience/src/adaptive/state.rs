@@ -166,6 +166,40 @@ impl ProbedWindows {
     }
 }
 
+/// Implements [`LimitAlgorithm`](super::LimitAlgorithm) for a latency algorithm measured by
+/// [`ProbedWindows`]: a type with the fields `windows`, `estimate` and `config` (with `window`
+/// and `min_window_samples`), and a method `evaluate(&mut self, &Summary)` run once per window.
+macro_rules! probed_limit_algorithm {
+    ($algorithm:ty, $name:literal) => {
+        impl crate::adaptive::LimitAlgorithm for $algorithm {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn limit(&self) -> u32 {
+                crate::adaptive::algorithm::as_limit(self.estimate)
+            }
+
+            fn update(&mut self, sample: &crate::adaptive::Sample) -> u32 {
+                self.windows.add(sample);
+                self.poll(sample.finished())
+            }
+
+            fn poll(&mut self, now: tokio::time::Instant) -> u32 {
+                let config = &self.config;
+                if let Some(summary) =
+                    self.windows
+                        .close_due(now, config.window, config.min_window_samples)
+                {
+                    self.evaluate(&summary);
+                }
+                self.limit()
+            }
+        }
+    };
+}
+pub(crate) use probed_limit_algorithm;
+
 fn jitter(rng: &mut fastrand::Rng) -> f64 {
     0.5 + rng.f64() * 0.5
 }

@@ -6,8 +6,7 @@ use tokio::time::Instant;
 
 use super::algorithm::{as_limit, clamp_limit, log10_root};
 use super::config::{check_limits, check_smoothing};
-use super::state::{ProbedWindows, Summary};
-use super::{LimitAlgorithm, Sample};
+use super::state::{probed_limit_algorithm, ProbedWindows, Summary};
 use crate::config::{check, ConfigError, ConfigProblem};
 
 /// Settings of [`Vegas`]. `Default` gives Netflix's values.
@@ -201,31 +200,7 @@ impl Vegas {
     }
 }
 
-impl LimitAlgorithm for Vegas {
-    fn name(&self) -> &'static str {
-        "vegas"
-    }
-
-    fn limit(&self) -> u32 {
-        as_limit(self.estimate)
-    }
-
-    fn update(&mut self, sample: &Sample) -> u32 {
-        self.windows.add(sample);
-        self.poll(sample.finished())
-    }
-
-    fn poll(&mut self, now: Instant) -> u32 {
-        let config = &self.config;
-        if let Some(summary) = self
-            .windows
-            .close_due(now, config.window, config.min_window_samples)
-        {
-            self.evaluate(&summary);
-        }
-        self.limit()
-    }
-}
+probed_limit_algorithm!(Vegas, "vegas");
 
 #[cfg(test)]
 mod tests;

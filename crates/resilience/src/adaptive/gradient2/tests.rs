@@ -1,4 +1,5 @@
 use super::*;
+use crate::adaptive::{LimitAlgorithm, Sample};
 use crate::classify::Outcome;
 
 struct Driver {

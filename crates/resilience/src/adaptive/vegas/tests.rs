@@ -1,4 +1,5 @@
 use super::*;
+use crate::adaptive::{LimitAlgorithm, Sample};
 use crate::classify::Outcome;
 
 const WINDOW: Duration = Duration::from_secs(1);

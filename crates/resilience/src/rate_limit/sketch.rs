@@ -194,12 +194,7 @@ mod tests {
     const SECOND: u64 = 1_000_000_000;
 
     fn ask(now: u64, rate: &Rate) -> Ask<'_> {
-        Ask {
-            now,
-            rate,
-            configured: Some(rate),
-            counted: true,
-        }
+        Ask::counted_at(now, rate)
     }
 
     #[test]

@@ -401,6 +401,19 @@ pub struct Ask<'a> {
     pub(crate) counted: bool,
 }
 
+#[cfg(test)]
+impl<'a> Ask<'a> {
+    /// A counted request at `now`, at `rate`, with `rate` the configured one.
+    pub(crate) fn counted_at(now: u64, rate: &'a Rate) -> Self {
+        Self {
+            now,
+            rate,
+            configured: Some(rate),
+            counted: true,
+        }
+    }
+}
+
 pub(crate) enum Stores {
     Gcra(Store<Gcra>),
     TokenBucket(Store<TokenBucket>),
@@ -556,14 +569,8 @@ mod tests {
 
     const SECOND: u64 = 1_000_000_000;
 
-    /// A counted request at `now`, at `rate`, with `rate` the configured one.
     fn at(now: u64, rate: &Rate) -> Ask<'_> {
-        Ask {
-            now,
-            rate,
-            configured: Some(rate),
-            counted: true,
-        }
+        Ask::counted_at(now, rate)
     }
 
     #[test]

@@ -223,6 +223,17 @@ impl Rate {
         }
     }
 
+    /// What a limiter builder was given: its rate (required: `None` fails with field `rate`)
+    /// with its burst applied when one was set (zero fails with field `burst`). For builders
+    /// of limiters in other crates, so they report bad input as this crate's do.
+    pub fn from_builder(rate: Option<Self>, burst: Option<u32>) -> Result<Self, ConfigError> {
+        let rate = rate.ok_or_else(|| invalid("rate", RateProblem::Missing))?;
+        match burst {
+            Some(burst) => rate.try_with_burst(burst),
+            None => Ok(rate),
+        }
+    }
+
     /// Like [`with_burst`](Self::with_burst), failing with field `burst` when it is zero.
     pub fn try_with_burst(self, burst: u32) -> Result<Self, ConfigError> {
         if burst == 0 {
@@ -532,6 +543,20 @@ mod tests {
     #[should_panic(expected = "at least 1")]
     fn a_zero_literal_panics() {
         let _ = Rate::per_second(std::hint::black_box(0));
+    }
+
+    #[test]
+    fn builders_require_a_rate_and_a_non_zero_burst() {
+        let field = |rate, burst| Rate::from_builder(rate, burst).unwrap_err().field();
+        assert_eq!(field(None, None), "rate");
+        assert_eq!(field(None, Some(5)), "rate");
+        assert_eq!(field(Some(Rate::per_second(10)), Some(0)), "burst");
+        let rate = Rate::per_second(10);
+        assert_eq!(Rate::from_builder(Some(rate), None).unwrap(), rate);
+        assert_eq!(
+            Rate::from_builder(Some(rate), Some(3)).unwrap(),
+            rate.with_burst(3)
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use resilience::rate_limit::{Algorithm, LocalRateLimiter};
-use resilience::{ConfigError, ConfigProblem, Rate, RateProblem};
+use resilience::{ConfigError, ConfigProblem, Rate};
 
 use super::RedisRateLimiter;
 use crate::keys::{self, DEFAULT_PREFIX};
@@ -112,13 +112,7 @@ impl RedisRateLimiterBuilder {
         if name.is_empty() {
             return Err(ConfigError::new("name", ConfigProblem::Empty));
         }
-        let rate = self.rate.ok_or_else(|| {
-            ConfigError::new("rate", ConfigProblem::InvalidRate(RateProblem::Missing))
-        })?;
-        let rate = match self.burst {
-            Some(burst) => rate.try_with_burst(burst)?,
-            None => rate,
-        };
+        let rate = Rate::from_builder(self.rate, self.burst)?;
         if !matches!(self.algorithm, Algorithm::Gcra | Algorithm::SlidingLog) {
             return Err(ConfigError::new(
                 "algorithm",

@@ -5,8 +5,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::{Algorithm, Budgets, InMemoryRateLimiter, RateLimiterConfig, SketchSize};
-use crate::config::{check, ConfigError, ConfigProblem};
-use crate::rate::RateProblem;
+use crate::config::{check, ConfigError};
 use crate::Rate;
 
 /// Builds a [`LocalRateLimiter`](super::LocalRateLimiter) or a [`DirectRateLimiter`](super::DirectRateLimiter); nothing is checked until
@@ -107,13 +106,7 @@ impl<L> RateLimiterBuilder<L> {
 
     fn finish(self) -> Result<(String, RateLimiterConfig), ConfigError> {
         check::name(&self.name)?;
-        let rate = self.rate.ok_or_else(|| {
-            ConfigError::new("rate", ConfigProblem::InvalidRate(RateProblem::Missing))
-        })?;
-        let rate = match self.burst {
-            Some(burst) => rate.try_with_burst(burst)?,
-            None => rate,
-        };
+        let rate = Rate::from_builder(self.rate, self.burst)?;
         let config = RateLimiterConfig {
             rate,
             algorithm: self.algorithm,

@@ -193,10 +193,6 @@ mod tests {
 
     const SECOND: u64 = 1_000_000_000;
 
-    fn ask(now: u64, rate: &Rate) -> Ask<'_> {
-        Ask::counted_at(now, rate)
-    }
-
     #[test]
     fn a_lone_key_is_counted_exactly_as_the_sliding_window_counts_it() {
         let sketch = Sketch::new(SketchSize::default(), 10);
@@ -207,7 +203,7 @@ mod tests {
             let now = step * SECOND / 7;
             for _ in 0..step % 4 {
                 assert_eq!(
-                    sketch.check(key, ask(now, &rate)),
+                    sketch.check(key, Ask::counted_at(now, &rate)),
                     SlidingWindow::check(&mut exact, now, &rate),
                     "step {step}"
                 );
@@ -232,7 +228,7 @@ mod tests {
         let rate = Rate::per_minute(10);
         for key in 0..6_u64 {
             assert!(sketch
-                .check(key | FOLLOWS_CONFIGURED, ask(0, &rate))
+                .check(key | FOLLOWS_CONFIGURED, Ask::counted_at(0, &rate))
                 .is_allowed());
         }
         // A new key sees the six allowed to the others as its own.

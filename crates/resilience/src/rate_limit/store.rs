@@ -569,10 +569,6 @@ mod tests {
 
     const SECOND: u64 = 1_000_000_000;
 
-    fn at(now: u64, rate: &Rate) -> Ask<'_> {
-        Ask::counted_at(now, rate)
-    }
-
     #[test]
     fn layouts_add_up_and_fill_their_tables() {
         for max_keys in [1, 3, 1_000, 1_792, 1_793, 10_000, 1_000_000, 10_000_000] {
@@ -606,22 +602,22 @@ mod tests {
         assert_eq!(store.shard_count(), 1);
         let rate = Rate::per_second(1);
         for key in 1..=3 {
-            assert!(store.check(key, at(0, &rate)).is_allowed());
+            assert!(store.check(key, Ask::counted_at(0, &rate)).is_allowed());
         }
         // Full of live keys: a fourth is refused until the first goes idle, at 1 s.
-        let refused = store.check(4, at(SECOND / 2, &rate));
+        let refused = store.check(4, Ask::counted_at(SECOND / 2, &rate));
         assert_eq!(refused.denial(), Some(Denial::KeysExhausted));
         assert_eq!(refused.retry_after(), Some(Duration::from_millis(500)));
         assert_eq!(store.len(), 3);
         // Key 1 is denied and stays so: its budget was not touched.
         assert_eq!(
-            store.check(1, at(SECOND / 2, &rate)).denial(),
+            store.check(1, Ask::counted_at(SECOND / 2, &rate)).denial(),
             Some(Denial::RateExceeded)
         );
         // Keys 2 and 3 go idle at 1 s; key 1 is checked again at 1 s and stays live. A new
         // key evicts one idle key (key 1, live, moves to the back of the ring; key 2 goes).
-        assert!(store.check(1, at(SECOND, &rate)).is_allowed());
-        assert!(store.check(4, at(SECOND, &rate)).is_allowed());
+        assert!(store.check(1, Ask::counted_at(SECOND, &rate)).is_allowed());
+        assert!(store.check(4, Ask::counted_at(SECOND, &rate)).is_allowed());
         assert_eq!(store.len(), 3);
         let counters = store.counters();
         assert_eq!(
@@ -642,7 +638,7 @@ mod tests {
         for round in 0..50_u64 {
             for key in 0..1_000_u64 {
                 let hash = (round * 1_000 + key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                store.check(hash, at(round * SECOND, &rate));
+                store.check(hash, Ask::counted_at(round * SECOND, &rate));
             }
             let shard = lock(&store.shards[0]);
             assert!(shard.table.len() <= 1_000);
@@ -660,7 +656,9 @@ mod tests {
         let store = Store::<C>::new(keys as usize);
         let rate = Rate::per_second(1);
         for key in 0..keys {
-            assert!(store.check(key, at(key * MS, &rate)).is_allowed());
+            assert!(store
+                .check(key, Ask::counted_at(key * MS, &rate))
+                .is_allowed());
         }
         store
     }
@@ -675,7 +673,7 @@ mod tests {
         for step in 0..5_000_u64 {
             let before = lock(&store.shards[0]).examined;
             let now = SECOND + step * MS;
-            let decision = store.check(1_000 + step, at(now, &rate));
+            let decision = store.check(1_000 + step, Ask::counted_at(now, &rate));
             assert!(decision.is_allowed(), "step {step}: {decision:?}");
             let examined = lock(&store.shards[0]).examined - before;
             assert!(examined <= SWEEP_STEP as u64, "{examined} at step {step}");
@@ -690,7 +688,7 @@ mod tests {
         let mut refused = 0;
         for key in 1_000..1_100_u64 {
             let before = lock(&store.shards[0]).examined;
-            let decision = store.check(key, at(SECOND / 2, &rate));
+            let decision = store.check(key, Ask::counted_at(SECOND / 2, &rate));
             assert_eq!(decision.denial(), Some(Denial::KeysExhausted));
             if key >= 1_000 + 1_000 / SWEEP_STEP as u64 {
                 // The walk is over: the exact wait until key 0 goes idle.
@@ -720,10 +718,10 @@ mod tests {
         fn run<C: Core>(fast: &Rate, slow: &Rate, evicts: bool) {
             let store = Store::<C>::new(1);
             let (ada, bob) = (1 | FOLLOWS_CONFIGURED, 2 | FOLLOWS_CONFIGURED);
-            assert!(store.check(ada, at(0, fast)).is_allowed());
+            assert!(store.check(ada, Ask::counted_at(0, fast)).is_allowed());
             // At 2 s the budget is whole again at the old rate, not at the new one (1 per
             // 10 s): only a GCRA TAT in the past means a whole budget at any rate.
-            let newcomer = store.check(bob, at(2 * SECOND, slow));
+            let newcomer = store.check(bob, Ask::counted_at(2 * SECOND, slow));
             assert_eq!(
                 newcomer.is_allowed(),
                 evicts,
@@ -732,7 +730,7 @@ mod tests {
             );
             if !evicts {
                 assert_eq!(newcomer.denial(), Some(Denial::KeysExhausted));
-                let kept = store.check(ada, at(2 * SECOND, slow));
+                let kept = store.check(ada, Ask::counted_at(2 * SECOND, slow));
                 assert_eq!(kept.denial(), Some(Denial::RateExceeded));
             }
         }

@@ -934,3 +934,40 @@ async fn a_wait_the_other_side_asks_for_is_honoured_and_one_beyond_max_delay_giv
     assert_eq!(calls.load(Ordering::SeqCst), 1, "no early second attempt");
     assert_eq!(started.elapsed(), Duration::ZERO, "gave up at once");
 }
+
+#[test]
+fn calls_from_many_threads_are_all_counted_and_all_deposited() {
+    let retry = Retry::builder("shared")
+        .budget(BudgetConfig {
+            retry_ratio: 0.5,
+            // Nothing expires while the threads run, however loaded the machine.
+            window: Duration::from_secs(3600),
+            min_retries_per_second: 0,
+        })
+        .build()
+        .unwrap();
+    let (threads, calls) = (4, 2_000);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let retry = retry.clone();
+            scope.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                for _ in 0..calls {
+                    let answer =
+                        runtime.block_on(retry.call(|| async { Ok::<_, std::io::Error>(1) }));
+                    assert_eq!(answer.unwrap(), 1);
+                }
+            });
+        }
+    });
+    let metrics = retry.metrics();
+    assert_eq!(metrics.total_attempts, threads * calls);
+    assert_eq!(metrics.successful_attempts, threads * calls);
+    assert_eq!(
+        retry.budget().unwrap().available(),
+        threads * calls / 2,
+        "every call deposited half a retry"
+    );
+}

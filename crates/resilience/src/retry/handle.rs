@@ -6,10 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use super::instruments::Instruments;
 use super::run::{Run, Step};
 use super::{RetryBudget, RetryBuilder, RetryConfig, RetryMetrics, RetryRules};
 use crate::events::{Emitter, EventBus};
+use crate::striped::StripedCounter;
 use crate::{ConfigError, Error};
 
 /// A retry policy: runs an operation again after a failure, waiting longer each time.
@@ -33,8 +36,9 @@ pub(crate) struct Settings {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) total: AtomicU64,
-    pub(crate) successful: AtomicU64,
+    /// Striped: every call adds to these, from whichever thread runs it.
+    pub(crate) total: StripedCounter,
+    pub(crate) successful: StripedCounter,
     pub(crate) failed: AtomicU64,
     pub(crate) exhausted: AtomicU64,
     pub(crate) delay_nanos: AtomicU64,
@@ -43,8 +47,10 @@ pub(crate) struct Counters {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) name: Arc<str>,
-    // std Mutexes: held for an Arc clone or one random draw, never across an await.
-    settings: Mutex<Arc<Settings>>,
+    /// Read without a lock or a shared write (a budget's deposit reads it on every call);
+    /// replaced whole by `set_config`, under `replacing`.
+    settings: ArcSwap<Settings>,
+    replacing: Mutex<()>,
     /// Published copies of what a call needs before its first failure, so a first-try success
     /// takes no lock and reads no clock unless a time limit or a budget is set.
     time_limited: AtomicBool,
@@ -79,10 +85,11 @@ impl Retry {
             emitter: Emitter::new(Arc::clone(&name)),
             instruments: Instruments::new(&name),
             name,
-            settings: Mutex::new(Arc::new(Settings {
+            settings: ArcSwap::from_pointee(Settings {
                 config: RetryConfig::default(),
                 budget: None,
-            })),
+            }),
+            replacing: Mutex::new(()),
             time_limited: AtomicBool::new(false),
             budgeted: AtomicBool::new(false),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
@@ -176,8 +183,8 @@ impl Retry {
     /// A snapshot of the counters, with aioresilience's field names.
     pub fn metrics(&self) -> RetryMetrics {
         let counters = &self.inner.counters;
-        let total_attempts = counters.total.load(Ordering::Relaxed);
-        let successful_attempts = counters.successful.load(Ordering::Relaxed);
+        let total_attempts = counters.total.sum();
+        let successful_attempts = counters.successful.sum();
         RetryMetrics {
             name: self.inner.name.to_string(),
             total_attempts,
@@ -198,9 +205,9 @@ impl Retry {
     /// (aioresilience's `reset_metrics`).
     pub fn reset_metrics(&self) {
         let counters = &self.inner.counters;
+        counters.total.reset();
+        counters.successful.reset();
         crate::metrics::reset_counters([
-            &counters.total,
-            &counters.successful,
             &counters.failed,
             &counters.exhausted,
             &counters.delay_nanos,
@@ -218,14 +225,16 @@ impl Retry {
         self.inner.settings().budget.clone()
     }
 
-    /// Replaces the configuration at run time, keeping metrics, events and listeners. Calls
-    /// in progress finish with the settings they started with. An unchanged budget config
-    /// keeps its budget (and what it has counted); a changed one starts a fresh budget.
+    /// Replaces the configuration at run time, keeping metrics, events and listeners. A call
+    /// in progress reads the settings at its first failure and keeps them to its end. An
+    /// unchanged budget config keeps its budget (and what it has counted); a changed one
+    /// starts a fresh budget.
     pub fn set_config(&self, config: RetryConfig) -> Result<(), ConfigError> {
         config.validate()?;
         // Decided and swapped under one lock, so two concurrent calls cannot both keep (or
         // both replace) the old budget.
-        let mut current = lock(&self.inner.settings);
+        let _replacing = lock(&self.inner.replacing);
+        let current = self.inner.settings.load();
         let budget = match (&config.budget, &current.budget) {
             (Some(wanted), Some(budget)) if budget.config() == wanted => Some(budget.clone()),
             (Some(wanted), _) => Some(RetryBudget::new(wanted.clone())?),
@@ -233,7 +242,7 @@ impl Retry {
         };
         let settings = Settings { config, budget };
         self.inner.publish(&settings);
-        *current = Arc::new(settings);
+        self.inner.settings.store(Arc::new(settings));
         Ok(())
     }
 
@@ -245,12 +254,19 @@ impl Retry {
 
 impl Inner {
     pub(crate) fn settings(&self) -> Arc<Settings> {
-        Arc::clone(&lock(&self.settings))
+        self.settings.load_full()
+    }
+
+    /// Records a call in the budget, if there is one.
+    pub(crate) fn deposit(&self) {
+        if let Some(budget) = &self.settings.load().budget {
+            budget.deposit();
+        }
     }
 
     fn install(&self, settings: Settings) {
         self.publish(&settings);
-        *lock(&self.settings) = Arc::new(settings);
+        self.settings.store(Arc::new(settings));
     }
 
     /// Copies what a call needs before its first failure out of `settings`.

@@ -36,28 +36,24 @@ pub(crate) struct Run {
     started: Option<Instant>,
     /// The last wait (decorrelated jitter grows from it).
     previous: Duration,
-    /// The settings, fetched at the first failure (or at the start, to deposit into a
-    /// budget); a call keeps the settings it started with.
+    /// The settings, fetched at the first failure and kept to the end of the call.
     settings: Option<Arc<Settings>>,
 }
 
 impl Run {
     /// Starts a call: reads the clock only if a time limit is set, and deposits into the
-    /// budget if there is one. With neither, a first-try success takes no lock.
+    /// budget if there is one. A first-try success takes no lock and writes nothing shared
+    /// but the budget's count.
     pub(crate) fn start(inner: &Inner) -> Self {
         let started = inner.has_time_limit().then(Instant::now);
-        let settings = inner.has_budget().then(|| {
-            let settings = inner.settings();
-            if let Some(budget) = &settings.budget {
-                budget.deposit();
-            }
-            settings
-        });
+        if inner.has_budget() {
+            inner.deposit();
+        }
         Self {
             attempts: Attempts::default(),
             started,
             previous: Duration::ZERO,
-            settings,
+            settings: None,
         }
     }
 
@@ -72,7 +68,7 @@ impl Run {
         E: fmt::Display,
     {
         self.attempts.attempted();
-        inner.counters.total.fetch_add(1, Ordering::Relaxed);
+        inner.counters.total.increment();
         let own: Result<T, E> = match result {
             Ok(value) => Ok(value),
             Err(Error::Inner(error)) => Err(error),
@@ -112,7 +108,7 @@ impl Run {
 
     fn succeeded<T, E>(&self, inner: &Inner, own: Result<T, E>) -> Step<T, E> {
         let attempts = self.attempts.total();
-        inner.counters.successful.fetch_add(1, Ordering::Relaxed);
+        inner.counters.successful.increment();
         inner.instruments.succeeded();
         inner.emitter.emit(|| RetryEvent::RetrySuccess { attempts });
         if attempts > 1 {

@@ -13,6 +13,9 @@
 //!   the clock ours reads (`tokio::time::Instant::now`, the std monotonic clock outside tests);
 //!   governor reads the TSC through `quanta`.
 //! * `rate_limit/direct_denied`: the same with the budget spent, so every check is denied.
+//! * `rate_limit/direct_allowed_2_threads`: `direct_allowed`'s sync checks while a second
+//!   thread checks the same limiter: a figure close to the one-thread figure means two
+//!   threads get twice the decisions through.
 //! * `rate_limit/keyed_allowed`: one budget per key, 1,024 distinct `String` keys taken in
 //!   turn (all already in the table), every check allowed. Ours `LocalRateLimiter::check_now`,
 //!   governor's `DefaultKeyedRateLimiter<String>::check_key` (dashmap).
@@ -23,13 +26,14 @@
 //! the wrong path. Bytes per key are measured by `examples/rate_limit_memory.rs`.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use resilience::rate_limit::{DirectRateLimiter, LocalRateLimiter, RateLimiter};
 use resilience::Rate;
-use resilience_benches::{check_outcome, floor};
+use resilience_benches::{check_outcome, floor, Contender};
 
 /// One per nanosecond: never runs out during a run.
 const FAST: u32 = 1_000_000_000;
@@ -129,5 +133,34 @@ fn keyed_allowed(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, direct_allowed, direct_denied, keyed_allowed);
+fn direct_allowed_2_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rate_limit/direct_allowed_2_threads");
+    group.throughput(Throughput::Elements(1));
+    floor(&mut group);
+
+    let ours = ours_direct(Rate::per_second(FAST));
+    let other = ours.clone();
+    let contender = Contender::start(move || other.check_now().is_allowed());
+    let mut entry = || ours.check_now().is_allowed();
+    check_outcome("resilience_check_now", &mut entry, |allowed| *allowed);
+    group.bench_function("resilience_check_now", |b| b.iter(&mut entry));
+    drop(contender);
+
+    let governor = Arc::new(DefaultDirectRateLimiter::direct(governor_quota(FAST)));
+    let other = Arc::clone(&governor);
+    let contender = Contender::start(move || other.check().is_ok());
+    let mut entry = || governor.check().is_ok();
+    check_outcome("governor_direct", &mut entry, |allowed| *allowed);
+    group.bench_function("governor_direct", |b| b.iter(&mut entry));
+    drop(contender);
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    direct_allowed,
+    direct_denied,
+    keyed_allowed,
+    direct_allowed_2_threads
+);
 criterion_main!(benches);

@@ -593,3 +593,50 @@ async fn the_operations_set_up_code_already_sees_the_deadline() {
         .unwrap();
     assert_eq!(seen, Some(40 * MS));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_inside_a_scope_puts_the_enclosing_deadline_back() {
+    use futures_util::FutureExt;
+
+    let outer = Deadline::after(Duration::from_secs(10)).named("outer");
+    let inner = Deadline::after(Duration::from_secs(1)).named("inner");
+    let seen = outer
+        .scope(async {
+            let panicked = std::panic::AssertUnwindSafe(inner.scope(async {
+                assert_eq!(Deadline::current().unwrap().name(), "inner");
+                panic!("inside the inner scope");
+            }))
+            .catch_unwind()
+            .await;
+            assert!(panicked.is_err());
+            Deadline::current().map(|deadline| deadline.name().to_owned())
+        })
+        .await;
+    assert_eq!(seen.as_deref(), Some("outer"));
+    assert!(
+        Deadline::current().is_none(),
+        "nothing current outside every scope"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn scopes_in_two_tasks_on_one_thread_never_see_each_other() {
+    let first = Deadline::after(Duration::from_secs(1)).named("first");
+    let second = Deadline::after(Duration::from_secs(2)).named("second");
+    let name = || Deadline::current().map(|deadline| deadline.name().to_owned());
+    let a = tokio::spawn(first.scope(async move {
+        let before = name();
+        tokio::task::yield_now().await;
+        (before, name())
+    }));
+    let b = tokio::spawn(second.scope(async move {
+        let before = name();
+        tokio::task::yield_now().await;
+        (before, name())
+    }));
+    let first_seen = Some("first".to_owned());
+    let second_seen = Some("second".to_owned());
+    assert_eq!(a.await.unwrap(), (first_seen.clone(), first_seen));
+    assert_eq!(b.await.unwrap(), (second_seen.clone(), second_seen));
+    assert!(name().is_none());
+}

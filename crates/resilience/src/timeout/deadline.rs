@@ -14,9 +14,10 @@ use tokio::time::Instant;
 use super::state::{self, Budget};
 use crate::{Error, PatternKind, Rejection, RejectionReason};
 
-tokio::task_local! {
-    /// The deadline of the enclosing scope, if any. Set while a [`Scoped`] future is polled.
-    static CURRENT: Deadline;
+scoped_tls::scoped_thread_local! {
+    /// The deadline of the innermost scope being polled (or entered) on this thread, if any:
+    /// what a tokio task-local is, set by reference instead of by a clone per poll.
+    static CURRENT: Deadline
 }
 
 /// One absolute deadline, on the monotonic tokio clock, shared by several operations.
@@ -90,12 +91,12 @@ impl Deadline {
 
     /// The deadline of the enclosing [`scope`](Self::scope), if the current task is inside one.
     pub fn current() -> Option<Self> {
-        CURRENT.try_with(Self::clone).ok()
+        CURRENT.is_set().then(|| CURRENT.with(Self::clone))
     }
 
     /// The instant of the enclosing scope's deadline; no reference count touched.
     pub(crate) fn current_instant() -> Option<Instant> {
-        CURRENT.try_with(|current| current.at).ok()
+        CURRENT.is_set().then(|| CURRENT.with(|current| current.at))
     }
 
     /// The instant it falls at.
@@ -182,9 +183,12 @@ impl Deadline {
 
     /// Runs `f` with this deadline current, unless the current one is at least as early.
     pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        match CURRENT.try_with(|current| state::enclosing_wins(self.at, current.at)) {
-            Ok(true) => f(),
-            _ => CURRENT.sync_scope(self.clone(), f),
+        if Self::current_instant()
+            .is_some_and(|enclosing| state::enclosing_wins(self.at, enclosing))
+        {
+            f()
+        } else {
+            CURRENT.set(self, f)
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The closed-state success path allocates nothing (DESIGN §9): `dhat`'s counting global
-//! allocator watches `call`, `call_blocking` and a permit, each with no listener attached.
+//! The closed-state success path and the open-circuit rejection allocate nothing: `dhat`'s
+//! counting global allocator watches `call`, `call_blocking`, a permit and a timeout call,
+//! each with no listener attached.
 //! Its own test binary, run without libtest (see `common/alloc.rs`): the allocator is
 //! process-wide.
 
@@ -8,7 +9,10 @@ mod common {
 }
 
 use common::alloc::{allocations, ready, run};
+use std::time::Duration;
+
 use resilience::circuit_breaker::CircuitBreaker;
+use resilience::timeout::Timeout;
 
 fn closed_success_path_allocates_nothing() {
     let breaker = CircuitBreaker::builder("hot").build().unwrap();
@@ -28,9 +32,59 @@ fn closed_success_path_allocates_nothing() {
     assert_eq!(breaker.metrics().successful_requests, 3_020);
 }
 
+fn open_circuit_rejections_allocate_nothing() {
+    let breaker = CircuitBreaker::builder("open").build().unwrap();
+    breaker.trip();
+    for _ in 0..10 {
+        ready(breaker.call(|| async { Ok::<_, ()>(1) })).unwrap_err();
+        breaker.call_blocking(|| Ok::<_, ()>(1)).unwrap_err();
+    }
+    let allocated = allocations(|| {
+        for _ in 0..1_000 {
+            ready(breaker.call(|| async { Ok::<_, ()>(1) })).unwrap_err();
+            breaker.call_blocking(|| Ok::<_, ()>(1)).unwrap_err();
+            drop(breaker.try_acquire().unwrap_err());
+        }
+    });
+    assert_eq!(allocated, 0, "allocations on the open-circuit rejection");
+    assert_eq!(breaker.metrics().rejected_requests, 3_020);
+}
+
+fn a_timeout_call_allocates_nothing() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _context = runtime.enter();
+    let timeout = Timeout::builder("hot")
+        .limit(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    for _ in 0..10 {
+        ready(timeout.call(|| async { Ok::<_, ()>(1) })).unwrap();
+    }
+    let allocated = allocations(|| {
+        for _ in 0..1_000 {
+            ready(timeout.call(|| async { Ok::<_, ()>(1) })).unwrap();
+        }
+    });
+    assert_eq!(allocated, 0, "allocations by a timeout call");
+    assert_eq!(timeout.metrics().successful_executions, 1_010);
+}
+
 fn main() {
-    run(&[(
-        "closed_success_path_allocates_nothing",
-        closed_success_path_allocates_nothing,
-    )]);
+    run(&[
+        (
+            "closed_success_path_allocates_nothing",
+            closed_success_path_allocates_nothing,
+        ),
+        (
+            "open_circuit_rejections_allocate_nothing",
+            open_circuit_rejections_allocate_nothing,
+        ),
+        (
+            "a_timeout_call_allocates_nothing",
+            a_timeout_call_allocates_nothing,
+        ),
+    ]);
 }

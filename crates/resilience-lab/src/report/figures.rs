@@ -11,6 +11,15 @@ pub(crate) struct PatternFigures {
     pub(crate) figures: Vec<(&'static str, u64)>,
 }
 
+impl PatternFigures {
+    fn new<const N: usize>(pattern: &'static str, figures: [(&'static str, u64); N]) -> Self {
+        Self {
+            pattern,
+            figures: figures.to_vec(),
+        }
+    }
+}
+
 /// Reads every pattern's metrics.
 pub(crate) fn pattern_figures(protection: &Protection) -> Vec<PatternFigures> {
     let server = &protection.server;
@@ -35,71 +44,69 @@ pub(crate) fn pattern_figures(protection: &Protection) -> Vec<PatternFigures> {
         .total_attempts
         .saturating_sub(fallback.total_executions);
     vec![
-        PatternFigures {
-            pattern: "rate limiter",
-            figures: vec![("admitted", allowed), ("rejected", refused)],
-        },
-        PatternFigures {
-            pattern: "load shedder",
-            figures: vec![
+        PatternFigures::new(
+            "rate limiter",
+            [("admitted", allowed), ("rejected", refused)],
+        ),
+        PatternFigures::new(
+            "load shedder",
+            [
                 ("admitted", shedder.total_accepted),
                 ("shed", shedder.total_shed),
             ],
-        },
-        PatternFigures {
-            pattern: "bulkhead",
-            figures: vec![
+        ),
+        PatternFigures::new(
+            "bulkhead",
+            [
                 ("admitted", bulkhead.accepted_requests),
                 ("rejected", bulkhead.rejected_requests),
                 ("peak active", u64::from(bulkhead.peak_active)),
             ],
-        },
+        ),
         timeout_figures("request timeout", &request_timeout),
-        PatternFigures {
-            pattern: "circuit breaker",
-            figures: vec![
+        PatternFigures::new(
+            "circuit breaker",
+            [
                 ("succeeded", breaker.successful_requests),
                 ("failed", breaker.failed_requests),
                 ("rejected", breaker.rejected_requests),
             ],
-        },
-        PatternFigures {
-            pattern: "retry",
-            figures: vec![
+        ),
+        PatternFigures::new(
+            "retry",
+            [
                 ("attempts", retry.total_attempts),
                 ("retried", retried),
                 ("exhausted", retry.retries_exhausted),
             ],
-        },
+        ),
         timeout_figures("upstream timeout", &upstream_timeout),
-        PatternFigures {
-            pattern: "fallback",
-            figures: vec![
+        PatternFigures::new(
+            "fallback",
+            [
                 ("passed", fallback.successful_executions),
                 ("served from fallback", fallback.fallback_executions),
                 ("failed", fallback.failed_executions),
             ],
-        },
+        ),
     ]
+}
+
+/// What a timeout did: calls that finished in time, and calls cut off.
+fn timeout_figures(pattern: &'static str, metrics: &TimeoutMetrics) -> PatternFigures {
+    let finished = metrics.successful_executions + metrics.failed_executions;
+    PatternFigures::new(
+        pattern,
+        [
+            ("finished", finished),
+            ("timed out", metrics.timed_out_executions),
+        ],
+    )
 }
 
 /// Every instance's figures added up, pattern by pattern (all instances have the same patterns
 /// in the same order). A peak is the highest instance's, since peaks at different moments
 /// do not add.
-/// What a timeout did: calls that finished in time, and calls cut off.
-fn timeout_figures(pattern: &'static str, metrics: &TimeoutMetrics) -> PatternFigures {
-    PatternFigures {
-        pattern,
-        figures: vec![
-            (
-                "finished",
-                metrics.successful_executions + metrics.failed_executions,
-            ),
-            ("timed out", metrics.timed_out_executions),
-        ],
-    }
-}
-
 pub(crate) fn sum_figures(instances: Vec<Vec<PatternFigures>>) -> Vec<PatternFigures> {
     let mut instances = instances.into_iter();
     let mut total = instances.next().unwrap_or_default();

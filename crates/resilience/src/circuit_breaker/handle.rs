@@ -177,7 +177,11 @@ impl CircuitBreaker {
             HALF_OPEN => CircuitState::HalfOpen,
             FORCED_OPEN => CircuitState::ForcedOpen,
             DISABLED => CircuitState::Disabled,
-            _ if self.inner.open_remaining(self.inner.clock.nanos()).is_some() => {
+            _ if self
+                .inner
+                .open_remaining(self.inner.clock.nanos())
+                .is_some() =>
+            {
                 CircuitState::Open
             }
             _ => self.inner.update(|core, now| core.machine.poll(now)),

@@ -10,8 +10,9 @@
 //! * `rate_limit/direct_allowed`: one budget, a request that is allowed. Ours through the sync
 //!   `check_now`, through the async trait (`RateLimiter::check`, polled once) and through
 //!   `try_acquire`; governor's `DefaultDirectRateLimiter::check`. `clock_now` is the cost of
-//!   the clock ours reads (`tokio::time::Instant::now`, the std monotonic clock outside tests);
-//!   governor reads the TSC through `quanta`.
+//!   tokio's clock (`tokio::time::Instant::now`, the std monotonic clock outside tests), which
+//!   ours reads only when built under a paused tokio clock: otherwise ours, like governor,
+//!   reads the TSC through `quanta`.
 //! * `rate_limit/direct_denied`: the same with the budget spent, so every check is denied.
 //! * `rate_limit/direct_allowed_2_threads`: `direct_allowed`'s sync checks while a second
 //!   thread checks the same limiter: a figure close to the one-thread figure means two

@@ -13,8 +13,10 @@
 //! floor for the formula itself); ours: `try_acquire_success` (the decision with the clock
 //! read, the window sums and the request counted, then the accept counted) and `stage_call`
 //! (a whole call through the throttle as a stage, around an operation ready at once);
-//! `clock_now` is the clock ours reads once per decision (`tokio::time::Instant::now`), which
-//! gax, counting forever rather than over a window, does not need.
+//! `clock_now` is tokio's clock (`tokio::time::Instant::now`), which ours read once per
+//! decision before it read the time-stamp counter (through `quanta`, as governor does) and
+//! still reads under a paused tokio clock; gax, counting forever rather than over a window,
+//! reads no clock.
 //!
 //! Group `throttle/overloaded`: a backend refusing everything, the probability at its cap
 //! (ours 0.9; gax's uncapped, near 1), so each decision takes a draw and most reject.
@@ -65,7 +67,8 @@ fn allowed(c: &mut Criterion) {
     check("gax_owned", &mut entry);
     group.bench_function("gax_owned", |b| b.iter(&mut entry));
 
-    // The clock ours reads once per decision, for reading the figures against it.
+    // tokio's clock, which ours reads only under a paused clock (it reads the TSC otherwise),
+    // for reading the figures against it.
     group.bench_function("clock_now", |b| b.iter(tokio::time::Instant::now));
 
     our_entries(&mut group, &ours(), true);

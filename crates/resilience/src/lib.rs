@@ -10,6 +10,7 @@ pub mod cache;
 pub mod chaos;
 pub mod circuit_breaker;
 pub mod classify;
+mod clock;
 pub mod coalesce;
 mod config;
 mod error;

@@ -7,11 +7,10 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::time::Instant;
-
 use super::state::{after, freshness, nanos, Freshness, NEVER};
 use super::{CacheBuilder, CacheConfig, CacheEvent, CacheMetrics};
 use crate::classify::{judge, Classify, EveryError, Outcome};
+use crate::clock::Clock;
 use crate::events::{Emitter, EventBus};
 use crate::{ConfigError, Error, PatternKind};
 
@@ -68,7 +67,8 @@ struct Inner<K, V> {
     name: Arc<str>,
     config: CacheConfig,
     store: Store<K, V>,
-    epoch: Instant,
+    /// Entry ages are nanoseconds since its epoch (see [`Clock`] for the source it reads).
+    clock: Clock,
     counters: Counters,
     emitter: Emitter,
 }
@@ -112,7 +112,7 @@ where
                 name,
                 store: Store::with_weighter(estimated, capacity, weigher),
                 config,
-                epoch: Instant::now(),
+                clock: Clock::new(),
                 counters: Counters::default(),
             }),
         }
@@ -298,7 +298,7 @@ where
 impl<K: Eq + Hash + Clone, V: Clone> Inner<K, V> {
     /// Now, in nanoseconds since the epoch.
     fn now(&self) -> u64 {
-        nanos(Instant::now().saturating_duration_since(self.epoch))
+        self.clock.nanos()
     }
 
     /// What an entry that has an age is good for now.

@@ -70,6 +70,16 @@
 //! fallback value is never stored as if it were the real answer. As tower middleware, use
 //! [`CacheLayer`] (feature `tower`) with a function from request to key.
 //!
+//! # Time
+//!
+//! A cache reads the CPU's time-stamp counter (through [`quanta`](https://docs.rs/quanta),
+//! which falls back to the monotonic clock on CPUs without an invariant counter): a few
+//! nanoseconds per read, where `tokio::time::Instant::now()` costs tens. Built inside a tokio
+//! runtime whose clock is paused (`#[tokio::test(start_paused = true)]`, or after
+//! `tokio::time::pause()`), it reads tokio's clock instead, so `advance` and auto-advance
+//! drive it exactly. The choice is made once, when it is built: in a test, pause the clock
+//! first, then build it.
+//!
 //! # Events
 //!
 //! `cache_hit`, `cache_miss`, and `cache_stale` when a stale entry answers a failed call

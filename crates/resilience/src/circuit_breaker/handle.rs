@@ -17,6 +17,7 @@ use super::{
     CircuitState,
 };
 use crate::classify::{judge, Classify, EveryError, Outcome};
+use crate::clock::Clock;
 use crate::events::{Emitter, EventBus};
 use crate::hook::{isolate, CallbackKind};
 use crate::stage::{self, Admit, Stage, StagePermit};
@@ -54,7 +55,7 @@ pub(crate) struct Inner {
     /// The phase and generation, published after every change so the hot paths can decide
     /// without the lock: `generation << 3 | state code`.
     word: AtomicU64,
-    /// When an open circuit may half-open, in nanoseconds since `epoch`.
+    /// When an open circuit may half-open, in nanoseconds since the clock's epoch.
     open_until: AtomicU64,
     /// Whether a closed-state success would change nothing but counters (see
     /// `FailureDetector::success_is_noop`); lets successes skip the lock.
@@ -63,7 +64,8 @@ pub(crate) struct Inner {
     measure: AtomicBool,
     /// The per-call time limit in nanoseconds, 0 for none.
     timeout: AtomicU64,
-    epoch: Instant,
+    /// Every time the breaker reads, on one timeline (see [`Clock`] for its source).
+    clock: Clock,
     /// Striped: the closed-state success path writes nothing else that threads share.
     successes: StripedCounter,
     failures: AtomicU64,
@@ -146,7 +148,7 @@ impl CircuitBreaker {
             success_noop: AtomicBool::new(false),
             measure: AtomicBool::new(false),
             timeout: AtomicU64::new(0),
-            epoch: Instant::now(),
+            clock: Clock::new(),
             successes: StripedCounter::default(),
             failures: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
@@ -175,7 +177,13 @@ impl CircuitBreaker {
             HALF_OPEN => CircuitState::HalfOpen,
             FORCED_OPEN => CircuitState::ForcedOpen,
             DISABLED => CircuitState::Disabled,
-            _ if self.inner.open_remaining(Instant::now()).is_some() => CircuitState::Open,
+            _ if self
+                .inner
+                .open_remaining(self.inner.clock.nanos())
+                .is_some() =>
+            {
+                CircuitState::Open
+            }
             _ => self.inner.update(|core, now| core.machine.poll(now)),
         }
     }
@@ -271,7 +279,7 @@ impl CircuitBreaker {
         let inner = &*self.inner;
         let (transition, failures) = {
             let mut core = inner.lock();
-            let transition = core.machine.open_for(duration, Instant::now());
+            let transition = core.machine.open_for(duration, inner.clock.now());
             inner.publish(&core);
             (transition, core.consecutive_failures)
         };
@@ -362,7 +370,7 @@ impl CircuitBreaker {
     /// A snapshot of the counters and state, with aioresilience's and c-breaker's field names.
     pub fn metrics(&self) -> CircuitBreakerMetrics {
         let inner = &*self.inner;
-        let now = Instant::now();
+        let now = inner.clock.now();
         let (transition, metrics) = {
             let mut core = inner.lock();
             let transition = core.machine.poll(now);
@@ -405,14 +413,14 @@ impl CircuitBreaker {
 
     /// The failure detector's state (c-breaker's `get_state`), times relative to now.
     pub fn detector_state(&self) -> DetectorState {
-        self.inner.lock().detector.snapshot(Instant::now())
+        self.inner.lock().detector.snapshot(self.inner.clock.now())
     }
 
     /// Loads a detector state taken by [`detector_state`](Self::detector_state), for example
     /// from another process (c-breaker's `load_state`).
     pub fn restore_detector(&self, state: &DetectorState) -> Result<(), RestoreError> {
         let mut core = self.inner.lock();
-        core.detector.restore(state, Instant::now())?;
+        core.detector.restore(state, self.inner.clock.now())?;
         self.inner.publish(&core);
         Ok(())
     }
@@ -450,13 +458,11 @@ impl Inner {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// How long an open circuit has left at `now`; `None` once its time is up. Integer
-    /// arithmetic on nanoseconds since `epoch`: this runs on every rejection.
-    fn open_remaining(&self, now: Instant) -> Option<Duration> {
+    /// How long an open circuit has left at `now` (nanoseconds since the clock's epoch);
+    /// `None` once its time is up. Integer arithmetic: this runs on every rejection.
+    fn open_remaining(&self, now: u64) -> Option<Duration> {
         let until = self.open_until.load(Ordering::Relaxed);
-        let elapsed =
-            u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
-        (elapsed < until).then(|| Duration::from_nanos(until - elapsed))
+        (now < until).then(|| Duration::from_nanos(until - now))
     }
 
     fn consecutive_successes(&self) -> u64 {
@@ -491,9 +497,8 @@ impl Inner {
             }
         }
         if let Phase::Open { until, .. } = phase {
-            let nanos = until.saturating_duration_since(self.epoch).as_nanos();
             self.open_until
-                .store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+                .store(self.clock.nanos_at(until), Ordering::Relaxed);
         }
         self.success_noop.store(
             core.consecutive_failures == 0 && core.detector.success_is_noop(),
@@ -519,7 +524,7 @@ impl Inner {
     ) -> CircuitState {
         let (state, transition, failures) = {
             let mut core = self.lock();
-            let transition = change(&mut core, Instant::now());
+            let transition = change(&mut core, self.clock.now());
             if transition.is_some() {
                 self.publish(&core);
             }
@@ -550,11 +555,16 @@ impl Inner {
             }),
             _ => None,
         };
-        let started = || self.measure.load(Ordering::Relaxed).then(Instant::now);
+        let started = || {
+            self.measure
+                .load(Ordering::Relaxed)
+                .then(|| self.clock.now())
+        };
         if let Some(ticket) = fast {
             return Ok(Guard::new(holder, ticket, started()));
         }
-        let now = Instant::now();
+        // One read of the clock serves both the lock-free rejection and the locked decision.
+        let now = self.clock.nanos();
         if state == OPEN {
             if let Some(remaining) = self.open_remaining(now) {
                 return Err(self.reject(
@@ -567,7 +577,8 @@ impl Inner {
         let (admission, transition, state) = {
             let mut core = self.lock();
             let max_probes = core.config.half_open_max_calls;
-            let (admission, transition) = core.machine.admit(now, max_probes);
+            let (admission, transition) =
+                core.machine.admit(self.clock.instant_at(now), max_probes);
             if transition.is_some() || matches!(admission, Admission::Admitted(_)) {
                 self.publish(&core);
             }
@@ -629,7 +640,7 @@ impl Inner {
     }
 
     fn complete_locked(&self, ticket: Ticket, outcome: Outcome, started: Option<Instant>) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let duration = started.map(|at| now.saturating_duration_since(at));
         let (transition, failure_count) = {
             let mut core = self.lock();

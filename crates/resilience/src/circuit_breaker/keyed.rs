@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::{CircuitBreaker, CircuitBreakerConfig, CircuitBreakerMetrics};
+use crate::clock::Clock;
 use crate::config::check;
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
@@ -65,8 +64,8 @@ struct Inner<K> {
     config: CircuitBreakerConfig,
     max_keys: usize,
     idle_after: Duration,
-    /// Last uses are nanoseconds since this instant: one atomic word per key.
-    epoch: Instant,
+    /// Last uses are nanoseconds since its epoch: one atomic word per key.
+    clock: Clock,
     // A std RwLock: lookups share it, and it is never held across an await or while a
     // breaker emits events (the eviction test reads the state word, which emits nothing).
     map: RwLock<HashMap<K, Entry>>,
@@ -102,7 +101,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + fmt::Display + ?Sized,
     {
-        let now = self.inner.nanos_since_epoch(Instant::now());
+        let now = self.inner.clock.nanos();
         if let Some(entry) = self.inner.read().get(key) {
             entry.last_used.store(now, Ordering::Relaxed);
             return Ok(entry.breaker.clone());
@@ -148,7 +147,7 @@ where
     /// how many. New keys do this by themselves when the map is full; call it to shrink the
     /// map sooner.
     pub fn evict_idle(&self) -> usize {
-        let now = self.inner.nanos_since_epoch(Instant::now());
+        let now = self.inner.clock.nanos();
         self.inner.evict(&mut self.inner.write(), now)
     }
 
@@ -217,10 +216,6 @@ impl<K> Inner<K> {
         self.map
             .write()
             .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    fn nanos_since_epoch(&self, now: Instant) -> u64 {
-        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Removes every evictable breaker; returns how many.
@@ -323,7 +318,7 @@ where
                 config: self.config,
                 max_keys: self.max_keys,
                 idle_after: self.idle_after,
-                epoch: Instant::now(),
+                clock: Clock::new(),
                 map: RwLock::new(HashMap::new()),
                 evicted: AtomicU64::new(0),
             }),

@@ -81,6 +81,16 @@
 //! the breaker counts as a failure, and a retry outside it sees its rejections as
 //! non-retryable. As tower middleware, use [`CircuitBreakerLayer`] (feature `tower`).
 //!
+//! # Time
+//!
+//! A breaker reads the CPU's time-stamp counter (through [`quanta`](https://docs.rs/quanta),
+//! which falls back to the monotonic clock on CPUs without an invariant counter): a few
+//! nanoseconds per read, where `tokio::time::Instant::now()` costs tens. Built inside a tokio
+//! runtime whose clock is paused (`#[tokio::test(start_paused = true)]`, or after
+//! `tokio::time::pause()`), it reads tokio's clock instead, so `advance` and auto-advance
+//! drive it exactly. The choice is made once, when it is built: in a test, pause the clock
+//! first, then build it.
+//!
 //! # Events
 //!
 //! `state_change` on every transition, followed by `circuit_opened`, `circuit_half_open` or

@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::budget::{lock, Budgets};
 use super::event::report_decision;
 use super::instruments::RateLimiterInstruments;
@@ -15,6 +13,7 @@ use super::limiter::rejection_of;
 use super::state::as_nanos;
 use super::store::{Ask, RateCell};
 use super::{Decision, RateLimiter, RateLimiterBuilder, RateLimiterConfig, RateLimiterMetrics};
+use crate::clock::Clock;
 use crate::config::{ConfigError, ConfigProblem};
 use crate::events::{Emitter, EventBus};
 use crate::{Rate, Rejection};
@@ -31,8 +30,9 @@ pub struct InMemoryRateLimiter<B> {
 
 pub(super) struct Inner<B> {
     pub(super) name: Arc<str>,
-    /// Time zero of every state, so states are plain nanosecond counts.
-    epoch: Instant,
+    /// Time zero of every state, so states are plain nanosecond counts; read once per
+    /// decision (see [`Clock`] for which source it reads).
+    clock: Clock,
     pub(super) rate: RateCell,
     pub(super) max_wait: AtomicU64,
     /// The current config; also serialises reconfiguration.
@@ -64,7 +64,7 @@ impl<B: Budgets> InMemoryRateLimiter<B> {
                 emitter: Emitter::new(Arc::clone(&name)),
                 instruments: RateLimiterInstruments::new(&name),
                 name,
-                epoch: Instant::now(),
+                clock: Clock::new(),
                 rate: RateCell::new(config.rate),
                 max_wait: AtomicU64::new(as_nanos(config.max_wait)),
                 budgets: B::new(&config),
@@ -143,7 +143,7 @@ impl<B: Budgets> Inner<B> {
     }
 
     fn now(&self) -> u64 {
-        as_nanos(Instant::now().saturating_duration_since(self.epoch))
+        self.clock.nanos()
     }
 
     /// One request for `key`: at the `configured` rate, or against `per_call`'s own budget.

@@ -118,6 +118,16 @@
 //! [`RejectionReason::RateLimited`](crate::RejectionReason::RateLimited) and the decision's
 //! `retry_after`, for an honest `Retry-After`.
 //!
+//! # Time
+//!
+//! A limiter reads the CPU's time-stamp counter (through [`quanta`](https://docs.rs/quanta),
+//! which falls back to the monotonic clock on CPUs without an invariant counter): a few
+//! nanoseconds per read, where `tokio::time::Instant::now()` costs tens. Built inside a tokio
+//! runtime whose clock is paused (`#[tokio::test(start_paused = true)]`, or after
+//! `tokio::time::pause()`), it reads tokio's clock instead, so `advance` and auto-advance
+//! drive it exactly. The choice is made once, when it is built: in a test, pause the clock
+//! first, then build it.
+//!
 //! # Events
 //!
 //! `rate_limit_passed` for every allowed request and `rate_limit_exceeded` for every denied

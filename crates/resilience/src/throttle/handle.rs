@@ -5,13 +5,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::time::Instant;
-
 use super::instruments::Instruments;
 use super::state::{headroom, probability, throttles};
 use super::window::{Credit, Ring, BUCKETS};
 use super::{ThrottleBuilder, ThrottleConfig, ThrottleEvent, ThrottleMetrics};
 use crate::classify::Outcome;
+use crate::clock::Clock;
 use crate::events::{Emitter, EventBus};
 use crate::random::SplitMix;
 use crate::stage::{self, Admit, Stage, StagePermit};
@@ -31,8 +30,8 @@ pub struct AdaptiveThrottle {
 struct Inner {
     name: Arc<str>,
     config: ThrottleConfig,
-    /// Time zero of the buckets.
-    epoch: Instant,
+    /// Time zero of the buckets (see [`Clock`] for the source it reads).
+    clock: Clock,
     bucket_nanos: u64,
     requests: Ring,
     accepts: Ring,
@@ -68,7 +67,7 @@ impl AdaptiveThrottle {
                 emitter: Emitter::new(Arc::clone(&name)),
                 instruments: Instruments::new(&name),
                 name,
-                epoch: Instant::now(),
+                clock: Clock::new(),
                 bucket_nanos: (window / BUCKETS).max(1),
                 requests: Ring::new(),
                 accepts: Ring::new(),
@@ -95,7 +94,7 @@ impl AdaptiveThrottle {
     /// The share of requests throttled now, from the window as it is.
     pub fn rejection_probability(&self) -> f64 {
         let inner = &*self.inner;
-        let bucket = inner.bucket(Instant::now());
+        let bucket = inner.current_bucket();
         probability(
             inner.requests.total(bucket),
             inner.accepts.total(bucket),
@@ -111,7 +110,7 @@ impl AdaptiveThrottle {
     /// [`failure`](Permit::failure) counts against the backend.
     pub fn try_acquire(&self) -> Result<Permit, Rejection> {
         let inner = &*self.inner;
-        let bucket = inner.bucket(Instant::now());
+        let bucket = inner.current_bucket();
         if inner.credit.take(bucket) {
             // Known to pass at probability 0: no need to sum the window.
             return Ok(inner.admit(&self.inner, bucket));
@@ -160,7 +159,7 @@ impl AdaptiveThrottle {
     /// A snapshot of the window and the counters.
     pub fn metrics(&self) -> ThrottleMetrics {
         let inner = &*self.inner;
-        let bucket = inner.bucket(Instant::now());
+        let bucket = inner.current_bucket();
         let window_requests = inner.requests.total(bucket);
         let window_accepts = inner.accepts.total(bucket);
         ThrottleMetrics {
@@ -196,11 +195,9 @@ impl Inner {
         }
     }
 
-    /// The bucket holding `now`.
-    fn bucket(&self, now: Instant) -> u64 {
-        let since = now.saturating_duration_since(self.epoch);
-        let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
-        nanos / self.bucket_nanos
+    /// The bucket holding now.
+    fn current_bucket(&self) -> u64 {
+        self.clock.nanos() / self.bucket_nanos
     }
 }
 

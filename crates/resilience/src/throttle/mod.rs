@@ -84,6 +84,16 @@
 //! it alone or paired with a rate limiter. As tower middleware, [`ThrottleLayer`] (feature
 //! `tower`) on the client.
 //!
+//! # Time
+//!
+//! A throttle reads the CPU's time-stamp counter (through [`quanta`](https://docs.rs/quanta),
+//! which falls back to the monotonic clock on CPUs without an invariant counter): a few
+//! nanoseconds per read, where `tokio::time::Instant::now()` costs tens. Built inside a tokio
+//! runtime whose clock is paused (`#[tokio::test(start_paused = true)]`, or after
+//! `tokio::time::pause()`), it reads tokio's clock instead, so `advance` and auto-advance
+//! drive it exactly. The choice is made once, when it is built: in a test, pause the clock
+//! first, then build it.
+//!
 //! # Events
 //!
 //! `throttle_rejected` for each request throttled, with the probability it was drawn

@@ -16,8 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
+use crate::clock::Clock;
 use crate::config::{check, ConfigError, ConfigProblem};
 
 /// Settings of a [`RetryBudget`]. `Default` is Finagle's: 20 % retries, a 10 s window, at
@@ -102,7 +101,7 @@ pub struct RetryBudget {
 
 struct Shared {
     config: BudgetConfig,
-    epoch: Instant,
+    clock: Clock,
     buckets: Buckets,
 }
 
@@ -125,7 +124,7 @@ impl RetryBudget {
         config.validate()?;
         Ok(Self {
             inner: Arc::new(Shared {
-                epoch: Instant::now(),
+                clock: Clock::new(),
                 buckets: Buckets::new(config.window),
                 config,
             }),
@@ -157,8 +156,7 @@ impl RetryBudget {
 
     /// Nanoseconds since the budget was made.
     fn now(&self) -> u64 {
-        let elapsed = Instant::now().saturating_duration_since(self.inner.epoch);
-        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+        self.inner.clock.nanos()
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::instruments::Instruments;
 use super::state::{self, Budget};
 use super::{Deadline, TimeoutBuilder, TimeoutConfig, TimeoutEvent, TimeoutMetrics};
+use crate::clock::Clock;
 use crate::events::{Emitter, EventBus};
 use crate::{ConfigError, Error, Rejection};
 
@@ -34,6 +35,8 @@ pub(super) struct Inner {
     /// Total time of the calls that ran to an end (success, own error or timeout), in
     /// nanoseconds, saturating.
     execution_nanos: AtomicU64,
+    /// Read at the start and the end of every call.
+    clock: Clock,
     emitter: Emitter,
     /// Metric handles, registered once here (zero-sized without feature `metrics`).
     instruments: Instruments,
@@ -77,6 +80,7 @@ impl Timeout {
                 instruments: Instruments::new(&name),
                 name,
                 limit: AtomicU64::new(nanos(config.limit)),
+                clock: Clock::new(),
                 successes: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 timeouts: AtomicU64::new(0),
@@ -206,7 +210,7 @@ impl Inner {
 
     /// Reads the clock once and decides whether a call may start, and until when.
     pub(super) fn start(&self) -> Result<Start, Rejection> {
-        let started = Instant::now();
+        let started = self.clock.now();
         let enclosing = Deadline::current_instant();
         match state::budget(Some(self.limit()), enclosing, started) {
             Budget::Run { until, limit, .. } => Ok(Start {
@@ -227,7 +231,7 @@ impl Inner {
 
     /// A call ended in time, with its own success or error.
     pub(super) fn finished(&self, started: Instant, limit: Duration, ok: bool) {
-        let elapsed = started.elapsed();
+        let elapsed = self.clock.now().saturating_duration_since(started);
         self.add_time(elapsed);
         self.instruments.finished(elapsed);
         let counter = if ok { &self.successes } else { &self.failures };
@@ -238,7 +242,7 @@ impl Inner {
 
     /// A call was still running at its limit and has been cancelled.
     pub(super) fn timed_out<E>(&self, started: Instant, limit: Duration) -> Error<E> {
-        let elapsed = started.elapsed();
+        let elapsed = self.clock.now().saturating_duration_since(started);
         self.add_time(elapsed);
         self.timeouts.fetch_add(1, Ordering::Relaxed);
         self.instruments.timed_out();

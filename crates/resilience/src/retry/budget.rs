@@ -206,8 +206,15 @@ impl Buckets {
     }
 
     fn deposit(&self, now: u64) {
-        let bucket = now / self.bucket_nanos;
         let newest = self.newest.load(Ordering::Acquire);
+        // Nearly every deposit falls in the newest bucket: a multiplication tells, where the
+        // bucket number would take a division.
+        let newest_start = newest.saturating_mul(self.bucket_nanos);
+        if now.wrapping_sub(newest_start) < self.bucket_nanos {
+            self.calls[slot(newest)].fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let bucket = now / self.bucket_nanos;
         if bucket > newest {
             let _rotation = self.lock();
             self.rotate(bucket);

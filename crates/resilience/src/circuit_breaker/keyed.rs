@@ -21,7 +21,8 @@ use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 /// to many hosts keys its breakers by host, and each host is judged on its own calls.
 ///
 /// **Bounded without a cleanup task.** When a new key finds the map full, the breakers that
-/// carry no information are evicted first: **closed**, not used for `idle_after`, and not
+/// carry no information are evicted first: **closed**, not used for `idle_after` (give or
+/// take a 64th of it), and not
 /// held by anyone (no call in flight, no clone kept outside the map). An open, half-open,
 /// forced-open or disabled breaker is never evicted, since forgetting it would send traffic
 /// to a host known to be failing. If nothing can be evicted, the new key is refused with a
@@ -29,8 +30,8 @@ use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 /// breaker rejection, which retries do not retry): size `max_keys` for the keys you expect.
 ///
 /// A lookup of an existing key takes a shared read lock, stamps the key's last use (one
-/// atomic store) and clones the breaker (one reference count); only a new key takes the write
-/// lock. Cheap to clone; clones share the map.
+/// atomic store, skipped while the last stamp is recent) and clones the breaker (one
+/// reference count); only a new key takes the write lock. Cheap to clone; clones share the map.
 ///
 /// Each breaker is named `"{name}:{key}"` in its events and metrics.
 ///
@@ -64,6 +65,9 @@ struct Inner<K> {
     config: CircuitBreakerConfig,
     max_keys: usize,
     idle_after: Duration,
+    /// A use is stamped only when the last stamp is older than this: a 64th of
+    /// `idle_after`, so a key may be evicted that much early at most.
+    touch_grain: u64,
     /// Last uses are nanoseconds since its epoch: one atomic word per key.
     clock: Clock,
     // A std RwLock: lookups share it, and it is never held across an await or while a
@@ -75,6 +79,17 @@ struct Inner<K> {
 struct Entry {
     breaker: CircuitBreaker,
     last_used: AtomicU64,
+}
+
+impl Entry {
+    /// Stamps a use at `now`, unless the stamp is already within `grain` of it: eviction
+    /// only needs to know that the key was used lately, and a busy key's lookups then only
+    /// read its line instead of writing it from every core.
+    fn touch(&self, now: u64, grain: u64) {
+        if now.saturating_sub(self.last_used.load(Ordering::Relaxed)) > grain {
+            self.last_used.store(now, Ordering::Relaxed);
+        }
+    }
 }
 
 impl<K> KeyedCircuitBreaker<K>
@@ -103,13 +118,13 @@ where
     {
         let now = self.inner.clock.nanos();
         if let Some(entry) = self.inner.read().get(key) {
-            entry.last_used.store(now, Ordering::Relaxed);
+            entry.touch(now, self.inner.touch_grain);
             return Ok(entry.breaker.clone());
         }
         let mut map = self.inner.write();
         // Another caller may have made it between the two locks.
         if let Some(entry) = map.get(key) {
-            entry.last_used.store(now, Ordering::Relaxed);
+            entry.touch(now, self.inner.touch_grain);
             return Ok(entry.breaker.clone());
         }
         if map.len() >= self.inner.max_keys && self.inner.evict(&mut map, now) == 0 {
@@ -318,6 +333,7 @@ where
                 config: self.config,
                 max_keys: self.max_keys,
                 idle_after: self.idle_after,
+                touch_grain: u64::try_from(self.idle_after.as_nanos() / 64).unwrap_or(u64::MAX),
                 clock: Clock::new(),
                 map: RwLock::new(HashMap::new()),
                 evicted: AtomicU64::new(0),

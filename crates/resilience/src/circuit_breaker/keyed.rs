@@ -22,10 +22,9 @@ use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 ///
 /// **Bounded without a cleanup task.** When a new key finds the map full, the breakers that
 /// carry no information are evicted first: **closed**, not used for `idle_after` (give or
-/// take a 64th of it), and not
-/// held by anyone (no call in flight, no clone kept outside the map). An open, half-open,
-/// forced-open or disabled breaker is never evicted, since forgetting it would send traffic
-/// to a host known to be failing. If nothing can be evicted, the new key is refused with a
+/// take a 64th of it), and not held by anyone (no call in flight, no clone kept outside the
+/// map). An open, half-open, forced-open or disabled breaker is never evicted, since
+/// forgetting it would send traffic to a host known to be failing. If nothing can be evicted, the new key is refused with a
 /// [`Rejection`] of reason [`CapacityFull`](RejectionReason::CapacityFull) (a circuit
 /// breaker rejection, which retries do not retry): size `max_keys` for the keys you expect.
 ///

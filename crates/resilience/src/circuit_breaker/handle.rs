@@ -19,7 +19,7 @@ use super::{
 use crate::classify::{judge, Classify, EveryError, Outcome};
 use crate::events::{Emitter, EventBus};
 use crate::hook::{isolate, CallbackKind};
-use crate::stage::{self, Admit, Stage, StagePermit};
+use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
 use crate::striped::StripedCounter;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{Mutex, MutexGuard};
@@ -761,6 +761,41 @@ impl Stage for CircuitBreaker {
 
     fn call_limit(&self) -> Option<Duration> {
         self.inner.call_timeout()
+    }
+
+    /// A call run by `call` borrows the breaker: no reference count is taken.
+    #[inline]
+    fn lease(&self) -> Leased<Permit> {
+        match self.inner.acquire(&*self.inner) {
+            Ok(guard) => {
+                let (ticket, started) = guard.into_parts();
+                Leased::Token(
+                    LeaseToken::new(ticket_tag(ticket))
+                        .started_at(started)
+                        .wanting_outcome(),
+                )
+            }
+            Err(rejection) => Leased::Rejected(rejection),
+        }
+    }
+
+    #[inline]
+    fn end_lease(&self, token: LeaseToken, outcome: Outcome) {
+        self.inner
+            .complete(ticket_of_tag(token.tag()), outcome, token.started());
+    }
+}
+
+/// A ticket as a lease token's word: the generation and the state, as in the state word.
+fn ticket_tag(ticket: Ticket) -> u64 {
+    ticket.generation << 3 | code(ticket.admitted_in)
+}
+
+fn ticket_of_tag(tag: u64) -> Ticket {
+    let (generation, state) = decode(tag);
+    Ticket {
+        generation,
+        admitted_in: state_of(state),
     }
 }
 

@@ -3,7 +3,8 @@
 
 use std::future::Future;
 
-use super::{Stage, StagePermit};
+use super::lease::Lease;
+use super::{Leased, Stage};
 use crate::classify::{judge, judge_nested, Classify, EveryError, Outcome};
 use crate::Error;
 
@@ -85,11 +86,19 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = R>,
 {
-    let admit = stage.admit();
-    // The ready answer is taken without an await: one async level fewer on the hot path.
-    let permit = match admit.now() {
-        Ok(answer) => answer?,
-        Err(waiting) => waiting.await?,
+    // A lease borrows the stage for the call; only a stage that must wait, or that does not
+    // lease, answers with a permit. A ready answer is taken without an await: one async level
+    // fewer on the hot path.
+    let lease = match stage.lease() {
+        Leased::Token(token) => Lease::token(stage, token),
+        Leased::Rejected(rejection) => return Err(Error::Rejected(rejection)),
+        Leased::Admit(admit) => Lease::permit(
+            stage,
+            match admit.now() {
+                Ok(answer) => answer?,
+                Err(waiting) => waiting.await?,
+            },
+        ),
     };
     let output = match stage.call_limit() {
         None => operation().await,
@@ -98,7 +107,7 @@ where
         Some(limit) => match Box::pin(tokio::time::timeout(limit, operation())).await {
             Ok(output) => output,
             Err(_) => {
-                permit.record(Outcome::Failure);
+                lease.record(Outcome::Failure);
                 return Err(Error::Timeout {
                     elapsed: limit,
                     limit,
@@ -106,7 +115,7 @@ where
             }
         },
     };
-    let (outcome, result) = judge(permit.wants_outcome(), output);
-    permit.record(outcome);
+    let (outcome, result) = judge(lease.wants_outcome(), output);
+    lease.record(outcome);
     result
 }

@@ -464,6 +464,7 @@ impl Inner {
         successes.saturating_sub(self.successes_at_failure.load(Ordering::Relaxed))
     }
 
+    #[inline]
     pub(crate) fn call_timeout(&self) -> Option<Duration> {
         match self.timeout.load(Ordering::Relaxed) {
             0 => None,
@@ -759,6 +760,7 @@ impl Stage for CircuitBreaker {
         PatternKind::CircuitBreaker
     }
 
+    #[inline]
     fn call_limit(&self) -> Option<Duration> {
         self.inner.call_timeout()
     }

@@ -84,78 +84,55 @@ impl LeaseToken {
     }
 }
 
-/// What an admitted call holds while [`call`](super::call) runs it: a lease on the borrowed
-/// stage, or the permit the stage gave. Ends the lease (or drops the permit) when recorded or
-/// dropped, so a cancelled call releases what it held.
+/// What a call admitted by lease holds while [`call`](super::call) runs it: the borrowed
+/// stage and its token. Ends the lease when recorded or dropped, so a cancelled call releases
+/// what it held.
 pub(super) struct Lease<'a, S: Stage + ?Sized> {
     stage: &'a S,
-    held: Held<S::Permit>,
-}
-
-enum Held<P> {
-    Token(LeaseToken),
-    Permit(P),
-    Ended,
+    token: LeaseToken,
+    ended: bool,
 }
 
 impl<'a, S: Stage + ?Sized> Lease<'a, S> {
     #[inline]
-    pub(super) fn token(stage: &'a S, token: LeaseToken) -> Self {
+    pub(super) fn new(stage: &'a S, token: LeaseToken) -> Self {
         Self {
             stage,
-            held: Held::Token(token),
+            token,
+            ended: false,
         }
+    }
+}
+
+impl<S: Stage + ?Sized> StagePermit for Lease<'_, S> {
+    #[inline]
+    fn wants_outcome(&self) -> bool {
+        self.token.wants_outcome
     }
 
     #[inline]
-    pub(super) fn permit(stage: &'a S, permit: S::Permit) -> Self {
-        Self {
-            stage,
-            held: Held::Permit(permit),
-        }
-    }
-
-    #[inline]
-    pub(super) fn wants_outcome(&self) -> bool {
-        match &self.held {
-            Held::Token(token) => token.wants_outcome,
-            Held::Permit(permit) => permit.wants_outcome(),
-            Held::Ended => false,
-        }
-    }
-
-    #[inline]
-    pub(super) fn record(mut self, outcome: Outcome) {
-        match std::mem::replace(&mut self.held, Held::Ended) {
-            Held::Token(token) => self.stage.end_lease(token, outcome),
-            Held::Permit(permit) => permit.record(outcome),
-            Held::Ended => {}
-        }
+    fn record(mut self, outcome: Outcome) {
+        self.ended = true;
+        self.stage.end_lease(self.token, outcome);
     }
 }
 
 impl<S: Stage + ?Sized> Drop for Lease<'_, S> {
     #[inline]
     fn drop(&mut self) {
-        // Cancelled, panicked or abandoned: the outcome is unknown. A permit releases itself
-        // when the field is dropped.
-        if let Held::Token(token) = self.held {
-            self.held = Held::Ended;
-            self.stage.end_lease(token, Outcome::Ignored);
+        if !self.ended {
+            // Cancelled, panicked or abandoned: the outcome is unknown.
+            self.stage.end_lease(self.token, Outcome::Ignored);
         }
     }
 }
 
 impl<S: Stage + ?Sized> fmt::Debug for Lease<'_, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let held = match self.held {
-            Held::Token(_) => "token",
-            Held::Permit(_) => "permit",
-            Held::Ended => "ended",
-        };
         f.debug_struct("Lease")
             .field("stage", &self.stage.name())
-            .field("held", &held)
+            .field("token", &self.token)
+            .field("ended", &self.ended)
             .finish()
     }
 }

@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use super::lease::Lease;
-use super::{Leased, Stage};
+use super::{Leased, Stage, StagePermit};
 use crate::classify::{judge, judge_nested, Classify, EveryError, Outcome};
 use crate::Error;
 
@@ -87,19 +87,35 @@ where
     Fut: Future<Output = R>,
 {
     // A lease borrows the stage for the call; only a stage that must wait, or that does not
-    // lease, answers with a permit. A ready answer is taken without an await: one async level
-    // fewer on the hot path.
-    let lease = match stage.lease() {
-        Leased::Token(token) => Lease::token(stage, token),
-        Leased::Rejected(rejection) => return Err(Error::Rejected(rejection)),
-        Leased::Admit(admit) => Lease::permit(
-            stage,
-            match admit.now() {
+    // lease, answers with a permit. Each is run by its own copy of `admitted`, so neither
+    // pays for telling the two apart. A ready answer is taken without an await.
+    match stage.lease() {
+        Leased::Token(token) => admitted(stage, Lease::new(stage, token), operation, judge).await,
+        Leased::Rejected(rejection) => Err(Error::Rejected(rejection)),
+        Leased::Admit(admit) => {
+            let permit = match admit.now() {
                 Ok(answer) => answer?,
                 Err(waiting) => waiting.await?,
-            },
-        ),
-    };
+            };
+            admitted(stage, permit, operation, judge).await
+        }
+    }
+}
+
+/// An admitted call holding `permit`: the operation under the stage's call limit, then the
+/// outcome.
+async fn admitted<S, P, T, E, R, F, Fut>(
+    stage: &S,
+    permit: P,
+    operation: F,
+    judge: impl FnOnce(bool, R) -> (Outcome, Result<T, Error<E>>),
+) -> Result<T, Error<E>>
+where
+    S: Stage + ?Sized,
+    P: StagePermit,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = R>,
+{
     let output = match stage.call_limit() {
         None => operation().await,
         // Boxed: the timer is most of the future's size, and only a stage with a call
@@ -107,7 +123,7 @@ where
         Some(limit) => match Box::pin(tokio::time::timeout(limit, operation())).await {
             Ok(output) => output,
             Err(_) => {
-                lease.record(Outcome::Failure);
+                permit.record(Outcome::Failure);
                 return Err(Error::Timeout {
                     elapsed: limit,
                     limit,
@@ -115,7 +131,7 @@ where
             }
         },
     };
-    let (outcome, result) = judge(lease.wants_outcome(), output);
-    lease.record(outcome);
+    let (outcome, result) = judge(permit.wants_outcome(), output);
+    permit.record(outcome);
     result
 }

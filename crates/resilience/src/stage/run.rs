@@ -3,10 +3,11 @@
 
 use std::future::Future;
 
+use super::admit::Waiting;
 use super::lease::Lease;
-use super::{Leased, Stage, StagePermit};
+use super::{LeaseToken, Leased, Stage, StagePermit};
 use crate::classify::{judge, judge_nested, Classify, EveryError, Outcome};
-use crate::Error;
+use crate::{Error, Rejection};
 
 /// Runs `operation` if `stage` admits it, counting every `Err` as a failure.
 ///
@@ -87,35 +88,12 @@ where
     Fut: Future<Output = R>,
 {
     // A lease borrows the stage for the call; only a stage that must wait, or that does not
-    // lease, answers with a permit. Each is run by its own copy of `admitted`, so neither
-    // pays for telling the two apart. A ready answer is taken without an await.
-    match stage.lease() {
-        Leased::Token(token) => admitted(stage, Lease::new(stage, token), operation, judge).await,
-        Leased::Rejected(rejection) => Err(Error::Rejected(rejection)),
-        Leased::Admit(admit) => {
-            let permit = match admit.now() {
-                Ok(answer) => answer?,
-                Err(waiting) => waiting.await?,
-            };
-            admitted(stage, permit, operation, judge).await
-        }
-    }
-}
-
-/// An admitted call holding `permit`: the operation under the stage's call limit, then the
-/// outcome.
-async fn admitted<S, P, T, E, R, F, Fut>(
-    stage: &S,
-    permit: P,
-    operation: F,
-    judge: impl FnOnce(bool, R) -> (Outcome, Result<T, Error<E>>),
-) -> Result<T, Error<E>>
-where
-    S: Stage + ?Sized,
-    P: StagePermit,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = R>,
-{
+    // lease, answers with a permit. A ready answer is taken without an await.
+    let held = match start(stage)? {
+        Start::Lease(token) => Held::Lease(Lease::new(stage, token)),
+        Start::Permit(permit) => Held::Permit(permit),
+        Start::Wait(waiting) => Held::Permit(waiting.await?),
+    };
     let output = match stage.call_limit() {
         None => operation().await,
         // Boxed: the timer is most of the future's size, and only a stage with a call
@@ -123,7 +101,7 @@ where
         Some(limit) => match Box::pin(tokio::time::timeout(limit, operation())).await {
             Ok(output) => output,
             Err(_) => {
-                permit.record(Outcome::Failure);
+                held.record(Outcome::Failure);
                 return Err(Error::Timeout {
                     elapsed: limit,
                     limit,
@@ -131,7 +109,53 @@ where
             }
         },
     };
-    let (outcome, result) = judge(permit.wants_outcome(), output);
-    permit.record(outcome);
+    let (outcome, result) = judge(held.wants_outcome(), output);
+    held.record(outcome);
     result
+}
+
+/// What an admitted call holds: a lease on the borrowed stage, or the stage's permit. Either
+/// releases itself when dropped.
+enum Held<'a, S: Stage + ?Sized> {
+    Lease(Lease<'a, S>),
+    Permit(S::Permit),
+}
+
+impl<S: Stage + ?Sized> Held<'_, S> {
+    #[inline]
+    fn wants_outcome(&self) -> bool {
+        match self {
+            Self::Lease(lease) => lease.wants_outcome(),
+            Self::Permit(permit) => permit.wants_outcome(),
+        }
+    }
+
+    #[inline]
+    fn record(self, outcome: Outcome) {
+        match self {
+            Self::Lease(lease) => lease.record(outcome),
+            Self::Permit(permit) => permit.record(outcome),
+        }
+    }
+}
+
+/// How an admitted call starts. Small on purpose: it lives in the call's future across the
+/// await, where the stage's full answer (which has room for a rejection) would not fit as
+/// tightly.
+enum Start<P> {
+    Lease(LeaseToken),
+    Permit(P),
+    Wait(Waiting<P>),
+}
+
+#[inline]
+fn start<S: Stage + ?Sized>(stage: &S) -> Result<Start<S::Permit>, Rejection> {
+    Ok(match stage.lease() {
+        Leased::Token(token) => Start::Lease(token),
+        Leased::Rejected(rejection) => return Err(rejection),
+        Leased::Admit(admit) => match admit.now_or_wait() {
+            Ok(answer) => Start::Permit(answer?),
+            Err(waiting) => Start::Wait(waiting),
+        },
+    })
 }

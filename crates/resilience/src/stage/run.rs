@@ -3,11 +3,10 @@
 
 use std::future::Future;
 
-use super::admit::Waiting;
 use super::lease::Lease;
-use super::{LeaseToken, Leased, Stage, StagePermit};
+use super::{Leased, Stage, StagePermit};
 use crate::classify::{judge, judge_nested, Classify, EveryError, Outcome};
-use crate::{Error, Rejection};
+use crate::Error;
 
 /// Runs `operation` if `stage` admits it, counting every `Err` as a failure.
 ///
@@ -89,10 +88,20 @@ where
 {
     // A lease borrows the stage for the call; only a stage that must wait, or that does not
     // lease, answers with a permit. A ready answer is taken without an await.
-    let held = match start(stage)? {
-        Start::Lease(token) => Held::Lease(Lease::new(stage, token)),
-        Start::Permit(permit) => Held::Permit(permit),
-        Start::Wait(waiting) => Held::Permit(waiting.await?),
+    // Each answer is bound to a local before it is taken apart: a local moved from before
+    // the await takes no room in this future, where a temporary (the stage's whole answer,
+    // with room for a rejection) would be kept across it.
+    let leased = stage.lease();
+    let held = match leased {
+        Leased::Token(token) => Held::Lease(Lease::new(stage, token)),
+        Leased::Rejected(rejection) => return Err(Error::Rejected(rejection)),
+        Leased::Admit(admit) => {
+            let answer = admit.permit_or_wait()?;
+            match answer {
+                Ok(permit) => Held::Permit(permit),
+                Err(waiting) => Held::Permit(waiting.await?),
+            }
+        }
     };
     let output = match stage.call_limit() {
         None => operation().await,
@@ -137,25 +146,4 @@ impl<S: Stage + ?Sized> Held<'_, S> {
             Self::Permit(permit) => permit.record(outcome),
         }
     }
-}
-
-/// How an admitted call starts. Small on purpose: it lives in the call's future across the
-/// await, where the stage's full answer (which has room for a rejection) would not fit as
-/// tightly.
-enum Start<P> {
-    Lease(LeaseToken),
-    Permit(P),
-    Wait(Waiting<P>),
-}
-
-#[inline]
-fn start<S: Stage + ?Sized>(stage: &S) -> Result<Start<S::Permit>, Rejection> {
-    Ok(match stage.lease() {
-        Leased::Token(token) => Start::Lease(token),
-        Leased::Rejected(rejection) => return Err(rejection),
-        Leased::Admit(admit) => match admit.now_or_wait() {
-            Ok(answer) => Start::Permit(answer?),
-            Err(waiting) => Start::Wait(waiting),
-        },
-    })
 }

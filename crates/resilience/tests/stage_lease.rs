@@ -78,9 +78,10 @@ async fn every_lease_ends_once_with_its_outcome() {
 fn a_call_dropped_while_running_ends_its_lease_as_ignored() {
     let ledger = Ledger::default();
     {
-        let mut call = pin!(stage::call(&ledger, || std::future::pending::<
-            Result<u32, ()>,
-        >()));
+        let mut call = pin!(stage::call(
+            &ledger,
+            std::future::pending::<Result<u32, ()>>
+        ));
         assert!(poll_once(call.as_mut()).is_pending());
         assert!(ledger.ended().is_empty(), "still running");
     }
@@ -113,7 +114,7 @@ fn a_cancelled_bulkhead_call_gives_its_slot_back() {
         .build()
         .unwrap();
     {
-        let mut call = pin!(bulkhead.call(|| std::future::pending::<Result<u32, ()>>()));
+        let mut call = pin!(bulkhead.call(std::future::pending::<Result<u32, ()>>));
         assert!(poll_once(call.as_mut()).is_pending());
         assert_eq!(bulkhead.available_slots(), 0);
     }
@@ -128,7 +129,7 @@ fn a_cancelled_half_open_probe_gives_its_slot_back() {
         .unwrap();
     breaker.open_for(Duration::ZERO);
     {
-        let mut probe = pin!(breaker.call(|| std::future::pending::<Result<u32, ()>>()));
+        let mut probe = pin!(breaker.call(std::future::pending::<Result<u32, ()>>));
         assert!(poll_once(probe.as_mut()).is_pending());
         assert_eq!(breaker.state(), CircuitState::HalfOpen);
         assert!(

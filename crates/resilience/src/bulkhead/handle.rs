@@ -9,7 +9,7 @@ use super::{BulkheadBuilder, BulkheadConfig, BulkheadMetrics};
 use crate::classify::Outcome;
 use crate::events::EventBus;
 use crate::registry::{Registry, RegistryError};
-use crate::stage::{self, Admit, Stage, StagePermit};
+use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
 /// A bulkhead: at most `max_concurrent` calls run at once, at most `max_waiting` more wait
@@ -165,6 +165,23 @@ impl Stage for Bulkhead {
 
     fn pattern(&self) -> PatternKind {
         PatternKind::Bulkhead
+    }
+
+    /// A call run by `call` that finds a free slot borrows the bulkhead: no reference count
+    /// is taken.
+    #[inline]
+    fn lease(&self) -> Leased<Permit> {
+        match self.inner.try_enter() {
+            Some(started) => {
+                Leased::Token(LeaseToken::new(0).started_at(started).wanting_outcome())
+            }
+            None => Leased::Admit(self.admit()),
+        }
+    }
+
+    #[inline]
+    fn end_lease(&self, token: LeaseToken, outcome: Outcome) {
+        self.inner.release(token.started(), outcome);
     }
 }
 

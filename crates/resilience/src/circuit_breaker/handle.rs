@@ -20,7 +20,7 @@ use crate::classify::{judge, Classify, EveryError, Outcome};
 use crate::clock::Clock;
 use crate::events::{Emitter, EventBus};
 use crate::hook::{isolate, CallbackKind};
-use crate::stage::{self, Admit, Stage, StagePermit};
+use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
 use crate::striped::StripedCounter;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{Mutex, MutexGuard};
@@ -470,6 +470,7 @@ impl Inner {
         successes.saturating_sub(self.successes_at_failure.load(Ordering::Relaxed))
     }
 
+    #[inline]
     pub(crate) fn call_timeout(&self) -> Option<Duration> {
         match self.timeout.load(Ordering::Relaxed) {
             0 => None,
@@ -770,8 +771,44 @@ impl Stage for CircuitBreaker {
         PatternKind::CircuitBreaker
     }
 
+    #[inline]
     fn call_limit(&self) -> Option<Duration> {
         self.inner.call_timeout()
+    }
+
+    /// A call run by `call` borrows the breaker: no reference count is taken.
+    #[inline]
+    fn lease(&self) -> Leased<Permit> {
+        match self.inner.acquire(&*self.inner) {
+            Ok(guard) => {
+                let (ticket, started) = guard.into_parts();
+                Leased::Token(
+                    LeaseToken::new(ticket_tag(ticket))
+                        .started_at(started)
+                        .wanting_outcome(),
+                )
+            }
+            Err(rejection) => Leased::Rejected(rejection),
+        }
+    }
+
+    #[inline]
+    fn end_lease(&self, token: LeaseToken, outcome: Outcome) {
+        self.inner
+            .complete(ticket_of_tag(token.tag()), outcome, token.started());
+    }
+}
+
+/// A ticket as a lease token's word: the generation and the state, as in the state word.
+fn ticket_tag(ticket: Ticket) -> u64 {
+    ticket.generation << 3 | code(ticket.admitted_in)
+}
+
+fn ticket_of_tag(tag: u64) -> Ticket {
+    let (generation, state) = decode(tag);
+    Ticket {
+        generation,
+        admitted_in: state_of(state),
     }
 }
 

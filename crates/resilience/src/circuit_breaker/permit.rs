@@ -31,6 +31,13 @@ impl<B: Borrow<Inner>> Guard<B> {
         }
     }
 
+    /// The ticket and start time, for a lease that ends the call itself; the guard no longer
+    /// releases anything.
+    pub(super) fn into_parts(mut self) -> (Ticket, Option<Instant>) {
+        self.finished = true;
+        (self.ticket, self.started)
+    }
+
     pub(super) fn finish(mut self, outcome: Outcome) {
         self.finished = true;
         self.holder

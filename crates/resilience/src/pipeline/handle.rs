@@ -104,7 +104,12 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = self.rate_limiter.admit().await?;
+        // A ready answer is taken without an await; a wait is awaited through its box alone,
+        // so this future does not carry a whole answer (room for a rejection) across the await.
+        let permit = match self.rate_limiter.admit().permit_or_wait()? {
+            Ok(permit) => permit,
+            Err(waiting) => waiting.await?,
+        };
         let result = match &self.timeout {
             Some(timeout) => timeout.execute(|| self.isolated(operation)).await,
             None => self.isolated(operation).await,
@@ -118,7 +123,10 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = self.bulkhead.admit().await?;
+        let permit = match self.bulkhead.admit().permit_or_wait()? {
+            Ok(permit) => permit,
+            Err(waiting) => waiting.await?,
+        };
         let result = match &self.chaos {
             Some(chaos) => chaos.call(operation).await,
             None => operation().await.map_err(Error::Inner),

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use crate::Rejection;
 
-type Waiting<P> = Pin<Box<dyn Future<Output = Result<P, Rejection>> + Send>>;
+pub(crate) type Waiting<P> = Pin<Box<dyn Future<Output = Result<P, Rejection>> + Send>>;
 
 /// The answer of a [`Stage`](super::Stage): a permit or a rejection, now or after a wait.
 ///
@@ -50,6 +50,29 @@ impl<P> Admit<P> {
     pub fn waiting(wait: impl Future<Output = Result<P, Rejection>> + Send + 'static) -> Self {
         Self {
             state: State::Waiting(Box::pin(wait)),
+        }
+    }
+
+    /// The answer, if it was known when the stage was asked; otherwise the boxed wait alone,
+    /// so a caller that awaits it holds one pointer across the await, not the whole `Admit`.
+    #[inline]
+    pub(crate) fn now_or_wait(self) -> Result<Result<P, Rejection>, Waiting<P>> {
+        match self.state {
+            State::Ready(Some(answer)) => Ok(answer),
+            State::Waiting(wait) => Err(wait),
+            State::Ready(None) => panic!("Admit polled after it completed"),
+        }
+    }
+
+    /// A permit known now, or the wait for one; a rejection known now is the error. Its
+    /// small answer keeps an awaiting caller's future small (see [`now_or_wait`]).
+    ///
+    /// [`now_or_wait`]: Self::now_or_wait
+    #[inline]
+    pub(crate) fn permit_or_wait(self) -> Result<Result<P, Waiting<P>>, Rejection> {
+        match self.now_or_wait() {
+            Ok(answer) => answer.map(Ok),
+            Err(waiting) => Ok(Err(waiting)),
         }
     }
 

@@ -12,6 +12,7 @@ use tokio::time::Sleep;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::admit::Waiting;
 use super::{Admit, Stage, StagePermit};
 use crate::classify::{judge, Classify, EveryError, Outcome};
 use crate::{Error, Rejection};
@@ -125,8 +126,8 @@ pub struct StageService<St: Stage, S, C = EveryError> {
     shared: Arc<Shared<St, C>>,
     /// The answer `poll_ready` got, for the next `call`.
     admitted: Option<Result<St::Permit, Rejection>>,
-    /// An admission still waiting.
-    admitting: Option<Admit<St::Permit>>,
+    /// An admission still waiting (the boxed wait alone, so the service stays small).
+    admitting: Option<Waiting<St::Permit>>,
 }
 
 impl<St: Stage, S, C> StageService<St, S, C> {
@@ -173,11 +174,11 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.admitted.is_none() {
             let answer = match &mut self.admitting {
-                Some(waiting) => ready!(Pin::new(waiting).poll(cx)),
+                Some(waiting) => ready!(waiting.as_mut().poll(cx)),
                 // A stage that decides at once is answered without storing and polling.
-                None => match self.shared.stage.admit().now() {
+                None => match self.shared.stage.admit().now_or_wait() {
                     Ok(answer) => answer,
-                    Err(waiting) => ready!(Pin::new(self.admitting.insert(waiting)).poll(cx)),
+                    Err(waiting) => ready!(self.admitting.insert(waiting).as_mut().poll(cx)),
                 },
             };
             self.admitting = None;
@@ -244,7 +245,7 @@ pin_project! {
         sleep: Option<Pin<Box<Sleep>>>,
         limit: Option<Duration>,
         // An admission still to wait for, when it was decided per request in `call`.
-        admit: Option<Admit<St::Permit>>,
+        admit: Option<Waiting<St::Permit>>,
         permit: Option<St::Permit>,
         rejection: Option<Rejection>,
         classifier: Option<C>,
@@ -266,7 +267,7 @@ where
             return Poll::Ready(Err(Error::Rejected(rejection)));
         }
         if let Some(admit) = this.admit {
-            let answer = ready!(Pin::new(admit).poll(cx));
+            let answer = ready!(admit.as_mut().poll(cx));
             *this.admit = None;
             match answer {
                 Ok(permit) => *this.permit = Some(permit),
@@ -315,13 +316,18 @@ impl<F, St: Stage, C> ResponseFuture<F, St, C> {
     /// A call admitted per request: `admit` first, then `inner`, which is not polled before
     /// the admission and is dropped unpolled on a refusal. Outcomes are not judged.
     pub(crate) fn admitting(admit: Admit<St::Permit>, inner: F) -> Self {
+        let (inner, admit, permit, rejection) = match admit.now_or_wait() {
+            Ok(Ok(permit)) => (Some(inner), None, Some(permit), None),
+            Ok(Err(rejection)) => (None, None, None, Some(rejection)),
+            Err(waiting) => (Some(inner), Some(waiting), None, None),
+        };
         Self {
-            inner: Some(inner),
+            inner,
             sleep: None,
             limit: None,
-            admit: Some(admit),
-            permit: None,
-            rejection: None,
+            admit,
+            permit,
+            rejection,
             classifier: None,
             judge: None,
         }

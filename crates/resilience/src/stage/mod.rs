@@ -77,6 +77,7 @@
 mod admit;
 #[cfg(feature = "tower")]
 mod layer;
+mod lease;
 mod run;
 
 use std::time::Duration;
@@ -85,6 +86,7 @@ pub use admit::Admit;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{ResponseFuture, StageLayer, StageService};
+pub use lease::{LeaseToken, Leased};
 pub use run::{call, call_with, execute};
 
 use crate::classify::Outcome;
@@ -113,6 +115,27 @@ pub trait Stage: Send + Sync {
     /// failure, and ends in [`Error::Timeout`](crate::Error::Timeout).
     fn call_limit(&self) -> Option<Duration> {
         None
+    }
+
+    /// Admits a call that ends while this borrow of the stage lasts, as [`call`],
+    /// [`call_with`] and [`execute`] run it.
+    ///
+    /// The default answers as [`admit`](Self::admit) does. A stage whose permit owns a handle
+    /// to it (a reference count taken and given back on every call) can answer a call
+    /// admitted at once with a [`LeaseToken`] instead: the call then borrows the stage, and
+    /// its end (outcome, or [`Outcome::Ignored`] when cancelled) comes back to
+    /// [`end_lease`](Self::end_lease), exactly once.
+    #[inline]
+    fn lease(&self) -> Leased<Self::Permit> {
+        Leased::Admit(self.admit())
+    }
+
+    /// Ends a call this stage admitted by [`lease`](Self::lease) with `token`: the
+    /// counterpart of dropping or recording a permit. Only called with tokens this stage
+    /// made; the default does nothing, as a stage that never leases gets none.
+    #[inline]
+    fn end_lease(&self, token: LeaseToken, outcome: Outcome) {
+        let _ = (token, outcome);
     }
 }
 
@@ -151,6 +174,16 @@ impl<S: Stage + ?Sized> Stage for &S {
 
     fn call_limit(&self) -> Option<Duration> {
         (**self).call_limit()
+    }
+
+    #[inline]
+    fn lease(&self) -> Leased<S::Permit> {
+        (**self).lease()
+    }
+
+    #[inline]
+    fn end_lease(&self, token: LeaseToken, outcome: Outcome) {
+        (**self).end_lease(token, outcome);
     }
 }
 

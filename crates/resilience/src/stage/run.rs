@@ -3,7 +3,8 @@
 
 use std::future::Future;
 
-use super::{Stage, StagePermit};
+use super::lease::Lease;
+use super::{Leased, Stage, StagePermit};
 use crate::classify::{judge, judge_nested, Classify, EveryError, Outcome};
 use crate::Error;
 
@@ -85,11 +86,22 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = R>,
 {
-    let admit = stage.admit();
-    // The ready answer is taken without an await: one async level fewer on the hot path.
-    let permit = match admit.now() {
-        Ok(answer) => answer?,
-        Err(waiting) => waiting.await?,
+    // A lease borrows the stage for the call; only a stage that must wait, or that does not
+    // lease, answers with a permit. A ready answer is taken without an await.
+    // Each answer is bound to a local before it is taken apart: a local moved from before
+    // the await takes no room in this future, where a temporary (the stage's whole answer,
+    // with room for a rejection) would be kept across it.
+    let leased = stage.lease();
+    let held = match leased {
+        Leased::Token(token) => Held::Lease(Lease::new(stage, token)),
+        Leased::Rejected(rejection) => return Err(Error::Rejected(rejection)),
+        Leased::Admit(admit) => {
+            let answer = admit.permit_or_wait()?;
+            match answer {
+                Ok(permit) => Held::Permit(permit),
+                Err(waiting) => Held::Permit(waiting.await?),
+            }
+        }
     };
     let output = match stage.call_limit() {
         None => operation().await,
@@ -98,7 +110,7 @@ where
         Some(limit) => match Box::pin(tokio::time::timeout(limit, operation())).await {
             Ok(output) => output,
             Err(_) => {
-                permit.record(Outcome::Failure);
+                held.record(Outcome::Failure);
                 return Err(Error::Timeout {
                     elapsed: limit,
                     limit,
@@ -106,7 +118,32 @@ where
             }
         },
     };
-    let (outcome, result) = judge(permit.wants_outcome(), output);
-    permit.record(outcome);
+    let (outcome, result) = judge(held.wants_outcome(), output);
+    held.record(outcome);
     result
+}
+
+/// What an admitted call holds: a lease on the borrowed stage, or the stage's permit. Either
+/// releases itself when dropped.
+enum Held<'a, S: Stage + ?Sized> {
+    Lease(Lease<'a, S>),
+    Permit(S::Permit),
+}
+
+impl<S: Stage + ?Sized> Held<'_, S> {
+    #[inline]
+    fn wants_outcome(&self) -> bool {
+        match self {
+            Self::Lease(lease) => lease.wants_outcome(),
+            Self::Permit(permit) => permit.wants_outcome(),
+        }
+    }
+
+    #[inline]
+    fn record(self, outcome: Outcome) {
+        match self {
+            Self::Lease(lease) => lease.record(outcome),
+            Self::Permit(permit) => permit.record(outcome),
+        }
+    }
 }

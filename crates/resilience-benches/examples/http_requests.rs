@@ -70,7 +70,9 @@ fn once(app: &Router) -> bool {
 fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "composite".to_owned());
-    let count: u64 = args.next().map_or(10_000, |count| count.parse().expect("a count"));
+    let count: u64 = args
+        .next()
+        .map_or(10_000, |count| count.parse().expect("a count"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()

@@ -333,14 +333,32 @@ const fn decimal_len(number: usize) -> usize {
 /// `number` in decimal. A header value owns its bytes, so formatting one allocates; the
 /// small numbers most budgets and every reset are made of come from a static table instead.
 fn decimal(number: u64) -> HeaderValue {
-    match usize::try_from(number) {
+    let digits = match usize::try_from(number) {
         Ok(small) if small < SMALL => {
             let start = small * 3;
-            let digits = &SMALL_DECIMALS[start..start + decimal_len(small)];
-            HeaderValue::from_maybe_shared(Bytes::from_static(digits)).expect("decimal digits")
+            Bytes::from_static(&SMALL_DECIMALS[start..start + decimal_len(small)])
         }
-        _ => HeaderValue::from(number),
-    }
+        // Written on the stack and copied once: `HeaderValue::from(u64)` allocates twice
+        // (its buffer, then the shared handle it turns into).
+        _ => {
+            let mut buffer = [0; 20];
+            let mut start = buffer.len();
+            let mut rest = number;
+            loop {
+                start -= 1;
+                // Below 10: the cast keeps every bit.
+                #[allow(clippy::cast_possible_truncation)]
+                let digit = (rest % 10) as u8;
+                buffer[start] = b'0' + digit;
+                rest /= 10;
+                if rest == 0 {
+                    break;
+                }
+            }
+            Bytes::copy_from_slice(&buffer[start..])
+        }
+    };
+    HeaderValue::from_maybe_shared(digits).expect("decimal digits")
 }
 
 /// `RateLimit-Limit`'s value. A limiter's limit is the same from one response to the next,

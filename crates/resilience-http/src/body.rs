@@ -83,7 +83,7 @@ impl Guard for () {
 /// A [`Guard`] held by a response body of another framework until the body ends, with the
 /// same rules as [`ResponseBody`]: given back once, at the end of the body, on an error, when
 /// dropped, or when the client has left the body waiting for longer than the idle timeout
-/// (a timer of the runtime watches for that, as for [`ResponseBody`]).
+/// (a small task watches for that, as for [`ResponseBody`]).
 ///
 /// For adapters (`resilience-actix` wraps actix-web's `MessageBody` around one): call
 /// [`asked`](Self::asked) when the framework polls the body, [`answered`](Self::answered)
@@ -162,9 +162,9 @@ pin_project! {
 /// * the client leaving the body waiting for longer than the layer's body idle timeout
 ///   (30 s by default; see [`HttpStageLayer::body_idle_timeout`](crate::HttpStageLayer::body_idle_timeout))
 ///   to ask for the next chunk ([`BodyEnd::Stalled`]): a client that stops reading could
-///   otherwise hold its slot for as long as its connection lives. A timer of the runtime
-///   watches for it, since a client that does not read stops hyper from polling the body
-///   at all (the runtime needs its timers enabled, as for the timeouts).
+///   otherwise hold its slot for as long as its connection lives. A small task per
+///   response watches for it, since a client that does not read stops hyper from polling
+///   the body at all.
 ///
 /// Responses made by this crate (rejections, timeouts, fallbacks) use the same type with a
 /// body held in memory and no guard, so a layer has one response type whatever happened.

@@ -140,23 +140,32 @@ impl RateLimitKey {
 
     /// The key of a request.
     pub fn key<'a>(&self, parts: &'a Parts) -> Cow<'a, str> {
-        match &self.source {
-            Source::ClientIp => Cow::Owned(self.ip_key(parts, "")),
-            Source::Header(name) => match parts.headers.get(name) {
-                Some(value) => {
-                    Cow::Owned(format!("key:{}", String::from_utf8_lossy(value.as_bytes())))
-                }
-                None => Cow::Owned(self.ip_key(parts, "ip:")),
-            },
-            Source::Path => Cow::Borrowed(parts.uri.path()),
-            Source::Global => Cow::Borrowed(""),
-            Source::Custom(key) => Cow::Owned(key(parts)),
+        match self.request_key(parts) {
+            RequestKey::Borrowed(key) => Cow::Borrowed(key),
+            RequestKey::Ip(key) => Cow::Owned(key.as_str().to_owned()),
+            RequestKey::Owned(key) => Cow::Owned(key),
         }
     }
 
-    fn ip_key(&self, parts: &Parts, prefix: &str) -> String {
-        let mut key = String::with_capacity(prefix.len() + 39);
-        key.push_str(prefix);
+    /// The key of a request, without allocating for a client IP (the default key): what the
+    /// rate limit asks its limiter about on every request.
+    pub(crate) fn request_key<'a>(&self, parts: &'a Parts) -> RequestKey<'a> {
+        match &self.source {
+            Source::ClientIp => RequestKey::Ip(self.ip_key(parts, "")),
+            Source::Header(name) => match parts.headers.get(name) {
+                Some(value) => {
+                    RequestKey::Owned(format!("key:{}", String::from_utf8_lossy(value.as_bytes())))
+                }
+                None => RequestKey::Ip(self.ip_key(parts, "ip:")),
+            },
+            Source::Path => RequestKey::Borrowed(parts.uri.path()),
+            Source::Global => RequestKey::Borrowed(""),
+            Source::Custom(key) => RequestKey::Owned(key(parts)),
+        }
+    }
+
+    fn ip_key(&self, parts: &Parts, prefix: &'static str) -> IpKey {
+        let mut key = IpKey::new(prefix);
         match self.proxies.client_ip_of(parts) {
             Some(IpAddr::V4(ip)) => push_ipv4(&mut key, ip),
             Some(ip @ IpAddr::V6(_)) => {
@@ -180,19 +189,81 @@ impl RateLimitKey {
     }
 }
 
-/// `ip` in dotted decimal, without the formatting machinery: this runs on every request.
-fn push_ipv4(key: &mut String, ip: std::net::Ipv4Addr) {
+/// A request's rate-limit key, borrowed from the request, written in place (a client IP)
+/// or built (a header's value, a closure's key).
+pub(crate) enum RequestKey<'a> {
+    Borrowed(&'a str),
+    Ip(IpKey),
+    Owned(String),
+}
+
+impl RequestKey<'_> {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Self::Borrowed(key) => key,
+            Self::Ip(key) => key.as_str(),
+            Self::Owned(key) => key,
+        }
+    }
+}
+
+/// A client-IP key in a fixed buffer: an `ip:` prefix at most, then the longest IPv6 text
+/// (45 bytes, an IPv4-mapped address).
+pub(crate) struct IpKey {
+    bytes: [u8; Self::CAPACITY],
+    len: usize,
+}
+
+impl IpKey {
+    const CAPACITY: usize = 48;
+
+    fn new(prefix: &'static str) -> Self {
+        let mut key = Self {
+            bytes: [0; Self::CAPACITY],
+            len: 0,
+        };
+        key.push_str(prefix);
+        key
+    }
+
+    fn push_str(&mut self, text: &str) {
+        let end = self.len + text.len();
+        self.bytes[self.len..end].copy_from_slice(text.as_bytes());
+        self.len = end;
+    }
+
+    fn push_digit(&mut self, digit: u8) {
+        self.bytes[self.len] = b'0' + digit;
+        self.len += 1;
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("ASCII only")
+    }
+}
+
+impl fmt::Write for IpKey {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        if self.len + text.len() > Self::CAPACITY {
+            return Err(fmt::Error);
+        }
+        self.push_str(text);
+        Ok(())
+    }
+}
+
+fn push_ipv4(key: &mut IpKey, ip: std::net::Ipv4Addr) {
     for (index, octet) in ip.octets().into_iter().enumerate() {
         if index > 0 {
-            key.push('.');
+            key.push_str(".");
         }
         if octet >= 100 {
-            key.push(char::from(b'0' + octet / 100));
+            key.push_digit(octet / 100);
         }
         if octet >= 10 {
-            key.push(char::from(b'0' + octet / 10 % 10));
+            key.push_digit(octet / 10 % 10);
         }
-        key.push(char::from(b'0' + octet % 10));
+        key.push_digit(octet % 10);
     }
 }
 
@@ -288,12 +359,17 @@ mod tests {
             "192.168.100.255",
             "1.20.3.40",
             "2001:db8::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
         ] {
             let mut request = Request::get("/").body(()).unwrap();
             request
                 .extensions_mut()
                 .insert(SocketAddr::new(ip.parse().unwrap(), 1));
-            assert_eq!(RateLimitKey::client_ip().key(&request.into_parts().0), ip);
+            let (parts, ()) = request.into_parts();
+            assert_eq!(RateLimitKey::client_ip().key(&parts), ip);
+            let absent = HeaderName::from_static("x-tenant");
+            let keyed = RateLimitKey::header(absent).key(&parts);
+            assert_eq!(keyed, format!("ip:{ip}"));
         }
 
         let (anonymous, ()) = Request::get("/").body(()).unwrap().into_parts();

@@ -111,10 +111,10 @@ impl<L: RateLimiter + 'static> RequestStage for KeyedRateLimit<L> {
     type Permit = Allowed;
 
     async fn admit_request(&self, request: &Parts) -> Result<Allowed, Refusal> {
-        let key = self.key.key(request);
+        let key = self.key.request_key(request);
         let decision = match self.rate {
-            Some(rate) => self.limiter.check_rate(&key, rate).await,
-            None => self.limiter.check(&key).await,
+            Some(rate) => self.limiter.check_rate(key.as_str(), rate).await,
+            None => self.limiter.check(key.as_str()).await,
         };
         if decision.is_allowed() {
             Ok(Allowed(decision))

@@ -3,10 +3,11 @@
 mod problem;
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{Entry, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, Response, StatusCode};
 use resilience::rate_limit::Decision;
 use resilience::{PatternKind, Rejection, RejectionReason};
@@ -180,7 +181,7 @@ impl Reply {
             }
         };
         if let Some(secs) = problem.retry_after_secs() {
-            insert_absent(response.headers_mut(), RETRY_AFTER, secs);
+            insert_absent(response.headers_mut(), RETRY_AFTER, || decimal(secs));
         }
         response
     }
@@ -277,19 +278,103 @@ pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
     if !decision.budget_known() {
         return;
     }
-    insert_absent(headers, RATELIMIT_LIMIT, u64::from(decision.limit()));
-    insert_absent(
-        headers,
-        RATELIMIT_REMAINING,
-        u64::from(decision.remaining()),
-    );
-    insert_absent(headers, RATELIMIT_RESET, seconds_up(decision.reset_after()));
+    insert_absent(headers, RATELIMIT_LIMIT, || limit_value(decision.limit()));
+    insert_absent(headers, RATELIMIT_REMAINING, || {
+        decimal(u64::from(decision.remaining()))
+    });
+    insert_absent(headers, RATELIMIT_RESET, || {
+        decimal(seconds_up(decision.reset_after()))
+    });
 }
 
-fn insert_absent(headers: &mut HeaderMap, name: HeaderName, value: u64) {
-    if !headers.contains_key(&name) {
-        headers.insert(name, HeaderValue::from(value));
+/// Inserts `value()` under `name` unless the name is present, hashing the name once.
+fn insert_absent(headers: &mut HeaderMap, name: HeaderName, value: impl FnOnce() -> HeaderValue) {
+    if let Entry::Vacant(vacant) = headers.entry(name) {
+        vacant.insert(value());
     }
+}
+
+/// Numbers below this are answered from [`SMALL_DECIMALS`], without allocating.
+const SMALL: usize = 1000;
+
+/// The decimal digits of every number below [`SMALL`], three bytes each, left-aligned (the
+/// bytes past a number's digits are never read).
+static SMALL_DECIMALS: [u8; SMALL * 3] = {
+    let mut table = [0; SMALL * 3];
+    let mut number = 0;
+    while number < SMALL {
+        let digits = decimal_len(number);
+        let mut rest = number;
+        let mut index = digits;
+        while index > 0 {
+            index -= 1;
+            // Below 10: the cast keeps every bit.
+            #[allow(clippy::cast_possible_truncation)]
+            let digit = (rest % 10) as u8;
+            table[number * 3 + index] = b'0' + digit;
+            rest /= 10;
+        }
+        number += 1;
+    }
+    table
+};
+
+/// How many decimal digits a number below [`SMALL`] has.
+const fn decimal_len(number: usize) -> usize {
+    if number >= 100 {
+        3
+    } else if number >= 10 {
+        2
+    } else {
+        1
+    }
+}
+
+/// `number` in decimal. A header value owns its bytes, so formatting one allocates; the
+/// small numbers most budgets and every reset are made of come from a static table instead.
+fn decimal(number: u64) -> HeaderValue {
+    let digits = match usize::try_from(number) {
+        Ok(small) if small < SMALL => {
+            let start = small * 3;
+            Bytes::from_static(&SMALL_DECIMALS[start..start + decimal_len(small)])
+        }
+        // Written on the stack and copied once: `HeaderValue::from(u64)` allocates twice
+        // (its buffer, then the shared handle it turns into).
+        _ => {
+            let mut buffer = [0; 20];
+            let mut start = buffer.len();
+            let mut rest = number;
+            loop {
+                start -= 1;
+                // Below 10: the cast keeps every bit.
+                #[allow(clippy::cast_possible_truncation)]
+                let digit = (rest % 10) as u8;
+                buffer[start] = b'0' + digit;
+                rest /= 10;
+                if rest == 0 {
+                    break;
+                }
+            }
+            Bytes::copy_from_slice(&buffer[start..])
+        }
+    };
+    HeaderValue::from_maybe_shared(digits).expect("decimal digits")
+}
+
+/// `RateLimit-Limit`'s value. A limiter's limit is the same from one response to the next,
+/// so each thread keeps the last one it formatted and hands out clones (sharing its bytes).
+fn limit_value(limit: u32) -> HeaderValue {
+    thread_local! {
+        static LAST: RefCell<Option<(u32, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((cached, value)) if *cached == limit => value.clone(),
+        _ => {
+            let value = decimal(u64::from(limit));
+            *last = Some((limit, value.clone()));
+            value
+        }
+    })
 }
 
 #[cfg(test)]
@@ -311,6 +396,16 @@ mod tests {
 
     fn json(response: &Response<Bytes>) -> serde_json::Value {
         serde_json::from_slice(response.body()).unwrap()
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for number in (0..2_000).chain([9_999, 1_000_000_000, u64::MAX]) {
+            assert_eq!(decimal(number), number.to_string().as_str());
+        }
+        for limit in [7, 1_000_000_000, 1_000_000_000, 50, u32::MAX] {
+            assert_eq!(limit_value(limit), limit.to_string().as_str());
+        }
     }
 
     #[test]

@@ -310,7 +310,10 @@ where
     };
     let head_request = parts.method == Method::HEAD;
     let request = Request::from_parts(parts, body);
-    match shared.run_with(timeout, inner.call(request)).await {
+    // Pinned here, the service's future stays where it is: the timeout's layers around it
+    // move a pointer rather than the whole future, each time one wraps another.
+    let call = std::pin::pin!(inner.call(request));
+    match shared.run_with(timeout, call).await {
         Ok(Ok(mut response)) => {
             shared.stages.annotate(&held, response.headers_mut());
             let idle = shared.body_idle_timeout;

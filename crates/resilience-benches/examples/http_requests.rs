@@ -1,0 +1,91 @@
+//! A fixed number of in-process requests through the `http` bench's composite (or the bare
+//! router), for instruction counts and profiles, which criterion's timing loop does not suit:
+//!
+//! ```text
+//! cargo build --profile bench -p resilience-benches --example http_requests
+//! valgrind --tool=callgrind target/release/examples/http_requests composite 10000
+//! valgrind --tool=callgrind target/release/examples/http_requests bare 10000
+//! ```
+//!
+//! The composite's cost per request is the difference of the two totals divided by the
+//! count. The apps and the request are those of `benches/http.rs`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use axum::Router;
+use futures_util::FutureExt;
+use resilience::load_shed::LoadShedder;
+use resilience::rate_limit::LocalRateLimiter;
+use resilience::{Bulkhead, CircuitBreaker, Rate, Timeout};
+use resilience_http::CompositeLayer;
+use tower::ServiceExt;
+
+const PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
+
+fn composite() -> CompositeLayer<impl resilience_http::Stages + Clone> {
+    CompositeLayer::new()
+        .rate_limit(
+            LocalRateLimiter::builder("bench")
+                .rate(Rate::per_second(1_000_000_000))
+                .build()
+                .expect("valid"),
+        )
+        .load_shed(
+            LoadShedder::builder("bench")
+                .max_requests(1_024)
+                .build()
+                .expect("valid"),
+        )
+        .bulkhead(
+            Bulkhead::builder("bench")
+                .max_concurrent(1_024)
+                .build()
+                .expect("valid"),
+        )
+        .circuit_breaker(CircuitBreaker::builder("bench").build().expect("valid"))
+        .timeout(Timeout::new(Duration::from_secs(30)).expect("valid"))
+}
+
+/// One request through `app`, polled once: whether it was answered at once with a 200 and
+/// its body collected.
+fn once(app: &Router) -> bool {
+    let mut request = axum::http::Request::get("/")
+        .body(Body::empty())
+        .expect("a request");
+    request.extensions_mut().insert(ConnectInfo(PEER));
+    let Some(Ok(response)) = app.clone().oneshot(request).now_or_never() else {
+        return false;
+    };
+    response.status() == 200
+        && axum::body::to_bytes(response.into_body(), 1024)
+            .now_or_never()
+            .is_some_and(|body| body.is_ok())
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_else(|| "composite".to_owned());
+    let count: u64 = args
+        .next()
+        .map_or(10_000, |count| count.parse().expect("a count"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter();
+    let router = Router::new().route("/", get(|| async { "ok" }));
+    let app = match which.as_str() {
+        "bare" => router,
+        "composite" => router.layer(composite()),
+        other => panic!("`bare` or `composite`, not {other:?}"),
+    }
+    .with_state(());
+    for _ in 0..count {
+        assert!(once(&app), "not answered at once with a 200");
+    }
+}

@@ -269,6 +269,28 @@ impl<T, E> fmt::Debug for Classifier<T, E> {
     }
 }
 
+/// Writes a permit's `success`, `failure` and `ignore`, each a shortcut for its
+/// `record(self, Outcome)`.
+macro_rules! outcome_shortcuts {
+    () => {
+        /// The call succeeded.
+        pub fn success(self) {
+            self.record($crate::classify::Outcome::Success);
+        }
+
+        /// The call failed.
+        pub fn failure(self) {
+            self.record($crate::classify::Outcome::Failure);
+        }
+
+        /// The call's outcome says nothing about the dependency.
+        pub fn ignore(self) {
+            self.record($crate::classify::Outcome::Ignored);
+        }
+    };
+}
+pub(crate) use outcome_shortcuts;
+
 #[cfg(test)]
 mod tests {
     use super::*;

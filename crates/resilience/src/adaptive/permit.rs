@@ -58,20 +58,7 @@ impl Permit {
         self.in_flight
     }
 
-    /// The call succeeded.
-    pub fn success(self) {
-        self.record(Outcome::Success);
-    }
-
-    /// The call failed (a "drop" to the latency algorithms).
-    pub fn failure(self) {
-        self.record(Outcome::Failure);
-    }
-
-    /// The call's outcome says nothing about the dependency.
-    pub fn ignore(self) {
-        self.record(Outcome::Ignored);
-    }
+    crate::classify::outcome_shortcuts!();
 
     /// Reports `outcome`.
     pub fn record(mut self, outcome: Outcome) {

@@ -32,29 +32,11 @@ pub(super) enum Arrived {
 }
 
 impl Backpressure {
-    /// Starts building a controller named `name`.
-    pub fn builder(name: impl Into<String>) -> BackpressureBuilder {
-        BackpressureBuilder::new(name.into())
-    }
-
-    /// A controller from a plain config, validated the same way as the builder's.
-    pub fn from_config(
-        name: impl Into<String>,
-        config: BackpressureConfig,
-    ) -> Result<Self, ConfigError> {
-        Self::builder(name).config(config).build()
-    }
-
-    pub(super) fn new_validated(name: &str, config: BackpressureConfig) -> Self {
-        Self {
-            inner: Arc::new(Inner::new(name, config)),
-        }
-    }
-
-    /// The controller's name.
-    pub fn name(&self) -> &str {
-        self.inner.name()
-    }
+    stage::slot_handle_constructors!(
+        BackpressureBuilder,
+        BackpressureConfig,
+        "a backpressure controller"
+    );
 
     stage::entry_points! {
         /// Runs `operation` once admitted, waiting up to the configured `wait_timeout`; the slot

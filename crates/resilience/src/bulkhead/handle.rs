@@ -23,29 +23,7 @@ pub struct Bulkhead {
 }
 
 impl Bulkhead {
-    /// Starts building a bulkhead named `name`.
-    pub fn builder(name: impl Into<String>) -> BulkheadBuilder {
-        BulkheadBuilder::new(name.into())
-    }
-
-    /// A bulkhead from a plain config, validated the same way as the builder's.
-    pub fn from_config(
-        name: impl Into<String>,
-        config: BulkheadConfig,
-    ) -> Result<Self, ConfigError> {
-        Self::builder(name).config(config).build()
-    }
-
-    pub(super) fn new_validated(name: &str, config: BulkheadConfig) -> Self {
-        Self {
-            inner: Arc::new(Inner::new(name, config)),
-        }
-    }
-
-    /// The bulkhead's name.
-    pub fn name(&self) -> &str {
-        self.inner.name()
-    }
+    stage::slot_handle_constructors!(BulkheadBuilder, BulkheadConfig, "a bulkhead");
 
     stage::entry_points! {
         /// Runs `operation` in a slot, waiting for one as configured; `Ok` counts as a success and

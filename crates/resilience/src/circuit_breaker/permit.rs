@@ -89,20 +89,7 @@ impl Permit {
         self.0.ticket.admitted_in
     }
 
-    /// The call succeeded.
-    pub fn success(self) {
-        self.0.finish(Outcome::Success);
-    }
-
-    /// The call failed.
-    pub fn failure(self) {
-        self.0.finish(Outcome::Failure);
-    }
-
-    /// The call's outcome says nothing about the dependency's health.
-    pub fn ignore(self) {
-        self.0.finish(Outcome::Ignored);
-    }
+    crate::classify::outcome_shortcuts!();
 
     /// Reports `outcome`.
     pub fn record(self, outcome: Outcome) {

@@ -307,6 +307,38 @@ macro_rules! entry_points {
 }
 pub(crate) use entry_points;
 
+/// Writes the constructors every slot-limiting handle shares: `builder`, `from_config`, the
+/// crate's `new_validated` over `Inner::new(name, config)`, and `name`. `$what` names the
+/// pattern in the docs ("a bulkhead").
+macro_rules! slot_handle_constructors {
+    ($builder:ty, $config:ty, $what:literal) => {
+        #[doc = concat!("Starts building ", $what, " named `name`.")]
+        pub fn builder(name: impl Into<String>) -> $builder {
+            <$builder>::new(name.into())
+        }
+
+        #[doc = concat!("Makes ", $what, " from a plain config, validated the same way as the builder's.")]
+        pub fn from_config(
+            name: impl Into<String>,
+            config: $config,
+        ) -> Result<Self, $crate::ConfigError> {
+            Self::builder(name).config(config).build()
+        }
+
+        pub(super) fn new_validated(name: &str, config: $config) -> Self {
+            Self {
+                inner: std::sync::Arc::new(Inner::new(name, config)),
+            }
+        }
+
+        #[doc = concat!("The name of ", $what, ".")]
+        pub fn name(&self) -> &str {
+            self.inner.name()
+        }
+    };
+}
+pub(crate) use slot_handle_constructors;
+
 /// Writes a middleware's `poll_ready`: ready when the inner service is, its errors as
 /// [`Error::Inner`](crate::Error::Inner).
 #[cfg(feature = "tower")]

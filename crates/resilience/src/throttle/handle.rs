@@ -246,22 +246,10 @@ pub struct Permit {
 }
 
 impl Permit {
-    /// The backend accepted the request.
-    pub fn success(self) {
-        self.record(Outcome::Success);
-    }
+    crate::classify::outcome_shortcuts!();
 
-    /// The backend did not accept the request (refused it, failed, timed out).
-    pub fn failure(self) {
-        self.record(Outcome::Failure);
-    }
-
-    /// The outcome says nothing about the backend's load; counted as accepted.
-    pub fn ignore(self) {
-        self.record(Outcome::Ignored);
-    }
-
-    /// Reports `outcome`.
+    /// Reports `outcome`: a success is a request the backend accepted; a failure one it did
+    /// not (refused, failed, timed out); an ignored outcome counts as accepted.
     pub fn record(mut self, outcome: Outcome) {
         self.done = true;
         match outcome {

@@ -118,9 +118,15 @@ impl Pattern {
                 "rate = \"10000/day\"\nalgorithm = \"sliding_log\"\nburst = 3\n",
                 "rate = \"100/s\"\nalgorithm = \"sketched_window\"\nsketch = { width = 1024, depth = 4 }\n",
             ],
+            // A system-aware shedder needs feature `system`; without it that seed is refused.
+            #[cfg(feature = "system")]
             Self::LoadShed => &[
                 "max_requests = 200\nmax_queue_depth = 50\nwait_timeout = \"250ms\"\nlow_threshold = 0.5\nnormal_threshold = 0.7\nhigh_threshold = 0.9\n",
                 "max_requests = 4\nsystem = { cpu_threshold = 0.9, memory_threshold = 0.8, check_interval = \"2s\" }\n",
+            ],
+            #[cfg(not(feature = "system"))]
+            Self::LoadShed => &[
+                "max_requests = 200\nmax_queue_depth = 50\nwait_timeout = \"250ms\"\nlow_threshold = 0.5\nnormal_threshold = 0.7\nhigh_threshold = 0.9\n",
             ],
             Self::Backpressure => &[
                 "max_pending = 100\nhigh_water_mark = 80\nlow_water_mark = 20\nwait_timeout = \"1s\"\n",

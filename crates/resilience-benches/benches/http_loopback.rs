@@ -14,16 +14,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use resilience::load_shed::LoadShedder;
-use resilience::rate_limit::LocalRateLimiter;
-use resilience::{Bulkhead, CircuitBreaker, Rate, Timeout};
-use resilience_http::{CompositeLayer, Stages};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+
+#[path = "common/http_composite.rs"]
+mod http_composite;
+use http_composite::composite;
 
 const CONCURRENCY: usize = 32;
 const REQUESTS: usize = 20_000;
@@ -31,30 +30,6 @@ const ROUNDS: usize = 3;
 
 fn app() -> Router {
     Router::new().route("/", get(|| async { "ok" }))
-}
-
-fn composite() -> CompositeLayer<impl Stages + Clone> {
-    CompositeLayer::new()
-        .rate_limit(
-            LocalRateLimiter::builder("bench")
-                .rate(Rate::per_second(1_000_000_000))
-                .build()
-                .expect("valid"),
-        )
-        .load_shed(
-            LoadShedder::builder("bench")
-                .max_requests(1_024)
-                .build()
-                .expect("valid"),
-        )
-        .bulkhead(
-            Bulkhead::builder("bench")
-                .max_concurrent(1_024)
-                .build()
-                .expect("valid"),
-        )
-        .circuit_breaker(CircuitBreaker::builder("bench").build().expect("valid"))
-        .timeout(Timeout::new(Duration::from_secs(30)).expect("valid"))
 }
 
 async fn serve(app: Router) -> SocketAddr {

@@ -11,45 +11,20 @@
 //! count. The apps and the request are those of `benches/http.rs`.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum::Router;
 use futures_util::FutureExt;
-use resilience::load_shed::LoadShedder;
-use resilience::rate_limit::LocalRateLimiter;
-use resilience::{Bulkhead, CircuitBreaker, Rate, Timeout};
-use resilience_http::CompositeLayer;
 use tower::ServiceExt;
+
+#[path = "../benches/common/http_composite.rs"]
+mod http_composite;
+use http_composite::composite;
 
 const PEER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
-
-fn composite() -> CompositeLayer<impl resilience_http::Stages + Clone> {
-    CompositeLayer::new()
-        .rate_limit(
-            LocalRateLimiter::builder("bench")
-                .rate(Rate::per_second(1_000_000_000))
-                .build()
-                .expect("valid"),
-        )
-        .load_shed(
-            LoadShedder::builder("bench")
-                .max_requests(1_024)
-                .build()
-                .expect("valid"),
-        )
-        .bulkhead(
-            Bulkhead::builder("bench")
-                .max_concurrent(1_024)
-                .build()
-                .expect("valid"),
-        )
-        .circuit_breaker(CircuitBreaker::builder("bench").build().expect("valid"))
-        .timeout(Timeout::new(Duration::from_secs(30)).expect("valid"))
-}
 
 /// One request through `app`, polled once: whether it was answered at once with a 200 and
 /// its body collected.

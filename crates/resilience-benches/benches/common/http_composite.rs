@@ -1,0 +1,35 @@
+//! The composite layer the HTTP benches and the `http_requests` example put in front of their
+//! app: five steps, each sized so nothing is ever refused while measuring.
+
+use std::time::Duration;
+
+use resilience::circuit_breaker::CircuitBreaker;
+use resilience::rate_limit::LocalRateLimiter;
+use resilience::timeout::Timeout;
+use resilience::{Bulkhead, LoadShedder, Rate};
+use resilience_http::{CompositeLayer, Stages};
+
+/// Rate limit, load shedder, bulkhead, circuit breaker and timeout, none of which refuses.
+pub(crate) fn composite() -> CompositeLayer<impl Stages + Clone> {
+    CompositeLayer::new()
+        .rate_limit(
+            LocalRateLimiter::builder("bench")
+                .rate(Rate::per_second(1_000_000_000))
+                .build()
+                .expect("valid"),
+        )
+        .load_shed(
+            LoadShedder::builder("bench")
+                .max_requests(1_024)
+                .build()
+                .expect("valid"),
+        )
+        .bulkhead(
+            Bulkhead::builder("bench")
+                .max_concurrent(1_024)
+                .build()
+                .expect("valid"),
+        )
+        .circuit_breaker(CircuitBreaker::builder("bench").build().expect("valid"))
+        .timeout(Timeout::new(Duration::from_secs(30)).expect("valid"))
+}

@@ -102,3 +102,22 @@ fn bounds_are_validated() {
         .unwrap_err();
     assert_eq!(error.field(), "name");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_later_use_is_stamped_once_the_stamp_is_a_64th_of_idle_after_old() {
+    // idle_after 60 s: a use is stamped when the last stamp is older than 60/64 s.
+    let map = keyed(1);
+    drop(map.breaker("busy").unwrap());
+    tokio::time::advance(Duration::from_millis(500)).await;
+    drop(map.breaker("busy").unwrap()); // within the grain: not stamped
+    tokio::time::advance(Duration::from_millis(1_500)).await;
+    drop(map.breaker("busy").unwrap()); // 2 s after the stamp: stamped at 2 s
+                                        // 60 s after the first stamp, 58 s after the last use: still in use, not evicted.
+    tokio::time::advance(Duration::from_secs(58)).await;
+    let refused = map.breaker("new").unwrap_err();
+    assert_eq!(refused.reason(), RejectionReason::CapacityFull);
+    // Idle for idle_after since the stamped use: evicted.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(map.breaker("new").is_ok());
+    assert!(map.get("busy").is_none());
+}

@@ -132,8 +132,23 @@ async fn streams_deliver_in_order_and_unsubscribe_on_drop() {
         ]
     );
     drop(stream);
-    breaker.trip(); // the next emit notices the closed stream and prunes it
+    // Gone at once, not at the next emit: nobody pays for building events no one reads.
     assert_eq!(breaker.events().listener_count(), 0);
+    assert!(!breaker.events().is_active());
+}
+
+#[tokio::test]
+async fn a_stream_that_outlives_its_instance_ends() {
+    let breaker = breaker("short-lived");
+    let mut stream = breaker.events().subscribe(EventFilter::All);
+    breaker.trip();
+    drop(breaker);
+    assert_eq!(
+        stream.next().await.map(|event| event.kind()),
+        Some(CircuitBreakerEvent::STATE_CHANGE)
+    );
+    while stream.next().await.is_some() {}
+    drop(stream); // its bus is gone: unsubscribing is a no-op
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use tokio::sync::mpsc;
 
@@ -48,6 +48,11 @@ struct Entry {
 /// the other listeners still run and the protected call is unaffected. Listeners should be
 /// quick; slow consumers take a [`subscribe`](Self::subscribe) stream instead.
 pub struct EventBus {
+    listeners: Arc<Listeners>,
+}
+
+/// The bus's state, shared with its streams so that dropping a stream removes it at once.
+struct Listeners {
     /// The kinds some listener wants, one bit per [`EventKind`](super::EventKind) (kinds from
     /// other crates share bits): the only thing an emit reads to learn that nobody wants its
     /// event.
@@ -58,10 +63,12 @@ pub struct EventBus {
 
 impl EventBus {
     /// An empty bus.
-    pub const fn new() -> Self {
+    pub fn new() -> Self {
         Self {
-            wanted: AtomicU64::new(0),
-            entries: RwLock::new(None),
+            listeners: Arc::new(Listeners {
+                wanted: AtomicU64::new(0),
+                entries: RwLock::new(None),
+            }),
         }
     }
 
@@ -74,7 +81,8 @@ impl EventBus {
     where
         F: Fn(&Event) + Send + Sync + 'static,
     {
-        self.add(filter.into(), Sink::Callback(Arc::new(listener)))
+        self.listeners
+            .add(filter.into(), Sink::Callback(Arc::new(listener)))
     }
 
     /// Like [`on`](Self::on), selecting events by string name (`"state_change"`,
@@ -108,23 +116,27 @@ impl EventBus {
             sender,
             dropped: Arc::clone(&dropped),
         };
-        self.add(filter.into(), sink);
-        EventStream::new(receiver, dropped)
+        let id = self.listeners.add(filter.into(), sink);
+        let subscription = Subscription {
+            listeners: Arc::downgrade(&self.listeners),
+            id,
+        };
+        EventStream::new(receiver, dropped, subscription)
     }
 
     /// Removes a listener; returns whether it was registered here.
     pub fn remove(&self, id: ListenerId) -> bool {
-        self.retain(|entry| entry.id != id) > 0
+        self.listeners.retain(|entry| entry.id != id) > 0
     }
 
     /// Removes every listener and stream.
     pub fn clear(&self) {
-        self.retain(|_| false);
+        self.listeners.retain(|_| false);
     }
 
     /// How many listeners and streams are registered.
     pub fn listener_count(&self) -> usize {
-        self.snapshot().map_or(0, |entries| entries.len())
+        self.listeners.snapshot().map_or(0, |entries| entries.len())
     }
 
     /// Whether any listener is registered.
@@ -133,17 +145,17 @@ impl EventBus {
     }
 
     /// The kinds some listener wants, as a bit set (one bit per kind).
+    #[inline]
     pub(crate) fn wanted(&self) -> u64 {
-        self.wanted.load(Ordering::Acquire)
+        self.listeners.wanted.load(Ordering::Acquire)
     }
 
     /// Delivers `event` to every matching listener.
     pub(crate) fn dispatch(&self, event: &Event) {
-        let Some(entries) = self.snapshot() else {
+        let Some(entries) = self.listeners.snapshot() else {
             return;
         };
         let kind = event.kind();
-        let mut closed_streams = false;
         for entry in entries.iter().filter(|entry| entry.filter.matches(kind)) {
             match &entry.sink {
                 Sink::Callback(listener) => {
@@ -161,18 +173,15 @@ impl EventBus {
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         dropped.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => closed_streams = true,
+                    // The stream is being dropped; its drop removes the entry.
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
                 },
             }
         }
-        if closed_streams {
-            self.retain(|entry| match &entry.sink {
-                Sink::Channel { sender, .. } => !sender.is_closed(),
-                Sink::Callback(_) => true,
-            });
-        }
     }
+}
 
+impl Listeners {
     fn snapshot(&self) -> Option<Arc<[Entry]>> {
         self.entries
             .read()
@@ -219,6 +228,26 @@ fn wanted(entries: &[Entry]) -> u64 {
     entries
         .iter()
         .fold(0, |bits, entry| bits | entry.filter.mask())
+}
+
+/// Removes a stream's entry from its bus when the stream is dropped.
+pub(super) struct Subscription {
+    listeners: Weak<Listeners>,
+    id: ListenerId,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(listeners) = self.listeners.upgrade() {
+            listeners.retain(|entry| entry.id != self.id);
+        }
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Subscription").field(&self.id).finish()
+    }
 }
 
 impl Default for EventBus {

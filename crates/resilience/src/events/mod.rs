@@ -69,6 +69,8 @@
 //! which keeps them `const` and needs no set-up. Sharing a bit only costs time (the event is
 //! built, then no listener matches it), never a wrong delivery: listeners match the whole kind.
 
+use std::sync::LazyLock;
+
 mod bus;
 mod emitter;
 mod event;
@@ -86,7 +88,7 @@ pub use kind::{
 pub use payload::Payload;
 pub use stream::EventStream;
 
-static GLOBAL: EventBus = EventBus::new();
+static GLOBAL: LazyLock<EventBus> = LazyLock::new(EventBus::new);
 
 /// The process-wide bus: it receives the events of every pattern instance.
 pub fn global() -> &'static EventBus {

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
 
+use super::bus::Subscription;
 use super::Event;
 
 /// A stream of events from [`EventBus::subscribe`](super::EventBus::subscribe).
@@ -18,11 +19,21 @@ use super::Event;
 pub struct EventStream {
     receiver: mpsc::Receiver<Event>,
     dropped: Arc<AtomicU64>,
+    /// Unsubscribes on drop, so nobody builds events for a stream that is gone.
+    _subscription: Subscription,
 }
 
 impl EventStream {
-    pub(super) fn new(receiver: mpsc::Receiver<Event>, dropped: Arc<AtomicU64>) -> Self {
-        Self { receiver, dropped }
+    pub(super) fn new(
+        receiver: mpsc::Receiver<Event>,
+        dropped: Arc<AtomicU64>,
+        subscription: Subscription,
+    ) -> Self {
+        Self {
+            receiver,
+            dropped,
+            _subscription: subscription,
+        }
     }
 
     /// Waits for the next event.

@@ -2,11 +2,14 @@
 //! for every stage.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use super::admit::Waiting;
 use super::lease::Lease;
 use super::{Leased, Stage, StagePermit};
 use crate::classify::{judge, judge_nested, Classify, EveryError, Outcome};
-use crate::Error;
+use crate::{Error, Rejection};
 
 /// Runs `operation` if `stage` admits it, counting every `Err` as a failure.
 ///
@@ -39,7 +42,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    guarded(stage, operation, move |wants_outcome, result| {
+    guarded(stage, operation, move |stage, wants_outcome, result| {
         let outcome = if wants_outcome {
             judge(classifier, &result, stage.pattern(), stage.name())
         } else {
@@ -64,7 +67,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, Error<E>>>,
 {
-    guarded(stage, operation, move |wants_outcome, result| {
+    guarded(stage, operation, move |stage, wants_outcome, result| {
         if wants_outcome {
             judge_nested(classifier, result, stage.pattern(), stage.name())
         } else {
@@ -76,52 +79,94 @@ where
 /// Admission, the operation under the stage's call limit, and the outcome: what every entry
 /// point shares. `judge` turns the operation's output into the outcome (when the permit wants
 /// one) and the result.
-async fn guarded<S, T, E, R, F, Fut>(
-    stage: &S,
+///
+/// A plain function returning an `async move` block rather than an `async fn`: an `async fn`
+/// copies its arguments into the future's locals, so each would be stored twice.
+fn guarded<'a, S, T, E, R, F, Fut, J>(
+    stage: &'a S,
     operation: F,
-    judge: impl FnOnce(bool, R) -> (Outcome, Result<T, Error<E>>),
-) -> Result<T, Error<E>>
+    judge: J,
+) -> impl Future<Output = Result<T, Error<E>>> + use<'a, S, T, E, R, F, Fut, J>
 where
     S: Stage + ?Sized,
     F: FnOnce() -> Fut,
     Fut: Future<Output = R>,
+    J: FnOnce(&S, bool, R) -> (Outcome, Result<T, Error<E>>),
 {
-    // A lease borrows the stage for the call; only a stage that must wait, or that does not
-    // lease, answers with a permit. A ready answer is taken without an await.
-    // Each answer is bound to a local before it is taken apart: a local moved from before
-    // the await takes no room in this future, where a temporary (the stage's whole answer,
-    // with room for a rejection) would be kept across it.
-    let leased = stage.lease();
-    let held = match leased {
-        Leased::Token(token) => Held::Lease(Lease::new(stage, token)),
-        Leased::Rejected(rejection) => return Err(Error::Rejected(rejection)),
-        Leased::Admit(admit) => {
-            let answer = admit.permit_or_wait()?;
-            match answer {
-                Ok(permit) => Held::Permit(permit),
-                Err(waiting) => Held::Permit(waiting.await?),
-            }
-        }
-    };
-    let output = match stage.call_limit() {
-        None => operation().await,
-        // Boxed: the timer is most of the future's size, and only a stage with a call
-        // limit should pay for it.
-        Some(limit) => match Box::pin(tokio::time::timeout(limit, operation())).await {
-            Ok(output) => output,
-            Err(_) => {
-                held.record(Outcome::Failure);
-                return Err(Error::Timeout {
-                    elapsed: limit,
-                    limit,
-                });
-            }
-        },
-    };
-    let (outcome, result) = judge(held.wants_outcome(), output);
-    held.record(outcome);
-    result
+    async move {
+        // Only the admission's own future is kept while it waits, and only what it holds
+        // once admitted while the operation runs: nothing of the stage's whole answer (with
+        // room for a rejection) stays in this future.
+        // Bound before it is awaited: a temporary of the `?` (with room for the error) would
+        // otherwise be kept across the await.
+        let admission = Admission::start(stage)?;
+        let held = admission.await?;
+        let output = match stage.call_limit() {
+            None => operation().await,
+            // Boxed: the timer is most of the future's size, and only a stage with a call
+            // limit should pay for it.
+            Some(limit) => match Box::pin(tokio::time::timeout(limit, operation())).await {
+                Ok(output) => output,
+                Err(_) => {
+                    held.record(Outcome::Failure);
+                    return Err(Error::Timeout {
+                        elapsed: limit,
+                        limit,
+                    });
+                }
+            },
+        };
+        let (outcome, result) = judge(stage, held.wants_outcome(), output);
+        held.record(outcome);
+        result
+    }
 }
+
+/// The admission of one call: what the stage granted at once, or the wait for its permit.
+///
+/// A rejection known at once is returned by [`start`](Self::start) instead, so this future
+/// has no room for one.
+enum Admission<'a, S: Stage + ?Sized> {
+    Now(Option<Held<'a, S>>),
+    Waiting(Waiting<S::Permit>),
+}
+
+impl<'a, S: Stage + ?Sized> Admission<'a, S> {
+    /// Asks `stage`: a lease borrows it for the call; only a stage that must wait, or that
+    /// does not lease, answers with a permit.
+    #[inline]
+    fn start<E>(stage: &'a S) -> Result<Self, Error<E>> {
+        let held = match stage.lease() {
+            Leased::Token(token) => Held::Lease(Lease::new(stage, token)),
+            Leased::Rejected(rejection) => return Err(Error::Rejected(rejection)),
+            Leased::Admit(admit) => match admit.permit_or_wait()? {
+                Ok(permit) => Held::Permit(permit),
+                Err(waiting) => return Ok(Self::Waiting(waiting)),
+            },
+        };
+        Ok(Self::Now(Some(held)))
+    }
+}
+
+impl<'a, S: Stage + ?Sized> Future for Admission<'a, S> {
+    type Output = Result<Held<'a, S>, Rejection>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Now(held) => Poll::Ready(Ok(held
+                .take()
+                .expect("Admission polled after it completed"))),
+            Self::Waiting(waiting) => waiting
+                .as_mut()
+                .poll(cx)
+                .map(|answer| answer.map(Held::Permit)),
+        }
+    }
+}
+
+// What is held is only ever moved out, never pinned, and the wait is boxed.
+impl<S: Stage + ?Sized> Unpin for Admission<'_, S> {}
 
 /// What an admitted call holds: a lease on the borrowed stage, or the stage's permit. Either
 /// releases itself when dropped.

@@ -81,7 +81,9 @@ where
 /// one) and the result.
 ///
 /// A plain function returning an `async move` block rather than an `async fn`: an `async fn`
-/// copies its arguments into the future's locals, so each would be stored twice.
+/// copies its arguments into the future's locals, so each would be stored twice (measured:
+/// 184 bytes instead of 144 for a breaker call).
+#[allow(clippy::manual_async_fn)]
 fn guarded<'a, S, T, E, R, F, Fut, J>(
     stage: &'a S,
     operation: F,

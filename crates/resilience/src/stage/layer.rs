@@ -198,37 +198,23 @@ where
             .expect("StageService::call without poll_ready: call poll_ready first");
         match admitted {
             Ok(permit) => {
-                let limit = self.shared.stage.call_limit();
                 // The judge rides along only when the permit learns outcomes: a copy of the
                 // classifier, or the shared state when user code may panic and must be
                 // reported under the stage's name.
-                let (classifier, judge) = match permit.wants_outcome() {
-                    false => (None, None),
+                let judge = match permit.wants_outcome() {
+                    false => Judge::Nobody,
                     true if self.shared.classifier.runs_user_code() => {
-                        (None, Some(Arc::clone(&self.shared)))
+                        Judge::Shared(Arc::clone(&self.shared))
                     }
-                    true => (Some(self.shared.classifier.clone()), None),
+                    true => Judge::Classifier(self.shared.classifier.clone()),
                 };
-                ResponseFuture {
-                    inner: Some(self.inner.call(request)),
-                    sleep: limit.map(|limit| Box::pin(tokio::time::sleep(limit))),
-                    limit,
-                    admit: None,
-                    permit: Some(permit),
-                    rejection: None,
-                    classifier,
-                    judge,
-                }
+                let limit = self.shared.stage.call_limit().map(CallLimit::start);
+                ResponseFuture::running(self.inner.call(request), None, Some(permit), limit, judge)
             }
             Err(rejection) => ResponseFuture {
-                inner: None,
-                sleep: None,
-                limit: None,
-                admit: None,
-                permit: None,
-                rejection: Some(rejection),
-                classifier: None,
-                judge: None,
+                state: State::Rejected {
+                    rejection: Some(rejection),
+                },
             },
         }
     }
@@ -238,18 +224,77 @@ pin_project! {
     /// The future of a [`StageService`] call: it holds the stage's permit until the response
     /// is ready or the future is dropped.
     pub struct ResponseFuture<F, St: Stage, C> {
+        // One state at a time: a rejected call needs no room for a running one, and a
+        // finished one holds nothing.
         #[pin]
-        inner: Option<F>,
-        // Boxed: a timer is larger than the rest of the future, and only a stage with a call
-        // limit needs one.
-        sleep: Option<Pin<Box<Sleep>>>,
-        limit: Option<Duration>,
-        // An admission still to wait for, when it was decided per request in `call`.
-        admit: Option<Waiting<St::Permit>>,
-        permit: Option<St::Permit>,
-        rejection: Option<Rejection>,
-        classifier: Option<C>,
-        judge: Option<Arc<Shared<St, C>>>,
+        state: State<F, St, C>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, St: Stage, C> {
+        Running {
+            #[pin]
+            inner: F,
+            // An admission still to wait for, when it was decided per request in `call`.
+            admit: Option<Waiting<St::Permit>>,
+            permit: Option<St::Permit>,
+            limit: Option<CallLimit>,
+            judge: Judge<St, C>,
+            // The operation has answered and the answer was returned.
+            answered: bool,
+        },
+        Rejected {
+            rejection: Option<Rejection>,
+        },
+        Done,
+    }
+}
+
+/// The stage's limit on one call, and its timer.
+struct CallLimit {
+    // Boxed: a timer is larger than the rest of the future, and only a stage with a call
+    // limit needs one.
+    sleep: Pin<Box<Sleep>>,
+    limit: Duration,
+}
+
+impl CallLimit {
+    fn start(limit: Duration) -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep(limit)),
+            limit,
+        }
+    }
+}
+
+/// Who turns the response into the permit's outcome.
+enum Judge<St, C> {
+    /// The permit does not learn outcomes.
+    Nobody,
+    /// A copy of the classifier.
+    Classifier(C),
+    /// The layer's shared state: the classifier runs user code, and a panic in it is reported
+    /// under the stage's name.
+    Shared(Arc<Shared<St, C>>),
+}
+
+impl<St: Stage, C> Judge<St, C> {
+    fn outcome<T, E>(self, result: &Result<T, E>) -> Outcome
+    where
+        C: Classify<T, E>,
+    {
+        match self {
+            Self::Nobody => Outcome::Ignored,
+            Self::Classifier(classifier) => classifier.outcome(result),
+            Self::Shared(shared) => judge(
+                &shared.classifier,
+                result,
+                shared.stage.pattern(),
+                shared.stage.name(),
+            ),
+        }
     }
 }
 
@@ -262,84 +307,120 @@ where
     type Output = Result<T, Error<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if let Some(rejection) = this.rejection.take() {
-            return Poll::Ready(Err(Error::Rejected(rejection)));
-        }
-        if let Some(admit) = this.admit {
-            let answer = ready!(admit.as_mut().poll(cx));
-            *this.admit = None;
-            match answer {
-                Ok(permit) => *this.permit = Some(permit),
-                Err(rejection) => {
-                    this.inner.set(None);
-                    return Poll::Ready(Err(Error::Rejected(rejection)));
+        let mut state = self.project().state;
+        // A timed-out operation is dropped before its permit is recorded, so a slot is never
+        // free while the work it guarded still exists.
+        let (output, finished) = match state.as_mut().project() {
+            StateProj::Rejected { rejection } => {
+                let rejection = rejection
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                (Err(Error::Rejected(rejection)), None)
+            }
+            StateProj::Done => panic!("ResponseFuture polled after completion"),
+            StateProj::Running {
+                inner,
+                admit,
+                permit,
+                limit,
+                judge,
+                answered,
+            } => {
+                if let Some(waiting) = admit {
+                    let answer = ready!(waiting.as_mut().poll(cx));
+                    *admit = None;
+                    match answer {
+                        Ok(admitted) => *permit = Some(admitted),
+                        Err(rejection) => {
+                            state.set(State::Done);
+                            return Poll::Ready(Err(Error::Rejected(rejection)));
+                        }
+                    }
+                }
+                if *answered {
+                    panic!("ResponseFuture polled after completion");
+                }
+                match inner.poll(cx) {
+                    // The operation is over and holds nothing that the permit guards: the
+                    // permit is recorded at once, and the state stays as it is (cheaper than
+                    // dropping it here and again with the future).
+                    Poll::Ready(result) => {
+                        *answered = true;
+                        if let Some(permit) = permit.take() {
+                            let judge = std::mem::replace(judge, Judge::Nobody);
+                            permit.record(judge.outcome(&result));
+                        }
+                        return Poll::Ready(result.map_err(Error::Inner));
+                    }
+                    Poll::Pending => {
+                        let Some(CallLimit { sleep, limit }) = limit else {
+                            return Poll::Pending;
+                        };
+                        ready!(sleep.as_mut().poll(cx));
+                        let limit = *limit;
+                        let timeout = Error::Timeout {
+                            elapsed: limit,
+                            limit,
+                        };
+                        (Err(timeout), permit.take().map(|p| (p, Outcome::Failure)))
+                    }
                 }
             }
-        }
-        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
-            panic!("ResponseFuture polled after completion");
         };
-        if let Poll::Ready(result) = inner.poll(cx) {
-            this.inner.set(None);
-            if let Some(permit) = this.permit.take() {
-                let outcome = match (this.classifier.take(), this.judge.take()) {
-                    (Some(classifier), _) => classifier.outcome(&result),
-                    (None, Some(shared)) => judge(
-                        &shared.classifier,
-                        &result,
-                        shared.stage.pattern(),
-                        shared.stage.name(),
-                    ),
-                    (None, None) => Outcome::Ignored,
-                };
-                permit.record(outcome);
-            }
-            return Poll::Ready(result.map_err(Error::Inner));
+        state.set(State::Done);
+        if let Some((permit, outcome)) = finished {
+            permit.record(outcome);
         }
-        if let (Some(sleep), Some(limit)) = (this.sleep.as_mut(), *this.limit) {
-            ready!(sleep.as_mut().poll(cx));
-            this.inner.set(None);
-            if let Some(permit) = this.permit.take() {
-                permit.record(Outcome::Failure);
-            }
-            return Poll::Ready(Err(Error::Timeout {
-                elapsed: limit,
-                limit,
-            }));
-        }
-        Poll::Pending
+        Poll::Ready(output)
     }
 }
 
 impl<F, St: Stage, C> ResponseFuture<F, St, C> {
-    /// A call admitted per request: `admit` first, then `inner`, which is not polled before
-    /// the admission and is dropped unpolled on a refusal. Outcomes are not judged.
-    pub(crate) fn admitting(admit: Admit<St::Permit>, inner: F) -> Self {
-        let (inner, admit, permit, rejection) = match admit.now_or_wait() {
-            Ok(Ok(permit)) => (Some(inner), None, Some(permit), None),
-            Ok(Err(rejection)) => (None, None, None, Some(rejection)),
-            Err(waiting) => (Some(inner), Some(waiting), None, None),
-        };
+    fn running(
+        inner: F,
+        admit: Option<Waiting<St::Permit>>,
+        permit: Option<St::Permit>,
+        limit: Option<CallLimit>,
+        judge: Judge<St, C>,
+    ) -> Self {
         Self {
-            inner,
-            sleep: None,
-            limit: None,
-            admit,
-            permit,
-            rejection,
-            classifier: None,
-            judge: None,
+            state: State::Running {
+                inner,
+                admit,
+                permit,
+                limit,
+                judge,
+                answered: false,
+            },
+        }
+    }
+
+    pub(crate) fn admitting(admit: Admit<St::Permit>, inner: F) -> Self {
+        match admit.now_or_wait() {
+            Ok(Ok(permit)) => Self::running(inner, None, Some(permit), None, Judge::Nobody),
+            Ok(Err(rejection)) => Self {
+                state: State::Rejected {
+                    rejection: Some(rejection),
+                },
+            },
+            Err(waiting) => Self::running(inner, Some(waiting), None, None, Judge::Nobody),
         }
     }
 }
 
 impl<F, St: Stage, C> fmt::Debug for ResponseFuture<F, St, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (state, holds_permit) = match &self.state {
+            State::Running { admit, permit, .. } if admit.is_some() => {
+                ("admitting", permit.is_some())
+            }
+            State::Running { permit, .. } => ("running", permit.is_some()),
+            State::Rejected { .. } => ("rejected", false),
+            State::Done => ("done", false),
+        };
         f.debug_struct("ResponseFuture")
-            .field("running", &self.inner.is_some())
-            .field("holds_permit", &self.permit.is_some())
-            .field("rejected", &self.rejection.is_some())
+            .field("state", &state)
+            .field("holds_permit", &holds_permit)
             .finish_non_exhaustive()
     }
 }

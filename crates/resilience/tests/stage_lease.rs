@@ -140,3 +140,58 @@ fn a_cancelled_half_open_probe_gives_its_slot_back() {
     let permit = breaker.try_acquire().expect("the probe slot came back");
     permit.success();
 }
+
+/// Records, when dropped, how many slots its bulkhead had free at that moment.
+struct SlotsWhenDropped {
+    bulkhead: Bulkhead,
+    seen: Arc<Mutex<Option<u32>>>,
+}
+
+impl Drop for SlotsWhenDropped {
+    fn drop(&mut self) {
+        *self.seen.lock().unwrap() = Some(self.bulkhead.available_slots());
+    }
+}
+
+/// Through the tower layer, an operation cut off by the stage's call limit is dropped while
+/// its slot is still taken: the slot is never free while the work it guarded exists.
+#[cfg(feature = "tower")]
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_layer_call_drops_its_operation_before_freeing_the_slot() {
+    use tower::{service_fn, Layer, ServiceExt};
+
+    let bulkhead = Bulkhead::builder("one").max_concurrent(1).build().unwrap();
+    let breaker = CircuitBreaker::builder("limited")
+        .timeout(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(None));
+    let service = {
+        let (bulkhead, seen) = (bulkhead.clone(), Arc::clone(&seen));
+        service_fn(move |()| {
+            let guard = SlotsWhenDropped {
+                bulkhead: bulkhead.clone(),
+                seen: Arc::clone(&seen),
+            };
+            async move {
+                let _guard = guard;
+                std::future::pending::<Result<(), std::io::Error>>().await
+            }
+        })
+    };
+    let layered = stage::StageLayer::new((bulkhead.clone(), breaker)).layer(service);
+
+    let result = layered.oneshot(()).await;
+
+    assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(0),
+        "the slot was free before the operation was dropped"
+    );
+    assert_eq!(
+        bulkhead.available_slots(),
+        1,
+        "the slot is given back after the timeout"
+    );
+}

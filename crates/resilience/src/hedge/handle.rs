@@ -1,16 +1,19 @@
 //! [`Hedge`]: the handle that runs hedged calls, and the state its clones share.
 
 use std::fmt;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use pin_project_lite::pin_project;
 
 use tokio::time::Instant;
 
 use super::latency::Latencies;
-use super::race::{FromFn, Race};
+use super::race::{FromFn, Launch, Race};
 use super::state::Plan;
 use super::{HedgeBuilder, HedgeConfig, HedgeDelay, HedgeEvent, HedgeMetrics, HedgeTrigger};
 use crate::classify::{judge, Classify, EveryError, Outcome};
@@ -109,23 +112,29 @@ impl Hedge {
     /// elsewhere, such as another replica. When every attempt failed and no other may start,
     /// the last failure is returned as [`Error::Inner`]. Dropping the returned future
     /// cancels every running attempt.
-    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    pub fn call<T, E, F, Fut>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E, F, Fut>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.call_with(&EveryError, operation).await
+        self.call_with(&EveryError, operation)
     }
 
     /// Runs an operation that already returns this crate's [`Error`], such as attempts
     /// bounded by their own timeout (`hedge.execute(|_| timeout.call(..))`): a timeout or a
     /// rejection ends that attempt only, as a failure, and the others go on.
-    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    pub fn execute<T, E, F, Fut>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E, F, Fut>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        self.execute_with(&EveryError, operation).await
+        self.execute_with(&EveryError, operation)
     }
 
     /// Like [`call`](Self::call), accepting every result that `classifier` does not call a
@@ -134,48 +143,46 @@ impl Hedge {
     pub fn call_with<'a, T, E, C, F, Fut>(
         &'a self,
         classifier: &'a C,
-        mut operation: F,
+        operation: F,
     ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, C, F, Fut>
     where
         C: Classify<T, E>,
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        // The operation's errors become this crate's, and the one race runs.
-        self.execute_with(classifier, move |attempt| {
-            let attempt = operation(attempt);
-            async move { attempt.await.map_err(Error::Inner) }
-        })
+        let inner = &*self.inner;
+        Call {
+            inner,
+            accept: move |result: Result<T, E>| {
+                let outcome = judge(classifier, &result, PatternKind::Hedge, &inner.name);
+                (outcome != Outcome::Failure, result)
+            },
+            // The operation's errors become this crate's once the race is over.
+            finish: |result: Result<T, E>| result.map_err(Error::Inner),
+            race: Race::new(None, FromFn(operation)),
+        }
     }
 
     /// Like [`execute`](Self::execute), judging the operation's own errors and values with
     /// `classifier`. An inner pattern's timeout, rejection or exhausted retry is never
     /// accepted.
-    pub async fn execute_with<T, E, C, F, Fut>(
-        &self,
-        classifier: &C,
+    pub fn execute_with<'a, T, E, C, F, Fut>(
+        &'a self,
+        classifier: &'a C,
         operation: F,
-    ) -> Result<T, Error<E>>
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, C, F, Fut>
     where
         C: Classify<T, E>,
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        let name = &*self.inner.name;
-        let accept = |result| judge_nested(classifier, result, name);
-        self.race(operation, accept).await
-    }
-
-    /// Races the attempts of `operation`; `accept` judges each output, handing it back.
-    async fn race<O, F, Fut>(&self, mut operation: F, mut accept: impl FnMut(O) -> (bool, O)) -> O
-    where
-        F: FnMut(u32) -> Fut,
-        Fut: Future<Output = O>,
-    {
-        let primary = operation(1);
-        let mut race = pin!(Race::new(primary, FromFn(operation)));
         let inner = &*self.inner;
-        poll_fn(|cx| race.as_mut().poll(cx, inner, &mut accept)).await
+        Call {
+            inner,
+            accept: move |result| judge_nested(classifier, result, &inner.name),
+            finish: std::convert::identity,
+            race: Race::new(None, FromFn(operation)),
+        }
     }
 
     /// A snapshot of the counters.
@@ -239,6 +246,41 @@ fn judge_nested<T, E>(
     };
     let accepted = judge(classifier, &own, PatternKind::Hedge, name) != Outcome::Failure;
     (accepted, own.map_err(Error::Inner))
+}
+
+pin_project! {
+    /// A hedged call of the handle: the race of the attempts `L` makes, each output judged by
+    /// `accept`, the winner (or the last failure) handed to `finish`.
+    ///
+    /// Made by hand rather than by an `async fn`, so that a call answered at once is a single
+    /// small future: nothing runs before it is first polled, and then the race starts its
+    /// primary attempt in place.
+    struct Call<'a, L, A, W>
+    where
+        L: Launch,
+    {
+        inner: &'a Inner,
+        accept: A,
+        finish: W,
+        #[pin]
+        race: Race<L, L::Future, L::Output>,
+    }
+}
+
+impl<L, A, W, R> Future for Call<'_, L, A, W>
+where
+    L: Launch,
+    A: FnMut(L::Output) -> (bool, L::Output),
+    W: FnMut(L::Output) -> R,
+{
+    type Output = R;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
+        let this = self.project();
+        this.race
+            .poll(cx, this.inner, &mut *this.accept)
+            .map(&mut *this.finish)
+    }
 }
 
 impl Inner {

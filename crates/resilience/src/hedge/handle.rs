@@ -150,15 +150,9 @@ impl Hedge {
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let inner = &*self.inner;
         Call {
-            inner,
-            accept: move |result: Result<T, E>| {
-                let outcome = judge(classifier, &result, PatternKind::Hedge, &inner.name);
-                (outcome != Outcome::Failure, result)
-            },
-            // The operation's errors become this crate's once the race is over.
-            finish: |result: Result<T, E>| result.map_err(Error::Inner),
+            inner: &self.inner,
+            judge: Plain(classifier),
             race: Race::new(None, FromFn(operation)),
         }
     }
@@ -176,11 +170,9 @@ impl Hedge {
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        let inner = &*self.inner;
         Call {
-            inner,
-            accept: move |result| judge_nested(classifier, result, &inner.name),
-            finish: std::convert::identity,
+            inner: &self.inner,
+            judge: Nested(classifier),
             race: Race::new(None, FromFn(operation)),
         }
     }
@@ -250,36 +242,79 @@ fn judge_nested<T, E>(
 
 pin_project! {
     /// A hedged call of the handle: the race of the attempts `L` makes, each output judged by
-    /// `accept`, the winner (or the last failure) handed to `finish`.
+    /// `J`.
     ///
     /// Made by hand rather than by an `async fn`, so that a call answered at once is a single
     /// small future: nothing runs before it is first polled, and then the race starts its
     /// primary attempt in place.
-    struct Call<'a, L, A, W>
+    struct Call<'a, L, J>
     where
         L: Launch,
     {
         inner: &'a Inner,
-        accept: A,
-        finish: W,
+        judge: J,
         #[pin]
         race: Race<L, L::Future, L::Output>,
     }
 }
 
-impl<L, A, W, R> Future for Call<'_, L, A, W>
+impl<L, J> Future for Call<'_, L, J>
 where
     L: Launch,
-    A: FnMut(L::Output) -> (bool, L::Output),
-    W: FnMut(L::Output) -> R,
+    J: Judge<L::Output>,
 {
-    type Output = R;
+    type Output = J::Output;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<J::Output> {
         let this = self.project();
+        let (inner, judge) = (*this.inner, &*this.judge);
         this.race
-            .poll(cx, this.inner, &mut *this.accept)
-            .map(&mut *this.finish)
+            .poll(cx, inner, |output| judge.accept(output, &inner.name))
+            .map(J::finish)
+    }
+}
+
+/// How a call of the handle judges an attempt's output, and what the call returns.
+trait Judge<O> {
+    /// What the call returns.
+    type Output;
+
+    /// Whether `output` answers the call, handing it back.
+    fn accept(&self, output: O, name: &str) -> (bool, O);
+
+    /// The call's result from the winning output, or from the last failure.
+    fn finish(output: O) -> Self::Output;
+}
+
+/// [`Hedge::call_with`]: the operation's own results, its errors becoming this crate's once
+/// the race is over.
+struct Plain<'a, C>(&'a C);
+
+impl<T, E, C: Classify<T, E>> Judge<Result<T, E>> for Plain<'_, C> {
+    type Output = Result<T, Error<E>>;
+
+    fn accept(&self, result: Result<T, E>, name: &str) -> (bool, Result<T, E>) {
+        let outcome = judge(self.0, &result, PatternKind::Hedge, name);
+        (outcome != Outcome::Failure, result)
+    }
+
+    fn finish(result: Result<T, E>) -> Self::Output {
+        result.map_err(Error::Inner)
+    }
+}
+
+/// [`Hedge::execute_with`]: results already in this crate's [`Error`].
+struct Nested<'a, C>(&'a C);
+
+impl<T, E, C: Classify<T, E>> Judge<Result<T, Error<E>>> for Nested<'_, C> {
+    type Output = Result<T, Error<E>>;
+
+    fn accept(&self, result: Result<T, Error<E>>, name: &str) -> (bool, Result<T, Error<E>>) {
+        judge_nested(self.0, result, name)
+    }
+
+    fn finish(result: Result<T, Error<E>>) -> Self::Output {
+        result
     }
 }
 

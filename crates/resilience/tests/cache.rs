@@ -329,3 +329,23 @@ mod tower_layer {
         assert_eq!(cache.metrics().stale_hits, 1);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_looked_up_before_the_call_is_polled() {
+    let cache = Cache::<&str, u32>::builder("lazy").build().unwrap();
+    cache.insert("a", 1);
+    let runs = AtomicUsize::new(0);
+    drop(cache.get_or_fetch(&"a", || counted(&runs, 2)));
+    drop(cache.get_or_fetch(&"b", || counted(&runs, 2)));
+    let metrics = cache.metrics();
+    assert_eq!(
+        (metrics.hits, metrics.misses),
+        (0, 0),
+        "an unpolled call counts nothing"
+    );
+    // A call made before the entry expires looks it up when polled, at the time of the poll.
+    let call = cache.get_or_fetch(&"a", || counted(&runs, 3));
+    advance(secs(60)).await;
+    assert_eq!(call.await.unwrap(), 3, "expired by the time it was polled");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}

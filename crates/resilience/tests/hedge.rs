@@ -454,6 +454,28 @@ async fn the_attempt_number_can_direct_a_hedge_elsewhere() {
     assert_eq!(answer.unwrap(), "eu-central");
 }
 
+#[tokio::test(start_paused = true)]
+async fn nothing_starts_before_the_call_is_polled() {
+    let hedge = unbudgeted("lazy").delay(ms(20)).build().unwrap();
+    let made = AtomicUsize::new(0);
+    let operation = |n: u32| {
+        made.fetch_add(1, Ordering::SeqCst);
+        async move { Ok::<_, String>(n) }
+    };
+    drop(hedge.call(operation));
+    assert_eq!(
+        made.load(Ordering::SeqCst),
+        0,
+        "an unpolled call makes no attempt"
+    );
+    assert_eq!(hedge.metrics().total_requests, 0);
+    let call = hedge.call(operation);
+    assert_eq!(made.load(Ordering::SeqCst), 0);
+    assert_eq!(call.await.unwrap(), 1);
+    assert_eq!(made.load(Ordering::SeqCst), 1);
+    assert_eq!(hedge.metrics().total_requests, 1);
+}
+
 #[test]
 fn invalid_configs_are_refused_naming_the_field() {
     let error = Hedge::builder("x")

@@ -4,14 +4,18 @@
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use pin_project_lite::pin_project;
 
 use super::state::{after, freshness, nanos, Freshness, NEVER};
 use super::{CacheBuilder, CacheConfig, CacheEvent, CacheMetrics};
 use crate::classify::{judge, Classify, EveryError, Outcome};
 use crate::clock::Clock;
-use crate::events::{Emitter, EventBus};
+use crate::events::{Emitter, EventBus, EventKind};
 use crate::{ConfigError, Error, PatternKind};
 
 /// A cache of results with a time to live: a call whose key has a fresh entry is answered
@@ -56,11 +60,50 @@ impl<K, V> quick_cache::Weighter<K, Slot<V>> for Weigher<K, V> {
 
 type Store<K, V> = quick_cache::sync::Cache<K, Slot<V>, Weigher<K, V>>;
 
-#[derive(Debug, Default)]
-struct Counters {
+/// The counters and listeners of a cache: not generic, so that the code counting a lookup is
+/// compiled once, here, and the (rare) building of an event stays out of every call site.
+struct Tally {
     hits: AtomicU64,
     misses: AtomicU64,
     stale: AtomicU64,
+    emitter: Emitter,
+    /// The process-wide bus, looked up once: a lookup checks its listeners without going
+    /// through the lazy static again.
+    global: &'static EventBus,
+}
+
+impl Tally {
+    /// A fresh entry answered.
+    #[inline]
+    fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        if self.wants(CacheEvent::CACHE_HIT) {
+            self.emit(CacheEvent::CacheHit);
+        }
+    }
+
+    /// The operation runs.
+    #[inline]
+    fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        if self.wants(CacheEvent::CACHE_MISS) {
+            self.emit(CacheEvent::CacheMiss);
+        }
+    }
+
+    /// Whether a listener, on this cache's bus or the global one, may want `kind` (as
+    /// [`Emitter::wants`]).
+    #[inline]
+    fn wants(&self, kind: EventKind) -> bool {
+        (self.emitter.local().wanted() | self.global.wanted()) & kind.mask() != 0
+    }
+
+    /// Out of line: only when someone listens.
+    #[cold]
+    #[inline(never)]
+    fn emit(&self, event: CacheEvent) {
+        self.emitter.emit(|| event);
+    }
 }
 
 struct Inner<K, V> {
@@ -69,8 +112,7 @@ struct Inner<K, V> {
     store: Store<K, V>,
     /// Entry ages are nanoseconds since its epoch (see [`Clock`] for the source it reads).
     clock: Clock,
-    counters: Counters,
-    emitter: Emitter,
+    tally: Tally,
 }
 
 /// The result of looking a key up for a call.
@@ -108,12 +150,17 @@ where
         let estimated = usize::try_from(estimated).unwrap_or(usize::MAX);
         Self {
             inner: Arc::new(Inner {
-                emitter: Emitter::new(Arc::clone(&name)),
+                tally: Tally {
+                    hits: AtomicU64::new(0),
+                    misses: AtomicU64::new(0),
+                    stale: AtomicU64::new(0),
+                    emitter: Emitter::new(Arc::clone(&name)),
+                    global: crate::events::global(),
+                },
                 name,
                 store: Store::with_weighter(estimated, capacity, weigher),
                 config,
                 clock: Clock::new(),
-                counters: Counters::default(),
             }),
         }
     }
@@ -129,34 +176,37 @@ where
     /// If `fetch` fails and an entry expired less than `stale_if_error` ago, that entry
     /// answers instead. Concurrent calls missing the same key each run their own `fetch`
     /// (they are not coalesced); the last to finish leaves its value.
-    pub async fn get_or_fetch<E, F, Fut>(&self, key: &K, fetch: F) -> Result<V, Error<E>>
+    pub fn get_or_fetch<'a, E, F, Fut>(
+        &'a self,
+        key: &'a K,
+        fetch: F,
+    ) -> impl Future<Output = Result<V, Error<E>>> + use<'a, K, V, E, F, Fut>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        self.get_or_fetch_with(&EveryError, key, fetch).await
+        self.get_or_fetch_with(&EveryError, key, fetch)
     }
 
     /// Like [`get_or_fetch`](Self::get_or_fetch), storing only what `classifier` counts as a
     /// success, and falling back on a stale entry only for what it counts as a failure (an
     /// ignored error, such as "not found", is returned as is).
-    pub async fn get_or_fetch_with<E, C, F, Fut>(
-        &self,
-        classifier: &C,
-        key: &K,
+    pub fn get_or_fetch_with<'a, E, C, F, Fut>(
+        &'a self,
+        classifier: &'a C,
+        key: &'a K,
         fetch: F,
-    ) -> Result<V, Error<E>>
+    ) -> impl Future<Output = Result<V, Error<E>>> + use<'a, K, V, E, C, F, Fut>
     where
         C: Classify<V, E>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        match self.lookup(key) {
-            Lookup::Hit(value) => Ok(value),
-            Lookup::Miss { stale } => {
-                let result = fetch().await;
-                self.complete(classifier, key, stale, result)
-            }
+        GetOrFetch {
+            cache: self,
+            classifier,
+            key,
+            state: Fetch::Start { fetch: Some(fetch) },
         }
     }
 
@@ -202,26 +252,34 @@ where
     }
 
     /// Looks `key` up for a call: counts, emits, refreshes the idle time of a hit.
+    ///
+    /// Inlined into every call: a hit without a time-to-idle is told by one comparison
+    /// (fresh until `expires`), reading the clock only when the entry has a time to live.
+    /// Everything else (idle times, expired and stale entries) is decided by [`Inner::judge`].
+    /// Always inlined: left to itself the compiler calls it, and the call and its result
+    /// passed through memory cost a hit about 2 ns.
+    #[inline(always)]
     pub(crate) fn lookup(&self, key: &K) -> Lookup<V> {
         let inner = &*self.inner;
-        let found = inner.store.get(key);
-        // The clock is read only when there is an entry whose age matters.
-        let lookup = match found {
-            Some(slot) if slot.expires == NEVER && slot.accessed.is_none() => {
-                Lookup::Hit(slot.value)
+        let lookup = match inner.store.get(key) {
+            Some(slot) if slot.accessed.is_none() => {
+                if slot.expires == NEVER {
+                    Lookup::Hit(slot.value)
+                } else {
+                    let now = inner.now();
+                    if now < slot.expires {
+                        Lookup::Hit(slot.value)
+                    } else {
+                        inner.judge(key, slot, now)
+                    }
+                }
             }
-            Some(slot) => inner.judge(key, slot),
+            Some(slot) => inner.judge(key, slot, inner.now()),
             None => Lookup::Miss { stale: None },
         };
         match &lookup {
-            Lookup::Hit(_) => {
-                inner.counters.hits.fetch_add(1, Ordering::Relaxed);
-                inner.emitter.emit(|| CacheEvent::CacheHit);
-            }
-            Lookup::Miss { .. } => {
-                inner.counters.misses.fetch_add(1, Ordering::Relaxed);
-                inner.emitter.emit(|| CacheEvent::CacheMiss);
-            }
+            Lookup::Hit(_) => inner.tally.hit(),
+            Lookup::Miss { .. } => inner.tally.miss(),
         }
         lookup
     }
@@ -249,9 +307,10 @@ where
                     if let Freshness::Stale { expired_for } =
                         freshness(until, NEVER, now, inner.config.stale_if_error)
                     {
-                        inner.counters.stale.fetch_add(1, Ordering::Relaxed);
+                        inner.tally.stale.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(target: "resilience::cache", cache = %inner.name, ?expired_for, "serving a stale entry for a failed call");
                         inner
+                            .tally
                             .emitter
                             .emit(|| CacheEvent::CacheStale { expired_for });
                         return Ok(value);
@@ -266,13 +325,13 @@ where
     /// A snapshot of the counters and the store's size.
     pub fn metrics(&self) -> CacheMetrics {
         let inner = &*self.inner;
-        let hits = inner.counters.hits.load(Ordering::Relaxed);
-        let misses = inner.counters.misses.load(Ordering::Relaxed);
+        let hits = inner.tally.hits.load(Ordering::Relaxed);
+        let misses = inner.tally.misses.load(Ordering::Relaxed);
         CacheMetrics {
             name: inner.name.to_string(),
             hits,
             misses,
-            stale_hits: inner.counters.stale.load(Ordering::Relaxed),
+            stale_hits: inner.tally.stale.load(Ordering::Relaxed),
             hit_rate: if hits + misses == 0 {
                 0.0
             } else {
@@ -291,7 +350,83 @@ where
 
     /// This cache's own listeners; events also reach [`events::global()`](crate::events::global).
     pub fn events(&self) -> &EventBus {
-        self.inner.emitter.local()
+        self.inner.tally.emitter.local()
+    }
+}
+
+pin_project! {
+    /// A call of [`Cache::get_or_fetch_with`]: nothing happens before it is first polled; then
+    /// a fresh entry answers at once, or `fetch` runs and [`Cache::complete`] ends the call.
+    ///
+    /// Made by hand rather than by an `async fn`, so that a hit is one small future polled
+    /// once, with the lookup inlined into it.
+    struct GetOrFetch<'a, K, V, C, F, Fut> {
+        cache: &'a Cache<K, V>,
+        classifier: &'a C,
+        key: &'a K,
+        #[pin]
+        state: Fetch<F, Fut, V>,
+    }
+}
+
+pin_project! {
+    #[project = FetchProj]
+    enum Fetch<F, Fut, V> {
+        /// Not polled yet.
+        Start { fetch: Option<F> },
+        /// Missed: the operation runs, with the stale entry it may fall back on.
+        Fetching {
+            #[pin]
+            future: Fut,
+            stale: Option<(V, u64)>,
+        },
+        /// Answered.
+        Done,
+    }
+}
+
+impl<K, V, E, C, F, Fut> Future for GetOrFetch<'_, K, V, C, F, Fut>
+where
+    K: Eq + Hash + Clone,
+    V: Clone,
+    C: Classify<V, E>,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<V, E>>,
+{
+    type Output = Result<V, Error<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                FetchProj::Start { fetch } => {
+                    let fetch = fetch.take().expect("a new cache call holds its fetch");
+                    match this.cache.lookup(this.key) {
+                        Lookup::Hit(value) => {
+                            this.state.set(Fetch::Done);
+                            return Poll::Ready(Ok(value));
+                        }
+                        Lookup::Miss { stale } => {
+                            let future = fetch();
+                            this.state.set(Fetch::Fetching { future, stale });
+                        }
+                    }
+                }
+                FetchProj::Fetching { future, stale } => {
+                    let result = ready!(future.poll(cx));
+                    let stale = stale.take();
+                    // The operation's future is dropped before its result is stored.
+                    this.state.set(Fetch::Done);
+                    return Poll::Ready(this.cache.complete(
+                        *this.classifier,
+                        this.key,
+                        stale,
+                        result,
+                    ));
+                }
+                FetchProj::Done => panic!("cache future polled after completion"),
+            }
+        }
     }
 }
 
@@ -301,9 +436,8 @@ impl<K: Eq + Hash + Clone, V: Clone> Inner<K, V> {
         self.clock.nanos()
     }
 
-    /// What an entry that has an age is good for now.
-    fn judge(&self, key: &K, slot: Slot<V>) -> Lookup<V> {
-        let now = self.now();
+    /// What an entry that has an age is good for at `now`.
+    fn judge(&self, key: &K, slot: Slot<V>, now: u64) -> Lookup<V> {
         let config = &self.config;
         let idle_until = match &slot.accessed {
             Some(accessed) => after(accessed.load(Ordering::Relaxed), config.time_to_idle),

@@ -1,16 +1,19 @@
 //! [`Hedge`]: the handle that runs hedged calls, and the state its clones share.
 
 use std::fmt;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use pin_project_lite::pin_project;
 
 use tokio::time::Instant;
 
 use super::latency::Latencies;
-use super::race::{FromFn, Race};
+use super::race::{FromFn, Launch, Race};
 use super::state::Plan;
 use super::{HedgeBuilder, HedgeConfig, HedgeDelay, HedgeEvent, HedgeMetrics, HedgeTrigger};
 use crate::classify::{judge, Classify, EveryError, Outcome};
@@ -109,23 +112,29 @@ impl Hedge {
     /// elsewhere, such as another replica. When every attempt failed and no other may start,
     /// the last failure is returned as [`Error::Inner`]. Dropping the returned future
     /// cancels every running attempt.
-    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    pub fn call<T, E, F, Fut>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E, F, Fut>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.call_with(&EveryError, operation).await
+        self.call_with(&EveryError, operation)
     }
 
     /// Runs an operation that already returns this crate's [`Error`], such as attempts
     /// bounded by their own timeout (`hedge.execute(|_| timeout.call(..))`): a timeout or a
     /// rejection ends that attempt only, as a failure, and the others go on.
-    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    pub fn execute<T, E, F, Fut>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E, F, Fut>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        self.execute_with(&EveryError, operation).await
+        self.execute_with(&EveryError, operation)
     }
 
     /// Like [`call`](Self::call), accepting every result that `classifier` does not call a
@@ -134,48 +143,38 @@ impl Hedge {
     pub fn call_with<'a, T, E, C, F, Fut>(
         &'a self,
         classifier: &'a C,
-        mut operation: F,
+        operation: F,
     ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, C, F, Fut>
     where
         C: Classify<T, E>,
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        // The operation's errors become this crate's, and the one race runs.
-        self.execute_with(classifier, move |attempt| {
-            let attempt = operation(attempt);
-            async move { attempt.await.map_err(Error::Inner) }
-        })
+        Call {
+            inner: &self.inner,
+            judge: Plain(classifier),
+            race: Race::new(None, FromFn(operation)),
+        }
     }
 
     /// Like [`execute`](Self::execute), judging the operation's own errors and values with
     /// `classifier`. An inner pattern's timeout, rejection or exhausted retry is never
     /// accepted.
-    pub async fn execute_with<T, E, C, F, Fut>(
-        &self,
-        classifier: &C,
+    pub fn execute_with<'a, T, E, C, F, Fut>(
+        &'a self,
+        classifier: &'a C,
         operation: F,
-    ) -> Result<T, Error<E>>
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, C, F, Fut>
     where
         C: Classify<T, E>,
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        let name = &*self.inner.name;
-        let accept = |result| judge_nested(classifier, result, name);
-        self.race(operation, accept).await
-    }
-
-    /// Races the attempts of `operation`; `accept` judges each output, handing it back.
-    async fn race<O, F, Fut>(&self, mut operation: F, mut accept: impl FnMut(O) -> (bool, O)) -> O
-    where
-        F: FnMut(u32) -> Fut,
-        Fut: Future<Output = O>,
-    {
-        let primary = operation(1);
-        let mut race = pin!(Race::new(primary, FromFn(operation)));
-        let inner = &*self.inner;
-        poll_fn(|cx| race.as_mut().poll(cx, inner, &mut accept)).await
+        Call {
+            inner: &self.inner,
+            judge: Nested(classifier),
+            race: Race::new(None, FromFn(operation)),
+        }
     }
 
     /// A snapshot of the counters.
@@ -239,6 +238,84 @@ fn judge_nested<T, E>(
     };
     let accepted = judge(classifier, &own, PatternKind::Hedge, name) != Outcome::Failure;
     (accepted, own.map_err(Error::Inner))
+}
+
+pin_project! {
+    /// A hedged call of the handle: the race of the attempts `L` makes, each output judged by
+    /// `J`.
+    ///
+    /// Made by hand rather than by an `async fn`, so that a call answered at once is a single
+    /// small future: nothing runs before it is first polled, and then the race starts its
+    /// primary attempt in place.
+    struct Call<'a, L, J>
+    where
+        L: Launch,
+    {
+        inner: &'a Inner,
+        judge: J,
+        #[pin]
+        race: Race<L, L::Future, L::Output>,
+    }
+}
+
+impl<L, J> Future for Call<'_, L, J>
+where
+    L: Launch,
+    J: Judge<L::Output>,
+{
+    type Output = J::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<J::Output> {
+        let this = self.project();
+        let (inner, judge) = (*this.inner, &*this.judge);
+        this.race
+            .poll(cx, inner, |output| judge.accept(output, &inner.name))
+            .map(J::finish)
+    }
+}
+
+/// How a call of the handle judges an attempt's output, and what the call returns.
+trait Judge<O> {
+    /// What the call returns.
+    type Output;
+
+    /// Whether `output` answers the call, handing it back.
+    fn accept(&self, output: O, name: &str) -> (bool, O);
+
+    /// The call's result from the winning output, or from the last failure.
+    fn finish(output: O) -> Self::Output;
+}
+
+/// [`Hedge::call_with`]: the operation's own results, its errors becoming this crate's once
+/// the race is over.
+struct Plain<'a, C>(&'a C);
+
+impl<T, E, C: Classify<T, E>> Judge<Result<T, E>> for Plain<'_, C> {
+    type Output = Result<T, Error<E>>;
+
+    fn accept(&self, result: Result<T, E>, name: &str) -> (bool, Result<T, E>) {
+        let outcome = judge(self.0, &result, PatternKind::Hedge, name);
+        (outcome != Outcome::Failure, result)
+    }
+
+    fn finish(result: Result<T, E>) -> Self::Output {
+        result.map_err(Error::Inner)
+    }
+}
+
+/// [`Hedge::execute_with`]: results already in this crate's [`Error`].
+struct Nested<'a, C>(&'a C);
+
+impl<T, E, C: Classify<T, E>> Judge<Result<T, Error<E>>> for Nested<'_, C> {
+    type Output = Result<T, Error<E>>;
+
+    fn accept(&self, result: Result<T, Error<E>>, name: &str) -> (bool, Result<T, Error<E>>) {
+        judge_nested(self.0, result, name)
+    }
+
+    fn finish(result: Result<T, Error<E>>) -> Self::Output {
+        result
+    }
 }
 
 impl Inner {

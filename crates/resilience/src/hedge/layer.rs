@@ -193,7 +193,7 @@ where
         let state = match self.requests.clone_request(1, &request) {
             Some(first) => State::Racing {
                 race: Race::new(
-                    self.inner.call(first),
+                    Some(self.inner.call(first)),
                     Replicas {
                         service: self.inner.clone(),
                         request,

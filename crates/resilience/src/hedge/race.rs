@@ -4,7 +4,9 @@
 //! due, and keeps the timer for the next one.
 //!
 //! The primary attempt lives inside the race; extra attempts are boxed as they start, so a
-//! call answered before its delay allocates nothing.
+//! call answered before its delay allocates nothing. A race may be made before its primary
+//! starts (the handle's futures are lazy: nothing runs before the first poll): the launcher
+//! then makes attempt 1 when the race is first polled.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -47,6 +49,12 @@ pub(crate) trait Launch {
         attempt: u32,
         cx: &mut Context<'_>,
     ) -> Poll<Launched<Self::Future, Self::Output>>;
+
+    /// Makes the primary attempt of a race made without one, when it is first polled.
+    /// Launchers that are always given their primary never make one.
+    fn primary(&mut self) -> Option<Self::Future> {
+        None
+    }
 }
 
 /// Attempts made by a closure receiving the attempt number.
@@ -66,6 +74,10 @@ where
         _: &mut Context<'_>,
     ) -> Poll<Launched<Fut, Fut::Output>> {
         Poll::Ready(Launched::Started((self.0)(attempt)))
+    }
+
+    fn primary(&mut self) -> Option<Fut> {
+        Some((self.0)(1))
     }
 }
 
@@ -93,10 +105,11 @@ where
     L: Launch<Future = F, Output = O>,
     F: Future<Output = O>,
 {
-    /// A race whose primary attempt is `primary`; `launcher` makes the extra ones.
-    pub(crate) fn new(primary: F, launcher: L) -> Self {
+    /// A race whose primary attempt is `primary` (`None`: the launcher makes it when the race
+    /// is first polled); `launcher` makes the extra ones.
+    pub(crate) fn new(primary: Option<F>, launcher: L) -> Self {
         Self {
-            primary: Some(primary),
+            primary,
             hedges: Vec::new(),
             sleep: None,
             launcher,
@@ -120,6 +133,9 @@ where
         let mut this = self.project();
         assert!(!*this.done, "hedge future polled after completion");
         let plan = this.plan.get_or_insert_with(|| {
+            if this.primary.is_none() {
+                this.primary.set(this.launcher.primary());
+            }
             let (plan, started_at, parallel) = inner.begin();
             *this.started_at = started_at;
             if parallel {

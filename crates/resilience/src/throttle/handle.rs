@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::instruments::Instruments;
 use super::state::{headroom, probability, throttles};
-use super::window::{Counted, Credit, Requests, Ring, BUCKETS};
+use super::window::{BucketWidth, Counted, Credit, Requests, Ring, BUCKETS};
 use super::{ThrottleBuilder, ThrottleConfig, ThrottleEvent, ThrottleMetrics};
 use crate::classify::Outcome;
 use crate::clock::Clock;
@@ -32,7 +32,7 @@ struct Inner {
     config: ThrottleConfig,
     /// Time zero of the buckets (see [`Clock`] for the source it reads).
     clock: Clock,
-    bucket_nanos: u64,
+    bucket: BucketWidth,
     /// Every request, throttled or not, and where each bucket began among them.
     requests: Requests,
     accepts: Ring,
@@ -68,7 +68,7 @@ impl AdaptiveThrottle {
                 instruments: Instruments::new(&name),
                 name,
                 clock: Clock::new(),
-                bucket_nanos: (window / BUCKETS).max(1),
+                bucket: BucketWidth::new(window / BUCKETS),
                 requests: Requests::new(),
                 accepts: Ring::new(),
                 credit: Credit::new(),
@@ -220,7 +220,7 @@ impl Inner {
     /// The bucket holding now.
     #[inline]
     fn current_bucket(&self) -> u64 {
-        self.clock.nanos() / self.bucket_nanos
+        self.bucket.bucket(self.clock.nanos())
     }
 }
 

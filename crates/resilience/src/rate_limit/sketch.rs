@@ -100,26 +100,17 @@ impl Sketch {
     }
 
     /// The estimated counts of `hash` in the window holding `now` and the one before, and
-    /// that window's number; `seen` gets, per row, the cell of `hash` in the current window
-    /// and the word read there, for the increments that follow an allowed request.
+    /// that window's number and start.
     #[inline]
-    fn estimate(
-        &self,
-        hash: u64,
-        now: u64,
-        rate: &Rate,
-        seen: &mut [(usize, u64); SketchSize::MAX_DEPTH],
-    ) -> (Window, u64) {
+    fn estimate(&self, hash: u64, now: u64, rate: &Rate) -> (Window, u64) {
         let width = rate.window_nanos();
         let window = now / width;
         let previous = window.wrapping_sub(1);
         let (mut current_min, mut previous_min) = (u32::MAX, u32::MAX);
-        for (row, seen) in (0..self.depth).zip(seen.iter_mut()) {
+        for row in 0..self.depth {
             let cell = self.cell(hash, row);
-            let (at, before_at) = (cell + (window & 1) as usize, cell + (previous & 1) as usize);
-            let current = self.cells[at].load(Ordering::Relaxed);
-            let before = self.cells[before_at].load(Ordering::Relaxed);
-            *seen = (at, current);
+            let current = self.cells[cell + (window & 1) as usize].load(Ordering::Relaxed);
+            let before = self.cells[cell + (previous & 1) as usize].load(Ordering::Relaxed);
             current_min = current_min.min(count_in(current, window));
             previous_min = previous_min.min(count_in(before, previous));
         }
@@ -134,16 +125,16 @@ impl Sketch {
         if hash & FOLLOWS_CONFIGURED == 0 {
             return self.per_call().check(hash, ask);
         }
-        let mut seen = [(0, 0); SketchSize::MAX_DEPTH];
-        let (mut state, window) = self.estimate(hash, ask.now, ask.rate, &mut seen);
+        let (mut state, window) = self.estimate(hash, ask.now, ask.rate);
         let decision = SlidingWindow::check(&mut state, ask.now, ask.rate);
         if decision.is_allowed() {
             // Every cell is incremented. The conservative update (raising each cell only to
             // the new estimate) is tighter alone, but two threads racing on one key would
             // both raise a cell to the same value and lose a count for good; increments
-            // never lose one. Each starts from the word the estimate read.
-            for &(at, mut word) in &seen[..self.depth as usize] {
-                let slot = &self.cells[at];
+            // never lose one.
+            for row in 0..self.depth {
+                let slot = &self.cells[self.cell(hash, row) + (window & 1) as usize];
+                let mut word = slot.load(Ordering::Relaxed);
                 while let Err(actual) = slot.compare_exchange_weak(
                     word,
                     bump(word, window),
@@ -164,8 +155,7 @@ impl Sketch {
         if hash & FOLLOWS_CONFIGURED == 0 {
             return self.per_call().peek(hash, now, rate);
         }
-        let mut seen = [(0, 0); SketchSize::MAX_DEPTH];
-        let (mut state, _) = self.estimate(hash, now, rate, &mut seen);
+        let (mut state, _) = self.estimate(hash, now, rate);
         SlidingWindow::check(&mut state, now, rate)
     }
 

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use super::instruments::Instruments;
 use super::state::{headroom, probability, throttles};
-use super::window::{Credit, Ring, BUCKETS};
+use super::window::{BucketWidth, Counted, Credit, Requests, Ring, BUCKETS};
 use super::{ThrottleBuilder, ThrottleConfig, ThrottleEvent, ThrottleMetrics};
 use crate::classify::Outcome;
 use crate::clock::Clock;
 use crate::events::{Emitter, EventBus};
 use crate::random::SplitMix;
-use crate::stage::{self, Admit, Stage, StagePermit};
+use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
 /// Client-side adaptive throttling: drops a share of requests locally when the backend has
@@ -32,13 +32,13 @@ struct Inner {
     config: ThrottleConfig,
     /// Time zero of the buckets (see [`Clock`] for the source it reads).
     clock: Clock,
-    bucket_nanos: u64,
-    requests: Ring,
+    bucket: BucketWidth,
+    /// Every request, throttled or not, and where each bucket began among them.
+    requests: Requests,
     accepts: Ring,
-    /// Requests known to pass at probability 0 in the current bucket.
+    /// How many of the current bucket's requests are known to pass at probability 0.
     credit: Credit,
     generator: SplitMix,
-    total_requests: AtomicU64,
     throttled: AtomicU64,
     failures: AtomicU64,
     emitter: Emitter,
@@ -68,13 +68,12 @@ impl AdaptiveThrottle {
                 instruments: Instruments::new(&name),
                 name,
                 clock: Clock::new(),
-                bucket_nanos: (window / BUCKETS).max(1),
-                requests: Ring::new(),
+                bucket: BucketWidth::new(window / BUCKETS),
+                requests: Requests::new(),
                 accepts: Ring::new(),
                 credit: Credit::new(),
                 generator: SplitMix::new(config.seed),
                 config,
-                total_requests: AtomicU64::new(0),
                 throttled: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
             }),
@@ -95,11 +94,8 @@ impl AdaptiveThrottle {
     pub fn rejection_probability(&self) -> f64 {
         let inner = &*self.inner;
         let bucket = inner.current_bucket();
-        probability(
-            inner.requests.total(bucket),
-            inner.accepts.total(bucket),
-            &inner.config,
-        )
+        let requests = inner.requests.in_window(inner.requests.total(), bucket);
+        probability(requests, inner.accepts.total(bucket), &inner.config)
     }
 
     /// Decides one request now: a [`Permit`] to send it, or a rejection
@@ -109,38 +105,12 @@ impl AdaptiveThrottle {
     /// Report the backend's answer through the permit: only a
     /// [`failure`](Permit::failure) counts against the backend.
     pub fn try_acquire(&self) -> Result<Permit, Rejection> {
-        let inner = &*self.inner;
-        let bucket = inner.current_bucket();
-        if inner.credit.take(bucket) {
-            // Known to pass at probability 0: no need to sum the window.
-            return Ok(inner.admit(&self.inner, bucket));
-        }
-        let requests = inner.requests.total(bucket);
-        let accepts = inner.accepts.total(bucket);
-        let p = probability(requests, accepts, &inner.config);
-        if throttles(p, || inner.generator.next_unit()) {
-            inner.requests.add(bucket, 1);
-            inner.total_requests.fetch_add(1, Ordering::Relaxed);
-            inner.throttled.fetch_add(1, Ordering::Relaxed);
-            inner.instruments.throttled();
-            tracing::debug!(target: "resilience::throttle", throttle = %inner.name, probability = p, "request throttled");
-            inner
-                .emitter
-                .emit(|| ThrottleEvent::Rejected { probability: p });
-            return Err(Rejection::new(
-                PatternKind::Throttle,
-                Arc::clone(&inner.name),
-                RejectionReason::Throttled,
-                None,
-            ));
-        }
-        if p == 0.0 {
-            // Concurrent callers may have counted requests since the sums were read: under
-            // contention the credit can be generous by the requests racing this one.
-            let room = headroom(requests, accepts, &inner.config);
-            inner.credit.grant(bucket, room);
-        }
-        Ok(inner.admit(&self.inner, bucket))
+        let bucket = self.inner.decide()?;
+        Ok(Permit {
+            inner: Arc::clone(&self.inner),
+            bucket,
+            done: false,
+        })
     }
 
     stage::entry_points! {
@@ -160,7 +130,8 @@ impl AdaptiveThrottle {
     pub fn metrics(&self) -> ThrottleMetrics {
         let inner = &*self.inner;
         let bucket = inner.current_bucket();
-        let window_requests = inner.requests.total(bucket);
+        let total_requests = inner.requests.total();
+        let window_requests = inner.requests.in_window(total_requests, bucket);
         let window_accepts = inner.accepts.total(bucket);
         ThrottleMetrics {
             name: inner.name.to_string(),
@@ -168,7 +139,7 @@ impl AdaptiveThrottle {
             window_requests,
             window_accepts,
             rejection_probability: probability(window_requests, window_accepts, &inner.config),
-            total_requests: inner.total_requests.load(Ordering::Relaxed),
+            total_requests,
             total_throttled: inner.throttled.load(Ordering::Relaxed),
             total_failures: inner.failures.load(Ordering::Relaxed),
         }
@@ -182,22 +153,74 @@ impl AdaptiveThrottle {
 }
 
 impl Inner {
-    /// Counts an admitted request in `bucket` and makes its permit.
+    /// Decides one request now and counts it in the window: the bucket it was counted in if
+    /// it may go out, or its rejection.
+    ///
+    /// Every request counts, throttled or not, so it is counted first: its count says where
+    /// it stands in its bucket, which is all the credit needs to know to let it through
+    /// without summing the window.
     #[inline]
-    fn admit(&self, this: &Arc<Self>, bucket: u64) -> Permit {
-        self.requests.add(bucket, 1);
-        self.total_requests.fetch_add(1, Ordering::Relaxed);
+    fn decide(&self) -> Result<u64, Rejection> {
+        let bucket = self.current_bucket();
+        let counted = self.requests.add(bucket);
+        match counted.position {
+            Some(position) if self.credit.covers(bucket, position) => {
+                self.instruments.admitted();
+                Ok(bucket)
+            }
+            _ => self.judge(bucket, counted),
+        }
+    }
+
+    /// Decides a request the credit did not cover, from the window as it was before it, and
+    /// grants credit when the probability is 0.
+    fn judge(&self, bucket: u64, counted: Counted) -> Result<u64, Rejection> {
+        let requests = self.requests.in_window(counted.total, bucket);
+        let accepts = self.accepts.total(bucket);
+        let p = probability(requests, accepts, &self.config);
+        if throttles(p, || self.generator.next_unit()) {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            self.instruments.throttled();
+            tracing::debug!(target: "resilience::throttle", throttle = %self.name, probability = p, "request throttled");
+            self.emitter
+                .emit(|| ThrottleEvent::Rejected { probability: p });
+            return Err(Rejection::new(
+                PatternKind::Throttle,
+                Arc::clone(&self.name),
+                RejectionReason::Throttled,
+                None,
+            ));
+        }
+        if let Some(position) = counted.position.filter(|_| p == 0.0) {
+            // The next `room` requests of this bucket are judged at probability 0 too: those
+            // placed below `position + 1 + room` pass on the credit. Concurrent callers may
+            // have counted requests since the sums were read: under contention the credit
+            // can be generous by the requests racing this one.
+            let room = headroom(requests, accepts, &self.config);
+            let bound = position.saturating_add(1).saturating_add(room);
+            self.credit.grant(bucket, bound);
+        }
         self.instruments.admitted();
-        Permit {
-            inner: Arc::clone(this),
-            bucket,
-            done: false,
+        Ok(bucket)
+    }
+
+    /// The backend's answer to a request counted in `bucket`.
+    #[inline]
+    fn record(&self, bucket: u64, outcome: Outcome) {
+        match outcome {
+            Outcome::Failure => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Success | Outcome::Ignored => {
+                self.accepts.add(bucket, 1);
+            }
         }
     }
 
     /// The bucket holding now.
+    #[inline]
     fn current_bucket(&self) -> u64 {
-        self.clock.nanos() / self.bucket_nanos
+        self.bucket.bucket(self.clock.nanos())
     }
 }
 
@@ -226,6 +249,21 @@ impl Stage for AdaptiveThrottle {
     fn pattern(&self) -> PatternKind {
         PatternKind::Throttle
     }
+
+    /// A call run by `call` borrows the throttle: its token carries the bucket it was counted
+    /// in, and no reference count is taken.
+    #[inline]
+    fn lease(&self) -> Leased<Permit> {
+        match self.inner.decide() {
+            Ok(bucket) => Leased::Token(LeaseToken::new(bucket).wanting_outcome()),
+            Err(rejection) => Leased::Rejected(rejection),
+        }
+    }
+
+    #[inline]
+    fn end_lease(&self, token: LeaseToken, outcome: Outcome) {
+        self.inner.record(token.tag(), outcome);
+    }
 }
 
 crate::registry::registered!(AdaptiveThrottle: ThrottleConfig => ThrottleMetrics);
@@ -252,19 +290,14 @@ impl Permit {
     /// not (refused, failed, timed out); an ignored outcome counts as accepted.
     pub fn record(mut self, outcome: Outcome) {
         self.done = true;
-        match outcome {
-            Outcome::Failure => {
-                self.inner.failures.fetch_add(1, Ordering::Relaxed);
-            }
-            Outcome::Success | Outcome::Ignored => self.inner.accepts.add(self.bucket, 1),
-        }
+        self.inner.record(self.bucket, outcome);
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         if !self.done {
-            self.inner.accepts.add(self.bucket, 1);
+            self.inner.record(self.bucket, Outcome::Ignored);
         }
     }
 }

@@ -35,15 +35,18 @@
 //! `max_rejection_probability` (0.9), so some requests always go out and notice the
 //! recovery; and `aggression` reshapes it as `p^(1 / aggression)`.
 //!
-//! The window is a ring of 16 time buckets with one atomic word per counter: no lock, no
-//! allocation. While `p` is 0, a decision sums the window only once in a while: each sum also
-//! says how many more requests are certain to pass (until `requests` would exceed `K·accepts`
-//! or reach `min_requests`, within the bucket), and those each spend a unit of that credit in
-//! one compare-exchange. Only when `p > 0` is there a draw, from a small seedable generator. A request and its answer are counted in the
-//! same bucket and leave the window together. What "accepted" means is the crate's
-//! [classifier](crate::classify): [`Permit::failure`] (or a call the classifier judges a
-//! failure, every `Err` by default) is a refusal; success, an ignored outcome and a cancelled
-//! call are not.
+//! The window is 16 time buckets of atomic words: no lock, no allocation. Counting a request
+//! is one atomic add to a running total (the ring only notes where each bucket began in it),
+//! and an accept one compare-exchange in its bucket. While `p` is 0, a decision sums the
+//! window only once in a while: each sum also says how many more requests are certain to
+//! pass (until `requests` would exceed `K·accepts` or reach `min_requests`, within the
+//! bucket), and those pass on their place in the bucket, with no write but their count. Only
+//! when `p > 0` is there a draw, from a small seedable generator. A request and its answer
+//! are counted in the same bucket and leave the window together. What "accepted" means is
+//! the crate's [classifier](crate::classify): [`Permit::failure`] (or a call the classifier
+//! judges a failure, every `Err` by default) is a refusal; success, an ignored outcome and a
+//! cancelled call are not. A call run by [`call`](AdaptiveThrottle::call) borrows the
+//! throttle rather than holding a permit, so it takes no reference count.
 //!
 //! # Example
 //!

@@ -34,7 +34,7 @@ pub(crate) fn probability(requests: u64, accepts: u64, config: &ThrottleConfig) 
 /// at probability 0 too, as long as the window keeps its buckets: the `j`-th is judged on
 /// `requests + j` requests and at least `accepts` accepts (accepts only grow), and
 /// probability 0 holds while `requests + j` is below `min_requests` or at most `k · accepts`.
-/// The handle lets that many through on one compare-exchange, without summing the window.
+/// The handle lets that many through on their place in the bucket, without summing the window.
 pub(crate) fn headroom(requests: u64, accepts: u64, config: &ThrottleConfig) -> u64 {
     let quiet = config.min_requests.saturating_sub(1);
     // `as` saturates, and the floor is exact for the integer `requests + j`.

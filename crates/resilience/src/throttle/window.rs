@@ -1,19 +1,25 @@
-//! The sliding window: a ring of time buckets counting requests and accepts, lock-free.
+//! The sliding window: requests and accepts per time bucket, lock-free.
 //!
 //! Time is cut into buckets of `window / BUCKETS`; bucket `i` (counted from the throttle's
-//! epoch) lives in slot `i % BUCKETS` of the ring. Each slot is one `AtomicU64` per counter
-//! holding the bucket's tag (the low [`TAG_BITS`] bits of `i`) and its count, so a slot moves on to
-//! a new bucket and starts counting again in one compare-exchange, with no lock and no reset
-//! racing the increments. The window's count is the sum of the slots whose tag is one of the
-//! last `BUCKETS` buckets: between `15/16` of the window and the whole of it, sliding by one
-//! bucket at a time.
+//! epoch) lives in slot `i % BUCKETS` of a ring. Each slot is one `AtomicU64` holding the
+//! bucket's tag (the low [`TAG_BITS`] bits of `i`) beside a count, so a slot moves on to a new
+//! bucket in one compare-exchange, with no lock and no reset racing the increments. The window
+//! is the last `BUCKETS` buckets: between `15/16` of its length and the whole of it, sliding by
+//! one bucket at a time.
 //!
-//! A request and its accept are counted in the bucket the request was admitted in, so the two
-//! leave the window together; an accept that arrives after its bucket has left the ring is
-//! dropped, never added to a newer bucket.
+//! Accepts are a [`Ring`] of counts, one per bucket, summed over the window. An accept is
+//! counted in the bucket its request was admitted in, so the two leave the window together;
+//! an accept that arrives after its bucket has left the ring is dropped, never added to a
+//! newer bucket.
 //!
-//! The arithmetic on a slot word ([`bump`], [`live`]) is pure and tested on its own; the
-//! [`Ring`] applies it in compare-exchange loops.
+//! Requests are one running total, every request ever counted ([`Requests`]): counting one is
+//! a single atomic add, which the throttle's metrics read as their total too. Its ring holds,
+//! per bucket, where in that total the bucket began (written once, by the bucket's first
+//! request), so the window's requests are the total less the start of its oldest bucket, and a
+//! request's place in its bucket is its total less its bucket's start.
+//!
+//! The arithmetic on a slot word ([`bump`], [`live`], [`position`], [`newer`]) is pure and
+//! tested on its own; [`Ring`] and [`Requests`] apply it in compare-exchange loops.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,6 +30,9 @@ const TAG_BITS: u32 = 24;
 const COUNT_BITS: u32 = 64 - TAG_BITS;
 const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
 const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
+/// Half the range of a count: positions in the running total are taken modulo
+/// `2^COUNT_BITS`, and a difference in the upper half is a start *after* the total.
+const COUNT_HALF: u64 = 1 << (COUNT_BITS - 1);
 
 fn tag(word: u64) -> u64 {
     word >> COUNT_BITS
@@ -37,6 +46,38 @@ fn pack(bucket: u64, count: u64) -> u64 {
     (bucket & TAG_MASK) << COUNT_BITS | count.min(COUNT_MAX)
 }
 
+/// The length of a bucket, and division by it: every decision turns the time into its bucket,
+/// and the division's latency sits on the path to the slot it counts in. A multiplication by
+/// a reciprocal fixed when the throttle is built, with one correction, gives the same
+/// quotient for every `u64` in a few cycles.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BucketWidth {
+    nanos: u64,
+    /// `⌊(2^64 − 1) / nanos⌋`.
+    reciprocal: u64,
+}
+
+impl BucketWidth {
+    /// Buckets of `nanos` nanoseconds (at least 1).
+    pub(crate) fn new(nanos: u64) -> Self {
+        let nanos = nanos.max(1);
+        Self {
+            nanos,
+            reciprocal: u64::MAX / nanos,
+        }
+    }
+
+    /// The bucket holding `nanos`: exactly `nanos / self.nanos`. With `d` the width and `m`
+    /// the reciprocal, `n·m / 2^64` lies in `(n/d − 1, n/d]`, so the estimate is the quotient
+    /// or one less, which the remainder tells.
+    #[inline]
+    pub(crate) fn bucket(self, nanos: u64) -> u64 {
+        let estimate = ((u128::from(nanos) * u128::from(self.reciprocal)) >> 64) as u64;
+        let remainder = nanos - estimate * self.nanos;
+        estimate + u64::from(remainder >= self.nanos)
+    }
+}
+
 /// The slot of `bucket` in the ring.
 pub(crate) fn slot(bucket: u64) -> usize {
     (bucket % BUCKETS) as usize
@@ -46,39 +87,71 @@ pub(crate) fn slot(bucket: u64) -> usize {
 /// that bucket, a fresh count if it holds an older one, unchanged (`None`) if it already
 /// holds a newer one (the addition is late and its bucket has left the window).
 pub(crate) fn bump(word: u64, bucket: u64, n: u64) -> Option<u64> {
-    let held = tag(word);
-    let wanted = bucket & TAG_MASK;
-    if held == wanted {
+    if tag(word) == bucket & TAG_MASK {
         return Some(pack(bucket, count(word).saturating_add(n)));
     }
-    // Tags wrap: the slot's bucket is newer when it is less than half the tag space ahead.
-    let ahead = held.wrapping_sub(wanted) & TAG_MASK;
-    if word != 0 && ahead < (1 << (TAG_BITS - 1)) {
+    if newer(word, bucket) {
         return None;
     }
     Some(pack(bucket, n))
 }
 
+/// Whether the slot word holds a bucket newer than `bucket`. Tags wrap: the slot's bucket is
+/// newer when it is less than half the tag space ahead. An empty slot holds nothing newer.
+pub(crate) fn newer(word: u64, bucket: u64) -> bool {
+    let ahead = tag(word).wrapping_sub(bucket & TAG_MASK) & TAG_MASK;
+    word != 0 && ahead != 0 && ahead < (1 << (TAG_BITS - 1))
+}
+
 /// What the slot word counts for the window ending with bucket `now`: its count if it holds
 /// one of the last [`BUCKETS`] buckets, else 0.
 pub(crate) fn live(word: u64, now: u64) -> u64 {
-    let held = tag(word);
-    let age = (now & TAG_MASK).wrapping_sub(held) & TAG_MASK;
-    if age < BUCKETS {
+    if age(word, now) < BUCKETS {
         count(word)
     } else {
         0
     }
 }
 
-/// The word after spending one unit of `bucket`'s credit, if it holds credit for that
-/// bucket.
-pub(crate) fn spend(word: u64, bucket: u64) -> Option<u64> {
-    (tag(word) == bucket & TAG_MASK && count(word) > 0).then(|| word - 1)
+/// How many buckets before `now` the slot word's bucket is (0: `now` itself; a newer bucket,
+/// or one that wrapped, is far away).
+fn age(word: u64, now: u64) -> u64 {
+    (now & TAG_MASK).wrapping_sub(tag(word)) & TAG_MASK
 }
 
-/// Requests certain to be admitted at probability 0, granted for one bucket: the fast path
-/// of the throttle, one compare-exchange instead of summing the window.
+/// Requests counted between `start` and `total` in the running total (both modulo
+/// `2^COUNT_BITS`), or `None` if `start` is after `total`.
+fn since(total: u64, start: u64) -> Option<u64> {
+    let since = total.wrapping_sub(start) & COUNT_MAX;
+    (since < COUNT_HALF).then_some(since)
+}
+
+/// Where a request of `bucket` counted after `total` others stands in its bucket (0: first),
+/// if the slot word says where that bucket began, at or before it.
+pub(crate) fn position(word: u64, bucket: u64, total: u64) -> Option<u64> {
+    if tag(word) == bucket & TAG_MASK {
+        since(total, count(word))
+    } else {
+        None
+    }
+}
+
+/// The slot word saying that `bucket` began after `total` requests.
+fn begun(bucket: u64, total: u64) -> u64 {
+    (bucket & TAG_MASK) << COUNT_BITS | total & COUNT_MAX
+}
+
+/// Whether a request counted in `bucket` at `position` (0: its first) is covered by the
+/// credit `word`: the word holds the bucket's tag and a bound, and the requests of that bucket
+/// placed below it are certain to pass.
+pub(crate) fn covers(word: u64, bucket: u64, position: u64) -> bool {
+    tag(word) == bucket & TAG_MASK && position < count(word)
+}
+
+/// How far into its bucket's requests the throttle knows that every request passes at
+/// probability 0: the fast path of the throttle. A request reads it after counting itself
+/// and passes on that one load if it is covered, without summing the window, so the credit
+/// costs no atomic write of its own.
 #[derive(Debug)]
 pub(crate) struct Credit {
     word: AtomicU64,
@@ -91,20 +164,113 @@ impl Credit {
         }
     }
 
-    /// Spends one unit of credit for `bucket`, if there is any.
+    /// Whether the request counted in `bucket` at `position` is certain to pass.
     #[inline]
-    pub(crate) fn take(&self, bucket: u64) -> bool {
-        let word = self.word.load(Ordering::Relaxed);
-        spend(word, bucket).is_some_and(|next| {
-            self.word
-                .compare_exchange(word, next, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        })
+    pub(crate) fn covers(&self, bucket: u64, position: u64) -> bool {
+        covers(self.word.load(Ordering::Relaxed), bucket, position)
     }
 
-    /// Grants `n` units for `bucket`, replacing what was left.
-    pub(crate) fn grant(&self, bucket: u64, n: u64) {
-        self.word.store(pack(bucket, n), Ordering::Relaxed);
+    /// Covers the requests of `bucket` placed below `bound`, replacing what was covered.
+    pub(crate) fn grant(&self, bucket: u64, bound: u64) {
+        self.word.store(pack(bucket, bound), Ordering::Relaxed);
+    }
+}
+
+/// Every request counted, and where each bucket of the window began in that count.
+#[derive(Debug)]
+pub(crate) struct Requests {
+    total: AtomicU64,
+    /// Per slot: the bucket's tag, and the total (modulo `2^COUNT_BITS`) before its first
+    /// request.
+    starts: [AtomicU64; BUCKETS as usize],
+}
+
+/// A request as [`Requests::add`] counted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counted {
+    /// Requests counted before it, ever.
+    pub(crate) total: u64,
+    /// Its place among its bucket's requests (0: the first), or `None` if a thread a whole
+    /// window ahead has already moved its bucket's slot on.
+    pub(crate) position: Option<u64>,
+}
+
+impl Requests {
+    pub(crate) fn new() -> Self {
+        Self {
+            total: AtomicU64::new(0),
+            starts: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Counts a request in `bucket`. Only the first request of a bucket (or one that finds a
+    /// later request marked the bucket's start first) writes to the ring.
+    #[inline]
+    pub(crate) fn add(&self, bucket: u64) -> Counted {
+        let total = self.total.fetch_add(1, Ordering::Relaxed);
+        let slot = &self.starts[slot(bucket)];
+        let mut word = slot.load(Ordering::Relaxed);
+        let position = loop {
+            if let Some(position) = position(word, bucket, total) {
+                break Some(position);
+            }
+            if newer(word, bucket) {
+                break None;
+            }
+            let next = begun(bucket, total);
+            match slot.compare_exchange_weak(word, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => {
+                    self.retire(bucket, total);
+                    break Some(0);
+                }
+                Err(actual) => word = actual,
+            }
+        };
+        Counted { total, position }
+    }
+
+    /// Moves each slot holding a bucket older than the newest one of its slot out of the
+    /// window on to that one, as begun at `total`. Tags repeat every `2^TAG_BITS` buckets: a
+    /// slot left untouched that long (traffic that keeps missing it) would come back into the
+    /// window with a start from long ago, counting every request since. Done by the first
+    /// request of each bucket `now`, so while there is traffic no tag gets that old.
+    #[cold]
+    fn retire(&self, now: u64, total: u64) {
+        let Some(out) = now.checked_sub(BUCKETS) else {
+            return;
+        };
+        for bucket in out.saturating_sub(BUCKETS - 1)..=out {
+            let slot = &self.starts[slot(bucket)];
+            let word = slot.load(Ordering::Relaxed);
+            if tag(word) != bucket & TAG_MASK && !newer(word, bucket) {
+                // Lost to a concurrent writer: it moved the slot on itself.
+                let _ = slot.compare_exchange(
+                    word,
+                    begun(bucket, total),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    }
+
+    /// Every request counted so far.
+    pub(crate) fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// The requests, of the first `total` counted, in the window ending with bucket `now`:
+    /// those counted since the oldest bucket still in it began. The buckets are tried from the
+    /// oldest on, so under steady traffic the first one found is the answer.
+    #[inline]
+    pub(crate) fn in_window(&self, total: u64, now: u64) -> u64 {
+        (now.saturating_sub(BUCKETS - 1)..=now)
+            .find_map(|bucket| {
+                let word = self.starts[slot(bucket)].load(Ordering::Relaxed);
+                (tag(word) == bucket & TAG_MASK).then(|| since(total, count(word)))
+            })
+            .flatten()
+            .unwrap_or(0)
     }
 }
 
@@ -166,18 +332,112 @@ mod tests {
     }
 
     #[test]
-    fn credit_is_spent_only_in_its_bucket() {
+    fn credit_covers_requests_only_in_its_bucket_and_below_its_bound() {
         let word = pack(9, 2);
-        let word = spend(word, 9).unwrap();
-        assert_eq!(count(word), 1);
-        assert_eq!(spend(word, 10), None, "another bucket");
-        assert_eq!(spend(spend(word, 9).unwrap(), 9), None, "spent");
+        assert!(covers(word, 9, 0) && covers(word, 9, 1));
+        assert!(!covers(word, 9, 2), "beyond the bound");
+        assert!(!covers(word, 10, 0), "another bucket");
         let credit = Credit::new();
-        assert!(!credit.take(0), "none granted");
+        assert!(!credit.covers(0, 0), "none granted");
         credit.grant(4, 1);
-        assert!(!credit.take(5));
-        assert!(credit.take(4));
-        assert!(!credit.take(4));
+        assert!(!credit.covers(5, 0));
+        assert!(credit.covers(4, 0));
+        assert!(!credit.covers(4, 1));
+    }
+
+    #[test]
+    fn a_request_learns_its_place_in_its_bucket() {
+        let requests = Requests::new();
+        assert_eq!(
+            requests.add(3),
+            Counted {
+                total: 0,
+                position: Some(0)
+            }
+        );
+        assert_eq!(
+            requests.add(3),
+            Counted {
+                total: 1,
+                position: Some(1)
+            }
+        );
+        assert_eq!(
+            requests.add(4),
+            Counted {
+                total: 2,
+                position: Some(0)
+            }
+        );
+        assert_eq!(requests.in_window(3, 4), 3);
+        assert_eq!(requests.in_window(3, 3 + BUCKETS), 1, "bucket 3 has left");
+        assert_eq!(requests.in_window(3, 4 + BUCKETS), 0);
+        // Sixteen buckets later the slot is reused.
+        assert_eq!(
+            requests.add(3 + BUCKETS),
+            Counted {
+                total: 3,
+                position: Some(0)
+            }
+        );
+        assert_eq!(requests.in_window(4, 3 + BUCKETS), 2);
+        // Late for a bucket whose slot a newer one has taken: counted in the total only.
+        assert_eq!(
+            requests.add(3),
+            Counted {
+                total: 4,
+                position: None
+            }
+        );
+        assert_eq!(requests.total(), 5);
+    }
+
+    #[test]
+    fn a_start_marked_late_moves_back_to_the_first_request() {
+        // Two requests race into a new bucket: the one counted second marks it first.
+        let word = begun(5, 11);
+        assert_eq!(position(word, 5, 12), Some(1));
+        assert_eq!(position(word, 5, 10), None, "counted before the start");
+        assert_eq!(position(word, 6, 12), None, "another bucket");
+        let requests = Requests::new();
+        requests.starts[slot(5)].store(word, Ordering::Relaxed);
+        requests.total.store(10, Ordering::Relaxed);
+        assert_eq!(
+            requests.add(5),
+            Counted {
+                total: 10,
+                position: Some(0)
+            }
+        );
+        assert_eq!(
+            requests.starts[slot(5)].load(Ordering::Relaxed),
+            begun(5, 10)
+        );
+    }
+
+    #[test]
+    fn slots_left_untouched_do_not_come_round_into_the_window() {
+        let requests = Requests::new();
+        requests.add(1);
+        // Traffic that keeps missing the slot of bucket 1 (and most others).
+        for step in 1..=3 {
+            requests.add(step << 22);
+        }
+        // 2^24 buckets after bucket 1, its tag comes round again; so does the empty slots'.
+        let now = TAG_MASK + 1 + 2;
+        let counted = requests.add(now);
+        assert_eq!(requests.in_window(counted.total + 1, now), 1);
+    }
+
+    #[test]
+    fn tags_wrap_in_order() {
+        assert!(
+            newer(pack(1, 0), TAG_MASK),
+            "bucket 2^24 + 1 after 2^24 − 1"
+        );
+        assert!(!newer(pack(TAG_MASK, 1), 1));
+        assert!(!newer(0, 5), "an empty slot");
+        assert!(!newer(pack(5, 1), 5), "the same bucket");
     }
 
     #[test]
@@ -197,6 +457,38 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_bucket_is_the_quotient(nanos in any::<u64>(), width in 1_u64..u64::MAX) {
+            prop_assert_eq!(BucketWidth::new(width).bucket(nanos), nanos / width);
+            // Near the edges of the range and of a bucket.
+            for n in [u64::MAX, u64::MAX - 1, width, width - 1, width.saturating_mul(3)] {
+                prop_assert_eq!(BucketWidth::new(width).bucket(n), n / width);
+            }
+            for w in [1, 2, 3, 62_500, 7_500_000_000, u64::MAX] {
+                prop_assert_eq!(BucketWidth::new(w).bucket(nanos), nanos / w);
+            }
+        }
+
+        #[test]
+        fn requests_count_exactly_the_last_sixteen_buckets(
+            steps in prop::collection::vec(0_u64..40, 1..200),
+            start in 0_u64..(1 << 30),
+        ) {
+            let requests = Requests::new();
+            let mut model: Vec<u64> = Vec::new();
+            let mut now = start;
+            for advance in steps {
+                now += advance % 7;
+                let counted = requests.add(now);
+                let position = model.iter().filter(|&&b| b == now).count() as u64;
+                prop_assert_eq!(counted.position, Some(position));
+                let before = model.iter().filter(|&&b| b + BUCKETS > now).count() as u64;
+                prop_assert_eq!(requests.in_window(counted.total, now), before);
+                model.push(now);
+                prop_assert_eq!(requests.in_window(requests.total(), now), before + 1);
+            }
+        }
+
         #[test]
         fn the_ring_counts_exactly_the_last_sixteen_buckets(steps in events(), start in 0_u64..(1 << 30)) {
             let ring = Ring::new();

@@ -2,7 +2,9 @@
 //! request pays for one boxed future, not one per pattern.
 
 use std::fmt;
+use std::future::Future;
 use std::mem;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -106,46 +108,85 @@ impl<S> ResilientMiddleware<S> {
     }
 }
 
-#[async_trait::async_trait]
+/// The future of one request through the middleware, boxed as the trait asks.
+type Handled<'a> = Pin<Box<dyn Future<Output = reqwest_middleware::Result<Response>> + Send + 'a>>;
+
+// Written out rather than with `#[async_trait]`: each way of sending is boxed at its own
+// size, so a request sent once does not carry (and copy into its box) the room a retried or
+// hedged request needs.
 impl<S> Middleware for ResilientMiddleware<S>
 where
     S: Stage + 'static,
 {
-    async fn handle(
-        &self,
+    fn handle<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
         request: Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> reqwest_middleware::Result<Response> {
-        self.settings
-            .send(request, extensions, next)
-            .await
-            .map_err(Into::into)
+        extensions: &'life1 mut Extensions,
+        next: Next<'life2>,
+    ) -> Handled<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        let settings = &*self.settings;
+        if settings.sends_once(&request) {
+            Box::pin(async move {
+                let result = settings.send_once(request, extensions, next).await;
+                result.map_err(Into::into)
+            })
+        } else {
+            Box::pin(async move {
+                let result = settings.send_repeatable(request, extensions, next).await;
+                result.map_err(Into::into)
+            })
+        }
     }
 }
 
 impl<S: Stage> Settings<S> {
-    /// The whole stack for one request: the host's breaker, then sent once, or in rounds of
-    /// hedged attempts, retried.
-    async fn send(
+    /// Whether `request` is sent once: nothing would repeat it, or it is not safe to repeat.
+    fn sends_once(&self, request: &Request) -> bool {
+        (self.retry.is_none() && self.hedge.is_none()) || !self.may_retry(request)
+    }
+
+    /// The breaker of the request's host, when there is a breaker per host.
+    fn host_breaker(&self, request: &Request) -> Result<Option<CircuitBreaker>, ClientError> {
+        match &self.breakers {
+            Some(map) => map
+                .breaker(&*host::origin(request.url()))
+                .map(Some)
+                .map_err(ClientError::Rejected),
+            None => Ok(None),
+        }
+    }
+
+    /// A request sent once: no clone of the request, no copy of the extensions.
+    async fn send_once(
         &self,
         request: Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response, ClientError> {
-        let breaker = match &self.breakers {
-            Some(map) => Some(
-                map.breaker(&*host::origin(request.url()))
-                    .map_err(ClientError::Rejected)?,
-            ),
-            None => None,
-        };
+        let breaker = self.host_breaker(&request)?;
+        finish(
+            self.attempt(breaker.as_ref(), request, extensions, next)
+                .await,
+            1,
+        )
+    }
+
+    /// A request that may be sent again: the host's breaker, then rounds of hedged attempts,
+    /// retried.
+    async fn send_repeatable(
+        &self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> Result<Response, ClientError> {
+        let breaker = self.host_breaker(&request)?;
         let breaker = breaker.as_ref();
-        let repeats = self.retry.is_some() || self.hedge.is_some();
-        if !repeats || !self.may_retry(&request) {
-            // Sent once: no clone of the request, no copy of the extensions.
-            return finish(self.attempt(breaker, request, extensions, next).await, 1);
-        }
         // A streaming body could be sent once and never again: refuse before sending rather
         // than fail half-way through the retries.
         let Some(first) = request.try_clone() else {
@@ -202,10 +243,32 @@ impl<S: Stage> Settings<S> {
         next: Next<'_>,
         sent: &AtomicU32,
     ) -> Result<Response, Error<Failure>> {
-        let Some(hedge) = &self.hedge else {
-            sent.fetch_add(1, Ordering::Relaxed);
-            return self.attempt(breaker, request, extensions, next).await;
-        };
+        match &self.hedge {
+            None => {
+                sent.fetch_add(1, Ordering::Relaxed);
+                self.attempt(breaker, request, extensions, next).await
+            }
+            // Boxed: a hedge's future is twice an attempt's, and every retried round would
+            // carry its room. A hedged round copies the request for each hedge anyway.
+            Some(hedge) => {
+                let round = self.hedged(hedge, breaker, request, template, extensions, next, sent);
+                Box::pin(round).await
+            }
+        }
+    }
+
+    /// One round of attempts under `hedge`.
+    #[allow(clippy::too_many_arguments)]
+    async fn hedged(
+        &self,
+        hedge: &Hedge,
+        breaker: Option<&CircuitBreaker>,
+        request: Request,
+        template: &Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+        sent: &AtomicU32,
+    ) -> Result<Response, Error<Failure>> {
         let mut primary = Some(request);
         let base = &*extensions;
         let result = hedge

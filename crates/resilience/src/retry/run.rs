@@ -67,8 +67,9 @@ impl Run {
     where
         E: fmt::Display,
     {
+        // Counted when judged (`succeeded`, `returned`, `failed`): a first-try success is
+        // counted with one add.
         self.attempts.attempted();
-        inner.counters.total.increment();
         let own: Result<T, E> = match result {
             Ok(value) => Ok(value),
             Err(Error::Inner(error)) => Err(error),
@@ -108,7 +109,12 @@ impl Run {
 
     fn succeeded<T, E>(&self, inner: &Inner, own: Result<T, E>) -> Step<T, E> {
         let attempts = self.attempts.total();
-        inner.counters.successful.increment();
+        if attempts == 1 {
+            inner.counters.first_try.increment();
+        } else {
+            inner.counters.total.increment();
+            inner.counters.successful.increment();
+        }
         inner.instruments.succeeded();
         inner.emitter.emit(|| RetryEvent::RetrySuccess { attempts });
         if attempts > 1 {
@@ -119,6 +125,7 @@ impl Run {
 
     /// A failure that is not retried: returned as is, no event.
     fn returned<T, E: fmt::Display>(inner: &Inner, result: Result<T, Error<E>>) -> Step<T, E> {
+        inner.counters.total.increment();
         if let Err(error) = &result {
             inner.counters.failed.fetch_add(1, Ordering::Relaxed);
             inner.set_last_error(Arc::from(error.to_string()));
@@ -136,6 +143,7 @@ impl Run {
         last: Option<Error<E>>,
         retry_after: Option<Duration>,
     ) -> Step<T, E> {
+        inner.counters.total.increment();
         let error: Arc<str> = match &last {
             Some(error) => Arc::from(error.to_string()),
             None => Arc::from(REJECTED_RESULT),

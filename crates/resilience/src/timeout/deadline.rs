@@ -117,11 +117,38 @@ impl<F: Future> Guarded<F> {
         };
         fired.map(|()| None)
     }
+}
 
-    /// Runs to the end: `Some(output)`, or `None` if `until` passed first.
-    pub(crate) async fn run(self, name: &Arc<str>) -> Option<F::Output> {
-        let mut guarded = pin!(self);
-        poll_fn(|cx| guarded.as_mut().poll_named(name, cx)).await
+pin_project! {
+    /// An operation made at its first poll: made by a guard, it is made with the guard's
+    /// deadline already current, at no extra cost.
+    #[project = LazyProjection]
+    pub(crate) enum Lazy<M, F> {
+        Unmade { make: Option<M> },
+        Made { #[pin] future: F },
+    }
+}
+
+impl<M: FnOnce() -> F, F: Future> Lazy<M, F> {
+    pub(crate) fn new(make: M) -> Self {
+        Self::Unmade { make: Some(make) }
+    }
+}
+
+impl<M: FnOnce() -> F, F: Future> Future for Lazy<M, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if let LazyProjection::Unmade { make } = self.as_mut().project() {
+            let Some(make) = make.take() else {
+                unreachable!("an unmade operation is made at once");
+            };
+            self.set(Self::Made { future: make() });
+        }
+        match self.project() {
+            LazyProjection::Made { future } => future.poll(cx),
+            LazyProjection::Unmade { .. } => unreachable!("made above"),
+        }
     }
 }
 
@@ -287,8 +314,9 @@ impl Deadline {
             Budget::Expired => return Err(Error::Rejected(effective.expired())),
         };
         // This deadline is current inside, as with `scope` (an earlier enclosing one stays).
-        let guarded = Guarded::new(until, operation).current_at(self.at);
-        match guarded.run(self.name_arc()).await {
+        let mut guarded = pin!(Guarded::new(until, operation).current_at(self.at));
+        let name = self.name_arc();
+        match poll_fn(|cx| guarded.as_mut().poll_named(name, cx)).await {
             Some(result) => result,
             None => {
                 let elapsed = started.elapsed();

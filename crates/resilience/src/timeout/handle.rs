@@ -1,14 +1,15 @@
 //! [`Timeout`]: the async shell around the deadline arithmetic.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::deadline::{enter_scope, Guarded};
+use super::deadline::{Guarded, Lazy};
 use super::instruments::Instruments;
 use super::state::{self, Budget};
 use super::{Deadline, TimeoutBuilder, TimeoutConfig, TimeoutEvent, TimeoutMetrics};
@@ -136,10 +137,11 @@ impl Timeout {
             until,
             limit,
         } = inner.start()?;
-        // Made inside the scope too, so set-up code before the operation's first await
+        // Made at the guard's first poll, so set-up code before the operation's first await
         // already sees its deadline.
-        let future = enter_scope(until, &inner.name, operation);
-        match Guarded::new(until, future).run(&inner.name).await {
+        let mut guarded = pin!(Guarded::new(until, Lazy::new(operation)));
+        let name = &inner.name;
+        match poll_fn(|cx| guarded.as_mut().poll_named(name, cx)).await {
             Some(result) => {
                 inner.finished(started, limit, result.is_ok());
                 result

@@ -44,6 +44,7 @@ impl Run {
     /// Starts a call: reads the clock only if a time limit is set, and deposits into the
     /// budget if there is one. A first-try success takes no lock and writes nothing shared
     /// but the budget's count.
+    #[inline]
     pub(crate) fn start(inner: &Inner) -> Self {
         let started = inner.has_time_limit().then(Instant::now);
         if inner.has_budget() {
@@ -58,6 +59,7 @@ impl Run {
     }
 
     /// Judges an attempt's result.
+    #[inline]
     pub(crate) fn step<T, E>(
         &mut self,
         inner: &Inner,
@@ -70,6 +72,24 @@ impl Run {
         // Counted when judged (`succeeded`, `returned`, `failed`): a first-try success is
         // counted with one add.
         self.attempts.attempted();
+        // The common case, a value under rules that take every value, is a success with no
+        // judging: inlined into the caller; the rest is not.
+        match result {
+            Ok(value) if rules.accepts_every_value() => self.succeeded(inner, Ok(value)),
+            other => self.judge(inner, rules, other),
+        }
+    }
+
+    /// Judges an attempt's result by `rules`.
+    fn judge<T, E>(
+        &mut self,
+        inner: &Inner,
+        rules: &RetryRules<T, E>,
+        result: Result<T, Error<E>>,
+    ) -> Step<T, E>
+    where
+        E: fmt::Display,
+    {
         let own: Result<T, E> = match result {
             Ok(value) => Ok(value),
             Err(Error::Inner(error)) => Err(error),
@@ -107,6 +127,7 @@ impl Run {
         Arc::clone(self.settings.get_or_insert_with(|| inner.settings()))
     }
 
+    #[inline]
     fn succeeded<T, E>(&self, inner: &Inner, own: Result<T, E>) -> Step<T, E> {
         let attempts = self.attempts.total();
         if attempts == 1 {

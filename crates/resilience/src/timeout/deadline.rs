@@ -289,20 +289,37 @@ impl Deadline {
     /// Runs `operation` until this deadline (or an earlier enclosing one), with this deadline
     /// current inside it. Rejected without polling `operation` if the deadline has passed;
     /// cancelled (dropped) if it is still running when the deadline passes.
-    pub async fn run<T, E, Fut>(&self, operation: Fut) -> Result<T, Error<E>>
+    pub fn run<T, E, Fut>(
+        &self,
+        operation: Fut,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E, Fut>
     where
         Fut: Future<Output = Result<T, E>>,
     {
-        self.execute(async move { operation.await.map_err(Error::Inner) })
-            .await
+        // The operation's own errors become this crate's once it has ended: no wrapping
+        // future around it.
+        self.guard(operation, |result| result.map_err(Error::Inner))
     }
 
     /// Like [`run`](Self::run) for an operation that already returns this crate's [`Error`],
     /// such as another pattern's call; its errors pass through unchanged.
-    pub async fn execute<T, E, Fut>(&self, operation: Fut) -> Result<T, Error<E>>
+    pub fn execute<T, E, Fut>(
+        &self,
+        operation: Fut,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E, Fut>
     where
         Fut: Future<Output = Result<T, Error<E>>>,
     {
+        self.guard(operation, |result| result)
+    }
+
+    /// The call behind [`run`](Self::run) and [`execute`](Self::execute): `convert` turns
+    /// the operation's output into the call's result.
+    async fn guard<T, E, Fut: Future>(
+        &self,
+        operation: Fut,
+        convert: impl FnOnce(Fut::Output) -> Result<T, Error<E>>,
+    ) -> Result<T, Error<E>> {
         let started = Instant::now();
         // The enclosing deadline is cloned (for its name) only when it is the earlier one.
         let enclosing = Self::current_instant()
@@ -317,7 +334,7 @@ impl Deadline {
         let mut guarded = pin!(Guarded::new(until, operation).current_at(self.at));
         let name = self.name_arc();
         match poll_fn(|cx| guarded.as_mut().poll_named(name, cx)).await {
-            Some(result) => result,
+            Some(output) => convert(output),
             None => {
                 let elapsed = started.elapsed();
                 tracing::debug!(target: "resilience::timeout", deadline = %effective.name(), ?limit, "deadline exceeded");

@@ -114,22 +114,43 @@ impl Timeout {
     ///
     /// Inside the operation, [`Deadline::current`] is the point at which it will be cancelled.
     /// Dropping the returned future drops the operation's future too.
-    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    pub fn call<T, E, F, Fut>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E, F, Fut>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.execute(|| async move { operation().await.map_err(Error::Inner) })
-            .await
+        // The operation's own errors become this crate's once it has ended: no wrapping
+        // future around it.
+        self.guard(operation, |result| result.map_err(Error::Inner))
     }
 
     /// Runs an operation that already returns this crate's [`Error`], such as an inner pattern
     /// of a pipeline. Its errors pass through unchanged, an inner timeout included: only this
     /// timeout's own expiry is counted and reported as a timeout here.
-    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    pub fn execute<T, E, F, Fut>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E, F, Fut>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
+    {
+        self.guard(operation, |result| result)
+    }
+
+    /// The call behind [`call`](Self::call) and [`execute`](Self::execute): `convert` turns
+    /// the operation's output into the call's result.
+    async fn guard<T, E, F, Fut>(
+        &self,
+        operation: F,
+        convert: impl FnOnce(Fut::Output) -> Result<T, Error<E>>,
+    ) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future,
     {
         let inner = &*self.inner;
         let Start {
@@ -142,7 +163,8 @@ impl Timeout {
         let mut guarded = pin!(Guarded::new(until, Lazy::new(operation)));
         let name = &inner.name;
         match poll_fn(|cx| guarded.as_mut().poll_named(name, cx)).await {
-            Some(result) => {
+            Some(output) => {
+                let result = convert(output);
                 inner.finished(started, limit, result.is_ok());
                 result
             }

@@ -640,3 +640,39 @@ async fn scopes_in_two_tasks_on_one_thread_never_see_each_other() {
     assert_eq!(b.await.unwrap(), (second_seen.clone(), second_seen));
     assert!(name().is_none());
 }
+
+/// An operation that is never ready and uses up its task's budget at every poll (a busy
+/// loop of ready I/O, say) still times out, as with `tokio::time::timeout`: its timer is
+/// made on its first pending poll and then polled outside the budget. Real time: a paused
+/// clock never advances while the task is always awake.
+#[tokio::test]
+async fn an_operation_that_uses_up_the_budget_still_times_out() {
+    let limit = 20 * MS;
+    let busy = || async {
+        loop {
+            tokio::task::consume_budget().await;
+        }
+    };
+    let started = Instant::now();
+    let outcome: Result<(), Error<io::Error>> = timeout(limit).call(busy).await;
+    assert!(matches!(outcome, Err(Error::Timeout { limit: given, .. }) if given == limit));
+    assert!(started.elapsed() >= limit);
+    let deadline = Deadline::after(limit).run(busy()).await;
+    assert!(matches!(deadline, Err(Error::Timeout { .. })));
+}
+
+/// A call's clock starts at its first poll, not when its future is made: the time before
+/// counts neither against its limit nor in its execution time.
+#[tokio::test(start_paused = true)]
+async fn a_call_starts_at_its_first_poll() {
+    let timeout = timeout(10 * MS);
+    let ready = timeout.call(|| async { Ok::<_, io::Error>(1) });
+    let pending = timeout.call(|| sleeper(MS));
+    // Neither is polled before the limit has passed: their clocks start at the first poll.
+    sleep(50 * MS).await;
+    assert_eq!(ready.await.unwrap(), 1);
+    assert_eq!(pending.await.unwrap(), MS);
+    let metrics = timeout.metrics();
+    assert_eq!(metrics.successful_executions, 2);
+    assert_eq!(metrics.total_execution_time, MS);
+}

@@ -36,7 +36,11 @@ pub(crate) struct Settings {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    /// Striped: every call adds to these, from whichever thread runs it.
+    /// Striped: every call adds to one of these, from whichever thread runs it.
+    /// Calls whose first attempt succeeded: one attempt and one success each, counted with
+    /// one add (the common case pays for one shared write, not two).
+    pub(crate) first_try: StripedCounter,
+    /// Every other attempt, and every other success.
     pub(crate) total: StripedCounter,
     pub(crate) successful: StripedCounter,
     pub(crate) failed: AtomicU64,
@@ -119,7 +123,8 @@ impl Retry {
         Fut: Future<Output = Result<T, E>>,
         E: fmt::Display,
     {
-        self.call_with(&RetryRules::new(), operation).await
+        self.call_with(const { &RetryRules::new() }, operation)
+            .await
     }
 
     /// Runs an operation that already returns this crate's [`Error`], such as an inner
@@ -133,7 +138,8 @@ impl Retry {
         Fut: Future<Output = Result<T, Error<E>>>,
         E: fmt::Display,
     {
-        self.execute_with(&RetryRules::new(), operation).await
+        self.execute_with(const { &RetryRules::new() }, operation)
+            .await
     }
 
     /// Like [`call`](Self::call), retrying what `rules` say.
@@ -183,8 +189,9 @@ impl Retry {
     /// A snapshot of the counters, with aioresilience's field names.
     pub fn metrics(&self) -> RetryMetrics {
         let counters = &self.inner.counters;
-        let total_attempts = counters.total.sum();
-        let successful_attempts = counters.successful.sum();
+        let first_try = counters.first_try.sum();
+        let total_attempts = counters.total.sum().wrapping_add(first_try);
+        let successful_attempts = counters.successful.sum().wrapping_add(first_try);
         RetryMetrics {
             name: self.inner.name.to_string(),
             total_attempts,
@@ -205,6 +212,7 @@ impl Retry {
     /// (aioresilience's `reset_metrics`).
     pub fn reset_metrics(&self) {
         let counters = &self.inner.counters;
+        counters.first_try.reset();
         counters.total.reset();
         counters.successful.reset();
         crate::metrics::reset_counters([

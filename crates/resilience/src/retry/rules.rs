@@ -230,6 +230,14 @@ impl<T, E> RetryRules<T, E> {
         self.overrides.len()
     }
 
+    /// Whether every value is a success without running user code (no
+    /// [`retry_on_result`](Self::retry_on_result) predicate nor classifier hook): then a
+    /// value needs no judging. Errors are judged as always.
+    #[inline]
+    pub(crate) fn accepts_every_value(&self) -> bool {
+        !self.classifier.runs_user_code()
+    }
+
     /// Judges one attempt's result, user code isolated.
     pub(crate) fn judge(&self, result: &Result<T, E>, name: &Arc<str>) -> Verdict {
         let Err(error) = result else {

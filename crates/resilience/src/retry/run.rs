@@ -44,6 +44,7 @@ impl Run {
     /// Starts a call: reads the clock only if a time limit is set, and deposits into the
     /// budget if there is one. A first-try success takes no lock and writes nothing shared
     /// but the budget's count.
+    #[inline]
     pub(crate) fn start(inner: &Inner) -> Self {
         let started = inner.has_time_limit().then(Instant::now);
         if inner.has_budget() {
@@ -58,6 +59,7 @@ impl Run {
     }
 
     /// Judges an attempt's result.
+    #[inline]
     pub(crate) fn step<T, E>(
         &mut self,
         inner: &Inner,
@@ -67,8 +69,27 @@ impl Run {
     where
         E: fmt::Display,
     {
+        // Counted when judged (`succeeded`, `returned`, `failed`): a first-try success is
+        // counted with one add.
         self.attempts.attempted();
-        inner.counters.total.increment();
+        // The common case, a value under rules that take every value, is a success with no
+        // judging: inlined into the caller; the rest is not.
+        match result {
+            Ok(value) if rules.accepts_every_value() => self.succeeded(inner, Ok(value)),
+            other => self.judge(inner, rules, other),
+        }
+    }
+
+    /// Judges an attempt's result by `rules`.
+    fn judge<T, E>(
+        &mut self,
+        inner: &Inner,
+        rules: &RetryRules<T, E>,
+        result: Result<T, Error<E>>,
+    ) -> Step<T, E>
+    where
+        E: fmt::Display,
+    {
         let own: Result<T, E> = match result {
             Ok(value) => Ok(value),
             Err(Error::Inner(error)) => Err(error),
@@ -106,9 +127,15 @@ impl Run {
         Arc::clone(self.settings.get_or_insert_with(|| inner.settings()))
     }
 
+    #[inline]
     fn succeeded<T, E>(&self, inner: &Inner, own: Result<T, E>) -> Step<T, E> {
         let attempts = self.attempts.total();
-        inner.counters.successful.increment();
+        if attempts == 1 {
+            inner.counters.first_try.increment();
+        } else {
+            inner.counters.total.increment();
+            inner.counters.successful.increment();
+        }
         inner.instruments.succeeded();
         inner.emitter.emit(|| RetryEvent::RetrySuccess { attempts });
         if attempts > 1 {
@@ -119,6 +146,7 @@ impl Run {
 
     /// A failure that is not retried: returned as is, no event.
     fn returned<T, E: fmt::Display>(inner: &Inner, result: Result<T, Error<E>>) -> Step<T, E> {
+        inner.counters.total.increment();
         if let Err(error) = &result {
             inner.counters.failed.fetch_add(1, Ordering::Relaxed);
             inner.set_last_error(Arc::from(error.to_string()));
@@ -136,6 +164,7 @@ impl Run {
         last: Option<Error<E>>,
         retry_after: Option<Duration>,
     ) -> Step<T, E> {
+        inner.counters.total.increment();
         let error: Arc<str> = match &last {
             Some(error) => Arc::from(error.to_string()),
             None => Arc::from(REJECTED_RESULT),

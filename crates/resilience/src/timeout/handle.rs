@@ -1,13 +1,15 @@
 //! [`Timeout`]: the async shell around the deadline arithmetic.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::deadline::{Guarded, Lazy};
 use super::instruments::Instruments;
 use super::state::{self, Budget};
 use super::{Deadline, TimeoutBuilder, TimeoutConfig, TimeoutEvent, TimeoutMetrics};
@@ -25,7 +27,7 @@ pub struct Timeout {
 }
 
 pub(super) struct Inner {
-    name: Arc<str>,
+    pub(super) name: Arc<str>,
     /// The limit in nanoseconds; validation keeps it within `1..=u64::MAX`.
     limit: AtomicU64,
     successes: AtomicU64,
@@ -35,7 +37,7 @@ pub(super) struct Inner {
     /// Total time of the calls that ran to an end (success, own error or timeout), in
     /// nanoseconds, saturating.
     execution_nanos: AtomicU64,
-    /// Read at the start and the end of every call.
+    /// Read at the start and the end of every call, in nanoseconds since its epoch.
     clock: Clock,
     emitter: Emitter,
     /// Metric handles, registered once here (zero-sized without feature `metrics`).
@@ -44,11 +46,11 @@ pub(super) struct Inner {
 
 /// What a call that may start is given.
 pub(super) struct Start {
-    pub(super) started: Instant,
+    /// On the timeout's clock, in nanoseconds.
+    pub(super) started: u64,
+    /// When it is cancelled; also the deadline current inside it.
     pub(super) until: Instant,
     pub(super) limit: Duration,
-    /// The deadline the operation runs under, made current inside it.
-    pub(super) scope: Deadline,
 }
 
 impl Timeout {
@@ -112,38 +114,61 @@ impl Timeout {
     ///
     /// Inside the operation, [`Deadline::current`] is the point at which it will be cancelled.
     /// Dropping the returned future drops the operation's future too.
-    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    pub fn call<T, E, F, Fut>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E, F, Fut>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.execute(|| async move { operation().await.map_err(Error::Inner) })
-            .await
+        // The operation's own errors become this crate's once it has ended: no wrapping
+        // future around it.
+        self.guard(operation, |result| result.map_err(Error::Inner))
     }
 
     /// Runs an operation that already returns this crate's [`Error`], such as an inner pattern
     /// of a pipeline. Its errors pass through unchanged, an inner timeout included: only this
     /// timeout's own expiry is counted and reported as a timeout here.
-    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    pub fn execute<T, E, F, Fut>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E, F, Fut>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
+        self.guard(operation, |result| result)
+    }
+
+    /// The call behind [`call`](Self::call) and [`execute`](Self::execute): `convert` turns
+    /// the operation's output into the call's result.
+    async fn guard<T, E, F, Fut>(
+        &self,
+        operation: F,
+        convert: impl FnOnce(Fut::Output) -> Result<T, Error<E>>,
+    ) -> Result<T, Error<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future,
+    {
+        let inner = &*self.inner;
         let Start {
             started,
             until,
             limit,
-            scope,
-        } = self.inner.start()?;
-        // Made inside the scope too, so set-up code before the operation's first await
+        } = inner.start()?;
+        // Made at the guard's first poll, so set-up code before the operation's first await
         // already sees its deadline.
-        let future = scope.enter(operation);
-        match tokio::time::timeout_at(until, scope.scope(future)).await {
-            Ok(result) => {
-                self.inner.finished(started, limit, result.is_ok());
+        let mut guarded = pin!(Guarded::new(until, Lazy::new(operation)));
+        let name = &inner.name;
+        match poll_fn(|cx| guarded.as_mut().poll_named(name, cx)).await {
+            Some(output) => {
+                let result = convert(output);
+                inner.finished(started, limit, result.is_ok());
                 result
             }
-            Err(_) => Err(self.inner.timed_out(started, limit)),
+            None => Err(inner.timed_out(started, limit)),
         }
     }
 
@@ -210,28 +235,48 @@ impl Inner {
 
     /// Reads the clock once and decides whether a call may start, and until when.
     pub(super) fn start(&self) -> Result<Start, Rejection> {
-        let started = self.clock.now();
+        let started = self.clock.nanos();
+        let limit = self.limit.load(Ordering::Relaxed);
         let enclosing = Deadline::current_instant();
-        match state::budget(Some(self.limit()), enclosing, started) {
+        // The common case, no enclosing deadline and a limit well inside the clock's range,
+        // in nanoseconds: the same instant `state::budget` computes, with one conversion.
+        if enclosing.is_none() {
+            if let Some(end) = started
+                .checked_add(limit)
+                .filter(|&end| end <= FAR_FUTURE_NANOS)
+            {
+                return Ok(Start {
+                    started,
+                    until: self.clock.instant_at(end),
+                    limit: Duration::from_nanos(limit),
+                });
+            }
+        }
+        let now = self.clock.instant_at(started);
+        match state::budget(Some(Duration::from_nanos(limit)), enclosing, now) {
             Budget::Run { until, limit, .. } => Ok(Start {
                 started,
                 until,
                 limit,
-                scope: Deadline::with_shared_name(until, &self.name),
             }),
             Budget::Expired => {
                 self.rejections.fetch_add(1, Ordering::Relaxed);
                 // The scope that expired names the rejection. It is there: `enclosing` was.
                 let deadline = Deadline::current()
-                    .unwrap_or_else(|| Deadline::with_shared_name(started, &self.name));
+                    .unwrap_or_else(|| Deadline::with_shared_name(now, &self.name));
                 Err(deadline.expired())
             }
         }
     }
 
+    /// The time since `started`, a reading of this timeout's clock.
+    fn elapsed(&self, started: u64) -> Duration {
+        Duration::from_nanos(self.clock.nanos().saturating_sub(started))
+    }
+
     /// A call ended in time, with its own success or error.
-    pub(super) fn finished(&self, started: Instant, limit: Duration, ok: bool) {
-        let elapsed = self.clock.now().saturating_duration_since(started);
+    pub(super) fn finished(&self, started: u64, limit: Duration, ok: bool) {
+        let elapsed = self.elapsed(started);
         self.add_time(elapsed);
         self.instruments.finished(elapsed);
         let counter = if ok { &self.successes } else { &self.failures };
@@ -241,8 +286,8 @@ impl Inner {
     }
 
     /// A call was still running at its limit and has been cancelled.
-    pub(super) fn timed_out<E>(&self, started: Instant, limit: Duration) -> Error<E> {
-        let elapsed = self.clock.now().saturating_duration_since(started);
+    pub(super) fn timed_out<E>(&self, started: u64, limit: Duration) -> Error<E> {
+        let elapsed = self.elapsed(started);
         self.add_time(elapsed);
         self.timeouts.fetch_add(1, Ordering::Relaxed);
         self.instruments.timed_out();
@@ -255,13 +300,22 @@ impl Inner {
     fn add_time(&self, elapsed: Duration) {
         let elapsed = nanos(elapsed);
         // Saturating rather than wrapping: a busy process can sum centuries of call time.
-        let _ = self
-            .execution_nanos
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| {
-                Some(total.saturating_add(elapsed))
-            });
+        // A plain add while the total is below half the range (no call is that long, so no
+        // add from there can wrap), the exact saturating update above it.
+        if self.execution_nanos.load(Ordering::Relaxed) < u64::MAX / 2 {
+            self.execution_nanos.fetch_add(elapsed, Ordering::Relaxed);
+        } else {
+            let _ =
+                self.execution_nanos
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| {
+                        Some(total.saturating_add(elapsed))
+                    });
+        }
     }
 }
+
+/// The clock's far future (about thirty years) in nanoseconds: beyond it, instants saturate.
+const FAR_FUTURE_NANOS: u64 = crate::time::FAR_FUTURE.as_secs() * 1_000_000_000;
 
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)

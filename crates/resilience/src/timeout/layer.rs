@@ -6,11 +6,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::deadline::Scoped;
+use super::deadline::{enter_scope, Guarded};
 use super::handle::Start;
 use super::Timeout;
 use crate::{Error, Rejection};
@@ -92,13 +91,12 @@ where
                 started,
                 until,
                 limit,
-                scope,
             }) => {
                 // The request's deadline is current while the inner service starts its work,
                 // not only while its future is polled.
-                let future = scope.enter(|| self.inner.call(request));
+                let future = enter_scope(until, &timeout.inner.name, || self.inner.call(request));
                 ResponseFuture {
-                    future: Some(tokio::time::timeout_at(until, scope.scope(future))),
+                    future: Some(Guarded::new(until, future)),
                     rejection: None,
                     started,
                     limit,
@@ -108,7 +106,7 @@ where
             Err(rejection) => ResponseFuture {
                 future: None,
                 rejection: Some(rejection),
-                started: Instant::now(),
+                started: 0,
                 limit: Duration::ZERO,
                 timeout,
             },
@@ -122,9 +120,10 @@ pin_project! {
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
         #[pin]
-        future: Option<tokio::time::Timeout<Scoped<F>>>,
+        future: Option<Guarded<F>>,
         rejection: Option<Rejection>,
-        started: Instant,
+        // On the timeout's clock, in nanoseconds.
+        started: u64,
         limit: Duration,
         timeout: Timeout,
     }
@@ -144,15 +143,17 @@ where
         let Some(future) = this.future.as_pin_mut() else {
             panic!("ResponseFuture polled after completion");
         };
-        // `tokio::time::Timeout` polls the inner future before its timer, so a response
-        // ready exactly at the limit is a success, as in `Timeout::call`.
+        // The inner future is polled before the timer, so a response ready exactly at the
+        // limit is a success, as in `Timeout::call`.
         let inner = &this.timeout.inner;
-        Poll::Ready(match std::task::ready!(future.poll(cx)) {
-            Ok(result) => {
-                inner.finished(*this.started, *this.limit, result.is_ok());
-                result.map_err(Error::Inner)
-            }
-            Err(_) => Err(inner.timed_out(*this.started, *this.limit)),
-        })
+        Poll::Ready(
+            match std::task::ready!(future.poll_named(&inner.name, cx)) {
+                Some(result) => {
+                    inner.finished(*this.started, *this.limit, result.is_ok());
+                    result.map_err(Error::Inner)
+                }
+                None => Err(inner.timed_out(*this.started, *this.limit)),
+            },
+        )
     }
 }

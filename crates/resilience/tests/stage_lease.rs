@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use resilience::backpressure::Backpressure;
 use resilience::bulkhead::Bulkhead;
 use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
 use resilience::classify::Outcome;
@@ -119,6 +120,21 @@ fn a_cancelled_bulkhead_call_gives_its_slot_back() {
         assert_eq!(bulkhead.available_slots(), 0);
     }
     assert_eq!(bulkhead.available_slots(), 1);
+}
+
+#[test]
+fn a_backpressure_call_holds_its_place_until_it_ends_or_is_cancelled() {
+    let controller = Backpressure::builder("lease").build().unwrap();
+    {
+        let mut call = pin!(controller.call(std::future::pending::<Result<u32, ()>>));
+        assert!(poll_once(call.as_mut()).is_pending());
+        assert_eq!(controller.pending(), 1);
+    }
+    assert_eq!(controller.pending(), 0, "a cancelled call gives its place back");
+    let mut call = pin!(controller.call(|| async { Ok::<_, ()>(7) }));
+    assert!(matches!(poll_once(call.as_mut()), Poll::Ready(Ok(7))));
+    assert_eq!(controller.pending(), 0, "a finished call gives its place back");
+    assert_eq!(controller.metrics().total_accepted, 2);
 }
 
 #[test]

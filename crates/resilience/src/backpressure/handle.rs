@@ -11,8 +11,9 @@ use super::shared::Inner;
 use super::state::{Arrival, Patience};
 use super::stream::BackpressureStream;
 use super::{BackpressureBuilder, BackpressureConfig, BackpressureMetrics};
+use crate::classify::Outcome;
 use crate::events::EventBus;
-use crate::stage::{self, Admit, Stage, StagePermit};
+use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
 /// A backpressure controller: admits work freely until the high water mark, then makes
@@ -26,8 +27,8 @@ pub struct Backpressure {
 }
 
 /// How an arrival went, when it was not rejected.
-pub(super) enum Arrived {
-    Admitted(Permit),
+pub(super) enum Arrived<P = Permit> {
+    Admitted(P),
     Queued(WaitGuard),
 }
 
@@ -106,6 +107,17 @@ impl Backpressure {
 
     /// Decides an arrival and, when it must wait, queues it.
     pub(super) fn arrive(&self, patience: Patience) -> Result<Arrived, Rejection> {
+        self.arrive_as(patience, || Permit::new(self.clone()))
+    }
+
+    /// [`arrive`](Self::arrive), with `admitted` making what an arrival admitted at once
+    /// holds: a permit, or nothing for a lease.
+    #[inline]
+    fn arrive_as<P>(
+        &self,
+        patience: Patience,
+        admitted: impl FnOnce() -> P,
+    ) -> Result<Arrived<P>, Rejection> {
         let inner = &*self.inner;
         let mut shared = inner.lock();
         let marks = shared.marks;
@@ -114,7 +126,7 @@ impl Backpressure {
                 inner.publish(&shared);
                 drop(shared);
                 inner.announce(switch, marks);
-                Ok(Arrived::Admitted(Permit::new(self.clone())))
+                Ok(Arrived::Admitted(admitted()))
             }
             Arrival::Wait => {
                 // Only a producer that waits pays for its channel.
@@ -198,6 +210,24 @@ impl Stage for Backpressure {
 
     fn pattern(&self) -> PatternKind {
         PatternKind::Backpressure
+    }
+
+    /// A call run by `call` that is admitted at once borrows the controller: no reference
+    /// count is taken.
+    #[inline]
+    fn lease(&self) -> Leased<Permit> {
+        let timeout = self.wait_timeout();
+        let admitted = || self.inner.instruments.accepted.increment();
+        match self.arrive_as(Patience::waiting_up_to(timeout), admitted) {
+            Ok(Arrived::Admitted(())) => Leased::Token(LeaseToken::new(0)),
+            Ok(Arrived::Queued(guard)) => Leased::Admit(Admit::waiting(guard.wait(timeout))),
+            Err(rejection) => Leased::Rejected(rejection),
+        }
+    }
+
+    #[inline]
+    fn end_lease(&self, _: LeaseToken, _: Outcome) {
+        self.inner.release();
     }
 }
 

@@ -12,6 +12,7 @@ use resilience::backpressure::Backpressure;
 use resilience::bulkhead::Bulkhead;
 use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
 use resilience::classify::Outcome;
+use resilience::load_shed::{LoadShedder, Priority};
 use resilience::stage::{self, Admit, LeaseToken, Leased, Stage};
 use resilience::{Error, PatternKind};
 
@@ -130,11 +131,48 @@ fn a_backpressure_call_holds_its_place_until_it_ends_or_is_cancelled() {
         assert!(poll_once(call.as_mut()).is_pending());
         assert_eq!(controller.pending(), 1);
     }
-    assert_eq!(controller.pending(), 0, "a cancelled call gives its place back");
+    assert_eq!(
+        controller.pending(),
+        0,
+        "a cancelled call gives its place back"
+    );
     let mut call = pin!(controller.call(|| async { Ok::<_, ()>(7) }));
     assert!(matches!(poll_once(call.as_mut()), Poll::Ready(Ok(7))));
-    assert_eq!(controller.pending(), 0, "a finished call gives its place back");
+    assert_eq!(
+        controller.pending(),
+        0,
+        "a finished call gives its place back"
+    );
     assert_eq!(controller.metrics().total_accepted, 2);
+}
+
+#[test]
+fn a_load_shedder_call_holds_its_slot_until_it_ends_or_is_cancelled() {
+    let shedder = LoadShedder::builder("lease").build().unwrap();
+    let prioritized = shedder.prioritized(Priority::High);
+    {
+        let mut call =
+            pin!(shedder.call(Priority::Normal, std::future::pending::<Result<u32, ()>>));
+        let mut high = pin!(stage::call(
+            &prioritized,
+            std::future::pending::<Result<u32, ()>>
+        ));
+        assert!(poll_once(call.as_mut()).is_pending());
+        assert!(poll_once(high.as_mut()).is_pending());
+        assert_eq!(shedder.metrics().active_requests, 2);
+    }
+    assert_eq!(
+        shedder.metrics().active_requests,
+        0,
+        "cancelled calls give their slots back"
+    );
+    let mut call = pin!(shedder.call(Priority::Normal, || async { Ok::<_, ()>(7) }));
+    assert!(matches!(poll_once(call.as_mut()), Poll::Ready(Ok(7))));
+    assert_eq!(
+        shedder.metrics().active_requests,
+        0,
+        "a finished call gives its slot back"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::instruments::Instruments;
 use super::monitor::{self, Monitor};
-use super::permit::{Acquire, Permit};
+use super::permit::{Acquire, AtPriority, Permit};
 use super::queue::Queue;
 use super::state::{self, Counts, Decision, Limits, ShedReason, SystemLoad};
 use super::{
@@ -132,7 +132,11 @@ impl LoadShedder {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        stage::call(&self.prioritized(priority), operation).await
+        let stage = AtPriority {
+            shedder: self,
+            priority,
+        };
+        stage::call(&stage, operation).await
     }
 
     /// Runs an operation that already returns this crate's [`Error`] (an inner pattern of a
@@ -146,7 +150,11 @@ impl LoadShedder {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        stage::execute(&self.prioritized(priority), &EveryError, operation).await
+        let stage = AtPriority {
+            shedder: self,
+            priority,
+        };
+        stage::execute(&stage, &EveryError, operation).await
     }
 
     /// The load level now: from utilisation, or from CPU and memory if those are higher.

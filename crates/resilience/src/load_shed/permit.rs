@@ -11,7 +11,8 @@ use tokio::time::Sleep;
 use super::handle::Admitted;
 use super::state::ShedReason;
 use super::{LoadShedder, Priority};
-use crate::stage::{Admit, Stage, StagePermit};
+use crate::classify::Outcome;
+use crate::stage::{Admit, LeaseToken, Leased, Stage, StagePermit};
 use crate::{PatternKind, Rejection};
 
 /// A slot of a [`LoadShedder`]; dropping it releases the slot (to the oldest waiter, if any).
@@ -23,7 +24,7 @@ pub struct Permit {
 
 impl Permit {
     pub(super) fn new(shedder: LoadShedder, priority: Priority) -> Self {
-        shedder.inner.instruments.active.increment();
+        shedder.took_slot();
         Self { shedder, priority }
     }
 
@@ -35,8 +36,7 @@ impl Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.shedder.inner.instruments.active.decrement();
-        self.shedder.inner.release();
+        self.shedder.gave_slot_back();
     }
 }
 
@@ -211,6 +211,43 @@ impl LoadShedder {
 }
 
 impl LoadShedder {
+    /// Counts a slot taken by a permit or a lease.
+    #[inline]
+    fn took_slot(&self) {
+        self.inner.instruments.active.increment();
+    }
+
+    /// Gives back a slot taken by a permit or a lease (to the oldest waiter, if any).
+    #[inline]
+    fn gave_slot_back(&self) {
+        self.inner.instruments.active.decrement();
+        self.inner.release();
+    }
+
+    /// [`admit_at`](Self::admit_at) for a call that borrows the shedder: a slot granted at
+    /// once is a lease, with no reference count taken.
+    #[inline]
+    fn lease_at(&self, priority: Priority) -> Leased<Permit> {
+        match self.inner.admit(priority, true) {
+            Admitted::Now => {
+                self.took_slot();
+                Leased::Token(LeaseToken::new(0))
+            }
+            Admitted::Shed(rejection) => Leased::Rejected(rejection),
+            Admitted::Queued {
+                id,
+                grant,
+                deadline,
+            } => Leased::Admit(Admit::waiting(Acquire::queued(
+                self.clone(),
+                priority,
+                id,
+                grant,
+                deadline,
+            ))),
+        }
+    }
+
     /// Admission at `priority`, decided now so requests are admitted in the order they
     /// arrive; only a queued request waits (boxed: the others pay nothing for the queue).
     pub(super) fn admit_at(&self, priority: Priority) -> Admit<Permit> {
@@ -241,10 +278,63 @@ impl Stage for LoadShedder {
     fn pattern(&self) -> PatternKind {
         PatternKind::LoadShedder
     }
+
+    /// A call run by `call` that is admitted at once borrows the shedder.
+    #[inline]
+    fn lease(&self) -> Leased<Permit> {
+        self.lease_at(Priority::Normal)
+    }
+
+    #[inline]
+    fn end_lease(&self, _: LeaseToken, _: Outcome) {
+        self.gave_slot_back();
+    }
 }
 
 /// Admits at its fixed priority.
 impl Stage for Prioritized {
+    type Permit = Permit;
+
+    fn admit(&self) -> Admit<Permit> {
+        self.borrowed().admit()
+    }
+
+    fn name(&self) -> &str {
+        self.shedder.name()
+    }
+
+    fn pattern(&self) -> PatternKind {
+        PatternKind::LoadShedder
+    }
+
+    #[inline]
+    fn lease(&self) -> Leased<Permit> {
+        self.borrowed().lease()
+    }
+
+    #[inline]
+    fn end_lease(&self, token: LeaseToken, outcome: Outcome) {
+        self.borrowed().end_lease(token, outcome);
+    }
+}
+
+impl Prioritized {
+    fn borrowed(&self) -> AtPriority<'_> {
+        AtPriority {
+            shedder: &self.shedder,
+            priority: self.priority,
+        }
+    }
+}
+
+/// The shedder borrowed at one priority: the stage `call` and `execute` run through, with
+/// no reference count taken.
+pub(super) struct AtPriority<'a> {
+    pub(super) shedder: &'a LoadShedder,
+    pub(super) priority: Priority,
+}
+
+impl Stage for AtPriority<'_> {
     type Permit = Permit;
 
     fn admit(&self) -> Admit<Permit> {
@@ -257,5 +347,15 @@ impl Stage for Prioritized {
 
     fn pattern(&self) -> PatternKind {
         PatternKind::LoadShedder
+    }
+
+    #[inline]
+    fn lease(&self) -> Leased<Permit> {
+        self.shedder.lease_at(self.priority)
+    }
+
+    #[inline]
+    fn end_lease(&self, _: LeaseToken, _: Outcome) {
+        self.shedder.gave_slot_back();
     }
 }

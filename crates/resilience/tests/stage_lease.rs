@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use resilience::adaptive::AdaptiveLimiter;
 use resilience::backpressure::Backpressure;
 use resilience::bulkhead::Bulkhead;
 use resilience::circuit_breaker::{CircuitBreaker, CircuitState};
@@ -172,6 +173,36 @@ fn a_load_shedder_call_holds_its_slot_until_it_ends_or_is_cancelled() {
         shedder.metrics().active_requests,
         0,
         "a finished call gives its slot back"
+    );
+}
+
+#[test]
+fn an_adaptive_call_holds_its_slot_and_reports_how_it_went() {
+    let limiter = AdaptiveLimiter::builder("lease").build().unwrap();
+    {
+        let mut call = pin!(limiter.call(std::future::pending::<Result<u32, ()>>));
+        assert!(poll_once(call.as_mut()).is_pending());
+        assert_eq!(limiter.in_flight(), 1);
+    }
+    assert_eq!(
+        limiter.in_flight(),
+        0,
+        "a cancelled call gives its slot back"
+    );
+    let mut ok = pin!(limiter.call(|| async { Ok::<_, ()>(7) }));
+    assert!(matches!(poll_once(ok.as_mut()), Poll::Ready(Ok(7))));
+    let mut failed = pin!(limiter.call(|| async { Err::<u32, _>(()) }));
+    assert!(poll_once(failed.as_mut()).is_ready());
+    assert_eq!(limiter.in_flight(), 0);
+    let metrics = limiter.metrics();
+    assert_eq!(
+        (
+            metrics.success_count,
+            metrics.failure_count,
+            metrics.ignored_count
+        ),
+        (1, 1, 1),
+        "each call's outcome reaches the limit: {metrics:?}"
     );
 }
 

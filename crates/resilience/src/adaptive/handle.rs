@@ -17,7 +17,7 @@ use super::{
 };
 use crate::classify::Outcome;
 use crate::events::{Emitter, EventBus};
-use crate::stage::{self, Admit, Stage, StagePermit};
+use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
 /// An adaptive concurrency limiter: admits calls while fewer than its limit are in flight, and
@@ -146,6 +146,13 @@ impl AdaptiveLimiter {
     }
 
     fn enter(&self) -> Option<Permit> {
+        let (started, in_flight) = self.take_slot()?;
+        Some(Permit::new(self.clone(), started, in_flight))
+    }
+
+    /// Takes a slot if one is free now: when it was taken, and the calls in flight with it.
+    #[inline]
+    fn take_slot(&self) -> Option<(Instant, u32)> {
         let inner = &*self.inner;
         let limit = inner.limit.load(Ordering::Acquire);
         let admitted = inner
@@ -156,7 +163,7 @@ impl AdaptiveLimiter {
             .ok()?;
         inner.total_requests.fetch_add(1, Ordering::Relaxed);
         inner.instruments.accepted.increment();
-        Some(Permit::new(self.clone(), Instant::now(), admitted + 1))
+        Some((Instant::now(), admitted + 1))
     }
 
     stage::entry_points! {
@@ -367,15 +374,10 @@ impl Stage for AdaptiveLimiter {
     type Permit = Permit;
 
     fn admit(&self) -> Admit<Permit> {
-        if let Some(permit) = self.enter() {
-            return Admit::admitted(permit);
+        match self.enter() {
+            Some(permit) => Admit::admitted(permit),
+            None => self.admit_later(),
         }
-        let timeout = self.inner.wait_timeout();
-        if timeout.is_zero() {
-            return Admit::ready(self.try_acquire());
-        }
-        let limiter = self.clone();
-        Admit::waiting(async move { limiter.acquire(timeout).await })
     }
 
     fn name(&self) -> &str {
@@ -384,6 +386,41 @@ impl Stage for AdaptiveLimiter {
 
     fn pattern(&self) -> PatternKind {
         PatternKind::AdaptiveConcurrency
+    }
+
+    /// A call run by `call` that finds a free slot borrows the limiter: no reference count is
+    /// taken. Its token carries the calls in flight and the start, which the limit learns
+    /// from.
+    #[inline]
+    fn lease(&self) -> Leased<Permit> {
+        match self.take_slot() {
+            Some((started, in_flight)) => Leased::Token(
+                LeaseToken::new(u64::from(in_flight))
+                    .started_at(Some(started))
+                    .wanting_outcome(),
+            ),
+            None => Leased::Admit(self.admit_later()),
+        }
+    }
+
+    #[inline]
+    fn end_lease(&self, token: LeaseToken, outcome: Outcome) {
+        let started = token.started().unwrap_or_else(Instant::now);
+        let in_flight = u32::try_from(token.tag()).unwrap_or(u32::MAX);
+        self.inner.complete(started, in_flight, outcome);
+    }
+}
+
+impl AdaptiveLimiter {
+    /// The admission of a call that found no free slot: rejected at once, or waiting up to
+    /// the configured `wait_timeout`.
+    fn admit_later(&self) -> Admit<Permit> {
+        let timeout = self.inner.wait_timeout();
+        if timeout.is_zero() {
+            return Admit::ready(self.try_acquire());
+        }
+        let limiter = self.clone();
+        Admit::waiting(async move { limiter.acquire(timeout).await })
     }
 }
 

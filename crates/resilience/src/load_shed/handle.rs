@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::instruments::Instruments;
 use super::monitor::{self, Monitor};
-use super::permit::{Acquire, AtPriority, Permit};
+use super::permit::{Acquire, Permit, Prioritized};
 use super::queue::Queue;
 use super::state::{self, Counts, Decision, Limits, ShedReason, SystemLoad};
 use super::{
@@ -132,7 +132,7 @@ impl LoadShedder {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let stage = AtPriority {
+        let stage = Prioritized {
             shedder: self,
             priority,
         };
@@ -150,7 +150,7 @@ impl LoadShedder {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
     {
-        let stage = AtPriority {
+        let stage = Prioritized {
             shedder: self,
             priority,
         };

@@ -1,5 +1,6 @@
 //! [`Acquire`], the future of a slot, and [`Permit`], the slot itself.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -192,11 +193,11 @@ impl fmt::Debug for Acquire {
 }
 
 /// A [`LoadShedder`] admitting at one fixed priority, a [`Stage`] of its own: see
-/// [`LoadShedder::prioritized`].
+/// [`LoadShedder::prioritized`]. (`call` and `execute` use one that borrows the shedder.)
 #[derive(Debug, Clone)]
-pub struct Prioritized {
-    shedder: LoadShedder,
-    priority: Priority,
+pub struct Prioritized<S = LoadShedder> {
+    pub(super) shedder: S,
+    pub(super) priority: Priority,
 }
 
 impl LoadShedder {
@@ -292,70 +293,32 @@ impl Stage for LoadShedder {
 }
 
 /// Admits at its fixed priority.
-impl Stage for Prioritized {
+impl<S> Stage for Prioritized<S>
+where
+    S: Borrow<LoadShedder> + Send + Sync,
+{
     type Permit = Permit;
 
     fn admit(&self) -> Admit<Permit> {
-        self.borrowed().admit()
+        self.shedder.borrow().admit_at(self.priority)
     }
 
     fn name(&self) -> &str {
-        self.shedder.name()
+        self.shedder.borrow().name()
     }
 
     fn pattern(&self) -> PatternKind {
         PatternKind::LoadShedder
     }
 
+    /// A call run by `call` that is admitted at once borrows the shedder.
     #[inline]
     fn lease(&self) -> Leased<Permit> {
-        self.borrowed().lease()
-    }
-
-    #[inline]
-    fn end_lease(&self, token: LeaseToken, outcome: Outcome) {
-        self.borrowed().end_lease(token, outcome);
-    }
-}
-
-impl Prioritized {
-    fn borrowed(&self) -> AtPriority<'_> {
-        AtPriority {
-            shedder: &self.shedder,
-            priority: self.priority,
-        }
-    }
-}
-
-/// The shedder borrowed at one priority: the stage `call` and `execute` run through, with
-/// no reference count taken.
-pub(super) struct AtPriority<'a> {
-    pub(super) shedder: &'a LoadShedder,
-    pub(super) priority: Priority,
-}
-
-impl Stage for AtPriority<'_> {
-    type Permit = Permit;
-
-    fn admit(&self) -> Admit<Permit> {
-        self.shedder.admit_at(self.priority)
-    }
-
-    fn name(&self) -> &str {
-        self.shedder.name()
-    }
-
-    fn pattern(&self) -> PatternKind {
-        PatternKind::LoadShedder
-    }
-
-    #[inline]
-    fn lease(&self) -> Leased<Permit> {
-        self.shedder.lease_at(self.priority)
+        self.shedder.borrow().lease_at(self.priority)
     }
 
     #[inline]
     fn end_lease(&self, _: LeaseToken, _: Outcome) {
-        self.shedder.gave_slot_back();
+        self.shedder.borrow().gave_slot_back();
     }
 }

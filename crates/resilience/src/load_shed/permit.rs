@@ -26,6 +26,11 @@ pub struct Permit {
 impl Permit {
     pub(super) fn new(shedder: LoadShedder, priority: Priority) -> Self {
         shedder.took_slot();
+        Self::holding(shedder, priority)
+    }
+
+    /// The permit of a slot already counted as taken.
+    fn holding(shedder: LoadShedder, priority: Priority) -> Self {
         Self { shedder, priority }
     }
 
@@ -225,8 +230,9 @@ impl LoadShedder {
         self.inner.release();
     }
 
-    /// [`admit_at`](Self::admit_at) for a call that borrows the shedder: a slot granted at
-    /// once is a lease, with no reference count taken.
+    /// Admission at `priority` for a call that borrows the shedder: a slot granted at once is
+    /// counted as taken and leased, with no reference count; a queued request waits for its
+    /// permit.
     #[inline]
     fn lease_at(&self, priority: Priority) -> Leased<Permit> {
         match self.inner.admit(priority, true) {
@@ -252,14 +258,10 @@ impl LoadShedder {
     /// Admission at `priority`, decided now so requests are admitted in the order they
     /// arrive; only a queued request waits (boxed: the others pay nothing for the queue).
     pub(super) fn admit_at(&self, priority: Priority) -> Admit<Permit> {
-        match self.inner.admit(priority, true) {
-            Admitted::Now => Admit::admitted(Permit::new(self.clone(), priority)),
-            Admitted::Shed(rejection) => Admit::rejected(rejection),
-            Admitted::Queued {
-                id,
-                grant,
-                deadline,
-            } => Admit::waiting(Acquire::queued(self.clone(), priority, id, grant, deadline)),
+        match self.lease_at(priority) {
+            Leased::Token(_) => Admit::admitted(Permit::holding(self.clone(), priority)),
+            Leased::Rejected(rejection) => Admit::rejected(rejection),
+            Leased::Admit(queued) => queued,
         }
     }
 }

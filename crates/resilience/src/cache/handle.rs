@@ -15,7 +15,7 @@ use super::state::{after, freshness, nanos, Freshness, NEVER};
 use super::{CacheBuilder, CacheConfig, CacheEvent, CacheMetrics};
 use crate::classify::{judge, Classify, EveryError, Outcome};
 use crate::clock::Clock;
-use crate::events::{Emitter, EventBus, EventKind};
+use crate::events::{Emitter, EventBus};
 use crate::{ConfigError, Error, PatternKind};
 
 /// A cache of results with a time to live: a call whose key has a fresh entry is answered
@@ -67,9 +67,6 @@ struct Tally {
     misses: AtomicU64,
     stale: AtomicU64,
     emitter: Emitter,
-    /// The process-wide bus, looked up once: a lookup checks its listeners without going
-    /// through the lazy static again.
-    global: &'static EventBus,
 }
 
 impl Tally {
@@ -77,7 +74,7 @@ impl Tally {
     #[inline]
     fn hit(&self) {
         self.hits.fetch_add(1, Ordering::Relaxed);
-        if self.wants(CacheEvent::CACHE_HIT) {
+        if self.emitter.wants(CacheEvent::CACHE_HIT) {
             self.emit(CacheEvent::CacheHit);
         }
     }
@@ -86,19 +83,11 @@ impl Tally {
     #[inline]
     fn miss(&self) {
         self.misses.fetch_add(1, Ordering::Relaxed);
-        if self.wants(CacheEvent::CACHE_MISS) {
+        if self.emitter.wants(CacheEvent::CACHE_MISS) {
             self.emit(CacheEvent::CacheMiss);
         }
     }
 
-    /// Whether a listener, on this cache's bus or the global one, may want `kind` (as
-    /// [`Emitter::wants`]).
-    #[inline]
-    fn wants(&self, kind: EventKind) -> bool {
-        (self.emitter.local().wanted() | self.global.wanted()) & kind.mask() != 0
-    }
-
-    /// Out of line: only when someone listens.
     #[cold]
     #[inline(never)]
     fn emit(&self, event: CacheEvent) {
@@ -155,7 +144,6 @@ where
                     misses: AtomicU64::new(0),
                     stale: AtomicU64::new(0),
                     emitter: Emitter::new(Arc::clone(&name)),
-                    global: crate::events::global(),
                 },
                 name,
                 store: Store::with_weighter(estimated, capacity, weigher),

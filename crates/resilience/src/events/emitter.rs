@@ -80,6 +80,9 @@ use super::{global, Event, EventBus, EventKind, Payload};
 pub struct Emitter {
     name: Arc<str>,
     local: EventBus,
+    /// The process-wide bus, looked up once: every check of its listeners is then one load,
+    /// not a pass through its lazy initialisation.
+    global: &'static EventBus,
 }
 
 impl Emitter {
@@ -88,6 +91,7 @@ impl Emitter {
         Self {
             name,
             local: EventBus::new(),
+            global: global(),
         }
     }
 
@@ -108,7 +112,7 @@ impl Emitter {
     /// crate that nobody wants (such kinds share bits), never `false` for a wanted one.
     #[inline]
     pub fn wants(&self, kind: EventKind) -> bool {
-        (self.local.wanted() | global().wanted()) & kind.mask() != 0
+        (self.local.wanted() | self.global.wanted()) & kind.mask() != 0
     }
 
     /// Emits the event built by `payload`.
@@ -121,7 +125,7 @@ impl Emitter {
     /// Callers must not hold a lock: listeners run here, synchronously.
     #[inline]
     pub fn emit<P: Payload>(&self, payload: impl FnOnce() -> P) {
-        let bus = global();
+        let bus = self.global;
         let (local, global) = (self.local.wanted(), bus.wanted());
         if local | global == 0 {
             return;

@@ -12,12 +12,12 @@ use http::header::HeaderName;
 use http::{Extensions, StatusCode};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
-use resilience::circuit_breaker::KeyedCircuitBreaker;
+use resilience::circuit_breaker::{KeyedCircuitBreaker, Permit as BreakerPermit};
 use resilience::classify::Outcome;
 use resilience::hedge::Hedge;
 use resilience::retry::RetryRules;
-use resilience::stage::{Stage, StagePermit};
-use resilience::{CircuitBreaker, Error, Retry, Timeout};
+use resilience::stage::{Admit, Stage, StagePermit};
+use resilience::{CircuitBreaker, Error, Rejection, Retry, Timeout};
 use resilience_http::DeadlinePropagation;
 
 use crate::{host, ClientError, ResilientMiddlewareBuilder};
@@ -132,18 +132,41 @@ where
     {
         let settings = &*self.settings;
         if settings.sends_once(&request) {
-            Box::pin(async move {
-                let result = settings.send_once(request, extensions, next).await;
-                result.map_err(Into::into)
-            })
+            settings.send_once(request, extensions, next)
         } else {
-            Box::pin(async move {
-                let result = settings.send_repeatable(request, extensions, next).await;
-                result.map_err(Into::into)
-            })
+            settings.send_repeatable(request, extensions, next)
         }
     }
 }
+
+/// An attempt whose permits are taken: its request sent, or waiting for the stage.
+///
+/// The request lives in it only while the stage makes it wait: once sent, an attempt's
+/// future holds the send's future and the permits, not the request (some 260 bytes), which
+/// keeps the one box a request costs small.
+struct Started<'a, P> {
+    breaker: Option<BreakerPermit>,
+    sending: Sending<'a, P>,
+}
+
+enum Sending<'a, P> {
+    /// Admitted at once, and sent.
+    Sent {
+        sent: BoxFuture<'a, reqwest_middleware::Result<Response>>,
+        permit: P,
+    },
+    /// The stage makes the attempt wait (a queue, a wait for the rate); sent once admitted.
+    Waiting(Box<Waiting<'a, P>>),
+}
+
+struct Waiting<'a, P> {
+    admit: Admit<P>,
+    request: Request,
+    extensions: &'a mut Extensions,
+    next: Next<'a>,
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl<S: Stage> Settings<S> {
     /// Whether `request` is sent once: nothing would repeat it, or it is not safe to repeat.
@@ -163,61 +186,78 @@ impl<S: Stage> Settings<S> {
     }
 
     /// A request sent once: no clone of the request, no copy of the extensions.
-    async fn send_once(
-        &self,
+    fn send_once<'a>(
+        &'a self,
         request: Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> Result<Response, ClientError> {
-        let breaker = self.host_breaker(&request)?;
-        finish(
-            self.attempt(breaker.as_ref(), request, extensions, next)
-                .await,
-            1,
-        )
+        extensions: &'a mut Extensions,
+        next: Next<'a>,
+    ) -> Handled<'a> {
+        let started = self.host_breaker(&request).and_then(|breaker| {
+            self.start(breaker.as_ref(), request, extensions, next)
+                .map_err(ClientError::Rejected)
+        });
+        match started {
+            Ok(started) => {
+                let attempt = self.run(started);
+                Box::pin(async move { finish(attempt.await, 1).map_err(Into::into) })
+            }
+            Err(error) => Box::pin(std::future::ready(Err(error.into()))),
+        }
     }
 
     /// A request that may be sent again: the host's breaker, then rounds of hedged attempts,
-    /// retried.
-    async fn send_repeatable(
-        &self,
+    /// retried. The request is kept as the template every attempt is copied from.
+    fn send_repeatable<'a>(
+        &'a self,
         request: Request,
+        extensions: &'a mut Extensions,
+        next: Next<'a>,
+    ) -> Handled<'a> {
+        // A streaming body could be sent once and never again: refuse before sending rather
+        // than fail half-way through the retries.
+        if request.body().is_some_and(|body| body.as_bytes().is_none()) {
+            let error = ClientError::BodyNotCloneable {
+                method: request.method().clone(),
+                url: request.url().clone(),
+            };
+            return Box::pin(std::future::ready(Err(error.into())));
+        }
+        let breaker = match self.host_breaker(&request) {
+            Ok(breaker) => breaker,
+            Err(error) => return Box::pin(std::future::ready(Err(error.into()))),
+        };
+        Box::pin(async move {
+            let result = self
+                .repeat(breaker.as_ref(), &request, extensions, next)
+                .await;
+            result.map_err(Into::into)
+        })
+    }
+
+    /// The rounds of a repeatable request, copied from `template`.
+    async fn repeat(
+        &self,
+        breaker: Option<&CircuitBreaker>,
+        template: &Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response, ClientError> {
-        let breaker = self.host_breaker(&request)?;
-        let breaker = breaker.as_ref();
-        // A streaming body could be sent once and never again: refuse before sending rather
-        // than fail half-way through the retries.
-        let Some(first) = request.try_clone() else {
-            return Err(ClientError::BodyNotCloneable {
-                method: request.method().clone(),
-                url: request.url().clone(),
-            });
-        };
         let sent = AtomicU32::new(0);
         let Some(retry) = &self.retry else {
-            let result = self
-                .round(breaker, first, &request, extensions, next, &sent)
-                .await;
+            let result = self.round(breaker, template, extensions, next, &sent).await;
             return finish(result, sent.load(Ordering::Relaxed));
         };
         // Each round gets the extensions by value and puts them back (a later middleware
-        // may write to them); std Mutexes, held for a `take`, never across an await.
-        let pending = Mutex::new(Some(first));
+        // may write to them); a std Mutex, held for a `take`, never across an await.
         let carried = Mutex::new(mem::take(extensions));
-        let (pending, carried_ref, sent_ref, template) = (&pending, &carried, &sent, &request);
+        let (carried_ref, sent_ref) = (&carried, &sent);
         let result = retry
             .execute_with(&self.rules, || {
-                let request = lock(pending).take().or_else(|| template.try_clone());
                 let mut taken = mem::take(&mut *lock(carried_ref));
                 let next = next.clone();
                 async move {
-                    let Some(request) = request else {
-                        return Err(Error::Inner(Failure::NotCloneable));
-                    };
                     let result = self
-                        .round(breaker, request, template, &mut taken, next, sent_ref)
+                        .round(breaker, template, &mut taken, next, sent_ref)
                         .await;
                     *lock(carried_ref) = taken;
                     result
@@ -230,14 +270,13 @@ impl<S: Stage> Settings<S> {
         finish(result, sent.load(Ordering::Relaxed))
     }
 
-    /// One round: a single attempt, or with hedging the primary `request` and copies of
-    /// `template` as the hedge's delay passes or attempts fail. The first good answer wins
+    /// One round: a single attempt, or with hedging an attempt and more as the hedge's
+    /// delay passes or attempts fail, each a copy of `template`. The first good answer wins
     /// (its extensions are the ones kept); the other attempts are dropped at once. `sent`
     /// counts the attempts started.
     async fn round(
         &self,
         breaker: Option<&CircuitBreaker>,
-        request: Request,
         template: &Request,
         extensions: &mut Extensions,
         next: Next<'_>,
@@ -246,43 +285,44 @@ impl<S: Stage> Settings<S> {
         match &self.hedge {
             None => {
                 sent.fetch_add(1, Ordering::Relaxed);
-                self.attempt(breaker, request, extensions, next).await
+                let Some(request) = template.try_clone() else {
+                    return Err(Error::Inner(Failure::NotCloneable));
+                };
+                let started = self.start(breaker, request, extensions, next);
+                self.run(started.map_err(Error::Rejected)?).await
             }
             // Boxed: a hedge's future is twice an attempt's, and every retried round would
             // carry its room. A hedged round copies the request for each hedge anyway.
             Some(hedge) => {
-                let round = self.hedged(hedge, breaker, request, template, extensions, next, sent);
+                let round = self.hedged(hedge, breaker, template, extensions, next, sent);
                 Box::pin(round).await
             }
         }
     }
 
     /// One round of attempts under `hedge`.
-    #[allow(clippy::too_many_arguments)]
     async fn hedged(
         &self,
         hedge: &Hedge,
         breaker: Option<&CircuitBreaker>,
-        request: Request,
         template: &Request,
         extensions: &mut Extensions,
         next: Next<'_>,
         sent: &AtomicU32,
     ) -> Result<Response, Error<Failure>> {
-        let mut primary = Some(request);
         let base = &*extensions;
         let result = hedge
             .execute(|_| {
                 sent.fetch_add(1, Ordering::Relaxed);
-                let request = primary.take().or_else(|| template.try_clone());
                 // Attempts run side by side, so each writes to its own copy.
                 let mut own = base.clone();
                 let next = next.clone();
                 async move {
-                    let Some(request) = request else {
+                    let Some(request) = template.try_clone() else {
                         return Err(Error::Inner(Failure::NotCloneable));
                     };
-                    let response = self.attempt(breaker, request, &mut own, next).await?;
+                    let started = self.start(breaker, request, &mut own, next);
+                    let response = self.run(started.map_err(Error::Rejected)?).await?;
                     Ok((response, own))
                 }
             })
@@ -303,55 +343,85 @@ impl<S: Stage> Settings<S> {
         )
     }
 
-    /// One attempt: the breaker's permit, the stage's, then the request under the timeout;
-    /// the outcome goes back to both permits.
-    async fn attempt(
-        &self,
+    /// Starts one attempt, at once: the deadline's budget into the headers, the breaker's
+    /// permit, then the stage's; the request is sent when the stage admits it at once.
+    fn start<'a>(
+        &'a self,
         breaker: Option<&CircuitBreaker>,
         mut request: Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> Result<Response, Error<Failure>> {
+        extensions: &'a mut Extensions,
+        next: Next<'a>,
+    ) -> Result<Started<'a, S::Permit>, Rejection> {
         if let Some(propagation) = &self.deadline {
-            propagation
-                .outgoing(request.headers_mut())
-                .map_err(Error::Rejected)?;
+            propagation.outgoing(request.headers_mut())?;
         }
-        let breaker_permit = match breaker {
-            Some(breaker) => Some(breaker.try_acquire().map_err(Error::Rejected)?),
-            None => None,
+        let breaker = breaker.map(CircuitBreaker::try_acquire).transpose()?;
+        let sending = match self.stage.admit().now() {
+            Ok(Ok(permit)) => Sending::Sent {
+                sent: next.run(request, extensions),
+                permit,
+            },
+            Ok(Err(rejection)) => return Err(rejection),
+            Err(admit) => Sending::Waiting(Box::new(Waiting {
+                admit,
+                request,
+                extensions,
+                next,
+            })),
         };
-        let stage_permit = match self.stage.admit().now() {
-            Ok(answer) => answer,
-            Err(waiting) => waiting.await,
-        }
-        .map_err(Error::Rejected)?;
-        let sent = next.run(request, extensions);
-        let result = match &self.timeout {
-            Some(timeout) => timeout.call(|| sent).await,
-            None => sent.await.map_err(Error::Inner),
-        };
-        let outcome = match &result {
-            Ok(response) => health(response.status()),
-            // Another middleware's error, or a deadline that had passed: nothing about the
-            // host's health.
-            Err(Error::Inner(reqwest_middleware::Error::Middleware(_)) | Error::Rejected(_)) => {
-                Outcome::Ignored
+        Ok(Started { breaker, sending })
+    }
+
+    /// Runs a started attempt: its request under the timeout; the outcome goes back to both
+    /// permits.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep `started` twice (as passed and as bound), in every request's box"
+    )]
+    fn run<'a>(
+        &'a self,
+        started: Started<'a, S::Permit>,
+    ) -> impl Future<Output = Result<Response, Error<Failure>>> + Send + 'a {
+        async move {
+            let (sent, stage_permit) = match started.sending {
+                Sending::Sent { sent, permit } => (sent, permit),
+                Sending::Waiting(mut waiting) => {
+                    let permit = (&mut waiting.admit).await.map_err(Error::Rejected)?;
+                    let Waiting {
+                        request,
+                        extensions,
+                        next,
+                        ..
+                    } = *waiting;
+                    (next.run(request, extensions), permit)
+                }
+            };
+            let result = match &self.timeout {
+                Some(timeout) => timeout.call(|| sent).await,
+                None => sent.await.map_err(Error::Inner),
+            };
+            let outcome = match &result {
+                Ok(response) => health(response.status()),
+                // Another middleware's error, or a deadline that had passed: nothing about
+                // the host's health.
+                Err(
+                    Error::Inner(reqwest_middleware::Error::Middleware(_)) | Error::Rejected(_),
+                ) => Outcome::Ignored,
+                Err(_) => Outcome::Failure,
+            };
+            if let Some(permit) = started.breaker {
+                permit.record(outcome);
             }
-            Err(_) => Outcome::Failure,
-        };
-        if let Some(permit) = breaker_permit {
-            permit.record(outcome);
-        }
-        if stage_permit.wants_outcome() {
-            stage_permit.record(outcome);
-        }
-        match result {
-            Ok(response) if self.retry_statuses.contains(&response.status()) => {
-                Err(Error::Inner(Failure::Answer(response)))
+            if stage_permit.wants_outcome() {
+                stage_permit.record(outcome);
             }
-            Ok(response) => Ok(response),
-            Err(error) => Err(error.map_inner(Failure::Sent)),
+            match result {
+                Ok(response) if self.retry_statuses.contains(&response.status()) => {
+                    Err(Error::Inner(Failure::Answer(response)))
+                }
+                Ok(response) => Ok(response),
+                Err(error) => Err(error.map_inner(Failure::Sent)),
+            }
         }
     }
 }

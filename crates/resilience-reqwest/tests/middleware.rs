@@ -441,6 +441,46 @@ async fn a_client_side_rate_limit_refuses_without_sending() {
 }
 
 #[tokio::test]
+async fn a_stage_that_makes_attempts_wait_sends_them_in_turn() {
+    // Each answer takes a while, so the second request finds the only slot taken and waits.
+    let delay = Duration::from_millis(50);
+    let server = Server::start_with([], Answer(200, None, delay)).await;
+    let slots = Bulkhead::builder("one at a time")
+        .max_concurrent(1)
+        .max_waiting(4)
+        .wait_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for middleware in [
+        // Sent once, and through the retry's rounds.
+        ResilientMiddleware::builder()
+            .stage(slots.clone())
+            .build()
+            .unwrap(),
+        with_retry(retry("queued", 2))
+            .stage(slots.clone())
+            .build()
+            .unwrap(),
+    ] {
+        let client = client(middleware);
+        let hits = server.hits();
+        let started = tokio::time::Instant::now();
+        let (first, second) = tokio::join!(
+            client.get(server.url()).send(),
+            client.get(server.url()).send()
+        );
+        assert_eq!(first.unwrap().status(), 200);
+        assert_eq!(second.unwrap().status(), 200);
+        assert_eq!(server.hits(), hits + 2, "both sent, once each");
+        assert!(
+            started.elapsed() >= 2 * delay,
+            "the second was sent only when the first had its answer"
+        );
+        assert_eq!(slots.active(), 0, "both slots given back");
+    }
+}
+
+#[tokio::test]
 async fn errors_of_other_middlewares_pass_through() {
     struct Refuse;
     #[async_trait::async_trait]

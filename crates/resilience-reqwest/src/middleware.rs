@@ -288,8 +288,10 @@ impl<S: Stage> Settings<S> {
                 let Some(request) = template.try_clone() else {
                     return Err(Error::Inner(Failure::NotCloneable));
                 };
-                let started = self.start(breaker, request, extensions, next);
-                self.run(started.map_err(Error::Rejected)?).await
+                let started = self
+                    .start(breaker, request, extensions, next)
+                    .map_err(Error::Rejected)?;
+                self.run(started).await
             }
             // Boxed: a hedge's future is twice an attempt's, and every retried round would
             // carry its room. A hedged round copies the request for each hedge anyway.
@@ -321,8 +323,10 @@ impl<S: Stage> Settings<S> {
                     let Some(request) = template.try_clone() else {
                         return Err(Error::Inner(Failure::NotCloneable));
                     };
-                    let started = self.start(breaker, request, &mut own, next);
-                    let response = self.run(started.map_err(Error::Rejected)?).await?;
+                    let started = self
+                        .start(breaker, request, &mut own, next)
+                        .map_err(Error::Rejected)?;
+                    let response = self.run(started).await?;
                     Ok((response, own))
                 }
             })

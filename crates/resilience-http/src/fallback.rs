@@ -178,7 +178,7 @@ where
     type Error = S::Error;
 
     async fn handle(
-        &self,
+        self: Arc<Self>,
         mut inner: S,
         request: Request<ReqBody>,
     ) -> Result<Self::Response, S::Error> {

@@ -80,12 +80,13 @@ pub trait Handle<S, Request>: Send + Sync + 'static {
     /// The inner service's error, passed through.
     type Error;
 
-    /// Handles `request` with `inner`, which `poll_ready` made ready.
+    /// Handles `request` with `inner`, which `poll_ready` made ready. The future owns what it
+    /// uses (a handle on the layer's settings among them): services box it as it is.
     fn handle(
-        &self,
+        self: Arc<Self>,
         inner: S,
         request: Request,
-    ) -> impl Future<Output = Result<Self::Response, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Self::Response, Self::Error>> + Send + 'static;
 }
 
 /// An HTTP service wrapped by one of this crate's layers: the stages of an
@@ -139,9 +140,8 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
         let inner = take_ready(&mut self.inner);
-        Box::pin(async move { shared.handle(inner, request).await })
+        Box::pin(H::handle(Arc::clone(&self.shared), inner, request))
     }
 }
 
@@ -279,57 +279,66 @@ where
     type Error = S::Error;
 
     fn handle(
-        &self,
+        self: Arc<Self>,
         inner: S,
         request: Request<ReqBody>,
-    ) -> impl Future<Output = Result<Self::Response, S::Error>> + Send {
+    ) -> impl Future<Output = Result<Self::Response, S::Error>> + Send + 'static {
         serve(self, inner, request)
     }
 }
 
 /// One request through every stage, the service under the time limit, and the permits into
 /// the response body: the one place where stages become HTTP behaviour.
-async fn serve<S, G, ReqBody, ResBody>(
-    shared: &Stack<G>,
+///
+/// The request is taken apart before its future is made, so that future keeps the request's
+/// head once: an `async fn` would keep the request as passed, again as bound, and its head a
+/// third time, in the one box every request costs.
+fn serve<S, G, ReqBody, ResBody>(
+    shared: Arc<Stack<G>>,
     mut inner: S,
     request: Request<ReqBody>,
-) -> Result<Response<ResponseBody<ResBody, G::Guard>>, S::Error>
+) -> impl Future<Output = Result<Response<ResponseBody<ResBody, G::Guard>>, S::Error>>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     G: Stages,
     ResBody: Body<Data = Bytes>,
 {
-    if shared.excludes(request.uri().path()) {
-        return inner.call(request).await.map(passthrough);
-    }
-    let timeout = shared.timeout_for(request.uri().path());
+    let path = request.uri().path();
+    let excluded = shared.excludes(path);
+    let timed = shared.timeout_for(path).is_some();
     let (parts, body) = request.into_parts();
-    let held = match shared.stages.admit(&parts).await {
-        Ok(held) => held,
-        Err(refused) => return Ok(made(refused)),
-    };
-    let head_request = parts.method == Method::HEAD;
-    let request = Request::from_parts(parts, body);
-    // Pinned here, the service's future stays where it is: the timeout's layers around it
-    // move a pointer rather than the whole future, each time one wraps another.
-    let call = std::pin::pin!(inner.call(request));
-    match shared.run_with(timeout, call).await {
-        Ok(Ok(mut response)) => {
-            shared.stages.annotate(&held, response.headers_mut());
-            let idle = shared.body_idle_timeout;
-            Ok(guarded(response, head_request, idle, |head| {
-                shared.stages.guard(held, head)
-            }))
+    async move {
+        if excluded {
+            let request = Request::from_parts(parts, body);
+            return inner.call(request).await.map(passthrough);
         }
-        Ok(Err(error)) => {
-            G::fail(held);
-            Err(error)
-        }
-        Err(timed_out) => {
-            // Made in memory: judged (a failure, by default) and released at once.
-            let (head, bytes) = timed_out.into_parts();
-            shared.stages.guard(held, &head).finish(BodyEnd::Complete);
-            Ok(made(Response::from_parts(head, bytes)))
+        let held = match shared.stages.admit(&parts).await {
+            Ok(held) => held,
+            Err(refused) => return Ok(made(refused)),
+        };
+        let head_request = parts.method == Method::HEAD;
+        // Pinned here, the service's future stays where it is: the timeout's layers around
+        // it move a pointer rather than the whole future, each time one wraps another.
+        let call = std::pin::pin!(inner.call(Request::from_parts(parts, body)));
+        let timeout = shared.timeout.as_ref().filter(|_| timed);
+        match shared.run_with(timeout, call).await {
+            Ok(Ok(mut response)) => {
+                shared.stages.annotate(&held, response.headers_mut());
+                let idle = shared.body_idle_timeout;
+                Ok(guarded(response, head_request, idle, |head| {
+                    shared.stages.guard(held, head)
+                }))
+            }
+            Ok(Err(error)) => {
+                G::fail(held);
+                Err(error)
+            }
+            Err(timed_out) => {
+                // Made in memory: judged (a failure, by default) and released at once.
+                let (head, bytes) = timed_out.into_parts();
+                shared.stages.guard(held, &head).finish(BodyEnd::Complete);
+                Ok(made(Response::from_parts(head, bytes)))
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -53,7 +54,7 @@ where
     type Error = S::Error;
 
     async fn handle(
-        &self,
+        self: Arc<Self>,
         mut inner: S,
         request: Request<ReqBody>,
     ) -> Result<Self::Response, S::Error> {

@@ -241,16 +241,22 @@ impl<G: Stages> Stack<G> {
             .filter(|timeout| !timeout.exclude.matches(path))
     }
 
-    async fn run_with<T, E>(
-        &self,
-        timeout: Option<&HttpTimeoutLayer>,
-        call: impl Future<Output = Result<T, E>>,
-    ) -> Result<Result<T, E>, Response<Bytes>> {
-        let call_limit = self.stages.call_limit();
-        match (timeout, call_limit) {
-            (Some(timeout), _) => timeout.run(call_limit, || call).await,
-            (None, Some(limit)) => crate::timeout::run_limit(&Reply::new(), limit, call).await,
-            (None, None) => Ok(call.await),
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep its arguments twice (as passed and as bound), in every request's box"
+    )]
+    fn run_with<'a, T, E>(
+        &'a self,
+        timeout: Option<&'a HttpTimeoutLayer>,
+        call: impl Future<Output = Result<T, E>> + 'a,
+    ) -> impl Future<Output = Result<Result<T, E>, Response<Bytes>>> + 'a {
+        async move {
+            let call_limit = self.stages.call_limit();
+            match (timeout, call_limit) {
+                (Some(timeout), _) => timeout.run(call_limit, || call).await,
+                (None, Some(limit)) => crate::timeout::run_limit(&Reply::new(), limit, call).await,
+                (None, None) => Ok(call.await),
+            }
         }
     }
 }

@@ -78,32 +78,38 @@ impl HttpTimeoutLayer {
 
     /// Runs `call` within the limit, or within `call_limit` if that is shorter (a stage's,
     /// such as a breaker's `timeout`): its own result, or the response for a timeout.
-    pub(crate) async fn run<T, E, F, Fut>(
-        &self,
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep its arguments twice (as passed and as bound), in every request's box"
+    )]
+    pub(crate) fn run<'a, T, E, F, Fut>(
+        &'a self,
         call_limit: Option<Duration>,
         call: F,
-    ) -> Result<Result<T, E>, Response<Bytes>>
+    ) -> impl Future<Output = Result<Result<T, E>, Response<Bytes>>> + 'a
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        F: FnOnce() -> Fut + 'a,
+        Fut: Future<Output = Result<T, E>> + 'a,
     {
-        if let Some(limit) = call_limit.filter(|limit| *limit < self.timeout.limit()) {
-            return run_limit(&self.reply, limit, call()).await;
-        }
-        match self.timeout.call(call).await {
-            Ok(value) => Ok(Ok(value)),
-            Err(Error::Inner(error)) => Ok(Err(error)),
-            Err(Error::Timeout { elapsed, limit }) => {
-                Err(self.reply.time_out(TimedOut { elapsed, limit }))
+        async move {
+            if let Some(limit) = call_limit.filter(|limit| *limit < self.timeout.limit()) {
+                return run_limit(&self.reply, limit, call()).await;
             }
-            Err(Error::Rejected(expired)) => Err(self.reply.reject(&expired, None)),
-            // `Timeout::call` returns nothing else; answer as for a timeout all the same.
-            Err(_) => {
-                let limit = self.timeout.limit();
-                Err(self.reply.time_out(TimedOut {
-                    elapsed: limit,
-                    limit,
-                }))
+            match self.timeout.call(call).await {
+                Ok(value) => Ok(Ok(value)),
+                Err(Error::Inner(error)) => Ok(Err(error)),
+                Err(Error::Timeout { elapsed, limit }) => {
+                    Err(self.reply.time_out(TimedOut { elapsed, limit }))
+                }
+                Err(Error::Rejected(expired)) => Err(self.reply.reject(&expired, None)),
+                // `Timeout::call` returns nothing else; answer as for a timeout all the same.
+                Err(_) => {
+                    let limit = self.timeout.limit();
+                    Err(self.reply.time_out(TimedOut {
+                        elapsed: limit,
+                        limit,
+                    }))
+                }
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -69,6 +69,26 @@ pin_project! {
     }
 }
 
+pin_project! {
+    /// A [`Guarded`] operation as a future named `name`: what a timeout's call awaits, with
+    /// no pinned local, reference and `poll_fn` beside it in the caller's future.
+    pub(crate) struct Named<'a, F> {
+        #[pin]
+        guarded: Guarded<F>,
+        name: &'a Arc<str>,
+    }
+}
+
+impl<F: Future> Future for Named<'_, F> {
+    /// `Some(output)` when the operation ended, `None` once its deadline passed.
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        this.guarded.poll_named(this.name, cx)
+    }
+}
+
 impl<F: Future> Guarded<F> {
     pub(crate) fn new(until: Instant, future: F) -> Self {
         Self {
@@ -76,6 +96,14 @@ impl<F: Future> Guarded<F> {
             timer: None,
             until,
             current: until,
+        }
+    }
+
+    /// This operation as a future, its deadline current under `name`.
+    pub(crate) fn named(self, name: &Arc<str>) -> Named<'_, F> {
+        Named {
+            guarded: self,
+            name,
         }
     }
 
@@ -331,9 +359,8 @@ impl Deadline {
             Budget::Expired => return Err(Error::Rejected(effective.expired())),
         };
         // This deadline is current inside, as with `scope` (an earlier enclosing one stays).
-        let mut guarded = pin!(Guarded::new(until, operation).current_at(self.at));
-        let name = self.name_arc();
-        match poll_fn(|cx| guarded.as_mut().poll_named(name, cx)).await {
+        let guarded = Guarded::new(until, operation).current_at(self.at);
+        match guarded.named(self.name_arc()).await {
             Some(output) => convert(output),
             None => {
                 let elapsed = started.elapsed();

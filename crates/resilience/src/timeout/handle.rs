@@ -1,8 +1,7 @@
 //! [`Timeout`]: the async shell around the deadline arithmetic.
 
 use std::fmt;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,9 +159,8 @@ impl Timeout {
         } = inner.start()?;
         // Made at the guard's first poll, so set-up code before the operation's first await
         // already sees its deadline.
-        let mut guarded = pin!(Guarded::new(until, Lazy::new(operation)));
-        let name = &inner.name;
-        match poll_fn(|cx| guarded.as_mut().poll_named(name, cx)).await {
+        let guarded = Guarded::new(until, Lazy::new(operation));
+        match guarded.named(&inner.name).await {
             Some(output) => {
                 let result = convert(output);
                 inner.finished(started, limit, result.is_ok());

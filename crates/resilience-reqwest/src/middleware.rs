@@ -226,78 +226,73 @@ impl<S: Stage> Settings<S> {
             Ok(breaker) => breaker,
             Err(error) => return Box::pin(std::future::ready(Err(error.into()))),
         };
+        // One future for the whole request, keeping the request once: the template every
+        // attempt is copied from.
         Box::pin(async move {
-            let result = self
-                .repeat(breaker.as_ref(), &request, extensions, next)
+            let (breaker, template) = (breaker.as_ref(), &request);
+            let sent = AtomicU32::new(0);
+            let Some(retry) = &self.retry else {
+                let result = self.round(breaker, template, extensions, next, &sent).await;
+                return finish(result, sent.load(Ordering::Relaxed)).map_err(Into::into);
+            };
+            // Each round gets the extensions by value and puts them back (a later middleware
+            // may write to them); a std Mutex, held for a `take`, never across an await.
+            let carried = Mutex::new(mem::take(extensions));
+            let (carried_ref, sent_ref) = (&carried, &sent);
+            let result = retry
+                .execute_with(&self.rules, || {
+                    let mut taken = mem::take(&mut *lock(carried_ref));
+                    let next = next.clone();
+                    async move {
+                        let result = self
+                            .round(breaker, template, &mut taken, next, sent_ref)
+                            .await;
+                        *lock(carried_ref) = taken;
+                        result
+                    }
+                })
                 .await;
-            result.map_err(Into::into)
+            *extensions = carried
+                .into_inner()
+                .unwrap_or_else(|poison| poison.into_inner());
+            finish(result, sent.load(Ordering::Relaxed)).map_err(Into::into)
         })
-    }
-
-    /// The rounds of a repeatable request, copied from `template`.
-    async fn repeat(
-        &self,
-        breaker: Option<&CircuitBreaker>,
-        template: &Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-    ) -> Result<Response, ClientError> {
-        let sent = AtomicU32::new(0);
-        let Some(retry) = &self.retry else {
-            let result = self.round(breaker, template, extensions, next, &sent).await;
-            return finish(result, sent.load(Ordering::Relaxed));
-        };
-        // Each round gets the extensions by value and puts them back (a later middleware
-        // may write to them); a std Mutex, held for a `take`, never across an await.
-        let carried = Mutex::new(mem::take(extensions));
-        let (carried_ref, sent_ref) = (&carried, &sent);
-        let result = retry
-            .execute_with(&self.rules, || {
-                let mut taken = mem::take(&mut *lock(carried_ref));
-                let next = next.clone();
-                async move {
-                    let result = self
-                        .round(breaker, template, &mut taken, next, sent_ref)
-                        .await;
-                    *lock(carried_ref) = taken;
-                    result
-                }
-            })
-            .await;
-        *extensions = carried
-            .into_inner()
-            .unwrap_or_else(|poison| poison.into_inner());
-        finish(result, sent.load(Ordering::Relaxed))
     }
 
     /// One round: a single attempt, or with hedging an attempt and more as the hedge's
     /// delay passes or attempts fail, each a copy of `template`. The first good answer wins
     /// (its extensions are the ones kept); the other attempts are dropped at once. `sent`
     /// counts the attempts started.
-    async fn round(
-        &self,
-        breaker: Option<&CircuitBreaker>,
-        template: &Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
-        sent: &AtomicU32,
-    ) -> Result<Response, Error<Failure>> {
-        match &self.hedge {
-            None => {
-                sent.fetch_add(1, Ordering::Relaxed);
-                let Some(request) = template.try_clone() else {
-                    return Err(Error::Inner(Failure::NotCloneable));
-                };
-                let started = self
-                    .start(breaker, request, extensions, next)
-                    .map_err(Error::Rejected)?;
-                self.run(started).await
-            }
-            // Boxed: a hedge's future is twice an attempt's, and every retried round would
-            // carry its room. A hedged round copies the request for each hedge anyway.
-            Some(hedge) => {
-                let round = self.hedged(hedge, breaker, template, extensions, next, sent);
-                Box::pin(round).await
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep its arguments twice (as passed and as bound), in every retried request's box"
+    )]
+    fn round<'a>(
+        &'a self,
+        breaker: Option<&'a CircuitBreaker>,
+        template: &'a Request,
+        extensions: &'a mut Extensions,
+        next: Next<'a>,
+        sent: &'a AtomicU32,
+    ) -> impl Future<Output = Result<Response, Error<Failure>>> + Send + 'a {
+        async move {
+            match &self.hedge {
+                None => {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    let Some(request) = template.try_clone() else {
+                        return Err(Error::Inner(Failure::NotCloneable));
+                    };
+                    let started = self
+                        .start(breaker, request, extensions, next)
+                        .map_err(Error::Rejected)?;
+                    self.run(started).await
+                }
+                // Boxed: a hedge's future is twice an attempt's, and every retried round would
+                // carry its room. A hedged round copies the request for each hedge anyway.
+                Some(hedge) => {
+                    let round = self.hedged(hedge, breaker, template, extensions, next, sent);
+                    Box::pin(round).await
+                }
             }
         }
     }

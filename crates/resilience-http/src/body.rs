@@ -83,7 +83,8 @@ impl Guard for () {
 /// A [`Guard`] held by a response body of another framework until the body ends, with the
 /// same rules as [`ResponseBody`]: given back once, at the end of the body, on an error, when
 /// dropped, or when the client has left the body waiting for longer than the idle timeout
-/// (a small task watches for that, as for [`ResponseBody`]).
+/// (once a chunk has gone out and more are to come, a small task watches for that, as for
+/// [`ResponseBody`]).
 ///
 /// For adapters (`resilience-actix` wraps actix-web's `MessageBody` around one): call
 /// [`asked`](Self::asked) when the framework polls the body, [`answered`](Self::answered)
@@ -92,15 +93,16 @@ impl Guard for () {
 pub struct HeldGuard<G: Guard>(Held<G>);
 
 impl<G: Guard> HeldGuard<G> {
-    /// Holds `guard`, watched for an idle client after `idle` if set (and inside a tokio
-    /// runtime, and if the guard holds anything).
+    /// Holds `guard`, watched for an idle client after `idle` if set (from the first chunk
+    /// that goes out while more are to come, inside a tokio runtime, if the guard holds
+    /// anything).
     pub fn new(guard: G, idle: Option<Duration>) -> Self {
         Self(Held::new(guard, idle))
     }
 
     /// Holds nothing.
     pub fn empty() -> Self {
-        Self(Held::Owned(None))
+        Self(Held::empty())
     }
 
     /// The framework asked the body for its next chunk: the client is not idle.
@@ -108,8 +110,10 @@ impl<G: Guard> HeldGuard<G> {
         self.0.asked();
     }
 
-    /// A chunk went out: from now on the body waits for the client to ask again.
-    pub fn answered(&self) {
+    /// A chunk went out: from now on the body waits for the client to ask again. Call it
+    /// only when more is to come (at the end, call [`finish`](Self::finish)): the first call
+    /// starts the watch.
+    pub fn answered(&mut self) {
         self.0.answered();
     }
 
@@ -162,9 +166,10 @@ pin_project! {
 /// * the client leaving the body waiting for longer than the layer's body idle timeout
 ///   (30 s by default; see [`HttpStageLayer::body_idle_timeout`](crate::HttpStageLayer::body_idle_timeout))
 ///   to ask for the next chunk ([`BodyEnd::Stalled`]): a client that stops reading could
-///   otherwise hold its slot for as long as its connection lives. A small task per
-///   response watches for it, since a client that does not read stops hyper from polling
-///   the body at all.
+///   otherwise hold its slot for as long as its connection lives. The watch starts when a
+///   chunk has gone out and more are to come: then a small task watches, since a client
+///   that does not read stops hyper from polling the body at all. A body sent in one chunk
+///   (most answers) is never watched and costs no task.
 ///
 /// Responses made by this crate (rejections, timeouts, fallbacks) use the same type with a
 /// body held in memory and no guard, so a layer has one response type whatever happened.
@@ -180,7 +185,7 @@ impl<B, G: Guard> ResponseBody<B, G> {
     pub(crate) fn new(body: B) -> Self {
         Self {
             kind: Kind::Inner { body },
-            held: Held::Owned(None),
+            held: Held::empty(),
         }
     }
 
@@ -190,7 +195,7 @@ impl<B, G: Guard> ResponseBody<B, G> {
             kind: Kind::Full {
                 data: (!data.is_empty()).then_some(data),
             },
-            held: Held::Owned(None),
+            held: Held::empty(),
         }
     }
 
@@ -358,6 +363,41 @@ mod tests {
             None,
         ));
         assert_eq!(record.items(), [BodyEnd::Dropped]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_body_with_more_to_send_after_a_chunk_is_watched_by_a_task() {
+        let tasks = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        let idle = Some(Duration::from_secs(1));
+        let record = Recorder::default();
+        let body = ResponseBody::guarded(Full::new(Bytes::from_static(b"hi")), record.sink(), idle);
+        assert_eq!(tasks(), 0, "nothing sent yet");
+        body.collect().await.unwrap();
+        assert_eq!(tasks(), 0, "sent in one chunk: never watched");
+        assert_eq!(record.items(), [BodyEnd::Complete]);
+
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+            Ok(Frame::data(Bytes::from_static(b"a"))),
+            Ok(Frame::data(Bytes::from_static(b"b"))),
+        ];
+        let record = Recorder::default();
+        let mut body = ResponseBody::guarded(
+            StreamBody::new(futures_util::stream::iter(frames)),
+            record.sink(),
+            idle,
+        );
+        assert_eq!(tasks(), 0);
+        body.frame().await.unwrap().unwrap();
+        assert_eq!(tasks(), 1, "a chunk out, more to come: watched");
+        body.frame().await.unwrap().unwrap();
+        assert!(body.frame().await.is_none());
+        assert_eq!(record.items(), [BodyEnd::Complete]);
+        tokio::task::yield_now().await;
+        assert_eq!(tasks(), 0, "the watch ends with the body");
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,9 +12,15 @@ use super::{BodyEnd, Guard};
 
 /// The guard and the moment it is given back: once, at the end of the body, on drop, or
 /// (when watched) after the client has left the body waiting too long.
+///
+/// The watch starts with the first chunk that goes out while more are to come: a body sent
+/// in one chunk (most answers) never needs one, and so costs no task.
 pub(super) enum Held<G: Guard> {
-    /// Given back by the body alone.
-    Owned(Option<G>),
+    /// Given back by the body alone, watched from its first chunk on if `idle` is set.
+    Owned {
+        guard: Option<G>,
+        idle: Option<Duration>,
+    },
     /// Shared with a watchdog task that gives it back if the client stops reading.
     Watched {
         watched: Arc<Watched<G>>,
@@ -52,28 +58,26 @@ impl<G: Guard> Watched<G> {
 }
 
 impl<G: Guard> Held<G> {
-    /// `guard`, watched for an idle client after `idle` if set (and a runtime can run the
-    /// watchdog, and the guard holds anything).
+    /// `guard`, watched for an idle client after `idle` if set (once a chunk has gone out,
+    /// inside a tokio runtime, if the guard holds anything).
     pub(super) fn new(guard: G, idle: Option<Duration>) -> Self {
-        let handle = tokio::runtime::Handle::try_current().ok();
-        let (Some(idle), Some(handle), true) = (idle, handle, guard.holds_anything()) else {
-            return Self::Owned(Some(guard));
-        };
-        let watched = Arc::new(Watched {
-            guard: Mutex::new(Some(guard)),
-            epoch: Instant::now(),
-            // The head is on its way: the client is to ask for the body next.
-            waiting_since: AtomicU64::new(0),
-        });
-        let watchdog = handle
-            .spawn(watch(Arc::clone(&watched), idle))
-            .abort_handle();
-        Self::Watched { watched, watchdog }
+        Self::Owned {
+            idle: idle.filter(|_| guard.holds_anything()),
+            guard: Some(guard),
+        }
+    }
+
+    /// Holds nothing.
+    pub(super) fn empty() -> Self {
+        Self::Owned {
+            guard: None,
+            idle: None,
+        }
     }
 
     pub(super) fn finish(&mut self, end: BodyEnd) {
         match self {
-            Self::Owned(guard) => {
+            Self::Owned { guard, .. } => {
                 if let Some(guard) = guard.take() {
                     guard.finish(end);
                 }
@@ -89,7 +93,7 @@ impl<G: Guard> Held<G> {
 
     pub(super) fn is_holding(&self) -> bool {
         match self {
-            Self::Owned(guard) => guard.is_some(),
+            Self::Owned { guard, .. } => guard.is_some(),
             Self::Watched { watched, .. } => watched
                 .guard
                 .lock()
@@ -105,12 +109,36 @@ impl<G: Guard> Held<G> {
         }
     }
 
-    /// The client got a chunk: from now on the body waits for it to ask again.
-    pub(super) fn answered(&self) {
-        if let Self::Watched { watched, .. } = self {
-            watched
-                .waiting_since
-                .store(watched.now(), Ordering::Relaxed);
+    /// The client got a chunk: from now on the body waits for it to ask again. The first
+    /// time, a body to be watched hands its guard to a watchdog.
+    pub(super) fn answered(&mut self) {
+        match self {
+            Self::Watched { watched, .. } => {
+                watched
+                    .waiting_since
+                    .store(watched.now(), Ordering::Relaxed);
+            }
+            Self::Owned {
+                guard,
+                idle: Some(idle),
+            } if guard.is_some() => {
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    return;
+                };
+                let idle = *idle;
+                let watched = Arc::new(Watched {
+                    guard: Mutex::new(guard.take()),
+                    epoch: Instant::now(),
+                    // Time zero is now: the chunk has just gone out.
+                    waiting_since: AtomicU64::new(0),
+                });
+                let watchdog = runtime.spawn(watch(Arc::clone(&watched), idle));
+                *self = Self::Watched {
+                    watched,
+                    watchdog: watchdog.abort_handle(),
+                };
+            }
+            Self::Owned { .. } => {}
         }
     }
 }

@@ -88,6 +88,7 @@ pub(crate) fn slot(bucket: u64) -> usize {
 /// The slot word after adding `n` to `bucket`'s count: added to the count if the slot holds
 /// that bucket, a fresh count if it holds an older one, unchanged (`None`) if it already
 /// holds a newer one (the addition is late and its bucket has left the window).
+#[inline]
 pub(crate) fn bump(word: u64, bucket: u64, n: u64) -> Option<u64> {
     if tag(word) == bucket & TAG_MASK {
         return Some(pack(bucket, count(word).saturating_add(n)));

@@ -179,7 +179,7 @@ impl Scale {
     /// `ticks` in nanoseconds, rounded down.
     #[inline]
     fn nanos(self, ticks: u64) -> u64 {
-        let nanos = u128::from(ticks) * u128::from(self.nanos_per_ticks) >> SCALE_BITS;
+        let nanos = (u128::from(ticks) * u128::from(self.nanos_per_ticks)) >> SCALE_BITS;
         u64::try_from(nanos).unwrap_or(u64::MAX)
     }
 

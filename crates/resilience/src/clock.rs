@@ -294,6 +294,28 @@ mod tests {
     }
 
     #[test]
+    fn the_counter_scales_exactly_as_quanta_does() {
+        let counter = counter();
+        let scale = Scale::of(counter);
+        for ticks in [
+            0,
+            1,
+            7,
+            1_000,
+            3_000_000_000,
+            1 << 40,
+            1 << 50,
+            123_456_789_012_345,
+        ] {
+            assert_eq!(
+                scale.nanos(ticks),
+                counter.delta_as_nanos(0, ticks),
+                "{ticks}"
+            );
+        }
+    }
+
+    #[test]
     fn conversions_saturate() {
         for scale in [
             Scale::NANOS,

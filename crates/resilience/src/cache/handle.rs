@@ -251,8 +251,9 @@ where
     /// the call and its result passed through memory cost a hit about 2 ns.
     ///
     /// A cache whose entries never age does not read the clock. One that does reads it after
-    /// the store, for an entry found: read before, to overlap the store's lookup, it cost a
-    /// hit some 2 ns more (the store's lock waits for the counter).
+    /// the store, for an entry found: read before, in the hope of overlapping the store's
+    /// lookup, a hit measured some 2 ns slower (the counter read does not overlap the store's
+    /// atomic operations).
     #[inline(always)]
     pub(crate) fn lookup(&self, key: &K) -> Lookup<V> {
         let inner = &*self.inner;

@@ -85,7 +85,7 @@
 //! rounding up to a whole tick: an entry is fresh for at least its time to live, and for
 //! less than one tick more (a fraction of a nanosecond on x86, tens of nanoseconds on
 //! ARM's slower counter). A cache with neither a time to live nor a time to idle never reads the
-//! clock on a hit.
+//! clock.
 //!
 //! # Events
 //!

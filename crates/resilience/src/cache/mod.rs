@@ -25,8 +25,8 @@
 //!
 //! The store is [`quick_cache`](https://docs.rs/quick_cache), bounded by entries or by a
 //! total weight (a weigher you give, say bytes), evicting what is least likely to be read
-//! again. Expiry times live with each value and are read on the tokio clock, so tests run
-//! under a paused clock, exactly. Entries past every use are removed when a lookup finds
+//! again. Expiry times live with each value (see [Time](#time) for the clock they are read
+//! on; tests run under a paused tokio clock, exactly). Entries past every use are removed when a lookup finds
 //! them, or evicted when room is needed; nothing runs in the background.
 //!
 //! Concurrent calls that miss the same key are **not** coalesced: each runs the operation,
@@ -79,6 +79,13 @@
 //! `tokio::time::pause()`), it reads tokio's clock instead, so `advance` and auto-advance
 //! drive it exactly. The choice is made once, when it is built: in a test, pause the clock
 //! first, then build it.
+//!
+//! On the counter, ages are kept in the counter's own ticks, and the time to live, time to
+//! idle and stale-if-error bound are converted to ticks once, when the cache is built,
+//! rounding up to a whole tick: an entry is fresh for at least its time to live, and for
+//! less than one tick more (a fraction of a nanosecond on x86, tens of nanoseconds on
+//! ARM's slower counter). A cache with neither a time to live nor a time to idle never reads the
+//! clock.
 //!
 //! # Events
 //!

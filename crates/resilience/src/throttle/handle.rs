@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::instruments::Instruments;
 use super::state::{headroom, probability, throttles};
-use super::window::{BucketWidth, Counted, Credit, Requests, Ring, BUCKETS};
+use super::window::{BucketWidth, Counted, Credit, Requests, Ring, BUCKETS_U32};
 use super::{ThrottleBuilder, ThrottleConfig, ThrottleEvent, ThrottleMetrics};
 use crate::classify::Outcome;
 use crate::clock::Clock;
@@ -32,6 +32,7 @@ struct Inner {
     config: ThrottleConfig,
     /// Time zero of the buckets (see [`Clock`] for the source it reads).
     clock: Clock,
+    /// The length of a bucket, in the clock's ticks.
     bucket: BucketWidth,
     /// Every request, throttled or not, and where each bucket began among them.
     requests: Requests,
@@ -61,14 +62,18 @@ impl AdaptiveThrottle {
 
     pub(super) fn new_validated(name: &str, config: ThrottleConfig) -> Self {
         let name: Arc<str> = Arc::from(name.trim());
-        let window = u64::try_from(config.window.as_nanos()).unwrap_or(u64::MAX);
+        let clock = Clock::new();
+        // The window's sixteenth, to the nanosecond, then in ticks: under a paused tokio clock
+        // buckets end exactly where the window's sixteenths do.
+        let sixteenth = config.window / BUCKETS_U32;
+        let bucket = BucketWidth::new(clock.ticks_in(sixteenth));
         Self {
             inner: Arc::new(Inner {
                 emitter: Emitter::new(Arc::clone(&name)),
                 instruments: Instruments::new(&name),
                 name,
-                clock: Clock::new(),
-                bucket: BucketWidth::new(window / BUCKETS),
+                clock,
+                bucket,
                 requests: Requests::new(),
                 accepts: Ring::new(),
                 credit: Credit::new(),
@@ -220,7 +225,7 @@ impl Inner {
     /// The bucket holding now.
     #[inline]
     fn current_bucket(&self) -> u64 {
-        self.bucket.bucket(self.clock.nanos())
+        self.bucket.bucket(self.clock.ticks())
     }
 }
 

@@ -97,6 +97,10 @@
 //! drive it exactly. The choice is made once, when it is built: in a test, pause the clock
 //! first, then build it.
 //!
+//! On the counter, buckets are cut in the counter's own ticks: the window's sixteenth is
+//! converted once, when the throttle is built, rounding up to a whole tick (a fraction of a
+//! nanosecond on x86, tens of nanoseconds on ARM's slower counter).
+//!
 //! # Events
 //!
 //! `throttle_rejected` for each request throttled, with the probability it was drawn

@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Buckets in the window: a power of two, so a slot is a mask away from its bucket.
 pub(crate) const BUCKETS: u64 = 16;
+/// [`BUCKETS`], to divide a duration by.
+pub(crate) const BUCKETS_U32: u32 = BUCKETS as u32;
 /// Bits of a bucket's number kept as its tag; the rest of the word is the count.
 const TAG_BITS: u32 = 24;
 const COUNT_BITS: u32 = 64 - TAG_BITS;
@@ -46,35 +48,35 @@ fn pack(bucket: u64, count: u64) -> u64 {
     (bucket & TAG_MASK) << COUNT_BITS | count.min(COUNT_MAX)
 }
 
-/// The length of a bucket, and division by it: every decision turns the time into its bucket,
-/// and the division's latency sits on the path to the slot it counts in. A multiplication by
-/// a reciprocal fixed when the throttle is built, with one correction, gives the same
-/// quotient for every `u64` in a few cycles.
+/// The length of a bucket in ticks of the throttle's clock, and division by it: every
+/// decision turns the time into its bucket, and the division's latency sits on the path to
+/// the slot it counts in. A multiplication by a reciprocal fixed when the throttle is built,
+/// with one correction, gives the same quotient for every `u64` in a few cycles.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BucketWidth {
-    nanos: u64,
-    /// `⌊(2^64 − 1) / nanos⌋`.
+    ticks: u64,
+    /// `⌊(2^64 − 1) / ticks⌋`.
     reciprocal: u64,
 }
 
 impl BucketWidth {
-    /// Buckets of `nanos` nanoseconds (at least 1).
-    pub(crate) fn new(nanos: u64) -> Self {
-        let nanos = nanos.max(1);
+    /// Buckets of `ticks` ticks (at least 1).
+    pub(crate) fn new(ticks: u64) -> Self {
+        let ticks = ticks.max(1);
         Self {
-            nanos,
-            reciprocal: u64::MAX / nanos,
+            ticks,
+            reciprocal: u64::MAX / ticks,
         }
     }
 
-    /// The bucket holding `nanos`: exactly `nanos / self.nanos`. With `d` the width and `m`
+    /// The bucket holding `ticks`: exactly `ticks / self.ticks`. With `d` the width and `m`
     /// the reciprocal, `n·m / 2^64` lies in `(n/d − 1, n/d]`, so the estimate is the quotient
     /// or one less, which the remainder tells.
     #[inline]
-    pub(crate) fn bucket(self, nanos: u64) -> u64 {
-        let estimate = ((u128::from(nanos) * u128::from(self.reciprocal)) >> 64) as u64;
-        let remainder = nanos - estimate * self.nanos;
-        estimate + u64::from(remainder >= self.nanos)
+    pub(crate) fn bucket(self, ticks: u64) -> u64 {
+        let estimate = ((u128::from(ticks) * u128::from(self.reciprocal)) >> 64) as u64;
+        let remainder = ticks - estimate * self.ticks;
+        estimate + u64::from(remainder >= self.ticks)
     }
 }
 
@@ -86,6 +88,7 @@ pub(crate) fn slot(bucket: u64) -> usize {
 /// The slot word after adding `n` to `bucket`'s count: added to the count if the slot holds
 /// that bucket, a fresh count if it holds an older one, unchanged (`None`) if it already
 /// holds a newer one (the addition is late and its bucket has left the window).
+#[inline]
 pub(crate) fn bump(word: u64, bucket: u64, n: u64) -> Option<u64> {
     if tag(word) == bucket & TAG_MASK {
         return Some(pack(bucket, count(word).saturating_add(n)));

@@ -148,6 +148,7 @@ impl Payload for RateLimiterEvent {
 /// let decision = Decision::denied(Denial::RateExceeded, 2, half, Some(half));
 /// report_decision(&emitter, "api", Some("ada"), Rate::per_second(2), &decision);
 /// ```
+#[inline]
 pub fn report_decision(
     emitter: &Emitter,
     name: &str,
@@ -155,6 +156,21 @@ pub fn report_decision(
     rate: Rate,
     decision: &Decision,
 ) {
+    // With nobody listening and `DEBUG` off everywhere (one load each), nothing more runs.
+    let (kind, logged) = match decision.denial() {
+        None => (RateLimiterEvent::RATE_LIMIT_PASSED, false),
+        Some(_) => (
+            RateLimiterEvent::RATE_LIMIT_EXCEEDED,
+            tracing::level_enabled!(tracing::Level::DEBUG),
+        ),
+    };
+    if logged || emitter.wants(kind) {
+        emit_and_log(emitter, name, key, rate, decision);
+    }
+}
+
+#[inline(never)]
+fn emit_and_log(emitter: &Emitter, name: &str, key: Option<&str>, rate: Rate, decision: &Decision) {
     match decision.denial() {
         None => emitter.emit(|| RateLimiterEvent::RateLimitPassed {
             key: key.map(str::to_owned),

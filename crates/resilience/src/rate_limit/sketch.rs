@@ -33,6 +33,7 @@ use std::sync::OnceLock;
 use super::sliding_window::{SlidingWindow, Window};
 use super::state::Core;
 use super::store::{Ask, Counters, Store, FOLLOWS_CONFIGURED};
+use super::tally::Tally;
 use super::{Decision, SketchSize};
 use crate::Rate;
 
@@ -42,8 +43,8 @@ pub(crate) struct Sketch {
     depth: u32,
     /// Row `r`, column `c`, slot `s` (window parity) at `(r * width + c) * 2 + s`.
     cells: Box<[AtomicU64]>,
-    allowed: AtomicU64,
-    rate_exceeded: AtomicU64,
+    /// Allowed and rate-exceeded checks at the configured rate.
+    tally: Tally,
     /// Budgets of per-call rates, kept exactly.
     per_call: OnceLock<Store<SlidingWindow>>,
     max_keys: usize,
@@ -81,8 +82,7 @@ impl Sketch {
             width: size.width as u64,
             depth: size.depth as u32,
             cells: (0..cells).map(|_| AtomicU64::new(0)).collect(),
-            allowed: AtomicU64::new(0),
-            rate_exceeded: AtomicU64::new(0),
+            tally: Tally::new(),
             per_call: OnceLock::new(),
             max_keys,
         }
@@ -163,11 +163,7 @@ impl Sketch {
         if hash & FOLLOWS_CONFIGURED == 0 {
             return self.per_call().count(hash, decision);
         }
-        let counter = match decision.denial() {
-            None => &self.allowed,
-            Some(_) => &self.rate_exceeded,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.tally.count(decision.is_allowed());
     }
 
     /// States held: the sketch holds none, only the per-call budgets do.
@@ -177,8 +173,9 @@ impl Sketch {
 
     pub(crate) fn counters(&self) -> Counters {
         let mut counters = self.per_call.get().map(Store::counters).unwrap_or_default();
-        counters.allowed += self.allowed.load(Ordering::Relaxed);
-        counters.rate_exceeded += self.rate_exceeded.load(Ordering::Relaxed);
+        let (allowed, rate_exceeded) = self.tally.totals();
+        counters.allowed += allowed;
+        counters.rate_exceeded += rate_exceeded;
         counters
     }
 

@@ -116,7 +116,8 @@ impl Budgets for OneBudget {
         }
     }
 
-    #[inline]
+    // Always inlined: with GCRA this is the whole of a direct limiter's decision.
+    #[inline(always)]
     fn check(&self, _key: &str, ask: Ask<'_>) -> Decision {
         let Ask { now, rate, .. } = ask;
         let decision = match &self.budget {
@@ -332,9 +333,9 @@ fn check_atomic(tat: &AtomicU64, now: u64, rate: &Rate) -> Decision {
     let mut current = tat.load(Ordering::Relaxed);
     loop {
         let (decision, next) = gcra::decide(current, now, rate);
-        let Some(next) = next else {
+        if !decision.is_allowed() {
             return decision;
-        };
+        }
         match tat.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return decision,
             Err(actual) => current = actual,

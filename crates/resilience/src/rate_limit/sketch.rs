@@ -30,8 +30,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use super::sliding_window::{SlidingWindow, Window};
-use super::state::Core;
+use super::sliding_window::{self, SlidingWindow, Window};
 use super::store::{Ask, Counters, Store, FOLLOWS_CONFIGURED};
 use super::tally::Tally;
 use super::{Decision, SketchSize};
@@ -100,7 +99,7 @@ impl Sketch {
     }
 
     /// The estimated counts of `hash` in the window holding `now` and the one before, and
-    /// that window's number and start.
+    /// that window's number.
     #[inline]
     fn estimate(&self, hash: u64, now: u64, rate: &Rate) -> (Window, u64) {
         let width = rate.window_nanos();
@@ -126,7 +125,7 @@ impl Sketch {
             return self.per_call().check(hash, ask);
         }
         let (mut state, window) = self.estimate(hash, ask.now, ask.rate);
-        let decision = SlidingWindow::check(&mut state, ask.now, ask.rate);
+        let decision = sliding_window::decide(&mut state, ask.now, ask.rate);
         if decision.is_allowed() {
             // Every cell is incremented. The conservative update (raising each cell only to
             // the new estimate) is tighter alone, but two threads racing on one key would
@@ -156,7 +155,7 @@ impl Sketch {
             return self.per_call().peek(hash, now, rate);
         }
         let (mut state, _) = self.estimate(hash, now, rate);
-        SlidingWindow::check(&mut state, now, rate)
+        sliding_window::decide(&mut state, now, rate)
     }
 
     pub(crate) fn count(&self, hash: u64, decision: &Decision) {
@@ -187,6 +186,7 @@ impl Sketch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rate_limit::state::Core;
 
     const SECOND: u64 = 1_000_000_000;
 

@@ -42,6 +42,9 @@ pub(crate) struct Sketch {
     depth: u32,
     /// Row `r`, column `c`, slot `s` (window parity) at `(r * width + c) * 2 + s`.
     cells: Box<[AtomicU64]>,
+    /// The number of the window the last check fell in: the checks of one window find
+    /// theirs with a multiplication rather than a 64-bit division.
+    last_window: AtomicU64,
     /// Allowed and rate-exceeded checks at the configured rate.
     tally: Tally,
     /// Budgets of per-call rates, kept exactly.
@@ -81,6 +84,7 @@ impl Sketch {
             width: size.width as u64,
             depth: size.depth as u32,
             cells: (0..cells).map(|_| AtomicU64::new(0)).collect(),
+            last_window: AtomicU64::new(0),
             tally: Tally::new(),
             per_call: OnceLock::new(),
             max_keys,
@@ -98,12 +102,26 @@ impl Sketch {
         ((u64::from(row) * self.width + column) * 2) as usize
     }
 
+    /// The number of the window of `width` holding `now`, and its start.
+    #[inline]
+    fn window(&self, now: u64, width: u64) -> (u64, u64) {
+        let last = self.last_window.load(Ordering::Relaxed);
+        // Whatever width the last check used, its number is taken only if it holds `now`.
+        if let Some(start) = last.checked_mul(width) {
+            if start <= now && now - start < width {
+                return (last, start);
+            }
+        }
+        let window = now / width;
+        self.last_window.store(window, Ordering::Relaxed);
+        (window, window * width)
+    }
+
     /// The estimated counts of `hash` in the window holding `now` and the one before, and
     /// that window's number.
-    #[inline]
+    #[inline(always)]
     fn estimate(&self, hash: u64, now: u64, rate: &Rate) -> (Window, u64) {
-        let width = rate.window_nanos();
-        let window = now / width;
+        let (window, start) = self.window(now, rate.window_nanos());
         let previous = window.wrapping_sub(1);
         let (mut current_min, mut previous_min) = (u32::MAX, u32::MAX);
         for row in 0..self.depth {
@@ -113,7 +131,6 @@ impl Sketch {
             current_min = current_min.min(count_in(current, window));
             previous_min = previous_min.min(count_in(before, previous));
         }
-        let start = window * width;
         (
             Window::from_counts(start, previous_min, current_min),
             window,

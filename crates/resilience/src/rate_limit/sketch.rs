@@ -225,6 +225,29 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The window a check falls in is the one holding its instant, whatever the last
+        /// check saw: an earlier or later window, another width (a changed rate), an instant
+        /// behind the last one.
+        #[test]
+        fn the_window_is_the_one_holding_now_whatever_came_before(
+            checks in proptest::collection::vec(
+                (0_u64..u64::MAX, proptest::sample::select(vec![1_u64, 7, SECOND, 3 * SECOND, u64::MAX / 3])),
+                1..50,
+            ),
+            step in 0_u64..4 * SECOND,
+        ) {
+            let sketch = Sketch::new(SketchSize { width: 1, depth: 1 }, 10);
+            for (now, width) in checks {
+                // Each instant also checked again a step later, as checks mostly come.
+                for now in [now, now.saturating_add(step)] {
+                    let window = now / width;
+                    proptest::prop_assert_eq!(sketch.window(now, width), (window, window * width));
+                }
+            }
+        }
+    }
+
     #[test]
     fn cells_move_on_to_a_new_window_in_one_word() {
         let word = bump(0, 5);

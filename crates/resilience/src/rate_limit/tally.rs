@@ -21,10 +21,8 @@ use std::sync::{Mutex, OnceLock};
 /// Exact allowed and denied counts, added to by many threads without an atomic
 /// read-modify-write each.
 pub(crate) struct Tally {
-    /// One pair per seat.
-    seats: Box<[Counts]>,
-    /// For threads without a seat in `seats`.
-    shared: Counts,
+    /// One pair per seat, then the pair of the threads without one.
+    counts: Box<[Counts]>,
 }
 
 /// One pair of counts, alone on its cache lines (two on CPUs that fetch lines in pairs).
@@ -54,22 +52,24 @@ impl Tally {
 
     fn with_seats(seats: usize) -> Self {
         Self {
-            seats: (0..seats).map(|_| Counts::default()).collect(),
-            shared: Counts::default(),
+            counts: (0..=seats).map(|_| Counts::default()).collect(),
         }
     }
 
     /// Counts one decision.
     #[inline]
     pub(crate) fn count(&self, allowed: bool) {
-        match seat().and_then(|seat| self.seats.get(seat)) {
+        let shared = self.counts.len() - 1;
+        match seat() {
             // Only this thread writes its seat's counts: no other write can come in between.
-            Some(mine) => {
-                let count = mine.of(allowed);
+            Some(seat) if seat < shared => {
+                let count = self.counts[seat].of(allowed);
                 count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             }
-            None => {
-                self.shared.of(allowed).fetch_add(1, Ordering::Relaxed);
+            _ => {
+                self.counts[shared]
+                    .of(allowed)
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -77,9 +77,8 @@ impl Tally {
     /// The counts so far, allowed and denied: every decision counted before this call, and
     /// perhaps some racing it.
     pub(crate) fn totals(&self) -> (u64, u64) {
-        self.seats
+        self.counts
             .iter()
-            .chain([&self.shared])
             .fold((0, 0), |(allowed, denied), counts| {
                 (
                     allowed + counts.allowed.load(Ordering::Relaxed),

@@ -123,8 +123,9 @@ impl Payload for RateLimiterEvent {
 ///
 /// This crate's limiters call it after every check, and a limiter implemented in another crate
 /// (over a shared store, say) should too: its users then get the same events, fields and logs
-/// whichever limiter they run, and with nobody listening it costs one atomic load per bus and
-/// allocates nothing. `name` is the limiter's name as logged, `key` the key checked (`None` for
+/// whichever limiter they run, and with nobody listening it costs one atomic load per bus (and,
+/// for a denial, one for the most verbose level any `tracing` subscriber wants) and allocates
+/// nothing. `name` is the limiter's name as logged, `key` the key checked (`None` for
 /// a limiter without keys), `rate` the rate it was checked against.
 ///
 /// Call it after every lock is released: listeners run here, synchronously.

@@ -17,6 +17,11 @@
 //! * `rate_limit/direct_allowed_2_threads`: `direct_allowed`'s sync checks while a second
 //!   thread checks the same limiter: a figure close to the one-thread figure means two
 //!   threads get twice the decisions through.
+//! * `rate_limit/layer_allowed`: one request through tower middleware around a service that
+//!   answers at once (`ready`, then `call`, each polled once), every request allowed. Ours
+//!   `RateLimitLayer` over the direct limiter; tower's `RateLimit` (a fixed window counted in
+//!   the service itself, which reads tokio's clock on every call and so needs a runtime's
+//!   timer; one is entered, never driven).
 //! * `rate_limit/keyed_allowed`: one budget per key, 1,024 distinct `String` keys taken in
 //!   turn (all already in the table), every check allowed. Ours `LocalRateLimiter::check_now`,
 //!   governor's `DefaultKeyedRateLimiter<String>::check_key` (dashmap).
@@ -28,13 +33,15 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
-use resilience::rate_limit::{DirectRateLimiter, LocalRateLimiter, RateLimiter};
+use resilience::rate_limit::{DirectRateLimiter, LocalRateLimiter, RateLimitLayer, RateLimiter};
 use resilience::Rate;
-use resilience_benches::{check_outcome, floor, Contender};
+use resilience_benches::{answer, check, check_outcome, floor, tower_call, Contender};
+use tower::{service_fn, Layer};
 
 /// One per nanosecond: never runs out during a run.
 const FAST: u32 = 1_000_000_000;
@@ -96,6 +103,31 @@ fn direct_denied(c: &mut Criterion) {
     let mut entry = || governor.check().is_ok();
     check_outcome("governor_direct", &mut entry, |allowed| !*allowed);
     group.bench_function("governor_direct", |b| b.iter(&mut entry));
+    group.finish();
+}
+
+fn layer_allowed(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rate_limit/layer_allowed");
+    group.throughput(Throughput::Elements(1));
+    floor(&mut group);
+
+    let mut service =
+        RateLimitLayer::new(ours_direct(Rate::per_second(FAST))).layer(service_fn(answer));
+    let mut entry = || tower_call(&mut service);
+    check("resilience_layer", &mut entry);
+    group.bench_function("resilience_layer", |b| b.iter(&mut entry));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    let _entered = runtime.enter();
+    // Never runs out during a run: the window is an hour long.
+    let tower_layer = tower::limit::RateLimitLayer::new(u64::MAX / 2, Duration::from_secs(3_600));
+    let mut service = tower_layer.layer(service_fn(answer));
+    let mut entry = || tower_call(&mut service);
+    check("tower_rate_limit", &mut entry);
+    group.bench_function("tower_rate_limit", |b| b.iter(&mut entry));
     group.finish();
 }
 
@@ -161,6 +193,7 @@ criterion_group!(
     benches,
     direct_allowed,
     direct_denied,
+    layer_allowed,
     keyed_allowed,
     direct_allowed_2_threads
 );

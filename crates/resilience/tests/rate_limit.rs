@@ -650,6 +650,12 @@ fn threads_on_one_gcra_word_lose_no_update() {
         }
     });
     assert_eq!(allowed.load(Ordering::Relaxed), 10_000);
+    // The threads have exited: every decision they made is still counted, once.
+    let metrics = limiter.metrics();
+    assert_eq!(
+        (metrics.total_allowed, metrics.total_rejected),
+        (10_000, 10_000)
+    );
 }
 
 // ===== events and metrics =====

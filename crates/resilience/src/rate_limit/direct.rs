@@ -66,6 +66,7 @@ impl InMemoryRateLimiter<OneBudget> {
 
     /// Decides one request now, as a `Result`: the decision if allowed, the [`Rejection`] with
     /// its `retry_after` if not. Never waits.
+    #[inline]
     pub fn try_acquire(&self) -> Result<Decision, Rejection> {
         let decision = self.check_now();
         if decision.is_allowed() {
@@ -82,6 +83,8 @@ impl InMemoryRateLimiter<OneBudget> {
 impl Stage for DirectRateLimiter {
     type Permit = ();
 
+    // Inlined into the caller's admission, so the answer is never copied through memory.
+    #[inline]
     fn admit(&self) -> Admit<()> {
         if self.inner.max_wait.load(Ordering::Relaxed) == 0 {
             return Admit::ready(self.try_acquire().map(drop));

@@ -123,8 +123,9 @@ impl Payload for RateLimiterEvent {
 ///
 /// This crate's limiters call it after every check, and a limiter implemented in another crate
 /// (over a shared store, say) should too: its users then get the same events, fields and logs
-/// whichever limiter they run, and with nobody listening it costs one atomic load per bus and
-/// allocates nothing. `name` is the limiter's name as logged, `key` the key checked (`None` for
+/// whichever limiter they run, and with nobody listening it costs one atomic load per bus (and,
+/// for a denial, one for the most verbose level any `tracing` subscriber wants) and allocates
+/// nothing. `name` is the limiter's name as logged, `key` the key checked (`None` for
 /// a limiter without keys), `rate` the rate it was checked against.
 ///
 /// Call it after every lock is released: listeners run here, synchronously.
@@ -148,6 +149,7 @@ impl Payload for RateLimiterEvent {
 /// let decision = Decision::denied(Denial::RateExceeded, 2, half, Some(half));
 /// report_decision(&emitter, "api", Some("ada"), Rate::per_second(2), &decision);
 /// ```
+#[inline]
 pub fn report_decision(
     emitter: &Emitter,
     name: &str,
@@ -155,6 +157,21 @@ pub fn report_decision(
     rate: Rate,
     decision: &Decision,
 ) {
+    // With nobody listening and `DEBUG` off everywhere (one load each), nothing more runs.
+    let (kind, logged) = match decision.denial() {
+        None => (RateLimiterEvent::RATE_LIMIT_PASSED, false),
+        Some(_) => (
+            RateLimiterEvent::RATE_LIMIT_EXCEEDED,
+            tracing::level_enabled!(tracing::Level::DEBUG),
+        ),
+    };
+    if logged || emitter.wants(kind) {
+        emit_and_log(emitter, name, key, rate, decision);
+    }
+}
+
+#[inline(never)]
+fn emit_and_log(emitter: &Emitter, name: &str, key: Option<&str>, rate: Rate, decision: &Decision) {
     match decision.denial() {
         None => emitter.emit(|| RateLimiterEvent::RateLimitPassed {
             key: key.map(str::to_owned),

@@ -21,28 +21,26 @@ use crate::Rate;
 #[derive(Debug)]
 pub(crate) struct Gcra;
 
-/// Decides one request: the decision, and the new TAT if the request is allowed.
+/// Decides one request: the decision, and the TAT after it (the one given, if denied).
 ///
 /// Pure, so a handle can run it in a compare-exchange loop on an `AtomicU64`.
-pub(crate) fn decide(tat: u64, now: u64, rate: &Rate) -> (Decision, Option<u64>) {
+#[inline]
+pub(crate) fn decide(tat: u64, now: u64, rate: &Rate) -> (Decision, u64) {
     let interval = rate.interval_nanos();
     let width = rate.width_nanos();
     let limit = rate.burst();
-    let tat = tat.max(now);
-    let next = tat.saturating_add(interval);
+    let start = tat.max(now);
+    let next = start.saturating_add(interval);
     let ahead = next - now;
     if ahead <= width {
         // `remaining` is the spare time in whole intervals, divided out only if someone asks.
         // At most `burst - 1` of them; the `min` only matters when `width` saturated.
         let spare = (width - ahead).min(interval.saturating_mul(u64::from(limit - 1)));
-        (
-            Decision::allow_spare(limit, spare, interval, ahead),
-            Some(next),
-        )
+        (Decision::allow_spare(limit, spare, interval, ahead), next)
     } else {
         let retry_after = ahead - width;
-        let decision = Decision::deny(Denial::RateExceeded, limit, tat - now, retry_after);
-        (decision, None)
+        let decision = Decision::deny(Denial::RateExceeded, limit, start - now, retry_after);
+        (decision, tat)
     }
 }
 
@@ -54,10 +52,8 @@ impl Core for Gcra {
     }
 
     fn check(tat: &mut u64, now: u64, rate: &Rate) -> Decision {
-        let (decision, next) = decide(*tat, now, rate);
-        if let Some(next) = next {
-            *tat = next;
-        }
+        let decision;
+        (decision, *tat) = decide(*tat, now, rate);
         decision
     }
 

@@ -147,6 +147,9 @@ impl<B: Budgets> Inner<B> {
     }
 
     /// One request for `key`: at the `configured` rate, or against `per_call`'s own budget.
+    /// Always inlined: each caller passes constants for `per_call` and `counted`, and the
+    /// check is the whole of a direct limiter's decision.
+    #[inline(always)]
     fn check(
         &self,
         key: &str,
@@ -168,6 +171,7 @@ impl<B: Budgets> Inner<B> {
     }
 
     /// Decides one request for `key` at the configured rate, and reports it.
+    #[inline]
     pub(super) fn decide(&self, key: &str) -> Decision {
         let rate = self.rate.load();
         let decision = self.check(key, &rate, None, true);
@@ -205,6 +209,7 @@ impl<B: Budgets> Inner<B> {
     }
 
     /// Every decision's one way out: metrics, events and the log line.
+    #[inline]
     fn report_decision(&self, key: &str, rate: Rate, decision: &Decision) {
         self.instruments.record(decision);
         report_decision(&self.emitter, &self.name, B::reported(key), rate, decision);

@@ -162,6 +162,7 @@ mod sliding_log;
 mod sliding_window;
 mod state;
 mod store;
+mod tally;
 mod token_bucket;
 
 pub use crate::rate::{Rate, RateProblem};

@@ -30,9 +30,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use super::sliding_window::{SlidingWindow, Window};
-use super::state::Core;
+use super::sliding_window::{self, SlidingWindow, Window};
 use super::store::{Ask, Counters, Store, FOLLOWS_CONFIGURED};
+use super::tally::Tally;
 use super::{Decision, SketchSize};
 use crate::Rate;
 
@@ -42,8 +42,11 @@ pub(crate) struct Sketch {
     depth: u32,
     /// Row `r`, column `c`, slot `s` (window parity) at `(r * width + c) * 2 + s`.
     cells: Box<[AtomicU64]>,
-    allowed: AtomicU64,
-    rate_exceeded: AtomicU64,
+    /// The number of the window the last check fell in: the checks of one window find
+    /// theirs with a multiplication rather than a 64-bit division.
+    last_window: AtomicU64,
+    /// Allowed and rate-exceeded checks at the configured rate.
+    tally: Tally,
     /// Budgets of per-call rates, kept exactly.
     per_call: OnceLock<Store<SlidingWindow>>,
     max_keys: usize,
@@ -81,8 +84,8 @@ impl Sketch {
             width: size.width as u64,
             depth: size.depth as u32,
             cells: (0..cells).map(|_| AtomicU64::new(0)).collect(),
-            allowed: AtomicU64::new(0),
-            rate_exceeded: AtomicU64::new(0),
+            last_window: AtomicU64::new(0),
+            tally: Tally::new(),
             per_call: OnceLock::new(),
             max_keys,
         }
@@ -99,12 +102,26 @@ impl Sketch {
         ((u64::from(row) * self.width + column) * 2) as usize
     }
 
-    /// The estimated counts of `hash` in the window holding `now` and the one before, and
-    /// that window's number and start.
+    /// The number of the window of `width` holding `now`, and its start.
     #[inline]
-    fn estimate(&self, hash: u64, now: u64, rate: &Rate) -> (Window, u64) {
-        let width = rate.window_nanos();
+    fn window(&self, now: u64, width: u64) -> (u64, u64) {
+        let last = self.last_window.load(Ordering::Relaxed);
+        // Whatever width the last check used, its number is taken only if it holds `now`.
+        if let Some(start) = last.checked_mul(width) {
+            if start <= now && now - start < width {
+                return (last, start);
+            }
+        }
         let window = now / width;
+        self.last_window.store(window, Ordering::Relaxed);
+        (window, window * width)
+    }
+
+    /// The estimated counts of `hash` in the window holding `now` and the one before, and
+    /// that window's number.
+    #[inline(always)]
+    fn estimate(&self, hash: u64, now: u64, rate: &Rate) -> (Window, u64) {
+        let (window, start) = self.window(now, rate.window_nanos());
         let previous = window.wrapping_sub(1);
         let (mut current_min, mut previous_min) = (u32::MAX, u32::MAX);
         for row in 0..self.depth {
@@ -114,7 +131,6 @@ impl Sketch {
             current_min = current_min.min(count_in(current, window));
             previous_min = previous_min.min(count_in(before, previous));
         }
-        let start = window * width;
         (
             Window::from_counts(start, previous_min, current_min),
             window,
@@ -126,7 +142,7 @@ impl Sketch {
             return self.per_call().check(hash, ask);
         }
         let (mut state, window) = self.estimate(hash, ask.now, ask.rate);
-        let decision = SlidingWindow::check(&mut state, ask.now, ask.rate);
+        let decision = sliding_window::decide(&mut state, ask.now, ask.rate);
         if decision.is_allowed() {
             // Every cell is incremented. The conservative update (raising each cell only to
             // the new estimate) is tighter alone, but two threads racing on one key would
@@ -156,18 +172,14 @@ impl Sketch {
             return self.per_call().peek(hash, now, rate);
         }
         let (mut state, _) = self.estimate(hash, now, rate);
-        SlidingWindow::check(&mut state, now, rate)
+        sliding_window::decide(&mut state, now, rate)
     }
 
     pub(crate) fn count(&self, hash: u64, decision: &Decision) {
         if hash & FOLLOWS_CONFIGURED == 0 {
             return self.per_call().count(hash, decision);
         }
-        let counter = match decision.denial() {
-            None => &self.allowed,
-            Some(_) => &self.rate_exceeded,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.tally.count(decision.is_allowed());
     }
 
     /// States held: the sketch holds none, only the per-call budgets do.
@@ -177,8 +189,9 @@ impl Sketch {
 
     pub(crate) fn counters(&self) -> Counters {
         let mut counters = self.per_call.get().map(Store::counters).unwrap_or_default();
-        counters.allowed += self.allowed.load(Ordering::Relaxed);
-        counters.rate_exceeded += self.rate_exceeded.load(Ordering::Relaxed);
+        let (allowed, rate_exceeded) = self.tally.totals();
+        counters.allowed += allowed;
+        counters.rate_exceeded += rate_exceeded;
         counters
     }
 
@@ -190,6 +203,7 @@ impl Sketch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rate_limit::state::Core;
 
     const SECOND: u64 = 1_000_000_000;
 
@@ -207,6 +221,29 @@ mod tests {
                     SlidingWindow::check(&mut exact, now, &rate),
                     "step {step}"
                 );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The window a check falls in is the one holding its instant, whatever the last
+        /// check saw: an earlier or later window, another width (a changed rate), an instant
+        /// behind the last one.
+        #[test]
+        fn the_window_is_the_one_holding_now_whatever_came_before(
+            checks in proptest::collection::vec(
+                (0_u64..u64::MAX, proptest::sample::select(vec![1_u64, 7, SECOND, 3 * SECOND, u64::MAX / 3])),
+                1..50,
+            ),
+            step in 0_u64..4 * SECOND,
+        ) {
+            let sketch = Sketch::new(SketchSize { width: 1, depth: 1 }, 10);
+            for (now, width) in checks {
+                // Each instant also checked again a step later, as checks mostly come.
+                for now in [now, now.saturating_add(step)] {
+                    let window = now / width;
+                    proptest::prop_assert_eq!(sketch.window(now, width), (window, window * width));
+                }
             }
         }
     }

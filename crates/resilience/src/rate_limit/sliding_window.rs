@@ -73,6 +73,56 @@ impl Window {
     }
 }
 
+/// Decides one request at `now` on counts whose current window is the one holding `now`
+/// (rolled to it, or estimated for it by the count-min sketch), counting it if allowed.
+#[inline]
+pub(crate) fn decide(window: &mut Window, now: u64, rate: &Rate) -> Decision {
+    let width = rate.window_nanos();
+    let limit = rate.burst();
+    let (w, elapsed) = (u128::from(width), u128::from(now - window.start));
+    let budget = u128::from(limit) * w;
+    let (previous, current) = (u128::from(window.previous), u128::from(window.current));
+    let weighted = previous * (w - elapsed);
+    if weighted + (current + 1) * w <= budget {
+        window.current += 1;
+        window.settle(width);
+        // Whole requests still fitting besides this one, ⌊spare / W⌋: the time to spare,
+        // scaled by W, divided out only if someone asks (in 64 bits whenever it fits them,
+        // which it does unless limit · W passes 2^64: this path is the hot one).
+        let spare = budget - weighted - (current + 1) * w;
+        let reset_after = window.idle_at - now;
+        match u64::try_from(spare) {
+            Ok(spare) => Decision::allow_spare(limit, spare, width, reset_after),
+            Err(_) => Decision::allow(
+                limit,
+                u32::try_from(spare / w).unwrap_or(u32::MAX),
+                reset_after,
+            ),
+        }
+    } else {
+        window.settle(width);
+        let retry_at = if current < u128::from(limit) {
+            // This window still has room once enough of the previous one has slid out:
+            // the smallest offset `e` with `previous * (W - e) <= (limit - current - 1) * W`.
+            let slack = (u128::from(limit) - current - 1) * w / previous;
+            window.start + (w - slack.min(w)) as u64
+        } else {
+            // Only in the next window, as `current` becomes the weighted one.
+            let slack = (u128::from(limit) - 1) * w / current;
+            window
+                .start
+                .saturating_add(width)
+                .saturating_add((w - slack.min(w)) as u64)
+        };
+        Decision::deny(
+            Denial::RateExceeded,
+            limit,
+            window.idle_at.saturating_sub(now),
+            retry_at - now,
+        )
+    }
+}
+
 impl Core for SlidingWindow {
     type State = Window;
 
@@ -88,53 +138,9 @@ impl Core for SlidingWindow {
     }
 
     fn check(window: &mut Window, now: u64, rate: &Rate) -> Decision {
-        let width = rate.window_nanos();
-        let limit = rate.burst();
         let now = now.max(window.start);
-        window.roll(now, width);
-        let (w, elapsed) = (u128::from(width), u128::from(now - window.start));
-        let budget = u128::from(limit) * w;
-        let (previous, current) = (u128::from(window.previous), u128::from(window.current));
-        let weighted = previous * (w - elapsed);
-        if weighted + (current + 1) * w <= budget {
-            window.current += 1;
-            window.settle(width);
-            // Whole requests still fitting besides this one; never negative, as it fit:
-            // ⌊(limit·W − weighted) / W⌋ − (current + 1) = limit − ⌈weighted / W⌉ −
-            // (current + 1), divided in 64 bits whenever the weighted count fits them (it
-            // does unless previous · W passes 2^64): this path is the hot one.
-            let whole = match u64::try_from(weighted) {
-                Ok(weighted) => u128::from(weighted.div_ceil(width)),
-                Err(_) => weighted.div_ceil(w),
-            };
-            let remaining = u128::from(limit) - whole - (current + 1);
-            Decision::allow(
-                limit,
-                u32::try_from(remaining).unwrap_or(u32::MAX),
-                window.idle_at - now,
-            )
-        } else {
-            window.settle(width);
-            let retry_at = if current < u128::from(limit) {
-                // This window still has room once enough of the previous one has slid out:
-                // the smallest offset `e` with `previous * (W - e) <= (limit - current - 1) * W`.
-                let slack = (u128::from(limit) - current - 1) * w / previous;
-                window.start + (w - slack.min(w)) as u64
-            } else {
-                // Only in the next window, as `current` becomes the weighted one.
-                let slack = (u128::from(limit) - 1) * w / current;
-                window
-                    .start
-                    .saturating_add(width)
-                    .saturating_add((w - slack.min(w)) as u64)
-            };
-            Decision::deny(
-                Denial::RateExceeded,
-                limit,
-                window.idle_at.saturating_sub(now),
-                retry_at - now,
-            )
-        }
+        window.roll(now, rate.window_nanos());
+        decide(window, now, rate)
     }
 
     /// The counters stop mattering once both windows are past, counted in `rate`'s window

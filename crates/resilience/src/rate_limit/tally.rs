@@ -1,0 +1,199 @@
+//! [`Tally`]: the allowed and denied counts of a limiter that decides without a lock, kept
+//! exact without an atomic read-modify-write per decision.
+//!
+//! A decision on one GCRA word costs one compare-exchange (none for a denial); counting it on
+//! a shared `AtomicU64` would add a locked `fetch_add`, as dear as the decision's own, and a
+//! cache line that every core counting on the limiter takes in turn. So each thread has a
+//! *seat*: a small number, unique among the live threads, taken on its first count and given
+//! back when it exits. A tally keeps a pair of counts per seat, each pair on its own cache
+//! lines, and only the thread holding a seat writes its pair: a plain load and store, no lock
+//! prefix, no line shared with another writer. Reading sums the pairs.
+//!
+//! Nothing is lost when a thread exits: its seat goes back to the pool with its counts in
+//! every tally, and the next thread to take it counts on from there (the mutex that hands
+//! seats over orders the last writer's stores before the next one's loads). A thread whose
+//! seat is past a tally's last pair (more live threads than the tally has pairs), or that
+//! counts while its thread-locals are being torn down, counts on a shared pair of atomics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// Exact allowed and denied counts, added to by many threads without an atomic
+/// read-modify-write each.
+pub(crate) struct Tally {
+    /// One pair per seat, then the pair of the threads without one.
+    counts: Box<[Counts]>,
+}
+
+/// One pair of counts, alone on its cache lines (two on CPUs that fetch lines in pairs).
+#[repr(align(128))]
+#[derive(Default)]
+struct Counts {
+    allowed: AtomicU64,
+    denied: AtomicU64,
+}
+
+impl Counts {
+    fn of(&self, allowed: bool) -> &AtomicU64 {
+        if allowed {
+            &self.allowed
+        } else {
+            &self.denied
+        }
+    }
+}
+
+impl Tally {
+    /// A tally with a pair for each seat the threads of a busy process are likely to hold:
+    /// twice the CPUs, at least 8.
+    pub(crate) fn new() -> Self {
+        Self::with_seats(seats_per_tally())
+    }
+
+    fn with_seats(seats: usize) -> Self {
+        Self {
+            counts: (0..=seats).map(|_| Counts::default()).collect(),
+        }
+    }
+
+    /// Counts one decision.
+    #[inline]
+    pub(crate) fn count(&self, allowed: bool) {
+        let shared = self.counts.len() - 1;
+        match seat() {
+            // Only this thread writes its seat's counts: no other write can come in between.
+            Some(seat) if seat < shared => {
+                let count = self.counts[seat].of(allowed);
+                count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            }
+            _ => {
+                self.counts[shared]
+                    .of(allowed)
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The counts so far, allowed and denied: every decision counted before this call, and
+    /// perhaps some racing it.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        self.counts
+            .iter()
+            .fold((0, 0), |(allowed, denied), counts| {
+                (
+                    allowed + counts.allowed.load(Ordering::Relaxed),
+                    denied + counts.denied.load(Ordering::Relaxed),
+                )
+            })
+    }
+}
+
+fn seats_per_tally() -> usize {
+    static SEATS: OnceLock<usize> = OnceLock::new();
+    *SEATS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        cpus.saturating_mul(2).clamp(8, 1_024)
+    })
+}
+
+/// The seats not held by a live thread: given back ones, and every number from `next` on.
+struct Pool {
+    free: Vec<usize>,
+    next: usize,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    free: Vec::new(),
+    next: 0,
+});
+
+fn pool() -> std::sync::MutexGuard<'static, Pool> {
+    // Nothing under this lock can panic halfway through.
+    POOL.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// A thread's seat, given back to the pool when the thread exits.
+struct Seat(usize);
+
+impl Seat {
+    fn take() -> Self {
+        let mut pool = pool();
+        let seat = pool.free.pop().unwrap_or_else(|| {
+            pool.next += 1;
+            pool.next - 1
+        });
+        Self(seat)
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        pool().free.push(self.0);
+    }
+}
+
+/// This thread's seat; `None` once its thread-locals are being torn down.
+#[inline]
+fn seat() -> Option<usize> {
+    std::thread_local! {
+        static SEAT: Seat = Seat::take();
+    }
+    SEAT.try_with(|seat| seat.0).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn counts_every_decision_of_every_thread_seated_or_not() {
+        // Two pairs for eight threads: most count on the shared pair, some on seats, and
+        // seats given back by exited threads are taken again with their counts.
+        let tally = Arc::new(Tally::with_seats(2));
+        for round in 0..3 {
+            let threads: Vec<_> = (0..8)
+                .map(|thread| {
+                    let tally = Arc::clone(&tally);
+                    std::thread::spawn(move || {
+                        for i in 0..10_000 {
+                            tally.count((i + thread) % 4 != 0);
+                        }
+                    })
+                })
+                .collect();
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            let rounds = round + 1;
+            assert_eq!(tally.totals(), (rounds * 60_000, rounds * 20_000));
+        }
+    }
+
+    #[test]
+    fn live_threads_hold_distinct_seats() {
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    let seat = seat().unwrap();
+                    // Everyone holds a seat at once before anyone gives one back.
+                    barrier.wait();
+                    seat
+                })
+            })
+            .collect();
+        let mut seats: Vec<usize> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        seats.sort_unstable();
+        seats.dedup();
+        assert_eq!(seats.len(), 4);
+    }
+
+    #[test]
+    fn pairs_do_not_share_a_line() {
+        assert!(std::mem::align_of::<Counts>() >= 128);
+        assert!(seats_per_tally() >= 8);
+    }
+}

@@ -13,6 +13,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod name;
+
+pub(crate) use name::Name;
+
 /// Which pattern produced an event, a rejection or a metric snapshot.
 ///
 /// The string forms ([`PatternKind::as_str`]) are aioresilience's `pattern_type` names.
@@ -196,14 +200,14 @@ impl fmt::Display for RejectionReason {
 
 /// A pattern's refusal to run an operation.
 ///
-/// Cheap to create and clone: the instance name is shared (`Arc<str>`), so rejecting allocates
-/// nothing. `retry_after` is computed from the pattern's real state (the remaining open time of
+/// Cheap to create and clone: rejecting allocates nothing, and a pattern's own rejections
+/// copy a short instance name rather than share it. `retry_after` is computed from the pattern's real state (the remaining open time of
 /// a circuit, the time until the next token of a rate limiter) and is `None` only when no
 /// honest estimate exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pattern: PatternKind,
-    name: Arc<str>,
+    name: Name,
     reason: RejectionReason,
     retry_after: Option<Duration>,
 }
@@ -213,6 +217,16 @@ impl Rejection {
     pub fn new(
         pattern: PatternKind,
         name: Arc<str>,
+        reason: RejectionReason,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        Self::named(pattern, Name::from(name), reason, retry_after)
+    }
+
+    /// A rejection carrying a pattern's own copy of its name (see [`Name`]).
+    pub(crate) fn named(
+        pattern: PatternKind,
+        name: Name,
         reason: RejectionReason,
         retry_after: Option<Duration>,
     ) -> Self {

@@ -10,7 +10,7 @@ use resilience::circuit_breaker::{
     DetectorState, FailureDetector, RestoreError, Window,
 };
 use resilience::classify::Classifier;
-use resilience::{Error, PatternKind, RejectionReason};
+use resilience::{Error, PatternKind, Rejection, RejectionReason};
 use resilience_testkit::EventRecorder;
 use tokio::time::{advance, Instant};
 
@@ -104,6 +104,19 @@ async fn rejection_carries_the_remaining_open_time() {
     assert_eq!(rejection.reason(), RejectionReason::CircuitOpen);
     assert_eq!(rejection.retry_after(), Some(Duration::from_millis(7500)));
     assert_eq!(rejection.name(), "dependency");
+}
+
+#[test]
+fn rejections_carry_short_and_long_names_whole() {
+    for name in ["db", "a-dependency-with-a-name-longer-than-most"] {
+        let breaker = CircuitBreaker::builder(name).build().unwrap();
+        breaker.trip();
+        let rejection = breaker.try_acquire().unwrap_err();
+        assert_eq!(rejection.name(), name);
+        let error = breaker.call_blocking(|| Ok::<_, ()>(())).unwrap_err();
+        assert_eq!(error.rejection().map(Rejection::name), Some(name));
+        assert_eq!(rejection.clone().name(), name);
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,8 +10,12 @@ use tokio::time::Instant;
 use super::instruments::Instruments;
 use super::{state, BulkheadConfig, BulkheadEvent, BulkheadMetrics};
 use crate::classify::Outcome;
+use crate::error::Name;
 use crate::events::{Emitter, EventBus};
-use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use crate::sync::atomic::{
+    AtomicU32, AtomicU64,
+    Ordering::{AcqRel, Relaxed, SeqCst},
+};
 use crate::sync::{Mutex, MutexGuard};
 use crate::telemetry::Gauge;
 use crate::{PatternKind, Rejection, RejectionReason};
@@ -21,6 +25,8 @@ use crate::{PatternKind, Rejection, RejectionReason};
 /// [`Guard`](super::permit::Guard) calls, exactly once per slot.
 pub(super) struct Inner {
     name: Arc<str>,
+    /// The name again, as every rejection copies it (see [`Name`]).
+    rejection_name: Name,
     /// The slots, and the FIFO queue of calls waiting for one. Permits taken from it are
     /// `forget`-ed and given back by our own guard, so tokio's permit type does not leak
     /// into the guard (borrowed inside `call`, owned inside a [`Permit`](super::Permit)) and
@@ -70,6 +76,7 @@ impl Inner {
         Self {
             emitter: Emitter::new(Arc::clone(&name)),
             instruments: Instruments::new(&name),
+            rejection_name: Name::new(&name),
             name,
             semaphore: Semaphore::new(config.max_concurrent as usize),
             max_waiting: AtomicU32::new(config.max_waiting),
@@ -168,7 +175,10 @@ impl Inner {
         .into_iter()
         .chain(&inner.rejected)
         {
-            counter.store(0, Relaxed);
+            // A read-modify-write, not a store: a returning slot's count orders it against a
+            // shrink through these counters (see `return_slot`), and a plain store in between
+            // would cut that order.
+            counter.swap(0, Relaxed);
         }
         inner.peak_active.store(inner.active(), Relaxed);
     }
@@ -244,8 +254,9 @@ impl Inner {
             // after waiting longer than the wait timeout.
             Some(Ok(permit)) if deadline.is_some_and(|deadline| now > deadline) => {
                 permit.forget();
-                self.return_slot();
-                Err(self.reject(RejectionReason::WaitTimeout))
+                let reason = RejectionReason::WaitTimeout;
+                self.return_slot(&self.rejected[reason_index(reason)]);
+                Err(self.rejection(reason))
             }
             Some(Ok(permit)) => {
                 permit.forget();
@@ -285,13 +296,11 @@ impl Inner {
 
     /// Gives a slot back, counting how the call went.
     pub(super) fn release(&self, started: Option<Instant>, outcome: Outcome) {
-        match outcome {
+        self.return_slot(match outcome {
             Outcome::Success => &self.successes,
             Outcome::Failure => &self.failures,
             Outcome::Ignored => &self.ignored,
-        }
-        .fetch_add(1, Relaxed);
-        self.return_slot();
+        });
         self.instruments.active.decrement();
         self.emitter.emit(|| BulkheadEvent::BulkheadReleased {
             active: self.active(),
@@ -299,7 +308,9 @@ impl Inner {
         });
     }
 
-    fn return_slot(&self) {
+    /// Gives a slot back, then adds one to `count`, the counter of how the call ended (one
+    /// of [`counts_of_returns`](Self::counts_of_returns)).
+    fn return_slot(&self, count: &AtomicU64) {
         let mut debt = self.debt.load(Relaxed);
         loop {
             let (give_back, owed) = state::on_release(debt);
@@ -307,9 +318,12 @@ impl Inner {
                 // To the longest waiter if there is one (tokio hands it over directly).
                 self.semaphore.add_permits(1);
                 // A shrink may have owed slots between our look at the debt and our permit's
-                // return, and found no free permit to take: look again, with a
-                // read-modify-write so the latest debt is seen, and pay it with a free one.
-                if self.debt.fetch_add(0, SeqCst) > 0 {
+                // return, and found no free permit to take: look again, and pay it with a
+                // free one. The count, a read-modify-write made after the return, is what
+                // orders the second look against the shrink (see `resize`), so the return
+                // costs no read-modify-write of its own.
+                count.fetch_add(1, AcqRel);
+                if self.debt.load(Relaxed) > 0 {
                     self.pay_debt_from_free(1);
                 }
                 return;
@@ -318,10 +332,23 @@ impl Inner {
                 .debt
                 .compare_exchange_weak(debt, owed, Relaxed, Relaxed)
             {
-                Ok(_) => return,
+                Ok(_) => {
+                    count.fetch_add(1, Relaxed);
+                    return;
+                }
                 Err(actual) => debt = actual,
             }
         }
+    }
+
+    /// Every counter [`return_slot`](Self::return_slot) counts a returned slot on.
+    fn counts_of_returns(&self) -> [&AtomicU64; 4] {
+        [
+            &self.successes,
+            &self.failures,
+            &self.ignored,
+            &self.rejected[reason_index(RejectionReason::WaitTimeout)],
+        ]
     }
 
     /// Moves from `from` to `to` slots. Called under the config lock, so resizes never
@@ -346,6 +373,13 @@ impl Inner {
             let _ = self
                 .debt
                 .fetch_update(SeqCst, SeqCst, |debt| Some(state::shrink(removed, debt)));
+            // Between owing and taking: a read-modify-write of every counter a returning slot
+            // is counted on after its return. A return counted before this sees its permit
+            // taken below; one counted after sees the debt owed above. Either way the slot is
+            // not kept.
+            for count in self.counts_of_returns() {
+                count.fetch_add(0, AcqRel);
+            }
             self.pay_debt_from_free(removed);
         }
     }
@@ -371,6 +405,11 @@ impl Inner {
 
     pub(super) fn reject(&self, reason: RejectionReason) -> Rejection {
         self.rejected[reason_index(reason)].fetch_add(1, Relaxed);
+        self.rejection(reason)
+    }
+
+    /// The rejection, its metric, log line and event, already counted.
+    fn rejection(&self, reason: RejectionReason) -> Rejection {
         self.instruments.rejected(reason_index(reason));
         let (active, waiting) = (self.active(), self.waiting.load(Relaxed));
         tracing::debug!(target: "resilience::bulkhead", bulkhead = %self.name, %reason, active, waiting, "call rejected");
@@ -380,7 +419,12 @@ impl Inner {
             waiting,
         });
         // No honest `retry_after`: when a slot frees depends on calls still running.
-        Rejection::new(PatternKind::Bulkhead, Arc::clone(&self.name), reason, None)
+        Rejection::named(
+            PatternKind::Bulkhead,
+            self.rejection_name.clone(),
+            reason,
+            None,
+        )
     }
 }
 

@@ -18,13 +18,14 @@ use super::{
 };
 use crate::classify::{judge, Classify, EveryError, Outcome};
 use crate::clock::Clock;
+use crate::error::Name;
 use crate::events::{Emitter, EventBus};
 use crate::hook::{isolate, CallbackKind};
 use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
 use crate::striped::StripedCounter;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{Mutex, MutexGuard};
-use crate::{ConfigError, Error, PatternKind, Rejection};
+use crate::{ConfigError, Error, PatternKind, Rejection, RejectionReason};
 
 pub(crate) type StateCallback = Arc<dyn Fn(CircuitState, CircuitState) + Send + Sync>;
 
@@ -51,6 +52,9 @@ struct Core {
 
 pub(crate) struct Inner {
     name: Arc<str>,
+    /// The name again, as every rejection copies it (see [`Name`]): reading a name as a
+    /// `str` stays free on the paths that judge outcomes.
+    rejection_name: Name,
     core: Mutex<Core>,
     /// The phase and generation, published after every change so the hot paths can decide
     /// without the lock: `generation << 3 | state code`.
@@ -142,6 +146,7 @@ impl CircuitBreaker {
         let inner = Inner {
             emitter: Emitter::new(Arc::clone(&name)),
             instruments: Instruments::new(&name),
+            rejection_name: Name::new(&name),
             name,
             word: AtomicU64::new(0),
             open_until: AtomicU64::new(0),
@@ -258,7 +263,9 @@ impl CircuitBreaker {
     /// returned [`Permit`]. A permit dropped without an outcome counts as ignored and gives a
     /// half-open probe slot back.
     pub fn try_acquire(&self) -> Result<Permit, Rejection> {
-        self.inner.acquire(self.clone()).map(Permit::new)
+        // Borrowed until admitted: a rejection takes no reference count.
+        let (ticket, started) = self.inner.acquire(&*self.inner)?.into_parts();
+        Ok(Permit::new(Guard::new(self.clone(), ticket, started)))
     }
 
     /// Opens the circuit now, as if the detector had tripped.
@@ -540,41 +547,52 @@ impl Inner {
 
     /// Admission: decided from the published word alone in the closed state and while an
     /// open circuit's time is not up; otherwise under the lock.
+    ///
+    /// Inlined, and the locked decision kept out of line, so the two hot answers (a closed
+    /// circuit's admission, an open one's rejection) cost no call and no spilled registers.
+    #[inline(always)]
     pub(super) fn acquire<B>(&self, holder: B) -> Result<Guard<B>, Rejection>
     where
         B: std::borrow::Borrow<Self>,
     {
         let (generation, state) = decode(self.word.load(Ordering::Acquire));
-        let fast = match state {
-            CLOSED => Some(Ticket {
-                generation,
-                admitted_in: CircuitState::Closed,
-            }),
-            DISABLED => Some(Ticket {
-                generation,
-                admitted_in: CircuitState::Disabled,
-            }),
-            _ => None,
-        };
-        let started = || {
-            self.measure
-                .load(Ordering::Relaxed)
-                .then(|| self.clock.now())
-        };
-        if let Some(ticket) = fast {
-            return Ok(Guard::new(holder, ticket, started()));
-        }
-        // One read of the clock serves both the lock-free rejection and the locked decision.
-        let now = self.clock.nanos();
-        if state == OPEN {
-            if let Some(remaining) = self.open_remaining(now) {
-                return Err(self.reject(
-                    crate::RejectionReason::CircuitOpen,
-                    Some(remaining),
-                    CircuitState::Open,
-                ));
+        let admitted_in = match state {
+            CLOSED => CircuitState::Closed,
+            DISABLED => CircuitState::Disabled,
+            _ => {
+                // One read of the clock serves both the lock-free rejection and the locked
+                // decision.
+                let now = self.clock.nanos();
+                let ticket = match self.open_remaining(now) {
+                    Some(remaining) if state == OPEN => Err(self.reject(
+                        RejectionReason::CircuitOpen,
+                        Some(remaining),
+                        CircuitState::Open,
+                    )),
+                    _ => self.acquire_locked(now),
+                }?;
+                return Ok(Guard::new(holder, ticket, self.started()));
             }
-        }
+        };
+        let ticket = Ticket {
+            generation,
+            admitted_in,
+        };
+        Ok(Guard::new(holder, ticket, self.started()))
+    }
+
+    /// When an admitted call starts, if the detector measures calls.
+    #[inline]
+    fn started(&self) -> Option<Instant> {
+        self.measure
+            .load(Ordering::Relaxed)
+            .then(|| self.clock.now())
+    }
+
+    /// Admission under the lock, at `now` (nanoseconds since the clock's epoch): half-open
+    /// probes, an open circuit whose time is up, a forced-open one.
+    #[inline(never)]
+    fn acquire_locked(&self, now: u64) -> Result<Ticket, Rejection> {
         let (admission, transition, state) = {
             let mut core = self.lock();
             let max_probes = core.config.half_open_max_calls;
@@ -594,7 +612,7 @@ impl Inner {
             self.announce(transition, failures);
         }
         match admission {
-            Admission::Admitted(ticket) => Ok(Guard::new(holder, ticket, started())),
+            Admission::Admitted(ticket) => Ok(ticket),
             Admission::Rejected {
                 reason,
                 retry_after,
@@ -602,9 +620,10 @@ impl Inner {
         }
     }
 
+    #[inline]
     fn reject(
         &self,
-        reason: crate::RejectionReason,
+        reason: RejectionReason,
         retry_after: Option<Duration>,
         state: CircuitState,
     ) -> Rejection {
@@ -612,9 +631,9 @@ impl Inner {
         self.instruments.rejected();
         self.emitter
             .emit(|| CircuitBreakerEvent::CallRejected { state, retry_after });
-        Rejection::new(
+        Rejection::named(
             PatternKind::CircuitBreaker,
-            Arc::clone(&self.name),
+            self.rejection_name.clone(),
             reason,
             retry_after,
         )

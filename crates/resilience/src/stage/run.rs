@@ -27,7 +27,11 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    call_with(stage, &EveryError, operation)
+    // Not through `call_with`: a reference to the zero-sized judge would take 8 bytes of
+    // the call's future.
+    guarded(stage, operation, |stage, wants_outcome, result| {
+        judged(&EveryError, stage, wants_outcome, result)
+    })
 }
 
 /// Like [`call`], judging the outcome with `classifier`.
@@ -43,13 +47,29 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     guarded(stage, operation, move |stage, wants_outcome, result| {
-        let outcome = if wants_outcome {
-            judge(classifier, &result, stage.pattern(), stage.name())
-        } else {
-            Outcome::Ignored
-        };
-        (outcome, result.map_err(Error::Inner))
+        judged(classifier, stage, wants_outcome, result)
     })
+}
+
+/// The outcome of an operation's own result (when the permit wants one), and the result as
+/// the caller gets it.
+#[inline]
+fn judged<S, C, T, E>(
+    classifier: &C,
+    stage: &S,
+    wants_outcome: bool,
+    result: Result<T, E>,
+) -> (Outcome, Result<T, Error<E>>)
+where
+    S: Stage + ?Sized,
+    C: Classify<T, E>,
+{
+    let outcome = if wants_outcome {
+        judge(classifier, &result, stage.pattern(), stage.name())
+    } else {
+        Outcome::Ignored
+    };
+    (outcome, result.map_err(Error::Inner))
 }
 
 /// Runs an operation that already returns this crate's [`Error`], such as an inner pattern

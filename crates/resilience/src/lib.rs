@@ -29,6 +29,7 @@ pub mod retry;
 pub mod stage;
 mod striped;
 mod sync;
+mod tally;
 pub mod telemetry;
 pub mod throttle;
 mod time;

@@ -349,3 +349,31 @@ async fn nothing_is_looked_up_before_the_call_is_polled() {
     assert_eq!(call.await.unwrap(), 3, "expired by the time it was polled");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn hits_and_misses_from_many_threads_add_up_exactly() {
+    // More threads than a small machine's per-thread seats, some exiting before others start:
+    // every lookup is counted once, whichever thread made it.
+    let cache = Cache::<u32, u32>::builder("shared").build().unwrap();
+    cache.insert(1, 10);
+    for _round in 0..3 {
+        let threads: Vec<_> = (0..24)
+            .map(|_| {
+                let cache = cache.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1_000 {
+                        // Key 1 is held: a hit; key 2 never is: a miss.
+                        let key = if i % 4 == 0 { 2 } else { 1 };
+                        let _ = cache.get(&key);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    }
+    let metrics = cache.metrics();
+    assert_eq!(metrics.hits, 3 * 24 * 750);
+    assert_eq!(metrics.misses, 3 * 24 * 250);
+}

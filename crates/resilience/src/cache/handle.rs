@@ -16,6 +16,7 @@ use super::{CacheBuilder, CacheConfig, CacheEvent, CacheMetrics};
 use crate::classify::{judge, Classify, EveryError, Outcome};
 use crate::clock::Clock;
 use crate::events::{Emitter, EventBus};
+use crate::tally::Tally;
 use crate::{ConfigError, Error, PatternKind};
 
 /// A cache of results with a time to live: a call whose key has a fresh entry is answered
@@ -62,18 +63,18 @@ type Store<K, V> = quick_cache::sync::Cache<K, Slot<V>, Weigher<K, V>>;
 
 /// The counters and listeners of a cache: not generic, so that the code counting a lookup is
 /// compiled once, here, and the (rare) building of an event stays out of every call site.
-struct Tally {
-    hits: AtomicU64,
-    misses: AtomicU64,
+struct Counters {
+    /// Hits and misses: every lookup counts one, so they are counted per thread.
+    lookups: Tally,
     stale: AtomicU64,
     emitter: Emitter,
 }
 
-impl Tally {
+impl Counters {
     /// A fresh entry answered.
     #[inline]
     fn hit(&self) {
-        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.lookups.count(true);
         if self.emitter.wants(CacheEvent::CACHE_HIT) {
             self.emit(CacheEvent::CacheHit);
         }
@@ -82,7 +83,7 @@ impl Tally {
     /// The operation runs.
     #[inline]
     fn miss(&self) {
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.lookups.count(false);
         if self.emitter.wants(CacheEvent::CACHE_MISS) {
             self.emit(CacheEvent::CacheMiss);
         }
@@ -103,7 +104,7 @@ struct Inner<K, V> {
     clock: Clock,
     /// The config's durations in the clock's ticks.
     spans: Spans,
-    tally: Tally,
+    counters: Counters,
 }
 
 /// The result of looking a key up for a call.
@@ -142,9 +143,8 @@ where
         let clock = Clock::new();
         Self {
             inner: Arc::new(Inner {
-                tally: Tally {
-                    hits: AtomicU64::new(0),
-                    misses: AtomicU64::new(0),
+                counters: Counters {
+                    lookups: Tally::new(),
                     stale: AtomicU64::new(0),
                     emitter: Emitter::new(Arc::clone(&name)),
                 },
@@ -269,8 +269,8 @@ where
             None => Lookup::Miss { stale: None },
         };
         match &lookup {
-            Lookup::Hit(_) => inner.tally.hit(),
-            Lookup::Miss { .. } => inner.tally.miss(),
+            Lookup::Hit(_) => inner.counters.hit(),
+            Lookup::Miss { .. } => inner.counters.miss(),
         }
         lookup
     }
@@ -299,10 +299,10 @@ where
                         freshness(until, NEVER, now, inner.spans.stale)
                     {
                         let expired_for = inner.clock.duration_of(expired_for);
-                        inner.tally.stale.fetch_add(1, Ordering::Relaxed);
+                        inner.counters.stale.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(target: "resilience::cache", cache = %inner.name, ?expired_for, "serving a stale entry for a failed call");
                         inner
-                            .tally
+                            .counters
                             .emitter
                             .emit(|| CacheEvent::CacheStale { expired_for });
                         return Ok(value);
@@ -317,13 +317,12 @@ where
     /// A snapshot of the counters and the store's size.
     pub fn metrics(&self) -> CacheMetrics {
         let inner = &*self.inner;
-        let hits = inner.tally.hits.load(Ordering::Relaxed);
-        let misses = inner.tally.misses.load(Ordering::Relaxed);
+        let (hits, misses) = inner.counters.lookups.totals();
         CacheMetrics {
             name: inner.name.to_string(),
             hits,
             misses,
-            stale_hits: inner.tally.stale.load(Ordering::Relaxed),
+            stale_hits: inner.counters.stale.load(Ordering::Relaxed),
             hit_rate: if hits + misses == 0 {
                 0.0
             } else {
@@ -342,7 +341,7 @@ where
 
     /// This cache's own listeners; events also reach [`events::global()`](crate::events::global).
     pub fn events(&self) -> &EventBus {
-        self.inner.tally.emitter.local()
+        self.inner.counters.emitter.local()
     }
 }
 

@@ -12,9 +12,9 @@ use super::sliding_log::{Log, SlidingLog};
 use super::sliding_window::{SlidingWindow, Window};
 use super::state::Core;
 use super::store::{Ask, Counters, Stores, FOLLOWS_CONFIGURED};
-use super::tally::Tally;
 use super::token_bucket::{Bucket, TokenBucket};
 use super::{Algorithm, Decision, RateLimiterConfig, RateLimiterMetrics, SketchSize};
+use crate::tally::Tally;
 use crate::Rate;
 
 mod sealed {

@@ -162,7 +162,6 @@ mod sliding_log;
 mod sliding_window;
 mod state;
 mod store;
-mod tally;
 mod token_bucket;
 
 pub use crate::rate::{Rate, RateProblem};

@@ -32,8 +32,8 @@ use std::sync::OnceLock;
 
 use super::sliding_window::{self, SlidingWindow, Window};
 use super::store::{Ask, Counters, Store, FOLLOWS_CONFIGURED};
-use super::tally::Tally;
 use super::{Decision, SketchSize};
+use crate::tally::Tally;
 use crate::Rate;
 
 /// A keyed sliding-window counter in `width × depth` cells.

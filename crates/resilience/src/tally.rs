@@ -1,9 +1,10 @@
-//! [`Tally`]: the allowed and denied counts of a limiter that decides without a lock, kept
-//! exact without an atomic read-modify-write per decision.
+//! [`Tally`]: the counts of a two-way answer given on a hot path (a rate limiter's allowed or
+//! denied, a cache's hit or miss), kept exact without an atomic read-modify-write each.
 //!
-//! A decision on one GCRA word costs one compare-exchange (none for a denial); counting it on
-//! a shared `AtomicU64` would add a locked `fetch_add`, as dear as the decision's own, and a
-//! cache line that every core counting on the limiter takes in turn. So each thread has a
+//! A rate-limit decision on one GCRA word costs one compare-exchange (none for a denial), a
+//! cache hit a read lock; counting it on a shared `AtomicU64` would add a locked `fetch_add`,
+//! as dear as the answer's own, and a cache line that every core counting on the instance
+//! takes in turn. So each thread has a
 //! *seat*: a small number, unique among the live threads, taken on its first count and given
 //! back when it exits. A tally keeps a pair of counts per seat, each pair on its own cache
 //! lines, and only the thread holding a seat writes its pair: a plain load and store, no lock
@@ -18,8 +19,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// Exact allowed and denied counts, added to by many threads without an atomic
-/// read-modify-write each.
+/// Exact counts of a two-way answer (`yes` and `no`: allowed and denied, hit and miss), added
+/// to by many threads without an atomic read-modify-write each.
 pub(crate) struct Tally {
     /// One pair per seat, then the pair of the threads without one.
     counts: Box<[Counts]>,
@@ -29,16 +30,16 @@ pub(crate) struct Tally {
 #[repr(align(128))]
 #[derive(Default)]
 struct Counts {
-    allowed: AtomicU64,
-    denied: AtomicU64,
+    yes: AtomicU64,
+    no: AtomicU64,
 }
 
 impl Counts {
-    fn of(&self, allowed: bool) -> &AtomicU64 {
-        if allowed {
-            &self.allowed
+    fn of(&self, yes: bool) -> &AtomicU64 {
+        if yes {
+            &self.yes
         } else {
-            &self.denied
+            &self.no
         }
     }
 }
@@ -56,35 +57,31 @@ impl Tally {
         }
     }
 
-    /// Counts one decision.
+    /// Counts one answer, `yes` or no.
     #[inline]
-    pub(crate) fn count(&self, allowed: bool) {
+    pub(crate) fn count(&self, yes: bool) {
         let shared = self.counts.len() - 1;
         match seat() {
             // Only this thread writes its seat's counts: no other write can come in between.
             Some(seat) if seat < shared => {
-                let count = self.counts[seat].of(allowed);
+                let count = self.counts[seat].of(yes);
                 count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             }
             _ => {
-                self.counts[shared]
-                    .of(allowed)
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counts[shared].of(yes).fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// The counts so far, allowed and denied: every decision counted before this call, and
-    /// perhaps some racing it.
+    /// The counts so far, yes and no: every answer counted before this call, and perhaps
+    /// some racing it.
     pub(crate) fn totals(&self) -> (u64, u64) {
-        self.counts
-            .iter()
-            .fold((0, 0), |(allowed, denied), counts| {
-                (
-                    allowed + counts.allowed.load(Ordering::Relaxed),
-                    denied + counts.denied.load(Ordering::Relaxed),
-                )
-            })
+        self.counts.iter().fold((0, 0), |(yes, no), counts| {
+            (
+                yes + counts.yes.load(Ordering::Relaxed),
+                no + counts.no.load(Ordering::Relaxed),
+            )
+        })
     }
 }
 

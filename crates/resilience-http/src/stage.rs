@@ -184,8 +184,9 @@ impl<St> HttpStageLayer<St> {
         /// being sent if the client resumes. Inside a [`CompositeLayer`](crate::CompositeLayer)
         /// the composite's own setting applies to the whole response instead.
         ///
-        /// The watch costs a small task per admitted response that holds a permit, ended with
-        /// the body; `None` saves it.
+        /// The watch starts when a chunk has gone out and more are to come: it costs a small
+        /// task per such response that holds a permit, ended with the body (a body sent in
+        /// one chunk costs none); `None` saves it.
         body_idle_timeout: Option<Duration>;
         /// Judges responses with `classifier` (5xx are failures by default).
         classifier: ResponseClassifier;

@@ -201,7 +201,7 @@ impl<S: Stage> Settings<S> {
                 let attempt = self.run(started);
                 Box::pin(async move { finish(attempt.await, 1).map_err(Into::into) })
             }
-            Err(error) => Box::pin(std::future::ready(Err(error.into()))),
+            Err(error) => refused(error),
         }
     }
 
@@ -220,11 +220,11 @@ impl<S: Stage> Settings<S> {
                 method: request.method().clone(),
                 url: request.url().clone(),
             };
-            return Box::pin(std::future::ready(Err(error.into())));
+            return refused(error);
         }
         let breaker = match self.host_breaker(&request) {
             Ok(breaker) => breaker,
-            Err(error) => return Box::pin(std::future::ready(Err(error.into()))),
+            Err(error) => return refused(error),
         };
         // One future for the whole request, keeping the request once: the template every
         // attempt is copied from.
@@ -484,6 +484,11 @@ fn stamp(mut response: Response, attempts: u32) -> Response {
         response.extensions_mut().insert(Attempts(attempts));
     }
     response
+}
+
+/// The answer to a request refused before anything was sent.
+fn refused<'a>(error: ClientError) -> Handled<'a> {
+    Box::pin(std::future::ready(Err(error.into())))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -91,6 +91,7 @@ impl Clock {
     }
 
     /// `ticks` of this clock as a duration (rounded down to the nanosecond).
+    #[cfg(any(test, feature = "cache"))]
     pub(crate) fn duration_of(&self, ticks: u64) -> Duration {
         Duration::from_nanos(self.scale.nanos(ticks))
     }

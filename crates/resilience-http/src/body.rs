@@ -326,18 +326,16 @@ mod tests {
         assert_eq!(record.items(), [BodyEnd::Complete], "released once");
     }
 
+    /// A streamed body of two data chunks, `a` then `b`.
+    fn two_chunks() -> impl Body<Data = Bytes, Error = std::io::Error> {
+        let frames = [b"a", b"b"].map(|data| Ok(Frame::data(Bytes::from_static(data))));
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
     #[tokio::test]
     async fn a_stream_holds_until_its_end_and_reports_errors_and_drops() {
-        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
-            Ok(Frame::data(Bytes::from_static(b"a"))),
-            Ok(Frame::data(Bytes::from_static(b"b"))),
-        ];
         let record = Recorder::default();
-        let mut body = ResponseBody::guarded(
-            StreamBody::new(futures_util::stream::iter(frames)),
-            record.sink(),
-            None,
-        );
+        let mut body = ResponseBody::guarded(two_chunks(), record.sink(), None);
         body.frame().await.unwrap().unwrap();
         assert!(record.items().is_empty(), "held after the first chunk");
         body.frame().await.unwrap().unwrap();
@@ -380,16 +378,8 @@ mod tests {
         assert_eq!(tasks(), 0, "sent in one chunk: never watched");
         assert_eq!(record.items(), [BodyEnd::Complete]);
 
-        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
-            Ok(Frame::data(Bytes::from_static(b"a"))),
-            Ok(Frame::data(Bytes::from_static(b"b"))),
-        ];
         let record = Recorder::default();
-        let mut body = ResponseBody::guarded(
-            StreamBody::new(futures_util::stream::iter(frames)),
-            record.sink(),
-            idle,
-        );
+        let mut body = ResponseBody::guarded(two_chunks(), record.sink(), idle);
         assert_eq!(tasks(), 0);
         body.frame().await.unwrap().unwrap();
         assert_eq!(tasks(), 1, "a chunk out, more to come: watched");

@@ -309,12 +309,9 @@ where
     G: Stages,
     ResBody: Body<Data = Bytes>,
 {
-    let path = request.uri().path();
-    let excluded = shared.excludes(path);
-    let timed = shared.timeout_for(path).is_some();
     let (parts, body) = request.into_parts();
     async move {
-        if excluded {
+        if shared.excludes(parts.uri.path()) {
             let request = Request::from_parts(parts, body);
             return inner.call(request).await.map(passthrough);
         }
@@ -323,10 +320,10 @@ where
             Err(refused) => return Ok(made(refused)),
         };
         let head_request = parts.method == Method::HEAD;
+        let timeout = shared.timeout_for(parts.uri.path());
         // Pinned here, the service's future stays where it is: the timeout's layers around
         // it move a pointer rather than the whole future, each time one wraps another.
         let call = std::pin::pin!(inner.call(Request::from_parts(parts, body)));
-        let timeout = shared.timeout.as_ref().filter(|_| timed);
         match shared.run_with(timeout, call).await {
             Ok(Ok(mut response)) => {
                 shared.stages.annotate(&held, response.headers_mut());

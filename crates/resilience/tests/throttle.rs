@@ -127,6 +127,61 @@ async fn cancelled_and_ignored_calls_count_as_accepted() {
     assert_eq!(metrics.total_failures, 0);
 }
 
+#[tokio::test(start_paused = true)]
+async fn requests_waiting_for_their_answer_count_as_accepted() {
+    // A burst sent before any answer: nothing has been refused, so nothing is throttled.
+    let throttle = eager(16 * SECOND, 1);
+    let permits: Vec<_> = (0..100)
+        .map(|_| throttle.try_acquire().expect("nothing refused yet"))
+        .collect();
+    let metrics = throttle.metrics();
+    assert_eq!(
+        (metrics.window_requests, metrics.window_accepts),
+        (100, 100)
+    );
+    // Their refusals arrive: the window now holds 100 requests and no accept.
+    for permit in permits {
+        permit.failure();
+    }
+    let metrics = throttle.metrics();
+    assert_eq!((metrics.window_requests, metrics.window_accepts), (100, 0));
+    assert_eq!(metrics.rejection_probability, 0.99);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_withdraws_what_the_window_promised() {
+    // The burst above earned credit for the requests after it (nothing was refused when the
+    // window was summed); the refusals that follow must take it back, so the very next
+    // requests are drawn against the capped probability.
+    let throttle = eager(16 * SECOND, 3);
+    let permits: Vec<_> = (0..100).map(|_| throttle.try_acquire().unwrap()).collect();
+    for permit in permits {
+        permit.failure();
+    }
+    let mut throttled = 0;
+    for _ in 0..20 {
+        match throttle.try_acquire() {
+            Ok(permit) => permit.failure(),
+            Err(_) => throttled += 1,
+        }
+    }
+    assert!(throttled >= 15, "{throttled} of 20 throttled at p = 0.99");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_owned_permit_outlives_the_handle() {
+    let throttle = eager(16 * SECOND, 1);
+    let permit = throttle.clone().try_acquire_owned().unwrap();
+    tokio::spawn(async move { permit.failure() }).await.unwrap();
+    let metrics = throttle.metrics();
+    assert_eq!((metrics.window_requests, metrics.window_accepts), (1, 0));
+    assert_eq!(metrics.total_failures, 1);
+    let permit = throttle.try_acquire_owned().unwrap();
+    assert!(format!("{permit:?}").starts_with("OwnedPermit"));
+    drop(permit);
+    assert_eq!(throttle.metrics().window_accepts, 1, "dropped: accepted");
+}
+
 /// One simulated second: `offered` requests at even intervals to a backend that accepts the
 /// first `capacity` it receives in that second and refuses the rest. Returns (sent,
 /// accepted, throttled).

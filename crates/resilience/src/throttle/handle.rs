@@ -1,7 +1,8 @@
-//! [`AdaptiveThrottle`]: the shell that counts requests and accepts in the window, draws
+//! [`AdaptiveThrottle`]: the shell that counts requests and refusals in the window, draws
 //! against the probability of the pure core and hands out permits.
 
 use std::fmt;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -36,10 +37,15 @@ struct Inner {
     bucket: BucketWidth,
     /// Every request, throttled or not, and where each bucket began among them.
     requests: Requests,
-    accepts: Ring,
+    /// The requests not accepted, per bucket: those throttled and those the backend refused.
+    /// The window's accepts are its requests less these, so an accepted request writes
+    /// nothing after it was counted.
+    refusals: Ring,
     /// How many of the current bucket's requests are known to pass at probability 0.
     credit: Credit,
     generator: SplitMix,
+    /// Every refusal is counted in one of these two (after the ring), which is how a credit
+    /// granted from sums that missed a refusal finds out (see [`Credit::grant`]).
     throttled: AtomicU64,
     failures: AtomicU64,
     emitter: Emitter,
@@ -75,7 +81,7 @@ impl AdaptiveThrottle {
                 clock,
                 bucket,
                 requests: Requests::new(),
-                accepts: Ring::new(),
+                refusals: Ring::new(),
                 credit: Credit::new(),
                 generator: SplitMix::new(config.seed),
                 config,
@@ -100,22 +106,69 @@ impl AdaptiveThrottle {
         let inner = &*self.inner;
         let bucket = inner.current_bucket();
         let requests = inner.requests.in_window(inner.requests.total(), bucket);
-        probability(requests, inner.accepts.total(bucket), &inner.config)
+        probability(requests, inner.accepts(requests, bucket), &inner.config)
     }
 
     /// Decides one request now: a [`Permit`] to send it, or a rejection
     /// ([`RejectionReason::Throttled`], no `retry_after`: the next request may well pass).
     /// Either way the request is counted in the window.
     ///
-    /// Report the backend's answer through the permit: only a
-    /// [`failure`](Permit::failure) counts against the backend.
-    pub fn try_acquire(&self) -> Result<Permit, Rejection> {
+    /// The permit borrows the throttle; report the backend's answer through it: only a
+    /// [`failure`](Permit::failure) counts against the backend. For a permit that must
+    /// outlive the borrow (moved into a spawned task), use
+    /// [`try_acquire_owned`](Self::try_acquire_owned).
+    ///
+    /// ```
+    /// use resilience::throttle::AdaptiveThrottle;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let throttle = AdaptiveThrottle::builder("search-backend").build()?;
+    /// let permit = throttle.try_acquire()?;
+    /// let refused = false; // what the backend answered
+    /// if refused {
+    ///     permit.failure();
+    /// } else {
+    ///     permit.success();
+    /// }
+    /// assert_eq!(throttle.metrics().window_accepts, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejection> {
         let bucket = self.inner.decide()?;
-        Ok(Permit {
-            inner: Arc::clone(&self.inner),
+        Ok(Permit(Ticket {
+            throttle: &*self.inner,
             bucket,
-            done: false,
-        })
+        }))
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), with a permit that holds a reference to the
+    /// throttle instead of borrowing it, so it can be moved into a task and outlive this
+    /// handle. Taking and dropping the reference costs two atomic operations the borrowed
+    /// permit does not pay.
+    ///
+    /// ```
+    /// use resilience::throttle::AdaptiveThrottle;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let throttle = AdaptiveThrottle::builder("search-backend").build()?;
+    /// let permit = throttle.try_acquire_owned()?;
+    /// tokio::spawn(async move {
+    ///     // ... send the request ...
+    ///     permit.success();
+    /// })
+    /// .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejection> {
+        let bucket = self.inner.decide()?;
+        Ok(OwnedPermit(Ticket {
+            throttle: Arc::clone(&self.inner),
+            bucket,
+        }))
     }
 
     stage::entry_points! {
@@ -137,7 +190,7 @@ impl AdaptiveThrottle {
         let bucket = inner.current_bucket();
         let total_requests = inner.requests.total();
         let window_requests = inner.requests.in_window(total_requests, bucket);
-        let window_accepts = inner.accepts.total(bucket);
+        let window_accepts = inner.accepts(window_requests, bucket);
         ThrottleMetrics {
             name: inner.name.to_string(),
             window: inner.config.window,
@@ -180,11 +233,13 @@ impl Inner {
     /// Decides a request the credit did not cover, from the window as it was before it, and
     /// grants credit when the probability is 0.
     fn judge(&self, bucket: u64, counted: Counted) -> Result<u64, Rejection> {
+        // Read before the window, so that a refusal the sums miss changes it.
+        let refused = self.refused();
         let requests = self.requests.in_window(counted.total, bucket);
-        let accepts = self.accepts.total(bucket);
+        let accepts = self.accepts(requests, bucket);
         let p = probability(requests, accepts, &self.config);
         if throttles(p, || self.generator.next_unit()) {
-            self.throttled.fetch_add(1, Ordering::Relaxed);
+            self.refuse(bucket, &self.throttled);
             self.instruments.throttled();
             tracing::debug!(target: "resilience::throttle", throttle = %self.name, probability = p, "request throttled");
             self.emitter
@@ -197,28 +252,47 @@ impl Inner {
             ));
         }
         if let Some(position) = counted.position.filter(|_| p == 0.0) {
-            // The next `room` requests of this bucket are judged at probability 0 too: those
-            // placed below `position + 1 + room` pass on the credit. Concurrent callers may
-            // have counted requests since the sums were read: under contention the credit
-            // can be generous by the requests racing this one.
+            // The next `room` requests of this bucket are judged at probability 0 too, as
+            // long as no refusal is counted: those placed below `position + 1 + room` pass on
+            // the credit. Concurrent callers may have counted requests since the sums were
+            // read: under contention the credit can be generous by the requests racing this
+            // one.
             let room = headroom(requests, accepts, &self.config);
             let bound = position.saturating_add(1).saturating_add(room);
-            self.credit.grant(bucket, bound);
+            self.credit.grant(bucket, bound, refused, || self.refused());
         }
         self.instruments.admitted();
         Ok(bucket)
     }
 
-    /// The backend's answer to a request counted in `bucket`.
+    /// The window's accepts: its `requests` less its refusals. A request is accepted unless
+    /// refused, so one still waiting for its answer counts as accepted. Refusals of requests
+    /// counted after `requests` was read may be in the ring already: the difference saturates.
+    #[inline]
+    fn accepts(&self, requests: u64, bucket: u64) -> u64 {
+        requests.saturating_sub(self.refusals.total(bucket))
+    }
+
+    /// Refusals counted so far, throttled or failed.
+    fn refused(&self) -> u64 {
+        let throttled = self.throttled.load(Ordering::SeqCst);
+        throttled.wrapping_add(self.failures.load(Ordering::SeqCst))
+    }
+
+    /// Counts a refusal of a request counted in `bucket`, in the window and in `total`, and
+    /// withdraws the credit, which was granted on fewer refusals.
+    fn refuse(&self, bucket: u64, total: &AtomicU64) {
+        self.refusals.add(bucket, 1);
+        total.fetch_add(1, Ordering::SeqCst);
+        self.credit.revoke();
+    }
+
+    /// The backend's answer to a request counted in `bucket`: only a failure writes, as an
+    /// accepted request was counted as accepted when it was counted.
     #[inline]
     fn record(&self, bucket: u64, outcome: Outcome) {
-        match outcome {
-            Outcome::Failure => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-            }
-            Outcome::Success | Outcome::Ignored => {
-                self.accepts.add(bucket, 1);
-            }
+        if outcome == Outcome::Failure {
+            self.refuse(bucket, &self.failures);
         }
     }
 
@@ -241,10 +315,10 @@ impl fmt::Debug for AdaptiveThrottle {
 /// Decides at once; a throttled request is refused with
 /// [`RejectionReason::Throttled`].
 impl Stage for AdaptiveThrottle {
-    type Permit = Permit;
+    type Permit = OwnedPermit;
 
-    fn admit(&self) -> Admit<Permit> {
-        Admit::ready(self.try_acquire())
+    fn admit(&self) -> Admit<OwnedPermit> {
+        Admit::ready(self.try_acquire_owned())
     }
 
     fn name(&self) -> &str {
@@ -258,7 +332,7 @@ impl Stage for AdaptiveThrottle {
     /// A call run by `call` borrows the throttle: its token carries the bucket it was counted
     /// in, and no reference count is taken.
     #[inline]
-    fn lease(&self) -> Leased<Permit> {
+    fn lease(&self) -> Leased<OwnedPermit> {
         match self.inner.decide() {
             Ok(bucket) => Leased::Token(LeaseToken::new(bucket).wanting_outcome()),
             Err(rejection) => Leased::Rejected(rejection),
@@ -273,7 +347,9 @@ impl Stage for AdaptiveThrottle {
 
 crate::registry::registered!(AdaptiveThrottle: ThrottleConfig => ThrottleMetrics);
 
-/// A request the [`AdaptiveThrottle`] let through; tell it how the backend answered.
+/// A request the [`AdaptiveThrottle`] let through, borrowing it; tell it how the backend
+/// answered. Made by [`try_acquire`](AdaptiveThrottle::try_acquire); [`OwnedPermit`] is the
+/// same without the borrow.
 ///
 /// [`failure`](Self::failure) (the backend refused or failed the request) is the only answer
 /// that counts against the backend. A [`success`](Self::success), an
@@ -281,41 +357,71 @@ crate::registry::registered!(AdaptiveThrottle: ThrottleConfig => ThrottleMetrics
 /// dropped without an answer (a cancelled call) all count as accepted: none of them says the
 /// backend is overloaded.
 #[must_use = "dropping the permit counts the request as accepted by the backend"]
-pub struct Permit {
-    inner: Arc<Inner>,
-    /// The bucket the request was counted in; its accept goes to the same one.
+pub struct Permit<'a>(Ticket<&'a Inner>);
+
+/// A request the [`AdaptiveThrottle`] let through, holding a reference to it; tell it how
+/// the backend answered. Made by [`try_acquire_owned`](AdaptiveThrottle::try_acquire_owned),
+/// and what the throttle hands out as a [`Stage`] (to the tower layer and the HTTP adapters);
+/// it answers as a [`Permit`] does.
+#[must_use = "dropping the permit counts the request as accepted by the backend"]
+pub struct OwnedPermit(Ticket<Arc<Inner>>);
+
+/// What both permits hold: the throttle, borrowed or counted (`H`), and the bucket the
+/// request was counted in, where a refusal goes too.
+///
+/// Nothing is released when it is dropped: the request was counted as accepted when it was
+/// counted, and only a failure has anything to write.
+struct Ticket<H> {
+    throttle: H,
     bucket: u64,
-    done: bool,
 }
 
-impl Permit {
-    crate::classify::outcome_shortcuts!();
-
-    /// Reports `outcome`: a success is a request the backend accepted; a failure one it did
-    /// not (refused, failed, timed out); an ignored outcome counts as accepted.
-    pub fn record(mut self, outcome: Outcome) {
-        self.done = true;
-        self.inner.record(self.bucket, outcome);
+impl<H: Deref<Target = Inner>> Ticket<H> {
+    #[inline]
+    fn record(self, outcome: Outcome) {
+        self.throttle.record(self.bucket, outcome);
     }
-}
 
-impl Drop for Permit {
-    fn drop(&mut self) {
-        if !self.done {
-            self.inner.record(self.bucket, Outcome::Ignored);
-        }
-    }
-}
-
-impl fmt::Debug for Permit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("throttle", &self.inner.name)
+    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("throttle", &self.throttle.name)
             .finish_non_exhaustive()
     }
 }
 
-impl StagePermit for Permit {
+impl Permit<'_> {
+    crate::classify::outcome_shortcuts!();
+
+    /// Reports `outcome`: a success is a request the backend accepted; a failure one it did
+    /// not (refused, failed, timed out); an ignored outcome counts as accepted.
+    #[inline]
+    pub fn record(self, outcome: Outcome) {
+        self.0.record(outcome);
+    }
+}
+
+impl OwnedPermit {
+    crate::classify::outcome_shortcuts!();
+
+    /// Reports `outcome`, as [`Permit::record`] does.
+    pub fn record(self, outcome: Outcome) {
+        self.0.record(outcome);
+    }
+}
+
+impl fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.debug("Permit", f)
+    }
+}
+
+impl fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.debug("OwnedPermit", f)
+    }
+}
+
+impl StagePermit for OwnedPermit {
     /// Whether the backend accepted the call is what the throttle learns from.
     fn wants_outcome(&self) -> bool {
         true

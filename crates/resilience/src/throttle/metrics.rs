@@ -17,7 +17,8 @@ pub struct ThrottleMetrics {
     pub window: Duration,
     /// Requests attempted in the window, the throttled ones included.
     pub window_requests: u64,
-    /// Requests the backend accepted in the window.
+    /// Requests in the window the backend did not refuse: accepted, or still waiting for
+    /// their answer.
     pub window_accepts: u64,
     /// The share of requests throttled now, 0 to `max_rejection_probability`.
     pub rejection_probability: f64,
@@ -25,7 +26,7 @@ pub struct ThrottleMetrics {
     pub total_requests: u64,
     /// Requests throttled (never sent).
     pub total_throttled: u64,
-    /// Requests sent whose outcome was a failure (not accepted by the backend).
+    /// Requests sent whose outcome was a failure (refused by the backend).
     pub total_failures: u64,
 }
 

@@ -17,7 +17,7 @@
 //!
 //! Over a sliding window (2 minutes by default) the throttle counts `requests`, every
 //! request the client attempted (those it throttled included), and `accepts`, those the
-//! backend accepted. Each new request is dropped with probability
+//! backend did not refuse. Each new request is dropped with probability
 //!
 //! ```text
 //! p = max(0, (requests − K·accepts) / (requests + 1))
@@ -35,18 +35,26 @@
 //! `max_rejection_probability` (0.9), so some requests always go out and notice the
 //! recovery; and `aggression` reshapes it as `p^(1 / aggression)`.
 //!
-//! The window is 16 time buckets of atomic words: no lock, no allocation. Counting a request
-//! is one atomic add to a running total (the ring only notes where each bucket began in it),
-//! and an accept one compare-exchange in its bucket. While `p` is 0, a decision sums the
-//! window only once in a while: each sum also says how many more requests are certain to
-//! pass (until `requests` would exceed `K·accepts` or reach `min_requests`, within the
-//! bucket), and those pass on their place in the bucket, with no write but their count. Only
-//! when `p > 0` is there a draw, from a small seedable generator. A request and its answer
-//! are counted in the same bucket and leave the window together. What "accepted" means is
-//! the crate's [classifier](crate::classify): [`Permit::failure`] (or a call the classifier
-//! judges a failure, every `Err` by default) is a refusal; success, an ignored outcome and a
-//! cancelled call are not. A call run by [`call`](AdaptiveThrottle::call) borrows the
-//! throttle rather than holding a permit, so it takes no reference count.
+//! The window is 16 time buckets of atomic words: no lock, no allocation. What it counts are
+//! requests and refusals (requests throttled, and those the backend refused); its accepts are
+//! the difference, so a request counts as accepted from the moment it is sent until a
+//! refusal says otherwise, and an accepted one writes nothing once it was counted. Counting a
+//! request is one atomic add to a running total (the ring only notes where each bucket began
+//! in it), and a refusal one compare-exchange in its bucket. While `p` is 0, a decision sums
+//! the window only once in a while: each sum also says how many more requests are certain to
+//! pass (until `requests` would exceed `K·accepts` or reach `min_requests`, within the bucket,
+//! as long as nothing is refused), and those pass on their place in the bucket, with no write
+//! but their count. Only when `p > 0` is there a draw, from a small seedable generator. A
+//! request and its refusal are counted in the same bucket and leave the window together.
+//! What "refused" means is the crate's [classifier](crate::classify): [`Permit::failure`] (or
+//! a call the classifier judges a failure, every `Err` by default) is a refusal; success, an
+//! ignored outcome and a cancelled call are not.
+//!
+//! [`try_acquire`](AdaptiveThrottle::try_acquire) hands out a [`Permit`] that borrows the
+//! throttle; [`try_acquire_owned`](AdaptiveThrottle::try_acquire_owned) an [`OwnedPermit`]
+//! holding a reference to it, for a permit moved into a task (the tower layer and the HTTP
+//! adapters hold one across the response). A call run by [`call`](AdaptiveThrottle::call)
+//! borrows the throttle too: neither takes a reference count.
 //!
 //! # Example
 //!
@@ -126,7 +134,7 @@ mod window;
 pub use builder::ThrottleBuilder;
 pub use config::{ThrottleConfig, MAX_AGGRESSION, MAX_K, MAX_WINDOW, MIN_WINDOW};
 pub use event::ThrottleEvent;
-pub use handle::{AdaptiveThrottle, Permit};
+pub use handle::{AdaptiveThrottle, OwnedPermit, Permit};
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{ResponseFuture, ThrottleLayer, ThrottleService};

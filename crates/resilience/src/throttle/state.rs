@@ -5,7 +5,7 @@ use super::ThrottleConfig;
 
 /// The share of requests to reject locally, given `requests` (every request the client
 /// attempted in the window, those it throttled included) and `accepts` (those the backend
-/// accepted):
+/// did not refuse):
 ///
 /// ```text
 /// p = min(max_rejection_probability, max(0, (requests − K·accepts) / (requests + 1)) ^ (1 / aggression))
@@ -31,10 +31,11 @@ pub(crate) fn probability(requests: u64, accepts: u64, config: &ThrottleConfig) 
 }
 
 /// How many requests after one judged on `requests` and `accepts` are certain to be judged
-/// at probability 0 too, as long as the window keeps its buckets: the `j`-th is judged on
-/// `requests + j` requests and at least `accepts` accepts (accepts only grow), and
-/// probability 0 holds while `requests + j` is below `min_requests` or at most `k · accepts`.
-/// The handle lets that many through on their place in the bucket, without summing the window.
+/// at probability 0 too, as long as the window keeps its buckets and nothing is refused: the
+/// `j`-th is judged on `requests + j` requests and at least `accepts` accepts (with no
+/// refusal, every request adds an accept), and probability 0 holds while `requests + j` is
+/// below `min_requests` or at most `k · accepts`. The handle lets that many through on their
+/// place in the bucket, without summing the window, and withdraws them on a refusal.
 pub(crate) fn headroom(requests: u64, accepts: u64, config: &ThrottleConfig) -> u64 {
     let quiet = config.min_requests.saturating_sub(1);
     // `as` saturates, and the floor is exact for the integer `requests + j`.

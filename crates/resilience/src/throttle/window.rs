@@ -1,4 +1,4 @@
-//! The sliding window: requests and accepts per time bucket, lock-free.
+//! The sliding window: requests and refusals per time bucket, lock-free.
 //!
 //! Time is cut into buckets of `window / BUCKETS`; bucket `i` (counted from the throttle's
 //! epoch) lives in slot `i % BUCKETS` of a ring. Each slot is one `AtomicU64` holding the
@@ -7,10 +7,11 @@
 //! is the last `BUCKETS` buckets: between `15/16` of its length and the whole of it, sliding by
 //! one bucket at a time.
 //!
-//! Accepts are a [`Ring`] of counts, one per bucket, summed over the window. An accept is
-//! counted in the bucket its request was admitted in, so the two leave the window together;
-//! an accept that arrives after its bucket has left the ring is dropped, never added to a
-//! newer bucket.
+//! Refusals (requests throttled, or refused by the backend) are a [`Ring`] of counts, one per
+//! bucket, summed over the window; the window's accepts are its requests less its refusals.
+//! A refusal is counted in the bucket its request was counted in, so the two leave the window
+//! together; a refusal that arrives after its bucket has left the ring is dropped, never added
+//! to a newer bucket.
 //!
 //! Requests are one running total, every request ever counted ([`Requests`]): counting one is
 //! a single atomic add, which the throttle's metrics read as their total too. Its ring holds,
@@ -155,6 +156,10 @@ pub(crate) fn covers(word: u64, bucket: u64, position: u64) -> bool {
 /// probability 0: the fast path of the throttle. A request reads it after counting itself
 /// and passes on that one load if it is covered, without summing the window, so the credit
 /// costs no atomic write of its own.
+///
+/// It holds while no refusal is counted: with the refusals fixed, every request passing
+/// raises the accepts with the requests, so a probability of 0 stays 0 over the room the
+/// throttle worked out. A refusal [revokes](Self::revoke) it.
 #[derive(Debug)]
 pub(crate) struct Credit {
     word: AtomicU64,
@@ -173,9 +178,33 @@ impl Credit {
         covers(self.word.load(Ordering::Relaxed), bucket, position)
     }
 
-    /// Covers the requests of `bucket` placed below `bound`, replacing what was covered.
-    pub(crate) fn grant(&self, bucket: u64, bound: u64) {
-        self.word.store(pack(bucket, bound), Ordering::Relaxed);
+    /// Covers the requests of `bucket` placed below `bound`, replacing what was covered,
+    /// unless a refusal was counted since the window was summed: `refused` reads the count of
+    /// refusals, which was `seen` before the sums.
+    ///
+    /// The two sides pair up in one total order (both sequentially consistent): a refusal
+    /// counts itself, then revokes; a grant stores, then reads the count. Either the grant
+    /// reads the refusal's count and withdraws itself, or the refusal comes after the grant's
+    /// store and revokes it.
+    pub(crate) fn grant(&self, bucket: u64, bound: u64, seen: u64, refused: impl Fn() -> u64) {
+        let word = pack(bucket, bound);
+        self.word.store(word, Ordering::SeqCst);
+        if refused() != seen {
+            // Unless another grant replaced it meanwhile: that one checks for itself.
+            let _ = self
+                .word
+                .compare_exchange(word, 0, Ordering::SeqCst, Ordering::Relaxed);
+        }
+    }
+
+    /// Withdraws the credit: a refusal has just been counted, in the window and in the count
+    /// [`grant`](Self::grant) reads. Only a credit still standing is written over, so under
+    /// overload (no credit granted) a refusal reads the word and moves on.
+    #[inline]
+    pub(crate) fn revoke(&self) {
+        if self.word.load(Ordering::SeqCst) != 0 {
+            self.word.store(0, Ordering::SeqCst);
+        }
     }
 }
 
@@ -327,7 +356,7 @@ mod tests {
         // Sixteen buckets later the slot is reused, from zero.
         let word = bump(word, 3 + BUCKETS, 1).unwrap();
         assert_eq!((tag(word), count(word)), (3 + BUCKETS, 1));
-        // A late accept for bucket 3 is dropped, not added to bucket 19.
+        // A late refusal for bucket 3 is dropped, not added to bucket 19.
         assert_eq!(bump(word, 3, 1), None);
         assert_eq!(live(word, 3 + BUCKETS), 1);
         assert_eq!(live(word, 3 + 2 * BUCKETS - 1), 1);
@@ -342,10 +371,17 @@ mod tests {
         assert!(!covers(word, 10, 0), "another bucket");
         let credit = Credit::new();
         assert!(!credit.covers(0, 0), "none granted");
-        credit.grant(4, 1);
+        credit.grant(4, 1, 7, || 7);
         assert!(!credit.covers(5, 0));
         assert!(credit.covers(4, 0));
         assert!(!credit.covers(4, 1));
+        credit.revoke();
+        assert!(!credit.covers(4, 0), "revoked by a refusal");
+        credit.grant(4, 1, 7, || 8);
+        assert!(
+            !credit.covers(4, 0),
+            "a refusal counted while the window was summed"
+        );
     }
 
     #[test]
@@ -454,7 +490,7 @@ mod tests {
     }
 
     /// Events `(bucket, n)` in time order, buckets never going back by more than the window
-    /// (late accepts), against a model that keeps every event.
+    /// (late refusals), against a model that keeps every event.
     fn events() -> impl Strategy<Value = Vec<(u64, u64, bool)>> {
         prop::collection::vec((0_u64..40, 1_u64..5, any::<bool>()), 1..200)
     }

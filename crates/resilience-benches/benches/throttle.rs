@@ -11,8 +11,11 @@
 //! `gax_shared` (lock, `throttle_retry_attempt`, unlock; lock, `on_success`, unlock: its
 //! draw is taken even at probability 0); `gax_owned` (the same on a plain `&mut`, no lock: a
 //! floor for the formula itself); ours: `try_acquire_success` (the decision with the clock
-//! read, the window sums and the request counted, then the accept counted) and `stage_call`
-//! (a whole call through the throttle as a stage, around an operation ready at once);
+//! read and the request counted, on a permit borrowing the throttle; the success writes
+//! nothing, as the window counts refusals), `try_acquire_owned_success` (the same with a
+//! permit holding a reference count, as the tower layer and the HTTP adapters take it) and
+//! `stage_call` (a whole call through the throttle as a stage, around an operation ready at
+//! once);
 //! `clock_now` is tokio's clock (`tokio::time::Instant::now`), which ours read once per
 //! decision before it read the time-stamp counter (through `quanta`, as governor does) and
 //! still reads under a paused tokio clock; gax, counting forever rather than over a window,
@@ -93,6 +96,16 @@ fn our_entries(group: &mut Group<'_>, throttle: &AdaptiveThrottle, healthy: bool
     group.bench_function("try_acquire_success", |b| b.iter(&mut entry));
 
     if healthy {
+        let mut entry = || match throttle.try_acquire_owned() {
+            Ok(permit) => {
+                permit.success();
+                true
+            }
+            Err(_) => false,
+        };
+        check("try_acquire_owned_success", &mut entry);
+        group.bench_function("try_acquire_owned_success", |b| b.iter(&mut entry));
+
         let mut entry = || {
             matches!(
                 poll_once(throttle.call(|| async { Ok::<_, ()>(black_box(1_u64)) })),

@@ -3,8 +3,9 @@
 //! interleavings (tokio tests its own primitives the same way).
 //!
 //! Only the modules those models cover import from here: the circuit breaker's handle (the
-//! state word and the lock around the probe slots) and the bulkhead's slots (debt and queue
-//! counters). Everything else uses `std::sync` directly.
+//! state word and the lock around the probe slots), the bulkhead's slots (debt and queue
+//! counters) and the throttle's window and refusal counts. Everything else uses `std::sync`
+//! directly.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{atomic, Mutex, MutexGuard};

@@ -1,9 +1,9 @@
 //! [`AdaptiveThrottle`]: the shell that counts requests and refusals in the window, draws
 //! against the probability of the pure core and hands out permits.
 
+use crate::sync::atomic::{AtomicU64, Ordering};
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::instruments::Instruments;
@@ -259,7 +259,8 @@ impl Inner {
             // one.
             let room = headroom(requests, accepts, &self.config);
             let bound = position.saturating_add(1).saturating_add(room);
-            self.credit.grant(bucket, bound, refused, || self.refused());
+            self.credit
+                .grant(bucket, bound, refused, || self.refused_after_grant());
         }
         self.instruments.admitted();
         Ok(bucket)
@@ -273,17 +274,26 @@ impl Inner {
         requests.saturating_sub(self.refusals.total(bucket))
     }
 
-    /// Refusals counted so far, throttled or failed.
+    /// Refusals counted so far, throttled or failed. A refusal is in the ring before it is
+    /// in these counts (see [`refuse`](Self::refuse)), so sums read after this include every
+    /// refusal it counted.
     fn refused(&self) -> u64 {
-        let throttled = self.throttled.load(Ordering::SeqCst);
-        throttled.wrapping_add(self.failures.load(Ordering::SeqCst))
+        let throttled = self.throttled.load(Ordering::Acquire);
+        throttled.wrapping_add(self.failures.load(Ordering::Acquire))
+    }
+
+    /// [`refused`](Self::refused), read by read-modify-writes that add nothing: each is
+    /// ordered against every refusal's own in its count, which [`Credit::grant`] relies on.
+    fn refused_after_grant(&self) -> u64 {
+        let throttled = self.throttled.fetch_add(0, Ordering::AcqRel);
+        throttled.wrapping_add(self.failures.fetch_add(0, Ordering::AcqRel))
     }
 
     /// Counts a refusal of a request counted in `bucket`, in the window and in `total`, and
     /// withdraws the credit, which was granted on fewer refusals.
     fn refuse(&self, bucket: u64, total: &AtomicU64) {
         self.refusals.add(bucket, 1);
-        total.fetch_add(1, Ordering::SeqCst);
+        total.fetch_add(1, Ordering::AcqRel);
         self.credit.revoke();
     }
 

@@ -22,7 +22,7 @@
 //! The arithmetic on a slot word ([`bump`], [`live`], [`position`], [`newer`]) is pure and
 //! tested on its own; [`Ring`] and [`Requests`] apply it in compare-exchange loops.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU64, Ordering};
 
 /// Buckets in the window: a power of two, so a slot is a mask away from its bucket.
 pub(crate) const BUCKETS: u64 = 16;
@@ -180,20 +180,22 @@ impl Credit {
 
     /// Covers the requests of `bucket` placed below `bound`, replacing what was covered,
     /// unless a refusal was counted since the window was summed: `refused` reads the count of
-    /// refusals, which was `seen` before the sums.
+    /// refusals, which was `seen` before the sums, with read-modify-writes.
     ///
-    /// The two sides pair up in one total order (both sequentially consistent): a refusal
-    /// counts itself, then revokes; a grant stores, then reads the count. Either the grant
-    /// reads the refusal's count and withdraws itself, or the refusal comes after the grant's
-    /// store and revokes it.
+    /// A refusal adds to its count with a read-modify-write, then [revokes](Self::revoke).
+    /// Read-modify-writes of one count are totally ordered, each reading the last: if the
+    /// grant's comes first, the refusal's reads it and so sees the credit stored before it,
+    /// and revokes it; if the refusal's comes first, the grant reads a count other than
+    /// `seen` and withdraws itself. (Plain loads would not do: a grant and a refusal could
+    /// each miss the other's write.)
     pub(crate) fn grant(&self, bucket: u64, bound: u64, seen: u64, refused: impl Fn() -> u64) {
         let word = pack(bucket, bound);
-        self.word.store(word, Ordering::SeqCst);
+        self.word.store(word, Ordering::Release);
         if refused() != seen {
             // Unless another grant replaced it meanwhile: that one checks for itself.
             let _ = self
                 .word
-                .compare_exchange(word, 0, Ordering::SeqCst, Ordering::Relaxed);
+                .compare_exchange(word, 0, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 
@@ -202,8 +204,8 @@ impl Credit {
     /// overload (no credit granted) a refusal reads the word and moves on.
     #[inline]
     pub(crate) fn revoke(&self) {
-        if self.word.load(Ordering::SeqCst) != 0 {
-            self.word.store(0, Ordering::SeqCst);
+        if self.word.load(Ordering::Acquire) != 0 {
+            self.word.store(0, Ordering::Release);
         }
     }
 }

@@ -27,8 +27,9 @@
 //! what it gets; beyond that, the client keeps sending about `K` times what the backend
 //! accepts, so an overloaded backend ends up refusing about `1 − 1/K` of what it receives
 //! instead of nearly everything. Lower `K` is more aggressive. Requests the throttle dropped
-//! count as requests but never as refusals by the backend: they raise `requests`, not the
-//! failures, so once the backend accepts again `p` falls back to 0 within a window.
+//! count as requests not accepted, but never as failures of the backend: they raise
+//! `requests`, not the failures, so once the backend accepts again `p` falls back to 0
+//! within a window.
 //!
 //! Envoy's lessons are built in: nothing is dropped while the window has seen fewer than
 //! `min_requests` (thin traffic, or a cold start with no samples); `p` never exceeds

@@ -16,13 +16,13 @@ use super::state::{self, Budget};
 use crate::{Error, PatternKind, Rejection, RejectionReason};
 
 // The current deadline is what a tokio task-local would be, kept in two thread-locals that
-// are set around every poll of a scope: its instant in a plain cell (read by every call, so
+// are set around every poll of a scope: its point in a plain cell (read by every call, so
 // a read is one load), its name by reference (read only to build a rejection or answer
 // `Deadline::current`, so entering a scope touches no reference count). Both are set and
-// restored together by `enter_scope`: the instant is `Some` exactly when a name is set.
+// restored together by `enter_scope`: the point is `Some` exactly when a name is set.
 thread_local! {
-    /// The instant of the innermost scope being polled (or entered) on this thread, if any.
-    static CURRENT_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The point of the innermost scope being polled (or entered) on this thread, if any.
+    static CURRENT_AT: Cell<Option<At>> = const { Cell::new(None) };
 }
 
 scoped_tls::scoped_thread_local! {
@@ -30,15 +30,46 @@ scoped_tls::scoped_thread_local! {
     static CURRENT_NAME: Arc<str>
 }
 
+/// A deadline as the current scope keeps it: `nanos` after `base`, added up only when it is
+/// read. A timeout knows its deadline in nanoseconds of its own clock; making an instant of
+/// it on every call would cost more than the rest of its bookkeeping, and is needed only by
+/// a nested call, a timer, or code asking for the current deadline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct At {
+    base: Instant,
+    nanos: u64,
+}
+
+impl At {
+    /// `nanos` after `base` (saturating far in the future, as every deadline does).
+    pub(crate) fn after(base: Instant, nanos: u64) -> Self {
+        Self { base, nanos }
+    }
+
+    /// `instant` itself.
+    pub(crate) fn instant(instant: Instant) -> Self {
+        Self::after(instant, 0)
+    }
+
+    /// The instant it stands for.
+    pub(crate) fn get(self) -> Instant {
+        if self.nanos == 0 {
+            return self.base;
+        }
+        crate::time::deadline(self.base, Duration::from_nanos(self.nanos))
+    }
+}
+
 /// Runs `f` with the deadline at `at`, named `name`, current, unless the current one is at
 /// least as early (nested scopes never extend an enclosing one).
-pub(crate) fn enter_scope<R>(at: Instant, name: &Arc<str>, f: impl FnOnce() -> R) -> R {
+#[inline]
+pub(crate) fn enter_scope<R>(at: At, name: &Arc<str>, f: impl FnOnce() -> R) -> R {
     let previous = CURRENT_AT.get();
-    if previous.is_some_and(|enclosing| state::enclosing_wins(at, enclosing)) {
+    if previous.is_some_and(|enclosing| state::enclosing_wins(at.get(), enclosing.get())) {
         return f();
     }
-    /// Puts the enclosing instant back, even if `f` panics.
-    struct Restore(Option<Instant>);
+    /// Puts the enclosing point back, even if `f` panics.
+    struct Restore(Option<At>);
     impl Drop for Restore {
         fn drop(&mut self) {
             CURRENT_AT.set(self.0);
@@ -50,8 +81,9 @@ pub(crate) fn enter_scope<R>(at: Instant, name: &Arc<str>, f: impl FnOnce() -> R
 }
 
 pin_project! {
-    /// An operation run until `until`, polled with that deadline current: the one guard
-    /// behind [`Timeout`](super::Timeout), [`Deadline::run`] and the tower layer.
+    /// An operation polled with a deadline current, and cancelled at a point: the one guard
+    /// behind [`Timeout`](super::Timeout), [`Deadline::run`] and the tower layer, which each
+    /// keep their deadline as they like and pass it to every poll.
     ///
     /// Like `tokio::time::timeout_at`, it polls the operation before its timer, so an
     /// operation ready at its limit succeeds; unlike it, the timer is made (and registered
@@ -63,75 +95,38 @@ pin_project! {
         future: F,
         #[pin]
         timer: Option<Sleep>,
-        until: Instant,
-        // The deadline made current inside: `until` unless told otherwise.
-        current: Instant,
-    }
-}
-
-pin_project! {
-    /// A [`Guarded`] operation as a future named `name`: what a timeout's call awaits, with
-    /// no pinned local, reference and `poll_fn` beside it in the caller's future.
-    pub(crate) struct Named<'a, F> {
-        #[pin]
-        guarded: Guarded<F>,
-        name: &'a Arc<str>,
-    }
-}
-
-impl<F: Future> Future for Named<'_, F> {
-    /// `Some(output)` when the operation ended, `None` once its deadline passed.
-    type Output = Option<F::Output>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        this.guarded.poll_named(this.name, cx)
     }
 }
 
 impl<F: Future> Guarded<F> {
-    pub(crate) fn new(until: Instant, future: F) -> Self {
+    pub(crate) fn new(future: F) -> Self {
         Self {
             future,
             timer: None,
-            until,
-            current: until,
         }
     }
 
-    /// This operation as a future, its deadline current under `name`.
-    pub(crate) fn named(self, name: &Arc<str>) -> Named<'_, F> {
-        Named {
-            guarded: self,
-            name,
-        }
-    }
-
-    /// Makes `at`, not `until`, the deadline current inside (an earlier enclosing one still
-    /// stays current).
-    pub(crate) fn current_at(mut self, at: Instant) -> Self {
-        self.current = at;
-        self
-    }
-
-    /// Polls the operation with its deadline, named `name`, current, then the timer:
-    /// `Ready(Some(output))` when the operation ended, `Ready(None)` once `until` has passed.
-    pub(crate) fn poll_named(
+    /// Polls the operation with `current`, named `name`, the current deadline, then the timer
+    /// at `until`: `Ready(Some(output))` when the operation ended, `Ready(None)` once `until`
+    /// has passed.
+    #[inline]
+    pub(crate) fn poll_until(
         self: Pin<&mut Self>,
+        current: At,
+        until: At,
         name: &Arc<str>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<F::Output>> {
         use tokio::task::coop;
 
         let mut this = self.project();
-        let until = *this.until;
         let had_budget_before = coop::has_budget_remaining();
         let future = this.future;
-        if let Poll::Ready(output) = enter_scope(*this.current, name, || future.poll(cx)) {
+        if let Poll::Ready(output) = enter_scope(current, name, || future.poll(cx)) {
             return Poll::Ready(Some(output));
         }
         if this.timer.is_none() {
-            this.timer.set(Some(tokio::time::sleep_until(until)));
+            this.timer.set(Some(tokio::time::sleep_until(until.get())));
         }
         let Some(timer) = this.timer.as_pin_mut() else {
             unreachable!("the timer was just set");
@@ -166,6 +161,7 @@ impl<M: FnOnce() -> F, F: Future> Lazy<M, F> {
 impl<M: FnOnce() -> F, F: Future> Future for Lazy<M, F> {
     type Output = F::Output;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         if let LazyProjection::Unmade { make } = self.as_mut().project() {
             let Some(make) = make.take() else {
@@ -260,14 +256,14 @@ impl Deadline {
 
     /// The deadline of the enclosing [`scope`](Self::scope), if the current task is inside one.
     pub fn current() -> Option<Self> {
-        let at = CURRENT_AT.get()?;
+        let at = CURRENT_AT.get()?.get();
         let name = CURRENT_NAME.with(Self::shared_name);
         Some(Self { at, name })
     }
 
     /// The instant of the enclosing scope's deadline; no reference count touched.
     pub(crate) fn current_instant() -> Option<Instant> {
-        CURRENT_AT.get()
+        CURRENT_AT.get().map(At::get)
     }
 
     /// `name` as this type keeps it: the shared default is kept as `None`.
@@ -343,30 +339,16 @@ impl Deadline {
 
     /// The call behind [`run`](Self::run) and [`execute`](Self::execute): `convert` turns
     /// the operation's output into the call's result.
-    async fn guard<T, E, Fut: Future>(
-        &self,
-        operation: Fut,
-        convert: impl FnOnce(Fut::Output) -> Result<T, Error<E>>,
-    ) -> Result<T, Error<E>> {
-        let started = Instant::now();
-        // The enclosing deadline is cloned (for its name) only when it is the earlier one.
-        let enclosing = Self::current_instant()
-            .filter(|&outer| state::enclosing_wins(self.at, outer))
-            .and_then(|_| Self::current());
-        let effective = enclosing.as_ref().unwrap_or(self);
-        let (until, limit) = match state::budget(None, Some(effective.at), started) {
-            Budget::Run { until, limit, .. } => (until, limit),
-            Budget::Expired => return Err(Error::Rejected(effective.expired())),
-        };
-        // This deadline is current inside, as with `scope` (an earlier enclosing one stays).
-        let guarded = Guarded::new(until, operation).current_at(self.at);
-        match guarded.named(self.name_arc()).await {
-            Some(output) => convert(output),
-            None => {
-                let elapsed = started.elapsed();
-                tracing::debug!(target: "resilience::timeout", deadline = %effective.name(), ?limit, "deadline exceeded");
-                Err(Error::Timeout { elapsed, limit })
-            }
+    fn guard<T, E, Fut, C>(&self, operation: Fut, convert: C) -> Run<'_, Fut, C>
+    where
+        Fut: Future,
+        C: Fn(Fut::Output) -> Result<T, Error<E>>,
+    {
+        Run {
+            deadline: self,
+            guarded: Guarded::new(operation),
+            phase: Phase::Unstarted,
+            convert,
         }
     }
 
@@ -383,7 +365,7 @@ impl Deadline {
 
     /// Runs `f` with this deadline current, unless the current one is at least as early.
     pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        enter_scope(self.at, self.name_arc(), f)
+        enter_scope(At::instant(self.at), self.name_arc(), f)
     }
 }
 
@@ -427,5 +409,94 @@ impl<F: Future> Future for Scoped<F> {
         let this = self.project();
         let future = this.future;
         this.deadline.enter(|| future.poll(cx))
+    }
+}
+
+/// Where a [`Run`] is: its start (the clock read, the budget) waits for its first poll, so a
+/// run built outside a scope and awaited inside it honours that scope.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Unstarted,
+    Running {
+        started: Instant,
+        /// When it is cancelled: this deadline or an earlier enclosing one.
+        until: Instant,
+        /// Whether an enclosing deadline, not this one, set `until`.
+        enclosed: bool,
+    },
+    Ended,
+}
+
+pin_project! {
+    /// The future of [`Deadline::run`] and [`Deadline::execute`].
+    struct Run<'a, F, C> {
+        deadline: &'a Deadline,
+        #[pin]
+        guarded: Guarded<F>,
+        phase: Phase,
+        convert: C,
+    }
+}
+
+impl<F, C, T, E> Future for Run<'_, F, C>
+where
+    F: Future,
+    C: Fn(F::Output) -> Result<T, Error<E>>,
+{
+    type Output = Result<T, Error<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let deadline = *this.deadline;
+        let (started, until, enclosed) = match *this.phase {
+            Phase::Running {
+                started,
+                until,
+                enclosed,
+            } => (started, until, enclosed),
+            Phase::Unstarted => {
+                let started = Instant::now();
+                // The enclosing deadline stays in force when it is the earlier one.
+                let enclosing = Deadline::current_instant()
+                    .filter(|&outer| state::enclosing_wins(deadline.at, outer));
+                let effective = enclosing.unwrap_or(deadline.at);
+                let Budget::Run { until, .. } = state::budget(None, Some(effective), started)
+                else {
+                    *this.phase = Phase::Ended;
+                    let rejection = match enclosing.and_then(|_| Deadline::current()) {
+                        Some(enclosing) => enclosing.expired(),
+                        None => deadline.expired(),
+                    };
+                    return Poll::Ready(Err(Error::Rejected(rejection)));
+                };
+                let enclosed = enclosing.is_some();
+                *this.phase = Phase::Running {
+                    started,
+                    until,
+                    enclosed,
+                };
+                (started, until, enclosed)
+            }
+            Phase::Ended => panic!("a deadline's run polled after it ended"),
+        };
+        // This deadline is current inside, as with `scope` (an earlier enclosing one stays).
+        let output = std::task::ready!(this.guarded.poll_until(
+            At::instant(deadline.at),
+            At::instant(until),
+            deadline.name_arc(),
+            cx
+        ));
+        *this.phase = Phase::Ended;
+        Poll::Ready(match output {
+            Some(output) => (this.convert)(output),
+            None => {
+                let elapsed = started.elapsed();
+                let limit = state::remaining(until, started);
+                let enclosing = enclosed.then(Deadline::current).flatten();
+                let effective = enclosing.as_ref().unwrap_or(deadline);
+                tracing::debug!(target: "resilience::timeout", deadline = %effective.name(), ?limit, "deadline exceeded");
+                Err(Error::Timeout { elapsed, limit })
+            }
+        })
     }
 }

@@ -2,13 +2,16 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use super::deadline::{Guarded, Lazy};
+use super::deadline::{At, Guarded, Lazy};
 use super::instruments::Instruments;
 use super::state::{self, Budget};
 use super::{Deadline, TimeoutBuilder, TimeoutConfig, TimeoutEvent, TimeoutMetrics};
@@ -38,18 +41,26 @@ pub(super) struct Inner {
     execution_nanos: AtomicU64,
     /// Read at the start and the end of every call, in nanoseconds since its epoch.
     clock: Clock,
+    /// The clock's epoch, from which a call's deadline is counted.
+    epoch: Instant,
     emitter: Emitter,
     /// Metric handles, registered once here (zero-sized without feature `metrics`).
     instruments: Instruments,
 }
 
-/// What a call that may start is given.
+/// What a call that may start is given, on the timeout's clock, in nanoseconds.
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Start {
-    /// On the timeout's clock, in nanoseconds.
     pub(super) started: u64,
     /// When it is cancelled; also the deadline current inside it.
-    pub(super) until: Instant,
-    pub(super) limit: Duration,
+    pub(super) end: u64,
+}
+
+impl Start {
+    /// The time it has.
+    pub(super) fn limit(self) -> Duration {
+        Duration::from_nanos(self.end - self.started)
+    }
 }
 
 impl Timeout {
@@ -75,13 +86,15 @@ impl Timeout {
 
     pub(super) fn new_validated(name: &str, config: TimeoutConfig) -> Self {
         let name: Arc<str> = Arc::from(name.trim());
+        let clock = Clock::new();
         Self {
             inner: Arc::new(Inner {
                 emitter: Emitter::new(Arc::clone(&name)),
                 instruments: Instruments::new(&name),
                 name,
                 limit: AtomicU64::new(nanos(config.limit)),
-                clock: Clock::new(),
+                epoch: clock.instant_at(0),
+                clock,
                 successes: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 timeouts: AtomicU64::new(0),
@@ -142,31 +155,19 @@ impl Timeout {
 
     /// The call behind [`call`](Self::call) and [`execute`](Self::execute): `convert` turns
     /// the operation's output into the call's result.
-    async fn guard<T, E, F, Fut>(
-        &self,
-        operation: F,
-        convert: impl FnOnce(Fut::Output) -> Result<T, Error<E>>,
-    ) -> Result<T, Error<E>>
+    fn guard<T, E, F, Fut, C>(&self, operation: F, convert: C) -> Call<'_, F, Fut, C>
     where
         F: FnOnce() -> Fut,
         Fut: Future,
+        C: Fn(Fut::Output) -> Result<T, Error<E>>,
     {
-        let inner = &*self.inner;
-        let Start {
-            started,
-            until,
-            limit,
-        } = inner.start()?;
-        // Made at the guard's first poll, so set-up code before the operation's first await
-        // already sees its deadline.
-        let guarded = Guarded::new(until, Lazy::new(operation));
-        match guarded.named(&inner.name).await {
-            Some(output) => {
-                let result = convert(output);
-                inner.finished(started, limit, result.is_ok());
-                result
-            }
-            None => Err(inner.timed_out(started, limit)),
+        Call {
+            inner: &self.inner,
+            // Made at the call's first poll, so set-up code before the operation's first
+            // await already sees its deadline.
+            guarded: Guarded::new(Lazy::new(operation)),
+            phase: Phase::Unstarted,
+            convert,
         }
     }
 
@@ -231,31 +232,27 @@ impl Inner {
         Duration::from_nanos(self.limit.load(Ordering::Relaxed))
     }
 
-    /// Reads the clock once and decides whether a call may start, and until when.
+    /// Reads the clock once and decides whether a call may start, and until when: its own
+    /// limit from now, or the enclosing deadline if that comes first.
+    #[inline]
     pub(super) fn start(&self) -> Result<Start, Rejection> {
         let started = self.clock.nanos();
-        let limit = self.limit.load(Ordering::Relaxed);
-        let enclosing = Deadline::current_instant();
-        // The common case, no enclosing deadline and a limit well inside the clock's range,
-        // in nanoseconds: the same instant `state::budget` computes, with one conversion.
-        if enclosing.is_none() {
-            if let Some(end) = started
-                .checked_add(limit)
-                .filter(|&end| end <= FAR_FUTURE_NANOS)
-            {
-                return Ok(Start {
-                    started,
-                    until: self.clock.instant_at(end),
-                    limit: Duration::from_nanos(limit),
-                });
-            }
+        // No timer waits longer than the far future: a longer limit is cut there.
+        let own = started.saturating_add(self.limit.load(Ordering::Relaxed).min(FAR_FUTURE_NANOS));
+        match Deadline::current_instant() {
+            None => Ok(Start { started, end: own }),
+            Some(enclosing) => self.start_within(started, own, enclosing),
         }
+    }
+
+    /// [`start`](Self::start) inside an enclosing deadline.
+    fn start_within(&self, started: u64, own: u64, enclosing: Instant) -> Result<Start, Rejection> {
         let now = self.clock.instant_at(started);
-        match state::budget(Some(Duration::from_nanos(limit)), enclosing, now) {
-            Budget::Run { until, limit, .. } => Ok(Start {
+        let limit = Duration::from_nanos(own - started);
+        match state::budget(Some(limit), Some(enclosing), now) {
+            Budget::Run { until, .. } => Ok(Start {
                 started,
-                until,
-                limit,
+                end: self.clock.nanos_at(until),
             }),
             Budget::Expired => {
                 self.rejections.fetch_add(1, Ordering::Relaxed);
@@ -267,25 +264,34 @@ impl Inner {
         }
     }
 
+    /// `nanos` on this timeout's clock, as a deadline.
+    pub(super) fn at(&self, nanos: u64) -> At {
+        At::after(self.epoch, nanos)
+    }
+
     /// The time since `started`, a reading of this timeout's clock.
     fn elapsed(&self, started: u64) -> Duration {
         Duration::from_nanos(self.clock.nanos().saturating_sub(started))
     }
 
     /// A call ended in time, with its own success or error.
-    pub(super) fn finished(&self, started: u64, limit: Duration, ok: bool) {
-        let elapsed = self.elapsed(started);
+    #[inline]
+    pub(super) fn finished(&self, start: Start, ok: bool) {
+        let elapsed = self.elapsed(start.started);
         self.add_time(elapsed);
         self.instruments.finished(elapsed);
         let counter = if ok { &self.successes } else { &self.failures };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.emitter
-            .emit(|| TimeoutEvent::TimeoutSuccess { elapsed, limit });
+        self.emitter.emit(|| TimeoutEvent::TimeoutSuccess {
+            elapsed,
+            limit: start.limit(),
+        });
     }
 
     /// A call was still running at its limit and has been cancelled.
-    pub(super) fn timed_out<E>(&self, started: u64, limit: Duration) -> Error<E> {
-        let elapsed = self.elapsed(started);
+    pub(super) fn timed_out<E>(&self, start: Start) -> Error<E> {
+        let limit = start.limit();
+        let elapsed = self.elapsed(start.started);
         self.add_time(elapsed);
         self.timeouts.fetch_add(1, Ordering::Relaxed);
         self.instruments.timed_out();
@@ -309,6 +315,66 @@ impl Inner {
                         Some(total.saturating_add(elapsed))
                     });
         }
+    }
+}
+
+/// Where a [`Call`] is: its start (the clock read, the limit) waits for its first poll, so a
+/// call built outside a deadline's scope and awaited inside it honours that deadline.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Unstarted,
+    Running(Start),
+    Ended,
+}
+
+pin_project! {
+    /// The future of [`Timeout::call`] and [`Timeout::execute`].
+    struct Call<'a, F, Fut, C> {
+        inner: &'a Inner,
+        #[pin]
+        guarded: Guarded<Lazy<F, Fut>>,
+        phase: Phase,
+        convert: C,
+    }
+}
+
+impl<F, Fut, C, T, E> Future for Call<'_, F, Fut, C>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future,
+    C: Fn(Fut::Output) -> Result<T, Error<E>>,
+{
+    type Output = Result<T, Error<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let inner = *this.inner;
+        let start = match *this.phase {
+            Phase::Running(start) => start,
+            Phase::Unstarted => match inner.start() {
+                Ok(start) => {
+                    *this.phase = Phase::Running(start);
+                    start
+                }
+                Err(rejection) => {
+                    *this.phase = Phase::Ended;
+                    return Poll::Ready(Err(Error::Rejected(rejection)));
+                }
+            },
+            Phase::Ended => panic!("a timeout's call polled after it ended"),
+        };
+        let at = inner.at(start.end);
+        let output = std::task::ready!(this.guarded.poll_until(at, at, &inner.name, cx));
+        *this.phase = Phase::Ended;
+        Poll::Ready(match output {
+            Some(output) => {
+                let result = (this.convert)(output);
+                inner.finished(start, result.is_ok());
+                result
+            }
+            None => Err(inner.timed_out(start)),
+        })
     }
 }
 

@@ -3,7 +3,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -87,27 +86,22 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let timeout = self.timeout.clone();
         match timeout.inner.start() {
-            Ok(Start {
-                started,
-                until,
-                limit,
-            }) => {
+            Ok(start) => {
                 // The request's deadline is current while the inner service starts its work,
                 // not only while its future is polled.
-                let future = enter_scope(until, &timeout.inner.name, || self.inner.call(request));
+                let at = timeout.inner.at(start.end);
+                let future = enter_scope(at, &timeout.inner.name, || self.inner.call(request));
                 ResponseFuture {
-                    future: Some(Guarded::new(until, future)),
+                    future: Some(Guarded::new(future)),
                     rejection: None,
-                    started,
-                    limit,
+                    start,
                     timeout,
                 }
             }
             Err(rejection) => ResponseFuture {
                 future: None,
                 rejection: Some(rejection),
-                started: 0,
-                limit: Duration::ZERO,
+                start: Start { started: 0, end: 0 },
                 timeout,
             },
         }
@@ -122,9 +116,7 @@ pin_project! {
         #[pin]
         future: Option<Guarded<F>>,
         rejection: Option<Rejection>,
-        // On the timeout's clock, in nanoseconds.
-        started: u64,
-        limit: Duration,
+        start: Start,
         timeout: Timeout,
     }
 }
@@ -146,13 +138,14 @@ where
         // The inner future is polled before the timer, so a response ready exactly at the
         // limit is a success, as in `Timeout::call`.
         let inner = &this.timeout.inner;
+        let at = inner.at(this.start.end);
         Poll::Ready(
-            match std::task::ready!(future.poll_named(&inner.name, cx)) {
+            match std::task::ready!(future.poll_until(at, at, &inner.name, cx)) {
                 Some(result) => {
-                    inner.finished(*this.started, *this.limit, result.is_ok());
+                    inner.finished(*this.start, result.is_ok());
                     result.map_err(Error::Inner)
                 }
-                None => Err(inner.timed_out(*this.started, *this.limit)),
+                None => Err(inner.timed_out(*this.start)),
             },
         )
     }

@@ -60,6 +60,12 @@ impl At {
     }
 }
 
+/// The point of the current scope, if any.
+#[inline]
+pub(crate) fn current_at() -> Option<At> {
+    CURRENT_AT.get()
+}
+
 /// Runs `f` with the deadline at `at`, named `name`, current, unless the current one is at
 /// least as early (nested scopes never extend an enclosing one).
 #[inline]

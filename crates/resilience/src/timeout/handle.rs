@@ -11,7 +11,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use super::deadline::{At, Guarded, Lazy};
+use super::deadline::{current_at, At, Guarded, Lazy};
 use super::instruments::Instruments;
 use super::state::{self, Budget};
 use super::{Deadline, TimeoutBuilder, TimeoutConfig, TimeoutEvent, TimeoutMetrics};
@@ -239,9 +239,9 @@ impl Inner {
         let started = self.clock.nanos();
         // No timer waits longer than the far future: a longer limit is cut there.
         let own = started.saturating_add(self.limit.load(Ordering::Relaxed).min(FAR_FUTURE_NANOS));
-        match Deadline::current_instant() {
+        match current_at() {
             None => Ok(Start { started, end: own }),
-            Some(enclosing) => self.start_within(started, own, enclosing),
+            Some(enclosing) => self.start_within(started, own, enclosing.get()),
         }
     }
 
@@ -269,9 +269,10 @@ impl Inner {
         At::after(self.epoch, nanos)
     }
 
-    /// The time since `started`, a reading of this timeout's clock.
-    fn elapsed(&self, started: u64) -> Duration {
-        Duration::from_nanos(self.clock.nanos().saturating_sub(started))
+    /// The nanoseconds since `started`, a reading of this timeout's clock.
+    #[inline]
+    fn elapsed(&self, started: u64) -> u64 {
+        self.clock.nanos().saturating_sub(started)
     }
 
     /// A call ended in time, with its own success or error.
@@ -279,6 +280,7 @@ impl Inner {
     pub(super) fn finished(&self, start: Start, ok: bool) {
         let elapsed = self.elapsed(start.started);
         self.add_time(elapsed);
+        let elapsed = Duration::from_nanos(elapsed);
         self.instruments.finished(elapsed);
         let counter = if ok { &self.successes } else { &self.failures };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -293,6 +295,7 @@ impl Inner {
         let limit = start.limit();
         let elapsed = self.elapsed(start.started);
         self.add_time(elapsed);
+        let elapsed = Duration::from_nanos(elapsed);
         self.timeouts.fetch_add(1, Ordering::Relaxed);
         self.instruments.timed_out();
         tracing::warn!(target: "resilience::timeout", timeout = %self.name, ?limit, ?elapsed, "operation timed out");
@@ -301,8 +304,9 @@ impl Inner {
         Error::Timeout { elapsed, limit }
     }
 
-    fn add_time(&self, elapsed: Duration) {
-        let elapsed = nanos(elapsed);
+    /// Adds `elapsed` nanoseconds to the total time.
+    #[inline]
+    fn add_time(&self, elapsed: u64) {
         // Saturating rather than wrapping: a busy process can sum centuries of call time.
         // A plain add while the total is below half the range (no call is that long, so no
         // add from there can wrap), the exact saturating update above it.

@@ -2,11 +2,15 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
 
 use super::instruments::Instruments;
 use super::run::{Run, Step};
@@ -117,14 +121,18 @@ impl Retry {
     /// Returns the first success; an error that is not retried as is; or
     /// [`Error::RetryExhausted`] with the last error when the limits are reached. Dropping the
     /// returned future cancels the running attempt or the wait, and no further attempt starts.
-    pub async fn call<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    pub fn call<T, E, F, Fut>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E, F, Fut>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: fmt::Display,
     {
-        self.call_with(const { &RetryRules::new() }, operation)
-            .await
+        self.attempts(Defaults, operation, |result: Result<T, E>| {
+            result.map_err(Error::Inner)
+        })
     }
 
     /// Runs an operation that already returns this crate's [`Error`], such as an inner
@@ -132,57 +140,72 @@ impl Retry {
     /// they are, never nested: an inner rejection by a circuit breaker or rate limiter is not
     /// retried (unless [`retry_rejections`](RetryConfig::retry_rejections)), other rejections
     /// wait at least their `retry_after`, inner timeouts are retried.
-    pub async fn execute<T, E, F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    pub fn execute<T, E, F, Fut>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E, F, Fut>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
         E: fmt::Display,
     {
-        self.execute_with(const { &RetryRules::new() }, operation)
-            .await
+        self.attempts(Defaults, operation, |result| result)
     }
 
     /// Like [`call`](Self::call), retrying what `rules` say.
     pub fn call_with<'a, T, E, F, Fut>(
         &'a self,
         rules: &'a RetryRules<T, E>,
-        mut operation: F,
+        operation: F,
     ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, F, Fut>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: fmt::Display,
     {
-        // The operation's errors become this crate's, and the one retry loop runs.
-        self.execute_with(rules, move || {
-            let attempt = operation();
-            async move { attempt.await.map_err(Error::Inner) }
+        // The operation's errors become this crate's as each attempt ends: no wrapping
+        // future around it.
+        self.attempts(rules, operation, |result: Result<T, E>| {
+            result.map_err(Error::Inner)
         })
     }
 
     /// Like [`execute`](Self::execute), judging the operation's own errors and values with
     /// `rules`.
-    pub async fn execute_with<T, E, F, Fut>(
-        &self,
-        rules: &RetryRules<T, E>,
-        mut operation: F,
-    ) -> Result<T, Error<E>>
+    pub fn execute_with<'a, T, E, F, Fut>(
+        &'a self,
+        rules: &'a RetryRules<T, E>,
+        operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, F, Fut>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Error<E>>>,
         E: fmt::Display,
     {
-        let inner = &*self.inner;
-        let mut run = Run::start(inner);
-        loop {
-            let result = operation().await;
-            match run.step(inner, rules, result) {
-                Step::Return(result) => return result,
-                Step::Wait(delay) => {
-                    tokio::time::sleep(delay).await;
-                    Run::waited(inner, delay);
-                }
-            }
+        self.attempts(rules, operation, |result| result)
+    }
+
+    /// The retry loop behind every method: `convert` turns an attempt's output into this
+    /// crate's result.
+    fn attempts<T, E, R, F, Fut, C>(
+        &self,
+        rules: R,
+        operation: F,
+        convert: C,
+    ) -> Attempts<'_, R, F, Fut, C>
+    where
+        R: Rules<T, E>,
+        F: FnMut() -> Fut,
+        Fut: Future,
+        C: Fn(Fut::Output) -> Result<T, Error<E>>,
+    {
+        Attempts {
+            inner: &self.inner,
+            rules,
+            operation,
+            convert,
+            run: None,
+            state: State::Starting,
         }
     }
 
@@ -285,10 +308,12 @@ impl Inner {
             .store(settings.budget.is_some(), Ordering::Relaxed);
     }
 
+    #[inline]
     pub(crate) fn has_time_limit(&self) -> bool {
         self.time_limited.load(Ordering::Relaxed)
     }
 
+    #[inline]
     pub(crate) fn has_budget(&self) -> bool {
         self.budgeted.load(Ordering::Relaxed)
     }
@@ -304,6 +329,100 @@ impl Inner {
 
     fn last_error(&self) -> Option<Arc<str>> {
         lock(&self.last_error).clone()
+    }
+}
+
+/// The rules a call judges its attempts by: the caller's, or the defaults.
+trait Rules<T, E> {
+    fn rules(&self) -> &RetryRules<T, E>;
+}
+
+impl<T, E> Rules<T, E> for &RetryRules<T, E> {
+    fn rules(&self) -> &RetryRules<T, E> {
+        self
+    }
+}
+
+/// The default rules, which hold nothing: made where they are used, not borrowed.
+struct Defaults;
+
+impl<T, E> Rules<T, E> for Defaults {
+    fn rules(&self) -> &RetryRules<T, E> {
+        const { &RetryRules::new() }
+    }
+}
+
+pin_project! {
+    /// The future of a retried call: its attempts and the waits between them.
+    struct Attempts<'a, R, F, Fut, C> {
+        inner: &'a Inner,
+        rules: R,
+        operation: F,
+        convert: C,
+        // Started at the first poll, as the call starts then.
+        run: Option<Run>,
+        #[pin]
+        state: State<Fut>,
+    }
+}
+
+pin_project! {
+    #[project = StateProjection]
+    enum State<Fut> {
+        Starting,
+        Attempting { #[pin] attempt: Fut },
+        // Boxed: a first-try success, the common case, never waits, and a timer kept in
+        // place would more than double every call's future.
+        Waiting { sleep: Pin<Box<Sleep>>, delay: Duration },
+        Done,
+    }
+}
+
+impl<T, E, R, F, Fut, C> Future for Attempts<'_, R, F, Fut, C>
+where
+    R: Rules<T, E>,
+    F: FnMut() -> Fut,
+    Fut: Future,
+    C: Fn(Fut::Output) -> Result<T, Error<E>>,
+    E: fmt::Display,
+{
+    type Output = Result<T, Error<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let inner = *this.inner;
+        loop {
+            match this.state.as_mut().project() {
+                StateProjection::Starting => {
+                    *this.run = Some(Run::start(inner));
+                    let attempt = (this.operation)();
+                    this.state.set(State::Attempting { attempt });
+                }
+                StateProjection::Attempting { attempt } => {
+                    let result = (this.convert)(ready!(attempt.poll(cx)));
+                    let Some(run) = this.run.as_mut() else {
+                        unreachable!("a call is started before its first attempt");
+                    };
+                    match run.step(inner, this.rules.rules(), result) {
+                        Step::Return(result) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(result);
+                        }
+                        Step::Wait(delay) => this.state.set(State::Waiting {
+                            sleep: Box::pin(tokio::time::sleep(delay)),
+                            delay,
+                        }),
+                    }
+                }
+                StateProjection::Waiting { sleep, delay } => {
+                    ready!(sleep.as_mut().poll(cx));
+                    Run::waited(inner, *delay);
+                    let attempt = (this.operation)();
+                    this.state.set(State::Attempting { attempt });
+                }
+                StateProjection::Done => panic!("a retried call polled after it ended"),
+            }
+        }
     }
 }
 

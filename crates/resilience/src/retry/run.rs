@@ -59,7 +59,7 @@ impl Run {
     }
 
     /// Judges an attempt's result.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn step<T, E>(
         &mut self,
         inner: &Inner,

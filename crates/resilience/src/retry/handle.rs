@@ -16,6 +16,7 @@ use super::instruments::Instruments;
 use super::run::{Run, Step};
 use super::{RetryBudget, RetryBuilder, RetryConfig, RetryMetrics, RetryRules};
 use crate::events::{Emitter, EventBus};
+use crate::metrics::ResettableTally;
 use crate::striped::StripedCounter;
 use crate::{ConfigError, Error};
 
@@ -38,18 +39,30 @@ pub(crate) struct Settings {
     pub(crate) budget: Option<RetryBudget>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Counters {
-    /// Striped: every call adds to one of these, from whichever thread runs it.
-    /// Calls whose first attempt succeeded: one attempt and one success each, counted with
-    /// one add (the common case pays for one shared write, not two).
-    pub(crate) first_try: StripedCounter,
-    /// Every other attempt, and every other success.
+    /// Successful calls: yes when the first attempt succeeded (one attempt and one success
+    /// each, counted with one plain store on the calling thread's own pair), no when it
+    /// took more.
+    pub(crate) successes: ResettableTally,
+    /// Every attempt but the first-try successes. Striped: every call adds to one of these,
+    /// from whichever thread runs it.
     pub(crate) total: StripedCounter,
-    pub(crate) successful: StripedCounter,
     pub(crate) failed: AtomicU64,
     pub(crate) exhausted: AtomicU64,
     pub(crate) delay_nanos: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            successes: ResettableTally::new(),
+            total: StripedCounter::default(),
+            failed: AtomicU64::default(),
+            exhausted: AtomicU64::default(),
+            delay_nanos: AtomicU64::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -212,9 +225,9 @@ impl Retry {
     /// A snapshot of the counters, with aioresilience's field names.
     pub fn metrics(&self) -> RetryMetrics {
         let counters = &self.inner.counters;
-        let first_try = counters.first_try.sum();
+        let (first_try, after_retrying) = counters.successes.totals();
         let total_attempts = counters.total.sum().wrapping_add(first_try);
-        let successful_attempts = counters.successful.sum().wrapping_add(first_try);
+        let successful_attempts = after_retrying.wrapping_add(first_try);
         RetryMetrics {
             name: self.inner.name.to_string(),
             total_attempts,
@@ -235,9 +248,8 @@ impl Retry {
     /// (aioresilience's `reset_metrics`).
     pub fn reset_metrics(&self) {
         let counters = &self.inner.counters;
-        counters.first_try.reset();
+        counters.successes.reset();
         counters.total.reset();
-        counters.successful.reset();
         crate::metrics::reset_counters([
             &counters.failed,
             &counters.exhausted,

@@ -131,17 +131,23 @@ impl Run {
     fn succeeded<T, E>(&self, inner: &Inner, own: Result<T, E>) -> Step<T, E> {
         let attempts = self.attempts.total();
         if attempts == 1 {
-            inner.counters.first_try.increment();
+            inner.counters.successes.count(true);
         } else {
-            inner.counters.total.increment();
-            inner.counters.successful.increment();
+            Self::succeeded_after_retrying(inner, attempts);
         }
         inner.instruments.succeeded();
         inner.emitter.emit(|| RetryEvent::RetrySuccess { attempts });
-        if attempts > 1 {
-            tracing::debug!(target: "resilience::retry", retry = %inner.name, attempts, "succeeded after retrying");
-        }
         Step::Return(own.map_err(Error::Inner))
+    }
+
+    /// The counts and the log of a success that took more than one attempt, kept out of line
+    /// so that a first-try success inlines into its caller.
+    #[cold]
+    #[inline(never)]
+    fn succeeded_after_retrying(inner: &Inner, attempts: u32) {
+        inner.counters.total.increment();
+        inner.counters.successes.count(false);
+        tracing::debug!(target: "resilience::retry", retry = %inner.name, attempts, "succeeded after retrying");
     }
 
     /// A failure that is not retried: returned as is, no event.

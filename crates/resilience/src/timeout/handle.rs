@@ -17,6 +17,7 @@ use super::state::{self, Budget};
 use super::{Deadline, TimeoutBuilder, TimeoutConfig, TimeoutEvent, TimeoutMetrics};
 use crate::clock::Clock;
 use crate::events::{Emitter, EventBus};
+use crate::metrics::ResettableTally;
 use crate::{ConfigError, Error, Rejection};
 
 /// A time limit for each call; also bounded by the [current deadline](Deadline::current).
@@ -32,8 +33,9 @@ pub(super) struct Inner {
     pub(super) name: Arc<str>,
     /// The limit in nanoseconds; validation keeps it within `1..=u64::MAX`.
     limit: AtomicU64,
-    successes: AtomicU64,
-    failures: AtomicU64,
+    /// Calls that ended in time with their own success (yes) or error (no), counted without
+    /// an atomic read-modify-write: every such call also adds its time, one is enough.
+    ended: ResettableTally,
     timeouts: AtomicU64,
     rejections: AtomicU64,
     /// Total time of the calls that ran to an end (success, own error or timeout), in
@@ -95,8 +97,7 @@ impl Timeout {
                 limit: AtomicU64::new(nanos(config.limit)),
                 epoch: clock.instant_at(0),
                 clock,
-                successes: AtomicU64::new(0),
-                failures: AtomicU64::new(0),
+                ended: ResettableTally::new(),
                 timeouts: AtomicU64::new(0),
                 rejections: AtomicU64::new(0),
                 execution_nanos: AtomicU64::new(0),
@@ -175,8 +176,7 @@ impl Timeout {
     pub fn metrics(&self) -> TimeoutMetrics {
         let inner = &*self.inner;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let successful_executions = load(&inner.successes);
-        let failed_executions = load(&inner.failures);
+        let (successful_executions, failed_executions) = inner.ended.totals();
         let timed_out_executions = load(&inner.timeouts);
         let total_executions = successful_executions + failed_executions + timed_out_executions;
         let total_execution_time = Duration::from_nanos(load(&inner.execution_nanos));
@@ -197,9 +197,8 @@ impl Timeout {
     /// Sets every counter back to zero (aioresilience's `reset_metrics`).
     pub fn reset_metrics(&self) {
         let inner = &*self.inner;
+        inner.ended.reset();
         crate::metrics::reset_counters([
-            &inner.successes,
-            &inner.failures,
             &inner.timeouts,
             &inner.rejections,
             &inner.execution_nanos,
@@ -282,8 +281,7 @@ impl Inner {
         self.add_time(elapsed);
         let elapsed = Duration::from_nanos(elapsed);
         self.instruments.finished(elapsed);
-        let counter = if ok { &self.successes } else { &self.failures };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.ended.count(ok);
         self.emitter.emit(|| TimeoutEvent::TimeoutSuccess {
             elapsed,
             limit: start.limit(),

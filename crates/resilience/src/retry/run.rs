@@ -127,7 +127,7 @@ impl Run {
         Arc::clone(self.settings.get_or_insert_with(|| inner.settings()))
     }
 
-    #[inline]
+    #[inline(always)]
     fn succeeded<T, E>(&self, inner: &Inner, own: Result<T, E>) -> Step<T, E> {
         let attempts = self.attempts.total();
         if attempts == 1 {

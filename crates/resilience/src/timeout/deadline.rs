@@ -12,7 +12,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use super::state::{self, Budget};
+use super::state;
 use crate::{Error, PatternKind, Rejection, RejectionReason};
 
 // The current deadline is what a tokio task-local would be, kept in two thread-locals that
@@ -267,11 +267,6 @@ impl Deadline {
         Some(Self { at, name })
     }
 
-    /// The instant of the enclosing scope's deadline; no reference count touched.
-    pub(crate) fn current_instant() -> Option<Instant> {
-        CURRENT_AT.get().map(At::get)
-    }
-
     /// `name` as this type keeps it: the shared default is kept as `None`.
     fn shared_name(name: &Arc<str>) -> Option<Arc<str>> {
         (!Arc::ptr_eq(name, default_name())).then(|| Arc::clone(name))
@@ -463,18 +458,20 @@ where
             Phase::Unstarted => {
                 let started = Instant::now();
                 // The enclosing deadline stays in force when it is the earlier one.
-                let enclosing = Deadline::current_instant()
+                let enclosing = current_at()
+                    .map(At::get)
                     .filter(|&outer| state::enclosing_wins(deadline.at, outer));
-                let effective = enclosing.unwrap_or(deadline.at);
-                let Budget::Run { until, .. } = state::budget(None, Some(effective), started)
-                else {
+                let until = enclosing.unwrap_or(deadline.at);
+                // The rule of `state::budget` for a bare deadline; the budget's length is
+                // needed only if the operation is cancelled.
+                if state::is_expired(until, started) {
                     *this.phase = Phase::Ended;
                     let rejection = match enclosing.and_then(|_| Deadline::current()) {
                         Some(enclosing) => enclosing.expired(),
                         None => deadline.expired(),
                     };
                     return Poll::Ready(Err(Error::Rejected(rejection)));
-                };
+                }
                 let enclosed = enclosing.is_some();
                 *this.phase = Phase::Running {
                     started,

@@ -348,7 +348,6 @@ where
 {
     type Output = Result<T, Error<E>>;
 
-    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let inner = *this.inner;

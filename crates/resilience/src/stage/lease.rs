@@ -7,7 +7,7 @@ use std::fmt;
 
 use tokio::time::Instant;
 
-use super::{Admit, Stage, StagePermit};
+use super::{Admit, Stage};
 use crate::classify::Outcome;
 use crate::Rejection;
 
@@ -85,12 +85,12 @@ impl LeaseToken {
 }
 
 /// What a call admitted by lease holds while [`call`](super::call) runs it: the borrowed
-/// stage and its token. Ends the lease when recorded or dropped, so a cancelled call releases
-/// what it held.
+/// stage and its token. Ends the lease when told the outcome or when dropped, so a cancelled
+/// call releases what it held.
 pub(super) struct Lease<'a, S: Stage + ?Sized> {
     stage: &'a S,
-    token: LeaseToken,
-    ended: bool,
+    /// `None` once the lease has ended.
+    token: Option<LeaseToken>,
 }
 
 impl<'a, S: Stage + ?Sized> Lease<'a, S> {
@@ -98,32 +98,33 @@ impl<'a, S: Stage + ?Sized> Lease<'a, S> {
     pub(super) fn new(stage: &'a S, token: LeaseToken) -> Self {
         Self {
             stage,
-            token,
-            ended: false,
+            token: Some(token),
         }
     }
-}
 
-impl<S: Stage + ?Sized> StagePermit for Lease<'_, S> {
+    /// Whether the stage wants the call's outcome.
     #[inline]
-    fn wants_outcome(&self) -> bool {
-        self.token.wants_outcome
+    pub(super) fn wants_outcome(&self) -> bool {
+        self.token.is_some_and(|token| token.wants_outcome)
     }
 
+    /// Ends the lease with `outcome`, once: a lease that has ended ignores it.
+    ///
+    /// Through a borrow rather than by value, so that ending a lease reads the token where
+    /// it lies instead of moving the whole lease first.
     #[inline]
-    fn record(mut self, outcome: Outcome) {
-        self.ended = true;
-        self.stage.end_lease(self.token, outcome);
+    pub(super) fn end(&mut self, outcome: Outcome) {
+        if let Some(token) = self.token.take() {
+            self.stage.end_lease(token, outcome);
+        }
     }
 }
 
 impl<S: Stage + ?Sized> Drop for Lease<'_, S> {
     #[inline]
     fn drop(&mut self) {
-        if !self.ended {
-            // Cancelled, panicked or abandoned: the outcome is unknown.
-            self.stage.end_lease(self.token, Outcome::Ignored);
-        }
+        // Cancelled, panicked or abandoned, if it has not ended: the outcome is unknown.
+        self.end(Outcome::Ignored);
     }
 }
 
@@ -132,7 +133,6 @@ impl<S: Stage + ?Sized> fmt::Debug for Lease<'_, S> {
         f.debug_struct("Lease")
             .field("stage", &self.stage.name())
             .field("token", &self.token)
-            .field("ended", &self.ended)
             .finish()
     }
 }

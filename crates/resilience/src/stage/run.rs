@@ -2,14 +2,12 @@
 //! for every stage.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use super::admit::Waiting;
 use super::lease::Lease;
 use super::{Leased, Stage, StagePermit};
 use crate::classify::{judge, judge_nested, Classify, EveryError, Outcome};
-use crate::{Error, Rejection};
+use crate::Error;
 
 /// Runs `operation` if `stage` admits it, counting every `Err` as a failure.
 ///
@@ -101,8 +99,7 @@ where
 /// one) and the result.
 ///
 /// A plain function returning an `async move` block rather than an `async fn`: an `async fn`
-/// copies its arguments into the future's locals, so each would be stored twice (measured:
-/// 184 bytes instead of 144 for a breaker call).
+/// copies its arguments into the future's locals, so each would be stored twice.
 #[allow(clippy::manual_async_fn)]
 fn guarded<'a, S, T, E, R, F, Fut, J>(
     stage: &'a S,
@@ -116,13 +113,13 @@ where
     J: FnOnce(&S, bool, R) -> (Outcome, Result<T, Error<E>>),
 {
     async move {
-        // Only the admission's own future is kept while it waits, and only what it holds
-        // once admitted while the operation runs: nothing of the stage's whole answer (with
-        // room for a rejection) stays in this future.
-        // Bound before it is awaited: a temporary of the `?` (with room for the error) would
-        // otherwise be kept across the await.
-        let admission = Admission::start(stage)?;
-        let held = admission.await?;
+        // One `held` from admission to outcome, changed in place: the wait for a permit and
+        // the permit take the same room in this future, and nothing of the stage's whole
+        // answer (with room for a rejection) is kept in it.
+        let mut held = Held::start(stage)?;
+        if let Held::Waiting(waiting) = &mut held {
+            held = Held::Permit(Some(waiting.await?));
+        }
         let output = match stage.call_limit() {
             None => operation().await,
             // Boxed: the timer is most of the future's size, and only a stage with a call
@@ -144,73 +141,53 @@ where
     }
 }
 
-/// The admission of one call: what the stage granted at once, or the wait for its permit.
+/// What a call holds: a lease on the borrowed stage, the stage's permit, or, until the stage
+/// admits it, the wait for that permit. Each releases itself when dropped.
 ///
-/// A rejection known at once is returned by [`start`](Self::start) instead, so this future
-/// has no room for one.
-enum Admission<'a, S: Stage + ?Sized> {
-    Now(Option<Held<'a, S>>),
+/// One value for the whole call, so that its future keeps room for one of them only.
+enum Held<'a, S: Stage + ?Sized> {
+    Lease(Lease<'a, S>),
+    // `None` once recorded.
+    Permit(Option<S::Permit>),
     Waiting(Waiting<S::Permit>),
 }
 
-impl<'a, S: Stage + ?Sized> Admission<'a, S> {
+impl<'a, S: Stage + ?Sized> Held<'a, S> {
     /// Asks `stage`: a lease borrows it for the call; only a stage that must wait, or that
-    /// does not lease, answers with a permit.
-    #[inline]
+    /// does not lease, answers with a permit. A rejection known at once is the error.
+    #[inline(always)]
     fn start<E>(stage: &'a S) -> Result<Self, Error<E>> {
-        let held = match stage.lease() {
-            Leased::Token(token) => Held::Lease(Lease::new(stage, token)),
+        Ok(match stage.lease() {
+            Leased::Token(token) => Self::Lease(Lease::new(stage, token)),
             Leased::Rejected(rejection) => return Err(Error::Rejected(rejection)),
             Leased::Admit(admit) => match admit.permit_or_wait()? {
-                Ok(permit) => Held::Permit(permit),
-                Err(waiting) => return Ok(Self::Waiting(waiting)),
+                Ok(permit) => Self::Permit(Some(permit)),
+                Err(waiting) => Self::Waiting(waiting),
             },
-        };
-        Ok(Self::Now(Some(held)))
+        })
     }
-}
 
-impl<'a, S: Stage + ?Sized> Future for Admission<'a, S> {
-    type Output = Result<Held<'a, S>, Rejection>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            Self::Now(held) => Poll::Ready(Ok(held
-                .take()
-                .expect("Admission polled after it completed"))),
-            Self::Waiting(waiting) => waiting
-                .as_mut()
-                .poll(cx)
-                .map(|answer| answer.map(Held::Permit)),
-        }
-    }
-}
-
-// What is held is only ever moved out, never pinned, and the wait is boxed.
-impl<S: Stage + ?Sized> Unpin for Admission<'_, S> {}
-
-/// What an admitted call holds: a lease on the borrowed stage, or the stage's permit. Either
-/// releases itself when dropped.
-enum Held<'a, S: Stage + ?Sized> {
-    Lease(Lease<'a, S>),
-    Permit(S::Permit),
-}
-
-impl<S: Stage + ?Sized> Held<'_, S> {
     #[inline]
     fn wants_outcome(&self) -> bool {
         match self {
             Self::Lease(lease) => lease.wants_outcome(),
-            Self::Permit(permit) => permit.wants_outcome(),
+            Self::Permit(permit) => permit.as_ref().is_some_and(StagePermit::wants_outcome),
+            Self::Waiting(_) => false,
         }
     }
 
-    #[inline]
-    fn record(self, outcome: Outcome) {
+    /// Tells the stage how the call went and releases what it held. In place, not by value:
+    /// moving the whole of what is held out of the call's future costs more than the release.
+    #[inline(always)]
+    fn record(&mut self, outcome: Outcome) {
         match self {
-            Self::Lease(lease) => lease.record(outcome),
-            Self::Permit(permit) => permit.record(outcome),
+            Self::Lease(lease) => lease.end(outcome),
+            Self::Permit(permit) => {
+                if let Some(permit) = permit.take() {
+                    permit.record(outcome);
+                }
+            }
+            Self::Waiting(_) => {}
         }
     }
 }

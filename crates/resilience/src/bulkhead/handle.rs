@@ -124,6 +124,7 @@ impl Bulkhead {
 impl Stage for Bulkhead {
     type Permit = Permit;
 
+    #[inline]
     fn admit(&self) -> Admit<Permit> {
         match self.inner.try_enter() {
             Some(started) => Admit::admitted(Permit::new(Guard::new(self.clone(), started))),
@@ -165,10 +166,12 @@ impl Stage for Bulkhead {
 
 impl StagePermit for Permit {
     /// The outcome feeds `successful_requests` and `failed_requests`.
+    #[inline]
     fn wants_outcome(&self) -> bool {
         true
     }
 
+    #[inline]
     fn record(self, outcome: Outcome) {
         Self::record(self, outcome);
     }

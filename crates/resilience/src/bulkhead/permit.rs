@@ -16,6 +16,7 @@ pub(super) struct Guard {
 }
 
 impl Guard {
+    #[inline]
     pub(super) fn new(holder: Bulkhead, started: Option<Instant>) -> Self {
         Self {
             holder,
@@ -24,6 +25,7 @@ impl Guard {
         }
     }
 
+    #[inline]
     pub(super) fn finish(mut self, outcome: Outcome) {
         self.finished = true;
         self.holder.inner.release(self.started, outcome);
@@ -31,6 +33,7 @@ impl Guard {
 }
 
 impl Drop for Guard {
+    #[inline]
     fn drop(&mut self) {
         if !self.finished {
             // Cancelled, panicked or abandoned: the slot goes back, the outcome is unknown.
@@ -61,6 +64,7 @@ impl Drop for Guard {
 pub struct Permit(Guard);
 
 impl Permit {
+    #[inline]
     pub(super) fn new(guard: Guard) -> Self {
         Self(guard)
     }
@@ -81,6 +85,7 @@ impl Permit {
     }
 
     /// Reports `outcome` and gives the slot back.
+    #[inline]
     pub fn record(self, outcome: Outcome) {
         self.0.finish(outcome);
     }

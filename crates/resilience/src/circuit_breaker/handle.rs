@@ -778,6 +778,7 @@ impl Inner {
 impl Stage for CircuitBreaker {
     type Permit = Permit;
 
+    #[inline]
     fn admit(&self) -> Admit<Permit> {
         Admit::ready(self.try_acquire())
     }
@@ -833,10 +834,12 @@ fn ticket_of_tag(tag: u64) -> Ticket {
 
 impl StagePermit for Permit {
     /// Every outcome counts: a half-open probe's decides the circuit.
+    #[inline]
     fn wants_outcome(&self) -> bool {
         true
     }
 
+    #[inline]
     fn record(self, outcome: Outcome) {
         Self::record(self, outcome);
     }

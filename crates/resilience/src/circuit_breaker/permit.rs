@@ -22,6 +22,7 @@ pub(super) struct Guard<B: Borrow<Inner>> {
 }
 
 impl<B: Borrow<Inner>> Guard<B> {
+    #[inline]
     pub(super) fn new(holder: B, ticket: Ticket, started: Option<Instant>) -> Self {
         Self {
             holder,
@@ -33,11 +34,13 @@ impl<B: Borrow<Inner>> Guard<B> {
 
     /// The ticket and start time, for a lease that ends the call itself; the guard no longer
     /// releases anything.
+    #[inline]
     pub(super) fn into_parts(mut self) -> (Ticket, Option<Instant>) {
         self.finished = true;
         (self.ticket, self.started)
     }
 
+    #[inline]
     pub(super) fn finish(mut self, outcome: Outcome) {
         self.finished = true;
         self.holder
@@ -47,6 +50,7 @@ impl<B: Borrow<Inner>> Guard<B> {
 }
 
 impl<B: Borrow<Inner>> Drop for Guard<B> {
+    #[inline]
     fn drop(&mut self) {
         if !self.finished {
             // Cancelled or abandoned: neither success nor failure, and a probe slot goes back.
@@ -80,6 +84,7 @@ impl<B: Borrow<Inner>> Drop for Guard<B> {
 pub struct Permit(Guard<CircuitBreaker>);
 
 impl Permit {
+    #[inline]
     pub(super) fn new(guard: Guard<CircuitBreaker>) -> Self {
         Self(guard)
     }
@@ -92,6 +97,7 @@ impl Permit {
     crate::classify::outcome_shortcuts!();
 
     /// Reports `outcome`.
+    #[inline]
     pub fn record(self, outcome: Outcome) {
         self.0.finish(outcome);
     }

@@ -103,7 +103,8 @@ impl<S, St: Stage, C> Layer<S> for StageLayer<St, C> {
         StageService {
             inner,
             shared: Arc::clone(&self.shared),
-            admitted: None,
+            permit: None,
+            rejection: None,
             admitting: None,
         }
     }
@@ -124,8 +125,11 @@ impl<S, St: Stage, C> Layer<S> for StageLayer<St, C> {
 pub struct StageService<St: Stage, S, C = EveryError> {
     inner: S,
     shared: Arc<Shared<St, C>>,
-    /// The answer `poll_ready` got, for the next `call`.
-    admitted: Option<Result<St::Permit, Rejection>>,
+    /// The answer `poll_ready` got, for the next `call`: a permit or a rejection. Kept apart
+    /// rather than as one `Result`, so that handing the permit to the call moves the permit
+    /// alone, not a value with room for a rejection.
+    permit: Option<St::Permit>,
+    rejection: Option<Rejection>,
     /// An admission still waiting (the boxed wait alone, so the service stays small).
     admitting: Option<Waiting<St::Permit>>,
 }
@@ -144,7 +148,8 @@ impl<St: Stage, S: Clone, C> Clone for StageService<St, S, C> {
         Self {
             inner: self.inner.clone(),
             shared: Arc::clone(&self.shared),
-            admitted: None,
+            permit: None,
+            rejection: None,
             admitting: None,
         }
     }
@@ -155,7 +160,8 @@ impl<St: Stage, S: fmt::Debug, C> fmt::Debug for StageService<St, S, C> {
         f.debug_struct("StageService")
             .field("inner", &self.inner)
             .field("stage", &self.shared.stage.name())
-            .field("admitted", &self.admitted.as_ref().map(Result::is_ok))
+            .field("admitted", &self.permit.is_some())
+            .field("rejected", &self.rejection.is_some())
             .field("waiting", &self.admitting.is_some())
             .finish()
     }
@@ -172,7 +178,7 @@ where
     type Future = ResponseFuture<S::Future, St, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.admitted.is_none() {
+        if self.permit.is_none() && self.rejection.is_none() {
             let answer = match &mut self.admitting {
                 Some(waiting) => ready!(waiting.as_mut().poll(cx)),
                 // A stage that decides at once is answered without storing and polling.
@@ -182,9 +188,12 @@ where
                 },
             };
             self.admitting = None;
-            self.admitted = Some(answer);
+            match answer {
+                Ok(permit) => self.permit = Some(permit),
+                Err(rejection) => self.rejection = Some(rejection),
+            }
         }
-        if let Some(Err(_)) = self.admitted {
+        if self.rejection.is_some() {
             // Ready to hand the rejection to the next call; the inner service is not asked.
             return Poll::Ready(Ok(()));
         }
@@ -192,31 +201,29 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let admitted = self
-            .admitted
-            .take()
-            .expect("StageService::call without poll_ready: call poll_ready first");
-        match admitted {
-            Ok(permit) => {
-                // The judge rides along only when the permit learns outcomes: a copy of the
-                // classifier, or the shared state when user code may panic and must be
-                // reported under the stage's name.
-                let judge = match permit.wants_outcome() {
-                    false => Judge::Nobody,
-                    true if self.shared.classifier.runs_user_code() => {
-                        Judge::Shared(Arc::clone(&self.shared))
-                    }
-                    true => Judge::Classifier(self.shared.classifier.clone()),
-                };
-                let limit = self.shared.stage.call_limit().map(CallLimit::start);
-                ResponseFuture::running(self.inner.call(request), None, Some(permit), limit, judge)
-            }
-            Err(rejection) => ResponseFuture {
+        let Some(permit) = self.permit.take() else {
+            let rejection = self
+                .rejection
+                .take()
+                .expect("StageService::call without poll_ready: call poll_ready first");
+            return ResponseFuture {
                 state: State::Rejected {
                     rejection: Some(rejection),
                 },
-            },
-        }
+            };
+        };
+        // The judge rides along only when the permit learns outcomes: a copy of the
+        // classifier, or the shared state when user code may panic and must be reported
+        // under the stage's name.
+        let judge = match permit.wants_outcome() {
+            false => Judge::Nobody,
+            true if self.shared.classifier.runs_user_code() => {
+                Judge::Shared(Arc::clone(&self.shared))
+            }
+            true => Judge::Classifier(self.shared.classifier.clone()),
+        };
+        let limit = self.shared.stage.call_limit().map(CallLimit::start);
+        ResponseFuture::running(self.inner.call(request), None, Some(permit), limit, judge)
     }
 }
 

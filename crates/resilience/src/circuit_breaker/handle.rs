@@ -249,6 +249,7 @@ impl CircuitBreaker {
     /// Runs a blocking `operation` if the breaker admits it, for synchronous code.
     ///
     /// A configured `timeout` does not apply: blocking work cannot be cancelled.
+    #[inline]
     pub fn call_blocking<T, E, F>(&self, operation: F) -> Result<T, Error<E>>
     where
         F: FnOnce() -> Result<T, E>,

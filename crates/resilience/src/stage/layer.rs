@@ -179,18 +179,18 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.permit.is_none() && self.rejection.is_none() {
-            let answer = match &mut self.admitting {
-                Some(waiting) => ready!(waiting.as_mut().poll(cx)),
+            if self.admitting.is_none() {
                 // A stage that decides at once is answered without storing and polling.
-                None => match self.shared.stage.admit().now_or_wait() {
-                    Ok(answer) => answer,
-                    Err(waiting) => ready!(self.admitting.insert(waiting).as_mut().poll(cx)),
-                },
-            };
-            self.admitting = None;
-            match answer {
-                Ok(permit) => self.permit = Some(permit),
-                Err(rejection) => self.rejection = Some(rejection),
+                let admit = self.shared.stage.admit();
+                self.admitting = admit.keep_in(&mut self.permit, &mut self.rejection);
+            }
+            if let Some(waiting) = &mut self.admitting {
+                let answer = ready!(waiting.as_mut().poll(cx));
+                self.admitting = None;
+                match answer {
+                    Ok(permit) => self.permit = Some(permit),
+                    Err(rejection) => self.rejection = Some(rejection),
+                }
             }
         }
         if self.rejection.is_some() {

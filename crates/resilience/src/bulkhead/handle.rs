@@ -164,6 +164,9 @@ impl Stage for Bulkhead {
     }
 }
 
+// The stage's entry points are inlined into the generic runners (`stage::call`, the tower
+// layer), which are compiled in the caller's crate: called instead, each passes the permit
+// through memory, read back with wide loads right after it was written field by field.
 impl StagePermit for Permit {
     /// The outcome feeds `successful_requests` and `failed_requests`.
     #[inline]

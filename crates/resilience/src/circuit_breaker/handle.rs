@@ -833,6 +833,9 @@ fn ticket_of_tag(tag: u64) -> Ticket {
     }
 }
 
+// The stage's entry points are inlined into the generic runners (`stage::call`, the tower
+// layer), which are compiled in the caller's crate: called instead, each passes the permit
+// through memory, read back with wide loads right after it was written field by field.
 impl StagePermit for Permit {
     /// Every outcome counts: a half-open probe's decides the circuit.
     #[inline]

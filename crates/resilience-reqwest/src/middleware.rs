@@ -12,7 +12,7 @@ use http::header::HeaderName;
 use http::{Extensions, StatusCode};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
-use resilience::circuit_breaker::{KeyedCircuitBreaker, Permit as BreakerPermit};
+use resilience::circuit_breaker::{KeyedCircuitBreaker, OwnedPermit as BreakerPermit};
 use resilience::classify::Outcome;
 use resilience::hedge::Hedge;
 use resilience::retry::RetryRules;
@@ -354,7 +354,7 @@ impl<S: Stage> Settings<S> {
         if let Some(propagation) = &self.deadline {
             propagation.outgoing(request.headers_mut())?;
         }
-        let breaker = breaker.map(CircuitBreaker::try_acquire).transpose()?;
+        let breaker = breaker.map(CircuitBreaker::try_acquire_owned).transpose()?;
         let sending = match self.stage.admit().now() {
             Ok(Ok(permit)) => Sending::Sent {
                 sent: next.run(request, extensions),

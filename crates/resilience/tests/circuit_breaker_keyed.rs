@@ -77,10 +77,27 @@ async fn only_idle_closed_unheld_breakers_are_evicted() {
 #[tokio::test(start_paused = true)]
 async fn a_call_in_flight_keeps_its_breaker() {
     let map = keyed(1);
-    let permit = map.breaker("busy").unwrap().try_acquire().expect("closed");
+    let permit = map
+        .breaker("busy")
+        .unwrap()
+        .try_acquire_owned()
+        .expect("closed");
     tokio::time::advance(Duration::from_secs(120)).await;
     assert_eq!(map.evict_idle(), 0, "the permit holds the breaker");
     permit.success();
+    assert_eq!(map.evict_idle(), 1);
+    assert!(map.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_borrowed_permit_keeps_its_breaker() {
+    let map = keyed(1);
+    let breaker = map.breaker("busy").unwrap();
+    let permit = breaker.try_acquire().expect("closed");
+    tokio::time::advance(Duration::from_secs(120)).await;
+    assert_eq!(map.evict_idle(), 0, "the permit borrows a handle");
+    permit.success();
+    drop(breaker);
     assert_eq!(map.evict_idle(), 1);
     assert!(map.is_empty());
 }

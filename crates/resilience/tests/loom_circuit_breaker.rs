@@ -43,7 +43,7 @@ fn half_open_admits_at_most_max_probes() {
         let racers: Vec<_> = (0..3)
             .map(|_| {
                 let breaker = breaker.clone();
-                thread::spawn(move || breaker.try_acquire())
+                thread::spawn(move || breaker.try_acquire_owned())
             })
             .collect();
         let results: Vec<_> = racers.into_iter().map(|t| t.join().unwrap()).collect();

@@ -396,7 +396,7 @@ impl RedisCircuitBreaker {
         if healthy && inner.local.state() == CircuitState::HalfOpen {
             return None;
         }
-        let local = match inner.local.try_acquire() {
+        let local = match inner.local.try_acquire_owned() {
             Ok(local) => local,
             Err(rejection) => return Some(Err(rejection)),
         };
@@ -449,7 +449,7 @@ impl RedisCircuitBreaker {
         if granted {
             bump(&inner.counters.probes_granted);
             let lease = pending.granted(state.epoch, state.version);
-            return match inner.local.try_acquire() {
+            return match inner.local.try_acquire_owned() {
                 Ok(local) => Ok(SharedPermit::new(self.clone(), local, Some(lease))),
                 Err(rejection) => {
                     // Give the lease straight back.
@@ -465,7 +465,7 @@ impl RedisCircuitBreaker {
             // tripped alone, short of the quorum).
             CircuitState::Closed => {
                 inner.apply(&state);
-                let local = inner.local.try_acquire()?;
+                let local = inner.local.try_acquire_owned()?;
                 Ok(SharedPermit::new(self.clone(), local, None))
             }
             CircuitState::HalfOpen => {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use resilience::circuit_breaker::{CircuitState, Permit};
+use resilience::circuit_breaker::{CircuitState, OwnedPermit};
 use resilience::stage::StagePermit;
 
 use super::sync::Outcome;
@@ -27,12 +27,16 @@ pub(super) struct Lease {
 /// connection, so the lease does not block the fleet's probes until it expires.
 pub struct SharedPermit {
     breaker: RedisCircuitBreaker,
-    local: Option<Permit>,
+    local: Option<OwnedPermit>,
     lease: Option<Lease>,
 }
 
 impl SharedPermit {
-    pub(super) fn new(breaker: RedisCircuitBreaker, local: Permit, lease: Option<Lease>) -> Self {
+    pub(super) fn new(
+        breaker: RedisCircuitBreaker,
+        local: OwnedPermit,
+        lease: Option<Lease>,
+    ) -> Self {
         Self {
             breaker,
             local: Some(local),
@@ -44,7 +48,7 @@ impl SharedPermit {
     pub fn admitted_in(&self) -> CircuitState {
         self.local
             .as_ref()
-            .map_or(CircuitState::Closed, Permit::admitted_in)
+            .map_or(CircuitState::Closed, OwnedPermit::admitted_in)
     }
 
     /// Whether this call holds one of the shared half-open probe leases.

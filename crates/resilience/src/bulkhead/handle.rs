@@ -3,7 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::permit::{Guard, Permit};
+use tokio::time::Instant;
+
+use super::permit::{Guard, OwnedPermit, Permit};
 use super::slots::Inner;
 use super::{BulkheadBuilder, BulkheadConfig, BulkheadMetrics};
 use crate::classify::Outcome;
@@ -39,19 +41,67 @@ impl Bulkhead {
         execute;
     }
 
-    /// Waits for a slot as configured (queue, wait timeout) and returns it as a [`Permit`],
-    /// for callers that run the work themselves. Dropping the future gives up the place in
-    /// the queue.
-    pub async fn acquire(&self) -> Result<Permit, Rejection> {
+    /// Waits for a slot as configured (queue, wait timeout) and returns it as a [`Permit`]
+    /// that borrows the bulkhead, for callers that run the work themselves. Dropping the
+    /// future gives up the place in the queue.
+    ///
+    /// For a permit that must outlive the borrow (moved into a spawned task), use
+    /// [`acquire_owned`](Self::acquire_owned).
+    pub async fn acquire(&self) -> Result<Permit<'_>, Rejection> {
+        let started = match self.inner.try_enter() {
+            Some(started) => started,
+            None => self.inner.wait().await?,
+        };
+        Ok(Permit::new(Guard::new(self, started)))
+    }
+
+    /// Like [`acquire`](Self::acquire), with a permit that holds a reference to the bulkhead
+    /// instead of borrowing it.
+    pub async fn acquire_owned(&self) -> Result<OwnedPermit, Rejection> {
         Stage::admit(self).await
     }
 
     /// Takes a free slot without waiting, or fails with
     /// [`CapacityFull`](RejectionReason::CapacityFull) (whether or not a queue is configured:
-    /// this call never queues).
-    pub fn try_acquire(&self) -> Result<Permit, Rejection> {
+    /// this call never queues). The permit borrows the bulkhead.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejection> {
+        let started = self.enter_now()?;
+        Ok(Permit::new(Guard::new(self, started)))
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), with a permit that holds a reference to the
+    /// bulkhead instead of borrowing it, so it can be moved into a task and outlive this
+    /// handle. Taking and dropping the reference costs two atomic operations the borrowed
+    /// permit does not pay.
+    ///
+    /// ```
+    /// use resilience::bulkhead::Bulkhead;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bulkhead = Bulkhead::builder("exports").max_concurrent(4).build()?;
+    /// let permit = bulkhead.try_acquire_owned()?;
+    /// tokio::spawn(async move {
+    ///     // ... the work ...
+    ///     permit.success();
+    /// })
+    /// .await?;
+    /// assert_eq!(bulkhead.available_slots(), 4);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejection> {
+        let started = self.enter_now()?;
+        Ok(OwnedPermit::new(Guard::new(self.clone(), started)))
+    }
+
+    /// A free slot now (when it was taken, if the clock is read), or the rejection of a call
+    /// that may not queue.
+    #[inline]
+    fn enter_now(&self) -> Result<Option<Instant>, Rejection> {
         match self.inner.try_enter() {
-            Some(started) => Ok(Permit::new(Guard::new(self.clone(), started))),
+            Some(started) => Ok(started),
             None => Err(self.inner.reject(RejectionReason::CapacityFull)),
         }
     }
@@ -122,17 +172,17 @@ impl Bulkhead {
 /// Takes a free slot at once; otherwise waits in the queue as configured (boxed: only a call
 /// that must wait pays for it).
 impl Stage for Bulkhead {
-    type Permit = Permit;
+    type Permit = OwnedPermit;
 
     #[inline]
-    fn admit(&self) -> Admit<Permit> {
+    fn admit(&self) -> Admit<OwnedPermit> {
         match self.inner.try_enter() {
-            Some(started) => Admit::admitted(Permit::new(Guard::new(self.clone(), started))),
+            Some(started) => Admit::admitted(OwnedPermit::new(Guard::new(self.clone(), started))),
             None => {
                 let bulkhead = self.clone();
                 Admit::waiting(async move {
                     let started = bulkhead.inner.wait().await?;
-                    Ok(Permit::new(Guard::new(bulkhead, started)))
+                    Ok(OwnedPermit::new(Guard::new(bulkhead, started)))
                 })
             }
         }
@@ -149,7 +199,7 @@ impl Stage for Bulkhead {
     /// A call run by `call` that finds a free slot borrows the bulkhead: no reference count
     /// is taken.
     #[inline]
-    fn lease(&self) -> Leased<Permit> {
+    fn lease(&self) -> Leased<OwnedPermit> {
         match self.inner.try_enter() {
             Some(started) => {
                 Leased::Token(LeaseToken::new(0).started_at(started).wanting_outcome())
@@ -167,7 +217,7 @@ impl Stage for Bulkhead {
 // The stage's entry points are inlined into the generic runners (`stage::call`, the tower
 // layer), which are compiled in the caller's crate: called instead, each passes the permit
 // through memory, read back with wide loads right after it was written field by field.
-impl StagePermit for Permit {
+impl StagePermit for OwnedPermit {
     /// The outcome feeds `successful_requests` and `failed_requests`.
     #[inline]
     fn wants_outcome(&self) -> bool {

@@ -110,4 +110,4 @@ pub use handle::{get_bulkhead, Bulkhead};
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{BulkheadLayer, BulkheadService, ResponseFuture};
 pub use metrics::BulkheadMetrics;
-pub use permit::Permit;
+pub use permit::{OwnedPermit, Permit};

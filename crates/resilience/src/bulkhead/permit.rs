@@ -1,5 +1,6 @@
-//! [`Permit`]: one bulkhead slot, given back on drop.
+//! [`Permit`] and [`OwnedPermit`]: one bulkhead slot, given back on drop.
 
+use std::borrow::Borrow;
 use std::fmt;
 
 use tokio::time::Instant;
@@ -8,16 +9,20 @@ use super::Bulkhead;
 use crate::classify::Outcome;
 
 /// A taken slot; gives it back exactly once, when finished or dropped.
-pub(super) struct Guard {
-    holder: Bulkhead,
+///
+/// `B` is how the guard reaches the bulkhead: a borrow inside a [`Permit`], which saves a
+/// reference count, or an owned handle inside an [`OwnedPermit`]. Either way it is a
+/// [`Bulkhead`], which [`Permit::bulkhead`] hands out.
+pub(super) struct Guard<B: Borrow<Bulkhead>> {
+    holder: B,
     /// When the slot was taken, if the clock was read (see `Inner::entered`).
     started: Option<Instant>,
     finished: bool,
 }
 
-impl Guard {
+impl<B: Borrow<Bulkhead>> Guard<B> {
     #[inline]
-    pub(super) fn new(holder: Bulkhead, started: Option<Instant>) -> Self {
+    pub(super) fn new(holder: B, started: Option<Instant>) -> Self {
         Self {
             holder,
             started,
@@ -26,24 +31,38 @@ impl Guard {
     }
 
     #[inline]
-    pub(super) fn finish(mut self, outcome: Outcome) {
+    fn bulkhead(&self) -> &Bulkhead {
+        self.holder.borrow()
+    }
+
+    #[inline]
+    fn finish(mut self, outcome: Outcome) {
         self.finished = true;
-        self.holder.inner.release(self.started, outcome);
+        self.bulkhead().inner.release(self.started, outcome);
+    }
+
+    fn debug(&self, kind: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(kind)
+            .field("bulkhead", &self.bulkhead().name())
+            .finish()
     }
 }
 
-impl Drop for Guard {
+impl<B: Borrow<Bulkhead>> Drop for Guard<B> {
     #[inline]
     fn drop(&mut self) {
         if !self.finished {
             // Cancelled, panicked or abandoned: the slot goes back, the outcome is unknown.
-            self.holder.inner.release(self.started, Outcome::Ignored);
+            self.bulkhead()
+                .inner
+                .release(self.started, Outcome::Ignored);
         }
     }
 }
 
-/// One slot of a [`Bulkhead`], from [`acquire`](Bulkhead::acquire) or
-/// [`try_acquire`](Bulkhead::try_acquire), for callers that run the work themselves.
+/// One slot of a [`Bulkhead`], borrowing it, from [`acquire`](Bulkhead::acquire) or
+/// [`try_acquire`](Bulkhead::try_acquire), for callers that run the work themselves;
+/// [`OwnedPermit`] is the same without the borrow.
 ///
 /// The slot is given back when the permit is dropped; there is no `release()` to call, so a
 /// slot can be neither released twice nor released without having been taken. Reporting the
@@ -61,17 +80,26 @@ impl Drop for Guard {
 /// # Ok(())
 /// # }
 /// ```
-pub struct Permit(Guard);
+#[must_use = "dropping the permit gives the slot back at once"]
+pub struct Permit<'a>(Guard<&'a Bulkhead>);
 
-impl Permit {
+/// One slot of a [`Bulkhead`], holding a reference to it, from
+/// [`acquire_owned`](Bulkhead::acquire_owned) or
+/// [`try_acquire_owned`](Bulkhead::try_acquire_owned): what the bulkhead hands out as a
+/// [`Stage`](crate::stage::Stage) (to the tower layer and the HTTP adapters). It answers as
+/// a [`Permit`] does, and can be moved into a task that outlives the bulkhead's handle.
+#[must_use = "dropping the permit gives the slot back at once"]
+pub struct OwnedPermit(Guard<Bulkhead>);
+
+impl<'a> Permit<'a> {
     #[inline]
-    pub(super) fn new(guard: Guard) -> Self {
+    pub(super) fn new(guard: Guard<&'a Bulkhead>) -> Self {
         Self(guard)
     }
 
     /// The bulkhead this slot belongs to.
-    pub fn bulkhead(&self) -> &Bulkhead {
-        &self.0.holder
+    pub fn bulkhead(&self) -> &'a Bulkhead {
+        self.0.holder
     }
 
     /// The work succeeded; gives the slot back.
@@ -91,10 +119,42 @@ impl Permit {
     }
 }
 
-impl fmt::Debug for Permit {
+impl OwnedPermit {
+    #[inline]
+    pub(super) fn new(guard: Guard<Bulkhead>) -> Self {
+        Self(guard)
+    }
+
+    /// The bulkhead this slot belongs to.
+    pub fn bulkhead(&self) -> &Bulkhead {
+        self.0.bulkhead()
+    }
+
+    /// The work succeeded; gives the slot back.
+    pub fn success(self) {
+        self.0.finish(Outcome::Success);
+    }
+
+    /// The work failed; gives the slot back.
+    pub fn failure(self) {
+        self.0.finish(Outcome::Failure);
+    }
+
+    /// Reports `outcome` and gives the slot back.
+    #[inline]
+    pub fn record(self, outcome: Outcome) {
+        self.0.finish(outcome);
+    }
+}
+
+impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("bulkhead", &self.0.holder.name())
-            .finish()
+        self.0.debug("Permit", f)
+    }
+}
+
+impl fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.debug("OwnedPermit", f)
     }
 }

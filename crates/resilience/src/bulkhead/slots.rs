@@ -29,7 +29,8 @@ pub(super) struct Inner {
     rejection_name: Name,
     /// The slots, and the FIFO queue of calls waiting for one. Permits taken from it are
     /// `forget`-ed and given back by our own guard, so tokio's permit type does not leak
-    /// into the guard (borrowed inside `call`, owned inside a [`Permit`](super::Permit)) and
+    /// into the guard (borrowed inside `call` and a [`Permit`](super::Permit), owned inside an
+    /// [`OwnedPermit`](super::OwnedPermit)) and
     /// a live resize can withhold returning slots.
     semaphore: Semaphore,
     /// The configuration, under a lock only so that concurrent `set_config` calls resize one

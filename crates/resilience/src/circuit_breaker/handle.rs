@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::detector::{CallRecord, DetectorState, FailureDetector, RestoreError};
 use super::instruments::Instruments;
-use super::permit::{Guard, Permit};
+use super::permit::{Guard, OwnedPermit, Permit};
 use super::state::{Admission, Machine, Phase, Ticket, Transition};
 use super::transition::{StateTransition, TransitionHook};
 use super::{
@@ -200,7 +200,8 @@ impl CircuitBreaker {
     }
 
     /// Whether anything but `holders` other handles refer to this breaker (a clone, or the
-    /// permit of a call in flight).
+    /// permit of a call in flight: an owned permit holds a handle, a borrowed one borrows
+    /// one).
     pub(super) fn is_shared_beyond(&self, holders: usize) -> bool {
         Arc::strong_count(&self.inner) > holders
     }
@@ -263,10 +264,38 @@ impl CircuitBreaker {
     /// Asks for admission without running anything; the caller reports the outcome on the
     /// returned [`Permit`]. A permit dropped without an outcome counts as ignored and gives a
     /// half-open probe slot back.
-    pub fn try_acquire(&self) -> Result<Permit, Rejection> {
+    ///
+    /// The permit borrows the breaker. For a permit that must outlive the borrow (moved into
+    /// a spawned task), use [`try_acquire_owned`](Self::try_acquire_owned).
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejection> {
+        self.inner.acquire(&*self.inner).map(Permit::new)
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), with a permit that holds a reference to the
+    /// breaker instead of borrowing it, so it can be moved into a task and outlive this
+    /// handle. Taking and dropping the reference costs two atomic operations the borrowed
+    /// permit does not pay.
+    ///
+    /// ```
+    /// use resilience::circuit_breaker::CircuitBreaker;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let breaker = CircuitBreaker::builder("ledger").build()?;
+    /// let permit = breaker.try_acquire_owned()?;
+    /// tokio::spawn(async move {
+    ///     // ... make the call ...
+    ///     permit.success();
+    /// })
+    /// .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejection> {
         // Borrowed until admitted: a rejection takes no reference count.
         let (ticket, started) = self.inner.acquire(&*self.inner)?.into_parts();
-        Ok(Permit::new(Guard::new(self.clone(), ticket, started)))
+        Ok(OwnedPermit::new(Guard::new(self.clone(), ticket, started)))
     }
 
     /// Opens the circuit now, as if the detector had tripped.
@@ -471,6 +500,10 @@ impl Inner {
     fn open_remaining(&self, now: u64) -> Option<Duration> {
         let until = self.open_until.load(Ordering::Relaxed);
         (now < until).then(|| Duration::from_nanos(until - now))
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.name
     }
 
     fn consecutive_successes(&self) -> u64 {
@@ -777,11 +810,11 @@ impl Inner {
 /// Decides at once: admitted while closed (or with a free probe slot while half-open),
 /// refused with the remaining open time otherwise. The configured `timeout` is the call limit.
 impl Stage for CircuitBreaker {
-    type Permit = Permit;
+    type Permit = OwnedPermit;
 
     #[inline]
-    fn admit(&self) -> Admit<Permit> {
-        Admit::ready(self.try_acquire())
+    fn admit(&self) -> Admit<OwnedPermit> {
+        Admit::ready(self.try_acquire_owned())
     }
 
     fn name(&self) -> &str {
@@ -799,7 +832,7 @@ impl Stage for CircuitBreaker {
 
     /// A call run by `call` borrows the breaker: no reference count is taken.
     #[inline]
-    fn lease(&self) -> Leased<Permit> {
+    fn lease(&self) -> Leased<OwnedPermit> {
         match self.inner.acquire(&*self.inner) {
             Ok(guard) => {
                 let (ticket, started) = guard.into_parts();
@@ -836,7 +869,7 @@ fn ticket_of_tag(tag: u64) -> Ticket {
 // The stage's entry points are inlined into the generic runners (`stage::call`, the tower
 // layer), which are compiled in the caller's crate: called instead, each passes the permit
 // through memory, read back with wide loads right after it was written field by field.
-impl StagePermit for Permit {
+impl StagePermit for OwnedPermit {
     /// Every outcome counts: a half-open probe's decides the circuit.
     #[inline]
     fn wants_outcome(&self) -> bool {

@@ -128,5 +128,5 @@ pub use keyed::{KeyedCircuitBreaker, KeyedCircuitBreakerBuilder};
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{CircuitBreakerLayer, CircuitBreakerService, ResponseFuture};
 pub use metrics::CircuitBreakerMetrics;
-pub use permit::Permit;
+pub use permit::{OwnedPermit, Permit};
 pub use transition::StateTransition;

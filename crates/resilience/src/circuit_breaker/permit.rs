@@ -1,4 +1,5 @@
-//! [`Permit`]: admission by a circuit breaker, with the outcome reported by the caller.
+//! [`Permit`] and [`OwnedPermit`]: admission by a circuit breaker, with the outcome reported
+//! by the caller.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -12,8 +13,8 @@ use crate::classify::Outcome;
 
 /// An admitted call whose outcome is still to be reported. Releases itself on drop.
 ///
-/// `B` is how the guard reaches the breaker: a borrow inside `call`, which saves a reference
-/// count on the hot path, or an owned handle inside a [`Permit`].
+/// `B` is how the guard reaches the breaker: a borrow inside a [`Permit`], which saves a
+/// reference count on the hot path, or an owned handle inside an [`OwnedPermit`].
 pub(super) struct Guard<B: Borrow<Inner>> {
     holder: B,
     ticket: Ticket,
@@ -61,8 +62,9 @@ impl<B: Borrow<Inner>> Drop for Guard<B> {
     }
 }
 
-/// Admission to make one call through a [`CircuitBreaker`], from
-/// [`try_acquire`](CircuitBreaker::try_acquire), for callers that run the call themselves.
+/// Admission to make one call through a [`CircuitBreaker`], borrowing it, from
+/// [`try_acquire`](CircuitBreaker::try_acquire), for callers that run the call themselves;
+/// [`OwnedPermit`] is the same without the borrow.
 ///
 /// Report the outcome with [`success`](Self::success), [`failure`](Self::failure) or
 /// [`ignore`](Self::ignore). Dropping the permit without reporting counts as ignored, so a
@@ -81,11 +83,28 @@ impl<B: Borrow<Inner>> Drop for Guard<B> {
 /// # Ok(())
 /// # }
 /// ```
-pub struct Permit(Guard<CircuitBreaker>);
+#[must_use = "dropping the permit counts the call as ignored"]
+pub struct Permit<'a>(Guard<&'a Inner>);
 
-impl Permit {
+/// Admission to make one call through a [`CircuitBreaker`], holding a reference to it, from
+/// [`try_acquire_owned`](CircuitBreaker::try_acquire_owned): what the breaker hands out as a
+/// [`Stage`](crate::stage::Stage) (to the tower layer and the HTTP adapters). It answers as a
+/// [`Permit`] does, and can be moved into a task that outlives the breaker's handle.
+#[must_use = "dropping the permit counts the call as ignored"]
+pub struct OwnedPermit(Guard<CircuitBreaker>);
+
+impl<B: Borrow<Inner>> Guard<B> {
+    fn debug(&self, kind: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(kind)
+            .field("breaker", &self.holder.borrow().name())
+            .field("admitted_in", &self.ticket.admitted_in)
+            .finish()
+    }
+}
+
+impl<'a> Permit<'a> {
     #[inline]
-    pub(super) fn new(guard: Guard<CircuitBreaker>) -> Self {
+    pub(super) fn new(guard: Guard<&'a Inner>) -> Self {
         Self(guard)
     }
 
@@ -103,11 +122,34 @@ impl Permit {
     }
 }
 
-impl fmt::Debug for Permit {
+impl OwnedPermit {
+    #[inline]
+    pub(super) fn new(guard: Guard<CircuitBreaker>) -> Self {
+        Self(guard)
+    }
+
+    /// The state the call was admitted in ([`HalfOpen`](CircuitState::HalfOpen) for a probe).
+    pub fn admitted_in(&self) -> CircuitState {
+        self.0.ticket.admitted_in
+    }
+
+    crate::classify::outcome_shortcuts!();
+
+    /// Reports `outcome`, as [`Permit::record`] does.
+    #[inline]
+    pub fn record(self, outcome: Outcome) {
+        self.0.finish(outcome);
+    }
+}
+
+impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("breaker", &self.0.holder.name())
-            .field("admitted_in", &self.0.ticket.admitted_in)
-            .finish()
+        self.0.debug("Permit", f)
+    }
+}
+
+impl fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.debug("OwnedPermit", f)
     }
 }

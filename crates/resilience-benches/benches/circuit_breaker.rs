@@ -71,8 +71,7 @@ fn closed_success(c: &mut Criterion) {
     });
     group.bench_function("resilience_call_blocking", |b| b.iter(&mut entry));
 
-    // `try_acquire` hands out an owned permit, so it pays one reference count more than
-    // `call`, which borrows the breaker.
+    // `try_acquire`'s permit borrows the breaker, as `call` does: no reference count.
     let mut entry = || match breaker.try_acquire() {
         Ok(permit) => {
             permit.success();

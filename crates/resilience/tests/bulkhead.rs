@@ -717,3 +717,64 @@ mod layer {
         let _inner = clone.into_inner();
     }
 }
+
+/// Borrowed and owned permits, from waits cancelled at random points and from tasks aborted
+/// while holding them: every slot and every place in the queue comes back exactly once.
+#[tokio::test(start_paused = true)]
+async fn borrowed_and_owned_permits_are_released_exactly_once_when_cancelled() {
+    const TASKS: u32 = 1_000;
+    let bulkhead = bulkhead(4, 32, Some(ms(40)));
+    let mut rng = fastrand::Rng::with_seed(0xb0b);
+    let mut tasks = Vec::with_capacity(TASKS as usize);
+    for task in 0..TASKS {
+        let bulkhead = bulkhead.clone();
+        let hold = ms(rng.u64(0..30));
+        tasks.push(tokio::spawn(async move {
+            if task % 2 == 0 {
+                let permit = bulkhead.acquire().await?;
+                assert_eq!(permit.bulkhead().name(), "pool");
+                sleep(hold).await;
+                permit.success();
+            } else {
+                let permit = bulkhead.acquire_owned().await?;
+                assert_eq!(permit.bulkhead().name(), "pool");
+                // Outlives the borrow of the task's handle.
+                drop(bulkhead);
+                sleep(hold).await;
+                permit.failure();
+            }
+            Ok::<_, Rejection>(())
+        }));
+    }
+    for _ in 0..20 {
+        advance(ms(5)).await;
+        settle().await;
+        for _ in 0..10 {
+            tasks[rng.usize(0..tasks.len())].abort();
+        }
+    }
+    advance(ms(1_000)).await;
+    for task in tasks {
+        let _ = task.await;
+    }
+    assert_eq!(bulkhead.active(), 0);
+    assert_eq!(bulkhead.waiting(), 0);
+    assert_eq!(bulkhead.available_slots(), 4);
+    assert_counts_add_up(&bulkhead.metrics());
+}
+
+#[test]
+fn a_borrowed_permit_names_its_bulkhead_for_as_long_as_the_borrow() {
+    let bulkhead = bulkhead(1, 0, None);
+    let bulkhead_of = {
+        let permit = bulkhead.try_acquire().unwrap();
+        let of = permit.bulkhead();
+        assert_eq!(format!("{permit:?}"), r#"Permit { bulkhead: "pool" }"#);
+        permit.success();
+        of
+    };
+    assert_eq!(bulkhead_of.available_slots(), 1);
+    let owned = bulkhead.try_acquire_owned().unwrap();
+    assert_eq!(format!("{owned:?}"), r#"OwnedPermit { bulkhead: "pool" }"#);
+    assert_eq!(owned.bulkhead().available_slots(), 0);
+}

@@ -558,6 +558,46 @@ async fn permits_report_outcomes_and_release_on_drop() {
     assert_eq!((metrics.failed_requests, metrics.ignored_requests), (2, 1));
 }
 
+/// Owned probe permits moved into tasks that are aborted (and one that outlives every
+/// handle): each probe slot comes back exactly once, counted as ignored.
+#[tokio::test(start_paused = true)]
+async fn owned_probe_permits_in_aborted_tasks_give_their_slots_back() {
+    let breaker = CircuitBreaker::builder("owned")
+        .failure_threshold(1)
+        .half_open_max_calls(3)
+        .success_threshold(5)
+        .build()
+        .unwrap();
+    breaker.trip();
+    advance(Duration::from_secs(60)).await;
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            let permit = breaker.try_acquire_owned().unwrap();
+            assert_eq!(permit.admitted_in(), CircuitState::HalfOpen);
+            tokio::spawn(async move {
+                std::future::pending::<()>().await;
+                permit.success();
+            })
+        })
+        .collect();
+    assert_eq!(
+        breaker.try_acquire().unwrap_err().reason(),
+        RejectionReason::HalfOpenFull
+    );
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        assert!(task.await.unwrap_err().is_cancelled());
+    }
+    assert_eq!(breaker.metrics().half_open_calls, 0);
+    let outlives = breaker.clone().try_acquire_owned().unwrap();
+    let metrics = breaker.metrics();
+    drop(breaker);
+    drop(outlives);
+    assert_eq!((metrics.ignored_requests, metrics.half_open_calls), (3, 1));
+}
+
 #[tokio::test(start_paused = true)]
 async fn blocking_calls_and_fallbacks() {
     let breaker = breaker(DetectorConfig::ConsecutiveFailures { threshold: 1 });

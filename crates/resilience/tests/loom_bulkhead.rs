@@ -170,8 +170,8 @@ fn releases_racing_a_shrink_pay_the_debt_exactly() {
     loom::model(|| {
         let bulkhead = bulkhead(2, 0);
         let permits = [
-            bulkhead.try_acquire().unwrap(),
-            bulkhead.try_acquire().unwrap(),
+            bulkhead.try_acquire_owned().unwrap(),
+            bulkhead.try_acquire_owned().unwrap(),
         ];
         let releases: Vec<_> = permits
             .into_iter()
@@ -194,7 +194,7 @@ fn releases_racing_a_shrink_pay_the_debt_exactly() {
 fn grow_and_release_racing_a_debt_end_at_the_limit() {
     loom::model(|| {
         let bulkhead = bulkhead(2, 0);
-        let first = bulkhead.try_acquire().unwrap();
+        let first = bulkhead.try_acquire_owned().unwrap();
         let second = bulkhead.try_acquire().unwrap();
         // Both slots are held, so the shrink is owed in full.
         bulkhead.set_max_concurrent(1).unwrap();

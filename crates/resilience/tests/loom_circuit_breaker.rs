@@ -99,7 +99,7 @@ fn probe_slots_are_given_back_exactly_once() {
 fn racing_probe_outcomes_decide_once() {
     loom::model(|| {
         let breaker = due_to_half_open(2, 1);
-        let first = breaker.try_acquire().unwrap();
+        let first = breaker.try_acquire_owned().unwrap();
         let second = breaker.try_acquire().unwrap();
         let success = thread::spawn(move || first.success());
         second.failure();

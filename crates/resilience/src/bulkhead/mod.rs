@@ -25,12 +25,17 @@
 //! Rejections carry no `retry_after`: when
 //! a slot frees depends on calls still running, and no honest estimate exists.
 //!
-//! Every slot is an RAII [`Permit`], given back on drop: when the call succeeds, fails,
+//! Every slot is an RAII permit, given back on drop: when the call succeeds, fails,
 //! panics or is cancelled at any await point; a wait that is dropped leaves the queue. There
 //! is no `release()` to forget or to call twice, and a cancelled call never leaks a slot. The
 //! queue is tokio's [`Semaphore`](tokio::sync::Semaphore), which is FIFO and
 //! cancellation-safe; the waiting count is an RAII guard too, so no counter drifts.
 //! [`set_config`](Bulkhead::set_config) resizes a live bulkhead.
+//!
+//! [`try_acquire`](Bulkhead::try_acquire) and [`acquire`](Bulkhead::acquire) hand out a
+//! [`Permit`] that borrows the bulkhead (no reference count is taken);
+//! [`try_acquire_owned`](Bulkhead::try_acquire_owned) and
+//! [`acquire_owned`](Bulkhead::acquire_owned) an [`OwnedPermit`] to move into a task.
 //!
 //! # Example
 //!

@@ -36,6 +36,12 @@
 //! allows it (the default detector does): admission is one atomic load, the outcome a few
 //! atomic increments.
 //!
+//! Callers that run the call themselves take a permit:
+//! [`try_acquire`](CircuitBreaker::try_acquire) hands out a [`Permit`] that borrows the
+//! breaker (no reference count is taken), [`try_acquire_owned`](CircuitBreaker::try_acquire_owned)
+//! an [`OwnedPermit`] to move into a task. Either records the outcome it is given, and a
+//! permit dropped without one counts as ignored.
+//!
 //! # Example
 //!
 //! ```

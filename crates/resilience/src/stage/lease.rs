@@ -53,7 +53,7 @@ impl LeaseToken {
         Self { started, ..self }
     }
 
-    /// Asks for the call's outcome (see [`StagePermit::wants_outcome`]): without it,
+    /// Asks for the call's outcome (see [`StagePermit::wants_outcome`](super::StagePermit::wants_outcome)): without it,
     /// [`end_lease`](Stage::end_lease) is told [`Outcome::Ignored`] and the result is not
     /// judged.
     #[inline]

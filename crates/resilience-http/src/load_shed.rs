@@ -106,7 +106,7 @@ impl PriorityHeader {
 }
 
 impl RequestStage for PriorityHeader {
-    type Permit = load_shed::Permit;
+    type Permit = load_shed::OwnedPermit;
 
     async fn admit_request(&self, request: &Parts) -> Result<Self::Permit, Refusal> {
         let priority = self.priority_of(request);

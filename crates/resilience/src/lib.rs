@@ -32,6 +32,7 @@ mod sync;
 mod tally;
 pub mod telemetry;
 pub mod throttle;
+mod ticket;
 mod time;
 pub mod timeout;
 

@@ -123,7 +123,7 @@ async fn try_acquire_refuses_at_the_limit_and_acquire_waits_for_a_slot() {
     // A release wakes a waiter.
     let waiting = tokio::spawn({
         let limiter = limiter.clone();
-        async move { limiter.acquire(wait).await.map(Permit::success) }
+        async move { limiter.acquire(wait).await.map(OwnedPermit::success) }
     });
     tokio::task::yield_now().await;
     advance(Duration::from_millis(40)).await;
@@ -136,7 +136,7 @@ async fn try_acquire_refuses_at_the_limit_and_acquire_waits_for_a_slot() {
     assert_eq!(metrics.ignored_count, 1);
 }
 
-use resilience::adaptive::Permit;
+use resilience::adaptive::{OwnedPermit, Permit};
 
 #[tokio::test(start_paused = true)]
 async fn a_dropped_permit_is_ignored_but_frees_its_slot() {
@@ -162,7 +162,7 @@ async fn a_lowered_limit_lets_calls_in_flight_finish() {
         decrease_factor: 0.5,
         ..AimdConfig::default()
     });
-    let permits: Vec<Permit> = (0..4).map(|_| limiter.try_acquire().unwrap()).collect();
+    let permits: Vec<Permit<'_>> = (0..4).map(|_| limiter.try_acquire().unwrap()).collect();
     let mut permits = permits.into_iter();
     permits.next().unwrap().failure();
     assert_eq!((limiter.limit(), limiter.in_flight()), (2, 3));

@@ -34,7 +34,7 @@ async fn settle() {
     }
 }
 
-fn take(controller: &Backpressure, n: u32) -> Vec<Permit> {
+fn take(controller: &Backpressure, n: u32) -> Vec<Permit<'_>> {
     (0..n).map(|_| controller.try_acquire().unwrap()).collect()
 }
 
@@ -432,7 +432,8 @@ async fn an_item_pulled_as_backpressure_turns_on_waits_in_the_adapter() {
     let source = futures_util::stream::poll_fn(move |_| {
         if counted.fetch_add(1, Ordering::SeqCst) == 0 {
             // Other producers fill the controller while this item is being produced.
-            taken.lock().unwrap().extend(take(&filler, 2));
+            let owned = (0..2).map(|_| filler.try_acquire_owned().unwrap());
+            taken.lock().unwrap().extend(owned);
         }
         std::task::Poll::Ready(Some("late"))
     });

@@ -25,7 +25,7 @@ fn shedder(max_requests: u32, max_queue_depth: u32) -> LoadShedder {
         .unwrap()
 }
 
-fn hold(shedder: &LoadShedder, count: u32) -> Vec<Permit> {
+fn hold(shedder: &LoadShedder, count: u32) -> Vec<Permit<'_>> {
     (0..count)
         .map(|_| shedder.try_acquire(Priority::Critical).unwrap())
         .collect()

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::instruments::Instruments;
-use super::permit::Permit;
+use super::permit::{Admission, OwnedPermit, Permit};
 use super::state;
 use super::{
     AdaptiveConfig, AdaptiveEvent, AdaptiveLimiterBuilder, AdaptiveMetrics, LimitAlgorithm, Sample,
@@ -107,14 +107,49 @@ impl AdaptiveLimiter {
 
     /// Takes a slot if fewer than the limit are in flight, without waiting
     /// (aioresilience's `acquire`). Report the outcome on the [`Permit`].
-    pub fn try_acquire(&self) -> Result<Permit, Rejection> {
-        if let Some(permit) = self.enter() {
-            return Ok(permit);
+    ///
+    /// The permit borrows the limiter; for one that must outlive the borrow (moved into a
+    /// spawned task), use [`try_acquire_owned`](Self::try_acquire_owned).
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejection> {
+        Ok(Permit::new(self, self.take_now()?))
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), with a permit that holds a reference to the
+    /// limiter instead of borrowing it, so it can be moved into a task and outlive this
+    /// handle. Taking and dropping the reference costs two atomic operations the borrowed
+    /// permit does not pay.
+    ///
+    /// ```
+    /// use resilience::adaptive::AdaptiveLimiter;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let limiter = AdaptiveLimiter::builder("search").build()?;
+    /// let permit = limiter.try_acquire_owned()?;
+    /// tokio::spawn(async move {
+    ///     // ... make the call ...
+    ///     permit.success();
+    /// })
+    /// .await?;
+    /// assert_eq!(limiter.in_flight(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejection> {
+        Ok(OwnedPermit::new(self.clone(), self.take_now()?))
+    }
+
+    /// Takes a slot if one is free now, or after a due window raised the limit.
+    #[inline]
+    fn take_now(&self) -> Result<Admission, Rejection> {
+        if let Some(admission) = self.take_slot() {
+            return Ok(admission);
         }
         // A time window may be due and may raise the limit: look before refusing.
         if self.inner.poll(Instant::now()) {
-            if let Some(permit) = self.enter() {
-                return Ok(permit);
+            if let Some(admission) = self.take_slot() {
+                return Ok(admission);
             }
         }
         Err(self.inner.reject())
@@ -122,9 +157,12 @@ impl AdaptiveLimiter {
 
     /// Takes a slot, waiting up to `timeout` for one to free up (or for the limit to rise).
     /// Dropping the future gives up waiting; nothing leaks.
-    pub async fn acquire(&self, timeout: Duration) -> Result<Permit, Rejection> {
+    ///
+    /// The permit holds a reference to the limiter: it is what the limiter hands out as a
+    /// [`Stage`], whose waits run in a future of their own.
+    pub async fn acquire(&self, timeout: Duration) -> Result<OwnedPermit, Rejection> {
         if timeout.is_zero() {
-            return self.try_acquire();
+            return self.try_acquire_owned();
         }
         if let Some(permit) = self.enter() {
             return Ok(permit);
@@ -140,19 +178,19 @@ impl AdaptiveLimiter {
                 return Ok(permit);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.try_acquire();
+                return self.try_acquire_owned();
             }
         }
     }
 
-    fn enter(&self) -> Option<Permit> {
-        let (started, in_flight) = self.take_slot()?;
-        Some(Permit::new(self.clone(), started, in_flight))
+    fn enter(&self) -> Option<OwnedPermit> {
+        let admission = self.take_slot()?;
+        Some(OwnedPermit::new(self.clone(), admission))
     }
 
     /// Takes a slot if one is free now: when it was taken, and the calls in flight with it.
     #[inline]
-    fn take_slot(&self) -> Option<(Instant, u32)> {
+    fn take_slot(&self) -> Option<Admission> {
         let inner = &*self.inner;
         let limit = inner.limit.load(Ordering::Acquire);
         let admitted = inner
@@ -163,7 +201,10 @@ impl AdaptiveLimiter {
             .ok()?;
         inner.total_requests.fetch_add(1, Ordering::Relaxed);
         inner.instruments.accepted.increment();
-        Some((Instant::now(), admitted + 1))
+        Some(Admission {
+            started: Instant::now(),
+            in_flight: admitted + 1,
+        })
     }
 
     stage::entry_points! {
@@ -371,9 +412,9 @@ impl fmt::Debug for AdaptiveLimiter {
 /// Takes a slot if fewer than the limit are in flight; otherwise waits up to the configured
 /// `wait_timeout` (zero: not at all) for one to free up or for the limit to rise.
 impl Stage for AdaptiveLimiter {
-    type Permit = Permit;
+    type Permit = OwnedPermit;
 
-    fn admit(&self) -> Admit<Permit> {
+    fn admit(&self) -> Admit<OwnedPermit> {
         match self.enter() {
             Some(permit) => Admit::admitted(permit),
             None => self.admit_later(),
@@ -392,9 +433,9 @@ impl Stage for AdaptiveLimiter {
     /// taken. Its token carries the calls in flight and the start, which the limit learns
     /// from.
     #[inline]
-    fn lease(&self) -> Leased<Permit> {
+    fn lease(&self) -> Leased<OwnedPermit> {
         match self.take_slot() {
-            Some((started, in_flight)) => Leased::Token(
+            Some(Admission { started, in_flight }) => Leased::Token(
                 LeaseToken::new(u64::from(in_flight))
                     .started_at(Some(started))
                     .wanting_outcome(),
@@ -414,17 +455,17 @@ impl Stage for AdaptiveLimiter {
 impl AdaptiveLimiter {
     /// The admission of a call that found no free slot: rejected at once, or waiting up to
     /// the configured `wait_timeout`.
-    fn admit_later(&self) -> Admit<Permit> {
+    fn admit_later(&self) -> Admit<OwnedPermit> {
         let timeout = self.inner.wait_timeout();
         if timeout.is_zero() {
-            return Admit::ready(self.try_acquire());
+            return Admit::ready(self.try_acquire_owned());
         }
         let limiter = self.clone();
         Admit::waiting(async move { limiter.acquire(timeout).await })
     }
 }
 
-impl StagePermit for Permit {
+impl StagePermit for OwnedPermit {
     /// The outcome and the call's duration are what the limit learns from.
     fn wants_outcome(&self) -> bool {
         true

@@ -105,5 +105,5 @@ pub use handle::AdaptiveLimiter;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{AdaptiveLayer, AdaptiveService, ResponseFuture};
 pub use metrics::AdaptiveMetrics;
-pub use permit::Permit;
+pub use permit::{OwnedPermit, Permit};
 pub use vegas::{Vegas, VegasConfig};

@@ -1,4 +1,5 @@
-//! [`Permit`]: a slot of an adaptive limiter, reporting its call's outcome and latency.
+//! [`Permit`] and [`OwnedPermit`]: a slot of an adaptive limiter, reporting its call's
+//! outcome and latency.
 
 use std::fmt;
 
@@ -6,9 +7,11 @@ use tokio::time::Instant;
 
 use super::AdaptiveLimiter;
 use crate::classify::Outcome;
+use crate::ticket::{Slots, Ticket};
 
-/// A slot of an [`AdaptiveLimiter`], from [`try_acquire`](AdaptiveLimiter::try_acquire) or
-/// [`acquire`](AdaptiveLimiter::acquire).
+/// A slot of an [`AdaptiveLimiter`], borrowing it. Made by
+/// [`try_acquire`](AdaptiveLimiter::try_acquire); [`OwnedPermit`] is the same without the
+/// borrow.
 ///
 /// Report how the call went with [`success`](Self::success), [`failure`](Self::failure) or
 /// [`ignore`](Self::ignore); the latency from admission to that moment goes to the algorithm
@@ -31,61 +34,94 @@ use crate::classify::Outcome;
 /// # }
 /// ```
 #[must_use = "the slot is released as soon as the permit is dropped"]
-pub struct Permit {
-    limiter: AdaptiveLimiter,
-    started: Instant,
-    in_flight: u32,
-    finished: bool,
+pub struct Permit<'a>(Ticket<AdaptiveLimiter, &'a AdaptiveLimiter>);
+
+/// A slot of an [`AdaptiveLimiter`], holding a reference to it so that it can be moved into a
+/// task and outlive the handle it came from; it reports and releases as a [`Permit`] does.
+/// Made by [`try_acquire_owned`](AdaptiveLimiter::try_acquire_owned), by
+/// [`acquire`](AdaptiveLimiter::acquire), and what the limiter hands out as a
+/// [`Stage`](crate::stage::Stage) (to the tower layer and the HTTP adapters).
+#[must_use = "the slot is released as soon as the permit is dropped"]
+pub struct OwnedPermit(Ticket<AdaptiveLimiter, AdaptiveLimiter>);
+
+/// When a call was admitted, and the calls in flight with it: what its sample needs besides
+/// the outcome.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admission {
+    pub(super) started: Instant,
+    pub(super) in_flight: u32,
 }
 
-impl Permit {
-    pub(super) fn new(limiter: AdaptiveLimiter, started: Instant, in_flight: u32) -> Self {
-        Self {
-            limiter,
-            started,
-            in_flight,
-            finished: false,
+/// A permit ends its call: the slot is freed and the sample goes to the algorithm.
+impl Slots for AdaptiveLimiter {
+    type Held = Admission;
+
+    #[inline]
+    fn end(&self, admission: Admission, outcome: Outcome) {
+        self.inner
+            .complete(admission.started, admission.in_flight, outcome);
+    }
+}
+
+/// The accessors and the outcome shortcuts of both permits.
+macro_rules! permit_methods {
+    () => {
+        /// When the call was admitted.
+        pub fn started(&self) -> Instant {
+            self.0.held().started
         }
-    }
 
-    /// When the call was admitted.
-    pub fn started(&self) -> Instant {
-        self.started
-    }
-
-    /// Calls in flight when it was admitted, itself included.
-    pub fn in_flight_at_admission(&self) -> u32 {
-        self.in_flight
-    }
-
-    crate::classify::outcome_shortcuts!();
-
-    /// Reports `outcome`.
-    pub fn record(mut self, outcome: Outcome) {
-        self.finish(outcome);
-    }
-
-    fn finish(&mut self, outcome: Outcome) {
-        self.finished = true;
-        self.limiter
-            .inner
-            .complete(self.started, self.in_flight, outcome);
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.finish(Outcome::Ignored);
+        /// Calls in flight when it was admitted, itself included.
+        pub fn in_flight_at_admission(&self) -> u32 {
+            self.0.held().in_flight
         }
-    }
+
+        /// The limiter this slot belongs to.
+        pub fn limiter(&self) -> &AdaptiveLimiter {
+            self.0.handle()
+        }
+
+        crate::classify::outcome_shortcuts!();
+
+        /// Reports `outcome`.
+        #[inline]
+        pub fn record(self, outcome: Outcome) {
+            self.0.record(outcome);
+        }
+    };
 }
 
-impl fmt::Debug for Permit {
+impl<'a> Permit<'a> {
+    #[inline]
+    pub(super) fn new(limiter: &'a AdaptiveLimiter, admission: Admission) -> Self {
+        Self(Ticket::new(limiter, admission))
+    }
+
+    permit_methods!();
+}
+
+impl OwnedPermit {
+    pub(super) fn new(limiter: AdaptiveLimiter, admission: Admission) -> Self {
+        Self(Ticket::new(limiter, admission))
+    }
+
+    permit_methods!();
+}
+
+impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
-            .field("limiter", &self.limiter.name())
-            .field("in_flight", &self.in_flight)
+            .field("limiter", &self.limiter().name())
+            .field("in_flight", &self.in_flight_at_admission())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedPermit")
+            .field("limiter", &self.limiter().name())
+            .field("in_flight", &self.in_flight_at_admission())
             .finish_non_exhaustive()
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::permit::{Permit, WaitGuard};
+use super::permit::{OwnedPermit, Permit, WaitGuard};
 use super::shared::Inner;
 use super::state::{Arrival, Patience};
 use super::stream::BackpressureStream;
@@ -27,8 +27,9 @@ pub struct Backpressure {
 }
 
 /// How an arrival went, when it was not rejected.
-pub(super) enum Arrived<P = Permit> {
-    Admitted(P),
+pub(super) enum Arrived {
+    /// Admitted at once and counted: the caller makes the permit, or leases the slot.
+    Admitted,
     Queued(WaitGuard),
 }
 
@@ -50,7 +51,10 @@ impl Backpressure {
 
     /// Admission for one item of work, waiting up to the configured `wait_timeout`
     /// (5 s by default) while backpressure is on. See [`acquire_timeout`](Self::acquire_timeout).
-    pub async fn acquire(&self) -> Result<Permit, Rejection> {
+    ///
+    /// The permit holds a reference to the controller: a producer that waited usually hands
+    /// the item and its permit to a task, and the wait itself holds one.
+    pub async fn acquire(&self) -> Result<OwnedPermit, Rejection> {
         Stage::admit(self).await
     }
 
@@ -72,25 +76,62 @@ impl Backpressure {
     ///
     /// Dropping the future leaves the queue; a slot granted at that very moment is handed on to
     /// the next waiter, never lost.
-    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<Permit, Rejection> {
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<OwnedPermit, Rejection> {
         self.admit_within(timeout).await
     }
 
     /// Admission now, or a boxed wait of at most `timeout`: the wait (a timer among it) is
     /// most of the future's size, so only a producer that waits pays for it.
-    fn admit_within(&self, timeout: Duration) -> Admit<Permit> {
+    fn admit_within(&self, timeout: Duration) -> Admit<OwnedPermit> {
         match self.arrive(Patience::waiting_up_to(timeout)) {
             Err(rejection) => Admit::rejected(rejection),
-            Ok(Arrived::Admitted(permit)) => Admit::admitted(permit),
+            Ok(Arrived::Admitted) => Admit::admitted(OwnedPermit::new(self.clone())),
             Ok(Arrived::Queued(guard)) => Admit::waiting(guard.wait(timeout)),
         }
     }
 
     /// Admission without waiting: rejected with [`Backpressure`](RejectionReason::Backpressure)
     /// while backpressure is on.
-    pub fn try_acquire(&self) -> Result<Permit, Rejection> {
+    ///
+    /// The permit borrows the controller; for one that must outlive the borrow (moved into a
+    /// spawned task), use [`try_acquire_owned`](Self::try_acquire_owned).
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejection> {
+        self.admit_now()?;
+        Ok(Permit::new(self))
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), with a permit that holds a reference to the
+    /// controller instead of borrowing it, so it can be moved into a task and outlive this
+    /// handle. Taking and dropping the reference costs two atomic operations the borrowed
+    /// permit does not pay.
+    ///
+    /// ```
+    /// use resilience::backpressure::Backpressure;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let backpressure = Backpressure::builder("ingest").build()?;
+    /// let permit = backpressure.try_acquire_owned()?;
+    /// tokio::spawn(async move {
+    ///     let _done_when_dropped = permit;
+    ///     // ... work on the item ...
+    /// })
+    /// .await?;
+    /// assert_eq!(backpressure.pending(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejection> {
+        self.admit_now()?;
+        Ok(OwnedPermit::new(self.clone()))
+    }
+
+    /// Admits one item without waiting, or rejects it.
+    #[inline]
+    fn admit_now(&self) -> Result<(), Rejection> {
         match self.arrive(Patience::Never)? {
-            Arrived::Admitted(permit) => Ok(permit),
+            Arrived::Admitted => Ok(()),
             // `Never` is never told to wait; were it, dropping the guard leaves the queue.
             Arrived::Queued(guard) => {
                 drop(guard);
@@ -105,19 +146,10 @@ impl Backpressure {
         BackpressureStream::new(source, self.clone())
     }
 
-    /// Decides an arrival and, when it must wait, queues it.
-    pub(super) fn arrive(&self, patience: Patience) -> Result<Arrived, Rejection> {
-        self.arrive_as(patience, || Permit::new(self.clone()))
-    }
-
-    /// [`arrive`](Self::arrive), with `admitted` making what an arrival admitted at once
-    /// holds: a permit, or nothing for a lease.
+    /// Decides an arrival and, when it must wait, queues it. An arrival admitted at once is
+    /// counted here; its caller holds the slot as a permit or a lease.
     #[inline]
-    fn arrive_as<P>(
-        &self,
-        patience: Patience,
-        admitted: impl FnOnce() -> P,
-    ) -> Result<Arrived<P>, Rejection> {
+    pub(super) fn arrive(&self, patience: Patience) -> Result<Arrived, Rejection> {
         let inner = &*self.inner;
         let mut shared = inner.lock();
         let marks = shared.marks;
@@ -126,7 +158,8 @@ impl Backpressure {
                 inner.publish(&shared);
                 drop(shared);
                 inner.announce(switch, marks);
-                Ok(Arrived::Admitted(admitted()))
+                inner.instruments.accepted.increment();
+                Ok(Arrived::Admitted)
             }
             Arrival::Wait => {
                 // Only a producer that waits pays for its channel.
@@ -198,9 +231,9 @@ impl Backpressure {
 /// Admits at once while backpressure is off; otherwise waits in line for up to the
 /// configured `wait_timeout`.
 impl Stage for Backpressure {
-    type Permit = Permit;
+    type Permit = OwnedPermit;
 
-    fn admit(&self) -> Admit<Permit> {
+    fn admit(&self) -> Admit<OwnedPermit> {
         self.admit_within(self.wait_timeout())
     }
 
@@ -215,11 +248,10 @@ impl Stage for Backpressure {
     /// A call run by `call` that is admitted at once borrows the controller: no reference
     /// count is taken.
     #[inline]
-    fn lease(&self) -> Leased<Permit> {
+    fn lease(&self) -> Leased<OwnedPermit> {
         let timeout = self.wait_timeout();
-        let admitted = || self.inner.instruments.accepted.increment();
-        match self.arrive_as(Patience::waiting_up_to(timeout), admitted) {
-            Ok(Arrived::Admitted(())) => Leased::Token(LeaseToken::new(0)),
+        match self.arrive(Patience::waiting_up_to(timeout)) {
+            Ok(Arrived::Admitted) => Leased::Token(LeaseToken::new(0)),
             Ok(Arrived::Queued(guard)) => Leased::Admit(Admit::waiting(guard.wait(timeout))),
             Err(rejection) => Leased::Rejected(rejection),
         }
@@ -231,7 +263,7 @@ impl Stage for Backpressure {
     }
 }
 
-impl StagePermit for Permit {}
+impl StagePermit for OwnedPermit {}
 
 crate::registry::registered!(Backpressure: BackpressureConfig => BackpressureMetrics);
 

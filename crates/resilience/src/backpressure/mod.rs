@@ -105,5 +105,5 @@ pub use handle::Backpressure;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{BackpressureLayer, BackpressureService, ResponseFuture};
 pub use metrics::BackpressureMetrics;
-pub use permit::Permit;
+pub use permit::{OwnedPermit, Permit};
 pub use stream::BackpressureStream;

@@ -1,4 +1,5 @@
-//! [`Permit`]: one admitted item of work; and the guard of a producer waiting for one.
+//! [`Permit`] and [`OwnedPermit`]: one admitted item of work; and the guard of a producer
+//! waiting for one.
 
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -10,15 +11,19 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::Backpressure;
+use crate::classify::Outcome;
+use crate::ticket::{Slots, Ticket};
 use crate::time::deadline;
 use crate::{Rejection, RejectionReason};
 
-/// One admitted item of work, counted as pending until the permit is dropped.
+/// One admitted item of work, counted as pending until the permit is dropped; it borrows the
+/// controller. Made by [`try_acquire`](Backpressure::try_acquire); [`OwnedPermit`] is the same
+/// without the borrow.
 ///
 /// There is no `release()`: dropping the permit is the release, so pending work can be
 /// neither released twice nor released without having been admitted, and the count never
-/// drifts. Keep the permit for as long as the item is
-/// being worked on, for example by moving it into the task that handles the item.
+/// drifts. Keep the permit for as long as the item is being worked on; to move it into the
+/// task that handles the item, take an [`OwnedPermit`].
 ///
 /// ```
 /// # use resilience::backpressure::Backpressure;
@@ -31,32 +36,64 @@ use crate::{Rejection, RejectionReason};
 /// # Ok(())
 /// # }
 /// ```
-pub struct Permit {
-    controller: Backpressure,
+#[must_use = "the item is done as soon as the permit is dropped"]
+pub struct Permit<'a>(Ticket<Backpressure, &'a Backpressure>);
+
+/// One admitted item of work, holding a reference to the controller so that it can be moved
+/// into a task and outlive the handle it came from; it releases as a [`Permit`] does. Made
+/// by [`try_acquire_owned`](Backpressure::try_acquire_owned), [`acquire`](Backpressure::acquire),
+/// [`BackpressureStream`](super::BackpressureStream), and what the controller hands out as a
+/// [`Stage`](crate::stage::Stage) (to the tower layer and the HTTP adapters).
+#[must_use = "the item is done as soon as the permit is dropped"]
+pub struct OwnedPermit(Ticket<Backpressure, Backpressure>);
+
+/// A permit holds nothing but the handle: its release is one pending item less.
+impl Slots for Backpressure {
+    type Held = ();
+
+    #[inline]
+    fn end(&self, (): (), _: Outcome) {
+        self.inner.release();
+    }
 }
 
-impl Permit {
-    pub(super) fn new(controller: Backpressure) -> Self {
-        controller.inner.instruments.accepted.increment();
-        Self { controller }
+impl<'a> Permit<'a> {
+    /// The permit of an item `controller` has just admitted.
+    #[inline]
+    pub(super) fn new(controller: &'a Backpressure) -> Self {
+        Self(Ticket::new(controller, ()))
     }
 
     /// The controller this item is pending in.
     pub fn controller(&self) -> &Backpressure {
-        &self.controller
+        self.0.handle()
     }
 }
 
-impl Drop for Permit {
-    fn drop(&mut self) {
-        self.controller.inner.release();
+impl OwnedPermit {
+    /// The permit of an item `controller` has just admitted.
+    pub(super) fn new(controller: Backpressure) -> Self {
+        Self(Ticket::new(controller, ()))
+    }
+
+    /// The controller this item is pending in.
+    pub fn controller(&self) -> &Backpressure {
+        self.0.handle()
     }
 }
 
-impl fmt::Debug for Permit {
+impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
-            .field("controller", &self.controller.name())
+            .field("controller", &self.controller().name())
+            .finish()
+    }
+}
+
+impl fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedPermit")
+            .field("controller", &self.controller().name())
             .finish()
     }
 }
@@ -94,11 +131,14 @@ impl WaitGuard {
     }
 
     /// Ready with the permit once admitted.
-    pub(super) fn poll_granted(&mut self, cx: &mut Context<'_>) -> Poll<Result<Permit, Rejection>> {
+    pub(super) fn poll_granted(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<OwnedPermit, Rejection>> {
         let granted = std::task::ready!(Pin::new(&mut self.receiver).poll(cx));
         self.settled = true;
         Poll::Ready(match granted {
-            Ok(()) => Ok(Permit::new(self.controller.clone())),
+            Ok(()) => Ok(self.granted()),
             // The sender went without a grant: only the guard removes its own entry, so this
             // cannot happen; refuse rather than admit without counting.
             Err(_) => Err(self.controller.inner.reject(RejectionReason::Backpressure)),
@@ -106,7 +146,7 @@ impl WaitGuard {
     }
 
     /// Waits for the grant until `timeout` has passed, then gives up.
-    pub(super) async fn wait(mut self, timeout: Duration) -> Result<Permit, Rejection> {
+    pub(super) async fn wait(mut self, timeout: Duration) -> Result<OwnedPermit, Rejection> {
         // Saturating: a caller may pass `Duration::MAX` for "wait as long as it takes".
         let mut deadline = pin!(tokio::time::sleep_until(deadline(Instant::now(), timeout)));
         // The grant is polled before the timer, so a slot granted at the very instant the
@@ -125,14 +165,20 @@ impl WaitGuard {
     /// The wait is over: leave the queue and be rejected with
     /// [`WaitTimeout`](RejectionReason::WaitTimeout), unless admitted at this very moment, in
     /// which case the slot is taken.
-    pub(super) fn expire(mut self) -> Result<Permit, Rejection> {
+    pub(super) fn expire(mut self) -> Result<OwnedPermit, Rejection> {
         self.settled = true;
         let inner = &*self.controller.inner;
         let left = inner.lock().core.leave(self.ticket);
         if left || self.receiver.try_recv().is_err() {
             return Err(inner.reject(RejectionReason::WaitTimeout));
         }
-        Ok(Permit::new(self.controller.clone()))
+        Ok(self.granted())
+    }
+
+    /// The permit of the slot granted to this waiter, counted as accepted.
+    fn granted(&self) -> OwnedPermit {
+        self.controller.inner.instruments.accepted.increment();
+        OwnedPermit::new(self.controller.clone())
     }
 }
 
@@ -149,7 +195,7 @@ impl Drop for WaitGuard {
         drop(shared);
         // Admitted while being dropped: the grant is in the channel, and so is the slot.
         if self.receiver.try_recv().is_ok() {
-            drop(Permit::new(self.controller.clone()));
+            drop(self.granted());
         }
     }
 }

@@ -10,10 +10,10 @@ use pin_project_lite::pin_project;
 use super::handle::Arrived;
 use super::permit::WaitGuard;
 use super::state::Patience;
-use super::{Backpressure, Permit};
+use super::{Backpressure, OwnedPermit};
 
 pin_project! {
-    /// A stream of work items, each paired with the [`Permit`] that keeps it pending; made by
+    /// A stream of work items, each paired with the [`OwnedPermit`] that keeps it pending; made by
     /// [`Backpressure::stream`].
     ///
     /// While backpressure is off, the adapter pulls an item and admits it at once. While it is
@@ -57,7 +57,7 @@ pin_project! {
         // A wait for admission, before pulling (backpressure on) or for `item`.
         waiting: Option<WaitGuard>,
         // A slot taken before pulling, for the next item.
-        permit: Option<Permit>,
+        permit: Option<OwnedPermit>,
         // An item pulled while off whose admission found backpressure on after all.
         item: Option<S::Item>,
         done: bool,
@@ -94,7 +94,7 @@ impl<S: Stream> BackpressureStream<S> {
 }
 
 impl<S: Stream> Stream for BackpressureStream<S> {
-    type Item = (S::Item, Permit);
+    type Item = (S::Item, OwnedPermit);
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
@@ -111,7 +111,9 @@ impl<S: Stream> Stream for BackpressureStream<S> {
             if this.item.is_some() {
                 // Pulled, not admitted, not waiting (a refused wait): ask again.
                 match this.controller.arrive(Patience::Always) {
-                    Ok(Arrived::Admitted(permit)) => *this.permit = Some(permit),
+                    Ok(Arrived::Admitted) => {
+                        *this.permit = Some(OwnedPermit::new(this.controller.clone()))
+                    }
                     Ok(Arrived::Queued(guard)) => *this.waiting = Some(guard),
                     Err(_) => return wake_later(cx),
                 }
@@ -123,7 +125,9 @@ impl<S: Stream> Stream for BackpressureStream<S> {
             if this.permit.is_none() && this.controller.should_apply_backpressure() {
                 // On: queue for the slot first, so that nothing is pulled meanwhile.
                 match this.controller.arrive(Patience::Always) {
-                    Ok(Arrived::Admitted(permit)) => *this.permit = Some(permit),
+                    Ok(Arrived::Admitted) => {
+                        *this.permit = Some(OwnedPermit::new(this.controller.clone()))
+                    }
                     Ok(Arrived::Queued(guard)) => {
                         *this.waiting = Some(guard);
                         continue;
@@ -140,7 +144,9 @@ impl<S: Stream> Stream for BackpressureStream<S> {
                 return Poll::Ready(Some((item, permit)));
             }
             match this.controller.arrive(Patience::Always) {
-                Ok(Arrived::Admitted(permit)) => return Poll::Ready(Some((item, permit))),
+                Ok(Arrived::Admitted) => {
+                    return Poll::Ready(Some((item, OwnedPermit::new(this.controller.clone()))));
+                }
                 Ok(Arrived::Queued(guard)) => *this.waiting = Some(guard),
                 Err(_) => {
                     *this.item = Some(item);

@@ -106,7 +106,7 @@ pub use handle::LoadShedder;
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{LoadShedderLayer, LoadShedderService, PriorityOf, ResponseFuture};
 pub use metrics::LoadShedderMetrics;
-pub use permit::{Acquire, Permit, Prioritized};
+pub use permit::{Acquire, OwnedPermit, Permit, Prioritized};
 pub use priority::{LoadLevel, ParsePriorityError, Priority};
 pub use state::ShedReason;
 #[cfg(feature = "system")]

@@ -1,4 +1,4 @@
-//! [`Acquire`], the future of a slot, and [`Permit`], the slot itself.
+//! [`Acquire`], the future of a slot, and [`Permit`] and [`OwnedPermit`], the slot itself.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -14,48 +14,87 @@ use super::state::ShedReason;
 use super::{LoadShedder, Priority};
 use crate::classify::Outcome;
 use crate::stage::{Admit, LeaseToken, Leased, Stage, StagePermit};
+use crate::ticket::{Slots, Ticket};
 use crate::{PatternKind, Rejection};
 
-/// A slot of a [`LoadShedder`]; dropping it releases the slot (to the oldest waiter, if any).
+/// A slot of a [`LoadShedder`], borrowing it; dropping it releases the slot (to the oldest
+/// waiter, if any). Made by [`try_acquire`](LoadShedder::try_acquire); [`OwnedPermit`] is the
+/// same without the borrow.
 #[must_use = "the slot is released as soon as the permit is dropped"]
-pub struct Permit {
-    shedder: LoadShedder,
-    priority: Priority,
+pub struct Permit<'a>(Ticket<LoadShedder, &'a LoadShedder>);
+
+/// A slot of a [`LoadShedder`], holding a reference to it so that it can be moved into a task
+/// and outlive the handle it came from; it releases as a [`Permit`] does. Made by
+/// [`try_acquire_owned`](LoadShedder::try_acquire_owned), by [`acquire`](LoadShedder::acquire),
+/// and what the shedder hands out as a [`Stage`] (to the tower layer and the HTTP adapters).
+#[must_use = "the slot is released as soon as the permit is dropped"]
+pub struct OwnedPermit(Ticket<LoadShedder, LoadShedder>);
+
+/// A permit holds the priority it was granted for; its release frees the slot or hands it to
+/// the oldest waiter.
+impl Slots for LoadShedder {
+    type Held = Priority;
+
+    #[inline]
+    fn end(&self, _: Priority, _: Outcome) {
+        self.gave_slot_back();
+    }
 }
 
-impl Permit {
-    pub(super) fn new(shedder: LoadShedder, priority: Priority) -> Self {
-        shedder.took_slot();
-        Self::holding(shedder, priority)
-    }
-
-    /// The permit of a slot already counted as taken.
-    fn holding(shedder: LoadShedder, priority: Priority) -> Self {
-        Self { shedder, priority }
+impl<'a> Permit<'a> {
+    /// The permit of a slot `shedder` has just counted as taken.
+    #[inline]
+    pub(super) fn new(shedder: &'a LoadShedder, priority: Priority) -> Self {
+        Self(Ticket::new(shedder, priority))
     }
 
     /// The priority the slot was granted for.
     pub fn priority(&self) -> Priority {
-        self.priority
+        self.0.held()
+    }
+
+    /// The shedder this slot belongs to.
+    pub fn shedder(&self) -> &LoadShedder {
+        self.0.handle()
     }
 }
 
-impl Drop for Permit {
-    fn drop(&mut self) {
-        self.shedder.gave_slot_back();
+impl OwnedPermit {
+    /// The permit of a slot `shedder` has just counted as taken.
+    pub(super) fn new(shedder: LoadShedder, priority: Priority) -> Self {
+        Self(Ticket::new(shedder, priority))
+    }
+
+    /// The priority the slot was granted for.
+    pub fn priority(&self) -> Priority {
+        self.0.held()
+    }
+
+    /// The shedder this slot belongs to.
+    pub fn shedder(&self) -> &LoadShedder {
+        self.0.handle()
     }
 }
 
-impl fmt::Debug for Permit {
+impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
-            .field("shedder", &self.shedder.name())
-            .field("priority", &self.priority)
+            .field("shedder", &self.shedder().name())
+            .field("priority", &self.priority())
             .finish()
     }
 }
 
-impl StagePermit for Permit {}
+impl fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedPermit")
+            .field("shedder", &self.shedder().name())
+            .field("priority", &self.priority())
+            .finish()
+    }
+}
+
+impl StagePermit for OwnedPermit {}
 
 enum State {
     Start,
@@ -68,7 +107,7 @@ enum State {
     Done,
 }
 
-/// The future returned by [`LoadShedder::acquire`]: resolves to a [`Permit`] or to the
+/// The future returned by [`LoadShedder::acquire`]: resolves to an [`OwnedPermit`] or to the
 /// [`Rejection`] that shed the request.
 ///
 /// Decides on its first poll. Dropped while queued, it leaves the queue; if a slot was handed
@@ -110,7 +149,7 @@ impl Acquire {
 }
 
 impl Future for Acquire {
-    type Output = Result<Permit, Rejection>;
+    type Output = Result<OwnedPermit, Rejection>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -123,7 +162,8 @@ impl Future for Acquire {
             match shedder.inner.admit(priority, true) {
                 Admitted::Now => {
                     this.state = State::Done;
-                    return Poll::Ready(Ok(Permit::new(shedder, priority)));
+                    shedder.took_slot();
+                    return Poll::Ready(Ok(OwnedPermit::new(shedder, priority)));
                 }
                 Admitted::Shed(rejection) => {
                     this.state = State::Done;
@@ -160,7 +200,8 @@ impl Future for Acquire {
         this.state = State::Done;
         if granted {
             inner.accepted(priority, inner.active());
-            return Poll::Ready(Ok(Permit::new(shedder, priority)));
+            shedder.took_slot();
+            return Poll::Ready(Ok(OwnedPermit::new(shedder, priority)));
         }
         let Admitted::Shed(rejection) =
             inner.shed(priority, inner.active(), ShedReason::WaitTimeout)
@@ -219,7 +260,7 @@ impl LoadShedder {
 impl LoadShedder {
     /// Counts a slot taken by a permit or a lease.
     #[inline]
-    fn took_slot(&self) {
+    pub(super) fn took_slot(&self) {
         self.inner.instruments.active.increment();
     }
 
@@ -234,7 +275,7 @@ impl LoadShedder {
     /// counted as taken and leased, with no reference count; a queued request waits for its
     /// permit.
     #[inline]
-    fn lease_at(&self, priority: Priority) -> Leased<Permit> {
+    fn lease_at(&self, priority: Priority) -> Leased<OwnedPermit> {
         match self.inner.admit(priority, true) {
             Admitted::Now => {
                 self.took_slot();
@@ -257,9 +298,9 @@ impl LoadShedder {
 
     /// Admission at `priority`, decided now so requests are admitted in the order they
     /// arrive; only a queued request waits (boxed: the others pay nothing for the queue).
-    pub(super) fn admit_at(&self, priority: Priority) -> Admit<Permit> {
+    pub(super) fn admit_at(&self, priority: Priority) -> Admit<OwnedPermit> {
         match self.lease_at(priority) {
-            Leased::Token(_) => Admit::admitted(Permit::holding(self.clone(), priority)),
+            Leased::Token(_) => Admit::admitted(OwnedPermit::new(self.clone(), priority)),
             Leased::Rejected(rejection) => Admit::rejected(rejection),
             Leased::Admit(queued) => queued,
         }
@@ -268,9 +309,9 @@ impl LoadShedder {
 
 /// Admits at [`Priority::Normal`].
 impl Stage for LoadShedder {
-    type Permit = Permit;
+    type Permit = OwnedPermit;
 
-    fn admit(&self) -> Admit<Permit> {
+    fn admit(&self) -> Admit<OwnedPermit> {
         self.admit_at(Priority::Normal)
     }
 
@@ -284,7 +325,7 @@ impl Stage for LoadShedder {
 
     /// A call run by `call` that is admitted at once borrows the shedder.
     #[inline]
-    fn lease(&self) -> Leased<Permit> {
+    fn lease(&self) -> Leased<OwnedPermit> {
         self.lease_at(Priority::Normal)
     }
 
@@ -299,9 +340,9 @@ impl<S> Stage for Prioritized<S>
 where
     S: Borrow<LoadShedder> + Send + Sync,
 {
-    type Permit = Permit;
+    type Permit = OwnedPermit;
 
-    fn admit(&self) -> Admit<Permit> {
+    fn admit(&self) -> Admit<OwnedPermit> {
         self.shedder.borrow().admit_at(self.priority)
     }
 
@@ -315,7 +356,7 @@ where
 
     /// A call run by `call` that is admitted at once borrows the shedder.
     #[inline]
-    fn lease(&self) -> Leased<Permit> {
+    fn lease(&self) -> Leased<OwnedPermit> {
         self.shedder.borrow().lease_at(self.priority)
     }
 

@@ -18,6 +18,7 @@ use super::{
 use crate::classify::Outcome;
 use crate::events::{Emitter, EventBus};
 use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
+use crate::tally::Tally;
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
 /// An adaptive concurrency limiter: admits calls while fewer than its limit are in flight, and
@@ -38,9 +39,11 @@ pub(super) struct Inner {
     algorithm: Mutex<Box<dyn LimitAlgorithm>>,
     config: Mutex<AdaptiveConfig>,
     wait_timeout: AtomicU64,
-    total_requests: AtomicU64,
-    successes: AtomicU64,
-    failures: AtomicU64,
+    /// Calls ended with a success (yes) or a failure (no), counted per thread: a completed
+    /// call pays no atomic read-modify-write for its count. The calls admitted are those
+    /// ended plus those in flight, so admission counts nothing.
+    outcomes: Tally,
+    /// Calls ended with an outcome that says nothing (cancelled ones among them): rare.
     ignored: AtomicU64,
     rejected: AtomicU64,
     /// Callers waiting in `acquire`; releases only touch `notify` when there are any.
@@ -77,9 +80,7 @@ impl AdaptiveLimiter {
             algorithm: Mutex::new(algorithm),
             wait_timeout: AtomicU64::new(nanos(config.wait_timeout)),
             config: Mutex::new(config),
-            total_requests: AtomicU64::new(0),
-            successes: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            outcomes: Tally::new(),
             ignored: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             waiters: AtomicU32::new(0),
@@ -199,7 +200,6 @@ impl AdaptiveLimiter {
                 state::admit(in_flight, limit)
             })
             .ok()?;
-        inner.total_requests.fetch_add(1, Ordering::Relaxed);
         inner.instruments.accepted.increment();
         Some(Admission {
             started: Instant::now(),
@@ -225,16 +225,20 @@ impl AdaptiveLimiter {
         inner.poll(Instant::now());
         let algorithm = inner.lock_algorithm().name();
         let current_limit = self.limit();
+        // Every admitted call is in flight or has ended with one outcome: the sum is exact
+        // whenever no call ends during the snapshot (as for any snapshot of several counts).
+        let (success_count, failure_count) = inner.outcomes.totals();
+        let ignored_count = inner.ignored.load(Ordering::Relaxed);
         let active_count = self.in_flight();
         AdaptiveMetrics {
             name: inner.name.to_string(),
             algorithm,
             current_limit,
             active_count,
-            total_requests: inner.total_requests.load(Ordering::Relaxed),
-            success_count: inner.successes.load(Ordering::Relaxed),
-            failure_count: inner.failures.load(Ordering::Relaxed),
-            ignored_count: inner.ignored.load(Ordering::Relaxed),
+            total_requests: success_count + failure_count + ignored_count + u64::from(active_count),
+            success_count,
+            failure_count,
+            ignored_count,
             rejected_count: inner.rejected.load(Ordering::Relaxed),
             utilization: state::utilization(active_count, current_limit),
         }
@@ -327,12 +331,13 @@ impl Inner {
         // SeqCst pairs with the waiter's registration: either it sees the freed slot, or we
         // see it waiting.
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let counter = match outcome {
-            Outcome::Success => &self.successes,
-            Outcome::Failure => &self.failures,
-            Outcome::Ignored => &self.ignored,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Outcome::Success => self.outcomes.count(true),
+            Outcome::Failure => self.outcomes.count(false),
+            Outcome::Ignored => {
+                self.ignored.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let latency = now.saturating_duration_since(started);
         self.instruments.latency.record(latency);
         let sample = Sample::new(started, latency, in_flight, outcome);

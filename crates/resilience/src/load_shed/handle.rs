@@ -21,6 +21,7 @@ use super::{
 use crate::classify::EveryError;
 use crate::events::{Emitter, EventBus};
 use crate::stage;
+use crate::tally::Tally;
 use crate::{ConfigError, Error, PatternKind, Rejection};
 
 /// A load shedder: refuses work early when the service is overloaded, least important first.
@@ -41,8 +42,9 @@ pub(super) struct Inner {
     max_queue_depth: AtomicU32,
     thresholds: [AtomicU64; 3],
     wait_timeout: AtomicU64,
-    total_shed: AtomicU64,
-    total_accepted: AtomicU64,
+    /// Requests accepted (yes) and shed (no), counted per thread: an accepted request pays
+    /// no atomic read-modify-write for its count.
+    decisions: Tally,
     /// The waiters, oldest first. Every change of `queued` in `word` happens under this lock,
     /// together with the matching change here, so the two always agree.
     pub(super) queue: Mutex<Queue>,
@@ -90,8 +92,7 @@ impl LoadShedder {
             max_queue_depth: AtomicU32::new(0),
             thresholds: Default::default(),
             wait_timeout: AtomicU64::new(0),
-            total_shed: AtomicU64::new(0),
-            total_accepted: AtomicU64::new(0),
+            decisions: Tally::new(),
             queue: Mutex::new(Queue::default()),
             config: Mutex::new(config),
             monitor,
@@ -209,12 +210,13 @@ impl LoadShedder {
         let counts = inner.counts();
         let max_requests = inner.max_requests.load(Ordering::Relaxed);
         let system = inner.system_load();
+        let (total_accepted, total_shed) = inner.decisions.totals();
         LoadShedderMetrics {
             name: inner.name.to_string(),
             active_requests: counts.active,
             queue_depth: counts.queued,
-            total_shed: inner.total_shed.load(Ordering::Relaxed),
-            total_accepted: inner.total_accepted.load(Ordering::Relaxed),
+            total_shed,
+            total_accepted,
             load_level: inner.load_level(counts.active),
             max_requests,
             max_queue_depth: inner.max_queue_depth.load(Ordering::Relaxed),
@@ -357,7 +359,7 @@ impl Inner {
     }
 
     pub(super) fn accepted(&self, priority: Priority, active: u32) -> Admitted {
-        self.total_accepted.fetch_add(1, Ordering::Relaxed);
+        self.decisions.count(true);
         self.instruments.accepted(priority);
         self.emitter.emit(|| LoadShedderEvent::RequestAccepted {
             active,
@@ -368,7 +370,7 @@ impl Inner {
     }
 
     pub(super) fn shed(&self, priority: Priority, active: u32, reason: ShedReason) -> Admitted {
-        self.total_shed.fetch_add(1, Ordering::Relaxed);
+        self.decisions.count(false);
         self.instruments.shed(priority);
         let load_level = self.load_level(active);
         tracing::debug!(target: "resilience::load_shed", shedder = %self.name, %priority, reason = reason.as_str(), %load_level, "request shed");

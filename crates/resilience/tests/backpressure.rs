@@ -367,6 +367,86 @@ async fn ten_thousand_cancelled_tasks_leave_every_counter_at_zero() {
     assert!(!controller.should_apply_backpressure());
 }
 
+/// Admissions and releases without the lock (backpressure off, the high mark not reached)
+/// race the locked ones (switches, waiters, timeouts, reconfiguration) on four threads: the
+/// counts add up and nothing is left held or queued.
+#[test]
+fn lock_free_and_locked_paths_agree_across_threads() {
+    use std::sync::atomic::AtomicU64;
+    let controller = controller(24, 8, 2);
+    let admitted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..4_u32)
+        .map(|thread| {
+            let (controller, admitted, refused) = (
+                controller.clone(),
+                Arc::clone(&admitted),
+                Arc::clone(&refused),
+            );
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .unwrap();
+                let mut held = Vec::new();
+                for i in 0..20_000_u32 {
+                    let got = if i % 7 == thread {
+                        runtime.block_on(controller.acquire_timeout(Duration::from_micros(20)))
+                    } else {
+                        controller.try_acquire_owned()
+                    };
+                    match got {
+                        Ok(permit) => {
+                            admitted.fetch_add(1, Ordering::Relaxed);
+                            held.push(permit);
+                        }
+                        Err(_) => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    if held.len() > (i % 5) as usize {
+                        held.clear();
+                    }
+                    if thread == 0 && i % 500 == 0 {
+                        let high = if i % 1000 == 0 { 6 } else { 8 };
+                        let config = BackpressureConfig {
+                            high_water_mark: high,
+                            ..controller.config()
+                        };
+                        controller.set_config(config).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let metrics = controller.metrics();
+    assert_eq!(
+        (
+            metrics.pending_count,
+            metrics.waiting_count,
+            metrics.backpressure_active
+        ),
+        (0, 0, false)
+    );
+    let (admitted, refused) = (
+        admitted.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+    );
+    assert!(admitted > 10_000 && refused > 100, "{admitted} {refused}");
+    assert_eq!(
+        (metrics.total_accepted, metrics.total_rejected),
+        (admitted, refused)
+    );
+    // The marks still hold: admitted at once up to the high mark, then on.
+    let permits = take(&controller, 8);
+    assert!(controller.should_apply_backpressure());
+    drop(permits);
+    assert!(!controller.should_apply_backpressure());
+}
+
 #[tokio::test(start_paused = true)]
 async fn call_execute_and_the_admission_trait_hold_a_slot_while_running() {
     let controller = controller(10, 5, 0);

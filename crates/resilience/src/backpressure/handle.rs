@@ -151,14 +151,23 @@ impl Backpressure {
     #[inline]
     pub(super) fn arrive(&self, patience: Patience) -> Result<Arrived, Rejection> {
         let inner = &*self.inner;
+        if inner.admit_at_once() {
+            inner.admitted();
+            return Ok(Arrived::Admitted);
+        }
+        self.arrive_locked(patience)
+    }
+
+    /// [`arrive`](Self::arrive) when the core must decide.
+    fn arrive_locked(&self, patience: Patience) -> Result<Arrived, Rejection> {
+        let inner = &*self.inner;
         let mut shared = inner.lock();
         let marks = shared.marks;
         match shared.core.arrive(marks, patience) {
             Arrival::Admitted(switch) => {
-                inner.publish(&shared);
                 drop(shared);
                 inner.announce(switch, marks);
-                inner.instruments.accepted.increment();
+                inner.admitted();
                 Ok(Arrived::Admitted)
             }
             Arrival::Wait => {
@@ -181,7 +190,7 @@ impl Backpressure {
 
     /// Items admitted and not yet done.
     pub fn pending(&self) -> u32 {
-        self.inner.lock().core.pending()
+        self.inner.pending()
     }
 
     /// Producers waiting to be admitted.

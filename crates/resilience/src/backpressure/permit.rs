@@ -177,7 +177,7 @@ impl WaitGuard {
 
     /// The permit of the slot granted to this waiter, counted as accepted.
     fn granted(&self) -> OwnedPermit {
-        self.controller.inner.instruments.accepted.increment();
+        self.controller.inner.admitted();
         OwnedPermit::new(self.controller.clone())
     }
 }

@@ -1,17 +1,35 @@
-//! The controller's shared state: the pure core under a std mutex, the counters, and the
-//! release path that admits waiters.
+//! The controller's shared state: the pure core under a std mutex, the word that admits and
+//! releases without it while backpressure is off, the counters, and the release path that
+//! admits waiters.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{
+    AtomicU32, AtomicU64,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 use super::instruments::Instruments;
-use super::state::{Core, Marks, Switch};
+use super::state::{self, Core, Marks, Switch};
 use super::{BackpressureConfig, BackpressureEvent, BackpressureMetrics};
 use crate::events::{Emitter, EventBus};
+use crate::tally::Tally;
 use crate::{PatternKind, Rejection, RejectionReason};
+
+/// The fields of [`Inner::word`]: pending items in the low 32 bits, whether backpressure is
+/// on, whether a caller holds the core under the mutex, and above them a generation that
+/// every such caller advances.
+const PENDING: u64 = u32::MAX as u64;
+const ACTIVE: u64 = 1 << 32;
+const LOCKED: u64 = 1 << 33;
+const GENERATION: u64 = 1 << 34;
+
+fn pending_of(word: u64) -> u32 {
+    (word & PENDING) as u32
+}
 
 /// What every clone of a [`Backpressure`](super::Backpressure) controller shares.
 pub(super) struct Inner {
@@ -19,13 +37,22 @@ pub(super) struct Inner {
     /// A std mutex, never held across an await: every critical section is a few pure
     /// decisions and, at most, waking the waiters they admit. Listeners run after unlocking.
     shared: Mutex<Shared>,
-    /// Whether backpressure is on, copied out of the core under the lock after every
-    /// change, so producers (and the stream adapter, before each pull) can ask without
-    /// locking.
-    active: AtomicBool,
+    /// The pending count and the switch, which producers (and the stream adapter, before
+    /// each pull) read without locking. While backpressure is off and an arrival would not
+    /// turn it on, nothing else changes and nobody waits, so admission and release are one
+    /// compare-exchange here (see [`state::admits_at_once`]). Every other decision takes the
+    /// lock through [`Inner::lock`], which sets `LOCKED`: the lock-free paths then queue on
+    /// the mutex, the core resumes from the word, and the word is written back on unlock.
+    /// The generation fails a compare-exchange prepared before a locked section, so a
+    /// lock-free admission never decides on a high mark older than the word it changes.
+    word: AtomicU64,
+    /// The high water mark, for the lock-free admission; changed only under the lock.
+    high: AtomicU32,
     /// The configured wait timeout in nanoseconds, so `acquire` needs no second lock.
     wait_timeout: AtomicU64,
-    rejected_backpressure: AtomicU64,
+    /// Producers admitted (yes) and refused at once (no), counted per thread: an admission
+    /// pays no atomic read-modify-write for its count.
+    decisions: Tally,
     rejected_wait_timeout: AtomicU64,
     emitter: Emitter,
     /// Metric handles, registered once here (zero-sized without feature `metrics`).
@@ -37,6 +64,41 @@ pub(super) struct Shared {
     pub(super) core: Core<oneshot::Sender<()>>,
     pub(super) config: BackpressureConfig,
     pub(super) marks: Marks,
+}
+
+/// The lock held, with the core resumed from the word; unlocking writes the word back.
+pub(super) struct Locked<'a> {
+    word: &'a AtomicU64,
+    /// The generation to write back, advanced past the one found.
+    generation: u64,
+    shared: MutexGuard<'a, Shared>,
+}
+
+impl Deref for Locked<'_> {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Shared {
+        &mut self.shared
+    }
+}
+
+impl Drop for Locked<'_> {
+    /// Before the mutex is released (fields drop after this): a lock-free path that finds
+    /// the word unlocked finds the core's counts in it.
+    fn drop(&mut self) {
+        let core = &self.shared.core;
+        let active = if core.active() { ACTIVE } else { 0 };
+        self.word.store(
+            self.generation | active | u64::from(core.pending()),
+            Release,
+        );
+    }
 }
 
 fn nanos(duration: Duration) -> u64 {
@@ -55,9 +117,10 @@ impl Inner {
                 marks: Marks::from(&config),
                 config,
             }),
-            active: AtomicBool::new(false),
+            word: AtomicU64::new(0),
+            high: AtomicU32::new(config.high_water_mark),
             wait_timeout: AtomicU64::new(nanos(config.wait_timeout)),
-            rejected_backpressure: AtomicU64::new(0),
+            decisions: Tally::new(),
             rejected_wait_timeout: AtomicU64::new(0),
         }
     }
@@ -71,7 +134,39 @@ impl Inner {
     }
 
     pub(super) fn active(&self) -> bool {
-        self.active.load(Relaxed)
+        self.word.load(Relaxed) & ACTIVE != 0
+    }
+
+    /// Items admitted and not yet done, as of the last change.
+    pub(super) fn pending(&self) -> u32 {
+        pending_of(self.word.load(Acquire))
+    }
+
+    /// Admits one producer without the lock if backpressure is off and stays off; `false`
+    /// when the core must decide.
+    #[inline]
+    pub(super) fn admit_at_once(&self) -> bool {
+        let mut word = self.word.load(Acquire);
+        // The high mark read after the word: at least as new as the word's generation.
+        while word & (ACTIVE | LOCKED) == 0
+            && state::admits_at_once(pending_of(word), self.high.load(Relaxed))
+        {
+            match self
+                .word
+                .compare_exchange_weak(word, word + 1, AcqRel, Acquire)
+            {
+                Ok(_) => return true,
+                Err(actual) => word = actual,
+            }
+        }
+        false
+    }
+
+    /// Counts a producer admitted, at once or from the queue.
+    #[inline]
+    pub(super) fn admitted(&self) {
+        self.decisions.count(true);
+        self.instruments.accepted.increment();
     }
 
     pub(super) fn wait_timeout(&self) -> Duration {
@@ -80,18 +175,12 @@ impl Inner {
 
     pub(super) fn metrics(&self) -> BackpressureMetrics {
         let inner = self;
-        let (pending, waiting, active, admitted, config) = {
+        let (pending, waiting, active, config) = {
             let shared = inner.lock();
             let core = &shared.core;
-            (
-                core.pending(),
-                core.waiting(),
-                core.active(),
-                core.admitted(),
-                shared.config,
-            )
+            (core.pending(), core.waiting(), core.active(), shared.config)
         };
-        let rejected_backpressure = inner.rejected_backpressure.load(Relaxed);
+        let (admitted, rejected_backpressure) = inner.decisions.totals();
         let rejected_wait_timeout = inner.rejected_wait_timeout.load(Relaxed);
         let in_system = u64::from(pending) + u64::from(waiting);
         BackpressureMetrics {
@@ -119,31 +208,54 @@ impl Inner {
             let mut shared = inner.lock();
             shared.config = config;
             shared.marks = marks;
+            inner.high.store(marks.high, Relaxed);
             inner
                 .wait_timeout
                 .store(nanos(config.wait_timeout), Relaxed);
             switches.extend(shared.core.reconfigure(marks));
             Self::grant_waiters(&mut shared, &mut switches);
-            inner.publish(&shared);
         }
         for switch in switches {
             inner.announce(Some(switch), marks);
         }
     }
 
-    pub(super) fn lock(&self) -> MutexGuard<'_, Shared> {
-        // Nothing under this lock calls user code; a poisoned lock still holds valid state.
-        self.shared
+    /// Locks the core, with the counts the lock-free paths left in the word.
+    pub(super) fn lock(&self) -> Locked<'_> {
+        // Nothing under this lock calls user code; a poisoned lock still holds valid state
+        // (the word was written back as the panic unwound).
+        let mut shared = self
+            .shared
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    pub(super) fn publish(&self, shared: &Shared) {
-        self.active.store(shared.core.active(), Relaxed);
+            .unwrap_or_else(|poison| poison.into_inner());
+        // From here the lock-free paths queue on the mutex; what they did before is in `word`.
+        let word = self.word.fetch_or(LOCKED, AcqRel);
+        shared.core.resume(pending_of(word), word & ACTIVE != 0);
+        Locked {
+            word: &self.word,
+            generation: (word & !(PENDING | ACTIVE | LOCKED)).wrapping_add(GENERATION),
+            shared,
+        }
     }
 
     /// An admitted item is done: pending - 1, and the waiters that may now go are admitted.
+    #[inline]
     pub(super) fn release(&self) {
+        let mut word = self.word.load(Acquire);
+        while word & LOCKED == 0 && state::releases_at_once(pending_of(word), word & ACTIVE != 0) {
+            match self
+                .word
+                .compare_exchange_weak(word, word - 1, AcqRel, Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => word = actual,
+            }
+        }
+        self.release_locked();
+    }
+
+    /// [`release`](Self::release) when the core must decide.
+    fn release_locked(&self) {
         let mut shared = self.lock();
         let marks = shared.marks;
         let Some(switch) = shared.core.release(marks) else {
@@ -152,7 +264,6 @@ impl Inner {
         };
         let mut switches = vec![switch];
         Self::grant_waiters(&mut shared, &mut switches);
-        self.publish(&shared);
         drop(shared);
         for switch in switches {
             self.announce(Some(switch), marks);
@@ -173,11 +284,12 @@ impl Inner {
     }
 
     pub(super) fn reject(&self, reason: RejectionReason) -> Rejection {
-        let counter = match reason {
-            RejectionReason::WaitTimeout => &self.rejected_wait_timeout,
-            _ => &self.rejected_backpressure,
-        };
-        counter.fetch_add(1, Relaxed);
+        match reason {
+            RejectionReason::WaitTimeout => {
+                self.rejected_wait_timeout.fetch_add(1, Relaxed);
+            }
+            _ => self.decisions.count(false),
+        }
         self.instruments.rejected.increment();
         tracing::debug!(target: "resilience::backpressure", controller = %self.name, %reason, "producer rejected");
         // No honest `retry_after`: when pending work falls to the low mark depends on

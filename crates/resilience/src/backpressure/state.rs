@@ -5,6 +5,11 @@
 //! producers they name after the decision, and announces switches after unlocking. Waiters
 //! are a type parameter `W` (a oneshot sender in the handle, a plain id in the tests).
 //!
+//! While backpressure is off and an admission would not turn it on, nothing but the pending
+//! count changes and nobody waits: the handle admits and releases those without the lock
+//! ([`admits_at_once`], [`releases_at_once`]) and hands the count back to the core with
+//! [`Core::resume`] before any other decision.
+//!
 //! The rules, in one place:
 //! * **Off**: a producer is admitted at once (pending + 1). Reaching the high water mark
 //!   turns backpressure **on**. While off nobody waits, and pending is below the high mark.
@@ -90,8 +95,21 @@ pub(crate) struct Core<W> {
     /// waiter and removal by ticket (a cancelled wait) is cheap.
     waiters: BTreeMap<u64, W>,
     next_ticket: u64,
-    /// Producers ever admitted: `admitted = released + pending`.
-    admitted: u64,
+}
+
+/// Whether an arrival finding `pending` items and backpressure off is admitted without
+/// turning it on at the high mark `high`: exactly when [`Core::arrive`] would admit it with
+/// no switch (off, nobody waits and `pending` is below the high mark, so below
+/// `max_pending` too).
+pub(crate) fn admits_at_once(pending: u32, high: u32) -> bool {
+    pending.saturating_add(1) < high
+}
+
+/// Whether a release finding backpressure `active` changes nothing but the pending count:
+/// exactly when [`Core::release`] would switch nothing and no waiter could be granted (off,
+/// nobody waits).
+pub(crate) fn releases_at_once(pending: u32, active: bool) -> bool {
+    !active && pending > 0
 }
 
 impl<W> Core<W> {
@@ -101,8 +119,14 @@ impl<W> Core<W> {
             active: false,
             waiters: BTreeMap::new(),
             next_ticket: 0,
-            admitted: 0,
         }
+    }
+
+    /// Takes in the pending count and the switch as the handle's lock-free admissions and
+    /// releases left them (see [`admits_at_once`]).
+    pub(crate) fn resume(&mut self, pending: u32, active: bool) {
+        self.pending = pending;
+        self.active = active;
     }
 
     pub(crate) fn pending(&self) -> u32 {
@@ -111,10 +135,6 @@ impl<W> Core<W> {
 
     pub(crate) fn active(&self) -> bool {
         self.active
-    }
-
-    pub(crate) fn admitted(&self) -> u64 {
-        self.admitted
     }
 
     pub(crate) fn waiting(&self) -> u32 {
@@ -186,7 +206,6 @@ impl<W> Core<W> {
 
     fn admit(&mut self, marks: Marks) -> Option<Switch> {
         self.pending += 1;
-        self.admitted += 1;
         if !self.active && self.pending >= marks.high {
             self.active = true;
             return Some(Switch::On {

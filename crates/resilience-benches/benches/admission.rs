@@ -12,8 +12,9 @@
 //!   `semaphore_try_acquire` (tokio's `Semaphore::try_acquire` + drop, the bulkhead's own
 //!   building block and the fastest peer), `tower_concurrency_limit` (`ready` + `call` through
 //!   tower's `ConcurrencyLimit` around a service that answers at once), then ours: a permit
-//!   (`try_acquire` + drop), `call` around an operation that is ready at once, and our tower
-//!   layer around the same service as tower's.
+//!   (`try_acquire` + drop; for backpressure also `try_acquire_owned`, whose permit holds a
+//!   reference), `call` around an operation that is ready at once, and our tower layer around
+//!   the same service as tower's.
 //! * `bulkhead/contended_2_threads`, `backpressure/contended_2_threads`: the same entries
 //!   while a second thread takes and releases a slot of the same instance in a tight loop.
 //!   The figure is the measuring thread's time per operation under that contention.
@@ -60,6 +61,10 @@ fn backpressure_entries(group: &mut Group<'_>, controller: &Backpressure) {
     let mut entry = || controller.try_acquire().is_ok();
     check("backpressure_try_acquire", &mut entry);
     group.bench_function("backpressure_try_acquire", |b| b.iter(&mut entry));
+
+    let mut entry = || controller.try_acquire_owned().is_ok();
+    check("backpressure_try_acquire_owned", &mut entry);
+    group.bench_function("backpressure_try_acquire_owned", |b| b.iter(&mut entry));
 
     let mut entry = || {
         let call = controller.call(|| async { Ok::<_, ()>(black_box(1_u64)) });

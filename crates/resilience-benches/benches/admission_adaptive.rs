@@ -12,7 +12,8 @@
 //!   `semaphore_try_acquire` (tokio's `Semaphore::try_acquire` + drop), `tower_concurrency_limit`
 //!   (`ready` + `call` through tower's `ConcurrencyLimit` around a service that answers at
 //!   once), then ours: a permit (`try_acquire` + drop, or + `success()` for the adaptive
-//!   limiter, whose permit feeds the algorithm), `call` around an operation that is ready at
+//!   limiter, whose permit feeds the algorithm; it borrows the handle, and the `_owned`
+//!   entries take one holding a reference), `call` around an operation that is ready at
 //!   once, and our tower layer around the same service as tower's. The adaptive group measures
 //!   each algorithm's permit: AIMD (the default), Vegas and Gradient2, which read the clock
 //!   twice per call for the latency.
@@ -64,6 +65,10 @@ fn load_shed_entries(group: &mut Group<'_>, shedder: &LoadShedder) {
     let mut entry = || shedder.try_acquire(Priority::Normal).is_ok();
     check("load_shed_try_acquire", &mut entry);
     group.bench_function("load_shed_try_acquire", |b| b.iter(&mut entry));
+
+    let mut entry = || shedder.try_acquire_owned(Priority::Normal).is_ok();
+    check("load_shed_try_acquire_owned", &mut entry);
+    group.bench_function("load_shed_try_acquire_owned", |b| b.iter(&mut entry));
 
     let mut entry = || matches!(poll_once(shedder.acquire(Priority::Normal)), Some(Ok(_)));
     check("load_shed_acquire", &mut entry);
@@ -127,6 +132,10 @@ fn adaptive_entries(group: &mut Group<'_>, algorithm: &str, limiter: &AdaptiveLi
     if algorithm != "aimd" {
         return;
     }
+
+    let mut entry = || limiter.try_acquire_owned().map(|p| p.success()).is_ok();
+    check("adaptive_aimd_try_acquire_owned", &mut entry);
+    group.bench_function("adaptive_aimd_try_acquire_owned", |b| b.iter(&mut entry));
 
     let mut entry = || {
         let call = limiter.call(|| async { Ok::<_, ()>(black_box(1_u64)) });

@@ -30,9 +30,13 @@
 //! few calls above the capacity and Gradient2 (tolerance 1.0) within its `queue_size` of it;
 //! see `tests/adaptive.rs`.
 //!
-//! The slot is an RAII [`Permit`]: dropping it without an outcome counts as ignored, and the
-//! in-flight count is released either way (there is no `release()` to call unmatched). A limit
-//! lowered below the calls in flight lets them finish and admits nobody until they have.
+//! [`try_acquire`](AdaptiveLimiter::try_acquire) hands out a [`Permit`] that borrows the
+//! limiter; [`try_acquire_owned`](AdaptiveLimiter::try_acquire_owned),
+//! [`acquire`](AdaptiveLimiter::acquire) and the tower layer an [`OwnedPermit`] holding a
+//! reference to it, for a slot held across a task. Either is RAII: dropping it without an
+//! outcome counts as ignored, and the in-flight count is released either way (there is no
+//! `release()` to call unmatched). A limit lowered below the calls in flight lets them finish
+//! and admits nobody until they have.
 //!
 //! # Example
 //!

@@ -10,7 +10,7 @@
 //!
 //! # How it decides
 //!
-//! Each admitted item is *pending* until its [`Permit`] is dropped. Two water marks give
+//! Each admitted item is *pending* until its permit is dropped. Two water marks give
 //! hysteresis, so the switch does not flap around one threshold:
 //!
 //! * Below the **high water mark** producers are admitted at once. Reaching it turns
@@ -31,9 +31,17 @@
 //! `wait_timeout`, exactly at it. Neither
 //! carries a `retry_after`: when the backlog drains depends on consumers, not on a clock.
 //!
-//! Admission is an RAII [`Permit`]; there is no `release()` that could be called without an
-//! admission. A dropped wait leaves the queue, and a slot granted to a waiter at the
-//! very moment it gave up is handed on to the next one, never lost.
+//! Admission is an RAII permit; there is no `release()` that could be called without an
+//! admission. [`try_acquire`](Backpressure::try_acquire) hands out a [`Permit`] that borrows
+//! the controller; [`try_acquire_owned`](Backpressure::try_acquire_owned) an [`OwnedPermit`]
+//! holding a reference to it, for a permit moved into a task, as
+//! [`acquire`](Backpressure::acquire), the stream adapter and the tower layer hand out. A
+//! dropped wait leaves the queue, and a slot granted to a waiter at the very moment it gave
+//! up is handed on to the next one, never lost.
+//!
+//! While backpressure is off and an admission would not turn it on, admitting and releasing
+//! are one compare-exchange on an atomic word, without the lock; switching, waiting and
+//! reconfiguring take it.
 //! [`Backpressure::stream`] applies the controller to a [`Stream`](futures_core::Stream) of
 //! work.
 //!

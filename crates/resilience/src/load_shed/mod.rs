@@ -32,8 +32,12 @@
 //!   the container's cgroup v2 limits ([`SysinfoSource`]); requests only read two atomics. The
 //!   task stops when the last handle is dropped. Tests inject a [`SystemMetricsSource`].
 //!
-//! Every slot is a [`Permit`] released on drop: there is no `release()` to call without an
-//! `acquire()`, and a future dropped while queued gives its place up. The uncontended path
+//! Every slot is a permit released on drop: there is no `release()` to call without an
+//! `acquire()`, and a future dropped while queued gives its place up.
+//! [`try_acquire`](LoadShedder::try_acquire) hands out a [`Permit`] that borrows the shedder;
+//! [`try_acquire_owned`](LoadShedder::try_acquire_owned), [`acquire`](LoadShedder::acquire)
+//! and the tower layer an [`OwnedPermit`] holding a reference to it, for a slot held across
+//! a task. The uncontended path
 //! is one compare-exchange on a word holding both counts, with no lock and no allocation.
 //!
 //! # Example

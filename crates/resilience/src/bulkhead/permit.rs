@@ -102,15 +102,7 @@ impl<'a> Permit<'a> {
         self.0.holder
     }
 
-    /// The work succeeded; gives the slot back.
-    pub fn success(self) {
-        self.0.finish(Outcome::Success);
-    }
-
-    /// The work failed; gives the slot back.
-    pub fn failure(self) {
-        self.0.finish(Outcome::Failure);
-    }
+    crate::classify::outcome_shortcuts!();
 
     /// Reports `outcome` and gives the slot back.
     #[inline]
@@ -130,15 +122,7 @@ impl OwnedPermit {
         self.0.bulkhead()
     }
 
-    /// The work succeeded; gives the slot back.
-    pub fn success(self) {
-        self.0.finish(Outcome::Success);
-    }
-
-    /// The work failed; gives the slot back.
-    pub fn failure(self) {
-        self.0.finish(Outcome::Failure);
-    }
+    crate::classify::outcome_shortcuts!();
 
     /// Reports `outcome` and gives the slot back.
     #[inline]

@@ -16,6 +16,7 @@
 //! seat is past a tally's last pair (more live threads than the tally has pairs), or that
 //! counts while its thread-locals are being torn down, counts on a shared pair of atomics.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -138,6 +139,55 @@ fn seat() -> Option<usize> {
     SEAT.try_with(|seat| seat.0).ok()
 }
 
+/// A [`Tally`] that `reset_metrics` can set back to zero: a reset
+/// remembers what had been counted rather than writing every thread's pair.
+pub(crate) struct ResettableTally {
+    tally: Tally,
+    /// The tally's yes and no counts at the last reset.
+    at_reset: [AtomicU64; 2],
+}
+
+impl ResettableTally {
+    pub(crate) fn new() -> Self {
+        Self {
+            tally: Tally::new(),
+            at_reset: Default::default(),
+        }
+    }
+
+    /// Counts one answer, `yes` or no.
+    #[inline]
+    pub(crate) fn count(&self, yes: bool) {
+        self.tally.count(yes);
+    }
+
+    /// The counts since the last reset, yes and no. A count racing a reset lands on either
+    /// side of it, as it would on one atomic.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        let (yes, no) = self.tally.totals();
+        let [yes_before, no_before] = self.at_reset.each_ref().map(load);
+        (yes.saturating_sub(yes_before), no.saturating_sub(no_before))
+    }
+
+    /// Back to zero.
+    pub(crate) fn reset(&self) {
+        let (yes, no) = self.tally.totals();
+        let [yes_before, no_before] = &self.at_reset;
+        yes_before.store(yes, Ordering::Relaxed);
+        no_before.store(no, Ordering::Relaxed);
+    }
+}
+
+fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+impl fmt::Debug for ResettableTally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.totals().fmt(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -192,5 +242,18 @@ mod tests {
     fn pairs_do_not_share_a_line() {
         assert!(std::mem::align_of::<Counts>() >= 128);
         assert!(seats_per_tally() >= 8);
+    }
+
+    #[test]
+    fn a_reset_tally_counts_from_zero() {
+        let tally = ResettableTally::new();
+        tally.count(true);
+        tally.count(true);
+        tally.count(false);
+        assert_eq!(tally.totals(), (2, 1));
+        tally.reset();
+        assert_eq!(tally.totals(), (0, 0));
+        tally.count(false);
+        assert_eq!(tally.totals(), (0, 1));
     }
 }

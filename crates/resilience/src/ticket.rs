@@ -1,4 +1,4 @@
-//! [`Ticket`]: what a slot limiter's permit holds, written once for the permit that borrows
+//! [`Ticket`]: what a permit holds, written once for the permit that borrows
 //! the handle and the one that owns a clone of it.
 //!
 //! A borrowed permit (`&'a Handle`) costs nothing to take and give back; an owned one

@@ -16,8 +16,8 @@ use super::instruments::Instruments;
 use super::run::{Run, Step};
 use super::{RetryBudget, RetryBuilder, RetryConfig, RetryMetrics, RetryRules};
 use crate::events::{Emitter, EventBus};
-use crate::metrics::ResettableTally;
 use crate::striped::StripedCounter;
+use crate::tally::ResettableTally;
 use crate::{ConfigError, Error};
 
 /// A retry policy: runs an operation again after a failure, waiting longer each time.

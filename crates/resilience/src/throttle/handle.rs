@@ -3,7 +3,6 @@
 
 use crate::sync::atomic::{AtomicU64, Ordering};
 use std::fmt;
-use std::ops::Deref;
 use std::sync::Arc;
 
 use super::instruments::Instruments;
@@ -15,6 +14,7 @@ use crate::clock::Clock;
 use crate::events::{Emitter, EventBus};
 use crate::random::SplitMix;
 use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
+use crate::ticket::{Slots, Ticket};
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
 /// Client-side adaptive throttling: drops a share of requests locally when the backend has
@@ -137,10 +137,7 @@ impl AdaptiveThrottle {
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejection> {
         let bucket = self.inner.decide()?;
-        Ok(Permit(Ticket {
-            throttle: &*self.inner,
-            bucket,
-        }))
+        Ok(Permit(Ticket::new(&*self.inner, bucket)))
     }
 
     /// Like [`try_acquire`](Self::try_acquire), with a permit that holds a reference to the
@@ -165,10 +162,7 @@ impl AdaptiveThrottle {
     /// ```
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejection> {
         let bucket = self.inner.decide()?;
-        Ok(OwnedPermit(Ticket {
-            throttle: Arc::clone(&self.inner),
-            bucket,
-        }))
+        Ok(OwnedPermit(Ticket::new(Arc::clone(&self.inner), bucket)))
     }
 
     stage::entry_points! {
@@ -367,36 +361,32 @@ crate::registry::registered!(AdaptiveThrottle: ThrottleConfig => ThrottleMetrics
 /// dropped without an answer (a cancelled call) all count as accepted: none of them says the
 /// backend is overloaded.
 #[must_use = "dropping the permit counts the request as accepted by the backend"]
-pub struct Permit<'a>(Ticket<&'a Inner>);
+pub struct Permit<'a>(Ticket<Inner, &'a Inner>);
 
 /// A request the [`AdaptiveThrottle`] let through, holding a reference to it; tell it how
 /// the backend answered. Made by [`try_acquire_owned`](AdaptiveThrottle::try_acquire_owned),
 /// and what the throttle hands out as a [`Stage`] (to the tower layer and the HTTP adapters);
 /// it answers as a [`Permit`] does.
 #[must_use = "dropping the permit counts the request as accepted by the backend"]
-pub struct OwnedPermit(Ticket<Arc<Inner>>);
+pub struct OwnedPermit(Ticket<Inner, Arc<Inner>>);
 
-/// What both permits hold: the throttle, borrowed or counted (`H`), and the bucket the
-/// request was counted in, where a refusal goes too.
-///
-/// Nothing is released when it is dropped: the request was counted as accepted when it was
-/// counted, and only a failure has anything to write.
-struct Ticket<H> {
-    throttle: H,
-    bucket: u64,
+/// What both permits hold besides the throttle: the bucket the request was counted in, where
+/// a refusal goes too. Only a failure writes when a permit ends: the request was counted as
+/// accepted when it was counted, so a permit dropped without an answer changes nothing.
+impl Slots for Inner {
+    type Held = u64;
+
+    #[inline]
+    fn end(&self, bucket: u64, outcome: Outcome) {
+        self.record(bucket, outcome);
+    }
 }
 
-impl<H: Deref<Target = Inner>> Ticket<H> {
-    #[inline]
-    fn record(self, outcome: Outcome) {
-        self.throttle.record(self.bucket, outcome);
-    }
-
-    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(name)
-            .field("throttle", &self.throttle.name)
-            .finish_non_exhaustive()
-    }
+/// The `Debug` of both permits.
+fn debug_permit(kind: &str, throttle: &Inner, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.debug_struct(kind)
+        .field("throttle", &throttle.name)
+        .finish_non_exhaustive()
 }
 
 impl Permit<'_> {
@@ -421,13 +411,13 @@ impl OwnedPermit {
 
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.debug("Permit", f)
+        debug_permit("Permit", self.0.handle(), f)
     }
 }
 
 impl fmt::Debug for OwnedPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.debug("OwnedPermit", f)
+        debug_permit("OwnedPermit", self.0.handle(), f)
     }
 }
 

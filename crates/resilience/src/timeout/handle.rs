@@ -17,7 +17,7 @@ use super::state::{self, Budget};
 use super::{Deadline, TimeoutBuilder, TimeoutConfig, TimeoutEvent, TimeoutMetrics};
 use crate::clock::Clock;
 use crate::events::{Emitter, EventBus};
-use crate::metrics::ResettableTally;
+use crate::tally::ResettableTally;
 use crate::{ConfigError, Error, Rejection};
 
 /// A time limit for each call; also bounded by the [current deadline](Deadline::current).

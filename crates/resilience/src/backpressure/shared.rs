@@ -3,11 +3,7 @@
 //! admits waiters.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{
-    AtomicU32, AtomicU64,
-    Ordering::{AcqRel, Acquire, Relaxed, Release},
-};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -16,6 +12,11 @@ use super::instruments::Instruments;
 use super::state::{self, Core, Marks, Switch};
 use super::{BackpressureConfig, BackpressureEvent, BackpressureMetrics};
 use crate::events::{Emitter, EventBus};
+use crate::sync::atomic::{
+    AtomicU32, AtomicU64,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
+use crate::sync::{Mutex, MutexGuard};
 use crate::tally::Tally;
 use crate::{PatternKind, Rejection, RejectionReason};
 

@@ -27,7 +27,6 @@ pub mod rate_limit;
 pub mod registry;
 pub mod retry;
 pub mod stage;
-mod striped;
 mod sync;
 mod tally;
 pub mod telemetry;

@@ -1,52 +1,48 @@
-//! [`Tally`]: the counts of a two-way answer given on a hot path (a rate limiter's allowed or
-//! denied, a cache's hit or miss), kept exact without an atomic read-modify-write each.
+//! [`Tally`]: counts kept on a hot path (a rate limiter's allowed and denied, a cache's hits
+//! and misses, a breaker's successes and rejections), exact without an atomic
+//! read-modify-write each.
 //!
 //! A rate-limit decision on one GCRA word costs one compare-exchange (none for a denial), a
 //! cache hit a read lock; counting it on a shared `AtomicU64` would add a locked `fetch_add`,
 //! as dear as the answer's own, and a cache line that every core counting on the instance
 //! takes in turn. So each thread has a
 //! *seat*: a small number, unique among the live threads, taken on its first count and given
-//! back when it exits. A tally keeps a pair of counts per seat, each pair on its own cache
-//! lines, and only the thread holding a seat writes its pair: a plain load and store, no lock
-//! prefix, no line shared with another writer. Reading sums the pairs.
+//! back when it exits. A tally keeps a row of counts per seat, each row on its own cache
+//! lines, and only the thread holding a seat writes its row: a plain load and store, no lock
+//! prefix, no line shared with another writer. Reading sums the rows.
 //!
 //! Nothing is lost when a thread exits: its seat goes back to the pool with its counts in
 //! every tally, and the next thread to take it counts on from there (the mutex that hands
 //! seats over orders the last writer's stores before the next one's loads). A thread whose
-//! seat is past a tally's last pair (more live threads than the tally has pairs), or that
-//! counts while its thread-locals are being torn down, counts on a shared pair of atomics.
+//! seat is past a tally's last row (more live threads than the tally has rows), or that
+//! counts while its thread-locals are being torn down, counts on a shared row of atomics.
+//!
+//! Under loom the counts stay std atomics: loom never switches threads between a count's load
+//! and its store, so the models see exact counts without exploring them.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// Exact counts of a two-way answer (`yes` and `no`: allowed and denied, hit and miss), added
-/// to by many threads without an atomic read-modify-write each.
-pub(crate) struct Tally {
-    /// One pair per seat, then the pair of the threads without one.
-    counts: Box<[Counts]>,
+/// `N` exact counts (two by default: `yes` and `no`, as allowed and denied, hit and miss),
+/// added to by many threads without an atomic read-modify-write each.
+pub(crate) struct Tally<const N: usize = 2> {
+    /// One row per seat, then the row of the threads without one.
+    counts: Box<[Counts<N>]>,
 }
 
-/// One pair of counts, alone on its cache lines (two on CPUs that fetch lines in pairs).
+/// One row of counts, alone on its cache lines (two on CPUs that fetch lines in pairs).
 #[repr(align(128))]
-#[derive(Default)]
-struct Counts {
-    yes: AtomicU64,
-    no: AtomicU64,
-}
+struct Counts<const N: usize>([AtomicU64; N]);
 
-impl Counts {
-    fn of(&self, yes: bool) -> &AtomicU64 {
-        if yes {
-            &self.yes
-        } else {
-            &self.no
-        }
+impl<const N: usize> Default for Counts<N> {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
     }
 }
 
-impl Tally {
-    /// A tally with a pair for each seat the threads of a busy process are likely to hold:
+impl<const N: usize> Tally<N> {
+    /// A tally with a row for each seat the threads of a busy process are likely to hold:
     /// twice the CPUs, at least 8.
     pub(crate) fn new() -> Self {
         Self::with_seats(seats_per_tally())
@@ -58,31 +54,44 @@ impl Tally {
         }
     }
 
-    /// Counts one answer, `yes` or no.
+    /// Adds one to count `which` (below `N`).
     #[inline]
-    pub(crate) fn count(&self, yes: bool) {
+    pub(crate) fn add(&self, which: usize) {
         let shared = self.counts.len() - 1;
         match seat() {
-            // Only this thread writes its seat's counts: no other write can come in between.
+            // Only this thread writes its seat's row: no other write can come in between.
             Some(seat) if seat < shared => {
-                let count = self.counts[seat].of(yes);
+                let count = &self.counts[seat].0[which];
                 count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             }
             _ => {
-                self.counts[shared].of(yes).fetch_add(1, Ordering::Relaxed);
+                self.counts[shared].0[which].fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// The counts so far, yes and no: every answer counted before this call, and perhaps
-    /// some racing it.
-    pub(crate) fn totals(&self) -> (u64, u64) {
-        self.counts.iter().fold((0, 0), |(yes, no), counts| {
-            (
-                yes + counts.yes.load(Ordering::Relaxed),
-                no + counts.no.load(Ordering::Relaxed),
-            )
+    /// The counts so far: every one added before this call, and perhaps some racing it.
+    pub(crate) fn counts(&self) -> [u64; N] {
+        self.counts.iter().fold([0; N], |mut sums, row| {
+            for (sum, count) in sums.iter_mut().zip(&row.0) {
+                *sum += count.load(Ordering::Relaxed);
+            }
+            sums
         })
+    }
+}
+
+impl Tally {
+    /// Counts one answer, `yes` or no.
+    #[inline]
+    pub(crate) fn count(&self, yes: bool) {
+        self.add(usize::from(!yes));
+    }
+
+    /// The counts so far, yes and no.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        let [yes, no] = self.counts();
+        (yes, no)
     }
 }
 
@@ -139,52 +148,63 @@ fn seat() -> Option<usize> {
     SEAT.try_with(|seat| seat.0).ok()
 }
 
-/// A [`Tally`] that `reset_metrics` can set back to zero: a reset
-/// remembers what had been counted rather than writing every thread's pair.
-pub(crate) struct ResettableTally {
-    tally: Tally,
-    /// The tally's yes and no counts at the last reset.
-    at_reset: [AtomicU64; 2],
+/// A [`Tally`] that `reset_metrics` can set back to zero: a reset remembers what had been
+/// counted rather than writing every thread's row.
+pub(crate) struct ResettableTally<const N: usize = 2> {
+    tally: Tally<N>,
+    /// The tally's counts at the last reset.
+    at_reset: [AtomicU64; N],
 }
 
-impl ResettableTally {
+impl<const N: usize> ResettableTally<N> {
     pub(crate) fn new() -> Self {
         Self {
             tally: Tally::new(),
-            at_reset: Default::default(),
+            at_reset: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
+    /// Adds one to count `which` (below `N`).
+    #[inline]
+    pub(crate) fn add(&self, which: usize) {
+        self.tally.add(which);
+    }
+
+    /// The counts since the last reset. A count racing a reset lands on either side of it,
+    /// as it would on one atomic.
+    pub(crate) fn counts(&self) -> [u64; N] {
+        let mut counts = self.tally.counts();
+        for (count, before) in counts.iter_mut().zip(&self.at_reset) {
+            *count = count.saturating_sub(before.load(Ordering::Relaxed));
+        }
+        counts
+    }
+
+    /// Back to zero.
+    pub(crate) fn reset(&self) {
+        for (count, before) in self.tally.counts().into_iter().zip(&self.at_reset) {
+            before.store(count, Ordering::Relaxed);
+        }
+    }
+}
+
+impl ResettableTally {
     /// Counts one answer, `yes` or no.
     #[inline]
     pub(crate) fn count(&self, yes: bool) {
         self.tally.count(yes);
     }
 
-    /// The counts since the last reset, yes and no. A count racing a reset lands on either
-    /// side of it, as it would on one atomic.
+    /// The counts since the last reset, yes and no.
     pub(crate) fn totals(&self) -> (u64, u64) {
-        let (yes, no) = self.tally.totals();
-        let [yes_before, no_before] = self.at_reset.each_ref().map(load);
-        (yes.saturating_sub(yes_before), no.saturating_sub(no_before))
-    }
-
-    /// Back to zero.
-    pub(crate) fn reset(&self) {
-        let (yes, no) = self.tally.totals();
-        let [yes_before, no_before] = &self.at_reset;
-        yes_before.store(yes, Ordering::Relaxed);
-        no_before.store(no, Ordering::Relaxed);
+        let [yes, no] = self.counts();
+        (yes, no)
     }
 }
 
-fn load(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Relaxed)
-}
-
-impl fmt::Debug for ResettableTally {
+impl<const N: usize> fmt::Debug for ResettableTally<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.totals().fmt(f)
+        self.counts().fmt(f)
     }
 }
 
@@ -196,7 +216,7 @@ mod tests {
 
     #[test]
     fn counts_every_decision_of_every_thread_seated_or_not() {
-        // Two pairs for eight threads: most count on the shared pair, some on seats, and
+        // Two rows for eight threads: most count on the shared row, some on seats, and
         // seats given back by exited threads are taken again with their counts.
         let tally = Arc::new(Tally::with_seats(2));
         for round in 0..3 {
@@ -239,8 +259,9 @@ mod tests {
     }
 
     #[test]
-    fn pairs_do_not_share_a_line() {
-        assert!(std::mem::align_of::<Counts>() >= 128);
+    fn rows_do_not_share_a_line() {
+        assert!(std::mem::align_of::<Counts<2>>() >= 128);
+        assert!(std::mem::align_of::<Counts<3>>() >= 128);
         assert!(seats_per_tally() >= 8);
     }
 
@@ -255,5 +276,17 @@ mod tests {
         assert_eq!(tally.totals(), (0, 0));
         tally.count(false);
         assert_eq!(tally.totals(), (0, 1));
+    }
+
+    #[test]
+    fn three_counts_reset_together() {
+        let tally = ResettableTally::<3>::new();
+        for which in [0, 2, 2, 1, 2] {
+            tally.add(which);
+        }
+        assert_eq!(tally.counts(), [1, 1, 3]);
+        tally.reset();
+        tally.add(2);
+        assert_eq!(tally.counts(), [0, 0, 1]);
     }
 }

@@ -22,9 +22,9 @@ use crate::error::Name;
 use crate::events::{Emitter, EventBus};
 use crate::hook::{isolate, CallbackKind};
 use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
-use crate::striped::StripedCounter;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{Mutex, MutexGuard};
+use crate::tally::ResettableTally;
 use crate::{ConfigError, Error, PatternKind, Rejection, RejectionReason};
 
 pub(crate) type StateCallback = Arc<dyn Fn(CircuitState, CircuitState) + Send + Sync>;
@@ -50,6 +50,11 @@ struct Core {
     hook: Option<TransitionHook>,
 }
 
+/// Which of [`Inner::counts`] counts successes.
+const SUCCESSES: usize = 0;
+/// Which of [`Inner::counts`] counts rejections.
+const REJECTED: usize = 1;
+
 pub(crate) struct Inner {
     name: Arc<str>,
     /// The name again, as every rejection copies it (see [`Name`]): reading a name as a
@@ -70,13 +75,13 @@ pub(crate) struct Inner {
     timeout: AtomicU64,
     /// Every time the breaker reads, on one timeline (see [`Clock`] for its source).
     clock: Clock,
-    /// Striped: the closed-state success path writes nothing else that threads share.
-    successes: StripedCounter,
+    /// Successes and rejections, counted per thread: the closed-state success path and the
+    /// open-state rejection write nothing that threads share (see [`SUCCESSES`], [`REJECTED`]).
+    counts: ResettableTally,
     failures: AtomicU64,
     ignored: AtomicU64,
-    rejected: StripedCounter,
-    /// `successes` as it was at the last failure: consecutive successes are the difference,
-    /// so a success costs one atomic increment, not two.
+    /// The success count as it was at the last failure: consecutive successes are the
+    /// difference, so a success costs one count, not two.
     successes_at_failure: AtomicU64,
     emitter: Emitter,
     /// Metric handles, registered once here (zero-sized without feature `metrics`).
@@ -154,10 +159,9 @@ impl CircuitBreaker {
             measure: AtomicBool::new(false),
             timeout: AtomicU64::new(0),
             clock: Clock::new(),
-            successes: StripedCounter::default(),
+            counts: ResettableTally::new(),
             failures: AtomicU64::new(0),
             ignored: AtomicU64::new(0),
-            rejected: StripedCounter::default(),
             successes_at_failure: AtomicU64::new(0),
             on_state_change,
             core: Mutex::new(core),
@@ -387,8 +391,7 @@ impl CircuitBreaker {
             };
             core.consecutive_failures = 0;
             core.last_failure = None;
-            inner.successes.reset();
-            inner.rejected.reset();
+            inner.counts.reset();
             for counter in [&inner.failures, &inner.ignored, &inner.successes_at_failure] {
                 counter.store(0, Ordering::Relaxed);
             }
@@ -415,15 +418,16 @@ impl CircuitBreaker {
                 inner.publish(&core);
             }
             let phase = core.machine.phase();
+            let counts = inner.counts.counts();
             let metrics = CircuitBreakerMetrics {
                 name: inner.name.to_string(),
                 state: phase.state(),
                 total_requests: 0,
                 failure_rate: 0.0,
-                successful_requests: inner.successes.sum(),
+                successful_requests: counts[SUCCESSES],
                 failed_requests: inner.failures.load(Ordering::Relaxed),
                 ignored_requests: inner.ignored.load(Ordering::Relaxed),
-                rejected_requests: inner.rejected.sum(),
+                rejected_requests: counts[REJECTED],
                 consecutive_failures: core.consecutive_failures,
                 consecutive_successes: inner.consecutive_successes(),
                 time_since_last_failure: core
@@ -507,7 +511,7 @@ impl Inner {
     }
 
     fn consecutive_successes(&self) -> u64 {
-        let successes = self.successes.sum();
+        let successes = self.counts.counts()[SUCCESSES];
         successes.saturating_sub(self.successes_at_failure.load(Ordering::Relaxed))
     }
 
@@ -661,7 +665,7 @@ impl Inner {
         retry_after: Option<Duration>,
         state: CircuitState,
     ) -> Rejection {
-        self.rejected.increment();
+        self.counts.add(REJECTED);
         self.instruments.rejected();
         self.emitter
             .emit(|| CircuitBreakerEvent::CallRejected { state, retry_after });
@@ -681,7 +685,7 @@ impl Inner {
                 && (state == DISABLED
                     || (state == CLOSED && self.success_noop.load(Ordering::Relaxed)));
             if unchanged {
-                self.successes.increment();
+                self.counts.add(SUCCESSES);
                 self.instruments.completed(Outcome::Success, None);
                 self.emitter.emit(|| CircuitBreakerEvent::CallSuccess {
                     state: ticket.admitted_in,
@@ -700,7 +704,7 @@ impl Inner {
             let mut core = self.lock();
             let record = match outcome {
                 Outcome::Success => {
-                    self.successes.increment();
+                    self.counts.add(SUCCESSES);
                     core.consecutive_failures = 0;
                     Some(CallRecord {
                         failed: false,
@@ -710,7 +714,7 @@ impl Inner {
                 Outcome::Failure => {
                     self.failures.fetch_add(1, Ordering::Relaxed);
                     self.successes_at_failure
-                        .store(self.successes.sum(), Ordering::Relaxed);
+                        .store(self.counts.counts()[SUCCESSES], Ordering::Relaxed);
                     core.consecutive_failures += 1;
                     core.last_failure = Some(now);
                     Some(CallRecord {

@@ -16,7 +16,6 @@ use super::instruments::Instruments;
 use super::run::{Run, Step};
 use super::{RetryBudget, RetryBuilder, RetryConfig, RetryMetrics, RetryRules};
 use crate::events::{Emitter, EventBus};
-use crate::striped::StripedCounter;
 use crate::tally::ResettableTally;
 use crate::{ConfigError, Error};
 
@@ -39,15 +38,19 @@ pub(crate) struct Settings {
     pub(crate) budget: Option<RetryBudget>,
 }
 
+/// Which of [`Counters::calls`] counts successes at the first attempt.
+pub(crate) const FIRST_TRY: usize = 0;
+/// Which of [`Counters::calls`] counts successes that took more than one attempt.
+pub(crate) const AFTER_RETRYING: usize = 1;
+/// Which of [`Counters::calls`] counts every attempt but the first-try successes.
+pub(crate) const OTHER_ATTEMPTS: usize = 2;
+
 #[derive(Debug)]
 pub(crate) struct Counters {
-    /// Successful calls: yes when the first attempt succeeded (one attempt and one success
-    /// each, counted with one plain store on the calling thread's own pair), no when it
-    /// took more.
-    pub(crate) successes: ResettableTally,
-    /// Every attempt but the first-try successes. Striped: every call adds to one of these,
-    /// from whichever thread runs it.
-    pub(crate) total: StripedCounter,
+    /// Counted per thread (see [`FIRST_TRY`], [`AFTER_RETRYING`], [`OTHER_ATTEMPTS`]): every
+    /// call adds to one of these, from whichever thread runs it, and a first-try success,
+    /// one attempt and one success, with a single plain store on that thread's own row.
+    pub(crate) calls: ResettableTally<3>,
     pub(crate) failed: AtomicU64,
     pub(crate) exhausted: AtomicU64,
     pub(crate) delay_nanos: AtomicU64,
@@ -56,8 +59,7 @@ pub(crate) struct Counters {
 impl Default for Counters {
     fn default() -> Self {
         Self {
-            successes: ResettableTally::new(),
-            total: StripedCounter::default(),
+            calls: ResettableTally::new(),
             failed: AtomicU64::default(),
             exhausted: AtomicU64::default(),
             delay_nanos: AtomicU64::default(),
@@ -225,8 +227,8 @@ impl Retry {
     /// A snapshot of the counters, with aioresilience's field names.
     pub fn metrics(&self) -> RetryMetrics {
         let counters = &self.inner.counters;
-        let (first_try, after_retrying) = counters.successes.totals();
-        let total_attempts = counters.total.sum().wrapping_add(first_try);
+        let [first_try, after_retrying, other_attempts] = counters.calls.counts();
+        let total_attempts = other_attempts.wrapping_add(first_try);
         let successful_attempts = after_retrying.wrapping_add(first_try);
         RetryMetrics {
             name: self.inner.name.to_string(),
@@ -248,8 +250,7 @@ impl Retry {
     /// (aioresilience's `reset_metrics`).
     pub fn reset_metrics(&self) {
         let counters = &self.inner.counters;
-        counters.successes.reset();
-        counters.total.reset();
+        counters.calls.reset();
         crate::metrics::reset_counters([
             &counters.failed,
             &counters.exhausted,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::backoff;
-use super::handle::{Inner, Settings};
+use super::handle::{Inner, Settings, AFTER_RETRYING, FIRST_TRY, OTHER_ATTEMPTS};
 use super::rules::{Kind, Verdict};
 use super::state::{decide, retryable, Attempts, Decision, Retryable, Stop};
 use super::{RetryEvent, RetryRules};
@@ -131,7 +131,7 @@ impl Run {
     fn succeeded<T, E>(&self, inner: &Inner, own: Result<T, E>) -> Step<T, E> {
         let attempts = self.attempts.total();
         if attempts == 1 {
-            inner.counters.successes.count(true);
+            inner.counters.calls.add(FIRST_TRY);
         } else {
             Self::succeeded_after_retrying(inner, attempts);
         }
@@ -145,14 +145,14 @@ impl Run {
     #[cold]
     #[inline(never)]
     fn succeeded_after_retrying(inner: &Inner, attempts: u32) {
-        inner.counters.total.increment();
-        inner.counters.successes.count(false);
+        inner.counters.calls.add(OTHER_ATTEMPTS);
+        inner.counters.calls.add(AFTER_RETRYING);
         tracing::debug!(target: "resilience::retry", retry = %inner.name, attempts, "succeeded after retrying");
     }
 
     /// A failure that is not retried: returned as is, no event.
     fn returned<T, E: fmt::Display>(inner: &Inner, result: Result<T, Error<E>>) -> Step<T, E> {
-        inner.counters.total.increment();
+        inner.counters.calls.add(OTHER_ATTEMPTS);
         if let Err(error) = &result {
             inner.counters.failed.fetch_add(1, Ordering::Relaxed);
             inner.set_last_error(Arc::from(error.to_string()));
@@ -170,7 +170,7 @@ impl Run {
         last: Option<Error<E>>,
         retry_after: Option<Duration>,
     ) -> Step<T, E> {
-        inner.counters.total.increment();
+        inner.counters.calls.add(OTHER_ATTEMPTS);
         let error: Arc<str> = match &last {
             Some(error) => Arc::from(error.to_string()),
             None => Arc::from(REJECTED_RESULT),

@@ -207,22 +207,20 @@ impl<S> ResilientMiddlewareBuilder<S> {
 
 /// What the retry policy retries: every retryable answer whose `Retry-After` (if any) is
 /// within `cap`, waiting at least that long; transport failures of reqwest; nothing else.
+///
+/// All of it is one `never_retry_if` rather than a `retry_if`: the retry then hands every
+/// response that is not a retryable answer (those come as errors) straight back, without
+/// judging it.
 fn rules(cap: Duration) -> RetryRules<Response, Failure> {
     RetryRules::new()
         .never_retry_if(move |failure| match failure {
             Failure::Answer(response) => {
                 retry_after(response.headers()).is_some_and(|wait| wait > cap)
             }
-            _ => false,
-        })
-        .retry_if(|failure| match failure {
-            Failure::Answer(_) => true,
             Failure::Sent(reqwest_middleware::Error::Reqwest(error)) => {
-                error.is_connect() || error.is_timeout() || error.is_request()
+                !(error.is_connect() || error.is_timeout() || error.is_request())
             }
-            Failure::Sent(reqwest_middleware::Error::Middleware(_)) | Failure::NotCloneable => {
-                false
-            }
+            Failure::Sent(reqwest_middleware::Error::Middleware(_)) | Failure::NotCloneable => true,
         })
         .retry_after(|result| match result {
             Err(Failure::Answer(response)) => retry_after(response.headers()),

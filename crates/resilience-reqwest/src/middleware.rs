@@ -197,9 +197,10 @@ impl<S: Stage> Settings<S> {
                 .map_err(ClientError::Rejected)
         });
         match started {
+            // `run` called inside: a future made outside and awaited in here would be kept
+            // twice, as captured and as awaited.
             Ok(started) => {
-                let attempt = self.run(started);
-                Box::pin(async move { finish(attempt.await, 1).map_err(Into::into) })
+                Box::pin(async move { finish(self.run(started).await, 1).map_err(Into::into) })
             }
             Err(error) => refused(error),
         }
@@ -227,31 +228,25 @@ impl<S: Stage> Settings<S> {
             Err(error) => return refused(error),
         };
         // One future for the whole request, keeping the request once: the template every
-        // attempt is copied from.
+        // attempt is copied from. What it awaits is made inside it: a future made outside and
+        // awaited in here would be kept twice, as captured and as awaited.
         Box::pin(async move {
             let (breaker, template) = (breaker.as_ref(), &request);
             let sent = AtomicU32::new(0);
-            let Some(retry) = &self.retry else {
-                let result = self.round(breaker, template, extensions, next, &sent).await;
-                return finish(result, sent.load(Ordering::Relaxed)).map_err(Into::into);
-            };
             // Each round gets the extensions by value and puts them back (a later middleware
             // may write to them); a std Mutex, held for a `take`, never across an await.
             let carried = Mutex::new(mem::take(extensions));
-            let (carried_ref, sent_ref) = (&carried, &sent);
-            let result = retry
-                .execute_with(&self.rules, || {
-                    let mut taken = mem::take(&mut *lock(carried_ref));
-                    let next = next.clone();
-                    async move {
-                        let result = self
-                            .round(breaker, template, &mut taken, next, sent_ref)
-                            .await;
-                        *lock(carried_ref) = taken;
-                        result
-                    }
-                })
-                .await;
+            let result = match &self.retry {
+                Some(retry) => {
+                    let (carried, sent) = (&carried, &sent);
+                    retry
+                        .execute_with(&self.rules, || {
+                            self.round(breaker, template, carried, next.clone(), sent)
+                        })
+                        .await
+                }
+                None => self.round(breaker, template, &carried, next, &sent).await,
+            };
             *extensions = carried
                 .into_inner()
                 .unwrap_or_else(|poison| poison.into_inner());
@@ -271,30 +266,44 @@ impl<S: Stage> Settings<S> {
         &'a self,
         breaker: Option<&'a CircuitBreaker>,
         template: &'a Request,
-        extensions: &'a mut Extensions,
+        carried: &'a Mutex<Extensions>,
         next: Next<'a>,
         sent: &'a AtomicU32,
     ) -> impl Future<Output = Result<Response, Error<Failure>>> + Send + 'a {
         async move {
-            match &self.hedge {
-                None => {
+            let mut extensions = mem::take(&mut *lock(carried));
+            let result = 'round: {
+                let Some(hedge) = &self.hedge else {
                     sent.fetch_add(1, Ordering::Relaxed);
-                    let Some(request) = template.try_clone() else {
-                        return Err(Error::Inner(Failure::NotCloneable));
+                    // Started by a plain call that a refusal leaves at once: neither the copy
+                    // of the request nor the start's result is kept in this future.
+                    let started = match self.start_copy(breaker, template, &mut extensions, next) {
+                        Ok(started) => started,
+                        Err(error) => break 'round Err(error),
                     };
-                    let started = self
-                        .start(breaker, request, extensions, next)
-                        .map_err(Error::Rejected)?;
-                    self.run(started).await
-                }
+                    break 'round self.run(started).await;
+                };
                 // Boxed: a hedge's future is twice an attempt's, and every retried round would
                 // carry its room. A hedged round copies the request for each hedge anyway.
-                Some(hedge) => {
-                    let round = self.hedged(hedge, breaker, template, extensions, next, sent);
-                    Box::pin(round).await
-                }
-            }
+                let round = self.hedged(hedge, breaker, template, &mut extensions, next, sent);
+                Box::pin(round).await
+            };
+            *lock(carried) = extensions;
+            result
         }
+    }
+
+    /// Starts an attempt with a copy of `template`.
+    fn start_copy<'a>(
+        &'a self,
+        breaker: Option<&CircuitBreaker>,
+        template: &Request,
+        extensions: &'a mut Extensions,
+        next: Next<'a>,
+    ) -> Result<Started<'a, S::Permit>, Error<Failure>> {
+        let request = copy(template).ok_or(Error::Inner(Failure::NotCloneable))?;
+        self.start(breaker, request, extensions, next)
+            .map_err(Error::Rejected)
     }
 
     /// One round of attempts under `hedge`.
@@ -315,12 +324,7 @@ impl<S: Stage> Settings<S> {
                 let mut own = base.clone();
                 let next = next.clone();
                 async move {
-                    let Some(request) = template.try_clone() else {
-                        return Err(Error::Inner(Failure::NotCloneable));
-                    };
-                    let started = self
-                        .start(breaker, request, &mut own, next)
-                        .map_err(Error::Rejected)?;
+                    let started = self.start_copy(breaker, template, &mut own, next)?;
                     let response = self.run(started).await?;
                     Ok((response, own))
                 }
@@ -425,6 +429,29 @@ impl<S: Stage> Settings<S> {
     }
 }
 
+/// A copy of `request` to send: its method, URL, headers, version, timeout and body; `None`
+/// for a streaming body.
+///
+/// A request without a body is copied by hand: `Request::try_clone` also files an empty
+/// timeout into a new extensions map of the copy, three allocations it then throws away, and
+/// cost more than all the rest a retry adds to a request. This copy allocates its URL only.
+/// It leaves out the other extensions of a request, which reqwest keeps to itself and reads
+/// none of but the timeout (they come from an `http::Request` turned into a reqwest one, and
+/// only a middleware turning the request back into an `http::Request` could see them). Only
+/// reqwest can share a body's bytes, so a request with a body is copied by reqwest.
+fn copy(request: &Request) -> Option<Request> {
+    if request.body().is_some() {
+        return request.try_clone();
+    }
+    let mut copy = Request::new(request.method().clone(), request.url().clone());
+    *copy.headers_mut() = request.headers().clone();
+    *copy.version_mut() = request.version();
+    if let Some(&timeout) = request.timeout() {
+        *copy.timeout_mut() = Some(timeout);
+    }
+    Some(copy)
+}
+
 /// What an answer says about the host: a 5xx is a failure; a 429 says nothing about its
 /// health (it is this client's pace), so it is neither; anything else is a success.
 fn health(status: StatusCode) -> Outcome {
@@ -500,5 +527,63 @@ impl<S> Clone for ResilientMiddleware<S> {
         Self {
             settings: Arc::clone(&self.settings),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::{HeaderValue, Method, Version};
+
+    use super::*;
+
+    fn request() -> Request {
+        let url = reqwest::Url::parse("https://user:pw@example.com:8443/a/b?c=d#e").unwrap();
+        let mut request = Request::new(Method::PUT, url);
+        request
+            .headers_mut()
+            .insert("idempotency-key", HeaderValue::from_static("k-1"));
+        request
+            .headers_mut()
+            .append("accept", HeaderValue::from_static("text/plain"));
+        request
+            .headers_mut()
+            .append("accept", HeaderValue::from_static("application/json"));
+        *request.version_mut() = Version::HTTP_2;
+        request
+    }
+
+    fn assert_same(copy: &Request, request: &Request) {
+        assert_eq!(copy.method(), request.method());
+        assert_eq!(copy.url(), request.url());
+        assert_eq!(copy.headers(), request.headers());
+        assert_eq!(copy.version(), request.version());
+        assert_eq!(copy.timeout(), request.timeout());
+        assert_eq!(
+            copy.body().map(reqwest::Body::as_bytes),
+            request.body().map(reqwest::Body::as_bytes)
+        );
+    }
+
+    #[test]
+    fn a_copy_is_the_same_request() {
+        let request = request();
+        assert_same(&copy(&request).unwrap(), &request);
+
+        let mut timed = request.try_clone().unwrap();
+        *timed.timeout_mut() = Some(Duration::from_millis(1500));
+        let copied = copy(&timed).unwrap();
+        assert_eq!(copied.timeout(), Some(&Duration::from_millis(1500)));
+        assert_same(&copied, &timed);
+
+        let mut with_body = request.try_clone().unwrap();
+        *with_body.body_mut() = Some(reqwest::Body::from("payload"));
+        let copied = copy(&with_body).unwrap();
+        assert_eq!(
+            copied.body().and_then(reqwest::Body::as_bytes),
+            Some(&b"payload"[..])
+        );
+        assert_same(&copied, &with_body);
     }
 }

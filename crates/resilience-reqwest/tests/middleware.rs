@@ -215,6 +215,86 @@ async fn post_is_retried_only_with_an_idempotency_key() {
     assert_eq!(server.hits(), 3);
 }
 
+/// Every attempt reaches the server as the same request: method, path and query, headers,
+/// body; a request's own timeout holds for every attempt.
+#[tokio::test]
+async fn every_attempt_sends_the_same_request() {
+    type Seen = (String, String, Option<String>, Vec<String>, bytes::Bytes);
+    let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
+    let record = Arc::clone(&seen);
+    let app = Router::new().fallback(move |request: axum::extract::Request| {
+        let record = Arc::clone(&record);
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = axum::body::to_bytes(body, 1024).await.unwrap();
+            let header = |name: &str| {
+                parts
+                    .headers
+                    .get_all(name)
+                    .iter()
+                    .map(|value| value.to_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            };
+            let seen = (
+                parts.method.to_string(),
+                parts.uri.to_string(),
+                header("idempotency-key").pop(),
+                header("x-tag"),
+                body,
+            );
+            // The first two answer 503; later ones are slow: only the request's own timeout
+            // cuts them.
+            let (status, delay) = {
+                let mut record = record.lock().unwrap();
+                record.push(seen);
+                if record.len() <= 2 {
+                    (StatusCode::SERVICE_UNAVAILABLE, Duration::ZERO)
+                } else {
+                    (StatusCode::OK, Duration::from_secs(5))
+                }
+            };
+            tokio::time::sleep(delay).await;
+            status
+        }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = client(with_retry(retry("same", 4)).build().unwrap());
+    let url = format!("http://{addr}/orders?batch=7");
+    // Without a body (copied by hand) and with one (copied by reqwest).
+    for (request, body) in [
+        (client.put(&url), ""),
+        (client.post(&url).body("order"), "order"),
+    ] {
+        let error = request
+            .header("Idempotency-Key", "order-42")
+            .header("x-tag", "a")
+            .header("x-tag", "b")
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await
+            .unwrap_err();
+        let error = ClientError::from(error);
+        assert!(error.is_timeout(), "{error:?}");
+        assert_eq!(error.attempts(), 4, "{error:?}");
+        let mut seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        for request in seen.drain(..) {
+            assert_eq!(
+                request,
+                (
+                    if body.is_empty() { "PUT" } else { "POST" }.to_owned(),
+                    "/orders?batch=7".to_owned(),
+                    Some("order-42".to_owned()),
+                    vec!["a".to_owned(), "b".to_owned()],
+                    bytes::Bytes::from_static(body.as_bytes()),
+                )
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_breaker_per_host_rejects_without_reaching_the_failing_host() {
     let failing = Server::start_with([], status(500)).await;

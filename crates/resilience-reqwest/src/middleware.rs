@@ -444,7 +444,10 @@ fn copy(request: &Request) -> Option<Request> {
         return request.try_clone();
     }
     let mut copy = Request::new(request.method().clone(), request.url().clone());
-    *copy.headers_mut() = request.headers().clone();
+    // A GET often has no headers of its own yet (the client adds its defaults when it sends).
+    if !request.headers().is_empty() {
+        *copy.headers_mut() = request.headers().clone();
+    }
     *copy.version_mut() = request.version();
     if let Some(&timeout) = request.timeout() {
         *copy.timeout_mut() = Some(timeout);

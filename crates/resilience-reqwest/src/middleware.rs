@@ -294,6 +294,10 @@ impl<S: Stage> Settings<S> {
     }
 
     /// Starts an attempt with a copy of `template`.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the error is the attempt's own result, handed on as it is"
+    )]
     fn start_copy<'a>(
         &'a self,
         breaker: Option<&CircuitBreaker>,

@@ -438,7 +438,7 @@ impl<S: Stage> Settings<S> {
 ///
 /// A request without a body is copied by hand: `Request::try_clone` also files an empty
 /// timeout into a new extensions map of the copy, three allocations it then throws away, and
-/// cost more than all the rest a retry adds to a request. This copy allocates its URL only.
+/// costs more than all the rest a retry adds to a request. This copy allocates its URL only.
 /// It leaves out the other extensions of a request, which reqwest keeps to itself and reads
 /// none of but the timeout (they come from an `http::Request` turned into a reqwest one, and
 /// only a middleware turning the request back into an `http::Request` could see them). Only

@@ -121,8 +121,10 @@ async fn a_rate_limited_request_touches_nothing_after_the_limiter() {
 
 #[tokio::test]
 async fn a_shed_request_never_takes_a_bulkhead_slot() {
-    // The shedder holds 1 request; a second one is shed at the cap (no queue).
-    let stack = Stack::new("100/second", 1, 10);
+    // The shedder holds 1 request; a second one is shed at the cap (no queue). A rate that
+    // gives nothing back while the test runs, so the quota the refusal reports is exact
+    // however long a loaded machine takes between the two requests.
+    let stack = Stack::new("100/hour", 1, 10);
     let gate = Gate::default();
     let server = Server::start(app(&gate).layer(stack.layer())).await;
     let holder = tokio::spawn(client().get(server.url("/hold")).send());

@@ -36,7 +36,7 @@ async fn instance(redis: &RedisServer) -> (Server, RedisCircuitBreaker) {
         .await
         .unwrap();
     let limiter = RedisRateLimiter::builder("checkout", &backend)
-        .rate(Rate::per_minute(100))
+        .rate(Rate::per_hour(100))
         .build()
         .unwrap();
     // One budget for every client, so both instances visibly spend the same one.
@@ -122,7 +122,7 @@ async fn limited(redis: &RedisServer, name: &str, policy: FailurePolicy) -> Serv
         .await
         .unwrap();
     let limiter = RedisRateLimiter::builder(name, &backend)
-        .rate(Rate::per_minute(100))
+        .rate(Rate::per_hour(100))
         .failure_policy(policy)
         .build()
         .unwrap();

@@ -76,11 +76,18 @@ async fn a_sub_second_wait_rounds_up_to_one_second() {
     )
     .await;
     let client = client();
-    for _ in 0..5 {
-        let ok = client.get(server.url("/")).send().await.unwrap();
-        assert_eq!(ok.status(), StatusCode::OK);
-    }
-    let limited = client.get(server.url("/")).send().await.unwrap();
+    // Five fit at once; on a loaded machine the budget may refill a little meanwhile, which
+    // only lets a few more through before the first refusal.
+    let mut allowed = 0;
+    let limited = loop {
+        let response = client.get(server.url("/")).send().await.unwrap();
+        if response.status() != StatusCode::OK {
+            break response;
+        }
+        allowed += 1;
+        assert!(allowed < 100, "never limited");
+    };
+    assert!(allowed >= 5, "the burst of five: {allowed}");
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         header(&limited, "retry-after"),

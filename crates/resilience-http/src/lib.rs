@@ -52,5 +52,8 @@ pub use retry::{
     IDEMPOTENCY_KEY, X_RETRY_SKIPPED,
 };
 pub use service::{Handle, HttpService, ResponseFuture, Stack, StagesService};
-pub use stage::{Chain, ChainGuard, HttpStageLayer, Refusal, RequestStage, Slot, Stages};
+pub use stage::{
+    Admission, Chain, ChainGuard, ChainPending, HttpStageLayer, Refusal, RequestStage, Slot,
+    Stages,
+};
 pub use timeout::HttpTimeoutLayer;

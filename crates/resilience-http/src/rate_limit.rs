@@ -7,7 +7,7 @@ use resilience::stage::StagePermit;
 use resilience::Rate;
 
 use crate::response::rate_limit_headers;
-use crate::stage::{Refusal, RequestStage};
+use crate::stage::{Admission, Refusal, RequestStage};
 use crate::{HttpStageLayer, RateLimitKey};
 
 /// A [`RateLimiter`] spending one unit of each request's key's budget. Put it in an [`HttpStageLayer`] or a
@@ -116,17 +116,32 @@ impl<L: RateLimiter + 'static> RequestStage for KeyedRateLimit<L> {
             Some(rate) => self.limiter.check_rate(key.as_str(), rate).await,
             None => self.limiter.check(key.as_str()).await,
         };
-        if decision.is_allowed() {
-            Ok(Allowed(decision))
-        } else {
-            let rejection = self.limiter.rejection(&decision);
-            Err(Refusal::rate_limited(rejection, decision))
+        self.answer(decision)
+    }
+
+    fn admit_now(&self, request: &Parts) -> Admission<Allowed> {
+        let key = self.key.request_key(request);
+        match self.limiter.check_at_once(key.as_str(), self.rate) {
+            Some(decision) => Admission::Now(self.answer(decision)),
+            None => Admission::Later,
         }
     }
 
     fn annotate(&self, Allowed(decision): &Allowed, headers: &mut HeaderMap) {
         if self.headers_on_success {
             rate_limit_headers(headers, decision);
+        }
+    }
+}
+
+impl<L: RateLimiter> KeyedRateLimit<L> {
+    /// Admits a request the limiter allowed; refuses one it denied.
+    fn answer(&self, decision: Decision) -> Result<Allowed, Refusal> {
+        if decision.is_allowed() {
+            Ok(Allowed(decision))
+        } else {
+            let rejection = self.limiter.rejection(&decision);
+            Err(Refusal::rate_limited(rejection, decision))
         }
     }
 }

@@ -278,7 +278,7 @@ pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
     if !decision.budget_known() {
         return;
     }
-    insert_absent(headers, RATELIMIT_LIMIT, || limit_value(decision.limit()));
+    insert_absent(headers, RATELIMIT_LIMIT, || decimal(u64::from(decision.limit())));
     insert_absent(headers, RATELIMIT_REMAINING, || {
         decimal(u64::from(decision.remaining()))
     });
@@ -330,51 +330,71 @@ const fn decimal_len(number: usize) -> usize {
     }
 }
 
-/// `number` in decimal. A header value owns its bytes, so formatting one allocates; the
-/// small numbers most budgets and every reset are made of come from a static table instead.
+/// `number` in decimal. A header value owns its bytes, so formatting one allocates: the
+/// small numbers most budgets and every reset are made of come from a static table, and each
+/// thread keeps the larger ones it formatted last (a limit, and a remaining count that stays
+/// near it while a client is well under its rate) to hand out clones sharing their bytes.
 fn decimal(number: u64) -> HeaderValue {
-    let digits = match usize::try_from(number) {
-        Ok(small) if small < SMALL => {
+    if let Ok(small) = usize::try_from(number) {
+        if small < SMALL {
             let start = small * 3;
-            Bytes::from_static(&SMALL_DECIMALS[start..start + decimal_len(small)])
+            let digits = Bytes::from_static(&SMALL_DECIMALS[start..start + decimal_len(small)]);
+            return HeaderValue::from_maybe_shared(digits).expect("decimal digits");
         }
-        // Written on the stack and copied once: `HeaderValue::from(u64)` allocates twice
-        // (its buffer, then the shared handle it turns into).
-        _ => {
-            let mut buffer = [0; 20];
-            let mut start = buffer.len();
-            let mut rest = number;
-            loop {
-                start -= 1;
-                // Below 10: the cast keeps every bit.
-                #[allow(clippy::cast_possible_truncation)]
-                let digit = (rest % 10) as u8;
-                buffer[start] = b'0' + digit;
-                rest /= 10;
-                if rest == 0 {
-                    break;
-                }
-            }
-            Bytes::copy_from_slice(&buffer[start..])
-        }
-    };
-    HeaderValue::from_maybe_shared(digits).expect("decimal digits")
-}
-
-/// `RateLimit-Limit`'s value. A limiter's limit is the same from one response to the next,
-/// so each thread keeps the last one it formatted and hands out clones (sharing its bytes).
-fn limit_value(limit: u32) -> HeaderValue {
-    thread_local! {
-        static LAST: RefCell<Option<(u32, HeaderValue)>> = const { RefCell::new(None) };
     }
-    LAST.with_borrow_mut(|last| match last {
-        Some((cached, value)) if *cached == limit => value.clone(),
+    /// Slots of the per-thread cache, chosen by the number's low bits.
+    const SLOTS: usize = 8;
+    thread_local! {
+        static LARGE: RefCell<[Option<(u64, HeaderValue)>; SLOTS]> =
+            const { RefCell::new([const { None }; SLOTS]) };
+    }
+    // The low bits pick the slot: the remainder keeps every bit it is given.
+    #[allow(clippy::cast_possible_truncation)]
+    let slot = (number % SLOTS as u64) as usize;
+    LARGE.with_borrow_mut(|cache| match &cache[slot] {
+        Some((cached, value)) if *cached == number => value.clone(),
         _ => {
-            let value = decimal(u64::from(limit));
-            *last = Some((limit, value.clone()));
+            // One allocation, which clones share: `HeaderValue::from(u64)` makes two, and
+            // bytes copied from a slice make another when first cloned.
+            let digits = Bytes::from_owner(Digits::of(number));
+            let value = HeaderValue::from_maybe_shared(digits).expect("decimal digits");
+            cache[slot] = Some((number, value.clone()));
             value
         }
     })
+}
+
+/// The decimal digits of a number, right-aligned in a buffer as long as the longest.
+struct Digits {
+    buffer: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn of(number: u64) -> Self {
+        let mut digits = Self {
+            buffer: [0; 20],
+            start: 20,
+        };
+        let mut rest = number;
+        loop {
+            digits.start -= 1;
+            // Below 10: the cast keeps every bit.
+            #[allow(clippy::cast_possible_truncation)]
+            let digit = (rest % 10) as u8;
+            digits.buffer[digits.start] = b'0' + digit;
+            rest /= 10;
+            if rest == 0 {
+                break digits;
+            }
+        }
+    }
+}
+
+impl AsRef<[u8]> for Digits {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer[self.start..]
+    }
 }
 
 #[cfg(test)]
@@ -403,8 +423,9 @@ mod tests {
         for number in (0..2_000).chain([9_999, 1_000_000_000, u64::MAX]) {
             assert_eq!(decimal(number), number.to_string().as_str());
         }
-        for limit in [7, 1_000_000_000, 1_000_000_000, 50, u32::MAX] {
-            assert_eq!(limit_value(limit), limit.to_string().as_str());
+        // Again, from the cache, and past numbers that share a slot.
+        for number in [1_000_000_000, 1_000_000_008, 1_000_000_000, 9_999, u64::MAX] {
+            assert_eq!(decimal(number), number.to_string().as_str());
         }
     }
 

@@ -9,8 +9,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{response, Method, Request, Response};
+use http::{request, response, Method, Request, Response};
 use http_body::Body;
+use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::{BodyEnd, Guard, ResponseBody};
@@ -241,6 +242,11 @@ impl<G: Stages> Stack<G> {
             .filter(|timeout| !timeout.exclude.matches(path))
     }
 
+    /// Whether the timeout applies to a request with this head.
+    fn timed(&self, request: &request::Parts) -> bool {
+        self.timeout_for(request.uri.path()).is_some()
+    }
+
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn would keep its arguments twice (as passed and as bound), in every request's box"
@@ -296,34 +302,71 @@ where
 /// One request through every stage, the service under the time limit, and the permits into
 /// the response body: the one place where stages become HTTP behaviour.
 ///
-/// The request is taken apart before its future is made, so that future keeps the request's
-/// head once: an `async fn` would keep the request as passed, again as bound, and its head a
-/// third time, in the one box every request costs.
+/// The stages are asked before any future is made: when each can answer at once (the
+/// common case), the request is admitted or refused right here, and the service called, so
+/// the future only runs the call. Only an admission that waits (a queue, a network round
+/// trip) gets a future of its own, boxed, which finishes it and then runs the call alike.
 fn serve<S, G, ReqBody, ResBody>(
     shared: Arc<Stack<G>>,
     mut inner: S,
     request: Request<ReqBody>,
 ) -> impl Future<Output = Result<Response<ResponseBody<ResBody, G::Guard>>, S::Error>>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send,
     G: Stages,
+    ReqBody: Send + 'static,
     ResBody: Body<Data = Bytes>,
 {
     let (parts, body) = request.into_parts();
-    async move {
-        if shared.excludes(parts.uri.path()) {
-            let request = Request::from_parts(parts, body);
-            return inner.call(request).await.map(passthrough);
+    if shared.excludes(parts.uri.path()) {
+        let call = inner.call(Request::from_parts(parts, body));
+        return Serve::Pass { call };
+    }
+    match shared.stages.admit_now(&parts) {
+        Ok(Ok(held)) => {
+            let (timed, head_request) = (shared.timed(&parts), parts.method == Method::HEAD);
+            let call = inner.call(Request::from_parts(parts, body));
+            Serve::Run {
+                run: admitted(shared, call, timed, head_request, held),
+            }
         }
-        let held = match shared.stages.admit(&parts).await {
-            Ok(held) => held,
-            Err(refused) => return Ok(made(refused)),
-        };
-        let head_request = parts.method == Method::HEAD;
-        let timeout = shared.timeout_for(parts.uri.path());
+        Ok(Err(refused)) => Serve::Ready {
+            answer: Some(made(refused)),
+        },
+        Err(pending) => Serve::Wait {
+            wait: Box::pin(async move {
+                let held = match shared.stages.resume(pending, &parts).await {
+                    Ok(held) => held,
+                    Err(refused) => return Ok(made(refused)),
+                };
+                let (timed, head_request) = (shared.timed(&parts), parts.method == Method::HEAD);
+                let call = inner.call(Request::from_parts(parts, body));
+                admitted(shared, call, timed, head_request, held).await
+            }),
+        },
+    }
+}
+
+/// The service's answer to an admitted request (`call`, under the timeout if `timed`), with
+/// the permits in `held` going into its body, or back at once.
+fn admitted<G, T, ResBody, E>(
+    shared: Arc<Stack<G>>,
+    call: T,
+    timed: bool,
+    head_request: bool,
+    held: G::Held,
+) -> impl Future<Output = Result<Response<ResponseBody<ResBody, G::Guard>>, E>>
+where
+    G: Stages,
+    T: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: Body<Data = Bytes>,
+{
+    async move {
+        let timeout = shared.timeout.as_ref().filter(|_| timed);
         // Pinned here, the service's future stays where it is: the timeout's layers around
         // it move a pointer rather than the whole future, each time one wraps another.
-        let call = std::pin::pin!(inner.call(Request::from_parts(parts, body)));
+        let call = std::pin::pin!(call);
         match shared.run_with(timeout, call).await {
             Ok(Ok(mut response)) => {
                 shared.stages.annotate(&held, response.headers_mut());
@@ -342,6 +385,39 @@ where
                 shared.stages.guard(held, &head).finish(BodyEnd::Complete);
                 Ok(made(Response::from_parts(head, bytes)))
             }
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`serve`]: an answer known at once, the service's own future for an
+    /// excluded path, the call of an admitted request, or an admission still waiting.
+    #[project = ServeProj]
+    enum Serve<T, Pass, Run, Wait> {
+        Ready { answer: Option<T> },
+        Pass { #[pin] call: Pass },
+        Run { #[pin] run: Run },
+        Wait { wait: Pin<Box<Wait>> },
+    }
+}
+
+impl<Pass, Run, Wait, B, G, E> Future for Serve<Response<ResponseBody<B, G>>, Pass, Run, Wait>
+where
+    Pass: Future<Output = Result<Response<B>, E>>,
+    Run: Future<Output = Result<Response<ResponseBody<B, G>>, E>>,
+    Wait: Future<Output = Result<Response<ResponseBody<B, G>>, E>>,
+    G: Guard,
+{
+    type Output = Result<Response<ResponseBody<B, G>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ServeProj::Ready { answer } => {
+                Poll::Ready(Ok(answer.take().expect("a response future polled after its end")))
+            }
+            ServeProj::Pass { call } => call.poll(cx).map(|answer| answer.map(passthrough)),
+            ServeProj::Run { run } => run.poll(cx),
+            ServeProj::Wait { wait } => wait.as_mut().poll(cx),
         }
     }
 }

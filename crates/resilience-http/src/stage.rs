@@ -1,7 +1,9 @@
 //! [`StageLayer`](HttpStageLayer): any stage in front of an HTTP service.
 
+use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,7 +11,7 @@ use http::request::Parts;
 use http::{response, HeaderMap, Response};
 use resilience::classify::Outcome;
 use resilience::rate_limit::Decision;
-use resilience::stage::{Stage, StagePermit};
+use resilience::stage::{Admit, Stage, StagePermit};
 use resilience::Rejection;
 use tower_layer::Layer;
 
@@ -31,6 +33,17 @@ pub trait RequestStage: Send + Sync + 'static {
         &self,
         request: &Parts,
     ) -> impl Future<Output = Result<Self::Permit, Refusal>> + Send;
+
+    /// Admits or refuses the request now, when the stage can tell without waiting, so that a
+    /// layer whose stages all can does no asynchronous work before calling the service.
+    ///
+    /// The default, [`Admission::Later`], leaves the request to
+    /// [`admit_request`](Self::admit_request). A stage that started to wait hands the wait
+    /// over ([`Admission::Waiting`]) rather than starting again there.
+    fn admit_now(&self, request: &Parts) -> Admission<Self::Permit> {
+        let _ = request;
+        Admission::Later
+    }
 
     /// Adds headers of an admitted request's response (the `RateLimit-*` headers).
     fn annotate(&self, permit: &Self::Permit, headers: &mut HeaderMap) {
@@ -55,6 +68,10 @@ where
     ) -> impl Future<Output = Result<Self::Permit, Refusal>> + Send {
         let admit = self.admit();
         async move { admit.await.map_err(Refusal::from) }
+    }
+
+    fn admit_now(&self, _request: &Parts) -> Admission<Self::Permit> {
+        Admission::of(self.admit())
     }
 
     fn call_limit(&self) -> Option<Duration> {
@@ -91,6 +108,41 @@ impl From<Rejection> for Refusal {
             rejection,
             decision: None,
         }
+    }
+}
+
+/// A stage's answer to a request at the moment it is asked: see
+/// [`RequestStage::admit_now`].
+pub enum Admission<P> {
+    /// Decided without waiting.
+    Now(Result<P, Refusal>),
+    /// The stage is waiting for its answer (a place in a queue, a network round trip): the
+    /// wait, which gives up when dropped.
+    Waiting(Pin<Box<dyn Future<Output = Result<P, Refusal>> + Send>>),
+    /// Not decided, nothing taken: the answer comes from
+    /// [`admit_request`](RequestStage::admit_request).
+    Later,
+}
+
+impl<P: Send + 'static> Admission<P> {
+    /// A core stage's admission: its answer if it has one now, otherwise its wait.
+    pub fn of(admit: Admit<P>) -> Self {
+        match admit.now() {
+            Ok(answer) => Self::Now(answer.map_err(Refusal::from)),
+            Err(wait) => Self::Waiting(Box::pin(async move { wait.await.map_err(Refusal::from) })),
+        }
+    }
+}
+
+impl<P> fmt::Debug for Admission<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self {
+            Self::Now(Ok(_)) => "admitted",
+            Self::Now(Err(_)) => "refused",
+            Self::Waiting(_) => "waiting",
+            Self::Later => "later",
+        };
+        f.debug_tuple("Admission").field(&state).finish()
     }
 }
 
@@ -221,6 +273,18 @@ impl<St: RequestStage> From<HttpStageLayer<St>> for Stack<HttpStageLayer<St>> {
     }
 }
 
+impl<St: RequestStage> HttpStageLayer<St> {
+    /// The permit of an admitted request, or the reply to a refused one.
+    fn answer(&self, answer: Result<St::Permit, Refusal>) -> Result<Option<St::Permit>, Response<Bytes>> {
+        match answer {
+            Ok(permit) => Ok(Some(permit)),
+            Err(refusal) => Err(self
+                .reply
+                .reject(&refusal.rejection, refusal.decision.as_ref())),
+        }
+    }
+}
+
 /// An admitted request's permit held by its response body, learning the response's outcome
 /// when the body ends.
 pub struct Slot<P> {
@@ -252,11 +316,36 @@ pub trait Stages: Send + Sync + 'static {
     type Held: Send + 'static;
     /// What its response body holds until it ends.
     type Guard: Guard;
+    /// Where an admission that could not finish at once stopped: the permits taken so far
+    /// and the stage that is waiting or still to be asked.
+    type Pending: Send + 'static;
 
     /// Admits the request at every stage in order, or answers with the first refusal (the
     /// permits taken before it are released, their headers added to the answer).
     fn admit<'a>(
         &'a self,
+        request: &'a Parts,
+    ) -> impl Future<Output = Result<Self::Held, Response<Bytes>>> + Send + 'a {
+        let now = self.admit_now(request);
+        async move {
+            match now {
+                Ok(answer) => answer,
+                Err(pending) => self.resume(pending, request).await,
+            }
+        }
+    }
+
+    /// [`admit`](Self::admit) as far as the stages can answer without waiting: the answer
+    /// (`Ok`), or where it stopped, for [`resume`](Self::resume).
+    #[allow(clippy::type_complexity)]
+    fn admit_now(&self, request: &Parts)
+        -> Result<Result<Self::Held, Response<Bytes>>, Self::Pending>;
+
+    /// Finishes an admission that [`admit_now`](Self::admit_now) left pending, for the same
+    /// request.
+    fn resume<'a>(
+        &'a self,
+        pending: Self::Pending,
         request: &'a Parts,
     ) -> impl Future<Output = Result<Self::Held, Response<Bytes>>> + Send + 'a;
 
@@ -281,17 +370,29 @@ impl<St: RequestStage> Stages for HttpStageLayer<St> {
     /// `None` when the path is excluded.
     type Held = Option<St::Permit>;
     type Guard = Option<Slot<St::Permit>>;
+    type Pending = Admission<St::Permit>;
 
-    async fn admit<'a>(&'a self, request: &'a Parts) -> Result<Self::Held, Response<Bytes>> {
+    fn admit_now(&self, request: &Parts) -> Result<Result<Self::Held, Response<Bytes>>, Self::Pending> {
         if self.exclude.matches(request.uri.path()) {
-            return Ok(None);
+            return Ok(Ok(None));
         }
-        match self.stage.admit_request(request).await {
-            Ok(permit) => Ok(Some(permit)),
-            Err(refusal) => Err(self
-                .reply
-                .reject(&refusal.rejection, refusal.decision.as_ref())),
+        match self.stage.admit_now(request) {
+            Admission::Now(answer) => Ok(self.answer(answer)),
+            pending => Err(pending),
         }
+    }
+
+    async fn resume<'a>(
+        &'a self,
+        pending: Self::Pending,
+        request: &'a Parts,
+    ) -> Result<Self::Held, Response<Bytes>> {
+        let answer = match pending {
+            Admission::Now(answer) => answer,
+            Admission::Waiting(wait) => wait.await,
+            Admission::Later => self.stage.admit_request(request).await,
+        };
+        self.answer(answer)
     }
 
     fn annotate(&self, held: &Self::Held, headers: &mut HeaderMap) {
@@ -326,9 +427,18 @@ impl<St: RequestStage> Stages for HttpStageLayer<St> {
 impl Stages for () {
     type Held = ();
     type Guard = ();
+    type Pending = Infallible;
 
-    async fn admit<'a>(&'a self, _request: &'a Parts) -> Result<(), Response<Bytes>> {
-        Ok(())
+    fn admit_now(&self, _request: &Parts) -> Result<Result<(), Response<Bytes>>, Infallible> {
+        Ok(Ok(()))
+    }
+
+    async fn resume<'a>(
+        &'a self,
+        pending: Infallible,
+        _request: &'a Parts,
+    ) -> Result<(), Response<Bytes>> {
+        match pending {}
     }
 
     fn annotate(&self, _held: &(), _headers: &mut HeaderMap) {}
@@ -360,17 +470,37 @@ impl<A, B> Chain<A, B> {
 impl<A: Stages, B: Stages> Stages for Chain<A, B> {
     type Held = (A::Held, B::Held);
     type Guard = ChainGuard<A::Guard, B::Guard>;
+    type Pending = ChainPending<A::Pending, A::Held, B::Pending>;
 
-    async fn admit<'a>(&'a self, request: &'a Parts) -> Result<Self::Held, Response<Bytes>> {
-        let first = self.first.admit(request).await?;
-        match self.then.admit(request).await {
-            Ok(then) => Ok((first, then)),
-            Err(mut refused) => {
-                // A refusal after a rate limit still tells the client its quota.
-                self.first.annotate(&first, refused.headers_mut());
-                Err(refused)
-            }
+    fn admit_now(&self, request: &Parts) -> Result<Result<Self::Held, Response<Bytes>>, Self::Pending> {
+        let first = match self.first.admit_now(request) {
+            Ok(Ok(first)) => first,
+            Ok(Err(refused)) => return Ok(Err(refused)),
+            Err(pending) => return Err(ChainPending::First(pending)),
+        };
+        match self.then.admit_now(request) {
+            Ok(then) => Ok(self.then_answered(first, then)),
+            Err(pending) => Err(ChainPending::Then(first, pending)),
         }
+    }
+
+    async fn resume<'a>(
+        &'a self,
+        pending: Self::Pending,
+        request: &'a Parts,
+    ) -> Result<Self::Held, Response<Bytes>> {
+        let (first, then) = match pending {
+            ChainPending::First(pending) => {
+                let first = self.first.resume(pending, request).await?;
+                let then = self.then.admit(request).await;
+                (first, then)
+            }
+            ChainPending::Then(first, pending) => {
+                let then = self.then.resume(pending, request).await;
+                (first, then)
+            }
+        };
+        self.then_answered(first, then)
     }
 
     fn annotate(&self, (first, then): &Self::Held, headers: &mut HeaderMap) {
@@ -400,6 +530,42 @@ impl<A: Stages, B: Stages> Stages for Chain<A, B> {
     fn default_factory(&mut self, factory: &ResponseFactory) {
         self.first.default_factory(factory);
         self.then.default_factory(factory);
+    }
+}
+
+impl<A: Stages, B: Stages> Chain<A, B> {
+    /// Both stages' permits once the second has answered, or its refusal.
+    fn then_answered(
+        &self,
+        first: A::Held,
+        then: Result<B::Held, Response<Bytes>>,
+    ) -> Result<(A::Held, B::Held), Response<Bytes>> {
+        match then {
+            Ok(then) => Ok((first, then)),
+            Err(mut refused) => {
+                // A refusal after a rate limit still tells the client its quota.
+                self.first.annotate(&first, refused.headers_mut());
+                Err(refused)
+            }
+        }
+    }
+}
+
+/// Where the admission of a [`Chain`] stopped: in its first stages, or in its last with the
+/// first ones' permits taken.
+pub enum ChainPending<A, H, B> {
+    /// The first stages are still to answer.
+    First(A),
+    /// The first stages admitted the request (their permits); the last is still to answer.
+    Then(H, B),
+}
+
+impl<A, H, B> fmt::Debug for ChainPending<A, H, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::First(_) => "ChainPending::First",
+            Self::Then(..) => "ChainPending::Then",
+        })
     }
 }
 

@@ -262,6 +262,13 @@ impl<B: Budgets> RateLimiter for InMemoryRateLimiter<B> {
         ready(self.inner.decide_at(key, rate))
     }
 
+    fn check_at_once(&self, key: &str, rate: Option<Rate>) -> Option<Decision> {
+        Some(match rate {
+            Some(rate) => self.inner.decide_at(key, rate),
+            None => self.inner.decide(key),
+        })
+    }
+
     fn check_unreported(
         &self,
         key: &str,

@@ -73,6 +73,16 @@ pub trait RateLimiter: Send + Sync {
     fn check_rate(&self, key: &str, rate: Rate) -> impl Future<Output = Decision> + Send;
 
     /// Decides like [`check`](Self::check) (`rate` `None`) or
+    /// [`check_rate`](Self::check_rate) (`Some(rate)`), counted and reported as they are, if
+    /// the limiter can tell without awaiting anything (an in-memory one can); `None` if it
+    /// cannot (a networked one), and then nothing was spent or counted. Lets a caller with
+    /// nothing else to wait for skip a future. The default answers `None`.
+    fn check_at_once(&self, key: &str, rate: Option<Rate>) -> Option<Decision> {
+        let _ = (key, rate);
+        None
+    }
+
+    /// Decides like [`check`](Self::check) (`rate` `None`) or
     /// [`check_rate`](Self::check_rate) (`Some(rate)`), spending the budget if allowed, but
     /// leaves the decision out of the metrics and emits no event for it: the caller reports
     /// it later, once, through [`report`](Self::report).

@@ -123,9 +123,7 @@ impl RequestStage for PriorityHeader {
         let mut acquire = self.shedder.acquire(self.priority_of(request));
         match Pin::new(&mut acquire).poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(answer) => Admission::Now(answer.map_err(Refusal::from)),
-            Poll::Pending => {
-                Admission::Waiting(Box::pin(async move { Ok(acquire.await?) }))
-            }
+            Poll::Pending => Admission::Waiting(Box::pin(async move { Ok(acquire.await?) })),
         }
     }
 }

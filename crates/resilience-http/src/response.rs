@@ -278,7 +278,9 @@ pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
     if !decision.budget_known() {
         return;
     }
-    insert_absent(headers, RATELIMIT_LIMIT, || decimal(u64::from(decision.limit())));
+    insert_absent(headers, RATELIMIT_LIMIT, || {
+        decimal(u64::from(decision.limit()))
+    });
     insert_absent(headers, RATELIMIT_REMAINING, || {
         decimal(u64::from(decision.remaining()))
     });

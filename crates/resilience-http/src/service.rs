@@ -412,9 +412,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            ServeProj::Ready { answer } => {
-                Poll::Ready(Ok(answer.take().expect("a response future polled after its end")))
-            }
+            ServeProj::Ready { answer } => Poll::Ready(Ok(answer
+                .take()
+                .expect("a response future polled after its end"))),
             ServeProj::Pass { call } => call.poll(cx).map(|answer| answer.map(passthrough)),
             ServeProj::Run { run } => run.poll(cx),
             ServeProj::Wait { wait } => wait.as_mut().poll(cx),

@@ -275,7 +275,10 @@ impl<St: RequestStage> From<HttpStageLayer<St>> for Stack<HttpStageLayer<St>> {
 
 impl<St: RequestStage> HttpStageLayer<St> {
     /// The permit of an admitted request, or the reply to a refused one.
-    fn answer(&self, answer: Result<St::Permit, Refusal>) -> Result<Option<St::Permit>, Response<Bytes>> {
+    fn answer(
+        &self,
+        answer: Result<St::Permit, Refusal>,
+    ) -> Result<Option<St::Permit>, Response<Bytes>> {
         match answer {
             Ok(permit) => Ok(Some(permit)),
             Err(refusal) => Err(self
@@ -338,8 +341,10 @@ pub trait Stages: Send + Sync + 'static {
     /// [`admit`](Self::admit) as far as the stages can answer without waiting: the answer
     /// (`Ok`), or where it stopped, for [`resume`](Self::resume).
     #[allow(clippy::type_complexity)]
-    fn admit_now(&self, request: &Parts)
-        -> Result<Result<Self::Held, Response<Bytes>>, Self::Pending>;
+    fn admit_now(
+        &self,
+        request: &Parts,
+    ) -> Result<Result<Self::Held, Response<Bytes>>, Self::Pending>;
 
     /// Finishes an admission that [`admit_now`](Self::admit_now) left pending, for the same
     /// request.
@@ -372,7 +377,10 @@ impl<St: RequestStage> Stages for HttpStageLayer<St> {
     type Guard = Option<Slot<St::Permit>>;
     type Pending = Admission<St::Permit>;
 
-    fn admit_now(&self, request: &Parts) -> Result<Result<Self::Held, Response<Bytes>>, Self::Pending> {
+    fn admit_now(
+        &self,
+        request: &Parts,
+    ) -> Result<Result<Self::Held, Response<Bytes>>, Self::Pending> {
         if self.exclude.matches(request.uri.path()) {
             return Ok(Ok(None));
         }
@@ -472,7 +480,10 @@ impl<A: Stages, B: Stages> Stages for Chain<A, B> {
     type Guard = ChainGuard<A::Guard, B::Guard>;
     type Pending = ChainPending<A::Pending, A::Held, B::Pending>;
 
-    fn admit_now(&self, request: &Parts) -> Result<Result<Self::Held, Response<Bytes>>, Self::Pending> {
+    fn admit_now(
+        &self,
+        request: &Parts,
+    ) -> Result<Result<Self::Held, Response<Bytes>>, Self::Pending> {
         let first = match self.first.admit_now(request) {
             Ok(Ok(first)) => first,
             Ok(Err(refused)) => return Ok(Err(refused)),

@@ -63,6 +63,7 @@ impl ExcludePaths {
     }
 
     /// Whether a request for `path` passes through untouched.
+    #[inline]
     pub fn matches(&self, path: &str) -> bool {
         self.exact.iter().any(|exact| **exact == *path)
             || self.prefixes.iter().any(|prefix| {

@@ -136,6 +136,10 @@ impl<L: RateLimiter + 'static> RequestStage for KeyedRateLimit<L> {
 
 impl<L: RateLimiter> KeyedRateLimit<L> {
     /// Admits a request the limiter allowed; refuses one it denied.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the answer of `admit_request`, whose refusal carries the decision for the headers"
+    )]
     fn answer(&self, decision: Decision) -> Result<Allowed, Refusal> {
         if decision.is_allowed() {
             Ok(Allowed(decision))

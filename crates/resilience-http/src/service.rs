@@ -350,6 +350,10 @@ where
 
 /// The service's answer to an admitted request (`call`, under the timeout if `timed`), with
 /// the permits in `held` going into its body, or back at once.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice (as passed and as bound), in every request's box"
+)]
 fn admitted<G, T, ResBody, E>(
     shared: Arc<Stack<G>>,
     call: T,

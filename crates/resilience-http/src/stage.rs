@@ -275,6 +275,10 @@ impl<St: RequestStage> From<HttpStageLayer<St>> for Stack<HttpStageLayer<St>> {
 
 impl<St: RequestStage> HttpStageLayer<St> {
     /// The permit of an admitted request, or the reply to a refused one.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the answer of `Stages::admit`, whose refusal is the response to send"
+    )]
     fn answer(
         &self,
         answer: Result<St::Permit, Refusal>,
@@ -546,6 +550,10 @@ impl<A: Stages, B: Stages> Stages for Chain<A, B> {
 
 impl<A: Stages, B: Stages> Chain<A, B> {
     /// Both stages' permits once the second has answered, or its refusal.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the answer of `Stages::admit`, whose refusal is the response to send"
+    )]
     fn then_answered(
         &self,
         first: A::Held,

@@ -82,7 +82,7 @@ fn an_admitted_request_allocates_only_its_future() {
         )
         .circuit_breaker(CircuitBreaker::builder("alloc").build().unwrap())
         .timeout(Timeout::new(Duration::from_secs(30)).unwrap());
-    let mut bare = app.clone();
+    let mut bare = app;
     let mut protected = composite.layer(app);
     // Warm up: the client's budget, lazily created statics, the cached header values.
     for _ in 0..3 {

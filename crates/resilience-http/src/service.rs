@@ -20,9 +20,10 @@ use crate::{ExcludePaths, HttpTimeoutLayer, Reply};
 
 /// The future of every service in this crate.
 ///
-/// Boxed because admission waits on futures whose types cannot be named (the core's
-/// `Admission::admit` and `RateLimiter::check` return `impl Future`), and because a request
-/// passes several steps; one allocation per request, as axum's own routes make.
+/// Boxed because what a request awaits has types that cannot be named (the core's timeout
+/// and `RateLimiter::check` return `impl Future`, and so do the stages of your own); one
+/// allocation per request, as axum's own routes make. Stages that answer at once are asked
+/// before the box is made, so it holds the service's call alone.
 pub type ResponseFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 /// Takes the inner service that `poll_ready` made ready, leaving a clone in its place

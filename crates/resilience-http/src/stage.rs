@@ -344,7 +344,6 @@ pub trait Stages: Send + Sync + 'static {
 
     /// [`admit`](Self::admit) as far as the stages can answer without waiting: the answer
     /// (`Ok`), or where it stopped, for [`resume`](Self::resume).
-    #[allow(clippy::type_complexity)]
     fn admit_now(
         &self,
         request: &Parts,

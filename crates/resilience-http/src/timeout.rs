@@ -137,12 +137,16 @@ impl From<HttpTimeoutLayer> for Stack<()> {
 }
 
 /// Runs `call` for at most `limit`: its own result, or `reply`'s response for a timeout.
+///
+/// Its timer is boxed: only a stage whose own limit is the shorter one (a breaker's
+/// `timeout`) takes this way, and unboxed the timer would take room in every request's
+/// future, whichever way it takes.
 pub(crate) async fn run_limit<T, E>(
     reply: &Reply,
     limit: Duration,
     call: impl Future<Output = Result<T, E>>,
 ) -> Result<Result<T, E>, Response<Bytes>> {
-    tokio::time::timeout(limit, call).await.map_err(|_| {
+    Box::pin(tokio::time::timeout(limit, call)).await.map_err(|_| {
         reply.time_out(TimedOut {
             elapsed: limit,
             limit,

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{request, response, Method, Request, Response};
+use http::{response, Method, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -243,11 +243,6 @@ impl<G: Stages> Stack<G> {
             .filter(|timeout| !timeout.exclude.matches(path))
     }
 
-    /// Whether the timeout applies to a request with this head.
-    fn timed(&self, request: &request::Parts) -> bool {
-        self.timeout_for(request.uri.path()).is_some()
-    }
-
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn would keep its arguments twice (as passed and as bound), in every request's box"
@@ -304,8 +299,8 @@ where
 /// the response body: the one place where stages become HTTP behaviour.
 ///
 /// The stages are asked before any future is made: when each can answer at once (the
-/// common case), the request is admitted or refused right here, and the service called, so
-/// the future only runs the call. Only an admission that waits (a queue, a network round
+/// common case), the request is admitted or refused right here, so the future only runs the
+/// call. Only an admission that waits (a queue, a network round
 /// trip) gets a future of its own, boxed, which finishes it and then runs the call alike.
 fn serve<S, G, ReqBody, ResBody>(
     shared: Arc<Stack<G>>,
@@ -325,13 +320,9 @@ where
         return Serve::Pass { call };
     }
     match shared.stages.admit_now(&parts) {
-        Ok(Ok(held)) => {
-            let (timed, head_request) = (shared.timed(&parts), parts.method == Method::HEAD);
-            let call = inner.call(Request::from_parts(parts, body));
-            Serve::Run {
-                run: admitted(shared, call, timed, head_request, held),
-            }
-        }
+        Ok(Ok(held)) => Serve::Run {
+            run: admitted(shared, inner, Request::from_parts(parts, body), held),
+        },
         Ok(Err(refused)) => Serve::Ready {
             answer: Some(made(refused)),
         },
@@ -341,37 +332,35 @@ where
                     Ok(held) => held,
                     Err(refused) => return Ok(made(refused)),
                 };
-                let (timed, head_request) = (shared.timed(&parts), parts.method == Method::HEAD);
-                let call = inner.call(Request::from_parts(parts, body));
-                admitted(shared, call, timed, head_request, held).await
+                admitted(shared, inner, Request::from_parts(parts, body), held).await
             }),
         },
     }
 }
 
-/// The service's answer to an admitted request (`call`, under the timeout if `timed`), with
-/// the permits in `held` going into its body, or back at once.
+/// The service's answer to an admitted request, under the timeout unless its path is
+/// excluded, with the permits in `held` going into its body, or back at once.
 #[expect(
     clippy::manual_async_fn,
     reason = "an async fn would keep its arguments twice (as passed and as bound), in every request's box"
 )]
-fn admitted<G, T, ResBody, E>(
+fn admitted<S, G, ReqBody, ResBody>(
     shared: Arc<Stack<G>>,
-    call: T,
-    timed: bool,
-    head_request: bool,
+    mut inner: S,
+    request: Request<ReqBody>,
     held: G::Held,
-) -> impl Future<Output = Result<Response<ResponseBody<ResBody, G::Guard>>, E>>
+) -> impl Future<Output = Result<Response<ResponseBody<ResBody, G::Guard>>, S::Error>>
 where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     G: Stages,
-    T: Future<Output = Result<Response<ResBody>, E>>,
     ResBody: Body<Data = Bytes>,
 {
     async move {
-        let timeout = shared.timeout.as_ref().filter(|_| timed);
-        // Pinned here, the service's future stays where it is: the timeout's layers around
+        let head_request = request.method() == Method::HEAD;
+        let timeout = shared.timeout_for(request.uri().path());
+        // Made in place, the service's future stays where it is: the timeout's layers around
         // it move a pointer rather than the whole future, each time one wraps another.
-        let call = std::pin::pin!(call);
+        let call = std::pin::pin!(inner.call(request));
         match shared.run_with(timeout, call).await {
             Ok(Ok(mut response)) => {
                 shared.stages.annotate(&held, response.headers_mut());

@@ -146,10 +146,12 @@ pub(crate) async fn run_limit<T, E>(
     limit: Duration,
     call: impl Future<Output = Result<T, E>>,
 ) -> Result<Result<T, E>, Response<Bytes>> {
-    Box::pin(tokio::time::timeout(limit, call)).await.map_err(|_| {
-        reply.time_out(TimedOut {
-            elapsed: limit,
-            limit,
+    Box::pin(tokio::time::timeout(limit, call))
+        .await
+        .map_err(|_| {
+            reply.time_out(TimedOut {
+                elapsed: limit,
+                limit,
+            })
         })
-    })
 }

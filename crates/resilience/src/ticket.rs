@@ -44,6 +44,13 @@ impl<S: Slots, H: Borrow<S>> Ticket<S, H> {
         self.handle.borrow()
     }
 
+    /// The handle as the permit keeps it: for a borrowing permit, the borrow itself, which
+    /// outlives the permit.
+    #[inline]
+    pub(crate) fn holder(&self) -> &H {
+        &self.handle
+    }
+
     /// What the permit holds.
     #[inline]
     pub(crate) fn held(&self) -> S::Held {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -13,9 +13,11 @@ use super::instruments::Instruments;
 use super::permit::{Admission, OwnedPermit, Permit};
 use super::state;
 use super::{
-    AdaptiveConfig, AdaptiveEvent, AdaptiveLimiterBuilder, AdaptiveMetrics, LimitAlgorithm, Sample,
+    AdaptiveConfig, AdaptiveEvent, AdaptiveLimiterBuilder, AdaptiveMetrics, AlgorithmConfig,
+    LimitAlgorithm, Sample,
 };
 use crate::classify::Outcome;
+use crate::clock::Clock;
 use crate::events::{Emitter, EventBus};
 use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
 use crate::tally::Tally;
@@ -37,6 +39,12 @@ pub(super) struct Inner {
     /// The algorithm's limit, published after every change so admission needs no lock.
     limit: AtomicU32,
     algorithm: Mutex<Box<dyn LimitAlgorithm>>,
+    /// Whether the algorithm learns from latency: AIMD does not, so its calls read the clock
+    /// once, when they end (its windows close by time too), instead of twice.
+    measures_latency: AtomicBool,
+    /// The clock calls are timed on: the time-stamp counter, or tokio's clock when it was
+    /// paused at build time (see [`Clock`]).
+    clock: Clock,
     config: Mutex<AdaptiveConfig>,
     wait_timeout: AtomicU64,
     /// Calls ended with a success (yes) or a failure (no), counted per thread: a completed
@@ -78,6 +86,8 @@ impl AdaptiveLimiter {
             in_flight: AtomicU32::new(0),
             limit: AtomicU32::new(algorithm.limit().max(1)),
             algorithm: Mutex::new(algorithm),
+            measures_latency: AtomicBool::new(measures_latency(&config.algorithm)),
+            clock: Clock::new(),
             wait_timeout: AtomicU64::new(nanos(config.wait_timeout)),
             config: Mutex::new(config),
             outcomes: Tally::new(),
@@ -148,7 +158,7 @@ impl AdaptiveLimiter {
             return Ok(admission);
         }
         // A time window may be due and may raise the limit: look before refusing.
-        if self.inner.poll(Instant::now()) {
+        if self.inner.poll(self.inner.clock.now()) {
             if let Some(admission) = self.take_slot() {
                 return Ok(admission);
             }
@@ -202,7 +212,7 @@ impl AdaptiveLimiter {
             .ok()?;
         inner.instruments.accepted.increment();
         Some(Admission {
-            started: Instant::now(),
+            started: inner.start(),
             in_flight: admitted + 1,
         })
     }
@@ -222,7 +232,7 @@ impl AdaptiveLimiter {
     /// A snapshot with aioresilience's keys; `utilization` is in flight over the limit, at most 1.
     pub fn metrics(&self) -> AdaptiveMetrics {
         let inner = &*self.inner;
-        inner.poll(Instant::now());
+        inner.poll(inner.clock.now());
         let algorithm = inner.lock_algorithm().name();
         let current_limit = self.limit();
         // Every admitted call is in flight or has ended with one outcome: the sum is exact
@@ -263,6 +273,9 @@ impl AdaptiveLimiter {
             let change = (current.algorithm != config.algorithm).then(|| {
                 let mut algorithm = inner.lock_algorithm();
                 *algorithm = config.algorithm.build();
+                inner
+                    .measures_latency
+                    .store(measures_latency(&config.algorithm), Ordering::Relaxed);
                 inner.publish(algorithm.limit(), algorithm.name())
             });
             *current = config;
@@ -325,9 +338,25 @@ impl Inner {
         change.is_some_and(|change| self.announce(change))
     }
 
+    /// When a call admitted now started, in nanoseconds on the limiter's clock, if the
+    /// algorithm measures latency.
+    #[inline]
+    fn start(&self) -> Started {
+        if self.measures_latency.load(Ordering::Relaxed) {
+            Started(self.clock.nanos())
+        } else {
+            Started::UNTIMED
+        }
+    }
+
+    /// `started` as an instant, if the call was timed.
+    pub(super) fn started_at(&self, started: Started) -> Option<Instant> {
+        started.nanos().map(|nanos| self.clock.instant_at(nanos))
+    }
+
     /// Ends a call: frees its slot, feeds its sample to the algorithm, wakes a waiter.
-    pub(super) fn complete(&self, started: Instant, in_flight: u32, outcome: Outcome) {
-        let now = Instant::now();
+    pub(super) fn complete(&self, started: Started, in_flight: u32, outcome: Outcome) {
+        let now = self.clock.nanos();
         // SeqCst pairs with the waiter's registration: either it sees the freed slot, or we
         // see it waiting.
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -338,9 +367,16 @@ impl Inner {
                 self.ignored.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let latency = now.saturating_duration_since(started);
-        self.instruments.latency.record(latency);
-        let sample = Sample::new(started, latency, in_flight, outcome);
+        // An untimed call (its algorithm measures no latency) is a sample that ends now.
+        let (started, latency) = match started.nanos() {
+            Some(started) => {
+                let latency = Duration::from_nanos(now.saturating_sub(started));
+                self.instruments.latency.record(latency);
+                (started.min(now), latency)
+            }
+            None => (now, Duration::ZERO),
+        };
+        let sample = Sample::new(self.clock.instant_at(started), latency, in_flight, outcome);
         let change = {
             let mut algorithm = self.lock_algorithm();
             let limit = algorithm.update(&sample);
@@ -385,6 +421,24 @@ impl Inner {
 
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Whether `algorithm` learns from latency; only the built-in AIMD is known not to.
+fn measures_latency(algorithm: &AlgorithmConfig) -> bool {
+    !matches!(algorithm, AlgorithmConfig::Aimd(_))
+}
+
+/// When a call started, in nanoseconds on the limiter's clock, or [`UNTIMED`](Self::UNTIMED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Started(u64);
+
+impl Started {
+    /// Not timed: the limiter's algorithm measures no latency.
+    const UNTIMED: Self = Self(u64::MAX);
+
+    fn nanos(self) -> Option<u64> {
+        (self != Self::UNTIMED).then_some(self.0)
+    }
 }
 
 /// Counts a caller as waiting for as long as it lives, even if its future is dropped.
@@ -442,7 +496,7 @@ impl Stage for AdaptiveLimiter {
         match self.take_slot() {
             Some(Admission { started, in_flight }) => Leased::Token(
                 LeaseToken::new(u64::from(in_flight))
-                    .started_at(Some(started))
+                    .started_at(self.inner.started_at(started))
                     .wanting_outcome(),
             ),
             None => Leased::Admit(self.admit_later()),
@@ -451,9 +505,12 @@ impl Stage for AdaptiveLimiter {
 
     #[inline]
     fn end_lease(&self, token: LeaseToken, outcome: Outcome) {
-        let started = token.started().unwrap_or_else(Instant::now);
+        let inner = &*self.inner;
+        let started = token
+            .started()
+            .map_or(Started::UNTIMED, |at| Started(inner.clock.nanos_at(at)));
         let in_flight = u32::try_from(token.tag()).unwrap_or(u32::MAX);
-        self.inner.complete(started, in_flight, outcome);
+        inner.complete(started, in_flight, outcome);
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt;
 
 use tokio::time::Instant;
 
+use super::handle::Started;
 use super::AdaptiveLimiter;
 use crate::classify::Outcome;
 use crate::ticket::{Slots, Ticket};
@@ -48,7 +49,7 @@ pub struct OwnedPermit(Ticket<AdaptiveLimiter, AdaptiveLimiter>);
 /// the outcome.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Admission {
-    pub(super) started: Instant,
+    pub(super) started: Started,
     pub(super) in_flight: u32,
 }
 
@@ -66,9 +67,11 @@ impl Slots for AdaptiveLimiter {
 /// The accessors and the outcome shortcuts of both permits.
 macro_rules! permit_methods {
     () => {
-        /// When the call was admitted.
-        pub fn started(&self) -> Instant {
-            self.0.held().started
+        /// When the call was admitted, if the limiter times its calls: it does when its
+        /// algorithm learns from latency (Vegas, Gradient2, a custom one), not for AIMD,
+        /// whose calls read no clock when admitted.
+        pub fn started(&self) -> Option<Instant> {
+            self.0.handle().inner.started_at(self.0.held().started)
         }
 
         /// Calls in flight when it was admitted, itself included.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::permit::{Guard, OwnedPermit, Permit};
+use super::permit::{OwnedPermit, Permit};
 use super::slots::Inner;
 use super::{BulkheadBuilder, BulkheadConfig, BulkheadMetrics};
 use crate::classify::Outcome;
@@ -52,7 +52,7 @@ impl Bulkhead {
             Some(started) => started,
             None => self.inner.wait().await?,
         };
-        Ok(Permit::new(Guard::new(self, started)))
+        Ok(Permit::new(self, started))
     }
 
     /// Like [`acquire`](Self::acquire), with a permit that holds a reference to the bulkhead
@@ -67,7 +67,7 @@ impl Bulkhead {
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejection> {
         let started = self.enter_now()?;
-        Ok(Permit::new(Guard::new(self, started)))
+        Ok(Permit::new(self, started))
     }
 
     /// Like [`try_acquire`](Self::try_acquire), with a permit that holds a reference to the
@@ -93,7 +93,7 @@ impl Bulkhead {
     /// ```
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejection> {
         let started = self.enter_now()?;
-        Ok(OwnedPermit::new(Guard::new(self.clone(), started)))
+        Ok(OwnedPermit::new(self.clone(), started))
     }
 
     /// A free slot now (when it was taken, if the clock is read), or the rejection of a call
@@ -177,12 +177,12 @@ impl Stage for Bulkhead {
     #[inline]
     fn admit(&self) -> Admit<OwnedPermit> {
         match self.inner.try_enter() {
-            Some(started) => Admit::admitted(OwnedPermit::new(Guard::new(self.clone(), started))),
+            Some(started) => Admit::admitted(OwnedPermit::new(self.clone(), started)),
             None => {
                 let bulkhead = self.clone();
                 Admit::waiting(async move {
                     let started = bulkhead.inner.wait().await?;
-                    Ok(OwnedPermit::new(Guard::new(bulkhead, started)))
+                    Ok(OwnedPermit::new(bulkhead, started))
                 })
             }
         }

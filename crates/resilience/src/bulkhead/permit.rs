@@ -1,62 +1,21 @@
 //! [`Permit`] and [`OwnedPermit`]: one bulkhead slot, given back on drop.
 
-use std::borrow::Borrow;
 use std::fmt;
 
 use tokio::time::Instant;
 
 use super::Bulkhead;
 use crate::classify::Outcome;
+use crate::ticket::{Slots, Ticket};
 
-/// A taken slot; gives it back exactly once, when finished or dropped.
-///
-/// `B` is how the guard reaches the bulkhead: a borrow inside a [`Permit`], which saves a
-/// reference count, or an owned handle inside an [`OwnedPermit`]. Either way it is a
-/// [`Bulkhead`], which [`Permit::bulkhead`] hands out.
-pub(super) struct Guard<B: Borrow<Bulkhead>> {
-    holder: B,
-    /// When the slot was taken, if the clock was read (see `Inner::entered`).
-    started: Option<Instant>,
-    finished: bool,
-}
-
-impl<B: Borrow<Bulkhead>> Guard<B> {
-    #[inline]
-    pub(super) fn new(holder: B, started: Option<Instant>) -> Self {
-        Self {
-            holder,
-            started,
-            finished: false,
-        }
-    }
+/// A permit holds when its slot was taken, if the clock was read for a listener of
+/// `bulkhead_released` (see `Inner::try_enter`).
+impl Slots for Bulkhead {
+    type Held = Option<Instant>;
 
     #[inline]
-    fn bulkhead(&self) -> &Bulkhead {
-        self.holder.borrow()
-    }
-
-    #[inline]
-    fn finish(mut self, outcome: Outcome) {
-        self.finished = true;
-        self.bulkhead().inner.release(self.started, outcome);
-    }
-
-    fn debug(&self, kind: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(kind)
-            .field("bulkhead", &self.bulkhead().name())
-            .finish()
-    }
-}
-
-impl<B: Borrow<Bulkhead>> Drop for Guard<B> {
-    #[inline]
-    fn drop(&mut self) {
-        if !self.finished {
-            // Cancelled, panicked or abandoned: the slot goes back, the outcome is unknown.
-            self.bulkhead()
-                .inner
-                .release(self.started, Outcome::Ignored);
-        }
+    fn end(&self, started: Option<Instant>, outcome: Outcome) {
+        self.inner.release(started, outcome);
     }
 }
 
@@ -81,7 +40,7 @@ impl<B: Borrow<Bulkhead>> Drop for Guard<B> {
 /// # }
 /// ```
 #[must_use = "dropping the permit gives the slot back at once"]
-pub struct Permit<'a>(Guard<&'a Bulkhead>);
+pub struct Permit<'a>(Ticket<Bulkhead, &'a Bulkhead>);
 
 /// One slot of a [`Bulkhead`], holding a reference to it, from
 /// [`acquire_owned`](Bulkhead::acquire_owned) or
@@ -89,17 +48,17 @@ pub struct Permit<'a>(Guard<&'a Bulkhead>);
 /// [`Stage`](crate::stage::Stage) (to the tower layer and the HTTP adapters). It answers as
 /// a [`Permit`] does, and can be moved into a task that outlives the bulkhead's handle.
 #[must_use = "dropping the permit gives the slot back at once"]
-pub struct OwnedPermit(Guard<Bulkhead>);
+pub struct OwnedPermit(Ticket<Bulkhead, Bulkhead>);
 
 impl<'a> Permit<'a> {
     #[inline]
-    pub(super) fn new(guard: Guard<&'a Bulkhead>) -> Self {
-        Self(guard)
+    pub(super) fn new(bulkhead: &'a Bulkhead, started: Option<Instant>) -> Self {
+        Self(Ticket::new(bulkhead, started))
     }
 
     /// The bulkhead this slot belongs to.
     pub fn bulkhead(&self) -> &'a Bulkhead {
-        self.0.holder
+        *self.0.holder()
     }
 
     crate::classify::outcome_shortcuts!();
@@ -107,19 +66,19 @@ impl<'a> Permit<'a> {
     /// Reports `outcome` and gives the slot back.
     #[inline]
     pub fn record(self, outcome: Outcome) {
-        self.0.finish(outcome);
+        self.0.record(outcome);
     }
 }
 
 impl OwnedPermit {
     #[inline]
-    pub(super) fn new(guard: Guard<Bulkhead>) -> Self {
-        Self(guard)
+    pub(super) fn new(bulkhead: Bulkhead, started: Option<Instant>) -> Self {
+        Self(Ticket::new(bulkhead, started))
     }
 
     /// The bulkhead this slot belongs to.
     pub fn bulkhead(&self) -> &Bulkhead {
-        self.0.bulkhead()
+        self.0.handle()
     }
 
     crate::classify::outcome_shortcuts!();
@@ -127,18 +86,22 @@ impl OwnedPermit {
     /// Reports `outcome` and gives the slot back.
     #[inline]
     pub fn record(self, outcome: Outcome) {
-        self.0.finish(outcome);
+        self.0.record(outcome);
     }
 }
 
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.debug("Permit", f)
+        f.debug_struct("Permit")
+            .field("bulkhead", &self.bulkhead().name())
+            .finish()
     }
 }
 
 impl fmt::Debug for OwnedPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.debug("OwnedPermit", f)
+        f.debug_struct("OwnedPermit")
+            .field("bulkhead", &self.bulkhead().name())
+            .finish()
     }
 }

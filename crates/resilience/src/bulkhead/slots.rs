@@ -13,23 +13,24 @@ use crate::classify::Outcome;
 use crate::error::Name;
 use crate::events::{Emitter, EventBus};
 use crate::sync::atomic::{
-    AtomicU32, AtomicU64,
-    Ordering::{AcqRel, Relaxed, SeqCst},
+    fence, AtomicU32, AtomicU64,
+    Ordering::{Acquire, Relaxed, SeqCst},
 };
 use crate::sync::{Mutex, MutexGuard};
+use crate::tally::ResettableTally;
 use crate::telemetry::Gauge;
 use crate::{PatternKind, Rejection, RejectionReason};
 
 /// What every clone of a [`Bulkhead`](super::Bulkhead) shares. Slots are taken by
-/// `try_enter` or `wait` and given back by `release`, which only the RAII
-/// [`Guard`](super::permit::Guard) calls, exactly once per slot.
+/// `try_enter` or `wait` and given back by `release`, which only a permit's
+/// [`Ticket`](crate::ticket::Ticket) or a call's lease calls, exactly once per slot.
 pub(super) struct Inner {
     name: Arc<str>,
     /// The name again, as every rejection copies it (see [`Name`]).
     rejection_name: Name,
     /// The slots, and the FIFO queue of calls waiting for one. Permits taken from it are
-    /// `forget`-ed and given back by our own guard, so tokio's permit type does not leak
-    /// into the guard (borrowed inside `call` and a [`Permit`](super::Permit), owned inside an
+    /// `forget`-ed and given back by our own permits, so tokio's permit type does not leak
+    /// into them (borrowed inside `call` and a [`Permit`](super::Permit), owned inside an
     /// [`OwnedPermit`](super::OwnedPermit)) and
     /// a live resize can withhold returning slots.
     semaphore: Semaphore,
@@ -43,13 +44,14 @@ pub(super) struct Inner {
     debt: AtomicU32,
     /// The configured number of slots. With the debt and the semaphore's free permits it
     /// gives the slots held (see `active`), so taking and giving back a slot touches no
-    /// counter of ours beyond the outcome.
+    /// shared counter of ours.
     max_concurrent: AtomicU32,
     waiting: AtomicU32,
+    /// Only ever written when it rises: the free-slot path reads it and moves on.
     peak_active: AtomicU32,
-    successes: AtomicU64,
-    failures: AtomicU64,
-    ignored: AtomicU64,
+    /// How calls ended, by [`Outcome`] (success, failure, ignored), counted per thread: a
+    /// returning slot pays no atomic read-modify-write for its count.
+    outcomes: ResettableTally<3>,
     /// Rejections by reason: capacity full, queue full, wait timeout.
     rejected: [AtomicU64; 3],
     wait_nanos: AtomicU64,
@@ -57,6 +59,11 @@ pub(super) struct Inner {
     emitter: Emitter,
     /// Metric handles, registered once here (zero-sized without feature `metrics`).
     instruments: Instruments,
+    /// loom does not see inside tokio's semaphore, so it cannot see the read-modify-writes on
+    /// the permit count that order a returning slot's second look at the debt against a
+    /// shrink (see `return_slot`). Under loom this counter makes them where loom sees them.
+    #[cfg(loom)]
+    permit_count_rmw: AtomicU32,
 }
 
 fn nanos(duration: Duration) -> u64 {
@@ -87,12 +94,12 @@ impl Inner {
             max_concurrent: AtomicU32::new(config.max_concurrent),
             waiting: AtomicU32::new(0),
             peak_active: AtomicU32::new(0),
-            successes: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            ignored: AtomicU64::new(0),
+            outcomes: ResettableTally::new(),
             rejected: Default::default(),
             wait_nanos: AtomicU64::new(0),
             peak_wait_nanos: AtomicU64::new(0),
+            #[cfg(loom)]
+            permit_count_rmw: AtomicU32::new(0),
         }
     }
 
@@ -130,11 +137,7 @@ impl Inner {
         let load = |counter: &AtomicU64| counter.load(Relaxed);
         let config = *inner.lock_config();
         let [capacity_full, queue_full, wait_timeout] = inner.rejected.each_ref().map(load);
-        let (successes, failures, ignored) = (
-            load(&inner.successes),
-            load(&inner.failures),
-            load(&inner.ignored),
-        );
+        let [successes, failures, ignored] = inner.outcomes.counts();
         let active = inner.active();
         let accepted = successes + failures + ignored + u64::from(active);
         let rejected = capacity_full + queue_full + wait_timeout;
@@ -166,20 +169,12 @@ impl Inner {
 
     pub(super) fn reset_metrics(&self) {
         let inner = self;
-        for counter in [
-            &inner.successes,
-            &inner.failures,
-            &inner.ignored,
-            &inner.wait_nanos,
-            &inner.peak_wait_nanos,
-        ]
-        .into_iter()
-        .chain(&inner.rejected)
+        inner.outcomes.reset();
+        for counter in [&inner.wait_nanos, &inner.peak_wait_nanos]
+            .into_iter()
+            .chain(&inner.rejected)
         {
-            // A read-modify-write, not a store: a returning slot's count orders it against a
-            // shrink through these counters (see `return_slot`), and a plain store in between
-            // would cut that order.
-            counter.swap(0, Relaxed);
+            counter.store(0, Relaxed);
         }
         inner.peak_active.store(inner.active(), Relaxed);
     }
@@ -214,17 +209,27 @@ impl Inner {
         }
     }
 
-    /// The uncontended path: one `try_acquire` and a few relaxed atomics; no lock, no
-    /// allocation, no clock read unless a listener wants release events.
+    /// The uncontended path: tokio's one compare-exchange, then relaxed loads only; no lock,
+    /// no allocation, no clock read unless a listener wants release events.
     #[inline]
     pub(super) fn try_enter(&self) -> Option<Option<Instant>> {
         let permit = self.semaphore.try_acquire().ok()?;
         permit.forget();
-        Some(self.entered(Duration::ZERO, None))
+        let active = self.active();
+        self.note_peak(active);
+        self.instruments.entered(Duration::ZERO);
+        self.announce_entry(active, Duration::ZERO);
+        // How long the slot is held is only ever reported in `bulkhead_released`: read the
+        // clock for it only when someone listens.
+        Some(
+            self.emitter
+                .wants(BulkheadEvent::BULKHEAD_RELEASED)
+                .then(Instant::now),
+        )
     }
 
-    /// Waits in the semaphore's FIFO queue; `Ok` carries the time the slot was taken (see
-    /// [`Guard`](super::permit::Guard)). The place in the queue is an RAII guard on the
+    /// Waits in the semaphore's FIFO queue; `Ok` carries the time the slot was taken, which
+    /// its permit holds. The place in the queue is an RAII guard on the
     /// waiting count, so a cancelled or timed-out wait can never leave the count behind.
     pub(super) async fn wait(&self) -> Result<Option<Instant>, Rejection> {
         let place = match Place::join(
@@ -255,13 +260,13 @@ impl Inner {
             // after waiting longer than the wait timeout.
             Some(Ok(permit)) if deadline.is_some_and(|deadline| now > deadline) => {
                 permit.forget();
-                let reason = RejectionReason::WaitTimeout;
-                self.return_slot(&self.rejected[reason_index(reason)]);
-                Err(self.rejection(reason))
+                self.return_slot();
+                Err(self.reject(RejectionReason::WaitTimeout))
             }
             Some(Ok(permit)) => {
                 permit.forget();
-                Ok(self.entered(now - since, Some(now)))
+                self.entered_after(now - since);
+                Ok(Some(now))
             }
             // The semaphore is never closed; were it, no slot would ever come.
             Some(Err(_)) => Err(self.reject(RejectionReason::CapacityFull)),
@@ -269,38 +274,44 @@ impl Inner {
         }
     }
 
-    /// Counts and announces a call that just took a slot after waiting `waited`.
-    fn entered(&self, waited: Duration, now: Option<Instant>) -> Option<Instant> {
-        let active = self.active();
+    /// Raises the peak to `active` if it is higher: a load on every entry, a write only when
+    /// the peak moves.
+    #[inline]
+    fn note_peak(&self, active: u32) {
         if active > self.peak_active.load(Relaxed) {
             self.peak_active.fetch_max(active, Relaxed);
         }
-        if !waited.is_zero() {
-            let waited = nanos(waited);
-            self.wait_nanos.fetch_add(waited, Relaxed);
-            self.peak_wait_nanos.fetch_max(waited, Relaxed);
-        }
-        self.instruments.entered(waited);
+    }
+
+    /// The event of a call that took a slot (built only if someone listens).
+    #[inline]
+    fn announce_entry(&self, active: u32, waited: Duration) {
         self.emitter.emit(|| BulkheadEvent::BulkheadAccepted {
             active,
             waiting: self.waiting.load(Relaxed),
             waited,
         });
-        // How long the slot is held is only ever reported in `bulkhead_released`: read the
-        // clock for it only when someone listens, so the free-slot path reads no clock.
-        now.or_else(|| {
-            self.emitter
-                .wants(BulkheadEvent::BULKHEAD_RELEASED)
-                .then(Instant::now)
-        })
+    }
+
+    /// Counts and announces a call that took a slot after waiting `waited`.
+    fn entered_after(&self, waited: Duration) {
+        let active = self.active();
+        self.note_peak(active);
+        let nanos = nanos(waited);
+        self.wait_nanos.fetch_add(nanos, Relaxed);
+        self.peak_wait_nanos.fetch_max(nanos, Relaxed);
+        self.instruments.entered(waited);
+        self.announce_entry(active, waited);
     }
 
     /// Gives a slot back, counting how the call went.
+    #[inline]
     pub(super) fn release(&self, started: Option<Instant>, outcome: Outcome) {
-        self.return_slot(match outcome {
-            Outcome::Success => &self.successes,
-            Outcome::Failure => &self.failures,
-            Outcome::Ignored => &self.ignored,
+        self.return_slot();
+        self.outcomes.add(match outcome {
+            Outcome::Success => 0,
+            Outcome::Failure => 1,
+            Outcome::Ignored => 2,
         });
         self.instruments.active.decrement();
         self.emitter.emit(|| BulkheadEvent::BulkheadReleased {
@@ -309,47 +320,56 @@ impl Inner {
         });
     }
 
-    /// Gives a slot back, then adds one to `count`, the counter of how the call ended (one
-    /// of [`counts_of_returns`](Self::counts_of_returns)).
-    fn return_slot(&self, count: &AtomicU64) {
-        let mut debt = self.debt.load(Relaxed);
+    /// Gives a slot back: to the semaphore, or against the debt of a shrink.
+    #[inline]
+    fn return_slot(&self) {
+        let debt = self.debt.load(Relaxed);
+        if debt == 0 {
+            // To the longest waiter if there is one (tokio hands it over directly).
+            self.semaphore.add_permits(1);
+            self.look_at_debt_again();
+        } else {
+            self.pay_debt(debt);
+        }
+    }
+
+    /// A shrink may have owed slots between our look at the debt and our permit's return,
+    /// and found no free permit to take: look again, and pay it with a free one.
+    ///
+    /// What orders this second look against the shrink is the permit count in tokio's
+    /// semaphore: the return adds to it and the shrink takes from it, both read-modify-writes,
+    /// the shrink's after owing (see `resize`). If the shrink's comes first, the acquire fence
+    /// makes its debt visible here; if ours does, the shrink sees our permit and takes it. So
+    /// the return costs no read-modify-write of its own, and the fence no instruction on x86.
+    #[inline]
+    fn look_at_debt_again(&self) {
+        #[cfg(loom)]
+        self.permit_count_rmw.fetch_add(0, crate::sync::atomic::Ordering::Release);
+        fence(Acquire);
+        if self.debt.load(Relaxed) > 0 {
+            self.pay_debt_from_free(1);
+        }
+    }
+
+    /// A returning slot pays one of the `debt` owed instead of going back (or goes back, if
+    /// the debt was paid meanwhile).
+    #[cold]
+    fn pay_debt(&self, mut debt: u32) {
         loop {
             let (give_back, owed) = state::on_release(debt);
             if give_back {
-                // To the longest waiter if there is one (tokio hands it over directly).
                 self.semaphore.add_permits(1);
-                // A shrink may have owed slots between our look at the debt and our permit's
-                // return, and found no free permit to take: look again, and pay it with a
-                // free one. The count, a read-modify-write made after the return, is what
-                // orders the second look against the shrink (see `resize`), so the return
-                // costs no read-modify-write of its own.
-                count.fetch_add(1, AcqRel);
-                if self.debt.load(Relaxed) > 0 {
-                    self.pay_debt_from_free(1);
-                }
+                self.look_at_debt_again();
                 return;
             }
             match self
                 .debt
                 .compare_exchange_weak(debt, owed, Relaxed, Relaxed)
             {
-                Ok(_) => {
-                    count.fetch_add(1, Relaxed);
-                    return;
-                }
+                Ok(_) => return,
                 Err(actual) => debt = actual,
             }
         }
-    }
-
-    /// Every counter [`return_slot`](Self::return_slot) counts a returned slot on.
-    fn counts_of_returns(&self) -> [&AtomicU64; 4] {
-        [
-            &self.successes,
-            &self.failures,
-            &self.ignored,
-            &self.rejected[reason_index(RejectionReason::WaitTimeout)],
-        ]
     }
 
     /// Moves from `from` to `to` slots. Called under the config lock, so resizes never
@@ -374,13 +394,13 @@ impl Inner {
             let _ = self
                 .debt
                 .fetch_update(SeqCst, SeqCst, |debt| Some(state::shrink(removed, debt)));
-            // Between owing and taking: a read-modify-write of every counter a returning slot
-            // is counted on after its return. A return counted before this sees its permit
-            // taken below; one counted after sees the debt owed above. Either way the slot is
-            // not kept.
-            for count in self.counts_of_returns() {
-                count.fetch_add(0, AcqRel);
-            }
+            // Taking the free permits is a read-modify-write of the semaphore's permit count,
+            // made after owing: a return that added to the count before it has its permit
+            // taken; one that adds after it sees the debt (`look_at_debt_again`). Either way
+            // the slot is not kept.
+            #[cfg(loom)]
+            self.permit_count_rmw
+                .fetch_add(0, crate::sync::atomic::Ordering::AcqRel);
             self.pay_debt_from_free(removed);
         }
     }

@@ -126,8 +126,14 @@ impl Aimd {
     }
 
     fn evaluate(&mut self, summary: &Summary) {
+        self.close_counted(summary.successes, summary.failures);
+    }
+
+    /// Closes a window counted elsewhere (by the limiter, without this algorithm's lock):
+    /// at least one call, `successes` and `failures` of them. Returns the limit.
+    pub(super) fn close_counted(&mut self, successes: u32, failures: u32) -> u32 {
         let config = &self.config;
-        let rate = f64::from(summary.successes) / f64::from(summary.count);
+        let rate = f64::from(successes) / (f64::from(successes) + f64::from(failures));
         if rate > config.success_threshold {
             let grown = f64::from(self.limit) + self.carry + config.increase_rate;
             let whole = grown.floor();
@@ -144,6 +150,7 @@ impl Aimd {
             self.limit = (shrunk as u32).max(config.min_limit);
             self.carry = 0.0;
         }
+        self.limit
     }
 }
 

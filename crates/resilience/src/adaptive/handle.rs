@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -12,8 +12,9 @@ use tokio::time::Instant;
 use super::instruments::Instruments;
 use super::permit::{Admission, OwnedPermit, Permit};
 use super::state;
+use super::window::{self, Closed, SharedWindow};
 use super::{
-    AdaptiveConfig, AdaptiveEvent, AdaptiveLimiterBuilder, AdaptiveMetrics, AlgorithmConfig,
+    AdaptiveConfig, AdaptiveEvent, AdaptiveLimiterBuilder, AdaptiveMetrics, Aimd, AlgorithmConfig,
     LimitAlgorithm, Sample,
 };
 use crate::classify::Outcome;
@@ -38,10 +39,10 @@ pub(super) struct Inner {
     in_flight: AtomicU32,
     /// The algorithm's limit, published after every change so admission needs no lock.
     limit: AtomicU32,
-    algorithm: Mutex<Box<dyn LimitAlgorithm>>,
-    /// Whether the algorithm learns from latency: AIMD does not, so its calls read the clock
-    /// once, when they end (its windows close by time too), instead of twice.
-    measures_latency: AtomicBool,
+    algorithm: Mutex<Learner>,
+    /// AIMD's window, counted without the lock (see [`SharedWindow`]); for another algorithm
+    /// it counts nothing, and every call is a timed sample fed under the lock.
+    window: SharedWindow,
     /// The clock calls are timed on: the time-stamp counter, or tokio's clock when it was
     /// paused at build time (see [`Clock`]).
     clock: Clock,
@@ -78,7 +79,9 @@ impl AdaptiveLimiter {
 
     pub(super) fn new(name: &str, config: AdaptiveConfig) -> Self {
         let name: Arc<str> = Arc::from(name.trim());
-        let algorithm = config.algorithm.build();
+        let clock = Clock::new();
+        let window = SharedWindow::default();
+        let algorithm = Learner::new(&config.algorithm, &window, &clock);
         let inner = Inner {
             emitter: Emitter::new(Arc::clone(&name)),
             instruments: Instruments::new(&name, algorithm.limit().max(1)),
@@ -86,8 +89,8 @@ impl AdaptiveLimiter {
             in_flight: AtomicU32::new(0),
             limit: AtomicU32::new(algorithm.limit().max(1)),
             algorithm: Mutex::new(algorithm),
-            measures_latency: AtomicBool::new(measures_latency(&config.algorithm)),
-            clock: Clock::new(),
+            window,
+            clock,
             wait_timeout: AtomicU64::new(nanos(config.wait_timeout)),
             config: Mutex::new(config),
             outcomes: Tally::new(),
@@ -158,7 +161,7 @@ impl AdaptiveLimiter {
             return Ok(admission);
         }
         // A time window may be due and may raise the limit: look before refusing.
-        if self.inner.poll(self.inner.clock.now()) {
+        if self.inner.poll() {
             if let Some(admission) = self.take_slot() {
                 return Ok(admission);
             }
@@ -232,7 +235,7 @@ impl AdaptiveLimiter {
     /// A snapshot with aioresilience's keys; `utilization` is in flight over the limit, at most 1.
     pub fn metrics(&self) -> AdaptiveMetrics {
         let inner = &*self.inner;
-        inner.poll(inner.clock.now());
+        inner.poll();
         let algorithm = inner.lock_algorithm().name();
         let current_limit = self.limit();
         // Every admitted call is in flight or has ended with one outcome: the sum is exact
@@ -272,10 +275,7 @@ impl AdaptiveLimiter {
                 .store(nanos(config.wait_timeout), Ordering::Relaxed);
             let change = (current.algorithm != config.algorithm).then(|| {
                 let mut algorithm = inner.lock_algorithm();
-                *algorithm = config.algorithm.build();
-                inner
-                    .measures_latency
-                    .store(measures_latency(&config.algorithm), Ordering::Relaxed);
+                *algorithm = Learner::new(&config.algorithm, &inner.window, &inner.clock);
                 inner.publish(algorithm.limit(), algorithm.name())
             });
             *current = config;
@@ -297,7 +297,7 @@ impl AdaptiveLimiter {
 type Change = (u32, u32, &'static str);
 
 impl Inner {
-    fn lock_algorithm(&self) -> MutexGuard<'_, Box<dyn LimitAlgorithm>> {
+    fn lock_algorithm(&self) -> MutexGuard<'_, Learner> {
         // A panic under this lock can only come from a custom algorithm; its state is still
         // the best we have.
         self.algorithm
@@ -329,10 +329,16 @@ impl Inner {
     }
 
     /// Lets the algorithm close a due window; returns whether the limit rose.
-    fn poll(&self, now: Instant) -> bool {
+    fn poll(&self) -> bool {
         let change = {
             let mut algorithm = self.lock_algorithm();
-            let limit = algorithm.poll(now);
+            let limit = match &mut *algorithm {
+                Learner::Counted(aimd) => {
+                    let closed = self.window.add_locked(self.clock.ticks(), Outcome::Ignored);
+                    Learner::close(aimd, closed)
+                }
+                Learner::Sampled(algorithm) => algorithm.poll(self.clock.now()),
+            };
             self.publish(limit, algorithm.name())
         };
         change.is_some_and(|change| self.announce(change))
@@ -342,10 +348,10 @@ impl Inner {
     /// algorithm measures latency.
     #[inline]
     fn start(&self) -> Started {
-        if self.measures_latency.load(Ordering::Relaxed) {
-            Started(self.clock.nanos())
-        } else {
+        if self.window.is_counting() {
             Started::UNTIMED
+        } else {
+            Started(self.clock.nanos())
         }
     }
 
@@ -354,9 +360,10 @@ impl Inner {
         started.nanos().map(|nanos| self.clock.instant_at(nanos))
     }
 
-    /// Ends a call: frees its slot, feeds its sample to the algorithm, wakes a waiter.
+    /// Ends a call: frees its slot, feeds its outcome (or its sample) to the algorithm, wakes
+    /// a waiter.
+    #[inline]
     pub(super) fn complete(&self, started: Started, in_flight: u32, outcome: Outcome) {
-        let now = self.clock.nanos();
         // SeqCst pairs with the waiter's registration: either it sees the freed slot, or we
         // see it waiting.
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -367,7 +374,40 @@ impl Inner {
                 self.ignored.fetch_add(1, Ordering::Relaxed);
             }
         }
-        // An untimed call (its algorithm measures no latency) is a sample that ends now.
+        let raised = if self.window.is_counting() {
+            let now = self.clock.ticks();
+            !self.window.try_add(now, outcome) && self.count_locked(now, outcome)
+        } else {
+            self.sample(started, in_flight, outcome)
+        };
+        if !raised && self.waiters.load(Ordering::SeqCst) > 0 {
+            self.notify.notify_one();
+        }
+    }
+
+    /// An outcome that opens or closes AIMD's window, under the lock; returns whether the
+    /// limit rose.
+    #[cold]
+    fn count_locked(&self, now: u64, outcome: Outcome) -> bool {
+        let change = {
+            let mut algorithm = self.lock_algorithm();
+            let closed = self.window.add_locked(now, outcome);
+            let limit = match &mut *algorithm {
+                Learner::Counted(aimd) => Learner::close(aimd, closed),
+                // The algorithm was replaced since this call looked: the window it counted in
+                // was reset with it, and the outcome is dropped with the old algorithm.
+                Learner::Sampled(algorithm) => algorithm.limit(),
+            };
+            self.publish(limit, algorithm.name())
+        };
+        change.is_some_and(|change| self.announce(change))
+    }
+
+    /// Feeds a timed sample to an algorithm that learns from latency; returns whether the
+    /// limit rose.
+    fn sample(&self, started: Started, in_flight: u32, outcome: Outcome) -> bool {
+        let now = self.clock.nanos();
+        // An untimed call (admitted while the algorithm measured no latency) ends now.
         let (started, latency) = match started.nanos() {
             Some(started) => {
                 let latency = Duration::from_nanos(now.saturating_sub(started));
@@ -379,13 +419,14 @@ impl Inner {
         let sample = Sample::new(self.clock.instant_at(started), latency, in_flight, outcome);
         let change = {
             let mut algorithm = self.lock_algorithm();
-            let limit = algorithm.update(&sample);
+            let limit = match &mut *algorithm {
+                Learner::Sampled(algorithm) => algorithm.update(&sample),
+                // Replaced by AIMD since this call looked: the sample goes with the old one.
+                Learner::Counted(aimd) => aimd.limit(),
+            };
             self.publish(limit, algorithm.name())
         };
-        let raised = change.is_some_and(|change| self.announce(change));
-        if !raised && self.waiters.load(Ordering::SeqCst) > 0 {
-            self.notify.notify_one();
-        }
+        change.is_some_and(|change| self.announce(change))
     }
 
     /// Reports a limit change (never under a lock); returns whether the limit rose, having
@@ -423,9 +464,59 @@ fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Whether `algorithm` learns from latency; only the built-in AIMD is known not to.
-fn measures_latency(algorithm: &AlgorithmConfig) -> bool {
-    !matches!(algorithm, AlgorithmConfig::Aimd(_))
+/// The algorithm, as the limiter feeds it.
+#[derive(Debug)]
+enum Learner {
+    /// AIMD, whose windows the limiter counts in its [`SharedWindow`]: it is only told when
+    /// one closes.
+    Counted(Aimd),
+    /// Any other algorithm, fed every call's timed sample.
+    Sampled(Box<dyn LimitAlgorithm>),
+}
+
+impl Learner {
+    /// A fresh algorithm of `config`, with `window` reset to count for it (or to count
+    /// nothing). Under the lock, or before the limiter is shared.
+    fn new(config: &AlgorithmConfig, window: &SharedWindow, clock: &Clock) -> Self {
+        match config {
+            AlgorithmConfig::Aimd(aimd) if aimd.measurement_window < window::MAX_SAMPLES => {
+                window.reset(
+                    aimd.measurement_window,
+                    clock.ticks_in(aimd.measurement_interval),
+                );
+                Self::Counted(Aimd::new(aimd.clone()))
+            }
+            config => {
+                window.reset(0, 0);
+                Self::Sampled(config.build())
+            }
+        }
+    }
+
+    /// The limit after `closed`, if a window closed.
+    fn close(aimd: &mut Aimd, closed: Option<Closed>) -> u32 {
+        match closed {
+            Some(Closed {
+                successes,
+                failures,
+            }) => aimd.close_counted(successes, failures),
+            None => aimd.limit(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Counted(aimd) => aimd.name(),
+            Self::Sampled(algorithm) => algorithm.name(),
+        }
+    }
+
+    fn limit(&self) -> u32 {
+        match self {
+            Self::Counted(aimd) => aimd.limit(),
+            Self::Sampled(algorithm) => algorithm.limit(),
+        }
+    }
 }
 
 /// When a call started, in nanoseconds on the limiter's clock, or [`UNTIMED`](Self::UNTIMED).

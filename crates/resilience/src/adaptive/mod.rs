@@ -97,6 +97,7 @@ mod metrics;
 mod permit;
 mod state;
 mod vegas;
+mod window;
 
 pub use aimd::{Aimd, AimdConfig};
 pub use algorithm::{LimitAlgorithm, Sample};

@@ -344,7 +344,8 @@ impl Inner {
     #[inline]
     fn look_at_debt_again(&self) {
         #[cfg(loom)]
-        self.permit_count_rmw.fetch_add(0, crate::sync::atomic::Ordering::Release);
+        self.permit_count_rmw
+            .fetch_add(0, crate::sync::atomic::Ordering::Release);
         fence(Acquire);
         if self.debt.load(Relaxed) > 0 {
             self.pay_debt_from_free(1);

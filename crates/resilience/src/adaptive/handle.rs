@@ -157,10 +157,16 @@ impl AdaptiveLimiter {
     /// Takes a slot if one is free now, or after a due window raised the limit.
     #[inline]
     fn take_now(&self) -> Result<Admission, Rejection> {
-        if let Some(admission) = self.take_slot() {
-            return Ok(admission);
+        match self.take_slot() {
+            Some(admission) => Ok(admission),
+            None => self.take_after_poll(),
         }
-        // A time window may be due and may raise the limit: look before refusing.
+    }
+
+    /// At the limit: a time window may be due and may raise the limit, so look before
+    /// refusing.
+    #[cold]
+    fn take_after_poll(&self) -> Result<Admission, Rejection> {
         if self.inner.poll() {
             if let Some(admission) = self.take_slot() {
                 return Ok(admission);

@@ -112,6 +112,7 @@ impl Inner {
     }
 
     /// Slots held now: taken by calls, or handed to a waiter that has yet to run.
+    #[inline]
     pub(super) fn active(&self) -> u32 {
         state::held(
             self.max_concurrent.load(Relaxed),
@@ -218,7 +219,9 @@ impl Inner {
         let active = self.active();
         self.note_peak(active);
         self.instruments.entered(Duration::ZERO);
-        self.announce_entry(active, Duration::ZERO);
+        if self.emitter.wants(BulkheadEvent::BULKHEAD_ACCEPTED) {
+            self.announce_entry(active, Duration::ZERO);
+        }
         // How long the slot is held is only ever reported in `bulkhead_released`: read the
         // clock for it only when someone listens.
         Some(
@@ -284,7 +287,7 @@ impl Inner {
     }
 
     /// The event of a call that took a slot (built only if someone listens).
-    #[inline]
+    #[cold]
     fn announce_entry(&self, active: u32, waited: Duration) {
         self.emitter.emit(|| BulkheadEvent::BulkheadAccepted {
             active,
@@ -314,6 +317,14 @@ impl Inner {
             Outcome::Ignored => 2,
         });
         self.instruments.active.decrement();
+        if self.emitter.wants(BulkheadEvent::BULKHEAD_RELEASED) {
+            self.announce_release(started);
+        }
+    }
+
+    /// The event of a slot given back (built only if someone listens).
+    #[cold]
+    fn announce_release(&self, started: Option<Instant>) {
         self.emitter.emit(|| BulkheadEvent::BulkheadReleased {
             active: self.active(),
             held: started.map_or(Duration::ZERO, |at| at.elapsed()),

@@ -15,8 +15,8 @@
 //!   limiter, whose permit feeds the algorithm; it borrows the handle, and the `_owned`
 //!   entries take one holding a reference), `call` around an operation that is ready at
 //!   once, and our tower layer around the same service as tower's. The adaptive group measures
-//!   each algorithm's permit: AIMD (the default), Vegas and Gradient2, which read the clock
-//!   twice per call for the latency.
+//!   each algorithm's permit: AIMD (the default), which learns from outcomes alone and reads the
+//!   clock once per call, and Vegas and Gradient2, which read it twice for the latency.
 //! * `load_shed/contended_2_threads`, `adaptive/contended_2_threads`: the same entries while a
 //!   second thread takes and releases a slot of the same instance in a tight loop; the figure
 //!   is the measuring thread's time per operation.

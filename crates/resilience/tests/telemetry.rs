@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::recorder::Values;
 use metrics::Key;
 
-use resilience::adaptive::AdaptiveLimiter;
+use resilience::adaptive::{AdaptiveLimiter, VegasConfig};
 use resilience::load_shed::Priority;
 use resilience::rate_limit::DirectRateLimiter;
 use resilience::telemetry::{MetricType, METRICS};
@@ -261,7 +261,12 @@ async fn load_shedder_backpressure_adaptive_and_fallback_record_theirs() {
                 .water_marks(1, 0)
                 .build()
                 .unwrap(),
-            AdaptiveLimiter::builder("upstream").build().unwrap(),
+            // Vegas learns from latency, so its calls feed the latency histogram (AIMD's
+            // do not: it reads no latency).
+            AdaptiveLimiter::builder("upstream")
+                .vegas(VegasConfig::default())
+                .build()
+                .unwrap(),
             Fallback::<u32, &str>::builder("cached")
                 .value(7)
                 .build()

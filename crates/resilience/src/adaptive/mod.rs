@@ -13,11 +13,15 @@
 //! A call is admitted while fewer than `limit` calls are in flight (one compare-exchange, no
 //! lock); at the limit [`try_acquire`](AdaptiveLimiter::try_acquire) refuses at once (as
 //! aioresilience's `acquire` does) and [`acquire`](AdaptiveLimiter::acquire) waits up to a timeout.
-//! Every call ends with a [`Permit`] reporting its outcome and latency to a [`LimitAlgorithm`]:
+//! Every call ends with a [`Permit`] reporting its outcome, and its latency to an algorithm
+//! that learns from it, to a [`LimitAlgorithm`]:
 //!
 //! * [`Aimd`] (the default, aioresilience's): per window of 100 calls *or* 10 s, whichever
 //!   comes first (so a quiet service still adapts), +1 above
 //!   95 % success, × 0.9 (truncated) below 80 %, both strict; integer limits within 10..=1000.
+//!   Outcomes alone: its calls are not timed (the clock is read once, when a call ends, for
+//!   the windows' time bound), and a call that neither opens nor closes a window is counted
+//!   with one compare-exchange, without the algorithm's lock.
 //! * [`Vegas`] (Netflix's `VegasLimit`): estimates the queue at the dependency from latency
 //!   over the no-load latency and keeps it between `alpha` and `beta`; slow start, and a
 //!   periodic re-probe of the no-load latency that discards calls admitted before it.

@@ -15,8 +15,8 @@ use crate::ticket::{Slots, Ticket};
 /// borrow.
 ///
 /// Report how the call went with [`success`](Self::success), [`failure`](Self::failure) or
-/// [`ignore`](Self::ignore); the latency from admission to that moment goes to the algorithm
-/// with the outcome. Dropping the permit without reporting counts as ignored (as a cancelled
+/// [`ignore`](Self::ignore); the outcome goes to the algorithm, with the latency from
+/// admission to that moment if the algorithm learns from latency (AIMD does not). Dropping the permit without reporting counts as ignored (as a cancelled
 /// call should), and the slot is always released: there is no `release()` to forget or to
 /// call twice.
 ///

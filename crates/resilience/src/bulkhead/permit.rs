@@ -58,7 +58,7 @@ impl<'a> Permit<'a> {
 
     /// The bulkhead this slot belongs to.
     pub fn bulkhead(&self) -> &'a Bulkhead {
-        *self.0.holder()
+        self.0.holder()
     }
 
     crate::classify::outcome_shortcuts!();

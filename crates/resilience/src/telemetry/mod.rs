@@ -39,7 +39,7 @@
 //! | `resilience_backpressure_active` | gauge | `name` | 1 while backpressure is on (above the high water mark, until the low one) |
 //! | `resilience_adaptive_limit` | gauge | `name` | the current concurrency limit |
 //! | `resilience_adaptive_decisions_total` | counter | `name`, `decision` = `accepted` \| `rejected` | admissions and rejections |
-//! | `resilience_adaptive_latency_seconds` | histogram | `name` | latency samples fed to the limit algorithm |
+//! | `resilience_adaptive_latency_seconds` | histogram | `name` | latency samples fed to the limit algorithm (Vegas, Gradient2, custom ones; AIMD learns from outcomes alone and times no call) |
 //! | `resilience_fallback_total` | counter | `name`, `result` = `triggered` \| `failed` | fallbacks run, and chains whose every fallback failed |
 //! | `resilience_throttle_decisions_total` | counter | `name`, `decision` = `admitted` \| `throttled` | requests an adaptive throttle let through or dropped |
 //!

@@ -13,7 +13,7 @@ use crate::ticket::{Slots, Ticket};
 impl Slots for Bulkhead {
     type Held = Option<Instant>;
 
-    #[inline]
+    #[inline(always)]
     fn end(&self, started: Option<Instant>, outcome: Outcome) {
         self.inner.release(started, outcome);
     }

@@ -308,7 +308,7 @@ impl Inner {
     }
 
     /// Gives a slot back, counting how the call went.
-    #[inline]
+    #[inline(always)]
     pub(super) fn release(&self, started: Option<Instant>, outcome: Outcome) {
         self.return_slot();
         self.outcomes.add(match outcome {

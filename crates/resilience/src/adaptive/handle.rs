@@ -212,6 +212,8 @@ impl AdaptiveLimiter {
     #[inline]
     fn take_slot(&self) -> Option<Admission> {
         let inner = &*self.inner;
+        // Read before the compare-exchange, which would otherwise wait for it.
+        let started = inner.start();
         let limit = inner.limit.load(Ordering::Acquire);
         let admitted = inner
             .in_flight
@@ -221,7 +223,7 @@ impl AdaptiveLimiter {
             .ok()?;
         inner.instruments.accepted.increment();
         Some(Admission {
-            started: inner.start(),
+            started,
             in_flight: admitted + 1,
         })
     }
@@ -370,6 +372,14 @@ impl Inner {
     /// a waiter.
     #[inline]
     pub(super) fn complete(&self, started: Started, in_flight: u32, outcome: Outcome) {
+        // Read before the locked operations below, which would otherwise wait for it: ticks
+        // for AIMD's window, nanoseconds for a sample.
+        let counting = self.window.is_counting();
+        let now = if counting {
+            self.clock.ticks()
+        } else {
+            self.clock.nanos()
+        };
         // SeqCst pairs with the waiter's registration: either it sees the freed slot, or we
         // see it waiting.
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -380,11 +390,10 @@ impl Inner {
                 self.ignored.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let raised = if self.window.is_counting() {
-            let now = self.clock.ticks();
+        let raised = if counting {
             !self.window.try_add(now, outcome) && self.count_locked(now, outcome)
         } else {
-            self.sample(started, in_flight, outcome)
+            self.sample(now, started, in_flight, outcome)
         };
         if !raised && self.waiters.load(Ordering::SeqCst) > 0 {
             self.notify.notify_one();
@@ -411,8 +420,7 @@ impl Inner {
 
     /// Feeds a timed sample to an algorithm that learns from latency; returns whether the
     /// limit rose.
-    fn sample(&self, started: Started, in_flight: u32, outcome: Outcome) -> bool {
-        let now = self.clock.nanos();
+    fn sample(&self, now: u64, started: Started, in_flight: u32, outcome: Outcome) -> bool {
         // An untimed call (admitted while the algorithm measured no latency) ends now.
         let (started, latency) = match started.nanos() {
             Some(started) => {

@@ -21,6 +21,11 @@ use crate::tally::ResettableTally;
 use crate::telemetry::Gauge;
 use crate::{PatternKind, Rejection, RejectionReason};
 
+/// Which of [`Inner::outcomes`] counts each way a call ended.
+const SUCCESSES: usize = 0;
+const FAILURES: usize = 1;
+const IGNORED: usize = 2;
+
 /// What every clone of a [`Bulkhead`](super::Bulkhead) shares. Slots are taken by
 /// `try_enter` or `wait` and given back by `release`, which only a permit's
 /// [`Ticket`](crate::ticket::Ticket) or a call's lease calls, exactly once per slot.
@@ -138,7 +143,9 @@ impl Inner {
         let load = |counter: &AtomicU64| counter.load(Relaxed);
         let config = *inner.lock_config();
         let [capacity_full, queue_full, wait_timeout] = inner.rejected.each_ref().map(load);
-        let [successes, failures, ignored] = inner.outcomes.counts();
+        let outcomes = inner.outcomes.counts();
+        let (successes, failures, ignored) =
+            (outcomes[SUCCESSES], outcomes[FAILURES], outcomes[IGNORED]);
         let active = inner.active();
         let accepted = successes + failures + ignored + u64::from(active);
         let rejected = capacity_full + queue_full + wait_timeout;
@@ -312,9 +319,9 @@ impl Inner {
     pub(super) fn release(&self, started: Option<Instant>, outcome: Outcome) {
         self.return_slot();
         self.outcomes.add(match outcome {
-            Outcome::Success => 0,
-            Outcome::Failure => 1,
-            Outcome::Ignored => 2,
+            Outcome::Success => SUCCESSES,
+            Outcome::Failure => FAILURES,
+            Outcome::Ignored => IGNORED,
         });
         self.instruments.active.decrement();
         if self.emitter.wants(BulkheadEvent::BULKHEAD_RELEASED) {

@@ -57,16 +57,47 @@ impl<const N: usize> Tally<N> {
     /// Adds one to count `which` (below `N`).
     #[inline]
     pub(crate) fn add(&self, which: usize) {
+        match self.row() {
+            Row::Own(row) => increment(&row[which]),
+            Row::Shared(row) => {
+                row[which].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Adds `amount` to count `which`, saturating: for a count that is a sum, such as the
+    /// nanoseconds calls took, which a busy process could run up to the limit.
+    #[inline]
+    pub(crate) fn add_amount(&self, which: usize, amount: u64) {
+        match self.row() {
+            Row::Own(row) => bump(&row[which], amount),
+            Row::Shared(row) => add_shared(&row[which], amount),
+        }
+    }
+
+    /// Adds one to count `which` and `amount` to count `sum` (saturating), finding this
+    /// thread's row once: a call and the time it took.
+    #[inline]
+    pub(crate) fn add_with_amount(&self, which: usize, sum: usize, amount: u64) {
+        match self.row() {
+            Row::Own(row) => {
+                increment(&row[which]);
+                bump(&row[sum], amount);
+            }
+            Row::Shared(row) => {
+                row[which].fetch_add(1, Ordering::Relaxed);
+                add_shared(&row[sum], amount);
+            }
+        }
+    }
+
+    /// This thread's row, or the shared one if it holds no seat with a row here.
+    #[inline]
+    fn row(&self) -> Row<'_, N> {
         let shared = self.counts.len() - 1;
         match seat() {
-            // Only this thread writes its seat's row: no other write can come in between.
-            Some(seat) if seat < shared => {
-                let count = &self.counts[seat].0[which];
-                count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            }
-            _ => {
-                self.counts[shared].0[which].fetch_add(1, Ordering::Relaxed);
-            }
+            Some(seat) if seat < shared => Row::Own(&self.counts[seat].0),
+            _ => Row::Shared(&self.counts[shared].0),
         }
     }
 
@@ -74,7 +105,7 @@ impl<const N: usize> Tally<N> {
     pub(crate) fn counts(&self) -> [u64; N] {
         self.counts.iter().fold([0; N], |mut sums, row| {
             for (sum, count) in sums.iter_mut().zip(&row.0) {
-                *sum += count.load(Ordering::Relaxed);
+                *sum = sum.saturating_add(count.load(Ordering::Relaxed));
             }
             sums
         })
@@ -93,6 +124,37 @@ impl Tally {
         let [yes, no] = self.counts();
         (yes, no)
     }
+}
+
+/// The row a thread counts on.
+enum Row<'a, const N: usize> {
+    /// Its seat's: only this thread writes it, so no other write can come in between a
+    /// load and a store.
+    Own(&'a [AtomicU64; N]),
+    /// The row of the threads without a seat here, written with read-modify-writes.
+    Shared(&'a [AtomicU64; N]),
+}
+
+/// Adds one to a count only this thread writes: a plain load and store.
+#[inline]
+fn increment(count: &AtomicU64) {
+    count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// Adds `amount` to a count only this thread writes: a plain load and store, saturating.
+#[inline]
+fn bump(count: &AtomicU64, amount: u64) {
+    count.store(
+        count.load(Ordering::Relaxed).saturating_add(amount),
+        Ordering::Relaxed,
+    );
+}
+
+/// Adds `amount` to a count of the shared row, saturating.
+fn add_shared(count: &AtomicU64, amount: u64) {
+    let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| {
+        Some(total.saturating_add(amount))
+    });
 }
 
 fn seats_per_tally() -> usize {
@@ -170,6 +232,18 @@ impl<const N: usize> ResettableTally<N> {
         self.tally.add(which);
     }
 
+    /// See [`Tally::add_amount`].
+    #[inline]
+    pub(crate) fn add_amount(&self, which: usize, amount: u64) {
+        self.tally.add_amount(which, amount);
+    }
+
+    /// See [`Tally::add_with_amount`].
+    #[inline]
+    pub(crate) fn add_with_amount(&self, which: usize, sum: usize, amount: u64) {
+        self.tally.add_with_amount(which, sum, amount);
+    }
+
     /// The counts since the last reset. A count racing a reset lands on either side of it,
     /// as it would on one atomic.
     pub(crate) fn counts(&self) -> [u64; N] {
@@ -185,20 +259,6 @@ impl<const N: usize> ResettableTally<N> {
         for (count, before) in self.tally.counts().into_iter().zip(&self.at_reset) {
             before.store(count, Ordering::Relaxed);
         }
-    }
-}
-
-impl ResettableTally {
-    /// Counts one answer, `yes` or no.
-    #[inline]
-    pub(crate) fn count(&self, yes: bool) {
-        self.tally.count(yes);
-    }
-
-    /// The counts since the last reset, yes and no.
-    pub(crate) fn totals(&self) -> (u64, u64) {
-        let [yes, no] = self.counts();
-        (yes, no)
     }
 }
 
@@ -267,15 +327,50 @@ mod tests {
 
     #[test]
     fn a_reset_tally_counts_from_zero() {
-        let tally = ResettableTally::new();
-        tally.count(true);
-        tally.count(true);
-        tally.count(false);
-        assert_eq!(tally.totals(), (2, 1));
+        let tally = ResettableTally::<2>::new();
+        tally.add(0);
+        tally.add(0);
+        tally.add(1);
+        assert_eq!(tally.counts(), [2, 1]);
         tally.reset();
-        assert_eq!(tally.totals(), (0, 0));
-        tally.count(false);
-        assert_eq!(tally.totals(), (0, 1));
+        assert_eq!(tally.counts(), [0, 0]);
+        tally.add(1);
+        tally.add_amount(0, 5);
+        assert_eq!(tally.counts(), [5, 1]);
+    }
+
+    #[test]
+    fn amounts_add_up_and_saturate_on_every_row() {
+        // One row for a seat: at most one thread counts on it, the others on the shared row.
+        let tally = Arc::new(Tally::<3>::with_seats(1));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let tally = Arc::clone(&tally);
+                std::thread::spawn(move || {
+                    for _ in 0..1_000 {
+                        tally.add_with_amount(0, 2, 7);
+                        tally.add_amount(1, 3);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(tally.counts(), [4_000, 12_000, 28_000]);
+
+        tally.add_amount(2, u64::MAX);
+        std::thread::spawn({
+            let tally = Arc::clone(&tally);
+            move || tally.add_amount(2, u64::MAX)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            tally.counts()[2],
+            u64::MAX,
+            "sums saturate, on a row and across rows"
+        );
     }
 
     #[test]

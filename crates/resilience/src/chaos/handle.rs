@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use super::state::{decide, Injections};
 use super::{ChaosBuilder, ChaosConfig, ChaosEvent, ChaosMetrics};
 use crate::events::{Emitter, EventBus};
 use crate::random::SplitMix;
+use crate::tally::ResettableTally;
 use crate::{ConfigError, Error};
 
 /// The behaviour hook, boxed once at build time.
@@ -49,14 +50,19 @@ struct Inner<T, E> {
     config: ChaosConfig,
     hooks: Hooks<T, E>,
     generator: SplitMix,
-    calls: AtomicU64,
-    faults: AtomicU64,
-    outcomes: AtomicU64,
-    latencies: AtomicU64,
-    behaviors: AtomicU64,
-    latency_nanos: AtomicU64,
+    /// Counted per thread: a call writes no shared counter of ours.
+    counts: ResettableTally<6>,
     emitter: Emitter,
 }
+
+/// Which count of [`Inner::counts`] is which: calls decided, then each kind of injection,
+/// then the latency injected in nanoseconds (saturating).
+const CALLS: usize = 0;
+const FAULTS: usize = 1;
+const OUTCOMES: usize = 2;
+const LATENCIES: usize = 3;
+const BEHAVIORS: usize = 4;
+const LATENCY_NANOS: usize = 5;
 
 impl<T, E> Clone for Chaos<T, E> {
     fn clone(&self) -> Self {
@@ -89,12 +95,7 @@ impl<T, E> Chaos<T, E> {
                 generator: SplitMix::new(config.seed),
                 config,
                 hooks,
-                calls: AtomicU64::new(0),
-                faults: AtomicU64::new(0),
-                outcomes: AtomicU64::new(0),
-                latencies: AtomicU64::new(0),
-                behaviors: AtomicU64::new(0),
-                latency_nanos: AtomicU64::new(0),
+                counts: ResettableTally::new(),
             }),
         }
     }
@@ -151,7 +152,7 @@ impl<T, E> Chaos<T, E> {
     }
 
     fn decide(&self, draw: impl FnMut() -> f64) -> Injections {
-        self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.counts.add(CALLS);
         decide(&self.inner.config, draw)
     }
 
@@ -228,32 +229,28 @@ impl<T, E> Chaos<T, E> {
         }
         let inner = &*self.inner;
         if let Some(latency) = injections.latency {
-            inner.latencies.fetch_add(1, Ordering::Relaxed);
             let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-            let _ =
-                inner
-                    .latency_nanos
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| {
-                        Some(total.saturating_add(nanos))
-                    });
+            inner
+                .counts
+                .add_with_amount(LATENCIES, LATENCY_NANOS, nanos);
             inner
                 .emitter
                 .emit(|| ChaosEvent::LatencyInjected { latency });
             tokio::time::sleep(latency).await;
         }
         if let (true, Some(behavior)) = (injections.behavior, &inner.hooks.behavior) {
-            inner.behaviors.fetch_add(1, Ordering::Relaxed);
+            inner.counts.add(BEHAVIORS);
             inner.emitter.emit(|| ChaosEvent::BehaviorInjected);
             behavior().await;
         }
         if let (true, Some(fault)) = (injections.fault, &inner.hooks.fault) {
-            inner.faults.fetch_add(1, Ordering::Relaxed);
+            inner.counts.add(FAULTS);
             tracing::debug!(target: "resilience::chaos", chaos = %inner.name, "fault injected");
             inner.emitter.emit(|| ChaosEvent::FaultInjected);
             return Err(Error::Inner(fault()));
         }
         if let (true, Some(outcome)) = (injections.outcome, &inner.hooks.outcome) {
-            inner.outcomes.fetch_add(1, Ordering::Relaxed);
+            inner.counts.add(OUTCOMES);
             tracing::debug!(target: "resilience::chaos", chaos = %inner.name, "outcome injected");
             inner.emitter.emit(|| ChaosEvent::OutcomeInjected);
             return Ok(outcome());
@@ -264,30 +261,22 @@ impl<T, E> Chaos<T, E> {
     /// A snapshot of the counters.
     pub fn metrics(&self) -> ChaosMetrics {
         let inner = &*self.inner;
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let counts = inner.counts.counts();
         ChaosMetrics {
             name: inner.name.to_string(),
             enabled: self.is_enabled(),
-            total_calls: load(&inner.calls),
-            faults_injected: load(&inner.faults),
-            outcomes_injected: load(&inner.outcomes),
-            latencies_injected: load(&inner.latencies),
-            behaviors_injected: load(&inner.behaviors),
-            total_injected_latency: Duration::from_nanos(load(&inner.latency_nanos)),
+            total_calls: counts[CALLS],
+            faults_injected: counts[FAULTS],
+            outcomes_injected: counts[OUTCOMES],
+            latencies_injected: counts[LATENCIES],
+            behaviors_injected: counts[BEHAVIORS],
+            total_injected_latency: Duration::from_nanos(counts[LATENCY_NANOS]),
         }
     }
 
     /// Sets every counter back to zero.
     pub fn reset_metrics(&self) {
-        let inner = &*self.inner;
-        crate::metrics::reset_counters([
-            &inner.calls,
-            &inner.faults,
-            &inner.outcomes,
-            &inner.latencies,
-            &inner.behaviors,
-            &inner.latency_nanos,
-        ]);
+        self.inner.counts.reset();
     }
 
     /// This instance's own listeners; events also reach

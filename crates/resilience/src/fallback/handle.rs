@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::chain::{Started, Step};
@@ -11,6 +10,7 @@ use super::state::{self, Decision, Selection, Verdict};
 use super::{ErrorClass, FallbackBuilder, FallbackConfig, FallbackEvent, FallbackMetrics};
 use crate::events::{Emitter, EventBus};
 use crate::hook::{isolate, CallbackKind};
+use crate::tally::ResettableTally;
 use crate::{Error, PatternKind};
 
 pub(super) type Predicate<E> = Box<dyn Fn(&Error<E>) -> bool + Send + Sync>;
@@ -24,16 +24,21 @@ pub struct Fallback<T, E> {
     pub(super) inner: Arc<Inner<T, E>>,
 }
 
+/// Which count of [`Inner::outcomes`] is which: the operation succeeded, a fallback answered,
+/// every fallback failed, or the error was not one to fall back on.
+const SUCCEEDED: usize = 0;
+const FELL_BACK: usize = 1;
+const FAILED: usize = 2;
+const PASSED_THROUGH: usize = 3;
+
 pub(super) struct Inner<T, E> {
     name: Arc<str>,
     chain: Box<[Step<T, E>]>,
     config: FallbackConfig,
     selection: Selection,
     predicate: Option<Predicate<E>>,
-    successes: AtomicU64,
-    fallbacks: AtomicU64,
-    failures: AtomicU64,
-    passed_through: AtomicU64,
+    /// How calls ended, counted per thread: a call that succeeds writes no shared counter.
+    outcomes: ResettableTally<4>,
     emitter: Emitter,
     /// Metric handles, registered once here (zero-sized without feature `metrics`).
     instruments: Instruments,
@@ -61,10 +66,7 @@ impl<T, E> Fallback<T, E> {
                 selection: Selection::of(&config.fallback_on),
                 config,
                 predicate,
-                successes: AtomicU64::new(0),
-                fallbacks: AtomicU64::new(0),
-                failures: AtomicU64::new(0),
-                passed_through: AtomicU64::new(0),
+                outcomes: ResettableTally::new(),
             }),
         }
     }
@@ -128,14 +130,14 @@ impl<T, E> Fallback<T, E> {
     /// A snapshot of the counters, with aioresilience's field names.
     pub fn metrics(&self) -> FallbackMetrics {
         let inner = &*self.inner;
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let outcomes = inner.outcomes.counts();
         FallbackMetrics {
             name: inner.name.to_string(),
             total_executions: 0,
-            successful_executions: load(&inner.successes),
-            fallback_executions: load(&inner.fallbacks),
-            failed_executions: load(&inner.failures),
-            passed_through_executions: load(&inner.passed_through),
+            successful_executions: outcomes[SUCCEEDED],
+            fallback_executions: outcomes[FELL_BACK],
+            failed_executions: outcomes[FAILED],
+            passed_through_executions: outcomes[PASSED_THROUGH],
             fallback_rate: 0.0,
             failure_rate: 0.0,
         }
@@ -144,13 +146,7 @@ impl<T, E> Fallback<T, E> {
 
     /// Sets every counter back to zero (aioresilience's `reset_metrics`).
     pub fn reset_metrics(&self) {
-        let inner = &*self.inner;
-        crate::metrics::reset_counters([
-            &inner.successes,
-            &inner.fallbacks,
-            &inner.failures,
-            &inner.passed_through,
-        ]);
+        self.inner.outcomes.reset();
     }
 
     /// This fallback's own listeners; events also reach [`events::global()`](crate::events::global).
@@ -161,7 +157,7 @@ impl<T, E> Fallback<T, E> {
 
 impl<T, E> Inner<T, E> {
     pub(super) fn succeeded(&self) {
-        self.successes.fetch_add(1, Ordering::Relaxed);
+        self.outcomes.add(SUCCEEDED);
     }
 
     /// Whether `primary` is answered by the chain; counts it as passed through if not.
@@ -180,7 +176,7 @@ impl<T, E> Inner<T, E> {
             }
         });
         if decision == Decision::PassThrough {
-            self.passed_through.fetch_add(1, Ordering::Relaxed);
+            self.outcomes.add(PASSED_THROUGH);
         }
         decision == Decision::Fallback
     }
@@ -198,7 +194,7 @@ impl<T, E> Inner<T, E> {
             };
             match result {
                 Ok(value) => {
-                    self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    self.outcomes.add(FELL_BACK);
                     self.instruments.triggered.increment();
                     tracing::debug!(target: "resilience::fallback", fallback = %self.name, index, error = %primary, "fallback used");
                     self.emitter.emit(|| FallbackEvent::FallbackTriggered {
@@ -215,7 +211,7 @@ impl<T, E> Inner<T, E> {
             // honest answer is the primary error.
             return Err(primary);
         };
-        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.outcomes.add(FAILED);
         self.instruments.failed.increment();
         let tried = self.chain.len();
         tracing::warn!(target: "resilience::fallback", fallback = %self.name, tried, error = %fallback, primary = %primary, "every fallback failed");

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,6 +18,7 @@ use super::{HedgeBuilder, HedgeConfig, HedgeDelay, HedgeEvent, HedgeMetrics, Hed
 use crate::classify::{judge, Classify, EveryError, Outcome};
 use crate::events::{Emitter, EventBus};
 use crate::retry::RetryBudget;
+use crate::tally::Tally;
 use crate::{ConfigError, Error, PatternKind};
 
 /// A hedging policy: when an attempt is slow, start another and take whichever answers
@@ -33,14 +33,13 @@ pub struct Hedge {
     pub(super) inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    total: AtomicU64,
-    hedged: AtomicU64,
-    wins: AtomicU64,
-    skipped: AtomicU64,
-    failed: AtomicU64,
-}
+/// Which count of [`Inner::counts`] is which: calls, extra attempts started, calls an extra
+/// attempt won, extra attempts the budget refused, calls whose every attempt failed.
+const CALLS: usize = 0;
+const HEDGED: usize = 1;
+const WINS: usize = 2;
+const SKIPPED: usize = 3;
+const FAILED: usize = 4;
 
 /// Where the delay of a new call comes from.
 enum Delay {
@@ -55,7 +54,8 @@ pub(crate) struct Inner {
     config: HedgeConfig,
     delay: Delay,
     budget: Option<RetryBudget>,
-    counters: Counters,
+    /// Counted per thread: a call that is not hedged writes no shared counter.
+    counts: Tally<5>,
     emitter: Emitter,
 }
 
@@ -94,7 +94,7 @@ impl Hedge {
                 config,
                 delay,
                 budget,
-                counters: Counters::default(),
+                counts: Tally::new(),
             }),
         }
     }
@@ -179,16 +179,15 @@ impl Hedge {
 
     /// A snapshot of the counters.
     pub fn metrics(&self) -> HedgeMetrics {
-        let counters = &self.inner.counters;
-        let total_requests = counters.total.load(Ordering::Relaxed);
-        let hedged_attempts = counters.hedged.load(Ordering::Relaxed);
+        let counts = self.inner.counts.counts();
+        let (total_requests, hedged_attempts) = (counts[CALLS], counts[HEDGED]);
         HedgeMetrics {
             name: self.inner.name.to_string(),
             total_requests,
             hedged_attempts,
-            hedge_wins: counters.wins.load(Ordering::Relaxed),
-            skipped_by_budget: counters.skipped.load(Ordering::Relaxed),
-            failed_requests: counters.failed.load(Ordering::Relaxed),
+            hedge_wins: counts[WINS],
+            skipped_by_budget: counts[SKIPPED],
+            failed_requests: counts[FAILED],
             hedge_rate: if total_requests == 0 {
                 0.0
             } else {
@@ -331,7 +330,7 @@ impl Inner {
     /// A call starts: counts it, deposits into the budget, and makes its plan. Returns the
     /// plan, the start time when the delay needs it now, and whether the call is parallel.
     pub(super) fn begin(&self) -> (Plan, Option<Instant>, bool) {
-        self.counters.total.fetch_add(1, Ordering::Relaxed);
+        self.counts.add(CALLS);
         if let Some(budget) = &self.budget {
             budget.deposit();
         }
@@ -358,7 +357,7 @@ impl Inner {
         if budget.try_withdraw() {
             return true;
         }
-        self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+        self.counts.add(SKIPPED);
         tracing::debug!(target: "resilience::hedge", hedge = %self.name, attempt, "budget refused an extra attempt");
         self.emitter.emit(|| HedgeEvent::HedgeSkipped { attempt });
         false
@@ -366,7 +365,7 @@ impl Inner {
 
     /// Attempt `attempt` started `after` the call did.
     pub(super) fn hedged(&self, attempt: u32, after: Duration, trigger: HedgeTrigger) {
-        self.counters.hedged.fetch_add(1, Ordering::Relaxed);
+        self.counts.add(HEDGED);
         tracing::debug!(target: "resilience::hedge", hedge = %self.name, attempt, ?after, %trigger, "extra attempt started");
         self.emitter.emit(|| HedgeEvent::HedgeAttempt {
             attempt,
@@ -378,7 +377,7 @@ impl Inner {
     /// Attempt `attempt` of `attempts` answered.
     pub(super) fn succeeded(&self, attempt: u32, attempts: u32, started_at: Option<Instant>) {
         if attempt > 1 {
-            self.counters.wins.fetch_add(1, Ordering::Relaxed);
+            self.counts.add(WINS);
         }
         if let (Delay::Percentile(latencies), Some(started_at)) = (&self.delay, started_at) {
             let now = Instant::now();
@@ -390,7 +389,7 @@ impl Inner {
 
     /// Every one of `attempts` failed.
     pub(super) fn exhausted(&self, attempts: u32) {
-        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        self.counts.add(FAILED);
         tracing::debug!(target: "resilience::hedge", hedge = %self.name, attempts, "every attempt failed");
         self.emitter.emit(|| HedgeEvent::HedgeFailure { attempts });
     }

@@ -29,18 +29,21 @@ pub struct Timeout {
     pub(super) inner: Arc<Inner>,
 }
 
+/// Which count of [`Inner::ended`] is which.
+const SUCCEEDED: usize = 0;
+const FAILED: usize = 1;
+const NANOS: usize = 2;
+
 pub(super) struct Inner {
     pub(super) name: Arc<str>,
     /// The limit in nanoseconds; validation keeps it within `1..=u64::MAX`.
     limit: AtomicU64,
-    /// Calls that ended in time with their own success (yes) or error (no), counted without
-    /// an atomic read-modify-write: every such call also adds its time, one is enough.
-    ended: ResettableTally,
+    /// Calls that ended in time with their own success or error, and the total time of the
+    /// calls that ran to an end (success, own error or timeout) in nanoseconds, saturating;
+    /// counted per thread, so a call ending writes no shared counter.
+    ended: ResettableTally<3>,
     timeouts: AtomicU64,
     rejections: AtomicU64,
-    /// Total time of the calls that ran to an end (success, own error or timeout), in
-    /// nanoseconds, saturating.
-    execution_nanos: AtomicU64,
     /// Read at the start and the end of every call, in nanoseconds since its epoch.
     clock: Clock,
     /// The clock's epoch, from which a call's deadline is counted.
@@ -100,7 +103,6 @@ impl Timeout {
                 ended: ResettableTally::new(),
                 timeouts: AtomicU64::new(0),
                 rejections: AtomicU64::new(0),
-                execution_nanos: AtomicU64::new(0),
             }),
         }
     }
@@ -176,10 +178,11 @@ impl Timeout {
     pub fn metrics(&self) -> TimeoutMetrics {
         let inner = &*self.inner;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let (successful_executions, failed_executions) = inner.ended.totals();
+        let ended = inner.ended.counts();
+        let (successful_executions, failed_executions) = (ended[SUCCEEDED], ended[FAILED]);
         let timed_out_executions = load(&inner.timeouts);
         let total_executions = successful_executions + failed_executions + timed_out_executions;
-        let total_execution_time = Duration::from_nanos(load(&inner.execution_nanos));
+        let total_execution_time = Duration::from_nanos(ended[NANOS]);
         TimeoutMetrics {
             name: inner.name.to_string(),
             limit: inner.limit(),
@@ -198,11 +201,7 @@ impl Timeout {
     pub fn reset_metrics(&self) {
         let inner = &*self.inner;
         inner.ended.reset();
-        crate::metrics::reset_counters([
-            &inner.timeouts,
-            &inner.rejections,
-            &inner.execution_nanos,
-        ]);
+        crate::metrics::reset_counters([&inner.timeouts, &inner.rejections]);
     }
 
     /// The current configuration.
@@ -278,10 +277,10 @@ impl Inner {
     #[inline]
     pub(super) fn finished(&self, start: Start, ok: bool) {
         let elapsed = self.elapsed(start.started);
-        self.add_time(elapsed);
+        self.ended
+            .add_with_amount(if ok { SUCCEEDED } else { FAILED }, NANOS, elapsed);
         let elapsed = Duration::from_nanos(elapsed);
         self.instruments.finished(elapsed);
-        self.ended.count(ok);
         self.emitter.emit(|| TimeoutEvent::TimeoutSuccess {
             elapsed,
             limit: start.limit(),
@@ -292,7 +291,7 @@ impl Inner {
     pub(super) fn timed_out<E>(&self, start: Start) -> Error<E> {
         let limit = start.limit();
         let elapsed = self.elapsed(start.started);
-        self.add_time(elapsed);
+        self.ended.add_amount(NANOS, elapsed);
         let elapsed = Duration::from_nanos(elapsed);
         self.timeouts.fetch_add(1, Ordering::Relaxed);
         self.instruments.timed_out();
@@ -300,23 +299,6 @@ impl Inner {
         self.emitter
             .emit(|| TimeoutEvent::TimeoutExceeded { limit });
         Error::Timeout { elapsed, limit }
-    }
-
-    /// Adds `elapsed` nanoseconds to the total time.
-    #[inline]
-    fn add_time(&self, elapsed: u64) {
-        // Saturating rather than wrapping: a busy process can sum centuries of call time.
-        // A plain add while the total is below half the range (no call is that long, so no
-        // add from there can wrap), the exact saturating update above it.
-        if self.execution_nanos.load(Ordering::Relaxed) < u64::MAX / 2 {
-            self.execution_nanos.fetch_add(elapsed, Ordering::Relaxed);
-        } else {
-            let _ =
-                self.execution_nanos
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |total| {
-                        Some(total.saturating_add(elapsed))
-                    });
-        }
     }
 }
 

@@ -1,7 +1,8 @@
-//! The bulkhead through its public API, under paused time: every limit exactly, the three
-//! rejection reasons, counts that add up, exact waits, FIFO order, cancellation, events,
-//! live resizing, the registry and config.
+//! The bulkhead through its public API, under paused time (and once on two threads): every
+//! limit exactly, the three rejection reasons, counts that add up, exact waits, FIFO order,
+//! cancellation, events, live resizing, the registry and config.
 
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -777,4 +778,84 @@ fn a_borrowed_permit_names_its_bulkhead_for_as_long_as_the_borrow() {
     let owned = bulkhead.try_acquire_owned().unwrap();
     assert_eq!(format!("{owned:?}"), r#"OwnedPermit { bulkhead: "pool" }"#);
     assert_eq!(owned.bulkhead().available_slots(), 0);
+}
+
+/// Tasks on two worker threads queue for slots held at first, or try for one beside them,
+/// hold them across yields, and are aborted at random points (queued, holding a slot, done):
+/// never more than the limit in use at once, and every slot and every place in the queue
+/// comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_racing_for_slots_never_pass_the_limit_and_lose_nothing() {
+    const TASKS: usize = 4_000;
+    const LIMIT: u32 = 3;
+
+    /// One slot in use as the tasks see it, counted until dropped (also when aborted).
+    struct InUse(Arc<AtomicU32>);
+    impl InUse {
+        fn enter(count: &Arc<AtomicU32>) -> Self {
+            let before = count.fetch_add(1, SeqCst);
+            assert!(before < LIMIT, "{} slots in use", before + 1);
+            Self(Arc::clone(count))
+        }
+    }
+    impl Drop for InUse {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, SeqCst);
+        }
+    }
+
+    let bulkhead = bulkhead(LIMIT, 10_000, None);
+    let held: Vec<_> = (0..LIMIT)
+        .map(|_| bulkhead.try_acquire_owned().unwrap())
+        .collect();
+    let in_use = Arc::new(AtomicU32::new(0));
+    let mut rng = fastrand::Rng::with_seed(0x7ead);
+    let mut tasks = Vec::with_capacity(TASKS);
+    for task in 0..TASKS {
+        let (bulkhead, in_use) = (bulkhead.clone(), Arc::clone(&in_use));
+        let yields = rng.u32(0..4);
+        tasks.push(tokio::spawn(async move {
+            let permit = if task % 3 == 0 {
+                match bulkhead.try_acquire_owned() {
+                    Ok(permit) => permit,
+                    Err(rejection) => {
+                        assert_eq!(rejection.reason(), RejectionReason::CapacityFull);
+                        return;
+                    }
+                }
+            } else {
+                bulkhead.acquire_owned().await.expect("the queue has room")
+            };
+            let _in_use = InUse::enter(&in_use);
+            for _ in 0..yields {
+                tokio::task::yield_now().await;
+            }
+            permit.success();
+        }));
+        if rng.u8(0..4) == 0 {
+            let recent = rng.usize(0..tasks.len().min(16));
+            tasks[tasks.len() - 1 - recent].abort();
+        }
+    }
+    // Every slot is held, so the tasks queue: give the slots back once some have.
+    while bulkhead.waiting() == 0 {
+        tokio::task::yield_now().await;
+    }
+    drop(held);
+    for task in tasks {
+        if let Err(join) = task.await {
+            if join.is_panic() {
+                std::panic::resume_unwind(join.into_panic());
+            }
+        }
+    }
+    assert_eq!(
+        (
+            bulkhead.active(),
+            bulkhead.waiting(),
+            bulkhead.available_slots()
+        ),
+        (0, 0, LIMIT)
+    );
+    assert_counts_add_up(&bulkhead.metrics());
 }

@@ -8,9 +8,10 @@
 //!     cargo test -p resilience --release --test loom_bulkhead
 //! ```
 //!
-//! The FIFO queue itself is tokio's semaphore, which loom does not instrument: each of its
-//! operations is one step here, and the models explore how our own counters interleave
-//! around them. No wait timeout is configured, so no timer or runtime is needed.
+//! The slot word, the queue's lock and the debt are loom's here; only the one-shot channel
+//! that hands a slot to a queued call is tokio's, which loom does not instrument: each of its
+//! operations is one step, and whether a call was served is decided under the queue's lock,
+//! which loom sees. No wait timeout is configured, so no timer or runtime is needed.
 #![cfg(loom)]
 
 use std::future::Future;
@@ -37,8 +38,8 @@ fn bulkhead(max_concurrent: u32, max_waiting: u32) -> Bulkhead {
 
 /// Drives `future` on a loom thread by polling it and yielding in between.
 ///
-/// Not `loom::future::block_on`: its waker is a loom object, and tokio's semaphore clones
-/// the waker while holding its own (uninstrumented) lock, where loom must not switch threads.
+/// Not `loom::future::block_on`: its waker is a loom object, and tokio's channel clones the
+/// waker inside its own (uninstrumented) state changes, where loom must not switch threads.
 fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     let mut cx = Context::from_waker(Waker::noop());

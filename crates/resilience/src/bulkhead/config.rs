@@ -41,8 +41,8 @@ impl Default for BulkheadConfig {
     }
 }
 
-/// The most slots (and waiters) a bulkhead may have: a power of two that tokio's semaphore
-/// holds on every platform (its limit is `usize::MAX >> 3`, 2^29 - 1 on 32-bit targets).
+/// The most slots (and waiters) a bulkhead may have: a power of two well inside the 32-bit
+/// counts of its slot word, on every platform.
 const MAX_SLOTS: u32 = 1 << 28;
 
 impl BulkheadConfig {

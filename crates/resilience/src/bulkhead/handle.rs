@@ -1,4 +1,4 @@
-//! [`Bulkhead`]: the async shell around tokio's semaphore and the pure bookkeeping.
+//! [`Bulkhead`]: the async shell around the slots and the pure bookkeeping.
 
 use std::fmt;
 use std::sync::Arc;

@@ -28,8 +28,9 @@
 //! Every slot is an RAII permit, given back on drop: when the call succeeds, fails,
 //! panics or is cancelled at any await point; a wait that is dropped leaves the queue. There
 //! is no `release()` to forget or to call twice, and a cancelled call never leaks a slot. The
-//! queue is tokio's [`Semaphore`](tokio::sync::Semaphore), which is FIFO and
-//! cancellation-safe; the waiting count is an RAII guard too, so no counter drifts.
+//! queue is FIFO (a slot given back goes to the longest waiting call) and cancellation-safe:
+//! a place in it is an RAII guard too, so no counter drifts. A free slot is taken and given
+//! back with one compare-exchange each, without a lock.
 //! [`set_config`](Bulkhead::set_config) resizes a live bulkhead.
 //!
 //! [`try_acquire`](Bulkhead::try_acquire) and [`acquire`](Bulkhead::acquire) hand out a

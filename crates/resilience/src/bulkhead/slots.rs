@@ -1,10 +1,11 @@
-//! The bulkhead's shared state: tokio's semaphore, the counters, and entering and leaving
-//! a slot.
+//! The bulkhead's shared state: the word of free slots and waiters, the FIFO queue, the
+//! counters, and entering and leaving a slot.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::instruments::Instruments;
@@ -14,17 +15,28 @@ use crate::error::Name;
 use crate::events::{Emitter, EventBus};
 use crate::sync::atomic::{
     fence, AtomicU32, AtomicU64,
-    Ordering::{Acquire, Relaxed, SeqCst},
+    Ordering::{AcqRel, Acquire, Relaxed, SeqCst},
 };
 use crate::sync::{Mutex, MutexGuard};
 use crate::tally::ResettableTally;
-use crate::telemetry::Gauge;
 use crate::{PatternKind, Rejection, RejectionReason};
 
 /// Which of [`Inner::outcomes`] counts each way a call ended.
 const SUCCESSES: usize = 0;
 const FAILURES: usize = 1;
 const IGNORED: usize = 2;
+
+/// The fields of [`Inner::word`]: free slots in the low 32 bits, queued calls in the high 32.
+const FREE: u64 = u32::MAX as u64;
+const ONE_WAITER: u64 = 1 << 32;
+
+fn free_of(word: u64) -> u32 {
+    (word & FREE) as u32
+}
+
+fn waiting_of(word: u64) -> u32 {
+    (word >> 32) as u32
+}
 
 /// What every clone of a [`Bulkhead`](super::Bulkhead) shares. Slots are taken by
 /// `try_enter` or `wait` and given back by `release`, which only a permit's
@@ -33,12 +45,15 @@ pub(super) struct Inner {
     name: Arc<str>,
     /// The name again, as every rejection copies it (see [`Name`]).
     rejection_name: Name,
-    /// The slots, and the FIFO queue of calls waiting for one. Permits taken from it are
-    /// `forget`-ed and given back by our own permits, so tokio's permit type does not leak
-    /// into them (borrowed inside `call` and a [`Permit`](super::Permit), owned inside an
-    /// [`OwnedPermit`](super::OwnedPermit)) and
-    /// a live resize can withhold returning slots.
-    semaphore: Semaphore,
+    /// Free slots and queued calls. A free slot is taken, and given back while nobody waits,
+    /// with one compare-exchange and no lock. Queued calls are counted here too, changed only
+    /// under the queue's lock together with the queue, so a slot coming back sees in the same
+    /// word whether it must go to the queue instead. There is never a free slot while calls
+    /// wait: a call queues only when it finds none, and a slot given back while calls wait
+    /// goes to the longest waiting one.
+    word: AtomicU64,
+    /// The calls waiting for a slot, first come first served.
+    queue: Mutex<Queue>,
     /// The configuration, under a lock only so that concurrent `set_config` calls resize one
     /// at a time; the hot path reads the atomics below.
     config: Mutex<BulkheadConfig>,
@@ -47,11 +62,9 @@ pub(super) struct Inner {
     wait_timeout: AtomicU64,
     /// Slots owed after a shrink: returning slots pay it off instead of going back.
     debt: AtomicU32,
-    /// The configured number of slots. With the debt and the semaphore's free permits it
-    /// gives the slots held (see `active`), so taking and giving back a slot touches no
-    /// shared counter of ours.
+    /// The configured number of slots. With the debt and the free slots it gives the slots
+    /// held (see `active`), so taking and giving back a slot touches no other shared counter.
     max_concurrent: AtomicU32,
-    waiting: AtomicU32,
     /// Only ever written when it rises: the free-slot path reads it and moves on.
     peak_active: AtomicU32,
     /// How calls ended, by [`Outcome`] (success, failure, ignored), counted per thread: a
@@ -64,11 +77,17 @@ pub(super) struct Inner {
     emitter: Emitter,
     /// Metric handles, registered once here (zero-sized without feature `metrics`).
     instruments: Instruments,
-    /// loom does not see inside tokio's semaphore, so it cannot see the read-modify-writes on
-    /// the permit count that order a returning slot's second look at the debt against a
-    /// shrink (see `return_slot`). Under loom this counter makes them where loom sees them.
-    #[cfg(loom)]
-    permit_count_rmw: AtomicU32,
+}
+
+/// The queued calls, each with the sender that hands it a slot.
+struct Queue {
+    waiters: VecDeque<Waiter>,
+    next_id: u64,
+}
+
+struct Waiter {
+    id: u64,
+    grant: oneshot::Sender<()>,
 }
 
 fn nanos(duration: Duration) -> u64 {
@@ -91,20 +110,21 @@ impl Inner {
             instruments: Instruments::new(&name),
             rejection_name: Name::new(&name),
             name,
-            semaphore: Semaphore::new(config.max_concurrent as usize),
+            word: AtomicU64::new(u64::from(config.max_concurrent)),
+            queue: Mutex::new(Queue {
+                waiters: VecDeque::new(),
+                next_id: 0,
+            }),
             max_waiting: AtomicU32::new(config.max_waiting),
             wait_timeout: AtomicU64::new(config.wait_timeout.map_or(0, nanos)),
             config: Mutex::new(config),
             debt: AtomicU32::new(0),
             max_concurrent: AtomicU32::new(config.max_concurrent),
-            waiting: AtomicU32::new(0),
             peak_active: AtomicU32::new(0),
             outcomes: ResettableTally::new(),
             rejected: Default::default(),
             wait_nanos: AtomicU64::new(0),
             peak_wait_nanos: AtomicU64::new(0),
-            #[cfg(loom)]
-            permit_count_rmw: AtomicU32::new(0),
         }
     }
 
@@ -119,19 +139,25 @@ impl Inner {
     /// Slots held now: taken by calls, or handed to a waiter that has yet to run.
     #[inline]
     pub(super) fn active(&self) -> u32 {
+        self.held_with(free_of(self.word.load(Relaxed)))
+    }
+
+    /// Slots held when `free` are free.
+    #[inline]
+    fn held_with(&self, free: u32) -> u32 {
         state::held(
             self.max_concurrent.load(Relaxed),
             self.debt.load(Relaxed),
-            self.semaphore.available_permits(),
+            free,
         )
     }
 
     pub(super) fn waiting(&self) -> u32 {
-        self.waiting.load(Relaxed)
+        waiting_of(self.word.load(Relaxed))
     }
 
     pub(super) fn available_slots(&self) -> u32 {
-        u32::try_from(self.semaphore.available_permits()).unwrap_or(u32::MAX)
+        free_of(self.word.load(Relaxed))
     }
 
     pub(super) fn config(&self) -> BulkheadConfig {
@@ -164,7 +190,7 @@ impl Inner {
             rejected_queue_full: queue_full,
             rejected_wait_timeout: wait_timeout,
             current_active: active,
-            current_waiting: inner.waiting.load(Relaxed),
+            current_waiting: inner.waiting(),
             available_slots: inner.available_slots(),
             peak_active: inner.peak_active.load(Relaxed),
             total_wait_time,
@@ -217,13 +243,24 @@ impl Inner {
         }
     }
 
-    /// The uncontended path: tokio's one compare-exchange, then relaxed loads only; no lock,
-    /// no allocation, no clock read unless a listener wants release events.
+    /// The free-slot path: one compare-exchange, then relaxed loads only; no lock, no
+    /// allocation, no clock read unless a listener wants release events.
     #[inline]
     pub(super) fn try_enter(&self) -> Option<Option<Instant>> {
-        let permit = self.semaphore.try_acquire().ok()?;
-        permit.forget();
-        let active = self.active();
+        let mut word = self.word.load(Relaxed);
+        loop {
+            if free_of(word) == 0 {
+                return None;
+            }
+            match self
+                .word
+                .compare_exchange_weak(word, word - 1, AcqRel, Relaxed)
+            {
+                Ok(_) => break,
+                Err(actual) => word = actual,
+            }
+        }
+        let active = self.held_with(free_of(word) - 1);
         self.note_peak(active);
         self.instruments.entered(Duration::ZERO);
         if self.emitter.wants(BulkheadEvent::BULKHEAD_ACCEPTED) {
@@ -238,50 +275,105 @@ impl Inner {
         )
     }
 
-    /// Waits in the semaphore's FIFO queue; `Ok` carries the time the slot was taken, which
-    /// its permit holds. The place in the queue is an RAII guard on the
-    /// waiting count, so a cancelled or timed-out wait can never leave the count behind.
+    /// Waits in the FIFO queue; `Ok` carries the time the slot was taken, which its permit
+    /// holds. The place in the queue is an RAII guard, so a cancelled or timed-out wait
+    /// always leaves the queue, and gives back a slot handed to it too late.
     pub(super) async fn wait(&self) -> Result<Option<Instant>, Rejection> {
-        let place = match Place::join(
-            &self.waiting,
-            &self.instruments.queued,
-            self.max_waiting.load(Relaxed),
-        ) {
-            Ok(place) => place,
+        let since = Instant::now();
+        let mut place = match self.join() {
+            Ok(Some(place)) => place,
+            // A slot came back since the caller found none.
+            Ok(None) => {
+                self.entered_after(Duration::ZERO);
+                return Ok(Some(since));
+            }
             Err(reason) => return Err(self.reject(reason)),
         };
-        let since = Instant::now();
         let deadline = self
             .wait_timeout()
             .map(|limit| crate::time::deadline(since, limit));
-        let acquired = match deadline {
-            None => Some(self.semaphore.acquire().await),
-            // `timeout_at` polls the acquire before the timer, so a slot handed over at the
+        let granted = match deadline {
+            None => (&mut place.grant).await.is_ok(),
+            // `timeout_at` polls the grant before the timer, so a slot handed over at the
             // very instant the wait expires is taken, not wasted.
-            Some(deadline) => tokio::time::timeout_at(deadline, self.semaphore.acquire())
-                .await
-                .ok(),
+            Some(deadline) => matches!(
+                tokio::time::timeout_at(deadline, &mut place.grant).await,
+                Ok(Ok(()))
+            ),
         };
-        drop(place);
         let now = Instant::now();
-        match acquired {
-            // Handed over after the deadline, before this task ran again: too late for this
-            // call, so the slot goes straight on to the next waiter. No call is ever admitted
-            // after waiting longer than the wait timeout.
-            Some(Ok(permit)) if deadline.is_some_and(|deadline| now > deadline) => {
-                permit.forget();
-                self.return_slot();
-                Err(self.reject(RejectionReason::WaitTimeout))
-            }
-            Some(Ok(permit)) => {
-                permit.forget();
-                self.entered_after(now - since);
-                Ok(Some(now))
-            }
-            // The semaphore is never closed; were it, no slot would ever come.
-            Some(Err(_)) => Err(self.reject(RejectionReason::CapacityFull)),
-            None => Err(self.reject(RejectionReason::WaitTimeout)),
+        if !granted {
+            // Leaves the queue, giving back a slot handed over meanwhile. Only a deadline
+            // ends a wait without a grant: the queue never drops a sender unsent.
+            drop(place);
+            return Err(self.reject(RejectionReason::WaitTimeout));
         }
+        place.served = true;
+        if deadline.is_some_and(|deadline| now > deadline) {
+            // Handed over after the deadline, before this task ran again: too late for this
+            // call, so the slot goes straight on to the next waiter. No call is ever
+            // admitted after waiting longer than the wait timeout.
+            self.return_slot();
+            return Err(self.reject(RejectionReason::WaitTimeout));
+        }
+        self.entered_after(now - since);
+        Ok(Some(now))
+    }
+
+    /// Under the queue's lock: takes a free slot (`None`) if one came back, or a place at
+    /// the end of the queue, or neither when the queue is full or there is none.
+    fn join(&self) -> Result<Option<Place<'_>>, RejectionReason> {
+        let mut queue = self.lock_queue();
+        let max_waiting = self.max_waiting.load(Relaxed);
+        let mut word = self.word.load(Relaxed);
+        loop {
+            let next = if free_of(word) > 0 {
+                word - 1
+            } else {
+                state::join_queue(waiting_of(word), max_waiting)?;
+                word + ONE_WAITER
+            };
+            match self.word.compare_exchange_weak(word, next, AcqRel, Relaxed) {
+                Ok(_) if free_of(word) > 0 => return Ok(None),
+                Ok(_) => break,
+                Err(actual) => word = actual,
+            }
+        }
+        let (grant, receiver) = oneshot::channel();
+        let id = queue.next_id;
+        queue.next_id += 1;
+        queue.waiters.push_back(Waiter { id, grant });
+        self.instruments.queued.increment();
+        Ok(Some(Place {
+            inner: self,
+            id,
+            grant: receiver,
+            served: false,
+        }))
+    }
+
+    /// A queued call gives up its place: out of the queue, or, if a slot was handed to it
+    /// meanwhile, that slot goes back.
+    fn leave(&self, id: u64) {
+        let mut queue = self.lock_queue();
+        match queue.waiters.iter().position(|waiter| waiter.id == id) {
+            Some(index) => {
+                queue.waiters.remove(index);
+                self.word.fetch_sub(ONE_WAITER, AcqRel);
+                self.instruments.queued.decrement();
+            }
+            None => {
+                drop(queue);
+                self.return_slot();
+            }
+        }
+    }
+
+    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        // Nothing under this lock panics; a poisoned queue is still consistent.
+        self.queue
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Raises the peak to `active` if it is higher: a load on every entry, a write only when
@@ -298,7 +390,7 @@ impl Inner {
     fn announce_entry(&self, active: u32, waited: Duration) {
         self.emitter.emit(|| BulkheadEvent::BulkheadAccepted {
             active,
-            waiting: self.waiting.load(Relaxed),
+            waiting: self.waiting(),
             waited,
         });
     }
@@ -338,32 +430,65 @@ impl Inner {
         });
     }
 
-    /// Gives a slot back: to the semaphore, or against the debt of a shrink.
+    /// Gives a slot back: to the longest waiting call, or free, or against the debt of a
+    /// shrink.
     #[inline]
     fn return_slot(&self) {
         let debt = self.debt.load(Relaxed);
         if debt == 0 {
-            // To the longest waiter if there is one (tokio hands it over directly).
-            self.semaphore.add_permits(1);
+            self.free_slot();
             self.look_at_debt_again();
         } else {
             self.pay_debt(debt);
         }
     }
 
-    /// A shrink may have owed slots between our look at the debt and our permit's return,
-    /// and found no free permit to take: look again, and pay it with a free one.
+    /// A slot back to the free ones with one compare-exchange while nobody waits; to the
+    /// longest waiting call otherwise.
+    #[inline]
+    fn free_slot(&self) {
+        let mut word = self.word.load(Relaxed);
+        while waiting_of(word) == 0 {
+            match self
+                .word
+                .compare_exchange_weak(word, word + 1, AcqRel, Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => word = actual,
+            }
+        }
+        self.hand_over();
+    }
+
+    /// Under the queue's lock, where the waiters cannot change: the slot goes to the first
+    /// of them, or is free if they have all left meanwhile.
+    #[cold]
+    fn hand_over(&self) {
+        let mut queue = self.lock_queue();
+        match queue.waiters.pop_front() {
+            Some(waiter) => {
+                self.word.fetch_sub(ONE_WAITER, AcqRel);
+                self.instruments.queued.decrement();
+                // A waiter that stopped waiting in the meantime is blocked on this lock; it
+                // finds itself out of the queue and gives the slot back (`leave`).
+                let _ = waiter.grant.send(());
+            }
+            None => {
+                self.word.fetch_add(1, AcqRel);
+            }
+        }
+    }
+
+    /// A shrink may have owed slots between our look at the debt and our slot's return,
+    /// and found no free slot to take: look again, and pay it with a free one.
     ///
-    /// What orders this second look against the shrink is the permit count in tokio's
-    /// semaphore: the return adds to it and the shrink takes from it, both read-modify-writes,
-    /// the shrink's after owing (see `resize`). If the shrink's comes first, the acquire fence
-    /// makes its debt visible here; if ours does, the shrink sees our permit and takes it. So
-    /// the return costs no read-modify-write of its own, and the fence no instruction on x86.
+    /// Both the return and the shrink's taking of free slots are read-modify-writes of the
+    /// word, the shrink's after owing (see `resize`). If the shrink's comes first, the
+    /// acquire fence makes its debt visible here; if ours does, the shrink sees our slot
+    /// and takes it. So the return costs no read-modify-write of its own, and the fence no
+    /// instruction on x86.
     #[inline]
     fn look_at_debt_again(&self) {
-        #[cfg(loom)]
-        self.permit_count_rmw
-            .fetch_add(0, crate::sync::atomic::Ordering::Release);
         fence(Acquire);
         if self.debt.load(Relaxed) > 0 {
             self.pay_debt_from_free(1);
@@ -377,7 +502,7 @@ impl Inner {
         loop {
             let (give_back, owed) = state::on_release(debt);
             if give_back {
-                self.semaphore.add_permits(1);
+                self.free_slot();
                 self.look_at_debt_again();
                 return;
             }
@@ -403,7 +528,9 @@ impl Inner {
                 add = added;
                 Some(owed)
             });
-            self.semaphore.add_permits(add as usize);
+            for _ in 0..add {
+                self.free_slot();
+            }
         } else if to < from {
             // Owe first, then take the free permits against the debt (see `state::settle`):
             // a slot returning from then on pays the debt, and one that was already on its
@@ -413,33 +540,32 @@ impl Inner {
             let _ = self
                 .debt
                 .fetch_update(SeqCst, SeqCst, |debt| Some(state::shrink(removed, debt)));
-            // Taking the free permits is a read-modify-write of the semaphore's permit count,
-            // made after owing: a return that added to the count before it has its permit
-            // taken; one that adds after it sees the debt (`look_at_debt_again`). Either way
-            // the slot is not kept.
-            #[cfg(loom)]
-            self.permit_count_rmw
-                .fetch_add(0, crate::sync::atomic::Ordering::AcqRel);
+            // Taking the free slots is a read-modify-write of the word, made after owing: a
+            // return that freed its slot before it has the slot taken; one that frees it
+            // after sees the debt (`look_at_debt_again`). Either way the slot is not kept.
             self.pay_debt_from_free(removed);
         }
     }
 
-    /// Takes up to `at_most` free permits out of the semaphore against the debt; those the
-    /// debt no longer covers, paid meanwhile by returning slots, go back.
+    /// Takes up to `at_most` free slots against the debt; those the debt no longer covers,
+    /// paid meanwhile by returning slots, go back.
     fn pay_debt_from_free(&self, at_most: u32) {
-        let forgotten = self.semaphore.forget_permits(at_most as usize);
-        if forgotten == 0 {
+        let mut taken = 0;
+        let _ = self.word.fetch_update(AcqRel, Acquire, |word| {
+            taken = free_of(word).min(at_most);
+            Some(word - u64::from(taken))
+        });
+        if taken == 0 {
             return;
         }
-        let forgotten = u32::try_from(forgotten).unwrap_or(at_most);
         let mut back = 0;
         let _ = self.debt.fetch_update(SeqCst, SeqCst, |debt| {
-            let (give_back, owed) = state::settle(forgotten, debt);
+            let (give_back, owed) = state::settle(taken, debt);
             back = give_back;
             Some(owed)
         });
-        if back > 0 {
-            self.semaphore.add_permits(back as usize);
+        for _ in 0..back {
+            self.free_slot();
         }
     }
 
@@ -451,7 +577,7 @@ impl Inner {
     /// The rejection, its metric, log line and event, already counted.
     fn rejection(&self, reason: RejectionReason) -> Rejection {
         self.instruments.rejected(reason_index(reason));
-        let (active, waiting) = (self.active(), self.waiting.load(Relaxed));
+        let (active, waiting) = (self.active(), self.waiting());
         tracing::debug!(target: "resilience::bulkhead", bulkhead = %self.name, %reason, active, waiting, "call rejected");
         self.emitter.emit(|| BulkheadEvent::BulkheadRejected {
             reason,
@@ -468,32 +594,20 @@ impl Inner {
     }
 }
 
-/// A place in the queue: counted in `waiting` (and the queued gauge) while it lives.
-struct Place<'a>(&'a AtomicU32, &'a Gauge);
-
-impl<'a> Place<'a> {
-    fn join(
-        waiting: &'a AtomicU32,
-        queued: &'a Gauge,
-        max_waiting: u32,
-    ) -> Result<Self, RejectionReason> {
-        let mut current = waiting.load(Relaxed);
-        loop {
-            let next = state::join_queue(current, max_waiting)?;
-            match waiting.compare_exchange_weak(current, next, Relaxed, Relaxed) {
-                Ok(_) => {
-                    queued.increment();
-                    return Ok(Self(waiting, queued));
-                }
-                Err(actual) => current = actual,
-            }
-        }
-    }
+/// A place in the queue, left when dropped unless it was served.
+struct Place<'a> {
+    inner: &'a Inner,
+    id: u64,
+    /// Where the slot is handed over.
+    grant: oneshot::Receiver<()>,
+    /// Whether the call took the slot handed to it.
+    served: bool,
 }
 
 impl Drop for Place<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
-        self.1.decrement();
+        if !self.served {
+            self.inner.leave(self.id);
+        }
     }
 }

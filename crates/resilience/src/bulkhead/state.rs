@@ -1,16 +1,15 @@
 //! The pure core of the bulkhead: every decision as a plain function of plain numbers.
 //!
-//! The queue itself is tokio's [`Semaphore`](tokio::sync::Semaphore): it hands a returned
-//! permit straight to the longest waiter (FIFO), and an acquire future dropped while queued
-//! leaves the queue. What the semaphore does not decide lives here, so it is tested without a
-//! runtime:
+//! The slots themselves are a word of free slots and queued calls (see `slots.rs`): a slot
+//! given back goes straight to the longest waiter (FIFO), and a wait dropped while queued
+//! leaves the queue. What else is decided lives here, so it is tested without a runtime:
 //! * whether a call that found every slot taken may join the queue ([`join_queue`]), which
 //!   keeps the three rejection reasons apart;
-//! * the bookkeeping of a live resize: growing adds permits (first paying off any debt),
-//!   shrinking owes the removed slots as a *debt*, then forgets the free permits against it;
+//! * the bookkeeping of a live resize: growing frees slots (first paying off any debt),
+//!   shrinking owes the removed slots as a *debt*, then takes the free slots against it;
 //!   returning slots pay off the rest, one each ([`grow`], [`shrink`], [`settle`],
 //!   [`on_release`]);
-//! * the slots held, derived from the limit, the debt and the free permits ([`held`]), so
+//! * the slots held, derived from the limit, the debt and the free slots ([`held`]), so
 //!   the hot path keeps no counter of its own;
 //! * the derived figures of a metric snapshot ([`ratio`], [`average`]).
 
@@ -33,8 +32,8 @@ pub(crate) fn join_queue(waiting: u32, max_waiting: u32) -> Result<u32, Rejectio
     }
 }
 
-/// Growing by `added` slots while `debt` permits are owed: the growth first cancels the debt.
-/// Returns `(permits to add to the semaphore, new debt)`.
+/// Growing by `added` slots while `debt` slots are owed: the growth first cancels the debt.
+/// Returns `(slots to free, new debt)`.
 pub(crate) fn grow(added: u32, debt: u32) -> (u32, u32) {
     let paid = added.min(debt);
     (added - paid, debt - paid)
@@ -46,19 +45,19 @@ pub(crate) fn shrink(removed: u32, debt: u32) -> u32 {
     debt.saturating_add(removed)
 }
 
-/// Shrinking, second step: `forgotten` free permits were taken out of the semaphore, and they
-/// pay the debt off. Those the debt no longer covers (returning slots paid it meanwhile) go
-/// back. Returns `(permits to give back, new debt)`.
+/// Shrinking, second step: `forgotten` free slots were taken, and they pay the debt off.
+/// Those the debt no longer covers (returning slots paid it meanwhile) go back. Returns
+/// `(slots to give back, new debt)`.
 ///
 /// Owing before forgetting is what keeps a release racing the shrink honest: were the debt
-/// recorded after the free permits were taken, a slot returning in between would go back
+/// recorded after the free slots were taken, a slot returning in between would go back
 /// unowed, and the bulkhead would keep one slot too many until a later release.
 pub(crate) fn settle(forgotten: u32, debt: u32) -> (u32, u32) {
     let paid = forgotten.min(debt);
     (forgotten - paid, debt - paid)
 }
 
-/// A slot comes back: it goes to the semaphore (`true`) unless a debt is owed, which it pays
+/// A slot comes back: it is freed (`true`) unless a debt is owed, which it pays
 /// off instead. Returns `(give back, new debt)`.
 pub(crate) fn on_release(debt: u32) -> (bool, u32) {
     match debt {
@@ -67,10 +66,10 @@ pub(crate) fn on_release(debt: u32) -> (bool, u32) {
     }
 }
 
-/// Slots held, from what is cheap to read: every permit is free, held or owed, so the held
+/// Slots held, from what is cheap to read: every slot is free, held or owed, so the held
 /// ones are `limit + debt - free` (saturating, for a reading taken in the middle of a resize).
-pub(crate) fn held(limit: u32, debt: u32, free: usize) -> u32 {
-    let held = (u64::from(limit) + u64::from(debt)).saturating_sub(free as u64);
+pub(crate) fn held(limit: u32, debt: u32, free: u32) -> u32 {
+    let held = (u64::from(limit) + u64::from(debt)).saturating_sub(u64::from(free));
     u32::try_from(held).unwrap_or(u32::MAX)
 }
 

@@ -59,7 +59,7 @@ fn ratios_are_clamped_and_averages_exact() {
     );
 }
 
-/// A reference bulkhead on a simulated FIFO semaphore, driven only through the functions
+/// A reference bulkhead on simulated FIFO slots, driven only through the functions
 /// above, with the handle's bookkeeping (waiting count, debt, tallies).
 #[derive(Debug)]
 struct Sim {
@@ -67,7 +67,7 @@ struct Sim {
     max_waiting: u32,
     timeout: Option<u64>,
     now: u64,
-    /// The semaphore: free permits and the FIFO queue of `(call id, deadline)`.
+    /// The slots: the free ones and the FIFO queue of `(call id, deadline)`.
     available: u32,
     queue: VecDeque<(u32, Option<u64>)>,
     debt: u32,
@@ -132,7 +132,7 @@ impl Sim {
         }
     }
 
-    /// The semaphore's release: permits go to the longest waiter first.
+    /// A slot given back: it goes to the longest waiter first.
     fn add_permits(&mut self, permits: u32) {
         for _ in 0..permits {
             match self.queue.pop_front() {
@@ -214,7 +214,7 @@ impl Sim {
 
     fn check(&self) {
         let active = self.active.len() as u32;
-        assert_eq!(held(self.max, self.debt, self.available as usize), active);
+        assert_eq!(held(self.max, self.debt, self.available), active);
         assert_eq!(
             self.available + active,
             self.max + self.debt,

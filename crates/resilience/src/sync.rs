@@ -3,9 +3,10 @@
 //! interleavings (tokio tests its own primitives the same way).
 //!
 //! Only the modules those models cover import from here: the circuit breaker's handle (the
-//! state word and the lock around the probe slots), the bulkhead's slots (debt and queue
-//! counters), the throttle's window and refusal counts, and the backpressure controller's word
-//! with the lock it hands over to. Everything else uses `std::sync` directly.
+//! state word and the lock around the probe slots), the bulkhead's slots (the slot word, the
+//! queue's lock and the debt), the throttle's window and refusal counts, and the backpressure
+//! controller's word with the lock it hands over to. Everything else uses `std::sync`
+//! directly.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{atomic, Mutex, MutexGuard};

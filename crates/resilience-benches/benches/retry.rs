@@ -1,5 +1,6 @@
 //! Retry and pipeline overhead on an operation that succeeds at the first try, ours side by
-//! side with `backon` and a bare call.
+//! side with `backon`, a bare call, and for the pipeline the same steps composed by hand from
+//! the fastest peers (backon, recloser, tokio's timeout).
 //!
 //! ```text
 //! cargo bench -p resilience-benches --bench retry -- --warm-up-time 1 --measurement-time 2
@@ -23,6 +24,14 @@ use resilience::{Fallback, Retry, Timeout};
 /// The operation every entry runs: ready at once with `Ok(1)`.
 async fn operation() -> Result<u64, std::io::Error> {
     Ok(black_box(1))
+}
+
+/// Why the hand-built peer pipeline's attempt failed.
+#[derive(Debug)]
+enum PeerError {
+    Operation,
+    TimedOut,
+    Rejected,
 }
 
 fn first_try_success(c: &mut Criterion) {
@@ -76,6 +85,33 @@ fn first_try_success(c: &mut Criterion) {
     let mut entry = || full.call(operation).now_or_never();
     assert!(matches!(entry(), Some(Ok(1))));
     group.bench_function("resilience_fallback_retry_breaker_timeout", |b| {
+        b.iter(&mut entry);
+    });
+
+    // The same four steps from the fastest peers, composed by hand as a user would: backon's
+    // retry around recloser's async breaker around tokio's timeout, the error replaced by a
+    // value at the end.
+    let breaker = recloser::AsyncRecloser::from(recloser::Recloser::default());
+    let backoff = ExponentialBuilder::default().with_max_times(3);
+    let attempt = || async {
+        match breaker
+            .call(tokio::time::timeout(Duration::from_secs(1), operation()))
+            .await
+        {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) => Err(PeerError::Operation),
+            Err(recloser::Error::Inner(_)) => Err(PeerError::TimedOut),
+            Err(recloser::Error::Rejected) => Err(PeerError::Rejected),
+        }
+    };
+    let mut entry = || {
+        attempt
+            .retry(backoff)
+            .now_or_never()
+            .map(|result| result.unwrap_or(0))
+    };
+    assert!(matches!(entry(), Some(1)));
+    group.bench_function("peers_backon_recloser_tokio_timeout_unwrap_or", |b| {
         b.iter(&mut entry);
     });
     group.finish();

@@ -202,15 +202,7 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let Some(permit) = self.permit.take() else {
-            let rejection = self
-                .rejection
-                .take()
-                .expect("StageService::call without poll_ready: call poll_ready first");
-            return ResponseFuture {
-                state: State::Rejected {
-                    rejection: Some(rejection),
-                },
-            };
+            return self.rejected();
         };
         // The judge rides along only when the permit learns outcomes: a copy of the
         // classifier, or the shared state when user code may panic and must be reported
@@ -223,7 +215,22 @@ where
             true => Judge::Classifier(self.shared.classifier.clone()),
         };
         let limit = self.shared.stage.call_limit().map(CallLimit::start);
-        ResponseFuture::running(self.inner.call(request), None, Some(permit), limit, judge)
+        let held = Some(Held { permit, judge });
+        ResponseFuture::running(self.inner.call(request), held, None, limit)
+    }
+}
+
+impl<St: Stage, S, C> StageService<St, S, C> {
+    /// The future of a call refused in `poll_ready`; kept out of `call`, whose admitted path
+    /// it would otherwise weigh on.
+    #[cold]
+    #[inline(never)]
+    fn rejected<F>(&mut self) -> ResponseFuture<F, St, C> {
+        let rejection = self
+            .rejection
+            .take()
+            .expect("StageService::call without poll_ready: call poll_ready first");
+        ResponseFuture::rejected(rejection)
     }
 }
 
@@ -231,8 +238,7 @@ pin_project! {
     /// The future of a [`StageService`] call: it holds the stage's permit until the response
     /// is ready or the future is dropped.
     pub struct ResponseFuture<F, St: Stage, C> {
-        // One state at a time: a rejected call needs no room for a running one, and a
-        // finished one holds nothing.
+        // A rejected call needs no room for a running one.
         #[pin]
         state: State<F, St, C>,
     }
@@ -244,35 +250,51 @@ pin_project! {
         Running {
             #[pin]
             inner: F,
+            // The permit and its judge until the operation answers; taken then, so a future
+            // dropped after answering has nothing left to release.
+            held: Option<Held<St, C>>,
             // An admission still to wait for, when it was decided per request in `call`.
             admit: Option<Waiting<St::Permit>>,
-            permit: Option<St::Permit>,
-            limit: Option<CallLimit>,
-            judge: Judge<St, C>,
-            // The operation has answered and the answer was returned.
-            answered: bool,
+            // Boxed: a timer is larger than the rest of the future, and only a stage with a
+            // call limit needs one.
+            limit: Option<Pin<Box<CallLimit>>>,
         },
+        // Refused (`None` once the refusal was returned, or once the call is over after an
+        // admission refused late or a call limit ran out).
         Rejected {
             rejection: Option<Rejection>,
         },
-        Done,
     }
 }
 
-/// The stage's limit on one call, and its timer.
-struct CallLimit {
-    // Boxed: a timer is larger than the rest of the future, and only a stage with a call
-    // limit needs one.
-    sleep: Pin<Box<Sleep>>,
-    limit: Duration,
+/// What an admitted call holds while it runs: the permit, and who tells it the outcome.
+struct Held<St: Stage, C> {
+    permit: St::Permit,
+    judge: Judge<St, C>,
+}
+
+pin_project! {
+    /// The stage's limit on one call, and its timer.
+    struct CallLimit {
+        #[pin]
+        sleep: Sleep,
+        limit: Duration,
+    }
 }
 
 impl CallLimit {
-    fn start(limit: Duration) -> Self {
-        Self {
-            sleep: Box::pin(tokio::time::sleep(limit)),
+    fn start(limit: Duration) -> Pin<Box<Self>> {
+        Box::pin(Self {
+            sleep: tokio::time::sleep(limit),
             limit,
-        }
+        })
+    }
+
+    /// Ready with the limit once the timer has run out.
+    fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Duration> {
+        let this = self.project();
+        let limit = *this.limit;
+        this.sleep.poll(cx).map(|()| limit)
     }
 }
 
@@ -315,102 +337,98 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
-        // A timed-out operation is dropped before its permit is recorded, so a slot is never
-        // free while the work it guarded still exists.
-        let (output, finished) = match state.as_mut().project() {
+        let (held, limit) = match state.as_mut().project() {
             StateProj::Rejected { rejection } => {
                 let rejection = rejection
                     .take()
                     .expect("ResponseFuture polled after completion");
-                (Err(Error::Rejected(rejection)), None)
+                return Poll::Ready(Err(Error::Rejected(rejection)));
             }
-            StateProj::Done => panic!("ResponseFuture polled after completion"),
             StateProj::Running {
                 inner,
+                held,
                 admit,
-                permit,
                 limit,
-                judge,
-                answered,
             } => {
                 if let Some(waiting) = admit {
                     let answer = ready!(waiting.as_mut().poll(cx));
                     *admit = None;
                     match answer {
-                        Ok(admitted) => *permit = Some(admitted),
+                        Ok(permit) => {
+                            let judge = Judge::Nobody;
+                            *held = Some(Held { permit, judge });
+                        }
                         Err(rejection) => {
-                            state.set(State::Done);
+                            state.set(State::Rejected { rejection: None });
                             return Poll::Ready(Err(Error::Rejected(rejection)));
                         }
                     }
                 }
-                if *answered {
-                    panic!("ResponseFuture polled after completion");
-                }
                 match inner.poll(cx) {
                     // The operation is over and holds nothing that the permit guards: the
-                    // permit is recorded at once, and the state stays as it is (cheaper than
-                    // dropping it here and again with the future).
+                    // permit is recorded at once, and the rest goes with the future.
                     Poll::Ready(result) => {
-                        *answered = true;
-                        if let Some(permit) = permit.take() {
-                            let judge = std::mem::replace(judge, Judge::Nobody);
+                        if let Some(Held { permit, judge }) = held.take() {
                             permit.record(judge.outcome(&result));
                         }
                         return Poll::Ready(result.map_err(Error::Inner));
                     }
                     Poll::Pending => {
-                        let Some(CallLimit { sleep, limit }) = limit else {
+                        let Some(limit) = limit else {
                             return Poll::Pending;
                         };
-                        ready!(sleep.as_mut().poll(cx));
-                        let limit = *limit;
-                        let timeout = Error::Timeout {
-                            elapsed: limit,
-                            limit,
-                        };
-                        (Err(timeout), permit.take().map(|p| (p, Outcome::Failure)))
+                        (held, ready!(limit.as_mut().poll_expired(cx)))
                     }
                 }
             }
         };
-        state.set(State::Done);
-        if let Some((permit, outcome)) = finished {
-            permit.record(outcome);
+        // A timed-out operation is dropped before its permit is recorded, so a slot is never
+        // free while the work it guarded still exists.
+        let held = held.take();
+        state.set(State::Rejected { rejection: None });
+        if let Some(Held { permit, .. }) = held {
+            permit.record(Outcome::Failure);
         }
-        Poll::Ready(output)
+        Poll::Ready(Err(Error::Timeout {
+            elapsed: limit,
+            limit,
+        }))
     }
 }
 
 impl<F, St: Stage, C> ResponseFuture<F, St, C> {
     fn running(
         inner: F,
+        held: Option<Held<St, C>>,
         admit: Option<Waiting<St::Permit>>,
-        permit: Option<St::Permit>,
-        limit: Option<CallLimit>,
-        judge: Judge<St, C>,
+        limit: Option<Pin<Box<CallLimit>>>,
     ) -> Self {
         Self {
             state: State::Running {
                 inner,
+                held,
                 admit,
-                permit,
                 limit,
-                judge,
-                answered: false,
+            },
+        }
+    }
+
+    fn rejected(rejection: Rejection) -> Self {
+        Self {
+            state: State::Rejected {
+                rejection: Some(rejection),
             },
         }
     }
 
     pub(crate) fn admitting(admit: Admit<St::Permit>, inner: F) -> Self {
         match admit.now_or_wait() {
-            Ok(Ok(permit)) => Self::running(inner, None, Some(permit), None, Judge::Nobody),
-            Ok(Err(rejection)) => Self {
-                state: State::Rejected {
-                    rejection: Some(rejection),
-                },
-            },
-            Err(waiting) => Self::running(inner, Some(waiting), None, None, Judge::Nobody),
+            Ok(Ok(permit)) => {
+                let judge = Judge::Nobody;
+                Self::running(inner, Some(Held { permit, judge }), None, None)
+            }
+            Ok(Err(rejection)) => Self::rejected(rejection),
+            Err(waiting) => Self::running(inner, None, Some(waiting), None),
         }
     }
 }
@@ -418,12 +436,10 @@ impl<F, St: Stage, C> ResponseFuture<F, St, C> {
 impl<F, St: Stage, C> fmt::Debug for ResponseFuture<F, St, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (state, holds_permit) = match &self.state {
-            State::Running { admit, permit, .. } if admit.is_some() => {
-                ("admitting", permit.is_some())
-            }
-            State::Running { permit, .. } => ("running", permit.is_some()),
-            State::Rejected { .. } => ("rejected", false),
-            State::Done => ("done", false),
+            State::Running { admit, held, .. } if admit.is_some() => ("admitting", held.is_some()),
+            State::Running { held, .. } => ("running", held.is_some()),
+            State::Rejected { rejection } if rejection.is_some() => ("rejected", false),
+            State::Rejected { .. } => ("done", false),
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

@@ -178,22 +178,7 @@ where
     type Future = ResponseFuture<S::Future, St, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.permit.is_none() && self.rejection.is_none() {
-            if self.admitting.is_none() {
-                // A stage that decides at once is answered without storing and polling.
-                let admit = self.shared.stage.admit();
-                self.admitting = admit.keep_in(&mut self.permit, &mut self.rejection);
-            }
-            if let Some(waiting) = &mut self.admitting {
-                let answer = ready!(waiting.as_mut().poll(cx));
-                self.admitting = None;
-                match answer {
-                    Ok(permit) => self.permit = Some(permit),
-                    Err(rejection) => self.rejection = Some(rejection),
-                }
-            }
-        }
-        if self.rejection.is_some() {
+        if self.permit.is_none() && ready!(self.poll_admit(cx)) {
             // Ready to hand the rejection to the next call; the inner service is not asked.
             return Poll::Ready(Ok(()));
         }
@@ -214,13 +199,58 @@ where
             }
             true => Judge::Classifier(self.shared.classifier.clone()),
         };
-        let limit = self.shared.stage.call_limit().map(CallLimit::start);
+        let extra = match self.shared.stage.call_limit() {
+            None => Extra::None,
+            Some(limit) => Extra::Limit(CallLimit::start(limit)),
+        };
         let held = Some(Held { permit, judge });
-        ResponseFuture::running(self.inner.call(request), held, None, limit)
+        ResponseFuture::running(self.inner.call(request), held, extra)
     }
 }
 
 impl<St: Stage, S, C> StageService<St, S, C> {
+    /// Admission for the next call, when no permit is held yet: `true` once refused.
+    #[inline]
+    fn poll_admit(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.rejection.is_some() {
+            return Poll::Ready(true);
+        }
+        if self.admitting.is_none() {
+            // A stage that decides at once is answered without storing and polling.
+            match self
+                .shared
+                .stage
+                .admit()
+                .keep_in(&mut self.permit, &mut self.rejection)
+            {
+                Ok(refused) => return Poll::Ready(refused),
+                Err(waiting) => self.admitting = Some(waiting),
+            }
+        }
+        self.poll_waiting(cx)
+    }
+
+    /// Waits for an admission that was not decided at once.
+    #[cold]
+    #[inline(never)]
+    fn poll_waiting(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let Some(waiting) = &mut self.admitting else {
+            unreachable!("only called with an admission waiting");
+        };
+        let answer = ready!(waiting.as_mut().poll(cx));
+        self.admitting = None;
+        Poll::Ready(match answer {
+            Ok(permit) => {
+                self.permit = Some(permit);
+                false
+            }
+            Err(rejection) => {
+                self.rejection = Some(rejection);
+                true
+            }
+        })
+    }
+
     /// The future of a call refused in `poll_ready`; kept out of `call`, whose admitted path
     /// it would otherwise weigh on.
     #[cold]
@@ -253,11 +283,8 @@ pin_project! {
             // The permit and its judge until the operation answers; taken then, so a future
             // dropped after answering has nothing left to release.
             held: Option<Held<St, C>>,
-            // An admission still to wait for, when it was decided per request in `call`.
-            admit: Option<Waiting<St::Permit>>,
-            // Boxed: a timer is larger than the rest of the future, and only a stage with a
-            // call limit needs one.
-            limit: Option<Pin<Box<CallLimit>>>,
+            // What only some calls need, in one word or two.
+            extra: Extra<St::Permit>,
         },
         // Refused (`None` once the refusal was returned, or once the call is over after an
         // admission refused late or a call limit ran out).
@@ -265,6 +292,15 @@ pin_project! {
             rejection: Option<Rejection>,
         },
     }
+}
+
+/// What only some calls need besides the permit: one of them at most, and usually neither.
+enum Extra<P> {
+    None,
+    /// An admission still to wait for, decided per request in `call`.
+    Admit(Waiting<P>),
+    /// The stage's limit on the call. Boxed: a timer is larger than the rest of the future.
+    Limit(Pin<Box<CallLimit>>),
 }
 
 /// What an admitted call holds while it runs: the permit, and who tells it the outcome.
@@ -344,15 +380,10 @@ where
                     .expect("ResponseFuture polled after completion");
                 return Poll::Ready(Err(Error::Rejected(rejection)));
             }
-            StateProj::Running {
-                inner,
-                held,
-                admit,
-                limit,
-            } => {
-                if let Some(waiting) = admit {
+            StateProj::Running { inner, held, extra } => {
+                if let Extra::Admit(waiting) = extra {
                     let answer = ready!(waiting.as_mut().poll(cx));
-                    *admit = None;
+                    *extra = Extra::None;
                     match answer {
                         Ok(permit) => {
                             let judge = Judge::Nobody;
@@ -374,7 +405,7 @@ where
                         return Poll::Ready(result.map_err(Error::Inner));
                     }
                     Poll::Pending => {
-                        let Some(limit) = limit else {
+                        let Extra::Limit(limit) = extra else {
                             return Poll::Pending;
                         };
                         (held, ready!(limit.as_mut().poll_expired(cx)))
@@ -397,19 +428,9 @@ where
 }
 
 impl<F, St: Stage, C> ResponseFuture<F, St, C> {
-    fn running(
-        inner: F,
-        held: Option<Held<St, C>>,
-        admit: Option<Waiting<St::Permit>>,
-        limit: Option<Pin<Box<CallLimit>>>,
-    ) -> Self {
+    fn running(inner: F, held: Option<Held<St, C>>, extra: Extra<St::Permit>) -> Self {
         Self {
-            state: State::Running {
-                inner,
-                held,
-                admit,
-                limit,
-            },
+            state: State::Running { inner, held, extra },
         }
     }
 
@@ -425,10 +446,10 @@ impl<F, St: Stage, C> ResponseFuture<F, St, C> {
         match admit.now_or_wait() {
             Ok(Ok(permit)) => {
                 let judge = Judge::Nobody;
-                Self::running(inner, Some(Held { permit, judge }), None, None)
+                Self::running(inner, Some(Held { permit, judge }), Extra::None)
             }
             Ok(Err(rejection)) => Self::rejected(rejection),
-            Err(waiting) => Self::running(inner, None, Some(waiting), None),
+            Err(waiting) => Self::running(inner, None, Extra::Admit(waiting)),
         }
     }
 }
@@ -436,7 +457,11 @@ impl<F, St: Stage, C> ResponseFuture<F, St, C> {
 impl<F, St: Stage, C> fmt::Debug for ResponseFuture<F, St, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (state, holds_permit) = match &self.state {
-            State::Running { admit, held, .. } if admit.is_some() => ("admitting", held.is_some()),
+            State::Running {
+                extra: Extra::Admit(_),
+                held,
+                ..
+            } => ("admitting", held.is_some()),
             State::Running { held, .. } => ("running", held.is_some()),
             State::Rejected { rejection } if rejection.is_some() => ("rejected", false),
             State::Rejected { .. } => ("done", false),

@@ -472,3 +472,110 @@ impl<F, St: Stage, C> fmt::Debug for ResponseFuture<F, St, C> {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::{pending, ready, Ready};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    use tower::{service_fn, ServiceExt};
+
+    use super::*;
+    use crate::rate_limit::DirectRateLimiter;
+    use crate::PatternKind;
+
+    /// A stage whose calls may run 10 ms, and whose permits note each outcome and whether the
+    /// operation they guarded still existed when they learned it.
+    #[derive(Clone, Default)]
+    struct Watched {
+        alive: Arc<AtomicBool>,
+        outcomes: Arc<Mutex<Vec<(Outcome, bool)>>>,
+    }
+
+    struct WatchedPermit(Watched);
+
+    impl Stage for Watched {
+        type Permit = WatchedPermit;
+
+        fn admit(&self) -> Admit<WatchedPermit> {
+            Admit::admitted(WatchedPermit(self.clone()))
+        }
+
+        fn name(&self) -> &str {
+            "watched"
+        }
+
+        fn pattern(&self) -> PatternKind {
+            PatternKind::Custom("watched")
+        }
+
+        fn call_limit(&self) -> Option<Duration> {
+            Some(Duration::from_millis(10))
+        }
+    }
+
+    impl StagePermit for WatchedPermit {
+        fn wants_outcome(&self) -> bool {
+            true
+        }
+
+        fn record(self, outcome: Outcome) {
+            let alive = self.0.alive.load(Ordering::SeqCst);
+            self.0.outcomes.lock().unwrap().push((outcome, alive));
+        }
+    }
+
+    /// Marks the operation alive until it is dropped.
+    struct Operation(Arc<AtomicBool>);
+
+    impl Drop for Operation {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_over_its_limit_is_dropped_before_its_permit_learns_the_failure() {
+        let stage = Watched::default();
+        let alive = Arc::clone(&stage.alive);
+        let service = StageLayer::new(stage.clone()).layer(service_fn(move |()| {
+            alive.store(true, Ordering::SeqCst);
+            let operation = Operation(Arc::clone(&alive));
+            async move {
+                let _operation = operation;
+                pending::<Result<(), ()>>().await
+            }
+        }));
+        let started = tokio::time::Instant::now();
+        let error = service.oneshot(()).await.unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_millis(10));
+        let limit = Duration::from_millis(10);
+        assert!(
+            matches!(error, Error::Timeout { elapsed, limit: l } if elapsed == limit && l == limit)
+        );
+        assert_eq!(*stage.outcomes.lock().unwrap(), [(Outcome::Failure, false)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_within_the_limit_is_judged_once() {
+        let stage = Watched::default();
+        let mut service = StageLayer::new(stage.clone()).layer(service_fn(|fail: bool| {
+            ready(if fail { Err(()) } else { Ok(()) })
+        }));
+        service.ready().await.unwrap().call(false).await.unwrap();
+        let error = service.ready().await.unwrap().call(true).await.unwrap_err();
+        assert!(matches!(error, Error::Inner(())));
+        let outcomes = stage.outcomes.lock().unwrap();
+        assert_eq!(
+            *outcomes,
+            [(Outcome::Success, false), (Outcome::Failure, false)]
+        );
+    }
+
+    #[test]
+    fn the_future_of_a_ready_service_is_no_larger_than_a_rejection() {
+        type Future = ResponseFuture<Ready<Result<u64, ()>>, DirectRateLimiter, EveryError>;
+        assert!(std::mem::size_of::<Future>() <= std::mem::size_of::<Rejection>());
+    }
+}

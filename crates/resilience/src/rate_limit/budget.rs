@@ -11,7 +11,7 @@ use super::gcra;
 use super::sliding_log::{Log, SlidingLog};
 use super::sliding_window::{SlidingWindow, Window};
 use super::state::Core;
-use super::store::{Ask, Counters, Stores, FOLLOWS_CONFIGURED};
+use super::store::{Ask, Counters, Pace, RateCell, Stores, FOLLOWS_CONFIGURED};
 use super::token_bucket::{Bucket, TokenBucket};
 use super::{Algorithm, Decision, RateLimiterConfig, RateLimiterMetrics, SketchSize};
 use crate::tally::Tally;
@@ -38,6 +38,22 @@ pub trait Budgets: sealed::Sealed + Send + Sync + 'static {
     /// Decides one request for `key` at the configured rate (the ask's `rate`).
     #[doc(hidden)]
     fn check(&self, key: &str, ask: Ask<'_>) -> Decision;
+
+    /// Decides one request for `key` at the configured rate, the one in `rate` now, and
+    /// counts it: [`check`](Self::check) reading only what the budget's algorithm needs of
+    /// the rate.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn check_configured(&self, key: &str, now: u64, rate: &RateCell) -> Decision {
+        let rate = rate.load();
+        let ask = Ask {
+            now,
+            rate: &rate,
+            configured: Some(&rate),
+            counted: true,
+        };
+        self.check(key, ask)
+    }
 
     /// Decides one request for `key` against the ask's `rate`'s own budget.
     #[doc(hidden)]
@@ -121,12 +137,23 @@ impl Budgets for OneBudget {
     fn check(&self, _key: &str, ask: Ask<'_>) -> Decision {
         let Ask { now, rate, .. } = ask;
         let decision = match &self.budget {
-            Budget::Gcra(tat) => check_atomic(tat, now, rate),
+            Budget::Gcra(tat) => check_atomic(tat, now, &Pace::of(rate)),
             Budget::Locked(state) => check_locked(state, now, rate),
         };
         if ask.counted {
             self.tally.count(decision.is_allowed());
         }
+        decision
+    }
+
+    // Always inlined, as `check`; GCRA reads the three numbers it uses, not the whole rate.
+    #[inline(always)]
+    fn check_configured(&self, _key: &str, now: u64, rate: &RateCell) -> Decision {
+        let decision = match &self.budget {
+            Budget::Gcra(tat) => check_atomic(tat, now, &rate.pace()),
+            Budget::Locked(state) => check_locked(state, now, &rate.load()),
+        };
+        self.tally.count(decision.is_allowed());
         decision
     }
 
@@ -329,10 +356,10 @@ fn fill(
 /// changed it meanwhile, else decide again from theirs. A denial writes nothing. Relaxed
 /// ordering is enough: the word is the whole state and publishes nothing else.
 #[inline]
-fn check_atomic(tat: &AtomicU64, now: u64, rate: &Rate) -> Decision {
+fn check_atomic(tat: &AtomicU64, now: u64, pace: &Pace) -> Decision {
     let mut current = tat.load(Ordering::Relaxed);
     loop {
-        let (decision, next) = gcra::decide(current, now, rate);
+        let (decision, next) = gcra::decide_at_pace(current, now, pace);
         if !decision.is_allowed() {
             return decision;
         }

@@ -157,7 +157,15 @@ pub fn report_decision(
     rate: Rate,
     decision: &Decision,
 ) {
-    // With nobody listening and `DEBUG` off everywhere (one load each), nothing more runs.
+    if watched(emitter, decision) {
+        emit_and_log(emitter, name, key, rate, decision);
+    }
+}
+
+/// Whether someone listens for `decision`'s event or logs it (a denial, at `DEBUG`): one
+/// load per bus and, for a denial, one for the level, gathered into one answer.
+#[inline]
+pub(crate) fn watched(emitter: &Emitter, decision: &Decision) -> bool {
     let (kind, logged) = match decision.denial() {
         None => (RateLimiterEvent::RATE_LIMIT_PASSED, false),
         Some(_) => (
@@ -165,13 +173,21 @@ pub fn report_decision(
             tracing::level_enabled!(tracing::Level::DEBUG),
         ),
     };
-    if logged || emitter.wants(kind) {
-        emit_and_log(emitter, name, key, rate, decision);
-    }
+    // Both asked, without a branch between them.
+    logged | emitter.wants(kind)
 }
 
+/// Emits `decision`'s event and logs a denial: what [`report_decision`] does once someone
+/// is [`watched`]. Out of line, as it is off the path of an unwatched limiter.
+#[cold]
 #[inline(never)]
-fn emit_and_log(emitter: &Emitter, name: &str, key: Option<&str>, rate: Rate, decision: &Decision) {
+pub(crate) fn emit_and_log(
+    emitter: &Emitter,
+    name: &str,
+    key: Option<&str>,
+    rate: Rate,
+    decision: &Decision,
+) {
     match decision.denial() {
         None => emitter.emit(|| RateLimiterEvent::RateLimitPassed {
             key: key.map(str::to_owned),

@@ -14,6 +14,7 @@
 //! in different clothes, continuously refilled).
 
 use super::state::Core;
+use super::store::Pace;
 use super::{Decision, Denial};
 use crate::Rate;
 
@@ -26,9 +27,17 @@ pub(crate) struct Gcra;
 /// Pure, so a handle can run it in a compare-exchange loop on an `AtomicU64`.
 #[inline]
 pub(crate) fn decide(tat: u64, now: u64, rate: &Rate) -> (Decision, u64) {
-    let interval = rate.interval_nanos();
-    let width = rate.width_nanos();
-    let limit = rate.burst();
+    decide_at_pace(tat, now, &Pace::of(rate))
+}
+
+/// [`decide`] with the rate's GCRA numbers only, as a single limiter reads them.
+#[inline]
+pub(crate) fn decide_at_pace(tat: u64, now: u64, pace: &Pace) -> (Decision, u64) {
+    let Pace {
+        interval,
+        width,
+        burst: limit,
+    } = *pace;
     let start = tat.max(now);
     let next = start.saturating_add(interval);
     let ahead = next - now;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::budget::{lock, Budgets};
-use super::event::report_decision;
+use super::event::{emit_and_log, watched};
 use super::instruments::RateLimiterInstruments;
 use super::limiter::rejection_of;
 use super::state::as_nanos;
@@ -173,16 +173,15 @@ impl<B: Budgets> Inner<B> {
     /// Decides one request for `key` at the configured rate, and reports it.
     #[inline]
     pub(super) fn decide(&self, key: &str) -> Decision {
-        let rate = self.rate.load();
-        let decision = self.check(key, &rate, None, true);
-        self.report_decision(key, rate, &decision);
+        let decision = self.budgets.check_configured(key, self.now(), &self.rate);
+        self.report_decision(key, None, &decision);
         decision
     }
 
     /// Decides one request for `key` against `rate`'s own budget, and reports it.
     pub(super) fn decide_at(&self, key: &str, rate: Rate) -> Decision {
         let decision = self.check(key, &self.rate.load(), Some(&rate), true);
-        self.report_decision(key, rate, &decision);
+        self.report_decision(key, Some(rate), &decision);
         decision
     }
 
@@ -204,15 +203,26 @@ impl<B: Budgets> Inner<B> {
     /// Counts and reports a decision of [`decide_unreported`](Self::decide_unreported).
     fn report(&self, key: &str, per_call: Option<Rate>, decision: &Decision) {
         self.budgets.count(key, per_call.as_ref(), decision);
-        let rate = per_call.unwrap_or_else(|| self.rate.load());
-        self.report_decision(key, rate, decision);
+        self.report_decision(key, per_call, decision);
     }
 
-    /// Every decision's one way out: metrics, events and the log line.
+    /// Every decision's one way out: metrics, events and the log line, for a decision at
+    /// `per_call`'s own budget or, without one, at the configured rate.
     #[inline]
-    fn report_decision(&self, key: &str, rate: Rate, decision: &Decision) {
+    fn report_decision(&self, key: &str, per_call: Option<Rate>, decision: &Decision) {
         self.instruments.record(decision);
-        report_decision(&self.emitter, &self.name, B::reported(key), rate, decision);
+        if watched(&self.emitter, decision) {
+            self.emit(key, per_call, decision);
+        }
+    }
+
+    /// Emits and logs a watched decision. The configured rate is read here, off the path of
+    /// an unwatched limiter, which reads only what its algorithm needs.
+    #[cold]
+    #[inline(never)]
+    fn emit(&self, key: &str, per_call: Option<Rate>, decision: &Decision) {
+        let rate = per_call.unwrap_or_else(|| self.rate.load());
+        emit_and_log(&self.emitter, &self.name, B::reported(key), rate, decision);
     }
 
     pub(super) fn rejection(&self, decision: &Decision) -> Rejection {

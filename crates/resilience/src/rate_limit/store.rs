@@ -502,12 +502,40 @@ impl Stores {
 /// The rate a handle applies, readable on every check without a lock and replaceable at run
 /// time as one value: a sequence lock over plain atomics. Readers retry in the rare case
 /// that they overlap a write; writers are serialised by the handle's config mutex.
-pub(crate) struct RateCell {
+///
+/// Every part is stored as it is read, with nothing left to work out per check: the period
+/// as whole seconds and nanoseconds (not a nanosecond count that a `Duration` would divide),
+/// and GCRA's own numbers ([`Pace`]) apart, so a single limiter's check reads those three
+/// words and nothing else.
+#[derive(Debug)]
+pub struct RateCell {
     sequence: AtomicU64,
     counts: AtomicU64,
-    period: AtomicU64,
+    seconds: AtomicU64,
+    nanos: AtomicU64,
     interval: AtomicU64,
     window: AtomicU64,
+    width: AtomicU64,
+}
+
+/// What GCRA needs of a rate: its emission interval, how far ahead of now the TAT may run
+/// (`burst` intervals) and the burst itself, in nanoseconds and requests.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    pub(crate) interval: u64,
+    pub(crate) width: u64,
+    pub(crate) burst: u32,
+}
+
+impl Pace {
+    #[inline]
+    pub(crate) const fn of(rate: &Rate) -> Self {
+        Self {
+            interval: rate.interval_nanos(),
+            width: rate.width_nanos(),
+            burst: rate.burst(),
+        }
+    }
 }
 
 impl RateCell {
@@ -515,35 +543,59 @@ impl RateCell {
         let cell = Self {
             sequence: AtomicU64::new(0),
             counts: AtomicU64::new(0),
-            period: AtomicU64::new(0),
+            seconds: AtomicU64::new(0),
+            nanos: AtomicU64::new(0),
             interval: AtomicU64::new(0),
             window: AtomicU64::new(0),
+            width: AtomicU64::new(0),
         };
         cell.store(rate);
         cell
     }
 
-    pub(crate) fn load(&self) -> Rate {
+    /// Reads `read` of the cell's parts as of one write: retried if a write overlapped it.
+    #[inline(always)]
+    fn consistent<T>(&self, read: impl Fn(&Self) -> T) -> T {
         loop {
             let before = self.sequence.load(Ordering::Acquire);
             if before & 1 == 0 {
-                let counts = self.counts.load(Ordering::Relaxed);
-                let period = self.period.load(Ordering::Relaxed);
-                let interval = self.interval.load(Ordering::Relaxed);
-                let window = self.window.load(Ordering::Relaxed);
+                let value = read(self);
                 fence(Ordering::Acquire);
                 if self.sequence.load(Ordering::Relaxed) == before {
-                    return Rate::from_stored(
-                        (counts >> 32) as u32,
-                        counts as u32,
-                        Duration::from_nanos(period),
-                        interval,
-                        window,
-                    );
+                    return value;
                 }
             }
             std::hint::spin_loop();
         }
+    }
+
+    pub(crate) fn load(&self) -> Rate {
+        self.consistent(|cell| {
+            let counts = cell.counts.load(Ordering::Relaxed);
+            let seconds = cell.seconds.load(Ordering::Relaxed);
+            // Below a second: a `Duration` takes it as it is.
+            let nanos = cell.nanos.load(Ordering::Relaxed) as u32;
+            let period = Duration::new(seconds, nanos);
+            let interval = cell.interval.load(Ordering::Relaxed);
+            let window = cell.window.load(Ordering::Relaxed);
+            Rate::from_stored(
+                (counts >> 32) as u32,
+                counts as u32,
+                period,
+                interval,
+                window,
+            )
+        })
+    }
+
+    /// GCRA's numbers of the rate, as [`load`](Self::load)ed with it.
+    #[inline]
+    pub(crate) fn pace(&self) -> Pace {
+        self.consistent(|cell| Pace {
+            interval: cell.interval.load(Ordering::Relaxed),
+            width: cell.width.load(Ordering::Relaxed),
+            burst: cell.counts.load(Ordering::Relaxed) as u32,
+        })
     }
 
     /// Replaces the rate. Callers hold the handle's config lock, so writes never overlap.
@@ -553,12 +605,14 @@ impl RateCell {
         fence(Ordering::Release);
         let counts = u64::from(rate.count()) << 32 | u64::from(rate.burst());
         self.counts.store(counts, Ordering::Relaxed);
-        // Every `Rate` has a period that fits in u64 nanoseconds.
-        self.period
-            .store(rate.period().as_nanos() as u64, Ordering::Relaxed);
+        let period = rate.period();
+        self.seconds.store(period.as_secs(), Ordering::Relaxed);
+        self.nanos
+            .store(u64::from(period.subsec_nanos()), Ordering::Relaxed);
         self.interval
             .store(rate.interval_nanos(), Ordering::Relaxed);
         self.window.store(rate.window_nanos(), Ordering::Relaxed);
+        self.width.store(rate.width_nanos(), Ordering::Relaxed);
         self.sequence.store(sequence + 2, Ordering::Release);
     }
 }
@@ -592,8 +646,21 @@ mod tests {
         assert_eq!(loaded, rate);
         assert_eq!(loaded.interval_nanos(), rate.interval_nanos());
         assert_eq!(loaded.window_nanos(), rate.window_nanos());
+        let pace = cell.pace();
+        assert_eq!(
+            (pace.interval, pace.width, pace.burst),
+            (rate.interval_nanos(), rate.width_nanos(), 7)
+        );
         cell.store(Rate::per_second(3));
         assert_eq!(cell.load(), Rate::per_second(3));
+        // A period with a fraction of a second keeps it exactly.
+        let odd = Rate::new(3, Duration::from_millis(1_500))
+            .unwrap()
+            .with_burst(2);
+        cell.store(odd);
+        assert_eq!(cell.load(), odd);
+        assert_eq!(cell.load().period(), Duration::from_millis(1_500));
+        assert_eq!(cell.pace().width, odd.width_nanos());
     }
 
     #[test]

@@ -77,22 +77,28 @@ impl<P> Admit<P> {
     }
 
     /// Puts an answer known now where the caller keeps it, a permit in `permit` and a
-    /// rejection in `rejection`; otherwise returns the wait. Written in place rather than
-    /// returned: a permit built by an inlined stage then goes straight to its slot instead of
-    /// through an answer gathered on the stack and copied.
+    /// rejection in `rejection`, and says whether it was a refusal; otherwise returns the
+    /// wait. Written in place rather than returned: a permit built by an inlined stage then
+    /// goes straight to its slot instead of through an answer gathered on the stack and
+    /// copied.
     #[inline]
     pub(crate) fn keep_in(
         self,
         permit: &mut Option<P>,
         rejection: &mut Option<Rejection>,
-    ) -> Option<Waiting<P>> {
+    ) -> Result<bool, Waiting<P>> {
         match self.state {
-            State::Ready(Some(Ok(admitted))) => *permit = Some(admitted),
-            State::Ready(Some(Err(refused))) => *rejection = Some(refused),
-            State::Waiting(wait) => return Some(wait),
+            State::Ready(Some(Ok(admitted))) => {
+                *permit = Some(admitted);
+                Ok(false)
+            }
+            State::Ready(Some(Err(refused))) => {
+                *rejection = Some(refused);
+                Ok(true)
+            }
+            State::Waiting(wait) => Err(wait),
             State::Ready(None) => panic!("Admit polled after it completed"),
         }
-        None
     }
 
     /// The answer, if it was known when the stage was asked; otherwise the admission back.

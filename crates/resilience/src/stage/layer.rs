@@ -178,22 +178,7 @@ where
     type Future = ResponseFuture<S::Future, St, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if self.permit.is_none() && self.rejection.is_none() {
-            if self.admitting.is_none() {
-                // A stage that decides at once is answered without storing and polling.
-                let admit = self.shared.stage.admit();
-                self.admitting = admit.keep_in(&mut self.permit, &mut self.rejection);
-            }
-            if let Some(waiting) = &mut self.admitting {
-                let answer = ready!(waiting.as_mut().poll(cx));
-                self.admitting = None;
-                match answer {
-                    Ok(permit) => self.permit = Some(permit),
-                    Err(rejection) => self.rejection = Some(rejection),
-                }
-            }
-        }
-        if self.rejection.is_some() {
+        if self.permit.is_none() && ready!(self.poll_admit(cx)) {
             // Ready to hand the rejection to the next call; the inner service is not asked.
             return Poll::Ready(Ok(()));
         }
@@ -202,15 +187,7 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let Some(permit) = self.permit.take() else {
-            let rejection = self
-                .rejection
-                .take()
-                .expect("StageService::call without poll_ready: call poll_ready first");
-            return ResponseFuture {
-                state: State::Rejected {
-                    rejection: Some(rejection),
-                },
-            };
+            return self.rejected();
         };
         // The judge rides along only when the permit learns outcomes: a copy of the
         // classifier, or the shared state when user code may panic and must be reported
@@ -222,8 +199,68 @@ where
             }
             true => Judge::Classifier(self.shared.classifier.clone()),
         };
-        let limit = self.shared.stage.call_limit().map(CallLimit::start);
-        ResponseFuture::running(self.inner.call(request), None, Some(permit), limit, judge)
+        let extra = match self.shared.stage.call_limit() {
+            None => Extra::None,
+            Some(limit) => Extra::Limit(CallLimit::start(limit)),
+        };
+        let held = Some(Held { permit, judge });
+        ResponseFuture::running(self.inner.call(request), held, extra)
+    }
+}
+
+impl<St: Stage, S, C> StageService<St, S, C> {
+    /// Admission for the next call, when no permit is held yet: `true` once refused.
+    #[inline]
+    fn poll_admit(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.rejection.is_some() {
+            return Poll::Ready(true);
+        }
+        if self.admitting.is_none() {
+            // A stage that decides at once is answered without storing and polling.
+            match self
+                .shared
+                .stage
+                .admit()
+                .keep_in(&mut self.permit, &mut self.rejection)
+            {
+                Ok(refused) => return Poll::Ready(refused),
+                Err(waiting) => self.admitting = Some(waiting),
+            }
+        }
+        self.poll_waiting(cx)
+    }
+
+    /// Waits for an admission that was not decided at once.
+    #[cold]
+    #[inline(never)]
+    fn poll_waiting(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let Some(waiting) = &mut self.admitting else {
+            unreachable!("only called with an admission waiting");
+        };
+        let answer = ready!(waiting.as_mut().poll(cx));
+        self.admitting = None;
+        Poll::Ready(match answer {
+            Ok(permit) => {
+                self.permit = Some(permit);
+                false
+            }
+            Err(rejection) => {
+                self.rejection = Some(rejection);
+                true
+            }
+        })
+    }
+
+    /// The future of a call refused in `poll_ready`; kept out of `call`, whose admitted path
+    /// it would otherwise weigh on.
+    #[cold]
+    #[inline(never)]
+    fn rejected<F>(&mut self) -> ResponseFuture<F, St, C> {
+        let rejection = self
+            .rejection
+            .take()
+            .expect("StageService::call without poll_ready: call poll_ready first");
+        ResponseFuture::rejected(rejection)
     }
 }
 
@@ -231,8 +268,7 @@ pin_project! {
     /// The future of a [`StageService`] call: it holds the stage's permit until the response
     /// is ready or the future is dropped.
     pub struct ResponseFuture<F, St: Stage, C> {
-        // One state at a time: a rejected call needs no room for a running one, and a
-        // finished one holds nothing.
+        // A rejected call needs no room for a running one.
         #[pin]
         state: State<F, St, C>,
     }
@@ -244,35 +280,57 @@ pin_project! {
         Running {
             #[pin]
             inner: F,
-            // An admission still to wait for, when it was decided per request in `call`.
-            admit: Option<Waiting<St::Permit>>,
-            permit: Option<St::Permit>,
-            limit: Option<CallLimit>,
-            judge: Judge<St, C>,
-            // The operation has answered and the answer was returned.
-            answered: bool,
+            // The permit and its judge until the operation answers; taken then, so a future
+            // dropped after answering has nothing left to release.
+            held: Option<Held<St, C>>,
+            // What only some calls need, in one word or two.
+            extra: Extra<St::Permit>,
         },
+        // Refused (`None` once the refusal was returned, or once the call is over after an
+        // admission refused late or a call limit ran out).
         Rejected {
             rejection: Option<Rejection>,
         },
-        Done,
     }
 }
 
-/// The stage's limit on one call, and its timer.
-struct CallLimit {
-    // Boxed: a timer is larger than the rest of the future, and only a stage with a call
-    // limit needs one.
-    sleep: Pin<Box<Sleep>>,
-    limit: Duration,
+/// What only some calls need besides the permit: one of them at most, and usually neither.
+enum Extra<P> {
+    None,
+    /// An admission still to wait for, decided per request in `call`.
+    Admit(Waiting<P>),
+    /// The stage's limit on the call. Boxed: a timer is larger than the rest of the future.
+    Limit(Pin<Box<CallLimit>>),
+}
+
+/// What an admitted call holds while it runs: the permit, and who tells it the outcome.
+struct Held<St: Stage, C> {
+    permit: St::Permit,
+    judge: Judge<St, C>,
+}
+
+pin_project! {
+    /// The stage's limit on one call, and its timer.
+    struct CallLimit {
+        #[pin]
+        sleep: Sleep,
+        limit: Duration,
+    }
 }
 
 impl CallLimit {
-    fn start(limit: Duration) -> Self {
-        Self {
-            sleep: Box::pin(tokio::time::sleep(limit)),
+    fn start(limit: Duration) -> Pin<Box<Self>> {
+        Box::pin(Self {
+            sleep: tokio::time::sleep(limit),
             limit,
-        }
+        })
+    }
+
+    /// Ready with the limit once the timer has run out.
+    fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Duration> {
+        let this = self.project();
+        let limit = *this.limit;
+        this.sleep.poll(cx).map(|()| limit)
     }
 }
 
@@ -315,102 +373,83 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
-        // A timed-out operation is dropped before its permit is recorded, so a slot is never
-        // free while the work it guarded still exists.
-        let (output, finished) = match state.as_mut().project() {
+        let (held, limit) = match state.as_mut().project() {
             StateProj::Rejected { rejection } => {
                 let rejection = rejection
                     .take()
                     .expect("ResponseFuture polled after completion");
-                (Err(Error::Rejected(rejection)), None)
+                return Poll::Ready(Err(Error::Rejected(rejection)));
             }
-            StateProj::Done => panic!("ResponseFuture polled after completion"),
-            StateProj::Running {
-                inner,
-                admit,
-                permit,
-                limit,
-                judge,
-                answered,
-            } => {
-                if let Some(waiting) = admit {
+            StateProj::Running { inner, held, extra } => {
+                if let Extra::Admit(waiting) = extra {
                     let answer = ready!(waiting.as_mut().poll(cx));
-                    *admit = None;
+                    *extra = Extra::None;
                     match answer {
-                        Ok(admitted) => *permit = Some(admitted),
+                        Ok(permit) => {
+                            let judge = Judge::Nobody;
+                            *held = Some(Held { permit, judge });
+                        }
                         Err(rejection) => {
-                            state.set(State::Done);
+                            state.set(State::Rejected { rejection: None });
                             return Poll::Ready(Err(Error::Rejected(rejection)));
                         }
                     }
                 }
-                if *answered {
-                    panic!("ResponseFuture polled after completion");
-                }
                 match inner.poll(cx) {
                     // The operation is over and holds nothing that the permit guards: the
-                    // permit is recorded at once, and the state stays as it is (cheaper than
-                    // dropping it here and again with the future).
+                    // permit is recorded at once, and the rest goes with the future.
                     Poll::Ready(result) => {
-                        *answered = true;
-                        if let Some(permit) = permit.take() {
-                            let judge = std::mem::replace(judge, Judge::Nobody);
+                        if let Some(Held { permit, judge }) = held.take() {
                             permit.record(judge.outcome(&result));
                         }
                         return Poll::Ready(result.map_err(Error::Inner));
                     }
                     Poll::Pending => {
-                        let Some(CallLimit { sleep, limit }) = limit else {
+                        let Extra::Limit(limit) = extra else {
                             return Poll::Pending;
                         };
-                        ready!(sleep.as_mut().poll(cx));
-                        let limit = *limit;
-                        let timeout = Error::Timeout {
-                            elapsed: limit,
-                            limit,
-                        };
-                        (Err(timeout), permit.take().map(|p| (p, Outcome::Failure)))
+                        (held, ready!(limit.as_mut().poll_expired(cx)))
                     }
                 }
             }
         };
-        state.set(State::Done);
-        if let Some((permit, outcome)) = finished {
-            permit.record(outcome);
+        // A timed-out operation is dropped before its permit is recorded, so a slot is never
+        // free while the work it guarded still exists.
+        let held = held.take();
+        state.set(State::Rejected { rejection: None });
+        if let Some(Held { permit, .. }) = held {
+            permit.record(Outcome::Failure);
         }
-        Poll::Ready(output)
+        Poll::Ready(Err(Error::Timeout {
+            elapsed: limit,
+            limit,
+        }))
     }
 }
 
 impl<F, St: Stage, C> ResponseFuture<F, St, C> {
-    fn running(
-        inner: F,
-        admit: Option<Waiting<St::Permit>>,
-        permit: Option<St::Permit>,
-        limit: Option<CallLimit>,
-        judge: Judge<St, C>,
-    ) -> Self {
+    fn running(inner: F, held: Option<Held<St, C>>, extra: Extra<St::Permit>) -> Self {
         Self {
-            state: State::Running {
-                inner,
-                admit,
-                permit,
-                limit,
-                judge,
-                answered: false,
+            state: State::Running { inner, held, extra },
+        }
+    }
+
+    fn rejected(rejection: Rejection) -> Self {
+        Self {
+            state: State::Rejected {
+                rejection: Some(rejection),
             },
         }
     }
 
     pub(crate) fn admitting(admit: Admit<St::Permit>, inner: F) -> Self {
         match admit.now_or_wait() {
-            Ok(Ok(permit)) => Self::running(inner, None, Some(permit), None, Judge::Nobody),
-            Ok(Err(rejection)) => Self {
-                state: State::Rejected {
-                    rejection: Some(rejection),
-                },
-            },
-            Err(waiting) => Self::running(inner, Some(waiting), None, None, Judge::Nobody),
+            Ok(Ok(permit)) => {
+                let judge = Judge::Nobody;
+                Self::running(inner, Some(Held { permit, judge }), Extra::None)
+            }
+            Ok(Err(rejection)) => Self::rejected(rejection),
+            Err(waiting) => Self::running(inner, None, Extra::Admit(waiting)),
         }
     }
 }
@@ -418,16 +457,125 @@ impl<F, St: Stage, C> ResponseFuture<F, St, C> {
 impl<F, St: Stage, C> fmt::Debug for ResponseFuture<F, St, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (state, holds_permit) = match &self.state {
-            State::Running { admit, permit, .. } if admit.is_some() => {
-                ("admitting", permit.is_some())
-            }
-            State::Running { permit, .. } => ("running", permit.is_some()),
-            State::Rejected { .. } => ("rejected", false),
-            State::Done => ("done", false),
+            State::Running {
+                extra: Extra::Admit(_),
+                held,
+                ..
+            } => ("admitting", held.is_some()),
+            State::Running { held, .. } => ("running", held.is_some()),
+            State::Rejected { rejection } if rejection.is_some() => ("rejected", false),
+            State::Rejected { .. } => ("done", false),
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
             .field("holds_permit", &holds_permit)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::{pending, ready, Ready};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    use tower::{service_fn, ServiceExt};
+
+    use super::*;
+    use crate::rate_limit::DirectRateLimiter;
+    use crate::PatternKind;
+
+    /// A stage whose calls may run 10 ms, and whose permits note each outcome and whether the
+    /// operation they guarded still existed when they learned it.
+    #[derive(Clone, Default)]
+    struct Watched {
+        alive: Arc<AtomicBool>,
+        outcomes: Arc<Mutex<Vec<(Outcome, bool)>>>,
+    }
+
+    struct WatchedPermit(Watched);
+
+    impl Stage for Watched {
+        type Permit = WatchedPermit;
+
+        fn admit(&self) -> Admit<WatchedPermit> {
+            Admit::admitted(WatchedPermit(self.clone()))
+        }
+
+        fn name(&self) -> &str {
+            "watched"
+        }
+
+        fn pattern(&self) -> PatternKind {
+            PatternKind::Custom("watched")
+        }
+
+        fn call_limit(&self) -> Option<Duration> {
+            Some(Duration::from_millis(10))
+        }
+    }
+
+    impl StagePermit for WatchedPermit {
+        fn wants_outcome(&self) -> bool {
+            true
+        }
+
+        fn record(self, outcome: Outcome) {
+            let alive = self.0.alive.load(Ordering::SeqCst);
+            self.0.outcomes.lock().unwrap().push((outcome, alive));
+        }
+    }
+
+    /// Marks the operation alive until it is dropped.
+    struct Operation(Arc<AtomicBool>);
+
+    impl Drop for Operation {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_over_its_limit_is_dropped_before_its_permit_learns_the_failure() {
+        let stage = Watched::default();
+        let alive = Arc::clone(&stage.alive);
+        let service = StageLayer::new(stage.clone()).layer(service_fn(move |()| {
+            alive.store(true, Ordering::SeqCst);
+            let operation = Operation(Arc::clone(&alive));
+            async move {
+                let _operation = operation;
+                pending::<Result<(), ()>>().await
+            }
+        }));
+        let started = tokio::time::Instant::now();
+        let error = service.oneshot(()).await.unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_millis(10));
+        let limit = Duration::from_millis(10);
+        assert!(
+            matches!(error, Error::Timeout { elapsed, limit: l } if elapsed == limit && l == limit)
+        );
+        assert_eq!(*stage.outcomes.lock().unwrap(), [(Outcome::Failure, false)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_within_the_limit_is_judged_once() {
+        let stage = Watched::default();
+        let mut service = StageLayer::new(stage.clone()).layer(service_fn(|fail: bool| {
+            ready(if fail { Err(()) } else { Ok(()) })
+        }));
+        service.ready().await.unwrap().call(false).await.unwrap();
+        let error = service.ready().await.unwrap().call(true).await.unwrap_err();
+        assert!(matches!(error, Error::Inner(())));
+        let outcomes = stage.outcomes.lock().unwrap();
+        assert_eq!(
+            *outcomes,
+            [(Outcome::Success, false), (Outcome::Failure, false)]
+        );
+    }
+
+    #[test]
+    fn the_future_of_a_ready_service_is_no_larger_than_a_rejection() {
+        type Future = ResponseFuture<Ready<Result<u64, ()>>, DirectRateLimiter, EveryError>;
+        assert!(std::mem::size_of::<Future>() <= std::mem::size_of::<Rejection>());
     }
 }

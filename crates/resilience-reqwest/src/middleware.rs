@@ -20,7 +20,7 @@ use resilience::classify::Outcome;
 use resilience::hedge::Hedge;
 use resilience::retry::RetryRules;
 use resilience::stage::{Admit, Stage, StagePermit};
-use resilience::{CircuitBreaker, Error, Rejection, Retry, Timeout};
+use resilience::{Error, Rejection, Retry, Timeout};
 use resilience_http::DeadlinePropagation;
 
 use crate::{host, ClientError, ResilientMiddlewareBuilder};
@@ -221,17 +221,6 @@ impl<S: Stage> Settings<S> {
         (self.retry.is_none() && self.hedge.is_none()) || !self.may_retry(request)
     }
 
-    /// The breaker of the request's host, when there is a breaker per host.
-    fn host_breaker(&self, request: &Request) -> Result<Option<CircuitBreaker>, ClientError> {
-        match &self.breakers {
-            Some(map) => map
-                .breaker(&*host::origin(request.url()))
-                .map(Some)
-                .map_err(ClientError::Rejected),
-            None => Ok(None),
-        }
-    }
-
     /// The future of `request`, sent once or repeatably; a refusal before anything is sent
     /// comes back at once.
     #[expect(
@@ -266,17 +255,16 @@ impl<S: Stage> Settings<S> {
         carried: &'a mut T::Carried,
         transport: T,
     ) -> Result<impl Future<Output = Result<Response, ClientError>> + Send + 'a, ClientError> {
-        let breaker = self.host_breaker(&request)?;
         let started = self
-            .start(breaker.as_ref(), request, carried, transport)
+            .start(request, carried, transport)
             .map_err(ClientError::Rejected)?;
         // `run` called inside: a future made outside and awaited in here would be kept
         // twice, as captured and as awaited.
         Ok(async move { finish(self.run(started).await, 1) })
     }
 
-    /// A request that may be sent again: the host's breaker, then rounds of hedged attempts,
-    /// retried. The request is kept as the template every attempt is copied from.
+    /// A request that may be sent again: rounds of hedged attempts, retried. The request is
+    /// kept as the template every attempt is copied from.
     fn send_repeatable<'a, T: Transport + 'a>(
         &'a self,
         request: Request,
@@ -291,12 +279,11 @@ impl<S: Stage> Settings<S> {
                 url: request.url().clone(),
             });
         }
-        let breaker = self.host_breaker(&request)?;
         // One future for the whole request, keeping the request once: the template every
         // attempt is copied from. What it awaits is made inside it: a future made outside and
         // awaited in here would be kept twice, as captured and as awaited.
         Ok(async move {
-            let (breaker, template) = (breaker.as_ref(), &request);
+            let template = &request;
             let sent = AtomicU32::new(0);
             // Each round gets the extensions by value and puts them back (a later middleware
             // may write to them); a std Mutex, held for a `take`, never across an await.
@@ -306,12 +293,12 @@ impl<S: Stage> Settings<S> {
                     let (shared, sent) = (&shared, &sent);
                     retry
                         .execute_with(&self.rules, || {
-                            self.round(breaker, template, shared, transport.clone(), sent)
+                            self.round(template, shared, transport.clone(), sent)
                         })
                         .await
                 }
                 None => {
-                    self.round(breaker, template, &shared, transport, &sent)
+                    self.round(template, &shared, transport, &sent)
                         .await
                 }
             };
@@ -332,7 +319,6 @@ impl<S: Stage> Settings<S> {
     )]
     fn round<'a, T: Transport + 'a>(
         &'a self,
-        breaker: Option<&'a CircuitBreaker>,
         template: &'a Request,
         shared: &'a Mutex<T::Carried>,
         transport: T,
@@ -345,7 +331,7 @@ impl<S: Stage> Settings<S> {
                     sent.fetch_add(1, Ordering::Relaxed);
                     // Started by a plain call that a refusal leaves at once: neither the copy
                     // of the request nor the start's result is kept in this future.
-                    let started = match self.start_copy(breaker, template, &mut carried, transport)
+                    let started = match self.start_copy(template, &mut carried, transport)
                     {
                         Ok(started) => started,
                         Err(error) => break 'round Err(error),
@@ -354,7 +340,7 @@ impl<S: Stage> Settings<S> {
                 };
                 // Boxed: a hedge's future is twice an attempt's, and every retried round would
                 // carry its room. A hedged round copies the request for each hedge anyway.
-                let round = self.hedged(hedge, breaker, template, &mut carried, transport, sent);
+                let round = self.hedged(hedge, template, &mut carried, transport, sent);
                 Box::pin(round).await
             };
             *lock(shared) = carried;
@@ -373,7 +359,6 @@ impl<S: Stage> Settings<S> {
     )]
     fn start_copy<'a, T: Transport + 'a>(
         &'a self,
-        breaker: Option<&CircuitBreaker>,
         template: &Request,
         carried: &'a mut T::Carried,
         transport: T,
@@ -387,7 +372,7 @@ impl<S: Stage> Settings<S> {
         Error<Failure>,
     > {
         let request = copy(template).ok_or(Error::Inner(Failure::NotCloneable))?;
-        self.start(breaker, request, carried, transport)
+        self.start(request, carried, transport)
             .map_err(Error::Rejected)
     }
 
@@ -395,7 +380,6 @@ impl<S: Stage> Settings<S> {
     async fn hedged<T: Transport>(
         &self,
         hedge: &Hedge,
-        breaker: Option<&CircuitBreaker>,
         template: &Request,
         carried: &mut T::Carried,
         transport: T,
@@ -409,7 +393,7 @@ impl<S: Stage> Settings<S> {
                 let mut own = base.clone();
                 let transport = transport.clone();
                 async move {
-                    let started = self.start_copy(breaker, template, &mut own, transport)?;
+                    let started = self.start_copy(template, &mut own, transport)?;
                     let response = self.run(started).await?;
                     Ok((response, own))
                 }
@@ -431,15 +415,14 @@ impl<S: Stage> Settings<S> {
         )
     }
 
-    /// Starts one attempt, at once: the deadline's budget into the headers, the breaker's
-    /// permit, then the stage's; the request is sent when the stage admits it at once.
+    /// Starts one attempt, at once: the deadline's budget into the headers, the permit of the
+    /// host's breaker, then the stage's; the request is sent when the stage admits it at once.
     #[expect(
         clippy::type_complexity,
         reason = "the attempt's opaque future, inside its start"
     )]
     fn start<'a, T: Transport + 'a>(
         &'a self,
-        breaker: Option<&CircuitBreaker>,
         mut request: Request,
         carried: &'a mut T::Carried,
         transport: T,
@@ -455,7 +438,11 @@ impl<S: Stage> Settings<S> {
         if let Some(propagation) = &self.deadline {
             propagation.outgoing(request.headers_mut())?;
         }
-        let breaker = breaker.map(CircuitBreaker::try_acquire_owned).transpose()?;
+        // Looked up by every attempt, so no request holds its host's breaker between them.
+        let breaker = match &self.breakers {
+            Some(map) => Some(map.try_acquire_owned(&*host::origin(request.url()))?),
+            None => None,
+        };
         let sending = match self.stage.admit().now() {
             Ok(Ok(permit)) => Sending::Sent {
                 sent: transport.send(request, carried),

@@ -297,10 +297,7 @@ impl<S: Stage> Settings<S> {
                         })
                         .await
                 }
-                None => {
-                    self.round(template, &shared, transport, &sent)
-                        .await
-                }
+                None => self.round(template, &shared, transport, &sent).await,
             };
             *carried = shared
                 .into_inner()
@@ -331,8 +328,7 @@ impl<S: Stage> Settings<S> {
                     sent.fetch_add(1, Ordering::Relaxed);
                     // Started by a plain call that a refusal leaves at once: neither the copy
                     // of the request nor the start's result is kept in this future.
-                    let started = match self.start_copy(template, &mut carried, transport)
-                    {
+                    let started = match self.start_copy(template, &mut carried, transport) {
                         Ok(started) => started,
                         Err(error) => break 'round Err(error),
                     };

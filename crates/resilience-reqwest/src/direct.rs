@@ -21,6 +21,7 @@ where
     /// Use it (or [`SendWith::send_with`]) when this stack is the only middleware a client
     /// needs; add the middleware to a `reqwest_middleware::ClientWithMiddleware` to compose
     /// it with others.
+    #[inline(always)]
     pub fn execute<'a>(
         &'a self,
         client: &'a Client,
@@ -69,6 +70,7 @@ pub trait SendWith {
 }
 
 impl SendWith for RequestBuilder {
+    #[inline(always)]
     fn send_with<S>(
         self,
         stack: &ResilientMiddleware<S>,

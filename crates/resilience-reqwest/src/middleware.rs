@@ -34,8 +34,11 @@ pub struct Attempts(pub u32);
 /// [`Stage`]) and a timeout, for a `reqwest` client, as one `reqwest-middleware` middleware.
 ///
 /// Build it with [`ResilientMiddleware::builder`] and add it with
-/// `reqwest_middleware::ClientBuilder::with`; see the [crate docs](crate) for what each part
-/// does and an example. `S` is the stage every attempt passes (`()` for none).
+/// `reqwest_middleware::ClientBuilder::with`, or send through it without
+/// `reqwest-middleware` with [`execute`](Self::execute) or
+/// [`send_with`](crate::SendWith::send_with); see the [crate docs](crate) for what each part
+/// does, which way to choose, and examples. `S` is the stage every attempt passes (`()` for
+/// none).
 ///
 /// Cheap to clone; clones share the retry policy (and its budget), the hedge, the breakers,
 /// the stage and the timeout.
@@ -227,6 +230,7 @@ impl<S: Stage> Settings<S> {
         clippy::type_complexity,
         reason = "two opaque futures, one per way of sending"
     )]
+    #[inline(always)]
     pub(crate) fn send<'a, T: Transport + 'a>(
         &'a self,
         request: Request,
@@ -249,6 +253,7 @@ impl<S: Stage> Settings<S> {
     }
 
     /// A request sent once: no clone of the request, no copy of the extensions.
+    #[inline(always)]
     fn send_once<'a, T: Transport + 'a>(
         &'a self,
         request: Request,
@@ -265,6 +270,7 @@ impl<S: Stage> Settings<S> {
 
     /// A request that may be sent again: rounds of hedged attempts, retried. The request is
     /// kept as the template every attempt is copied from.
+    #[inline(always)]
     fn send_repeatable<'a, T: Transport + 'a>(
         &'a self,
         request: Request,

@@ -355,10 +355,6 @@ impl<S: Stage> Settings<S> {
         clippy::result_large_err,
         reason = "the error is the attempt's own result, handed on as it is"
     )]
-    #[expect(
-        clippy::type_complexity,
-        reason = "the attempt's opaque future, inside its start"
-    )]
     fn start_copy<'a, T: Transport + 'a>(
         &'a self,
         template: &Request,
@@ -419,10 +415,6 @@ impl<S: Stage> Settings<S> {
 
     /// Starts one attempt, at once: the deadline's budget into the headers, the permit of the
     /// host's breaker, then the stage's; the request is sent when the stage admits it at once.
-    #[expect(
-        clippy::type_complexity,
-        reason = "the attempt's opaque future, inside its start"
-    )]
     fn start<'a, T: Transport + 'a>(
         &'a self,
         mut request: Request,

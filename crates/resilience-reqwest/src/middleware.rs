@@ -189,9 +189,36 @@ impl Transport for &reqwest::Client {
     where
         Self: 'b,
     {
-        self.execute(request)
-            .map_err(reqwest_middleware::Error::Reqwest)
+        execute(self, request)
     }
+}
+
+/// An owned client, as a request builder hands it over: a request that may be sent again
+/// clones it for each round (a reference count the client's own send takes too).
+impl Transport for reqwest::Client {
+    type Carried = ();
+
+    fn send<'b>(
+        self,
+        request: Request,
+        (): &'b mut (),
+    ) -> impl Future<Output = reqwest_middleware::Result<Response>> + Send + 'b
+    where
+        Self: 'b,
+    {
+        execute(&self, request)
+    }
+}
+
+/// reqwest's send, its error as the middleware's. reqwest's future holds a reference to the
+/// client of its own, so it borrows nothing.
+fn execute(
+    client: &reqwest::Client,
+    request: Request,
+) -> impl Future<Output = reqwest_middleware::Result<Response>> + Send + 'static {
+    client
+        .execute(request)
+        .map_err(reqwest_middleware::Error::Reqwest)
 }
 
 /// An attempt whose permits are taken: its request sent, or waiting for the stage.

@@ -11,8 +11,10 @@
 //!
 //! One axum server answers `200 ok`. Each client sends `REQUESTS` requests with
 //! `CONCURRENCY` in flight, then one at a time, the clients taking turns over `ROUNDS` rounds
-//! (each round starting with another client) so all see the same machine load; the median
-//! round is printed, with the cost per request over bare reqwest.
+//! (each round starting with another client) so all see the same machine load. Printed:
+//! each client's median rate, and the median over rounds of its rate as a share of bare
+//! reqwest's in the same round (a round's clients run back to back, so a shift of the
+//! machine's load moves them together), with that share as a cost per request.
 //! Nothing fails, so no retry runs: this is the price of the happy path. Loopback only;
 //! bounded in count. Client and server share the machine's cores, so every microsecond of
 //! client CPU shows; `benches/reqwest_overhead.rs` measures the same stacks' CPU cost per
@@ -193,20 +195,24 @@ async fn main() {
                 rates[index].push(load(&clients[index].1, &url, count, in_flight).await);
             }
         }
-        let medians: Vec<f64> = rates
-            .iter_mut()
-            .map(|values| {
-                values.sort_by(f64::total_cmp);
-                values[values.len() / 2]
-            })
-            .collect();
-        let bare = medians[0];
+        let median = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        let bare = median(rates[0].clone());
         println!("reqwest: {count} requests x {rounds} rounds, {in_flight} in flight, loopback");
-        for ((name, _), rate) in clients.iter().zip(&medians) {
+        for ((name, _), own) in clients.iter().zip(&rates) {
+            let share = median(
+                own.iter()
+                    .zip(&rates[0])
+                    .map(|(rate, bare)| rate / bare)
+                    .collect(),
+            );
             println!(
-                "  {name:<34} {rate:>10.0} requests/s ({:>5.1} % of bare, {:>+6.2} µs per request)",
-                rate / bare * 100.0,
-                (1.0 / rate - 1.0 / bare) * 1e6
+                "  {name:<34} {:>10.0} requests/s ({:>5.1} % of bare, {:>+6.2} µs per request)",
+                median(own.clone()),
+                share * 100.0,
+                (1.0 / share - 1.0) / bare * 1e6
             );
         }
     }

@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use resilience::circuit_breaker::{CircuitState, KeyedCircuitBreaker};
-use resilience::{RejectionReason, Timeout};
+use resilience::hedge::Hedge;
+use resilience::{Bulkhead, RejectionReason, Timeout};
 use resilience_reqwest::{Attempts, ClientError, ResilientMiddleware, SendWith};
 use resilience_testkit::EventRecorder;
 
@@ -214,4 +215,32 @@ async fn a_request_that_cannot_be_built_is_not_sent() {
         matches!(&error, ClientError::Request(error) if error.is_builder()),
         "{error:?}"
     );
+}
+
+#[tokio::test]
+async fn a_slow_attempt_is_hedged_and_the_loser_dropped() {
+    // The first request would answer 201 after a minute; every later one 200 at once.
+    let server = Server::start([Answer(201, None, Duration::from_secs(60))]).await;
+    let slots = Bulkhead::builder("attempts")
+        .max_concurrent(2)
+        .build()
+        .unwrap();
+    let stack = ResilientMiddleware::builder()
+        .hedge(
+            Hedge::builder("hedged")
+                .max_hedged_attempts(1)
+                .no_budget()
+                .delay(Duration::from_millis(50))
+                .build()
+                .unwrap(),
+        )
+        .stage(slots.clone())
+        .build()
+        .unwrap();
+
+    let response = client().get(server.url()).send_with(&stack).await.unwrap();
+    assert_eq!(response.status(), 200, "the hedged copy's answer");
+    assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(2)));
+    assert_eq!(server.hits(), 2);
+    assert_eq!(slots.active(), 0, "the slow attempt was cancelled");
 }

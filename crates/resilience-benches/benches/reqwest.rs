@@ -1,7 +1,9 @@
-//! Requests per second of a `reqwest` client through `resilience-reqwest`'s middleware
-//! (retry and a breaker per host on, then with a timeout too) against bare reqwest, the same client
-//! through `reqwest-middleware` with no middleware, and TrueLayer's `reqwest-retry`, over
-//! real HTTP on loopback, with this file's own load generator.
+//! Requests per second of a `reqwest` client through `resilience-reqwest` (retry and a
+//! breaker per host on, then with a timeout too), sent directly (`send_with`) and as a
+//! `reqwest-middleware` middleware, against bare reqwest, the same client through
+//! `reqwest-middleware` with no middleware and with one middleware that only passes the
+//! request on, and TrueLayer's `reqwest-retry`, over real HTTP on loopback, with this file's
+//! own load generator.
 //!
 //! ```text
 //! cargo bench -p resilience-benches --bench reqwest
@@ -9,22 +11,31 @@
 //!
 //! One axum server answers `200 ok`. Each client sends `REQUESTS` requests with
 //! `CONCURRENCY` in flight, then one at a time, the clients taking turns over `ROUNDS` rounds
-//! (each round starting with another client) so all see the same machine load; the median
-//! round is printed, with the cost per request over bare reqwest.
+//! (each round starting with another client) so all see the same machine load. Printed:
+//! each client's median rate, and the median over rounds of its rate as a share of bare
+//! reqwest's in the same round (a round's clients run back to back, so a shift of the
+//! machine's load moves them together), with that share as a cost per request.
 //! Nothing fails, so no retry runs: this is the price of the happy path. Loopback only;
 //! bounded in count. Client and server share the machine's cores, so every microsecond of
 //! client CPU shows; `benches/reqwest_overhead.rs` measures the same stacks' CPU cost per
 //! request without the network.
+//!
+//! The pass-through middleware (`next.run(request, extensions).await`) is the floor of any
+//! one middleware: `reqwest-middleware` boxes the middleware's future and the client call's,
+//! and calls both through `dyn`. The direct rows send through the same stack without the
+//! framework.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
-use reqwest_middleware::ClientWithMiddleware;
+use http::Extensions;
+use reqwest::{Request, Response};
+use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::RetryTransientMiddleware;
-use resilience_reqwest::ResilientMiddleware;
+use resilience_reqwest::{ResilientMiddleware, SendWith};
 use stack::{breaker, retry, timeout};
 
 #[path = "common/reqwest_stack.rs"]
@@ -51,6 +62,7 @@ async fn serve() -> SocketAddr {
 enum Client {
     Bare(reqwest::Client),
     Middleware(ClientWithMiddleware),
+    Direct(reqwest::Client, ResilientMiddleware),
 }
 
 impl Client {
@@ -58,7 +70,26 @@ impl Client {
         match self {
             Self::Bare(client) => client.get(url).send().await.expect("answered"),
             Self::Middleware(client) => client.get(url).send().await.expect("answered"),
+            Self::Direct(client, stack) => {
+                client.get(url).send_with(stack).await.expect("answered")
+            }
         }
+    }
+}
+
+/// A middleware that only passes the request on: the framework's own cost of one
+/// middleware.
+struct PassThrough;
+
+#[async_trait::async_trait]
+impl Middleware for PassThrough {
+    async fn handle(
+        &self,
+        request: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        next.run(request, extensions).await
     }
 }
 
@@ -69,17 +100,29 @@ fn reqwest_client() -> reqwest::Client {
         .expect("a client")
 }
 
-/// Ours with retry and a breaker per host on, and a timeout too when `timeout`.
-fn ours(with_timeout: bool) -> ClientWithMiddleware {
-    let middleware = breaker(retry(ResilientMiddleware::builder()));
-    let middleware = if with_timeout {
-        timeout(middleware)
+/// Ours with retry and a breaker per host on, and a timeout too when `with_timeout`.
+fn stack(with_timeout: bool) -> ResilientMiddleware {
+    let builder = breaker(retry(ResilientMiddleware::builder()));
+    let builder = if with_timeout {
+        timeout(builder)
     } else {
-        middleware
+        builder
     };
-    reqwest_middleware::ClientBuilder::new(reqwest_client())
-        .with(middleware.build().expect("valid"))
-        .build()
+    builder.build().expect("valid")
+}
+
+/// Ours as a `reqwest-middleware` middleware.
+fn ours(with_timeout: bool) -> Client {
+    Client::Middleware(
+        reqwest_middleware::ClientBuilder::new(reqwest_client())
+            .with(stack(with_timeout))
+            .build(),
+    )
+}
+
+/// Ours sent directly, without `reqwest-middleware`.
+fn ours_direct(with_timeout: bool) -> Client {
+    Client::Direct(reqwest_client(), stack(with_timeout))
 }
 
 fn reqwest_retry() -> ClientWithMiddleware {
@@ -127,12 +170,19 @@ async fn main() {
             "reqwest-middleware, empty",
             Client::Middleware(reqwest_middleware::ClientBuilder::new(reqwest_client()).build()),
         ),
-        ("reqwest-retry", Client::Middleware(reqwest_retry())),
-        ("ours: retry+breaker", Client::Middleware(ours(false))),
         (
-            "ours: retry+breaker+timeout",
-            Client::Middleware(ours(true)),
+            "reqwest-middleware, pass-through",
+            Client::Middleware(
+                reqwest_middleware::ClientBuilder::new(reqwest_client())
+                    .with(PassThrough)
+                    .build(),
+            ),
         ),
+        ("reqwest-retry", Client::Middleware(reqwest_retry())),
+        ("ours: retry+breaker", ours(false)),
+        ("ours: retry+breaker+timeout", ours(true)),
+        ("ours direct: retry+breaker", ours_direct(false)),
+        ("ours direct: +timeout", ours_direct(true)),
     ];
     for (_, client) in &clients {
         load(client, &url, requests / 10, CONCURRENCY).await;
@@ -145,20 +195,24 @@ async fn main() {
                 rates[index].push(load(&clients[index].1, &url, count, in_flight).await);
             }
         }
-        let medians: Vec<f64> = rates
-            .iter_mut()
-            .map(|values| {
-                values.sort_by(f64::total_cmp);
-                values[values.len() / 2]
-            })
-            .collect();
-        let bare = medians[0];
+        let median = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        let bare = median(rates[0].clone());
         println!("reqwest: {count} requests x {rounds} rounds, {in_flight} in flight, loopback");
-        for ((name, _), rate) in clients.iter().zip(&medians) {
+        for ((name, _), own) in clients.iter().zip(&rates) {
+            let share = median(
+                own.iter()
+                    .zip(&rates[0])
+                    .map(|(rate, bare)| rate / bare)
+                    .collect(),
+            );
             println!(
-                "  {name:<30} {rate:>10.0} requests/s ({:>5.1} % of bare, {:>+6.2} µs per request)",
-                rate / bare * 100.0,
-                (1.0 / rate - 1.0 / bare) * 1e6
+                "  {name:<34} {:>10.0} requests/s ({:>5.1} % of bare, {:>+6.2} µs per request)",
+                median(own.clone()),
+                share * 100.0,
+                (1.0 / share - 1.0) / bare * 1e6
             );
         }
     }

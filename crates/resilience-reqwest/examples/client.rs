@@ -1,6 +1,8 @@
 //! A reqwest client with retries, a circuit breaker per host and a timeout, against a flaky
 //! server on loopback: the first answer is a 503, the retry gets the 200; then a host that
-//! always fails gets its circuit opened while the healthy one is still served.
+//! always fails gets its circuit opened while the healthy one is still served. Last, the
+//! same stack sent directly through a bare `reqwest::Client` (`send_with`), without
+//! `reqwest-middleware`.
 //!
 //! ```text
 //! cargo run -p resilience-reqwest --example client
@@ -15,7 +17,7 @@ use axum::Router;
 use resilience::circuit_breaker::KeyedCircuitBreaker;
 use resilience::retry::{Backoff, BudgetConfig};
 use resilience::{Retry, Timeout};
-use resilience_reqwest::{Attempts, ClientError, ResilientMiddleware};
+use resilience_reqwest::{Attempts, ClientError, ResilientMiddleware, SendWith};
 
 /// A server whose first `failures` answers are `status`, then 200s.
 async fn server(failures: usize, status: StatusCode) -> anyhow::Result<String> {
@@ -54,8 +56,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .timeout(Timeout::new(Duration::from_secs(2))?)
         .build()?;
+    // Clones share the retry budget and the breakers: the direct sends below count with
+    // the middleware's.
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
+        .with(middleware.clone())
         .build();
 
     let flaky = server(1, StatusCode::SERVICE_UNAVAILABLE).await?;
@@ -78,5 +82,19 @@ async fn main() -> anyhow::Result<()> {
         "flaky host again: {}",
         client.get(&flaky).send().await?.status()
     );
+
+    // The same stack without reqwest-middleware: errors are `ClientError` at once.
+    let bare = reqwest::Client::new();
+    let retried = server(2, StatusCode::BAD_GATEWAY).await?;
+    let response = bare.get(&retried).send_with(&middleware).await?;
+    let attempts = response.extensions().get::<Attempts>().map_or(1, |a| a.0);
+    println!(
+        "sent directly: {} after {attempts} attempts",
+        response.status()
+    );
+    match bare.get(&down).send_with(&middleware).await {
+        Ok(response) => println!("sent directly to the down host: {}", response.status()),
+        Err(error) => println!("sent directly to the down host: {error}"),
+    }
     Ok(())
 }

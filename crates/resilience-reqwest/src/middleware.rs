@@ -1,5 +1,6 @@
 //! [`ResilientMiddleware`]: the whole stack in one `reqwest-middleware` middleware, so a
-//! request pays for one boxed future, not one per pattern.
+//! request pays for one boxed future, not one per pattern; the same stack sends through a
+//! bare client too (`crate::direct`), generic over where an attempt's request goes.
 
 use std::fmt;
 use std::future::Future;
@@ -8,6 +9,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use futures_util::future::Either;
+use futures_util::TryFutureExt;
 use http::header::HeaderName;
 use http::{Extensions, StatusCode};
 use reqwest::{Request, Response};
@@ -17,7 +20,7 @@ use resilience::classify::Outcome;
 use resilience::hedge::Hedge;
 use resilience::retry::RetryRules;
 use resilience::stage::{Admit, Stage, StagePermit};
-use resilience::{CircuitBreaker, Error, Rejection, Retry, Timeout};
+use resilience::{Error, Rejection, Retry, Timeout};
 use resilience_http::DeadlinePropagation;
 
 use crate::{host, ClientError, ResilientMiddlewareBuilder};
@@ -31,8 +34,11 @@ pub struct Attempts(pub u32);
 /// [`Stage`]) and a timeout, for a `reqwest` client, as one `reqwest-middleware` middleware.
 ///
 /// Build it with [`ResilientMiddleware::builder`] and add it with
-/// `reqwest_middleware::ClientBuilder::with`; see the [crate docs](crate) for what each part
-/// does and an example. `S` is the stage every attempt passes (`()` for none).
+/// `reqwest_middleware::ClientBuilder::with`, or send through it without
+/// `reqwest-middleware` with [`execute`](Self::execute) or
+/// [`send_with`](crate::SendWith::send_with); see the [crate docs](crate) for what each part
+/// does, which way to choose, and examples. `S` is the stage every attempt passes (`()` for
+/// none).
 ///
 /// Cheap to clone; clones share the retry policy (and its budget), the hedge, the breakers,
 /// the stage and the timeout.
@@ -130,13 +136,89 @@ where
         'life2: 'async_trait,
         Self: 'async_trait,
     {
-        let settings = &*self.settings;
-        if settings.sends_once(&request) {
-            settings.send_once(request, extensions, next)
-        } else {
-            settings.send_repeatable(request, extensions, next)
+        // Each way of sending boxed at its own size.
+        match self.settings.send(request, extensions, next) {
+            Ok(Either::Left(once)) => Box::pin(once.map_err(Into::into)),
+            Ok(Either::Right(repeated)) => Box::pin(repeated.map_err(Into::into)),
+            Err(error) => refused(error),
         }
     }
+}
+
+/// Where an attempt's request goes: the rest of a `reqwest-middleware` chain, or a bare
+/// client. All the rest (retry, hedging, the breakers, the stages, the timeout) is the same
+/// for both.
+pub(crate) trait Transport: Clone + Send + Sync {
+    /// What an attempt carries besides its request, which the transport may write to: the
+    /// chain's extensions; nothing for a bare client.
+    type Carried: Default + Clone + Send + Sync;
+
+    /// Sends `request`, one attempt.
+    fn send<'b>(
+        self,
+        request: Request,
+        carried: &'b mut Self::Carried,
+    ) -> impl Future<Output = reqwest_middleware::Result<Response>> + Send + 'b
+    where
+        Self: 'b;
+}
+
+impl Transport for Next<'_> {
+    type Carried = Extensions;
+
+    fn send<'b>(
+        self,
+        request: Request,
+        carried: &'b mut Extensions,
+    ) -> impl Future<Output = reqwest_middleware::Result<Response>> + Send + 'b
+    where
+        Self: 'b,
+    {
+        self.run(request, carried)
+    }
+}
+
+impl Transport for &reqwest::Client {
+    type Carried = ();
+
+    fn send<'b>(
+        self,
+        request: Request,
+        (): &'b mut (),
+    ) -> impl Future<Output = reqwest_middleware::Result<Response>> + Send + 'b
+    where
+        Self: 'b,
+    {
+        execute(self, request)
+    }
+}
+
+/// An owned client, as a request builder hands it over: a request that may be sent again
+/// clones it for each round (a reference count the client's own send takes too).
+impl Transport for reqwest::Client {
+    type Carried = ();
+
+    fn send<'b>(
+        self,
+        request: Request,
+        (): &'b mut (),
+    ) -> impl Future<Output = reqwest_middleware::Result<Response>> + Send + 'b
+    where
+        Self: 'b,
+    {
+        execute(&self, request)
+    }
+}
+
+/// reqwest's send, its error as the middleware's. reqwest's future holds a reference to the
+/// client of its own, so it borrows nothing.
+fn execute(
+    client: &reqwest::Client,
+    request: Request,
+) -> impl Future<Output = reqwest_middleware::Result<Response>> + Send + 'static {
+    client
+        .execute(request)
+        .map_err(reqwest_middleware::Error::Reqwest)
 }
 
 /// An attempt whose permits are taken: its request sent, or waiting for the stage.
@@ -144,29 +226,24 @@ where
 /// The request lives in it only while the stage makes it wait: once sent, an attempt's
 /// future holds the send's future and the permits, not the request (some 260 bytes), which
 /// keeps the one box a request costs small.
-struct Started<'a, P> {
+struct Started<'a, F, T: Transport, P> {
     breaker: Option<BreakerPermit>,
-    sending: Sending<'a, P>,
+    sending: Sending<'a, F, T, P>,
 }
 
-enum Sending<'a, P> {
+enum Sending<'a, F, T: Transport, P> {
     /// Admitted at once, and sent.
-    Sent {
-        sent: BoxFuture<'a, reqwest_middleware::Result<Response>>,
-        permit: P,
-    },
+    Sent { sent: F, permit: P },
     /// The stage makes the attempt wait (a queue, a wait for the rate); sent once admitted.
-    Waiting(Box<Waiting<'a, P>>),
+    Waiting(Box<Waiting<'a, T, P>>),
 }
 
-struct Waiting<'a, P> {
+struct Waiting<'a, T: Transport, P> {
     admit: Admit<P>,
     request: Request,
-    extensions: &'a mut Extensions,
-    next: Next<'a>,
+    carried: &'a mut T::Carried,
+    transport: T,
 }
-
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl<S: Stage> Settings<S> {
     /// Whether `request` is sent once: nothing would repeat it, or it is not safe to repeat.
@@ -174,83 +251,91 @@ impl<S: Stage> Settings<S> {
         (self.retry.is_none() && self.hedge.is_none()) || !self.may_retry(request)
     }
 
-    /// The breaker of the request's host, when there is a breaker per host.
-    fn host_breaker(&self, request: &Request) -> Result<Option<CircuitBreaker>, ClientError> {
-        match &self.breakers {
-            Some(map) => map
-                .breaker(&*host::origin(request.url()))
-                .map(Some)
-                .map_err(ClientError::Rejected),
-            None => Ok(None),
+    /// The future of `request`, sent once or repeatably; a refusal before anything is sent
+    /// comes back at once.
+    #[expect(
+        clippy::type_complexity,
+        reason = "two opaque futures, one per way of sending"
+    )]
+    #[inline(always)]
+    pub(crate) fn send<'a, T: Transport + 'a>(
+        &'a self,
+        request: Request,
+        carried: &'a mut T::Carried,
+        transport: T,
+    ) -> Result<
+        Either<
+            impl Future<Output = Result<Response, ClientError>> + Send + 'a,
+            impl Future<Output = Result<Response, ClientError>> + Send + 'a,
+        >,
+        ClientError,
+    > {
+        if self.sends_once(&request) {
+            self.send_once(request, carried, transport)
+                .map(Either::Left)
+        } else {
+            self.send_repeatable(request, carried, transport)
+                .map(Either::Right)
         }
     }
 
     /// A request sent once: no clone of the request, no copy of the extensions.
-    fn send_once<'a>(
+    #[inline(always)]
+    fn send_once<'a, T: Transport + 'a>(
         &'a self,
         request: Request,
-        extensions: &'a mut Extensions,
-        next: Next<'a>,
-    ) -> Handled<'a> {
-        let started = self.host_breaker(&request).and_then(|breaker| {
-            self.start(breaker.as_ref(), request, extensions, next)
-                .map_err(ClientError::Rejected)
-        });
-        match started {
-            // `run` called inside: a future made outside and awaited in here would be kept
-            // twice, as captured and as awaited.
-            Ok(started) => {
-                Box::pin(async move { finish(self.run(started).await, 1).map_err(Into::into) })
-            }
-            Err(error) => refused(error),
-        }
+        carried: &'a mut T::Carried,
+        transport: T,
+    ) -> Result<impl Future<Output = Result<Response, ClientError>> + Send + 'a, ClientError> {
+        let started = self
+            .start(request, carried, transport)
+            .map_err(ClientError::Rejected)?;
+        // `run` called inside: a future made outside and awaited in here would be kept
+        // twice, as captured and as awaited.
+        Ok(async move { finish(self.run(started).await, 1) })
     }
 
-    /// A request that may be sent again: the host's breaker, then rounds of hedged attempts,
-    /// retried. The request is kept as the template every attempt is copied from.
-    fn send_repeatable<'a>(
+    /// A request that may be sent again: rounds of hedged attempts, retried. The request is
+    /// kept as the template every attempt is copied from.
+    #[inline(always)]
+    fn send_repeatable<'a, T: Transport + 'a>(
         &'a self,
         request: Request,
-        extensions: &'a mut Extensions,
-        next: Next<'a>,
-    ) -> Handled<'a> {
+        carried: &'a mut T::Carried,
+        transport: T,
+    ) -> Result<impl Future<Output = Result<Response, ClientError>> + Send + 'a, ClientError> {
         // A streaming body could be sent once and never again: refuse before sending rather
         // than fail half-way through the retries.
         if request.body().is_some_and(|body| body.as_bytes().is_none()) {
-            let error = ClientError::BodyNotCloneable {
+            return Err(ClientError::BodyNotCloneable {
                 method: request.method().clone(),
                 url: request.url().clone(),
-            };
-            return refused(error);
+            });
         }
-        let breaker = match self.host_breaker(&request) {
-            Ok(breaker) => breaker,
-            Err(error) => return refused(error),
-        };
         // One future for the whole request, keeping the request once: the template every
         // attempt is copied from. What it awaits is made inside it: a future made outside and
         // awaited in here would be kept twice, as captured and as awaited.
-        Box::pin(async move {
-            let (breaker, template) = (breaker.as_ref(), &request);
+        Ok(async move {
+            let template = &request;
             let sent = AtomicU32::new(0);
             // Each round gets the extensions by value and puts them back (a later middleware
             // may write to them); a std Mutex, held for a `take`, never across an await.
-            let carried = Mutex::new(mem::take(extensions));
+            let shared = Mutex::new(mem::take(carried));
             let result = match &self.retry {
                 Some(retry) => {
-                    let (carried, sent) = (&carried, &sent);
+                    let (shared, sent) = (&shared, &sent);
                     retry
                         .execute_with(&self.rules, || {
-                            self.round(breaker, template, carried, next.clone(), sent)
+                            self.round(template, shared, transport.clone(), sent)
                         })
                         .await
                 }
-                None => self.round(breaker, template, &carried, next, &sent).await,
+                None => self.round(template, &shared, transport, &sent).await,
             };
-            *extensions = carried
+            *carried = shared
                 .into_inner()
                 .unwrap_or_else(|poison| poison.into_inner());
-            finish(result, sent.load(Ordering::Relaxed)).map_err(Into::into)
+            finish(result, sent.load(Ordering::Relaxed))
         })
     }
 
@@ -262,22 +347,21 @@ impl<S: Stage> Settings<S> {
         clippy::manual_async_fn,
         reason = "an async fn would keep its arguments twice (as passed and as bound), in every retried request's box"
     )]
-    fn round<'a>(
+    fn round<'a, T: Transport + 'a>(
         &'a self,
-        breaker: Option<&'a CircuitBreaker>,
         template: &'a Request,
-        carried: &'a Mutex<Extensions>,
-        next: Next<'a>,
+        shared: &'a Mutex<T::Carried>,
+        transport: T,
         sent: &'a AtomicU32,
     ) -> impl Future<Output = Result<Response, Error<Failure>>> + Send + 'a {
         async move {
-            let mut extensions = mem::take(&mut *lock(carried));
+            let mut carried = mem::take(&mut *lock(shared));
             let result = 'round: {
                 let Some(hedge) = &self.hedge else {
                     sent.fetch_add(1, Ordering::Relaxed);
                     // Started by a plain call that a refusal leaves at once: neither the copy
                     // of the request nor the start's result is kept in this future.
-                    let started = match self.start_copy(breaker, template, &mut extensions, next) {
+                    let started = match self.start_copy(template, &mut carried, transport) {
                         Ok(started) => started,
                         Err(error) => break 'round Err(error),
                     };
@@ -285,10 +369,10 @@ impl<S: Stage> Settings<S> {
                 };
                 // Boxed: a hedge's future is twice an attempt's, and every retried round would
                 // carry its room. A hedged round copies the request for each hedge anyway.
-                let round = self.hedged(hedge, breaker, template, &mut extensions, next, sent);
+                let round = self.hedged(hedge, template, &mut carried, transport, sent);
                 Box::pin(round).await
             };
-            *lock(carried) = extensions;
+            *lock(shared) = carried;
             result
         }
     }
@@ -298,44 +382,50 @@ impl<S: Stage> Settings<S> {
         clippy::result_large_err,
         reason = "the error is the attempt's own result, handed on as it is"
     )]
-    fn start_copy<'a>(
+    fn start_copy<'a, T: Transport + 'a>(
         &'a self,
-        breaker: Option<&CircuitBreaker>,
         template: &Request,
-        extensions: &'a mut Extensions,
-        next: Next<'a>,
-    ) -> Result<Started<'a, S::Permit>, Error<Failure>> {
+        carried: &'a mut T::Carried,
+        transport: T,
+    ) -> Result<
+        Started<
+            'a,
+            impl Future<Output = reqwest_middleware::Result<Response>> + Send + 'a,
+            T,
+            S::Permit,
+        >,
+        Error<Failure>,
+    > {
         let request = copy(template).ok_or(Error::Inner(Failure::NotCloneable))?;
-        self.start(breaker, request, extensions, next)
+        self.start(request, carried, transport)
             .map_err(Error::Rejected)
     }
 
     /// One round of attempts under `hedge`.
-    async fn hedged(
+    async fn hedged<T: Transport>(
         &self,
         hedge: &Hedge,
-        breaker: Option<&CircuitBreaker>,
         template: &Request,
-        extensions: &mut Extensions,
-        next: Next<'_>,
+        carried: &mut T::Carried,
+        transport: T,
         sent: &AtomicU32,
     ) -> Result<Response, Error<Failure>> {
-        let base = &*extensions;
+        let base = &*carried;
         let result = hedge
             .execute(|_| {
                 sent.fetch_add(1, Ordering::Relaxed);
                 // Attempts run side by side, so each writes to its own copy.
                 let mut own = base.clone();
-                let next = next.clone();
+                let transport = transport.clone();
                 async move {
-                    let started = self.start_copy(breaker, template, &mut own, next)?;
+                    let started = self.start_copy(template, &mut own, transport)?;
                     let response = self.run(started).await?;
                     Ok((response, own))
                 }
             })
             .await;
         result.map(|(response, own)| {
-            *extensions = own;
+            *carried = own;
             response
         })
     }
@@ -350,30 +440,41 @@ impl<S: Stage> Settings<S> {
         )
     }
 
-    /// Starts one attempt, at once: the deadline's budget into the headers, the breaker's
-    /// permit, then the stage's; the request is sent when the stage admits it at once.
-    fn start<'a>(
+    /// Starts one attempt, at once: the deadline's budget into the headers, the permit of the
+    /// host's breaker, then the stage's; the request is sent when the stage admits it at once.
+    fn start<'a, T: Transport + 'a>(
         &'a self,
-        breaker: Option<&CircuitBreaker>,
         mut request: Request,
-        extensions: &'a mut Extensions,
-        next: Next<'a>,
-    ) -> Result<Started<'a, S::Permit>, Rejection> {
+        carried: &'a mut T::Carried,
+        transport: T,
+    ) -> Result<
+        Started<
+            'a,
+            impl Future<Output = reqwest_middleware::Result<Response>> + Send + 'a,
+            T,
+            S::Permit,
+        >,
+        Rejection,
+    > {
         if let Some(propagation) = &self.deadline {
             propagation.outgoing(request.headers_mut())?;
         }
-        let breaker = breaker.map(CircuitBreaker::try_acquire_owned).transpose()?;
+        // Looked up by every attempt, so no request holds its host's breaker between them.
+        let breaker = match &self.breakers {
+            Some(map) => Some(map.try_acquire_owned(&*host::origin(request.url()))?),
+            None => None,
+        };
         let sending = match self.stage.admit().now() {
             Ok(Ok(permit)) => Sending::Sent {
-                sent: next.run(request, extensions),
+                sent: transport.send(request, carried),
                 permit,
             },
             Ok(Err(rejection)) => return Err(rejection),
             Err(admit) => Sending::Waiting(Box::new(Waiting {
                 admit,
                 request,
-                extensions,
-                next,
+                carried,
+                transport,
             })),
         };
         Ok(Started { breaker, sending })
@@ -385,22 +486,27 @@ impl<S: Stage> Settings<S> {
         clippy::manual_async_fn,
         reason = "an async fn would keep `started` twice (as passed and as bound), in every request's box"
     )]
-    fn run<'a>(
+    fn run<'a, F, T>(
         &'a self,
-        started: Started<'a, S::Permit>,
-    ) -> impl Future<Output = Result<Response, Error<Failure>>> + Send + 'a {
+        started: Started<'a, F, T, S::Permit>,
+    ) -> impl Future<Output = Result<Response, Error<Failure>>> + Send + 'a
+    where
+        F: Future<Output = reqwest_middleware::Result<Response>> + Send + 'a,
+        T: Transport + 'a,
+    {
         async move {
+            // Both are the transport's future; `Either` because the compiler cannot name it.
             let (sent, stage_permit) = match started.sending {
-                Sending::Sent { sent, permit } => (sent, permit),
+                Sending::Sent { sent, permit } => (Either::Left(sent), permit),
                 Sending::Waiting(mut waiting) => {
                     let permit = (&mut waiting.admit).await.map_err(Error::Rejected)?;
                     let Waiting {
                         request,
-                        extensions,
-                        next,
+                        carried,
+                        transport,
                         ..
                     } = *waiting;
-                    (next.run(request, extensions), permit)
+                    (Either::Right(transport.send(request, carried)), permit)
                 }
             };
             let result = match &self.timeout {

@@ -4,83 +4,24 @@
 //! on counts, orderings and the delays the retry policy computed, never on timing luck; the
 //! only wall-clock bounds are lower bounds.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::Router;
 use reqwest_middleware::ClientWithMiddleware;
 use resilience::circuit_breaker::{CircuitState, KeyedCircuitBreaker};
 use resilience::hedge::Hedge;
 use resilience::rate_limit::DirectRateLimiter;
-use resilience::retry::{Backoff, Jitter, RetryEvent};
+use resilience::retry::Backoff;
 use resilience::{Bulkhead, Rate, RejectionReason, Retry, Timeout};
 use resilience_reqwest::{Attempts, ClientError, ResilientMiddleware, ResilientMiddlewareBuilder};
 use resilience_testkit::EventRecorder;
 use tokio::net::TcpListener;
 
-/// One scripted answer: status, `Retry-After`, and how long the handler takes.
-#[derive(Clone, Copy)]
-struct Answer(u16, Option<&'static str>, Duration);
-
-const fn status(code: u16) -> Answer {
-    Answer(code, None, Duration::ZERO)
-}
-
-/// A server answering from a script (then 200 for ever), counting the requests that reach it.
-struct Server {
-    addr: SocketAddr,
-    hits: Arc<AtomicUsize>,
-}
-
-impl Server {
-    async fn start(script: impl IntoIterator<Item = Answer>) -> Self {
-        Self::start_with(script, status(200)).await
-    }
-
-    /// Answers from `script`, then `after` for ever.
-    async fn start_with(script: impl IntoIterator<Item = Answer>, after: Answer) -> Self {
-        let hits = Arc::new(AtomicUsize::new(0));
-        let script = Arc::new(Mutex::new(script.into_iter().collect::<VecDeque<_>>()));
-        let counter = Arc::clone(&hits);
-        let app = Router::new().fallback(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let Answer(code, retry_after, delay) =
-                script.lock().unwrap().pop_front().unwrap_or(after);
-            async move {
-                tokio::time::sleep(delay).await;
-                let mut response: Response =
-                    (StatusCode::from_u16(code).unwrap(), "answer").into_response();
-                if let Some(after) = retry_after {
-                    response
-                        .headers_mut()
-                        .insert("retry-after", HeaderValue::from_static(after));
-                }
-                response
-            }
-        });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, hits }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/items", self.addr)
-    }
-
-    fn origin(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
+mod common;
+use common::{attempts, retry, status, streaming_body, Answer, Server};
 
 fn client<S>(middleware: ResilientMiddleware<S>) -> ClientWithMiddleware
 where
@@ -95,29 +36,8 @@ where
         .build()
 }
 
-/// Quick, exact retries: constant waits, no jitter.
-fn retry(name: &str, attempts: u32) -> Retry {
-    Retry::builder(name)
-        .max_attempts(attempts)
-        .backoff(Backoff::constant(Duration::from_millis(10)))
-        .jitter(Jitter::None)
-        .build()
-        .unwrap()
-}
-
 fn with_retry(retry: Retry) -> ResilientMiddlewareBuilder {
     ResilientMiddleware::builder().retry(retry)
-}
-
-fn attempts(events: &EventRecorder) -> Vec<Duration> {
-    events
-        .events()
-        .iter()
-        .filter_map(|event| match event.payload::<RetryEvent>() {
-            Some(RetryEvent::RetryAttempt { delay, .. }) => Some(*delay),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -428,11 +348,6 @@ async fn an_attempt_without_an_answer_in_time_times_out() {
     assert!(error.is_timeout());
     // At most one request per attempt (a loaded server may not have seen the last one yet).
     assert!(slow.hits() <= 3);
-}
-
-fn streaming_body() -> reqwest::Body {
-    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![Ok("a".into()), Ok("b".into())];
-    reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
 }
 
 #[tokio::test]

@@ -90,6 +90,27 @@ async fn a_call_in_flight_keeps_its_breaker() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_permit_taken_through_the_map_keeps_its_breaker_and_records_into_it() {
+    let map = keyed(1);
+    let permit = map.try_acquire_owned("busy").expect("closed");
+    tokio::time::advance(Duration::from_secs(120)).await;
+    assert_eq!(map.evict_idle(), 0, "the permit holds the breaker");
+    permit.failure();
+    map.try_acquire_owned("busy").expect("closed").failure();
+    assert_eq!(map.get("busy").unwrap().state(), CircuitState::Open);
+    let refused = map.try_acquire_owned("busy").unwrap_err();
+    assert_eq!(refused.reason(), RejectionReason::CircuitOpen);
+
+    // A refused permit holds nothing; a full map refuses a new key, as `breaker` does.
+    let full = map.try_acquire_owned("other").unwrap_err();
+    assert_eq!(full.reason(), RejectionReason::CapacityFull);
+    let closed = keyed(1);
+    closed.try_acquire_owned("quiet").unwrap().success();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(closed.evict_idle(), 1, "released and idle: evicted");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_borrowed_permit_keeps_its_breaker() {
     let map = keyed(1);
     let breaker = map.breaker("busy").unwrap();

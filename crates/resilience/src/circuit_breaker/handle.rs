@@ -302,6 +302,13 @@ impl CircuitBreaker {
         Ok(OwnedPermit::new(Guard::new(self.clone(), ticket, started)))
     }
 
+    /// Like [`try_acquire_owned`](Self::try_acquire_owned), the permit taking this handle's
+    /// reference instead of one of its own (a keyed map's lookup hands its clone on).
+    pub(super) fn try_acquire_into(self) -> Result<OwnedPermit, Rejection> {
+        let (ticket, started) = self.inner.acquire(&*self.inner)?.into_parts();
+        Ok(OwnedPermit::new(Guard::new(self, ticket, started)))
+    }
+
     /// Opens the circuit now, as if the detector had tripped.
     pub fn trip(&self) {
         self.inner

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use super::{CircuitBreaker, CircuitBreakerConfig, CircuitBreakerMetrics};
+use super::{CircuitBreaker, CircuitBreakerConfig, CircuitBreakerMetrics, OwnedPermit};
 use crate::clock::Clock;
 use crate::config::check;
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
@@ -30,7 +30,8 @@ use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 ///
 /// A lookup of an existing key takes a shared read lock, stamps the key's last use (one
 /// atomic store, skipped while the last stamp is recent) and clones the breaker (one
-/// reference count); only a new key takes the write lock. Cheap to clone; clones share the map.
+/// reference count, which [`try_acquire_owned`](Self::try_acquire_owned) hands on to the
+/// permit); only a new key takes the write lock. Cheap to clone; clones share the map.
 ///
 /// Each breaker is named `"{name}:{key}"` in its events and metrics.
 ///
@@ -143,6 +144,32 @@ where
         };
         map.insert(key.to_owned(), entry);
         Ok(breaker)
+    }
+
+    /// A permit of the breaker for `key` (made now if there is none), as
+    /// [`CircuitBreaker::try_acquire_owned`] hands out: the lookup's reference to the breaker
+    /// becomes the permit's, so a call through the map takes one reference count, not two.
+    ///
+    /// Fails when the map is full (see [`breaker`](Self::breaker)) or when the key's breaker
+    /// rejects the call.
+    ///
+    /// ```
+    /// use resilience::circuit_breaker::KeyedCircuitBreaker;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let hosts = KeyedCircuitBreaker::<String>::builder("hosts").build()?;
+    /// let permit = hosts.try_acquire_owned("http://a.example")?;
+    /// // ... make the call ...
+    /// permit.success();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_acquire_owned<Q>(&self, key: &Q) -> Result<OwnedPermit, Rejection>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + fmt::Display + ?Sized,
+    {
+        self.breaker(key)?.try_acquire_into()
     }
 
     /// The breaker for `key` if there is one; makes nothing and does not count as a use.

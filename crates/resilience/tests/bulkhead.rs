@@ -513,6 +513,42 @@ async fn growing_hands_slots_to_waiters_and_shrinking_takes_effect_as_calls_fini
     );
 }
 
+/// A grow larger than the queue serves every waiter first, in order, and frees the rest
+/// together, up to the largest limit there is.
+#[tokio::test(start_paused = true)]
+async fn a_large_grow_serves_the_waiters_then_frees_the_rest() {
+    let bulkhead = bulkhead(1, 10, None);
+    let first = bulkhead.try_acquire().unwrap();
+    let waiters: Vec<_> = (0..2).map(|_| hold_slot(&bulkhead, ms(10))).collect();
+    settle().await;
+    assert_eq!(bulkhead.waiting(), 2);
+
+    bulkhead.set_max_concurrent(1_001).unwrap();
+    settle().await;
+    assert_eq!(
+        (
+            bulkhead.active(),
+            bulkhead.waiting(),
+            bulkhead.available_slots()
+        ),
+        (3, 0, 998)
+    );
+
+    let largest = 1 << 28;
+    bulkhead.set_max_concurrent(largest).unwrap();
+    assert_eq!(bulkhead.available_slots(), largest - 3);
+    drop(first);
+    advance(ms(10)).await;
+    for waiter in waiters {
+        waiter.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        (bulkhead.active(), bulkhead.available_slots()),
+        (0, largest)
+    );
+    assert!(bulkhead.set_max_concurrent(largest + 1).is_err());
+}
+
 #[tokio::test(start_paused = true)]
 async fn utilization_is_a_ratio_and_reset_keeps_counts_consistent() {
     let bulkhead = bulkhead(4, 0, None);

@@ -447,17 +447,34 @@ impl Inner {
     /// longest waiting call otherwise.
     #[inline]
     fn free_slot(&self) {
+        if !self.free_at_once(1) {
+            self.hand_over();
+        }
+    }
+
+    /// `count` slots back, as [`free_slot`](Self::free_slot) gives one: each to a waiting
+    /// call while there are some, the rest freed together (a resize may add millions).
+    fn free_slots(&self, mut count: u32) {
+        while count > 0 && !self.free_at_once(count) {
+            self.hand_over();
+            count -= 1;
+        }
+    }
+
+    /// Frees `count` slots if nobody waits; `false`, freeing none, if someone does.
+    #[inline]
+    fn free_at_once(&self, count: u32) -> bool {
         let mut word = self.word.load(Relaxed);
         while waiting_of(word) == 0 {
             match self
                 .word
-                .compare_exchange_weak(word, word + 1, AcqRel, Relaxed)
+                .compare_exchange_weak(word, word + u64::from(count), AcqRel, Relaxed)
             {
-                Ok(_) => return,
+                Ok(_) => return true,
                 Err(actual) => word = actual,
             }
         }
-        self.hand_over();
+        false
     }
 
     /// Under the queue's lock, where the waiters cannot change: the slot goes to the first
@@ -528,9 +545,7 @@ impl Inner {
                 add = added;
                 Some(owed)
             });
-            for _ in 0..add {
-                self.free_slot();
-            }
+            self.free_slots(add);
         } else if to < from {
             // Owe first, then take the free permits against the debt (see `state::settle`):
             // a slot returning from then on pays the debt, and one that was already on its
@@ -564,9 +579,7 @@ impl Inner {
             back = give_back;
             Some(owed)
         });
-        for _ in 0..back {
-            self.free_slot();
-        }
+        self.free_slots(back);
     }
 
     pub(super) fn reject(&self, reason: RejectionReason) -> Rejection {

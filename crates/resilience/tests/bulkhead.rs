@@ -207,6 +207,32 @@ async fn a_slot_handed_over_after_the_deadline_is_passed_on() {
     );
 }
 
+/// A wait dropped after a slot was handed to it, before it took the slot: the slot goes on
+/// to the next waiter, and from there back to the free ones; none is lost.
+#[tokio::test(start_paused = true)]
+async fn a_wait_dropped_after_its_hand_over_passes_the_slot_on() {
+    use futures_util::FutureExt;
+    let bulkhead = bulkhead(1, 2, None);
+    let running = bulkhead.try_acquire().unwrap();
+    let mut first = Box::pin(bulkhead.acquire());
+    let mut second = std::pin::pin!(bulkhead.acquire());
+    assert!(first.as_mut().now_or_never().is_none(), "queued");
+    assert!(second.as_mut().now_or_never().is_none(), "queued");
+    assert_eq!(bulkhead.waiting(), 2);
+
+    drop(running); // handed to the first waiter, which never runs again
+    assert_eq!((bulkhead.waiting(), bulkhead.available_slots()), (1, 0));
+    drop(first);
+    let permit = second
+        .as_mut()
+        .now_or_never()
+        .expect("the slot came on to the second waiter")
+        .unwrap();
+    assert_eq!((bulkhead.active(), bulkhead.waiting()), (1, 0));
+    drop(permit);
+    assert_eq!((bulkhead.active(), bulkhead.available_slots()), (0, 1));
+}
+
 #[tokio::test(start_paused = true)]
 async fn peak_and_average_wait_are_exact() {
     let bulkhead = bulkhead(1, 10, None);

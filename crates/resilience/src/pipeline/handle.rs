@@ -51,40 +51,44 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let retried = || async {
-            match &self.retry {
-                Some(retry) => {
-                    retry
-                        .execute_with(&self.retry_rules, || self.hedged(&operation))
-                        .await
-                }
-                None => self.hedged(&operation).await,
+        // Each combination awaited in place, rather than through a closure's future that
+        // matches on the retry: one state machine less between the caller and the attempt.
+        let attempt = || self.attempt(&operation);
+        match (&self.fallback, &self.retry) {
+            (None, None) => attempt().await,
+            (None, Some(retry)) => retry.execute_with(&self.retry_rules, attempt).await,
+            (Some(fallback), None) => fallback.execute(attempt).await,
+            (Some(fallback), Some(retry)) => {
+                fallback
+                    .execute(|| retry.execute_with(&self.retry_rules, attempt))
+                    .await
             }
-        };
-        match &self.fallback {
-            Some(fallback) => fallback.execute(retried).await,
-            None => retried().await,
         }
     }
 
-    /// One attempt: circuit breaker around the rest.
     /// One attempt of the retry: a race of hedged attempts, each through the breaker and
     /// everything inside it, or a single one.
-    async fn hedged<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
+    async fn attempt<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        match &self.hedge {
-            Some(hedge) => {
+        // The unhedged attempt goes through the breaker here rather than through `guarded`:
+        // one state machine less on every call of a pipeline without hedging.
+        match (&self.hedge, &self.breaker) {
+            (Some(hedge), _) => {
                 hedge
                     .execute_with(&self.classifier, |_| self.guarded(operation))
                     .await
             }
-            None => self.guarded(operation).await,
+            (None, Some(breaker)) => {
+                stage::execute(breaker, &self.classifier, || self.limited(operation)).await
+            }
+            (None, None) => self.limited(operation).await,
         }
     }
 
+    /// One hedged attempt: circuit breaker around the rest.
     async fn guarded<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
     where
         F: Fn() -> Fut,

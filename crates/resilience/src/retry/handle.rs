@@ -426,6 +426,8 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProjection::Starting => {
+                    // Written in place: a call starts before any failure, so there is no
+                    // box to drop.
                     if let Progress::First(started) = this.progress {
                         *started = run::start(inner);
                     }

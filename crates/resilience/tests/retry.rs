@@ -477,6 +477,13 @@ async fn events_come_in_exact_order() {
         .unwrap();
     let events = record(&retry);
 
+    // A first-try success, its value taken as is or judged by a predicate.
+    retry.call(|| async { Ok::<_, String>(1) }).await.unwrap();
+    let rules = RetryRules::new().retry_on_result(|value: &u32| *value == 0);
+    retry
+        .call_with(&rules, || async { Ok::<_, String>(1) })
+        .await
+        .unwrap();
     let upstream = Flaky::builder().fail_first(2).build();
     retry.call(|| upstream.call()).await.unwrap();
     let failing = Flaky::builder().fail_first(10).build();
@@ -491,6 +498,8 @@ async fn events_come_in_exact_order() {
     assert_eq!(
         *events.lock().unwrap(),
         [
+            RetryEvent::RetrySuccess { attempts: 1 },
+            RetryEvent::RetrySuccess { attempts: 1 },
             attempt(1, 100, 1),
             attempt(2, 200, 2),
             RetryEvent::RetrySuccess { attempts: 3 },
@@ -502,6 +511,27 @@ async fn events_come_in_exact_order() {
             },
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_try_success_counts_one_attempt_and_one_success() {
+    let retry = exact("first")
+        .backoff(Backoff::constant(ms(100)))
+        .max_elapsed(Duration::from_secs(1))
+        .budget(BudgetConfig::default())
+        .build()
+        .unwrap();
+    retry.call(|| async { Ok::<_, String>(1) }).await.unwrap();
+    let upstream = Flaky::builder().fail_first(1).build();
+    retry.call(|| upstream.call()).await.unwrap();
+    retry.call(|| async { Ok::<_, String>(1) }).await.unwrap();
+
+    let metrics = retry.metrics();
+    assert_eq!(metrics.total_attempts, 4);
+    assert_eq!(metrics.successful_attempts, 3);
+    assert_eq!(metrics.failed_attempts, 1);
+    assert_eq!(metrics.total_delay, ms(100));
+    assert_eq!(metrics.retries_exhausted, 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use super::instruments::Instruments;
-use super::run::{Run, Step};
+use super::run::{self, Run, Step};
 use super::{RetryBudget, RetryBuilder, RetryConfig, RetryMetrics, RetryRules};
 use crate::events::{Emitter, EventBus};
 use crate::tally::ResettableTally;
@@ -219,7 +219,7 @@ impl Retry {
             rules,
             operation,
             convert,
-            run: None,
+            progress: Progress::First(None),
             state: State::Starting,
         }
     }
@@ -372,10 +372,30 @@ pin_project! {
         rules: R,
         operation: F,
         convert: C,
-        // Started at the first poll, as the call starts then.
-        run: Option<Run>,
+        progress: Progress,
         #[pin]
         state: State<Fut>,
+    }
+}
+
+/// How far a call has got past its attempts' results.
+enum Progress {
+    /// No attempt has failed yet: only when the call started is kept (read at the first poll,
+    /// as the call starts then, and only with a time limit), so a first-try success, the
+    /// common case, builds nothing else and drops nothing.
+    First(Option<Instant>),
+    /// An attempt has failed: the rest of the call's state, boxed with its timer, made at the
+    /// first wait and reused by every later one.
+    Retrying(Pin<Box<Retrying>>),
+}
+
+pin_project! {
+    struct Retrying {
+        run: Run,
+        // The wait under way, counted once it has passed.
+        delay: Duration,
+        #[pin]
+        sleep: Sleep,
     }
 }
 
@@ -384,9 +404,7 @@ pin_project! {
     enum State<Fut> {
         Starting,
         Attempting { #[pin] attempt: Fut },
-        // Boxed: a first-try success, the common case, never waits, and a timer kept in
-        // place would more than double every call's future.
-        Waiting { sleep: Pin<Box<Sleep>>, delay: Duration },
+        Waiting,
         Done,
     }
 }
@@ -404,32 +422,65 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let inner = *this.inner;
+        let rules = this.rules.rules();
         loop {
             match this.state.as_mut().project() {
                 StateProjection::Starting => {
-                    *this.run = Some(Run::start(inner));
+                    // Written in place: a call starts before any failure, so there is no
+                    // box to drop.
+                    if let Progress::First(started) = this.progress {
+                        *started = run::start(inner);
+                    }
                     let attempt = (this.operation)();
                     this.state.set(State::Attempting { attempt });
                 }
                 StateProjection::Attempting { attempt } => {
                     let result = (this.convert)(ready!(attempt.poll(cx)));
-                    let Some(run) = this.run.as_mut() else {
-                        unreachable!("a call is started before its first attempt");
+                    let step = match this.progress {
+                        Progress::First(started) => match result {
+                            Ok(value) if rules.accepts_every_value() => {
+                                run::succeeded_first_try(inner);
+                                this.state.set(State::Done);
+                                return Poll::Ready(Ok(value));
+                            }
+                            result => {
+                                let mut run = Run::new(*started);
+                                let step = run.step(inner, rules, result);
+                                if let Step::Wait(delay) = step {
+                                    *this.progress = Progress::Retrying(Box::pin(Retrying {
+                                        run,
+                                        delay,
+                                        sleep: tokio::time::sleep(delay),
+                                    }));
+                                }
+                                step
+                            }
+                        },
+                        Progress::Retrying(retrying) => {
+                            let mut retrying = retrying.as_mut().project();
+                            let step = retrying.run.step(inner, rules, result);
+                            if let Step::Wait(delay) = step {
+                                *retrying.delay = delay;
+                                retrying.sleep.set(tokio::time::sleep(delay));
+                            }
+                            step
+                        }
                     };
-                    match run.step(inner, this.rules.rules(), result) {
+                    match step {
                         Step::Return(result) => {
                             this.state.set(State::Done);
                             return Poll::Ready(result);
                         }
-                        Step::Wait(delay) => this.state.set(State::Waiting {
-                            sleep: Box::pin(tokio::time::sleep(delay)),
-                            delay,
-                        }),
+                        Step::Wait(_) => this.state.set(State::Waiting),
                     }
                 }
-                StateProjection::Waiting { sleep, delay } => {
-                    ready!(sleep.as_mut().poll(cx));
-                    Run::waited(inner, *delay);
+                StateProjection::Waiting => {
+                    let Progress::Retrying(retrying) = this.progress else {
+                        unreachable!("a call waits only after a failure");
+                    };
+                    let retrying = retrying.as_mut().project();
+                    ready!(retrying.sleep.poll(cx));
+                    Run::waited(inner, *retrying.delay);
                     let attempt = (this.operation)();
                     this.state.set(State::Attempting { attempt });
                 }

@@ -12,7 +12,7 @@ use tokio::time::Sleep;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::run::{Run, Step};
+use super::run::{self, Run, Step};
 use super::{Retry, RetryRules};
 use crate::classify::EveryError;
 use crate::Error;
@@ -107,7 +107,7 @@ impl<S, R> RetryService<S, R> {
             state: State::Calling { future },
             service: self.inner.clone(),
             request,
-            run: Run::start(&self.retry.inner),
+            run: Run::new(run::start(&self.retry.inner)),
             retry: self.retry.clone(),
             rules: Arc::clone(&self.rules),
         }

@@ -28,6 +28,41 @@ pub(crate) enum Step<T, E> {
     Wait(Duration),
 }
 
+/// Starts a call: deposits into the budget if there is one, and returns when the call started,
+/// read from the clock only if a time limit is set. A first-try success takes no lock and
+/// writes nothing shared but the budget's count.
+#[inline]
+pub(crate) fn start(inner: &Inner) -> Option<Instant> {
+    let started = inner.has_time_limit().then(Instant::now);
+    if inner.has_budget() {
+        inner.deposit();
+    }
+    started
+}
+
+/// The counts and the event of a success at the first attempt, whose value needed no judging:
+/// all a first-try success costs, with no [`Run`] made.
+#[inline(always)]
+pub(crate) fn succeeded_first_try(inner: &Inner) {
+    inner.counters.calls.add(FIRST_TRY);
+    inner.instruments.succeeded();
+    emit_success(inner, 1);
+}
+
+/// One branch when nobody listens; the event is built out of line.
+#[inline(always)]
+fn emit_success(inner: &Inner, attempts: u32) {
+    if inner.emitter.wants(RetryEvent::RETRY_SUCCESS) {
+        emit_success_slow(inner, attempts);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn emit_success_slow(inner: &Inner, attempts: u32) {
+    inner.emitter.emit(|| RetryEvent::RetrySuccess { attempts });
+}
+
 /// One call's progress.
 #[derive(Debug)]
 pub(crate) struct Run {
@@ -41,15 +76,9 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    /// Starts a call: reads the clock only if a time limit is set, and deposits into the
-    /// budget if there is one. A first-try success takes no lock and writes nothing shared
-    /// but the budget's count.
-    #[inline]
-    pub(crate) fn start(inner: &Inner) -> Self {
-        let started = inner.has_time_limit().then(Instant::now);
-        if inner.has_budget() {
-            inner.deposit();
-        }
+    /// A call's progress, from its first attempt's result on; `started` as [`start`] returned
+    /// it.
+    pub(crate) fn new(started: Option<Instant>) -> Self {
         Self {
             attempts: Attempts::default(),
             started,
@@ -131,12 +160,10 @@ impl Run {
     fn succeeded<T, E>(&self, inner: &Inner, own: Result<T, E>) -> Step<T, E> {
         let attempts = self.attempts.total();
         if attempts == 1 {
-            inner.counters.calls.add(FIRST_TRY);
+            succeeded_first_try(inner);
         } else {
             Self::succeeded_after_retrying(inner, attempts);
         }
-        inner.instruments.succeeded();
-        inner.emitter.emit(|| RetryEvent::RetrySuccess { attempts });
         Step::Return(own.map_err(Error::Inner))
     }
 
@@ -147,7 +174,9 @@ impl Run {
     fn succeeded_after_retrying(inner: &Inner, attempts: u32) {
         inner.counters.calls.add(OTHER_ATTEMPTS);
         inner.counters.calls.add(AFTER_RETRYING);
+        inner.instruments.succeeded();
         tracing::debug!(target: "resilience::retry", retry = %inner.name, attempts, "succeeded after retrying");
+        emit_success(inner, attempts);
     }
 
     /// A failure that is not retried: returned as is, no event.

@@ -199,6 +199,7 @@ impl<T, E> Classify<T, E> for Classifier<T, E> {
 /// as an outer pattern sees an inner one's: the operation's own errors go to `classifier`; a
 /// timeout, an exhausted retry or a failed fallback is a failure; a rejection by an inner
 /// pattern (a full bulkhead, say) says nothing about the dependency and is ignored.
+#[inline]
 pub(crate) fn judge_nested<T, E>(
     classifier: &impl Classify<T, E>,
     result: Result<T, crate::Error<E>>,
@@ -225,6 +226,7 @@ pub(crate) fn judge_nested<T, E>(
 
 /// Judges `result` with user code isolated: a panicking predicate is reported to the
 /// [error handler](crate::set_error_handler) and the outcome counts as a failure.
+#[inline]
 pub(crate) fn judge<T, E>(
     classifier: &impl Classify<T, E>,
     result: &Result<T, E>,
@@ -234,6 +236,18 @@ pub(crate) fn judge<T, E>(
     if !classifier.runs_user_code() {
         return classifier.outcome(result);
     }
+    judge_isolated(classifier, result, pattern, name)
+}
+
+/// [`judge`] for a classifier that runs user code, out of line: the guard against its panics
+/// is the bulk of the code, and a classifier without user code never reaches it.
+#[inline(never)]
+fn judge_isolated<T, E>(
+    classifier: &impl Classify<T, E>,
+    result: &Result<T, E>,
+    pattern: crate::PatternKind,
+    name: &str,
+) -> Outcome {
     let kind = crate::hook::CallbackKind::ErrorHook;
     let outcome = crate::hook::isolate(kind, pattern, name, || classifier.outcome(result))
         .unwrap_or(Outcome::Failure);

@@ -55,8 +55,8 @@ pub(crate) mod timeline {
         *ORIGIN.get_or_init(|| {
             let now = Instant::now();
             // A paused tokio clock starts where the system's was when it was paused, and
-            // deadlines may be set in the past: reach back as far as the clock allows, up to
-            // thirty years. Halving converges quickly and never underflows.
+            // deadlines may be set in the past: step back thirty years, or half as far until
+            // the clock can (it cannot reach before the system's start on every platform).
             let mut step = crate::time::FAR_FUTURE;
             let mut at = now;
             while !step.is_zero() {

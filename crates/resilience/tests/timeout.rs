@@ -366,6 +366,39 @@ async fn inside_a_call_the_current_deadline_is_its_cancellation_point() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_current_deadline_is_exact_to_the_nanosecond() {
+    let deadline = Deadline::after(Duration::from_nanos(1_234_567_891));
+    let seen = deadline
+        .scope(async { Deadline::current().unwrap().instant() })
+        .await;
+    assert_eq!(seen, deadline.instant());
+
+    // A timeout inside, with the shorter limit: its own cancellation point, from its start.
+    let timeout = timeout(Duration::from_nanos(987_654_321));
+    tokio::time::advance(Duration::from_nanos(3)).await;
+    let started = Instant::now();
+    let seen = deadline
+        .scope(
+            timeout.call(|| async { Ok::<_, io::Error>(Deadline::current().unwrap().instant()) }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen, started + Duration::from_nanos(987_654_321));
+
+    // A deadline set in the past is expired, and a scope of it makes it current unchanged.
+    let past = Deadline::at(started - Duration::from_secs(60));
+    let seen = past
+        .scope(async { Deadline::current().unwrap().instant() })
+        .await;
+    assert_eq!(seen, past.instant());
+    let error = past
+        .run(async { Ok::<_, io::Error>(()) })
+        .await
+        .unwrap_err();
+    assert!(error.is_rejected());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_timed_out_operation_is_dropped_by_the_time_the_error_returns() {
     let timeout = timeout(10 * MS);
     let dropped = Arc::new(AtomicBool::new(false));

@@ -19,21 +19,76 @@ use crate::{Error, PatternKind, Rejection, RejectionReason};
 // are set around every poll of a scope: its point in a plain cell (read by every call, so
 // a read is one load), its name by reference (read only to build a rejection or answer
 // `Deadline::current`, so entering a scope touches no reference count). Both are set and
-// restored together by `enter_scope`: the point is `Some` exactly when a name is set.
+// restored together by `enter_scope`: the point is not `NO_DEADLINE` exactly when a name is
+// set.
+//
+// The point is one word, nanoseconds on the process's timeline (see `timeline`), rather than
+// an instant: saved, set and restored on every poll, a word is a single load and store, and
+// comparing two deadlines is comparing two integers.
 thread_local! {
-    /// The point of the innermost scope being polled (or entered) on this thread, if any.
-    static CURRENT_AT: Cell<Option<At>> = const { Cell::new(None) };
+    /// The point of the innermost scope being polled (or entered) on this thread, or
+    /// `NO_DEADLINE`.
+    static CURRENT_AT: Cell<u64> = const { Cell::new(NO_DEADLINE) };
 }
+
+/// No scope is current. No point on the timeline is this late (see [`timeline::nanos`]).
+pub(crate) const NO_DEADLINE: u64 = u64::MAX;
 
 scoped_tls::scoped_thread_local! {
     /// The name of that scope.
     static CURRENT_NAME: Arc<str>
 }
 
-/// A deadline as the current scope keeps it: `nanos` after `base`, added up only when it is
-/// read. A timeout knows its deadline in nanoseconds of its own clock; making an instant of
-/// it on every call would cost more than the rest of its bookkeeping, and is needed only by
-/// a nested call, a timer, or code asking for the current deadline.
+/// The process's timeline: instants as nanoseconds since a point before any instant the
+/// process will meet (its first use, less thirty years where the clock reaches back that far).
+pub(crate) mod timeline {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::NO_DEADLINE;
+
+    /// Where the timeline starts.
+    fn origin() -> Instant {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        *ORIGIN.get_or_init(|| {
+            let now = Instant::now();
+            // A paused tokio clock starts where the system's was when it was paused, and
+            // deadlines may be set in the past: step back thirty years, or half as far until
+            // the clock can (it cannot reach before the system's start on every platform).
+            let mut step = crate::time::FAR_FUTURE;
+            let mut at = now;
+            while !step.is_zero() {
+                if let Some(earlier) = at.checked_sub(step) {
+                    at = earlier;
+                    break;
+                }
+                step /= 2;
+            }
+            at
+        })
+    }
+
+    /// `instant` on the timeline (the origin for an earlier one), never [`NO_DEADLINE`].
+    pub(crate) fn nanos(instant: Instant) -> u64 {
+        let nanos = instant.saturating_duration_since(origin()).as_nanos();
+        u64::try_from(nanos).map_or(NO_DEADLINE - 1, |nanos| nanos.min(NO_DEADLINE - 1))
+    }
+
+    /// The instant `nanos` along the timeline (saturating far in the future).
+    pub(crate) fn instant(nanos: u64) -> Instant {
+        let origin = origin();
+        origin
+            .checked_add(Duration::from_nanos(nanos))
+            .unwrap_or_else(|| crate::time::deadline(origin, Duration::from_nanos(nanos)))
+    }
+}
+
+/// A deadline as a timer needs it: `nanos` after `base`, added up only when it is read. A
+/// timeout knows its deadline in nanoseconds of its own clock; making an instant of it on
+/// every call would cost more than the rest of its bookkeeping, and is needed only once the
+/// operation has been pending.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct At {
     base: Instant,
@@ -60,28 +115,29 @@ impl At {
     }
 }
 
-/// The point of the current scope, if any.
+/// The point of the current scope on the [`timeline`], or [`NO_DEADLINE`].
 #[inline]
-pub(crate) fn current_at() -> Option<At> {
+pub(crate) fn current_at() -> u64 {
     CURRENT_AT.get()
 }
 
-/// Runs `f` with the deadline at `at`, named `name`, current, unless the current one is at
-/// least as early (nested scopes never extend an enclosing one).
+/// Runs `f` with the deadline at `at` on the [`timeline`], named `name`, current, unless the
+/// current one is at least as early (nested scopes never extend an enclosing one).
 #[inline]
-pub(crate) fn enter_scope<R>(at: At, name: &Arc<str>, f: impl FnOnce() -> R) -> R {
+pub(crate) fn enter_scope<R>(at: u64, name: &Arc<str>, f: impl FnOnce() -> R) -> R {
     let previous = CURRENT_AT.get();
-    if previous.is_some_and(|enclosing| state::enclosing_wins(at.get(), enclosing.get())) {
+    if state::enclosing_wins(at, previous) {
         return f();
     }
     /// Puts the enclosing point back, even if `f` panics.
-    struct Restore(Option<At>);
+    struct Restore(u64);
     impl Drop for Restore {
+        #[inline]
         fn drop(&mut self) {
             CURRENT_AT.set(self.0);
         }
     }
-    CURRENT_AT.set(Some(at));
+    CURRENT_AT.set(at);
     let _restore = Restore(previous);
     CURRENT_NAME.set(name, f)
 }
@@ -112,13 +168,13 @@ impl<F: Future> Guarded<F> {
         }
     }
 
-    /// Polls the operation with `current`, named `name`, the current deadline, then the timer
-    /// at `until`: `Ready(Some(output))` when the operation ended, `Ready(None)` once `until`
-    /// has passed.
+    /// Polls the operation with `current` (on the [`timeline`]), named `name`, the current
+    /// deadline, then the timer at `until`: `Ready(Some(output))` when the operation ended,
+    /// `Ready(None)` once `until` has passed.
     #[inline]
     pub(crate) fn poll_until(
         self: Pin<&mut Self>,
-        current: At,
+        current: u64,
         until: At,
         name: &Arc<str>,
         cx: &mut Context<'_>,
@@ -262,9 +318,15 @@ impl Deadline {
 
     /// The deadline of the enclosing [`scope`](Self::scope), if the current task is inside one.
     pub fn current() -> Option<Self> {
-        let at = CURRENT_AT.get()?.get();
+        let at = CURRENT_AT.get();
+        if at == NO_DEADLINE {
+            return None;
+        }
         let name = CURRENT_NAME.with(Self::shared_name);
-        Some(Self { at, name })
+        Some(Self {
+            at: timeline::instant(at),
+            name,
+        })
     }
 
     /// `name` as this type keeps it: the shared default is kept as `None`.
@@ -307,6 +369,7 @@ impl Deadline {
     pub fn scope<F: Future>(&self, future: F) -> Scoped<F> {
         Scoped {
             deadline: self.clone(),
+            at: timeline::nanos(self.at),
             future,
         }
     }
@@ -363,11 +426,6 @@ impl Deadline {
             None,
         )
     }
-
-    /// Runs `f` with this deadline current, unless the current one is at least as early.
-    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        enter_scope(At::instant(self.at), self.name_arc(), f)
-    }
 }
 
 /// The shared default name, so an unnamed deadline allocates nothing.
@@ -391,6 +449,8 @@ pin_project! {
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Scoped<F> {
         deadline: Deadline,
+        // The deadline on the timeline.
+        at: u64,
         #[pin]
         future: F,
     }
@@ -409,7 +469,7 @@ impl<F: Future> Future for Scoped<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let future = this.future;
-        this.deadline.enter(|| future.poll(cx))
+        enter_scope(*this.at, this.deadline.name_arc(), || future.poll(cx))
     }
 }
 
@@ -420,6 +480,8 @@ enum Phase {
     Unstarted,
     Running {
         started: Instant,
+        /// This deadline on the [`timeline`], current inside.
+        at: u64,
         /// When it is cancelled: this deadline or an earlier enclosing one.
         until: Instant,
         /// Whether an enclosing deadline, not this one, set `until`.
@@ -449,42 +511,47 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let deadline = *this.deadline;
-        let (started, until, enclosed) = match *this.phase {
+        let (started, at, until, enclosed) = match *this.phase {
             Phase::Running {
                 started,
+                at,
                 until,
                 enclosed,
-            } => (started, until, enclosed),
+            } => (started, at, until, enclosed),
             Phase::Unstarted => {
                 let started = Instant::now();
+                let at = timeline::nanos(deadline.at);
                 // The enclosing deadline stays in force when it is the earlier one.
-                let enclosing = current_at()
-                    .map(At::get)
-                    .filter(|&outer| state::enclosing_wins(deadline.at, outer));
-                let until = enclosing.unwrap_or(deadline.at);
+                let enclosing = current_at();
+                let enclosed = state::enclosing_wins(at, enclosing);
+                let until = if enclosed {
+                    timeline::instant(enclosing)
+                } else {
+                    deadline.at
+                };
                 // The rule of `state::budget` for a bare deadline; the budget's length is
                 // needed only if the operation is cancelled.
                 if state::is_expired(until, started) {
                     *this.phase = Phase::Ended;
-                    let rejection = match enclosing.and_then(|_| Deadline::current()) {
+                    let rejection = match enclosed.then(Deadline::current).flatten() {
                         Some(enclosing) => enclosing.expired(),
                         None => deadline.expired(),
                     };
                     return Poll::Ready(Err(Error::Rejected(rejection)));
                 }
-                let enclosed = enclosing.is_some();
                 *this.phase = Phase::Running {
                     started,
+                    at,
                     until,
                     enclosed,
                 };
-                (started, until, enclosed)
+                (started, at, until, enclosed)
             }
             Phase::Ended => panic!("a deadline's run polled after it ended"),
         };
         // This deadline is current inside, as with `scope` (an earlier enclosing one stays).
         let output = std::task::ready!(this.guarded.poll_until(
-            At::instant(deadline.at),
+            at,
             At::instant(until),
             deadline.name_arc(),
             cx

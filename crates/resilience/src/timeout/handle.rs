@@ -11,7 +11,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use super::deadline::{current_at, At, Guarded, Lazy};
+use super::deadline::{current_at, timeline, At, Guarded, Lazy, NO_DEADLINE};
 use super::instruments::Instruments;
 use super::state::{self, Budget};
 use super::{Deadline, TimeoutBuilder, TimeoutConfig, TimeoutEvent, TimeoutMetrics};
@@ -48,6 +48,8 @@ pub(super) struct Inner {
     clock: Clock,
     /// The clock's epoch, from which a call's deadline is counted.
     epoch: Instant,
+    /// The epoch on the deadlines' [`timeline`].
+    offset: u64,
     emitter: Emitter,
     /// Metric handles, registered once here (zero-sized without feature `metrics`).
     instruments: Instruments,
@@ -92,13 +94,15 @@ impl Timeout {
     pub(super) fn new_validated(name: &str, config: TimeoutConfig) -> Self {
         let name: Arc<str> = Arc::from(name.trim());
         let clock = Clock::new();
+        let epoch = clock.instant_at(0);
         Self {
             inner: Arc::new(Inner {
                 emitter: Emitter::new(Arc::clone(&name)),
                 instruments: Instruments::new(&name),
                 name,
                 limit: AtomicU64::new(nanos(config.limit)),
-                epoch: clock.instant_at(0),
+                epoch,
+                offset: timeline::nanos(epoch),
                 clock,
                 ended: ResettableTally::new(),
                 timeouts: AtomicU64::new(0),
@@ -238,33 +242,40 @@ impl Inner {
         // No timer waits longer than the far future: a longer limit is cut there.
         let own = started.saturating_add(self.limit.load(Ordering::Relaxed).min(FAR_FUTURE_NANOS));
         match current_at() {
-            None => Ok(Start { started, end: own }),
-            Some(enclosing) => self.start_within(started, own, enclosing.get()),
+            NO_DEADLINE => Ok(Start { started, end: own }),
+            enclosing => self.start_within(started, own, enclosing),
         }
     }
 
-    /// [`start`](Self::start) inside an enclosing deadline.
-    fn start_within(&self, started: u64, own: u64, enclosing: Instant) -> Result<Start, Rejection> {
-        let now = self.clock.instant_at(started);
-        let limit = Duration::from_nanos(own - started);
-        match state::budget(Some(limit), Some(enclosing), now) {
+    /// [`start`](Self::start) inside an enclosing deadline, `enclosing` on the timeline.
+    fn start_within(&self, started: u64, own: u64, enclosing: u64) -> Result<Start, Rejection> {
+        let (now, own) = (self.on_timeline(started), self.on_timeline(own));
+        match state::budget(own, Some(enclosing), now) {
+            // Not expired: `until` is after `now`, so after the epoch.
             Budget::Run { until, .. } => Ok(Start {
                 started,
-                end: self.clock.nanos_at(until),
+                end: until - self.offset,
             }),
             Budget::Expired => {
                 self.rejections.fetch_add(1, Ordering::Relaxed);
                 // The scope that expired names the rejection. It is there: `enclosing` was.
-                let deadline = Deadline::current()
-                    .unwrap_or_else(|| Deadline::with_shared_name(now, &self.name));
+                let deadline = Deadline::current().unwrap_or_else(|| {
+                    Deadline::with_shared_name(self.clock.instant_at(started), &self.name)
+                });
                 Err(deadline.expired())
             }
         }
     }
 
-    /// `nanos` on this timeout's clock, as a deadline.
+    /// `nanos` on this timeout's clock, as a deadline for a timer.
     pub(super) fn at(&self, nanos: u64) -> At {
         At::after(self.epoch, nanos)
+    }
+
+    /// `nanos` on this timeout's clock, on the deadlines' timeline.
+    #[inline]
+    pub(super) fn on_timeline(&self, nanos: u64) -> u64 {
+        self.offset.saturating_add(nanos)
     }
 
     /// The nanoseconds since `started`, a reading of this timeout's clock.
@@ -347,8 +358,12 @@ where
             },
             Phase::Ended => panic!("a timeout's call polled after it ended"),
         };
-        let at = inner.at(start.end);
-        let output = std::task::ready!(this.guarded.poll_until(at, at, &inner.name, cx));
+        let output = std::task::ready!(this.guarded.poll_until(
+            inner.on_timeline(start.end),
+            inner.at(start.end),
+            &inner.name,
+            cx
+        ));
         *this.phase = Phase::Ended;
         Poll::Ready(match output {
             Some(output) => {

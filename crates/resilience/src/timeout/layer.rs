@@ -89,7 +89,7 @@ where
             Ok(start) => {
                 // The request's deadline is current while the inner service starts its work,
                 // not only while its future is polled.
-                let at = timeout.inner.at(start.end);
+                let at = timeout.inner.on_timeline(start.end);
                 let future = enter_scope(at, &timeout.inner.name, || self.inner.call(request));
                 ResponseFuture {
                     future: Some(Guarded::new(future)),
@@ -138,9 +138,9 @@ where
         // The inner future is polled before the timer, so a response ready exactly at the
         // limit is a success, as in `Timeout::call`.
         let inner = &this.timeout.inner;
-        let at = inner.at(this.start.end);
+        let (current, until) = (inner.on_timeline(this.start.end), inner.at(this.start.end));
         Poll::Ready(
-            match std::task::ready!(future.poll_until(at, at, &inner.name, cx)) {
+            match std::task::ready!(future.poll_until(current, until, &inner.name, cx)) {
                 Some(result) => {
                     inner.finished(*this.start, result.is_ok());
                     result.map_err(Error::Inner)

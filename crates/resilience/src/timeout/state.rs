@@ -18,13 +18,11 @@ use tokio::time::Instant;
 
 /// How long an operation that starts now may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Budget {
-    /// It may run until `until`, which is `limit` from now.
+pub(crate) enum Budget<T> {
+    /// It may run until `until`.
     Run {
-        /// When it is cancelled.
-        until: Instant,
-        /// How long it has: the shorter of its own limit and what the enclosing deadline leaves.
-        limit: Duration,
+        /// When it is cancelled: the earlier of its own deadline and the enclosing one.
+        until: T,
         /// Whether the enclosing deadline, not the own limit, set `until`.
         bound_by_deadline: bool,
     },
@@ -32,32 +30,25 @@ pub(crate) enum Budget {
     Expired,
 }
 
-/// The budget of an operation with its own `limit` (none for a bare deadline, which is the
-/// same as an unbounded limit) that starts at `now` inside an `enclosing` deadline, if any.
-pub(crate) fn budget(limit: Option<Duration>, enclosing: Option<Instant>, now: Instant) -> Budget {
-    if let Some(deadline) = enclosing {
-        if is_expired(deadline, now) {
-            return Budget::Expired;
-        }
-    }
-    let own = limit.map(|limit| after(now, limit));
-    let (until, bound_by_deadline) = match (own, enclosing) {
-        (Some(own), Some(deadline)) if deadline < own => (deadline, true),
-        (Some(own), _) => (own, false),
-        (None, Some(deadline)) => (deadline, true),
-        // Neither a limit nor a deadline: not a case any caller builds, but the honest answer
-        // is "as long as it likes".
-        (None, None) => (far_future(now), false),
-    };
-    Budget::Run {
-        until,
-        limit: remaining(until, now),
-        bound_by_deadline,
+/// The budget of an operation that starts at `now` with its own deadline `own` (its limit
+/// from now) inside an `enclosing` deadline, if any. Points are instants, or nanoseconds on
+/// one clock.
+pub(crate) fn budget<T: Ord + Copy>(own: T, enclosing: Option<T>, now: T) -> Budget<T> {
+    match enclosing {
+        Some(deadline) if is_expired(deadline, now) => Budget::Expired,
+        Some(deadline) if deadline < own => Budget::Run {
+            until: deadline,
+            bound_by_deadline: true,
+        },
+        _ => Budget::Run {
+            until: own,
+            bound_by_deadline: false,
+        },
     }
 }
 
 /// Whether `deadline` has passed at `now`; a deadline is already expired *at* its instant.
-pub(crate) fn is_expired(deadline: Instant, now: Instant) -> bool {
+pub(crate) fn is_expired<T: Ord + Copy>(deadline: T, now: T) -> bool {
     now >= deadline
 }
 
@@ -73,7 +64,7 @@ pub(crate) fn after(now: Instant, duration: Duration) -> Instant {
 
 /// Whether an `enclosing` deadline stays in force over a nested `deadline`: nested scopes
 /// never extend an enclosing one, so the earlier wins (the enclosing one on a tie).
-pub(crate) fn enclosing_wins(deadline: Instant, enclosing: Instant) -> bool {
+pub(crate) fn enclosing_wins<T: Ord + Copy>(deadline: T, enclosing: T) -> bool {
     enclosing <= deadline
 }
 
@@ -111,14 +102,18 @@ mod tests {
         Instant::now()
     }
 
+    /// The budget of an operation with its own `limit` starting at `now`, as the handle asks.
+    fn of(limit: Duration, enclosing: Option<Instant>, now: Instant) -> Budget<Instant> {
+        budget(after(now, limit), enclosing, now)
+    }
+
     #[test]
     fn own_limit_alone() {
         let t0 = epoch();
         assert_eq!(
-            budget(Some(100 * MS), None, t0),
+            of(100 * MS, None, t0),
             Budget::Run {
                 until: t0 + 100 * MS,
-                limit: 100 * MS,
                 bound_by_deadline: false
             }
         );
@@ -129,10 +124,9 @@ mod tests {
         let t0 = epoch();
         let deadline = t0 + 100 * MS;
         assert_eq!(
-            budget(Some(5000 * MS), Some(deadline), t0 + 30 * MS),
+            of(5000 * MS, Some(deadline), t0 + 30 * MS),
             Budget::Run {
                 until: deadline,
-                limit: 70 * MS,
                 bound_by_deadline: true
             }
         );
@@ -142,10 +136,9 @@ mod tests {
     fn a_shorter_own_limit_wins_over_the_deadline() {
         let t0 = epoch();
         assert_eq!(
-            budget(Some(10 * MS), Some(t0 + 100 * MS), t0),
+            of(10 * MS, Some(t0 + 100 * MS), t0),
             Budget::Run {
                 until: t0 + 10 * MS,
-                limit: 10 * MS,
                 bound_by_deadline: false
             }
         );
@@ -156,7 +149,7 @@ mod tests {
         let t0 = epoch();
         let Budget::Run {
             bound_by_deadline, ..
-        } = budget(Some(10 * MS), Some(t0 + 10 * MS), t0)
+        } = of(10 * MS, Some(t0 + 10 * MS), t0)
         else {
             panic!("expected a budget");
         };
@@ -164,16 +157,15 @@ mod tests {
     }
 
     #[test]
-    fn a_bare_deadline_gives_what_is_left() {
-        let t0 = epoch();
+    fn points_may_be_nanoseconds_on_one_clock() {
         assert_eq!(
-            budget(None, Some(t0 + 100 * MS), t0 + 99 * MS),
+            budget(5_000, Some(100), 99),
             Budget::Run {
-                until: t0 + 100 * MS,
-                limit: MS,
+                until: 100,
                 bound_by_deadline: true
             }
         );
+        assert_eq!(budget(5_000_u64, Some(100), 100), Budget::Expired);
     }
 
     #[test]
@@ -184,21 +176,21 @@ mod tests {
         assert!(!is_expired(deadline, just_before));
         assert_eq!(remaining(deadline, just_before), Duration::from_nanos(1));
         assert!(matches!(
-            budget(Some(MS), Some(deadline), just_before),
-            Budget::Run { limit, .. } if limit == Duration::from_nanos(1)
+            of(MS, Some(deadline), just_before),
+            Budget::Run { until, .. } if until == deadline
         ));
 
         assert!(is_expired(deadline, deadline));
         assert_eq!(remaining(deadline, deadline), Duration::ZERO);
-        assert_eq!(budget(Some(MS), Some(deadline), deadline), Budget::Expired);
-        assert_eq!(budget(None, Some(deadline), deadline + MS), Budget::Expired);
+        assert_eq!(of(MS, Some(deadline), deadline), Budget::Expired);
+        assert_eq!(of(MS, Some(deadline), deadline + MS), Budget::Expired);
         assert_eq!(remaining(deadline, deadline + MS), Duration::ZERO);
     }
 
     #[test]
     fn huge_limits_saturate_instead_of_overflowing() {
         let t0 = epoch();
-        let Budget::Run { until, .. } = budget(Some(Duration::MAX), None, t0) else {
+        let Budget::Run { until, .. } = of(Duration::MAX, None, t0) else {
             panic!("expected a budget");
         };
         assert!(until > t0 + Duration::from_secs(86_400 * 365));
@@ -234,11 +226,12 @@ mod tests {
             let now = t0 + Duration::from_millis(now_ms);
             let deadline = deadline_ms.map(|ms| t0 + Duration::from_millis(ms));
             let limit = Duration::from_millis(limit_ms);
-            match budget(Some(limit), deadline, now) {
+            match of(limit, deadline, now) {
                 Budget::Expired => {
                     proptest::prop_assert!(deadline.is_some_and(|d| is_expired(d, now)));
                 }
-                Budget::Run { until, limit: given, bound_by_deadline } => {
+                Budget::Run { until, bound_by_deadline } => {
+                    let given = remaining(until, now);
                     proptest::prop_assert!(given <= limit);
                     proptest::prop_assert!(given > Duration::ZERO);
                     proptest::prop_assert_eq!(until, now + given);

@@ -23,6 +23,13 @@ pub(crate) fn unit(bits: u64) -> f64 {
     (bits >> 11) as f64 / (1_u64 << 53) as f64
 }
 
+/// The `n`-th number in `[0, 1)` of the sequence seeded with `seed`: what the `n`-th draw of
+/// a [`SplitMix`] seeded with `seed` gives, for a caller that numbers its draws itself.
+#[inline]
+pub(crate) fn nth_unit(seed: u64, n: u64) -> f64 {
+    unit(mix(seed.wrapping_add(n.wrapping_mul(GAMMA))))
+}
+
 /// A shared splitmix64 generator: draws from any thread, one atomic add each.
 #[derive(Debug)]
 pub(crate) struct SplitMix {
@@ -40,11 +47,8 @@ impl SplitMix {
     /// The next number in `[0, 1)`.
     #[inline]
     pub(crate) fn next_unit(&self) -> f64 {
-        let state = self
-            .state
-            .fetch_add(GAMMA, Ordering::Relaxed)
-            .wrapping_add(GAMMA);
-        unit(mix(state))
+        let state = self.state.fetch_add(GAMMA, Ordering::Relaxed);
+        nth_unit(state, 1)
     }
 }
 
@@ -61,6 +65,7 @@ mod tests {
         let generator = SplitMix::new(Some(0));
         assert_eq!(generator.next_unit(), unit(0xE220_A839_7B1D_CDAF));
         assert_eq!(generator.next_unit(), unit(0x6E78_9E6A_A1B9_65F4));
+        assert_eq!(nth_unit(0, 2), unit(0x6E78_9E6A_A1B9_65F4));
     }
 
     proptest! {

@@ -15,8 +15,8 @@ use resilience::throttle::{AdaptiveThrottle, ThrottleConfig, MAX_WINDOW};
 /// Three requests in flight when the model starts.
 const IN_FLIGHT: usize = 3;
 
-/// `k = 2`, judged from the first request, a window no test outlives. Seed 20: the
-/// generator's first two draws are 0.21 and 0.02, below any probability the last request
+/// `k = 2`, judged from the first request, a window no test outlives. Seed 20: the draws of
+/// the fourth and fifth requests are 0.36 and 0.10, below any probability the last request
 /// can be drawn against (0.4 or 0.8).
 fn throttle() -> AdaptiveThrottle {
     AdaptiveThrottle::from_config(

@@ -6,13 +6,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::instruments::Instruments;
-use super::state::{headroom, probability, throttles};
+use super::state::{headroom, probability, room_at_cap, throttles};
 use super::window::{BucketWidth, Counted, Credit, Requests, Ring, BUCKETS_U32};
 use super::{ThrottleBuilder, ThrottleConfig, ThrottleEvent, ThrottleMetrics};
 use crate::classify::Outcome;
 use crate::clock::Clock;
+use crate::error::Name;
 use crate::events::{Emitter, EventBus};
-use crate::random::SplitMix;
+use crate::random;
 use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
 use crate::ticket::{Slots, Ticket};
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
@@ -21,7 +22,7 @@ use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 /// been refusing much of what it was sent, so an overloaded backend is not also flooded with
 /// requests it will refuse.
 ///
-/// Cheap to clone; clones share the window, the generator, the counters and the listeners.
+/// Cheap to clone; clones share the window, the seed, the counters and the listeners.
 /// See the [module docs](super) for how it decides.
 #[derive(Clone)]
 pub struct AdaptiveThrottle {
@@ -30,6 +31,8 @@ pub struct AdaptiveThrottle {
 
 struct Inner {
     name: Arc<str>,
+    /// The name again, as every rejection copies it (see [`Name`]).
+    rejection_name: Name,
     config: ThrottleConfig,
     /// Time zero of the buckets (see [`Clock`] for the source it reads).
     clock: Clock,
@@ -43,7 +46,12 @@ struct Inner {
     refusals: Ring,
     /// How many of the current bucket's requests are known to pass at probability 0.
     credit: Credit,
-    generator: SplitMix,
+    /// How many of the current bucket's requests are known to be drawn at the cap.
+    at_cap: Credit,
+    /// The seed of the draws: a request drawn against the probability draws the number of
+    /// its place among every request counted in the sequence this seeds, so a draw writes
+    /// nothing shared.
+    seed: u64,
     /// Every refusal is counted in one of these two (after the ring), which is how a credit
     /// granted from sums that missed a refusal finds out (see [`Credit::grant`]).
     throttled: AtomicU64,
@@ -77,13 +85,15 @@ impl AdaptiveThrottle {
             inner: Arc::new(Inner {
                 emitter: Emitter::new(Arc::clone(&name)),
                 instruments: Instruments::new(&name),
+                rejection_name: Name::new(&name),
                 name,
                 clock,
                 bucket,
                 requests: Requests::new(),
                 refusals: Ring::new(),
                 credit: Credit::new(),
-                generator: SplitMix::new(config.seed),
+                at_cap: Credit::new(),
+                seed: config.seed.unwrap_or_else(|| fastrand::u64(..)),
                 config,
                 throttled: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
@@ -220,6 +230,9 @@ impl Inner {
                 self.instruments.admitted();
                 Ok(bucket)
             }
+            Some(position) if self.at_cap.covers(bucket, position) => {
+                self.draw(self.config.max_rejection_probability, bucket, counted)
+            }
             _ => self.judge(bucket, counted),
         }
     }
@@ -232,20 +245,21 @@ impl Inner {
         let requests = self.requests.in_window(counted.total, bucket);
         let accepts = self.accepts(requests, bucket);
         let p = probability(requests, accepts, &self.config);
-        if throttles(p, || self.generator.next_unit()) {
-            self.refuse(bucket, &self.throttled);
-            self.instruments.throttled();
-            tracing::debug!(target: "resilience::throttle", throttle = %self.name, probability = p, "request throttled");
-            self.emitter
-                .emit(|| ThrottleEvent::Rejected { probability: p });
-            return Err(Rejection::new(
-                PatternKind::Throttle,
-                Arc::clone(&self.name),
-                RejectionReason::Throttled,
-                None,
-            ));
+        if p > 0.0 {
+            if let Some(position) = counted
+                .position
+                .filter(|_| p == self.config.max_rejection_probability)
+            {
+                // The next `room` requests of this bucket are judged at the cap too, whatever
+                // is refused meanwhile: those placed below `position + 1 + room` are drawn
+                // against it without the sums.
+                let room = room_at_cap(requests, accepts, &self.config);
+                let bound = position.saturating_add(1).saturating_add(room);
+                self.at_cap.cover(bucket, bound);
+            }
+            return self.draw(p, bucket, counted);
         }
-        if let Some(position) = counted.position.filter(|_| p == 0.0) {
+        if let Some(position) = counted.position {
             // The next `room` requests of this bucket are judged at probability 0 too, as
             // long as no refusal is counted: those placed below `position + 1 + room` pass on
             // the credit. Concurrent callers may have counted requests since the sums were
@@ -255,6 +269,27 @@ impl Inner {
             let bound = position.saturating_add(1).saturating_add(room);
             self.credit
                 .grant(bucket, bound, refused, || self.refused_after_grant());
+        }
+        self.instruments.admitted();
+        Ok(bucket)
+    }
+
+    /// Decides a request counted in `bucket` at probability `p`, with a draw.
+    fn draw(&self, p: f64, bucket: u64, counted: Counted) -> Result<u64, Rejection> {
+        // Every request has its own place in the count, so no two draw the same number.
+        let draw = || random::nth_unit(self.seed, counted.total.wrapping_add(1));
+        if throttles(p, draw) {
+            self.refuse(bucket, &self.throttled);
+            self.instruments.throttled();
+            tracing::debug!(target: "resilience::throttle", throttle = %self.name, probability = p, "request throttled");
+            self.emitter
+                .emit(|| ThrottleEvent::Rejected { probability: p });
+            return Err(Rejection::named(
+                PatternKind::Throttle,
+                self.rejection_name.clone(),
+                RejectionReason::Throttled,
+                None,
+            ));
         }
         self.instruments.admitted();
         Ok(bucket)
@@ -429,5 +464,55 @@ impl StagePermit for OwnedPermit {
 
     fn record(self, outcome: Outcome) {
         Self::record(self, outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The credits only spare the sums: every decision is the one the window's sums and the
+    /// request's draw give, through overload (the probability at its cap), recovery and
+    /// quiet (at 0), with buckets leaving the window.
+    #[tokio::test(start_paused = true)]
+    async fn every_decision_is_the_one_the_sums_give() {
+        let config = ThrottleConfig {
+            window: Duration::from_secs(16),
+            min_requests: 5,
+            max_rejection_probability: 0.5,
+            seed: Some(9),
+            ..ThrottleConfig::default()
+        };
+        let throttle = AdaptiveThrottle::from_config("exact", config).unwrap();
+        let inner = &*throttle.inner;
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut at_cap = 0;
+        for step in 0..20_000 {
+            if rng.u8(..) < 8 {
+                tokio::time::advance(Duration::from_millis(rng.u64(..600))).await;
+            }
+            let bucket = inner.current_bucket();
+            let total = inner.requests.total();
+            let requests = inner.requests.in_window(total, bucket);
+            let p = probability(requests, inner.accepts(requests, bucket), &inner.config);
+            at_cap += usize::from(p == config.max_rejection_probability);
+            let throttled = throttles(p, || random::nth_unit(config.seed.unwrap(), total + 1));
+            // Phases of a backend refusing everything, then accepting everything.
+            let refusing = (step / 400) % 2 == 0;
+            match throttle.try_acquire() {
+                Ok(permit) => {
+                    assert!(!throttled, "step {step}: let through at {p}");
+                    permit.record(if refusing {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    });
+                }
+                Err(_) => assert!(throttled, "step {step}: throttled at {p}"),
+            }
+        }
+        assert!(at_cap > 2_000, "{at_cap} decisions at the cap");
     }
 }

@@ -45,7 +45,11 @@
 //! the window only once in a while: each sum also says how many more requests are certain to
 //! pass (until `requests` would exceed `K·accepts` or reach `min_requests`, within the bucket,
 //! as long as nothing is refused), and those pass on their place in the bucket, with no write
-//! but their count. Only when `p > 0` is there a draw, from a small seedable generator. A
+//! but their count. Likewise at the cap: a sum that finds `p` at `max_rejection_probability`
+//! also says how many more requests of the bucket are certain to find it there (a refusal
+//! only keeps it there), and those are drawn against the cap without summing. Only when
+//! `p > 0` is there a draw: the number at the request's place in the count, in a sequence
+//! the seed fixes (splitmix64), so drawing writes nothing. A
 //! request and its refusal are counted in the same bucket and leave the window together.
 //! What "refused" means is the crate's [classifier](crate::classify): [`Permit::failure`] (or
 //! a call the classifier judges a failure, every `Err` by default) is a refusal; success, an

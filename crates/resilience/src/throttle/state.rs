@@ -43,6 +43,39 @@ pub(crate) fn headroom(requests: u64, accepts: u64, config: &ThrottleConfig) -> 
     quiet.max(accepted).saturating_sub(requests)
 }
 
+/// How many requests after one judged on `requests` and `accepts` at the cap
+/// (`max_rejection_probability`) are certain to be judged at the cap too, as long as the
+/// window keeps its buckets: the `j`-th is judged on `requests + j` requests and at most
+/// `accepts + j` accepts (a refusal only lowers them), and fewer accepts only raise the
+/// probability, which falls with `j` at that bound. The handle draws those against the cap
+/// without summing the window; nothing withdraws them.
+pub(crate) fn room_at_cap(requests: u64, accepts: u64, config: &ThrottleConfig) -> u64 {
+    let cap = config.max_rejection_probability;
+    // At the bound, `(R + j − K·(A + j)) / (R + j + 1) ≥ cap^aggression` holds for
+    // `j ≤ (R − K·A − c·(R + 1)) / (K − 1 + c)`, `c` being the cap before shaping.
+    let c = cap.powf(config.aggression);
+    let (r, a) = (requests as f64, accepts as f64);
+    let slack = r - config.k * a - c * (r + 1.0);
+    let per = config.k - 1.0 + c;
+    if !(slack > 0.0 && per > 0.0) {
+        return 0;
+    }
+    // `as` saturates; the estimate is then checked against the probability itself, whose
+    // rounding may put the last step or two below the cap.
+    let estimate = (slack / per).floor() as u64;
+    let at_cap = |j: u64| {
+        probability(
+            requests.saturating_add(j),
+            accepts.saturating_add(j),
+            config,
+        ) >= cap
+    };
+    (0..4)
+        .map(|back| estimate.saturating_sub(back))
+        .find(|&j| at_cap(j))
+        .unwrap_or(0)
+}
+
 /// Whether a request is throttled: it is when `draw`, uniform in `[0, 1)`, falls below the
 /// probability `p`. So `p = 0` never throttles and no draw is taken for it.
 pub(crate) fn throttles(p: f64, draw: impl FnOnce() -> f64) -> bool {
@@ -139,6 +172,33 @@ mod tests {
                 prop_assert_eq!(probability(requests + j, accepts, &config), 0.0);
             }
             prop_assert!(probability(requests + room + 1, accepts, &config) > 0.0);
+        }
+
+        #[test]
+        fn room_at_cap_is_exact(
+            requests in 1_u64..1_000_000,
+            share in 0.0..0.5_f64,
+            min_requests in 0_u64..100,
+            k in 1.0..4.0_f64,
+            max in 0.01..1.0_f64,
+            aggression in 1.0..4.0_f64,
+        ) {
+            // Few accepts, so that the probability is often at its cap.
+            let accepts = (requests as f64 * share / k) as u64;
+            let config = ThrottleConfig {
+                min_requests,
+                k,
+                max_rejection_probability: max,
+                aggression,
+                ..config()
+            };
+            prop_assume!(probability(requests, accepts, &config) == max);
+            let room = room_at_cap(requests, accepts, &config);
+            for j in [1, room / 2, room].into_iter().filter(|&j| j >= 1 && j <= room) {
+                prop_assert_eq!(probability(requests + j, accepts + j, &config), max);
+            }
+            // Not far short of the last request at the cap.
+            prop_assert!(probability(requests + room + 5, accepts + room + 5, &config) < max);
         }
 
         #[test]

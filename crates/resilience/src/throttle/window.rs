@@ -152,14 +152,16 @@ pub(crate) fn covers(word: u64, bucket: u64, position: u64) -> bool {
     tag(word) == bucket & TAG_MASK && position < count(word)
 }
 
-/// How far into its bucket's requests the throttle knows that every request passes at
-/// probability 0: the fast path of the throttle. A request reads it after counting itself
-/// and passes on that one load if it is covered, without summing the window, so the credit
-/// costs no atomic write of its own.
+/// How far into its bucket's requests the throttle knows the probability without summing the
+/// window: the fast paths of the throttle. A request reads it after counting itself and, if
+/// it is covered, is judged on that one load, so the credit costs no atomic write of its own.
 ///
-/// It holds while no refusal is counted: with the refusals fixed, every request passing
-/// raises the accepts with the requests, so a probability of 0 stays 0 over the room the
-/// throttle worked out. A refusal [revokes](Self::revoke) it.
+/// The throttle keeps two. One says that every request passes at probability 0
+/// ([`grant`](Self::grant)): it holds while no refusal is counted (with the refusals fixed,
+/// every request passing raises the accepts with the requests, so a probability of 0 stays 0
+/// over the room the throttle worked out), and a refusal [revokes](Self::revoke) it. The other
+/// says that the probability stays at its cap ([`cover`](Self::cover)): a refusal only lowers
+/// the accepts, which keeps it there, so nothing withdraws it.
 #[derive(Debug)]
 pub(crate) struct Credit {
     word: AtomicU64,
@@ -197,6 +199,13 @@ impl Credit {
                 .word
                 .compare_exchange(word, 0, Ordering::AcqRel, Ordering::Relaxed);
         }
+    }
+
+    /// Covers the requests of `bucket` placed below `bound`, replacing what was covered, for
+    /// good: for a claim no refusal can undo.
+    #[inline]
+    pub(crate) fn cover(&self, bucket: u64, bound: u64) {
+        self.word.store(pack(bucket, bound), Ordering::Relaxed);
     }
 
     /// Withdraws the credit: a refusal has just been counted, in the window and in the count

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::classify::Outcome;
 use crate::clock::Clock;
+use crate::error::Name;
 use crate::events::{Emitter, EventBus};
 use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
 use crate::tally::Tally;
@@ -36,6 +37,8 @@ pub struct AdaptiveLimiter {
 
 pub(super) struct Inner {
     name: Arc<str>,
+    /// The name again, as every rejection copies it (see [`Name`]).
+    rejection_name: Name,
     in_flight: AtomicU32,
     /// The algorithm's limit, published after every change so admission needs no lock.
     limit: AtomicU32,
@@ -85,6 +88,7 @@ impl AdaptiveLimiter {
         let inner = Inner {
             emitter: Emitter::new(Arc::clone(&name)),
             instruments: Instruments::new(&name, algorithm.limit().max(1)),
+            rejection_name: Name::new(&name),
             name,
             in_flight: AtomicU32::new(0),
             limit: AtomicU32::new(algorithm.limit().max(1)),
@@ -465,9 +469,9 @@ impl Inner {
         self.instruments.rejected.increment();
         tracing::trace!(target: "resilience::adaptive", limiter = %self.name, "at the concurrency limit");
         // No honest estimate of when a slot frees up exists: `retry_after` stays `None`.
-        Rejection::new(
+        Rejection::named(
             PatternKind::AdaptiveConcurrency,
-            Arc::clone(&self.name),
+            self.rejection_name.clone(),
             RejectionReason::ConcurrencyLimit,
             None,
         )

@@ -17,7 +17,7 @@ use crate::classify::Outcome;
 
 /// Admits a call if `in_flight < limit`, returning the new in-flight count.
 pub(crate) fn admit(in_flight: u32, limit: u32) -> Option<u32> {
-    (in_flight < limit).then_some(in_flight + 1)
+    (in_flight < limit).then(|| in_flight + 1)
 }
 
 /// Utilisation of the limit as a ratio in `0..=1` (in flight may exceed a lowered limit).
@@ -225,6 +225,12 @@ mod tests {
         );
         assert_eq!(utilization(5, 3), 1.0);
         assert_eq!(utilization(1, 4), 0.25);
+    }
+
+    #[test]
+    fn admission_at_the_largest_count_refuses_without_overflowing() {
+        assert_eq!(admit(u32::MAX - 1, u32::MAX), Some(u32::MAX));
+        assert_eq!(admit(u32::MAX, u32::MAX), None);
     }
 
     #[test]

@@ -343,6 +343,65 @@ async fn nested_scopes_take_the_earlier_deadline() {
     assert!(Deadline::current().is_none());
 }
 
+/// A deadline's run is the current deadline of everything inside it, exactly as a scope of
+/// it would be: for `Deadline::current`, nested timeouts, scopes and runs, and rejections.
+#[tokio::test(start_paused = true)]
+async fn a_deadlines_run_bounds_everything_nested_in_it() {
+    let outer = Deadline::after(Duration::from_nanos(50_000_001)).named("outer");
+    let current = || {
+        let deadline = Deadline::current().unwrap();
+        (deadline.name().to_owned(), deadline.instant())
+    };
+    let outer_seen = ("outer".to_owned(), outer.instant());
+    let long = timeout(10_000 * MS);
+    let short = Timeout::builder("short").limit(10 * MS).build().unwrap();
+    let result = outer
+        .run(async {
+            assert_eq!(current(), outer_seen);
+            // A longer limit is cut at the run's deadline, which stays current.
+            let seen = long.call(|| async { Ok::<_, io::Error>(current()) }).await;
+            assert_eq!(seen.unwrap(), outer_seen);
+            // A shorter one is current inside its own call only.
+            let seen = short
+                .call(|| async { Ok::<_, io::Error>(current().0) })
+                .await;
+            assert_eq!(seen.unwrap(), "short");
+            assert_eq!(current(), outer_seen);
+            // Later scopes and runs leave it current; earlier ones take over, then give back.
+            let later = Deadline::after(1000 * MS).named("later");
+            assert_eq!(later.scope(async { current() }).await, outer_seen);
+            let seen = later.run(async { Ok::<_, io::Error>(current()) }).await;
+            assert_eq!(seen.unwrap(), outer_seen);
+            let sooner = Deadline::after(20 * MS).named("sooner");
+            let seen = sooner.run(async { Ok::<_, io::Error>(current().0) }).await;
+            assert_eq!(seen.unwrap(), "sooner");
+            assert_eq!(sooner.scope(async { current().0 }).await, "sooner");
+            assert_eq!(current(), outer_seen);
+            // A nested call with more time than the run has left is cancelled with it.
+            let error = long.call(|| sleeper(1000 * MS)).await.unwrap_err();
+            assert!(matches!(
+                error,
+                Error::Timeout { limit, .. } if limit == Duration::from_nanos(50_000_001)
+            ));
+            Ok::<_, io::Error>(())
+        })
+        .await;
+    assert!(result.is_ok());
+    assert!(Deadline::current().is_none());
+
+    // Once the run's deadline has passed, what starts inside it is rejected in its name.
+    let outer = Deadline::after(10 * MS).named("outer");
+    let result = outer
+        .run(async {
+            tokio::time::advance(10 * MS).await;
+            let error = long.call(|| sleeper(MS)).await.unwrap_err();
+            Ok::<_, io::Error>(error.rejection().unwrap().name().to_owned())
+        })
+        .await;
+    assert_eq!(result.unwrap(), "outer");
+    assert_eq!(long.metrics().rejected_executions, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_scope_built_outside_still_honours_the_enclosing_deadline() {
     let timeout = timeout(10_000 * MS);

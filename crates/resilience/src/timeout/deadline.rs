@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -15,12 +16,16 @@ use tokio::time::{Instant, Sleep};
 use super::state;
 use crate::{Error, PatternKind, Rejection, RejectionReason};
 
-// The current deadline is what a tokio task-local would be, kept in two thread-locals that
-// are set around every poll of a scope: its point in a plain cell (read by every call, so
-// a read is one load), its name by reference (read only to build a rejection or answer
+// The current deadline is what a tokio task-local would be, kept in thread-locals that are
+// set around every poll of a scope: its point in a plain cell (read by every call, so a read
+// is one load), its name by reference (read only to build a rejection or answer
 // `Deadline::current`, so entering a scope touches no reference count). Both are set and
 // restored together by `enter_scope`: the point is not `NO_DEADLINE` exactly when a name is
 // set.
+//
+// A deadline's run makes the whole deadline current, by reference, and its point
+// `UNRESOLVED`: working its point out takes longer than the rest of a run's start, and only
+// a nested call or a nested deadline needs it (then once per deadline, which keeps it).
 //
 // The point is one word, nanoseconds on the process's timeline (see `timeline`), rather than
 // an instant: saved, set and restored on every poll, a word is a single load and store, and
@@ -34,9 +39,18 @@ thread_local! {
 /// No scope is current. No point on the timeline is this late (see [`timeline::nanos`]).
 pub(crate) const NO_DEADLINE: u64 = u64::MAX;
 
+/// The current scope is a deadline's run: its point is `CURRENT_DEADLINE`'s (see
+/// [`resolve`]). No point on the timeline is this late either.
+const UNRESOLVED: u64 = u64::MAX - 1;
+
 scoped_tls::scoped_thread_local! {
-    /// The name of that scope.
+    /// The name of that scope, unless its point is `UNRESOLVED`.
     static CURRENT_NAME: Arc<str>
+}
+
+scoped_tls::scoped_thread_local! {
+    /// The deadline of that scope when its point is `UNRESOLVED`.
+    static CURRENT_DEADLINE: Deadline
 }
 
 /// The process's timeline: instants as nanoseconds since a point before any instant the
@@ -47,7 +61,7 @@ pub(crate) mod timeline {
 
     use tokio::time::Instant;
 
-    use super::NO_DEADLINE;
+    use super::UNRESOLVED;
 
     /// Where the timeline starts.
     fn origin() -> Instant {
@@ -70,11 +84,15 @@ pub(crate) mod timeline {
         })
     }
 
-    /// `instant` on the timeline (the origin for an earlier one), never [`NO_DEADLINE`].
+    /// `instant` on the timeline (the origin for an earlier one), never [`NO_DEADLINE`] nor
+    /// [`UNRESOLVED`].
     pub(crate) fn nanos(instant: Instant) -> u64 {
         let nanos = instant.saturating_duration_since(origin()).as_nanos();
-        u64::try_from(nanos).map_or(NO_DEADLINE - 1, |nanos| nanos.min(NO_DEADLINE - 1))
+        u64::try_from(nanos).map_or(LATEST, |nanos| nanos.min(LATEST))
     }
+
+    /// The latest point on the timeline.
+    const LATEST: u64 = UNRESOLVED - 1;
 
     /// The instant `nanos` along the timeline (saturating far in the future).
     pub(crate) fn instant(nanos: u64) -> Instant {
@@ -115,10 +133,36 @@ impl At {
     }
 }
 
-/// The point of the current scope on the [`timeline`], or [`NO_DEADLINE`].
+/// The point of the current scope on the [`timeline`], or [`NO_DEADLINE`]: pass it to
+/// [`resolve`] before comparing it with a point.
 #[inline]
 pub(crate) fn current_at() -> u64 {
     CURRENT_AT.get()
+}
+
+/// `at`, read by [`current_at`], on the [`timeline`] (or [`NO_DEADLINE`]).
+#[inline]
+pub(crate) fn resolve(at: u64) -> u64 {
+    if at == UNRESOLVED {
+        current_deadline_point()
+    } else {
+        at
+    }
+}
+
+#[cold]
+fn current_deadline_point() -> u64 {
+    CURRENT_DEADLINE.with(Deadline::point)
+}
+
+/// Puts the enclosing point back, even if the scope's poll panics.
+struct Restore(u64);
+
+impl Drop for Restore {
+    #[inline]
+    fn drop(&mut self) {
+        CURRENT_AT.set(self.0);
+    }
 }
 
 /// Runs `f` with the deadline at `at` on the [`timeline`], named `name`, current, unless the
@@ -126,20 +170,54 @@ pub(crate) fn current_at() -> u64 {
 #[inline]
 pub(crate) fn enter_scope<R>(at: u64, name: &Arc<str>, f: impl FnOnce() -> R) -> R {
     let previous = CURRENT_AT.get();
-    if state::enclosing_wins(at, previous) {
+    // `UNRESOLVED` is later than any point: the enclosing deadline's own is looked up.
+    if state::enclosing_wins(at, previous)
+        || (previous == UNRESOLVED && state::enclosing_wins(at, current_deadline_point()))
+    {
         return f();
-    }
-    /// Puts the enclosing point back, even if `f` panics.
-    struct Restore(u64);
-    impl Drop for Restore {
-        #[inline]
-        fn drop(&mut self) {
-            CURRENT_AT.set(self.0);
-        }
     }
     CURRENT_AT.set(at);
     let _restore = Restore(previous);
     CURRENT_NAME.set(name, f)
+}
+
+/// [`enter_scope`] for `deadline`, whose point is worked out only if a scope encloses it.
+#[inline]
+fn enter_deadline_scope<R>(deadline: &Deadline, f: impl FnOnce() -> R) -> R {
+    let previous = CURRENT_AT.get();
+    if previous != NO_DEADLINE && state::enclosing_wins(deadline.point(), resolve(previous)) {
+        return f();
+    }
+    CURRENT_AT.set(UNRESOLVED);
+    let _restore = Restore(previous);
+    CURRENT_DEADLINE.set(deadline, f)
+}
+
+/// What a [`Guarded`] operation has current while it is polled.
+pub(crate) trait Scope: Copy {
+    /// Runs `f` with it current (unless an enclosing scope is at least as early).
+    fn enter<R>(self, f: impl FnOnce() -> R) -> R;
+}
+
+/// A point on the [`timeline`] and its name: a timeout's call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Named<'a> {
+    pub(crate) at: u64,
+    pub(crate) name: &'a Arc<str>,
+}
+
+impl Scope for Named<'_> {
+    #[inline]
+    fn enter<R>(self, f: impl FnOnce() -> R) -> R {
+        enter_scope(self.at, self.name, f)
+    }
+}
+
+impl Scope for &Deadline {
+    #[inline]
+    fn enter<R>(self, f: impl FnOnce() -> R) -> R {
+        enter_deadline_scope(self, f)
+    }
 }
 
 pin_project! {
@@ -168,15 +246,13 @@ impl<F: Future> Guarded<F> {
         }
     }
 
-    /// Polls the operation with `current` (on the [`timeline`]), named `name`, the current
-    /// deadline, then the timer at `until`: `Ready(Some(output))` when the operation ended,
-    /// `Ready(None)` once `until` has passed.
+    /// Polls the operation with `scope` current, then the timer at `until`:
+    /// `Ready(Some(output))` when the operation ended, `Ready(None)` once `until` has passed.
     #[inline]
     pub(crate) fn poll_until(
         self: Pin<&mut Self>,
-        current: u64,
+        scope: impl Scope,
         until: At,
-        name: &Arc<str>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<F::Output>> {
         use tokio::task::coop;
@@ -184,7 +260,7 @@ impl<F: Future> Guarded<F> {
         let mut this = self.project();
         let had_budget_before = coop::has_budget_remaining();
         let future = this.future;
-        if let Poll::Ready(output) = enter_scope(current, name, || future.poll(cx)) {
+        if let Poll::Ready(output) = scope.enter(|| future.poll(cx)) {
             return Poll::Ready(Some(output));
         }
         if this.timer.is_none() {
@@ -273,11 +349,22 @@ impl<M: FnOnce() -> F, F: Future> Future for Lazy<M, F> {
 /// assert!(fourth.is_rejected()); // never started
 /// # }
 /// ```
-#[derive(Clone)]
 pub struct Deadline {
     at: Instant,
     /// `None` for the default name, so an unnamed deadline touches no reference count.
     name: Option<Arc<str>>,
+    /// `at` on the [`timeline`] once worked out, [`UNRESOLVED`] until then.
+    point: AtomicU64,
+}
+
+impl Clone for Deadline {
+    fn clone(&self) -> Self {
+        Self {
+            at: self.at,
+            name: self.name.clone(),
+            point: AtomicU64::new(self.point.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl PartialEq for Deadline {
@@ -299,6 +386,7 @@ impl Deadline {
         Self {
             at: instant,
             name: None,
+            point: AtomicU64::new(UNRESOLVED),
         }
     }
 
@@ -311,22 +399,35 @@ impl Deadline {
 
     pub(crate) fn with_shared_name(at: Instant, name: &Arc<str>) -> Self {
         Self {
-            at,
             name: Some(Arc::clone(name)),
+            ..Self::at(at)
         }
     }
 
     /// The deadline of the enclosing [`scope`](Self::scope), if the current task is inside one.
     pub fn current() -> Option<Self> {
-        let at = CURRENT_AT.get();
-        if at == NO_DEADLINE {
-            return None;
-        }
-        let name = CURRENT_NAME.with(Self::shared_name);
+        let (at, name) = match CURRENT_AT.get() {
+            NO_DEADLINE => return None,
+            UNRESOLVED => CURRENT_DEADLINE
+                .with(|deadline| (deadline.point(), Self::shared_name(deadline.name_arc()))),
+            at => (at, CURRENT_NAME.with(Self::shared_name)),
+        };
         Some(Self {
-            at: timeline::instant(at),
             name,
+            ..Self::at(timeline::instant(at))
         })
+    }
+
+    /// Its instant on the [`timeline`], worked out once.
+    fn point(&self) -> u64 {
+        match self.point.load(Ordering::Relaxed) {
+            UNRESOLVED => {
+                let point = timeline::nanos(self.at);
+                self.point.store(point, Ordering::Relaxed);
+                point
+            }
+            point => point,
+        }
     }
 
     /// `name` as this type keeps it: the shared default is kept as `None`.
@@ -369,7 +470,7 @@ impl Deadline {
     pub fn scope<F: Future>(&self, future: F) -> Scoped<F> {
         Scoped {
             deadline: self.clone(),
-            at: timeline::nanos(self.at),
+            at: self.point(),
             future,
         }
     }
@@ -480,8 +581,6 @@ enum Phase {
     Unstarted,
     Running {
         started: Instant,
-        /// This deadline on the [`timeline`], current inside.
-        at: u64,
         /// When it is cancelled: this deadline or an earlier enclosing one.
         until: Instant,
         /// Whether an enclosing deadline, not this one, set `until`.
@@ -511,23 +610,23 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let deadline = *this.deadline;
-        let (started, at, until, enclosed) = match *this.phase {
+        let (started, until, enclosed) = match *this.phase {
             Phase::Running {
                 started,
-                at,
                 until,
                 enclosed,
-            } => (started, at, until, enclosed),
+            } => (started, until, enclosed),
             Phase::Unstarted => {
                 let started = Instant::now();
-                let at = timeline::nanos(deadline.at);
                 // The enclosing deadline stays in force when it is the earlier one.
-                let enclosing = current_at();
-                let enclosed = state::enclosing_wins(at, enclosing);
-                let until = if enclosed {
-                    timeline::instant(enclosing)
-                } else {
-                    deadline.at
+                let (until, enclosed) = match current_at() {
+                    NO_DEADLINE => (deadline.at, false),
+                    enclosing => match resolve(enclosing) {
+                        enclosing if state::enclosing_wins(deadline.point(), enclosing) => {
+                            (timeline::instant(enclosing), true)
+                        }
+                        _ => (deadline.at, false),
+                    },
                 };
                 // The rule of `state::budget` for a bare deadline; the budget's length is
                 // needed only if the operation is cancelled.
@@ -541,21 +640,15 @@ where
                 }
                 *this.phase = Phase::Running {
                     started,
-                    at,
                     until,
                     enclosed,
                 };
-                (started, at, until, enclosed)
+                (started, until, enclosed)
             }
             Phase::Ended => panic!("a deadline's run polled after it ended"),
         };
         // This deadline is current inside, as with `scope` (an earlier enclosing one stays).
-        let output = std::task::ready!(this.guarded.poll_until(
-            at,
-            At::instant(until),
-            deadline.name_arc(),
-            cx
-        ));
+        let output = std::task::ready!(this.guarded.poll_until(deadline, At::instant(until), cx));
         *this.phase = Phase::Ended;
         Poll::Ready(match output {
             Some(output) => (this.convert)(output),

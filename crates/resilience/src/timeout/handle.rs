@@ -11,7 +11,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use super::deadline::{current_at, timeline, At, Guarded, Lazy, NO_DEADLINE};
+use super::deadline::{current_at, resolve, timeline, At, Guarded, Lazy, Named, NO_DEADLINE};
 use super::instruments::Instruments;
 use super::state::{self, Budget};
 use super::{Deadline, TimeoutBuilder, TimeoutConfig, TimeoutEvent, TimeoutMetrics};
@@ -243,7 +243,7 @@ impl Inner {
         let own = started.saturating_add(self.limit.load(Ordering::Relaxed).min(FAR_FUTURE_NANOS));
         match current_at() {
             NO_DEADLINE => Ok(Start { started, end: own }),
-            enclosing => self.start_within(started, own, enclosing),
+            enclosing => self.start_within(started, own, resolve(enclosing)),
         }
     }
 
@@ -358,12 +358,11 @@ where
             },
             Phase::Ended => panic!("a timeout's call polled after it ended"),
         };
-        let output = std::task::ready!(this.guarded.poll_until(
-            inner.on_timeline(start.end),
-            inner.at(start.end),
-            &inner.name,
-            cx
-        ));
+        let scope = Named {
+            at: inner.on_timeline(start.end),
+            name: &inner.name,
+        };
+        let output = std::task::ready!(this.guarded.poll_until(scope, inner.at(start.end), cx));
         *this.phase = Phase::Ended;
         Poll::Ready(match output {
             Some(output) => {

@@ -8,7 +8,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::deadline::{enter_scope, Guarded};
+use super::deadline::{enter_scope, Guarded, Named};
 use super::handle::Start;
 use super::Timeout;
 use crate::{Error, Rejection};
@@ -138,9 +138,13 @@ where
         // The inner future is polled before the timer, so a response ready exactly at the
         // limit is a success, as in `Timeout::call`.
         let inner = &this.timeout.inner;
-        let (current, until) = (inner.on_timeline(this.start.end), inner.at(this.start.end));
+        let scope = Named {
+            at: inner.on_timeline(this.start.end),
+            name: &inner.name,
+        };
+        let until = inner.at(this.start.end);
         Poll::Ready(
-            match std::task::ready!(future.poll_until(current, until, &inner.name, cx)) {
+            match std::task::ready!(future.poll_until(scope, until, cx)) {
                 Some(result) => {
                     inner.finished(*this.start, result.is_ok());
                     result.map_err(Error::Inner)

@@ -359,12 +359,12 @@ fn fill(
 fn check_atomic(tat: &AtomicU64, now: u64, pace: &Pace) -> Decision {
     let mut current = tat.load(Ordering::Relaxed);
     loop {
-        let (decision, next) = gcra::decide_at_pace(current, now, pace);
-        if !decision.is_allowed() {
-            return decision;
-        }
+        let next = match gcra::next_at_pace(current, now, pace) {
+            Ok(next) => next,
+            Err(denied) => return denied,
+        };
         match tat.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return decision,
+            Ok(_) => return gcra::allowed_at_pace(next, now, pace),
             Err(actual) => current = actual,
         }
     }

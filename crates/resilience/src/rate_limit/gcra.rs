@@ -33,24 +33,46 @@ pub(crate) fn decide(tat: u64, now: u64, rate: &Rate) -> (Decision, u64) {
 /// [`decide`] with the rate's GCRA numbers only, as a single limiter reads them.
 #[inline]
 pub(crate) fn decide_at_pace(tat: u64, now: u64, pace: &Pace) -> (Decision, u64) {
+    match next_at_pace(tat, now, pace) {
+        Ok(next) => (allowed_at_pace(next, now, pace), next),
+        Err(denied) => (denied, tat),
+    }
+}
+
+/// The TAT after one more request at `now`, if it fits; the denial otherwise. Only the
+/// denial is built here: the caller of a compare-exchange builds the allowed decision once
+/// the new TAT is published, with [`allowed_at_pace`].
+#[inline]
+pub(crate) fn next_at_pace(tat: u64, now: u64, pace: &Pace) -> Result<u64, Decision> {
+    let start = tat.max(now);
+    let next = start.saturating_add(pace.interval);
+    let ahead = next - now;
+    if ahead <= pace.width {
+        Ok(next)
+    } else {
+        let retry_after = ahead - pace.width;
+        Err(Decision::deny(
+            Denial::RateExceeded,
+            pace.burst,
+            start - now,
+            retry_after,
+        ))
+    }
+}
+
+/// The decision of a request allowed at `now` that moved the TAT to `next`.
+#[inline]
+pub(crate) fn allowed_at_pace(next: u64, now: u64, pace: &Pace) -> Decision {
     let Pace {
         interval,
         width,
         burst: limit,
     } = *pace;
-    let start = tat.max(now);
-    let next = start.saturating_add(interval);
     let ahead = next - now;
-    if ahead <= width {
-        // `remaining` is the spare time in whole intervals, divided out only if someone asks.
-        // At most `burst - 1` of them; the `min` only matters when `width` saturated.
-        let spare = (width - ahead).min(interval.saturating_mul(u64::from(limit - 1)));
-        (Decision::allow_spare(limit, spare, interval, ahead), next)
-    } else {
-        let retry_after = ahead - width;
-        let decision = Decision::deny(Denial::RateExceeded, limit, start - now, retry_after);
-        (decision, tat)
-    }
+    // `remaining` is the spare time in whole intervals, divided out only if someone asks.
+    // At most `burst - 1` of them; the `min` only matters when `width` saturated.
+    let spare = (width - ahead).min(interval.saturating_mul(u64::from(limit - 1)));
+    Decision::allow_spare(limit, spare, interval, ahead)
 }
 
 impl Core for Gcra {

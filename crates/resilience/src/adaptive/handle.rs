@@ -39,13 +39,9 @@ pub(super) struct Inner {
     name: Arc<str>,
     /// The name again, as every rejection copies it (see [`Name`]).
     rejection_name: Name,
-    in_flight: AtomicU32,
-    /// The algorithm's limit, published after every change so admission needs no lock.
-    limit: AtomicU32,
+    /// What every call reads and writes, together on cache lines of their own.
+    hot: Hot,
     algorithm: Mutex<Learner>,
-    /// AIMD's window, counted without the lock (see [`SharedWindow`]); for another algorithm
-    /// it counts nothing, and every call is a timed sample fed under the lock.
-    window: SharedWindow,
     /// The clock calls are timed on: the time-stamp counter, or tokio's clock when it was
     /// paused at build time (see [`Clock`]).
     clock: Clock,
@@ -58,12 +54,26 @@ pub(super) struct Inner {
     /// Calls ended with an outcome that says nothing (cancelled ones among them): rare.
     ignored: AtomicU64,
     rejected: AtomicU64,
-    /// Callers waiting in `acquire`; releases only touch `notify` when there are any.
-    waiters: AtomicU32,
     notify: Notify,
     emitter: Emitter,
     /// Metric handles, registered once here (zero-sized without feature `metrics`).
     instruments: Instruments,
+}
+
+/// The atomics every admission and every release touch. Two threads taking and releasing
+/// slots of one limiter pass these lines back and forth; kept together, a call moves one line
+/// pair between cores instead of several, and the lines hold nothing else (the reference count,
+/// the read-only fields) that would be dragged along.
+#[repr(align(128))]
+struct Hot {
+    in_flight: AtomicU32,
+    /// The algorithm's limit, published after every change so admission needs no lock.
+    limit: AtomicU32,
+    /// Callers waiting in `acquire`; releases only touch `notify` when there are any.
+    waiters: AtomicU32,
+    /// AIMD's window, counted without the lock (see [`SharedWindow`]); for another algorithm
+    /// it counts nothing, and every call is a timed sample fed under the lock.
+    window: SharedWindow,
 }
 
 impl AdaptiveLimiter {
@@ -90,17 +100,19 @@ impl AdaptiveLimiter {
             instruments: Instruments::new(&name, algorithm.limit().max(1)),
             rejection_name: Name::new(&name),
             name,
-            in_flight: AtomicU32::new(0),
-            limit: AtomicU32::new(algorithm.limit().max(1)),
+            hot: Hot {
+                in_flight: AtomicU32::new(0),
+                limit: AtomicU32::new(algorithm.limit().max(1)),
+                waiters: AtomicU32::new(0),
+                window,
+            },
             algorithm: Mutex::new(algorithm),
-            window,
             clock,
             wait_timeout: AtomicU64::new(nanos(config.wait_timeout)),
             config: Mutex::new(config),
             outcomes: Tally::new(),
             ignored: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
-            waiters: AtomicU32::new(0),
             notify: Notify::new(),
         };
         Self {
@@ -115,12 +127,12 @@ impl AdaptiveLimiter {
 
     /// The current limit.
     pub fn limit(&self) -> u32 {
-        self.inner.limit.load(Ordering::Acquire)
+        self.inner.hot.limit.load(Ordering::Acquire)
     }
 
     /// Calls in flight.
     pub fn in_flight(&self) -> u32 {
-        self.inner.in_flight.load(Ordering::Acquire)
+        self.inner.hot.in_flight.load(Ordering::Acquire)
     }
 
     /// Takes a slot if fewer than the limit are in flight, without waiting
@@ -218,8 +230,9 @@ impl AdaptiveLimiter {
         let inner = &*self.inner;
         // Read before the compare-exchange, which would otherwise wait for it.
         let started = inner.start();
-        let limit = inner.limit.load(Ordering::Acquire);
+        let limit = inner.hot.limit.load(Ordering::Acquire);
         let admitted = inner
+            .hot
             .in_flight
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |in_flight| {
                 state::admit(in_flight, limit)
@@ -287,7 +300,7 @@ impl AdaptiveLimiter {
                 .store(nanos(config.wait_timeout), Ordering::Relaxed);
             let change = (current.algorithm != config.algorithm).then(|| {
                 let mut algorithm = inner.lock_algorithm();
-                *algorithm = Learner::new(&config.algorithm, &inner.window, &inner.clock);
+                *algorithm = Learner::new(&config.algorithm, &inner.hot.window, &inner.clock);
                 inner.publish(algorithm.limit(), algorithm.name())
             });
             *current = config;
@@ -332,11 +345,11 @@ impl Inner {
     /// read-modify-write on every completed call).
     fn publish(&self, limit: u32, algorithm: &'static str) -> Option<Change> {
         let new = limit.max(1);
-        let old = self.limit.load(Ordering::Acquire);
+        let old = self.hot.limit.load(Ordering::Acquire);
         if old == new {
             return None;
         }
-        self.limit.store(new, Ordering::Release);
+        self.hot.limit.store(new, Ordering::Release);
         Some((old, new, algorithm))
     }
 
@@ -346,7 +359,10 @@ impl Inner {
             let mut algorithm = self.lock_algorithm();
             let limit = match &mut *algorithm {
                 Learner::Counted(aimd) => {
-                    let closed = self.window.add_locked(self.clock.ticks(), Outcome::Ignored);
+                    let closed = self
+                        .hot
+                        .window
+                        .add_locked(self.clock.ticks(), Outcome::Ignored);
                     Learner::close(aimd, closed)
                 }
                 Learner::Sampled(algorithm) => algorithm.poll(self.clock.now()),
@@ -360,7 +376,7 @@ impl Inner {
     /// algorithm measures latency.
     #[inline]
     fn start(&self) -> Started {
-        if self.window.is_counting() {
+        if self.hot.window.is_counting() {
             Started::UNTIMED
         } else {
             Started(self.clock.nanos())
@@ -378,7 +394,7 @@ impl Inner {
     pub(super) fn complete(&self, started: Started, in_flight: u32, outcome: Outcome) {
         // Read before the locked operations below, which would otherwise wait for it: ticks
         // for AIMD's window, nanoseconds for a sample.
-        let counting = self.window.is_counting();
+        let counting = self.hot.window.is_counting();
         let now = if counting {
             self.clock.ticks()
         } else {
@@ -386,7 +402,7 @@ impl Inner {
         };
         // SeqCst pairs with the waiter's registration: either it sees the freed slot, or we
         // see it waiting.
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.hot.in_flight.fetch_sub(1, Ordering::SeqCst);
         match outcome {
             Outcome::Success => self.outcomes.count(true),
             Outcome::Failure => self.outcomes.count(false),
@@ -395,11 +411,11 @@ impl Inner {
             }
         }
         let raised = if counting {
-            !self.window.try_add(now, outcome) && self.count_locked(now, outcome)
+            !self.hot.window.try_add(now, outcome) && self.count_locked(now, outcome)
         } else {
             self.sample(now, started, in_flight, outcome)
         };
-        if !raised && self.waiters.load(Ordering::SeqCst) > 0 {
+        if !raised && self.hot.waiters.load(Ordering::SeqCst) > 0 {
             self.notify.notify_one();
         }
     }
@@ -410,7 +426,7 @@ impl Inner {
     fn count_locked(&self, now: u64, outcome: Outcome) -> bool {
         let change = {
             let mut algorithm = self.lock_algorithm();
-            let closed = self.window.add_locked(now, outcome);
+            let closed = self.hot.window.add_locked(now, outcome);
             let limit = match &mut *algorithm {
                 Learner::Counted(aimd) => Learner::close(aimd, closed),
                 // The algorithm was replaced since this call looked: the window it counted in
@@ -555,14 +571,14 @@ struct Waiting<'a>(&'a Inner);
 
 impl<'a> Waiting<'a> {
     fn new(inner: &'a Inner) -> Self {
-        inner.waiters.fetch_add(1, Ordering::SeqCst);
+        inner.hot.waiters.fetch_add(1, Ordering::SeqCst);
         Self(inner)
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.0.hot.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

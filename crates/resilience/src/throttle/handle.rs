@@ -22,7 +22,7 @@ use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 /// been refusing much of what it was sent, so an overloaded backend is not also flooded with
 /// requests it will refuse.
 ///
-/// Cheap to clone; clones share the window, the seed, the counters and the listeners.
+/// Cheap to clone; clones share the window, the random sequence, the counters and the listeners.
 /// See the [module docs](super) for how it decides.
 #[derive(Clone)]
 pub struct AdaptiveThrottle {

@@ -48,9 +48,9 @@
 //! but their count. Likewise at the cap: a sum that finds `p` at `max_rejection_probability`
 //! also says how many more requests of the bucket are certain to find it there (a refusal
 //! only keeps it there), and those are drawn against the cap without summing. Only when
-//! `p > 0` is there a draw: the number at the request's place in the count, in a sequence
-//! the seed fixes (splitmix64), so drawing writes nothing. A
-//! request and its refusal are counted in the same bucket and leave the window together.
+//! `p > 0` is there a draw: the number at the request's place in the count, in a splitmix64
+//! sequence fixed by the throttle's random seed, so drawing writes nothing. A request and its
+//! refusal are counted in the same bucket and leave the window together.
 //! What "refused" means is the crate's [classifier](crate::classify): [`Permit::failure`] (or
 //! a call the classifier judges a failure, every `Err` by default) is a refusal; success, an
 //! ignored outcome and a cancelled call are not.

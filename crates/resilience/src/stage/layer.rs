@@ -186,8 +186,16 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let Some(permit) = self.permit.take() else {
+        if self.permit.is_none() {
             return self.rejected();
+        }
+        // The inner call first, then the permit: taken after it, the permit goes straight
+        // from the service into the future instead of through a copy kept across the call.
+        // (Should the inner call panic, the service keeps the permit for its next call,
+        // as a service that is ready does.)
+        let inner = self.inner.call(request);
+        let Some(permit) = self.permit.take() else {
+            unreachable!("the inner service cannot reach the permit");
         };
         // The judge rides along only when the permit learns outcomes: a copy of the
         // classifier, or the shared state when user code may panic and must be reported
@@ -204,7 +212,7 @@ where
             Some(limit) => Extra::Limit(CallLimit::start(limit)),
         };
         let held = Some(Held { permit, judge });
-        ResponseFuture::running(self.inner.call(request), held, extra)
+        ResponseFuture::running(inner, held, extra)
     }
 }
 
@@ -571,6 +579,25 @@ mod tests {
             *outcomes,
             [(Outcome::Success, false), (Outcome::Failure, false)]
         );
+    }
+
+    #[tokio::test]
+    async fn a_service_whose_inner_call_panicked_keeps_its_permit_for_the_next_call() {
+        let bulkhead = crate::Bulkhead::builder("one")
+            .max_concurrent(1)
+            .build()
+            .unwrap();
+        let mut first = true;
+        let mut service = StageLayer::new(bulkhead.clone()).layer(service_fn(move |()| {
+            assert!(!std::mem::take(&mut first), "the first inner call panics");
+            ready(Ok::<_, ()>(()))
+        }));
+        service.ready().await.unwrap();
+        let call = std::panic::AssertUnwindSafe(|| drop(service.call(())));
+        assert!(std::panic::catch_unwind(call).is_err());
+        assert!(bulkhead.try_acquire().is_err());
+        service.ready().await.unwrap().call(()).await.unwrap();
+        assert!(bulkhead.try_acquire().is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The uncontended paths of the load shedder and the adaptive limiter allocate nothing
-//! (DESIGN §9): `dhat`'s counting global allocator watches a slot taken and released through
-//! each entry point, with no listener attached. Its own test binary, because the allocator is
+//! The uncontended paths of the load shedder and the adaptive limiter allocate nothing, and
+//! neither do their rejections (DESIGN §9): `dhat`'s counting global allocator watches a slot
+//! taken and released through each entry point, and a full shedder and limiter refusing,
+//! with no listener attached. Its own test binary, because the allocator is
 //! process-wide.
 
 mod common {
@@ -48,6 +49,40 @@ fn free_slots_allocate_nothing() {
     assert_eq!(limiters[0].metrics().success_count, 2 * 1_010);
 }
 
+fn rejections_allocate_nothing() {
+    let shedder = LoadShedder::builder("full")
+        .max_requests(1)
+        .max_queue_depth(0)
+        .build()
+        .unwrap();
+    let limiter = AdaptiveLimiter::builder("full").build().unwrap();
+    let _slot = shedder.try_acquire(Priority::Critical).unwrap();
+    let _slots: Vec<_> = (0..limiter.limit())
+        .map(|_| limiter.try_acquire().unwrap())
+        .collect();
+    let round = || {
+        assert!(shedder.try_acquire(Priority::Normal).is_err());
+        assert!(ready(shedder.call(Priority::High, || async { Ok::<_, ()>(1) })).is_err());
+        assert!(limiter.try_acquire().is_err());
+        assert!(limiter.try_acquire_owned().is_err());
+        assert!(ready(limiter.call(|| async { Ok::<_, ()>(1) })).is_err());
+    };
+    // Warm up: first calls may initialise lazily created statics (tracing callsites).
+    for _ in 0..10 {
+        round();
+    }
+    let allocated = allocations(|| {
+        for _ in 0..1_000 {
+            round();
+        }
+    });
+    assert_eq!(allocated, 0, "allocations on the rejection paths");
+    assert_eq!(shedder.metrics().total_shed, 2 * 1_010);
+}
+
 fn main() {
-    run(&[("free_slots_allocate_nothing", free_slots_allocate_nothing)]);
+    run(&[
+        ("free_slots_allocate_nothing", free_slots_allocate_nothing),
+        ("rejections_allocate_nothing", rejections_allocate_nothing),
+    ]);
 }

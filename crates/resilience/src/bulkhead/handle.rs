@@ -178,12 +178,17 @@ impl Stage for Bulkhead {
     fn admit(&self) -> Admit<OwnedPermit> {
         match self.inner.try_enter() {
             Some(started) => Admit::admitted(OwnedPermit::new(self.clone(), started)),
+            // Refused without queueing: answered at once, with no waiting future to make.
             None => {
-                let bulkhead = self.clone();
-                Admit::waiting(async move {
-                    let started = bulkhead.inner.wait().await?;
-                    Ok(OwnedPermit::new(bulkhead, started))
-                })
+                if let Some(reason) = self.inner.refused_at_once() {
+                    Admit::ready(Err(self.inner.reject(reason)))
+                } else {
+                    let bulkhead = self.clone();
+                    Admit::waiting(async move {
+                        let started = bulkhead.inner.wait().await?;
+                        Ok(OwnedPermit::new(bulkhead, started))
+                    })
+                }
             }
         }
     }

@@ -320,6 +320,17 @@ impl Inner {
         Ok(Some(now))
     }
 
+    /// Why a call would be refused at once, if it is: no free slot and no room to queue, both
+    /// read from one load of the word, as [`join`](Self::join) would decide at that instant.
+    /// A caller that must queue otherwise learns it before making a waiting future.
+    pub(super) fn refused_at_once(&self) -> Option<RejectionReason> {
+        let word = self.word.load(Relaxed);
+        if free_of(word) > 0 {
+            return None;
+        }
+        state::join_queue(waiting_of(word), self.max_waiting.load(Relaxed)).err()
+    }
+
     /// Under the queue's lock: takes a free slot (`None`) if one came back, or a place at
     /// the end of the queue, or neither when the queue is full or there is none.
     fn join(&self) -> Result<Option<Place<'_>>, RejectionReason> {

@@ -9,7 +9,7 @@ mod common {
     pub(crate) mod alloc;
 }
 
-use common::alloc::{allocations, ready, run};
+use common::alloc::{allocations, allocations_in_rounds, ready, run};
 use resilience::backpressure::Backpressure;
 use resilience::bulkhead::Bulkhead;
 use resilience::throttle::AdaptiveThrottle;
@@ -25,15 +25,7 @@ fn free_slot_paths_allocate_nothing() {
         ready(controller.call(|| async { Ok::<_, ()>(1) })).unwrap();
         drop(controller.try_acquire().unwrap());
     };
-    // Warm up: first calls may initialise lazily created statics (tracing callsites).
-    for _ in 0..10 {
-        round();
-    }
-    let allocated = allocations(|| {
-        for _ in 0..1_000 {
-            round();
-        }
-    });
+    let allocated = allocations_in_rounds(round);
     assert_eq!(allocated, 0, "allocations on the free-slot paths");
     assert_eq!(bulkhead.metrics().accepted_requests, 3_030);
     assert_eq!(controller.metrics().total_accepted, 2_020);
@@ -58,15 +50,7 @@ fn rejections_allocate_nothing() {
         assert!(controller.try_acquire().is_err());
         assert!(ready(controller.call(|| async { Ok::<_, ()>(1) })).is_err());
     };
-    // Warm up: first calls may initialise lazily created statics (tracing callsites).
-    for _ in 0..10 {
-        round();
-    }
-    let allocated = allocations(|| {
-        for _ in 0..1_000 {
-            round();
-        }
-    });
+    let allocated = allocations_in_rounds(round);
     assert_eq!(allocated, 0, "allocations on the rejection paths");
     assert_eq!(bulkhead.metrics().rejected_requests, 2 * 1_010);
     assert_eq!(controller.metrics().total_rejected, 2 * 1_010);

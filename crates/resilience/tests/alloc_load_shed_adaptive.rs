@@ -8,7 +8,7 @@ mod common {
     pub(crate) mod alloc;
 }
 
-use common::alloc::{allocations, ready, run};
+use common::alloc::{allocations_in_rounds, ready, run};
 use resilience::adaptive::{AdaptiveLimiter, Gradient2Config, VegasConfig};
 use resilience::load_shed::{LoadShedder, Priority};
 
@@ -35,15 +35,7 @@ fn free_slots_allocate_nothing() {
             ready(limiter.call(|| async { Ok::<_, ()>(1) })).unwrap();
         }
     };
-    // Warm up: first calls may initialise lazily created statics (tracing callsites).
-    for _ in 0..10 {
-        round();
-    }
-    let allocated = allocations(|| {
-        for _ in 0..1_000 {
-            round();
-        }
-    });
+    let allocated = allocations_in_rounds(round);
     assert_eq!(allocated, 0, "allocations on the free-slot paths");
     assert_eq!(shedder.metrics().total_accepted, 3 * 1_010);
     assert_eq!(limiters[0].metrics().success_count, 2 * 1_010);
@@ -67,15 +59,7 @@ fn rejections_allocate_nothing() {
         assert!(limiter.try_acquire_owned().is_err());
         assert!(ready(limiter.call(|| async { Ok::<_, ()>(1) })).is_err());
     };
-    // Warm up: first calls may initialise lazily created statics (tracing callsites).
-    for _ in 0..10 {
-        round();
-    }
-    let allocated = allocations(|| {
-        for _ in 0..1_000 {
-            round();
-        }
-    });
+    let allocated = allocations_in_rounds(round);
     assert_eq!(allocated, 0, "allocations on the rejection paths");
     assert_eq!(shedder.metrics().total_shed, 2 * 1_010);
 }

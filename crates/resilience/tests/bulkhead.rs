@@ -141,6 +141,30 @@ async fn the_three_reasons_are_kept_apart() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_call_that_can_neither_run_nor_queue_is_refused_at_once_for_its_reason() {
+    let no_queue = bulkhead(1, 0, None);
+    let _running = no_queue.try_acquire().unwrap();
+    let refused = no_queue.call(|| async { Ok::<_, ()>(()) }).await;
+    assert_eq!(
+        refused.unwrap_err().rejection().map(Rejection::reason),
+        Some(RejectionReason::CapacityFull)
+    );
+
+    let full_queue = bulkhead(1, 1, None);
+    let _running = full_queue.try_acquire().unwrap();
+    let _queued = hold_slot(&full_queue, ms(1));
+    settle().await;
+    let refused = full_queue.call(|| async { Ok::<_, ()>(()) }).await;
+    assert_eq!(
+        refused.unwrap_err().rejection().map(Rejection::reason),
+        Some(RejectionReason::QueueFull)
+    );
+    assert_eq!(full_queue.waiting(), 1, "the queued call keeps its place");
+    let metrics = full_queue.metrics();
+    assert_eq!(metrics.rejected_queue_full, 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_wait_is_rejected_exactly_at_the_wait_timeout() {
     let bulkhead = bulkhead(1, 5, Some(ms(100)));
     let running = bulkhead.try_acquire().unwrap();

@@ -39,6 +39,20 @@ pub(crate) fn allocations(work: impl FnOnce()) -> u64 {
     dhat::HeapStats::get().total_blocks - before
 }
 
+/// How many blocks 1,000 rounds of `round` allocated, after 10 rounds that are not counted:
+/// first calls may initialise lazily created statics (tracing callsites).
+#[allow(dead_code, reason = "included by every allocation test, used by some")]
+pub(crate) fn allocations_in_rounds(round: impl Fn()) -> u64 {
+    for _ in 0..10 {
+        round();
+    }
+    allocations(|| {
+        for _ in 0..1_000 {
+            round();
+        }
+    })
+}
+
 /// A test: its name and its body, which panics on failure.
 pub(crate) type Test = (&'static str, fn());
 

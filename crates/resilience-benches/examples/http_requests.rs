@@ -56,7 +56,7 @@ fn main() {
     let router = Router::new().route("/", get(|| async { "ok" }));
     let app = match which.as_str() {
         "bare" => router,
-        "composite" => router.layer(composite()),
+        "composite" => router.layer(composite(true)),
         other => panic!("`bare` or `composite`, not {other:?}"),
     }
     .with_state(());

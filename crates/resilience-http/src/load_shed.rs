@@ -1,9 +1,5 @@
 //! [`PriorityHeader`]: a load shedder admitting each request at the priority its header names.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
-
 use http::header::HeaderName;
 use http::request::Parts;
 use resilience::load_shed::{self, LoadShedder, Priority};
@@ -118,13 +114,7 @@ impl RequestStage for PriorityHeader {
     }
 
     fn admit_now(&self, request: &Parts) -> Admission<Self::Permit> {
-        // The shedder decides on the first poll, queueing only when it must: a queued
-        // acquisition registers the waker of its next poll, whoever makes it.
-        let mut acquire = self.shedder.acquire(self.priority_of(request));
-        match Pin::new(&mut acquire).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(answer) => Admission::Now(answer.map_err(Refusal::from)),
-            Poll::Pending => Admission::Waiting(Box::pin(async move { Ok(acquire.await?) })),
-        }
+        Admission::of(self.shedder.admit_at(self.priority_of(request)))
     }
 }
 

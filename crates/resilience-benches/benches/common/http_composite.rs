@@ -7,17 +7,20 @@ use resilience::circuit_breaker::CircuitBreaker;
 use resilience::rate_limit::LocalRateLimiter;
 use resilience::timeout::Timeout;
 use resilience::{Bulkhead, LoadShedder, Rate};
-use resilience_http::{CompositeLayer, Stages};
+use resilience_http::{CompositeLayer, HttpStageLayer, KeyedRateLimit, Stages};
 
-/// Rate limit, load shedder, bulkhead, circuit breaker and timeout, none of which refuses.
-pub(crate) fn composite() -> CompositeLayer<impl Stages + Clone> {
+/// Rate limit, load shedder, bulkhead, circuit breaker and timeout, none of which refuses;
+/// admitted responses carry the `RateLimit-*` headers when `success_headers` is on (the
+/// default of the layer).
+pub(crate) fn composite(success_headers: bool) -> CompositeLayer<impl Stages + Clone> {
+    let limiter = LocalRateLimiter::builder("bench")
+        .rate(Rate::per_second(1_000_000_000))
+        .build()
+        .expect("valid");
     CompositeLayer::new()
-        .rate_limit(
-            LocalRateLimiter::builder("bench")
-                .rate(Rate::per_second(1_000_000_000))
-                .build()
-                .expect("valid"),
-        )
+        .rate_limit(HttpStageLayer::new(
+            KeyedRateLimit::new(limiter).headers_on_success(success_headers),
+        ))
         .load_shed(
             LoadShedder::builder("bench")
                 .max_requests(1_024)

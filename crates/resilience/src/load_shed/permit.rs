@@ -296,9 +296,11 @@ impl LoadShedder {
         }
     }
 
-    /// Admission at `priority`, decided now so requests are admitted in the order they
-    /// arrive; only a queued request waits (boxed: the others pay nothing for the queue).
-    pub(super) fn admit_at(&self, priority: Priority) -> Admit<OwnedPermit> {
+    /// [`Stage::admit`] at `priority`: decided now, so requests are admitted in the order
+    /// they arrive; only a queued request waits (boxed: the others pay nothing for the
+    /// queue). What [`acquire`](Self::acquire) does, with an answer that can be read without
+    /// polling ([`Admit::now`]).
+    pub fn admit_at(&self, priority: Priority) -> Admit<OwnedPermit> {
         match self.lease_at(priority) {
             Leased::Token(_) => Admit::admitted(OwnedPermit::new(self.clone(), priority)),
             Leased::Rejected(rejection) => Admit::rejected(rejection),

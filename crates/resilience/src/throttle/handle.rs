@@ -40,9 +40,9 @@ struct Inner {
     bucket: BucketWidth,
     /// Every request, throttled or not, and where each bucket began among them.
     requests: Requests,
-    /// The requests not accepted, per bucket: those throttled and those the backend refused.
-    /// The window's accepts are its requests less these, so an accepted request writes
-    /// nothing after it was counted.
+    /// The requests the backend refused, per bucket. The window's accepts are its requests
+    /// less these and less those throttled, so an accepted request writes nothing after it
+    /// was counted.
     refusals: Ring,
     /// How many of the current bucket's requests are known to pass at probability 0.
     credit: Credit,
@@ -52,9 +52,13 @@ struct Inner {
     /// its place among every request counted in the sequence this seeds, so a draw writes
     /// nothing shared.
     seed: u64,
-    /// Every refusal is counted in one of these two (after the ring), which is how a credit
-    /// granted from sums that missed a refusal finds out (see [`Credit::grant`]).
-    throttled: AtomicU64,
+    /// Every request throttled, and where each bucket began among them, as [`Requests`]
+    /// counts requests: a throttled request is refused as it is counted, in the bucket it was
+    /// counted in, so one running total serves as its window's count, its metric and the
+    /// count a credit orders itself against, with a single atomic add.
+    throttled: Requests,
+    /// Every request the backend refused (counted after the ring). With `throttled`, how a
+    /// credit granted from sums that missed a refusal finds out (see [`Credit::grant`]).
     failures: AtomicU64,
     emitter: Emitter,
     instruments: Instruments,
@@ -95,7 +99,7 @@ impl AdaptiveThrottle {
                 at_cap: Credit::new(),
                 seed: config.seed.unwrap_or_else(|| fastrand::u64(..)),
                 config,
-                throttled: AtomicU64::new(0),
+                throttled: Requests::new(),
                 failures: AtomicU64::new(0),
             }),
         }
@@ -202,7 +206,7 @@ impl AdaptiveThrottle {
             window_accepts,
             rejection_probability: probability(window_requests, window_accepts, &inner.config),
             total_requests,
-            total_throttled: inner.throttled.load(Ordering::Relaxed),
+            total_throttled: inner.throttled.total(),
             total_failures: inner.failures.load(Ordering::Relaxed),
         }
     }
@@ -279,7 +283,8 @@ impl Inner {
         // Every request has its own place in the count, so no two draw the same number.
         let draw = || random::nth_unit(self.seed, counted.total.wrapping_add(1));
         if throttles(p, draw) {
-            self.refuse(bucket, &self.throttled);
+            self.throttled.add_ordered(bucket, Ordering::AcqRel);
+            self.credit.revoke();
             self.instruments.throttled();
             tracing::debug!(target: "resilience::throttle", throttle = %self.name, probability = p, "request throttled");
             self.emitter
@@ -295,34 +300,38 @@ impl Inner {
         Ok(bucket)
     }
 
-    /// The window's accepts: its `requests` less its refusals. A request is accepted unless
-    /// refused, so one still waiting for its answer counts as accepted. Refusals of requests
-    /// counted after `requests` was read may be in the ring already: the difference saturates.
+    /// The window's accepts: its `requests` less its refusals, throttled or failed. A request
+    /// is accepted unless refused, so one still waiting for its answer counts as accepted.
+    /// Refusals of requests counted after `requests` was read may be counted already: the
+    /// difference saturates.
     #[inline]
     fn accepts(&self, requests: u64, bucket: u64) -> u64 {
-        requests.saturating_sub(self.refusals.total(bucket))
+        let throttled = self.throttled.in_window(self.throttled.total(), bucket);
+        requests
+            .saturating_sub(throttled)
+            .saturating_sub(self.refusals.total(bucket))
     }
 
-    /// Refusals counted so far, throttled or failed. A refusal is in the ring before it is
-    /// in these counts (see [`refuse`](Self::refuse)), so sums read after this include every
-    /// refusal it counted.
+    /// Refusals counted so far, throttled or failed. A failure is in the ring before it is
+    /// in its count (see [`refuse`](Self::refuse)), and a throttled request's count is its
+    /// window's, so sums read after this include every refusal it counted.
     fn refused(&self) -> u64 {
-        let throttled = self.throttled.load(Ordering::Acquire);
+        let throttled = self.throttled.total_ordered(Ordering::Acquire);
         throttled.wrapping_add(self.failures.load(Ordering::Acquire))
     }
 
     /// [`refused`](Self::refused), read by read-modify-writes that add nothing: each is
     /// ordered against every refusal's own in its count, which [`Credit::grant`] relies on.
     fn refused_after_grant(&self) -> u64 {
-        let throttled = self.throttled.fetch_add(0, Ordering::AcqRel);
+        let throttled = self.throttled.total_by_read_modify_write();
         throttled.wrapping_add(self.failures.fetch_add(0, Ordering::AcqRel))
     }
 
-    /// Counts a refusal of a request counted in `bucket`, in the window and in `total`, and
-    /// withdraws the credit, which was granted on fewer refusals.
-    fn refuse(&self, bucket: u64, total: &AtomicU64) {
+    /// Counts the backend's refusal of a request counted in `bucket`, in the window and in
+    /// the failures, and withdraws the credit, which was granted on fewer refusals.
+    fn refuse(&self, bucket: u64) {
         self.refusals.add(bucket, 1);
-        total.fetch_add(1, Ordering::AcqRel);
+        self.failures.fetch_add(1, Ordering::AcqRel);
         self.credit.revoke();
     }
 
@@ -331,7 +340,7 @@ impl Inner {
     #[inline]
     fn record(&self, bucket: u64, outcome: Outcome) {
         if outcome == Outcome::Failure {
-            self.refuse(bucket, &self.failures);
+            self.refuse(bucket);
         }
     }
 

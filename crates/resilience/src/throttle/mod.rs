@@ -41,7 +41,8 @@
 //! the difference, so a request counts as accepted from the moment it is sent until a
 //! refusal says otherwise, and an accepted one writes nothing once it was counted. Counting a
 //! request is one atomic add to a running total (the ring only notes where each bucket began
-//! in it), and a refusal one compare-exchange in its bucket. While `p` is 0, a decision sums
+//! in it), a throttled request one more add to a running total of its own, and a refusal by
+//! the backend one compare-exchange in its bucket. While `p` is 0, a decision sums
 //! the window only once in a while: each sum also says how many more requests are certain to
 //! pass (until `requests` would exceed `K·accepts` or reach `min_requests`, within the bucket,
 //! as long as nothing is refused), and those pass on their place in the bucket, with no write

@@ -7,9 +7,9 @@
 //! is the last `BUCKETS` buckets: between `15/16` of its length and the whole of it, sliding by
 //! one bucket at a time.
 //!
-//! Refusals (requests throttled, or refused by the backend) are a [`Ring`] of counts, one per
-//! bucket, summed over the window; the window's accepts are its requests less its refusals.
-//! A refusal is counted in the bucket its request was counted in, so the two leave the window
+//! Refusals by the backend are a [`Ring`] of counts, one per bucket, summed over the window;
+//! the window's accepts are its requests less its refusals and its throttled requests. A
+//! refusal is counted in the bucket its request was counted in, so the two leave the window
 //! together; a refusal that arrives after its bucket has left the ring is dropped, never added
 //! to a newer bucket.
 //!
@@ -17,7 +17,9 @@
 //! a single atomic add, which the throttle's metrics read as their total too. Its ring holds,
 //! per bucket, where in that total the bucket began (written once, by the bucket's first
 //! request), so the window's requests are the total less the start of its oldest bucket, and a
-//! request's place in its bucket is its total less its bucket's start.
+//! request's place in its bucket is its total less its bucket's start. Throttled requests are
+//! counted the same way, in a [`Requests`] of their own: a request is throttled as it is
+//! counted, so its bucket is the current one, and one atomic add counts it.
 //!
 //! The arithmetic on a slot word ([`bump`], [`live`], [`position`], [`newer`]) is pure and
 //! tested on its own; [`Ring`] and [`Requests`] apply it in compare-exchange loops.
@@ -250,7 +252,14 @@ impl Requests {
     /// later request marked the bucket's start first) writes to the ring.
     #[inline]
     pub(crate) fn add(&self, bucket: u64) -> Counted {
-        let total = self.total.fetch_add(1, Ordering::Relaxed);
+        self.add_ordered(bucket, Ordering::Relaxed)
+    }
+
+    /// [`add`](Self::add), with the add to the running total made with `order`: for a count
+    /// whose add a [`Credit`] orders itself against.
+    #[inline]
+    pub(crate) fn add_ordered(&self, bucket: u64, order: Ordering) -> Counted {
+        let total = self.total.fetch_add(1, order);
         let slot = &self.starts[slot(bucket)];
         let mut word = slot.load(Ordering::Relaxed);
         let position = loop {
@@ -300,6 +309,17 @@ impl Requests {
     /// Every request counted so far.
     pub(crate) fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
+    }
+
+    /// [`total`](Self::total), read with `order`.
+    pub(crate) fn total_ordered(&self, order: Ordering) -> u64 {
+        self.total.load(order)
+    }
+
+    /// [`total`](Self::total), read with a read-modify-write that adds nothing: ordered
+    /// against every add in the total's modification order (see [`Credit::grant`]).
+    pub(crate) fn total_by_read_modify_write(&self) -> u64 {
+        self.total.fetch_add(0, Ordering::AcqRel)
     }
 
     /// The requests, of the first `total` counted, in the window ending with bucket `now`:

@@ -315,6 +315,52 @@ async fn an_adaptive_limiter_in_the_pipeline_learns_from_outcomes() {
     );
 }
 
+/// A pipeline without stages or chaos hands its operation straight to the timeout; with
+/// empty stages filled in, it goes through them: the answers and the timeout's counts agree.
+#[tokio::test(start_paused = true)]
+async fn empty_stages_change_nothing_around_the_timeout() {
+    let timeout = || Timeout::new(Duration::from_millis(50)).unwrap();
+    let (bare_timeout, staged_timeout) = (timeout(), timeout());
+    let bare = Pipeline::<u8, Failure>::builder("bare")
+        .timeout(bare_timeout.clone())
+        .build()
+        .unwrap();
+    let staged = Pipeline::<u8, Failure>::builder("staged")
+        .rate_limiter(())
+        .bulkhead(())
+        .timeout(staged_timeout.clone())
+        .build()
+        .unwrap();
+    answers_around_a_timeout(&bare, &bare_timeout).await;
+    answers_around_a_timeout(&staged, &staged_timeout).await;
+}
+
+/// A success, an error and a timed-out call through `pipeline`, counted by its `timeout`.
+async fn answers_around_a_timeout<L: Stage, B: Stage>(
+    pipeline: &Pipeline<u8, Failure, L, B>,
+    timeout: &Timeout,
+) {
+    assert_eq!(pipeline.call(|| async { Ok(1) }).await.unwrap(), 1);
+    assert!(matches!(
+        pipeline.call(|| async { Err(failure()) }).await,
+        Err(Error::Inner(_))
+    ));
+    let slow = pipeline
+        .call(|| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(2)
+        })
+        .await;
+    assert!(slow.unwrap_err().is_timeout());
+    let metrics = timeout.metrics();
+    let counts = (
+        metrics.successful_executions,
+        metrics.failed_executions,
+        metrics.timed_out_executions,
+    );
+    assert_eq!(counts, (1, 1, 1));
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_empty_pipeline_just_calls() {
     let pipeline = Pipeline::<u8, Failure>::builder("empty").build().unwrap();

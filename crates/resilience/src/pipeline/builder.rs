@@ -29,6 +29,7 @@ impl<T, E> Pipeline<T, E> {
                 classifier: Classifier::new(),
                 timeout: None,
                 chaos: None,
+                admission: false,
             },
             breaker: None,
             rate_limiter: (),
@@ -57,6 +58,8 @@ struct Common<T, E> {
     classifier: Classifier<T, E>,
     timeout: Option<Timeout>,
     chaos: Option<Chaos<T, E>>,
+    /// Whether the rate-limiter or bulkhead slot was filled: until then both are `()`.
+    admission: bool,
 }
 
 impl<T, E, L, B, K> PipelineBuilder<T, E, L, B, K> {
@@ -122,7 +125,8 @@ impl<T, E, L, B, K> PipelineBuilder<T, E, L, B, K> {
 
     /// The admission control outside the timeout: a rate limiter, or any [`Stage`] (a
     /// pair admits through both).
-    pub fn rate_limiter<L2: Stage>(self, rate_limiter: L2) -> PipelineBuilder<T, E, L2, B, K> {
+    pub fn rate_limiter<L2: Stage>(mut self, rate_limiter: L2) -> PipelineBuilder<T, E, L2, B, K> {
+        self.common.admission = true;
         PipelineBuilder {
             common: self.common,
             breaker: self.breaker,
@@ -133,7 +137,8 @@ impl<T, E, L, B, K> PipelineBuilder<T, E, L, B, K> {
 
     /// The admission control inside the timeout, right around the call: a bulkhead, load
     /// shedder, backpressure or adaptive limiter, or a pair of them.
-    pub fn bulkhead<B2: Stage>(self, bulkhead: B2) -> PipelineBuilder<T, E, L, B2, K> {
+    pub fn bulkhead<B2: Stage>(mut self, bulkhead: B2) -> PipelineBuilder<T, E, L, B2, K> {
+        self.common.admission = true;
         PipelineBuilder {
             common: self.common,
             breaker: self.breaker,
@@ -147,6 +152,7 @@ impl<T, E, L, B, K> PipelineBuilder<T, E, L, B, K> {
         let common = self.common;
         check::name(&common.name)?;
         Ok(Pipeline {
+            bare: !common.admission && common.chaos.is_none(),
             name: Arc::from(common.name.trim()),
             fallback: common.fallback,
             retry: common.retry,

@@ -32,6 +32,9 @@ pub struct Pipeline<T, E, L = (), B = (), K = CircuitBreaker> {
     pub(super) timeout: Option<Timeout>,
     pub(super) bulkhead: B,
     pub(super) chaos: Option<Chaos<T, E>>,
+    /// No rate limiter, bulkhead or chaos: inside the breaker, an attempt is the timeout
+    /// around the operation alone (the empty stages would admit at once and learn nothing).
+    pub(super) bare: bool,
 }
 
 impl<T, E, L, B, K> Pipeline<T, E, L, B, K>
@@ -108,6 +111,14 @@ where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        // Without stages or chaos, the operation goes straight into the timeout: no state
+        // machine of `isolated` around it.
+        if self.bare {
+            return match &self.timeout {
+                Some(timeout) => timeout.call(operation).await,
+                None => operation().await.map_err(Error::Inner),
+            };
+        }
         // A ready answer is taken without an await; a wait is awaited through its box alone,
         // so this future does not carry a whole answer (room for a rejection) across the await.
         let permit = match self.rate_limiter.admit().permit_or_wait()? {

@@ -127,6 +127,32 @@ impl<T, E> Fallback<T, E> {
         }
     }
 
+    // The three steps of `execute` after its operation, for a caller that awaits the
+    // operation itself (a pipeline awaits its retry in its own future, so the fallback adds
+    // no state machine and no closure around it).
+
+    /// Counts a success of the operation.
+    pub(crate) fn succeeded(&self) {
+        self.inner.succeeded();
+    }
+
+    /// Whether the chain answers `primary`; an error it does not answer is counted as passed
+    /// through.
+    pub(crate) fn selects(&self, primary: &Error<E>) -> bool {
+        self.inner.selects(primary)
+    }
+
+    /// Tries the chain in order for a selected `primary` error.
+    pub(crate) fn recover(
+        &self,
+        primary: Error<E>,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E>
+    where
+        E: fmt::Display,
+    {
+        self.inner.recover(primary)
+    }
+
     /// A snapshot of the counters, with aioresilience's field names.
     pub fn metrics(&self) -> FallbackMetrics {
         let inner = &*self.inner;

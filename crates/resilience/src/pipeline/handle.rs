@@ -49,104 +49,143 @@ where
     ///
     /// Dropping the returned future cancels whatever is running (an attempt, a wait for a
     /// slot, a backoff sleep) and releases every slot and probe it holds.
-    pub async fn call<F, Fut>(&self, operation: F) -> Result<T, Error<E>>
+    // This and the layers below are plain functions returning an `async move` block rather
+    // than `async fn`s: an `async fn` copies its arguments into its future's locals, so each
+    // would be stored, and moved, twice.
+    #[allow(clippy::manual_async_fn)]
+    pub fn call<F, Fut>(
+        &self,
+        operation: F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'_, T, E, L, B, K, F, Fut>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        // Each combination awaited in place, rather than through a closure's future that
-        // matches on the retry: one state machine less between the caller and the attempt.
-        let attempt = || self.attempt(&operation);
-        match (&self.fallback, &self.retry) {
-            (None, None) => attempt().await,
-            (None, Some(retry)) => retry.execute_with(&self.retry_rules, attempt).await,
-            (Some(fallback), None) => fallback.execute(attempt).await,
-            (Some(fallback), Some(retry)) => {
-                fallback
-                    .execute(|| retry.execute_with(&self.retry_rules, attempt))
-                    .await
+        async move {
+            // The retry and the attempt are awaited here, and the fallback answers for their
+            // result here too, rather than through closures and the fallback's own future:
+            // fewer state machines between the caller and the attempt.
+            let result = {
+                let attempt = || self.attempt(&operation);
+                match &self.retry {
+                    None => attempt().await,
+                    Some(retry) => retry.execute_with(&self.retry_rules, attempt).await,
+                }
+            };
+            let Some(fallback) = &self.fallback else {
+                return result;
+            };
+            match settle(fallback, result) {
+                Ok(answer) => answer,
+                // The error moves straight into the chain's future: nothing of the result is
+                // kept beside it.
+                Err(primary) => fallback.recover(primary).await,
             }
         }
     }
 
     /// One attempt of the retry: a race of hedged attempts, each through the breaker and
     /// everything inside it, or a single one.
-    async fn attempt<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
+    #[allow(clippy::manual_async_fn)]
+    fn attempt<'a, F, Fut>(
+        &'a self,
+        operation: &'a F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, L, B, K, F, Fut>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        // The unhedged attempt goes through the breaker here rather than through `guarded`:
-        // one state machine less on every call of a pipeline without hedging.
-        match (&self.hedge, &self.breaker) {
-            (Some(hedge), _) => {
-                hedge
-                    .execute_with(&self.classifier, |_| self.guarded(operation))
-                    .await
+        async move {
+            // The unhedged attempt goes through the breaker here rather than through `guarded`:
+            // one state machine less on every call of a pipeline without hedging.
+            match (&self.hedge, &self.breaker) {
+                (Some(hedge), _) => {
+                    hedge
+                        .execute_with(&self.classifier, |_| self.guarded(operation))
+                        .await
+                }
+                (None, Some(breaker)) => {
+                    stage::execute(breaker, &self.classifier, || self.limited(operation)).await
+                }
+                (None, None) => self.limited(operation).await,
             }
-            (None, Some(breaker)) => {
-                stage::execute(breaker, &self.classifier, || self.limited(operation)).await
-            }
-            (None, None) => self.limited(operation).await,
         }
     }
 
     /// One hedged attempt: circuit breaker around the rest.
-    async fn guarded<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
+    #[allow(clippy::manual_async_fn)]
+    fn guarded<'a, F, Fut>(
+        &'a self,
+        operation: &'a F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, L, B, K, F, Fut>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        match &self.breaker {
-            Some(breaker) => {
-                stage::execute(breaker, &self.classifier, || self.limited(operation)).await
+        async move {
+            match &self.breaker {
+                Some(breaker) => {
+                    stage::execute(breaker, &self.classifier, || self.limited(operation)).await
+                }
+                None => self.limited(operation).await,
             }
-            None => self.limited(operation).await,
         }
     }
 
     /// Rate limiter around the timeout.
-    async fn limited<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
+    #[allow(clippy::manual_async_fn)]
+    fn limited<'a, F, Fut>(
+        &'a self,
+        operation: &'a F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, L, B, K, F, Fut>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        // Without stages or chaos, the operation goes straight into the timeout: no state
-        // machine of `isolated` around it.
-        if self.bare {
-            return match &self.timeout {
-                Some(timeout) => timeout.call(operation).await,
-                None => operation().await.map_err(Error::Inner),
+        async move {
+            // Without stages or chaos, the operation goes straight into the timeout: no
+            // state machine of `isolated` around it.
+            if self.bare {
+                return match &self.timeout {
+                    Some(timeout) => timeout.call(operation).await,
+                    None => operation().await.map_err(Error::Inner),
+                };
+            }
+            // A ready answer is taken without an await; a wait is awaited through its box alone,
+            // so this future does not carry a whole answer (room for a rejection) across the await.
+            let permit = match self.rate_limiter.admit().permit_or_wait()? {
+                Ok(permit) => permit,
+                Err(waiting) => waiting.await?,
             };
+            let result = match &self.timeout {
+                Some(timeout) => timeout.execute(|| self.isolated(operation)).await,
+                None => self.isolated(operation).await,
+            };
+            self.complete(permit, result)
         }
-        // A ready answer is taken without an await; a wait is awaited through its box alone,
-        // so this future does not carry a whole answer (room for a rejection) across the await.
-        let permit = match self.rate_limiter.admit().permit_or_wait()? {
-            Ok(permit) => permit,
-            Err(waiting) => waiting.await?,
-        };
-        let result = match &self.timeout {
-            Some(timeout) => timeout.execute(|| self.isolated(operation)).await,
-            None => self.isolated(operation).await,
-        };
-        self.complete(permit, result)
     }
 
     /// Bulkhead around the call itself.
-    async fn isolated<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
+    #[allow(clippy::manual_async_fn)]
+    fn isolated<'a, F, Fut>(
+        &'a self,
+        operation: &'a F,
+    ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, L, B, K, F, Fut>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let permit = match self.bulkhead.admit().permit_or_wait()? {
-            Ok(permit) => permit,
-            Err(waiting) => waiting.await?,
-        };
-        let result = match &self.chaos {
-            Some(chaos) => chaos.call(operation).await,
-            None => operation().await.map_err(Error::Inner),
-        };
-        self.complete(permit, result)
+        async move {
+            let permit = match self.bulkhead.admit().permit_or_wait()? {
+                Ok(permit) => permit,
+                Err(waiting) => waiting.await?,
+            };
+            let result = match &self.chaos {
+                Some(chaos) => chaos.call(operation).await,
+                None => operation().await.map_err(Error::Inner),
+            };
+            self.complete(permit, result)
+        }
     }
 
     /// Tells an admission permit how the call went, if it learns from outcomes (adaptive
@@ -169,6 +208,23 @@ where
         );
         permit.record(outcome);
         result
+    }
+}
+
+/// What `fallback` makes of its inner `result` without running its chain: the answer, or
+/// (as the error) the primary error its chain must answer.
+#[inline]
+fn settle<T, E>(
+    fallback: &Fallback<T, E>,
+    result: Result<T, Error<E>>,
+) -> Result<Result<T, Error<E>>, Error<E>> {
+    match result {
+        Ok(value) => {
+            fallback.succeeded();
+            Ok(Ok(value))
+        }
+        Err(primary) if fallback.selects(&primary) => Err(primary),
+        Err(primary) => Ok(Err(primary)),
     }
 }
 

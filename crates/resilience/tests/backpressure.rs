@@ -404,7 +404,9 @@ fn lock_free_and_locked_paths_agree_across_threads() {
                             refused.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    if held.len() > (i % 5) as usize {
+                    // Up to 11 held by one thread, past the high mark on its own: refusals
+                    // come however the threads happen to interleave on a busy machine.
+                    if held.len() > (i % 12) as usize {
                         held.clear();
                     }
                     if thread == 0 && i % 500 == 0 {

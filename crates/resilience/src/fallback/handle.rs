@@ -117,29 +117,32 @@ impl<T, E> Fallback<T, E> {
         Fut: Future<Output = Result<T, Error<E>>>,
         E: fmt::Display,
     {
-        match operation().await {
-            Ok(value) => {
-                self.inner.succeeded();
-                Ok(value)
-            }
-            Err(primary) if self.inner.selects(&primary) => self.inner.recover(primary).await,
-            Err(primary) => Err(primary),
+        match self.settle(operation().await) {
+            Ok(answer) => answer,
+            Err(primary) => self.recover(primary).await,
         }
     }
 
-    // The three steps of `execute` after its operation, for a caller that awaits the
-    // operation itself (a pipeline awaits its retry in its own future, so the fallback adds
-    // no state machine and no closure around it).
+    // The two steps of `execute` after its operation, for a caller that awaits the operation
+    // itself (a pipeline awaits its retry in its own future, so the fallback adds no state
+    // machine and no closure around it).
 
-    /// Counts a success of the operation.
-    pub(crate) fn succeeded(&self) {
-        self.inner.succeeded();
-    }
-
-    /// Whether the chain answers `primary`; an error it does not answer is counted as passed
-    /// through.
-    pub(crate) fn selects(&self, primary: &Error<E>) -> bool {
-        self.inner.selects(primary)
+    /// What the fallback makes of the operation's `result` without running its chain: the
+    /// answer (a success, counted, or an error the chain does not answer, counted as passed
+    /// through), or, as the error, the primary error the chain must answer.
+    #[inline]
+    pub(crate) fn settle(
+        &self,
+        result: Result<T, Error<E>>,
+    ) -> Result<Result<T, Error<E>>, Error<E>> {
+        match result {
+            Ok(value) => {
+                self.inner.succeeded();
+                Ok(Ok(value))
+            }
+            Err(primary) if self.inner.selects(&primary) => Err(primary),
+            Err(primary) => Ok(Err(primary)),
+        }
     }
 
     /// Tries the chain in order for a selected `primary` error.

@@ -75,7 +75,7 @@ where
             let Some(fallback) = &self.fallback else {
                 return result;
             };
-            match settle(fallback, result) {
+            match fallback.settle(result) {
                 Ok(answer) => answer,
                 // The error moves straight into the chain's future: nothing of the result is
                 // kept beside it.
@@ -208,23 +208,6 @@ where
         );
         permit.record(outcome);
         result
-    }
-}
-
-/// What `fallback` makes of its inner `result` without running its chain: the answer, or
-/// (as the error) the primary error its chain must answer.
-#[inline]
-fn settle<T, E>(
-    fallback: &Fallback<T, E>,
-    result: Result<T, Error<E>>,
-) -> Result<Result<T, Error<E>>, Error<E>> {
-    match result {
-        Ok(value) => {
-            fallback.succeeded();
-            Ok(Ok(value))
-        }
-        Err(primary) if fallback.selects(&primary) => Err(primary),
-        Err(primary) => Ok(Err(primary)),
     }
 }
 

@@ -52,7 +52,10 @@ where
     // This and the layers below are plain functions returning an `async move` block rather
     // than `async fn`s: an `async fn` copies its arguments into its future's locals, so each
     // would be stored, and moved, twice.
-    #[allow(clippy::manual_async_fn)]
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep its arguments twice (as passed and as bound), in every call's future"
+    )]
     pub fn call<F, Fut>(
         &self,
         operation: F,
@@ -86,7 +89,10 @@ where
 
     /// One attempt of the retry: a race of hedged attempts, each through the breaker and
     /// everything inside it, or a single one.
-    #[allow(clippy::manual_async_fn)]
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep its arguments twice (as passed and as bound), in every call's future"
+    )]
     fn attempt<'a, F, Fut>(
         &'a self,
         operation: &'a F,
@@ -113,7 +119,10 @@ where
     }
 
     /// One hedged attempt: circuit breaker around the rest.
-    #[allow(clippy::manual_async_fn)]
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep its arguments twice (as passed and as bound), in every call's future"
+    )]
     fn guarded<'a, F, Fut>(
         &'a self,
         operation: &'a F,
@@ -133,7 +142,10 @@ where
     }
 
     /// Rate limiter around the timeout.
-    #[allow(clippy::manual_async_fn)]
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep its arguments twice (as passed and as bound), in every call's future"
+    )]
     fn limited<'a, F, Fut>(
         &'a self,
         operation: &'a F,
@@ -166,7 +178,10 @@ where
     }
 
     /// Bulkhead around the call itself.
-    #[allow(clippy::manual_async_fn)]
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep its arguments twice (as passed and as bound), in every call's future"
+    )]
     fn isolated<'a, F, Fut>(
         &'a self,
         operation: &'a F,

@@ -49,9 +49,6 @@ where
     ///
     /// Dropping the returned future cancels whatever is running (an attempt, a wait for a
     /// slot, a backoff sleep) and releases every slot and probe it holds.
-    // This and the layers below are plain functions returning an `async move` block rather
-    // than `async fn`s: an `async fn` copies its arguments into its future's locals, so each
-    // would be stored, and moved, twice.
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn would keep its arguments twice (as passed and as bound), in every call's future"
@@ -89,118 +86,82 @@ where
 
     /// One attempt of the retry: a race of hedged attempts, each through the breaker and
     /// everything inside it, or a single one.
-    #[expect(
-        clippy::manual_async_fn,
-        reason = "an async fn would keep its arguments twice (as passed and as bound), in every call's future"
-    )]
-    fn attempt<'a, F, Fut>(
-        &'a self,
-        operation: &'a F,
-    ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, L, B, K, F, Fut>
+    async fn attempt<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        async move {
-            // The unhedged attempt goes through the breaker here rather than through `guarded`:
-            // one state machine less on every call of a pipeline without hedging.
-            match (&self.hedge, &self.breaker) {
-                (Some(hedge), _) => {
-                    hedge
-                        .execute_with(&self.classifier, |_| self.guarded(operation))
-                        .await
-                }
-                (None, Some(breaker)) => {
-                    stage::execute(breaker, &self.classifier, || self.limited(operation)).await
-                }
-                (None, None) => self.limited(operation).await,
+        // The unhedged attempt goes through the breaker here rather than through `guarded`:
+        // one state machine less on every call of a pipeline without hedging.
+        match (&self.hedge, &self.breaker) {
+            (Some(hedge), _) => {
+                hedge
+                    .execute_with(&self.classifier, |_| self.guarded(operation))
+                    .await
             }
+            (None, Some(breaker)) => {
+                stage::execute(breaker, &self.classifier, || self.limited(operation)).await
+            }
+            (None, None) => self.limited(operation).await,
         }
     }
 
     /// One hedged attempt: circuit breaker around the rest.
-    #[expect(
-        clippy::manual_async_fn,
-        reason = "an async fn would keep its arguments twice (as passed and as bound), in every call's future"
-    )]
-    fn guarded<'a, F, Fut>(
-        &'a self,
-        operation: &'a F,
-    ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, L, B, K, F, Fut>
+    async fn guarded<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        async move {
-            match &self.breaker {
-                Some(breaker) => {
-                    stage::execute(breaker, &self.classifier, || self.limited(operation)).await
-                }
-                None => self.limited(operation).await,
+        match &self.breaker {
+            Some(breaker) => {
+                stage::execute(breaker, &self.classifier, || self.limited(operation)).await
             }
+            None => self.limited(operation).await,
         }
     }
 
     /// Rate limiter around the timeout.
-    #[expect(
-        clippy::manual_async_fn,
-        reason = "an async fn would keep its arguments twice (as passed and as bound), in every call's future"
-    )]
-    fn limited<'a, F, Fut>(
-        &'a self,
-        operation: &'a F,
-    ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, L, B, K, F, Fut>
+    async fn limited<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        async move {
-            // Without stages or chaos, the operation goes straight into the timeout: no
-            // state machine of `isolated` around it.
-            if self.bare {
-                return match &self.timeout {
-                    Some(timeout) => timeout.call(operation).await,
-                    None => operation().await.map_err(Error::Inner),
-                };
-            }
-            // A ready answer is taken without an await; a wait is awaited through its box alone,
-            // so this future does not carry a whole answer (room for a rejection) across the await.
-            let permit = match self.rate_limiter.admit().permit_or_wait()? {
-                Ok(permit) => permit,
-                Err(waiting) => waiting.await?,
+        // Without stages or chaos, the operation goes straight into the timeout: no
+        // state machine of `isolated` around it.
+        if self.bare {
+            return match &self.timeout {
+                Some(timeout) => timeout.call(operation).await,
+                None => operation().await.map_err(Error::Inner),
             };
-            let result = match &self.timeout {
-                Some(timeout) => timeout.execute(|| self.isolated(operation)).await,
-                None => self.isolated(operation).await,
-            };
-            self.complete(permit, result)
         }
+        // A ready answer is taken without an await; a wait is awaited through its box alone,
+        // so this future does not carry a whole answer (room for a rejection) across the await.
+        let permit = match self.rate_limiter.admit().permit_or_wait()? {
+            Ok(permit) => permit,
+            Err(waiting) => waiting.await?,
+        };
+        let result = match &self.timeout {
+            Some(timeout) => timeout.execute(|| self.isolated(operation)).await,
+            None => self.isolated(operation).await,
+        };
+        self.complete(permit, result)
     }
 
     /// Bulkhead around the call itself.
-    #[expect(
-        clippy::manual_async_fn,
-        reason = "an async fn would keep its arguments twice (as passed and as bound), in every call's future"
-    )]
-    fn isolated<'a, F, Fut>(
-        &'a self,
-        operation: &'a F,
-    ) -> impl Future<Output = Result<T, Error<E>>> + use<'a, T, E, L, B, K, F, Fut>
+    async fn isolated<F, Fut>(&self, operation: &F) -> Result<T, Error<E>>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        async move {
-            let permit = match self.bulkhead.admit().permit_or_wait()? {
-                Ok(permit) => permit,
-                Err(waiting) => waiting.await?,
-            };
-            let result = match &self.chaos {
-                Some(chaos) => chaos.call(operation).await,
-                None => operation().await.map_err(Error::Inner),
-            };
-            self.complete(permit, result)
-        }
+        let permit = match self.bulkhead.admit().permit_or_wait()? {
+            Ok(permit) => permit,
+            Err(waiting) => waiting.await?,
+        };
+        let result = match &self.chaos {
+            Some(chaos) => chaos.call(operation).await,
+            None => operation().await.map_err(Error::Inner),
+        };
+        self.complete(permit, result)
     }
 
     /// Tells an admission permit how the call went, if it learns from outcomes (adaptive

@@ -1,5 +1,7 @@
 //! A cache hit: ours (with a time to live, through the handle and the tower layer) side by
-//! side with a bare `quick_cache` hit, the store ours is built on.
+//! side with a bare `quick_cache` hit, the store ours is built on, which keeps no time to
+//! live, and with a `moka` hit, whose synchronous cache keeps one (and a time to idle) as ours
+//! does: the peer of our hits with a time to live.
 //!
 //! Futures are polled once with no runtime (`now_or_never`) and their output is matched, as
 //! a caller awaiting them would (as in `benches/admission.rs`), rather than returned whole:
@@ -31,6 +33,26 @@ fn hit(c: &mut Criterion) {
     }
     assert_eq!(bare.get(&7), Some(7));
     group.bench_function("quick_cache_get", |b| b.iter(|| bare.get(black_box(&7))));
+
+    let moka_ttl = moka::sync::Cache::<u64, u64>::builder()
+        .max_capacity(10_000)
+        .time_to_live(Duration::from_secs(3600))
+        .build();
+    let moka_idle = moka::sync::Cache::<u64, u64>::builder()
+        .max_capacity(10_000)
+        .time_to_live(Duration::from_secs(3600))
+        .time_to_idle(Duration::from_secs(600))
+        .build();
+    for key in 0..1_000 {
+        moka_ttl.insert(key, key);
+        moka_idle.insert(key, key);
+    }
+    assert_eq!(moka_ttl.get(&7), Some(7));
+    assert_eq!(moka_idle.get(&7), Some(7));
+    group.bench_function("moka_get_ttl", |b| b.iter(|| moka_ttl.get(black_box(&7))));
+    group.bench_function("moka_get_ttl_idle", |b| {
+        b.iter(|| moka_idle.get(black_box(&7)))
+    });
 
     let ttl = Cache::<u64, u64>::builder("ttl")
         .ttl(Duration::from_secs(3600))

@@ -21,10 +21,16 @@ pub(crate) trait Slots {
 }
 
 /// A permit of handle `S`, which it borrows or owns as `H`, holding `S::Held`.
+///
+/// The handle is given up when the permit ends: that is how the permit knows it has ended,
+/// without a flag of its own. Every handle is a reference or a reference count, so `None`
+/// costs no room, and a permit whose `Held` is one word is two words, which move in
+/// registers; a larger permit is copied through memory each time it moves, and read back
+/// right after it was written, which costs more than the copy.
 pub(crate) struct Ticket<S: Slots, H: Borrow<S>> {
-    handle: H,
+    /// `None` once the permit has ended.
+    handle: Option<H>,
     held: S::Held,
-    ended: bool,
 }
 
 impl<S: Slots, H: Borrow<S>> Ticket<S, H> {
@@ -32,23 +38,24 @@ impl<S: Slots, H: Borrow<S>> Ticket<S, H> {
     #[inline]
     pub(crate) fn new(handle: H, held: S::Held) -> Self {
         Self {
-            handle,
+            handle: Some(handle),
             held,
-            ended: false,
         }
     }
 
     /// The handle the permit was taken from.
     #[inline]
     pub(crate) fn handle(&self) -> &S {
-        self.handle.borrow()
+        self.holder().borrow()
     }
 
     /// The handle as the permit keeps it: for a borrowing permit, the borrow itself, which
     /// outlives the permit.
     #[inline]
     pub(crate) fn holder(&self) -> &H {
-        &self.handle
+        self.handle
+            .as_ref()
+            .expect("a permit ends only when it is recorded or dropped")
     }
 
     /// What the permit holds.
@@ -60,16 +67,21 @@ impl<S: Slots, H: Borrow<S>> Ticket<S, H> {
     /// Ends the permit with `outcome`.
     #[inline]
     pub(crate) fn record(mut self, outcome: Outcome) {
-        self.ended = true;
-        self.handle.borrow().end(self.held, outcome);
+        self.end(outcome);
+    }
+
+    /// Gives back what the permit holds, once.
+    #[inline]
+    fn end(&mut self, outcome: Outcome) {
+        if let Some(handle) = self.handle.take() {
+            handle.borrow().end(self.held, outcome);
+        }
     }
 }
 
 impl<S: Slots, H: Borrow<S>> Drop for Ticket<S, H> {
     #[inline]
     fn drop(&mut self) {
-        if !self.ended {
-            self.handle.borrow().end(self.held, Outcome::Ignored);
-        }
+        self.end(Outcome::Ignored);
     }
 }

@@ -215,7 +215,8 @@ impl Stage for Bulkhead {
 
     #[inline]
     fn end_lease(&self, token: LeaseToken, outcome: Outcome) {
-        self.inner.release(token.started(), outcome);
+        self.inner
+            .release(self.inner.started(token.started()), outcome);
     }
 }
 

@@ -106,6 +106,7 @@ mod layer;
 mod metrics;
 mod permit;
 mod slots;
+mod started;
 mod state;
 
 pub use builder::BulkheadBuilder;

@@ -4,6 +4,7 @@ use std::fmt;
 
 use tokio::time::Instant;
 
+use super::started::Started;
 use super::Bulkhead;
 use crate::classify::Outcome;
 use crate::ticket::{Slots, Ticket};
@@ -11,10 +12,10 @@ use crate::ticket::{Slots, Ticket};
 /// A permit holds when its slot was taken, if the clock was read for a listener of
 /// `bulkhead_released` (see `Inner::try_enter`).
 impl Slots for Bulkhead {
-    type Held = Option<Instant>;
+    type Held = Started;
 
     #[inline(always)]
-    fn end(&self, started: Option<Instant>, outcome: Outcome) {
+    fn end(&self, started: Started, outcome: Outcome) {
         self.inner.release(started, outcome);
     }
 }
@@ -53,6 +54,7 @@ pub struct OwnedPermit(Ticket<Bulkhead, Bulkhead>);
 impl<'a> Permit<'a> {
     #[inline]
     pub(super) fn new(bulkhead: &'a Bulkhead, started: Option<Instant>) -> Self {
+        let started = bulkhead.inner.started(started);
         Self(Ticket::new(bulkhead, started))
     }
 
@@ -73,6 +75,7 @@ impl<'a> Permit<'a> {
 impl OwnedPermit {
     #[inline]
     pub(super) fn new(bulkhead: Bulkhead, started: Option<Instant>) -> Self {
+        let started = bulkhead.inner.started(started);
         Self(Ticket::new(bulkhead, started))
     }
 

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::instruments::Instruments;
+use super::started::Started;
 use super::{state, BulkheadConfig, BulkheadEvent, BulkheadMetrics};
 use crate::classify::Outcome;
 use crate::error::Name;
@@ -67,6 +68,8 @@ pub(super) struct Inner {
     max_concurrent: AtomicU32,
     /// Only ever written when it rises: the free-slot path reads it and moves on.
     peak_active: AtomicU32,
+    /// When the bulkhead was made: the time zero of its permits' [`Started`].
+    epoch: Instant,
     /// How calls ended, by [`Outcome`] (success, failure, ignored), counted per thread: a
     /// returning slot pays no atomic read-modify-write for its count.
     outcomes: ResettableTally<3>,
@@ -121,6 +124,7 @@ impl Inner {
             debt: AtomicU32::new(0),
             max_concurrent: AtomicU32::new(config.max_concurrent),
             peak_active: AtomicU32::new(0),
+            epoch: Instant::now(),
             outcomes: ResettableTally::new(),
             rejected: Default::default(),
             wait_nanos: AtomicU64::new(0),
@@ -130,6 +134,12 @@ impl Inner {
 
     pub(super) fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// `at`, the instant a slot was taken if the clock was read, as its permit keeps it.
+    #[inline]
+    pub(super) fn started(&self, at: Option<Instant>) -> Started {
+        Started::new(self.epoch, at)
     }
 
     pub(super) fn events(&self) -> &EventBus {
@@ -419,7 +429,7 @@ impl Inner {
 
     /// Gives a slot back, counting how the call went.
     #[inline(always)]
-    pub(super) fn release(&self, started: Option<Instant>, outcome: Outcome) {
+    pub(super) fn release(&self, started: Started, outcome: Outcome) {
         self.return_slot();
         self.outcomes.add(match outcome {
             Outcome::Success => SUCCESSES,
@@ -434,10 +444,12 @@ impl Inner {
 
     /// The event of a slot given back (built only if someone listens).
     #[cold]
-    fn announce_release(&self, started: Option<Instant>) {
+    fn announce_release(&self, started: Started) {
         self.emitter.emit(|| BulkheadEvent::BulkheadReleased {
             active: self.active(),
-            held: started.map_or(Duration::ZERO, |at| at.elapsed()),
+            held: started
+                .at(self.epoch)
+                .map_or(Duration::ZERO, |at| at.elapsed()),
         });
     }
 

@@ -1,6 +1,7 @@
 //! [`AdaptiveLimiter`]: the async shell around a [`LimitAlgorithm`].
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -219,6 +220,7 @@ impl AdaptiveLimiter {
         }
     }
 
+    #[inline]
     fn enter(&self) -> Option<OwnedPermit> {
         let admission = self.take_slot()?;
         Some(OwnedPermit::new(self.clone(), admission))
@@ -241,7 +243,8 @@ impl AdaptiveLimiter {
         inner.instruments.accepted.increment();
         Some(Admission {
             started,
-            in_flight: admitted + 1,
+            // At most the limit, itself a `u32`.
+            in_flight: NonZeroU32::MIN.saturating_add(admitted),
         })
     }
 
@@ -598,6 +601,7 @@ impl fmt::Debug for AdaptiveLimiter {
 impl Stage for AdaptiveLimiter {
     type Permit = OwnedPermit;
 
+    #[inline]
     fn admit(&self) -> Admit<OwnedPermit> {
         match self.enter() {
             Some(permit) => Admit::admitted(permit),
@@ -620,7 +624,7 @@ impl Stage for AdaptiveLimiter {
     fn lease(&self) -> Leased<OwnedPermit> {
         match self.take_slot() {
             Some(Admission { started, in_flight }) => Leased::Token(
-                LeaseToken::new(u64::from(in_flight))
+                LeaseToken::new(u64::from(in_flight.get()))
                     .started_at(self.inner.started_at(started))
                     .wanting_outcome(),
             ),

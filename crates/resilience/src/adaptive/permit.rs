@@ -2,6 +2,7 @@
 //! outcome and latency.
 
 use std::fmt;
+use std::num::NonZeroU32;
 
 use tokio::time::Instant;
 
@@ -47,10 +48,14 @@ pub struct OwnedPermit(Ticket<AdaptiveLimiter, AdaptiveLimiter>);
 
 /// When a call was admitted, and the calls in flight with it: what its sample needs besides
 /// the outcome.
+///
+/// The count includes the call itself, so it is never zero: that leaves room for the `None` of
+/// an `Option` of a permit (where the tower layer keeps the permit for the next call), which
+/// then is no larger than the permit.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Admission {
     pub(super) started: Started,
-    pub(super) in_flight: u32,
+    pub(super) in_flight: NonZeroU32,
 }
 
 /// A permit ends its call: the slot is freed and the sample goes to the algorithm.
@@ -60,7 +65,7 @@ impl Slots for AdaptiveLimiter {
     #[inline]
     fn end(&self, admission: Admission, outcome: Outcome) {
         self.inner
-            .complete(admission.started, admission.in_flight, outcome);
+            .complete(admission.started, admission.in_flight.get(), outcome);
     }
 }
 
@@ -76,7 +81,7 @@ macro_rules! permit_methods {
 
         /// Calls in flight when it was admitted, itself included.
         pub fn in_flight_at_admission(&self) -> u32 {
-            self.0.held().in_flight
+            self.0.held().in_flight.get()
         }
 
         /// The limiter this slot belongs to.

@@ -4,7 +4,7 @@ mod held;
 
 use std::fmt;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -243,14 +243,20 @@ where
         match this.kind.project() {
             KindProj::Inner { mut body } => {
                 this.held.asked();
-                let frame = ready!(body.as_mut().poll_frame(cx));
-                match &frame {
-                    None => this.held.finish(BodyEnd::Complete),
-                    Some(Err(_)) => this.held.finish(BodyEnd::Error),
-                    Some(Ok(_)) if body.is_end_stream() => this.held.finish(BodyEnd::Complete),
-                    Some(Ok(_)) => this.held.answered(),
+                // Looked at in place and handed back whole: taking the frame out of the poll
+                // (`ready!`) copies it the moment the inner body has written it, and the
+                // processor stalls reading back stores it has not finished.
+                let poll = body.as_mut().poll_frame(cx);
+                match &poll {
+                    Poll::Pending => {}
+                    Poll::Ready(None) => this.held.finish(BodyEnd::Complete),
+                    Poll::Ready(Some(Err(_))) => this.held.finish(BodyEnd::Error),
+                    Poll::Ready(Some(Ok(_))) if body.is_end_stream() => {
+                        this.held.finish(BodyEnd::Complete);
+                    }
+                    Poll::Ready(Some(Ok(_))) => this.held.answered(),
                 }
-                Poll::Ready(frame)
+                poll
             }
             KindProj::Full { data } => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
         }

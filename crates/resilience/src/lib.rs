@@ -27,6 +27,7 @@ pub mod rate_limit;
 pub mod registry;
 pub mod retry;
 pub mod stage;
+mod started;
 mod sync;
 mod tally;
 pub mod telemetry;

@@ -23,6 +23,7 @@ use crate::clock::Clock;
 use crate::error::Name;
 use crate::events::{Emitter, EventBus};
 use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
+use crate::started::Started;
 use crate::tally::Tally;
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
@@ -382,13 +383,13 @@ impl Inner {
         if self.hot.window.is_counting() {
             Started::UNTIMED
         } else {
-            Started(self.clock.nanos())
+            Started::at_nanos(self.clock.nanos())
         }
     }
 
     /// `started` as an instant, if the call was timed.
     pub(super) fn started_at(&self, started: Started) -> Option<Instant> {
-        started.nanos().map(|nanos| self.clock.instant_at(nanos))
+        started.instant(&self.clock)
     }
 
     /// Ends a call: frees its slot, feeds its outcome (or its sample) to the algorithm, wakes
@@ -556,19 +557,6 @@ impl Learner {
     }
 }
 
-/// When a call started, in nanoseconds on the limiter's clock, or [`UNTIMED`](Self::UNTIMED).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Started(u64);
-
-impl Started {
-    /// Not timed: the limiter's algorithm measures no latency.
-    const UNTIMED: Self = Self(u64::MAX);
-
-    fn nanos(self) -> Option<u64> {
-        (self != Self::UNTIMED).then_some(self.0)
-    }
-}
-
 /// Counts a caller as waiting for as long as it lives, even if its future is dropped.
 struct Waiting<'a>(&'a Inner);
 
@@ -635,9 +623,7 @@ impl Stage for AdaptiveLimiter {
     #[inline]
     fn end_lease(&self, token: LeaseToken, outcome: Outcome) {
         let inner = &*self.inner;
-        let started = token
-            .started()
-            .map_or(Started::UNTIMED, |at| Started(inner.clock.nanos_at(at)));
+        let started = Started::of(&inner.clock, token.started());
         let in_flight = u32::try_from(token.tag()).unwrap_or(u32::MAX);
         inner.complete(started, in_flight, outcome);
     }

@@ -6,9 +6,9 @@ use std::num::NonZeroU32;
 
 use tokio::time::Instant;
 
-use super::handle::Started;
 use super::AdaptiveLimiter;
 use crate::classify::Outcome;
+use crate::started::Started;
 use crate::ticket::{Slots, Ticket};
 
 /// A slot of an [`AdaptiveLimiter`], borrowing it. Made by

@@ -106,7 +106,6 @@ mod layer;
 mod metrics;
 mod permit;
 mod slots;
-mod started;
 mod state;
 
 pub use builder::BulkheadBuilder;

@@ -4,9 +4,9 @@ use std::fmt;
 
 use tokio::time::Instant;
 
-use super::started::Started;
 use super::Bulkhead;
 use crate::classify::Outcome;
+use crate::started::Started;
 use crate::ticket::{Slots, Ticket};
 
 /// A permit holds when its slot was taken, if the clock was read for a listener of
@@ -106,5 +106,18 @@ impl fmt::Debug for OwnedPermit {
         f.debug_struct("OwnedPermit")
             .field("bulkhead", &self.bulkhead().name())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_permit_is_two_words() {
+        let two_words = 2 * std::mem::size_of::<usize>();
+        assert_eq!(std::mem::size_of::<OwnedPermit>(), two_words);
+        assert_eq!(std::mem::size_of::<Permit<'_>>(), two_words);
+        assert_eq!(std::mem::size_of::<Option<OwnedPermit>>(), two_words);
     }
 }

@@ -9,11 +9,12 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::instruments::Instruments;
-use super::started::Started;
 use super::{state, BulkheadConfig, BulkheadEvent, BulkheadMetrics};
 use crate::classify::Outcome;
+use crate::clock::Clock;
 use crate::error::Name;
 use crate::events::{Emitter, EventBus};
+use crate::started::Started;
 use crate::sync::atomic::{
     fence, AtomicU32, AtomicU64,
     Ordering::{AcqRel, Acquire, Relaxed, SeqCst},
@@ -68,8 +69,9 @@ pub(super) struct Inner {
     max_concurrent: AtomicU32,
     /// Only ever written when it rises: the free-slot path reads it and moves on.
     peak_active: AtomicU32,
-    /// When the bulkhead was made: the time zero of its permits' [`Started`].
-    epoch: Instant,
+    /// The timeline its permits keep when their slots were taken on ([`Started`]): read
+    /// only to tell a `bulkhead_released` listener how long a slot was held.
+    clock: Clock,
     /// How calls ended, by [`Outcome`] (success, failure, ignored), counted per thread: a
     /// returning slot pays no atomic read-modify-write for its count.
     outcomes: ResettableTally<3>,
@@ -124,7 +126,7 @@ impl Inner {
             debt: AtomicU32::new(0),
             max_concurrent: AtomicU32::new(config.max_concurrent),
             peak_active: AtomicU32::new(0),
-            epoch: Instant::now(),
+            clock: Clock::new(),
             outcomes: ResettableTally::new(),
             rejected: Default::default(),
             wait_nanos: AtomicU64::new(0),
@@ -139,7 +141,7 @@ impl Inner {
     /// `at`, the instant a slot was taken if the clock was read, as its permit keeps it.
     #[inline]
     pub(super) fn started(&self, at: Option<Instant>) -> Started {
-        Started::new(self.epoch, at)
+        Started::of(&self.clock, at)
     }
 
     pub(super) fn events(&self) -> &EventBus {
@@ -448,7 +450,7 @@ impl Inner {
         self.emitter.emit(|| BulkheadEvent::BulkheadReleased {
             active: self.active(),
             held: started
-                .at(self.epoch)
+                .instant(&self.clock)
                 .map_or(Duration::ZERO, |at| at.elapsed()),
         });
     }

@@ -85,3 +85,69 @@ impl<S: Slots, H: Borrow<S>> Drop for Ticket<S, H> {
         self.end(Outcome::Ignored);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::mem::size_of;
+    use std::rc::Rc;
+
+    use super::*;
+
+    /// Every end it is told of, in order.
+    #[derive(Default)]
+    struct Ends(RefCell<Vec<(u64, Outcome)>>);
+
+    impl Slots for Ends {
+        type Held = u64;
+
+        fn end(&self, held: u64, outcome: Outcome) {
+            self.0.borrow_mut().push((held, outcome));
+        }
+    }
+
+    #[test]
+    fn a_permit_ends_exactly_once_recorded_or_dropped() {
+        let ends = Ends::default();
+        Ticket::<Ends, _>::new(&ends, 1).record(Outcome::Success);
+        drop(Ticket::<Ends, _>::new(&ends, 2));
+        let owned = Rc::new(Ends::default());
+        Ticket::<Ends, _>::new(Rc::clone(&owned), 3).record(Outcome::Failure);
+        assert_eq!(
+            *ends.0.borrow(),
+            [(1, Outcome::Success), (2, Outcome::Ignored)]
+        );
+        assert_eq!(*owned.0.borrow(), [(3, Outcome::Failure)]);
+        assert_eq!(Rc::strong_count(&owned), 1, "the handle is given back");
+    }
+
+    #[test]
+    fn permits_fit_in_registers() {
+        let word = size_of::<usize>();
+        // A handle and one word: moved in two registers, never through memory.
+        for (name, size) in [
+            ("bulkhead", size_of::<crate::bulkhead::OwnedPermit>()),
+            (
+                "bulkhead borrowed",
+                size_of::<crate::bulkhead::Permit<'_>>(),
+            ),
+            (
+                "bulkhead kept",
+                size_of::<Option<crate::bulkhead::OwnedPermit>>(),
+            ),
+            ("throttle", size_of::<crate::throttle::OwnedPermit>()),
+            ("load shedder", size_of::<crate::load_shed::OwnedPermit>()),
+            (
+                "load shedder kept",
+                size_of::<Option<crate::load_shed::OwnedPermit>>(),
+            ),
+        ] {
+            assert_eq!(size, 2 * word, "{name}");
+        }
+        assert_eq!(size_of::<crate::backpressure::OwnedPermit>(), word);
+        // The adaptive limiter keeps a start time and a count in flight besides its handle;
+        // the count's zero niche keeps the tower layer's `Option` of a permit no larger.
+        assert_eq!(size_of::<crate::adaptive::OwnedPermit>(), 3 * word);
+        assert_eq!(size_of::<Option<crate::adaptive::OwnedPermit>>(), 3 * word);
+    }
+}

@@ -108,16 +108,3 @@ impl fmt::Debug for OwnedPermit {
             .finish()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_permit_is_two_words() {
-        let two_words = 2 * std::mem::size_of::<usize>();
-        assert_eq!(std::mem::size_of::<OwnedPermit>(), two_words);
-        assert_eq!(std::mem::size_of::<Permit<'_>>(), two_words);
-        assert_eq!(std::mem::size_of::<Option<OwnedPermit>>(), two_words);
-    }
-}

@@ -149,5 +149,12 @@ mod tests {
         // the count's zero niche keeps the tower layer's `Option` of a permit no larger.
         assert_eq!(size_of::<crate::adaptive::OwnedPermit>(), 3 * word);
         assert_eq!(size_of::<Option<crate::adaptive::OwnedPermit>>(), 3 * word);
+        // The circuit breaker keeps the state its call was admitted in, and its start.
+        assert_eq!(size_of::<crate::circuit_breaker::OwnedPermit>(), 3 * word);
+        assert_eq!(size_of::<crate::circuit_breaker::Permit<'_>>(), 3 * word);
+        assert_eq!(
+            size_of::<Option<crate::circuit_breaker::OwnedPermit>>(),
+            3 * word
+        );
     }
 }

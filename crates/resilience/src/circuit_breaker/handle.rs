@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::detector::{CallRecord, DetectorState, FailureDetector, RestoreError};
 use super::instruments::Instruments;
-use super::permit::{Guard, OwnedPermit, Permit};
+use super::permit::{Admitted, OwnedPermit, Permit};
 use super::state::{Admission, Machine, Phase, Ticket, Transition};
 use super::transition::{StateTransition, TransitionHook};
 use super::{
@@ -22,6 +22,7 @@ use crate::error::Name;
 use crate::events::{Emitter, EventBus};
 use crate::hook::{isolate, CallbackKind};
 use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
+use crate::started::Started;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{Mutex, MutexGuard};
 use crate::tally::ResettableTally;
@@ -259,9 +260,9 @@ impl CircuitBreaker {
     where
         F: FnOnce() -> Result<T, E>,
     {
-        let guard = self.inner.acquire(&*self.inner)?;
+        let permit = Permit::new(&self.inner, self.inner.acquire()?);
         let result = operation();
-        guard.finish(self.inner.classify(&EveryError, &result));
+        permit.record(self.inner.classify(&EveryError, &result));
         result.map_err(Error::Inner)
     }
 
@@ -273,7 +274,8 @@ impl CircuitBreaker {
     /// a spawned task), use [`try_acquire_owned`](Self::try_acquire_owned).
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejection> {
-        self.inner.acquire(&*self.inner).map(Permit::new)
+        let admitted = self.inner.acquire()?;
+        Ok(Permit::new(&self.inner, admitted))
     }
 
     /// Like [`try_acquire`](Self::try_acquire), with a permit that holds a reference to the
@@ -298,15 +300,15 @@ impl CircuitBreaker {
     /// ```
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit, Rejection> {
         // Borrowed until admitted: a rejection takes no reference count.
-        let (ticket, started) = self.inner.acquire(&*self.inner)?.into_parts();
-        Ok(OwnedPermit::new(Guard::new(self.clone(), ticket, started)))
+        let admitted = self.inner.acquire()?;
+        Ok(OwnedPermit::new(self.clone(), admitted))
     }
 
     /// Like [`try_acquire_owned`](Self::try_acquire_owned), the permit taking this handle's
     /// reference instead of one of its own (a keyed map's lookup hands its clone on).
     pub(super) fn try_acquire_into(self) -> Result<OwnedPermit, Rejection> {
-        let (ticket, started) = self.inner.acquire(&*self.inner)?.into_parts();
-        Ok(OwnedPermit::new(Guard::new(self, ticket, started)))
+        let admitted = self.inner.acquire()?;
+        Ok(OwnedPermit::new(self, admitted))
     }
 
     /// Opens the circuit now, as if the detector had tripped.
@@ -596,42 +598,41 @@ impl Inner {
     /// Inlined, and the locked decision kept out of line, so the two hot answers (a closed
     /// circuit's admission, an open one's rejection) cost no call and no spilled registers.
     #[inline(always)]
-    pub(super) fn acquire<B>(&self, holder: B) -> Result<Guard<B>, Rejection>
-    where
-        B: std::borrow::Borrow<Self>,
-    {
-        let (generation, state) = decode(self.word.load(Ordering::Acquire));
-        let admitted_in = match state {
-            CLOSED => CircuitState::Closed,
-            DISABLED => CircuitState::Disabled,
-            _ => {
+    pub(super) fn acquire(&self) -> Result<Admitted, Rejection> {
+        let word = self.word.load(Ordering::Acquire);
+        let ticket = match decode(word).1 {
+            // The published word is the ticket of a call admitted now.
+            CLOSED | DISABLED => word,
+            state => {
                 // One read of the clock serves both the lock-free rejection and the locked
                 // decision.
                 let now = self.clock.nanos();
-                let ticket = match self.open_remaining(now) {
-                    Some(remaining) if state == OPEN => Err(self.reject(
-                        RejectionReason::CircuitOpen,
-                        Some(remaining),
-                        CircuitState::Open,
-                    )),
-                    _ => self.acquire_locked(now),
-                }?;
-                return Ok(Guard::new(holder, ticket, self.started()));
+                match self.open_remaining(now) {
+                    Some(remaining) if state == OPEN => {
+                        return Err(self.reject(
+                            RejectionReason::CircuitOpen,
+                            Some(remaining),
+                            CircuitState::Open,
+                        ))
+                    }
+                    _ => ticket_tag(self.acquire_locked(now)?),
+                }
             }
         };
-        let ticket = Ticket {
-            generation,
-            admitted_in,
-        };
-        Ok(Guard::new(holder, ticket, self.started()))
+        Ok(Admitted {
+            ticket,
+            started: self.started(),
+        })
     }
 
     /// When an admitted call starts, if the detector measures calls.
     #[inline]
-    fn started(&self) -> Option<Instant> {
-        self.measure
-            .load(Ordering::Relaxed)
-            .then(|| self.clock.now())
+    fn started(&self) -> Started {
+        if self.measure.load(Ordering::Relaxed) {
+            Started::at_nanos(self.clock.nanos())
+        } else {
+            Started::UNTIMED
+        }
     }
 
     /// Admission under the lock, at `now` (nanoseconds since the clock's epoch): half-open
@@ -684,9 +685,11 @@ impl Inner {
         )
     }
 
-    /// Takes the outcome of a call admitted with `ticket`.
-    pub(super) fn complete(&self, ticket: Ticket, outcome: Outcome, started: Option<Instant>) {
-        if outcome == Outcome::Success && !ticket.is_probe() && started.is_none() {
+    /// Takes the outcome of a call `admitted`.
+    pub(super) fn complete(&self, admitted: Admitted, outcome: Outcome) {
+        let ticket = ticket_of_tag(admitted.ticket);
+        if outcome == Outcome::Success && !ticket.is_probe() && admitted.started == Started::UNTIMED
+        {
             let (generation, state) = decode(self.word.load(Ordering::Acquire));
             let unchanged = generation == ticket.generation
                 && (state == DISABLED
@@ -701,12 +704,14 @@ impl Inner {
                 return;
             }
         }
-        self.complete_locked(ticket, outcome, started);
+        self.complete_locked(ticket, outcome, admitted.started);
     }
 
-    fn complete_locked(&self, ticket: Ticket, outcome: Outcome, started: Option<Instant>) {
+    fn complete_locked(&self, ticket: Ticket, outcome: Outcome, started: Started) {
         let now = self.clock.now();
-        let duration = started.map(|at| now.saturating_duration_since(at));
+        let duration = started
+            .instant(&self.clock)
+            .map(|at| now.saturating_duration_since(at));
         let (transition, failure_count) = {
             let mut core = self.lock();
             let record = match outcome {
@@ -844,23 +849,23 @@ impl Stage for CircuitBreaker {
     /// A call run by `call` borrows the breaker: no reference count is taken.
     #[inline]
     fn lease(&self) -> Leased<OwnedPermit> {
-        match self.inner.acquire(&*self.inner) {
-            Ok(guard) => {
-                let (ticket, started) = guard.into_parts();
-                Leased::Token(
-                    LeaseToken::new(ticket_tag(ticket))
-                        .started_at(started)
-                        .wanting_outcome(),
-                )
-            }
+        match self.inner.acquire() {
+            Ok(admitted) => Leased::Token(
+                LeaseToken::new(admitted.ticket)
+                    .started_at(admitted.started.instant(&self.inner.clock))
+                    .wanting_outcome(),
+            ),
             Err(rejection) => Leased::Rejected(rejection),
         }
     }
 
     #[inline]
     fn end_lease(&self, token: LeaseToken, outcome: Outcome) {
-        self.inner
-            .complete(ticket_of_tag(token.tag()), outcome, token.started());
+        let admitted = Admitted {
+            ticket: token.tag(),
+            started: Started::of(&self.inner.clock, token.started()),
+        };
+        self.inner.complete(admitted, outcome);
     }
 }
 
@@ -869,7 +874,7 @@ fn ticket_tag(ticket: Ticket) -> u64 {
     ticket.generation << 3 | code(ticket.admitted_in)
 }
 
-fn ticket_of_tag(tag: u64) -> Ticket {
+pub(super) fn ticket_of_tag(tag: u64) -> Ticket {
     let (generation, state) = decode(tag);
     Ticket {
         generation,

@@ -1,64 +1,38 @@
 //! [`Permit`] and [`OwnedPermit`]: admission by a circuit breaker, with the outcome reported
 //! by the caller.
 
-use std::borrow::Borrow;
 use std::fmt;
 
-use tokio::time::Instant;
-
-use super::handle::Inner;
-use super::state::Ticket;
+use super::handle::{ticket_of_tag, Inner};
 use super::{CircuitBreaker, CircuitState};
 use crate::classify::Outcome;
+use crate::started::Started;
+use crate::ticket::{Slots, Ticket};
 
-/// An admitted call whose outcome is still to be reported. Releases itself on drop.
-///
-/// `B` is how the guard reaches the breaker: a borrow inside a [`Permit`], which saves a
-/// reference count on the hot path, or an owned handle inside an [`OwnedPermit`].
-pub(super) struct Guard<B: Borrow<Inner>> {
-    holder: B,
-    ticket: Ticket,
-    started: Option<Instant>,
-    finished: bool,
+/// What a breaker's permit holds: the ticket its call was admitted with, packed in one word
+/// as the breaker publishes its state, and when the call started. With the handle, three
+/// words.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admitted {
+    pub(super) ticket: u64,
+    pub(super) started: Started,
 }
 
-impl<B: Borrow<Inner>> Guard<B> {
-    #[inline]
-    pub(super) fn new(holder: B, ticket: Ticket, started: Option<Instant>) -> Self {
-        Self {
-            holder,
-            ticket,
-            started,
-            finished: false,
-        }
-    }
-
-    /// The ticket and start time, for a lease that ends the call itself; the guard no longer
-    /// releases anything.
-    #[inline]
-    pub(super) fn into_parts(mut self) -> (Ticket, Option<Instant>) {
-        self.finished = true;
-        (self.ticket, self.started)
-    }
-
-    #[inline]
-    pub(super) fn finish(mut self, outcome: Outcome) {
-        self.finished = true;
-        self.holder
-            .borrow()
-            .complete(self.ticket, outcome, self.started);
+impl Admitted {
+    /// The state the call was admitted in.
+    pub(super) fn admitted_in(self) -> CircuitState {
+        ticket_of_tag(self.ticket).admitted_in
     }
 }
 
-impl<B: Borrow<Inner>> Drop for Guard<B> {
+impl Slots for Inner {
+    type Held = Admitted;
+
+    /// A permit dropped without an outcome (a cancelled or abandoned call) counts as neither
+    /// success nor failure, and a half-open probe's slot goes back.
     #[inline]
-    fn drop(&mut self) {
-        if !self.finished {
-            // Cancelled or abandoned: neither success nor failure, and a probe slot goes back.
-            self.holder
-                .borrow()
-                .complete(self.ticket, Outcome::Ignored, self.started);
-        }
+    fn end(&self, admitted: Admitted, outcome: Outcome) {
+        self.complete(admitted, outcome);
     }
 }
 
@@ -84,33 +58,35 @@ impl<B: Borrow<Inner>> Drop for Guard<B> {
 /// # }
 /// ```
 #[must_use = "dropping the permit counts the call as ignored"]
-pub struct Permit<'a>(Guard<&'a Inner>);
+pub struct Permit<'a>(Ticket<Inner, &'a Inner>);
 
 /// Admission to make one call through a [`CircuitBreaker`], holding a reference to it, from
 /// [`try_acquire_owned`](CircuitBreaker::try_acquire_owned): what the breaker hands out as a
 /// [`Stage`](crate::stage::Stage) (to the tower layer and the HTTP adapters). It answers as a
 /// [`Permit`] does, and can be moved into a task that outlives the breaker's handle.
 #[must_use = "dropping the permit counts the call as ignored"]
-pub struct OwnedPermit(Guard<CircuitBreaker>);
+pub struct OwnedPermit(Ticket<Inner, CircuitBreaker>);
 
-impl<B: Borrow<Inner>> Guard<B> {
-    fn debug(&self, kind: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct(kind)
-            .field("breaker", &self.holder.borrow().name())
-            .field("admitted_in", &self.ticket.admitted_in)
-            .finish()
-    }
+fn debug<H: std::borrow::Borrow<Inner>>(
+    ticket: &Ticket<Inner, H>,
+    kind: &str,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    f.debug_struct(kind)
+        .field("breaker", &ticket.handle().name())
+        .field("admitted_in", &ticket.held().admitted_in())
+        .finish()
 }
 
 impl<'a> Permit<'a> {
     #[inline]
-    pub(super) fn new(guard: Guard<&'a Inner>) -> Self {
-        Self(guard)
+    pub(super) fn new(inner: &'a Inner, admitted: Admitted) -> Self {
+        Self(Ticket::new(inner, admitted))
     }
 
     /// The state the call was admitted in ([`HalfOpen`](CircuitState::HalfOpen) for a probe).
     pub fn admitted_in(&self) -> CircuitState {
-        self.0.ticket.admitted_in
+        self.0.held().admitted_in()
     }
 
     crate::classify::outcome_shortcuts!();
@@ -118,19 +94,19 @@ impl<'a> Permit<'a> {
     /// Reports `outcome`.
     #[inline]
     pub fn record(self, outcome: Outcome) {
-        self.0.finish(outcome);
+        self.0.record(outcome);
     }
 }
 
 impl OwnedPermit {
     #[inline]
-    pub(super) fn new(guard: Guard<CircuitBreaker>) -> Self {
-        Self(guard)
+    pub(super) fn new(breaker: CircuitBreaker, admitted: Admitted) -> Self {
+        Self(Ticket::new(breaker, admitted))
     }
 
     /// The state the call was admitted in ([`HalfOpen`](CircuitState::HalfOpen) for a probe).
     pub fn admitted_in(&self) -> CircuitState {
-        self.0.ticket.admitted_in
+        self.0.held().admitted_in()
     }
 
     crate::classify::outcome_shortcuts!();
@@ -138,18 +114,18 @@ impl OwnedPermit {
     /// Reports `outcome`, as [`Permit::record`] does.
     #[inline]
     pub fn record(self, outcome: Outcome) {
-        self.0.finish(outcome);
+        self.0.record(outcome);
     }
 }
 
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.debug("Permit", f)
+        debug(&self.0, "Permit", f)
     }
 }
 
 impl fmt::Debug for OwnedPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.debug("OwnedPermit", f)
+        debug(&self.0, "OwnedPermit", f)
     }
 }

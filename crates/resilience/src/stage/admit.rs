@@ -89,7 +89,14 @@ impl<P> Admit<P> {
     ) -> Result<bool, Waiting<P>> {
         match self.state {
             State::Ready(Some(Ok(admitted))) => {
-                *permit = Some(admitted);
+                // Asked only while the slot is empty. Replaced rather than assigned, the
+                // permit goes straight from the registers that built it to the slot: an
+                // assignment drops what the slot held first, a call across which the permit
+                // waits on the stack, to be read back with wider loads right after it was
+                // written field by field.
+                if let Some(kept) = permit.replace(admitted) {
+                    drop(kept);
+                }
                 Ok(false)
             }
             State::Ready(Some(Err(refused))) => {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use resilience::circuit_breaker::{
-    CallRecord, CircuitBreaker, CircuitBreakerConfig, CircuitState, Combine, DetectorConfig,
-    DetectorState, FailureDetector, RestoreError, Window,
+    CallRecord, CircuitBreaker, CircuitBreakerConfig, CircuitBreakerEvent, CircuitState, Combine,
+    DetectorConfig, DetectorState, FailureDetector, RestoreError, Window,
 };
 use resilience::classify::Classifier;
 use resilience::{Error, PatternKind, Rejection, RejectionReason};
@@ -215,6 +215,60 @@ async fn slow_call_rate_opens_on_slow_successes() {
         breaker.state(),
         CircuitState::Open,
         "2 of 4 calls >= 100 ms"
+    );
+}
+
+/// Permits time their calls as `call` does: a borrowed, an owned and a dropped permit each
+/// report how long their call held them, to the nanosecond, and a slow one counts as slow.
+#[tokio::test(start_paused = true)]
+async fn permits_time_their_calls_exactly() {
+    let breaker = breaker(DetectorConfig::SlowCallRate {
+        window: Window::Calls(3),
+        slow_call_duration: Duration::from_millis(100),
+        threshold: 0.5,
+        min_calls: 3,
+    });
+    let recorder = EventRecorder::attach(breaker.events());
+
+    let permit = breaker.try_acquire().unwrap();
+    advance(Duration::from_millis(100) - NS).await;
+    permit.success();
+    let permit = breaker.try_acquire_owned().unwrap();
+    advance(Duration::from_millis(100)).await;
+    permit.success();
+    assert_eq!(breaker.state(), CircuitState::Closed, "2 calls < min_calls");
+    let permit = breaker.try_acquire_owned().unwrap();
+    advance(Duration::from_millis(7)).await;
+    drop(permit);
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Closed,
+        "a dropped call is not counted"
+    );
+    let permit = breaker.try_acquire().unwrap();
+    advance(Duration::from_millis(250)).await;
+    permit.success();
+
+    let durations: Vec<_> = recorder
+        .events()
+        .iter()
+        .filter_map(|event| match event.payload::<CircuitBreakerEvent>() {
+            Some(CircuitBreakerEvent::CallSuccess { duration, .. }) => Some(*duration),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        durations,
+        [
+            Some(Duration::from_millis(100) - NS),
+            Some(Duration::from_millis(100)),
+            Some(Duration::from_millis(250)),
+        ]
+    );
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Open,
+        "2 of 3 counted calls >= 100 ms"
     );
 }
 

@@ -149,8 +149,6 @@ pin_project! {
 /// service's body `B` with what the layer holds (`G`) until it ends, or a body made by
 /// the layer itself (a rejection, a timeout, a fallback).
 ///
-///. for when the guard is given back.
-///
 /// A limiter's slot must be held for as long as the work it limits, and for an HTTP server
 /// that work ends when the last byte of the response body has been handed to the connection,
 /// not when the handler returns its headers: a streamed download or a server-sent event stream

@@ -15,8 +15,6 @@ use crate::{HttpStageLayer, RateLimitKey};
 ///
 /// Clones share the limiter (one budget per key however many clones axum makes).
 ///
-/// service.
-///
 /// # What it does
 ///
 /// Each request spends one unit of the budget of its [key](RateLimitKey) (by default the

@@ -14,7 +14,13 @@
 //! * `composite`: the `CompositeLayer` with all five steps (a keyed rate limit by client IP,
 //!   the load shedder reading `X-Priority`, a bulkhead, a circuit breaker, a timeout);
 //! * `rate_limit`, `bulkhead`, `circuit_breaker`, `timeout`: one layer each, to see where the
-//!   composite's cost goes.
+//!   composite's cost goes;
+//! * `peers_composite`: the same five steps from the peers, in the same order, as a user
+//!   would stack them without this crate: tower_governor keyed by the peer's IP with its
+//!   `x-ratelimit-*` headers on admitted responses (ours sends its `RateLimit-*` ones),
+//!   tower's `LoadShed` over a `ConcurrencyLimit` (the load shedder and the bulkhead),
+//!   tower-resilience's circuit breaker and tower-http's timeout, with axum's
+//!   `HandleErrorLayer` turning the refusals into responses.
 //!
 //! The overhead per request is an entry's time minus `axum_bare`'s. Because a busy machine
 //! shifts entries measured seconds apart, `composite_minus_bare` measures that difference
@@ -26,21 +32,27 @@
 //! poll, which [`check`] asserts before measuring, and limits are far above what a run uses,
 //! so no entry measures a refusal.
 
+use std::convert::Infallible;
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::ConnectInfo;
+use axum::http::StatusCode;
 use axum::routing::get;
-use axum::Router;
+use axum::{BoxError, Router};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::FutureExt;
 use resilience::load_shed::LoadShedder;
 use resilience::rate_limit::LocalRateLimiter;
 use resilience::{Bulkhead, CircuitBreaker, Rate, Timeout};
 use resilience_http::{CompositeLayer, HttpStageLayer, HttpTimeoutLayer, KeyedRateLimit};
-use tower::ServiceExt;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::GovernorLayer;
+use tower_http::timeout::TimeoutLayer;
 
 const PEER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
@@ -100,6 +112,38 @@ fn timeout() -> Timeout {
     Timeout::new(Duration::from_secs(30)).expect("valid")
 }
 
+/// The composite's five steps built from the peers (see the file's header).
+fn peers_composite() -> Router {
+    let governor = GovernorConfigBuilder::default()
+        .per_nanosecond(1)
+        .burst_size(u32::MAX)
+        .use_headers()
+        .finish()
+        .expect("valid");
+    let breaker = tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
+        .name("bench")
+        .build()
+        .expect("valid");
+    let steps = ServiceBuilder::new()
+        .layer(GovernorLayer::new(governor))
+        .layer(HandleErrorLayer::new(|_: BoxError| async {
+            StatusCode::SERVICE_UNAVAILABLE
+        }))
+        .load_shed()
+        .concurrency_limit(1_024)
+        .layer(HandleErrorLayer::new(
+            |_: tower_resilience::circuitbreaker::CircuitBreakerError<Infallible>| async {
+                StatusCode::SERVICE_UNAVAILABLE
+            },
+        ))
+        .layer(breaker)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ));
+    router().layer(steps)
+}
+
 fn oneshot(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -131,6 +175,7 @@ fn oneshot(c: &mut Criterion) {
             router().layer(HttpStageLayer::new(breaker())),
         ),
         ("timeout", router().layer(HttpTimeoutLayer::new(timeout()))),
+        ("peers_composite", peers_composite()),
     ];
     // What `axum::serve` does once (`into_make_service` calls `with_state(())`): turn the
     // handlers into routes. Without it, a `Router` called directly re-applies its layers to

@@ -32,27 +32,24 @@
 //! poll, which [`check`] asserts before measuring, and limits are far above what a run uses,
 //! so no entry measures a refusal.
 
-use std::convert::Infallible;
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::ConnectInfo;
-use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{BoxError, Router};
+use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::FutureExt;
-use resilience::load_shed::LoadShedder;
 use resilience::rate_limit::LocalRateLimiter;
 use resilience::{Bulkhead, CircuitBreaker, Rate, Timeout};
-use resilience_http::{CompositeLayer, HttpStageLayer, HttpTimeoutLayer, KeyedRateLimit};
-use tower::{ServiceBuilder, ServiceExt};
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::GovernorLayer;
-use tower_http::timeout::TimeoutLayer;
+use resilience_http::{HttpStageLayer, HttpTimeoutLayer, KeyedRateLimit};
+use tower::ServiceExt;
+
+#[path = "common/http_composite.rs"]
+mod http_composite;
+use http_composite::{composite, with_peers_composite};
 
 const PEER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
@@ -112,38 +109,6 @@ fn timeout() -> Timeout {
     Timeout::new(Duration::from_secs(30)).expect("valid")
 }
 
-/// The composite's five steps built from the peers (see the file's header).
-fn peers_composite() -> Router {
-    let governor = GovernorConfigBuilder::default()
-        .per_nanosecond(1)
-        .burst_size(u32::MAX)
-        .use_headers()
-        .finish()
-        .expect("valid");
-    let breaker = tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
-        .name("bench")
-        .build()
-        .expect("valid");
-    let steps = ServiceBuilder::new()
-        .layer(GovernorLayer::new(governor))
-        .layer(HandleErrorLayer::new(|_: BoxError| async {
-            StatusCode::SERVICE_UNAVAILABLE
-        }))
-        .load_shed()
-        .concurrency_limit(1_024)
-        .layer(HandleErrorLayer::new(
-            |_: tower_resilience::circuitbreaker::CircuitBreakerError<Infallible>| async {
-                StatusCode::SERVICE_UNAVAILABLE
-            },
-        ))
-        .layer(breaker)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ));
-    router().layer(steps)
-}
-
 fn oneshot(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -151,20 +116,9 @@ fn oneshot(c: &mut Criterion) {
         .expect("a runtime");
     let _entered = runtime.enter();
 
-    let composite = CompositeLayer::new()
-        .rate_limit(limiter())
-        .load_shed(
-            LoadShedder::builder("bench")
-                .max_requests(1_024)
-                .build()
-                .expect("valid"),
-        )
-        .bulkhead(bulkhead())
-        .circuit_breaker(breaker())
-        .timeout(timeout());
     let entries = [
         ("axum_bare", router()),
-        ("composite", router().layer(composite)),
+        ("composite", router().layer(composite(true))),
         (
             "rate_limit",
             router().layer(HttpStageLayer::new(KeyedRateLimit::new(limiter()))),
@@ -175,7 +129,7 @@ fn oneshot(c: &mut Criterion) {
             router().layer(HttpStageLayer::new(breaker())),
         ),
         ("timeout", router().layer(HttpTimeoutLayer::new(timeout()))),
-        ("peers_composite", peers_composite()),
+        ("peers_composite", with_peers_composite(router())),
     ];
     // What `axum::serve` does once (`into_make_service` calls `with_state(())`): turn the
     // handlers into routes. Without it, a `Router` called directly re-applies its layers to

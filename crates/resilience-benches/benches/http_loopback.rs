@@ -9,7 +9,9 @@
 //! limit, load shed, bulkhead, circuit breaker, timeout, with limits high enough that nothing
 //! is refused), the composite without the `RateLimit-*` headers on admitted responses, and,
 //! for reference, the bare app adding those three headers itself (what sending them costs,
-//! whoever adds them). Each is compared with the bare app: a keep-alive client with
+//! whoever adds them), and the same five steps built from the peers (tower_governor by client
+//! IP with its headers, tower's load shed and concurrency limit, tower-resilience's breaker,
+//! tower-http's timeout). Each is compared with the bare app: a keep-alive client with
 //! `CONCURRENCY` requests in flight sends `REQUESTS` requests to both in every one of `ROUNDS`
 //! rounds, the server measured first alternating between rounds, and the bench prints the
 //! median of the rounds' ratios (with their range), the median requests per second and the
@@ -25,7 +27,7 @@ use tokio::time::Instant;
 
 #[path = "common/http_composite.rs"]
 mod http_composite;
-use http_composite::composite;
+use http_composite::{composite, with_peers_composite};
 
 const CONCURRENCY: usize = 32;
 const REQUESTS: usize = 20_000;
@@ -97,6 +99,7 @@ async fn main() {
             "bare, its handler adding RateLimit-*",
             app_with_rate_limit_headers(),
         ),
+        ("the peers' five steps", with_peers_composite(app())),
     ];
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)

@@ -1,5 +1,5 @@
-//! Numbers in decimal for header values, without the formatting machinery: small ones from
-//! a static table, larger ones written digit by digit.
+//! Numbers in decimal for header values and rate-limit keys, without the formatting
+//! machinery: small ones from a static table, larger ones written digit by digit.
 
 use std::cell::RefCell;
 
@@ -9,8 +9,8 @@ use http::header::HeaderValue;
 /// Numbers below this are read from [`SMALL_DECIMALS`].
 const SMALL: usize = 1000;
 
-/// The decimal digits of every number below [`SMALL`], three bytes each, left-aligned (the
-/// bytes past a number's digits are never read).
+/// The decimal digits of every number below [`SMALL`], three bytes each, left-aligned and
+/// padded with zero bytes.
 static SMALL_DECIMALS: [u8; SMALL * 3] = {
     let mut table = [0; SMALL * 3];
     let mut number = 0;
@@ -40,6 +40,17 @@ const fn decimal_len(number: usize) -> usize {
     } else {
         1
     }
+}
+
+/// The digits of `number` (below 1000) as the first `len` bytes of three, the rest zero
+/// bytes: copying three bytes is cheaper than copying exactly `len`.
+pub(crate) fn padded_digits(number: u16) -> (&'static [u8; 3], usize) {
+    let number = usize::from(number);
+    let start = number * 3;
+    let padded = SMALL_DECIMALS[start..start + 3]
+        .try_into()
+        .expect("three bytes");
+    (padded, decimal_len(number))
 }
 
 /// `number` in decimal. A header value owns its bytes, so formatting one allocates: the
@@ -125,6 +136,16 @@ mod tests {
         // Again, from the cache, and past numbers that share a slot.
         for number in [1_000_000_000, 1_000_000_008, 1_000_000_000, 9_999, u64::MAX] {
             assert_eq!(header_value(number), number.to_string().as_str());
+        }
+    }
+
+    #[test]
+    fn small_numbers_come_padded() {
+        for number in 0..1000 {
+            let (padded, len) = padded_digits(number);
+            let text = number.to_string();
+            assert_eq!(&padded[..len], text.as_bytes());
+            assert!(padded[len..].iter().all(|&byte| byte == 0));
         }
     }
 }

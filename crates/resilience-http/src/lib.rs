@@ -17,6 +17,7 @@ mod body;
 mod classify;
 mod composite;
 mod deadline;
+mod decimal;
 mod exclude;
 mod fallback;
 mod key;

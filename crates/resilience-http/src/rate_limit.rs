@@ -6,7 +6,7 @@ use resilience::rate_limit::{Decision, RateLimiter};
 use resilience::stage::StagePermit;
 use resilience::Rate;
 
-use crate::response::rate_limit_headers;
+use crate::response::{rate_limit_headers, ReadyValues};
 use crate::stage::{Admission, Refusal, RequestStage};
 use crate::{HttpStageLayer, RateLimitKey};
 
@@ -56,12 +56,15 @@ pub struct KeyedRateLimit<L> {
     key: RateLimitKey,
     rate: Option<Rate>,
     headers_on_success: bool,
+    /// The header values of the rate's limit, made once.
+    ready: ReadyValues,
 }
 
 impl<L: RateLimiter> KeyedRateLimit<L> {
     /// Spends `limiter`'s budget, keyed by client IP.
     pub fn new(limiter: L) -> Self {
         Self {
+            ready: ReadyValues::new(limiter.rate().burst()),
             limiter,
             key: RateLimitKey::client_ip(),
             rate: None,
@@ -82,6 +85,7 @@ impl<L> KeyedRateLimit<L> {
     #[must_use]
     pub fn rate(mut self, rate: Rate) -> Self {
         self.rate = Some(rate);
+        self.ready = ReadyValues::new(rate.burst());
         self
     }
 
@@ -127,7 +131,7 @@ impl<L: RateLimiter + 'static> RequestStage for KeyedRateLimit<L> {
 
     fn annotate(&self, Allowed(decision): &Allowed, headers: &mut HeaderMap) {
         if self.headers_on_success {
-            rate_limit_headers(headers, decision);
+            rate_limit_headers(headers, decision, Some(&self.ready));
         }
     }
 }

@@ -3,7 +3,6 @@
 mod problem;
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,6 +10,8 @@ use http::header::{Entry, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, Response, StatusCode};
 use resilience::rate_limit::Decision;
 use resilience::{PatternKind, Rejection, RejectionReason};
+
+use crate::decimal;
 
 pub use problem::{Cause, Problem, ResponseFactory, TimedOut, GRPC_RETRY_PUSHBACK_MS};
 
@@ -141,7 +142,7 @@ impl Reply {
         let mut response =
             self.respond(defaults, Cause::Rejected(rejection), retry_after, decision);
         if let Some(decision) = decision {
-            rate_limit_headers(response.headers_mut(), decision);
+            rate_limit_headers(response.headers_mut(), decision, None);
         }
         response.extensions_mut().insert(rejection.clone());
         response
@@ -181,7 +182,9 @@ impl Reply {
             }
         };
         if let Some(secs) = problem.retry_after_secs() {
-            insert_absent(response.headers_mut(), RETRY_AFTER, || decimal(secs));
+            insert_absent(response.headers_mut(), RETRY_AFTER, || {
+                decimal::header_value(secs)
+            });
         }
         response
     }
@@ -273,129 +276,66 @@ pub(crate) fn seconds_up(duration: Duration) -> u64 {
 
 /// Adds `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` unless present (an
 /// inner, closer limiter's figures win), and only for a decision that read the budget: a
-/// limiter that decided by its failure policy knows no figures, and none are invented.
-pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
+/// limiter that decided by its failure policy knows no figures, and none are invented. Values
+/// `ready` made in advance are used when they fit.
+pub(crate) fn rate_limit_headers(
+    headers: &mut HeaderMap,
+    decision: &Decision,
+    ready: Option<&ReadyValues>,
+) {
     if !decision.budget_known() {
         return;
     }
     insert_absent(headers, RATELIMIT_LIMIT, || {
-        decimal(u64::from(decision.limit()))
+        let limit = decision.limit();
+        match ready {
+            Some(ready) if ready.limit == limit => ready.limit_value.clone(),
+            _ => decimal::header_value(u64::from(limit)),
+        }
     });
     insert_absent(headers, RATELIMIT_REMAINING, || {
-        decimal(u64::from(decision.remaining()))
+        let remaining = decision.remaining();
+        match ready {
+            Some(ready) if ready.whole_remaining == remaining => {
+                ready.whole_remaining_value.clone()
+            }
+            _ => decimal::header_value(u64::from(remaining)),
+        }
     });
     insert_absent(headers, RATELIMIT_RESET, || {
-        decimal(seconds_up(decision.reset_after()))
+        decimal::header_value(seconds_up(decision.reset_after()))
     });
+}
+
+/// The `RateLimit-*` values a rate limit can make once, before any request, because its limit
+/// is fixed: `RateLimit-Limit`, and the `RateLimit-Remaining` of a client whose budget was
+/// whole (`limit - 1`, what a client well under its rate sees on every request). Handing out
+/// a clone is cheaper than formatting the number or finding it in a cache.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadyValues {
+    limit: u32,
+    limit_value: HeaderValue,
+    whole_remaining: u32,
+    whole_remaining_value: HeaderValue,
+}
+
+impl ReadyValues {
+    /// The values for a limit of `limit` requests.
+    pub(crate) fn new(limit: u32) -> Self {
+        let whole_remaining = limit.saturating_sub(1);
+        Self {
+            limit,
+            limit_value: decimal::header_value(u64::from(limit)),
+            whole_remaining,
+            whole_remaining_value: decimal::header_value(u64::from(whole_remaining)),
+        }
+    }
 }
 
 /// Inserts `value()` under `name` unless the name is present, hashing the name once.
 fn insert_absent(headers: &mut HeaderMap, name: HeaderName, value: impl FnOnce() -> HeaderValue) {
     if let Entry::Vacant(vacant) = headers.entry(name) {
         vacant.insert(value());
-    }
-}
-
-/// Numbers below this are answered from [`SMALL_DECIMALS`], without allocating.
-const SMALL: usize = 1000;
-
-/// The decimal digits of every number below [`SMALL`], three bytes each, left-aligned (the
-/// bytes past a number's digits are never read).
-static SMALL_DECIMALS: [u8; SMALL * 3] = {
-    let mut table = [0; SMALL * 3];
-    let mut number = 0;
-    while number < SMALL {
-        let digits = decimal_len(number);
-        let mut rest = number;
-        let mut index = digits;
-        while index > 0 {
-            index -= 1;
-            // Below 10: the cast keeps every bit.
-            #[allow(clippy::cast_possible_truncation)]
-            let digit = (rest % 10) as u8;
-            table[number * 3 + index] = b'0' + digit;
-            rest /= 10;
-        }
-        number += 1;
-    }
-    table
-};
-
-/// How many decimal digits a number below [`SMALL`] has.
-const fn decimal_len(number: usize) -> usize {
-    if number >= 100 {
-        3
-    } else if number >= 10 {
-        2
-    } else {
-        1
-    }
-}
-
-/// `number` in decimal. A header value owns its bytes, so formatting one allocates: the
-/// small numbers most budgets and every reset are made of come from a static table, and each
-/// thread keeps the larger ones it formatted last (a limit, and a remaining count that stays
-/// near it while a client is well under its rate) to hand out clones sharing their bytes.
-fn decimal(number: u64) -> HeaderValue {
-    if let Ok(small) = usize::try_from(number) {
-        if small < SMALL {
-            let start = small * 3;
-            let digits = Bytes::from_static(&SMALL_DECIMALS[start..start + decimal_len(small)]);
-            return HeaderValue::from_maybe_shared(digits).expect("decimal digits");
-        }
-    }
-    /// Slots of the per-thread cache, chosen by the number's low bits.
-    const SLOTS: usize = 8;
-    thread_local! {
-        static LARGE: RefCell<[Option<(u64, HeaderValue)>; SLOTS]> =
-            const { RefCell::new([const { None }; SLOTS]) };
-    }
-    // The low bits pick the slot: the remainder keeps every bit it is given.
-    #[allow(clippy::cast_possible_truncation)]
-    let slot = (number % SLOTS as u64) as usize;
-    LARGE.with_borrow_mut(|cache| match &cache[slot] {
-        Some((cached, value)) if *cached == number => value.clone(),
-        _ => {
-            // One allocation, which clones share: `HeaderValue::from(u64)` makes two, and
-            // bytes copied from a slice make another when first cloned.
-            let digits = Bytes::from_owner(Digits::of(number));
-            let value = HeaderValue::from_maybe_shared(digits).expect("decimal digits");
-            cache[slot] = Some((number, value.clone()));
-            value
-        }
-    })
-}
-
-/// The decimal digits of a number, right-aligned in a buffer as long as the longest.
-struct Digits {
-    buffer: [u8; 20],
-    start: usize,
-}
-
-impl Digits {
-    fn of(number: u64) -> Self {
-        let mut digits = Self {
-            buffer: [0; 20],
-            start: 20,
-        };
-        let mut rest = number;
-        loop {
-            digits.start -= 1;
-            // Below 10: the cast keeps every bit.
-            #[allow(clippy::cast_possible_truncation)]
-            let digit = (rest % 10) as u8;
-            digits.buffer[digits.start] = b'0' + digit;
-            rest /= 10;
-            if rest == 0 {
-                break digits;
-            }
-        }
-    }
-}
-
-impl AsRef<[u8]> for Digits {
-    fn as_ref(&self) -> &[u8] {
-        &self.buffer[self.start..]
     }
 }
 
@@ -418,17 +358,6 @@ mod tests {
 
     fn json(response: &Response<Bytes>) -> serde_json::Value {
         serde_json::from_slice(response.body()).unwrap()
-    }
-
-    #[test]
-    fn numbers_are_written_in_decimal() {
-        for number in (0..2_000).chain([9_999, 1_000_000_000, u64::MAX]) {
-            assert_eq!(decimal(number), number.to_string().as_str());
-        }
-        // Again, from the cache, and past numbers that share a slot.
-        for number in [1_000_000_000, 1_000_000_008, 1_000_000_000, 9_999, u64::MAX] {
-            assert_eq!(decimal(number), number.to_string().as_str());
-        }
     }
 
     #[test]
@@ -468,6 +397,66 @@ mod tests {
         assert_eq!(response.extensions().get::<Rejection>(), Some(&limited));
     }
 
+    /// The three headers `rate_limit_headers` writes into an empty map.
+    fn figures(decision: &Decision, ready: Option<&ReadyValues>) -> [String; 3] {
+        let mut headers = HeaderMap::new();
+        rate_limit_headers(&mut headers, decision, ready);
+        [RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET]
+            .map(|name| headers[name].to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn admitted_figures_are_the_decisions_with_or_without_ready_values() {
+        let second = Duration::from_secs(1);
+        let cases = [
+            // (limit, remaining, reset_after) -> (limit, remaining, reset)
+            ((3, 2, Duration::from_millis(334)), ["3", "2", "1"]),
+            ((3, 0, Duration::from_millis(2000)), ["3", "0", "2"]),
+            ((100, 99, Duration::ZERO), ["100", "99", "0"]),
+            (
+                (1_000_000_000, 999_999_999, Duration::from_nanos(1)),
+                ["1000000000", "999999999", "1"],
+            ),
+            (
+                (
+                    1_000_000_000,
+                    123_456_789,
+                    second * 3600 + Duration::from_nanos(1),
+                ),
+                ["1000000000", "123456789", "3601"],
+            ),
+            (
+                (u32::MAX, u32::MAX - 1, second * 5000),
+                ["4294967295", "4294967294", "5000"],
+            ),
+            ((1, 0, second), ["1", "0", "1"]),
+        ];
+        let ready = [1, 3, 100, 1_000_000_000, u32::MAX].map(ReadyValues::new);
+        for ((limit, remaining, reset), expected) in cases {
+            let decision = Decision::allowed(limit, remaining, reset);
+            assert_eq!(figures(&decision, None), expected, "{decision:?}");
+            for ready in &ready {
+                assert_eq!(
+                    figures(&decision, Some(ready)),
+                    expected,
+                    "{decision:?} {ready:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_inner_limiters_headers_win() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RATELIMIT_REMAINING, HeaderValue::from_static("7"));
+        let decision = Decision::allowed(1_000, 999, Duration::from_secs(2));
+        rate_limit_headers(&mut headers, &decision, Some(&ReadyValues::new(1_000)));
+        assert_eq!(headers[RATELIMIT_LIMIT], "1000");
+        assert_eq!(headers[RATELIMIT_REMAINING], "7");
+        assert_eq!(headers[RATELIMIT_RESET], "2");
+        assert_eq!(headers.len(), 3);
+    }
+
     #[test]
     fn an_unreachable_backend_is_503_without_rate_limit_headers() {
         let decision = Decision::denied(Denial::BackendUnavailable, 3, Duration::ZERO, None);
@@ -484,7 +473,7 @@ mod tests {
         assert_eq!(json(&response)["reason"], "backend_unavailable");
 
         let mut headers = HeaderMap::new();
-        rate_limit_headers(&mut headers, &Decision::allowed_unmetered(3));
+        rate_limit_headers(&mut headers, &Decision::allowed_unmetered(3), None);
         assert!(headers.is_empty(), "no figures for an unmetered admission");
     }
 

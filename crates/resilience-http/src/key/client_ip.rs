@@ -194,13 +194,22 @@ impl TrustedProxies {
     /// peer is unknown.
     pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
         let peer = peer?.to_canonical();
-        if !self.contains(peer) {
-            return Some(peer);
+        if self.contains(peer) {
+            self.behind_proxy(peer, headers)
+        } else {
+            Some(peer)
         }
+    }
+
+    /// The client's address (always `Some`) for a request from the trusted `proxy`. Out of
+    /// line: most requests come from untrusted peers, and answering them should not pay for
+    /// setting up this walk.
+    #[inline(never)]
+    fn behind_proxy(&self, proxy: IpAddr, headers: &HeaderMap) -> Option<IpAddr> {
         // Right to left over every hop: the last header line first, each line from its end.
         // `step` takes one hop (`None`: one that does not parse) and answers the client once
         // it is known.
-        let mut nearest = peer;
+        let mut nearest = proxy;
         let mut forwarded = false;
         let mut step = |hop: Option<IpAddr>| {
             forwarded = true;
@@ -236,7 +245,7 @@ impl TrustedProxies {
             .get(X_REAL_IP)
             .and_then(|value| value.to_str().ok())
             .and_then(parse_hop)
-            .or(Some(peer))
+            .or(Some(proxy))
     }
 
     /// The client's address for a request, its peer read from the extensions (see

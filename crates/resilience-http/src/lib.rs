@@ -54,6 +54,7 @@ pub use retry::{
 };
 pub use service::{Handle, HttpService, ResponseFuture, Stack, StagesService};
 pub use stage::{
-    Admission, Chain, ChainGuard, ChainPending, HttpStageLayer, Refusal, RequestStage, Slot, Stages,
+    Admission, Chain, ChainGuard, ChainPending, Halt, HttpStageLayer, Refusal, RequestStage, Slot,
+    Stages,
 };
 pub use timeout::HttpTimeoutLayer;

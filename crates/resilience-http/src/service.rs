@@ -15,7 +15,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::{BodyEnd, Guard, ResponseBody};
-use crate::stage::Stages;
+use crate::stage::{Halt, Stages};
 use crate::{ExcludePaths, HttpTimeoutLayer, Reply};
 
 /// The future of every service in this crate.
@@ -319,19 +319,21 @@ where
         let call = inner.call(Request::from_parts(parts, body));
         return Serve::Pass { call };
     }
-    match shared.stages.admit_now(&parts) {
-        Ok(Ok(held)) => Serve::Run {
+    // The permits are written in place, each into its own field, and move only once: into
+    // the call's future.
+    let mut held = G::Held::default();
+    match shared.stages.admit_now(&parts, &mut held) {
+        Ok(()) => Serve::Run {
             run: admitted(shared, inner, Request::from_parts(parts, body), held),
         },
-        Ok(Err(refused)) => Serve::Ready {
+        Err(Halt::Refused(refused)) => Serve::Ready {
             answer: Some(made(refused)),
         },
-        Err(pending) => Serve::Wait {
+        Err(Halt::Pending(pending)) => Serve::Wait {
             wait: Box::pin(async move {
-                let held = match shared.stages.resume(pending, &parts).await {
-                    Ok(held) => held,
-                    Err(refused) => return Ok(made(refused)),
-                };
+                if let Err(refused) = shared.stages.resume(pending, &parts, &mut held).await {
+                    return Ok(made(refused));
+                }
                 admitted(shared, inner, Request::from_parts(parts, body), held).await
             }),
         },

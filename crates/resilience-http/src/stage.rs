@@ -126,6 +126,7 @@ pub enum Admission<P> {
 
 impl<P: Send + 'static> Admission<P> {
     /// A core stage's admission: its answer if it has one now, otherwise its wait.
+    #[inline]
     pub fn of(admit: Admit<P>) -> Self {
         match admit.now() {
             Ok(answer) => Self::Now(answer.map_err(Refusal::from)),
@@ -274,21 +275,31 @@ impl<St: RequestStage> From<HttpStageLayer<St>> for Stack<HttpStageLayer<St>> {
 }
 
 impl<St: RequestStage> HttpStageLayer<St> {
-    /// The permit of an admitted request, or the reply to a refused one.
+    /// Puts the permit of an admitted request into `held`, or answers a refused one.
+    #[inline]
     #[expect(
         clippy::result_large_err,
-        reason = "the answer of `Stages::admit`, whose refusal is the response to send"
+        reason = "an admission's refusal is the response to send; an admission writes only the tag"
     )]
     fn answer(
         &self,
         answer: Result<St::Permit, Refusal>,
-    ) -> Result<Option<St::Permit>, Response<Bytes>> {
+        held: &mut Option<St::Permit>,
+    ) -> Result<(), Response<Bytes>> {
         match answer {
-            Ok(permit) => Ok(Some(permit)),
-            Err(refusal) => Err(self
-                .reply
-                .reject(&refusal.rejection, refusal.decision.as_ref())),
+            Ok(permit) => {
+                *held = Some(permit);
+                Ok(())
+            }
+            Err(refusal) => Err(self.refuse(&refusal)),
         }
+    }
+
+    /// The reply to a refusal.
+    #[cold]
+    fn refuse(&self, refusal: &Refusal) -> Response<Bytes> {
+        self.reply
+            .reject(&refusal.rejection, refusal.decision.as_ref())
     }
 }
 
@@ -318,13 +329,18 @@ impl<P> fmt::Debug for Slot<P> {
 ///
 /// The [composite](crate::CompositeLayer) folds its stages with this one trait; it is public
 /// so its types can be named, and implemented only by this crate.
+///
+/// Admission writes each stage's permit into its place in a [`Held`](Self::Held) that the
+/// caller provides (starting from its default, which holds nothing), so the permits are not
+/// moved from stage to stage; what comes back is only whether it finished.
 pub trait Stages: Send + Sync + 'static {
-    /// What an admitted request holds between admission and its response head.
-    type Held: Send + 'static;
+    /// What an admitted request holds between admission and its response head; its default
+    /// holds nothing.
+    type Held: Default + Send + 'static;
     /// What its response body holds until it ends.
     type Guard: Guard;
-    /// Where an admission that could not finish at once stopped: the permits taken so far
-    /// and the stage that is waiting or still to be asked.
+    /// Where an admission that could not finish at once stopped: the stage that is waiting
+    /// or still to be asked (the permits taken so far are in the [`Held`](Self::Held)).
     type Pending: Send + 'static;
 
     /// Admits the request at every stage in order, or answers with the first refusal (the
@@ -333,29 +349,47 @@ pub trait Stages: Send + Sync + 'static {
         &'a self,
         request: &'a Parts,
     ) -> impl Future<Output = Result<Self::Held, Response<Bytes>>> + Send + 'a {
-        let now = self.admit_now(request);
+        async move {
+            let mut held = Self::Held::default();
+            self.admit_into(request, &mut held).await?;
+            Ok(held)
+        }
+    }
+
+    /// [`admit`](Self::admit) into `held`: on a refusal, `held` keeps the permits taken
+    /// before it (their headers already in the answer), which dropping it gives back.
+    fn admit_into<'a>(
+        &'a self,
+        request: &'a Parts,
+        held: &'a mut Self::Held,
+    ) -> impl Future<Output = Result<(), Response<Bytes>>> + Send + 'a {
+        let now = self.admit_now(request, held);
         async move {
             match now {
-                Ok(answer) => answer,
-                Err(pending) => self.resume(pending, request).await,
+                Ok(()) => Ok(()),
+                Err(Halt::Refused(refused)) => Err(refused),
+                Err(Halt::Pending(pending)) => self.resume(pending, request, held).await,
             }
         }
     }
 
-    /// [`admit`](Self::admit) as far as the stages can answer without waiting: the answer
-    /// (`Ok`), or where it stopped, for [`resume`](Self::resume).
-    fn admit_now(
-        &self,
-        request: &Parts,
-    ) -> Result<Result<Self::Held, Response<Bytes>>, Self::Pending>;
+    /// [`admit_into`](Self::admit_into) as far as the stages can answer without waiting:
+    /// `Ok` when every stage admitted the request, otherwise the refusal or where it stopped,
+    /// for [`resume`](Self::resume).
+    #[expect(
+        clippy::result_large_err,
+        reason = "an admission's refusal is the response to send; an admission writes only the tag"
+    )]
+    fn admit_now(&self, request: &Parts, held: &mut Self::Held) -> Result<(), Halt<Self::Pending>>;
 
     /// Finishes an admission that [`admit_now`](Self::admit_now) left pending, for the same
-    /// request.
+    /// request and into the same `held`.
     fn resume<'a>(
         &'a self,
         pending: Self::Pending,
         request: &'a Parts,
-    ) -> impl Future<Output = Result<Self::Held, Response<Bytes>>> + Send + 'a;
+        held: &'a mut Self::Held,
+    ) -> impl Future<Output = Result<(), Response<Bytes>>> + Send + 'a;
 
     /// Adds each admitting stage's headers to the response.
     fn annotate(&self, held: &Self::Held, headers: &mut HeaderMap);
@@ -374,22 +408,29 @@ pub trait Stages: Send + Sync + 'static {
     fn default_factory(&mut self, factory: &ResponseFactory);
 }
 
+/// Why [`Stages::admit_now`] did not admit a request at once.
+#[derive(Debug)]
+pub enum Halt<P> {
+    /// A stage refused it: the answer to send, with the headers of the stages before it.
+    Refused(Response<Bytes>),
+    /// A stage is waiting for its answer, or is still to be asked: see [`Stages::resume`].
+    Pending(P),
+}
+
 impl<St: RequestStage> Stages for HttpStageLayer<St> {
     /// `None` when the path is excluded.
     type Held = Option<St::Permit>;
     type Guard = Option<Slot<St::Permit>>;
     type Pending = Admission<St::Permit>;
 
-    fn admit_now(
-        &self,
-        request: &Parts,
-    ) -> Result<Result<Self::Held, Response<Bytes>>, Self::Pending> {
+    #[inline]
+    fn admit_now(&self, request: &Parts, held: &mut Self::Held) -> Result<(), Halt<Self::Pending>> {
         if self.exclude.matches(request.uri.path()) {
-            return Ok(Ok(None));
+            return Ok(());
         }
         match self.stage.admit_now(request) {
-            Admission::Now(answer) => Ok(self.answer(answer)),
-            pending => Err(pending),
+            Admission::Now(answer) => self.answer(answer, held).map_err(Halt::Refused),
+            pending => Err(Halt::Pending(pending)),
         }
     }
 
@@ -397,13 +438,14 @@ impl<St: RequestStage> Stages for HttpStageLayer<St> {
         &'a self,
         pending: Self::Pending,
         request: &'a Parts,
-    ) -> Result<Self::Held, Response<Bytes>> {
+        held: &'a mut Self::Held,
+    ) -> Result<(), Response<Bytes>> {
         let answer = match pending {
             Admission::Now(answer) => answer,
             Admission::Waiting(wait) => wait.await,
             Admission::Later => self.stage.admit_request(request).await,
         };
-        self.answer(answer)
+        self.answer(answer, held)
     }
 
     fn annotate(&self, held: &Self::Held, headers: &mut HeaderMap) {
@@ -440,14 +482,16 @@ impl Stages for () {
     type Guard = ();
     type Pending = Infallible;
 
-    fn admit_now(&self, _request: &Parts) -> Result<Result<(), Response<Bytes>>, Infallible> {
-        Ok(Ok(()))
+    #[inline]
+    fn admit_now(&self, _request: &Parts, _held: &mut ()) -> Result<(), Halt<Infallible>> {
+        Ok(())
     }
 
     async fn resume<'a>(
         &'a self,
         pending: Infallible,
         _request: &'a Parts,
+        _held: &'a mut (),
     ) -> Result<(), Response<Bytes>> {
         match pending {}
     }
@@ -481,20 +525,23 @@ impl<A, B> Chain<A, B> {
 impl<A: Stages, B: Stages> Stages for Chain<A, B> {
     type Held = (A::Held, B::Held);
     type Guard = ChainGuard<A::Guard, B::Guard>;
-    type Pending = ChainPending<A::Pending, A::Held, B::Pending>;
+    type Pending = ChainPending<A::Pending, B::Pending>;
 
+    #[inline]
     fn admit_now(
         &self,
         request: &Parts,
-    ) -> Result<Result<Self::Held, Response<Bytes>>, Self::Pending> {
-        let first = match self.first.admit_now(request) {
-            Ok(Ok(first)) => first,
-            Ok(Err(refused)) => return Ok(Err(refused)),
-            Err(pending) => return Err(ChainPending::First(pending)),
-        };
-        match self.then.admit_now(request) {
-            Ok(then) => Ok(self.then_answered(first, then)),
-            Err(pending) => Err(ChainPending::Then(first, pending)),
+        (first, then): &mut Self::Held,
+    ) -> Result<(), Halt<Self::Pending>> {
+        match self.first.admit_now(request, first) {
+            Ok(()) => {}
+            Err(Halt::Refused(refused)) => return Err(Halt::Refused(refused)),
+            Err(Halt::Pending(pending)) => return Err(Halt::Pending(ChainPending::First(pending))),
+        }
+        match self.then.admit_now(request, then) {
+            Ok(()) => Ok(()),
+            Err(Halt::Refused(refused)) => Err(Halt::Refused(self.then_refused(first, refused))),
+            Err(Halt::Pending(pending)) => Err(Halt::Pending(ChainPending::Then(pending))),
         }
     }
 
@@ -502,19 +549,16 @@ impl<A: Stages, B: Stages> Stages for Chain<A, B> {
         &'a self,
         pending: Self::Pending,
         request: &'a Parts,
-    ) -> Result<Self::Held, Response<Bytes>> {
-        let (first, then) = match pending {
+        (first, then): &'a mut Self::Held,
+    ) -> Result<(), Response<Bytes>> {
+        let answer = match pending {
             ChainPending::First(pending) => {
-                let first = self.first.resume(pending, request).await?;
-                let then = self.then.admit(request).await;
-                (first, then)
+                self.first.resume(pending, request, first).await?;
+                self.then.admit_into(request, then).await
             }
-            ChainPending::Then(first, pending) => {
-                let then = self.then.resume(pending, request).await;
-                (first, then)
-            }
+            ChainPending::Then(pending) => self.then.resume(pending, request, then).await,
         };
-        self.then_answered(first, then)
+        answer.map_err(|refused| self.then_refused(first, refused))
     }
 
     fn annotate(&self, (first, then): &Self::Held, headers: &mut HeaderMap) {
@@ -548,41 +592,29 @@ impl<A: Stages, B: Stages> Stages for Chain<A, B> {
 }
 
 impl<A: Stages, B: Stages> Chain<A, B> {
-    /// Both stages' permits once the second has answered, or its refusal.
-    #[expect(
-        clippy::result_large_err,
-        reason = "the answer of `Stages::admit`, whose refusal is the response to send"
-    )]
-    fn then_answered(
-        &self,
-        first: A::Held,
-        then: Result<B::Held, Response<Bytes>>,
-    ) -> Result<(A::Held, B::Held), Response<Bytes>> {
-        match then {
-            Ok(then) => Ok((first, then)),
-            Err(mut refused) => {
-                // A refusal after a rate limit still tells the client its quota.
-                self.first.annotate(&first, refused.headers_mut());
-                Err(refused)
-            }
-        }
+    /// The refusal of the last stages, telling the client what the first ones would (a
+    /// refusal after a rate limit still tells the client its quota).
+    #[cold]
+    fn then_refused(&self, first: &A::Held, mut refused: Response<Bytes>) -> Response<Bytes> {
+        self.first.annotate(first, refused.headers_mut());
+        refused
     }
 }
 
 /// Where the admission of a [`Chain`] stopped: in its first stages, or in its last with the
 /// first ones' permits taken.
-pub enum ChainPending<A, H, B> {
+pub enum ChainPending<A, B> {
     /// The first stages are still to answer.
     First(A),
-    /// The first stages admitted the request (their permits); the last is still to answer.
-    Then(H, B),
+    /// The first stages admitted the request; the last is still to answer.
+    Then(B),
 }
 
-impl<A, H, B> fmt::Debug for ChainPending<A, H, B> {
+impl<A, B> fmt::Debug for ChainPending<A, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::First(_) => "ChainPending::First",
-            Self::Then(..) => "ChainPending::Then",
+            Self::Then(_) => "ChainPending::Then",
         })
     }
 }

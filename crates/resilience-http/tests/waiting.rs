@@ -143,3 +143,51 @@ async fn a_request_waiting_at_the_shedder_goes_on_with_the_permits_taken_before(
 async fn a_request_waiting_at_the_bulkhead_goes_on_with_the_permits_taken_before() {
     a_request_waiting_at(2, 1).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_a_wait_gives_the_earlier_permits_back_and_still_says_the_quota() {
+    let asked = Asynchronous::default();
+    let shedder = LoadShedder::builder("waits")
+        .max_requests(2)
+        .build()
+        .unwrap();
+    let bulkhead = Bulkhead::builder("waits")
+        .max_concurrent(1)
+        .max_waiting(0)
+        .build()
+        .unwrap();
+    // The custom stage waits, then the bulkhead (full, no queue) refuses.
+    let layer = CompositeLayer::new()
+        .rate_limit(
+            LocalRateLimiter::builder("waits")
+                .rate(Rate::per_second(100))
+                .build()
+                .unwrap(),
+        )
+        .load_shed(PriorityHeader::new(shedder.clone()).default_priority(Priority::Critical))
+        .stage(asked.clone())
+        .bulkhead(bulkhead.clone());
+    let app = layer.layer(tower::service_fn(|_: Request<()>| async {
+        Ok::<_, Infallible>(ok())
+    }));
+    let holding = app.clone().oneshot(request()).await.unwrap();
+    assert_eq!(shedder.metrics().active_requests, 1);
+
+    let refused = app.clone().oneshot(request()).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(asked.0.load(Ordering::Relaxed), 2, "asked after the wait");
+    assert!(
+        refused.headers().contains_key(RATELIMIT_REMAINING),
+        "a refusal after the rate limit says the quota"
+    );
+    assert_eq!(
+        shedder.metrics().active_requests,
+        1,
+        "the shedder's slot given back"
+    );
+    holding.into_body().collect().await.unwrap();
+    assert_eq!(
+        (bulkhead.active(), shedder.metrics().active_requests),
+        (0, 0)
+    );
+}

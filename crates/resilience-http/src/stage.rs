@@ -455,9 +455,15 @@ impl<St: RequestStage> Stages for HttpStageLayer<St> {
     }
 
     fn guard(&self, held: Self::Held, head: &response::Parts) -> Self::Guard {
-        held.map(|permit| Slot {
-            permit,
-            head: self.classifier.classify(head),
+        held.map(|permit| {
+            // A permit that ignores the outcome (a rate limit's, a load shedder's) is not
+            // worth running the classifier for, which may be a predicate of the user's.
+            let head = if permit.wants_outcome() {
+                self.classifier.classify(head)
+            } else {
+                Outcome::Ignored
+            };
+            Slot { permit, head }
         })
     }
 

@@ -252,3 +252,47 @@ async fn composite_exclusions_and_one_factory_for_every_step() {
         "/health bypassed every step"
     );
 }
+
+/// A step whose permit ignores the outcome (the load shedder's) never runs its classifier,
+/// which may be a predicate of the user's; a step that uses it (the breaker) runs its own
+/// once per response and learns the verdict.
+#[tokio::test]
+async fn only_steps_that_use_the_outcome_run_their_classifier() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use resilience::classify::Outcome;
+    use resilience_http::{HttpStageLayer, ResponseClassifier};
+
+    let counting = |calls: &Arc<AtomicUsize>| {
+        let calls = Arc::clone(calls);
+        ResponseClassifier::from_fn(move |head| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            if head.status == StatusCode::IM_A_TEAPOT {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            }
+        })
+    };
+    let (shedder_calls, breaker_calls) = (Arc::default(), Arc::default());
+    let stack = Stack::new("100/second", 100, 10);
+    let layer = CompositeLayer::new()
+        .stage(HttpStageLayer::new(stack.shedder.clone()).classifier(counting(&shedder_calls)))
+        .stage(HttpStageLayer::new(stack.breaker.clone()).classifier(counting(&breaker_calls)));
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route("/teapot", get(|| async { StatusCode::IM_A_TEAPOT }));
+    let server = Server::start(app.layer(layer)).await;
+
+    assert_eq!(status(&server, "/").await, StatusCode::OK);
+    assert_eq!(status(&server, "/teapot").await, StatusCode::IM_A_TEAPOT);
+    assert_eq!(shedder_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(breaker_calls.load(Ordering::SeqCst), 2);
+    let breaker = stack.breaker.metrics();
+    assert_eq!(
+        (breaker.successful_requests, breaker.failed_requests),
+        (1, 1)
+    );
+    assert_eq!(stack.shedder.metrics().active_requests, 0);
+}

@@ -62,12 +62,7 @@ fn app(
        + Send
        + 'static {
     let layer = CompositeLayer::new()
-        .rate_limit(
-            LocalRateLimiter::builder("waits")
-                .rate(Rate::per_second(100))
-                .build()
-                .unwrap(),
-        )
+        .rate_limit(limiter())
         .stage(asked.clone())
         // Critical: queued rather than shed by utilization when every slot is taken.
         .load_shed(PriorityHeader::new(shedder.clone()).default_priority(Priority::Critical))
@@ -158,12 +153,7 @@ async fn a_refusal_after_a_wait_gives_the_earlier_permits_back_and_still_says_th
         .unwrap();
     // The custom stage waits, then the bulkhead (full, no queue) refuses.
     let layer = CompositeLayer::new()
-        .rate_limit(
-            LocalRateLimiter::builder("waits")
-                .rate(Rate::per_second(100))
-                .build()
-                .unwrap(),
-        )
+        .rate_limit(limiter())
         .load_shed(PriorityHeader::new(shedder.clone()).default_priority(Priority::Critical))
         .stage(asked.clone())
         .bulkhead(bulkhead.clone());
@@ -190,4 +180,12 @@ async fn a_refusal_after_a_wait_gives_the_earlier_permits_back_and_still_says_th
         (bulkhead.active(), shedder.metrics().active_requests),
         (0, 0)
     );
+}
+
+/// A rate limit that admits every request of these tests.
+fn limiter() -> LocalRateLimiter {
+    LocalRateLimiter::builder("waits")
+        .rate(Rate::per_second(100))
+        .build()
+        .unwrap()
 }

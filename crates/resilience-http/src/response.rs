@@ -287,20 +287,13 @@ pub(crate) fn rate_limit_headers(
         return;
     }
     insert_absent(headers, RATELIMIT_LIMIT, || {
-        let limit = decision.limit();
-        match ready {
-            Some(ready) if ready.limit == limit => ready.limit_value.clone(),
-            _ => decimal::header_value(u64::from(limit)),
-        }
+        ReadyNumber::value_of(ready.map(|ready| &ready.limit), decision.limit())
     });
     insert_absent(headers, RATELIMIT_REMAINING, || {
-        let remaining = decision.remaining();
-        match ready {
-            Some(ready) if ready.whole_remaining == remaining => {
-                ready.whole_remaining_value.clone()
-            }
-            _ => decimal::header_value(u64::from(remaining)),
-        }
+        ReadyNumber::value_of(
+            ready.map(|ready| &ready.whole_remaining),
+            decision.remaining(),
+        )
     });
     insert_absent(headers, RATELIMIT_RESET, || {
         decimal::header_value(seconds_up(decision.reset_after()))
@@ -313,21 +306,41 @@ pub(crate) fn rate_limit_headers(
 /// a clone is cheaper than formatting the number or finding it in a cache.
 #[derive(Debug, Clone)]
 pub(crate) struct ReadyValues {
-    limit: u32,
-    limit_value: HeaderValue,
-    whole_remaining: u32,
-    whole_remaining_value: HeaderValue,
+    limit: ReadyNumber,
+    whole_remaining: ReadyNumber,
 }
 
 impl ReadyValues {
     /// The values for a limit of `limit` requests.
     pub(crate) fn new(limit: u32) -> Self {
-        let whole_remaining = limit.saturating_sub(1);
         Self {
-            limit,
-            limit_value: decimal::header_value(u64::from(limit)),
-            whole_remaining,
-            whole_remaining_value: decimal::header_value(u64::from(whole_remaining)),
+            limit: ReadyNumber::new(limit),
+            whole_remaining: ReadyNumber::new(limit.saturating_sub(1)),
+        }
+    }
+}
+
+/// A number and its header value, made in advance.
+#[derive(Debug, Clone)]
+struct ReadyNumber {
+    number: u32,
+    value: HeaderValue,
+}
+
+impl ReadyNumber {
+    fn new(number: u32) -> Self {
+        Self {
+            number,
+            value: decimal::header_value(u64::from(number)),
+        }
+    }
+
+    /// `number`'s header value: a clone of the ready one when it is that number.
+    #[inline]
+    fn value_of(ready: Option<&Self>, number: u32) -> HeaderValue {
+        match ready {
+            Some(ready) if ready.number == number => ready.value.clone(),
+            _ => decimal::header_value(u64::from(number)),
         }
     }
 }

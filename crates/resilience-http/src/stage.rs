@@ -417,6 +417,17 @@ pub enum Halt<P> {
     Pending(P),
 }
 
+impl<P> Halt<P> {
+    /// The same halt, with a pending admission's state made by `f`.
+    #[inline]
+    fn map_pending<Q>(self, f: impl FnOnce(P) -> Q) -> Halt<Q> {
+        match self {
+            Self::Refused(refused) => Halt::Refused(refused),
+            Self::Pending(pending) => Halt::Pending(f(pending)),
+        }
+    }
+}
+
 impl<St: RequestStage> Stages for HttpStageLayer<St> {
     /// `None` when the path is excluded.
     type Held = Option<St::Permit>;
@@ -539,16 +550,15 @@ impl<A: Stages, B: Stages> Stages for Chain<A, B> {
         request: &Parts,
         (first, then): &mut Self::Held,
     ) -> Result<(), Halt<Self::Pending>> {
-        match self.first.admit_now(request, first) {
-            Ok(()) => {}
-            Err(Halt::Refused(refused)) => return Err(Halt::Refused(refused)),
-            Err(Halt::Pending(pending)) => return Err(Halt::Pending(ChainPending::First(pending))),
-        }
-        match self.then.admit_now(request, then) {
-            Ok(()) => Ok(()),
-            Err(Halt::Refused(refused)) => Err(Halt::Refused(self.then_refused(first, refused))),
-            Err(Halt::Pending(pending)) => Err(Halt::Pending(ChainPending::Then(pending))),
-        }
+        self.first
+            .admit_now(request, first)
+            .map_err(|halt| halt.map_pending(ChainPending::First))?;
+        self.then
+            .admit_now(request, then)
+            .map_err(|halt| match halt {
+                Halt::Refused(refused) => Halt::Refused(self.then_refused(first, refused)),
+                Halt::Pending(pending) => Halt::Pending(ChainPending::Then(pending)),
+            })
     }
 
     async fn resume<'a>(

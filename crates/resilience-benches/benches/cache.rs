@@ -1,7 +1,9 @@
 //! A cache hit: ours (with a time to live, through the handle and the tower layer) side by
 //! side with a bare `quick_cache` hit, the store ours is built on, which keeps no time to
 //! live, and with a `moka` hit, whose synchronous cache keeps one (and a time to idle) as ours
-//! does: the peer of our hits with a time to live.
+//! does: the peer of our hits with a time to live. `quick_cache`'s `get_or_insert_async`, a
+//! future that answers a hit without running the computation it is given, is the peer of
+//! `get_or_fetch` without a time to live; its plain `get`, of our `get`.
 //!
 //! Futures are polled once with no runtime (`now_or_never`) and their output is matched, as
 //! a caller awaiting them would (as in `benches/admission.rs`), rather than returned whole:
@@ -33,6 +35,18 @@ fn hit(c: &mut Criterion) {
     }
     assert_eq!(bare.get(&7), Some(7));
     group.bench_function("quick_cache_get", |b| b.iter(|| bare.get(black_box(&7))));
+    // quick_cache's own get-or-compute, the peer of `get_or_fetch` without a time to live:
+    // a future polled once that answers from the entry without running the computation.
+    let mut entry = || {
+        matches!(
+            poll_once(
+                bare.get_or_insert_async(black_box(&7), async { Ok::<u64, std::io::Error>(0) })
+            ),
+            Some(Ok(7))
+        )
+    };
+    check("quick_cache_get_or_insert_async", &mut entry);
+    group.bench_function("quick_cache_get_or_insert_async", |b| b.iter(&mut entry));
 
     let moka_ttl = moka::sync::Cache::<u64, u64>::builder()
         .max_capacity(10_000)

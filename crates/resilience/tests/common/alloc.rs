@@ -42,7 +42,7 @@ pub(crate) fn allocations(work: impl FnOnce()) -> u64 {
 /// How many blocks 1,000 rounds of `round` allocated, after 10 rounds that are not counted:
 /// first calls may initialise lazily created statics (tracing callsites).
 #[allow(dead_code, reason = "included by every allocation test, used by some")]
-pub(crate) fn allocations_in_rounds(round: impl Fn()) -> u64 {
+pub(crate) fn allocations_in_rounds(mut round: impl FnMut()) -> u64 {
     for _ in 0..10 {
         round();
     }

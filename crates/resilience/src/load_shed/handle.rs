@@ -40,7 +40,8 @@ pub(super) struct Inner {
     pub(super) word: AtomicU64,
     pub(super) max_requests: AtomicU32,
     max_queue_depth: AtomicU32,
-    thresholds: [AtomicU64; 3],
+    /// [`Limits::most_within`] for low, normal and high priority.
+    most_within: [AtomicU32; 3],
     wait_timeout: AtomicU64,
     /// Requests accepted (yes) and shed (no), counted per thread: an accepted request pays
     /// no atomic read-modify-write for its count.
@@ -90,7 +91,7 @@ impl LoadShedder {
             word: AtomicU64::new(0),
             max_requests: AtomicU32::new(0),
             max_queue_depth: AtomicU32::new(0),
-            thresholds: Default::default(),
+            most_within: Default::default(),
             wait_timeout: AtomicU64::new(0),
             decisions: Tally::new(),
             queue: Mutex::new(Queue::default()),
@@ -276,8 +277,8 @@ impl Inner {
             .store(limits.max_requests, Ordering::Relaxed);
         self.max_queue_depth
             .store(limits.max_queue_depth, Ordering::Relaxed);
-        for (slot, value) in self.thresholds.iter().zip(limits.thresholds) {
-            slot.store(value.to_bits(), Ordering::Relaxed);
+        for (slot, most) in self.most_within.iter().zip(limits.most_within) {
+            slot.store(most, Ordering::Relaxed);
         }
         let wait = u64::try_from(config.wait_timeout.as_nanos()).unwrap_or(u64::MAX);
         self.wait_timeout.store(wait, Ordering::Relaxed);
@@ -288,10 +289,10 @@ impl Inner {
         Limits {
             max_requests: self.max_requests.load(Ordering::Relaxed),
             max_queue_depth: self.max_queue_depth.load(Ordering::Relaxed),
-            thresholds: self
-                .thresholds
+            most_within: self
+                .most_within
                 .each_ref()
-                .map(|slot| f64::from_bits(slot.load(Ordering::Relaxed))),
+                .map(|slot| slot.load(Ordering::Relaxed)),
         }
     }
 

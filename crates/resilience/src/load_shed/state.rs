@@ -111,35 +111,61 @@ pub(crate) enum Decision {
 
 /// The limits a decision reads: the config's numbers, copied out so the handle can keep them
 /// in atomics.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Limits {
     pub(crate) max_requests: u32,
     pub(crate) max_queue_depth: u32,
-    /// Low, normal and high thresholds.
-    pub(crate) thresholds: [f64; 3],
+    /// For low, normal and high priority: the most requests in flight at which utilisation is
+    /// not above the priority's threshold (see [`most_within`]).
+    pub(crate) most_within: [u32; 3],
 }
 
 impl Limits {
     pub(crate) fn of(config: &LoadShedderConfig) -> Self {
+        let max_requests = config.max_requests;
         Self {
-            max_requests: config.max_requests,
+            max_requests,
             max_queue_depth: config.max_queue_depth,
-            thresholds: [
+            most_within: [
                 config.low_threshold,
                 config.normal_threshold,
                 config.high_threshold,
-            ],
+            ]
+            .map(|threshold| most_within(threshold, max_requests)),
         }
     }
 
-    fn threshold(&self, priority: Priority) -> Option<f64> {
+    fn most_within(&self, priority: Priority) -> Option<u32> {
         match priority {
-            Priority::Low => Some(self.thresholds[0]),
-            Priority::Normal => Some(self.thresholds[1]),
-            Priority::High => Some(self.thresholds[2]),
+            Priority::Low => Some(self.most_within[0]),
+            Priority::Normal => Some(self.most_within[1]),
+            Priority::High => Some(self.most_within[2]),
             Priority::Critical => None,
         }
     }
+}
+
+/// The most requests in flight at which [`utilization`] is not above `threshold`: a request
+/// is shed by its threshold exactly when more than this many are in flight.
+///
+/// Worked out once per config, so a decision compares two integers where it would otherwise
+/// divide: the shorter the work between reading the counts and swapping in new ones, the
+/// less often another core changes them in between and the swap has to be retried.
+pub(crate) fn most_within(threshold: f64, max_requests: u32) -> u32 {
+    debug_assert!(threshold >= 0.0, "validated as a ratio");
+    if utilization(u32::MAX, max_requests) <= threshold {
+        return u32::MAX;
+    }
+    // `threshold × max_requests` rounded down is the answer up to the rounding of the
+    // product; the rule grows with `active`, so step to where it turns.
+    let mut most = (threshold * f64::from(max_requests)) as u32;
+    while most > 0 && utilization(most, max_requests) > threshold {
+        most -= 1;
+    }
+    while utilization(most + 1, max_requests) <= threshold {
+        most += 1;
+    }
+    most
 }
 
 /// Utilisation as a ratio in `0..=1` (active may exceed the cap after the cap was lowered).
@@ -154,8 +180,8 @@ pub(crate) fn decide(
     config: &Limits,
     system: Option<SystemLoad>,
 ) -> (Decision, Counts) {
-    if let Some(threshold) = config.threshold(priority) {
-        if utilization(counts.active, config.max_requests) > threshold {
+    if let Some(most) = config.most_within(priority) {
+        if counts.active > most {
             return (Decision::Shed(ShedReason::Utilization), counts);
         }
     }

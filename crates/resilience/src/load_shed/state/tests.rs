@@ -135,6 +135,19 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A size and a threshold: any of both, common thresholds, and thresholds that are a count
+/// over the size exactly (`k / n`, whose product with `n` may round to just below `k`).
+fn size_and_threshold() -> impl Strategy<Value = (u32, f64)> {
+    let size = prop_oneof![1u32..2_000, any::<u32>().prop_map(|n| n.max(1))];
+    let common = prop::sample::select(vec![0.0, 0.1, 0.29, 0.3, 0.57, 0.6, 0.75, 0.9, 1.0]);
+    prop_oneof![
+        (size.clone(), 0.0f64..=1.0),
+        (size.clone(), common),
+        size.prop_flat_map(|n| (Just(n), 0..=n))
+            .prop_map(|(n, k)| (n, f64::from(k) / f64::from(n))),
+    ]
+}
+
 fn thresholds() -> impl Strategy<Value = [f64; 3]> {
     prop::collection::vec(
         prop::sample::select(vec![0.0, 0.25, 0.5, 0.6, 0.75, 0.9, 1.0]),
@@ -181,7 +194,7 @@ proptest! {
                         }
                         Decision::Queue => queue.push_back(id),
                         Decision::Shed(ShedReason::Utilization) => {
-                            let threshold = config.threshold(priority);
+                            let threshold = settings.threshold(priority);
                             prop_assert!(threshold.is_some(), "critical shed by utilisation");
                             let utilization = utilization(before.active, max_requests);
                             prop_assert!(utilization > threshold.unwrap());
@@ -221,4 +234,42 @@ proptest! {
         }
         prop_assert!(served.windows(2).all(|pair| pair[0] < pair[1]), "FIFO: {served:?}");
     }
+
+    /// A request is shed by its threshold exactly when the utilisation is above it: the
+    /// integer bound each config works out once agrees with the ratio for every count, at
+    /// every size, for thresholds that land on a count exactly and ones that do not.
+    #[test]
+    fn the_bound_sheds_exactly_where_the_ratio_is_above_the_threshold(
+        (max_requests, threshold) in size_and_threshold(),
+        offsets in prop::collection::vec(-3i64..=3, 1..8),
+    ) {
+        let most = most_within(threshold, max_requests);
+        let near = (threshold * f64::from(max_requests)) as i64;
+        let counts = offsets
+            .iter()
+            .map(|offset| near + offset)
+            .chain([0, i64::from(max_requests), i64::from(u32::MAX)]);
+        for active in counts.filter_map(|active| u32::try_from(active).ok()) {
+            prop_assert_eq!(
+                active > most,
+                utilization(active, max_requests) > threshold,
+                "active {}, bound {}", active, most
+            );
+        }
+    }
+}
+
+#[test]
+fn the_bound_of_a_threshold() {
+    // 75 % of 1000 is 750: 750 in flight is not above it, 751 is.
+    assert_eq!(most_within(0.75, 1_000), 750);
+    // 60 % of 7 is 4.2: 4 in flight (57 %) is within, 5 (71 %) is not.
+    assert_eq!(most_within(0.6, 7), 4);
+    assert_eq!(most_within(0.0, 10), 0);
+    // 0.29 × 100 is 28.999…96 in floating point, but 29 in flight is 29 %, within.
+    assert_eq!(most_within(0.29, 100), 29);
+    // Utilisation never exceeds 1: a threshold of 1 never sheds, even above a lowered cap.
+    assert_eq!(most_within(1.0, 10), u32::MAX);
+    assert_eq!(most_within(1.0, u32::MAX), u32::MAX);
+    assert_eq!(most_within(0.5, u32::MAX), u32::MAX / 2);
 }

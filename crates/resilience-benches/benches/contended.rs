@@ -28,7 +28,7 @@
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
-use std::sync::Barrier;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota};
@@ -51,27 +51,38 @@ const ROUNDS: usize = 31;
 /// Slots of the slot limiters: far more than two threads take.
 const SLOTS: u32 = 1_000;
 
-/// How long `threads` threads take to make `calls` calls of `op` each, started together.
+/// How long `threads` threads take to make `calls` calls of `op` each, started together:
+/// from the first thread's start to the last one's end, as the threads saw them (the thread
+/// that started them may be descheduled meanwhile).
+///
+/// The threads wait for each other spinning: a thread parked at a barrier can take longer
+/// to wake than the others take to finish, and the calls would then not overlap at all.
 fn run<F: Fn() -> bool + Sync>(threads: usize, calls: u32, op: &F) -> Duration {
-    let barrier = Barrier::new(threads + 1);
-    std::thread::scope(|scope| {
+    let arrived = AtomicUsize::new(0);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
-                    barrier.wait();
+                    arrived.fetch_add(1, Ordering::AcqRel);
+                    while arrived.load(Ordering::Acquire) < threads {
+                        std::hint::spin_loop();
+                    }
+                    let started = Instant::now();
                     for _ in 0..calls {
                         assert!(op(), "a call was refused");
                     }
+                    (started, Instant::now())
                 })
             })
             .collect();
-        barrier.wait();
-        let started = Instant::now();
-        for worker in workers {
-            worker.join().expect("a worker panicked");
-        }
-        started.elapsed()
-    })
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("a worker panicked"))
+            .collect()
+    });
+    let first = spans.iter().map(|span| span.0).min().expect("one thread");
+    let last = spans.iter().map(|span| span.1).max().expect("one thread");
+    last - first
 }
 
 /// Runs a call on a number of threads, each making a number of calls, and says how long

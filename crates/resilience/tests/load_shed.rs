@@ -1,4 +1,5 @@
-//! The load shedder through the public API, under paused time: every priority threshold at
+//! The load shedder through the public API, under paused time (and on four threads where
+//! releases race the queue): every priority threshold at
 //! its exact boundary, the FIFO queue with its depth limit and wait timeout, system thresholds
 //! with an injected source, cancellation, events, the tower layer, configs and the registry.
 
@@ -233,6 +234,40 @@ async fn ten_thousand_cancelled_tasks_leave_every_counter_at_zero() {
     assert_eq!((metrics.active_requests, metrics.queue_depth), (0, 0));
     assert!(metrics.total_shed > 0 && metrics.total_accepted > 0);
     assert_eq!(hold(&shedder, 50).len(), 50, "every slot is free again");
+}
+
+/// Releases on four threads race newcomers queueing: a release frees its slot and then looks
+/// for waiters, so a request that queued just as the slot came back must still be admitted,
+/// never left to wait out its timeout. Every request here is critical (never shed by its
+/// threshold) and may wait far longer than the test runs, so one shed is a lost slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_releases_and_queued_requests_lose_no_slot() {
+    let shedder = LoadShedder::builder("race")
+        .max_requests(3)
+        .max_queue_depth(10_000)
+        .wait_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..4_000)
+        .map(|_| {
+            let shedder = shedder.clone();
+            tokio::spawn(async move {
+                shedder
+                    .call(Priority::Critical, || async {
+                        yield_now().await;
+                        Ok::<_, ()>(())
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap().is_ok(), "a request was shed");
+    }
+    let metrics = shedder.metrics();
+    assert_eq!((metrics.total_accepted, metrics.total_shed), (4_000, 0));
+    assert_eq!((metrics.active_requests, metrics.queue_depth), (0, 0));
+    assert_eq!(hold(&shedder, 3).len(), 3, "every slot is free again");
 }
 
 #[tokio::test(start_paused = true)]

@@ -12,8 +12,9 @@
 //! 3. **Hard cap**: below `max_requests`, with nobody queued, the request is admitted.
 //!    Otherwise it joins the FIFO queue if the queue has room, and is shed if not. Nobody
 //!    overtakes the queue: while anyone waits, newcomers queue behind them.
-//! 4. **Release**: with nobody queued the slot is freed; otherwise it passes straight to the
-//!    oldest waiter, so `active` stays and `queued` drops by one.
+//! 4. **Release**: the slot is freed; if anybody waits, the oldest waiters are then admitted
+//!    while there is room. The freed slot goes to them, not to a newcomer: newcomers queue
+//!    behind them.
 
 use std::fmt;
 
@@ -25,6 +26,9 @@ pub(crate) struct Counts {
     pub(crate) active: u32,
     pub(crate) queued: u32,
 }
+
+/// One running request in a packed word: subtracting it is [`free_slot`].
+pub(crate) const ONE_ACTIVE: u64 = 1 << 32;
 
 impl Counts {
     pub(crate) fn pack(self) -> u64 {
@@ -234,44 +238,30 @@ pub(crate) fn system_level(load: SystemLoad) -> LoadLevel {
     }
 }
 
-/// What releasing a slot does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Release {
-    /// Nobody waits: the slot is freed.
-    Free(Counts),
-    /// Somebody waits: the slot passes to the oldest waiter (under the queue lock).
-    HandOff,
-}
-
-/// Releases one slot. Above the cap (after it was lowered) the slot is freed even if somebody
-/// waits, so the shedder drains down to the new cap first.
-pub(crate) fn release(counts: Counts, max_requests: u32) -> Release {
+/// Releases one slot: it is freed. The handle does this with one subtraction of
+/// [`ONE_ACTIVE`] from the packed word (this function is its model in the tests), then, if
+/// anybody was queued, admits waiters with [`admit_waiter`] while there is room (above a
+/// lowered cap there is none).
+#[cfg(test)]
+pub(crate) fn free_slot(counts: Counts) -> Counts {
     debug_assert!(counts.active > 0, "a release without a permit");
-    if counts.queued > 0 && counts.active <= max_requests {
-        Release::HandOff
-    } else {
-        Release::Free(Counts {
-            active: counts.active.saturating_sub(1),
-            ..counts
-        })
-    }
-}
-
-/// The oldest waiter takes over a released slot: `active` stays, `queued` drops.
-pub(crate) fn hand_off(counts: Counts) -> Counts {
-    debug_assert!(counts.queued > 0, "a hand-off with nobody queued");
     Counts {
-        queued: counts.queued.saturating_sub(1),
+        active: counts.active.saturating_sub(1),
         ..counts
     }
 }
 
 /// A waiter leaves the queue without a slot (timed out or cancelled).
 pub(crate) fn leave_queue(counts: Counts) -> Counts {
-    hand_off(counts)
+    debug_assert!(counts.queued > 0, "leaving an empty queue");
+    Counts {
+        queued: counts.queued.saturating_sub(1),
+        ..counts
+    }
 }
 
-/// After the cap was raised: whether a waiter can be admitted now, and the counts if so.
+/// Whether the oldest waiter can be admitted now (after a release, or after the cap was
+/// raised), and the counts if so.
 pub(crate) fn admit_waiter(counts: Counts, max_requests: u32) -> Option<Counts> {
     (counts.queued > 0 && counts.active < max_requests).then(|| Counts {
         active: counts.active + 1,

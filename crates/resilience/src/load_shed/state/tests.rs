@@ -81,12 +81,17 @@ fn a_threshold_of_one_lets_a_priority_queue_at_the_cap() {
 }
 
 #[test]
-fn releases_hand_the_slot_to_the_oldest_waiter() {
-    assert_eq!(release(at(3, 0), 3), Release::Free(at(2, 0)));
-    assert_eq!(release(at(3, 2), 3), Release::HandOff);
-    assert_eq!(hand_off(at(3, 2)), at(3, 1));
-    // Above a lowered cap the slot is freed first.
-    assert_eq!(release(at(5, 2), 3), Release::Free(at(4, 2)));
+fn a_release_frees_the_slot_then_the_oldest_waiter_takes_it() {
+    assert_eq!(free_slot(at(3, 0)), at(2, 0));
+    // The handle frees a slot by subtracting one active request from the packed word.
+    assert_eq!(
+        Counts::unpack(at(3, 2).pack() - ONE_ACTIVE),
+        free_slot(at(3, 2))
+    );
+    assert_eq!(admit_waiter(free_slot(at(3, 2)), 3), Some(at(3, 1)));
+    assert_eq!(leave_queue(at(3, 2)), at(3, 1));
+    // Above a lowered cap the slot is freed and nobody is admitted.
+    assert_eq!(admit_waiter(free_slot(at(5, 2)), 3), None);
     assert_eq!(admit_waiter(at(2, 1), 3), Some(at(3, 0)));
     assert_eq!(admit_waiter(at(3, 1), 3), None);
 }
@@ -211,14 +216,18 @@ proptest! {
                 }
                 Op::Release(index) if !holders.is_empty() => {
                     holders.swap_remove(index % holders.len());
-                    match release(counts, max_requests) {
-                        Release::Free(after) => counts = after,
-                        Release::HandOff => {
-                            let next = queue.pop_front().unwrap();
-                            served.push(next);
-                            holders.push(next);
-                            counts = hand_off(counts);
-                        }
+                    let queued = counts.queued > 0;
+                    counts = free_slot(counts);
+                    // Between the two steps a newcomer queues: nobody overtakes the queue.
+                    if queued {
+                        let (decision, _) = decide(counts, Priority::Critical, &config, None);
+                        prop_assert_ne!(decision, Decision::Admit, "a newcomer took the freed slot");
+                    }
+                    while let Some(after) = admit_waiter(counts, max_requests) {
+                        let next = queue.pop_front().unwrap();
+                        served.push(next);
+                        holders.push(next);
+                        counts = after;
                     }
                 }
                 Op::Cancel(index) if !queue.is_empty() => {

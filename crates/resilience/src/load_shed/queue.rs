@@ -93,6 +93,7 @@ impl Inner {
     /// and releasing slots of one shedder, the swap made a release about half again as dear.
     /// While anybody waits, newcomers queue behind them, so the slot freed for an instant is
     /// not taken from the queue.
+    #[inline]
     pub(super) fn release(&self) {
         let before = Counts::unpack(self.word.fetch_sub(ONE_ACTIVE, Ordering::AcqRel));
         debug_assert!(before.active > 0, "a release without a permit");
@@ -103,6 +104,8 @@ impl Inner {
 
     /// Admits the oldest waiters while there is room: after a release that found somebody
     /// waiting, or after the cap was raised.
+    #[cold]
+    #[inline(never)]
     pub(super) fn admit_waiters(&self) {
         let max_requests = self.max_requests.load(Ordering::Relaxed);
         let mut queue = self.lock_queue();

@@ -27,7 +27,7 @@ pub(crate) struct Counts {
     pub(crate) queued: u32,
 }
 
-/// One running request in a packed word: subtracting it is [`free_slot`].
+/// One running request in a packed word: subtracting it frees a slot.
 pub(crate) const ONE_ACTIVE: u64 = 1 << 32;
 
 impl Counts {

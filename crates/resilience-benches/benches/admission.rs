@@ -17,7 +17,9 @@
 //!   the same service as tower's.
 //! * `bulkhead/contended_2_threads`, `backpressure/contended_2_threads`: the same entries
 //!   while a second thread takes and releases a slot of the same instance in a tight loop.
-//!   The figure is the measuring thread's time per operation under that contention.
+//!   The figure is the measuring thread's time per operation under that contention. Ours against the peer with two threads is
+//!   `benches/contended.rs`'s: it alternates them round by round, where these entries are
+//!   measured one after the other.
 //!
 //! Futures are polled once with [`FutureExt::now_or_never`] and no runtime, as in
 //! `benches/circuit_breaker.rs`: none of these paths arms a timer or waits, which [`check`]

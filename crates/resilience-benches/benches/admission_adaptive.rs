@@ -19,7 +19,9 @@
 //!   clock once per call, and Vegas and Gradient2, which read it twice for the latency.
 //! * `load_shed/contended_2_threads`, `adaptive/contended_2_threads`: the same entries while a
 //!   second thread takes and releases a slot of the same instance in a tight loop; the figure
-//!   is the measuring thread's time per operation.
+//!   is the measuring thread's time per operation. Ours against the peer with two threads is
+//!   `benches/contended.rs`'s: it alternates them round by round, where these entries are
+//!   measured one after the other.
 //!
 //! Futures are polled once with [`FutureExt::now_or_never`] and no runtime, as in
 //! `benches/circuit_breaker.rs`; [`check`] asserts before measuring that every entry is

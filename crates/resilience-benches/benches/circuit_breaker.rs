@@ -12,7 +12,9 @@
 //!   once, through each library's closest equivalent of "run this and record the outcome".
 //! * `circuit_breaker/closed_success_2_threads`: the sync and async calls of `closed_success`
 //!   while a second thread makes the same calls on the same breaker: a figure close to the
-//!   one-thread figure means two threads get twice the calls through.
+//!   one-thread figure means two threads get twice the calls through. Ours against the peer with two threads is
+//!   `benches/contended.rs`'s: it alternates them round by round, where these entries are
+//!   measured one after the other.
 //! * `circuit_breaker/open_rejection`: the same breakers held open, so every call is refused.
 //! * `events/emit_no_listener`: our `call` with no listener, with one no-op listener on the
 //!   event it emits, and with one listener on an event it never emits.

@@ -16,7 +16,9 @@
 //! * `rate_limit/direct_denied`: the same with the budget spent, so every check is denied.
 //! * `rate_limit/direct_allowed_2_threads`: `direct_allowed`'s sync checks while a second
 //!   thread checks the same limiter: a figure close to the one-thread figure means two
-//!   threads get twice the decisions through.
+//!   threads get twice the decisions through. Ours against the peer with two threads is
+//!   `benches/contended.rs`'s: it alternates them round by round, where these entries are
+//!   measured one after the other.
 //! * `rate_limit/layer_allowed`: one request through tower middleware around a service that
 //!   answers at once (`ready`, then `call`, each polled once), every request allowed. Ours
 //!   `RateLimitLayer` over the direct limiter; tower's `RateLimit` (a fixed window counted in

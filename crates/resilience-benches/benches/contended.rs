@@ -39,6 +39,7 @@ use resilience::circuit_breaker::CircuitBreaker;
 use resilience::load_shed::{LoadShedder, Priority};
 use resilience::rate_limit::DirectRateLimiter;
 use resilience::Rate;
+use resilience_benches::median;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -153,13 +154,8 @@ impl<'a> Pair<'a> {
     }
 
     fn report(mut self) {
-        let (low, high) = self
-            .ratios
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(low, high), &r| {
-                (low.min(r), high.max(r))
-            });
         let ratio = median(&mut self.ratios);
+        let (low, high) = (self.ratios[0], self.ratios[self.ratios.len() - 1]);
         let ours_two = median(&mut self.ours_two);
         let peer_two = median(&mut self.peer_two);
         let ours_one = median(&mut self.ours_one);
@@ -186,11 +182,6 @@ fn calls_for(runner: &Runner<'_>) -> u32 {
 /// Nanoseconds per call on each thread.
 fn per_call(taken: Duration, calls: u32) -> f64 {
     taken.as_nanos() as f64 / f64::from(calls)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn main() {

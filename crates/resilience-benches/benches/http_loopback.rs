@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
+use resilience_benches::median;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -139,10 +140,6 @@ async fn compare(
         protected_rps.push(protected_now);
         ratios.push(protected_now / bare_now);
     }
-    let median = |values: &mut Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
     let (bare, protected) = (median(&mut bare_rps), median(&mut protected_rps));
     let ratio = median(&mut ratios);
     println!(

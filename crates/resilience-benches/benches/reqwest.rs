@@ -35,6 +35,7 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 use reqwest_retry::policies::ExponentialBackoff;
 use reqwest_retry::RetryTransientMiddleware;
+use resilience_benches::median;
 use resilience_reqwest::{ResilientMiddleware, SendWith};
 use stack::{breaker, retry, timeout};
 
@@ -195,22 +196,19 @@ async fn main() {
                 rates[index].push(load(&clients[index].1, &url, count, in_flight).await);
             }
         }
-        let median = |mut values: Vec<f64>| {
-            values.sort_by(f64::total_cmp);
-            values[values.len() / 2]
-        };
-        let bare = median(rates[0].clone());
+        let bare = median(&mut rates[0].clone());
         println!("reqwest: {count} requests x {rounds} rounds, {in_flight} in flight, loopback");
         for ((name, _), own) in clients.iter().zip(&rates) {
             let share = median(
-                own.iter()
+                &mut own
+                    .iter()
                     .zip(&rates[0])
                     .map(|(rate, bare)| rate / bare)
-                    .collect(),
+                    .collect::<Vec<_>>(),
             );
             println!(
                 "  {name:<34} {:>10.0} requests/s ({:>5.1} % of bare, {:>+6.2} µs per request)",
-                median(own.clone()),
+                median(&mut own.clone()),
                 share * 100.0,
                 (1.0 / share - 1.0) / bare * 1e6
             );

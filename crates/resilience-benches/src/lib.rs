@@ -85,6 +85,16 @@ pub fn semaphore_peers(group: &mut Group<'_>, semaphore: &Arc<Semaphore>) {
     group.bench_function("tower_concurrency_limit", |b| b.iter(&mut entry));
 }
 
+/// The median of `values`, which are left sorted: their first and last are the range.
+///
+/// # Panics
+///
+/// If `values` is empty.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// A second thread taking and releasing slots of the same instance until dropped.
 #[derive(Debug)]
 pub struct Contender {

@@ -1,7 +1,7 @@
 //! The load shedder through the public API, under paused time (and on four threads where
-//! releases race the queue): every priority threshold at
-//! its exact boundary, the FIFO queue with its depth limit and wait timeout, system thresholds
-//! with an injected source, cancellation, events, the tower layer, configs and the registry.
+//! releases race the queue): every priority threshold at its exact boundary, the FIFO queue
+//! with its depth limit and wait timeout, system thresholds with an injected source,
+//! cancellation, events, the tower layer, configs and the registry.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

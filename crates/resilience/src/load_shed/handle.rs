@@ -344,7 +344,7 @@ impl Inner {
     }
 
     /// Applies `change` to the counts atomically (for queue changes, made under the lock while
-    /// fast-path releases above a lowered cap may still change `active`).
+    /// releases, which take no lock, may still change `active`).
     pub(super) fn update(&self, change: fn(Counts) -> Counts) {
         let _ = self
             .word

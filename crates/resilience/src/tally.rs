@@ -24,6 +24,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+use crate::sync::Padded;
+
 /// `N` exact counts (two by default: `yes` and `no`, as allowed and denied, hit and miss),
 /// added to by many threads without an atomic read-modify-write each.
 pub(crate) struct Tally<const N: usize = 2> {
@@ -31,15 +33,8 @@ pub(crate) struct Tally<const N: usize = 2> {
     counts: Box<[Counts<N>]>,
 }
 
-/// One row of counts, alone on its cache lines (two on CPUs that fetch lines in pairs).
-#[repr(align(128))]
-struct Counts<const N: usize>([AtomicU64; N]);
-
-impl<const N: usize> Default for Counts<N> {
-    fn default() -> Self {
-        Self(std::array::from_fn(|_| AtomicU64::new(0)))
-    }
-}
+/// One row of counts, alone on its cache lines.
+type Counts<const N: usize> = Padded<[AtomicU64; N]>;
 
 impl<const N: usize> Tally<N> {
     /// A tally with a row for each seat the threads of a busy process are likely to hold:
@@ -50,7 +45,9 @@ impl<const N: usize> Tally<N> {
 
     fn with_seats(seats: usize) -> Self {
         Self {
-            counts: (0..=seats).map(|_| Counts::default()).collect(),
+            counts: (0..=seats)
+                .map(|_| Padded(std::array::from_fn(|_| AtomicU64::new(0))))
+                .collect(),
         }
     }
 

@@ -210,3 +210,70 @@ fn grow_and_release_racing_a_debt_end_at_the_limit() {
         assert_settled(&bulkhead, 3);
     });
 }
+
+/// A release races a queued call that gives up its place and a newcomer that waits. The
+/// release frees the slot before it looks at the queue, so the slot is free for a moment
+/// while a call waits: the newcomer queues behind it rather than taking the slot, and
+/// whichever of them is still waiting when the release hands over is served. Nobody is
+/// left waiting for a slot that is free.
+#[test]
+fn a_release_racing_a_leaving_waiter_reaches_the_next_caller() {
+    loom::model(|| {
+        let bulkhead = bulkhead(1, 2);
+        let held = bulkhead.try_acquire_owned().unwrap();
+        // Queued before the release starts, given up while it runs.
+        let mut leaving = Box::pin(bulkhead.acquire());
+        let polled = leaving
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
+        assert!(polled.is_pending(), "the slot is held: the call queues");
+        assert_eq!(bulkhead.waiting(), 1);
+
+        let release = thread::spawn(move || drop(held));
+        let newcomer = {
+            let bulkhead = bulkhead.clone();
+            thread::spawn(move || {
+                block_on(bulkhead.acquire())
+                    .expect("the slot comes back to it")
+                    .success();
+            })
+        };
+        drop(leaving);
+        release.join().unwrap();
+        newcomer.join().unwrap();
+
+        assert_settled(&bulkhead, 1);
+        assert_eq!(bulkhead.metrics().successful_requests, 1);
+    });
+}
+
+/// A release races a newcomer while a call waits: the slot is free for a moment before the
+/// release hands it over, and the newcomer must not take it. The waiting call is served.
+#[test]
+fn a_newcomer_never_takes_a_slot_on_its_way_to_the_queue() {
+    loom::model(|| {
+        let bulkhead = bulkhead(1, 1);
+        let held = bulkhead.try_acquire_owned().unwrap();
+        let mut waiting = Box::pin(bulkhead.acquire());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+
+        let release = thread::spawn(move || drop(held));
+        let newcomer = {
+            let bulkhead = bulkhead.clone();
+            thread::spawn(move || match bulkhead.try_acquire() {
+                Ok(_) => panic!("a newcomer took the slot of a waiting call"),
+                Err(rejection) => assert_eq!(rejection.reason(), RejectionReason::CapacityFull),
+            })
+        };
+        release.join().unwrap();
+        newcomer.join().unwrap();
+
+        match waiting.as_mut().poll(&mut cx) {
+            Poll::Ready(permit) => permit.expect("served").success(),
+            Poll::Pending => panic!("the released slot did not reach the waiting call"),
+        }
+        drop(waiting);
+        assert_settled(&bulkhead, 1);
+    });
+}

@@ -24,6 +24,7 @@ use crate::error::Name;
 use crate::events::{Emitter, EventBus};
 use crate::stage::{self, Admit, LeaseToken, Leased, Stage, StagePermit};
 use crate::started::Started;
+use crate::sync::Padded;
 use crate::tally::Tally;
 use crate::{ConfigError, PatternKind, Rejection, RejectionReason};
 
@@ -42,7 +43,7 @@ pub(super) struct Inner {
     /// The name again, as every rejection copies it (see [`Name`]).
     rejection_name: Name,
     /// What every call reads and writes, together on cache lines of their own.
-    hot: Hot,
+    hot: Padded<Hot>,
     algorithm: Mutex<Learner>,
     /// The clock calls are timed on: the time-stamp counter, or tokio's clock when it was
     /// paused at build time (see [`Clock`]).
@@ -66,7 +67,6 @@ pub(super) struct Inner {
 /// slots of one limiter pass these lines back and forth; kept together, a call moves one line
 /// pair between cores instead of several, and the lines hold nothing else (the reference count,
 /// the read-only fields) that would be dragged along.
-#[repr(align(128))]
 struct Hot {
     in_flight: AtomicU32,
     /// The algorithm's limit, published after every change so admission needs no lock.
@@ -102,12 +102,12 @@ impl AdaptiveLimiter {
             instruments: Instruments::new(&name, algorithm.limit().max(1)),
             rejection_name: Name::new(&name),
             name,
-            hot: Hot {
+            hot: Padded(Hot {
                 in_flight: AtomicU32::new(0),
                 limit: AtomicU32::new(algorithm.limit().max(1)),
                 waiters: AtomicU32::new(0),
                 window,
-            },
+            }),
             algorithm: Mutex::new(algorithm),
             clock,
             wait_timeout: AtomicU64::new(nanos(config.wait_timeout)),

@@ -16,10 +16,10 @@ use crate::error::Name;
 use crate::events::{Emitter, EventBus};
 use crate::started::Started;
 use crate::sync::atomic::{
-    fence, AtomicU32, AtomicU64,
+    AtomicU32, AtomicU64,
     Ordering::{AcqRel, Acquire, Relaxed, SeqCst},
 };
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{Mutex, MutexGuard, Padded};
 use crate::tally::ResettableTally;
 use crate::{PatternKind, Rejection, RejectionReason};
 
@@ -47,13 +47,14 @@ pub(super) struct Inner {
     name: Arc<str>,
     /// The name again, as every rejection copies it (see [`Name`]).
     rejection_name: Name,
-    /// Free slots and queued calls. A free slot is taken, and given back while nobody waits,
-    /// with one compare-exchange and no lock. Queued calls are counted here too, changed only
-    /// under the queue's lock together with the queue, so a slot coming back sees in the same
-    /// word whether it must go to the queue instead. There is never a free slot while calls
-    /// wait: a call queues only when it finds none, and a slot given back while calls wait
-    /// goes to the longest waiting one.
-    word: AtomicU64,
+    /// Free slots and queued calls. A free slot is taken with one compare-exchange, and
+    /// given back with one addition, neither under a lock. Queued calls are counted here
+    /// too, changed only under the queue's lock together with the queue, so the addition
+    /// that gives a slot back also tells whether calls wait for it. If they do, the release
+    /// hands it on under the lock. Newcomers queue while anybody waits, so a slot free for
+    /// that moment is not theirs to take: whenever a slot is free while calls wait, a
+    /// release is on its way to hand it over.
+    word: Padded<AtomicU64>,
     /// The calls waiting for a slot, first come first served.
     queue: Mutex<Queue>,
     /// The configuration, under a lock only so that concurrent `set_config` calls resize one
@@ -115,7 +116,7 @@ impl Inner {
             instruments: Instruments::new(&name),
             rejection_name: Name::new(&name),
             name,
-            word: AtomicU64::new(u64::from(config.max_concurrent)),
+            word: Padded(AtomicU64::new(u64::from(config.max_concurrent))),
             queue: Mutex::new(Queue {
                 waiters: VecDeque::new(),
                 next_id: 0,
@@ -256,12 +257,13 @@ impl Inner {
     }
 
     /// The free-slot path: one compare-exchange, then relaxed loads only; no lock, no
-    /// allocation, no clock read unless a listener wants release events.
+    /// allocation, no clock read unless a listener wants release events. `None` when no
+    /// slot is free or calls wait for one.
     #[inline]
     pub(super) fn try_enter(&self) -> Option<Option<Instant>> {
         let mut word = self.word.load(Relaxed);
         loop {
-            if free_of(word) == 0 {
+            if !state::enters_at_once(free_of(word), waiting_of(word)) {
                 return None;
             }
             match self
@@ -332,32 +334,34 @@ impl Inner {
         Ok(Some(now))
     }
 
-    /// Why a call would be refused at once, if it is: no free slot and no room to queue, both
-    /// read from one load of the word, as [`join`](Self::join) would decide at that instant.
-    /// A caller that must queue otherwise learns it before making a waiting future.
+    /// Why a call would be refused at once, if it is: no slot to take and no room to queue,
+    /// both read from one load of the word, as [`join`](Self::join) would decide at that
+    /// instant. A caller that must queue otherwise learns it before making a waiting future.
     pub(super) fn refused_at_once(&self) -> Option<RejectionReason> {
         let word = self.word.load(Relaxed);
-        if free_of(word) > 0 {
+        if state::enters_at_once(free_of(word), waiting_of(word)) {
             return None;
         }
         state::join_queue(waiting_of(word), self.max_waiting.load(Relaxed)).err()
     }
 
-    /// Under the queue's lock: takes a free slot (`None`) if one came back, or a place at
-    /// the end of the queue, or neither when the queue is full or there is none.
+    /// Under the queue's lock: takes a free slot (`None`) if one came back and nobody
+    /// waits, or a place at the end of the queue, or neither when the queue is full or
+    /// there is none.
     fn join(&self) -> Result<Option<Place<'_>>, RejectionReason> {
         let mut queue = self.lock_queue();
         let max_waiting = self.max_waiting.load(Relaxed);
         let mut word = self.word.load(Relaxed);
         loop {
-            let next = if free_of(word) > 0 {
+            let enters = state::enters_at_once(free_of(word), waiting_of(word));
+            let next = if enters {
                 word - 1
             } else {
                 state::join_queue(waiting_of(word), max_waiting)?;
                 word + ONE_WAITER
             };
             match self.word.compare_exchange_weak(word, next, AcqRel, Relaxed) {
-                Ok(_) if free_of(word) > 0 => return Ok(None),
+                Ok(_) if enters => return Ok(None),
                 Ok(_) => break,
                 Err(actual) => word = actual,
             }
@@ -468,70 +472,64 @@ impl Inner {
         }
     }
 
-    /// A slot back to the free ones with one compare-exchange while nobody waits; to the
-    /// longest waiting call otherwise.
+    /// A slot back to the free ones, then on to the queue if calls wait.
     #[inline]
     fn free_slot(&self) {
-        if !self.free_at_once(1) {
-            self.hand_over();
-        }
+        self.free_slots(1);
     }
 
-    /// `count` slots back, as [`free_slot`](Self::free_slot) gives one: each to a waiting
-    /// call while there are some, the rest freed together (a resize may add millions).
-    fn free_slots(&self, mut count: u32) {
-        while count > 0 && !self.free_at_once(count) {
-            self.hand_over();
-            count -= 1;
-        }
-    }
-
-    /// Frees `count` slots if nobody waits; `false`, freeing none, if someone does.
+    /// `count` slots back (a resize may add millions): one addition frees them, and if it
+    /// finds calls waiting, they are handed over.
+    ///
+    /// An addition takes the word's cache line once and cannot fail, where a compare-exchange
+    /// from a fresh read takes it twice and starts over whenever another core changed the
+    /// word in between. Freeing before looking at the queue is safe because newcomers queue
+    /// while anybody waits ([`state::enters_at_once`]).
     #[inline]
-    fn free_at_once(&self, count: u32) -> bool {
-        let mut word = self.word.load(Relaxed);
-        while waiting_of(word) == 0 {
-            match self
-                .word
-                .compare_exchange_weak(word, word + u64::from(count), AcqRel, Relaxed)
-            {
-                Ok(_) => return true,
-                Err(actual) => word = actual,
-            }
+    fn free_slots(&self, count: u32) {
+        let before = self.word.fetch_add(u64::from(count), AcqRel);
+        if waiting_of(before) > 0 {
+            self.hand_over();
         }
-        false
     }
 
-    /// Under the queue's lock, where the waiters cannot change: the slot goes to the first
-    /// of them, or is free if they have all left meanwhile.
+    /// Under the queue's lock, where the waiters cannot change: free slots go to the first
+    /// waiters, as many as there are of both. Another release may have handed over the slot
+    /// this one freed, or the waiters may have left; then there is nothing to do.
     #[cold]
+    #[inline(never)]
     fn hand_over(&self) {
         let mut queue = self.lock_queue();
-        match queue.waiters.pop_front() {
-            Some(waiter) => {
-                self.word.fetch_sub(ONE_WAITER, AcqRel);
-                self.instruments.queued.decrement();
-                // A waiter that stopped waiting in the meantime is blocked on this lock; it
-                // finds itself out of the queue and gives the slot back (`leave`).
-                let _ = waiter.grant.send(());
+        let mut word = self.word.load(Relaxed);
+        let served = loop {
+            debug_assert_eq!(waiting_of(word) as usize, queue.waiters.len());
+            let served = state::hand_over(free_of(word), waiting_of(word));
+            if served == 0 {
+                return;
             }
-            None => {
-                self.word.fetch_add(1, AcqRel);
+            let next = word - u64::from(served) * (ONE_WAITER + 1);
+            match self.word.compare_exchange_weak(word, next, AcqRel, Relaxed) {
+                Ok(_) => break served,
+                Err(actual) => word = actual,
             }
+        };
+        for waiter in queue.waiters.drain(..served as usize) {
+            self.instruments.queued.decrement();
+            // A waiter that stopped waiting in the meantime is blocked on this lock; it
+            // finds itself out of the queue and gives the slot back (`leave`).
+            let _ = waiter.grant.send(());
         }
     }
 
     /// A shrink may have owed slots between our look at the debt and our slot's return,
     /// and found no free slot to take: look again, and pay it with a free one.
     ///
-    /// Both the return and the shrink's taking of free slots are read-modify-writes of the
-    /// word, the shrink's after owing (see `resize`). If the shrink's comes first, the
-    /// acquire fence makes its debt visible here; if ours does, the shrink sees our slot
-    /// and takes it. So the return costs no read-modify-write of its own, and the fence no
-    /// instruction on x86.
+    /// Both the return's addition and the shrink's taking of free slots are read-modify-writes
+    /// of the word, the shrink's after owing (see `resize`). If the shrink's comes first, our
+    /// addition acquires it, and with it the debt; if ours does, the shrink sees our slot
+    /// and takes it. So looking again is one plain load.
     #[inline]
     fn look_at_debt_again(&self) {
-        fence(Acquire);
         if self.debt.load(Relaxed) > 0 {
             self.pay_debt_from_free(1);
         }

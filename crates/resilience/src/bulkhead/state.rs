@@ -1,10 +1,14 @@
 //! The pure core of the bulkhead: every decision as a plain function of plain numbers.
 //!
 //! The slots themselves are a word of free slots and queued calls (see `slots.rs`): a slot
-//! given back goes straight to the longest waiter (FIFO), and a wait dropped while queued
-//! leaves the queue. What else is decided lives here, so it is tested without a runtime:
-//! * whether a call that found every slot taken may join the queue ([`join_queue`]), which
+//! given back while calls wait goes on to the longest waiting one (FIFO), and a wait dropped
+//! while queued leaves the queue. What else is decided lives here, so it is tested without a
+//! runtime:
+//! * whether a call takes a free slot at once ([`enters_at_once`]): only when nobody waits,
+//!   so a slot on its way to the queue is never taken by a newcomer;
+//! * whether a call that cannot enter at once may join the queue ([`join_queue`]), which
 //!   keeps the three rejection reasons apart;
+//! * how many free slots go to waiting calls when a release finds some ([`hand_over`]);
 //! * the bookkeeping of a live resize: growing frees slots (first paying off any debt),
 //!   shrinking owes the removed slots as a *debt*, then takes the free slots against it;
 //!   returning slots pay off the rest, one each ([`grow`], [`shrink`], [`settle`],
@@ -17,7 +21,22 @@ use std::time::Duration;
 
 use crate::RejectionReason;
 
-/// Whether a call that found every slot taken may wait, given how many wait already.
+/// Whether a call takes a free slot at once: one must be free, and nobody may be waiting.
+///
+/// A release frees its slot first and only then hands it to the queue. While calls wait, a
+/// free slot is on its way to them, so a newcomer queues behind them instead of taking it.
+pub(crate) fn enters_at_once(free: u32, waiting: u32) -> bool {
+    free > 0 && waiting == 0
+}
+
+/// How many of `free` slots go to the `waiting` calls: as many as there are of both. A
+/// release that finds calls waiting hands over every free slot it can, not only its own, so
+/// a slot freed by a release still on its way is served too (that release then finds none).
+pub(crate) fn hand_over(free: u32, waiting: u32) -> u32 {
+    free.min(waiting)
+}
+
+/// Whether a call that cannot enter at once may wait, given how many wait already.
 ///
 /// `Ok` carries the new number of waiters. Without a queue (`max_waiting == 0`) the call is
 /// rejected as [`CapacityFull`](RejectionReason::CapacityFull); with a full one as

@@ -52,6 +52,7 @@ use super::sliding_window::SlidingWindow;
 use super::state::Core;
 use super::token_bucket::TokenBucket;
 use super::{Algorithm, Decision, Denial, SketchSize};
+use crate::sync::Padded;
 use crate::Rate;
 
 /// Shards never fall below this many slots unless `max_keys` does, so that keys hashed
@@ -124,10 +125,7 @@ impl Hasher for Prehashed {
 type Table<S> = HashMap<u64, S, BuildHasherDefault<Prehashed>>;
 
 /// One shard, on its own cache lines so neighbouring locks do not contend.
-#[repr(align(128))]
-struct Shard<S> {
-    inner: Mutex<ShardInner<S>>,
-}
+type Shard<S> = Padded<Mutex<ShardInner<S>>>;
 
 struct ShardInner<S> {
     table: Table<S>,
@@ -171,8 +169,8 @@ impl<C: Core> Store<C> {
     pub(crate) fn new(max_keys: usize) -> Self {
         let shards = layout(max_keys)
             .into_iter()
-            .map(|capacity| Shard {
-                inner: Mutex::new(ShardInner {
+            .map(|capacity| {
+                Padded(Mutex::new(ShardInner {
                     table: Table::default(),
                     ring: VecDeque::new(),
                     capacity,
@@ -182,7 +180,7 @@ impl<C: Core> Store<C> {
                     counters: Counters::default(),
                     #[cfg(test)]
                     examined: 0,
-                }),
+                }))
             })
             .collect();
         Self { shards }
@@ -192,10 +190,7 @@ impl<C: Core> Store<C> {
         // Bits 24..56 pick the shard, leaving hashbrown the low bits (bucket) and the top
         // seven (control byte) uncorrelated with the shard.
         let index = (((hash >> 24) & 0xFFFF_FFFF) * self.shards.len() as u64) >> 32;
-        self.shards[index as usize]
-            .inner
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        lock(&self.shards[index as usize])
     }
 
     /// Decides one request for the key hashed to `hash`, counting it if the ask says so
@@ -248,10 +243,7 @@ impl<C: Core> Store<C> {
 }
 
 fn lock<S>(shard: &Shard<S>) -> MutexGuard<'_, ShardInner<S>> {
-    shard
-        .inner
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner())
+    shard.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 impl<S> ShardInner<S> {

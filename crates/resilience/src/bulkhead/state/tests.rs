@@ -14,6 +14,20 @@ fn a_full_bulkhead_queues_only_within_its_limit_and_keeps_the_reasons_apart() {
 }
 
 #[test]
+fn newcomers_take_a_free_slot_only_while_nobody_waits() {
+    assert!(enters_at_once(1, 0));
+    assert!(!enters_at_once(0, 0));
+    assert!(
+        !enters_at_once(1, 1),
+        "the free slot is on its way to the waiting call"
+    );
+    assert_eq!(hand_over(0, 3), 0, "another release served them already");
+    assert_eq!(hand_over(2, 3), 2);
+    assert_eq!(hand_over(5, 3), 3, "the rest stay free");
+    assert_eq!(hand_over(4, 0), 0, "the waiters left meanwhile");
+}
+
+#[test]
 fn growth_pays_debt_first_and_shrinking_owes_what_is_not_free() {
     assert_eq!(grow(5, 0), (5, 0));
     assert_eq!(grow(5, 3), (2, 0));
@@ -60,7 +74,9 @@ fn ratios_are_clamped_and_averages_exact() {
 }
 
 /// A reference bulkhead on simulated FIFO slots, driven only through the functions
-/// above, with the handle's bookkeeping (waiting count, debt, tallies).
+/// above, with the handle's bookkeeping (waiting count, debt, tallies). A release is two
+/// steps, as in the handle: the slot is freed, and a release that found calls waiting
+/// hands free slots over later (`Op::HandOver`), with other steps in between.
 #[derive(Debug)]
 struct Sim {
     max: u32,
@@ -72,6 +88,8 @@ struct Sim {
     queue: VecDeque<(u32, Option<u64>)>,
     debt: u32,
     waiting: u32,
+    /// Releases that found calls waiting and have yet to hand over.
+    handing_over: u32,
     active: Vec<u32>,
     next_id: u32,
     arrivals: u64,
@@ -90,6 +108,7 @@ enum Op {
     Cancel(usize),
     Advance(u64),
     Resize(u32),
+    HandOver,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -99,6 +118,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::Cancel),
         1 => (1..40_u64).prop_map(Op::Advance),
         1 => (1..6_u32).prop_map(Op::Resize),
+        2 => Just(Op::HandOver),
     ]
 }
 
@@ -121,6 +141,7 @@ impl Sim {
             queue: VecDeque::new(),
             debt: 0,
             waiting: 0,
+            handing_over: 0,
             active: Vec::new(),
             next_id: 0,
             arrivals: 0,
@@ -132,18 +153,25 @@ impl Sim {
         }
     }
 
-    /// A slot given back: it goes to the longest waiter first.
+    /// Slots given back: freed in one step, handed over in a later one if calls wait.
     fn add_permits(&mut self, permits: u32) {
-        for _ in 0..permits {
-            match self.queue.pop_front() {
-                Some((id, _)) => {
-                    self.waiting -= 1;
-                    self.accepted += 1;
-                    self.active.push(id);
-                    self.from_queue.push(id);
-                }
-                None => self.available += 1,
-            }
+        self.available += permits;
+        if self.waiting > 0 {
+            self.handing_over += 1;
+        }
+    }
+
+    /// A release that found calls waiting hands free slots to the longest waiting ones.
+    fn hand_over(&mut self) {
+        self.handing_over -= 1;
+        let served = hand_over(self.available, self.waiting);
+        self.available -= served;
+        self.waiting -= served;
+        for _ in 0..served {
+            let (id, _) = self.queue.pop_front().expect("one queued call per waiter");
+            self.accepted += 1;
+            self.active.push(id);
+            self.from_queue.push(id);
         }
     }
 
@@ -153,7 +181,8 @@ impl Sim {
                 let id = self.next_id;
                 self.next_id += 1;
                 self.arrivals += 1;
-                if self.available > 0 {
+                if enters_at_once(self.available, self.waiting) {
+                    assert!(self.queue.is_empty(), "a newcomer went ahead of the queue");
                     self.available -= 1;
                     self.accepted += 1;
                     self.active.push(id);
@@ -208,7 +237,8 @@ impl Sim {
                 self.max = to;
                 self.add_permits(back);
             }
-            Op::Finish(_) | Op::Cancel(_) => {}
+            Op::HandOver if self.handing_over > 0 => self.hand_over(),
+            Op::Finish(_) | Op::Cancel(_) | Op::HandOver => {}
         }
     }
 
@@ -222,8 +252,8 @@ impl Sim {
         );
         assert!(self.debt <= active, "only running calls can owe a slot");
         assert!(
-            self.queue.is_empty() || self.available == 0,
-            "nobody waits while a slot is free"
+            self.queue.is_empty() || self.available == 0 || self.handing_over > 0,
+            "a slot is free while calls wait, and no release is on its way to hand it over"
         );
         assert_eq!(self.waiting as usize, self.queue.len());
         assert!(self.waiting <= self.max_waiting);
@@ -258,9 +288,12 @@ proptest! {
             sim.apply(op);
             sim.check();
         }
-        // Drain: every call ends and every waiter gives up; the full capacity is back.
-        while !sim.active.is_empty() || !sim.queue.is_empty() {
-            if sim.active.is_empty() {
+        // Drain: every hand-over lands, every call ends and every waiter gives up; the full
+        // capacity is back.
+        while !sim.active.is_empty() || !sim.queue.is_empty() || sim.handing_over > 0 {
+            if sim.handing_over > 0 {
+                sim.apply(Op::HandOver);
+            } else if sim.active.is_empty() {
                 sim.apply(Op::Cancel(0));
             } else {
                 sim.apply(Op::Finish(0));

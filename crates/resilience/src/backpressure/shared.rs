@@ -1,6 +1,6 @@
-//! The controller's shared state: the pure core under a std mutex, the word that admits and
-//! releases without it while backpressure is off, the counters, and the release path that
-//! admits waiters.
+//! The controller's shared state: the pure core under a std mutex, the word that counts
+//! pending items and admits without the lock while backpressure is off, the counters, and
+//! the release path that admits waiters.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::sync::atomic::{
     AtomicU32, AtomicU64,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{Mutex, MutexGuard, Padded};
 use crate::tally::Tally;
 use crate::{PatternKind, Rejection, RejectionReason};
 
@@ -39,14 +39,20 @@ pub(super) struct Inner {
     /// decisions and, at most, waking the waiters they admit. Listeners run after unlocking.
     shared: Mutex<Shared>,
     /// The pending count and the switch, which producers (and the stream adapter, before
-    /// each pull) read without locking. While backpressure is off and an arrival would not
-    /// turn it on, nothing else changes and nobody waits, so admission and release are one
-    /// compare-exchange here (see [`state::admits_at_once`]). Every other decision takes the
-    /// lock through [`Inner::lock`], which sets `LOCKED`: the lock-free paths then queue on
-    /// the mutex, the core resumes from the word, and the word is written back on unlock.
-    /// The generation fails a compare-exchange prepared before a locked section, so a
-    /// lock-free admission never decides on a high mark older than the word it changes.
-    word: AtomicU64,
+    /// each pull) read without locking.
+    ///
+    /// The count here is always exact: every admission adds to it before its permit exists,
+    /// and every release subtracts from it, with one read-modify-write that cannot fail.
+    /// While backpressure is off and an arrival would not turn it on, nothing else changes
+    /// and nobody waits, so admission is one compare-exchange here (see
+    /// [`state::admits_at_once`]). Every other decision takes the lock through
+    /// [`Inner::lock`], which sets `LOCKED`: lock-free admissions then queue on the mutex,
+    /// and the core resumes from the word. Releases go on subtracting while it is locked;
+    /// a release that finds the word locked or backpressure on then takes the lock itself,
+    /// so the core decides on its count. The generation fails a compare-exchange prepared
+    /// before a locked section, so a lock-free admission never decides on a high mark older
+    /// than the word it changes.
+    word: Padded<AtomicU64>,
     /// The high water mark, for the lock-free admission; changed only under the lock.
     high: AtomicU32,
     /// The configured wait timeout in nanoseconds, so `acquire` needs no second lock.
@@ -67,12 +73,33 @@ pub(super) struct Shared {
     pub(super) marks: Marks,
 }
 
-/// The lock held, with the core resumed from the word; unlocking writes the word back.
+/// The lock held, with the core resumed from the word; unlocking writes the switch back.
 pub(super) struct Locked<'a> {
     word: &'a AtomicU64,
     /// The generation to write back, advanced past the one found.
     generation: u64,
+    /// The core's pending count as this section last added it to the word. Releases may
+    /// subtract from the word meanwhile, so the section adds what it changed, never its
+    /// count.
+    published: u32,
     shared: MutexGuard<'a, Shared>,
+}
+
+impl Locked<'_> {
+    /// Adds to the word what the core's pending count changed since the last time. Before a
+    /// granted waiter is woken, so that its release, which may come before this section
+    /// ends, finds its admission counted.
+    fn publish(&mut self) {
+        let pending = self.shared.core.pending();
+        if pending > self.published {
+            self.word
+                .fetch_add(u64::from(pending - self.published), AcqRel);
+        } else if pending < self.published {
+            self.word
+                .fetch_sub(u64::from(self.published - pending), AcqRel);
+        }
+        self.published = pending;
+    }
 }
 
 impl Deref for Locked<'_> {
@@ -91,14 +118,15 @@ impl DerefMut for Locked<'_> {
 
 impl Drop for Locked<'_> {
     /// Before the mutex is released (fields drop after this): a lock-free path that finds
-    /// the word unlocked finds the core's counts in it.
+    /// the word unlocked finds the core's count and switch in it. The count is the word's
+    /// own, with this section's changes added: releases subtracted from it meanwhile.
     fn drop(&mut self) {
-        let core = &self.shared.core;
-        let active = if core.active() { ACTIVE } else { 0 };
-        self.word.store(
-            self.generation | active | u64::from(core.pending()),
-            Release,
-        );
+        self.publish();
+        let active = if self.shared.core.active() { ACTIVE } else { 0 };
+        let rest = self.generation | active;
+        let _ = self
+            .word
+            .fetch_update(Release, Relaxed, |word| Some(rest | (word & PENDING)));
     }
 }
 
@@ -118,7 +146,7 @@ impl Inner {
                 marks: Marks::from(&config),
                 config,
             }),
-            word: AtomicU64::new(0),
+            word: Padded(AtomicU64::new(0)),
             high: AtomicU32::new(config.high_water_mark),
             wait_timeout: AtomicU64::new(nanos(config.wait_timeout)),
             decisions: Tally::new(),
@@ -138,7 +166,7 @@ impl Inner {
         self.word.load(Relaxed) & ACTIVE != 0
     }
 
-    /// Items admitted and not yet done, as of the last change.
+    /// Items admitted and not yet done.
     pub(super) fn pending(&self) -> u32 {
         pending_of(self.word.load(Acquire))
     }
@@ -231,36 +259,37 @@ impl Inner {
             .unwrap_or_else(|poison| poison.into_inner());
         // From here the lock-free paths queue on the mutex; what they did before is in `word`.
         let word = self.word.fetch_or(LOCKED, AcqRel);
-        shared.core.resume(pending_of(word), word & ACTIVE != 0);
+        let pending = pending_of(word);
+        shared.core.resume(pending, word & ACTIVE != 0);
         Locked {
-            word: &self.word,
+            word: &self.word.0,
             generation: (word & !(PENDING | ACTIVE | LOCKED)).wrapping_add(GENERATION),
+            published: pending,
             shared,
         }
     }
 
-    /// An admitted item is done: pending - 1, and the waiters that may now go are admitted.
+    /// An admitted item is done: pending - 1, and, if backpressure was on or another caller
+    /// was deciding, the core looks at the new count (see [`state::releases_at_once`]).
     #[inline]
     pub(super) fn release(&self) {
-        let mut word = self.word.load(Acquire);
-        while word & LOCKED == 0 && state::releases_at_once(pending_of(word), word & ACTIVE != 0) {
-            match self
-                .word
-                .compare_exchange_weak(word, word - 1, AcqRel, Acquire)
-            {
-                Ok(_) => return,
-                Err(actual) => word = actual,
-            }
+        let before = self.word.fetch_sub(1, AcqRel);
+        debug_assert!(pending_of(before) > 0, "a release without an admission");
+        if !state::releases_at_once(before & ACTIVE != 0, before & LOCKED != 0) {
+            self.after_release();
         }
-        self.release_locked();
     }
 
-    /// [`release`](Self::release) when the core must decide.
-    fn release_locked(&self) {
+    /// Under the lock, after a release that may matter to the core: the core resumes from
+    /// the word, which counts the release, switches off at the low mark and admits the
+    /// waiters that may now go.
+    #[cold]
+    #[inline(never)]
+    fn after_release(&self) {
         let mut shared = self.lock();
         let marks = shared.marks;
-        let Some(switch) = shared.core.release(marks) else {
-            // Still on, or off with nobody waiting: nothing else can change (the fast path).
+        let Some(switch) = shared.core.released(marks) else {
+            // Still on, or off with nobody waiting: nothing else can change.
             return;
         };
         let mut switches = vec![switch];
@@ -271,11 +300,13 @@ impl Inner {
         }
     }
 
-    /// Admits waiters in arrival order while the core allows it, waking each one.
-    fn grant_waiters(shared: &mut Shared, switches: &mut Vec<Switch>) {
+    /// Admits waiters in arrival order while the core allows it, waking each one once its
+    /// admission is counted in the word.
+    fn grant_waiters(shared: &mut Locked<'_>, switches: &mut Vec<Switch>) {
         let marks = shared.marks;
         while let Some((sender, switch)) = shared.core.grant(marks) {
             switches.extend(switch);
+            shared.publish();
             if sender.send(()).is_err() {
                 // Its receiver is gone without the waiter leaving the queue, which its guard
                 // prevents; should it happen anyway, the slot goes on to the next waiter.

@@ -6,9 +6,11 @@
 //! are a type parameter `W` (a oneshot sender in the handle, a plain id in the tests).
 //!
 //! While backpressure is off and an admission would not turn it on, nothing but the pending
-//! count changes and nobody waits: the handle admits and releases those without the lock
-//! ([`admits_at_once`], [`releases_at_once`]) and hands the count back to the core with
-//! [`Core::resume`] before any other decision.
+//! count changes and nobody waits: the handle admits those without the lock
+//! ([`admits_at_once`]). Every release subtracts from the handle's count without the lock,
+//! and only a release that found backpressure on, or the core deciding, takes the lock
+//! after it ([`releases_at_once`], [`Core::released`]). The handle hands its count back to
+//! the core with [`Core::resume`] before any other decision.
 //!
 //! The rules, in one place:
 //! * **Off**: a producer is admitted at once (pending + 1). Reaching the high water mark
@@ -105,11 +107,12 @@ pub(crate) fn admits_at_once(pending: u32, high: u32) -> bool {
     pending.saturating_add(1) < high
 }
 
-/// Whether a release finding backpressure `active` changes nothing but the pending count:
-/// exactly when [`Core::release`] would switch nothing and no waiter could be granted (off,
-/// nobody waits).
-pub(crate) fn releases_at_once(pending: u32, active: bool) -> bool {
-    !active && pending > 0
+/// Whether a release, already subtracted from the handle's count, needs nothing more: it
+/// found backpressure off (so [`Core::release`] would switch nothing and nobody waits to be
+/// granted) and no other caller deciding under the lock (whose core, resumed before the
+/// release, does not count it).
+pub(crate) fn releases_at_once(active: bool, locked: bool) -> bool {
+    !active && !locked
 }
 
 impl<W> Core<W> {
@@ -176,6 +179,12 @@ impl<W> Core<W> {
     pub(crate) fn release(&mut self, marks: Marks) -> Option<Switch> {
         debug_assert!(self.pending > 0, "a release without an admission");
         self.pending = self.pending.saturating_sub(1);
+        self.released(marks)
+    }
+
+    /// Pending has come down by releases counted before [`resume`](Self::resume): switches
+    /// off at the low mark (then call [`grant`](Self::grant)).
+    pub(crate) fn released(&mut self, marks: Marks) -> Option<Switch> {
         self.switch_off_at_low(marks)
     }
 

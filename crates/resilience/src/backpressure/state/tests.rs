@@ -192,7 +192,7 @@ proptest! {
                 }
                 Op::Finish(index) if !holders.is_empty() => {
                     holders.remove(index % holders.len());
-                    let at_once = releases_at_once(core.pending(), core.active());
+                    let at_once = releases_at_once(core.active(), false);
                     let switch = core.release(marks);
                     if at_once {
                         prop_assert_eq!(switch, None);

@@ -257,7 +257,8 @@ impl Inner {
             .shared
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        // From here the lock-free paths queue on the mutex; what they did before is in `word`.
+        // From here lock-free admissions queue on the mutex; what they did before is in
+        // `word`, and so is every release, before or after.
         let word = self.word.fetch_or(LOCKED, AcqRel);
         let pending = pending_of(word);
         shared.core.resume(pending, word & ACTIVE != 0);

@@ -63,7 +63,8 @@ impl Bulkhead {
 
     /// Takes a free slot without waiting, or fails with
     /// [`CapacityFull`](RejectionReason::CapacityFull) (whether or not a queue is configured:
-    /// this call never queues). The permit borrows the bulkhead.
+    /// this call never queues). While calls wait in the queue, a slot coming back goes to
+    /// them, so this fails then too. The permit borrows the bulkhead.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejection> {
         let started = self.enter_now()?;
@@ -116,14 +117,16 @@ impl Bulkhead {
         self.inner.waiting()
     }
 
-    /// Free slots now.
+    /// Free slots now. While calls wait, a slot given back shows here for the moment
+    /// before it is handed to the longest waiting one.
     pub fn available_slots(&self) -> u32 {
         self.inner.available_slots()
     }
 
-    /// Whether every slot is taken.
+    /// Whether a call arriving now finds no slot to take: every slot is taken, or calls
+    /// wait for the next one.
     pub fn is_full(&self) -> bool {
-        self.inner.available_slots() == 0
+        self.inner.is_full()
     }
 
     /// A snapshot of the counters, with aioresilience's field names.

@@ -169,6 +169,12 @@ impl Inner {
         waiting_of(self.word.load(Relaxed))
     }
 
+    /// Whether a newcomer would find no slot to take, from one load of the word.
+    pub(super) fn is_full(&self) -> bool {
+        let word = self.word.load(Relaxed);
+        !state::enters_at_once(free_of(word), waiting_of(word))
+    }
+
     pub(super) fn available_slots(&self) -> u32 {
         free_of(self.word.load(Relaxed))
     }

@@ -449,6 +449,48 @@ fn lock_free_and_locked_paths_agree_across_threads() {
     assert!(!controller.should_apply_backpressure());
 }
 
+/// A release that switches backpressure off grants the waiters in one locked section, and
+/// each granted waiter may run on the other worker before that section ends. Each finds
+/// itself counted in `pending` as soon as it runs, and the count ends at zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_granted_in_one_section_are_counted_before_they_run() {
+    const HELD: u32 = 64;
+    const WAITERS: u32 = 2_000;
+    let controller = controller(HELD + WAITERS, HELD, 0);
+    let held: Vec<_> = (0..HELD)
+        .map(|_| controller.try_acquire_owned().unwrap())
+        .collect();
+    assert!(controller.should_apply_backpressure());
+    let uncounted = Arc::new(AtomicUsize::new(0));
+    let waiters: Vec<_> = (0..WAITERS)
+        .map(|_| {
+            let (controller, uncounted) = (controller.clone(), Arc::clone(&uncounted));
+            tokio::spawn(async move {
+                let permit = controller.acquire_timeout(Duration::MAX).await.unwrap();
+                if controller.pending() == 0 {
+                    uncounted.fetch_add(1, Ordering::Relaxed);
+                }
+                drop(permit);
+            })
+        })
+        .collect();
+    while controller.waiting() < WAITERS {
+        tokio::task::yield_now().await;
+    }
+    // The last of these releases switches off at the low mark and grants every waiter
+    // (pending stays below the high mark), waking them while it still holds the lock.
+    drop(held);
+    for waiter in waiters {
+        waiter.await.unwrap();
+    }
+    assert_eq!(
+        uncounted.load(Ordering::Relaxed),
+        0,
+        "a granted waiter ran uncounted"
+    );
+    assert_eq!((controller.pending(), controller.waiting()), (0, 0));
+}
+
 #[tokio::test(start_paused = true)]
 async fn call_execute_and_the_admission_trait_hold_a_slot_while_running() {
     let controller = controller(10, 5, 0);

@@ -156,7 +156,8 @@ fn a_release_during_a_locked_arrival_is_not_lost() {
 ///
 /// That the grant is counted in the word before the waiter is woken is not asserted here:
 /// the waiter learns of its grant through tokio's channel, which loom does not see, so loom
-/// would let the waiter read the word as it was before the grant.
+/// would let the waiter read the word as it was before the grant. `tests/backpressure.rs`
+/// asserts it on real threads (`waiters_granted_in_one_section_are_counted_before_they_run`).
 #[test]
 fn a_waiter_released_before_its_grant_is_over_is_counted() {
     loom::model(|| {

@@ -15,14 +15,14 @@
 #![cfg(loom)]
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::thread;
-use resilience::bulkhead::{Bulkhead, BulkheadConfig};
-use resilience::RejectionReason;
+use resilience::bulkhead::{Bulkhead, BulkheadConfig, Permit};
+use resilience::{Rejection, RejectionReason};
 
 fn bulkhead(max_concurrent: u32, max_waiting: u32) -> Bulkhead {
     Bulkhead::from_config(
@@ -73,6 +73,15 @@ impl InUse {
     fn leave(&self) {
         self.now.fetch_sub(1, SeqCst);
     }
+}
+
+/// A call queued for the one slot, which `held` keeps: its wait, polled once.
+fn queued(bulkhead: &Bulkhead) -> Pin<Box<impl Future<Output = Result<Permit<'_>, Rejection>>>> {
+    let mut wait = Box::pin(bulkhead.acquire());
+    let polled = wait.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    assert!(polled.is_pending(), "the slot is held: the call queues");
+    assert_eq!(bulkhead.waiting(), 1);
+    wait
 }
 
 /// Every slot back where it belongs: none held, none owed, nobody counted as waiting.
@@ -222,12 +231,7 @@ fn a_release_racing_a_leaving_waiter_reaches_the_next_caller() {
         let bulkhead = bulkhead(1, 2);
         let held = bulkhead.try_acquire_owned().unwrap();
         // Queued before the release starts, given up while it runs.
-        let mut leaving = Box::pin(bulkhead.acquire());
-        let polled = leaving
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()));
-        assert!(polled.is_pending(), "the slot is held: the call queues");
-        assert_eq!(bulkhead.waiting(), 1);
+        let leaving = queued(&bulkhead);
 
         let release = thread::spawn(move || drop(held));
         let newcomer = {
@@ -254,9 +258,7 @@ fn a_newcomer_never_takes_a_slot_on_its_way_to_the_queue() {
     loom::model(|| {
         let bulkhead = bulkhead(1, 1);
         let held = bulkhead.try_acquire_owned().unwrap();
-        let mut waiting = Box::pin(bulkhead.acquire());
-        let mut cx = Context::from_waker(Waker::noop());
-        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        let mut waiting = queued(&bulkhead);
 
         let release = thread::spawn(move || drop(held));
         let newcomer = {
@@ -269,7 +271,10 @@ fn a_newcomer_never_takes_a_slot_on_its_way_to_the_queue() {
         release.join().unwrap();
         newcomer.join().unwrap();
 
-        match waiting.as_mut().poll(&mut cx) {
+        match waiting
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
             Poll::Ready(permit) => permit.expect("served").success(),
             Poll::Pending => panic!("the released slot did not reach the waiting call"),
         }

@@ -471,17 +471,11 @@ impl Inner {
     fn return_slot(&self) {
         let debt = self.debt.load(Relaxed);
         if debt == 0 {
-            self.free_slot();
+            self.free_slots(1);
             self.look_at_debt_again();
         } else {
             self.pay_debt(debt);
         }
-    }
-
-    /// A slot back to the free ones, then on to the queue if calls wait.
-    #[inline]
-    fn free_slot(&self) {
-        self.free_slots(1);
     }
 
     /// `count` slots back (a resize may add millions): one addition frees them, and if it
@@ -548,7 +542,7 @@ impl Inner {
         loop {
             let (give_back, owed) = state::on_release(debt);
             if give_back {
-                self.free_slot();
+                self.free_slots(1);
                 self.look_at_debt_again();
                 return;
             }

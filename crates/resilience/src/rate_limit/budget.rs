@@ -14,6 +14,7 @@ use super::state::Core;
 use super::store::{Ask, Counters, Pace, RateCell, Stores, FOLLOWS_CONFIGURED};
 use super::token_bucket::{Bucket, TokenBucket};
 use super::{Algorithm, Decision, RateLimiterConfig, RateLimiterMetrics, SketchSize};
+use crate::sync::Padded;
 use crate::tally::Tally;
 use crate::Rate;
 
@@ -92,8 +93,10 @@ pub struct OneBudget {
 }
 
 enum Budget {
-    /// GCRA's theoretical arrival time, nanoseconds since the limiter's epoch.
-    Gcra(AtomicU64),
+    /// GCRA's theoretical arrival time, nanoseconds since the limiter's epoch. Every
+    /// allowed check writes it; on lines of its own, the fields every check only reads (the
+    /// rate, the clock) stay in each core's cache while another core writes it.
+    Gcra(Padded<AtomicU64>),
     Locked(Mutex<Locked>),
 }
 
@@ -114,7 +117,7 @@ impl Budgets for OneBudget {
         let rate = &config.rate;
         let locked = |state| Budget::Locked(Mutex::new(state));
         let budget = match config.algorithm {
-            Algorithm::Gcra => Budget::Gcra(AtomicU64::new(0)),
+            Algorithm::Gcra => Budget::Gcra(Padded(AtomicU64::new(0))),
             Algorithm::TokenBucket => locked(Locked::TokenBucket(TokenBucket::fresh(0, rate))),
             // One budget has no keys to sketch: it is counted exactly.
             Algorithm::SlidingWindow | Algorithm::SketchedWindow => {

@@ -1,6 +1,7 @@
 //! [`HttpFallbackLayer`]: answer with something else when the service fails.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -177,25 +178,29 @@ where
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
 
-    async fn handle(
+    fn handle(
         self: Arc<Self>,
-        mut inner: S,
+        inner: &mut S,
         request: Request<ReqBody>,
-    ) -> Result<Self::Response, S::Error> {
-        if self.exclude.matches(request.uri().path()) {
-            return inner.call(request).await.map(passthrough);
-        }
-        match inner.call(request).await {
-            Ok(response) => {
-                let (head, body) = response.into_parts();
-                if self.fails(&head) {
-                    drop(body);
-                    Ok(made(self.answer(&FallbackCause::Answer(&head))))
-                } else {
-                    Ok(passthrough(Response::from_parts(head, body)))
-                }
+    ) -> impl Future<Output = Result<Self::Response, S::Error>> + Send + 'static {
+        let excluded = self.exclude.matches(request.uri().path());
+        let call = inner.call(request);
+        async move {
+            if excluded {
+                return call.await.map(passthrough);
             }
-            Err(error) => Ok(made(self.answer(&FallbackCause::Error(&error)))),
+            match call.await {
+                Ok(response) => {
+                    let (head, body) = response.into_parts();
+                    if self.fails(&head) {
+                        drop(body);
+                        Ok(made(self.answer(&FallbackCause::Answer(&head))))
+                    } else {
+                        Ok(passthrough(Response::from_parts(head, body)))
+                    }
+                }
+                Err(error) => Ok(made(self.answer(&FallbackCause::Error(&error)))),
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::instruments::Instruments;
 use super::permit::{Admission, OwnedPermit, Permit};
 use super::state;
-use super::window::{self, Closed, SharedWindow};
+use super::window::{self, Closed, SharedWindow, Ticket};
 use super::{
     AdaptiveConfig, AdaptiveEvent, AdaptiveLimiterBuilder, AdaptiveMetrics, Aimd, AlgorithmConfig,
     LimitAlgorithm, Sample,
@@ -363,10 +363,8 @@ impl Inner {
             let mut algorithm = self.lock_algorithm();
             let limit = match &mut *algorithm {
                 Learner::Counted(aimd) => {
-                    let closed = self
-                        .hot
-                        .window
-                        .add_locked(self.clock.ticks(), Outcome::Ignored);
+                    let window = &self.hot.window;
+                    let closed = window.settle_locked(self.clock.ticks(), window.poll_ticket());
                     Learner::close(aimd, closed)
                 }
                 Learner::Sampled(algorithm) => algorithm.poll(self.clock.now()),
@@ -415,7 +413,10 @@ impl Inner {
             }
         }
         let raised = if counting {
-            !self.hot.window.try_add(now, outcome) && self.count_locked(now, outcome)
+            match self.hot.window.add(now, outcome) {
+                None => false,
+                Some(ticket) => self.count_locked(now, ticket),
+            }
         } else {
             self.sample(now, started, in_flight, outcome)
         };
@@ -424,13 +425,13 @@ impl Inner {
         }
     }
 
-    /// An outcome that opens or closes AIMD's window, under the lock; returns whether the
-    /// limit rose.
+    /// A call whose count opened AIMD's window, filled it or found its interval passed,
+    /// settled under the lock; returns whether the limit rose.
     #[cold]
-    fn count_locked(&self, now: u64, outcome: Outcome) -> bool {
+    fn count_locked(&self, now: u64, ticket: Ticket) -> bool {
         let change = {
             let mut algorithm = self.lock_algorithm();
-            let closed = self.hot.window.add_locked(now, outcome);
+            let closed = self.hot.window.settle_locked(now, ticket);
             let limit = match &mut *algorithm {
                 Learner::Counted(aimd) => Learner::close(aimd, closed),
                 // The algorithm was replaced since this call looked: the window it counted in

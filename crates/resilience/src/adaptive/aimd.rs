@@ -27,7 +27,9 @@ pub struct AimdConfig {
     /// The limit is multiplied by this after a bad window, then truncated (0 < f < 1).
     /// Default: 0.9.
     pub decrease_factor: f64,
-    /// A window closes after this many calls with an outcome. Default: 100.
+    /// A window closes after this many calls with an outcome. Default: 100. Calls that end
+    /// on other threads while it closes join it, so a busy limiter's windows may count a
+    /// few more.
     pub measurement_window: u32,
     /// ... or this long after its first call, whichever comes first, so a quiet service still
     /// adapts. Default: 10 s.

@@ -83,8 +83,7 @@ pub trait Handle<S, Request>: Send + Sync + 'static {
     type Error;
 
     /// Handles `request` with `inner`, which `poll_ready` made ready: a layer that calls it
-    /// once calls it here, and one whose future must own it takes it, leaving a clone in its
-    /// place.
+    /// once calls it here, and one that must own it in its future ([`take_ready`]) clones it.
     /// The future owns what it uses (a handle on the layer's settings among them): services
     /// box it as it is.
     fn handle(

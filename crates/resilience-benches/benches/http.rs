@@ -20,10 +20,7 @@
 //!   `x-ratelimit-*` headers on admitted responses (ours sends its `RateLimit-*` ones),
 //!   tower's `LoadShed` over a `ConcurrencyLimit` (the load shedder and the bulkhead),
 //!   tower-resilience's circuit breaker and tower-http's timeout, with axum's
-//!   `HandleErrorLayer` turning the refusals into responses;
-//! * `axum_bare_with_state`, `composite_with_state`: the bare router and the composite again,
-//!   with a handler that reads the app's state (axum clones a route per request, and a
-//!   stateful handler's route is cloned into a box of its own).
+//!   `HandleErrorLayer` turning the refusals into responses.
 //!
 //! The overhead per request is an entry's time minus `axum_bare`'s. Because a busy machine
 //! shifts entries measured seconds apart, `composite_minus_bare` measures that difference
@@ -37,11 +34,10 @@
 
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -60,22 +56,6 @@ const PEER: SocketAddr =
 
 fn router() -> Router {
     Router::new().route("/", get(|| async { "ok" }))
-}
-
-/// An app's state, which its handlers read: axum clones each route once per request, and a
-/// route whose handler holds state clones it in a box of its own.
-#[derive(Clone)]
-struct AppState(Arc<str>);
-
-/// [`router`] with a handler that reads the app's state, as most apps' handlers do.
-fn stateful_router() -> Router<AppState> {
-    Router::new().route(
-        "/",
-        get(|State(state): State<AppState>| async move {
-            black_box(&state.0);
-            "ok"
-        }),
-    )
 }
 
 fn request() -> axum::http::Request<Body> {
@@ -155,18 +135,6 @@ fn oneshot(c: &mut Criterion) {
     // handlers into routes. Without it, a `Router` called directly re-applies its layers to
     // the handler on every request.
     let entries = entries.map(|(name, app)| (name, app.with_state(())));
-    let state = AppState(Arc::from("app"));
-    let stateful = [
-        (
-            "axum_bare_with_state",
-            stateful_router().with_state(state.clone()),
-        ),
-        (
-            "composite_with_state",
-            stateful_router().layer(composite(true)).with_state(state),
-        ),
-    ];
-    let entries = entries.into_iter().chain(stateful).collect::<Vec<_>>();
 
     let mut group = c.benchmark_group("http/oneshot");
     group.throughput(Throughput::Elements(1));

@@ -1,7 +1,6 @@
 //! [`HttpFallbackLayer`]: answer with something else when the service fails.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -178,29 +177,25 @@ where
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
 
-    fn handle(
+    async fn handle(
         self: Arc<Self>,
-        inner: &mut S,
+        mut inner: S,
         request: Request<ReqBody>,
-    ) -> impl Future<Output = Result<Self::Response, S::Error>> + Send + 'static {
-        let excluded = self.exclude.matches(request.uri().path());
-        let call = inner.call(request);
-        async move {
-            if excluded {
-                return call.await.map(passthrough);
-            }
-            match call.await {
-                Ok(response) => {
-                    let (head, body) = response.into_parts();
-                    if self.fails(&head) {
-                        drop(body);
-                        Ok(made(self.answer(&FallbackCause::Answer(&head))))
-                    } else {
-                        Ok(passthrough(Response::from_parts(head, body)))
-                    }
+    ) -> Result<Self::Response, S::Error> {
+        if self.exclude.matches(request.uri().path()) {
+            return inner.call(request).await.map(passthrough);
+        }
+        match inner.call(request).await {
+            Ok(response) => {
+                let (head, body) = response.into_parts();
+                if self.fails(&head) {
+                    drop(body);
+                    Ok(made(self.answer(&FallbackCause::Answer(&head))))
+                } else {
+                    Ok(passthrough(Response::from_parts(head, body)))
                 }
-                Err(error) => Ok(made(self.answer(&FallbackCause::Error(&error)))),
             }
+            Err(error) => Ok(made(self.answer(&FallbackCause::Error(&error)))),
         }
     }
 }

@@ -26,9 +26,9 @@ use crate::{ExcludePaths, HttpTimeoutLayer, Reply};
 /// before the box is made, so it holds the service's call alone.
 pub type ResponseFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
-/// Takes the inner service that `poll_ready` made ready, leaving a clone in its place, for a
-/// layer that calls it from its future (tower's advice: the clone may not be ready, the taken
-/// one is).
+/// Takes the inner service that `poll_ready` made ready, leaving a clone in its place
+/// (tower's advice for services that call their inner service from a future: the clone may
+/// not be ready, the taken one is).
 pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
     let clone = inner.clone();
     std::mem::replace(inner, clone)
@@ -82,13 +82,11 @@ pub trait Handle<S, Request>: Send + Sync + 'static {
     /// The inner service's error, passed through.
     type Error;
 
-    /// Handles `request` with `inner`, which `poll_ready` made ready: a layer that calls it
-    /// once calls it here, and one that must own it in its future ([`take_ready`]) clones it.
-    /// The future owns what it uses (a handle on the layer's settings among them): services
-    /// box it as it is.
+    /// Handles `request` with `inner`, which `poll_ready` made ready. The future owns what it
+    /// uses (a handle on the layer's settings among them): services box it as it is.
     fn handle(
         self: Arc<Self>,
-        inner: &mut S,
+        inner: S,
         request: Request,
     ) -> impl Future<Output = Result<Self::Response, Self::Error>> + Send + 'static;
 }
@@ -132,7 +130,7 @@ where
     H: Handle<S, Request>,
     H::Response: Send + 'static,
     H::Error: Send + 'static,
-    S: Service<H::InnerRequest, Error = H::Error> + Send + 'static,
+    S: Service<H::InnerRequest, Error = H::Error> + Clone + Send + 'static,
     Request: Send + 'static,
 {
     type Response = H::Response;
@@ -144,11 +142,8 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        Box::pin(H::handle(
-            Arc::clone(&self.shared),
-            &mut self.inner,
-            request,
-        ))
+        let inner = take_ready(&mut self.inner);
+        Box::pin(H::handle(Arc::clone(&self.shared), inner, request))
     }
 }
 
@@ -280,7 +275,7 @@ impl<G: fmt::Debug> fmt::Debug for Stack<G> {
 
 impl<S, G, ReqBody, ResBody> Handle<S, Request<ReqBody>> for Stack<G>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send,
     S::Error: Send + 'static,
     G: Stages,
@@ -293,7 +288,7 @@ where
 
     fn handle(
         self: Arc<Self>,
-        inner: &mut S,
+        inner: S,
         request: Request<ReqBody>,
     ) -> impl Future<Output = Result<Self::Response, S::Error>> + Send + 'static {
         serve(self, inner, request)
@@ -304,17 +299,16 @@ where
 /// the response body: the one place where stages become HTTP behaviour.
 ///
 /// The stages are asked before any future is made: when each can answer at once (the
-/// common case), the request is admitted or refused right here, and an admitted one is handed
-/// to the service right here too, so the future only awaits its answer. Only an admission
-/// that waits (a queue, a network round trip) gets a future of its own, boxed, which owns a
-/// clone of the service to call once it is admitted.
+/// common case), the request is admitted or refused right here, so the future only runs the
+/// call. Only an admission that waits (a queue, a network round
+/// trip) gets a future of its own, boxed, which finishes it and then runs the call alike.
 fn serve<S, G, ReqBody, ResBody>(
     shared: Arc<Stack<G>>,
-    inner: &mut S,
+    mut inner: S,
     request: Request<ReqBody>,
 ) -> impl Future<Output = Result<Response<ResponseBody<ResBody, G::Guard>>, S::Error>>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send,
     G: Stages,
     ReqBody: Send + 'static,
@@ -335,26 +329,26 @@ where
         Err(Halt::Refused(refused)) => Serve::Ready {
             answer: Some(made(refused)),
         },
-        Err(Halt::Pending(pending)) => {
-            let mut inner = take_ready(inner);
-            Serve::Wait {
-                wait: Box::pin(async move {
-                    if let Err(refused) = shared.stages.resume(pending, &parts, &mut held).await {
-                        return Ok(made(refused));
-                    }
-                    admitted(shared, &mut inner, Request::from_parts(parts, body), held).await
-                }),
-            }
-        }
+        Err(Halt::Pending(pending)) => Serve::Wait {
+            wait: Box::pin(async move {
+                if let Err(refused) = shared.stages.resume(pending, &parts, &mut held).await {
+                    return Ok(made(refused));
+                }
+                admitted(shared, inner, Request::from_parts(parts, body), held).await
+            }),
+        },
     }
 }
 
-/// Calls the service with an admitted request; the future of its answer, under the timeout
-/// unless its path is excluded, with the permits in `held` going into its body, or back at
-/// once.
+/// The service's answer to an admitted request, under the timeout unless its path is
+/// excluded, with the permits in `held` going into its body, or back at once.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice (as passed and as bound), in every request's box"
+)]
 fn admitted<S, G, ReqBody, ResBody>(
     shared: Arc<Stack<G>>,
-    inner: &mut S,
+    mut inner: S,
     request: Request<ReqBody>,
     held: G::Held,
 ) -> impl Future<Output = Result<Response<ResponseBody<ResBody, G::Guard>>, S::Error>>
@@ -363,14 +357,12 @@ where
     G: Stages,
     ResBody: Body<Data = Bytes>,
 {
-    let head_request = request.method() == Method::HEAD;
-    let timed = shared.timeout_for(request.uri().path()).is_some();
-    let call = inner.call(request);
     async move {
-        let timeout = shared.timeout.as_ref().filter(|_| timed);
-        // Pinned where it is, the service's future stays put: the timeout's layers around it
-        // move a pointer rather than the whole future, each time one wraps another.
-        let call = std::pin::pin!(call);
+        let head_request = request.method() == Method::HEAD;
+        let timeout = shared.timeout_for(request.uri().path());
+        // Made in place, the service's future stays where it is: the timeout's layers around
+        // it move a pointer rather than the whole future, each time one wraps another.
+        let call = std::pin::pin!(inner.call(request));
         match shared.run_with(timeout, call).await {
             Ok(Ok(mut response)) => {
                 shared.stages.annotate(&held, response.headers_mut());

@@ -1,7 +1,7 @@
 //! [`HttpRetryService`]: one request, sent once or as often as the policy allows.
 
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use tower_service::Service;
 use super::{Attempts, HttpRetryLayer, NotRetried, Replay, RetryBody, Settings};
 use crate::body::ResponseBody;
 use crate::replay::{buffer, Buffered, ReplayBody};
-use crate::service::{made, passthrough, take_ready, Handle, HttpService};
+use crate::service::{made, passthrough, Handle, HttpService};
 
 /// An HTTP service whose idempotent requests are retried; made by
 /// [`HttpRetryLayer`].
@@ -53,56 +53,36 @@ where
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
 
-    fn handle(
+    async fn handle(
         self: Arc<Self>,
-        inner: &mut S,
+        mut inner: S,
         request: Request<ReqBody>,
-    ) -> impl Future<Output = Result<Self::Response, S::Error>> + Send + 'static {
-        // Retries call the service again: the future owns it.
-        retry(self, take_ready(inner), request)
-    }
-}
-
-/// A request through the retry layer, with the service it may call more than once.
-async fn retry<S, T, ReqBody, ResBody>(
-    layer: Arc<HttpRetryLayer<T>>,
-    mut inner: S,
-    request: Request<ReqBody>,
-) -> Result<Response<ResponseBody<ResBody>>, S::Error>
-where
-    T: RetryBody<ReqBody> + 'static,
-    T::Body: Send,
-    S: Service<Request<T::Body>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: fmt::Display + Send + 'static,
-    ReqBody: Body<Data = Bytes> + Unpin + Send + 'static,
-    ReqBody::Error: Send,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-{
-    let shared = &layer.settings;
-    let (parts, body) = request.into_parts();
-    if shared.exclude.matches(parts.uri.path()) {
-        let once = T::from_replay(ReplayBody::streaming(body));
-        return inner
-            .call(Request::from_parts(parts, once))
-            .await
-            .map(passthrough);
-    }
-    let (body, reason) = if shared.idempotent(&parts) {
-        match buffer(body, shared.max_body_bytes).await {
-            Buffered::Whole { data, trailers } => {
-                return retried::<S, T, ReqBody, ResBody>(shared, inner, parts, data, trailers)
-                    .await;
-            }
-            Buffered::TooLarge(body) => (body, NotRetried::BodyTooLarge),
-            Buffered::Unreadable(body) => (body, NotRetried::BodyUnreadable),
+    ) -> Result<Self::Response, S::Error> {
+        let shared = &self.settings;
+        let (parts, body) = request.into_parts();
+        if shared.exclude.matches(parts.uri.path()) {
+            let once = T::from_replay(ReplayBody::streaming(body));
+            return inner
+                .call(Request::from_parts(parts, once))
+                .await
+                .map(passthrough);
         }
-    } else {
-        (ReplayBody::streaming(body), NotRetried::NonIdempotentMethod)
-    };
-    let once = Request::from_parts(parts, T::from_replay(body));
-    let response = inner.call(once).await?;
-    Ok(passthrough(shared.skipped(response, reason)))
+        let (body, reason) = if shared.idempotent(&parts) {
+            match buffer(body, shared.max_body_bytes).await {
+                Buffered::Whole { data, trailers } => {
+                    return retried::<S, T, ReqBody, ResBody>(shared, inner, parts, data, trailers)
+                        .await;
+                }
+                Buffered::TooLarge(body) => (body, NotRetried::BodyTooLarge),
+                Buffered::Unreadable(body) => (body, NotRetried::BodyUnreadable),
+            }
+        } else {
+            (ReplayBody::streaming(body), NotRetried::NonIdempotentMethod)
+        };
+        let once = Request::from_parts(parts, T::from_replay(body));
+        let response = inner.call(once).await?;
+        Ok(passthrough(shared.skipped(response, reason)))
+    }
 }
 
 /// Sends a request with a buffered body as many times as the policy allows.

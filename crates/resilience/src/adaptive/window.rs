@@ -74,8 +74,7 @@ pub(super) struct Ticket {
 
 #[derive(Debug)]
 pub(super) struct SharedWindow {
-    /// Every ending call adds to it: on cache lines of its own, away from the fields calls
-    /// only read.
+    /// The current window's generation and counts: every counted call adds to it.
     word: AtomicU64,
     /// When the current window's first call ended, in ticks of the limiter's clock
     /// ([`UNOPENED`] until that call has recorded it under the lock).

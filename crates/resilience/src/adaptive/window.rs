@@ -172,10 +172,12 @@ impl SharedWindow {
             // Closed since the call was counted in it, the call among its counts.
             return None;
         }
-        if ticket.opened {
+        let opened = if ticket.opened {
             self.opened.store(now, Ordering::Release);
-        }
-        let opened = self.opened.load(Ordering::Relaxed);
+            now
+        } else {
+            self.opened.load(Ordering::Relaxed)
+        };
         let samples = u64::from(self.samples.load(Ordering::Relaxed));
         let interval = self.interval.load(Ordering::Relaxed);
         let counted = count_of(word);
